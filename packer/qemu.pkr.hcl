@@ -1,0 +1,121 @@
+# parbake: bake one image layer on the local VM target with Packer's qemu builder.
+# parbake fills in every variable with a generated var-file (parbake.pkrvars.json).
+# Works with Packer 1.6.6 (Debian) as is; with Packer 1.7+ parbake also writes
+# required_plugins.pkr.hcl next to it (see packer/plugins/) and runs `packer init`.
+
+variable "layer_name" {
+  type = string
+}
+variable "layer_hash" {
+  type = string
+}
+variable "base_disk" {
+  type        = string
+  description = "qcow2 the layer starts from: the source disk (layer 1) or layer 1's output (layer 2)"
+}
+variable "base_checksum" {
+  type    = string
+  default = "none"
+}
+variable "kernel" {
+  type = string
+}
+variable "initrd" {
+  type = string
+}
+variable "kernel_append" {
+  type = string
+}
+variable "accelerator" {
+  type    = string
+  default = "tcg"
+}
+variable "cpu_model" {
+  type    = string
+  default = "max"
+}
+variable "cpus" {
+  type    = number
+  default = 2
+}
+variable "memory" {
+  type    = number
+  default = 1024
+}
+variable "output_directory" {
+  type = string
+}
+variable "vm_name" {
+  type    = string
+  default = "disk.qcow2"
+}
+variable "serial_log" {
+  type = string
+}
+variable "seed_dir" {
+  type        = string
+  description = "NoCloud seed (user-data, meta-data) that authorises parbake's one-time SSH key"
+}
+variable "ssh_user" {
+  type = string
+}
+variable "ssh_private_key_file" {
+  type = string
+}
+variable "ssh_timeout" {
+  type    = string
+  default = "20m"
+}
+variable "payload_dir" {
+  type = string
+}
+
+source "qemu" "layer" {
+  disk_image       = true
+  iso_url          = var.base_disk
+  iso_checksum     = var.base_checksum
+  use_backing_file = false
+  skip_resize_disk = true
+  format           = "qcow2"
+  headless         = true
+  accelerator      = var.accelerator
+  cpus             = var.cpus
+  memory           = var.memory
+  net_device       = "virtio-net"
+  disk_interface   = "virtio"
+  output_directory = var.output_directory
+  vm_name          = var.vm_name
+  qemuargs = [
+    ["-kernel", var.kernel],
+    ["-initrd", var.initrd],
+    ["-append", var.kernel_append],
+    ["-cpu", var.cpu_model],
+    ["-serial", "file:${var.serial_log}"],
+  ]
+  cd_files             = ["${var.seed_dir}/user-data", "${var.seed_dir}/meta-data"]
+  cd_label             = "cidata"
+  communicator         = "ssh"
+  ssh_username         = var.ssh_user
+  ssh_private_key_file = var.ssh_private_key_file
+  ssh_timeout          = var.ssh_timeout
+  shutdown_command     = "sudo systemctl poweroff"
+}
+
+build {
+  sources = ["source.qemu.layer"]
+
+  provisioner "file" {
+    source      = "${var.payload_dir}/"
+    destination = "/tmp/parbake-payload"
+  }
+
+  provisioner "shell" {
+    execute_command = "sudo sh -c '{{ .Vars }} {{ .Path }}'"
+    inline          = ["sh /tmp/parbake-payload/bake.sh"]
+  }
+
+  provisioner "shell" {
+    execute_command = "sudo sh -c '{{ .Vars }} {{ .Path }}'"
+    inline          = ["sh /tmp/parbake-payload/clean.sh"]
+  }
+}

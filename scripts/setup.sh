@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs everything parbake drives, on a fresh Debian 12 machine. Idempotent.
+#   - Debian: packer (1.6.6), mmdebstrap, debootstrap, cloud-image-utils, e2fsprogs, python3-venv
+#   - qemu-system-x86 from bookworm-backports, matching the backports qemu-utils
+#   - cloud-init from Debian, unpacked with dpkg -x into .tools/cloud-init (no boot services on the host)
+#   - a pinned ansible-core (and later moto) in the project-local .venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS=$ROOT/.tools
+VENV=$ROOT/.venv
+ANSIBLE_CORE_VERSION=2.14.18   # the same minor as Debian bookworm's ansible-core, which runs on the images
+MOTO_VERSION=5.2.5
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+have_pkgs() { for p in "$@"; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || return 1; done; }
+
+APT_PKGS=(packer mmdebstrap debootstrap cloud-image-utils e2fsprogs python3-venv python3-yaml python3-jinja2
+          python3-jsonschema python3-jsonpatch python3-configobj python3-requests python3-netifaces
+          openssh-client xorriso curl ca-certificates make)
+if ! have_pkgs "${APT_PKGS[@]}"; then
+  say "installing Debian packages: ${APT_PKGS[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${APT_PKGS[@]}" >/dev/null
+fi
+
+# qemu: the machine may ship qemu-utils from bookworm-backports, which conflicts with bookworm's
+# qemu-system-x86. Install qemu-system-x86 from the same suite as qemu-utils, without editing /etc.
+if ! command -v qemu-system-x86_64 >/dev/null; then
+  qutils=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+  if [[ "$qutils" == *bpo12* ]]; then
+    say "qemu-utils $qutils is from bookworm-backports: installing qemu-system-x86 from bookworm-backports"
+    list=$TOOLS/apt/backports.list
+    mkdir -p "$TOOLS/apt"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main" > "$list"
+    APT_BPO=(-o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=/etc/apt/sources.list.d)
+    # a separate lists dir would lose the main suites; update adds backports lists beside them
+    $SUDO apt-get "${APT_BPO[@]}" update -qq
+    $SUDO apt-get "${APT_BPO[@]}" install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+    $SUDO apt-get update -qq   # restore the normal view of the lists
+  else
+    say "installing qemu-system-x86 and qemu-utils from bookworm"
+    $SUDO apt-get install -y -qq --no-install-recommends qemu-system-x86 qemu-utils >/dev/null
+  fi
+fi
+
+# cloud-init, unpacked (never installed) so the host gets no boot services.
+if [ ! -x "$TOOLS/cloud-init/usr/bin/cloud-init" ]; then
+  say "unpacking Debian's cloud-init into .tools/cloud-init"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq cloud-init >/dev/null)
+  rm -rf "$TOOLS/cloud-init"
+  mkdir -p "$TOOLS/cloud-init"
+  dpkg -x "$tmp"/cloud-init_*.deb "$TOOLS/cloud-init"
+  rm -rf "$tmp"
+fi
+mkdir -p "$TOOLS/bin"
+cat > "$TOOLS/bin/cloud-init" <<WRAP
+#!/bin/sh
+# Runs the unpacked Debian cloud-init with Debian's python3 and its libraries.
+export PYTHONPATH="$TOOLS/cloud-init/usr/lib/python3/dist-packages\${PYTHONPATH:+:\$PYTHONPATH}"
+exec /usr/bin/python3 "$TOOLS/cloud-init/usr/bin/cloud-init" "\$@"
+WRAP
+chmod +x "$TOOLS/bin/cloud-init"
+
+# Host Ansible and moto, pinned, in a project-local venv built on Debian's python3.
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating .venv"
+  /usr/bin/python3 -m venv "$VENV"
+fi
+want="ansible-core==$ANSIBLE_CORE_VERSION moto[server]==$MOTO_VERSION"
+if [ "$(cat "$VENV/.parbake-pins" 2>/dev/null)" != "$want" ]; then
+  say "installing $want into .venv"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION" "moto[server]==$MOTO_VERSION"
+  echo "$want" > "$VENV/.parbake-pins"
+fi
+
+say "ok: $(packer version | head -1), ansible-core $("$VENV/bin/ansible-playbook" --version | head -1 | grep -o '[0-9.]*\]' | tr -d ']'),"\
+" cloud-init $("$TOOLS/bin/cloud-init" --version 2>&1 | awk '{print $2}'), $(qemu-system-x86_64 --version | head -1)"

@@ -1,0 +1,306 @@
+#!/usr/bin/python3
+"""parbake-roles: runs a stack's launch roles on the instance, from the copies on the image.
+
+Installed by parbake at /opt/parbake/bin/parbake-roles; called by the user-data parbake
+generates. Re-running it by hand is safe: roles that already succeeded for the same launch
+spec are skipped (use --force to run them again).
+
+  parbake-roles launch /var/lib/parbake/launch.json [--force]
+
+Writes /var/lib/parbake/status.json (per-role status and duration), logs to
+/var/log/parbake/, prints one summary line to the console, exits 1 on failure.
+Python standard library only.
+"""
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+STATUS_FORMAT = 1
+MANIFEST_FORMAT = 1
+ROOT = os.environ.get("PARBAKE_ROOT", "/")
+HOME = os.path.join(ROOT, "opt/parbake")
+STATE = os.path.join(ROOT, "var/lib/parbake")
+LOGS = os.path.join(ROOT, "var/log/parbake")
+RUN = os.path.join(ROOT, "run/parbake")
+
+
+def now():
+    return round(time.time(), 3)
+
+
+def write_json(path, data, mode=0o644):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def console(line):
+    print(line, flush=True)
+    for dev in ("/dev/console", "/dev/ttyS0"):
+        try:
+            with open(dev, "w") as f:
+                f.write(line + "\n")
+            break
+        except OSError:
+            continue
+
+
+class Failure(Exception):
+    pass
+
+
+def check_image(spec, manifest):
+    """The image and the user-data must agree: every launch role installed with the same
+    hash, every role the user-data expects baked really baked with the same hash."""
+    image = "%s (layer %s)" % (manifest.get("layer", {}).get("name", "?"),
+                               manifest.get("layer", {}).get("hash", "?")[:12])
+    installed = manifest.get("installed", {})
+    baked = manifest.get("baked", {})
+    problems = []
+    for role in spec["roles"]:
+        have = installed.get(role["name"])
+        if have is None:
+            problems.append("role %s is not installed on image %s" % (role["name"], image))
+        elif have != role["hash"]:
+            problems.append("role %s on image %s has hash %s, user-data expects %s"
+                            % (role["name"], image, have, role["hash"]))
+    for name, want in sorted(spec.get("baked", {}).items()):
+        have = baked.get(name)
+        if have is None:
+            problems.append("role %s is not baked into image %s, user-data expects it baked"
+                            % (name, image))
+        elif have != want:
+            problems.append("baked role %s on image %s has hash %s, user-data expects %s"
+                            % (name, image, have, want))
+    if problems:
+        raise Failure("image and user-data disagree: " + "; ".join(problems)
+                      + ". Regenerate the user-data for this image (parbake userdata) or rebake.")
+
+
+def resolve_secret(name, ref):
+    if ref.startswith("file:"):
+        try:
+            with open(ref[5:]) as f:
+                return f.read().rstrip("\n")
+        except OSError as e:
+            raise Failure("secret %s: cannot read %s: %s" % (name, ref[5:], e))
+    if ref.startswith("ssm:"):
+        aws = shutil.which("aws")
+        if not aws:
+            raise Failure("secret %s: %s needs the aws CLI on the image to read SSM Parameter Store"
+                          % (name, ref))
+        out = subprocess.run([aws, "ssm", "get-parameter", "--with-decryption", "--name", ref[4:],
+                              "--query", "Parameter.Value", "--output", "text"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise Failure("secret %s: aws ssm get-parameter failed: %s" % (name, out.stderr.strip()[-300:]))
+        return out.stdout.rstrip("\n")
+    raise Failure("secret %s: unknown reference %s" % (name, ref))
+
+
+def role_results(events_path, names):
+    """Per-role status and summed task durations from parbake_events lines."""
+    res = {n: {"tasks": 0, "duration_s": 0.0, "failed": None} for n in names}
+    started = None
+    try:
+        with open(events_path) as f:
+            lines = [json.loads(l) for l in f if l.strip()]
+    except OSError:
+        lines = []
+    for ev in lines:
+        kind, role = ev.get("event"), ev.get("role")
+        if kind == "task":
+            started = ev
+        elif kind in ("ok", "changed", "skipped", "failed", "ignored") and role in res:
+            r = res[role]
+            r["tasks"] += 1
+            if started is not None:
+                r["duration_s"] = round(r["duration_s"] + ev["t"] - started["t"], 3)
+            if kind == "failed" and r["failed"] is None:
+                r["failed"] = "%s: %s" % (ev.get("task"), ev.get("msg", ""))
+            started = None
+    return res
+
+
+def launch(args):
+    with open(args.spec, "rb") as f:
+        raw = f.read()
+    spec = json.loads(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    for d in (STATE, LOGS, RUN):
+        os.makedirs(d, exist_ok=True)
+    os.chmod(RUN, 0o700)
+    lock = open(os.path.join(RUN, "lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        console("parbake: another parbake-roles run is in progress; not starting a second one")
+        return 1
+    status_path = os.path.join(STATE, "status.json")
+    previous = {}
+    try:
+        with open(status_path) as f:
+            old = json.load(f)
+        if old.get("spec_digest") == digest and not args.force:
+            previous = {r["name"]: r for r in old.get("roles", [])}
+    except (OSError, ValueError):
+        pass
+
+    started = now()
+    names = [r["name"] for r in spec["roles"]]
+    status = {
+        "format": STATUS_FORMAT, "phase": "launch", "stack": spec["stack"], "image": spec["image"],
+        "spec_digest": digest, "state": "running", "started_at": started, "finished_at": None,
+        "duration_s": None, "error": None, "log": os.path.join(LOGS, "launch.log"),
+        "roles": [{"name": n, "status": "pending", "duration_s": None} for n in names],
+    }
+    by_name = {r["name"]: r for r in status["roles"]}
+
+    def finish(state, error=None):
+        status["state"] = state
+        status["error"] = error
+        status["finished_at"] = now()
+        status["duration_s"] = round(status["finished_at"] - started, 3)
+        write_json(status_path, status)
+        counts = {}
+        for r in status["roles"]:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        failed = [r["name"] for r in status["roles"] if r["status"] == "failed"]
+        console("parbake: launch %s stack=%s roles=%d ok=%d skipped=%d failed=%d%s total=%.1fs%s"
+                % (state, spec["stack"], len(names), counts.get("ok", 0),
+                   counts.get("skipped", 0) + counts.get("baked", 0), len(failed),
+                   (" failed_role=" + failed[0]) if failed else "", status["duration_s"],
+                   (" error=" + json.dumps(error)) if error else ""))
+        return 0 if state == "done" else 1
+
+    write_json(status_path, status)
+    try:
+        manifest_path = os.path.join(HOME, "manifest.json")
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+        except OSError:
+            raise Failure("this image has no parbake manifest (%s); was it baked by parbake?" % manifest_path)
+        if manifest.get("format") != MANIFEST_FORMAT:
+            raise Failure("image manifest format %r, this runner reads %d" % (manifest.get("format"), MANIFEST_FORMAT))
+        check_image(spec, manifest)
+
+        skip = set()
+        for role in spec["roles"]:
+            n = role["name"]
+            if manifest.get("baked", {}).get(n) == role["hash"]:
+                by_name[n]["status"] = "baked"
+                skip.add(n)
+            elif previous.get(n, {}).get("status") in ("ok", "skipped"):
+                by_name[n].update(status="skipped", duration_s=0.0, note="succeeded in an earlier run")
+                skip.add(n)
+        todo = [n for n in names if n not in skip]
+        write_json(status_path, status)
+
+        if todo:
+            # Baked and already-run roles resolve to empty shims, so a launch role's meta
+            # dependency on them does not run them again.
+            shim = os.path.join(RUN, "shim")
+            shutil.rmtree(shim, ignore_errors=True)
+            for n in sorted(set(manifest.get("baked", {})) | skip):
+                os.makedirs(os.path.join(shim, n, "tasks"))
+                os.makedirs(os.path.join(shim, n, "meta"))
+                with open(os.path.join(shim, n, "tasks", "main.yml"), "w") as f:
+                    f.write("[]\n")
+                with open(os.path.join(shim, n, "meta", "main.yml"), "w") as f:
+                    f.write("dependencies: []\n")
+            play_vars = dict(spec.get("vars", {}))
+            for name, ref in sorted(spec.get("secrets", {}).items()):
+                play_vars[name] = resolve_secret(name, ref)
+            play_vars.update(parbake_stack=spec["stack"], parbake_image=spec["image"],
+                             parbake_phase="launch", parbake_layer=spec.get("layer", ""))
+            vars_path = os.path.join(RUN, "vars.json")
+            write_json(vars_path, play_vars, mode=0o600)
+            playbook = os.path.join(RUN, "launch.yml")
+            with open(playbook, "w") as f:
+                json.dump([{"name": "parbake launch %s" % spec["stack"], "hosts": "localhost",
+                            "connection": "local", "gather_facts": True,
+                            "vars_files": [vars_path], "roles": todo}], f, indent=2)
+            events = os.path.join(STATE, "launch-events.jsonl")
+            if os.path.exists(events):
+                os.unlink(events)
+            env = dict(os.environ,
+                       ANSIBLE_ROLES_PATH=shim + ":" + os.path.join(HOME, "roles"),
+                       ANSIBLE_CALLBACK_PLUGINS=os.path.join(HOME, "lib", "callback_plugins"),
+                       ANSIBLE_CALLBACKS_ENABLED="parbake_events",
+                       ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
+                       ANSIBLE_LOCAL_TEMP=os.path.join(RUN, "tmp"), PARBAKE_EVENTS=events,
+                       PYTHONUNBUFFERED="1")
+            for r in todo:
+                by_name[r]["status"] = "running"
+            write_json(status_path, status)
+            with open(os.path.join(LOGS, "launch.log"), "ab") as log:
+                log.write(("\n=== parbake launch %s at %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), " ".join(todo))).encode())
+                log.flush()
+                proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", playbook],
+                                      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN)
+            os.unlink(vars_path)
+            results = role_results(events, todo)
+            failed_msg = None
+            for n in todo:
+                r = results[n]
+                entry = by_name[n]
+                entry["duration_s"] = r["duration_s"]
+                entry["tasks"] = r["tasks"]
+                if r["failed"]:
+                    entry["status"] = "failed"
+                    entry["error"] = r["failed"]
+                    failed_msg = failed_msg or "role %s failed at %s" % (n, r["failed"])
+                elif proc.returncode != 0 and failed_msg is not None:
+                    entry["status"] = "not-run"
+                elif r["tasks"] > 0 or proc.returncode == 0:
+                    entry["status"] = "ok"
+                else:
+                    entry["status"] = "not-run"
+            if proc.returncode != 0:
+                if failed_msg is None:
+                    failed_msg = "ansible-playbook exited %d before any role failed; see %s" % (
+                        proc.returncode, status["log"])
+                    for n in todo:
+                        if by_name[n]["status"] == "ok" and results[n]["tasks"] == 0:
+                            by_name[n]["status"] = "not-run"
+                return finish("failed", failed_msg)
+        return finish("done")
+    except Failure as e:
+        for r in status["roles"]:
+            if r["status"] in ("pending", "running"):
+                r["status"] = "not-run"
+        return finish("failed", str(e))
+
+
+def main():
+    p = argparse.ArgumentParser(prog="parbake-roles", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    l = sub.add_parser("launch", help="run the launch roles named in a launch spec")
+    l.add_argument("spec")
+    l.add_argument("--force", action="store_true", help="run roles that already succeeded again")
+    args = p.parse_args()
+    try:
+        return launch(args)
+    except Exception as e:  # last resort: the status must still say failed
+        try:
+            os.makedirs(STATE, exist_ok=True)
+            write_json(os.path.join(STATE, "status.json"),
+                       {"format": STATUS_FORMAT, "phase": "launch", "state": "failed",
+                        "error": "parbake-roles crashed: %r" % (e,), "roles": []})
+        finally:
+            console("parbake: launch failed error=%s" % json.dumps("parbake-roles crashed: %r" % (e,)))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

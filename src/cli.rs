@@ -1,0 +1,175 @@
+//! Command-line interface: parses arguments, loads the project, and dispatches. stdout carries
+//! data (plans, JSON, user-data); progress and errors go to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Project;
+use crate::error::{Error, Result};
+use crate::plan::{self, PlanRequest, Target};
+use crate::render::{self, RenderOptions};
+use crate::tools::Tools;
+use crate::{report, validate, write};
+
+#[derive(Debug, Parser)]
+#[command(name = "parbake", version, about = "Layered machine images: bake the basic roles, run the rest at launch, promote with one flag")]
+pub struct Cli {
+    /// Project directory (holds images/ and roles/); default: the current directory or a parent.
+    #[arg(long, global = true, env = "PARBAKE_PROJECT")]
+    pub project: Option<PathBuf>,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Stream the raw output of the programs parbake runs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StackArgs {
+    /// The stack, by file name under images/stacks/.
+    pub stack: String,
+    /// Bake this role (and its dependencies) into the stack layer instead of running it at launch.
+    #[arg(long = "promote", value_name = "ROLE")]
+    pub promote: Vec<String>,
+    /// Where images are baked: the local VM (qemu) or EC2 (aws).
+    #[arg(long, value_enum, default_value_t = Target::Qemu)]
+    pub target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the layers, their roles and hashes, and what runs at launch.
+    Plan {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every generated file (Packer inputs, playbooks, manifests, user-data) to a directory.
+    Render {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Output directory; replaced atomically (only if empty or an earlier render).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print the stack's launch user-data (cloud-init), gzipped if it needs to be.
+    Userdata {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run the real validators (packer, ansible-playbook, cloud-init) on everything rendered.
+    Validate {
+        /// Stacks to validate (default: all).
+        stacks: Vec<String>,
+        /// Targets to validate (default: every target the image has a source for).
+        #[arg(long, value_enum)]
+        target: Vec<Target>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let start = match &cli.project {
+        Some(p) => p.clone(),
+        None => std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?,
+    };
+    let root = Project::discover(&start)?;
+    let project = Project::load(&root)?;
+    let stdout = std::io::stdout();
+    match cli.command {
+        Command::Plan { stack, json } => {
+            let plan = plan::plan(&project, &request(&stack))?;
+            let mut out = stdout.lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &plan).map_err(|e| Error::Internal(e.to_string()))?;
+                writeln!(out).ok();
+            } else {
+                let ud = render::userdata::render(&plan)?;
+                write!(out, "{}", report::plan_table(&plan, &ud)).ok();
+            }
+        }
+        Command::Render { stack, output } => {
+            let plan = plan::plan(&project, &request(&stack))?;
+            let tools = Tools::locate(&root);
+            let modern = tools.packer_version().map(crate::tools::is_modern_packer).unwrap_or(false);
+            let opts = RenderOptions {
+                modern_packer: modern,
+                ..RenderOptions::default()
+            };
+            let files = render::render_all(&project, &plan, &opts)?;
+            write::replace_tree(&output, &files)?;
+            if !cli.quiet {
+                eprintln!("wrote {} files to {}", files.len(), output.display());
+            }
+        }
+        Command::Userdata { stack, output } => {
+            let plan = plan::plan(&project, &request(&stack))?;
+            let ud = render::userdata::render(&plan)?;
+            if !cli.quiet {
+                eprintln!(
+                    "user-data for stack {}: {} bytes{} ({} launch roles)",
+                    plan.stack,
+                    ud.bytes.len(),
+                    if ud.gzipped { format!(" gzipped, {} raw", ud.text.len()) } else { String::new() },
+                    plan.launch.len()
+                );
+            }
+            match output {
+                Some(path) => write::write_file(&path, &ud.bytes)?,
+                None => {
+                    if ud.gzipped && stdout.is_terminal() {
+                        return Err(Error::user("the user-data is gzipped (binary); not writing it to a terminal")
+                            .with_hint("write it to a file with -o FILE, or pipe it"));
+                    }
+                    stdout.lock().write_all(&ud.bytes).map_err(|e| Error::io("write", "stdout", e))?;
+                }
+            }
+        }
+        Command::Validate { stacks, target, json } => {
+            let tools = Tools::locate(&root);
+            let targets = if target.is_empty() { vec![Target::Qemu, Target::Aws] } else { target };
+            let quiet = cli.quiet || json;
+            let checks = validate::run(&project, &tools, &stacks, &targets, |c| {
+                if !quiet {
+                    eprintln!("{} {:<32} {}", if c.ok { "ok  " } else { "FAIL" }, c.validator, c.subject);
+                }
+                if !c.ok {
+                    for l in c.output.lines() {
+                        eprintln!("     | {l}");
+                    }
+                }
+            })?;
+            let failed = checks.iter().filter(|c| !c.ok).count();
+            if json {
+                serde_json::to_writer_pretty(stdout.lock(), &checks).map_err(|e| Error::Internal(e.to_string()))?;
+                println!();
+            } else if !cli.quiet {
+                eprintln!("{} checks, {} failed", checks.len(), failed);
+            }
+            if failed > 0 {
+                return Err(Error::Validation { count: failed });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn request(s: &StackArgs) -> PlanRequest {
+    PlanRequest {
+        stack: s.stack.clone(),
+        promote: s.promote.clone(),
+        target: s.target,
+        source_identity: None,
+    }
+}

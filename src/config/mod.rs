@@ -1,0 +1,425 @@
+//! config: YAML on disk → a checked, typed [`Project`]. All file I/O of the definitions happens
+//! here; the planner and renderers only see the result.
+
+pub mod model;
+pub mod roles;
+pub mod vars;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use model::{AwsSource, ImageFile, QemuSource, SourceAmi, StackFile};
+pub use roles::Role;
+pub use vars::{SecretRef, VarValue, Vars};
+pub use yaml::SourceFile;
+
+/// An error at a place in a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub field: Option<String>,
+    pub message: String,
+    pub line_text: String,
+    pub hints: Vec<String>,
+}
+
+impl Located {
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    At(Box<Located>),
+    #[error("role `{role}` ({}): {message}", .path.display())]
+    Role {
+        role: String,
+        path: PathBuf,
+        message: String,
+        hints: Vec<String>,
+    },
+    #[error("unknown {kind} `{name}`")]
+    Unknown {
+        kind: &'static str,
+        name: String,
+        known: Vec<String>,
+    },
+    #[error("cannot read {}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no parbake project in {} or its parents (looked for images/ and roles/)", .start.display())]
+    NoProject { start: PathBuf },
+}
+
+impl From<Located> for ConfigError {
+    fn from(l: Located) -> Self {
+        ConfigError::At(Box::new(l))
+    }
+}
+
+impl ConfigError {
+    pub fn hints(&self) -> Vec<String> {
+        match self {
+            ConfigError::At(l) => l.hints.clone(),
+            ConfigError::Role { hints, .. } => hints.clone(),
+            ConfigError::Unknown { known, name, kind } => {
+                let mut hints = Vec::new();
+                if let Some(s) = suggest(name, known) {
+                    hints.push(format!("did you mean `{s}`?"));
+                }
+                hints.push(format!("known {kind}s: {}", known.join(", ")));
+                hints
+            }
+            ConfigError::NoProject { .. } => vec![
+                "run parbake inside a project, or pass --project DIR / set PARBAKE_PROJECT".into(),
+            ],
+            ConfigError::Io { .. } => Vec::new(),
+        }
+    }
+
+    /// The offending line with a caret under the column.
+    pub fn snippet(&self) -> Option<String> {
+        let ConfigError::At(l) = self else {
+            return None;
+        };
+        if l.line_text.is_empty() {
+            return None;
+        }
+        let n = l.line.to_string();
+        let pad = " ".repeat(n.len());
+        let caret = " ".repeat(l.column.saturating_sub(1));
+        Some(format!(
+            "{pad} |\n{n} | {}\n{pad} | {caret}^\n",
+            l.line_text
+        ))
+    }
+
+    /// The located error, if any (tests and JSON output use it).
+    pub fn located(&self) -> Option<&Located> {
+        match self {
+            ConfigError::At(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// The closest known name within a small edit distance.
+pub fn suggest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub name: String,
+    pub file: SourceFile,
+    pub def: ImageFile,
+    /// Roles copied onto the image, sorted.
+    pub installed: Vec<String>,
+    pub vars: Vars,
+    pub launch_vars: Vars,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    pub file: SourceFile,
+    pub def: StackFile,
+    pub vars: Vars,
+    pub launch_vars: Vars,
+}
+
+/// The Packer templates shipped in `packer/`, read as text.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    pub qemu: String,
+    pub amazon_ebs: String,
+    /// The `required_plugins` block for Packer 1.7+, kept in its own file because 1.6.6 rejects it.
+    pub required_plugins: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub images: BTreeMap<String, Image>,
+    pub stacks: BTreeMap<String, Stack>,
+    pub roles: BTreeMap<String, Role>,
+    pub templates: Templates,
+}
+
+impl Project {
+    /// Finds the project root: `start` or the nearest parent holding `images/` and `roles/`.
+    pub fn discover(start: &Path) -> Result<PathBuf, ConfigError> {
+        let mut dir = Some(start);
+        while let Some(d) = dir {
+            if d.join("images").is_dir() && d.join("roles").is_dir() {
+                return Ok(d.to_path_buf());
+            }
+            dir = d.parent();
+        }
+        Err(ConfigError::NoProject {
+            start: start.to_path_buf(),
+        })
+    }
+
+    pub fn load(root: &Path) -> Result<Project, ConfigError> {
+        let roles = roles::load_roles(root)?;
+        let templates = Templates {
+            qemu: read(root, "packer/qemu.pkr.hcl")?,
+            amazon_ebs: read(root, "packer/amazon-ebs.pkr.hcl")?,
+            required_plugins: read(root, "packer/plugins/required_plugins.pkr.hcl")?,
+        };
+        let mut images = BTreeMap::new();
+        for (name, file) in yaml_files(root, "images")? {
+            let def: ImageFile = file.parse()?;
+            images.insert(name.clone(), check_image(name, file, def, &roles)?);
+        }
+        let mut stacks = BTreeMap::new();
+        for (name, file) in yaml_files(root, "images/stacks")? {
+            let def: StackFile = file.parse()?;
+            stacks.insert(name.clone(), check_stack(name, file, def, &images, &roles)?);
+        }
+        for role in roles.values() {
+            for dep in &role.deps {
+                if !roles.contains_key(dep) {
+                    let file = role.meta_file.as_ref().expect("deps come from meta/main.yml");
+                    let known: Vec<String> = roles.keys().cloned().collect();
+                    let mut err = file.error_for(
+                        "dependencies",
+                        Some(dep),
+                        format!("role `{}` depends on unknown role `{dep}`", role.name),
+                    );
+                    if let Some(s) = suggest(dep, &known) {
+                        err = err.with_hint(format!("did you mean `{s}`?"));
+                    }
+                    return Err(err
+                        .with_hint(format!("roles under roles/: {}", known.join(", ")))
+                        .into());
+                }
+            }
+        }
+        Ok(Project {
+            root: root.to_path_buf(),
+            images,
+            stacks,
+            roles,
+            templates,
+        })
+    }
+
+    pub fn stack(&self, name: &str) -> Result<&Stack, ConfigError> {
+        self.stacks.get(name).ok_or_else(|| ConfigError::Unknown {
+            kind: "stack",
+            name: name.to_string(),
+            known: self.stacks.keys().cloned().collect(),
+        })
+    }
+
+    pub fn image(&self, name: &str) -> Result<&Image, ConfigError> {
+        self.images.get(name).ok_or_else(|| ConfigError::Unknown {
+            kind: "image",
+            name: name.to_string(),
+            known: self.images.keys().cloned().collect(),
+        })
+    }
+}
+
+fn read(root: &Path, rel: &str) -> Result<String, ConfigError> {
+    let path = root.join(rel);
+    std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })
+}
+
+/// `*.yml` / `*.yaml` files directly in `dir`, sorted by name, keyed by file stem.
+fn yaml_files(root: &Path, dir: &str) -> Result<Vec<(String, SourceFile)>, ConfigError> {
+    let path = root.join(dir);
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&path) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(source) => return Err(ConfigError::Io { path, source }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let p = entry.path();
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !p.is_file() || !(ext == "yml" || ext == "yaml") {
+            continue;
+        }
+        let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        out.push((stem, SourceFile::new(format!("{dir}/{name}"), read(root, &format!("{dir}/{name}"))?)));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn unknown_role(file: &SourceFile, field: &str, role: &str, roles: &BTreeMap<String, Role>) -> ConfigError {
+    let known: Vec<String> = roles.keys().cloned().collect();
+    let mut err = file.error_for(field, Some(role), format!("unknown role `{role}`"));
+    if let Some(s) = suggest(role, &known) {
+        err = err.with_hint(format!("did you mean `{s}`?"));
+    }
+    err.with_hint(format!("roles under roles/: {}", known.join(", ")))
+        .into()
+}
+
+fn check_image(
+    name: String,
+    file: SourceFile,
+    def: ImageFile,
+    roles: &BTreeMap<String, Role>,
+) -> Result<Image, ConfigError> {
+    for (field, list) in [
+        ("basic", &def.basic),
+        ("launch_only", &def.launch_only),
+        ("installed", def.installed.as_ref().unwrap_or(&Vec::new())),
+    ] {
+        for role in list {
+            if !roles.contains_key(role) {
+                return Err(unknown_role(&file, field, role, roles));
+            }
+        }
+    }
+    if def.sources.qemu.is_none() && def.sources.aws.is_none() {
+        return Err(file
+            .error_for("sources", None, "no source: add `qemu:` and/or `aws:`")
+            .into());
+    }
+    let installed: Vec<String> = match &def.installed {
+        Some(list) => {
+            let mut l = list.clone();
+            l.sort();
+            l.dedup();
+            l
+        }
+        None => roles.keys().cloned().collect(),
+    };
+    for role in def.basic.iter().chain(&def.launch_only) {
+        if !installed.contains(role) {
+            let field = if def.basic.contains(role) { "basic" } else { "launch_only" };
+            return Err(file
+                .error_for(field, Some(role), format!("role `{role}` is not in `installed`"))
+                .with_hint("add it to `installed`, or omit `installed` to install every role")
+                .into());
+        }
+    }
+    for role in &def.basic {
+        if def.launch_only.contains(role) {
+            return Err(file
+                .error_for("basic", Some(role), format!("role `{role}` is both basic and launch_only"))
+                .with_hint("a launch-only role is never baked; remove it from `basic`")
+                .into());
+        }
+    }
+    if let Some(q) = &def.sources.qemu {
+        if q.checksum != "none" && !q.checksum.starts_with("sha256:") {
+            return Err(file
+                .error_for("sources.qemu.checksum", None, "checksum must be `sha256:<hex>` or `none`")
+                .into());
+        }
+        if (q.disk_image.starts_with("http://") || q.disk_image.starts_with("https://"))
+            && q.checksum == "none"
+        {
+            return Err(file
+                .error_for("sources.qemu.checksum", None, "a downloaded disk image needs a checksum")
+                .with_hint("set `checksum: sha256:<hex>` from the image's SHA256SUMS")
+                .into());
+        }
+    }
+    let vars = vars::check(&file, "vars", &def.vars, false)?;
+    let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
+    Ok(Image {
+        name,
+        file,
+        def,
+        installed,
+        vars,
+        launch_vars,
+    })
+}
+
+fn check_stack(
+    name: String,
+    file: SourceFile,
+    def: StackFile,
+    images: &BTreeMap<String, Image>,
+    roles: &BTreeMap<String, Role>,
+) -> Result<Stack, ConfigError> {
+    let Some(image) = images.get(&def.image) else {
+        let known: Vec<String> = images.keys().cloned().collect();
+        let mut err = file.error_for("image", None, format!("unknown image `{}`", def.image));
+        if let Some(s) = suggest(&def.image, &known) {
+            err = err.with_hint(format!("did you mean `{s}`?"));
+        }
+        return Err(err
+            .with_hint(format!("images under images/: {}", known.join(", ")))
+            .into());
+    };
+    for (field, list) in [("roles", &def.roles), ("promote", &def.promote)] {
+        for role in list {
+            if !roles.contains_key(role) {
+                return Err(unknown_role(&file, field, role, roles));
+            }
+            if !image.installed.contains(role) {
+                return Err(file
+                    .error_for(
+                        field,
+                        Some(role),
+                        format!("role `{role}` is not installed on image `{}`", image.name),
+                    )
+                    .with_hint(format!("add it to `installed` in {}", image.file.display))
+                    .into());
+            }
+        }
+    }
+    let vars = vars::check(&file, "vars", &def.vars, false)?;
+    let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
+    Ok(Stack {
+        name,
+        file,
+        def,
+        vars,
+        launch_vars,
+    })
+}

@@ -1,0 +1,124 @@
+//! The typed shape of `images/*.yml` (images) and `images/stacks/*.yml` (stacks), exactly as
+//! written by users. Every struct denies unknown fields so typos are errors, not silent defaults.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFile {
+    #[serde(default)]
+    pub description: Option<String>,
+    pub sources: Sources,
+    /// Roles run at bake time in the base layer (their dependencies come along).
+    pub basic: Vec<String>,
+    /// Roles copied onto the image. Omitted: every role under `roles/`.
+    #[serde(default)]
+    pub installed: Option<Vec<String>>,
+    /// Instance-specific roles that must never be baked (hostname, registration, secrets).
+    #[serde(default)]
+    pub launch_only: Vec<String>,
+    /// Bake-time vars: passed to every role at bake and launch, part of the layer hash.
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_yaml::Value>,
+    /// Launch-time vars: passed only at launch, written into user-data, not part of any hash.
+    #[serde(default)]
+    pub launch_vars: BTreeMap<String, serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    #[serde(default)]
+    pub qemu: Option<QemuSource>,
+    #[serde(default)]
+    pub aws: Option<AwsSource>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QemuSource {
+    /// `parbake:debian-12` (built by `make base-image`), a local path, or an http(s) URL.
+    pub disk_image: String,
+    /// `sha256:<hex>` or `none` (only for `parbake:` images and local paths).
+    #[serde(default = "none")]
+    pub checksum: String,
+    pub ssh_user: String,
+    #[serde(default = "default_memory")]
+    pub memory_mb: u32,
+    #[serde(default = "default_cpus")]
+    pub cpus: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSource {
+    pub region: String,
+    pub source_ami: SourceAmi,
+    pub instance_type: String,
+    pub ssh_user: String,
+    /// AMI name template; `{image}`, `{layer}`, `{hash}` and `{timestamp}` are filled in.
+    #[serde(default = "default_ami_name")]
+    pub ami_name: String,
+    /// Regions the finished AMI is copied to (tags are re-applied there).
+    #[serde(default)]
+    pub copy_to_regions: Vec<String>,
+    #[serde(default)]
+    pub subnet_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceAmi {
+    pub owners: Vec<String>,
+    /// Name pattern with `*` wildcards, as EC2's `name` filter takes it.
+    pub name: String,
+    #[serde(default = "default_arch")]
+    pub architecture: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StackFile {
+    pub image: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The stack's roles (dependencies and the image's basic roles come along).
+    pub roles: Vec<String>,
+    /// Default promotions: roles baked into this stack's layer instead of run at launch.
+    #[serde(default)]
+    pub promote: Vec<String>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    pub launch_vars: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// `meta/parbake.yml` inside a role: parbake's own metadata, which Ansible ignores.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMetaFile {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Debian packages downloaded at bake (`apt-get install --download-only`) so the role can
+    /// run at launch without reaching a mirror.
+    #[serde(default)]
+    pub stage_apt: Vec<String>,
+}
+
+fn none() -> String {
+    "none".into()
+}
+fn default_memory() -> u32 {
+    1024
+}
+fn default_cpus() -> u32 {
+    2
+}
+fn default_arch() -> String {
+    "x86_64".into()
+}
+fn default_ami_name() -> String {
+    "parbake-{image}-{layer}-{hash}".into()
+}

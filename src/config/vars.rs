@@ -1,0 +1,173 @@
+//! Vars and their lifetimes. `vars` are bake-time (hashed, passed at bake and launch);
+//! `launch_vars` are launch-time (written into user-data, never hashed); a value tagged
+//! `!secret ssm:/name` or `!secret file:/path` is a *reference* resolved on the instance at
+//! launch. A secret's value never passes through parbake, so it can never land in user-data.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use super::yaml::SourceFile;
+use super::ConfigError;
+
+pub type Vars = BTreeMap<String, VarValue>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VarValue {
+    Plain(serde_json::Value),
+    Secret(SecretRef),
+}
+
+impl Serialize for VarValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            VarValue::Plain(v) => v.serialize(s),
+            VarValue::Secret(r) => {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("secret", &r.to_string())?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// Where the instance fetches a secret at launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// AWS SSM Parameter Store, fetched with decryption by the instance's own role.
+    Ssm(String),
+    /// A file present on the instance (mounted, or written by another agent).
+    File(String),
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Ssm(p) => write!(f, "ssm:{p}"),
+            SecretRef::File(p) => write!(f, "file:{p}"),
+        }
+    }
+}
+
+pub fn valid_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks one vars section of a file and converts it.
+pub fn check(
+    file: &SourceFile,
+    section: &str,
+    raw: &BTreeMap<String, serde_yaml::Value>,
+    launch: bool,
+) -> Result<Vars, ConfigError> {
+    let mut out = Vars::new();
+    for (name, value) in raw {
+        let path = format!("{section}.{name}");
+        if !valid_var_name(name) {
+            return Err(file
+                .error_for(&path, None, format!("`{name}` is not a valid Ansible variable name"))
+                .with_hint("use letters, digits and `_`, not starting with a digit")
+                .into());
+        }
+        if name.starts_with("parbake_") {
+            return Err(file
+                .error_for(&path, None, format!("`{name}` uses the reserved prefix `parbake_`"))
+                .with_hint("parbake sets parbake_stack, parbake_image, parbake_phase and parbake_layer itself")
+                .into());
+        }
+        let converted = match value {
+            serde_yaml::Value::Tagged(t) if t.tag == "secret" => {
+                let secret = parse_secret(file, &path, &t.value)?;
+                if !launch {
+                    return Err(file
+                        .error_for(&path, None, format!("secret `{name}` is a bake-time var"))
+                        .with_hint("secrets are fetched on the instance at launch and are never baked; move it to `launch_vars`")
+                        .into());
+                }
+                VarValue::Secret(secret)
+            }
+            other => VarValue::Plain(to_json(file, &path, other)?),
+        };
+        out.insert(name.clone(), converted);
+    }
+    Ok(out)
+}
+
+fn parse_secret(
+    file: &SourceFile,
+    path: &str,
+    value: &serde_yaml::Value,
+) -> Result<SecretRef, ConfigError> {
+    let text = value.as_str().unwrap_or("");
+    if let Some(p) = text.strip_prefix("ssm:") {
+        if !p.is_empty() {
+            return Ok(SecretRef::Ssm(p.to_string()));
+        }
+    }
+    if let Some(p) = text.strip_prefix("file:") {
+        if p.starts_with('/') {
+            return Ok(SecretRef::File(p.to_string()));
+        }
+    }
+    Err(file
+        .error_for(
+            path,
+            None,
+            "a `!secret` must name where the instance fetches it; a literal value would be written into user-data",
+        )
+        .with_hint("write `!secret ssm:/parameter/name` (SSM Parameter Store) or `!secret file:/path/on/instance`")
+        .into())
+}
+
+fn to_json(file: &SourceFile, path: &str, v: &serde_yaml::Value) -> Result<serde_json::Value, ConfigError> {
+    use serde_yaml::Value as Y;
+    Ok(match v {
+        Y::Null => serde_json::Value::Null,
+        Y::Bool(b) => (*b).into(),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into()
+            } else if let Some(u) = n.as_u64() {
+                u.into()
+            } else {
+                serde_json::Number::from_f64(n.as_f64().unwrap_or(0.0))
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null)
+            }
+        }
+        Y::String(s) => s.clone().into(),
+        Y::Sequence(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|i| to_json(file, path, i))
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(m) => {
+            let mut obj = serde_json::Map::new();
+            for (k, val) in m {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    _ => {
+                        return Err(file
+                            .error_for(path, None, "map keys in vars must be strings")
+                            .into())
+                    }
+                };
+                obj.insert(key, to_json(file, path, val)?);
+            }
+            serde_json::Value::Object(obj)
+        }
+        Y::Tagged(t) => {
+            return Err(file
+                .error_for(path, None, format!("unsupported YAML tag `!{}`", t.tag))
+                .with_hint("only a whole var can be `!secret`; other tags are not supported")
+                .into())
+        }
+    })
+}

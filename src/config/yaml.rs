@@ -1,0 +1,186 @@
+//! YAML parsing with located errors, and a small locator that finds the line of a
+//! field or list item so that semantic checks (run after parsing) can point at it too.
+
+use serde::de::DeserializeOwned;
+
+use super::{ConfigError, Located};
+
+/// A config file as read from disk: the path shown to users and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path relative to the project root, as shown in messages.
+    pub display: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn new(display: impl Into<String>, text: impl Into<String>) -> Self {
+        SourceFile {
+            display: display.into(),
+            text: text.into(),
+        }
+    }
+
+    /// Deserializes the whole file, mapping serde errors to file:line:column plus field path.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        if self.text.trim().is_empty() {
+            return Err(self
+                .error_at(1, 1, None, "the file is empty")
+                .with_hint("see images/README.md for the fields an image or stack takes")
+                .into());
+        }
+        serde_yaml::from_str(&self.text).map_err(|e| self.from_yaml_error(&e).into())
+    }
+
+    fn from_yaml_error(&self, e: &serde_yaml::Error) -> Located {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        let mut message = e.to_string();
+        if let Some(at) = message.find(" at line ") {
+            message.truncate(at);
+        }
+        // serde_yaml prefixes the field path: "sources.aws: unknown field `x`, expected ..."
+        let mut field = None;
+        if let Some((head, rest)) = message.split_once(": ") {
+            if !head.contains(' ') && !head.is_empty() {
+                field = Some(head.to_string());
+                message = rest.to_string();
+            }
+        }
+        let hint = if message.starts_with("unknown field") {
+            Some("check the spelling; every field parbake accepts is listed after `expected`")
+        } else if message.contains("missing field") {
+            Some("add the field; see the example files under images/")
+        } else if field.is_none() {
+            Some("this is a YAML syntax error; check indentation and quoting near the caret")
+        } else {
+            None
+        };
+        let located = self.error_at(line, column, field, message);
+        match hint {
+            Some(h) => located.with_hint(h),
+            None => located,
+        }
+    }
+
+    pub fn error_at(
+        &self,
+        line: usize,
+        column: usize,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> Located {
+        Located {
+            file: self.display.clone(),
+            line,
+            column,
+            field,
+            message: message.into(),
+            line_text: self
+                .text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or("")
+                .to_string(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// An error about the value at a dotted field path, optionally a list item equal to `item`.
+    pub fn error_for(&self, path: &str, item: Option<&str>, message: impl Into<String>) -> Located {
+        let (line, column) = locate(&self.text, path, item).unwrap_or((1, 1));
+        let field = match item {
+            Some(_) => path.to_string(),
+            None => path.to_string(),
+        };
+        self.error_at(line, column, Some(field), message)
+    }
+}
+
+/// Finds the 1-based (line, column) of the key at `path` (dot separated), or of the list item
+/// equal to `item` under it (block `- x` or flow `[a, x]` style). Best effort: block-style
+/// mappings as written by people; returns None when it cannot tell.
+pub fn locate(text: &str, path: &str, item: Option<&str>) -> Option<(usize, usize)> {
+    let keys: Vec<&str> = path.split('.').filter(|k| !k.is_empty()).collect();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut start = 0usize;
+    let mut min_indent: isize = -1;
+    let mut found: Option<(usize, usize)> = None;
+    for key in &keys {
+        found = None;
+        let mut i = start;
+        while i < lines.len() {
+            let line = lines[i];
+            let trimmed = line.trim_start();
+            let indent = (line.len() - trimmed.len()) as isize;
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                i += 1;
+                continue;
+            }
+            if indent <= min_indent && i > start {
+                break;
+            }
+            let bare = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+            let k = bare.split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']);
+            if k == *key && bare[k.len()..].trim_start_matches(['"', '\'']).starts_with(':') {
+                found = Some((i, indent as usize));
+                min_indent = indent;
+                start = i + 1;
+                break;
+            }
+            i += 1;
+        }
+        found?;
+    }
+    let (key_line, key_indent) = found?;
+    let Some(item) = item else {
+        return Some((key_line + 1, key_indent + 1));
+    };
+    // flow style on the key's own line, or a block list below it
+    let is_item = |token: &str| token.trim().trim_matches(['"', '\'']) == item;
+    let line = lines[key_line];
+    if let Some(open) = line.find('[') {
+        let mut offset = open + 1;
+        for token in line[open + 1..].split([',', ']']) {
+            if is_item(token) {
+                let lead = token.len() - token.trim_start().len();
+                return Some((key_line + 1, offset + lead + 1));
+            }
+            offset += token.len() + 1;
+        }
+    }
+    for (i, line) in lines.iter().enumerate().skip(key_line + 1) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if indent < key_indent || (indent == key_indent && !trimmed.starts_with('-')) {
+            break;
+        }
+        if let Some(rest) = trimmed.strip_prefix('-') {
+            let value = rest.split('#').next().unwrap_or("");
+            if is_item(value) {
+                return Some((i + 1, indent + 3));
+            }
+        }
+    }
+    Some((key_line + 1, key_indent + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "sources:\n  qemu:\n    ssh_user: debian\nbasic: [base, userz]\nroles:\n  - nginx\n  - webap  # typo\n";
+
+    #[test]
+    fn locates_nested_keys_and_items() {
+        assert_eq!(locate(DOC, "sources.qemu.ssh_user", None), Some((3, 5)));
+        assert_eq!(locate(DOC, "basic", Some("userz")), Some((4, 15)));
+        assert_eq!(locate(DOC, "roles", Some("webap")), Some((7, 5)));
+        assert_eq!(locate(DOC, "nope", None), None);
+    }
+}

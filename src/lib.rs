@@ -1,0 +1,42 @@
+//! parbake: layered machine images. Every Ansible role is installed on a base image, the
+//! basic ones run at bake, the rest run at launch from generated user-data, and
+//! `--promote ROLE` moves roles into a baked stack layer.
+//!
+//! config → plan → render → run → record. `plan` and `render` are pure.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod process;
+pub mod render;
+pub mod report;
+pub mod runtime;
+pub mod tools;
+pub mod validate;
+pub mod write;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use error::{Error, Result};
+
+/// Entry point of the binary: parse, run, print the error report, map to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { error::exit::USER } else { error::exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli::run(cli) {
+        Ok(()) => ExitCode::from(error::exit::OK),
+        Err(e) => {
+            eprint!("{}", error::Report(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! plan: which roles bake in which layer, which run at launch, and each layer's content hash.
+//! Pure: no I/O and no clock. Inputs are a loaded [`Project`] and a [`PlanRequest`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Project, Vars};
+use crate::runtime;
+
+pub const PARBAKE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Qemu,
+    Aws,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Target::Qemu => "qemu",
+            Target::Aws => "aws",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub stack: String,
+    /// `--promote` flags, added to the stack's default `promote:` list.
+    pub promote: Vec<String>,
+    pub target: Target,
+    /// The resolved identity of the source image (an AMI id, a disk checksum). When None the
+    /// declared source (owners and name pattern, path and checksum) stands in for it.
+    pub source_identity: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PlanError {
+    #[error("cannot promote launch-only role `{role}`")]
+    PromoteLaunchOnly { role: String, image: String },
+    #[error("cannot promote `{role}`: it depends on launch-only role `{dep}` (via {})", .chain.join(" → "))]
+    PromoteDependsOnLaunchOnly {
+        role: String,
+        dep: String,
+        chain: Vec<String>,
+    },
+    #[error("basic role `{role}` depends on launch-only role `{dep}` (via {})", .chain.join(" → "))]
+    BasicDependsOnLaunchOnly {
+        role: String,
+        dep: String,
+        chain: Vec<String>,
+    },
+    #[error("dependency cycle between roles: {}", .cycle.join(" → "))]
+    Cycle { cycle: Vec<String> },
+    #[error("cannot promote `{role}`: it is not one of stack `{stack}`'s roles")]
+    NotInStack {
+        role: String,
+        stack: String,
+        roles: Vec<String>,
+    },
+    #[error("unknown role `{role}`")]
+    UnknownRole { role: String, known: Vec<String> },
+    #[error("unknown stack `{stack}`")]
+    UnknownStack { stack: String, known: Vec<String> },
+    #[error("image `{image}` has no `{target}` source")]
+    NoSource { image: String, target: Target },
+}
+
+impl PlanError {
+    pub fn hints(&self) -> Vec<String> {
+        match self {
+            PlanError::PromoteLaunchOnly { image, .. } => vec![format!(
+                "launch-only roles do instance-specific work and always run at boot; they are listed under `launch_only` in images/{image}.yml"
+            )],
+            PlanError::PromoteDependsOnLaunchOnly { dep, .. } => vec![format!(
+                "a baked role cannot depend on `{dep}`, which only runs at boot; move that dependency out of the role's meta/main.yml or stop promoting it"
+            )],
+            PlanError::BasicDependsOnLaunchOnly { .. } => {
+                vec!["a basic role is baked, so none of its dependencies may be launch-only".into()]
+            }
+            PlanError::Cycle { .. } => vec![
+                "Ansible would loop or dedupe unpredictably; remove one `dependencies:` entry in the roles' meta/main.yml".into(),
+            ],
+            PlanError::NotInStack { roles, .. } => {
+                vec![format!("roles of this stack (with dependencies): {}", roles.join(", "))]
+            }
+            PlanError::UnknownRole { role, known } => {
+                let mut h = Vec::new();
+                if let Some(s) = crate::config::suggest(role, known) {
+                    h.push(format!("did you mean `{s}`?"));
+                }
+                h.push(format!("roles under roles/: {}", known.join(", ")));
+                h
+            }
+            PlanError::UnknownStack { stack, known } => {
+                let mut h = Vec::new();
+                if let Some(s) = crate::config::suggest(stack, known) {
+                    h.push(format!("did you mean `{s}`?"));
+                }
+                h.push(format!("stacks under images/stacks/: {}", known.join(", ")));
+                h
+            }
+            PlanError::NoSource { image, target } => vec![format!(
+                "add `sources.{target}` to images/{image}.yml, or choose another --target"
+            )],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    Base,
+    Stack,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Layer {
+    /// 1 for the base layer, 2 for the stack layer.
+    pub index: u8,
+    pub kind: LayerKind,
+    /// `debian12` for a base layer, `debian12-web` for a stack layer.
+    pub name: String,
+    /// `source:<identity>` for layer 1, `layer:<hash>` for layer 2.
+    pub parent: String,
+    /// Roles this layer runs, in dependency order.
+    pub runs: Vec<String>,
+    /// Every role baked into the image once this layer is done (its parents' too).
+    pub baked: Vec<String>,
+    /// Bake-time vars this layer's roles see (part of the hash).
+    pub vars: Vars,
+    /// Roles whose packages this layer downloads for later launch (`stage_apt`), with the packages.
+    pub stage_apt: BTreeMap<String, Vec<String>>,
+    /// `sha256` hex of the layer's inputs: the cache key.
+    pub hash: String,
+}
+
+impl Layer {
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..12]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Promotion {
+    pub role: String,
+    /// None: promoted explicitly. Some(r): pulled in as a dependency of promoted role r.
+    pub required_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LaunchRole {
+    pub name: String,
+    pub hash: String,
+    pub launch_only: bool,
+    /// Packages staged on the image for this role; empty means it reaches a mirror if it installs any.
+    pub staged_apt: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Plan {
+    pub parbake_version: String,
+    pub target: Target,
+    pub image: String,
+    pub stack: String,
+    pub layers: Vec<Layer>,
+    pub promoted: Vec<Promotion>,
+    pub launch: Vec<LaunchRole>,
+    /// Role name → content hash of every role installed on the image.
+    pub installed: BTreeMap<String, String>,
+    /// Vars the launch roles see: bake vars plus launch vars (secrets as references).
+    pub launch_vars: Vars,
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// The layer a stack instance boots from: the stack layer if any, else the base.
+    pub fn top(&self) -> &Layer {
+        self.layers.last().expect("a plan has at least the base layer")
+    }
+    pub fn baked(&self) -> &[String] {
+        &self.top().baked
+    }
+}
+
+/// What goes into a layer hash. Serialized as canonical JSON (sorted maps) and hashed.
+#[derive(Serialize)]
+struct HashInputs<'a> {
+    parbake_version: &'a str,
+    runtime: String,
+    target: Target,
+    kind: LayerKind,
+    parent: &'a str,
+    installed: &'a BTreeMap<String, String>,
+    runs: &'a [String],
+    vars: &'a Vars,
+    template: String,
+    source: serde_json::Value,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Dependency-first order of `roots` and everything they depend on. Roots keep their given
+/// order where dependencies allow. Errors on cycles and unknown roles.
+pub fn dependency_order(project: &Project, roots: &[String]) -> Result<Vec<String>, PlanError> {
+    fn visit(
+        project: &Project,
+        role: &str,
+        done: &mut Vec<String>,
+        path: &mut Vec<String>,
+    ) -> Result<(), PlanError> {
+        if done.iter().any(|d| d == role) {
+            return Ok(());
+        }
+        if let Some(pos) = path.iter().position(|p| p == role) {
+            let mut cycle = path[pos..].to_vec();
+            cycle.push(role.to_string());
+            return Err(PlanError::Cycle { cycle });
+        }
+        let r = project.roles.get(role).ok_or_else(|| PlanError::UnknownRole {
+            role: role.to_string(),
+            known: project.roles.keys().cloned().collect(),
+        })?;
+        path.push(role.to_string());
+        for dep in &r.deps {
+            visit(project, dep, done, path)?;
+        }
+        path.pop();
+        done.push(role.to_string());
+        Ok(())
+    }
+    let mut done = Vec::new();
+    for root in roots {
+        visit(project, root, &mut done, &mut Vec::new())?;
+    }
+    Ok(done)
+}
+
+/// The dependency chain from `from` to `to`, if `to` is reachable.
+fn chain(project: &Project, from: &str, to: &str) -> Option<Vec<String>> {
+    if from == to {
+        return Some(vec![from.to_string()]);
+    }
+    for dep in &project.roles.get(from)?.deps {
+        if let Some(mut rest) = chain(project, dep, to) {
+            rest.insert(0, from.to_string());
+            return Some(rest);
+        }
+    }
+    None
+}
+
+pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
+    let stack = project
+        .stacks
+        .get(&req.stack)
+        .ok_or_else(|| PlanError::UnknownStack {
+            stack: req.stack.clone(),
+            known: project.stacks.keys().cloned().collect(),
+        })?;
+    let image = &project.images[&stack.def.image];
+    let launch_only: BTreeSet<&str> = image.def.launch_only.iter().map(String::as_str).collect();
+
+    // the whole dependency graph must be acyclic, not only the part this stack uses
+    let all: Vec<String> = project.roles.keys().cloned().collect();
+    dependency_order(project, &all)?;
+
+    let basic = dependency_order(project, &image.def.basic)?;
+    for b in &image.def.basic {
+        for dep in dependency_order(project, std::slice::from_ref(b))? {
+            if launch_only.contains(dep.as_str()) {
+                return Err(PlanError::BasicDependsOnLaunchOnly {
+                    chain: chain(project, b, &dep).unwrap_or_default(),
+                    role: b.clone(),
+                    dep,
+                });
+            }
+        }
+    }
+
+    let mut stack_roots = image.def.basic.clone();
+    stack_roots.extend(stack.def.roles.iter().cloned());
+    let stack_all = dependency_order(project, &stack_roots)?;
+
+    // promotions: the stack's defaults, then the flags, without repeats
+    let mut explicit: Vec<String> = Vec::new();
+    for p in stack.def.promote.iter().chain(&req.promote) {
+        if !explicit.contains(p) {
+            explicit.push(p.clone());
+        }
+    }
+    let mut notes = Vec::new();
+    let mut promoted: Vec<Promotion> = Vec::new();
+    for p in &explicit {
+        if !project.roles.contains_key(p) {
+            return Err(PlanError::UnknownRole {
+                role: p.clone(),
+                known: project.roles.keys().cloned().collect(),
+            });
+        }
+        if launch_only.contains(p.as_str()) {
+            return Err(PlanError::PromoteLaunchOnly {
+                role: p.clone(),
+                image: image.name.clone(),
+            });
+        }
+        if !stack_all.contains(p) {
+            return Err(PlanError::NotInStack {
+                role: p.clone(),
+                stack: stack.name.clone(),
+                roles: stack_all.clone(),
+            });
+        }
+        if basic.contains(p) {
+            notes.push(format!(
+                "`{p}` is already baked in the base layer (basic); promoting it changes nothing"
+            ));
+            continue;
+        }
+        for dep in dependency_order(project, std::slice::from_ref(p))? {
+            if launch_only.contains(dep.as_str()) {
+                return Err(PlanError::PromoteDependsOnLaunchOnly {
+                    chain: chain(project, p, &dep).unwrap_or_default(),
+                    role: p.clone(),
+                    dep,
+                });
+            }
+            if basic.contains(&dep) || promoted.iter().any(|x| x.role == dep) {
+                continue;
+            }
+            let required_by = if explicit.contains(&dep) {
+                None
+            } else {
+                Some(p.clone())
+            };
+            promoted.push(Promotion {
+                role: dep,
+                required_by,
+            });
+        }
+    }
+    // stack layer order: dependency order restricted to the promoted set
+    let promoted_set: BTreeSet<&str> = promoted.iter().map(|p| p.role.as_str()).collect();
+    let stack_runs: Vec<String> = stack_all
+        .iter()
+        .filter(|r| promoted_set.contains(r.as_str()))
+        .cloned()
+        .collect();
+    for p in &promoted {
+        if let Some(by) = &p.required_by {
+            notes.push(format!(
+                "`{}` is promoted too: `{by}` depends on it",
+                p.role
+            ));
+        }
+    }
+
+    let installed: BTreeMap<String, String> = image
+        .installed
+        .iter()
+        .map(|r| (r.clone(), project.roles[r].hash.clone()))
+        .collect();
+
+    let (template, source) = match req.target {
+        Target::Qemu => (
+            &project.templates.qemu,
+            image.def.sources.qemu.as_ref().map(|s| serde_json::to_value(s).unwrap()),
+        ),
+        Target::Aws => (
+            &project.templates.amazon_ebs,
+            image.def.sources.aws.as_ref().map(|s| serde_json::to_value(s).unwrap()),
+        ),
+    };
+    let source = source.ok_or(PlanError::NoSource {
+        image: image.name.clone(),
+        target: req.target,
+    })?;
+    let source_identity = req.source_identity.clone().unwrap_or_else(|| match req.target {
+        Target::Qemu => {
+            let q = image.def.sources.qemu.as_ref().unwrap();
+            format!("qemu:{}@{}", q.disk_image, q.checksum)
+        }
+        Target::Aws => {
+            let a = &image.def.sources.aws.as_ref().unwrap().source_ami;
+            format!(
+                "aws:owners={};name={};arch={}",
+                a.owners.join(","),
+                a.name,
+                a.architecture
+            )
+        }
+    });
+    let template_digest = sha256_hex(template.as_bytes());
+    let runtime_digest = runtime::digest();
+
+    // staging: the base layer downloads packages for every installed role it does not run
+    let stage_apt: BTreeMap<String, Vec<String>> = image
+        .installed
+        .iter()
+        .filter(|r| !basic.contains(r))
+        .filter_map(|r| {
+            let pkgs = &project.roles[r].meta.stage_apt;
+            (!pkgs.is_empty()).then(|| (r.clone(), pkgs.clone()))
+        })
+        .collect();
+
+    let hash_layer = |kind: LayerKind, parent: &str, runs: &[String], vars: &Vars| {
+        let inputs = HashInputs {
+            parbake_version: PARBAKE_VERSION,
+            runtime: runtime_digest.clone(),
+            target: req.target,
+            kind,
+            parent,
+            installed: &installed,
+            runs,
+            vars,
+            template: template_digest.clone(),
+            source: source.clone(),
+        };
+        sha256_hex(&serde_json::to_vec(&inputs).expect("hash inputs serialize"))
+    };
+
+    let base_parent = format!("source:{source_identity}");
+    let base_vars = image.vars.clone();
+    let base = Layer {
+        index: 1,
+        kind: LayerKind::Base,
+        name: image.name.clone(),
+        hash: hash_layer(LayerKind::Base, &base_parent, &basic, &base_vars),
+        parent: base_parent,
+        runs: basic.clone(),
+        baked: basic.clone(),
+        vars: base_vars,
+        stage_apt,
+    };
+    let mut layers = vec![base];
+    if !stack_runs.is_empty() {
+        let parent = format!("layer:{}", layers[0].hash);
+        let mut vars = image.vars.clone();
+        vars.extend(stack.vars.clone());
+        let mut baked = basic.clone();
+        baked.extend(stack_runs.iter().cloned());
+        layers.push(Layer {
+            index: 2,
+            kind: LayerKind::Stack,
+            name: format!("{}-{}", image.name, stack.name),
+            hash: hash_layer(LayerKind::Stack, &parent, &stack_runs, &vars),
+            parent,
+            runs: stack_runs,
+            baked,
+            vars,
+            stage_apt: BTreeMap::new(),
+        });
+    }
+
+    let baked: BTreeSet<&str> = layers.last().unwrap().baked.iter().map(String::as_str).collect();
+    let launch: Vec<LaunchRole> = stack_all
+        .iter()
+        .filter(|r| !baked.contains(r.as_str()))
+        .map(|r| LaunchRole {
+            name: r.clone(),
+            hash: project.roles[r].hash.clone(),
+            launch_only: launch_only.contains(r.as_str()),
+            staged_apt: project.roles[r].meta.stage_apt.clone(),
+        })
+        .collect();
+
+    let mut launch_vars = image.vars.clone();
+    launch_vars.extend(stack.vars.clone());
+    launch_vars.extend(image.launch_vars.clone());
+    launch_vars.extend(stack.launch_vars.clone());
+
+    Ok(Plan {
+        parbake_version: PARBAKE_VERSION.to_string(),
+        target: req.target,
+        image: image.name.clone(),
+        stack: stack.name.clone(),
+        layers,
+        promoted,
+        launch,
+        installed,
+        launch_vars,
+        notes,
+    })
+}

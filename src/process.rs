@@ -1,0 +1,223 @@
+//! The one wrapper every external program runs through (packer, ansible-playbook, cloud-init,
+//! qemu). It shows the command shell-escaped with environment values hidden, streams merged
+//! stdout/stderr line by line to a callback, keeps the tail for errors, and names the purpose.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot run `{program}` to {purpose}")]
+    Spawn {
+        purpose: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{purpose} failed: `{command}` {status}")]
+    Failed {
+        purpose: String,
+        command: String,
+        status: String,
+        tail: Vec<String>,
+        log: Option<PathBuf>,
+    },
+    #[error("{purpose} was interrupted")]
+    Interrupted { purpose: String },
+}
+
+impl ProcessError {
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, ProcessError::Interrupted { .. })
+    }
+    pub fn is_missing_program(&self) -> bool {
+        matches!(self, ProcessError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+    pub fn hints(&self) -> Vec<String> {
+        match self {
+            ProcessError::Spawn { program, .. } => vec![format!(
+                "`{program}` is installed by `make setup` (see README); or point PARBAKE_PACKER / PARBAKE_ANSIBLE_PLAYBOOK / PARBAKE_CLOUD_INIT at it"
+            )],
+            ProcessError::Failed { log: Some(log), .. } => {
+                vec![format!("the full output is in {}", log.display())]
+            }
+            _ => Vec::new(),
+        }
+    }
+    pub fn output_tail(&self) -> Option<String> {
+        match self {
+            ProcessError::Failed { tail, .. } if !tail.is_empty() => {
+                let mut s = String::from("  last lines of output:\n");
+                for l in tail {
+                    s.push_str("  | ");
+                    s.push_str(l);
+                    s.push('\n');
+                }
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub lines: Vec<String>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+    pub fn text(&self) -> String {
+        let mut s = self.lines.join("\n");
+        s.push('\n');
+        s
+    }
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        self.lines[self.lines.len().saturating_sub(n)..].to_vec()
+    }
+}
+
+const TAIL: usize = 25;
+
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    purpose: String,
+    program: OsString,
+    args: Vec<OsString>,
+    envs: Vec<(String, OsString)>,
+    cwd: Option<PathBuf>,
+}
+
+impl Cmd {
+    /// `purpose` completes "cannot run X to …" and "… failed", e.g. "validate the qemu template".
+    pub fn new(purpose: impl Into<String>, program: impl Into<OsString>) -> Self {
+        Cmd {
+            purpose: purpose.into(),
+            program: program.into(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            cwd: None,
+        }
+    }
+    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<I, A>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<OsString>) -> Self {
+        self.envs.push((k.into(), v.into()));
+        self
+    }
+    pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_path_buf());
+        self
+    }
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+
+    /// The command line as a user could paste it, with environment values hidden.
+    pub fn display(&self) -> String {
+        let mut parts: Vec<String> = self.envs.iter().map(|(k, _)| format!("{k}=…")).collect();
+        parts.push(shell_escape::escape(self.program.to_string_lossy()).into_owned());
+        for a in &self.args {
+            parts.push(shell_escape::escape(a.to_string_lossy()).into_owned());
+        }
+        parts.join(" ")
+    }
+
+    fn expression(&self) -> duct::Expression {
+        let mut e = duct::cmd(&self.program, &self.args)
+            .stderr_to_stdout()
+            .unchecked()
+            .stdin_null();
+        for (k, v) in &self.envs {
+            e = e.env(k, v);
+        }
+        if let Some(d) = &self.cwd {
+            e = e.dir(d);
+        }
+        e
+    }
+
+    fn spawn_error(&self, source: std::io::Error) -> ProcessError {
+        ProcessError::Spawn {
+            purpose: self.purpose.clone(),
+            program: self.program.to_string_lossy().into_owned(),
+            source,
+        }
+    }
+
+    /// Runs to completion, streaming each output line to `on_line`. A non-zero exit is not an
+    /// error here; see [`Cmd::run_checked`].
+    pub fn run_streaming(&self, mut on_line: impl FnMut(Stream, &str)) -> Result<Output, ProcessError> {
+        let reader = self.expression().reader().map_err(|e| self.spawn_error(e))?;
+        let mut lines = Vec::new();
+        let mut buf = BufReader::new(&reader);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            let n = buf.read_until(b'\n', &mut raw).map_err(|e| self.spawn_error(e))?;
+            if n == 0 {
+                break;
+            }
+            let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
+            on_line(Stream::Out, &line);
+            lines.push(line);
+        }
+        let status = reader
+            .try_wait()
+            .map_err(|e| self.spawn_error(e))?
+            .map(|o| o.status)
+            .ok_or_else(|| self.spawn_error(std::io::Error::other("child still running after EOF")))?;
+        use std::os::unix::process::ExitStatusExt;
+        if status.signal() == Some(2) {
+            return Err(ProcessError::Interrupted {
+                purpose: self.purpose.clone(),
+            });
+        }
+        Ok(Output {
+            code: status.code(),
+            lines,
+        })
+    }
+
+    /// Captures output; fails with the command, status and output tail on a non-zero exit.
+    pub fn run_checked(&self) -> Result<Output, ProcessError> {
+        let out = self.run_streaming(|_, _| {})?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(self.failed(&out, None))
+        }
+    }
+
+    pub fn failed(&self, out: &Output, log: Option<PathBuf>) -> ProcessError {
+        ProcessError::Failed {
+            purpose: self.purpose.clone(),
+            command: self.display(),
+            status: match out.code {
+                Some(c) => format!("exited with status {c}"),
+                None => "was killed by a signal".into(),
+            },
+            tail: out.tail(TAIL),
+            log,
+        }
+    }
+}

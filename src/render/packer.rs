@@ -1,0 +1,170 @@
+//! Packer inputs for one layer: the template from `packer/`, the var-file that fills it in,
+//! the `required_plugins` file for Packer 1.7+, and (qemu) the NoCloud seed of the builder VM.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::{RenderOptions, RenderedFile};
+use crate::config::Project;
+use crate::plan::{Layer, LayerKind, Plan, Target};
+
+pub const TEMPLATE_FILE: &str = "template.pkr.hcl";
+pub const VAR_FILE: &str = "parbake.pkrvars.json";
+pub const PLUGINS_FILE: &str = "required_plugins.pkr.hcl";
+/// Kernel command line of every local VM (direct kernel boot).
+pub const KERNEL_APPEND: &str = "root=/dev/vda rw console=ttyS0 quiet mitigations=off net.ifnames=0";
+/// Longest EC2 tag value.
+const TAG_VALUE_MAX: usize = 256;
+
+pub fn render(project: &Project, plan: &Plan, layer: &Layer, opts: &RenderOptions) -> Vec<RenderedFile> {
+    let image = &project.images[&plan.image];
+    let (template, vars) = match plan.target {
+        Target::Qemu => {
+            let q = image.def.sources.qemu.as_ref().expect("planner checked the source");
+            let (base_disk, checksum) = match layer.kind {
+                LayerKind::Base => (opts.base_disk.clone(), q.checksum.clone()),
+                LayerKind::Stack => (
+                    format!("{}/{}/disk.qcow2", opts.store_dir, parent_hash(layer)),
+                    "none".to_string(),
+                ),
+            };
+            (
+                &project.templates.qemu,
+                json!({
+                    "layer_name": layer.name,
+                    "layer_hash": layer.hash,
+                    "base_disk": base_disk,
+                    "base_checksum": checksum,
+                    "kernel": opts.kernel,
+                    "initrd": opts.initrd,
+                    "kernel_append": KERNEL_APPEND,
+                    "accelerator": opts.accelerator,
+                    "cpus": q.cpus,
+                    "memory": q.memory_mb,
+                    "output_directory": "output",
+                    "vm_name": "disk.qcow2",
+                    "serial_log": "serial.log",
+                    "seed_dir": "seed",
+                    "ssh_user": q.ssh_user,
+                    "ssh_private_key_file": opts.ssh_private_key_file,
+                    "payload_dir": "payload",
+                }),
+            )
+        }
+        Target::Aws => {
+            let a = image.def.sources.aws.as_ref().expect("planner checked the source");
+            let source_ami = match layer.kind {
+                LayerKind::Base => &opts.source_ami,
+                LayerKind::Stack => &opts.parent_ami,
+            };
+            let mut run_tags: BTreeMap<String, String> = opts.run_tags.iter().cloned().collect();
+            run_tags.insert("parbake:layer-hash".into(), layer.hash.clone());
+            run_tags.insert("Name".into(), format!("parbake-builder-{}", layer.name));
+            (
+                &project.templates.amazon_ebs,
+                json!({
+                    "layer_name": layer.name,
+                    "layer_hash": layer.hash,
+                    "region": a.region,
+                    "source_ami": source_ami,
+                    "instance_type": a.instance_type,
+                    "ssh_user": a.ssh_user,
+                    "ami_name": ami_name(&a.ami_name, plan, layer),
+                    "ami_regions": a.copy_to_regions,
+                    "ami_tags": ami_tags(plan, layer, source_ami),
+                    "run_tags": run_tags,
+                    "subnet_id": a.subnet_id.clone().unwrap_or_default(),
+                    "endpoint_ec2": opts.ec2_endpoint,
+                    "skip_region_validation": !opts.ec2_endpoint.is_empty(),
+                    "payload_dir": "payload",
+                    "manifest_output": "packer-manifest.json",
+                }),
+            )
+        }
+    };
+    let mut files = vec![
+        RenderedFile::text(TEMPLATE_FILE, template.clone()),
+        RenderedFile::text(
+            VAR_FILE,
+            serde_json::to_string_pretty(&vars).expect("vars serialize") + "\n",
+        ),
+    ];
+    if opts.modern_packer {
+        files.push(RenderedFile::text(
+            PLUGINS_FILE,
+            project.templates.required_plugins.clone(),
+        ));
+    }
+    if plan.target == Target::Qemu {
+        let q = image.def.sources.qemu.as_ref().unwrap();
+        files.push(RenderedFile::text(
+            "seed/user-data",
+            format!(
+                "#cloud-config\n# parbake builder VM: lets Packer log in once with a key made for this bake.\nssh_authorized_keys:\n  - {}\nssh_pwauth: false\nusers:\n  - default\nsystem_info:\n  default_user:\n    name: {}\n",
+                opts.ssh_public_key, q.ssh_user
+            ),
+        ));
+        files.push(RenderedFile::text(
+            "seed/meta-data",
+            format!(
+                "instance-id: parbake-bake-{}\nlocal-hostname: parbake-bake\n",
+                layer.short_hash()
+            ),
+        ));
+    }
+    files
+}
+
+fn parent_hash(layer: &Layer) -> &str {
+    layer.parent.strip_prefix("layer:").unwrap_or(&layer.parent)
+}
+
+/// Fills `{image}`, `{layer}` and `{hash}` (12 hex) in the configured AMI name.
+pub fn ami_name(template: &str, plan: &Plan, layer: &Layer) -> String {
+    template
+        .replace("{image}", &plan.image)
+        .replace("{layer}", &layer.name)
+        .replace("{hash}", layer.short_hash())
+}
+
+/// The tags every AMI and snapshot of a layer carries: they are the registry that cache
+/// lookups, `parbake userdata --ami`, `images` and `prune` read.
+pub fn ami_tags(plan: &Plan, layer: &Layer, parent_ami: &str) -> BTreeMap<String, String> {
+    let mut tags = BTreeMap::new();
+    tags.insert("parbake:layer-hash".into(), layer.hash.clone());
+    tags.insert("parbake:layer".into(), layer.name.clone());
+    tags.insert("parbake:layer-index".into(), layer.index.to_string());
+    tags.insert("parbake:image".into(), plan.image.clone());
+    if layer.kind == LayerKind::Stack {
+        tags.insert("parbake:stack".into(), plan.stack.clone());
+        tags.insert("parbake:parent-layer".into(), parent_hash(layer).to_string());
+    }
+    tags.insert("parbake:parent-ami".into(), parent_ami.to_string());
+    tags.insert("parbake:manifest-format".into(), super::manifest::MANIFEST_FORMAT.to_string());
+    tags.insert("parbake:version".into(), plan.parbake_version.clone());
+    tags.insert("parbake:baked".into(), layer.baked.join(","));
+    // installed roles with 16-hex hash prefixes, split over as many tags as needed
+    let entries: Vec<String> = plan
+        .installed
+        .iter()
+        .map(|(r, h)| format!("{r}={}", &h.trim_start_matches("sha256:")[..16]))
+        .collect();
+    let mut chunk = String::new();
+    let mut n = 0;
+    for e in entries {
+        if !chunk.is_empty() && chunk.len() + 1 + e.len() > TAG_VALUE_MAX {
+            n += 1;
+            tags.insert(format!("parbake:installed-{n}"), std::mem::take(&mut chunk));
+        }
+        if !chunk.is_empty() {
+            chunk.push(',');
+        }
+        chunk.push_str(&e);
+    }
+    if !chunk.is_empty() {
+        n += 1;
+        tags.insert(format!("parbake:installed-{n}"), chunk);
+    }
+    tags
+}

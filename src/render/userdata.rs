@@ -1,0 +1,194 @@
+//! Launch user-data: a `#cloud-config` that writes the launch spec and hands over to the
+//! runner on the image, which runs the stack's remaining roles from the copies baked in.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::RenderError;
+use crate::config::VarValue;
+use crate::plan::Plan;
+use crate::runtime::{LAUNCH_SPEC_PATH, STATUS_PATH};
+
+/// EC2's limit on raw user-data (before base64).
+pub const USERDATA_LIMIT: usize = 16_384;
+pub const SPEC_FORMAT: u32 = 1;
+
+/// What the runner on the instance reads: which roles to run and what to check first.
+#[derive(Serialize)]
+pub struct LaunchSpec<'a> {
+    pub format: u32,
+    pub parbake_version: &'a str,
+    pub stack: &'a str,
+    pub image: &'a str,
+    pub target: String,
+    /// The layer this user-data was generated for (informational; checks are per role).
+    pub layer: &'a str,
+    pub layer_name: &'a str,
+    /// Roles the image must have baked, with their hashes.
+    pub baked: BTreeMap<&'a str, &'a str>,
+    /// Roles to run, in order, with the hash the image's copy must have.
+    pub roles: Vec<SpecRole<'a>>,
+    /// Plain vars (bake-time and launch-time).
+    pub vars: BTreeMap<&'a str, &'a serde_json::Value>,
+    /// Secret references, resolved on the instance; never values.
+    pub secrets: BTreeMap<&'a str, String>,
+}
+
+#[derive(Serialize)]
+pub struct SpecRole<'a> {
+    pub name: &'a str,
+    pub hash: &'a str,
+}
+
+pub fn spec(plan: &Plan) -> LaunchSpec<'_> {
+    let top = plan.top();
+    let mut vars = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
+    for (k, v) in &plan.launch_vars {
+        match v {
+            VarValue::Plain(v) => {
+                vars.insert(k.as_str(), v);
+            }
+            VarValue::Secret(r) => {
+                secrets.insert(k.as_str(), r.to_string());
+            }
+        }
+    }
+    LaunchSpec {
+        format: SPEC_FORMAT,
+        parbake_version: &plan.parbake_version,
+        stack: &plan.stack,
+        image: &plan.image,
+        target: plan.target.to_string(),
+        layer: &top.hash,
+        layer_name: &top.name,
+        baked: top
+            .baked
+            .iter()
+            .map(|r| (r.as_str(), plan.installed[r].as_str()))
+            .collect(),
+        roles: plan
+            .launch
+            .iter()
+            .map(|r| SpecRole {
+                name: &r.name,
+                hash: &r.hash,
+            })
+            .collect(),
+        vars,
+        secrets,
+    }
+}
+
+const BOOT_SH: &str = r#"#!/bin/sh
+# parbake launch bootstrap: hands over to the runner baked into the image.
+# Re-run by hand after a failure: sudo /opt/parbake/bin/parbake-roles launch /var/lib/parbake/launch.json
+runner=/opt/parbake/bin/parbake-roles
+if [ ! -x "$runner" ]; then
+  mkdir -p /var/lib/parbake
+  msg="this image has no parbake runtime ($runner); bake it with parbake or use a parbake image"
+  printf '{"format": 1, "phase": "launch", "state": "failed", "error": "%s", "roles": []}\n' "$msg" > /var/lib/parbake/status.json
+  echo "parbake: launch failed error=\"$msg\"" | tee /dev/console
+  exit 1
+fi
+exec "$runner" launch /var/lib/parbake/launch.json
+"#;
+
+/// Rendered user-data: the exact bytes to hand to EC2 or the NoCloud seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserData {
+    pub bytes: Vec<u8>,
+    /// The readable cloud-config (same as `bytes` unless gzipped).
+    pub text: String,
+    pub gzipped: bool,
+    /// (part, raw bytes) for size reports.
+    pub parts: Vec<(String, usize)>,
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+pub fn render(plan: &Plan) -> Result<UserData, RenderError> {
+    render_with_limit(plan, USERDATA_LIMIT)
+}
+
+pub fn render_with_limit(plan: &Plan, limit: usize) -> Result<UserData, RenderError> {
+    let spec = spec(plan);
+    let spec_json = serde_json::to_string_pretty(&spec).expect("spec serializes");
+    let roles: Vec<&str> = plan.launch.iter().map(|r| r.name.as_str()).collect();
+    let header = format!(
+        "#cloud-config\n\
+         # parbake {version}: launch user-data for stack `{stack}`, image `{image}`, layer {layer} ({hash}).\n\
+         # Runs {n} role(s) at boot from the copies on the image: {roles}.\n\
+         # Log: /var/log/parbake/launch.log  Status: {STATUS_PATH}\n",
+        version = plan.parbake_version,
+        stack = plan.stack,
+        image = plan.image,
+        layer = plan.top().name,
+        hash = plan.top().short_hash(),
+        n = roles.len(),
+        roles = if roles.is_empty() { "none".to_string() } else { roles.join(", ") },
+    );
+    let spec_part = format!(
+        "  - path: {LAUNCH_SPEC_PATH}\n    owner: root:root\n    permissions: '0600'\n    content: |\n{}",
+        indent(&spec_json, 6)
+    );
+    let boot_part = format!(
+        "  - path: /var/lib/parbake/boot.sh\n    owner: root:root\n    permissions: '0700'\n    content: |\n{}",
+        indent(BOOT_SH, 6)
+    );
+    let run_part = "runcmd:\n  - [/bin/sh, /var/lib/parbake/boot.sh]\n".to_string();
+    let text = format!("{header}write_files:\n{spec_part}{boot_part}{run_part}");
+
+    let mut parts = vec![
+        ("header comments".to_string(), header.len()),
+        (format!("launch spec {LAUNCH_SPEC_PATH}"), spec_part.len()),
+        ("bootstrap /var/lib/parbake/boot.sh".to_string(), boot_part.len()),
+        ("runcmd".to_string(), run_part.len()),
+    ];
+    let mut var_sizes: Vec<(String, usize)> = spec
+        .vars
+        .iter()
+        .map(|(k, v)| (format!("  var {k}"), v.to_string().len()))
+        .collect();
+    var_sizes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    parts.extend(var_sizes.into_iter().take(5));
+
+    if text.len() <= limit {
+        return Ok(UserData {
+            bytes: text.clone().into_bytes(),
+            text,
+            gzipped: false,
+            parts,
+        });
+    }
+    let gz = gzip(text.as_bytes());
+    if gz.len() <= limit {
+        return Ok(UserData {
+            bytes: gz,
+            text,
+            gzipped: true,
+            parts,
+        });
+    }
+    Err(RenderError::UserDataTooLarge {
+        stack: plan.stack.clone(),
+        raw: text.len(),
+        gzipped: gz.len(),
+        limit,
+        parts,
+    })
+}
+
+/// Deterministic gzip (no timestamp, no file name), so user-data is reproducible.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).expect("in-memory write");
+    enc.finish().expect("in-memory gzip")
+}

@@ -1,0 +1,25 @@
+//! The parbake runtime that every image carries under /opt/parbake: the launch runner and the
+//! Ansible callback that reports per-role events. Embedded in the binary; its digest is part of
+//! every layer hash, so a runtime change rebakes.
+
+use sha2::{Digest, Sha256};
+
+/// `/opt/parbake/bin/parbake-roles`: runs launch roles, writes status.json.
+pub const RUNNER: &str = include_str!("assets/parbake-roles.py");
+/// `/opt/parbake/lib/callback_plugins/parbake_events.py`.
+pub const CALLBACK: &str = include_str!("assets/parbake_events.py");
+
+/// Where roles and the runtime live on every image.
+pub const IMAGE_HOME: &str = "/opt/parbake";
+pub const MANIFEST_PATH: &str = "/opt/parbake/manifest.json";
+pub const STATUS_PATH: &str = "/var/lib/parbake/status.json";
+pub const LAUNCH_SPEC_PATH: &str = "/var/lib/parbake/launch.json";
+
+pub fn digest() -> String {
+    let mut h = Sha256::new();
+    for part in [RUNNER, CALLBACK] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}

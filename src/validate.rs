@@ -1,0 +1,184 @@
+//! `parbake validate`: renders every stack (as configured, with nothing promoted, and with
+//! everything promoted) for every target it has a source for, and runs the real validators:
+//! `packer validate`, `ansible-playbook --syntax-check` and `cloud-init schema`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Project;
+use crate::error::{Error, Result};
+use crate::plan::{self, Plan, PlanRequest, Target};
+use crate::process::Cmd;
+use crate::render::{self, RenderOptions};
+use crate::tools::Tools;
+use crate::write::write_tree;
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub validator: String,
+    pub subject: String,
+    pub ok: bool,
+    pub output: String,
+}
+
+/// The promotion variants each stack is validated with.
+fn variants(project: &Project, stack: &str) -> Vec<(String, Vec<String>)> {
+    let s = &project.stacks[stack];
+    let image = &project.images[&s.def.image];
+    let all: Vec<String> = s
+        .def
+        .roles
+        .iter()
+        .filter(|r| !image.def.launch_only.contains(r))
+        .filter(|r| {
+            // a role whose dependencies reach a launch-only role cannot be promoted
+            plan::dependency_order(project, std::slice::from_ref(r))
+                .map(|deps| !deps.iter().any(|d| image.def.launch_only.contains(d)))
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect();
+    let mut v = vec![("as configured".to_string(), Vec::new())];
+    if !all.is_empty() {
+        v.push(("everything promoted".to_string(), all));
+    }
+    v
+}
+
+pub fn run(project: &Project, tools: &Tools, stacks: &[String], targets: &[Target], mut progress: impl FnMut(&Check)) -> Result<Vec<Check>> {
+    let tmp = tempfile::Builder::new()
+        .prefix("parbake-validate-")
+        .tempdir()
+        .map_err(|e| Error::io("create a temp dir", std::env::temp_dir(), e))?;
+    let modern = crate::tools::is_modern_packer(tools.packer_version()?);
+    let opts = RenderOptions {
+        modern_packer: modern,
+        ..RenderOptions::default()
+    };
+    let stacks: Vec<String> = if stacks.is_empty() {
+        project.stacks.keys().cloned().collect()
+    } else {
+        for s in stacks {
+            project.stack(s)?;
+        }
+        stacks.to_vec()
+    };
+    let mut checks = Vec::new();
+    let mut n = 0;
+    for stack in &stacks {
+        for &target in targets {
+            let image = &project.images[&project.stacks[stack].def.image];
+            let has_source = match target {
+                Target::Qemu => image.def.sources.qemu.is_some(),
+                Target::Aws => image.def.sources.aws.is_some(),
+            };
+            if !has_source {
+                continue;
+            }
+            for (variant, promote) in variants(project, stack) {
+                let plan = plan::plan(
+                    project,
+                    &PlanRequest {
+                        stack: stack.clone(),
+                        promote: promote.clone(),
+                        target,
+                        source_identity: None,
+                    },
+                )?;
+                let files = render::render_all(project, &plan, &opts)?;
+                n += 1;
+                let dir = tmp.path().join(format!("{n}-{stack}-{target}"));
+                write_tree(&dir, &files)?;
+                let subject = format!("{stack} ({target}, {variant})");
+                for c in check_render(project, tools, &plan, &dir, &subject)? {
+                    progress(&c);
+                    checks.push(c);
+                }
+            }
+        }
+    }
+    Ok(checks)
+}
+
+fn outcome(validator: &str, subject: String, cmd: Cmd) -> Result<Check> {
+    let out = cmd.run_streaming(|_, _| {})?;
+    Ok(Check {
+        validator: validator.to_string(),
+        subject,
+        ok: out.success(),
+        output: out.text(),
+    })
+}
+
+fn check_render(project: &Project, tools: &Tools, plan: &Plan, dir: &Path, subject: &str) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    for layer in &plan.layers {
+        let ldir = dir.join(render::layer_dir(layer));
+        checks.push(outcome(
+            "packer validate",
+            format!("{subject} layer {} {}", layer.index, layer.name),
+            Cmd::new("validate a Packer template", &tools.packer)
+                .args(["validate", &format!("-var-file={}", render::packer::VAR_FILE), "."])
+                .cwd(&ldir),
+        )?);
+        checks.push(outcome(
+            "ansible-playbook --syntax-check",
+            format!("{subject} layer {} bake.yml", layer.index),
+            ansible_syntax(tools, project, &ldir.join("payload"), &ldir.join("payload/bake.yml")),
+        )?);
+    }
+    // what the runner will run at launch: the launch roles, baked roles shimmed
+    let launch_dir = dir.join("launch-check");
+    let shim = launch_dir.join("shim");
+    for r in plan.baked() {
+        std::fs::create_dir_all(shim.join(r).join("tasks"))
+            .map_err(|e| Error::io("create a shim", &shim, e))?;
+        std::fs::write(shim.join(r).join("tasks/main.yml"), "[]\n")
+            .map_err(|e| Error::io("write a shim", &shim, e))?;
+    }
+    let roles: Vec<&str> = plan.launch.iter().map(|r| r.name.as_str()).collect();
+    let playbook = launch_dir.join("launch.yml");
+    std::fs::create_dir_all(&launch_dir).map_err(|e| Error::io("create", &launch_dir, e))?;
+    std::fs::write(
+        &playbook,
+        serde_json::to_string_pretty(&serde_json::json!([{
+            "name": "parbake launch check", "hosts": "localhost", "connection": "local", "roles": roles
+        }]))
+        .unwrap(),
+    )
+    .map_err(|e| Error::io("write", &playbook, e))?;
+    checks.push(outcome(
+        "ansible-playbook --syntax-check",
+        format!("{subject} launch roles"),
+        ansible_syntax(tools, project, &launch_dir, &playbook),
+    )?);
+    // cloud-init reads the decompressed text
+    let ud = if dir.join("user-data.txt").exists() {
+        dir.join("user-data.txt")
+    } else {
+        dir.join("user-data")
+    };
+    checks.push(outcome(
+        "cloud-init schema",
+        format!("{subject} user-data"),
+        Cmd::new("validate user-data", &tools.cloud_init).args(["schema", "--config-file"]).arg(&ud),
+    )?);
+    Ok(checks)
+}
+
+fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path) -> Cmd {
+    let roles: PathBuf = project.root.join("roles");
+    Cmd::new("check playbook syntax", &tools.ansible_playbook)
+        .args(["--syntax-check", "-i", "localhost,"])
+        .arg(playbook)
+        .env(
+            "ANSIBLE_ROLES_PATH",
+            format!("{}:{}", base.join("shim").display(), roles.display()),
+        )
+        .env("ANSIBLE_CONFIG", "/dev/null")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_LOCAL_TEMP", std::env::temp_dir().join("parbake-ansible-tmp"))
+        .env("ANSIBLE_HOME", std::env::temp_dir().join("parbake-ansible-home"))
+        .cwd(base)
+}
