@@ -14,7 +14,11 @@ use crate::tools::Tools;
 use crate::{report, validate, write};
 
 #[derive(Debug, Parser)]
-#[command(name = "parbake", version, about = "Layered machine images: bake the basic roles, run the rest at launch, promote with one flag")]
+#[command(
+    name = "parbake",
+    version,
+    about = "Layered machine images: bake the basic roles, run the rest at launch, promote with one flag"
+)]
 pub struct Cli {
     /// Project directory (holds images/ and roles/); default: the current directory or a parent.
     #[arg(long, global = true, env = "PARBAKE_PROJECT")]
@@ -82,7 +86,9 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     let start = match &cli.project {
         Some(p) => p.clone(),
-        None => std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?,
+        None => {
+            std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?
+        }
     };
     let root = Project::discover(&start)?;
     let project = Project::load(&root)?;
@@ -92,7 +98,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let plan = plan::plan(&project, &request(&stack))?;
             let mut out = stdout.lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &plan).map_err(|e| Error::Internal(e.to_string()))?;
+                serde_json::to_writer_pretty(&mut out, &plan)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 writeln!(out).ok();
             } else {
                 let ud = render::userdata::render(&plan)?;
@@ -102,7 +109,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Render { stack, output } => {
             let plan = plan::plan(&project, &request(&stack))?;
             let tools = Tools::locate(&root);
-            let modern = tools.packer_version().map(crate::tools::is_modern_packer).unwrap_or(false);
+            let modern = tools
+                .packer_version()
+                .map(crate::tools::is_modern_packer)
+                .unwrap_or(false);
             let opts = RenderOptions {
                 modern_packer: modern,
                 ..RenderOptions::default()
@@ -121,7 +131,11 @@ pub fn run(cli: Cli) -> Result<()> {
                     "user-data for stack {}: {} bytes{} ({} launch roles)",
                     plan.stack,
                     ud.bytes.len(),
-                    if ud.gzipped { format!(" gzipped, {} raw", ud.text.len()) } else { String::new() },
+                    if ud.gzipped {
+                        format!(" gzipped, {} raw", ud.text.len())
+                    } else {
+                        String::new()
+                    },
                     plan.launch.len()
                 );
             }
@@ -129,20 +143,38 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(path) => write::write_file(&path, &ud.bytes)?,
                 None => {
                     if ud.gzipped && stdout.is_terminal() {
-                        return Err(Error::user("the user-data is gzipped (binary); not writing it to a terminal")
-                            .with_hint("write it to a file with -o FILE, or pipe it"));
+                        return Err(Error::user(
+                            "the user-data is gzipped (binary); not writing it to a terminal",
+                        )
+                        .with_hint("write it to a file with -o FILE, or pipe it"));
                     }
-                    stdout.lock().write_all(&ud.bytes).map_err(|e| Error::io("write", "stdout", e))?;
+                    stdout
+                        .lock()
+                        .write_all(&ud.bytes)
+                        .map_err(|e| Error::io("write", "stdout", e))?;
                 }
             }
         }
-        Command::Validate { stacks, target, json } => {
+        Command::Validate {
+            stacks,
+            target,
+            json,
+        } => {
             let tools = Tools::locate(&root);
-            let targets = if target.is_empty() { vec![Target::Qemu, Target::Aws] } else { target };
+            let targets = if target.is_empty() {
+                vec![Target::Qemu, Target::Aws]
+            } else {
+                target
+            };
             let quiet = cli.quiet || json;
             let checks = validate::run(&project, &tools, &stacks, &targets, |c| {
                 if !quiet {
-                    eprintln!("{} {:<32} {}", if c.ok { "ok  " } else { "FAIL" }, c.validator, c.subject);
+                    eprintln!(
+                        "{} {:<32} {}",
+                        if c.ok { "ok  " } else { "FAIL" },
+                        c.validator,
+                        c.subject
+                    );
                 }
                 if !c.ok {
                     for l in c.output.lines() {
@@ -152,7 +184,8 @@ pub fn run(cli: Cli) -> Result<()> {
             })?;
             let failed = checks.iter().filter(|c| !c.ok).count();
             if json {
-                serde_json::to_writer_pretty(stdout.lock(), &checks).map_err(|e| Error::Internal(e.to_string()))?;
+                serde_json::to_writer_pretty(stdout.lock(), &checks)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 println!();
             } else if !cli.quiet {
                 eprintln!("{} checks, {} failed", checks.len(), failed);

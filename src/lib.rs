@@ -27,7 +27,11 @@ pub fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { error::exit::USER } else { error::exit::OK };
+            let code = if e.use_stderr() {
+                error::exit::USER
+            } else {
+                error::exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

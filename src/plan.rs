@@ -181,7 +181,9 @@ pub struct Plan {
 impl Plan {
     /// The layer a stack instance boots from: the stack layer if any, else the base.
     pub fn top(&self) -> &Layer {
-        self.layers.last().expect("a plan has at least the base layer")
+        self.layers
+            .last()
+            .expect("a plan has at least the base layer")
     }
     pub fn baked(&self) -> &[String] {
         &self.top().baked
@@ -224,10 +226,13 @@ pub fn dependency_order(project: &Project, roots: &[String]) -> Result<Vec<Strin
             cycle.push(role.to_string());
             return Err(PlanError::Cycle { cycle });
         }
-        let r = project.roles.get(role).ok_or_else(|| PlanError::UnknownRole {
-            role: role.to_string(),
-            known: project.roles.keys().cloned().collect(),
-        })?;
+        let r = project
+            .roles
+            .get(role)
+            .ok_or_else(|| PlanError::UnknownRole {
+                role: role.to_string(),
+                known: project.roles.keys().cloned().collect(),
+            })?;
         path.push(role.to_string());
         for dep in &r.deps {
             visit(project, dep, done, path)?;
@@ -371,32 +376,45 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let (template, source) = match req.target {
         Target::Qemu => (
             &project.templates.qemu,
-            image.def.sources.qemu.as_ref().map(|s| serde_json::to_value(s).unwrap()),
+            image
+                .def
+                .sources
+                .qemu
+                .as_ref()
+                .map(|s| serde_json::to_value(s).unwrap()),
         ),
         Target::Aws => (
             &project.templates.amazon_ebs,
-            image.def.sources.aws.as_ref().map(|s| serde_json::to_value(s).unwrap()),
+            image
+                .def
+                .sources
+                .aws
+                .as_ref()
+                .map(|s| serde_json::to_value(s).unwrap()),
         ),
     };
     let source = source.ok_or(PlanError::NoSource {
         image: image.name.clone(),
         target: req.target,
     })?;
-    let source_identity = req.source_identity.clone().unwrap_or_else(|| match req.target {
-        Target::Qemu => {
-            let q = image.def.sources.qemu.as_ref().unwrap();
-            format!("qemu:{}@{}", q.disk_image, q.checksum)
-        }
-        Target::Aws => {
-            let a = &image.def.sources.aws.as_ref().unwrap().source_ami;
-            format!(
-                "aws:owners={};name={};arch={}",
-                a.owners.join(","),
-                a.name,
-                a.architecture
-            )
-        }
-    });
+    let source_identity = req
+        .source_identity
+        .clone()
+        .unwrap_or_else(|| match req.target {
+            Target::Qemu => {
+                let q = image.def.sources.qemu.as_ref().unwrap();
+                format!("qemu:{}@{}", q.disk_image, q.checksum)
+            }
+            Target::Aws => {
+                let a = &image.def.sources.aws.as_ref().unwrap().source_ami;
+                format!(
+                    "aws:owners={};name={};arch={}",
+                    a.owners.join(","),
+                    a.name,
+                    a.architecture
+                )
+            }
+        });
     let template_digest = sha256_hex(template.as_bytes());
     let runtime_digest = runtime::digest();
 
@@ -460,7 +478,13 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         });
     }
 
-    let baked: BTreeSet<&str> = layers.last().unwrap().baked.iter().map(String::as_str).collect();
+    let baked: BTreeSet<&str> = layers
+        .last()
+        .unwrap()
+        .baked
+        .iter()
+        .map(String::as_str)
+        .collect();
     let launch: Vec<LaunchRole> = stack_all
         .iter()
         .filter(|r| !baked.contains(r.as_str()))

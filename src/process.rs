@@ -166,18 +166,28 @@ impl Cmd {
 
     /// Runs to completion, streaming each output line to `on_line`. A non-zero exit is not an
     /// error here; see [`Cmd::run_checked`].
-    pub fn run_streaming(&self, mut on_line: impl FnMut(Stream, &str)) -> Result<Output, ProcessError> {
-        let reader = self.expression().reader().map_err(|e| self.spawn_error(e))?;
+    pub fn run_streaming(
+        &self,
+        mut on_line: impl FnMut(Stream, &str),
+    ) -> Result<Output, ProcessError> {
+        let reader = self
+            .expression()
+            .reader()
+            .map_err(|e| self.spawn_error(e))?;
         let mut lines = Vec::new();
         let mut buf = BufReader::new(&reader);
         let mut raw = Vec::new();
         loop {
             raw.clear();
-            let n = buf.read_until(b'\n', &mut raw).map_err(|e| self.spawn_error(e))?;
+            let n = buf
+                .read_until(b'\n', &mut raw)
+                .map_err(|e| self.spawn_error(e))?;
             if n == 0 {
                 break;
             }
-            let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
+            let line = String::from_utf8_lossy(&raw)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
             on_line(Stream::Out, &line);
             lines.push(line);
         }
@@ -185,7 +195,9 @@ impl Cmd {
             .try_wait()
             .map_err(|e| self.spawn_error(e))?
             .map(|o| o.status)
-            .ok_or_else(|| self.spawn_error(std::io::Error::other("child still running after EOF")))?;
+            .ok_or_else(|| {
+                self.spawn_error(std::io::Error::other("child still running after EOF"))
+            })?;
         use std::os::unix::process::ExitStatusExt;
         if status.signal() == Some(2) {
             return Err(ProcessError::Interrupted {

@@ -24,13 +24,23 @@ pub fn plan_table(plan: &Plan, ud: &UserData) -> String {
                 },
                 l.name.clone(),
                 l.short_hash().to_string(),
-                if l.runs.is_empty() { "-".into() } else { l.runs.join(", ") },
+                if l.runs.is_empty() {
+                    "-".into()
+                } else {
+                    l.runs.join(", ")
+                },
             ]
         })
         .collect();
     let head = ["LAYER", "KIND", "NAME", "HASH", "BAKES"];
     let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([head[i].len()])
+                .max()
+                .unwrap()
+        })
         .collect();
     let line = |cols: &[&str]| {
         let mut l = String::new();
@@ -74,9 +84,13 @@ pub fn plan_table(plan: &Plan, ud: &UserData) -> String {
             notes.push("launch-only".to_string());
         }
         if r.staged_apt.is_empty() {
-            notes.push("stages nothing: needs a mirror at boot if it installs packages".to_string());
+            notes
+                .push("stages nothing: needs a mirror at boot if it installs packages".to_string());
         } else {
-            notes.push(format!("packages staged at bake: {}", r.staged_apt.join(" ")));
+            notes.push(format!(
+                "packages staged at bake: {}",
+                r.staged_apt.join(" ")
+            ));
         }
         let _ = writeln!(s, "  {:<12} {}", r.name, notes.join("; "));
     }
@@ -84,7 +98,11 @@ pub fn plan_table(plan: &Plan, ud: &UserData) -> String {
         s,
         "\nuser-data: {} bytes{} of {} allowed",
         ud.bytes.len(),
-        if ud.gzipped { format!(" (gzipped from {})", ud.text.len()) } else { String::new() },
+        if ud.gzipped {
+            format!(" (gzipped from {})", ud.text.len())
+        } else {
+            String::new()
+        },
         crate::render::USERDATA_LIMIT
     );
     let _ = writeln!(

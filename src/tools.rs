@@ -33,8 +33,16 @@ impl Tools {
                 &[root.join(".venv/bin/ansible-playbook")],
                 "ansible-playbook",
             ),
-            cloud_init: pick("PARBAKE_CLOUD_INIT", &[root.join(".tools/bin/cloud-init")], "cloud-init"),
-            python3: pick("PARBAKE_PYTHON3", &[PathBuf::from("/usr/bin/python3")], "python3"),
+            cloud_init: pick(
+                "PARBAKE_CLOUD_INIT",
+                &[root.join(".tools/bin/cloud-init")],
+                "cloud-init",
+            ),
+            python3: pick(
+                "PARBAKE_PYTHON3",
+                &[PathBuf::from("/usr/bin/python3")],
+                "python3",
+            ),
         }
     }
 
@@ -71,7 +79,10 @@ mod tests {
     #[test]
     fn packer_versions() {
         assert_eq!(parse_packer_version("Packer v1.6.6\n"), Some((1, 6, 6)));
-        assert_eq!(parse_packer_version("Packer v1.11.2\n\nYour version..."), Some((1, 11, 2)));
+        assert_eq!(
+            parse_packer_version("Packer v1.11.2\n\nYour version..."),
+            Some((1, 11, 2))
+        );
         assert!(!is_modern_packer((1, 6, 6)));
         assert!(is_modern_packer((1, 11, 2)));
     }

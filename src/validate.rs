@@ -46,7 +46,13 @@ fn variants(project: &Project, stack: &str) -> Vec<(String, Vec<String>)> {
     v
 }
 
-pub fn run(project: &Project, tools: &Tools, stacks: &[String], targets: &[Target], mut progress: impl FnMut(&Check)) -> Result<Vec<Check>> {
+pub fn run(
+    project: &Project,
+    tools: &Tools,
+    stacks: &[String],
+    targets: &[Target],
+    mut progress: impl FnMut(&Check),
+) -> Result<Vec<Check>> {
     let tmp = tempfile::Builder::new()
         .prefix("parbake-validate-")
         .tempdir()
@@ -111,21 +117,54 @@ fn outcome(validator: &str, subject: String, cmd: Cmd) -> Result<Check> {
     })
 }
 
-fn check_render(project: &Project, tools: &Tools, plan: &Plan, dir: &Path, subject: &str) -> Result<Vec<Check>> {
+fn check_render(
+    project: &Project,
+    tools: &Tools,
+    plan: &Plan,
+    dir: &Path,
+    subject: &str,
+) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     for layer in &plan.layers {
         let ldir = dir.join(render::layer_dir(layer));
+        if plan.target == Target::Qemu {
+            // Packer checks that the SSH key file exists; bakes make a one-time key the same way
+            std::fs::create_dir_all(ldir.join("ssh")).map_err(|e| Error::io("create", &ldir, e))?;
+            Cmd::new("make a one-time SSH key", "ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "parbake-validate",
+                    "-f",
+                    "ssh/id_ed25519",
+                ])
+                .cwd(&ldir)
+                .run_checked()?;
+        }
         checks.push(outcome(
             "packer validate",
             format!("{subject} layer {} {}", layer.index, layer.name),
             Cmd::new("validate a Packer template", &tools.packer)
-                .args(["validate", &format!("-var-file={}", render::packer::VAR_FILE), "."])
+                .args([
+                    "validate",
+                    &format!("-var-file={}", render::packer::VAR_FILE),
+                    ".",
+                ])
                 .cwd(&ldir),
         )?);
         checks.push(outcome(
             "ansible-playbook --syntax-check",
             format!("{subject} layer {} bake.yml", layer.index),
-            ansible_syntax(tools, project, &ldir.join("payload"), &ldir.join("payload/bake.yml")),
+            ansible_syntax(
+                tools,
+                project,
+                &ldir.join("payload"),
+                &ldir.join("payload/bake.yml"),
+            ),
         )?);
     }
     // what the runner will run at launch: the launch roles, baked roles shimmed
@@ -162,13 +201,17 @@ fn check_render(project: &Project, tools: &Tools, plan: &Plan, dir: &Path, subje
     checks.push(outcome(
         "cloud-init schema",
         format!("{subject} user-data"),
-        Cmd::new("validate user-data", &tools.cloud_init).args(["schema", "--config-file"]).arg(&ud),
+        Cmd::new("validate user-data", &tools.cloud_init)
+            .args(["schema", "--config-file"])
+            .arg(&ud),
     )?);
     Ok(checks)
 }
 
 fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path) -> Cmd {
     let roles: PathBuf = project.root.join("roles");
+    // an empty config: the payload's ansible.cfg points at paths on the builder, not here
+    let _ = std::fs::write(base.join("ansible-validate.cfg"), "[defaults]\n");
     Cmd::new("check playbook syntax", &tools.ansible_playbook)
         .args(["--syntax-check", "-i", "localhost,"])
         .arg(playbook)
@@ -176,9 +219,15 @@ fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path
             "ANSIBLE_ROLES_PATH",
             format!("{}:{}", base.join("shim").display(), roles.display()),
         )
-        .env("ANSIBLE_CONFIG", "/dev/null")
+        .env("ANSIBLE_CONFIG", base.join("ansible-validate.cfg"))
         .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_LOCAL_TEMP", std::env::temp_dir().join("parbake-ansible-tmp"))
-        .env("ANSIBLE_HOME", std::env::temp_dir().join("parbake-ansible-home"))
+        .env(
+            "ANSIBLE_LOCAL_TEMP",
+            std::env::temp_dir().join("parbake-ansible-tmp"),
+        )
+        .env(
+            "ANSIBLE_HOME",
+            std::env::temp_dir().join("parbake-ansible-home"),
+        )
         .cwd(base)
 }

@@ -13,7 +13,8 @@ pub fn write_tree(dir: &Path, files: &[RenderedFile]) -> Result<()> {
     for f in files {
         let path = dir.join(&f.path);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("create directory", parent, e))?;
         }
         std::fs::write(&path, &f.contents).map_err(|e| Error::io("write", &path, e))?;
         if f.executable {
@@ -77,7 +78,9 @@ pub fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(&parent)
         .map_err(|e| Error::io("create a temp file in", &parent, e))?;
     use std::io::Write;
-    tmp.write_all(contents).map_err(|e| Error::io("write", tmp.path().to_path_buf(), e))?;
-    tmp.persist(path).map_err(|e| Error::io("write", path, e.error))?;
+    tmp.write_all(contents)
+        .map_err(|e| Error::io("write", tmp.path().to_path_buf(), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("write", path, e.error))?;
     Ok(())
 }

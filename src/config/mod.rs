@@ -220,7 +220,10 @@ impl Project {
         for role in roles.values() {
             for dep in &role.deps {
                 if !roles.contains_key(dep) {
-                    let file = role.meta_file.as_ref().expect("deps come from meta/main.yml");
+                    let file = role
+                        .meta_file
+                        .as_ref()
+                        .expect("deps come from meta/main.yml");
                     let known: Vec<String> = roles.keys().cloned().collect();
                     let mut err = file.error_for(
                         "dependencies",
@@ -288,13 +291,24 @@ fn yaml_files(root: &Path, dir: &str) -> Result<Vec<(String, SourceFile)>, Confi
         }
         let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
         let name = entry.file_name().to_string_lossy().into_owned();
-        out.push((stem, SourceFile::new(format!("{dir}/{name}"), read(root, &format!("{dir}/{name}"))?)));
+        out.push((
+            stem,
+            SourceFile::new(
+                format!("{dir}/{name}"),
+                read(root, &format!("{dir}/{name}"))?,
+            ),
+        ));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
-fn unknown_role(file: &SourceFile, field: &str, role: &str, roles: &BTreeMap<String, Role>) -> ConfigError {
+fn unknown_role(
+    file: &SourceFile,
+    field: &str,
+    role: &str,
+    roles: &BTreeMap<String, Role>,
+) -> ConfigError {
     let known: Vec<String> = roles.keys().cloned().collect();
     let mut err = file.error_for(field, Some(role), format!("unknown role `{role}`"));
     if let Some(s) = suggest(role, &known) {
@@ -337,9 +351,17 @@ fn check_image(
     };
     for role in def.basic.iter().chain(&def.launch_only) {
         if !installed.contains(role) {
-            let field = if def.basic.contains(role) { "basic" } else { "launch_only" };
+            let field = if def.basic.contains(role) {
+                "basic"
+            } else {
+                "launch_only"
+            };
             return Err(file
-                .error_for(field, Some(role), format!("role `{role}` is not in `installed`"))
+                .error_for(
+                    field,
+                    Some(role),
+                    format!("role `{role}` is not in `installed`"),
+                )
                 .with_hint("add it to `installed`, or omit `installed` to install every role")
                 .into());
         }
@@ -347,7 +369,11 @@ fn check_image(
     for role in &def.basic {
         if def.launch_only.contains(role) {
             return Err(file
-                .error_for("basic", Some(role), format!("role `{role}` is both basic and launch_only"))
+                .error_for(
+                    "basic",
+                    Some(role),
+                    format!("role `{role}` is both basic and launch_only"),
+                )
                 .with_hint("a launch-only role is never baked; remove it from `basic`")
                 .into());
         }
@@ -355,14 +381,22 @@ fn check_image(
     if let Some(q) = &def.sources.qemu {
         if q.checksum != "none" && !q.checksum.starts_with("sha256:") {
             return Err(file
-                .error_for("sources.qemu.checksum", None, "checksum must be `sha256:<hex>` or `none`")
+                .error_for(
+                    "sources.qemu.checksum",
+                    None,
+                    "checksum must be `sha256:<hex>` or `none`",
+                )
                 .into());
         }
         if (q.disk_image.starts_with("http://") || q.disk_image.starts_with("https://"))
             && q.checksum == "none"
         {
             return Err(file
-                .error_for("sources.qemu.checksum", None, "a downloaded disk image needs a checksum")
+                .error_for(
+                    "sources.qemu.checksum",
+                    None,
+                    "a downloaded disk image needs a checksum",
+                )
                 .with_hint("set `checksum: sha256:<hex>` from the image's SHA256SUMS")
                 .into());
         }

@@ -146,7 +146,11 @@ fn load_role(root: &Path, name: &str) -> Result<Role, ConfigError> {
 
     let parbake_meta = dir.join("meta/parbake.yml");
     let meta = if parbake_meta.is_file() {
-        SourceFile::new(format!("roles/{name}/meta/parbake.yml"), read(&parbake_meta)?).parse()?
+        SourceFile::new(
+            format!("roles/{name}/meta/parbake.yml"),
+            read(&parbake_meta)?,
+        )
+        .parse()?
     } else {
         RoleMetaFile::default()
     };

@@ -69,7 +69,11 @@ pub fn check(
         let path = format!("{section}.{name}");
         if !valid_var_name(name) {
             return Err(file
-                .error_for(&path, None, format!("`{name}` is not a valid Ansible variable name"))
+                .error_for(
+                    &path,
+                    None,
+                    format!("`{name}` is not a valid Ansible variable name"),
+                )
                 .with_hint("use letters, digits and `_`, not starting with a digit")
                 .into());
         }
@@ -123,7 +127,11 @@ fn parse_secret(
         .into())
 }
 
-fn to_json(file: &SourceFile, path: &str, v: &serde_yaml::Value) -> Result<serde_json::Value, ConfigError> {
+fn to_json(
+    file: &SourceFile,
+    path: &str,
+    v: &serde_yaml::Value,
+) -> Result<serde_json::Value, ConfigError> {
     use serde_yaml::Value as Y;
     Ok(match v {
         Y::Null => serde_json::Value::Null,

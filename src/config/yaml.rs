@@ -29,10 +29,10 @@ impl SourceFile {
                 .with_hint("see images/README.md for the fields an image or stack takes")
                 .into());
         }
-        serde_yaml::from_str(&self.text).map_err(|e| self.from_yaml_error(&e).into())
+        serde_yaml::from_str(&self.text).map_err(|e| self.locate_yaml_error(&e).into())
     }
 
-    fn from_yaml_error(&self, e: &serde_yaml::Error) -> Located {
+    fn locate_yaml_error(&self, e: &serde_yaml::Error) -> Located {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -91,11 +91,7 @@ impl SourceFile {
     /// An error about the value at a dotted field path, optionally a list item equal to `item`.
     pub fn error_for(&self, path: &str, item: Option<&str>, message: impl Into<String>) -> Located {
         let (line, column) = locate(&self.text, path, item).unwrap_or((1, 1));
-        let field = match item {
-            Some(_) => path.to_string(),
-            None => path.to_string(),
-        };
-        self.error_at(line, column, Some(field), message)
+        self.error_at(line, column, Some(path.to_string()), message)
     }
 }
 
@@ -123,8 +119,17 @@ pub fn locate(text: &str, path: &str, item: Option<&str>) -> Option<(usize, usiz
                 break;
             }
             let bare = trimmed.strip_prefix("- ").unwrap_or(trimmed);
-            let k = bare.split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']);
-            if k == *key && bare[k.len()..].trim_start_matches(['"', '\'']).starts_with(':') {
+            let k = bare
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches(['"', '\'']);
+            if k == *key
+                && bare[k.len()..]
+                    .trim_start_matches(['"', '\''])
+                    .starts_with(':')
+            {
                 found = Some((i, indent as usize));
                 min_indent = indent;
                 start = i + 1;

@@ -13,15 +13,26 @@ pub const TEMPLATE_FILE: &str = "template.pkr.hcl";
 pub const VAR_FILE: &str = "parbake.pkrvars.json";
 pub const PLUGINS_FILE: &str = "required_plugins.pkr.hcl";
 /// Kernel command line of every local VM (direct kernel boot).
-pub const KERNEL_APPEND: &str = "root=/dev/vda rw console=ttyS0 quiet mitigations=off net.ifnames=0";
+pub const KERNEL_APPEND: &str =
+    "root=/dev/vda rw console=ttyS0 quiet mitigations=off net.ifnames=0";
 /// Longest EC2 tag value.
 const TAG_VALUE_MAX: usize = 256;
 
-pub fn render(project: &Project, plan: &Plan, layer: &Layer, opts: &RenderOptions) -> Vec<RenderedFile> {
+pub fn render(
+    project: &Project,
+    plan: &Plan,
+    layer: &Layer,
+    opts: &RenderOptions,
+) -> Vec<RenderedFile> {
     let image = &project.images[&plan.image];
     let (template, vars) = match plan.target {
         Target::Qemu => {
-            let q = image.def.sources.qemu.as_ref().expect("planner checked the source");
+            let q = image
+                .def
+                .sources
+                .qemu
+                .as_ref()
+                .expect("planner checked the source");
             let (base_disk, checksum) = match layer.kind {
                 LayerKind::Base => (opts.base_disk.clone(), q.checksum.clone()),
                 LayerKind::Stack => (
@@ -53,7 +64,12 @@ pub fn render(project: &Project, plan: &Plan, layer: &Layer, opts: &RenderOption
             )
         }
         Target::Aws => {
-            let a = image.def.sources.aws.as_ref().expect("planner checked the source");
+            let a = image
+                .def
+                .sources
+                .aws
+                .as_ref()
+                .expect("planner checked the source");
             let source_ami = match layer.kind {
                 LayerKind::Base => &opts.source_ami,
                 LayerKind::Stack => &opts.parent_ami,
@@ -138,10 +154,16 @@ pub fn ami_tags(plan: &Plan, layer: &Layer, parent_ami: &str) -> BTreeMap<String
     tags.insert("parbake:image".into(), plan.image.clone());
     if layer.kind == LayerKind::Stack {
         tags.insert("parbake:stack".into(), plan.stack.clone());
-        tags.insert("parbake:parent-layer".into(), parent_hash(layer).to_string());
+        tags.insert(
+            "parbake:parent-layer".into(),
+            parent_hash(layer).to_string(),
+        );
     }
     tags.insert("parbake:parent-ami".into(), parent_ami.to_string());
-    tags.insert("parbake:manifest-format".into(), super::manifest::MANIFEST_FORMAT.to_string());
+    tags.insert(
+        "parbake:manifest-format".into(),
+        super::manifest::MANIFEST_FORMAT.to_string(),
+    );
     tags.insert("parbake:version".into(), plan.parbake_version.clone());
     tags.insert("parbake:baked".into(), layer.baked.join(","));
     // installed roles with 16-hex hash prefixes, split over as many tags as needed

@@ -30,7 +30,12 @@ pub fn bake_vars(plan: &Plan, layer: &Layer) -> Value {
     Value::Object(vars)
 }
 
-pub fn render(_project: &Project, plan: &Plan, layer: &Layer, _opts: &RenderOptions) -> Vec<RenderedFile> {
+pub fn render(
+    _project: &Project,
+    plan: &Plan,
+    layer: &Layer,
+    _opts: &RenderOptions,
+) -> Vec<RenderedFile> {
     let tag = format!("{}-{}", layer.index, layer.short_hash());
     let mut files = vec![
         RenderedFile::text("payload/bake.yml", bake_playbook(plan, layer)),
@@ -83,10 +88,20 @@ pub fn render(_project: &Project, plan: &Plan, layer: &Layer, _opts: &RenderOpti
         RenderedFile::text("payload/runtime/parbake_events.py", runtime::CALLBACK.to_string()),
     ];
     // shims: roles baked by parent layers
-    let parent_baked: Vec<&String> = layer.baked.iter().filter(|r| !layer.runs.contains(r)).collect();
+    let parent_baked: Vec<&String> = layer
+        .baked
+        .iter()
+        .filter(|r| !layer.runs.contains(r))
+        .collect();
     for role in parent_baked {
-        files.push(RenderedFile::text(format!("payload/shim/{role}/tasks/main.yml"), SHIM_TASKS));
-        files.push(RenderedFile::text(format!("payload/shim/{role}/meta/main.yml"), "dependencies: []\n"));
+        files.push(RenderedFile::text(
+            format!("payload/shim/{role}/tasks/main.yml"),
+            SHIM_TASKS,
+        ));
+        files.push(RenderedFile::text(
+            format!("payload/shim/{role}/meta/main.yml"),
+            "dependencies: []\n",
+        ));
     }
     let _ = tag;
     files
@@ -198,7 +213,11 @@ fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
         roles = if layer.runs.is_empty() {
             " []".to_string()
         } else {
-            layer.runs.iter().map(|r| format!("\n    - {r}")).collect::<String>()
+            layer
+                .runs
+                .iter()
+                .map(|r| format!("\n    - {r}"))
+                .collect::<String>()
         },
     ));
     s

@@ -147,7 +147,10 @@ pub fn render_with_limit(plan: &Plan, limit: usize) -> Result<UserData, RenderEr
     let mut parts = vec![
         ("header comments".to_string(), header.len()),
         (format!("launch spec {LAUNCH_SPEC_PATH}"), spec_part.len()),
-        ("bootstrap /var/lib/parbake/boot.sh".to_string(), boot_part.len()),
+        (
+            "bootstrap /var/lib/parbake/boot.sh".to_string(),
+            boot_part.len(),
+        ),
         ("runcmd".to_string(), run_part.len()),
     ];
     let mut var_sizes: Vec<(String, usize)> = spec

@@ -1,0 +1,311 @@
+//! Bad input: each case exits 1 with the file, line, column and field (or the role), and a hint.
+
+use crate::util::Fixture;
+
+fn fails(f: &Fixture, args: &[&str]) -> String {
+    let r = f.run(args);
+    assert_eq!(
+        r.code, 1,
+        "expected exit 1 for {args:?}; stderr:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.is_empty(),
+        "no data on stdout after an error: {}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("hint: "),
+        "every error carries a hint:\n{}",
+        r.stderr
+    );
+    r.stderr
+}
+
+fn has(stderr: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(stderr.contains(n), "missing {n:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn yaml_syntax_error_names_file_line_and_column() {
+    let f = Fixture::example();
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp\npromote: []\n",
+    );
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "error: images/stacks/web.yml:3:",
+            "YAML syntax",
+            "3 | promote: []",
+        ],
+    );
+}
+
+#[test]
+fn unknown_field_names_the_field_path_and_shows_the_line() {
+    let f = Fixture::example();
+    let path = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("    instance_type: t3.small", "    instnace_type: t3.small");
+    std::fs::write(&path, text).unwrap();
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "images/debian12.yml:",
+            "field `sources.aws`",
+            "unknown field `instnace_type`",
+            "instnace_type: t3.small\n",
+            "^",
+        ],
+    );
+}
+
+#[test]
+fn unknown_role_in_a_stack_points_at_the_item_and_suggests() {
+    let f = Fixture::example();
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webap, identity]\n",
+    );
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "images/stacks/web.yml:2:16: field `roles`: unknown role `webap`",
+            "did you mean `webapp`?",
+        ],
+    );
+}
+
+#[test]
+fn unknown_stack_on_the_command_line_suggests() {
+    let e = fails(&Fixture::example(), &["plan", "wbe"]);
+    has(&e, &["unknown stack `wbe`", "did you mean `web`?"]);
+}
+
+#[test]
+fn unknown_dependency_in_meta_points_at_the_role_file() {
+    let f = Fixture::example();
+    f.write(
+        "roles/nginx/meta/main.yml",
+        "galaxy_info:\n  author: x\ndependencies:\n  - bsae\n",
+    );
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "roles/nginx/meta/main.yml:4:5",
+            "depends on unknown role `bsae`",
+            "did you mean `base`?",
+        ],
+    );
+}
+
+#[test]
+fn role_without_tasks_main_yml_is_named() {
+    let f = Fixture::example();
+    f.write("roles/half/defaults/main.yml", "x: 1\n");
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "role `half`",
+            "has no tasks/main.yml",
+            "create roles/half/tasks/main.yml",
+        ],
+    );
+}
+
+#[test]
+fn promoting_a_launch_only_role_is_refused() {
+    let e = fails(
+        &Fixture::example(),
+        &["plan", "web", "--promote", "identity"],
+    );
+    has(
+        &e,
+        &["cannot promote launch-only role `identity`", "launch_only"],
+    );
+}
+
+#[test]
+fn a_dependency_cycle_is_refused_with_the_cycle() {
+    let f = Fixture::example();
+    f.write(
+        "roles/base/meta/main.yml",
+        "galaxy_info:\n  author: x\ndependencies: [users]\n",
+    );
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "dependency cycle between roles: base → users → base",
+            "meta/main.yml",
+        ],
+    );
+}
+
+#[test]
+fn a_literal_secret_is_refused_because_it_would_land_in_user_data() {
+    let f = Fixture::example();
+    f.write("images/stacks/web.yml", "image: debian12\nroles: [nginx, webapp, identity]\nlaunch_vars:\n  db_password: !secret hunter2\n");
+    let e = fails(&f, &["userdata", "web"]);
+    has(
+        &e,
+        &[
+            "images/stacks/web.yml:4:3",
+            "field `launch_vars.db_password`",
+            "would be written into user-data",
+            "!secret ssm:",
+        ],
+    );
+    assert!(!e.contains("hunter2\n") || e.contains("db_password: !secret hunter2"));
+}
+
+#[test]
+fn a_secret_in_bake_vars_is_refused() {
+    let f = Fixture::example();
+    f.write("images/stacks/web.yml", "image: debian12\nroles: [nginx, webapp, identity]\nvars:\n  api_key: !secret ssm:/web/api_key\n");
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "field `vars.api_key`",
+            "secret `api_key` is a bake-time var",
+            "launch_vars",
+        ],
+    );
+}
+
+#[test]
+fn a_secret_reference_reaches_user_data_as_a_reference_only() {
+    let f = Fixture::example();
+    f.write("images/stacks/web.yml", "image: debian12\nroles: [nginx, webapp, identity]\nlaunch_vars:\n  db_password: !secret ssm:/web/db_password\n");
+    let r = f.run(&["userdata", "web"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("\"db_password\": \"ssm:/web/db_password\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\"secrets\""));
+}
+
+#[test]
+fn user_data_over_budget_even_gzipped_reports_each_part() {
+    let f = Fixture::example();
+    // incompressible: 40 KiB of hex of a pseudo-random sequence
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let blob: String = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{:016x}", x)
+        })
+        .collect();
+    f.write(
+        "images/stacks/web.yml",
+        &format!(
+            "image: debian12\nroles: [nginx, webapp, identity]\nlaunch_vars:\n  blob: \"{blob}\"\n"
+        ),
+    );
+    let out = f.root().join("ud.bin");
+    let e = fails(&f, &["userdata", "web", "-o", out.to_str().unwrap()]);
+    has(
+        &e,
+        &[
+            "even gzipped",
+            "EC2 allows 16384",
+            "size of each part",
+            "var blob",
+            "launch spec",
+        ],
+    );
+    assert!(!out.exists(), "no partial output");
+}
+
+#[test]
+fn large_compressible_user_data_is_gzipped_automatically() {
+    let f = Fixture::example();
+    let blob = "abcdefgh".repeat(4000);
+    f.write(
+        "images/stacks/web.yml",
+        &format!(
+            "image: debian12\nroles: [nginx, webapp, identity]\nlaunch_vars:\n  blob: \"{blob}\"\n"
+        ),
+    );
+    let out = f.root().join("ud.gz");
+    let r = f.run(&["userdata", "web", "-o", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.len() <= 16_384);
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
+    let mut text = String::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.starts_with("#cloud-config\n") && text.contains(&blob));
+    assert!(r.stderr.contains("gzipped"));
+}
+
+#[test]
+fn a_failed_render_leaves_the_previous_render_untouched() {
+    let f = Fixture::example();
+    let out = f.root().join("out");
+    let ok = f.run(&["render", "web", "-o", out.to_str().unwrap()]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let before = std::fs::read(out.join("user-data")).unwrap();
+    let mut x: u64 = 7;
+    let blob: String = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{:016x}", x)
+        })
+        .collect();
+    f.write(
+        "images/stacks/web.yml",
+        &format!(
+            "image: debian12\nroles: [nginx, webapp, identity]\nlaunch_vars:\n  blob: \"{blob}\"\n"
+        ),
+    );
+    fails(&f, &["render", "web", "-o", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(out.join("user-data")).unwrap(), before);
+    let stray: Vec<_> = std::fs::read_dir(f.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".parbake"))
+        .collect();
+    assert!(stray.is_empty(), "temp dirs left: {stray:?}");
+}
+
+#[test]
+fn render_refuses_to_replace_a_directory_it_did_not_write() {
+    let f = Fixture::example();
+    f.write("precious/notes.txt", "mine");
+    let e = fails(
+        &f,
+        &[
+            "render",
+            "web",
+            "-o",
+            f.root().join("precious").to_str().unwrap(),
+        ],
+    );
+    has(&e, &["is not an earlier parbake render"]);
+    assert_eq!(
+        std::fs::read_to_string(f.root().join("precious/notes.txt")).unwrap(),
+        "mine"
+    );
+}

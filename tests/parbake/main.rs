@@ -1,0 +1,9 @@
+//! parbake's one integration test binary. Each test gets its own temp project and, where it
+//! tests the CLI, runs the real binary.
+
+mod errors;
+mod hashing;
+mod planner;
+mod snapshots;
+mod util;
+mod validators;

@@ -1,0 +1,83 @@
+//! Snapshots of every rendered artifact for both example stacks, with and without promotion,
+//! for both targets. Hashes are filtered so a role edit does not churn them; hash behaviour
+//! is tested in hashing.rs.
+
+use parbake::plan::{self, Target};
+use parbake::render::{self, RenderOptions};
+use parbake::runtime;
+
+use crate::util::{request, Fixture};
+
+fn render_text(stack: &str, promote: &[&str], target: Target) -> String {
+    let f = Fixture::example();
+    let project = f.load();
+    let plan = plan::plan(&project, &request(stack, promote, target)).unwrap();
+    let files = render::render_all(&project, &plan, &RenderOptions::default()).unwrap();
+    let mut out = String::new();
+    for file in &files {
+        // verbatim copies are compared, not snapshotted
+        if file.path.ends_with("runtime/parbake-roles") {
+            assert_eq!(file.contents, runtime::RUNNER.as_bytes());
+            continue;
+        }
+        if file.path.ends_with("runtime/parbake_events.py") {
+            assert_eq!(file.contents, runtime::CALLBACK.as_bytes());
+            continue;
+        }
+        if file.path.ends_with("template.pkr.hcl") {
+            let src = match target {
+                Target::Qemu => "packer/qemu.pkr.hcl",
+                Target::Aws => "packer/amazon-ebs.pkr.hcl",
+            };
+            assert_eq!(
+                file.contents,
+                std::fs::read(crate::util::repo().join(src)).unwrap()
+            );
+            continue;
+        }
+        out.push_str(&format!(
+            "===== {}{}\n",
+            file.path,
+            if file.executable { " (executable)" } else { "" }
+        ));
+        out.push_str(&String::from_utf8(file.contents.clone()).expect("text"));
+    }
+    out
+}
+
+macro_rules! snap {
+    ($name:ident, $stack:expr, $promote:expr, $target:expr) => {
+        #[test]
+        fn $name() {
+            let text = render_text($stack, $promote, $target);
+            insta::with_settings!({filters => vec![
+                (r"sha256:[0-9a-f]{64}", "sha256:[ROLE-HASH]"),
+                (r"[0-9a-f]{64}", "[HASH]"),
+                (r"[0-9a-f]{16}", "[HASH16]"),
+                (r"[0-9a-f]{12}", "[HASH12]"),
+                (r"[0-9a-f]{8}", "[HASH8]"),
+            ]}, {
+                insta::assert_snapshot!(text);
+            });
+        }
+    };
+}
+
+snap!(web_qemu, "web", &[], Target::Qemu);
+snap!(web_qemu_promoted, "web", &["nginx", "webapp"], Target::Qemu);
+snap!(worker_qemu, "worker", &[], Target::Qemu);
+snap!(worker_qemu_promoted, "worker", &["worker"], Target::Qemu);
+snap!(web_aws, "web", &[], Target::Aws);
+snap!(web_aws_promoted, "web", &["nginx", "webapp"], Target::Aws);
+snap!(worker_aws, "worker", &[], Target::Aws);
+snap!(worker_aws_promoted, "worker", &["worker"], Target::Aws);
+
+#[test]
+fn plan_table_snapshot() {
+    let f = Fixture::example();
+    let r = f.run(&["plan", "web", "--promote", "nginx"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::with_settings!({filters => vec![(r"[0-9a-f]{64}", "[HASH]"), (r"[0-9a-f]{12}", "[HASH12]"), (r"[0-9a-f]{8}", "[HASH8]")]}, {
+        insta::assert_snapshot!(r.stdout);
+    });
+}
