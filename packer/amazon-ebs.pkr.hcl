@@ -93,6 +93,12 @@ source "amazon-ebs" "no-provision" {
 build {
   sources = ["source.amazon-ebs.layer", "source.amazon-ebs.no-provision"]
 
+  # the file provisioner uploads a directory's contents only into an existing directory
+  provisioner "shell" {
+    only   = ["amazon-ebs.layer"]
+    inline = ["mkdir -p /tmp/parbake-payload"]
+  }
+
   provisioner "file" {
     only        = ["amazon-ebs.layer"]
     source      = "${var.payload_dir}/"
@@ -101,13 +107,13 @@ build {
 
   provisioner "shell" {
     only            = ["amazon-ebs.layer"]
-    execute_command = "sudo sh -c '{{ .Vars }} {{ .Path }}'"
-    inline          = ["sh /tmp/parbake-payload/bake.sh"]
+    execute_command = "chmod +x {{ .Path }}; sudo -n sh -c '{{ .Vars }} {{ .Path }}'"
+    inline          = ["bash /tmp/parbake-payload/bake.sh"]
   }
 
   provisioner "shell" {
     only            = ["amazon-ebs.layer"]
-    execute_command = "sudo sh -c '{{ .Vars }} {{ .Path }}'"
+    execute_command = "chmod +x {{ .Path }}; sudo -n sh -c '{{ .Vars }} {{ .Path }}'"
     inline          = ["sh /tmp/parbake-payload/clean.sh"]
   }
 

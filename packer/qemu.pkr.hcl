@@ -98,11 +98,18 @@ source "qemu" "layer" {
   ssh_username         = var.ssh_user
   ssh_private_key_file = var.ssh_private_key_file
   ssh_timeout          = var.ssh_timeout
-  shutdown_command     = "sudo systemctl poweroff"
+  boot_wait            = "1s"
+  shutdown_command     = "sudo shutdown -P now"
+  shutdown_timeout     = "5m"
 }
 
 build {
   sources = ["source.qemu.layer"]
+
+  # the file provisioner uploads a directory's contents only into an existing directory
+  provisioner "shell" {
+    inline = ["mkdir -p /tmp/parbake-payload"]
+  }
 
   provisioner "file" {
     source      = "${var.payload_dir}/"
@@ -110,12 +117,12 @@ build {
   }
 
   provisioner "shell" {
-    execute_command = "sudo sh -c '{{ .Vars }} {{ .Path }}'"
-    inline          = ["sh /tmp/parbake-payload/bake.sh"]
+    execute_command = "chmod +x {{ .Path }}; sudo -n sh -c '{{ .Vars }} {{ .Path }}'"
+    inline          = ["bash /tmp/parbake-payload/bake.sh"]
   }
 
   provisioner "shell" {
-    execute_command = "sudo sh -c '{{ .Vars }} {{ .Path }}'"
+    execute_command = "chmod +x {{ .Path }}; sudo -n sh -c '{{ .Vars }} {{ .Path }}'"
     inline          = ["sh /tmp/parbake-payload/clean.sh"]
   }
 }

@@ -71,6 +71,31 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Bake the stack's layers (base, and the stack layer when something is promoted).
+    Bake {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Rebake even when the store has a layer with the same hash.
+        #[arg(long)]
+        force: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Boot the stack's image with its user-data and wait until the launch roles report.
+    Launch {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Leave the VM running and print how to reach it.
+        #[arg(long)]
+        keep: bool,
+        /// Seconds to wait for the launch to report (software emulation is slow).
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the real validators (packer, ansible-playbook, cloud-init) on everything rendered.
     Validate {
         /// Stacks to validate (default: all).
@@ -153,6 +178,68 @@ pub fn run(cli: Cli) -> Result<()> {
                         .write_all(&ud.bytes)
                         .map_err(|e| Error::io("write", "stdout", e))?;
                 }
+            }
+        }
+        Command::Bake { stack, force, json } => {
+            let req = request(&stack);
+            let report = match req.target {
+                Target::Qemu => crate::bake::bake_qemu(
+                    &project,
+                    &req,
+                    &crate::bake::BakeOptions {
+                        force,
+                        quiet: cli.quiet || json,
+                        verbose: cli.verbose,
+                    },
+                )?,
+                Target::Aws => return Err(Error::user(
+                    "baking for the aws target is not implemented yet",
+                )
+                .with_hint(
+                    "use --target qemu; `parbake render --target aws` shows the amazon-ebs inputs",
+                )),
+            };
+            let mut out = stdout.lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                writeln!(out).ok();
+            } else {
+                write!(out, "{}", report::bake_summary(&report)).ok();
+            }
+        }
+        Command::Launch {
+            stack,
+            keep,
+            timeout,
+            json,
+        } => {
+            let req = request(&stack);
+            let report = match req.target {
+                Target::Qemu => crate::launch::launch_qemu(
+                    &project,
+                    &req,
+                    &crate::launch::LaunchOptions {
+                        keep,
+                        timeout: std::time::Duration::from_secs(timeout),
+                        quiet: cli.quiet || json,
+                        verbose: cli.verbose,
+                    },
+                )?,
+                Target::Aws => return Err(Error::user(
+                    "launching on the aws target is not implemented yet",
+                )
+                .with_hint(
+                    "use --target qemu; `parbake userdata` prints the user-data to pass to EC2",
+                )),
+            };
+            let mut out = stdout.lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                writeln!(out).ok();
+            } else {
+                write!(out, "{}", report::launch_summary(&report)).ok();
             }
         }
         Command::Validate {

@@ -4,14 +4,22 @@
 //!
 //! config → plan → render → run → record. `plan` and `render` are pure.
 
+pub mod bake;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod interrupt;
+pub mod launch;
+pub mod packer_output;
 pub mod plan;
 pub mod process;
+pub mod progress;
+pub mod qemu;
 pub mod render;
 pub mod report;
 pub mod runtime;
+pub mod store;
 pub mod tools;
 pub mod validate;
 pub mod write;
@@ -36,6 +44,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    interrupt::install();
     match cli::run(cli) {
         Ok(()) => ExitCode::from(error::exit::OK),
         Err(e) => {

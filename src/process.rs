@@ -146,7 +146,13 @@ impl Cmd {
         let mut e = duct::cmd(&self.program, &self.args)
             .stderr_to_stdout()
             .unchecked()
-            .stdin_null();
+            .stdin_null()
+            // own process group: a terminal's Ctrl-C reaches parbake only, which forwards it once
+            .before_spawn(|c| {
+                use std::os::unix::process::CommandExt;
+                c.process_group(0);
+                Ok(())
+            });
         for (k, v) in &self.envs {
             e = e.env(k, v);
         }
@@ -199,7 +205,7 @@ impl Cmd {
                 self.spawn_error(std::io::Error::other("child still running after EOF"))
             })?;
         use std::os::unix::process::ExitStatusExt;
-        if status.signal() == Some(2) {
+        if status.signal() == Some(2) || crate::interrupt::interrupted() {
             return Err(ProcessError::Interrupted {
                 purpose: self.purpose.clone(),
             });

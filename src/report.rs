@@ -120,3 +120,65 @@ pub fn plan_table(plan: &Plan, ud: &UserData) -> String {
     }
     s
 }
+
+pub fn bake_summary(r: &crate::bake::BakeReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "stack {} baked on {} ({}) in {:.1}s",
+        r.stack, r.target, r.accelerator, r.duration_s
+    );
+    for l in &r.layers {
+        let roles: Vec<String> = l
+            .roles
+            .iter()
+            .map(|t| format!("{} {:.1}s", t.role, t.duration_s))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  layer {} {:<16} {}  {:<6} {:>7.1}s  {}",
+            l.index,
+            l.name,
+            &l.hash[..12],
+            l.outcome,
+            l.duration_s,
+            roles.join(", ")
+        );
+        let _ = writeln!(s, "    disk: {}", l.disk.display());
+    }
+    s
+}
+
+pub fn launch_summary(r: &crate::launch::LaunchReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "stack {} launched from layer {} ({}) on {} as {}: {} in {:.1}s boot-to-ready",
+        r.stack,
+        r.layer,
+        &r.layer_hash[..12],
+        r.accelerator,
+        r.instance_id,
+        r.status.state,
+        r.boot_to_ready_s
+    );
+    for role in &r.status.roles {
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<8} {}",
+            role.name,
+            role.status,
+            role.duration_s
+                .map(|d| format!("{d:.1}s"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    if let Some(k) = &r.kept {
+        let _ = writeln!(s, "the VM is still running (pid {}):", k.pid);
+        let _ = writeln!(s, "  ssh:  {}", k.ssh);
+        let _ = writeln!(s, "  http: {}", k.http);
+        let _ = writeln!(s, "  stop: kill {} && rm -rf {}", k.pid, k.dir.display());
+    }
+    let _ = writeln!(s, "console log: {}", r.serial_log.display());
+    s
+}

@@ -84,3 +84,23 @@ pub fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
         .map_err(|e| Error::io("write", path, e.error))?;
     Ok(())
 }
+
+/// Copies a directory tree (files, directories, symlinks as links; modes kept).
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io("create directory", to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io("read", from, e))? {
+        let entry = entry.map_err(|e| Error::io("read", from, e))?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let ft = entry.file_type().map_err(|e| Error::io("stat", &src, e))?;
+        if ft.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&src).map_err(|e| Error::io("read link", &src, e))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(|e| Error::io("link", &dst, e))?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io("copy", &src, e))?;
+        }
+    }
+    Ok(())
+}

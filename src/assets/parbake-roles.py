@@ -43,15 +43,17 @@ def write_json(path, data, mode=0o644):
     os.replace(tmp, path)
 
 
+CONSOLE = os.environ.get("PARBAKE_CONSOLE", "/dev/console")
+
+
 def console(line):
+    """stdout, and the console (serial on a VM, EC2's console output)."""
     print(line, flush=True)
-    for dev in ("/dev/console", "/dev/ttyS0"):
-        try:
-            with open(dev, "w") as f:
-                f.write(line + "\n")
-            break
-        except OSError:
-            continue
+    try:
+        with open(CONSOLE, "w") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass
 
 
 class Failure(Exception):
@@ -180,6 +182,16 @@ def launch(args):
                    counts.get("skipped", 0) + counts.get("baked", 0), len(failed),
                    (" failed_role=" + failed[0]) if failed else "", status["duration_s"],
                    (" error=" + json.dumps(error)) if error else ""))
+        if state != "done":
+            try:
+                with open(status["log"], errors="replace") as f:
+                    tail = f.read().splitlines()[-20:]
+            except OSError:
+                tail = []
+            for line in tail:
+                console("parbake-log | " + line)
+        # the whole status on one line: the boot result contract a host can read from a console
+        console("parbake-status " + json.dumps(status, sort_keys=True, separators=(",", ":")))
         return 0 if state == "done" else 1
 
     write_json(status_path, status)
@@ -239,6 +251,7 @@ def launch(args):
                        ANSIBLE_CALLBACKS_ENABLED="parbake_events",
                        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
                        ANSIBLE_LOCAL_TEMP=os.path.join(RUN, "tmp"), PARBAKE_EVENTS=events,
+                       PARBAKE_EVENTS_MIRROR=CONSOLE,
                        PYTHONUNBUFFERED="1")
             for r in todo:
                 by_name[r]["status"] = "running"

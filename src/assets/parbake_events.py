@@ -10,6 +10,7 @@ DOCUMENTATION = """
     description:
       - Appends one JSON object per line to the file named by $PARBAKE_EVENTS.
       - With PARBAKE_EVENTS_STDOUT=1 it also prints each as a line starting with PARBAKE-EVENT.
+      - With PARBAKE_EVENTS_MIRROR=PATH it also appends each such line to PATH (e.g. /dev/console).
     requirements:
       - enable it in callbacks_enabled
 """
@@ -32,6 +33,12 @@ class CallbackModule(CallbackBase):
         path = os.environ.get("PARBAKE_EVENTS")
         self._fh = open(path, "a", buffering=1) if path else None
         self._stdout = os.environ.get("PARBAKE_EVENTS_STDOUT") == "1"
+        # a second copy of each line, e.g. /dev/console, so a host can follow a launch
+        mirror = os.environ.get("PARBAKE_EVENTS_MIRROR")
+        try:
+            self._mirror = open(mirror, "a", buffering=1) if mirror else None
+        except OSError:
+            self._mirror = None
 
     def _emit(self, **event):
         event["t"] = round(time.time(), 3)
@@ -40,6 +47,11 @@ class CallbackModule(CallbackBase):
             self._fh.write(line + "\n")
         if self._stdout:
             self._display.display("PARBAKE-EVENT " + line)
+        if self._mirror:
+            try:
+                self._mirror.write("PARBAKE-EVENT " + line + "\n")
+            except OSError:
+                pass
 
     @staticmethod
     def _role(task):

@@ -1,0 +1,365 @@
+//! run: bake a stack's layers on the local VM target with real Packer (qemu builder) and real
+//! Ansible. A layer whose hash is in the store is a cache hit: no Packer runs.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::Project;
+use crate::error::{Error, Result};
+use crate::events::{Event, Timings};
+use crate::packer_output::Line;
+use crate::plan::{self, Layer, Plan, PlanRequest, Target};
+use crate::process::Cmd;
+use crate::progress::Progress;
+use crate::qemu;
+use crate::render::{self, RenderOptions};
+use crate::store::{now_epoch, LayerRecord, Store};
+use crate::tools::Tools;
+use crate::write::{copy_dir, write_tree};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerResult {
+    pub index: u8,
+    pub name: String,
+    pub hash: String,
+    /// `baked` or `cached`.
+    pub outcome: String,
+    pub duration_s: f64,
+    pub disk: PathBuf,
+    pub roles: Vec<crate::events::RoleTiming>,
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BakeReport {
+    pub stack: String,
+    pub target: Target,
+    pub accelerator: String,
+    pub layers: Vec<LayerResult>,
+    pub duration_s: f64,
+}
+
+pub struct BakeOptions {
+    pub force: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+/// The plan for a qemu stack with the real base-disk identity, building the base disk if needed.
+pub fn qemu_plan(
+    project: &Project,
+    req: &PlanRequest,
+    progress: &Progress,
+) -> Result<(Plan, qemu::BaseDisk)> {
+    let stack = project.stack(&req.stack)?;
+    let image = project.image(&stack.def.image)?;
+    let base = qemu::base_disk(project, image, |l| progress.raw(l))?;
+    let plan = plan::plan(
+        project,
+        &PlanRequest {
+            source_identity: Some(base.identity.clone()),
+            ..req.clone()
+        },
+    )?;
+    Ok((plan, base))
+}
+
+pub fn bake_qemu(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {
+    let started = Instant::now();
+    let mut progress = Progress::new(opts.quiet, opts.verbose);
+    let store = Store::for_project(&project.root);
+    store.ensure_dirs()?;
+    progress.step(
+        "base image",
+        "resolving (builds it from Debian's packages the first time)",
+    );
+    let (plan, base) = qemu_plan(project, req, &progress)?;
+    let tools = Tools::locate(&project.root);
+    let mut accel = None;
+    let mut layers = Vec::new();
+    for layer in &plan.layers {
+        let label = format!(
+            "layer {} {} ({})",
+            layer.index,
+            layer.name,
+            layer.short_hash()
+        );
+        if !opts.force {
+            if let Some(rec) = store.layer(&layer.hash) {
+                progress.line(&format!("{label}: cached, no Packer run"));
+                layers.push(cached(&store, &rec));
+                continue;
+            }
+        }
+        let _lock = store.lock_layer(&layer.hash)?;
+        if !opts.force {
+            if let Some(rec) = store.layer(&layer.hash) {
+                progress.line(&format!("{label}: cached (baked by another run meanwhile)"));
+                layers.push(cached(&store, &rec));
+                continue;
+            }
+        }
+        let a = match &accel {
+            Some(a) => a,
+            None => {
+                let (a, why) = qemu::accelerator(&store.root, &base.kernel, &base.initrd);
+                progress.line(&format!("accelerator: {why}"));
+                accel.insert(a)
+            }
+        };
+        let result = bake_layer(
+            project,
+            &plan,
+            layer,
+            &base,
+            a,
+            &store,
+            &tools,
+            &mut progress,
+            &label,
+        )?;
+        layers.push(result);
+    }
+    progress.finish();
+    Ok(BakeReport {
+        stack: plan.stack.clone(),
+        target: Target::Qemu,
+        accelerator: accel.unwrap_or_else(|| "none (all cached)".into()),
+        layers,
+        duration_s: round(started.elapsed().as_secs_f64()),
+    })
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
+    LayerResult {
+        index: rec.index,
+        name: rec.name.clone(),
+        hash: rec.hash.clone(),
+        outcome: "cached".into(),
+        duration_s: 0.0,
+        disk: store.layer_dir(&rec.hash).join("disk.qcow2"),
+        roles: rec.roles.clone(),
+        log: Some(store.layer_dir(&rec.hash).join("bake.log")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bake_layer(
+    project: &Project,
+    plan: &Plan,
+    layer: &Layer,
+    base: &qemu::BaseDisk,
+    accel: &str,
+    store: &Store,
+    tools: &Tools,
+    progress: &mut Progress,
+    label: &str,
+) -> Result<LayerResult> {
+    let started = Instant::now();
+    // removed when this function returns, on success, failure or Ctrl-C
+    let build = tempfile::Builder::new()
+        .prefix(&format!("{}-", layer.short_hash()))
+        .tempdir_in(store.builds())
+        .map_err(|e| Error::io("create a build directory in", store.builds(), e))?;
+    let dir = build.path();
+    std::fs::create_dir_all(dir.join("ssh")).map_err(|e| Error::io("create", dir, e))?;
+    Cmd::new("make a one-time SSH key for the bake", "ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "parbake-bake",
+            "-f",
+            "ssh/id_ed25519",
+        ])
+        .cwd(dir)
+        .run_checked()?;
+    let public = std::fs::read_to_string(dir.join("ssh/id_ed25519.pub"))
+        .map_err(|e| Error::io("read", dir.join("ssh/id_ed25519.pub"), e))?;
+    let modern = crate::tools::is_modern_packer(tools.packer_version()?);
+    let opts = RenderOptions {
+        modern_packer: modern,
+        store_dir: store.images().display().to_string(),
+        base_disk: base.disk.display().to_string(),
+        kernel: base.kernel.display().to_string(),
+        initrd: base.initrd.display().to_string(),
+        accelerator: accel.to_string(),
+        ssh_public_key: public.trim().to_string(),
+        ssh_private_key_file: "ssh/id_ed25519".into(),
+        ..RenderOptions::default()
+    };
+    write_tree(dir, &render::render_layer(project, plan, layer, &opts))?;
+    for role in plan.installed.keys() {
+        copy_dir(
+            &project.roles[role].dir,
+            &dir.join("payload/roles").join(role),
+        )?;
+    }
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    if modern {
+        Cmd::new("install the Packer plugins", &tools.packer)
+            .args(["init", "."])
+            .cwd(dir)
+            .run_checked()?;
+    }
+    let log_path = dir.join("bake.log");
+    let mut log =
+        std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
+    let cmd = Cmd::new(format!("bake {label} with Packer"), &tools.packer)
+        .args([
+            "build",
+            "-machine-readable",
+            "-var-file=parbake.pkrvars.json",
+            ".",
+        ])
+        .env("TMPDIR", &tmp)
+        .env("PACKER_CACHE_DIR", dir.join("packer_cache"))
+        .env("PACKER_NO_COLOR", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .cwd(dir);
+    progress.line(&format!(
+        "{label}: baking {} with Packer ({accel})",
+        if layer.runs.is_empty() {
+            "no roles".to_string()
+        } else {
+            layer.runs.join(", ")
+        }
+    ));
+    let mut timings = Timings::default();
+    let mut ui_tail: Vec<String> = Vec::new();
+    let out = cmd.run_streaming(|_, raw| {
+        use std::io::Write;
+        let _ = writeln!(log, "{raw}");
+        let Some(line) = Line::parse(raw) else {
+            progress.raw(raw);
+            return;
+        };
+        let Some((kind, text)) = line.ui() else {
+            return;
+        };
+        progress.raw(text);
+        for t in text.lines() {
+            if let Some(ev) = Event::from_line(t) {
+                timings.push(&ev);
+                if let Some((role, task)) = &timings.current {
+                    progress.step(
+                        label,
+                        &format!("role {} | {task}", role.as_deref().unwrap_or("parbake")),
+                    );
+                }
+                continue;
+            }
+            ui_tail.push(t.trim_end().to_string());
+            if ui_tail.len() > 40 {
+                ui_tail.remove(0);
+            }
+            if kind == "say" {
+                let msg = t
+                    .trim_start_matches("==> ")
+                    .split_once(": ")
+                    .map(|x| x.1)
+                    .unwrap_or(t);
+                progress.step(label, msg);
+            }
+        }
+    })?;
+    drop(log);
+    if crate::interrupt::interrupted() {
+        return Err(Error::Interrupted);
+    }
+    if !out.success() {
+        let kept = store
+            .logs()
+            .join(format!("bake-{}-{}.log", layer.short_hash(), now_epoch()));
+        let _ = std::fs::copy(&log_path, &kept);
+        let failed_role = timings.roles.iter().find(|r| r.failed.is_some());
+        let mut err = cmd.failed(
+            &crate::process::Output {
+                code: out.code,
+                lines: ui_tail,
+            },
+            Some(kept),
+        );
+        if let (Some(r), crate::process::ProcessError::Failed { purpose, .. }) =
+            (failed_role, &mut err)
+        {
+            purpose.push_str(&format!(
+                ": role `{}` failed at {}",
+                r.role,
+                r.failed.as_deref().unwrap_or("")
+            ));
+        }
+        return Err(err.into());
+    }
+    // commit: disk, manifest, record and log, moved into the store in one rename
+    let result = dir.join("result");
+    std::fs::create_dir_all(&result).map_err(|e| Error::io("create", &result, e))?;
+    let disk = dir.join("output/disk.qcow2");
+    std::fs::rename(&disk, result.join("disk.qcow2"))
+        .map_err(|e| Error::io("move the baked disk", &disk, e))?;
+    std::fs::copy(
+        dir.join("payload/manifest.json"),
+        result.join("manifest.json"),
+    )
+    .map_err(|e| Error::io("copy the manifest", dir.join("payload/manifest.json"), e))?;
+    std::fs::copy(&log_path, result.join("bake.log"))
+        .map_err(|e| Error::io("copy", &log_path, e))?;
+    let duration = round(started.elapsed().as_secs_f64());
+    let record = LayerRecord {
+        format: 1,
+        parbake_version: plan.parbake_version.clone(),
+        target: "qemu".into(),
+        image: plan.image.clone(),
+        stack: (layer.index == 2).then(|| plan.stack.clone()),
+        index: layer.index,
+        name: layer.name.clone(),
+        hash: layer.hash.clone(),
+        parent: layer.parent.clone(),
+        runs: layer.runs.clone(),
+        baked: layer.baked.clone(),
+        kernel: base.kernel.clone(),
+        initrd: base.initrd.clone(),
+        accelerator: accel.to_string(),
+        created_at: now_epoch(),
+        bake_duration_s: duration,
+        roles: timings.roles.clone(),
+    };
+    crate::write::write_file(
+        &result.join("record.json"),
+        (serde_json::to_string_pretty(&record).expect("record") + "\n").as_bytes(),
+    )?;
+    let dest = store.commit(&result, &layer.hash)?;
+    let per_role: Vec<String> = timings
+        .roles
+        .iter()
+        .map(|r| format!("{} {:.1}s", r.role, r.duration_s))
+        .collect();
+    progress.line(&format!(
+        "{label}: baked in {duration:.1}s{}",
+        if per_role.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", per_role.join(", "))
+        }
+    ));
+    Ok(LayerResult {
+        index: layer.index,
+        name: layer.name.clone(),
+        hash: layer.hash.clone(),
+        outcome: "baked".into(),
+        duration_s: duration,
+        disk: dest.join("disk.qcow2"),
+        roles: timings.roles,
+        log: Some(dest.join("bake.log")),
+    })
+}

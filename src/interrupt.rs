@@ -1,0 +1,80 @@
+//! Ctrl-C and SIGTERM. Children run in their own process group, so a terminal's Ctrl-C reaches
+//! only parbake, which forwards one SIGINT to each running child (Packer then cleans up its
+//! builder: hitting it twice would make it abandon the clean-up). parbake waits for the child,
+//! removes its own temp dirs and VMs, and exits 130.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static INSTALL: Once = Once::new();
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+fn forward(pids: &[u32]) {
+    for &pid in pids {
+        // Each child leads its own process group; signal the group, because Packer's first
+        // process is a wrapper that ignores SIGINT sent to it alone.
+        // SAFETY: kill(2) with a process group we created and a valid signal number.
+        unsafe {
+            libc::kill(-(pid as libc::pid_t), libc::SIGINT);
+        }
+    }
+}
+
+/// Installs the handler (once per process). Cheap: one thread blocked on a signal stream.
+pub fn install() {
+    INSTALL.call_once(|| {
+        std::thread::Builder::new()
+            .name("parbake-signals".into())
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("signal runtime");
+                rt.block_on(async {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+                    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                    loop {
+                        tokio::select! {
+                            _ = int.recv() => {},
+                            _ = term.recv() => {},
+                        }
+                        let first = !INTERRUPTED.swap(true, Ordering::SeqCst);
+                        if first {
+                            eprintln!("\nparbake: interrupted; letting running programs clean up (Ctrl-C again to stop waiting)");
+                            let pids = CHILDREN.lock().unwrap().clone();
+                            forward(&pids);
+                        } else {
+                            eprintln!("parbake: interrupted twice; exiting now, clean-up may be incomplete");
+                            std::process::exit(130);
+                        }
+                    }
+                });
+            })
+            .expect("signal thread");
+    });
+}
+
+/// Registers a running child for forwarding; unregisters on drop.
+pub struct ChildGuard(Vec<u32>);
+
+impl ChildGuard {
+    pub fn new(pids: Vec<u32>) -> ChildGuard {
+        CHILDREN.lock().unwrap().extend(pids.iter().copied());
+        if interrupted() {
+            forward(&pids);
+        }
+        ChildGuard(pids)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        CHILDREN.lock().unwrap().retain(|p| !self.0.contains(p));
+    }
+}

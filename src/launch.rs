@@ -1,0 +1,392 @@
+//! run: launch a stack on the local VM target. Boots the stack's top layer (a qcow2 overlay on
+//! it) with a NoCloud seed whose user-data is exactly what `parbake userdata` prints, follows
+//! the serial console until the runner reports, and prints per-role durations.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Project;
+use crate::error::{Error, Result};
+use crate::events::{Event, Timings};
+use crate::plan::{PlanRequest, Target};
+use crate::process::Cmd;
+use crate::progress::Progress;
+use crate::qemu;
+use crate::render;
+use crate::store::{now_epoch, Store};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RoleStatus {
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `/var/lib/parbake/status.json`, as the runner prints it on the console (`parbake-status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BootStatus {
+    pub state: String,
+    #[serde(default)]
+    pub stack: Option<String>,
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<RoleStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchReport {
+    pub stack: String,
+    pub target: Target,
+    pub layer: String,
+    pub layer_hash: String,
+    pub accelerator: String,
+    pub instance_id: String,
+    /// From starting qemu to the runner's final status line.
+    pub boot_to_ready_s: f64,
+    pub status: BootStatus,
+    pub serial_log: PathBuf,
+    pub ssh_port: u16,
+    pub http_port: u16,
+    /// Set with --keep: the VM is still running.
+    pub kept: Option<KeptVm>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptVm {
+    pub pid: u32,
+    pub dir: PathBuf,
+    pub ssh: String,
+    pub http: String,
+}
+
+pub struct LaunchOptions {
+    pub keep: bool,
+    pub timeout: Duration,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+/// Kills the VM and removes its run directory unless kept.
+struct RunGuard {
+    dir: PathBuf,
+    pid: Option<u32>,
+    keep: bool,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            // SAFETY: signalling the process group of a qemu we started.
+            unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGTERM);
+            }
+            let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+            let start = Instant::now();
+            while proc_dir.exists() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if proc_dir.exists() {
+                unsafe {
+                    libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    hex::encode(bytes)
+}
+
+pub fn launch_qemu(
+    project: &Project,
+    req: &PlanRequest,
+    opts: &LaunchOptions,
+) -> Result<LaunchReport> {
+    let mut progress = Progress::new(opts.quiet, opts.verbose);
+    let store = Store::for_project(&project.root);
+    store.ensure_dirs()?;
+    let stack = project.stack(&req.stack)?;
+    let image = project.image(&stack.def.image)?;
+    let identity = qemu::peek_identity(project, image).ok_or_else(|| {
+        Error::user("the base disk image is not built yet").with_hint(format!(
+            "bake first: parbake bake {} --target qemu{}",
+            req.stack,
+            req.promote
+                .iter()
+                .map(|p| format!(" --promote {p}"))
+                .collect::<String>()
+        ))
+    })?;
+    let plan = crate::plan::plan(
+        project,
+        &PlanRequest {
+            source_identity: Some(identity),
+            ..req.clone()
+        },
+    )?;
+    let top = plan.top();
+    let record = store.layer(&top.hash).ok_or_else(|| {
+        Error::user(format!(
+            "layer {} {} ({}) is not baked",
+            top.index,
+            top.name,
+            top.short_hash()
+        ))
+        .with_hint(format!(
+            "bake it: parbake bake {} --target qemu{}",
+            req.stack,
+            req.promote
+                .iter()
+                .map(|p| format!(" --promote {p}"))
+                .collect::<String>()
+        ))
+    })?;
+    let ud = render::userdata::render(&plan)?;
+    let instance_id = format!("i-{}", random_hex(8));
+    let dir = store.runs().join(format!("{}-{}", plan.stack, instance_id));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let mut guard = RunGuard {
+        dir: dir.clone(),
+        pid: None,
+        keep: false,
+    };
+    Cmd::new("make an SSH key for the VM", "ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "parbake-launch",
+            "-f",
+            "id_ed25519",
+        ])
+        .cwd(&dir)
+        .run_checked()?;
+    let public = std::fs::read_to_string(dir.join("id_ed25519.pub"))
+        .map_err(|e| Error::io("read", &dir, e))?;
+    // user-data: exactly `parbake userdata`; the key travels in meta-data, as EC2 key pairs do
+    crate::write::write_file(&dir.join("user-data"), &ud.bytes)?;
+    crate::write::write_file(
+        &dir.join("meta-data"),
+        format!(
+            "instance-id: {instance_id}\nlocal-hostname: {}\npublic-keys:\n  - {}\n",
+            plan.stack,
+            public.trim()
+        )
+        .as_bytes(),
+    )?;
+    Cmd::new("make the NoCloud seed", "cloud-localds")
+        .args(["seed.img", "user-data", "meta-data"])
+        .cwd(&dir)
+        .run_checked()?;
+    let disk = store.layer_dir(&top.hash).join("disk.qcow2");
+    Cmd::new("create the VM's overlay disk", "qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(&disk)
+        .arg("overlay.qcow2")
+        .cwd(&dir)
+        .run_checked()?;
+    let (accel, why) = qemu::accelerator(&store.root, &record.kernel, &record.initrd);
+    progress.line(&format!("accelerator: {why}"));
+    let ssh_port = qemu::free_port()?;
+    let http_port = qemu::free_port()?;
+    let serial = dir.join("serial.log");
+    let accel_arg = if accel == "kvm" {
+        "kvm".to_string()
+    } else {
+        "tcg,thread=multi".to_string()
+    };
+    let cpu = if accel == "kvm" { "host" } else { "max" };
+    let cmd = duct::cmd(
+        "qemu-system-x86_64",
+        [
+            "-accel".into(),
+            accel_arg,
+            "-cpu".into(),
+            cpu.into(),
+            "-smp".into(),
+            "2".into(),
+            "-m".into(),
+            "1024".into(),
+            "-display".into(),
+            "none".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-kernel".into(),
+            record.kernel.display().to_string(),
+            "-initrd".into(),
+            record.initrd.display().to_string(),
+            "-append".into(),
+            render::packer::KERNEL_APPEND.into(),
+            "-drive".into(),
+            "file=overlay.qcow2,if=virtio,format=qcow2".into(),
+            "-drive".into(),
+            "file=seed.img,if=virtio,format=raw,readonly=on".into(),
+            "-netdev".into(),
+            format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{http_port}-:80"),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0".into(),
+            "-serial".into(),
+            format!("file:{}", serial.display()),
+        ],
+    )
+    .dir(&dir)
+    .stdin_null()
+    .stdout_path(dir.join("qemu.out"))
+    .stderr_to_stdout()
+    .unchecked()
+    .before_spawn(|c| {
+        use std::os::unix::process::CommandExt;
+        c.process_group(0);
+        Ok(())
+    });
+    progress.line(&format!(
+        "launching {} from layer {} {} ({}) as {instance_id}: {} launch role(s)",
+        plan.stack,
+        top.index,
+        top.name,
+        top.short_hash(),
+        plan.launch.len()
+    ));
+    let started = Instant::now();
+    let handle = cmd
+        .start()
+        .map_err(|e| Error::io("start qemu-system-x86_64", &dir, e))?;
+    let pid = handle.pids()[0];
+    guard.pid = Some(pid);
+    let label = format!("{} {instance_id}", plan.stack);
+    let mut offset = 0u64;
+    let mut partial = String::new();
+    let mut timings = Timings::default();
+    let mut log_tail: Vec<String> = Vec::new();
+    let mut final_status: Option<BootStatus> = None;
+    let status: BootStatus = loop {
+        if let Some(s) = final_status.take() {
+            break s;
+        }
+        if crate::interrupt::interrupted() {
+            drop(guard);
+            return Err(Error::Interrupted);
+        }
+        for line in qemu::read_new_lines(&serial, &mut offset, &mut partial) {
+            progress.raw(&line);
+            if let Some(ev) = Event::from_line(&line) {
+                timings.push(&ev);
+                if let Some((role, task)) = &timings.current {
+                    progress.step(
+                        &label,
+                        &format!("role {} | {task}", role.as_deref().unwrap_or("-")),
+                    );
+                }
+            } else if let Some(rest) = line.find("parbake-log | ").map(|i| &line[i + 14..]) {
+                log_tail.push(rest.to_string());
+            } else if let Some(json) = line.find("parbake-status ").map(|i| &line[i + 15..]) {
+                if let Ok(s) = serde_json::from_str::<BootStatus>(json.trim()) {
+                    final_status = Some(s);
+                }
+            } else if line.contains("login:") || line.contains("Cloud-init") {
+                progress.step(&label, "booting");
+            }
+        }
+        if let Ok(Some(out)) = handle.try_wait() {
+            let text = std::fs::read_to_string(dir.join("qemu.out")).unwrap_or_default();
+            return Err(Error::user(format!(
+                "qemu exited ({}) before the launch finished: {}",
+                out.status,
+                text.trim()
+            ))
+            .with_hint(format!("the console log is {}", serial.display())));
+        }
+        if started.elapsed() > opts.timeout {
+            let kept =
+                store
+                    .logs()
+                    .join(format!("launch-{}-{}.serial.log", plan.stack, now_epoch()));
+            let _ = std::fs::copy(&serial, &kept);
+            return Err(Error::user(format!(
+                "the launch did not report within {}s",
+                opts.timeout.as_secs()
+            ))
+            .with_hint(format!(
+                "the console log is kept at {}; raise --timeout on slow (TCG) hosts",
+                kept.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let boot_to_ready = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    progress.finish();
+    let kept_log = store
+        .logs()
+        .join(format!("launch-{}-{}.serial.log", plan.stack, instance_id));
+    let _ = std::fs::copy(&serial, &kept_log);
+    let kept = if opts.keep {
+        guard.keep = true;
+        Some(KeptVm {
+            pid,
+            dir: dir.clone(),
+            ssh: format!(
+                "ssh -i {} -p {ssh_port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null {}@127.0.0.1",
+                dir.join("id_ed25519").display(),
+                project.images[&plan.image].def.sources.qemu.as_ref().map(|q| q.ssh_user.as_str()).unwrap_or("debian")
+            ),
+            http: format!("http://127.0.0.1:{http_port}/"),
+        })
+    } else {
+        None
+    };
+    let report = LaunchReport {
+        stack: plan.stack.clone(),
+        target: Target::Qemu,
+        layer: top.name.clone(),
+        layer_hash: top.hash.clone(),
+        accelerator: accel,
+        instance_id,
+        boot_to_ready_s: boot_to_ready,
+        status,
+        serial_log: kept_log.clone(),
+        ssh_port,
+        http_port,
+        kept,
+    };
+    if report.status.state != "done" {
+        let failed = report.status.roles.iter().find(|r| r.status == "failed");
+        let mut e = Error::user(format!(
+            "launch of {} failed{}: {}",
+            report.stack,
+            failed
+                .map(|r| format!(" in role `{}`", r.name))
+                .unwrap_or_default(),
+            report.status.error.clone().unwrap_or_default()
+        ));
+        if !log_tail.is_empty() {
+            e = e.with_hint(format!(
+                "last lines of /var/log/parbake/launch.log:\n  | {}",
+                log_tail.join("\n  | ")
+            ));
+        }
+        return Err(e.with_hint(format!("the console log is {}", kept_log.display())));
+    }
+    drop(guard);
+    Ok(report)
+}

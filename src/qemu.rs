@@ -1,0 +1,215 @@
+//! The local VM target: the base disk image, the accelerator (KVM where it works, else TCG),
+//! and running a VM from a layer disk with a NoCloud seed.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Image, Project};
+use crate::error::{Error, Result};
+use crate::process::Cmd;
+
+/// Kernel, initrd and disk of a qemu source, and its identity for the layer hash.
+#[derive(Debug, Clone)]
+pub struct BaseDisk {
+    pub disk: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub identity: String,
+}
+
+pub const PARBAKE_PREFIX: &str = "parbake:";
+
+fn base_image_script(project: &Project) -> PathBuf {
+    project.root.join("scripts/base-image.sh")
+}
+
+/// The identity of the base disk without building anything (None if it is not built yet).
+pub fn peek_identity(project: &Project, image: &Image) -> Option<String> {
+    let q = image.def.sources.qemu.as_ref()?;
+    if q.disk_image.starts_with(PARBAKE_PREFIX) {
+        let out = Cmd::new("find the cached base image", "bash")
+            .arg(base_image_script(project))
+            .arg("--print-path")
+            .run_checked()
+            .ok()?;
+        let dir = PathBuf::from(out.lines.last()?.trim());
+        Some(identity_of_dir(&q.disk_image, &dir))
+    } else {
+        Some(format!("qemu:{}@{}", q.disk_image, q.checksum))
+    }
+}
+
+fn identity_of_dir(spec: &str, dir: &Path) -> String {
+    format!(
+        "qemu:{spec}@recipe:{}",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    )
+}
+
+/// Resolves (building if needed) the base disk of an image's qemu source.
+pub fn base_disk(
+    project: &Project,
+    image: &Image,
+    mut on_line: impl FnMut(&str),
+) -> Result<BaseDisk> {
+    let q = image.def.sources.qemu.as_ref().ok_or_else(|| {
+        Error::user(format!("image `{}` has no qemu source", image.name))
+            .with_hint(format!("add `sources.qemu` to {}", image.file.display))
+    })?;
+    if let Some(name) = q.disk_image.strip_prefix(PARBAKE_PREFIX) {
+        if name != "debian-12" {
+            return Err(Error::user(format!("unknown parbake base image `{}`", q.disk_image))
+                .with_hint("parbake builds `parbake:debian-12`; or give a path to a qcow2 with vmlinuz and initrd.img beside it"));
+        }
+        let cmd =
+            Cmd::new("build the Debian 12 base disk image", "bash").arg(base_image_script(project));
+        let out = cmd.run_streaming(|_, l| on_line(l))?;
+        if !out.success() {
+            return Err(cmd.failed(&out, None).into());
+        }
+        let dir = PathBuf::from(out.lines.last().map(|s| s.trim()).unwrap_or_default());
+        return from_dir(&dir, identity_of_dir(&q.disk_image, &dir));
+    }
+    if q.disk_image.starts_with("http://") || q.disk_image.starts_with("https://") {
+        return Err(Error::user("downloading a qemu disk image is not supported yet")
+            .with_hint("download it and its kernel/initrd next to it, and give the local path with its checksum"));
+    }
+    let disk = project.root.join(&q.disk_image);
+    let dir = disk.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let base = from_dir(&dir, format!("qemu:{}@{}", q.disk_image, q.checksum))?;
+    Ok(BaseDisk { disk, ..base })
+}
+
+fn from_dir(dir: &Path, identity: String) -> Result<BaseDisk> {
+    let b = BaseDisk {
+        disk: dir.join("disk.qcow2"),
+        kernel: dir.join("vmlinuz"),
+        initrd: dir.join("initrd.img"),
+        identity,
+    };
+    for p in [&b.disk, &b.kernel, &b.initrd] {
+        if !p.is_file() {
+            return Err(Error::user(format!("the base image has no {}", p.display()))
+                .with_hint("the local target boots the kernel directly: keep vmlinuz and initrd.img beside the disk (make base-image does)"));
+        }
+    }
+    Ok(b)
+}
+
+/// `kvm` when KVM can boot the base kernel, else `tcg`. `PARBAKE_ACCEL=kvm|tcg` forces one.
+/// The probe boots the kernel with no root until it panics (it reached init) or 20 s pass;
+/// the answer is cached per host boot.
+pub fn accelerator(store_root: &Path, kernel: &Path, initrd: &Path) -> (String, String) {
+    if let Ok(a) = std::env::var("PARBAKE_ACCEL") {
+        if a == "kvm" || a == "tcg" {
+            return (a.clone(), format!("{a} (forced by PARBAKE_ACCEL)"));
+        }
+    }
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        return (
+            "tcg".into(),
+            "tcg (software emulation: /dev/kvm is not usable)".into(),
+        );
+    }
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let cache = store_root.join("accel-probe.txt");
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        if let Some((id, accel)) = text.trim().split_once(' ') {
+            if id == boot_id.trim() {
+                return (
+                    accel.to_string(),
+                    format!("{accel} (probed earlier this boot)"),
+                );
+            }
+        }
+    }
+    let ok = probe_kvm(kernel, initrd);
+    let accel = if ok { "kvm" } else { "tcg" };
+    let _ = std::fs::create_dir_all(store_root);
+    let _ = std::fs::write(&cache, format!("{} {accel}\n", boot_id.trim()));
+    let why = if ok {
+        "kvm (the probe kernel reached init)".to_string()
+    } else {
+        "tcg (software emulation: KVM could not boot the probe kernel within 20 s)".to_string()
+    };
+    (accel.into(), why)
+}
+
+fn probe_kvm(kernel: &Path, initrd: &Path) -> bool {
+    // KVM works when the kernel boots to its initramfs and powers off cleanly.
+    let Ok(dir) = tempfile::Builder::new()
+        .prefix("parbake-kvm-probe-")
+        .tempdir()
+    else {
+        return false;
+    };
+    let serial = dir.path().join("serial.log");
+    let out = Cmd::new("probe KVM", "timeout")
+        .args([
+            "20",
+            "qemu-system-x86_64",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-smp",
+            "1",
+            "-m",
+            "256",
+        ])
+        .args(["-nodefaults", "-display", "none", "-no-reboot", "-kernel"])
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args([
+            "-append",
+            "console=ttyS0 panic=-1 rdinit=/bin/poweroff",
+            "-serial",
+        ])
+        .arg(format!("file:{}", serial.display()))
+        .run_streaming(|_, _| {});
+    let powered_off = std::fs::read_to_string(&serial)
+        .unwrap_or_default()
+        .contains("reboot: Power down");
+    matches!(out, Ok(o) if o.success()) && powered_off
+}
+
+/// A free TCP port on 127.0.0.1 (released before qemu binds it).
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("find a free port", "127.0.0.1", e))?;
+    Ok(l.local_addr()
+        .map_err(|e| Error::io("find a free port", "127.0.0.1", e))?
+        .port())
+}
+
+/// Reads a growing file from `offset`, returning new complete lines.
+pub fn read_new_lines(path: &Path, offset: &mut u64, partial: &mut String) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return out;
+    };
+    use std::io::Seek;
+    if f.seek(std::io::SeekFrom::Start(*offset)).is_err() {
+        return out;
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return out;
+    }
+    *offset += buf.len() as u64;
+    partial.push_str(&String::from_utf8_lossy(&buf));
+    while let Some(i) = partial.find('\n') {
+        let line: String = partial.drain(..=i).collect();
+        out.push(line.trim_end_matches(['\n', '\r']).to_string());
+    }
+    out
+}

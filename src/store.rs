@@ -1,0 +1,129 @@
+//! record: the local image store, `.parbake/` in the project (or `$PARBAKE_STORE`).
+//!
+//! ```text
+//! .parbake/images/<layer hash>/disk.qcow2     the layer's disk (complete, or absent)
+//!                              manifest.json  the image manifest baked into it
+//!                              record.json    what was baked, when, how long, per-role timings
+//!                              bake.log       Packer's full output
+//! .parbake/build/   in-progress bakes (removed on success, failure and Ctrl-C)
+//! .parbake/runs/    launched VMs (removed on exit unless --keep)
+//! .parbake/logs/    logs of failed bakes and of launches
+//! ```
+//! A layer directory appears by one rename once everything in it is written, so a layer is
+//! either fully in the store or not at all.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::events::RoleTiming;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LayerRecord {
+    pub format: u32,
+    pub parbake_version: String,
+    pub target: String,
+    pub image: String,
+    pub stack: Option<String>,
+    pub index: u8,
+    pub name: String,
+    pub hash: String,
+    pub parent: String,
+    pub runs: Vec<String>,
+    pub baked: Vec<String>,
+    /// Kernel and initrd for direct kernel boot (from the base disk image).
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub accelerator: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    pub bake_duration_s: f64,
+    pub roles: Vec<RoleTiming>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+impl Store {
+    pub fn for_project(project_root: &Path) -> Store {
+        let root = std::env::var_os("PARBAKE_STORE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| project_root.join(".parbake"));
+        Store { root }
+    }
+
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+    pub fn layer_dir(&self, hash: &str) -> PathBuf {
+        self.images().join(hash)
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn builds(&self) -> PathBuf {
+        self.root.join("build")
+    }
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// The record of a complete layer, if the store has one.
+    pub fn layer(&self, hash: &str) -> Option<LayerRecord> {
+        let dir = self.layer_dir(hash);
+        if !dir.join("disk.qcow2").is_file() {
+            return None;
+        }
+        let text = std::fs::read_to_string(dir.join("record.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn ensure_dirs(&self) -> Result<()> {
+        for d in [self.images(), self.logs(), self.builds(), self.runs()] {
+            std::fs::create_dir_all(&d).map_err(|e| Error::io("create the image store", &d, e))?;
+        }
+        Ok(())
+    }
+
+    /// Moves a finished layer directory into place. If another run got there first, keeps theirs.
+    pub fn commit(&self, staged: &Path, hash: &str) -> Result<PathBuf> {
+        let dest = self.layer_dir(hash);
+        if dest.exists() {
+            let _ = std::fs::remove_dir_all(staged);
+            return Ok(dest);
+        }
+        std::fs::rename(staged, &dest)
+            .map_err(|e| Error::io("move the layer into the store", &dest, e))?;
+        Ok(dest)
+    }
+
+    /// An exclusive lock on one layer, so two runs never bake it at once; the second waits.
+    pub fn lock_layer(&self, hash: &str) -> Result<std::fs::File> {
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let path = dir.join(format!("{hash}.lock"));
+        let f = std::fs::File::create(&path).map_err(|e| Error::io("create lock", &path, e))?;
+        match f.try_lock() {
+            Ok(()) => Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "parbake: layer {} is being baked by another run; waiting for it",
+                    &hash[..12]
+                );
+                f.lock().map_err(|e| Error::io("lock", &path, e))?;
+                Ok(f)
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+        }
+    }
+}
+
+pub fn now_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
