@@ -78,5 +78,5 @@ if [ "$(cat "$VENV/.parbake-pins" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$VENV/.parbake-pins"
 fi
 
-say "ok: $(packer version | head -1), ansible-core $("$VENV/bin/ansible-playbook" --version | head -1 | grep -o '[0-9.]*\]' | tr -d ']'),"\
-" cloud-init $("$TOOLS/bin/cloud-init" --version 2>&1 | awk '{print $2}'), $(qemu-system-x86_64 --version | head -1)"
+say "ok: $(packer version | sed -n 1p), ansible-core $("$VENV/bin/ansible-playbook" --version | sed -n 1p | grep -o '[0-9.]*\]' | tr -d ']'),"\
+" cloud-init $("$TOOLS/bin/cloud-init" --version 2>&1 | awk '{print $2}'), $(qemu-system-x86_64 --version | sed -n 1p)"

@@ -173,11 +173,16 @@ fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
         };
         if !packages.is_empty() {
             s.push_str(&format!(
-                "\x20   - name: Stage packages of launch roles ({roles}) so launch needs no mirror\n\
+                "\x20   - name: Refresh the package lists\n\
                  \x20     ansible.builtin.apt:\n\
-                 \x20       name: [{pkgs}]\n\
-                 \x20       download_only: true\n\
-                 \x20       update_cache: true\n",
+                 \x20       update_cache: true\n\
+                 \x20   - name: Stage packages of launch roles ({roles}) so launch needs no mirror\n\
+                 \x20     ansible.builtin.command:\n\
+                 \x20       argv: [apt-get, install, --yes, --download-only, --no-install-recommends, {pkgs}]\n\
+                 \x20     register: parbake_stage\n\
+                 \x20     changed_when: \"'Download complete' in parbake_stage.stdout or 'Fetched' in parbake_stage.stdout\"\n\
+                 \x20     environment:\n\
+                 \x20       DEBIAN_FRONTEND: noninteractive\n",
                 roles = layer.stage_apt.keys().cloned().collect::<Vec<_>>().join(", "),
                 pkgs = packages.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
             ));

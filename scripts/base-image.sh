@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Builds a bootable Debian 12 (bookworm) qcow2 from Debian's packages, the local stand-in for a
+# cloud base image, and caches it under ${PARBAKE_CACHE:-/var/cache/parbake}/base/<recipe-hash>/:
+#   disk.qcow2   ext4 root filesystem on the whole disk (/dev/vda, no partition table)
+#   vmlinuz      kernel for direct kernel boot (-kernel)
+#   initrd.img   initramfs with virtio_pci virtio_blk virtio_net ext4 (-initrd)
+#   recipe.json  packages, suites, hash, kernel, build time
+# Boot with: -kernel vmlinuz -initrd initrd.img -append "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+# (the NIC is named eth0 even without net.ifnames=0: 99-default.link is masked in the image).
+#
+# usage: scripts/base-image.sh [--print-path]
+#   (no args)     build unless cached; print the image directory on stdout (logs go to stderr)
+#   --print-path  print the directory that would be used; exit 1 if it is not built yet
+# The recipe hash is the sha256 of the recipe section below (between the two marker lines), so
+# any edit of the package list, suites or hooks yields a new directory and a rebuild.
+# Needs root (mmdebstrap --mode=root, mkfs.ext4 -d keeps ownership), mmdebstrap, e2fsprogs,
+# qemu-utils, python3. Env: PARBAKE_CACHE, PARBAKE_DEBIAN_MIRROR, PARBAKE_DEBIAN_SECURITY_MIRROR
+# (mirrors are not part of the hash).
+set -euo pipefail
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+say() { printf 'base-image: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ---- parbake recipe begin ----
+SUITE=bookworm
+SUITES="bookworm bookworm-updates bookworm-security"
+VARIANT=apt
+COMPONENTS=main
+DISK_SIZE=3G
+PACKAGES=(
+  linux-image-cloud-amd64 systemd-sysv udev dbus openssh-server cloud-init python3 python3-apt sudo
+  ifupdown isc-dhcp-client netbase iproute2 ca-certificates ansible-core
+)
+# dbus: hostnamectl/timedatectl (Ansible's hostname and timezone modules) and non-root systemctl
+# need it; without it `shutdown` prints "Failed to connect to bus". ca-certificates: https in apt
+# and get_url. Recommends are not installed, so udev and dbus must be listed.
+INITRAMFS_MODULES="virtio_pci virtio_blk virtio_net ext4"
+
+# Runs after the essential packages, before the kernel is installed: the kernel's postinst then
+# builds a small initramfs (MODULES=list) that has the virtio drivers (modules in the cloud kernel).
+hook_essential() {
+  local root=$1
+  mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/usr/share/initramfs-tools/modules.d"
+  printf 'MODULES=list\n' > "$root/etc/initramfs-tools/conf.d/parbake"
+  printf '%s\n' $INITRAMFS_MODULES > "$root/usr/share/initramfs-tools/modules.d/parbake"
+}
+
+hook_customize() {
+  local root=$1
+  printf '/dev/vda / ext4 defaults,errors=remount-ro 0 1\n' > "$root/etc/fstab"
+  # every launch is a first boot: systemd makes a new machine-id, cloud-init new host keys
+  : > "$root/etc/machine-id"
+  rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
+  printf 'debian\n' > "$root/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
+  rm -f "$root/etc/resolv.conf"   # mmdebstrap copied the host's; dhclient writes the guest's
+  # The NIC is always eth0: mask udev's predictable naming (also pass net.ifnames=0).
+  mkdir -p "$root/etc/systemd/network"
+  ln -sf /dev/null "$root/etc/systemd/network/99-default.link"
+  cat > "$root/etc/network/interfaces" <<'EOF'
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+allow-hotplug eth0
+iface eth0 inet dhcp
+EOF
+  mkdir -p "$root/etc/cloud/cloud.cfg.d"
+  cat > "$root/etc/cloud/cloud.cfg.d/90-parbake.cfg" <<'EOF'
+# parbake local base image: NoCloud seed (cidata) or nothing; no disk resize; ifupdown owns eth0
+datasource_list: [NoCloud, None]
+resize_rootfs: false
+growpart: {mode: 'off'}
+locale: false
+manage_etc_hosts: true
+network: {config: disabled}
+EOF
+  # Trust the certificate authorities the build host adds locally (a TLS-intercepting proxy,
+  # a company CA): guests reach PyPI and mirrors through the host's network.
+  if compgen -G "$LOCAL_CA_DIR/*.crt" >/dev/null; then
+    cp "$LOCAL_CA_DIR"/*.crt "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >/dev/null 2>&1
+  fi
+  # sudo -n for the default user comes from cloud-init; no apt caches in the image
+  rm -rf "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+}
+# ---- parbake recipe end ----
+
+LOCAL_CA_DIR=${PARBAKE_LOCAL_CA_DIR:-/usr/local/share/ca-certificates}
+# The recipe: the section above plus the local CAs copied into the image.
+recipe_text() {
+  sed -n '/^# ---- parbake recipe begin ----$/,/^# ---- parbake recipe end ----$/p' "$SELF"
+  if compgen -G "$LOCAL_CA_DIR/*.crt" >/dev/null; then cat "$LOCAL_CA_DIR"/*.crt; fi
+}
+
+# internal: mmdebstrap runs the hooks through this script
+if [ "${1:-}" = "--hook" ]; then
+  "hook_$2" "$3"
+  exit 0
+fi
+
+print_only=false
+case "${1:-}" in
+  "") ;;
+  --print-path) print_only=true ;;
+  -h|--help) sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) die "unknown argument: $1 (usage: base-image.sh [--print-path])" ;;
+esac
+
+CACHE=${PARBAKE_CACHE:-/var/cache/parbake}
+HASH=$(recipe_text | sha256sum | cut -d' ' -f1)
+DIR=$CACHE/base/$HASH
+
+if $print_only; then
+  echo "$DIR"
+  [ -f "$DIR/disk.qcow2" ] || exit 1
+  exit 0
+fi
+if [ -f "$DIR/disk.qcow2" ]; then
+  say "cached: $DIR"
+  echo "$DIR"
+  exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap --mode=root and mkfs.ext4 -d need it)"
+for t in mmdebstrap mkfs.ext4 qemu-img python3 flock; do
+  command -v "$t" >/dev/null || die "missing $t (run scripts/setup.sh)"
+done
+
+mkdir -p "$CACHE/base"
+exec 9>"$CACHE/base/.lock"
+flock 9   # one build at a time; a concurrent run waits, then finds the cache
+if [ -f "$DIR/disk.qcow2" ]; then say "cached: $DIR"; echo "$DIR"; exit 0; fi
+
+MIRROR=${PARBAKE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SEC_MIRROR=${PARBAKE_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+TMP=$(mktemp -d "$CACHE/base/.tmp-$HASH.XXXXXX")
+cleanup() {
+  # mmdebstrap unmounts on its own errors; if it was killed, lazily unmount what it left in the
+  # rootfs (deepest first) and never let rm cross into a mount such as a bind of the host's /dev
+  awk -v t="$TMP/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" || true
+  done
+  rm -rf --one-file-system "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'say "failed (line $LINENO)"' ERR
+
+start=$(date +%s)
+say "building $DIR (about 1-2 min)"
+sources=()
+for s in $SUITES; do
+  case "$s" in
+    *-security) sources+=("deb $SEC_MIRROR $s $COMPONENTS") ;;
+    *) sources+=("deb $MIRROR $s $COMPONENTS") ;;
+  esac
+done
+mmdebstrap --variant="$VARIANT" --mode=root --quiet \
+  --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+  --essential-hook="\"$SELF\" --hook essential \"\$1\"" \
+  --customize-hook="\"$SELF\" --hook customize \"\$1\"" \
+  "$SUITE" "$TMP/rootfs" "${sources[@]}" >&2
+t_debootstrap=$(( $(date +%s) - start ))
+
+kernel=$(ls "$TMP"/rootfs/boot/vmlinuz-* | sort -V | tail -1)
+kver=${kernel##*/vmlinuz-}
+[ -f "$TMP/rootfs/boot/initrd.img-$kver" ] || die "no initrd for $kver"
+cp "$kernel" "$TMP/vmlinuz"
+cp "$TMP/rootfs/boot/initrd.img-$kver" "$TMP/initrd.img"
+
+truncate -s "$DISK_SIZE" "$TMP/disk.raw"
+mkfs.ext4 -q -F -L parbake-root -d "$TMP/rootfs" "$TMP/disk.raw"
+rm -rf --one-file-system "$TMP/rootfs"
+qemu-img convert -O qcow2 "$TMP/disk.raw" "$TMP/disk.qcow2"
+rm -f "$TMP/disk.raw"
+secs=$(( $(date +%s) - start ))
+
+python3 - "$TMP/recipe.json" "$HASH" "$SUITES" "$kver" "$secs" "$t_debootstrap" "$DISK_SIZE" \
+  "$INITRAMFS_MODULES" "$MIRROR" "$SEC_MIRROR" "${PACKAGES[@]}" <<'EOF'
+import json, sys, datetime
+out, h, suites, kver, secs, tdb, size, mods, mirror, sec, *pkgs = sys.argv[1:]
+json.dump({
+    "hash": h, "suites": suites.split(), "variant": "apt", "packages": pkgs,
+    "kernel": kver, "initramfs_modules": mods.split(), "disk_size": size,
+    "mirrors": [mirror, sec],
+    "built_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "build_seconds": int(secs), "mmdebstrap_seconds": int(tdb),
+    "boot_append": "root=/dev/vda rw console=ttyS0 net.ifnames=0",
+}, open(out, "w"), indent=2)
+open(out, "a").write("\n")
+EOF
+
+chmod 755 "$TMP"
+mv -T "$TMP" "$DIR"   # atomic: the directory appears complete or not at all
+trap - EXIT
+say "built in ${secs}s ($(du -h --apparent-size "$DIR/disk.qcow2" | cut -f1) qcow2, kernel $kver): $DIR"
+echo "$DIR"
