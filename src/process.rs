@@ -180,6 +180,8 @@ impl Cmd {
             .expression()
             .reader()
             .map_err(|e| self.spawn_error(e))?;
+        // registered for Ctrl-C forwarding while it runs
+        let _guard = crate::interrupt::ChildGuard::new(reader.pids());
         let mut lines = Vec::new();
         let mut buf = BufReader::new(&reader);
         let mut raw = Vec::new();

@@ -50,7 +50,7 @@ def console(line):
     """stdout, and the console (serial on a VM, EC2's console output)."""
     print(line, flush=True)
     try:
-        with open(CONSOLE, "w") as f:
+        with open(CONSOLE, "a") as f:
             f.write(line + "\n")
     except OSError:
         pass

@@ -4,6 +4,7 @@
 mod errors;
 mod hashing;
 mod planner;
+mod runner;
 mod snapshots;
 mod util;
 mod validators;
