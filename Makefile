@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PARBAKE_CACHE ?= /var/cache/parbake
 
-.PHONY: help setup build test test-fast test-roles demo base-image lint fmt ci
+.PHONY: help setup build test test-fast test-roles e2e demo base-image lint fmt ci
 
 help:
-	@echo "make test        set up (idempotent), then run every test tier but the VM one"
+	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
 	@echo "make demo        set up, then plan, render, validate and print the web stack's user-data"
 	@echo "make setup       install packer, ansible-core (.venv), cloud-init (.tools), qemu, mmdebstrap"
 	@echo "make test-fast   cargo tests only (no chroot role run)"
+	@echo "make e2e         bake and launch the web stack in real VMs (slow under TCG: ~15-25 min)"
 	@echo "make test-roles  apply every example role for real in a throwaway Debian chroot"
 	@echo "make base-image  build (or reuse) the cached Debian 12 qcow2 for the local VM target"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
@@ -20,16 +21,24 @@ setup:
 build:
 	cargo build
 
-# The whole suite: unit and integration tests with the real validators, then the roles
-# applied for real (through the rendered bake payload and the launch runner) in a chroot.
+# The whole suite: unit and integration tests (real packer validate, ansible-playbook
+# --syntax-check, cloud-init schema, the launch runner under real ansible-core), then every
+# example role applied for real in a throwaway Debian chroot, twice (the second run must
+# change nothing). The VM tier is `make e2e`.
 test: setup
-	PARBAKE_CHROOT_TEST=1 cargo test
+	cargo test
+	bash scripts/chroot-roles.sh all
 
 test-fast:
 	cargo test
 
 test-roles: setup
-	PARBAKE_CHROOT_TEST=1 cargo test --test parbake chroot -- --nocapture
+	bash scripts/chroot-roles.sh all
+
+# Real bakes and launches on the local VM target, in a store under target/ removed afterwards.
+e2e: setup
+	bash scripts/base-image.sh >/dev/null
+	PARBAKE_E2E=1 cargo test --test parbake e2e -- --nocapture
 
 base-image: setup
 	bash scripts/base-image.sh

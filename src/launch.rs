@@ -295,7 +295,7 @@ pub fn launch_qemu(
                 if let Some((role, task)) = &timings.current {
                     progress.step(
                         &label,
-                        &format!("role {} | {task}", role.as_deref().unwrap_or("-")),
+                        &format!("role {} | {task}", role.as_deref().unwrap_or("(facts)")),
                     );
                 }
             } else if let Some(rest) = line.find("parbake-log | ").map(|i| &line[i + 14..]) {

@@ -1,0 +1,288 @@
+//! The end-to-end tier on the local VM target (`make e2e`, run by CI): real base disk, real
+//! Packer bakes, real VMs launched with the generated user-data, the web app asked over HTTP.
+//! Runs only with PARBAKE_E2E=1; without it the test says why and does nothing. With it, a
+//! missing qemu or packer fails the test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::repo;
+
+fn enabled() -> bool {
+    if std::env::var("PARBAKE_E2E").as_deref() == Ok("1") {
+        for tool in ["qemu-system-x86_64", "packer", "cloud-localds", "qemu-img"] {
+            let found = Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(found, "the e2e tier needs {tool}: run `make setup`");
+        }
+        true
+    } else {
+        eprintln!(
+            "e2e: skipped (set PARBAKE_E2E=1, as `make e2e` does, to bake and launch real VMs)"
+        );
+        false
+    }
+}
+
+struct Tier {
+    store: tempfile::TempDir,
+}
+
+impl Tier {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_parbake"));
+        c.args(args)
+            .current_dir(repo())
+            .env("PARBAKE_STORE", self.store.path())
+            .env_remove("PARBAKE_PROJECT");
+        c
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let started = Instant::now();
+        let out = self.cmd(args).stderr(Stdio::inherit()).output().unwrap();
+        eprintln!(
+            "e2e: parbake {} took {:.1}s",
+            args.join(" "),
+            started.elapsed().as_secs_f64()
+        );
+        assert!(
+            out.status.success(),
+            "parbake {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// Stops a VM left running by `launch --keep`, even when an assertion fails.
+struct Vm(Value);
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0["kept"]["pid"].as_u64() {
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGTERM);
+            }
+            let start = Instant::now();
+            while Path::new(&format!("/proc/{pid}")).exists()
+                && start.elapsed() < Duration::from_secs(15)
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        if let Some(dir) = self.0["kept"]["dir"].as_str() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn http_get(port: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port as u16))?;
+            s.set_read_timeout(Some(Duration::from_secs(20)))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match attempt {
+            Ok(b) if b.starts_with("HTTP/1.1 200") || b.starts_with("HTTP/1.0 200") => return b,
+            other if Instant::now() > deadline => panic!("no HTTP 200 on port {port}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+fn launched_roles(report: &Value) -> Vec<String> {
+    report["status"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "ok")
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn qemu_processes_under(dir: &Path) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-af", "qemu-system"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&dir.display().to_string()))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn e2e_bake_launch_promote_cache_and_interrupt_on_the_local_vm() {
+    if !enabled() {
+        return;
+    }
+    let tier = Tier {
+        store: tempfile::Builder::new()
+            .prefix("parbake-e2e-")
+            .tempdir_in(repo().join("target"))
+            .unwrap(),
+    };
+
+    // 1. bake the web stack's base
+    let bake = tier.json(&["bake", "web", "--json"]);
+    assert_eq!(bake["layers"][0]["outcome"], "baked");
+    let roles: Vec<&str> = bake["layers"][0]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"base") && roles.contains(&"users"),
+        "{roles:?}"
+    );
+
+    // 2. launch it: every remaining role runs at boot, and the Django app answers
+    let vm = Vm(tier.json(&["launch", "web", "--keep", "--json"]));
+    assert_eq!(vm.0["status"]["state"], "done");
+    let all = launched_roles(&vm.0);
+    assert_eq!(all, ["nginx", "python", "webapp", "identity"]);
+    let body = http_get(vm.0["http_port"].as_u64().unwrap());
+    let instance = vm.0["instance_id"].as_str().unwrap();
+    assert!(
+        body.contains("stack=web") && body.contains(instance),
+        "{body}"
+    );
+    eprintln!(
+        "e2e: nothing promoted: boot-to-ready {}s",
+        vm.0["boot_to_ready_s"]
+    );
+    drop(vm);
+
+    // 3. promote nginx and webapp: layer 1 is cached, layer 2 bakes on top of it
+    let promoted = [
+        "bake",
+        "web",
+        "--promote",
+        "nginx",
+        "--promote",
+        "webapp",
+        "--json",
+    ];
+    let bake2 = tier.json(&promoted);
+    assert_eq!(bake2["layers"][0]["outcome"], "cached");
+    assert_eq!(bake2["layers"][1]["outcome"], "baked");
+    let vm = Vm(tier.json(&[
+        "launch",
+        "web",
+        "--promote",
+        "nginx",
+        "--promote",
+        "webapp",
+        "--keep",
+        "--json",
+    ]));
+    assert_eq!(vm.0["status"]["state"], "done");
+    let fewer = launched_roles(&vm.0);
+    assert_eq!(
+        fewer,
+        ["identity"],
+        "only the launch-only role runs at boot"
+    );
+    assert!(fewer.len() < all.len());
+    let body = http_get(vm.0["http_port"].as_u64().unwrap());
+    assert!(
+        body.contains("stack=web") && body.contains(vm.0["instance_id"].as_str().unwrap()),
+        "{body}"
+    );
+    drop(vm);
+
+    // 4. the same bake again is a cache hit that never starts Packer
+    let marker = tier.store.path().join("packer-was-run");
+    let fake = tier.store.path().join("fake-packer");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = tier
+        .cmd(&promoted)
+        .env("PARBAKE_PACKER", &fake)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        again["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["outcome"] == "cached"),
+        "{again}"
+    );
+    assert!(!marker.exists(), "a cache hit ran Packer");
+
+    // 5. Ctrl-C during a bake: Packer cleans up, parbake removes its build dir, exits 130
+    let mut child = tier
+        .cmd(&["bake", "worker", "--promote", "worker"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("Waiting for SSH") || line.contains("Connected to SSH") {
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    rx.recv_timeout(Duration::from_secs(600))
+        .expect("the bake reached the VM");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !qemu_processes_under(tier.store.path()).is_empty(),
+        "a builder VM is running before the interrupt"
+    );
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", lines.join("\n"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        qemu_processes_under(tier.store.path()).is_empty(),
+        "a builder VM survived the interrupt"
+    );
+    let builds: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("build"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(builds.is_empty(), "build dirs left: {builds:?}");
+    let runs: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(runs.is_empty(), "VM run dirs left: {runs:?}");
+}
