@@ -23,6 +23,7 @@ fn same_inputs_same_hashes_across_loads_and_copies() {
     let mut roles: Vec<_> = std::fs::read_dir(f.root().join("roles"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
         .collect();
     roles.sort();
     roles.reverse();
