@@ -3,14 +3,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PARBAKE_CACHE ?= /var/cache/parbake
 
-.PHONY: help setup build test test-fast test-roles e2e demo base-image lint fmt ci
+.PHONY: help setup build test test-fast test-roles e2e bench demo base-image lint fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
-	@echo "make demo        set up, then plan, render, validate and print the web stack's user-data"
+	@echo "make demo        set up, then bake and launch the web stack in a local VM and ask it over HTTP"
 	@echo "make setup       install packer, ansible-core (.venv), cloud-init (.tools), qemu, mmdebstrap"
 	@echo "make test-fast   cargo tests only (no chroot role run)"
 	@echo "make e2e         bake and launch the web stack in real VMs (slow under TCG: ~15-25 min)"
+	@echo "make bench       boot-to-ready and bake times on the local VM, medians and ratios (slow)"
 	@echo "make test-roles  apply every example role for real in a throwaway Debian chroot"
 	@echo "make base-image  build (or reuse) the cached Debian 12 qcow2 for the local VM target"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
@@ -40,15 +41,17 @@ e2e: setup
 	bash scripts/base-image.sh >/dev/null
 	PARBAKE_E2E=1 cargo test --test parbake e2e -- --nocapture
 
+# Boot-to-ready and bake times with ratios, medians of BENCH_RUNS (default 3). Not a test.
+bench: setup build
+	bash scripts/base-image.sh >/dev/null
+	python3 scripts/bench.py
+
 base-image: setup
 	bash scripts/base-image.sh
 
 demo: setup build
-	./target/debug/parbake plan web
-	./target/debug/parbake plan web --promote nginx --promote webapp
-	./target/debug/parbake render web --promote nginx -o .parbake/render/web
-	./target/debug/parbake validate web
-	./target/debug/parbake userdata web
+	bash scripts/base-image.sh >/dev/null
+	bash scripts/demo.sh
 
 lint:
 	cargo fmt --check

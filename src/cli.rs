@@ -89,6 +89,9 @@ pub enum Command {
         /// Leave the VM running and print how to reach it.
         #[arg(long)]
         keep: bool,
+        /// Run no launch roles: boot the image and report at once (the boot-time floor).
+        #[arg(long)]
+        no_roles: bool,
         /// Seconds to wait for the launch to report (software emulation is slow).
         #[arg(long, default_value_t = 900)]
         timeout: u64,
@@ -211,6 +214,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Launch {
             stack,
             keep,
+            no_roles,
             timeout,
             json,
         } => {
@@ -221,6 +225,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     &req,
                     &crate::launch::LaunchOptions {
                         keep,
+                        no_roles,
                         timeout: std::time::Duration::from_secs(timeout),
                         quiet: cli.quiet || json,
                         verbose: cli.verbose,

@@ -69,6 +69,8 @@ pub struct KeptVm {
 
 pub struct LaunchOptions {
     pub keep: bool,
+    /// Boot with user-data that runs no roles: the boot-time floor the benchmark compares with.
+    pub no_roles: bool,
     pub timeout: Duration,
     pub quiet: bool,
     pub verbose: bool,
@@ -159,7 +161,13 @@ pub fn launch_qemu(
                 .collect::<String>()
         ))
     })?;
-    let ud = render::userdata::render(&plan)?;
+    let ud = if opts.no_roles {
+        let mut floor = plan.clone();
+        floor.launch.clear();
+        render::userdata::render(&floor)?
+    } else {
+        render::userdata::render(&plan)?
+    };
     let instance_id = format!("i-{}", random_hex(8));
     let dir = store.runs().join(format!("{}-{}", plan.stack, instance_id));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;

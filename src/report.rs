@@ -145,6 +145,9 @@ pub fn bake_summary(r: &crate::bake::BakeReport) -> String {
             roles.join(", ")
         );
         let _ = writeln!(s, "    disk: {}", l.disk.display());
+        if let Some(log) = &l.log {
+            let _ = writeln!(s, "    log:  {}", log.display());
+        }
     }
     s
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""parbake benchmark on the local VM target (make bench). Not a test: it prints figures.
+
+For the web stack it measures, in one run, the median of BENCH_RUNS runs (default 3) of:
+  - boot-to-ready with no roles at launch (the floor), nothing promoted, half promoted
+    (nginx, python) and everything promoted (nginx, webapp; identity is launch-only);
+  - bake times: the base layer, each stack layer, and a cache-hit bake;
+and gives each launch figure as a ratio to the floor. A layer is re-baked by removing it
+from the bench's own store (target/bench-store), so only that layer's bake is timed.
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STORE = os.environ.get("BENCH_STORE", os.path.join(REPO, "target", "bench-store"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+PARBAKE = os.path.join(REPO, "target", "debug", "parbake")
+HALF = ["--promote", "nginx", "--promote", "python"]
+ALL = ["--promote", "nginx", "--promote", "webapp"]
+
+
+def parbake(*args):
+    env = dict(os.environ, PARBAKE_STORE=STORE)
+    t0 = time.monotonic()
+    out = subprocess.run([PARBAKE, *args, "--json"], cwd=REPO, env=env, stdout=subprocess.PIPE)
+    wall = time.monotonic() - t0
+    if out.returncode != 0:
+        sys.exit("bench: parbake %s failed (exit %d)" % (" ".join(args), out.returncode))
+    return json.loads(out.stdout), wall
+
+
+def drop_layer(report, index):
+    layer = report["layers"][index - 1]
+    shutil.rmtree(os.path.join(STORE, "images", layer["hash"]), ignore_errors=True)
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main():
+    if not os.path.exists(PARBAKE):
+        sys.exit("bench: build parbake first (cargo build)")
+    os.makedirs(STORE, exist_ok=True)
+    bakes = {"base layer": [], "stack layer, half promoted": [], "stack layer, all promoted": [],
+             "cache hit (both layers)": []}
+    boots = {"floor (no roles)": [], "nothing promoted": [], "half promoted": [], "all promoted": []}
+    roles_at_launch = {}
+    for run in range(1, RUNS + 1):
+        print("bench: run %d of %d" % (run, RUNS), file=sys.stderr, flush=True)
+        rep, _ = parbake("bake", "web")
+        drop_layer(rep, 1)
+        rep, _ = parbake("bake", "web")
+        bakes["base layer"].append(rep["layers"][0]["duration_s"])
+        for name, flags in (("half promoted", HALF), ("all promoted", ALL)):
+            rep, _ = parbake("bake", "web", *flags)
+            drop_layer(rep, 2)
+            rep, _ = parbake("bake", "web", *flags)
+            bakes["stack layer, " + name].append(rep["layers"][1]["duration_s"])
+        _, wall = parbake("bake", "web", *ALL)
+        bakes["cache hit (both layers)"].append(round(wall, 2))
+        for name, flags in (("floor (no roles)", ["--no-roles"]), ("nothing promoted", []),
+                            ("half promoted", HALF), ("all promoted", ALL)):
+            rep, _ = parbake("launch", "web", *flags)
+            boots[name].append(rep["boot_to_ready_s"])
+            roles_at_launch[name] = len([r for r in rep["status"]["roles"] if r["status"] == "ok"])
+    accel = rep["accelerator"]
+    floor = median(boots["floor (no roles)"])
+    print("\nparbake bench: web stack, local VM target (%s), %d run(s), medians" % (accel, RUNS))
+    print("\n%-28s %8s %8s %14s  %s" % ("boot-to-ready", "median", "x floor", "roles at boot", "runs"))
+    for name, xs in boots.items():
+        print("%-28s %7.1fs %7.2fx %14d  %s" % (name, median(xs), median(xs) / floor,
+                                                 roles_at_launch.get(name, 0),
+                                                 " ".join("%.1f" % x for x in xs)))
+    print("\n%-28s %8s %8s  %s" % ("bake", "median", "x floor", "runs"))
+    for name, xs in bakes.items():
+        print("%-28s %7.1fs %7.2fx  %s" % (name, median(xs), median(xs) / floor, " ".join("%.1f" % x for x in xs)))
+
+
+if __name__ == "__main__":
+    main()
