@@ -270,7 +270,11 @@ fn e2e_bake_launch_promote_cache_and_interrupt_on_the_local_vm() {
     let status = child.wait().unwrap();
     let lines = reader.join().unwrap();
     assert_eq!(status.code(), Some(130), "{}", lines.join("\n"));
-    std::thread::sleep(Duration::from_secs(2));
+    // Packer stops its VM as part of its clean-up; allow it a few seconds
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !qemu_processes_under(tier.store.path()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert!(
         qemu_processes_under(tier.store.path()).is_empty(),
         "a builder VM survived the interrupt"
