@@ -260,8 +260,10 @@ pub fn launch_qemu(
     )
     .dir(&dir)
     .stdin_null()
-    .stdout_path(dir.join("qemu.out"))
+    // duct applies the outer redirect first: join stderr to stdout, then point stdout at the
+    // file, so neither stream holds on to parbake's own stdout
     .stderr_to_stdout()
+    .stdout_path(dir.join("qemu.out"))
     .unchecked()
     .before_spawn(|c| {
         use std::os::unix::process::CommandExt;

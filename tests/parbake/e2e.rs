@@ -48,18 +48,22 @@ impl Tier {
 
     fn json(&self, args: &[&str]) -> Value {
         let started = Instant::now();
-        let out = self.cmd(args).stderr(Stdio::inherit()).output().unwrap();
+        // stdout to a file, not a pipe: wait for parbake itself, not for every holder of a pipe
+        let out_path = self.store.path().join("stdout.json");
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(Stdio::inherit())
+            .status()
+            .unwrap();
+        let stdout = std::fs::read_to_string(&out_path).unwrap();
         eprintln!(
             "e2e: parbake {} took {:.1}s",
             args.join(" "),
             started.elapsed().as_secs_f64()
         );
-        assert!(
-            out.status.success(),
-            "parbake {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        assert!(status.success(), "parbake {args:?} failed:\n{stdout}");
+        serde_json::from_str(&stdout).unwrap()
     }
 }
 
