@@ -39,6 +39,15 @@ def drop_layer(report, index):
     shutil.rmtree(os.path.join(STORE, "images", layer["hash"]), ignore_errors=True)
 
 
+def timed_bake(index, *flags):
+    """Bake time of layer `index`: a real bake, removing a cached copy first if there is one."""
+    rep, _ = parbake("bake", "web", *flags)
+    if rep["layers"][index - 1]["outcome"] != "baked":
+        drop_layer(rep, index)
+        rep, _ = parbake("bake", "web", *flags)
+    return rep["layers"][index - 1]["duration_s"]
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -53,15 +62,9 @@ def main():
     roles_at_launch = {}
     for run in range(1, RUNS + 1):
         print("bench: run %d of %d" % (run, RUNS), file=sys.stderr, flush=True)
-        rep, _ = parbake("bake", "web")
-        drop_layer(rep, 1)
-        rep, _ = parbake("bake", "web")
-        bakes["base layer"].append(rep["layers"][0]["duration_s"])
+        bakes["base layer"].append(timed_bake(1))
         for name, flags in (("half promoted", HALF), ("all promoted", ALL)):
-            rep, _ = parbake("bake", "web", *flags)
-            drop_layer(rep, 2)
-            rep, _ = parbake("bake", "web", *flags)
-            bakes["stack layer, " + name].append(rep["layers"][1]["duration_s"])
+            bakes["stack layer, " + name].append(timed_bake(2, *flags))
         _, wall = parbake("bake", "web", *ALL)
         bakes["cache hit (both layers)"].append(round(wall, 2))
         for name, flags in (("floor (no roles)", ["--no-roles"]), ("nothing promoted", []),
