@@ -123,7 +123,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let stdout = std::io::stdout();
     match cli.command {
         Command::Plan { stack, json } => {
-            let plan = plan::plan(&project, &request(&stack))?;
+            let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
             let mut out = stdout.lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &plan)
@@ -135,7 +135,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Render { stack, output } => {
-            let plan = plan::plan(&project, &request(&stack))?;
+            let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
             let tools = Tools::locate(&root);
             let modern = tools
                 .packer_version()
@@ -152,7 +152,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Userdata { stack, output } => {
-            let plan = plan::plan(&project, &request(&stack))?;
+            let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
             let ud = render::userdata::render(&plan)?;
             if !cli.quiet {
                 eprintln!(
@@ -288,6 +288,26 @@ pub fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A request whose source identity is the one a bake would use, when it can be known without
+/// building anything (the cached base disk's recipe), so `plan`, `render` and `userdata`
+/// show the same hashes and user-data as `bake` and `launch`.
+fn resolved_request(project: &Project, s: &StackArgs) -> PlanRequest {
+    let mut req = request(s);
+    if s.target == Target::Qemu {
+        if let Some(image) = project
+            .stacks
+            .get(&s.stack)
+            .and_then(|st| project.images.get(&st.def.image))
+        {
+            req.source_identity = crate::qemu::peek_identity(project, image);
+            if req.source_identity.is_none() && image.def.sources.qemu.is_some() {
+                eprintln!("note: the base disk image is not built yet; layer hashes change once it is (make base-image)");
+            }
+        }
+    }
+    req
 }
 
 fn request(s: &StackArgs) -> PlanRequest {
