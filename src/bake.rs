@@ -119,6 +119,7 @@ pub fn bake_qemu(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Re
             &tools,
             &mut progress,
             &label,
+            opts.force,
         )?;
         layers.push(result);
     }
@@ -160,6 +161,7 @@ fn bake_layer(
     tools: &Tools,
     progress: &mut Progress,
     label: &str,
+    force: bool,
 ) -> Result<LayerResult> {
     let started = Instant::now();
     // removed when this function returns, on success, failure or Ctrl-C
@@ -338,7 +340,7 @@ fn bake_layer(
         &result.join("record.json"),
         (serde_json::to_string_pretty(&record).expect("record") + "\n").as_bytes(),
     )?;
-    let dest = store.commit(&result, &layer.hash)?;
+    let dest = store.commit(&result, &layer.hash, force)?;
     let per_role: Vec<String> = timings
         .roles
         .iter()

@@ -395,6 +395,14 @@ pub fn launch_qemu(
                 log_tail.join("\n  | ")
             ));
         }
+        if let Some(k) = &report.kept {
+            e = e.with_hint(format!(
+                "the VM is still running (--keep) to look into: {}; stop it with: kill {} && rm -rf {}",
+                k.ssh,
+                k.pid,
+                k.dir.display()
+            ));
+        }
         return Err(e.with_hint(format!("the console log is {}", kept_log.display())));
     }
     drop(guard);

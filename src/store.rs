@@ -88,9 +88,23 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a finished layer directory into place. If another run got there first, keeps theirs.
-    pub fn commit(&self, staged: &Path, hash: &str) -> Result<PathBuf> {
+    /// Moves a finished layer directory into place. An existing copy is replaced when
+    /// `replace` (a forced rebake), else kept (another run got there first).
+    pub fn commit(&self, staged: &Path, hash: &str, replace: bool) -> Result<PathBuf> {
         let dest = self.layer_dir(hash);
+        if dest.exists() && replace {
+            let old = self
+                .root
+                .join(format!("images/.replaced-{hash}-{}", std::process::id()));
+            std::fs::rename(&dest, &old)
+                .map_err(|e| Error::io("move the old layer aside", &dest, e))?;
+            if let Err(e) = std::fs::rename(staged, &dest) {
+                let _ = std::fs::rename(&old, &dest); // put the old layer back
+                return Err(Error::io("move the layer into the store", &dest, e));
+            }
+            let _ = std::fs::remove_dir_all(&old);
+            return Ok(dest);
+        }
         if dest.exists() {
             let _ = std::fs::remove_dir_all(staged);
             return Ok(dest);
