@@ -265,13 +265,11 @@ fn bake_layer(
             if ui_tail.len() > 40 {
                 ui_tail.remove(0);
             }
+            // Packer's steps are the `say` lines of the form "==> qemu.layer: Waiting for SSH..."
             if kind == "say" {
-                let msg = t
-                    .trim_start_matches("==> ")
-                    .split_once(": ")
-                    .map(|x| x.1)
-                    .unwrap_or(t);
-                progress.step(label, msg);
+                if let Some((_, msg)) = t.strip_prefix("==> ").and_then(|m| m.split_once(": ")) {
+                    progress.step(label, msg);
+                }
             }
         }
     })?;
