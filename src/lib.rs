@@ -4,6 +4,7 @@
 //!
 //! config → plan → render → run → record. `plan` and `render` are pure.
 
+pub mod aws;
 pub mod bake;
 pub mod cli;
 pub mod config;

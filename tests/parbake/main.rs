@@ -7,5 +7,6 @@ mod hashing;
 mod planner;
 mod runner;
 mod snapshots;
+mod tags;
 mod util;
 mod validators;

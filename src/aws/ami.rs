@@ -1,0 +1,175 @@
+//! AMIs as parbake sees them: picking the newest source AMI (EC2 has no server-side sort), and
+//! the image manifest carried in an AMI's `parbake:*` tags (see `render::packer::ami_tags`).
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ami {
+    pub id: String,
+    pub name: String,
+    /// ISO 8601 as EC2 returns it (`2024-03-15T17:20:00.000Z`), so text order is time order.
+    pub creation_date: String,
+    pub architecture: String,
+    pub owner: String,
+    pub state: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The newest available AMI by CreationDate. CreationDate has one-second resolution, so ties
+/// happen; they are broken by name, then id (both highest first), so every run and every
+/// machine picks the same AMI whatever order EC2 listed them in.
+pub fn newest(amis: &[Ami]) -> Option<&Ami> {
+    amis.iter()
+        .filter(|a| a.state == "available")
+        .max_by(|a, b| {
+            (a.creation_date.as_str(), a.name.as_str(), a.id.as_str()).cmp(&(
+                b.creation_date.as_str(),
+                b.name.as_str(),
+                b.id.as_str(),
+            ))
+        })
+}
+
+/// What an AMI's tags say about the layer baked into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagManifest {
+    pub layer_hash: String,
+    pub layer_name: String,
+    pub image: String,
+    pub stack: Option<String>,
+    pub parent_ami: Option<String>,
+    pub baked: Vec<String>,
+    /// Role name → the first 16 hex digits of its content hash.
+    pub installed: BTreeMap<String, String>,
+    pub manifest_format: u32,
+}
+
+/// Reads the `parbake:*` tags back. Errors name the missing or malformed tag.
+pub fn manifest_from_tags(
+    ami_id: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<TagManifest, String> {
+    let get = |k: &str| {
+        tags.get(k)
+            .cloned()
+            .ok_or_else(|| format!("AMI {ami_id} has no `{k}` tag; was it baked by parbake?"))
+    };
+    let format: u32 = get("parbake:manifest-format")?
+        .parse()
+        .map_err(|_| format!("AMI {ami_id}: tag `parbake:manifest-format` is not a number"))?;
+    let mut installed = BTreeMap::new();
+    for n in 1.. {
+        let Some(chunk) = tags.get(&format!("parbake:installed-{n}")) else {
+            break;
+        };
+        for entry in chunk.split(',').filter(|e| !e.is_empty()) {
+            let (role, hash) = entry.split_once('=').ok_or_else(|| {
+                format!("AMI {ami_id}: malformed entry `{entry}` in tag `parbake:installed-{n}`")
+            })?;
+            installed.insert(role.to_string(), hash.to_string());
+        }
+    }
+    if installed.is_empty() {
+        return Err(format!(
+            "AMI {ami_id} has no `parbake:installed-1` tag; was it baked by parbake?"
+        ));
+    }
+    Ok(TagManifest {
+        layer_hash: get("parbake:layer-hash")?,
+        layer_name: get("parbake:layer")?,
+        image: get("parbake:image")?,
+        stack: tags.get("parbake:stack").cloned(),
+        parent_ami: tags.get("parbake:parent-ami").cloned(),
+        baked: get("parbake:baked")?
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(String::from)
+            .collect(),
+        installed,
+        manifest_format: format,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Vec<Ami> {
+        let text = include_str!("../../tests/fixtures/moto-amis.json");
+        let raw: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
+        raw.iter()
+            .map(|v| Ami {
+                id: v["ami_id"].as_str().unwrap().into(),
+                name: v["name"].as_str().unwrap().into(),
+                creation_date: v["creation_date"].as_str().unwrap().into(),
+                architecture: v["architecture"].as_str().unwrap_or("x86_64").into(),
+                owner: v["owner_id"].as_str().unwrap().into(),
+                state: v["state"].as_str().unwrap_or("available").into(),
+                tags: BTreeMap::new(),
+            })
+            .collect()
+    }
+
+    /// What DescribeImages(owners, name pattern, architecture) returns, in a scrambled order.
+    fn matching(owner: &str, prefix: &str, arch: &str, reverse: bool) -> Vec<Ami> {
+        let mut v: Vec<Ami> = fixture()
+            .into_iter()
+            .filter(|a| a.owner == owner && a.name.starts_with(prefix) && a.architecture == arch)
+            .collect();
+        if reverse {
+            v.reverse();
+        }
+        v
+    }
+
+    #[test]
+    fn newest_breaks_creation_date_ties_the_same_way_whatever_the_order() {
+        for reverse in [false, true] {
+            let amis = matching("136693071363", "debian-12-amd64-", "x86_64", reverse);
+            assert_eq!(amis.len(), 6);
+            assert_eq!(newest(&amis).unwrap().id, "ami-0de0b12a7f3c000b2");
+        }
+        assert_eq!(
+            newest(&matching(
+                "136693071363",
+                "debian-12-arm64-",
+                "arm64",
+                false
+            ))
+            .unwrap()
+            .id,
+            "ami-0de0b12a7f3c00a01"
+        );
+        assert!(newest(&[]).is_none());
+    }
+
+    #[test]
+    fn tags_round_trip_through_the_manifest_reader() {
+        let mut tags = BTreeMap::new();
+        for (k, v) in [
+            ("parbake:layer-hash", "ab".repeat(32)),
+            ("parbake:layer", "debian12-web".into()),
+            ("parbake:image", "debian12".into()),
+            ("parbake:stack", "web".into()),
+            ("parbake:baked", "base,users,nginx".into()),
+            ("parbake:manifest-format", "1".into()),
+            (
+                "parbake:installed-1",
+                "base=0123456789abcdef,nginx=fedcba9876543210".into(),
+            ),
+            ("parbake:installed-2", "users=1111222233334444".into()),
+        ] {
+            tags.insert(k.to_string(), v);
+        }
+        let m = manifest_from_tags("ami-1", &tags).unwrap();
+        assert_eq!(m.baked, ["base", "users", "nginx"]);
+        assert_eq!(m.installed.len(), 3);
+        assert_eq!(m.installed["users"], "1111222233334444");
+        tags.remove("parbake:baked");
+        let err = manifest_from_tags("ami-1", &tags).unwrap_err();
+        assert!(
+            err.contains("ami-1") && err.contains("parbake:baked"),
+            "{err}"
+        );
+    }
+}

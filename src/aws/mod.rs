@@ -1,0 +1,4 @@
+//! The AWS target. Pure pieces first: choosing the source AMI and reading the manifest an AMI
+//! carries in its tags. The EC2 calls (aws-sdk-ec2) build on these.
+
+pub mod ami;
