@@ -2,3 +2,4 @@
 //! carries in its tags. The EC2 calls (aws-sdk-ec2) build on these.
 
 pub mod ami;
+pub mod ec2;

@@ -4,6 +4,7 @@
 mod e2e;
 mod errors;
 mod hashing;
+mod moto;
 mod planner;
 mod runner;
 mod snapshots;
