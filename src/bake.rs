@@ -27,7 +27,8 @@ pub struct LayerResult {
     /// `baked` or `cached`.
     pub outcome: String,
     pub duration_s: f64,
-    pub disk: PathBuf,
+    /// The layer disk in the store (qemu) or the AMI id (aws).
+    pub image: String,
     pub roles: Vec<crate::events::RoleTiming>,
     pub log: Option<PathBuf>,
 }
@@ -144,7 +145,11 @@ fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
         hash: rec.hash.clone(),
         outcome: "cached".into(),
         duration_s: 0.0,
-        disk: store.layer_dir(&rec.hash).join("disk.qcow2"),
+        image: store
+            .layer_dir(&rec.hash)
+            .join("disk.qcow2")
+            .display()
+            .to_string(),
         roles: rec.roles.clone(),
         log: Some(store.layer_dir(&rec.hash).join("bake.log")),
     }
@@ -199,7 +204,117 @@ fn bake_layer(
         ssh_private_key_file: "ssh/id_ed25519".into(),
         ..RenderOptions::default()
     };
-    write_tree(dir, &render::render_layer(project, plan, layer, &opts))?;
+    let (timings, log_path) = packer_build(
+        project,
+        plan,
+        layer,
+        &opts,
+        &PackerRun {
+            dir,
+            tools,
+            store,
+            label,
+            only: None,
+            what: accel,
+        },
+        progress,
+    )?;
+    // commit: disk, manifest, record and log, moved into the store in one rename
+    let result = dir.join("result");
+    std::fs::create_dir_all(&result).map_err(|e| Error::io("create", &result, e))?;
+    let disk = dir.join("output/disk.qcow2");
+    std::fs::rename(&disk, result.join("disk.qcow2"))
+        .map_err(|e| Error::io("move the baked disk", &disk, e))?;
+    std::fs::copy(
+        dir.join("payload/manifest.json"),
+        result.join("manifest.json"),
+    )
+    .map_err(|e| Error::io("copy the manifest", dir.join("payload/manifest.json"), e))?;
+    std::fs::copy(&log_path, result.join("bake.log"))
+        .map_err(|e| Error::io("copy", &log_path, e))?;
+    let duration = round(started.elapsed().as_secs_f64());
+    let record = LayerRecord {
+        format: 1,
+        parbake_version: plan.parbake_version.clone(),
+        target: "qemu".into(),
+        image: plan.image.clone(),
+        stack: (layer.index == 2).then(|| plan.stack.clone()),
+        index: layer.index,
+        name: layer.name.clone(),
+        hash: layer.hash.clone(),
+        parent: layer.parent.clone(),
+        runs: layer.runs.clone(),
+        baked: layer.baked.clone(),
+        kernel: base.kernel.clone(),
+        initrd: base.initrd.clone(),
+        accelerator: accel.to_string(),
+        created_at: now_epoch(),
+        bake_duration_s: duration,
+        roles: timings.roles.clone(),
+    };
+    crate::write::write_file(
+        &result.join("record.json"),
+        (serde_json::to_string_pretty(&record).expect("record") + "\n").as_bytes(),
+    )?;
+    let dest = store.commit(&result, &layer.hash, force)?;
+    let per_role: Vec<String> = timings
+        .roles
+        .iter()
+        .map(|r| format!("{} {:.1}s", r.role, r.duration_s))
+        .collect();
+    progress.line(&format!(
+        "{label}: baked in {duration:.1}s{}",
+        if per_role.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", per_role.join(", "))
+        }
+    ));
+    Ok(LayerResult {
+        index: layer.index,
+        name: layer.name.clone(),
+        hash: layer.hash.clone(),
+        outcome: "baked".into(),
+        duration_s: duration,
+        image: dest.join("disk.qcow2").display().to_string(),
+        roles: timings.roles,
+        log: Some(dest.join("bake.log")),
+    })
+}
+
+/// Where and how one Packer build runs.
+pub(crate) struct PackerRun<'a> {
+    pub dir: &'a std::path::Path,
+    pub tools: &'a Tools,
+    pub store: &'a Store,
+    pub label: &'a str,
+    /// `-only=` source (the aws target picks the provisioned or the test-only source).
+    pub only: Option<&'a str>,
+    /// Shown in progress: the accelerator, or the region.
+    pub what: &'a str,
+}
+
+/// Renders a layer's Packer inputs into `run.dir`, copies the roles into the payload, and runs
+/// `packer build -machine-readable`, streaming progress and the log. Returns the per-role
+/// timings and the log path; fails with the output tail (and the failing role) or on Ctrl-C.
+pub(crate) fn packer_build(
+    project: &Project,
+    plan: &Plan,
+    layer: &Layer,
+    opts: &RenderOptions,
+    run: &PackerRun<'_>,
+    progress: &mut Progress,
+) -> Result<(Timings, PathBuf)> {
+    let PackerRun {
+        dir,
+        tools,
+        store,
+        label,
+        only,
+        what,
+    } = *run;
+    let modern = opts.modern_packer;
+    write_tree(dir, &render::render_layer(project, plan, layer, opts))?;
     for role in plan.installed.keys() {
         copy_dir(
             &project.roles[role].dir,
@@ -217,20 +332,23 @@ fn bake_layer(
     let log_path = dir.join("bake.log");
     let mut log =
         std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
+    let mut args = vec!["build".to_string(), "-machine-readable".to_string()];
+    if let Some(only) = only {
+        args.push(format!("-only={only}"));
+    }
+    args.extend([
+        "-var-file=parbake.pkrvars.json".to_string(),
+        ".".to_string(),
+    ]);
     let cmd = Cmd::new(format!("bake {label} with Packer"), &tools.packer)
-        .args([
-            "build",
-            "-machine-readable",
-            "-var-file=parbake.pkrvars.json",
-            ".",
-        ])
+        .args(args)
         .env("TMPDIR", &tmp)
         .env("PACKER_CACHE_DIR", dir.join("packer_cache"))
         .env("PACKER_NO_COLOR", "1")
         .env("CHECKPOINT_DISABLE", "1")
         .cwd(dir);
     progress.line(&format!(
-        "{label}: baking {} with Packer ({accel})",
+        "{label}: baking {} with Packer ({what})",
         if layer.runs.is_empty() {
             "no roles".to_string()
         } else {
@@ -301,65 +419,5 @@ fn bake_layer(
         }
         return Err(err.into());
     }
-    // commit: disk, manifest, record and log, moved into the store in one rename
-    let result = dir.join("result");
-    std::fs::create_dir_all(&result).map_err(|e| Error::io("create", &result, e))?;
-    let disk = dir.join("output/disk.qcow2");
-    std::fs::rename(&disk, result.join("disk.qcow2"))
-        .map_err(|e| Error::io("move the baked disk", &disk, e))?;
-    std::fs::copy(
-        dir.join("payload/manifest.json"),
-        result.join("manifest.json"),
-    )
-    .map_err(|e| Error::io("copy the manifest", dir.join("payload/manifest.json"), e))?;
-    std::fs::copy(&log_path, result.join("bake.log"))
-        .map_err(|e| Error::io("copy", &log_path, e))?;
-    let duration = round(started.elapsed().as_secs_f64());
-    let record = LayerRecord {
-        format: 1,
-        parbake_version: plan.parbake_version.clone(),
-        target: "qemu".into(),
-        image: plan.image.clone(),
-        stack: (layer.index == 2).then(|| plan.stack.clone()),
-        index: layer.index,
-        name: layer.name.clone(),
-        hash: layer.hash.clone(),
-        parent: layer.parent.clone(),
-        runs: layer.runs.clone(),
-        baked: layer.baked.clone(),
-        kernel: base.kernel.clone(),
-        initrd: base.initrd.clone(),
-        accelerator: accel.to_string(),
-        created_at: now_epoch(),
-        bake_duration_s: duration,
-        roles: timings.roles.clone(),
-    };
-    crate::write::write_file(
-        &result.join("record.json"),
-        (serde_json::to_string_pretty(&record).expect("record") + "\n").as_bytes(),
-    )?;
-    let dest = store.commit(&result, &layer.hash, force)?;
-    let per_role: Vec<String> = timings
-        .roles
-        .iter()
-        .map(|r| format!("{} {:.1}s", r.role, r.duration_s))
-        .collect();
-    progress.line(&format!(
-        "{label}: baked in {duration:.1}s{}",
-        if per_role.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", per_role.join(", "))
-        }
-    ));
-    Ok(LayerResult {
-        index: layer.index,
-        name: layer.name.clone(),
-        hash: layer.hash.clone(),
-        outcome: "baked".into(),
-        duration_s: duration,
-        disk: dest.join("disk.qcow2"),
-        roles: timings.roles,
-        log: Some(dest.join("bake.log")),
-    })
+    Ok((timings, log_path))
 }

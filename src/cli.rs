@@ -191,16 +191,19 @@ pub fn run(cli: Cli) -> Result<()> {
                     &req,
                     &crate::bake::BakeOptions {
                         force,
-                        quiet: cli.quiet || json,
+                        quiet: cli.quiet,
                         verbose: cli.verbose,
                     },
                 )?,
-                Target::Aws => return Err(Error::user(
-                    "baking for the aws target is not implemented yet",
-                )
-                .with_hint(
-                    "use --target qemu; `parbake render --target aws` shows the amazon-ebs inputs",
-                )),
+                Target::Aws => crate::aws::bake::bake_aws(
+                    &project,
+                    &req,
+                    &crate::bake::BakeOptions {
+                        force,
+                        quiet: cli.quiet,
+                        verbose: cli.verbose,
+                    },
+                )?,
             };
             let mut out = stdout.lock();
             if json {
@@ -227,7 +230,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         keep,
                         no_roles,
                         timeout: std::time::Duration::from_secs(timeout),
-                        quiet: cli.quiet || json,
+                        quiet: cli.quiet,
                         verbose: cli.verbose,
                     },
                 )?,

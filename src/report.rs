@@ -144,7 +144,7 @@ pub fn bake_summary(r: &crate::bake::BakeReport) -> String {
             l.duration_s,
             roles.join(", ")
         );
-        let _ = writeln!(s, "    disk: {}", l.disk.display());
+        let _ = writeln!(s, "    image: {}", l.image);
         if let Some(log) = &l.log {
             let _ = writeln!(s, "    log:  {}", log.display());
         }

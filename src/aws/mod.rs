@@ -2,4 +2,5 @@
 //! carries in its tags. The EC2 calls (aws-sdk-ec2) build on these.
 
 pub mod ami;
+pub mod bake;
 pub mod ec2;

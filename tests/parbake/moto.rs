@@ -1,6 +1,8 @@
 //! EC2 calls over HTTP against a real moto server (PyPI `moto[server]`, pinned in .venv): one
 //! server per test run on a free port, ready when /moto-api/data.json answers, torn down with
-//! the test process (PR_SET_PDEATHSIG). Fixture AMIs come from tests/fixtures/moto-amis.json.
+//! the test process (PR_SET_PDEATHSIG). Fixture AMIs come from tests/fixtures/moto-amis.json;
+//! tests/fixtures/moto_server.py makes CreateImage from an EBS-backed instance EBS-backed, as
+//! in real EC2.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -23,14 +25,15 @@ pub fn moto() -> &'static Moto {
 }
 
 fn start() -> Moto {
-    let bin = repo().join(".venv/bin/moto_server");
+    let python = repo().join(".venv/bin/python");
     assert!(
-        bin.exists(),
-        "{} is missing: run `make setup`",
-        bin.display()
+        repo().join(".venv/bin/moto_server").exists(),
+        "moto_server is missing from .venv: run `make setup`"
     );
-    let mut cmd = Command::new(bin);
-    cmd.args(["-H", "127.0.0.1", "-p", "0"])
+    // moto_server with one fix for a moto gap (see the script)
+    let mut cmd = Command::new(python);
+    cmd.arg(repo().join("tests/fixtures/moto_server.py"))
+        .args(["-H", "127.0.0.1", "-p", "0"])
         .env("MOTO_ENABLE_AMI_VALIDATION", "true")
         .env(
             "MOTO_AMIS_PATH",
@@ -202,5 +205,183 @@ fn layer_lookup_finds_only_amis_tagged_with_that_layer_hash() {
             .send()
             .await
             .unwrap();
+    });
+}
+
+/// `parbake ARGS` in the repo's project against moto, with the test-only provisioning switch.
+fn parbake_aws(
+    store: &std::path::Path,
+    args: &[&str],
+    packer: Option<&std::path::Path>,
+) -> (i32, serde_json::Value, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_parbake"));
+    c.args(args)
+        .current_dir(repo())
+        .env("PARBAKE_STORE", store)
+        .env("PARBAKE_EC2_ENDPOINT", &moto().url)
+        .env("PARBAKE_TEST_SKIP_PROVISIONING", "1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("PARBAKE_PROJECT");
+    if let Some(p) = packer {
+        c.env("PARBAKE_PACKER", p);
+    }
+    let out = c.output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn tags_of_image(
+    ec2: &Ec2,
+    ami: &str,
+) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+    let resp = ec2
+        .client
+        .describe_images()
+        .image_ids(ami)
+        .send()
+        .await
+        .unwrap();
+    let img = &resp.images()[0];
+    let tags = img
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect();
+    let snaps = img
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(String::from))
+        .collect();
+    (tags, snaps)
+}
+
+#[test]
+fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it() {
+    let store = tempfile::tempdir().unwrap();
+    // 1. layer 1: source AMI resolved, real Packer amazon-ebs build, AMI id from the manifest
+    let (code, rep, err) = parbake_aws(
+        store.path(),
+        &["bake", "web", "--target", "aws", "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("source AMI in us-east-1: ami-0de0b12a7f3c000b2"),
+        "{err}"
+    );
+    let l1 = &rep["layers"][0];
+    assert_eq!(l1["outcome"], "baked");
+    let ami1 = l1["image"].as_str().unwrap().to_string();
+    assert!(ami1.starts_with("ami-"));
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        let (tags, snaps) = tags_of_image(&ec2, &ami1).await;
+        assert_eq!(tags["parbake:layer-hash"], l1["hash"].as_str().unwrap());
+        assert_eq!(tags["parbake:image"], "debian12");
+        assert_eq!(tags["parbake:parent-ami"], "ami-0de0b12a7f3c000b2");
+        assert_eq!(tags["parbake:baked"], "base,users");
+        assert!(tags.contains_key("parbake:installed-1") && tags.contains_key("parbake:version"));
+        // snapshots carry the same tags
+        assert!(!snaps.is_empty());
+        let s = ec2
+            .client
+            .describe_snapshots()
+            .snapshot_ids(&snaps[0])
+            .send()
+            .await
+            .unwrap();
+        let st: Vec<_> = s.snapshots()[0]
+            .tags()
+            .iter()
+            .filter(|t| t.key() == Some("parbake:layer-hash"))
+            .collect();
+        assert_eq!(st.len(), 1);
+        // the builder instance was tagged so `gc` can find leftovers, and is not left running
+        let inst = ec2
+            .client
+            .describe_instances()
+            .filters(parbake::aws::ec2::filter(
+                "tag:parbake:layer-hash",
+                l1["hash"].as_str().unwrap(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        let instances: Vec<_> = inst
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .collect();
+        assert!(!instances.is_empty());
+        for i in instances {
+            let keys: Vec<_> = i.tags().iter().filter_map(|t| t.key()).collect();
+            assert!(
+                keys.contains(&"parbake:owner")
+                    && keys.contains(&"parbake:run-id")
+                    && keys.contains(&"parbake:expires-at"),
+                "{keys:?}"
+            );
+            assert_ne!(
+                i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+                Some("running")
+            );
+        }
+    });
+
+    // 2. the same bake again: found by tag, no Packer
+    let fake = store.path().join("fake-packer");
+    let marker = store.path().join("packer-ran");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, rep, err) = parbake_aws(
+        store.path(),
+        &["bake", "web", "--target", "aws", "--json"],
+        Some(&fake),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rep["layers"][0]["outcome"], "cached");
+    assert_eq!(rep["layers"][0]["image"], ami1.as_str());
+    assert!(!marker.exists(), "a cache hit ran Packer");
+
+    // 3. promote: layer 2 bakes from layer 1's AMI
+    let (code, rep, err) = parbake_aws(
+        store.path(),
+        &[
+            "bake",
+            "web",
+            "--target",
+            "aws",
+            "--promote",
+            "nginx",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rep["layers"][0]["outcome"], "cached");
+    assert_eq!(rep["layers"][1]["outcome"], "baked");
+    let ami2 = rep["layers"][1]["image"].as_str().unwrap().to_string();
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        let (tags, _) = tags_of_image(&ec2, &ami2).await;
+        assert_eq!(tags["parbake:parent-ami"], ami1);
+        assert_eq!(
+            tags["parbake:parent-layer"],
+            rep["layers"][0]["hash"].as_str().unwrap()
+        );
+        assert_eq!(tags["parbake:stack"], "web");
+        assert_eq!(tags["parbake:baked"], "base,users,nginx");
     });
 }
