@@ -70,6 +70,10 @@ pub enum Command {
         /// Write to this file instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// With --target aws: the AMI to launch (default: the AMI of the stack's current top
+        /// layer). Its tags decide which roles run at boot.
+        #[arg(long, value_name = "ID")]
+        ami: Option<String>,
     },
     /// Bake the stack's layers (base, and the stack layer when something is promoted).
     Bake {
@@ -151,8 +155,25 @@ pub fn run(cli: Cli) -> Result<()> {
                 eprintln!("wrote {} files to {}", files.len(), output.display());
             }
         }
-        Command::Userdata { stack, output } => {
-            let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
+        Command::Userdata { stack, output, ami } => {
+            let plan = match stack.target {
+                Target::Aws => {
+                    let (plan, id) = crate::aws::consistency::plan_for_target(
+                        &project,
+                        &request(&stack),
+                        ami.as_deref(),
+                    )?;
+                    if !cli.quiet {
+                        eprintln!("for AMI {id}: it baked {}", plan.top().baked.join(", "));
+                    }
+                    plan
+                }
+                Target::Qemu if ami.is_some() => {
+                    return Err(Error::user("--ami needs --target aws")
+                        .with_hint("on the local target the stack's baked layer is used"))
+                }
+                Target::Qemu => plan::plan(&project, &resolved_request(&project, &stack))?,
+            };
             let ud = render::userdata::render(&plan)?;
             if !cli.quiet {
                 eprintln!(

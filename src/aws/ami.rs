@@ -74,8 +74,14 @@ pub fn manifest_from_tags(
             "AMI {ami_id} has no `parbake:installed-1` tag; was it baked by parbake?"
         ));
     }
+    let layer_hash = get("parbake:layer-hash")?;
+    if layer_hash.len() != 64 || !layer_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "AMI {ami_id}: tag `parbake:layer-hash` is not a sha256 hex digest"
+        ));
+    }
     Ok(TagManifest {
-        layer_hash: get("parbake:layer-hash")?,
+        layer_hash,
         layer_name: get("parbake:layer")?,
         image: get("parbake:image")?,
         stack: tags.get("parbake:stack").cloned(),

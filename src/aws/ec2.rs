@@ -114,6 +114,21 @@ impl Ec2 {
         })
     }
 
+    /// One AMI by id, with its tags.
+    pub async fn image(&self, id: &str) -> Result<Ami> {
+        let resp = self
+            .client
+            .describe_images()
+            .image_ids(id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeImages", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+        resp.images().first().map(ami_of).ok_or_else(|| {
+            Error::user(format!("AMI {id} does not exist in {}", self.region))
+                .with_hint("check the AMI id and the region of the image file's aws source")
+        })
+    }
+
     /// parbake AMIs in this region carrying a layer hash (the cache lookup).
     pub async fn layer_amis(&self, layer_hash: &str) -> Result<Vec<Ami>> {
         self.describe_images(

@@ -3,4 +3,5 @@
 
 pub mod ami;
 pub mod bake;
+pub mod consistency;
 pub mod ec2;

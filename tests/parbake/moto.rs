@@ -209,6 +209,22 @@ fn layer_lookup_finds_only_amis_tagged_with_that_layer_hash() {
 }
 
 /// `parbake ARGS` in the repo's project against moto, with the test-only provisioning switch.
+/// The launch spec inside a user-data (the first write_files entry).
+fn launch_spec(user_data: &str) -> serde_json::Value {
+    let doc: serde_yaml::Value = serde_yaml::from_str(user_data).unwrap();
+    let content = doc["write_files"][0]["content"].as_str().unwrap();
+    serde_json::from_str(content).unwrap()
+}
+
+fn spec_roles(spec: &serde_json::Value) -> Vec<String> {
+    spec["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn parbake_aws(
     store: &std::path::Path,
     args: &[&str],
@@ -229,7 +245,9 @@ fn parbake_aws(
         c.env("PARBAKE_PACKER", p);
     }
     let out = c.output().unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&out.stdout).into_owned())
+    });
     (
         out.status.code().unwrap_or(-1),
         json,
@@ -384,4 +402,68 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         assert_eq!(tags["parbake:stack"], "web");
         assert_eq!(tags["parbake:baked"], "base,users,nginx");
     });
+
+    // 4. user-data from the AMIs' tags: exactly the roles each AMI did not bake
+    let (code, ud, err) = parbake_aws(
+        store.path(),
+        &["userdata", "web", "--target", "aws", "--ami", &ami1],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let spec = launch_spec(ud.as_str().unwrap());
+    assert_eq!(spec_roles(&spec), ["nginx", "python", "webapp", "identity"]);
+    assert_eq!(
+        spec["baked"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["base", "users"]
+    );
+    let (code, ud, err) = parbake_aws(
+        store.path(),
+        &["userdata", "web", "--target", "aws", "--ami", &ami2],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        spec_roles(&launch_spec(ud.as_str().unwrap())),
+        ["python", "webapp", "identity"]
+    );
+    // without --ami: the AMI of the stack's current top layer, found by its hash
+    let (code, ud, err) = parbake_aws(
+        store.path(),
+        &["userdata", "web", "--target", "aws", "--promote", "nginx"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("for AMI {ami2}")), "{err}");
+    assert_eq!(
+        spec_roles(&launch_spec(ud.as_str().unwrap())),
+        ["python", "webapp", "identity"]
+    );
+
+    // 5. a role changed since the AMI was baked: refused, naming the AMI and the role
+    let f = crate::util::Fixture::example();
+    let defaults = f.root().join("roles/webapp/defaults/main.yml");
+    let text = std::fs::read_to_string(&defaults).unwrap() + "\n# changed\n";
+    std::fs::write(&defaults, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_parbake"))
+        .args(["userdata", "web", "--target", "aws", "--ami", &ami1])
+        .current_dir(f.root())
+        .env("PARBAKE_EC2_ENDPOINT", &moto().url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("PARBAKE_PROJECT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains(&format!("AMI {ami1}")) && err.contains("role `webapp` differs"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
 }

@@ -1,0 +1,156 @@
+//! User-data for an existing AMI: the AMI's tags say which roles it baked and which role
+//! versions it carries, and the user-data runs exactly the stack's roles it did not bake.
+//! A stack role missing from the AMI, or different from `roles/`, is refused.
+
+use super::ami::{manifest_from_tags, newest, TagManifest};
+use super::ec2::{Ec2, Endpoint};
+use crate::config::Project;
+use crate::error::{Error, Result};
+use crate::plan::{self, LaunchRole, Layer, LayerKind, Plan, PlanRequest};
+
+/// The plan whose user-data fits an AMI: the one given, or the AMI of the stack's current top
+/// layer (found by its layer hash, after resolving the source AMI).
+pub fn plan_for_target(
+    project: &Project,
+    req: &PlanRequest,
+    ami: Option<&str>,
+) -> Result<(Plan, String)> {
+    let stack = project.stack(&req.stack)?;
+    let image = project.image(&stack.def.image)?;
+    let Some(src) = image.def.sources.aws.as_ref() else {
+        plan::plan(project, req)?;
+        return Err(Error::Internal("an aws plan without an aws source".into()));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    rt.block_on(async {
+        let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;
+        let source = ec2.resolve_source_ami(&src.source_ami).await?;
+        let plan = plan::plan(
+            project,
+            &PlanRequest {
+                source_identity: Some(format!("aws:{}:{}", src.region, source.id)),
+                ..req.clone()
+            },
+        )?;
+        let found = match ami {
+            Some(id) => ec2.image(id).await?,
+            None => {
+                let top = plan.top();
+                let amis = ec2.layer_amis(&top.hash).await?;
+                newest(&amis).cloned().ok_or_else(|| {
+                    Error::user(format!(
+                        "no AMI in {} for layer {} {} ({})",
+                        src.region,
+                        top.index,
+                        top.name,
+                        top.short_hash()
+                    ))
+                    .with_hint(format!(
+                        "bake it (parbake bake {} --target aws{}), or name an AMI with --ami",
+                        req.stack,
+                        req.promote
+                            .iter()
+                            .map(|p| format!(" --promote {p}"))
+                            .collect::<String>()
+                    ))
+                })?
+            }
+        };
+        let m = manifest_from_tags(&found.id, &found.tags).map_err(|e| {
+            Error::user(e)
+                .with_hint("parbake reads the AMI's parbake:* tags; use an AMI baked by parbake")
+        })?;
+        Ok((plan_for_ami(project, &plan, &found.id, &m)?, found.id))
+    })
+}
+
+pub fn plan_for_ami(project: &Project, plan: &Plan, ami_id: &str, m: &TagManifest) -> Result<Plan> {
+    let image = &project.images[&plan.image];
+    let stack = &project.stacks[&plan.stack];
+    if m.image != plan.image {
+        return Err(Error::user(format!(
+            "AMI {ami_id} is a layer of image `{}`; stack `{}` uses image `{}`",
+            m.image, plan.stack, plan.image
+        ))
+        .with_hint("pass an AMI baked for this stack's image"));
+    }
+    let mut roots = image.def.basic.clone();
+    roots.extend(stack.def.roles.iter().cloned());
+    let closure = plan::dependency_order(project, &roots)?;
+    let mut problems = Vec::new();
+    for role in &closure {
+        let current = plan.installed[role].trim_start_matches("sha256:");
+        match m.installed.get(role) {
+            None => problems.push(format!("role `{role}` is not installed on it")),
+            Some(have) if !current.starts_with(have.as_str()) => problems.push(format!(
+                "role `{role}` differs: the AMI has {have}…, roles/{role} is {}…",
+                &current[..16]
+            )),
+            Some(_) => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::user(format!(
+            "AMI {ami_id} ({}, layer {}) does not match stack `{}`: {}",
+            m.layer_name,
+            &m.layer_hash[..12.min(m.layer_hash.len())],
+            plan.stack,
+            problems.join("; ")
+        ))
+        .with_hint(format!(
+            "bake an AMI from the current roles (parbake bake {} --target aws), or use roles/ as they were when this AMI was baked",
+            plan.stack
+        )));
+    }
+    let launch_only = &image.def.launch_only;
+    let baked: Vec<String> = closure
+        .iter()
+        .filter(|r| m.baked.contains(r))
+        .cloned()
+        .collect();
+    let launch: Vec<LaunchRole> = closure
+        .iter()
+        .filter(|r| !m.baked.contains(r))
+        .map(|r| LaunchRole {
+            name: r.clone(),
+            hash: plan.installed[r].clone(),
+            launch_only: launch_only.contains(r),
+            staged_apt: project.roles[r].meta.stage_apt.clone(),
+        })
+        .collect();
+    let top = Layer {
+        index: if m.stack.is_some() { 2 } else { 1 },
+        kind: if m.stack.is_some() {
+            LayerKind::Stack
+        } else {
+            LayerKind::Base
+        },
+        name: m.layer_name.clone(),
+        parent: m
+            .parent_ami
+            .clone()
+            .map(|a| format!("ami:{a}"))
+            .unwrap_or_default(),
+        runs: Vec::new(),
+        baked,
+        vars: Default::default(),
+        stage_apt: Default::default(),
+        hash: m.layer_hash.clone(),
+    };
+    let mut out = plan.clone();
+    out.notes.push(format!(
+        "user-data for AMI {ami_id}: it baked {}",
+        if top.baked.is_empty() {
+            "none of the stack's roles".to_string()
+        } else {
+            top.baked.join(", ")
+        }
+    ));
+    out.layers = vec![top];
+    out.promoted = Vec::new();
+    out.launch = launch;
+    Ok(out)
+}
