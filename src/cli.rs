@@ -96,6 +96,9 @@ pub enum Command {
         /// Run no launch roles: boot the image and report at once (the boot-time floor).
         #[arg(long)]
         no_roles: bool,
+        /// With --target aws: the AMI to launch (default: the stack's current top layer).
+        #[arg(long, value_name = "ID")]
+        ami: Option<String>,
         /// Seconds to wait for the launch to report (software emulation is slow).
         #[arg(long, default_value_t = 900)]
         timeout: u64,
@@ -237,6 +240,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Launch {
             stack,
+            ami,
             keep,
             no_roles,
             timeout,
@@ -255,12 +259,35 @@ pub fn run(cli: Cli) -> Result<()> {
                         verbose: cli.verbose,
                     },
                 )?,
-                Target::Aws => return Err(Error::user(
-                    "launching on the aws target is not implemented yet",
-                )
-                .with_hint(
-                    "use --target qemu; `parbake userdata` prints the user-data to pass to EC2",
-                )),
+                Target::Aws => {
+                    let r = crate::aws::launch::launch_aws(
+                        &project,
+                        &req,
+                        ami.as_deref(),
+                        std::time::Duration::from_secs(timeout),
+                    )?;
+                    let mut out = stdout.lock();
+                    if json {
+                        serde_json::to_writer_pretty(&mut out, &r)
+                            .map_err(|e| Error::Internal(e.to_string()))?;
+                        writeln!(out).ok();
+                    } else {
+                        writeln!(
+                            out,
+                            "stack {} launched in {} from {} as {}: {} after {:.1}s; {} role(s) run at boot: {}",
+                            r.stack,
+                            r.region,
+                            r.ami,
+                            r.instance_id,
+                            r.state,
+                            r.seconds_to_running,
+                            r.launch_roles.len(),
+                            r.launch_roles.join(", ")
+                        )
+                        .ok();
+                    }
+                    return Ok(());
+                }
             };
             let mut out = stdout.lock();
             if json {

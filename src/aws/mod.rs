@@ -5,3 +5,4 @@ pub mod ami;
 pub mod bake;
 pub mod consistency;
 pub mod ec2;
+pub mod launch;

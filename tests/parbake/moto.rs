@@ -466,4 +466,79 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         "{err}"
     );
     assert!(err.contains("hint:"), "{err}");
+
+    // 6. launch: RunInstances with exactly the user-data `parbake userdata` writes, tagged
+    let ud_file = store.path().join("ud");
+    let (code, _, err) = parbake_aws(
+        store.path(),
+        &[
+            "userdata",
+            "web",
+            "--target",
+            "aws",
+            "--promote",
+            "nginx",
+            "-o",
+            ud_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let expected = std::fs::read(&ud_file).unwrap();
+    let (code, rep, err) = parbake_aws(
+        store.path(),
+        &[
+            "launch",
+            "web",
+            "--target",
+            "aws",
+            "--promote",
+            "nginx",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rep["state"], "running");
+    assert_eq!(rep["ami"], ami2.as_str());
+    let instance = rep["instance_id"].as_str().unwrap().to_string();
+    rt().block_on(async {
+        use base64::Engine;
+        let ec2 = ec2("us-east-1").await;
+        let attr = ec2
+            .client
+            .describe_instance_attribute()
+            .instance_id(&instance)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .unwrap();
+        let b64 = attr.user_data().and_then(|u| u.value()).unwrap();
+        let got = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(
+            got, expected,
+            "the instance's user-data is byte for byte `parbake userdata`"
+        );
+        let d = ec2
+            .client
+            .describe_instances()
+            .instance_ids(&instance)
+            .send()
+            .await
+            .unwrap();
+        let i = &d.reservations()[0].instances()[0];
+        assert_eq!(i.image_id(), Some(ami2.as_str()));
+        assert!(i
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("parbake:stack") && t.value() == Some("web")));
+        ec2.client
+            .terminate_instances()
+            .instance_ids(&instance)
+            .send()
+            .await
+            .unwrap();
+    });
 }
