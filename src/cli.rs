@@ -106,6 +106,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Terminate EC2 builder instances parbake tagged whose expiry has passed.
+    Gc {
+        /// List what would be terminated, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the real validators (packer, ansible-playbook, cloud-init) on everything rendered.
     Validate {
         /// Stacks to validate (default: all).
@@ -296,6 +304,37 @@ pub fn run(cli: Cli) -> Result<()> {
                 writeln!(out).ok();
             } else {
                 write!(out, "{}", report::launch_summary(&report)).ok();
+            }
+        }
+        Command::Gc { dry_run, json } => {
+            let left = crate::aws::gc::gc(&project, dry_run)?;
+            let mut out = stdout.lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &left)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                writeln!(out).ok();
+            } else {
+                for l in &left {
+                    writeln!(
+                        out,
+                        "{} {} {} (owner {}, run {}, expired {}s ago){}",
+                        l.region,
+                        l.instance_id,
+                        l.state,
+                        l.owner,
+                        l.run_id,
+                        l.expired_s_ago,
+                        if l.terminated {
+                            ": terminated"
+                        } else {
+                            ": would terminate"
+                        }
+                    )
+                    .ok();
+                }
+                if left.is_empty() {
+                    writeln!(out, "no expired parbake builder instances").ok();
+                }
             }
         }
         Command::Validate {

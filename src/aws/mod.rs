@@ -5,4 +5,5 @@ pub mod ami;
 pub mod bake;
 pub mod consistency;
 pub mod ec2;
+pub mod gc;
 pub mod launch;

@@ -542,3 +542,85 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
             .unwrap();
     });
 }
+
+#[test]
+fn gc_terminates_only_expired_builder_instances() {
+    let store = tempfile::tempdir().unwrap();
+    let (expired, fresh) = rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        let mut ids = Vec::new();
+        for expires in [
+            "1".to_string(),
+            (parbake::store::now_epoch() + 3600).to_string(),
+        ] {
+            let tags = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("parbake:expires-at")
+                        .value(expires)
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("parbake:owner")
+                        .value("gc-test")
+                        .build(),
+                )
+                .build();
+            let r = ec2
+                .client
+                .run_instances()
+                .image_id("ami-0de0b12a7f3c000b2")
+                .min_count(1)
+                .max_count(1)
+                .tag_specifications(tags)
+                .send()
+                .await
+                .unwrap();
+            ids.push(r.instances()[0].instance_id().unwrap().to_string());
+        }
+        (ids[0].clone(), ids[1].clone())
+    });
+    let (code, rep, err) = parbake_aws(store.path(), &["gc", "--dry-run", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let listed: Vec<&serde_json::Value> = rep
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["owner"] == "gc-test")
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["instance_id"], expired.as_str());
+    assert_eq!(listed[0]["terminated"], false);
+    let (code, rep, err) = parbake_aws(store.path(), &["gc", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(rep
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["instance_id"] == expired.as_str() && l["terminated"] == true));
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        let state = |id: String| {
+            let c = ec2.client.clone();
+            async move {
+                let d = c
+                    .describe_instances()
+                    .instance_ids(id)
+                    .send()
+                    .await
+                    .unwrap();
+                d.reservations()[0].instances()[0]
+                    .state()
+                    .unwrap()
+                    .name()
+                    .unwrap()
+                    .as_str()
+                    .to_string()
+            }
+        };
+        assert!(["shutting-down", "terminated"].contains(&state(expired.clone()).await.as_str()));
+        assert_eq!(state(fresh.clone()).await, "running");
+    });
+}
