@@ -106,6 +106,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List parbake's AMIs per region as a lineage tree, marking stale ones.
+    Images {
+        #[arg(long)]
+        json: bool,
+    },
     /// Terminate EC2 builder instances parbake tagged whose expiry has passed.
     Gc {
         /// List what would be terminated, change nothing.
@@ -304,6 +309,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 writeln!(out).ok();
             } else {
                 write!(out, "{}", report::launch_summary(&report)).ok();
+            }
+        }
+        Command::Images { json } => {
+            let regions = crate::aws::images::list(&project)?;
+            let mut out = stdout.lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &regions)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                writeln!(out).ok();
+            } else {
+                write!(out, "{}", crate::aws::images::tree_text(&regions)).ok();
             }
         }
         Command::Gc { dry_run, json } => {

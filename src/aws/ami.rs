@@ -13,6 +13,23 @@ pub struct Ami {
     pub owner: String,
     pub state: String,
     pub tags: BTreeMap<String, String>,
+    /// Sum of the EBS volume sizes in the block device mappings.
+    pub size_gib: i64,
+}
+
+/// Seconds since the Unix epoch of an EC2 timestamp (`2024-03-15T17:20:00.000Z`).
+pub fn epoch_of(iso: &str) -> Option<u64> {
+    let num = |r: std::ops::Range<usize>| iso.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // days from civil (Howard Hinnant's algorithm)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
 /// The newest available AMI by CreationDate. CreationDate has one-second resolution, so ties
@@ -112,6 +129,7 @@ mod tests {
                 owner: v["owner_id"].as_str().unwrap().into(),
                 state: v["state"].as_str().unwrap_or("available").into(),
                 tags: BTreeMap::new(),
+                size_gib: 0,
             })
             .collect()
     }
@@ -147,6 +165,14 @@ mod tests {
             "ami-0de0b12a7f3c00a01"
         );
         assert!(newest(&[]).is_none());
+    }
+
+    #[test]
+    fn epochs_of_ec2_timestamps() {
+        assert_eq!(epoch_of("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(epoch_of("2024-03-15T17:20:00.000Z"), Some(1_710_523_200));
+        assert_eq!(epoch_of("2000-02-29T12:00:01Z"), Some(951_825_601));
+        assert_eq!(epoch_of("garbage"), None);
     }
 
     #[test]

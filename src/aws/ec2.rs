@@ -162,5 +162,11 @@ fn ami_of(i: &Image) -> Ami {
             .iter()
             .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
             .collect::<BTreeMap<_, _>>(),
+        size_gib: i
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs().and_then(|e| e.volume_size()))
+            .map(i64::from)
+            .sum(),
     }
 }

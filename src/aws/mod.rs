@@ -6,4 +6,5 @@ pub mod bake;
 pub mod consistency;
 pub mod ec2;
 pub mod gc;
+pub mod images;
 pub mod launch;

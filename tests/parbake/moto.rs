@@ -403,6 +403,56 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         assert_eq!(tags["parbake:baked"], "base,users,nginx");
     });
 
+    // 3b. the lineage tree: layer 2 under layer 1, both current; a changed role makes them stale
+    let find = |regions: &serde_json::Value, id: &str| -> Option<serde_json::Value> {
+        fn walk(n: &serde_json::Value, id: &str) -> Option<serde_json::Value> {
+            if n["id"] == id {
+                return Some(n.clone());
+            }
+            n["children"].as_array()?.iter().find_map(|c| walk(c, id))
+        }
+        regions
+            .as_array()?
+            .iter()
+            .flat_map(|r| r["images"].as_array().unwrap().iter())
+            .find_map(|n| walk(n, id))
+    };
+    let (code, tree, err) = parbake_aws(store.path(), &["images", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let base = find(&tree, &ami1).expect("layer 1 AMI listed");
+    assert_eq!(base["status"], "current", "{base}");
+    assert_eq!(base["children"][0]["id"], ami2.as_str(), "{base}");
+    assert_eq!(base["children"][0]["status"], "current");
+    assert_eq!(base["children"][0]["stack"], "web");
+    {
+        let f = crate::util::Fixture::example();
+        let defaults = f.root().join("roles/base/defaults/main.yml");
+        std::fs::write(
+            &defaults,
+            std::fs::read_to_string(&defaults).unwrap() + "\n# changed\n",
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_parbake"))
+            .args(["images", "--json"])
+            .current_dir(f.root())
+            .env("PARBAKE_EC2_ENDPOINT", &moto().url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("PARBAKE_PROJECT")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tree: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let base = find(&tree, &ami1).unwrap();
+        assert_eq!(base["status"], "stale", "{base}");
+        assert_eq!(base["children"][0]["status"], "stale");
+    }
+
     // 4. user-data from the AMIs' tags: exactly the roles each AMI did not bake
     let (code, ud, err) = parbake_aws(
         store.path(),

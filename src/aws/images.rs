@@ -1,0 +1,223 @@
+//! `parbake images`: parbake's AMIs per region as a lineage tree (base layers, with the stack
+//! layers built on them), with age, size and state, each marked current or stale: stale when
+//! baking that same layer today would give another hash (a role, a var, the template, the
+//! upstream source AMI or parbake changed).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::ami::{epoch_of, manifest_from_tags, Ami};
+use super::ec2::{filter, Ec2, Endpoint};
+use super::gc::regions;
+use crate::config::Project;
+use crate::error::{Error, Result};
+use crate::plan::{self, PlanRequest, Target};
+use crate::store::now_epoch;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageNode {
+    pub id: String,
+    pub name: String,
+    pub layer: String,
+    pub layer_hash: String,
+    pub image: String,
+    pub stack: Option<String>,
+    pub state: String,
+    pub age_s: u64,
+    pub size_gib: i64,
+    /// `current`, `stale` or `unknown`.
+    pub status: String,
+    pub why: Option<String>,
+    pub children: Vec<ImageNode>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionImages {
+    pub region: String,
+    pub images: Vec<ImageNode>,
+}
+
+/// The hash the layer an AMI carries would have if baked today, or why it cannot be known.
+fn current_hash(
+    project: &Project,
+    sources: &BTreeMap<String, String>,
+    ami: &Ami,
+) -> std::result::Result<(String, Option<String>), String> {
+    let m = manifest_from_tags(&ami.id, &ami.tags)?;
+    let image = project
+        .images
+        .get(&m.image)
+        .ok_or_else(|| format!("image `{}` is no longer defined", m.image))?;
+    let stack = match &m.stack {
+        Some(s) => project
+            .stacks
+            .get(s)
+            .ok_or_else(|| format!("stack `{s}` is no longer defined"))?,
+        None => project
+            .stacks
+            .values()
+            .find(|s| s.def.image == image.name)
+            .ok_or_else(|| format!("no stack uses image `{}`", image.name))?,
+    };
+    let source = sources
+        .get(&image.name)
+        .ok_or_else(|| format!("image `{}` has no aws source", image.name))?;
+    let base = plan::plan(
+        project,
+        &PlanRequest {
+            stack: stack.name.clone(),
+            promote: Vec::new(),
+            target: Target::Aws,
+            source_identity: Some(source.clone()),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if m.stack.is_none() {
+        return Ok((base.layers[0].hash.clone(), None));
+    }
+    let basic = &base.layers[0].baked;
+    let promote: Vec<String> = m
+        .baked
+        .iter()
+        .filter(|r| !basic.contains(r))
+        .cloned()
+        .collect();
+    let p = plan::plan(
+        project,
+        &PlanRequest {
+            stack: stack.name.clone(),
+            promote: promote.clone(),
+            target: Target::Aws,
+            source_identity: Some(source.clone()),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((p.top().hash.clone(), Some(promote.join(","))))
+}
+
+pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let now = now_epoch();
+    let mut out = Vec::new();
+    for region in regions(project) {
+        let (amis, sources) = rt.block_on(async {
+            let ec2 = Ec2::connect(&region, &Endpoint::from_env()).await;
+            let amis = ec2
+                .describe_images(
+                    &["self".to_string()],
+                    vec![filter("tag-key", "parbake:layer-hash")],
+                )
+                .await?;
+            // the source identity each image would bake from today, in this region
+            let mut sources = BTreeMap::new();
+            for image in project.images.values() {
+                if let Some(src) = image
+                    .def
+                    .sources
+                    .aws
+                    .as_ref()
+                    .filter(|s| s.region == region)
+                {
+                    let ami = ec2.resolve_source_ami(&src.source_ami).await?;
+                    sources.insert(image.name.clone(), format!("aws:{}:{}", region, ami.id));
+                }
+            }
+            Ok::<_, Error>((amis, sources))
+        })?;
+        let mut nodes: BTreeMap<String, (Option<String>, ImageNode)> = BTreeMap::new();
+        for ami in &amis {
+            let tag = |k: &str| ami.tags.get(k).cloned();
+            let (status, why) = match current_hash(project, &sources, ami) {
+                Ok((hash, _)) if Some(&hash) == ami.tags.get("parbake:layer-hash") => {
+                    ("current", None)
+                }
+                Ok((hash, _)) => (
+                    "stale",
+                    Some(format!("baking it today gives layer {}", &hash[..12])),
+                ),
+                Err(e) => ("unknown", Some(e)),
+            };
+            let node = ImageNode {
+                id: ami.id.clone(),
+                name: ami.name.clone(),
+                layer: tag("parbake:layer").unwrap_or_default(),
+                layer_hash: tag("parbake:layer-hash").unwrap_or_default(),
+                image: tag("parbake:image").unwrap_or_default(),
+                stack: tag("parbake:stack"),
+                state: ami.state.clone(),
+                age_s: epoch_of(&ami.creation_date)
+                    .map(|t| now.saturating_sub(t))
+                    .unwrap_or(0),
+                size_gib: ami.size_gib,
+                status: status.into(),
+                why,
+                children: Vec::new(),
+            };
+            nodes.insert(ami.id.clone(), (tag("parbake:parent-ami"), node));
+        }
+        // attach children to parents, deepest layers first
+        let mut ids: Vec<String> = nodes.keys().cloned().collect();
+        ids.sort_by_key(|id| std::cmp::Reverse(nodes[id].1.stack.is_some()));
+        for id in ids {
+            let parent = nodes[&id].0.clone();
+            if let Some(p) = parent.filter(|p| nodes.contains_key(p) && *p != id) {
+                let (_, child) = nodes.remove(&id).unwrap();
+                nodes.get_mut(&p).unwrap().1.children.push(child);
+            }
+        }
+        let mut images: Vec<ImageNode> = nodes.into_values().map(|(_, n)| n).collect();
+        images.sort_by(|a, b| a.age_s.cmp(&b.age_s).then(a.id.cmp(&b.id)));
+        out.push(RegionImages { region, images });
+    }
+    Ok(out)
+}
+
+pub fn tree_text(regions: &[RegionImages]) -> String {
+    fn age(s: u64) -> String {
+        match s {
+            s if s < 3600 => format!("{}m", s / 60),
+            s if s < 86_400 => format!("{}h", s / 3600),
+            s => format!("{}d", s / 86_400),
+        }
+    }
+    fn node(out: &mut String, n: &ImageNode, depth: usize) {
+        out.push_str(&format!(
+            "  {}{}  {:<20} {}  {:<9} {:>4}  {:>3} GiB  {}{}\n",
+            "    ".repeat(depth),
+            n.id,
+            n.layer,
+            &n.layer_hash[..12.min(n.layer_hash.len())],
+            n.state,
+            age(n.age_s),
+            n.size_gib,
+            n.status,
+            n.why
+                .as_ref()
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default()
+        ));
+        for c in &n.children {
+            node(out, c, depth + 1);
+        }
+    }
+    let mut out = String::new();
+    for r in regions {
+        out.push_str(&format!(
+            "{} ({} parbake AMIs)\n",
+            r.region,
+            count(&r.images)
+        ));
+        for n in &r.images {
+            node(&mut out, n, 0);
+        }
+    }
+    out
+}
+
+fn count(nodes: &[ImageNode]) -> usize {
+    nodes.iter().map(|n| 1 + count(&n.children)).sum()
+}
