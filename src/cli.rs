@@ -111,6 +111,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Deregister old parbake AMIs and delete their snapshots, keeping what is still needed.
+    Prune {
+        /// Keep this many newest AMIs of each image and of each stack.
+        #[arg(long)]
+        keep: usize,
+        /// List what would go and why each kept AMI stays; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Regions to prune (default: every region the images use).
+        #[arg(long = "region", value_name = "REGION")]
+        regions: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Terminate EC2 builder instances parbake tagged whose expiry has passed.
     Gc {
         /// List what would be terminated, change nothing.
@@ -320,6 +334,44 @@ pub fn run(cli: Cli) -> Result<()> {
                 writeln!(out).ok();
             } else {
                 write!(out, "{}", crate::aws::images::tree_text(&regions)).ok();
+            }
+        }
+        Command::Prune {
+            keep,
+            dry_run,
+            regions,
+            json,
+        } => {
+            let regions = if regions.is_empty() {
+                crate::aws::gc::regions(&project)
+            } else {
+                regions
+            };
+            let decisions = crate::aws::prune::prune(&regions, keep, dry_run)?;
+            let mut out = stdout.lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &decisions)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                writeln!(out).ok();
+            } else {
+                for d in &decisions {
+                    let action = if dry_run && d.action == "remove" {
+                        "would remove"
+                    } else {
+                        d.action.as_str()
+                    };
+                    writeln!(
+                        out,
+                        "{} {} {:<12} {} ({}; {} snapshot(s))",
+                        d.region,
+                        d.ami,
+                        action,
+                        d.group,
+                        d.why,
+                        d.snapshots.len()
+                    )
+                    .ok();
+                }
             }
         }
         Command::Gc { dry_run, json } => {

@@ -8,3 +8,4 @@ pub mod ec2;
 pub mod gc;
 pub mod images;
 pub mod launch;
+pub mod prune;

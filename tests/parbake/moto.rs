@@ -4,6 +4,7 @@
 //! tests/fixtures/moto_server.py makes CreateImage from an EBS-backed instance EBS-backed, as
 //! in real EC2.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -672,5 +673,192 @@ fn gc_terminates_only_expired_builder_instances() {
         };
         assert!(["shutting-down", "terminated"].contains(&state(expired.clone()).await.as_str()));
         assert_eq!(state(fresh.clone()).await, "running");
+    });
+}
+
+#[test]
+fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with_snapshots() {
+    // its own region, so it never touches other tests' AMIs
+    const REGION: &str = "eu-west-2";
+    let ids = rt().block_on(async {
+        use aws_sdk_ec2::types::Tag;
+        let ec2 = ec2(REGION).await;
+        let c = &ec2.client;
+        let builder = c
+            .run_instances()
+            .image_id("ami-0de0b12a7f3c000b2")
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .unwrap()
+            .instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string();
+        let mut ids: BTreeMap<&str, String> = BTreeMap::new();
+        // (key, AMI name: higher sorts newer on CreationDate ties, stack, parent key)
+        let layout = [
+            ("Bz", "pb-base-1", None, None),
+            ("Ba", "pb-base-2", None, None),
+            ("Bb", "pb-base-3", None, None),
+            ("Bc", "pb-base-4", None, None),
+            ("Bd", "pb-base-5", None, None),
+            ("Sa", "pb-web-1", Some("web"), Some("Ba")),
+            ("Sb", "pb-web-2", Some("web"), Some("Bb")),
+            ("Sc", "pb-web-3", Some("web"), Some("Bc")),
+        ];
+        for (key, name, stack, parent) in layout {
+            let ami = c
+                .create_image()
+                .instance_id(&builder)
+                .name(name)
+                .send()
+                .await
+                .unwrap()
+                .image_id()
+                .unwrap()
+                .to_string();
+            let mut req = c
+                .create_tags()
+                .resources(&ami)
+                .tags(
+                    Tag::builder()
+                        .key("parbake:layer-hash")
+                        .value(format!("{:0>64}", key.len()))
+                        .build(),
+                )
+                .tags(
+                    Tag::builder()
+                        .key("parbake:image")
+                        .value("debian12")
+                        .build(),
+                );
+            if let Some(s) = stack {
+                req = req.tags(Tag::builder().key("parbake:stack").value(s).build());
+            }
+            if let Some(p) = parent {
+                req = req.tags(
+                    Tag::builder()
+                        .key("parbake:parent-ami")
+                        .value(ids[p].clone())
+                        .build(),
+                );
+            }
+            req.send().await.unwrap();
+            ids.insert(key, ami);
+        }
+        // Ba runs an instance; Sb is in a launch template
+        c.run_instances()
+            .image_id(&ids["Ba"])
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .unwrap();
+        c.create_launch_template()
+            .launch_template_name("pb-web-lt")
+            .launch_template_data(
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id(&ids["Sb"])
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        ids
+    });
+    let store = tempfile::tempdir().unwrap();
+    let decisions = |args: &[&str]| -> BTreeMap<String, (String, String)> {
+        let (code, rep, err) = parbake_aws(store.path(), args, None);
+        assert_eq!(code, 0, "{err}");
+        rep.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["ami"].as_str().unwrap().to_string(),
+                    (
+                        d["action"].as_str().unwrap().to_string(),
+                        d["why"].as_str().unwrap().to_string(),
+                    ),
+                )
+            })
+            .collect()
+    };
+    let dry = decisions(&[
+        "prune",
+        "--keep",
+        "1",
+        "--dry-run",
+        "--region",
+        REGION,
+        "--json",
+    ]);
+    let expect = [
+        ("Bd", "keep", "newest available AMI of image debian12"),
+        ("Sc", "keep", "newest available AMI of stack debian12/web"),
+        ("Bc", "keep", "parent of kept AMI"),
+        ("Sb", "keep", "referenced by launch template pb-web-lt"),
+        ("Bb", "keep", "parent of kept AMI"),
+        ("Ba", "keep", "used by instance"),
+        (
+            "Sa",
+            "remove",
+            "older than the 1 newest of stack debian12/web",
+        ),
+        ("Bz", "remove", "older than the 1 newest of image debian12"),
+    ];
+    for (key, action, why) in expect {
+        let (a, w) = &dry[&ids[key]];
+        assert_eq!(a, action, "{key}: {w}");
+        assert!(w.starts_with(why), "{key}: {w}");
+    }
+    // for real: the two go, with their snapshots; nothing else changes
+    let snaps = rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        let mut s = Vec::new();
+        for key in ["Sa", "Bz"] {
+            let r = ec2
+                .client
+                .describe_images()
+                .image_ids(&ids[key])
+                .send()
+                .await
+                .unwrap();
+            s.extend(
+                r.images()[0]
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs()?.snapshot_id().map(String::from)),
+            );
+        }
+        s
+    });
+    assert!(!snaps.is_empty());
+    let done = decisions(&["prune", "--keep", "1", "--region", REGION, "--json"]);
+    assert_eq!(done[&ids["Sa"]].0, "removed");
+    assert_eq!(done[&ids["Bz"]].0, "removed");
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        let left = ec2
+            .describe_images(
+                &["self".to_string()],
+                vec![parbake::aws::ec2::filter("tag-key", "parbake:layer-hash")],
+            )
+            .await
+            .unwrap();
+        let left: BTreeSet<String> = left.into_iter().map(|a| a.id).collect();
+        for key in ["Bd", "Sc", "Bc", "Sb", "Bb", "Ba"] {
+            assert!(left.contains(&ids[key]), "{key} was removed");
+        }
+        assert!(!left.contains(&ids["Sa"]) && !left.contains(&ids["Bz"]));
+        for s in &snaps {
+            let r = ec2.client.describe_snapshots().snapshot_ids(s).send().await;
+            assert!(
+                r.is_err() || r.unwrap().snapshots().is_empty(),
+                "snapshot {s} survived"
+            );
+        }
     });
 }
