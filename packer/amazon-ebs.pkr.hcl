@@ -55,6 +55,11 @@ variable "payload_dir" {
 variable "manifest_output" {
   type = string
 }
+variable "test_pause_seconds" {
+  type        = number
+  default     = 0
+  description = "test-only: how long the no-provision build waits with its instance running"
+}
 
 source "amazon-ebs" "layer" {
   region                 = var.region
@@ -115,6 +120,13 @@ build {
     only            = ["amazon-ebs.layer"]
     execute_command = "chmod +x {{ .Path }}; sudo -n sh -c '{{ .Vars }} {{ .Path }}'"
     inline          = ["sh /tmp/parbake-payload/clean.sh"]
+  }
+
+  # Test-only: keeps the no-provision build's instance running for a while, so a test can
+  # interrupt a bake mid-way (PARBAKE_TEST_PAUSE_SECONDS).
+  provisioner "shell-local" {
+    only   = ["amazon-ebs.no-provision"]
+    inline = ["sleep ${var.test_pause_seconds}"]
   }
 
   post-processor "manifest" {

@@ -216,6 +216,7 @@ fn bake_layer(
             label,
             only: None,
             what: accel,
+            extra_args: Vec::new(),
         },
         progress,
     )?;
@@ -292,6 +293,8 @@ pub(crate) struct PackerRun<'a> {
     pub only: Option<&'a str>,
     /// Shown in progress: the accelerator, or the region.
     pub what: &'a str,
+    /// More `packer build` arguments (test-only switches).
+    pub extra_args: Vec<String>,
 }
 
 /// Renders a layer's Packer inputs into `run.dir`, copies the roles into the payload, and runs
@@ -312,6 +315,7 @@ pub(crate) fn packer_build(
         label,
         only,
         what,
+        ..
     } = *run;
     let modern = opts.modern_packer;
     write_tree(dir, &render::render_layer(project, plan, layer, opts))?;
@@ -336,6 +340,7 @@ pub(crate) fn packer_build(
     if let Some(only) = only {
         args.push(format!("-only={only}"));
     }
+    args.extend(run.extra_args.iter().cloned());
     args.extend([
         "-var-file=parbake.pkrvars.json".to_string(),
         ".".to_string(),

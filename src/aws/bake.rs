@@ -64,6 +64,13 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
     } else {
         "amazon-ebs.layer"
     };
+    // test-only, with the switch above: hold the builder instance this long (Ctrl-C tests)
+    let pause: Vec<String> = match std::env::var("PARBAKE_TEST_PAUSE_SECONDS") {
+        Ok(s) if skip_provisioning && s.parse::<u32>().is_ok() => {
+            vec![format!("-var=test_pause_seconds={s}")]
+        }
+        _ => Vec::new(),
+    };
     let run_id = format!("{}-{}", now_epoch(), std::process::id());
     let owner = std::env::var("USER").unwrap_or_else(|_| "parbake".into());
     let what = format!("ec2 {}", src.region);
@@ -121,6 +128,7 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
             label: &label,
             only: Some(only),
             what: &what,
+            extra_args: pause.clone(),
         };
         let (timings, log) = packer_build(project, &plan, layer, &ropts, &run, &mut progress)?;
         let ami = manifest_ami(&build.path().join("packer-manifest.json"), &src.region)?;

@@ -862,3 +862,119 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
         }
     });
 }
+
+/// `parbake ARGS` in a fixture project against moto, test-only provisioning switch on.
+fn parbake_aws_in(
+    project: &std::path::Path,
+    store: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Child {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_parbake"));
+    c.args(args)
+        .current_dir(project)
+        .env("PARBAKE_STORE", store)
+        .env("PARBAKE_EC2_ENDPOINT", &moto().url)
+        .env("PARBAKE_TEST_SKIP_PROVISIONING", "1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("PARBAKE_PROJECT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
+#[test]
+fn copy_to_regions_makes_tagged_copies() {
+    let f = crate::util::Fixture::example();
+    let path = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("copy_to_regions: []", "copy_to_regions: [eu-west-1]");
+    std::fs::write(&path, text).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let out = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["bake", "web", "--target", "aws", "--json"],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hash = rep["layers"][0]["hash"].as_str().unwrap().to_string();
+    rt().block_on(async {
+        let home = ec2("us-east-1").await.layer_amis(&hash).await.unwrap();
+        assert_eq!(home.len(), 1);
+        assert_eq!(home[0].id, rep["layers"][0]["image"].as_str().unwrap());
+        let copies = ec2("eu-west-1").await.layer_amis(&hash).await.unwrap();
+        assert_eq!(copies.len(), 1, "one tagged copy in eu-west-1");
+        assert_ne!(copies[0].id, home[0].id);
+        assert_eq!(copies[0].tags["parbake:image"], "debian12");
+        assert_eq!(copies[0].tags["parbake:baked"], "base,users");
+    });
+}
+
+#[test]
+fn ctrl_c_during_an_aws_bake_leaves_no_running_instance() {
+    let f = crate::util::Fixture::example();
+    // a layer no other test bakes
+    let path = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("base_timezone: Etc/UTC", "base_timezone: Europe/Oslo");
+    std::fs::write(&path, text).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let owner = format!("ctrlc-{}", std::process::id());
+    let child = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["bake", "web", "--target", "aws"],
+        &[("PARBAKE_TEST_PAUSE_SECONDS", "120"), ("USER", &owner)],
+    );
+    let running = |owner: String| async move {
+        let ec2 = ec2("us-east-1").await;
+        let d = ec2
+            .client
+            .describe_instances()
+            .filters(parbake::aws::ec2::filter("tag:parbake:owner", &owner))
+            .filters(parbake::aws::ec2::filter("instance-state-name", "running"))
+            .send()
+            .await
+            .unwrap();
+        d.reservations()
+            .iter()
+            .map(|r| r.instances().len())
+            .sum::<usize>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt().block_on(running(owner.clone())) == 0 {
+        assert!(Instant::now() < deadline, "the builder instance never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert_eq!(
+        rt().block_on(running(owner.clone())),
+        0,
+        "a builder instance is still running:\n{err}"
+    );
+    let builds: Vec<_> = std::fs::read_dir(store.path().join("build"))
+        .unwrap()
+        .collect();
+    assert!(builds.is_empty(), "build dirs left");
+}
