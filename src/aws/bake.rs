@@ -119,6 +119,12 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
                     (now_epoch() + BUILDER_TTL_S).to_string(),
                 ),
             ],
+            extra_ami_tags: vec![("parbake:created-at".into(), now_epoch().to_string())],
+            ami_name_suffix: if opts.force {
+                format!("-r{}", now_epoch())
+            } else {
+                String::new()
+            },
             ..RenderOptions::default()
         };
         let run = PackerRun {

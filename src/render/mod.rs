@@ -91,6 +91,11 @@ pub struct RenderOptions {
     pub ec2_endpoint: String,
     /// Builder-instance tags (owner, run id, expiry) for `parbake gc`.
     pub run_tags: Vec<(String, String)>,
+    /// AMI tags known only at run time (creation time).
+    pub extra_ami_tags: Vec<(String, String)>,
+    /// Appended to the AMI name: EC2 refuses a second AMI with one name, so a forced rebake of
+    /// a layer needs its own.
+    pub ami_name_suffix: String,
 }
 
 impl Default for RenderOptions {
@@ -108,6 +113,8 @@ impl Default for RenderOptions {
             parent_ami: "ami-00000000000000000".into(),
             ec2_endpoint: String::new(),
             run_tags: Vec::new(),
+            extra_ami_tags: Vec::new(),
+            ami_name_suffix: String::new(),
         }
     }
 }

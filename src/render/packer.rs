@@ -74,6 +74,9 @@ pub fn render(
                 LayerKind::Base => &opts.source_ami,
                 LayerKind::Stack => &opts.parent_ami,
             };
+            let mut tags = ami_tags(plan, layer, source_ami);
+            tags.insert("parbake:source-ami".into(), opts.source_ami.clone());
+            tags.extend(opts.extra_ami_tags.iter().cloned());
             let mut run_tags: BTreeMap<String, String> = opts.run_tags.iter().cloned().collect();
             run_tags.insert("parbake:layer-hash".into(), layer.hash.clone());
             run_tags.insert("Name".into(), format!("parbake-builder-{}", layer.name));
@@ -86,9 +89,9 @@ pub fn render(
                     "source_ami": source_ami,
                     "instance_type": a.instance_type,
                     "ssh_user": a.ssh_user,
-                    "ami_name": ami_name(&a.ami_name, plan, layer),
+                    "ami_name": ami_name(&a.ami_name, plan, layer) + &opts.ami_name_suffix,
                     "ami_regions": a.copy_to_regions,
-                    "ami_tags": ami_tags(plan, layer, source_ami),
+                    "ami_tags": tags,
                     "run_tags": run_tags,
                     "subnet_id": a.subnet_id.clone().unwrap_or_default(),
                     "endpoint_ec2": opts.ec2_endpoint,

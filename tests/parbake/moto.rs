@@ -306,6 +306,8 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         assert_eq!(tags["parbake:image"], "debian12");
         assert_eq!(tags["parbake:parent-ami"], "ami-0de0b12a7f3c000b2");
         assert_eq!(tags["parbake:baked"], "base,users");
+        assert_eq!(tags["parbake:source-ami"], "ami-0de0b12a7f3c000b2");
+        assert!(tags["parbake:created-at"].parse::<u64>().unwrap() > 1_700_000_000);
         assert!(tags.contains_key("parbake:installed-1") && tags.contains_key("parbake:version"));
         // snapshots carry the same tags
         assert!(!snaps.is_empty());
