@@ -99,6 +99,10 @@ pub enum Command {
         /// With --target aws: the AMI to launch (default: the stack's current top layer).
         #[arg(long, value_name = "ID")]
         ami: Option<String>,
+        /// With --target aws: also wait until the launch roles report (read from the console
+        /// output); without it parbake returns once the instance is running.
+        #[arg(long)]
+        wait_ready: bool,
         /// Seconds to wait for the launch to report (software emulation is slow).
         #[arg(long, default_value_t = 900)]
         timeout: u64,
@@ -268,6 +272,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Launch {
             stack,
             ami,
+            wait_ready,
             keep,
             no_roles,
             timeout,
@@ -292,6 +297,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         &req,
                         ami.as_deref(),
                         std::time::Duration::from_secs(timeout),
+                        wait_ready,
                     )?;
                     let mut out = stdout.lock();
                     if json {

@@ -41,6 +41,13 @@ pub struct BootStatus {
     pub roles: Vec<RoleStatus>,
 }
 
+/// The runner's final console line, `parbake-status {json}` (the boot result contract), read
+/// from a serial console or EC2's console output.
+pub fn parse_status_line(line: &str) -> Option<BootStatus> {
+    let json = &line[line.find("parbake-status ")? + "parbake-status ".len()..];
+    serde_json::from_str(json.trim()).ok()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LaunchReport {
     pub stack: String,
@@ -310,10 +317,8 @@ pub fn launch_qemu(
                 }
             } else if let Some(rest) = line.find("parbake-log | ").map(|i| &line[i + 14..]) {
                 log_tail.push(rest.to_string());
-            } else if let Some(json) = line.find("parbake-status ").map(|i| &line[i + 15..]) {
-                if let Ok(s) = serde_json::from_str::<BootStatus>(json.trim()) {
-                    final_status = Some(s);
-                }
+            } else if let Some(s) = parse_status_line(&line) {
+                final_status = Some(s);
             } else if line.contains("login:") || line.contains("Cloud-init") {
                 progress.step(&label, "booting");
             }
@@ -407,4 +412,19 @@ pub fn launch_qemu(
     }
     drop(guard);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_is_found_wherever_the_console_prefixes_it() {
+        let line = r#"[  455.64] cloud-init[459]: parbake-status {"state":"failed","stack":"web","error":"role boom failed","roles":[{"name":"boom","status":"failed","duration_s":1.5,"tasks":1}]}"#;
+        let s = parse_status_line(line).unwrap();
+        assert_eq!(s.state, "failed");
+        assert_eq!(s.roles[0].name, "boom");
+        assert!(parse_status_line("parbake: launch done stack=web").is_none());
+        assert!(parse_status_line("parbake-status {truncated").is_none());
+    }
 }

@@ -23,6 +23,9 @@ pub struct AwsLaunchReport {
     pub user_data_bytes: usize,
     pub launch_roles: Vec<String>,
     pub seconds_to_running: f64,
+    /// With --wait-ready: the runner's status, read from the console output.
+    pub status: Option<crate::launch::BootStatus>,
+    pub seconds_to_ready: Option<f64>,
 }
 
 pub fn launch_aws(
@@ -30,6 +33,7 @@ pub fn launch_aws(
     req: &PlanRequest,
     ami: Option<&str>,
     timeout: Duration,
+    wait_ready: bool,
 ) -> Result<AwsLaunchReport> {
     let (plan, ami_id) = plan_for_target(project, req, ami)?;
     let ud = render::userdata::render(&plan)?;
@@ -102,6 +106,49 @@ pub fn launch_aws(
         if state != "running" {
             return Err(Error::user(format!("instance {instance_id} is not running after {}s", timeout.as_secs())));
         }
+        let seconds_to_running = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        let mut status = None;
+        if wait_ready {
+            // the runner prints `parbake-status {json}` on the console; EC2 serves the console
+            // output base64-encoded, some minutes behind
+            loop {
+                let out = ec2
+                    .client
+                    .get_console_output()
+                    .instance_id(&instance_id)
+                    .latest(true)
+                    .send()
+                    .await
+                    .map_err(|e| Error::user(format!("EC2 GetConsoleOutput failed: {}", aws_sdk_ec2::error::DisplayErrorContext(e))))?;
+                let text = out
+                    .output()
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                if let Some(s) = text.lines().rev().find_map(crate::launch::parse_status_line) {
+                    status = Some(s);
+                    break;
+                }
+                if started.elapsed() >= timeout {
+                    return Err(Error::user(format!(
+                        "instance {instance_id} is running but its launch did not report within {}s",
+                        timeout.as_secs()
+                    ))
+                    .with_hint("the runner prints `parbake-status {...}` on the console when done; raise --timeout, or read /var/lib/parbake/status.json on the instance"));
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+        if let Some(s) = status.as_ref().filter(|s| s.state != "done") {
+            let failed = s.roles.iter().find(|r| r.status == "failed").map(|r| r.name.clone());
+            return Err(Error::user(format!(
+                "launch of {} on {instance_id} failed{}: {}",
+                plan.stack,
+                failed.map(|r| format!(" in role `{r}`")).unwrap_or_default(),
+                s.error.clone().unwrap_or_default()
+            ))
+            .with_hint("the log is /var/log/parbake/launch.log on the instance"));
+        }
         Ok(AwsLaunchReport {
             stack: plan.stack.clone(),
             region: src.region.clone(),
@@ -110,7 +157,9 @@ pub fn launch_aws(
             state,
             user_data_bytes: ud.bytes.len(),
             launch_roles: plan.launch.iter().map(|r| r.name.clone()).collect(),
-            seconds_to_running: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            seconds_to_running,
+            seconds_to_ready: status.as_ref().map(|_| (started.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+            status,
         })
     })
 }

@@ -980,3 +980,54 @@ fn ctrl_c_during_an_aws_bake_leaves_no_running_instance() {
         .collect();
     assert!(builds.is_empty(), "build dirs left");
 }
+
+#[test]
+fn launch_wait_ready_reads_the_console_and_times_out_clearly_when_nothing_reports() {
+    // moto's console output is a fixed fake boot log, so the runner's status never appears
+    let f = crate::util::Fixture::example();
+    // a layer no other test bakes (tests share one moto server)
+    let path = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("base_timezone: Etc/UTC", "base_timezone: Asia/Tokyo");
+    std::fs::write(&path, text).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let bake = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws", "--json"],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(
+        bake.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bake.stderr)
+    );
+    let started = Instant::now();
+    let out = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &[
+            "launch",
+            "worker",
+            "--target",
+            "aws",
+            "--wait-ready",
+            "--timeout",
+            "6",
+        ],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is running but its launch did not report within 6s"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert!(started.elapsed() >= Duration::from_secs(6));
+}
