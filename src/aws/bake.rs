@@ -35,10 +35,7 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
             "planned an aws bake without an aws source".into(),
         ));
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let rt = super::runtime()?;
     let endpoint = Endpoint::from_env();
     let ec2 = rt.block_on(Ec2::connect(&src.region, &endpoint));
     progress.step("source AMI", "resolving");

@@ -21,10 +21,7 @@ pub fn plan_for_target(
         plan::plan(project, req)?;
         return Err(Error::Internal("an aws plan without an aws source".into()));
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let rt = super::runtime()?;
     rt.block_on(async {
         let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;
         let source = ec2.resolve_source_ami(&src.source_ami).await?;

@@ -34,10 +34,7 @@ pub fn regions(project: &Project) -> Vec<String> {
 }
 
 pub fn gc(project: &Project, dry_run: bool) -> Result<Vec<Leftover>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let rt = super::runtime()?;
     let now = now_epoch();
     let mut out = Vec::new();
     for region in regions(project) {

@@ -97,10 +97,7 @@ fn current_hash(
 }
 
 pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let rt = super::runtime()?;
     let now = now_epoch();
     let mut out = Vec::new();
     for region in regions(project) {

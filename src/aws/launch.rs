@@ -44,10 +44,7 @@ pub fn launch_aws(
         .aws
         .as_ref()
         .expect("plan_for_target checked the source");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let rt = super::runtime()?;
     rt.block_on(async {
         use aws_sdk_ec2::types::{InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification};
         let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;

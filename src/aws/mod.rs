@@ -9,3 +9,11 @@ pub mod gc;
 pub mod images;
 pub mod launch;
 pub mod prune;
+
+/// The async runtime for one command's EC2 calls (parbake's commands are otherwise blocking).
+pub fn runtime() -> crate::error::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::Error::Internal(format!("tokio runtime: {e}")))
+}

@@ -103,10 +103,7 @@ pub fn decide(
 }
 
 pub fn prune(regions: &[String], keep: usize, dry_run: bool) -> Result<Vec<Decision>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let rt = super::runtime()?;
     let mut out = Vec::new();
     for region in regions {
         rt.block_on(async {
