@@ -252,7 +252,13 @@ pub fn launch_qemu(
             "-initrd".into(),
             record.initrd.display().to_string(),
             "-append".into(),
-            render::packer::KERNEL_APPEND.into(),
+            project.images[&plan.image]
+                .def
+                .sources
+                .qemu
+                .as_ref()
+                .map(|q| q.kernel_append.clone())
+                .unwrap_or_else(|| crate::config::model::DEFAULT_KERNEL_APPEND.into()),
             "-drive".into(),
             "file=overlay.qcow2,if=virtio,format=qcow2".into(),
             "-drive".into(),

@@ -49,6 +49,13 @@ pub struct QemuSource {
     pub memory_mb: u32,
     #[serde(default = "default_cpus")]
     pub cpus: u32,
+    /// Kernel command line for direct kernel boot. The default fits `parbake:debian-12` (an
+    /// unpartitioned ext4 disk); a partitioned cloud image wants e.g. `root=/dev/vda1 ...`.
+    #[serde(
+        default = "default_kernel_append",
+        skip_serializing_if = "is_default_kernel_append"
+    )]
+    pub kernel_append: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -115,6 +122,15 @@ fn default_memory() -> u32 {
 }
 fn default_cpus() -> u32 {
     2
+}
+/// Kernel command line of the local base disk (direct kernel boot, console on the serial port).
+pub const DEFAULT_KERNEL_APPEND: &str =
+    "root=/dev/vda rw console=ttyS0 quiet mitigations=off net.ifnames=0";
+fn default_kernel_append() -> String {
+    DEFAULT_KERNEL_APPEND.into()
+}
+fn is_default_kernel_append(s: &String) -> bool {
+    s == DEFAULT_KERNEL_APPEND
 }
 fn default_arch() -> String {
     "x86_64".into()

@@ -12,9 +12,6 @@ use crate::plan::{Layer, LayerKind, Plan, Target};
 pub const TEMPLATE_FILE: &str = "template.pkr.hcl";
 pub const VAR_FILE: &str = "parbake.pkrvars.json";
 pub const PLUGINS_FILE: &str = "required_plugins.pkr.hcl";
-/// Kernel command line of every local VM (direct kernel boot).
-pub const KERNEL_APPEND: &str =
-    "root=/dev/vda rw console=ttyS0 quiet mitigations=off net.ifnames=0";
 /// Longest EC2 tag value.
 const TAG_VALUE_MAX: usize = 256;
 
@@ -49,7 +46,7 @@ pub fn render(
                     "base_checksum": checksum,
                     "kernel": opts.kernel,
                     "initrd": opts.initrd,
-                    "kernel_append": KERNEL_APPEND,
+                    "kernel_append": q.kernel_append,
                     "accelerator": opts.accelerator,
                     "cpus": q.cpus,
                     "memory": q.memory_mb,

@@ -142,3 +142,26 @@ fn the_roles_run_and_their_order_count() {
     assert_eq!(p1.layers[0].hash, p2.layers[0].hash);
     assert_ne!(p1.layers[1].hash, p2.layers[1].hash);
 }
+
+#[test]
+fn a_custom_kernel_command_line_reaches_packer_and_the_hash() {
+    let f = Fixture::example();
+    let (base, _) = hashes(&f);
+    let path = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "    ssh_user: debian\n",
+        "    ssh_user: debian\n    kernel_append: root=/dev/vda1 rw console=ttyS0\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let (base2, _) = hashes(&f);
+    assert_ne!(base, base2);
+    let project = Project::load(f.root()).unwrap();
+    let p = plan_of(&project, "web", &[]);
+    let files = parbake::render::render_layer(&project, &p, &p.layers[0], &Default::default());
+    let vars = files
+        .iter()
+        .find(|f| f.path == "parbake.pkrvars.json")
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&vars.contents).unwrap();
+    assert_eq!(v["kernel_append"], "root=/dev/vda1 rw console=ttyS0");
+}
