@@ -322,7 +322,7 @@ pub(crate) fn packer_build(
     for role in plan.installed.keys() {
         copy_dir(
             &project.roles[role].dir,
-            &dir.join("payload/roles").join(role),
+            &dir.join("payload/all-roles").join(role),
         )?;
     }
     let tmp = dir.join("tmp");

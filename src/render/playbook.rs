@@ -48,9 +48,10 @@ pub fn render(
             format!(
                 "# parbake: Ansible settings for the bake of layer {index} ({name}).\n\
                  # Roles baked by earlier layers resolve to empty shims first, so a meta\n\
-                 # dependency on them does not run them again.\n\
+                 # dependency on them does not run them again. The role copies are not in\n\
+                 # roles/ beside the playbook: Ansible would search there before roles_path.\n\
                  [defaults]\n\
-                 roles_path = {PAYLOAD}/shim:{PAYLOAD}/roles\n\
+                 roles_path = {PAYLOAD}/shim:{PAYLOAD}/all-roles\n\
                  callback_plugins = {PAYLOAD}/runtime\n\
                  callbacks_enabled = parbake_events\n\
                  retry_files_enabled = False\n\
@@ -150,7 +151,7 @@ fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
              \x20       mode: \"0755\"\n\
              \x20     loop: [{home}/roles, {home}/bin, {home}/lib/callback_plugins, {home}/layers]\n\
              \x20   - name: Install every role (run now or later) at {home}/roles\n\
-             \x20     ansible.builtin.command: cp -a --no-preserve=ownership {PAYLOAD}/roles/. {home}/roles/\n\
+             \x20     ansible.builtin.command: cp -a --no-preserve=ownership {PAYLOAD}/all-roles/. {home}/roles/\n\
              \x20     changed_when: true\n\
              \x20   - name: Install the launch runner\n\
              \x20     ansible.builtin.copy:\n\

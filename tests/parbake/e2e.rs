@@ -186,6 +186,18 @@ fn e2e_bake_launch_promote_cache_and_interrupt_on_the_local_vm() {
     let bake2 = tier.json(&promoted);
     assert_eq!(bake2["layers"][0]["outcome"], "cached");
     assert_eq!(bake2["layers"][1]["outcome"], "baked");
+    // the stack layer runs only the promoted roles: the basic ones it depends on are shimmed
+    let ran: Vec<&str> = bake2["layers"][1]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        ran.iter()
+            .all(|r| ["nginx", "python", "webapp"].contains(r)),
+        "the stack layer re-ran a baked role: {ran:?}"
+    );
     let vm = Vm(tier.json(&[
         "launch",
         "web",
