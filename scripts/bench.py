@@ -82,7 +82,7 @@ def main():
                                                  " ".join("%.1f" % x for x in xs)))
     print("\n%-28s %8s %8s  %s" % ("bake", "median", "x floor", "runs"))
     for name, xs in bakes.items():
-        print("%-28s %7.1fs %7.2fx  %s" % (name, median(xs), median(xs) / floor, " ".join("%.1f" % x for x in xs)))
+        print("%-28s %7.2fs %7.3fx  %s" % (name, median(xs), median(xs) / floor, " ".join("%.2f" % x for x in xs)))
 
 
 if __name__ == "__main__":
