@@ -176,22 +176,7 @@ fn bake_layer(
         .map_err(|e| Error::io("create a build directory in", store.builds(), e))?;
     let dir = build.path();
     std::fs::create_dir_all(dir.join("ssh")).map_err(|e| Error::io("create", dir, e))?;
-    Cmd::new("make a one-time SSH key for the bake", "ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "parbake-bake",
-            "-f",
-            "ssh/id_ed25519",
-        ])
-        .cwd(dir)
-        .run_checked()?;
-    let public = std::fs::read_to_string(dir.join("ssh/id_ed25519.pub"))
-        .map_err(|e| Error::io("read", dir.join("ssh/id_ed25519.pub"), e))?;
+    let public = crate::process::ssh_keygen(&dir.join("ssh/id_ed25519"), "parbake-bake")?;
     let modern = crate::tools::is_modern_packer(tools.packer_version()?);
     let opts = RenderOptions {
         modern_packer: modern,

@@ -183,22 +183,7 @@ pub fn launch_qemu(
         pid: None,
         keep: false,
     };
-    Cmd::new("make an SSH key for the VM", "ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "parbake-launch",
-            "-f",
-            "id_ed25519",
-        ])
-        .cwd(&dir)
-        .run_checked()?;
-    let public = std::fs::read_to_string(dir.join("id_ed25519.pub"))
-        .map_err(|e| Error::io("read", &dir, e))?;
+    let public = crate::process::ssh_keygen(&dir.join("id_ed25519"), "parbake-launch")?;
     // user-data: exactly `parbake userdata`; the key travels in meta-data, as EC2 key pairs do
     crate::write::write_file(&dir.join("user-data"), &ud.bytes)?;
     crate::write::write_file(

@@ -241,3 +241,15 @@ impl Cmd {
         }
     }
 }
+
+/// Makes a one-time ed25519 key pair at `key` (and `key.pub`), returning the public key line.
+pub fn ssh_keygen(key: &Path, comment: &str) -> crate::error::Result<String> {
+    Cmd::new("make a one-time SSH key", "ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(key)
+        .run_checked()?;
+    let public = key.with_extension("pub");
+    std::fs::read_to_string(&public)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| crate::error::Error::io("read", public, e))
+}

@@ -130,20 +130,7 @@ fn check_render(
         if plan.target == Target::Qemu {
             // Packer checks that the SSH key file exists; bakes make a one-time key the same way
             std::fs::create_dir_all(ldir.join("ssh")).map_err(|e| Error::io("create", &ldir, e))?;
-            Cmd::new("make a one-time SSH key", "ssh-keygen")
-                .args([
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    "parbake-validate",
-                    "-f",
-                    "ssh/id_ed25519",
-                ])
-                .cwd(&ldir)
-                .run_checked()?;
+            crate::process::ssh_keygen(&ldir.join("ssh/id_ed25519"), "parbake-validate")?;
         }
         checks.push(outcome(
             "packer validate",
