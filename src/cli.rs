@@ -164,9 +164,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
             let mut out = stdout.lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &plan)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                writeln!(out).ok();
+                print_json(&mut out, &plan)?;
             } else {
                 let ud = render::userdata::render(&plan)?;
                 write!(out, "{}", report::plan_table(&plan, &ud)).ok();
@@ -262,9 +260,7 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             let mut out = stdout.lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &report)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                writeln!(out).ok();
+                print_json(&mut out, &report)?;
             } else {
                 write!(out, "{}", report::bake_summary(&report)).ok();
             }
@@ -301,9 +297,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     )?;
                     let mut out = stdout.lock();
                     if json {
-                        serde_json::to_writer_pretty(&mut out, &r)
-                            .map_err(|e| Error::Internal(e.to_string()))?;
-                        writeln!(out).ok();
+                        print_json(&mut out, &r)?;
                     } else {
                         writeln!(
                             out,
@@ -324,9 +318,7 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             let mut out = stdout.lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &report)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                writeln!(out).ok();
+                print_json(&mut out, &report)?;
             } else {
                 write!(out, "{}", report::launch_summary(&report)).ok();
             }
@@ -335,9 +327,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let regions = crate::aws::images::list(&project)?;
             let mut out = stdout.lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &regions)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                writeln!(out).ok();
+                print_json(&mut out, &regions)?;
             } else {
                 write!(out, "{}", crate::aws::images::tree_text(&regions)).ok();
             }
@@ -356,9 +346,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let decisions = crate::aws::prune::prune(&regions, keep, dry_run)?;
             let mut out = stdout.lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &decisions)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                writeln!(out).ok();
+                print_json(&mut out, &decisions)?;
             } else {
                 for d in &decisions {
                     let action = if dry_run && d.action == "remove" {
@@ -384,9 +372,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let left = crate::aws::gc::gc(&project, dry_run)?;
             let mut out = stdout.lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &left)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                writeln!(out).ok();
+                print_json(&mut out, &left)?;
             } else {
                 for l in &left {
                     writeln!(
@@ -440,9 +426,7 @@ pub fn run(cli: Cli) -> Result<()> {
             })?;
             let failed = checks.iter().filter(|c| !c.ok).count();
             if json {
-                serde_json::to_writer_pretty(stdout.lock(), &checks)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                println!();
+                print_json(&mut stdout.lock(), &checks)?;
             } else if !cli.quiet {
                 eprintln!("{} checks, {} failed", checks.len(), failed);
             }
@@ -481,4 +465,11 @@ fn request(s: &StackArgs) -> PlanRequest {
         target: s.target,
         source_identity: None,
     }
+}
+
+/// Data on stdout: pretty JSON and a newline.
+fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Internal(e.to_string()))?;
+    writeln!(out).ok();
+    Ok(())
 }

@@ -135,14 +135,8 @@ pub fn launch_qemu(
     let stack = project.stack(&req.stack)?;
     let image = project.image(&stack.def.image)?;
     let identity = qemu::peek_identity(project, image).ok_or_else(|| {
-        Error::user("the base disk image is not built yet").with_hint(format!(
-            "bake first: parbake bake {} --target qemu{}",
-            req.stack,
-            req.promote
-                .iter()
-                .map(|p| format!(" --promote {p}"))
-                .collect::<String>()
-        ))
+        Error::user("the base disk image is not built yet")
+            .with_hint(format!("bake first: {}", req.bake_command()))
     })?;
     let plan = crate::plan::plan(
         project,
@@ -159,14 +153,7 @@ pub fn launch_qemu(
             top.name,
             top.short_hash()
         ))
-        .with_hint(format!(
-            "bake it: parbake bake {} --target qemu{}",
-            req.stack,
-            req.promote
-                .iter()
-                .map(|p| format!(" --promote {p}"))
-                .collect::<String>()
-        ))
+        .with_hint(format!("bake it: {}", req.bake_command()))
     })?;
     let ud = if opts.no_roles {
         let mut floor = plan.clone();

@@ -39,6 +39,17 @@ pub struct PlanRequest {
     pub source_identity: Option<String>,
 }
 
+impl PlanRequest {
+    /// The `parbake bake` command line that bakes this request's layers (for hints).
+    pub fn bake_command(&self) -> String {
+        let mut s = format!("parbake bake {} --target {}", self.stack, self.target);
+        for p in &self.promote {
+            s.push_str(&format!(" --promote {p}"));
+        }
+        s
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
     #[error("cannot promote launch-only role `{role}`")]

@@ -46,12 +46,8 @@ pub fn plan_for_target(
                         top.short_hash()
                     ))
                     .with_hint(format!(
-                        "bake it (parbake bake {} --target aws{}), or name an AMI with --ami",
-                        req.stack,
-                        req.promote
-                            .iter()
-                            .map(|p| format!(" --promote {p}"))
-                            .collect::<String>()
+                        "bake it ({}), or name an AMI with --ami",
+                        req.bake_command()
                     ))
                 })?
             }
