@@ -469,7 +469,12 @@ fn request(s: &StackArgs) -> PlanRequest {
 
 /// Data on stdout: pretty JSON and a newline.
 fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Internal(e.to_string()))?;
+    match serde_json::to_writer_pretty(&mut *out, value) {
+        // a reader that stopped early (`| head`) is not an error, as for the text outputs
+        Err(e) if e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe) => return Ok(()),
+        Err(e) => return Err(Error::Internal(e.to_string())),
+        Ok(()) => {}
+    }
     writeln!(out).ok();
     Ok(())
 }
