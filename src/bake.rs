@@ -48,6 +48,157 @@ pub struct BakeOptions {
     pub verbose: bool,
 }
 
+/// One target's way to bake a single layer. `bake STACK` walks a plan's layers with it;
+/// `bake --all` schedules the layers of every stack with it, concurrently.
+pub trait LayerBaker: Send + Sync {
+    /// The layer's result if it is already baked (no Packer), unless the bake is forced.
+    fn cached(&self, plan: &Plan, layer: &Layer) -> Result<Option<LayerResult>>;
+    /// The inputs of the newest earlier bake of a layer with the same name, if known.
+    fn previous_inputs(&self, plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs>;
+    /// Bakes the layer (taking its lock, then checking the cache again); `parent` is the
+    /// parent layer's result for a stack layer.
+    fn bake(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        parent: Option<&LayerResult>,
+        progress: &mut Progress,
+    ) -> Result<LayerResult>;
+    /// What the bakes ran on (the accelerator, or the region), for reports.
+    fn what(&self) -> String;
+}
+
+pub fn layer_label(layer: &Layer) -> String {
+    format!(
+        "layer {} {} ({})",
+        layer.index,
+        layer.name,
+        layer.short_hash()
+    )
+}
+
+/// Bakes on the local VM target; one per run, shared by concurrent layer bakes.
+pub struct QemuBaker {
+    project: Project,
+    store: Store,
+    tools: Tools,
+    force: bool,
+    bases: std::sync::Mutex<std::collections::BTreeMap<String, qemu::BaseDisk>>,
+    accel: std::sync::Mutex<Option<String>>,
+}
+
+impl QemuBaker {
+    pub fn new(project: &Project, force: bool) -> Result<QemuBaker> {
+        let store = Store::for_project(&project.root);
+        store.ensure_dirs()?;
+        Ok(QemuBaker {
+            tools: Tools::locate(&project.root),
+            project: project.clone(),
+            store,
+            force,
+            bases: Default::default(),
+            accel: Default::default(),
+        })
+    }
+
+    /// The plan for a stack with the real base-disk identity, building the base disk if needed.
+    pub fn plan(&self, req: &PlanRequest, progress: &Progress) -> Result<Plan> {
+        let stack = self.project.stack(&req.stack)?;
+        let image = self.project.image(&stack.def.image)?;
+        let base = {
+            let mut bases = self.bases.lock().expect("bases");
+            match bases.get(&image.name) {
+                Some(b) => b.clone(),
+                None => {
+                    let b = qemu::base_disk(&self.project, image, |l| progress.raw(l))?;
+                    bases.insert(image.name.clone(), b.clone());
+                    b
+                }
+            }
+        };
+        Ok(plan::plan(
+            &self.project,
+            &PlanRequest {
+                source_identity: Some(base.identity.clone()),
+                ..req.clone()
+            },
+        )?)
+    }
+
+    fn accelerator(&self, base: &qemu::BaseDisk, progress: &Progress) -> String {
+        let mut accel = self.accel.lock().expect("accel");
+        if let Some(a) = accel.as_ref() {
+            return a.clone();
+        }
+        let (a, why) = qemu::accelerator(&self.store.root, &base.kernel, &base.initrd);
+        progress.line(&format!("accelerator: {why}"));
+        accel.insert(a).clone()
+    }
+}
+
+impl LayerBaker for QemuBaker {
+    fn cached(&self, _plan: &Plan, layer: &Layer) -> Result<Option<LayerResult>> {
+        if self.force {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .layer(&layer.hash)
+            .map(|r| cached(&self.store, &r)))
+    }
+
+    fn previous_inputs(&self, _plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs> {
+        self.store.latest_named(&layer.name).map(|r| r.inputs)
+    }
+
+    fn bake(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        _parent: Option<&LayerResult>,
+        progress: &mut Progress,
+    ) -> Result<LayerResult> {
+        let label = layer_label(layer);
+        if let Some(hit) = self.cached(plan, layer)? {
+            progress.line(&format!("{label}: cached, no Packer run"));
+            return Ok(hit);
+        }
+        let _lock = self.store.lock_layer(&layer.hash)?;
+        if let Some(hit) = self.cached(plan, layer)? {
+            progress.line(&format!("{label}: cached (baked by another run meanwhile)"));
+            return Ok(hit);
+        }
+        let base = self
+            .bases
+            .lock()
+            .expect("bases")
+            .get(&plan.image)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("no base disk resolved for {}", plan.image)))?;
+        let accel = self.accelerator(&base, progress);
+        bake_layer(
+            &self.project,
+            plan,
+            layer,
+            &base,
+            &accel,
+            &self.store,
+            &self.tools,
+            progress,
+            &label,
+            self.force,
+        )
+    }
+
+    fn what(&self) -> String {
+        self.accel
+            .lock()
+            .expect("accel")
+            .clone()
+            .unwrap_or_else(|| "none (all cached)".into())
+    }
+}
+
 /// The plan for a qemu stack with the real base-disk identity, building the base disk if needed.
 pub fn qemu_plan(
     project: &Project,
@@ -70,75 +221,32 @@ pub fn qemu_plan(
 pub fn bake_qemu(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {
     let started = Instant::now();
     let mut progress = Progress::new(opts.quiet, opts.verbose);
-    let store = Store::for_project(&project.root);
-    store.ensure_dirs()?;
     progress.step(
         "base image",
         "resolving (builds it from Debian's packages the first time)",
     );
-    let (plan, base) = qemu_plan(project, req, &progress)?;
-    let tools = Tools::locate(&project.root);
-    let mut accel = None;
-    let mut layers = Vec::new();
+    let baker = QemuBaker::new(project, opts.force)?;
+    let plan = baker.plan(req, &progress)?;
+    let mut layers: Vec<LayerResult> = Vec::new();
     for layer in &plan.layers {
-        let label = format!(
-            "layer {} {} ({})",
-            layer.index,
-            layer.name,
-            layer.short_hash()
-        );
-        if !opts.force {
-            if let Some(rec) = store.layer(&layer.hash) {
-                progress.line(&format!("{label}: cached, no Packer run"));
-                layers.push(cached(&store, &rec));
-                continue;
-            }
-        }
-        let _lock = store.lock_layer(&layer.hash)?;
-        if !opts.force {
-            if let Some(rec) = store.layer(&layer.hash) {
-                progress.line(&format!("{label}: cached (baked by another run meanwhile)"));
-                layers.push(cached(&store, &rec));
-                continue;
-            }
-        }
-        let a = match &accel {
-            Some(a) => a,
-            None => {
-                let (a, why) = qemu::accelerator(&store.root, &base.kernel, &base.initrd);
-                progress.line(&format!("accelerator: {why}"));
-                accel.insert(a)
-            }
-        };
-        let result = bake_layer(
-            project,
-            &plan,
-            layer,
-            &base,
-            a,
-            &store,
-            &tools,
-            &mut progress,
-            &label,
-            opts.force,
-        )?;
+        let result = baker.bake(&plan, layer, layers.last(), &mut progress)?;
         layers.push(result);
     }
     progress.finish();
     Ok(BakeReport {
         stack: plan.stack.clone(),
         target: Target::Qemu,
-        accelerator: accel.unwrap_or_else(|| "none (all cached)".into()),
+        accelerator: baker.what(),
         layers,
         duration_s: round(started.elapsed().as_secs_f64()),
     })
 }
 
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
+pub(crate) fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
     LayerResult {
         index: rec.index,
         name: rec.name.clone(),
@@ -237,12 +345,14 @@ fn bake_layer(
         created_at: now_epoch(),
         bake_duration_s: duration,
         roles: timings.roles.clone(),
+        inputs: layer.inputs.clone(),
     };
     crate::write::write_file(
         &result.join("record.json"),
         (serde_json::to_string_pretty(&record).expect("record") + "\n").as_bytes(),
     )?;
     let dest = store.commit(&result, &layer.hash, force)?;
+    record_bake(store, plan, layer, accel, duration, &timings.roles);
     let per_role: Vec<String> = timings
         .roles
         .iter()
@@ -266,6 +376,42 @@ fn bake_layer(
         roles: timings.roles,
         log: Some(dest.join("bake.log")),
     })
+}
+
+/// Adds a finished bake to the timing ledger. A ledger that cannot be written costs the
+/// estimates one data point, not the bake: it is reported and the bake stands.
+pub(crate) fn record_bake(
+    store: &Store,
+    plan: &Plan,
+    layer: &Layer,
+    accelerator: &str,
+    duration: f64,
+    roles: &[crate::events::RoleTiming],
+) {
+    let entry = crate::ledger::Entry {
+        at: now_epoch(),
+        kind: crate::ledger::Kind::Bake,
+        target: plan.target.to_string(),
+        image: plan.image.clone(),
+        stack: (layer.index == 2).then(|| plan.stack.clone()),
+        layer: layer.name.clone(),
+        layer_hash: layer.hash.clone(),
+        accelerator: accelerator.to_string(),
+        total_s: duration,
+        roles: roles
+            .iter()
+            .map(|r| crate::ledger::RoleTime {
+                role: r.role.clone(),
+                seconds: r.duration_s,
+                ok: r.failed.is_none(),
+            })
+            .collect(),
+        no_roles: false,
+        ok: true,
+    };
+    if let Err(e) = crate::ledger::Ledger::in_store(&store.root).append(&entry) {
+        eprintln!("warning: the timing ledger was not updated: {e}");
+    }
 }
 
 /// Where and how one Packer build runs.

@@ -75,10 +75,25 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         ami: Option<String>,
     },
-    /// Bake the stack's layers (base, and the stack layer when something is promoted).
+    /// Bake the stack's layers (base, and the stack layer when something is promoted), or with
+    /// --all every stack's layers that changed.
     Bake {
-        #[command(flatten)]
-        stack: StackArgs,
+        /// The stack, by file name under images/stacks/ (not with --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        stack: Option<String>,
+        /// Bake this role (and its dependencies) into the stack layer instead of running it at launch.
+        #[arg(long = "promote", value_name = "ROLE", conflicts_with = "all")]
+        promote: Vec<String>,
+        /// Where images are baked: the local VM (qemu) or EC2 (aws).
+        #[arg(long, value_enum, default_value_t = Target::Qemu)]
+        target: Target,
+        /// Every image and stack (each stack with its file's `promote:` list); only layers whose
+        /// hash changed are baked, parents first; a failed layer's children are skipped.
+        #[arg(long)]
+        all: bool,
+        /// With --all: at most this many bakes at once.
+        #[arg(short = 'j', long = "jobs", default_value_t = 2, requires = "all")]
+        jobs: usize,
         /// Rebake even when the store has a layer with the same hash.
         #[arg(long)]
         force: bool,
@@ -236,8 +251,41 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Bake { stack, force, json } => {
-            let req = request(&stack);
+        Command::Bake {
+            all: true,
+            target,
+            jobs,
+            force,
+            json,
+            ..
+        } => {
+            let report = bake_all(&project, target, jobs, force, cli.quiet, cli.verbose)?;
+            let mut out = stdout.lock();
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                write!(out, "{}", crate::pipeline::summary_text(&report)).ok();
+            }
+            if !report.ok() {
+                return Err(Error::Layers {
+                    failed: report.counts.failed,
+                    skipped: report.counts.skipped,
+                });
+            }
+        }
+        Command::Bake {
+            stack,
+            promote,
+            target,
+            force,
+            json,
+            ..
+        } => {
+            let req = request(&StackArgs {
+                stack: stack.unwrap_or_default(),
+                promote,
+                target,
+            });
             let report = match req.target {
                 Target::Qemu => crate::bake::bake_qemu(
                     &project,
@@ -436,6 +484,65 @@ pub fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `bake --all`: plans every stack (each with its file's `promote:` list) on the target,
+/// then schedules the distinct layers.
+fn bake_all(
+    project: &Project,
+    target: Target,
+    jobs: usize,
+    force: bool,
+    quiet: bool,
+    verbose: bool,
+) -> Result<crate::pipeline::AllReport> {
+    use crate::bake::LayerBaker;
+    let started = std::time::Instant::now();
+    let mut progress = crate::progress::Progress::new(quiet, verbose);
+    let stacks: Vec<String> = project.stacks.keys().cloned().collect();
+    if stacks.is_empty() {
+        return Err(Error::user("no stacks to bake")
+            .with_hint("add a stack file under images/stacks/ (see images/stacks/web.yml)"));
+    }
+    let requests = stacks.iter().map(|s| PlanRequest {
+        stack: s.clone(),
+        promote: Vec::new(),
+        target,
+        source_identity: None,
+    });
+    let (baker, plans): (std::sync::Arc<dyn LayerBaker>, Vec<plan::Plan>) = match target {
+        Target::Qemu => {
+            let b = crate::bake::QemuBaker::new(project, force)?;
+            let plans = requests
+                .map(|r| b.plan(&r, &progress))
+                .collect::<Result<_>>()?;
+            (std::sync::Arc::new(b), plans)
+        }
+        Target::Aws => {
+            let b = crate::aws::bake::AwsBaker::new(project, force, &progress)?;
+            let plans = requests
+                .map(|r| b.plan(&r, &mut progress))
+                .collect::<Result<_>>()?;
+            (std::sync::Arc::new(b), plans)
+        }
+    };
+    progress.finish();
+    let nodes = crate::pipeline::graph(&plans);
+    let mut report = crate::pipeline::run(
+        baker,
+        nodes,
+        &crate::pipeline::AllOptions {
+            target,
+            jobs,
+            force,
+            quiet,
+            verbose,
+        },
+        &crate::progress::Progress::lines(quiet, verbose),
+    )?;
+    // the whole command, planning (base disks, source AMIs, cache lookups) included
+    report.duration_s = crate::bake::round(started.elapsed().as_secs_f64());
+    Ok(report)
 }
 
 /// A request whose source identity is the one a bake would use, when it can be known without

@@ -40,6 +40,8 @@ pub enum Error {
     /// A real validator (packer, ansible, cloud-init) rejected a rendered artifact.
     #[error("{count} validation check(s) failed")]
     Validation { count: usize },
+    #[error("{failed} layer(s) failed and {skipped} were skipped")]
+    Layers { failed: usize, skipped: usize },
     #[error("interrupted")]
     Interrupted,
     #[error("internal error: {0}")]
@@ -75,7 +77,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Plan(_) | Error::Render(_) | Error::User { .. } => exit::USER,
-            Error::Validation { .. } => exit::USER,
+            Error::Validation { .. } | Error::Layers { .. } => exit::USER,
             Error::Process(e) if e.is_interrupted() => exit::INTERRUPTED,
             Error::Process(e) if e.is_missing_program() => exit::USER,
             Error::Process(_) => exit::USER,
@@ -94,6 +96,9 @@ impl Error {
             Error::Validation { .. } => {
                 vec!["each failing check is printed above with the validator's own output".into()]
             }
+            Error::Layers { .. } => vec![
+                "each failure is printed above with its log; the summary on stdout lists every layer".into(),
+            ],
             Error::Internal(_) => {
                 vec!["this is a bug in parbake; please report it with the command you ran".into()]
             }

@@ -12,7 +12,19 @@ use crate::runtime;
 
 pub const PARBAKE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+    Hash,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     Qemu,
@@ -149,6 +161,79 @@ pub struct Layer {
     pub stage_apt: BTreeMap<String, Vec<String>>,
     /// `sha256` hex of the layer's inputs: the cache key.
     pub hash: String,
+    /// A readable summary of the inputs behind `hash` (role hashes, digests of vars, template
+    /// and source settings), kept with each baked layer so a rebake can say what changed.
+    #[serde(skip)]
+    pub inputs: Inputs,
+}
+
+/// Input name → value or short digest, e.g. `role nginx` → 16 hex digits of its content hash.
+pub type Inputs = BTreeMap<String, String>;
+
+/// What changed between the inputs of an earlier bake of a layer and today's, in words.
+/// Pure; empty when nothing did (a rebake forced, or a lost store entry).
+pub fn changed_inputs(before: &Inputs, now: &Inputs) -> Vec<String> {
+    let mut out = Vec::new();
+    let keys: BTreeSet<&String> = before.keys().chain(now.keys()).collect();
+    for k in keys {
+        let (a, b) = (before.get(k), now.get(k));
+        if a == b {
+            continue;
+        }
+        let what = match k.strip_prefix("role ") {
+            Some(role) => match (a, b) {
+                (None, _) => format!("role {role} added"),
+                (_, None) => format!("role {role} removed"),
+                _ => format!("role {role} changed"),
+            },
+            None => match k.as_str() {
+                "parent" => match (a, b) {
+                    (Some(a), Some(b)) if b.starts_with("layer:") => format!(
+                        "parent layer changed ({} → {})",
+                        short(a.trim_start_matches("layer:")),
+                        short(b.trim_start_matches("layer:"))
+                    ),
+                    (Some(a), Some(b)) => format!(
+                        "source image changed ({} → {})",
+                        a.trim_start_matches("source:"),
+                        b.trim_start_matches("source:")
+                    ),
+                    _ => "parent changed".into(),
+                },
+                "runs" => format!(
+                    "roles run changed ({} → {})",
+                    a.map_or("-", |s| s),
+                    b.map_or("-", |s| s)
+                ),
+                "vars" => "bake vars changed".into(),
+                "template" => "Packer template changed".into(),
+                "source settings" => "source settings changed".into(),
+                "parbake" => format!(
+                    "parbake version changed ({} → {})",
+                    a.map_or("-", |s| s),
+                    b.map_or("-", |s| s)
+                ),
+                "runtime" => "parbake runtime (runner, callback) changed".into(),
+                other => format!("{other} changed"),
+            },
+        };
+        out.push(what);
+    }
+    out
+}
+
+/// The 16-hex prefix of a role's content hash, as the AMI tags carry it.
+pub fn role_prefix(hash: &str) -> String {
+    let h = hash.trim_start_matches("sha256:");
+    h[..16.min(h.len())].to_string()
+}
+
+/// The layer inputs an AMI tag can hold (`parbake:inputs`): everything but the role hashes
+/// (in `parbake:installed-N`), the parent and the version (their own tags).
+pub const TAGGED_INPUTS: [&str; 5] = ["runs", "vars", "template", "source settings", "runtime"];
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
 }
 
 impl Layer {
@@ -214,6 +299,10 @@ struct HashInputs<'a> {
     vars: &'a Vars,
     template: String,
     source: serde_json::Value,
+}
+
+fn json_digest16<T: Serialize>(v: &T) -> String {
+    sha256_hex(&serde_json::to_vec(v).expect("serializes"))[..16].to_string()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -440,29 +529,44 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         })
         .collect();
 
-    let hash_layer = |kind: LayerKind, parent: &str, runs: &[String], vars: &Vars| {
-        let inputs = HashInputs {
-            parbake_version: PARBAKE_VERSION,
-            runtime: runtime_digest.clone(),
-            target: req.target,
-            kind,
-            parent,
-            installed: &installed,
-            runs,
-            vars,
-            template: template_digest.clone(),
-            source: source.clone(),
+    let hash_layer =
+        |kind: LayerKind, parent: &str, runs: &[String], vars: &Vars| -> (String, Inputs) {
+            let inputs = HashInputs {
+                parbake_version: PARBAKE_VERSION,
+                runtime: runtime_digest.clone(),
+                target: req.target,
+                kind,
+                parent,
+                installed: &installed,
+                runs,
+                vars,
+                template: template_digest.clone(),
+                source: source.clone(),
+            };
+            let hash = sha256_hex(&serde_json::to_vec(&inputs).expect("hash inputs serialize"));
+            let mut summary: Inputs = installed
+                .iter()
+                .map(|(r, h)| (format!("role {r}"), role_prefix(h)))
+                .collect();
+            summary.insert("parbake".into(), PARBAKE_VERSION.into());
+            summary.insert("runtime".into(), runtime_digest[..16].to_string());
+            summary.insert("parent".into(), parent.to_string());
+            summary.insert("runs".into(), runs.join(","));
+            summary.insert("vars".into(), json_digest16(vars));
+            summary.insert("template".into(), template_digest[..16].to_string());
+            summary.insert("source settings".into(), json_digest16(&source));
+            (hash, summary)
         };
-        sha256_hex(&serde_json::to_vec(&inputs).expect("hash inputs serialize"))
-    };
 
     let base_parent = format!("source:{source_identity}");
     let base_vars = image.vars.clone();
+    let (base_hash, base_inputs) = hash_layer(LayerKind::Base, &base_parent, &basic, &base_vars);
     let base = Layer {
         index: 1,
         kind: LayerKind::Base,
         name: image.name.clone(),
-        hash: hash_layer(LayerKind::Base, &base_parent, &basic, &base_vars),
+        hash: base_hash,
+        inputs: base_inputs,
         parent: base_parent,
         runs: basic.clone(),
         baked: basic.clone(),
@@ -476,11 +580,13 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         vars.extend(stack.vars.clone());
         let mut baked = basic.clone();
         baked.extend(stack_runs.iter().cloned());
+        let (hash, inputs) = hash_layer(LayerKind::Stack, &parent, &stack_runs, &vars);
         layers.push(Layer {
             index: 2,
             kind: LayerKind::Stack,
             name: format!("{}-{}", image.name, stack.name),
-            hash: hash_layer(LayerKind::Stack, &parent, &stack_runs, &vars),
+            hash,
+            inputs,
             parent,
             runs: stack_runs,
             baked,

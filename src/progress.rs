@@ -35,6 +35,17 @@ impl Progress {
         }
     }
 
+    /// Plain lines even on a terminal (concurrent bakes cannot share one spinner).
+    pub fn lines(quiet: bool, verbose: bool) -> Progress {
+        Progress {
+            bar: None,
+            quiet,
+            verbose,
+            last_plain: String::new(),
+            started: Instant::now(),
+        }
+    }
+
     /// A line that stays: "layer 1 debian12: cached".
     pub fn line(&self, msg: &str) {
         if self.quiet {

@@ -40,6 +40,9 @@ pub struct LayerRecord {
     pub created_at: u64,
     pub bake_duration_s: f64,
     pub roles: Vec<RoleTiming>,
+    /// What went into the hash, so the next bake of this layer can say what changed.
+    #[serde(default)]
+    pub inputs: crate::plan::Inputs,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +82,17 @@ impl Store {
         }
         let text = std::fs::read_to_string(dir.join("record.json")).ok()?;
         serde_json::from_str(&text).ok()
+    }
+
+    /// The newest complete record of a layer with this name (any hash): the bake a new one
+    /// replaces, for "why was it rebaked".
+    pub fn latest_named(&self, name: &str) -> Option<LayerRecord> {
+        std::fs::read_dir(self.images())
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| self.layer(e.file_name().to_str()?))
+            .filter(|r| r.name == name)
+            .max_by_key(|r| r.created_at)
     }
 
     pub fn ensure_dirs(&self) -> Result<()> {

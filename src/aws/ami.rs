@@ -47,6 +47,37 @@ pub fn newest(amis: &[Ami]) -> Option<&Ami> {
         })
 }
 
+/// The layer inputs an AMI's tags record (see `plan::changed_inputs`): role hash prefixes,
+/// the parent, the version and the `parbake:inputs` digests.
+pub fn inputs_from_tags(tags: &BTreeMap<String, String>, region: &str) -> crate::plan::Inputs {
+    let mut inputs = crate::plan::Inputs::new();
+    for n in 1.. {
+        let Some(chunk) = tags.get(&format!("parbake:installed-{n}")) else {
+            break;
+        };
+        for (role, prefix) in chunk.split(',').filter_map(|e| e.split_once('=')) {
+            inputs.insert(format!("role {role}"), prefix.to_string());
+        }
+    }
+    if let Some(p) = tags.get("parbake:parent-layer") {
+        inputs.insert("parent".into(), format!("layer:{p}"));
+    } else if let Some(src) = tags.get("parbake:source-ami") {
+        inputs.insert("parent".into(), format!("source:aws:{region}:{src}"));
+    }
+    if let Some(v) = tags.get("parbake:version") {
+        inputs.insert("parbake".into(), v.clone());
+    }
+    for (k, v) in tags
+        .get("parbake:inputs")
+        .into_iter()
+        .flat_map(|t| t.split(';'))
+        .filter_map(|e| e.split_once('='))
+    {
+        inputs.insert(k.to_string(), v.to_string());
+    }
+    inputs
+}
+
 /// What an AMI's tags say about the layer baked into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagManifest {

@@ -2,14 +2,18 @@
 //! registry: a layer whose hash is already tagged on an available AMI in the region is a cache
 //! hit and starts no Packer.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
-use super::ami::newest;
+use super::ami::{newest, Ami};
 use super::ec2::{Ec2, Endpoint};
-use crate::bake::{packer_build, BakeOptions, BakeReport, LayerResult, PackerRun};
-use crate::config::Project;
+use crate::bake::{
+    layer_label, packer_build, round, BakeOptions, BakeReport, LayerBaker, LayerResult, PackerRun,
+};
+use crate::config::{AwsSource, Project};
 use crate::error::{Error, Result};
-use crate::plan::{self, PlanRequest, Target};
+use crate::plan::{self, Layer, Plan, PlanRequest, Target};
 use crate::progress::Progress;
 use crate::render::RenderOptions;
 use crate::store::{now_epoch, Store};
@@ -21,128 +25,235 @@ pub const TEST_SKIP_PROVISIONING: &str = "PARBAKE_TEST_SKIP_PROVISIONING";
 /// Builder instances are tagged to expire this long after the bake starts (`parbake gc`).
 const BUILDER_TTL_S: u64 = 4 * 3600;
 
-pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {
-    let started = Instant::now();
-    let mut progress = Progress::new(opts.quiet, opts.verbose);
-    let store = Store::for_project(&project.root);
-    store.ensure_dirs()?;
-    let stack = project.stack(&req.stack)?;
-    let image = project.image(&stack.def.image)?;
-    let Some(src) = image.def.sources.aws.as_ref() else {
-        // the planner reports a missing source with its hint
-        plan::plan(project, req)?;
-        return Err(Error::Internal(
-            "planned an aws bake without an aws source".into(),
-        ));
-    };
-    let rt = super::runtime()?;
-    let endpoint = Endpoint::from_env();
-    let ec2 = rt.block_on(Ec2::connect(&src.region, &endpoint));
-    progress.step("source AMI", "resolving");
-    let source = rt.block_on(ec2.resolve_source_ami(&src.source_ami))?;
-    progress.line(&format!(
-        "source AMI in {}: {} ({}, created {})",
-        src.region, source.id, source.name, source.creation_date
-    ));
-    let plan = plan::plan(
-        project,
-        &PlanRequest {
-            source_identity: Some(format!("aws:{}:{}", src.region, source.id)),
-            ..req.clone()
-        },
-    )?;
-    let tools = Tools::locate(&project.root);
-    let skip_provisioning = std::env::var(TEST_SKIP_PROVISIONING).as_deref() == Ok("1");
-    let only = if skip_provisioning {
-        progress.line(&format!(
-            "test mode ({TEST_SKIP_PROVISIONING}=1): Packer runs without a communicator; the AMIs get no roles"
-        ));
-        "amazon-ebs.no-provision"
-    } else {
-        "amazon-ebs.layer"
-    };
-    // test-only, with the switch above: hold the builder instance this long (Ctrl-C tests)
-    let pause: Vec<String> = match std::env::var("PARBAKE_TEST_PAUSE_SECONDS") {
-        Ok(s) if skip_provisioning && s.parse::<u32>().is_ok() => {
-            vec![format!("-var=test_pause_seconds={s}")]
-        }
-        _ => Vec::new(),
-    };
-    let run_id = format!("{}-{}", now_epoch(), std::process::id());
-    let owner = std::env::var("USER").unwrap_or_else(|_| "parbake".into());
-    let what = format!("ec2 {}", src.region);
-    let mut parent_ami = source.id.clone();
-    let mut layers = Vec::new();
-    for layer in &plan.layers {
-        let label = format!(
-            "layer {} {} ({})",
-            layer.index,
-            layer.name,
-            layer.short_hash()
-        );
-        if !opts.force {
-            let found = rt.block_on(ec2.layer_amis(&layer.hash))?;
-            if let Some(ami) = newest(&found) {
-                progress.line(&format!("{label}: cached as {}, no Packer run", ami.id));
-                parent_ami = ami.id.clone();
-                layers.push(LayerResult {
-                    index: layer.index,
-                    name: layer.name.clone(),
-                    hash: layer.hash.clone(),
-                    outcome: "cached".into(),
-                    duration_s: 0.0,
-                    image: ami.id.clone(),
-                    roles: Vec::new(),
-                    log: None,
-                });
-                continue;
+/// Bakes AMIs; one per run, shared by concurrent layer bakes (`bake --all`).
+pub struct AwsBaker {
+    project: Project,
+    store: Store,
+    tools: Tools,
+    force: bool,
+    rt: tokio::runtime::Runtime,
+    endpoint: Endpoint,
+    /// Region → client, and image → its resolved source AMI.
+    clients: Mutex<BTreeMap<String, std::sync::Arc<Ec2>>>,
+    sources: Mutex<BTreeMap<String, Ami>>,
+    only: &'static str,
+    pause: Vec<String>,
+    run_id: String,
+    owner: String,
+}
+
+impl AwsBaker {
+    pub fn new(project: &Project, force: bool, progress: &Progress) -> Result<AwsBaker> {
+        let store = Store::for_project(&project.root);
+        store.ensure_dirs()?;
+        let skip_provisioning = std::env::var(TEST_SKIP_PROVISIONING).as_deref() == Ok("1");
+        let only = if skip_provisioning {
+            progress.line(&format!(
+                "test mode ({TEST_SKIP_PROVISIONING}=1): Packer runs without a communicator; the AMIs get no roles"
+            ));
+            "amazon-ebs.no-provision"
+        } else {
+            "amazon-ebs.layer"
+        };
+        // test-only, with the switch above: hold the builder instance this long (Ctrl-C tests)
+        let pause: Vec<String> = match std::env::var("PARBAKE_TEST_PAUSE_SECONDS") {
+            Ok(s) if skip_provisioning && s.parse::<u32>().is_ok() => {
+                vec![format!("-var=test_pause_seconds={s}")]
             }
+            _ => Vec::new(),
+        };
+        Ok(AwsBaker {
+            project: project.clone(),
+            tools: Tools::locate(&project.root),
+            store,
+            force,
+            rt: super::runtime()?,
+            endpoint: Endpoint::from_env(),
+            clients: Default::default(),
+            sources: Default::default(),
+            only,
+            pause,
+            run_id: format!("{}-{}", now_epoch(), std::process::id()),
+            owner: std::env::var("USER").unwrap_or_else(|_| "parbake".into()),
+        })
+    }
+
+    fn ec2(&self, region: &str) -> std::sync::Arc<Ec2> {
+        let mut clients = self.clients.lock().expect("clients");
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                std::sync::Arc::new(self.rt.block_on(Ec2::connect(region, &self.endpoint)))
+            })
+            .clone()
+    }
+
+    fn source(&self, image: &str) -> Result<&AwsSource> {
+        self.project
+            .image(image)?
+            .def
+            .sources
+            .aws
+            .as_ref()
+            .ok_or_else(|| Error::Internal(format!("image {image} has no aws source")))
+    }
+
+    /// The plan with the resolved source AMI as layer 1's source identity.
+    pub fn plan(&self, req: &PlanRequest, progress: &mut Progress) -> Result<Plan> {
+        let stack = self.project.stack(&req.stack)?;
+        let image = self.project.image(&stack.def.image)?;
+        if image.def.sources.aws.is_none() {
+            // the planner reports a missing source with its hint
+            plan::plan(&self.project, req)?;
         }
+        let src = self.source(&image.name)?;
+        let known = self
+            .sources
+            .lock()
+            .expect("sources")
+            .get(&image.name)
+            .cloned();
+        let source = match known {
+            Some(a) => a,
+            None => {
+                progress.step("source AMI", "resolving");
+                let ec2 = self.ec2(&src.region);
+                let a = self.rt.block_on(ec2.resolve_source_ami(&src.source_ami))?;
+                progress.line(&format!(
+                    "source AMI in {}: {} ({}, created {})",
+                    src.region, a.id, a.name, a.creation_date
+                ));
+                self.sources
+                    .lock()
+                    .expect("sources")
+                    .insert(image.name.clone(), a.clone());
+                a
+            }
+        };
+        Ok(plan::plan(
+            &self.project,
+            &PlanRequest {
+                source_identity: Some(format!("aws:{}:{}", src.region, source.id)),
+                ..req.clone()
+            },
+        )?)
+    }
+}
+
+impl LayerBaker for AwsBaker {
+    fn cached(&self, plan: &Plan, layer: &Layer) -> Result<Option<LayerResult>> {
+        if self.force {
+            return Ok(None);
+        }
+        let ec2 = self.ec2(&self.source(&plan.image)?.region);
+        let found = self.rt.block_on(ec2.layer_amis(&layer.hash))?;
+        Ok(newest(&found).map(|ami| LayerResult {
+            index: layer.index,
+            name: layer.name.clone(),
+            hash: layer.hash.clone(),
+            outcome: "cached".into(),
+            duration_s: 0.0,
+            image: ami.id.clone(),
+            roles: Vec::new(),
+            log: None,
+        }))
+    }
+
+    fn previous_inputs(&self, plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs> {
+        let region = self.source(&plan.image).ok()?.region.clone();
+        let ec2 = self.ec2(&region);
+        let found = self.rt.block_on(ec2.named_layer_amis(&layer.name)).ok()?;
+        newest(&found).map(|a| super::ami::inputs_from_tags(&a.tags, &region))
+    }
+
+    fn bake(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        parent: Option<&LayerResult>,
+        progress: &mut Progress,
+    ) -> Result<LayerResult> {
+        let label = layer_label(layer);
+        if let Some(hit) = self.cached(plan, layer)? {
+            progress.line(&format!("{label}: cached as {}, no Packer run", hit.image));
+            return Ok(hit);
+        }
+        let _lock = self.store.lock_layer(&layer.hash)?;
+        if let Some(hit) = self.cached(plan, layer)? {
+            progress.line(&format!(
+                "{label}: cached as {} (baked by another run meanwhile)",
+                hit.image
+            ));
+            return Ok(hit);
+        }
+        let src = self.source(&plan.image)?;
+        let source = self
+            .sources
+            .lock()
+            .expect("sources")
+            .get(&plan.image)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("no source AMI resolved for {}", plan.image)))?;
+        let parent_ami = match parent {
+            Some(p) if layer.index == 2 => p.image.clone(),
+            _ => source.id.clone(),
+        };
         let layer_started = Instant::now();
         let build = tempfile::Builder::new()
             .prefix(&format!("{}-", layer.short_hash()))
-            .tempdir_in(store.builds())
-            .map_err(|e| Error::io("create a build directory in", store.builds(), e))?;
+            .tempdir_in(self.store.builds())
+            .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
         let ropts = RenderOptions {
-            modern_packer: crate::tools::is_modern_packer(tools.packer_version()?),
+            modern_packer: crate::tools::is_modern_packer(self.tools.packer_version()?),
             source_ami: source.id.clone(),
-            parent_ami: parent_ami.clone(),
-            ec2_endpoint: endpoint.url.clone().unwrap_or_default(),
+            parent_ami,
+            ec2_endpoint: self.endpoint.url.clone().unwrap_or_default(),
             run_tags: vec![
-                ("parbake:owner".into(), owner.clone()),
-                ("parbake:run-id".into(), run_id.clone()),
+                ("parbake:owner".into(), self.owner.clone()),
+                ("parbake:run-id".into(), self.run_id.clone()),
                 (
                     "parbake:expires-at".into(),
                     (now_epoch() + BUILDER_TTL_S).to_string(),
                 ),
+                ("parbake:building".into(), layer.hash.clone()),
             ],
             extra_ami_tags: vec![("parbake:created-at".into(), now_epoch().to_string())],
-            ami_name_suffix: if opts.force {
+            ami_name_suffix: if self.force {
                 format!("-r{}", now_epoch())
             } else {
                 String::new()
             },
             ..RenderOptions::default()
         };
+        let what = format!("ec2 {}", src.region);
         let run = PackerRun {
             dir: build.path(),
-            tools: &tools,
-            store: &store,
+            tools: &self.tools,
+            store: &self.store,
             label: &label,
-            only: Some(only),
+            only: Some(self.only),
             what: &what,
-            extra_args: pause.clone(),
+            extra_args: self.pause.clone(),
         };
-        let (timings, log) = packer_build(project, &plan, layer, &ropts, &run, &mut progress)?;
+        let (timings, log) = packer_build(&self.project, plan, layer, &ropts, &run, progress)?;
         let ami = manifest_ami(&build.path().join("packer-manifest.json"), &src.region)?;
-        let kept = store
-            .logs()
-            .join(format!("bake-{}-{}.log", layer.short_hash(), now_epoch()));
+        let kept =
+            self.store
+                .logs()
+                .join(format!("bake-{}-{}.log", layer.short_hash(), now_epoch()));
         let _ = std::fs::copy(&log, &kept);
-        let duration = (layer_started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        let duration = round(layer_started.elapsed().as_secs_f64());
+        crate::bake::record_bake(&self.store, plan, layer, &what, duration, &timings.roles);
+        // the timings travel with the AMI too (the ledger is local to this machine)
+        let ec2 = self.ec2(&src.region);
+        let tag = bake_seconds_tag(duration, &timings.roles);
+        if let Err(e) = self.rt.block_on(ec2.tag(&ami, &[tag])) {
+            progress.line(&format!(
+                "warning: could not tag {ami} with its bake timings: {e}"
+            ));
+        }
         progress.line(&format!("{label}: baked {ami} in {duration:.1}s"));
-        parent_ami = ami.clone();
-        layers.push(LayerResult {
+        Ok(LayerResult {
             index: layer.index,
             name: layer.name.clone(),
             hash: layer.hash.clone(),
@@ -151,15 +262,55 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
             image: ami,
             roles: timings.roles,
             log: Some(kept),
-        });
+        })
+    }
+
+    fn what(&self) -> String {
+        let regions: Vec<String> = self
+            .clients
+            .lock()
+            .expect("clients")
+            .keys()
+            .cloned()
+            .collect();
+        format!("ec2 {}", regions.join(","))
+    }
+}
+
+/// `parbake:bake-seconds` = `total=312.5;base=35.2,users=3.1`, cut to EC2's 256 characters.
+pub fn bake_seconds_tag(total: f64, roles: &[crate::events::RoleTiming]) -> (String, String) {
+    let mut v = format!("total={total:.1}");
+    let per: Vec<String> = roles
+        .iter()
+        .map(|r| format!("{}={:.1}", r.role, r.duration_s))
+        .collect();
+    if !per.is_empty() {
+        v.push(';');
+        v.push_str(&per.join(","));
+    }
+    v.truncate(TAG_VALUE_MAX);
+    ("parbake:bake-seconds".into(), v)
+}
+
+const TAG_VALUE_MAX: usize = 256;
+
+pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {
+    let started = Instant::now();
+    let mut progress = Progress::new(opts.quiet, opts.verbose);
+    let baker = AwsBaker::new(project, opts.force, &progress)?;
+    let plan = baker.plan(req, &mut progress)?;
+    let mut layers: Vec<LayerResult> = Vec::new();
+    for layer in &plan.layers {
+        let r = baker.bake(&plan, layer, layers.last(), &mut progress)?;
+        layers.push(r);
     }
     progress.finish();
     Ok(BakeReport {
         stack: plan.stack.clone(),
         target: Target::Aws,
-        accelerator: what,
+        accelerator: baker.what(),
         layers,
-        duration_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        duration_s: round(started.elapsed().as_secs_f64()),
     })
 }
 

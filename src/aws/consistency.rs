@@ -132,6 +132,7 @@ pub fn plan_for_ami(project: &Project, plan: &Plan, ami_id: &str, m: &TagManifes
         vars: Default::default(),
         stage_apt: Default::default(),
         hash: m.layer_hash.clone(),
+        inputs: Default::default(),
     };
     let mut out = plan.clone();
     out.notes.push(format!(

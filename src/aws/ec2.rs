@@ -137,6 +137,31 @@ impl Ec2 {
         )
         .await
     }
+
+    /// parbake AMIs of a layer name, any hash (the earlier bakes of that layer).
+    pub async fn named_layer_amis(&self, layer_name: &str) -> Result<Vec<Ami>> {
+        self.describe_images(
+            &["self".to_string()],
+            vec![filter("tag:parbake:layer", layer_name)],
+        )
+        .await
+    }
+
+    /// CreateTags on one resource.
+    pub async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+            .collect();
+        self.client
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateTags", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
 }
 
 pub fn filter(name: &str, value: &str) -> Filter {

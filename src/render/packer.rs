@@ -166,6 +166,17 @@ pub fn ami_tags(plan: &Plan, layer: &Layer, parent_ami: &str) -> BTreeMap<String
     );
     tags.insert("parbake:version".into(), plan.parbake_version.clone());
     tags.insert("parbake:baked".into(), layer.baked.join(","));
+    // the rest of the hash inputs, so the next bake of this layer can say what changed
+    let inputs: Vec<String> = crate::plan::TAGGED_INPUTS
+        .iter()
+        .filter_map(|k| layer.inputs.get(*k).map(|v| format!("{k}={v}")))
+        .collect();
+    let mut joined = inputs.join(";");
+    if joined.len() > TAG_VALUE_MAX {
+        // a very long `runs` list: keep the digests, which always fit
+        joined = inputs[1..].join(";");
+    }
+    tags.insert("parbake:inputs".into(), joined);
     // installed roles with 16-hex hash prefixes, split over as many tags as needed
     let entries: Vec<String> = plan
         .installed

@@ -5,6 +5,7 @@ mod e2e;
 mod errors;
 mod hashing;
 mod moto;
+mod pipeline;
 mod planner;
 mod runner;
 mod snapshots;

@@ -1,0 +1,484 @@
+//! `bake --all`: every image's and stack's layers, deduplicated by hash, baked parents first
+//! with at most `jobs` bakes at once. Unchanged layers are cache hits (no Packer); a rebaked
+//! base cascades to the stack layers on it (their hashes include it); a failed layer's
+//! children are skipped and reported while unrelated layers carry on.
+//!
+//! The graph and the scheduler are pure (tested without bakes); [`run`] drives them on tokio
+//! with any [`LayerBaker`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bake::{layer_label, round, LayerBaker, LayerResult};
+use crate::error::{Error, Result};
+use crate::events::RoleTiming;
+use crate::plan::{changed_inputs, Layer, Plan, Target};
+use crate::progress::Progress;
+
+/// One layer to bake: the first plan that contains it, and the stacks that share it.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub plan: Plan,
+    pub layer: Layer,
+    /// Index of the parent layer's node (a stack layer's base).
+    pub parent: Option<usize>,
+    pub stacks: Vec<String>,
+}
+
+/// The layer graph of a set of plans: each distinct layer hash once, parents before children.
+pub fn graph(plans: &[Plan]) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut by_hash: BTreeMap<String, usize> = BTreeMap::new();
+    for plan in plans {
+        let mut parent = None;
+        for layer in &plan.layers {
+            let i = match by_hash.get(&layer.hash) {
+                Some(&i) => i,
+                None => {
+                    nodes.push(Node {
+                        plan: plan.clone(),
+                        layer: layer.clone(),
+                        parent,
+                        stacks: Vec::new(),
+                    });
+                    by_hash.insert(layer.hash.clone(), nodes.len() - 1);
+                    nodes.len() - 1
+                }
+            };
+            if !nodes[i].stacks.contains(&plan.stack) {
+                nodes[i].stacks.push(plan.stack.clone());
+            }
+            parent = Some(i);
+        }
+    }
+    nodes
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Baked,
+    Cached,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Running,
+    Done(Outcome),
+}
+
+/// Which node may start next. Pure: no clock and no I/O.
+#[derive(Debug)]
+pub struct Schedule {
+    parents: Vec<Option<usize>>,
+    state: Vec<State>,
+}
+
+impl Schedule {
+    /// `cached[i]`: node i needs no bake.
+    pub fn new(parents: Vec<Option<usize>>, cached: &[bool]) -> Schedule {
+        let state = cached
+            .iter()
+            .map(|&c| {
+                if c {
+                    State::Done(Outcome::Cached)
+                } else {
+                    State::Waiting
+                }
+            })
+            .collect();
+        Schedule { parents, state }
+    }
+
+    /// A waiting node whose parent is baked or cached, marked running; lowest index first.
+    pub fn next_ready(&mut self) -> Option<usize> {
+        let i = (0..self.state.len()).find(|&i| {
+            self.state[i] == State::Waiting
+                && match self.parents[i] {
+                    None => true,
+                    Some(p) => {
+                        matches!(self.state[p], State::Done(Outcome::Baked | Outcome::Cached))
+                    }
+                }
+        })?;
+        self.state[i] = State::Running;
+        Some(i)
+    }
+
+    /// Records a finished bake. On failure every waiting descendant is skipped; they are
+    /// returned.
+    pub fn finish(&mut self, i: usize, ok: bool) -> Vec<usize> {
+        self.state[i] = State::Done(if ok { Outcome::Baked } else { Outcome::Failed });
+        if ok {
+            return Vec::new();
+        }
+        self.skip_below(i)
+    }
+
+    fn skip_below(&mut self, i: usize) -> Vec<usize> {
+        let mut skipped = Vec::new();
+        for c in 0..self.state.len() {
+            if self.parents[c] == Some(i) && self.state[c] == State::Waiting {
+                self.state[c] = State::Done(Outcome::Skipped);
+                skipped.push(c);
+                skipped.extend(self.skip_below(c));
+            }
+        }
+        skipped
+    }
+
+    /// Skips every node still waiting (after Ctrl-C); returns them.
+    pub fn skip_waiting(&mut self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (i, s) in self.state.iter_mut().enumerate() {
+            if *s == State::Waiting {
+                *s = State::Done(Outcome::Skipped);
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    pub fn running(&self) -> usize {
+        self.state.iter().filter(|s| **s == State::Running).count()
+    }
+
+    pub fn outcome(&self, i: usize) -> Option<Outcome> {
+        match self.state[i] {
+            State::Done(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+/// Why a layer is (re)baked, in words: what changed since the newest earlier bake of a layer
+/// with its name, with a parent rebaked in this run called a cascade.
+pub fn why(
+    layer: &Layer,
+    previous: Option<&crate::plan::Inputs>,
+    parent_rebaked: Option<&str>,
+    force: bool,
+) -> Vec<String> {
+    if force {
+        return vec!["--force".into()];
+    }
+    let Some(prev) = previous else {
+        return vec![format!("first bake of layer {}", layer.name)];
+    };
+    let mut out: Vec<String> = changed_inputs(prev, &layer.inputs)
+        .into_iter()
+        .filter(|w| parent_rebaked.is_none() || !w.starts_with("parent layer changed"))
+        .collect();
+    if let Some(p) = parent_rebaked {
+        out.insert(0, format!("cascade: parent layer {p} is rebaked"));
+    }
+    if out.is_empty() {
+        out.push("not in the store (removed, or baked on another machine)".into());
+    }
+    out
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerOutcome {
+    pub name: String,
+    pub index: u8,
+    pub hash: String,
+    pub image: String,
+    pub stacks: Vec<String>,
+    pub outcome: Outcome,
+    pub duration_s: f64,
+    /// The baked or cached disk (qemu) or AMI id (aws).
+    pub image_id: Option<String>,
+    /// Why it was (or would have been) baked; empty for cache hits.
+    pub why: Vec<String>,
+    pub error: Option<String>,
+    pub roles: Vec<RoleTiming>,
+    pub log: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Counts {
+    pub baked: usize,
+    pub cached: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AllReport {
+    pub target: Target,
+    pub jobs: usize,
+    pub accelerator: String,
+    pub duration_s: f64,
+    pub counts: Counts,
+    pub layers: Vec<LayerOutcome>,
+}
+
+impl AllReport {
+    pub fn ok(&self) -> bool {
+        self.counts.failed == 0 && self.counts.skipped == 0
+    }
+}
+
+pub struct AllOptions {
+    pub target: Target,
+    pub jobs: usize,
+    pub force: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+/// Bakes every node that is not cached, at most `opts.jobs` at a time, on tokio.
+pub fn run(
+    baker: Arc<dyn LayerBaker>,
+    nodes: Vec<Node>,
+    opts: &AllOptions,
+    progress: &Progress,
+) -> Result<AllReport> {
+    let started = Instant::now();
+    let jobs = opts.jobs.max(1);
+    let mut outcomes: Vec<LayerOutcome> = nodes
+        .iter()
+        .map(|n| LayerOutcome {
+            name: n.layer.name.clone(),
+            index: n.layer.index,
+            hash: n.layer.hash.clone(),
+            image: n.plan.image.clone(),
+            stacks: n.stacks.clone(),
+            outcome: Outcome::Skipped,
+            duration_s: 0.0,
+            image_id: None,
+            why: Vec::new(),
+            error: None,
+            roles: Vec::new(),
+            log: None,
+        })
+        .collect();
+    // the cache, and the reasons, before anything runs
+    let mut cached = vec![false; nodes.len()];
+    let mut results: Vec<Option<LayerResult>> = vec![None; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(hit) = baker.cached(&n.plan, &n.layer)? {
+            cached[i] = true;
+            outcomes[i].outcome = Outcome::Cached;
+            outcomes[i].image_id = Some(hit.image.clone());
+            outcomes[i].roles = hit.roles.clone();
+            outcomes[i].log = hit.log.clone();
+            results[i] = Some(hit);
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        if cached[i] {
+            continue;
+        }
+        let parent_rebaked = n
+            .parent
+            .filter(|&p| !cached[p])
+            .map(|p| nodes[p].layer.name.as_str());
+        let previous = if opts.force {
+            None
+        } else {
+            baker.previous_inputs(&n.plan, &n.layer)
+        };
+        outcomes[i].why = why(&n.layer, previous.as_ref(), parent_rebaked, opts.force);
+        progress.line(&format!(
+            "{}: to bake: {}",
+            layer_label(&n.layer),
+            outcomes[i].why.join("; ")
+        ));
+    }
+    let todo = cached.iter().filter(|c| !**c).count();
+    if todo > 0 {
+        progress.line(&format!(
+            "bake --all: {} layer(s), {} cached, {} to bake, up to {} at once",
+            nodes.len(),
+            nodes.len() - todo,
+            todo,
+            jobs
+        ));
+    }
+    let mut sched = Schedule::new(nodes.iter().map(|n| n.parent).collect(), &cached);
+    let nodes = Arc::new(nodes);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(jobs.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let (quiet, verbose) = (opts.quiet, opts.verbose);
+    // one spinner cannot show concurrent bakes: with -j > 1 each bake prints plain lines
+    let plain = jobs > 1;
+    rt.block_on(async {
+        let mut set: tokio::task::JoinSet<(usize, Result<LayerResult>, f64)> =
+            tokio::task::JoinSet::new();
+        loop {
+            while !crate::interrupt::interrupted() && sched.running() < jobs {
+                let Some(i) = sched.next_ready() else { break };
+                let baker = baker.clone();
+                let nodes = nodes.clone();
+                let parent = nodes[i].parent.and_then(|p| results[p].clone());
+                set.spawn_blocking(move || {
+                    let t = Instant::now();
+                    let mut progress = if plain {
+                        Progress::lines(quiet, verbose)
+                    } else {
+                        Progress::new(quiet, verbose)
+                    };
+                    let n = &nodes[i];
+                    let r = baker.bake(&n.plan, &n.layer, parent.as_ref(), &mut progress);
+                    progress.finish();
+                    (i, r, t.elapsed().as_secs_f64())
+                });
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let (i, r, secs) = joined.map_err(|e| Error::Internal(format!("bake task: {e}")))?;
+            let label = layer_label(&nodes[i].layer);
+            let skipped = match r {
+                Ok(res) => {
+                    let o = &mut outcomes[i];
+                    o.outcome = if res.outcome == "cached" {
+                        Outcome::Cached
+                    } else {
+                        Outcome::Baked
+                    };
+                    o.duration_s = res.duration_s;
+                    o.image_id = Some(res.image.clone());
+                    o.roles = res.roles.clone();
+                    o.log = res.log.clone();
+                    results[i] = Some(res);
+                    sched.finish(i, true)
+                }
+                Err(e) => {
+                    progress.line(&format!("{label}: FAILED after {secs:.1}s"));
+                    eprint!("{}", crate::error::Report(&e));
+                    let o = &mut outcomes[i];
+                    o.outcome = Outcome::Failed;
+                    o.duration_s = round(secs);
+                    o.error = Some(e.to_string());
+                    sched.finish(i, false)
+                }
+            };
+            for c in skipped {
+                progress.line(&format!(
+                    "{}: skipped, its parent layer {} failed",
+                    layer_label(&nodes[c].layer),
+                    nodes[i].layer.name
+                ));
+                outcomes[c].error = Some(format!("parent layer {} failed", nodes[i].layer.name));
+            }
+            if crate::interrupt::interrupted() {
+                for c in sched.skip_waiting() {
+                    outcomes[c].error = Some("interrupted before it started".into());
+                }
+            }
+        }
+        Ok::<(), Error>(())
+    })?;
+    let mut counts = Counts::default();
+    for o in &outcomes {
+        match o.outcome {
+            Outcome::Baked => counts.baked += 1,
+            Outcome::Cached => counts.cached += 1,
+            Outcome::Failed => counts.failed += 1,
+            Outcome::Skipped => counts.skipped += 1,
+        }
+    }
+    Ok(AllReport {
+        target: opts.target,
+        jobs,
+        accelerator: baker.what(),
+        duration_s: round(started.elapsed().as_secs_f64()),
+        counts,
+        layers: outcomes,
+    })
+}
+
+/// The summary table: one line per layer, then the counts.
+pub fn summary_text(r: &AllReport) -> String {
+    let mut s = format!(
+        "bake --all on {} ({}), -j {}: {} baked, {} cached, {} failed, {} skipped in {:.1}s\n",
+        r.target,
+        r.accelerator,
+        r.jobs,
+        r.counts.baked,
+        r.counts.cached,
+        r.counts.failed,
+        r.counts.skipped,
+        r.duration_s
+    );
+    for l in &r.layers {
+        let id = l
+            .image_id
+            .as_deref()
+            .map(|i| {
+                // a store path is long; its layer directory says it all
+                std::path::Path::new(i)
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .filter(|_| i.ends_with(".qcow2"))
+                    .map(|d| format!("store:{}", &d.to_string_lossy()[..12.min(d.len())]))
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .unwrap_or_else(|| "-".into());
+        let detail = match l.outcome {
+            Outcome::Cached => String::new(),
+            Outcome::Baked => l.why.join("; "),
+            Outcome::Failed | Outcome::Skipped => {
+                let mut d = l.error.clone().unwrap_or_default();
+                if !l.why.is_empty() {
+                    d.push_str(&format!(" (to bake: {})", l.why.join("; ")));
+                }
+                d
+            }
+        };
+        s.push_str(&format!(
+            "  {:<8} {:<22} {:<12} {:>7.1}s  {:<22} {}\n",
+            format!("{:?}", l.outcome).to_lowercase(),
+            l.name,
+            &l.hash[..12],
+            l.duration_s,
+            id,
+            detail
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_wait_for_parents_and_failures_skip_descendants() {
+        // 0 base A, 1 stack on A, 2 base B, 3 stack on B, 4 stack on A
+        let parents = vec![None, Some(0), None, Some(2), Some(0)];
+        let mut s = Schedule::new(parents, &[false, false, false, false, false]);
+        assert_eq!(s.next_ready(), Some(0));
+        assert_eq!(s.next_ready(), Some(2));
+        assert_eq!(s.next_ready(), None, "stack layers wait for their bases");
+        assert_eq!(s.finish(0, false), vec![1, 4]);
+        assert_eq!(s.next_ready(), None);
+        assert!(s.finish(2, true).is_empty());
+        assert_eq!(s.next_ready(), Some(3));
+        assert!(s.finish(3, true).is_empty());
+        assert_eq!(s.next_ready(), None);
+        assert_eq!(s.outcome(1), Some(Outcome::Skipped));
+        assert_eq!(s.outcome(3), Some(Outcome::Baked));
+    }
+
+    #[test]
+    fn cached_parents_release_children_at_once() {
+        let mut s = Schedule::new(vec![None, Some(0), Some(0)], &[true, false, false]);
+        assert_eq!(s.next_ready(), Some(1));
+        assert_eq!(s.next_ready(), Some(2));
+        assert_eq!(s.running(), 2);
+    }
+}

@@ -1,0 +1,329 @@
+//! `bake --all`, fast tier: the real binary, real planning, store, locks and tokio scheduling,
+//! with a stand-in Packer (tests/fixtures/fake-packer.py) that logs when each layer's build
+//! starts and ends. Real bakes of the same paths run in the e2e tier.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use parbake::pipeline::{AllReport, Outcome};
+
+use crate::util::{repo, Fixture};
+
+/// Two images (alpha, beta) on fake local base disks, beta installing only its own roles; stacks promoting one role each, and one
+/// that promotes nothing (it shares alpha's base layer).
+fn project() -> Fixture {
+    let f = Fixture::bare();
+    for r in ["base", "r1", "r2", "r3", "late"] {
+        f.role(r, &[]);
+    }
+    for img in ["alpha", "beta"] {
+        for file in ["disk.qcow2", "vmlinuz", "initrd.img"] {
+            f.write(&format!("base/{img}/{file}"), "fake");
+        }
+        f.write(
+            &format!("images/{img}.yml"),
+            &format!("sources:\n  qemu:\n    disk_image: base/{img}/disk.qcow2\n    ssh_user: debian\nbasic: [base]\nlaunch_only: [late]\n{}",
+                // alpha installs every role (the default); beta only what its stack needs
+                if img == "beta" { "installed: [base, r3, late]\n" } else { "" }),
+        );
+    }
+    for (stack, img, roles) in [
+        ("a1", "alpha", "r1"),
+        ("a2", "alpha", "r2"),
+        ("b1", "beta", "r3"),
+    ] {
+        f.write(
+            &format!("images/stacks/{stack}.yml"),
+            &format!("image: {img}\nroles: [{roles}, late]\npromote: [{roles}]\n"),
+        );
+    }
+    f.write(
+        "images/stacks/plain.yml",
+        "image: alpha\nroles: [r1, late]\n",
+    );
+    f
+}
+
+struct Tier {
+    f: Fixture,
+    store: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Tier {
+    fn new() -> Tier {
+        let store = tempfile::tempdir().unwrap();
+        let log = store.path().join("fake-packer.log");
+        Tier {
+            f: project(),
+            store,
+            log,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_parbake"));
+        c.args(args)
+            .current_dir(self.f.root())
+            .env(
+                "PARBAKE_PACKER",
+                repo().join("tests/fixtures/fake-packer.py"),
+            )
+            .env("PARBAKE_ACCEL", "tcg")
+            .env("PARBAKE_STORE", self.store.path())
+            .env("FAKE_PACKER_LOG", &self.log)
+            .env("FAKE_PACKER_SECONDS", "0.6")
+            .env_remove("PARBAKE_PROJECT")
+            .env_remove("FAKE_PACKER_FAIL");
+        c
+    }
+
+    /// `bake --all --json` plus extra args: (exit code, report, stderr).
+    fn bake_all(&self, extra: &[&str], env: &[(&str, &str)]) -> (i32, AllReport, String) {
+        let mut args = vec!["bake", "--all", "--json"];
+        args.extend_from_slice(extra);
+        let mut c = self.cmd(&args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report: AllReport = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "bad JSON ({e}): {}\n{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), report, stderr)
+    }
+
+    /// The fake Packer's log: (event, layer, time).
+    fn events(&self) -> Vec<(String, String, f64)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let p: Vec<&str> = l.split(' ').collect();
+                (p[0].to_string(), p[1].to_string(), p[2].parse().unwrap())
+            })
+            .collect()
+    }
+
+    fn clear_log(&self) {
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn outcomes(r: &AllReport) -> BTreeMap<String, Outcome> {
+    r.layers
+        .iter()
+        .map(|l| (l.name.clone(), l.outcome))
+        .collect()
+}
+
+fn why<'a>(r: &'a AllReport, name: &str) -> &'a [String] {
+    &r.layers.iter().find(|l| l.name == name).unwrap().why
+}
+
+/// Most builds running at the same moment, from start/end (or fail) times.
+fn max_overlap(events: &[(String, String, f64)]) -> usize {
+    let mut points: Vec<(f64, i32)> = events
+        .iter()
+        .map(|(e, _, t)| (*t, if e == "start" { 1 } else { -1 }))
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut cur, mut max) = (0, 0);
+    for (_, d) in points {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
+
+fn time_of(events: &[(String, String, f64)], what: &str, layer: &str) -> f64 {
+    events
+        .iter()
+        .find(|(e, l, _)| e == what && l == layer)
+        .unwrap_or_else(|| panic!("no `{what} {layer}` in {events:?}"))
+        .2
+}
+
+#[test]
+fn bakes_parents_first_within_the_job_bound_then_caches_everything() {
+    let t = Tier::new();
+    let (code, r, err) = t.bake_all(&["-j", "2"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r.layers.len(), 5, "two bases and three stack layers: {r:?}");
+    assert_eq!(r.counts.baked, 5);
+    assert!(r.ok());
+    let plain = r.layers.iter().find(|l| l.name == "alpha").unwrap();
+    assert_eq!(
+        plain.stacks,
+        ["a1", "a2", "plain"],
+        "one base layer shared by three stacks"
+    );
+    assert_eq!(why(&r, "alpha"), ["first bake of layer alpha"]);
+    let ev = t.events();
+    for (child, parent) in [
+        ("alpha-a1", "alpha"),
+        ("alpha-a2", "alpha"),
+        ("beta-b1", "beta"),
+    ] {
+        assert!(
+            time_of(&ev, "start", child) >= time_of(&ev, "end", parent),
+            "{child} started before {parent} finished: {ev:?}"
+        );
+    }
+    assert_eq!(
+        max_overlap(&ev),
+        2,
+        "-j 2 runs two bakes at once, never more: {ev:?}"
+    );
+    for l in &r.layers {
+        let id = l.image_id.as_deref().unwrap();
+        assert!(Path::new(id).is_file(), "{id}");
+    }
+
+    // nothing changed: no Packer at all (not even `packer version`), everything cached
+    t.clear_log();
+    let (code, again, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again.counts.cached, 5, "{again:?}");
+    assert!(t.events().is_empty(), "Packer ran: {:?}", t.events());
+    assert!(!t.log.exists());
+
+    // the text summary names every layer and its outcome
+    let out = t.cmd(&["bake", "--all"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("0 baked, 5 cached, 0 failed, 0 skipped"),
+        "{text}"
+    );
+    assert_eq!(text.matches("cached ").count(), 5, "{text}");
+}
+
+#[test]
+fn one_job_bakes_one_layer_at_a_time() {
+    let t = Tier::new();
+    let (code, r, err) = t.bake_all(&["-j", "1"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r.counts.baked, 5);
+    assert_eq!(max_overlap(&t.events()), 1, "{:?}", t.events());
+}
+
+#[test]
+fn a_role_change_rebakes_its_image_and_cascades_a_stack_var_change_rebakes_one_layer() {
+    let t = Tier::new();
+    assert_eq!(t.bake_all(&[], &[]).0, 0);
+
+    // every role is installed on its image's base layer: a change to r1 rebakes alpha and
+    // the stack layers on it; beta does not install r1 and stays cached
+    t.f.write(
+        "roles/r1/tasks/main.yml",
+        "- name: r1 changed\n  ansible.builtin.debug:\n    msg: changed\n",
+    );
+    t.clear_log();
+    let (code, r, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    let o = outcomes(&r);
+    assert_eq!(o["alpha"], Outcome::Baked);
+    assert_eq!(o["alpha-a1"], Outcome::Baked);
+    assert_eq!(o["alpha-a2"], Outcome::Baked);
+    assert_eq!(o["beta"], Outcome::Cached);
+    assert_eq!(o["beta-b1"], Outcome::Cached);
+    assert_eq!(why(&r, "alpha"), ["role r1 changed"]);
+    assert_eq!(
+        why(&r, "alpha-a2")[0],
+        "cascade: parent layer alpha is rebaked"
+    );
+    assert!(why(&r, "alpha-a1").contains(&"role r1 changed".to_string()));
+    let started: Vec<String> = t
+        .events()
+        .into_iter()
+        .filter(|e| e.0 == "start")
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(started.len(), 3, "{started:?}");
+
+    // a stack's bake vars are only in its own layer's hash
+    t.f.write(
+        "images/stacks/a2.yml",
+        "image: alpha\nroles: [r2, late]\npromote: [r2]\nvars:\n  tuning: 2\n",
+    );
+    let (code, r, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r.counts.baked, 1, "{r:?}");
+    assert_eq!(outcomes(&r)["alpha-a2"], Outcome::Baked);
+    assert_eq!(why(&r, "alpha-a2"), ["bake vars changed"]);
+}
+
+#[test]
+fn a_failed_base_skips_its_stack_layers_and_the_others_carry_on() {
+    let t = Tier::new();
+    let (code, r, err) = t.bake_all(&[], &[("FAKE_PACKER_FAIL", "alpha")]);
+    assert_eq!(code, 1, "{err}");
+    let o = outcomes(&r);
+    assert_eq!(o["alpha"], Outcome::Failed);
+    assert_eq!(o["alpha-a1"], Outcome::Skipped);
+    assert_eq!(o["alpha-a2"], Outcome::Skipped);
+    assert_eq!(o["beta"], Outcome::Baked);
+    assert_eq!(o["beta-b1"], Outcome::Baked);
+    assert_eq!((r.counts.failed, r.counts.skipped), (1, 2));
+    let skipped = r.layers.iter().find(|l| l.name == "alpha-a1").unwrap();
+    assert_eq!(skipped.error.as_deref(), Some("parent layer alpha failed"));
+    assert!(err.contains("fake failure of layer alpha"), "{err}");
+    assert!(
+        err.contains("1 layer(s) failed and 2 were skipped"),
+        "{err}"
+    );
+    // nothing half-done is left: no alpha layer in the store, no build directories
+    let alpha = &r.layers.iter().find(|l| l.name == "alpha").unwrap().hash;
+    assert!(!t.store.path().join("images").join(alpha).exists());
+    let builds: Vec<_> = std::fs::read_dir(t.store.path().join("build"))
+        .unwrap()
+        .collect();
+    assert!(builds.is_empty(), "{builds:?}");
+
+    // fixed: the next run bakes only what failed or was skipped
+    let (code, r, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((r.counts.baked, r.counts.cached), (3, 2), "{r:?}");
+}
+
+#[test]
+fn a_layer_locked_by_another_run_is_waited_for() {
+    let t = Tier::new();
+    // learn beta's layer hash, then hold its lock the way another parbake run would
+    let (_, r, _) = t.bake_all(&[], &[("FAKE_PACKER_FAIL", "alpha,beta")]);
+    let beta = r
+        .layers
+        .iter()
+        .find(|l| l.name == "beta")
+        .unwrap()
+        .hash
+        .clone();
+    let lock = t.store.path().join("locks").join(format!("{beta}.lock"));
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    t.clear_log();
+    let (code, r, err) = t.bake_all(&[], &[]);
+    holder.wait().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "layer {} is being baked by another run; waiting for it",
+            &beta[..12]
+        )),
+        "{err}"
+    );
+    assert_eq!(outcomes(&r)["beta"], Outcome::Baked);
+    // it waited: beta's build began only once the other holder let go (3 s after it began)
+    let ev = t.events();
+    let first = ev.iter().map(|e| e.2).fold(f64::MAX, f64::min);
+    assert!(time_of(&ev, "start", "beta") - first > 1.5, "{ev:?}");
+}
