@@ -51,6 +51,10 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         stack: StackArgs,
+        /// Estimate boot-to-ready from the timing ledger and recommend the smallest promotion
+        /// that meets this budget (`45s`, `2m`, `1m30s`); exit 1 when none can.
+        #[arg(long, value_name = "DURATION")]
+        budget: Option<String>,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
@@ -175,7 +179,41 @@ pub fn run(cli: Cli) -> Result<()> {
     let project = Project::load(&root)?;
     let stdout = std::io::stdout();
     match cli.command {
-        Command::Plan { stack, json } => {
+        Command::Plan {
+            stack,
+            budget: Some(budget),
+            json,
+        } => {
+            let budget_s = crate::budget::parse_duration(&budget).ok_or_else(|| {
+                Error::user(format!("invalid --budget `{budget}`"))
+                    .with_hint("give a duration such as 45s, 2m or 1m30s")
+            })?;
+            let req = resolved_request(&project, &stack);
+            let store = crate::store::Store::for_project(&root);
+            let entries = crate::ledger::Ledger::in_store(&store.root).load()?;
+            let image = &project.stack(&stack.stack)?.def.image;
+            let stats =
+                crate::ledger::Stats::from_entries(&entries, &stack.target.to_string(), image);
+            let report = crate::budget::recommend(&project, &req, &stats, budget_s)?;
+            let mut out = stdout.lock();
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                write!(out, "{}", crate::budget::report_text(&report)).ok();
+            }
+            if !report.met() {
+                return Err(Error::user(format!(
+                    "no promotion of stack {} meets the {budget} budget (fastest estimate {:.1}s)",
+                    report.stack, report.fastest.estimate_s
+                ))
+                .with_hint("raise the budget, or make the launch-only roles faster; the estimate per role is above"));
+            }
+        }
+        Command::Plan {
+            stack,
+            json,
+            budget: None,
+        } => {
             let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
             let mut out = stdout.lock();
             if json {

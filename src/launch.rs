@@ -48,6 +48,60 @@ pub fn parse_status_line(line: &str) -> Option<BootStatus> {
     serde_json::from_str(json.trim()).ok()
 }
 
+/// What one launch adds to the timing ledger (and to the booted layer's own
+/// `launches.jsonl` when the layer is in the local store).
+pub struct LaunchRecord<'a> {
+    pub store_root: &'a std::path::Path,
+    pub layer_dir: Option<PathBuf>,
+    pub target: Target,
+    pub image: &'a str,
+    pub stack: &'a str,
+    pub layer: &'a str,
+    pub layer_hash: &'a str,
+    pub accelerator: &'a str,
+    pub boot_to_ready_s: f64,
+    pub status: &'a BootStatus,
+    pub no_roles: bool,
+}
+
+/// Appends a launch (its per-role durations from the runner's status) to the ledger. A ledger
+/// that cannot be written is reported, not fatal: the launch itself stands.
+pub fn record_launch(r: &LaunchRecord<'_>) {
+    let entry = crate::ledger::Entry {
+        at: crate::store::now_epoch(),
+        kind: crate::ledger::Kind::Launch,
+        target: r.target.to_string(),
+        image: r.image.to_string(),
+        stack: Some(r.stack.to_string()),
+        layer: r.layer.to_string(),
+        layer_hash: r.layer_hash.to_string(),
+        accelerator: r.accelerator.to_string(),
+        total_s: r.boot_to_ready_s,
+        roles: r
+            .status
+            .roles
+            .iter()
+            .filter(|s| s.status == "ok" || s.status == "failed")
+            .map(|s| crate::ledger::RoleTime {
+                role: s.name.clone(),
+                seconds: s.duration_s.unwrap_or(0.0),
+                ok: s.status == "ok",
+            })
+            .collect(),
+        no_roles: r.no_roles,
+        ok: r.status.state == "done",
+    };
+    let mut paths = vec![crate::ledger::Ledger::in_store(r.store_root).path];
+    if let Some(d) = r.layer_dir.as_ref().filter(|d| d.is_dir()) {
+        paths.push(d.join("launches.jsonl"));
+    }
+    for p in paths {
+        if let Err(e) = crate::ledger::append_line(&p, &entry) {
+            eprintln!("warning: the timing ledger was not updated: {e}");
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LaunchReport {
     pub stack: String,
@@ -362,6 +416,19 @@ pub fn launch_qemu(
         http_port,
         kept,
     };
+    record_launch(&LaunchRecord {
+        store_root: &store.root,
+        layer_dir: Some(store.layer_dir(&top.hash)),
+        target: Target::Qemu,
+        image: &plan.image,
+        stack: &plan.stack,
+        layer: &top.name,
+        layer_hash: &top.hash,
+        accelerator: &report.accelerator,
+        boot_to_ready_s: report.boot_to_ready_s,
+        status: &report.status,
+        no_roles: opts.no_roles,
+    });
     if report.status.state != "done" {
         let failed = report.status.roles.iter().find(|r| r.status == "failed");
         let mut e = Error::user(format!(

@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod bake;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod error;

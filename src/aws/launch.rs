@@ -136,6 +136,23 @@ pub fn launch_aws(
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }
+        let seconds_to_ready = status.as_ref().map(|_| (started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        if let (Some(s), Some(secs)) = (status.as_ref(), seconds_to_ready) {
+            let store = crate::store::Store::for_project(&project.root);
+            crate::launch::record_launch(&crate::launch::LaunchRecord {
+                store_root: &store.root,
+                layer_dir: None,
+                target: crate::plan::Target::Aws,
+                image: &plan.image,
+                stack: &plan.stack,
+                layer: &plan.top().name,
+                layer_hash: &plan.top().hash,
+                accelerator: &format!("ec2 {}", src.region),
+                boot_to_ready_s: secs,
+                status: s,
+                no_roles: false,
+            });
+        }
         if let Some(s) = status.as_ref().filter(|s| s.state != "done") {
             let failed = s.roles.iter().find(|r| r.status == "failed").map(|r| r.name.clone());
             return Err(Error::user(format!(
@@ -155,7 +172,7 @@ pub fn launch_aws(
             user_data_bytes: ud.bytes.len(),
             launch_roles: plan.launch.iter().map(|r| r.name.clone()).collect(),
             seconds_to_running,
-            seconds_to_ready: status.as_ref().map(|_| (started.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+            seconds_to_ready,
             status,
         })
     })

@@ -1,0 +1,505 @@
+//! plan: `plan STACK --budget 45s`. Estimates boot-to-ready from the timing ledger (a boot
+//! floor plus the launch roles' medians) and recommends the smallest promotion that meets the
+//! budget, with what it costs. Pure: the ledger's statistics come in as [`Stats`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Project;
+use crate::ledger::{median, Stats};
+use crate::plan::{self, Plan, PlanRequest};
+
+/// Stand-ins when the ledger has nothing: TCG boot floor as measured on a 2-core host (51 s
+/// bare, plus Ansible start-up), and a middling role.
+pub const GUESS_FLOOR_S: f64 = 60.0;
+pub const GUESS_ROLE_S: f64 = 30.0;
+pub const GUESS_LAYER_OVERHEAD_S: f64 = 90.0;
+/// Beyond this many promotable roles the search is greedy instead of exhaustive.
+const EXHAUSTIVE_MAX: usize = 14;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Median of this many launches.
+    Launch,
+    /// No launch timing: the median of its bakes (the same work, run at bake).
+    Bake,
+    /// Median of `--no-roles` launches: no Ansible start-up in it.
+    BareBoot,
+    /// No data at all.
+    Guess,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    pub seconds: f64,
+    pub source: Source,
+    /// Data points behind it (0 for a guess).
+    pub samples: usize,
+}
+
+impl Figure {
+    fn from(xs: &[f64], source: Source) -> Option<Figure> {
+        median(xs).map(|m| Figure {
+            seconds: round(m),
+            source,
+            samples: xs.len(),
+        })
+    }
+    fn guess(seconds: f64) -> Figure {
+        Figure {
+            seconds,
+            source: Source::Guess,
+            samples: 0,
+        }
+    }
+    pub fn mark(&self) -> &'static str {
+        match self.source {
+            Source::Launch => "",
+            Source::Bake => " (bake median)",
+            Source::BareBoot => " (--no-roles median)",
+            Source::Guess => " (guess)",
+        }
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+pub fn floor(stats: &Stats) -> Figure {
+    Figure::from(&stats.floor, Source::Launch)
+        .or_else(|| Figure::from(&stats.bare_floor, Source::BareBoot))
+        .unwrap_or_else(|| Figure::guess(GUESS_FLOOR_S))
+}
+
+pub fn launch_time(stats: &Stats, role: &str) -> Figure {
+    stats
+        .launch
+        .get(role)
+        .and_then(|xs| Figure::from(xs, Source::Launch))
+        .or_else(|| {
+            stats
+                .bake
+                .get(role)
+                .and_then(|xs| Figure::from(xs, Source::Bake))
+        })
+        .unwrap_or_else(|| Figure::guess(GUESS_ROLE_S))
+}
+
+pub fn bake_time(stats: &Stats, role: &str) -> Figure {
+    stats
+        .bake
+        .get(role)
+        .and_then(|xs| Figure::from(xs, Source::Bake))
+        .or_else(|| {
+            stats
+                .launch
+                .get(role)
+                .and_then(|xs| Figure::from(xs, Source::Launch))
+        })
+        .unwrap_or_else(|| Figure::guess(GUESS_ROLE_S))
+}
+
+/// One way to promote: the flags, what ends up baked in the stack layer, what runs at boot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// `--promote` flags beyond the stack's own `promote:` list (dependencies come along).
+    pub promote: Vec<String>,
+    /// Roles the stack layer bakes (none: no stack layer).
+    pub stack_layer_runs: Vec<String>,
+    pub stack_layer_hash: Option<String>,
+    pub launch: Vec<(String, Figure)>,
+    pub floor: Figure,
+    pub estimate_s: f64,
+    pub user_data_bytes: usize,
+    /// Any part of the estimate is a guess.
+    pub guessed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Added bake time for the stack layer: the newly baked roles, plus a stack layer's own
+    /// overhead when there was none.
+    pub extra_bake_s: f64,
+    pub extra_bake: Vec<(String, Figure)>,
+    pub layer_overhead: Option<Figure>,
+    /// Layers that stop being current (their replacements must be baked).
+    pub invalidates: Vec<String>,
+    pub adds: Vec<String>,
+    pub user_data_bytes_before: usize,
+    pub user_data_bytes_after: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    pub stack: String,
+    pub target: String,
+    pub budget_s: f64,
+    pub accelerator: Option<String>,
+    pub ledger_launches: usize,
+    pub ledger_bakes: usize,
+    pub current: Choice,
+    /// The smallest promotion meeting the budget; None when none does.
+    pub recommended: Option<Choice>,
+    pub cost: Option<Cost>,
+    /// The fastest launch promotion can give (everything promotable baked).
+    pub fastest: Choice,
+    /// Launch-only roles and their share of the fastest estimate (they can never be baked).
+    pub launch_only_s: f64,
+    pub notes: Vec<String>,
+}
+
+impl BudgetReport {
+    pub fn met(&self) -> bool {
+        self.recommended.is_some()
+    }
+}
+
+fn option_of(
+    plan: &Plan,
+    extra: &[String],
+    stats: &Stats,
+) -> Result<Choice, crate::render::RenderError> {
+    let floor = floor(stats);
+    let launch: Vec<(String, Figure)> = plan
+        .launch
+        .iter()
+        .map(|r| (r.name.clone(), launch_time(stats, &r.name)))
+        .collect();
+    let estimate_s = round(floor.seconds + launch.iter().map(|(_, f)| f.seconds).sum::<f64>());
+    let guessed =
+        floor.source == Source::Guess || launch.iter().any(|(_, f)| f.source == Source::Guess);
+    let stack_layer = plan.layers.get(1);
+    Ok(Choice {
+        promote: extra.to_vec(),
+        stack_layer_runs: stack_layer.map(|l| l.runs.clone()).unwrap_or_default(),
+        stack_layer_hash: stack_layer.map(|l| l.hash.clone()),
+        launch,
+        floor,
+        estimate_s,
+        user_data_bytes: crate::render::userdata::render(plan)?.bytes.len(),
+        guessed,
+    })
+}
+
+/// Every subset of `items` in order of size (then position), as index lists.
+fn subsets_by_size(n: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = (0u32..(1 << n))
+        .map(|m| (0..n).filter(|i| m & (1 << i) != 0).collect())
+        .collect();
+    out.sort_by_key(|s: &Vec<usize>| s.len());
+    out
+}
+
+/// Recommends the smallest promotion (fewest roles baked in the stack layer; then the lowest
+/// estimate) whose estimated boot-to-ready is within `budget_s`. `req` is the stack as it is
+/// planned now (its `promote:` list plus any flags), with the source identity resolved.
+pub fn recommend(
+    project: &Project,
+    req: &PlanRequest,
+    stats: &Stats,
+    budget_s: f64,
+) -> Result<BudgetReport, crate::error::Error> {
+    let now = plan::plan(project, req)?;
+    let current = option_of(&now, &[], stats)?;
+    let promotable: Vec<String> = now
+        .launch
+        .iter()
+        .filter(|r| !r.launch_only)
+        .map(|r| r.name.clone())
+        .collect();
+    let mut notes = Vec::new();
+    // every distinct stack layer reachable by promoting, first by the fewest flags
+    let mut seen: BTreeMap<Vec<String>, (Choice, Plan)> = BTreeMap::new();
+    let mut consider = |extra: Vec<String>, notes: &mut Vec<String>| {
+        let mut r = req.clone();
+        r.promote.extend(extra.iter().cloned());
+        match plan::plan(project, &r) {
+            Ok(p) => {
+                let key: Vec<String> = p.layers.get(1).map(|l| l.runs.clone()).unwrap_or_default();
+                if !seen.contains_key(&key) {
+                    if let Ok(o) = option_of(&p, &extra, stats) {
+                        seen.insert(key, (o, p));
+                    }
+                }
+            }
+            Err(e) => notes.push(format!("cannot promote {}: {e}", extra.join(", "))),
+        }
+    };
+    if promotable.len() <= EXHAUSTIVE_MAX {
+        for s in subsets_by_size(promotable.len()) {
+            consider(
+                s.iter().map(|&i| promotable[i].clone()).collect(),
+                &mut notes,
+            );
+        }
+    } else {
+        // greedy: add the slowest remaining role until nothing is left
+        notes.push(format!(
+            "{} promotable roles: searched greedily (slowest first), not exhaustively",
+            promotable.len()
+        ));
+        let mut by_time = promotable.clone();
+        by_time.sort_by(|a, b| {
+            launch_time(stats, b)
+                .seconds
+                .total_cmp(&launch_time(stats, a).seconds)
+        });
+        for k in 0..=by_time.len() {
+            consider(by_time[..k].to_vec(), &mut notes);
+        }
+    }
+    notes.sort();
+    notes.dedup();
+    let options: Vec<&(Choice, Plan)> = seen.values().collect();
+    let fastest = options
+        .iter()
+        .min_by(|a, b| a.0.estimate_s.total_cmp(&b.0.estimate_s))
+        .map(|o| o.0.clone())
+        .unwrap_or_else(|| current.clone());
+    let best = options
+        .iter()
+        .filter(|o| o.0.estimate_s <= budget_s)
+        .min_by(|a, b| {
+            (a.0.stack_layer_runs.len(), a.0.promote.len())
+                .cmp(&(b.0.stack_layer_runs.len(), b.0.promote.len()))
+                .then(a.0.estimate_s.total_cmp(&b.0.estimate_s))
+        })
+        .map(|o| (o.0.clone(), o.1.clone()));
+    let launch_only_s = round(
+        fastest
+            .launch
+            .iter()
+            .filter(|(r, _)| now.launch.iter().any(|l| &l.name == r && l.launch_only))
+            .map(|(_, f)| f.seconds)
+            .sum(),
+    );
+    if best.is_none() && launch_only_s + fastest.floor.seconds > budget_s {
+        notes.push(format!(
+            "the boot floor ({:.1}s) and the launch-only roles ({:.1}s) alone exceed the budget; no promotion can meet it",
+            fastest.floor.seconds, launch_only_s
+        ));
+    }
+    let cost = best
+        .as_ref()
+        .map(|(o, p)| cost_of(&now, &current, o, p, stats));
+    if current.guessed || fastest.guessed {
+        notes.push(
+            "parts of these estimates are GUESSES (no timing data): bake and launch the stack once to measure".into(),
+        );
+    }
+    Ok(BudgetReport {
+        stack: now.stack.clone(),
+        target: now.target.to_string(),
+        budget_s,
+        accelerator: stats.accelerator.clone(),
+        ledger_launches: stats.launches,
+        ledger_bakes: stats.bakes,
+        current,
+        recommended: best.map(|b| b.0),
+        cost,
+        fastest,
+        launch_only_s,
+        notes,
+    })
+}
+
+fn cost_of(now: &Plan, current: &Choice, rec: &Choice, rec_plan: &Plan, stats: &Stats) -> Cost {
+    let before: BTreeSet<&String> = current.stack_layer_runs.iter().collect();
+    let extra_bake: Vec<(String, Figure)> = rec
+        .stack_layer_runs
+        .iter()
+        .filter(|r| !before.contains(r))
+        .map(|r| (r.clone(), bake_time(stats, r)))
+        .collect();
+    let layer_overhead = (current.stack_layer_hash.is_none() && rec.stack_layer_hash.is_some())
+        .then(|| {
+            Figure::from(&stats.layer_overhead, Source::Bake)
+                .unwrap_or_else(|| Figure::guess(GUESS_LAYER_OVERHEAD_S))
+        });
+    let extra_bake_s = round(
+        extra_bake.iter().map(|(_, f)| f.seconds).sum::<f64>()
+            + layer_overhead.as_ref().map_or(0.0, |f| f.seconds),
+    );
+    let mut invalidates = Vec::new();
+    let mut adds = Vec::new();
+    if rec.stack_layer_hash != current.stack_layer_hash {
+        if let (Some(old), Some(l)) = (&current.stack_layer_hash, now.layers.get(1)) {
+            invalidates.push(format!("{} ({})", l.name, &old[..12]));
+        }
+        if let (Some(new), Some(l)) = (&rec.stack_layer_hash, rec_plan.layers.get(1)) {
+            adds.push(format!("{} ({})", l.name, &new[..12]));
+        }
+    }
+    Cost {
+        extra_bake_s,
+        extra_bake,
+        layer_overhead,
+        invalidates,
+        adds,
+        user_data_bytes_before: current.user_data_bytes,
+        user_data_bytes_after: rec.user_data_bytes,
+    }
+}
+
+/// `45s`, `2m`, `1m30s`, `90` (seconds).
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<f64>() {
+        return (n > 0.0).then_some(n);
+    }
+    let mut total = 0.0;
+    let mut num = String::new();
+    for c in s.chars() {
+        match c {
+            '0'..='9' | '.' => num.push(c),
+            'h' | 'm' | 's' => {
+                let n: f64 = num.parse().ok()?;
+                num.clear();
+                total += n * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+            }
+            _ => return None,
+        }
+    }
+    (num.is_empty() && total > 0.0).then_some(total)
+}
+
+fn figure_text(f: &Figure) -> String {
+    format!("{:.1}s{}", f.seconds, f.mark())
+}
+
+/// The report as text (stdout).
+pub fn report_text(r: &BudgetReport) -> String {
+    let mut s = format!(
+        "stack {} on {} ({}): budget {:.0}s boot-to-ready\n",
+        r.stack,
+        r.target,
+        r.accelerator.as_deref().unwrap_or("no timing data yet"),
+        r.budget_s
+    );
+    s.push_str(&format!(
+        "timing ledger: {} launch(es), {} bake(s)\n\n",
+        r.ledger_launches, r.ledger_bakes
+    ));
+    let describe = |o: &Choice| -> String {
+        let mut t = format!(
+            "  estimate {:.1}s = floor {}",
+            o.estimate_s,
+            figure_text(&o.floor)
+        );
+        for (role, f) in &o.launch {
+            t.push_str(&format!(" + {role} {}", figure_text(f)));
+        }
+        t.push('\n');
+        t.push_str(&format!(
+            "  stack layer bakes: {}; user-data {} bytes\n",
+            if o.stack_layer_runs.is_empty() {
+                "no stack layer".to_string()
+            } else {
+                o.stack_layer_runs.join(", ")
+            },
+            o.user_data_bytes
+        ));
+        t
+    };
+    s.push_str(&format!(
+        "now ({}):\n{}",
+        if r.current.estimate_s <= r.budget_s {
+            "within budget"
+        } else {
+            "over budget"
+        },
+        describe(&r.current)
+    ));
+    match (&r.recommended, &r.cost) {
+        (Some(rec), Some(cost)) => {
+            if rec.promote.is_empty() {
+                s.push_str(
+                    "\nrecommendation: change nothing; the stack already meets the budget\n",
+                );
+            } else {
+                s.push_str(&format!(
+                    "\nrecommendation: --promote {}\n{}",
+                    rec.promote.join(" --promote "),
+                    describe(rec)
+                ));
+                let mut parts: Vec<String> = cost
+                    .extra_bake
+                    .iter()
+                    .map(|(r, f)| format!("{r} {}", figure_text(f)))
+                    .collect();
+                if let Some(o) = &cost.layer_overhead {
+                    parts.push(format!("stack layer overhead {}", figure_text(o)));
+                }
+                s.push_str(&format!(
+                    "  cost: +{:.1}s bake ({}); user-data {} -> {} bytes\n",
+                    cost.extra_bake_s,
+                    parts.join(", "),
+                    cost.user_data_bytes_before,
+                    cost.user_data_bytes_after
+                ));
+                s.push_str(&format!(
+                    "  layers: {}{}; the base layer and other stacks are unaffected\n",
+                    if cost.adds.is_empty() {
+                        "none added".to_string()
+                    } else {
+                        format!("bakes {}", cost.adds.join(", "))
+                    },
+                    if cost.invalidates.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", replacing {}", cost.invalidates.join(", "))
+                    }
+                ));
+                s.push_str(&format!(
+                    "  to keep it: add {} to `promote:` in images/stacks/{}.yml\n",
+                    rec.promote.join(", "),
+                    r.stack
+                ));
+            }
+        }
+        _ => {
+            s.push_str(&format!(
+                "\nno promotion meets {:.0}s. The fastest launch promotion gives:\n{}",
+                r.budget_s,
+                describe(&r.fastest)
+            ));
+        }
+    }
+    for n in &r.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("45s"), Some(45.0));
+        assert_eq!(parse_duration("2m"), Some(120.0));
+        assert_eq!(parse_duration("1m30s"), Some(90.0));
+        assert_eq!(parse_duration("90"), Some(90.0));
+        assert_eq!(parse_duration("0"), None);
+        assert_eq!(parse_duration("fast"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("30s5"), None);
+    }
+
+    #[test]
+    fn subsets_smallest_first() {
+        let s = subsets_by_size(3);
+        assert_eq!(s.len(), 8);
+        assert!(s[0].is_empty());
+        assert!(s[1..4].iter().all(|x| x.len() == 1));
+        assert_eq!(s[7], vec![0, 1, 2]);
+    }
+}
