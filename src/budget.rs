@@ -219,9 +219,9 @@ pub fn recommend(
         match plan::plan(project, &r) {
             Ok(p) => {
                 let key: Vec<String> = p.layers.get(1).map(|l| l.runs.clone()).unwrap_or_default();
-                if !seen.contains_key(&key) {
+                if let std::collections::btree_map::Entry::Vacant(v) = seen.entry(key) {
                     if let Ok(o) = option_of(&p, &extra, stats) {
-                        seen.insert(key, (o, p));
+                        v.insert((o, p));
                     }
                 }
             }
