@@ -7,6 +7,14 @@ For the web stack it measures, in one run, the median of BENCH_RUNS runs (defaul
   - bake times: the base layer, each stack layer, and a cache-hit bake;
 and gives each launch figure as a ratio to the floor. A layer is re-baked by removing it
 from the bench's own store (target/bench-store), so only that layer's bake is timed.
+
+Then it checks `plan --budget` against reality: with the budget halfway between the "all
+promoted" and "half promoted" medians (or BENCH_BUDGET seconds), it asks parbake for a
+recommendation from the timing ledger those runs filled, bakes it, launches it BENCH_RUNS
+times, and prints estimate against measured (the target: within +-25% and within budget).
+Last, the wall time of `bake --all` on the unchanged tree (the nightly no-op).
+
+The binary is copied first, so rebuilding parbake during a bench does not change it.
 """
 import json
 import os
@@ -19,17 +27,18 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORE = os.environ.get("BENCH_STORE", os.path.join(REPO, "target", "bench-store"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-PARBAKE = os.path.join(REPO, "target", "debug", "parbake")
+BUILT = os.path.join(REPO, "target", "debug", "parbake")
+PARBAKE = os.path.join(REPO, "target", "bench-parbake")
 HALF = ["--promote", "nginx", "--promote", "python"]
 ALL = ["--promote", "nginx", "--promote", "webapp"]
 
 
-def parbake(*args):
+def parbake(*args, ok=(0,)):
     env = dict(os.environ, PARBAKE_STORE=STORE)
     t0 = time.monotonic()
     out = subprocess.run([PARBAKE, *args, "--json"], cwd=REPO, env=env, stdout=subprocess.PIPE)
     wall = time.monotonic() - t0
-    if out.returncode != 0:
+    if out.returncode not in ok:
         sys.exit("bench: parbake %s failed (exit %d)" % (" ".join(args), out.returncode))
     return json.loads(out.stdout), wall
 
@@ -53,8 +62,9 @@ def median(xs):
 
 
 def main():
-    if not os.path.exists(PARBAKE):
+    if not os.path.exists(BUILT):
         sys.exit("bench: build parbake first (cargo build)")
+    shutil.copy2(BUILT, PARBAKE)
     os.makedirs(STORE, exist_ok=True)
     bakes = {"base layer": [], "stack layer, half promoted": [], "stack layer, all promoted": [],
              "cache hit (both layers)": []}
@@ -83,6 +93,48 @@ def main():
     print("\n%-28s %8s %8s  %s" % ("bake", "median", "x floor", "runs"))
     for name, xs in bakes.items():
         print("%-28s %7.2fs %7.3fx  %s" % (name, median(xs), median(xs) / floor, " ".join("%.2f" % x for x in xs)))
+
+    budget_check(boots)
+    noop_bake_all()
+
+
+def budget_check(boots):
+    """plan --budget from this bench's ledger, then the recommendation baked and launched."""
+    budget = float(os.environ.get("BENCH_BUDGET") or
+                   round((median(boots["all promoted"]) + median(boots["half promoted"])) / 2))
+    rep, _ = parbake("plan", "web", "--budget", "%gs" % budget, ok=(0, 1))
+    rec = rep.get("recommended")
+    print("\nplan --budget %.0fs (ledger: %d launches, %d bakes)" % (
+        budget, rep["ledger_launches"], rep["ledger_bakes"]))
+    if not rec:
+        print("  no recommendation: fastest estimate %.1fs" % rep["fastest"]["estimate_s"])
+        return
+    flags = []
+    for r in rec["promote"]:
+        flags += ["--promote", r]
+    parts = " + ".join("%s %.1f" % (r, f["seconds"]) for r, f in rec["launch"])
+    print("  recommended: %s -> estimate %.1fs (floor %.1f + %s)" % (
+        " ".join(flags) or "no change", rec["estimate_s"], rec["floor"]["seconds"], parts))
+    parbake("bake", "web", *flags)
+    measured = []
+    for _ in range(RUNS):
+        launched, _ = parbake("launch", "web", *flags)
+        measured.append(launched["boot_to_ready_s"])
+    m = median(measured)
+    dev = (m - rec["estimate_s"]) / rec["estimate_s"] * 100
+    print("  measured boot-to-ready: %.1fs median (%s)" % (m, " ".join("%.1f" % x for x in measured)))
+    print("  estimate vs measured: %+.1f%% (target +-25%%: %s); within the %.0fs budget: %s" % (
+        dev, "yes" if abs(dev) <= 25 else "NO", budget, "yes" if m <= budget else "NO"))
+
+
+def noop_bake_all():
+    walls = []
+    for _ in range(5):
+        rep, wall = parbake("bake", "--all")
+        walls.append(wall)
+    c = rep["counts"]
+    print("\nbake --all, unchanged tree: %.3fs median wall (%s); %d cached, %d baked" % (
+        median(walls), " ".join("%.3f" % w for w in walls), c["cached"], c["baked"]))
 
 
 if __name__ == "__main__":

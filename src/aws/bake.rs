@@ -140,6 +140,98 @@ impl AwsBaker {
     }
 }
 
+/// A held cross-machine claim on a layer, released when dropped (bake done, failed or
+/// interrupted).
+struct Claim<'a> {
+    baker: &'a AwsBaker,
+    ec2: std::sync::Arc<Ec2>,
+    name: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.baker.rt.block_on(self.ec2.release_claim(&self.name)) {
+            eprintln!(
+                "warning: could not release the claim {} (it expires by itself): {e}",
+                self.name
+            );
+        }
+    }
+}
+
+impl AwsBaker {
+    /// Claims the layer across machines (see `Ec2::try_claim`), waiting while another run
+    /// holds it. Returns the claim, or the cached layer when the other run baked it meanwhile.
+    fn claim(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        region: &str,
+        progress: &Progress,
+    ) -> Result<std::result::Result<Claim<'_>, LayerResult>> {
+        let ec2 = self.ec2(region);
+        let name = format!("parbake-lock-{}", &layer.hash[..32]);
+        let poll = std::env::var("PARBAKE_CLAIM_POLL_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(15u64);
+        let tags = vec![
+            ("parbake:owner".to_string(), self.owner.clone()),
+            ("parbake:run-id".to_string(), self.run_id.clone()),
+            ("parbake:layer-hash".to_string(), layer.hash.clone()),
+            (
+                "parbake:expires-at".to_string(),
+                (now_epoch() + BUILDER_TTL_S).to_string(),
+            ),
+        ];
+        let mut told = false;
+        loop {
+            if self.rt.block_on(ec2.try_claim(&name, &tags))? {
+                return Ok(Ok(Claim {
+                    baker: self,
+                    ec2,
+                    name,
+                }));
+            }
+            let holder = self.rt.block_on(ec2.claim_tags(&name))?.unwrap_or_default();
+            let expired = holder
+                .get("parbake:expires-at")
+                .and_then(|e| e.parse::<u64>().ok())
+                .is_some_and(|e| e < now_epoch());
+            if expired {
+                progress.line(&format!(
+                    "{}: taking over the expired claim of run {}",
+                    layer_label(layer),
+                    holder.get("parbake:run-id").map_or("?", |s| s)
+                ));
+                self.rt.block_on(ec2.release_claim(&name))?;
+                continue;
+            }
+            if !told {
+                progress.line(&format!(
+                    "{}: is being baked by another run (claim {name} in {region}, run {} by {}); waiting for it",
+                    layer_label(layer),
+                    holder.get("parbake:run-id").map_or("?", |s| s),
+                    holder.get("parbake:owner").map_or("?", |s| s),
+                ));
+                told = true;
+            }
+            if crate::interrupt::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(poll));
+            if let Some(hit) = self.cached(plan, layer)? {
+                progress.line(&format!(
+                    "{}: cached as {} (baked by another run meanwhile)",
+                    layer_label(layer),
+                    hit.image
+                ));
+                return Ok(Err(hit));
+            }
+        }
+    }
+}
+
 impl LayerBaker for AwsBaker {
     fn cached(&self, plan: &Plan, layer: &Layer) -> Result<Option<LayerResult>> {
         if self.force {
@@ -187,6 +279,19 @@ impl LayerBaker for AwsBaker {
             return Ok(hit);
         }
         let src = self.source(&plan.image)?;
+        // another machine may be baking the same layer: the claim is the cross-machine lock
+        let _claim = match self.claim(plan, layer, &src.region, progress)? {
+            Ok(claim) => claim,
+            Err(hit) => return Ok(hit),
+        };
+        // the claim was free, but the other run may have finished just before
+        if let Some(hit) = self.cached(plan, layer)? {
+            progress.line(&format!(
+                "{label}: cached as {} (baked by another run meanwhile)",
+                hit.image
+            ));
+            return Ok(hit);
+        }
         let source = self
             .sources
             .lock()

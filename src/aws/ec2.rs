@@ -147,6 +147,72 @@ impl Ec2 {
         .await
     }
 
+    /// Claims a name across machines: CreateKeyPair fails on a duplicate name, atomically,
+    /// so exactly one run holds `parbake-lock-<hash>` at a time. The key pair is tagged with
+    /// the holder and an expiry, so a crashed run's claim can be taken over. False if held.
+    pub async fn try_claim(&self, name: &str, tags: &[(String, String)]) -> Result<bool> {
+        let spec = aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::KeyPair)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build();
+        match self
+            .client
+            .create_key_pair()
+            .key_name(name)
+            .tag_specifications(spec)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error().and_then(|s| s.meta().code())
+                    == Some("InvalidKeyPair.Duplicate") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error(
+                "CreateKeyPair",
+                aws_sdk_ec2::error::DisplayErrorContext(e),
+            )),
+        }
+    }
+
+    /// The tags of a claim (None once it is released).
+    pub async fn claim_tags(&self, name: &str) -> Result<Option<BTreeMap<String, String>>> {
+        let resp = self
+            .client
+            .describe_key_pairs()
+            .filters(filter("key-name", name))
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    "DescribeKeyPairs",
+                    aws_sdk_ec2::error::DisplayErrorContext(e),
+                )
+            })?;
+        Ok(resp.key_pairs().first().map(|k| {
+            k.tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect()
+        }))
+    }
+
+    pub async fn release_claim(&self, name: &str) -> Result<()> {
+        self.client
+            .delete_key_pair()
+            .key_name(name)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteKeyPair", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
     /// CreateTags on one resource.
     pub async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
         let tags = tags

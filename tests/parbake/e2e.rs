@@ -131,7 +131,7 @@ fn qemu_processes_under(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn e2e_bake_launch_promote_cache_and_interrupt_on_the_local_vm() {
+fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     if !enabled() {
         return;
     }
@@ -305,4 +305,130 @@ fn e2e_bake_launch_promote_cache_and_interrupt_on_the_local_vm() {
         .map(|e| e.unwrap().path())
         .collect();
     assert!(runs.is_empty(), "VM run dirs left: {runs:?}");
+
+    // 6. bake --all on a copy of the project whose stacks declare their promotions, with a
+    //    stack whose nginx config is invalid, run twice at once in the same store:
+    //    - the shared base and web's layer (baked in step 3) are cache hits;
+    //    - worker's layer is baked for real by one run, while the other waits on its lock
+    //      and then finds it cached;
+    //    - the broken layer fails, naming the role, and does not stop the others; exit 1.
+    let copy = tempfile::Builder::new()
+        .prefix("parbake-e2e-project-")
+        .tempdir_in(repo().join("target"))
+        .unwrap();
+    for d in ["images", "roles", "packer", "scripts"] {
+        crate::util::copy_dir(&repo().join(d), &copy.path().join(d));
+    }
+    let set_promote = |stack: &str, promote: &str| {
+        let p = copy.path().join(format!("images/stacks/{stack}.yml"));
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("promote: []"), "{text}");
+        std::fs::write(
+            &p,
+            text.replace("promote: []", &format!("promote: [{promote}]")),
+        )
+        .unwrap();
+    };
+    set_promote("web", "nginx, webapp");
+    set_promote("worker", "worker");
+    std::fs::write(
+        copy.path().join("images/stacks/broken.yml"),
+        "image: debian12\nroles: [nginx, identity]\npromote: [nginx]\nvars:\n  nginx_worker_processes: none\n",
+    )
+    .unwrap();
+    let all_cmd = |out: &Path| {
+        let mut c = tier.cmd(&["bake", "--all", "-j", "2", "--json"]);
+        c.current_dir(copy.path())
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(Stdio::piped());
+        c
+    };
+    let started = Instant::now();
+    let (out_a, out_b) = (
+        tier.store.path().join("all-a.json"),
+        tier.store.path().join("all-b.json"),
+    );
+    let a = all_cmd(&out_a).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let b = all_cmd(&out_b).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (err_a, err_b) = (
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr),
+    );
+    eprintln!(
+        "e2e: two concurrent bake --all took {:.1}s\n--- run A ---\n{err_a}\n--- run B ---\n{err_b}",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(a.status.code(), Some(1), "{err_a}");
+    assert_eq!(b.status.code(), Some(1), "{err_b}");
+    let ra: parbake::pipeline::AllReport =
+        serde_json::from_str(&std::fs::read_to_string(&out_a).unwrap()).unwrap();
+    let rb: parbake::pipeline::AllReport =
+        serde_json::from_str(&std::fs::read_to_string(&out_b).unwrap()).unwrap();
+    eprintln!("{}", parbake::pipeline::summary_text(&ra));
+    eprintln!("{}", parbake::pipeline::summary_text(&rb));
+    use parbake::pipeline::Outcome;
+    let outcome = |r: &parbake::pipeline::AllReport, name: &str| {
+        r.layers.iter().find(|l| l.name == name).unwrap().clone()
+    };
+    for r in [&ra, &rb] {
+        assert_eq!(r.layers.len(), 4, "{r:?}");
+        assert_eq!(outcome(r, "debian12").outcome, Outcome::Cached);
+        assert_eq!(outcome(r, "debian12-web").outcome, Outcome::Cached);
+        let broken = outcome(r, "debian12-broken");
+        assert_eq!(broken.outcome, Outcome::Failed);
+        assert!(
+            broken
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("role `nginx` failed"),
+            "{broken:?}"
+        );
+    }
+    // worker: exactly one of the runs baked it; the other waited for the lock, then hit the cache
+    let (wa, wb) = (
+        outcome(&ra, "debian12-worker"),
+        outcome(&rb, "debian12-worker"),
+    );
+    let outcomes = [wa.outcome, wb.outcome];
+    assert!(
+        outcomes.contains(&Outcome::Baked) && outcomes.contains(&Outcome::Cached),
+        "{outcomes:?}"
+    );
+    let waiter = if wa.outcome == Outcome::Cached {
+        &err_a
+    } else {
+        &err_b
+    };
+    assert!(
+        waiter.contains("is being baked by another run; waiting for it")
+            && waiter.contains("cached (baked by another run meanwhile)"),
+        "{waiter}"
+    );
+    assert_eq!(wa.why, ["first bake of layer debian12-worker"]);
+
+    // 7. without the broken stack, the unchanged tree is a no-op that never starts Packer
+    std::fs::remove_file(copy.path().join("images/stacks/broken.yml")).unwrap();
+    let started = Instant::now();
+    let out = tier
+        .cmd(&["bake", "--all", "--json"])
+        .current_dir(copy.path())
+        .env("PARBAKE_PACKER", &fake)
+        .output()
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: parbake::pipeline::AllReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.counts.cached, 3, "{r:?}");
+    assert!(!marker.exists(), "an unchanged bake --all ran Packer");
+    eprintln!(
+        "e2e: bake --all on the unchanged tree: {took:.2}s\n{}",
+        parbake::pipeline::summary_text(&r)
+    );
 }

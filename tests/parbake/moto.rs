@@ -1031,3 +1031,117 @@ fn launch_wait_ready_reads_the_console_and_times_out_clearly_when_nothing_report
     assert!(err.contains("hint:"), "{err}");
     assert!(started.elapsed() >= Duration::from_secs(6));
 }
+
+#[test]
+fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
+    // its own region; two stores stand for two machines, so only the EC2 tags connect them
+    let f = crate::util::Fixture::example();
+    let region = "ca-central-1";
+    let path = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("region: us-east-1", &format!("region: {region}")),
+    )
+    .unwrap();
+    for (stack, promote) in [("web", "nginx, webapp"), ("worker", "worker")] {
+        let p = f.root().join(format!("images/stacks/{stack}.yml"));
+        let t = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            &p,
+            t.replace("promote: []", &format!("promote: [{promote}]")),
+        )
+        .unwrap();
+    }
+    let (store_a, store_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let all = ["bake", "--all", "--target", "aws", "-j", "2", "--json"];
+    let a = parbake_aws_in(
+        f.root(),
+        store_a.path(),
+        &all,
+        &[("PARBAKE_TEST_PAUSE_SECONDS", "6")],
+    );
+    // start the second machine once the first one's builder is up
+    let deadline = Instant::now() + Duration::from_secs(120);
+    rt().block_on(async {
+        let ec2 = ec2(region).await;
+        loop {
+            let resp = ec2
+                .client
+                .describe_instances()
+                .filters(parbake::aws::ec2::filter("tag-key", "parbake:building"))
+                .filters(parbake::aws::ec2::filter("instance-state-name", "running"))
+                .send()
+                .await
+                .unwrap();
+            if resp
+                .reservations()
+                .iter()
+                .any(|r| !r.instances().is_empty())
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no builder instance appeared");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let b = parbake_aws_in(
+        f.root(),
+        store_b.path(),
+        &all,
+        &[("PARBAKE_CLAIM_POLL_SECONDS", "1")],
+    );
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (err_a, err_b) = (
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr),
+    );
+    assert!(a.status.success(), "{err_a}");
+    assert!(b.status.success(), "{err_b}");
+    let ra: parbake::pipeline::AllReport = serde_json::from_slice(&a.stdout).unwrap();
+    let rb: parbake::pipeline::AllReport = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!(ra.counts.baked, 3, "{ra:?}");
+    assert_eq!(
+        rb.counts.cached, 3,
+        "the second machine baked nothing: {rb:?}\n--- A ---\n{err_a}\n--- B ---\n{err_b}"
+    );
+    assert!(
+        err_b.contains("is being baked by another run (claim parbake-lock-"),
+        "{err_b}"
+    );
+    assert!(
+        err_b.contains("(baked by another run meanwhile)"),
+        "{err_b}"
+    );
+    for l in &ra.layers {
+        assert_eq!(l.why, [format!("first bake of layer {}", l.name)]);
+        let b_layer = rb.layers.iter().find(|x| x.hash == l.hash).unwrap();
+        assert_eq!(
+            b_layer.image_id, l.image_id,
+            "both machines use the one AMI"
+        );
+        let amis = rt().block_on(async { ec2(region).await.layer_amis(&l.hash).await.unwrap() });
+        assert_eq!(amis.len(), 1, "{} was baked twice", l.name);
+        // the bake timings travel with the AMI
+        assert!(amis[0].tags["parbake:bake-seconds"].starts_with("total="));
+    }
+
+    // a stack's bake vars change: only its layer is rebaked, and the AMI tags say why
+    let p = f.root().join("images/stacks/worker.yml");
+    let t = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, t.replace("vars: {}", "vars:\n  worker_interval: 5min")).unwrap();
+    let out = parbake_aws_in(f.root(), store_a.path(), &all, &[])
+        .wait_with_output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let r: parbake::pipeline::AllReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((r.counts.baked, r.counts.cached), (1, 2), "{r:?}");
+    let worker = r
+        .layers
+        .iter()
+        .find(|l| l.name == "debian12-worker")
+        .unwrap();
+    assert_eq!(worker.outcome, parbake::pipeline::Outcome::Baked);
+    assert_eq!(worker.why, ["bake vars changed"], "{err}");
+}
