@@ -271,6 +271,9 @@ pub struct Plan {
     pub installed: BTreeMap<String, String>,
     /// Vars the launch roles see: bake vars plus launch vars (secrets as references).
     pub launch_vars: Vars,
+    /// The bootstrap tags its EC2 instance with the launch result (`sources.aws.status_tag`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub status_tag: bool,
     pub notes: Vec<String>,
 }
 
@@ -628,6 +631,8 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         launch,
         installed,
         launch_vars,
+        status_tag: req.target == Target::Aws
+            && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
         notes,
     })
 }

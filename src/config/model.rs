@@ -73,6 +73,10 @@ pub struct AwsSource {
     pub copy_to_regions: Vec<String>,
     #[serde(default)]
     pub subnet_id: Option<String>,
+    /// At launch, the bootstrap also tags its instance `parbake:status` = `done`/`failed`
+    /// (needs `ec2:CreateTags` in the instance profile). Launch-time only: not in the hash.
+    #[serde(default, skip_serializing)]
+    pub status_tag: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

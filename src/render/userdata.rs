@@ -34,6 +34,9 @@ pub struct LaunchSpec<'a> {
     pub vars: BTreeMap<&'a str, &'a serde_json::Value>,
     /// Secret references, resolved on the instance; never values.
     pub secrets: BTreeMap<&'a str, String>,
+    /// Tag the EC2 instance with the result (`parbake:status`), best effort.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub status_tag: bool,
 }
 
 #[derive(Serialize)]
@@ -79,6 +82,7 @@ pub fn spec(plan: &Plan) -> LaunchSpec<'_> {
             .collect(),
         vars,
         secrets,
+        status_tag: plan.status_tag,
     }
 }
 

@@ -179,3 +179,51 @@ fn example_web_stack_promote_nginx_moves_nginx_into_a_stack_layer() {
     // web and worker share the base layer
     assert_eq!(f.plan("worker", &[]).layers[0].hash, before.layers[0].hash);
 }
+
+#[test]
+fn status_tag_reaches_the_aws_launch_spec_only_and_never_the_layer_hash() {
+    let f = crate::util::Fixture::example();
+    let before = f.plan("web", &[]);
+    let aws_before = parbake::plan::plan(
+        &f.load(),
+        &crate::util::request("web", &[], parbake::plan::Target::Aws),
+    )
+    .unwrap();
+    let path = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "copy_to_regions: []",
+            "copy_to_regions: []\n    status_tag: true",
+        ),
+    )
+    .unwrap();
+    let project = f.load();
+    let aws = parbake::plan::plan(
+        &project,
+        &crate::util::request("web", &[], parbake::plan::Target::Aws),
+    )
+    .unwrap();
+    let qemu = parbake::plan::plan(
+        &project,
+        &crate::util::request("web", &[], parbake::plan::Target::Qemu),
+    )
+    .unwrap();
+    assert!(aws.status_tag && !qemu.status_tag);
+    assert_eq!(
+        aws.layers[0].hash, aws_before.layers[0].hash,
+        "launch-time only"
+    );
+    assert_eq!(qemu.layers[0].hash, before.layers[0].hash);
+    let ud = parbake::render::userdata::render(&aws).unwrap();
+    assert!(
+        ud.text.contains("\"status_tag\": true") || ud.text.contains("\"status_tag\":true"),
+        "{}",
+        ud.text
+    );
+    assert!(!parbake::render::userdata::render(&qemu)
+        .unwrap()
+        .text
+        .contains("status_tag"));
+}

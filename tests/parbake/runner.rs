@@ -72,6 +72,10 @@ impl Image {
     }
 
     fn run(&self, spec: &Path, extra: &[&str]) -> (i32, String) {
+        self.run_env(spec, extra, &[])
+    }
+
+    fn run_env(&self, spec: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         let path = format!(
             "{}:{}",
             repo().join(".venv/bin").display(),
@@ -86,6 +90,7 @@ impl Image {
             .env("PARBAKE_CONSOLE", self.path("console.log"))
             .env("PATH", path)
             .env("ANSIBLE_HOME", self.path("ansible-home"))
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         (
@@ -319,4 +324,112 @@ fn file_secrets_are_resolved_on_the_instance_and_missing_ones_fail() {
         .as_str()
         .unwrap()
         .contains("secret greeting"));
+}
+
+#[test]
+fn the_runner_signs_like_botocore() {
+    // the SigV4 signer against botocore's (in .venv with moto), an independent implementation
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("tests/fixtures/check_sigv4.py"))
+        .arg(repo().join("src/assets/parbake-roles.py"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn with_status_tag_the_runner_tags_its_ec2_instance_and_a_failure_to_tag_changes_nothing() {
+    use std::io::BufRead;
+    let region = "us-west-1";
+    let instance = crate::moto::rt().block_on(async {
+        let ec2 = crate::moto::ec2(region).await;
+        let r = ec2
+            .client
+            .run_instances()
+            .image_id("ami-0de0b12a7f3c000b2")
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .unwrap();
+        r.instances()[0].instance_id().unwrap().to_string()
+    });
+    let mut imds = Command::new("python3")
+        .arg(repo().join("tests/fixtures/fake_imds.py"))
+        .args([&instance, region])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufReader::new(imds.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let imds_url = format!("http://127.0.0.1:{}", port.trim());
+
+    let img = Image::new(&[("ok", &[], "- ansible.builtin.debug: {msg: hi}\n")], &[]);
+    let mut spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(img.spec(&["ok"], &[], json!({}), json!({}))).unwrap(),
+    )
+    .unwrap();
+    spec["status_tag"] = json!(true);
+    let spec_path = img.path("launch.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let (code, out) = img.run_env(
+        &spec_path,
+        &[],
+        &[
+            ("PARBAKE_IMDS", &imds_url),
+            ("PARBAKE_EC2_ENDPOINT", &crate::moto::moto().url),
+        ],
+    );
+    let console = std::fs::read_to_string(img.path("console.log")).unwrap();
+    assert_eq!(code, 0, "{out}\n{console}");
+    assert!(
+        console.contains(&format!(
+            "parbake: tagged instance {instance} parbake:status=done"
+        )),
+        "{console}"
+    );
+    let tags = crate::moto::rt().block_on(async {
+        let ec2 = crate::moto::ec2(region).await;
+        let r = ec2
+            .client
+            .describe_instances()
+            .instance_ids(&instance)
+            .send()
+            .await
+            .unwrap();
+        r.reservations()[0].instances()[0]
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    });
+    assert_eq!(tags["parbake:status"], "done");
+    assert!(
+        tags["parbake:status-detail"].starts_with("done total="),
+        "{tags:?}"
+    );
+    let _ = imds.kill();
+
+    // no metadata service (not EC2, or IMDS blocked): said on the console, result unchanged
+    let img = Image::new(&[("ok", &[], "- ansible.builtin.debug: {msg: hi}\n")], &[]);
+    std::fs::write(img.path("launch.json"), spec.to_string()).unwrap();
+    let (code, out) = img.run_env(
+        &img.path("launch.json"),
+        &[],
+        &[("PARBAKE_IMDS", "http://127.0.0.1:9")],
+    );
+    let console = std::fs::read_to_string(img.path("console.log")).unwrap();
+    assert_eq!(code, 0, "{out}\n{console}");
+    assert!(
+        console.contains("could not tag the instance with its status"),
+        "{console}"
+    );
+    assert_eq!(img.status()["state"], "done");
 }
