@@ -359,14 +359,24 @@ fn with_status_tag_the_runner_tags_its_ec2_instance_and_a_failure_to_tag_changes
             .unwrap();
         r.instances()[0].instance_id().unwrap().to_string()
     });
+    /// The fake metadata service, stopped however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut imds = Command::new("python3")
         .arg(repo().join("tests/fixtures/fake_imds.py"))
         .args([&instance, region])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let stdout = imds.stdout.take().unwrap();
+    let imds = Stop(imds);
     let mut port = String::new();
-    std::io::BufReader::new(imds.stdout.take().unwrap())
+    std::io::BufReader::new(stdout)
         .read_line(&mut port)
         .unwrap();
     let imds_url = format!("http://127.0.0.1:{}", port.trim());
@@ -415,7 +425,7 @@ fn with_status_tag_the_runner_tags_its_ec2_instance_and_a_failure_to_tag_changes
         tags["parbake:status-detail"].starts_with("done total="),
         "{tags:?}"
     );
-    let _ = imds.kill();
+    drop(imds);
 
     // no metadata service (not EC2, or IMDS blocked): said on the console, result unchanged
     let img = Image::new(&[("ok", &[], "- ansible.builtin.debug: {msg: hi}\n")], &[]);
