@@ -4,6 +4,7 @@
 mod budget;
 mod e2e;
 mod errors;
+mod examples;
 mod hashing;
 mod moto;
 mod pipeline;

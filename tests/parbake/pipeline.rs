@@ -327,3 +327,49 @@ fn a_layer_locked_by_another_run_is_waited_for() {
     let first = ev.iter().map(|e| e.2).fold(f64::MAX, f64::min);
     assert!(time_of(&ev, "start", "beta") - first > 1.5, "{ev:?}");
 }
+
+#[test]
+fn the_nightly_example_script_bakes_and_reports_on_the_local_target() {
+    let t = Tier::new();
+    let reports = t.store.path().join("reports");
+    let run = |fail: &str| {
+        let mut c = Command::new("bash");
+        c.arg(repo().join("examples/nightly.sh"))
+            .current_dir(t.f.root())
+            .env("PARBAKE", env!("CARGO_BIN_EXE_parbake"))
+            .env("TARGET", "qemu")
+            .env("REPORTS", &reports)
+            .env(
+                "PARBAKE_PACKER",
+                repo().join("tests/fixtures/fake-packer.py"),
+            )
+            .env("PARBAKE_ACCEL", "tcg")
+            .env("PARBAKE_STORE", t.store.path())
+            .env("FAKE_PACKER_SECONDS", "0.1")
+            .env("FAKE_PACKER_FAIL", fail)
+            .env_remove("PARBAKE_PROJECT");
+        c.output().unwrap()
+    };
+    let out = run("beta-b1");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run("");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut summaries: Vec<_> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    summaries.sort();
+    let last: AllReport =
+        serde_json::from_str(&std::fs::read_to_string(summaries.last().unwrap()).unwrap()).unwrap();
+    assert_eq!((last.counts.baked, last.counts.cached), (1, 4), "{last:?}");
+}
