@@ -304,6 +304,9 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 write!(out, "{}", crate::pipeline::summary_text(&report)).ok();
             }
+            if crate::interrupt::interrupted() {
+                return Err(Error::Interrupted);
+            }
             if !report.ok() {
                 return Err(Error::Layers {
                     failed: report.counts.failed,

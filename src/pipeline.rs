@@ -171,6 +171,10 @@ pub fn why(
     let Some(prev) = previous else {
         return vec![format!("first bake of layer {}", layer.name)];
     };
+    if prev.is_empty() {
+        // baked by a parbake that did not record its inputs
+        return vec!["the earlier bake of this layer recorded no inputs to compare".into()];
+    }
     let mut out: Vec<String> = changed_inputs(prev, &layer.inputs)
         .into_iter()
         .filter(|w| parent_rebaked.is_none() || !w.starts_with("parent layer changed"))

@@ -373,3 +373,40 @@ fn the_nightly_example_script_bakes_and_reports_on_the_local_target() {
         serde_json::from_str(&std::fs::read_to_string(summaries.last().unwrap()).unwrap()).unwrap();
     assert_eq!((last.counts.baked, last.counts.cached), (1, 4), "{last:?}");
 }
+
+#[test]
+fn ctrl_c_stops_the_bakes_starts_nothing_new_and_exits_130() {
+    let t = Tier::new();
+    let child = t
+        .cmd(&["bake", "--all", "-j", "1", "--json"])
+        .env("FAKE_PACKER_SECONDS", "20")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until the first build is running
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while t.events().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no build started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let r: AllReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.counts.baked + r.counts.cached, 0, "{r:?}");
+    assert_eq!(
+        r.counts.failed, 1,
+        "the running bake was interrupted: {r:?}"
+    );
+    assert_eq!(r.counts.skipped, 4, "nothing new started: {r:?}");
+    let started = t.events().iter().filter(|e| e.0 == "start").count();
+    assert_eq!(started, 1);
+    let builds: Vec<_> = std::fs::read_dir(t.store.path().join("build"))
+        .unwrap()
+        .collect();
+    assert!(builds.is_empty(), "{builds:?}");
+}
