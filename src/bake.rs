@@ -77,6 +77,40 @@ pub fn layer_label(layer: &Layer) -> String {
     )
 }
 
+/// The cache check, this machine's lock on the layer, and the check again under the lock
+/// (another run may have baked it while this one waited): the lock, or the cached result.
+pub(crate) fn lock_unless_cached(
+    baker: &dyn LayerBaker,
+    store: &Store,
+    plan: &Plan,
+    layer: &Layer,
+    progress: &Progress,
+) -> Result<std::result::Result<std::fs::File, LayerResult>> {
+    let label = layer_label(layer);
+    if let Some(hit) = baker.cached(plan, layer)? {
+        progress.line(&format!("{label}: cached{}, no Packer run", as_ami(&hit)));
+        return Ok(Err(hit));
+    }
+    let lock = store.lock_layer(&layer.hash)?;
+    if let Some(hit) = baker.cached(plan, layer)? {
+        progress.line(&format!(
+            "{label}: cached{} (baked by another run meanwhile)",
+            as_ami(&hit)
+        ));
+        return Ok(Err(hit));
+    }
+    Ok(Ok(lock))
+}
+
+/// " as ami-…" for an AMI; nothing for a disk in the store.
+pub(crate) fn as_ami(hit: &LayerResult) -> String {
+    if hit.image.starts_with("ami-") {
+        format!(" as {}", hit.image)
+    } else {
+        String::new()
+    }
+}
+
 /// Bakes on the local VM target; one per run, shared by concurrent layer bakes.
 pub struct QemuBaker {
     project: Project,
@@ -159,15 +193,10 @@ impl LayerBaker for QemuBaker {
         progress: &mut Progress,
     ) -> Result<LayerResult> {
         let label = layer_label(layer);
-        if let Some(hit) = self.cached(plan, layer)? {
-            progress.line(&format!("{label}: cached, no Packer run"));
-            return Ok(hit);
-        }
-        let _lock = self.store.lock_layer(&layer.hash)?;
-        if let Some(hit) = self.cached(plan, layer)? {
-            progress.line(&format!("{label}: cached (baked by another run meanwhile)"));
-            return Ok(hit);
-        }
+        let _lock = match lock_unless_cached(self, &self.store, plan, layer, progress)? {
+            Ok(lock) => lock,
+            Err(hit) => return Ok(hit),
+        };
         let base = self
             .bases
             .lock()

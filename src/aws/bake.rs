@@ -222,9 +222,9 @@ impl AwsBaker {
             std::thread::sleep(std::time::Duration::from_secs(poll));
             if let Some(hit) = self.cached(plan, layer)? {
                 progress.line(&format!(
-                    "{}: cached as {} (baked by another run meanwhile)",
+                    "{}: cached{} (baked by another run meanwhile)",
                     layer_label(layer),
-                    hit.image
+                    crate::bake::as_ami(&hit)
                 ));
                 return Ok(Err(hit));
             }
@@ -266,18 +266,11 @@ impl LayerBaker for AwsBaker {
         progress: &mut Progress,
     ) -> Result<LayerResult> {
         let label = layer_label(layer);
-        if let Some(hit) = self.cached(plan, layer)? {
-            progress.line(&format!("{label}: cached as {}, no Packer run", hit.image));
-            return Ok(hit);
-        }
-        let _lock = self.store.lock_layer(&layer.hash)?;
-        if let Some(hit) = self.cached(plan, layer)? {
-            progress.line(&format!(
-                "{label}: cached as {} (baked by another run meanwhile)",
-                hit.image
-            ));
-            return Ok(hit);
-        }
+        let _lock = match crate::bake::lock_unless_cached(self, &self.store, plan, layer, progress)?
+        {
+            Ok(lock) => lock,
+            Err(hit) => return Ok(hit),
+        };
         let src = self.source(&plan.image)?;
         // another machine may be baking the same layer: the claim is the cross-machine lock
         let _claim = match self.claim(plan, layer, &src.region, progress)? {
@@ -287,8 +280,8 @@ impl LayerBaker for AwsBaker {
         // the claim was free, but the other run may have finished just before
         if let Some(hit) = self.cached(plan, layer)? {
             progress.line(&format!(
-                "{label}: cached as {} (baked by another run meanwhile)",
-                hit.image
+                "{label}: cached{} (baked by another run meanwhile)",
+                crate::bake::as_ami(&hit)
             ));
             return Ok(hit);
         }
