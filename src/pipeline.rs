@@ -436,7 +436,14 @@ pub fn summary_text(r: &AllReport) -> String {
             Outcome::Cached => String::new(),
             Outcome::Baked => l.why.join("; "),
             Outcome::Failed | Outcome::Skipped => {
-                let mut d = l.error.clone().unwrap_or_default();
+                // the first line of the error, without the command line (the JSON has it all)
+                let full = l.error.clone().unwrap_or_default();
+                let mut d = full
+                    .split(" failed: `")
+                    .next()
+                    .unwrap_or(&full)
+                    .trim_end_matches(':')
+                    .to_string();
                 if !l.why.is_empty() {
                     d.push_str(&format!(" (to bake: {})", l.why.join("; ")));
                 }
@@ -476,6 +483,66 @@ mod tests {
         assert_eq!(s.next_ready(), None);
         assert_eq!(s.outcome(1), Some(Outcome::Skipped));
         assert_eq!(s.outcome(3), Some(Outcome::Baked));
+    }
+
+    #[test]
+    fn the_text_summary_keeps_the_reason_and_drops_the_command_line() {
+        let layer = |name: &str, outcome, error: Option<&str>, why: &[&str]| LayerOutcome {
+            name: name.into(),
+            index: 2,
+            hash: "ab".repeat(32),
+            image: "debian12".into(),
+            stacks: vec!["web".into()],
+            outcome,
+            duration_s: 12.34,
+            image_id: Some(format!("/s/images/{}/disk.qcow2", "cd".repeat(32))),
+            why: why.iter().map(|w| w.to_string()).collect(),
+            error: error.map(String::from),
+            roles: Vec::new(),
+            log: None,
+        };
+        let r = AllReport {
+            target: Target::Qemu,
+            jobs: 2,
+            accelerator: "tcg".into(),
+            duration_s: 20.0,
+            counts: Counts {
+                baked: 1,
+                cached: 0,
+                failed: 1,
+                skipped: 0,
+            },
+            layers: vec![
+                layer("debian12-web", Outcome::Baked, None, &["role nginx changed"]),
+                layer(
+                    "debian12-broken",
+                    Outcome::Failed,
+                    Some("bake layer 2 x with Packer: role `nginx` failed at Write nginx.conf: failed to validate failed: `packer build .` exited with status 1"),
+                    &["first bake of layer debian12-broken"],
+                ),
+            ],
+        };
+        let text = summary_text(&r);
+        assert!(
+            text.starts_with(
+                "bake --all on qemu (tcg), -j 2: 1 baked, 0 cached, 1 failed, 0 skipped in 20.0s\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "baked    debian12-web           abababababab    12.3s  store:cdcdcdcdcdcd"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("role nginx changed"), "{text}");
+        assert!(
+            text.contains(
+                "role `nginx` failed at Write nginx.conf: failed to validate (to bake: first bake"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("packer build"), "{text}");
     }
 
     #[test]
