@@ -256,15 +256,25 @@ pub fn bake_qemu(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Re
     );
     let baker = QemuBaker::new(project, opts.force)?;
     let plan = baker.plan(req, &progress)?;
+    bake_plan(&baker, &plan, started, &mut progress)
+}
+
+/// `bake STACK` on any target: the plan's layers in order, each given its parent's result.
+pub(crate) fn bake_plan(
+    baker: &dyn LayerBaker,
+    plan: &Plan,
+    started: Instant,
+    progress: &mut Progress,
+) -> Result<BakeReport> {
     let mut layers: Vec<LayerResult> = Vec::new();
     for layer in &plan.layers {
-        let result = baker.bake(&plan, layer, layers.last(), &mut progress)?;
+        let result = baker.bake(plan, layer, layers.last(), progress)?;
         layers.push(result);
     }
     progress.finish();
     Ok(BakeReport {
         stack: plan.stack.clone(),
-        target: Target::Qemu,
+        target: plan.target,
         accelerator: baker.what(),
         layers,
         duration_s: round(started.elapsed().as_secs_f64()),

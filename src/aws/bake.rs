@@ -13,7 +13,7 @@ use crate::bake::{
 };
 use crate::config::{AwsSource, Project};
 use crate::error::{Error, Result};
-use crate::plan::{self, Layer, Plan, PlanRequest, Target};
+use crate::plan::{self, Layer, Plan, PlanRequest};
 use crate::progress::Progress;
 use crate::render::RenderOptions;
 use crate::store::{now_epoch, Store};
@@ -397,19 +397,7 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
     let mut progress = Progress::new(opts.quiet, opts.verbose);
     let baker = AwsBaker::new(project, opts.force, &progress)?;
     let plan = baker.plan(req, &mut progress)?;
-    let mut layers: Vec<LayerResult> = Vec::new();
-    for layer in &plan.layers {
-        let r = baker.bake(&plan, layer, layers.last(), &mut progress)?;
-        layers.push(r);
-    }
-    progress.finish();
-    Ok(BakeReport {
-        stack: plan.stack.clone(),
-        target: Target::Aws,
-        accelerator: baker.what(),
-        layers,
-        duration_s: round(started.elapsed().as_secs_f64()),
-    })
+    crate::bake::bake_plan(&baker, &plan, started, &mut progress)
 }
 
 /// The AMI id in `region` from Packer's manifest post-processor (`region:ami,region2:ami2`).
