@@ -228,25 +228,6 @@ impl LayerBaker for QemuBaker {
     }
 }
 
-/// The plan for a qemu stack with the real base-disk identity, building the base disk if needed.
-pub fn qemu_plan(
-    project: &Project,
-    req: &PlanRequest,
-    progress: &Progress,
-) -> Result<(Plan, qemu::BaseDisk)> {
-    let stack = project.stack(&req.stack)?;
-    let image = project.image(&stack.def.image)?;
-    let base = qemu::base_disk(project, image, |l| progress.raw(l))?;
-    let plan = plan::plan(
-        project,
-        &PlanRequest {
-            source_identity: Some(base.identity.clone()),
-            ..req.clone()
-        },
-    )?;
-    Ok((plan, base))
-}
-
 pub fn bake_qemu(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {
     let started = Instant::now();
     let mut progress = Progress::new(opts.quiet, opts.verbose);
