@@ -1,7 +1,9 @@
 //! config: YAML on disk → a checked, typed [`Project`]. All file I/O of the definitions happens
 //! here; the planner and renderers only see the result.
 
+pub mod lint;
 pub mod model;
+pub mod names;
 pub mod roles;
 pub mod vars;
 pub mod yaml;
@@ -209,11 +211,13 @@ impl Project {
         };
         let mut images = BTreeMap::new();
         for (name, file) in yaml_files(root, "images")? {
+            check_file_name(&file, &name, "image")?;
             let def: ImageFile = file.parse()?;
             images.insert(name.clone(), check_image(name, file, def, &roles)?);
         }
         let mut stacks = BTreeMap::new();
         for (name, file) in yaml_files(root, "images/stacks")? {
+            check_file_name(&file, &name, "stack")?;
             let def: StackFile = file.parse()?;
             stacks.insert(name.clone(), check_stack(name, file, def, &images, &roles)?);
         }
@@ -378,13 +382,14 @@ fn check_image(
                 .into());
         }
     }
+    check_sources(&file, &def.sources)?;
     if let Some(q) = &def.sources.qemu {
-        if q.checksum != "none" && !q.checksum.starts_with("sha256:") {
+        if q.checksum != "none" && !valid_sha256(&q.checksum) {
             return Err(file
                 .error_for(
                     "sources.qemu.checksum",
                     None,
-                    "checksum must be `sha256:<hex>` or `none`",
+                    "checksum must be `sha256:<64 hex digits>` or `none`",
                 )
                 .into());
         }
@@ -456,4 +461,159 @@ fn check_stack(
         vars,
         launch_vars,
     })
+}
+
+/// An image or stack is named by its file name, which reaches comments, paths, layer names and
+/// tags: it follows the role-name rule.
+fn check_file_name(file: &SourceFile, name: &str, kind: &str) -> Result<(), ConfigError> {
+    if names::valid_name(name) {
+        return Ok(());
+    }
+    Err(file
+        .error_at(
+            1,
+            1,
+            None,
+            format!("{name:?} is not a valid {kind} name (the file name is the {kind}'s name)"),
+        )
+        .with_hint(format!(
+            "rename the file: letters, digits, `_` and `-`, not starting with `-`, at most {} characters",
+            names::NAME_MAX
+        ))
+        .into())
+}
+
+fn valid_sha256(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Every source field that reaches the Packer var-file, the builder's seed or an EC2 call is
+/// checked against its own rule here, with its line.
+fn check_sources(file: &SourceFile, sources: &model::Sources) -> Result<(), ConfigError> {
+    let bad = |field: &str, value: &str, what: &str, hint: &str| -> ConfigError {
+        file.error_for(field, None, format!("{value:?} is not {what}"))
+            .with_hint(hint.to_string())
+            .into()
+    };
+    if let Some(q) = &sources.qemu {
+        if !names::valid_user(&q.ssh_user) {
+            return Err(bad(
+                "sources.qemu.ssh_user",
+                &q.ssh_user,
+                "a valid user name",
+                "use lowercase letters, digits, `_` and `-`, starting with a letter or `_`",
+            ));
+        }
+        if !names::one_line(&q.disk_image) || q.disk_image.is_empty() {
+            return Err(bad(
+                "sources.qemu.disk_image",
+                &q.disk_image,
+                "a disk image",
+                "write `parbake:debian-12`, a path, or an http(s) URL, on one line",
+            ));
+        }
+        if !names::one_line(&q.kernel_append) {
+            return Err(bad(
+                "sources.qemu.kernel_append",
+                &q.kernel_append,
+                "a kernel command line",
+                "write it on one line, without control characters",
+            ));
+        }
+        if q.cpus == 0 || q.memory_mb < 256 {
+            return Err(bad(
+                "sources.qemu",
+                &format!("cpus {} memory_mb {}", q.cpus, q.memory_mb),
+                "a usable VM size",
+                "at least 1 CPU and 256 MB",
+            ));
+        }
+    }
+    if let Some(a) = &sources.aws {
+        let checks: [(&str, &str, bool, &str, &str); 5] = [
+            ("sources.aws.region", &a.region, names::valid_region(&a.region), "an AWS region", "e.g. `eu-west-1`"),
+            ("sources.aws.instance_type", &a.instance_type, names::valid_instance_type(&a.instance_type), "an EC2 instance type", "e.g. `t3.micro`"),
+            ("sources.aws.ssh_user", &a.ssh_user, names::valid_user(&a.ssh_user), "a valid user name", "use lowercase letters, digits, `_` and `-`, e.g. `admin` on Debian AMIs"),
+            ("sources.aws.ami_name", &a.ami_name, names::valid_ami_name(&a.ami_name), "a valid AMI name", "3 to 128 of: letters, digits, ( ) [ ] space . / - ' @ _ and the placeholders {image} {layer} {hash}"),
+            ("sources.aws.source_ami.name", &a.source_ami.name, names::one_line(&a.source_ami.name) && !a.source_ami.name.is_empty() && a.source_ami.name.len() <= 128, "an AMI name pattern", "an AMI name with `*` wildcards, on one line"),
+        ];
+        for (field, value, ok, what, hint) in checks {
+            if !ok {
+                return Err(bad(field, value, what, hint));
+            }
+        }
+        for r in &a.copy_to_regions {
+            if !names::valid_region(r) {
+                return Err(file
+                    .error_for(
+                        "sources.aws.copy_to_regions",
+                        Some(r),
+                        format!("{r:?} is not an AWS region"),
+                    )
+                    .with_hint("e.g. `eu-central-1`")
+                    .into());
+            }
+        }
+        for o in &a.source_ami.owners {
+            if !names::valid_owner(o) {
+                return Err(file
+                    .error_for(
+                        "sources.aws.source_ami.owners",
+                        Some(o),
+                        format!("{o:?} is not an AMI owner"),
+                    )
+                    .with_hint("a 12-digit account id, or `self`, `amazon`, `aws-marketplace`")
+                    .into());
+            }
+        }
+        if let Some(s) = &a.subnet_id {
+            if !names::valid_subnet(s) {
+                return Err(bad(
+                    "sources.aws.subnet_id",
+                    s,
+                    "a subnet id",
+                    "e.g. `subnet-0abc1234`",
+                ));
+            }
+        }
+        if !["x86_64", "arm64", "i386", "x86_64_mac", "arm64_mac"]
+            .contains(&a.source_ami.architecture.as_str())
+        {
+            return Err(bad(
+                "sources.aws.source_ami.architecture",
+                &a.source_ami.architecture,
+                "an EC2 architecture",
+                "`x86_64` or `arm64`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `meta/parbake.yml`: staged packages become apt arguments, so each must be a package name.
+pub(crate) fn check_role_meta(
+    file: &SourceFile,
+    meta: &model::RoleMetaFile,
+) -> Result<(), ConfigError> {
+    for p in &meta.stage_apt {
+        if !names::valid_apt_package(p) {
+            return Err(file
+                .error_for("stage_apt", Some(p), format!("{p:?} is not a Debian package name"))
+                .with_hint("write `name` or `name=version` (lowercase letters, digits, `+`, `-`, `.`); apt options are not accepted")
+                .into());
+        }
+    }
+    if let Some(d) = &meta.description {
+        if !names::one_line(d) {
+            return Err(file
+                .error_for(
+                    "description",
+                    None,
+                    "the description must be one line of text",
+                )
+                .into());
+        }
+    }
+    Ok(())
 }

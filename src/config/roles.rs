@@ -100,7 +100,7 @@ fn load_role(root: &Path, name: &str) -> Result<Role, ConfigError> {
         })
     };
     // A YAML syntax error in tasks is reported here, with its location, rather than by Ansible later.
-    let tasks_file = SourceFile::new(format!("roles/{name}/tasks/main.yml"), read(&tasks)?);
+    let tasks_file = SourceFile::ansible(format!("roles/{name}/tasks/main.yml"), read(&tasks)?);
     if !tasks_file.text.trim().is_empty() {
         tasks_file.parse::<serde_yaml::Value>()?;
     }
@@ -109,7 +109,7 @@ fn load_role(root: &Path, name: &str) -> Result<Role, ConfigError> {
     let mut meta_file = None;
     let meta_path = dir.join("meta/main.yml");
     if meta_path.is_file() {
-        let file = SourceFile::new(format!("roles/{name}/meta/main.yml"), read(&meta_path)?);
+        let file = SourceFile::ansible(format!("roles/{name}/meta/main.yml"), read(&meta_path)?);
         let value: serde_yaml::Value = if file.text.trim().is_empty() {
             serde_yaml::Value::Null
         } else {
@@ -146,11 +146,13 @@ fn load_role(root: &Path, name: &str) -> Result<Role, ConfigError> {
 
     let parbake_meta = dir.join("meta/parbake.yml");
     let meta = if parbake_meta.is_file() {
-        SourceFile::new(
+        let file = SourceFile::new(
             format!("roles/{name}/meta/parbake.yml"),
             read(&parbake_meta)?,
-        )
-        .parse()?
+        );
+        let meta: RoleMetaFile = file.parse()?;
+        super::check_role_meta(&file, &meta)?;
+        meta
     } else {
         RoleMetaFile::default()
     };

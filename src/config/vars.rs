@@ -2,6 +2,10 @@
 //! `launch_vars` are launch-time (written into user-data, never hashed); a value tagged
 //! `!secret ssm:/name` or `!secret file:/path` is a *reference* resolved on the instance at
 //! launch. A secret's value never passes through parbake, so it can never land in user-data.
+//!
+//! Plain vars are templated by Ansible as usual (`{{ other_var }}` works). A value tagged
+//! `!unsafe` is a *literal*: it reaches the roles byte for byte and is never templated, like
+//! Ansible's own `!unsafe`. Secrets are always passed that way.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,13 +20,33 @@ pub type Vars = BTreeMap<String, VarValue>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum VarValue {
     Plain(serde_json::Value),
+    /// `!unsafe VALUE`: passed to Ansible as unsafe, never templated.
+    Literal(serde_json::Value),
     Secret(SecretRef),
+}
+
+/// Ansible's JSON encoding of an unsafe value (`ansible.parsing.ajson`): vars files are read
+/// with that decoder, which wraps the inner value so that it is never templated.
+pub const ANSIBLE_UNSAFE_KEY: &str = "__ansible_unsafe";
+
+impl VarValue {
+    /// The value as Ansible must read it from a JSON vars file (None for a secret, which only
+    /// the instance resolves).
+    pub fn ansible_json(&self) -> Option<serde_json::Value> {
+        match self {
+            VarValue::Plain(v) => Some(v.clone()),
+            VarValue::Literal(v) => Some(serde_json::json!({ ANSIBLE_UNSAFE_KEY: v })),
+            VarValue::Secret(_) => None,
+        }
+    }
 }
 
 impl Serialize for VarValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             VarValue::Plain(v) => v.serialize(s),
+            // the same shape Ansible reads: a plain map of this shape means the same thing
+            VarValue::Literal(_) => self.ansible_json().serialize(s),
             VarValue::Secret(r) => {
                 use serde::ser::SerializeMap;
                 let mut m = s.serialize_map(Some(1))?;
@@ -94,6 +118,9 @@ pub fn check(
                 }
                 VarValue::Secret(secret)
             }
+            serde_yaml::Value::Tagged(t) if t.tag == "unsafe" => {
+                VarValue::Literal(to_json(file, &path, &t.value)?)
+            }
             other => VarValue::Plain(to_json(file, &path, other)?),
         };
         out.insert(name.clone(), converted);
@@ -142,9 +169,16 @@ fn to_json(
             } else if let Some(u) = n.as_u64() {
                 u.into()
             } else {
-                serde_json::Number::from_f64(n.as_f64().unwrap_or(0.0))
-                    .map(serde_json::Value::Number)
-                    .unwrap_or(serde_json::Value::Null)
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                match serde_json::Number::from_f64(f) {
+                    Some(n) => serde_json::Value::Number(n),
+                    None => {
+                        return Err(file
+                            .error_for(path, None, format!("`{n}` is not a finite number"))
+                            .with_hint("quote it to pass a string; vars are written as JSON, which has no infinity or NaN")
+                            .into())
+                    }
+                }
             }
         }
         Y::String(s) => s.clone().into(),
@@ -167,6 +201,12 @@ fn to_json(
                             .into())
                     }
                 };
+                if key.starts_with("__ansible_") {
+                    return Err(file
+                        .error_for(path, None, format!("map key `{key}` is reserved"))
+                        .with_hint("Ansible reads `__ansible_*` keys in JSON vars files as encodings (unsafe, vault); rename it, or tag the whole var `!unsafe` for a literal")
+                        .into());
+                }
                 obj.insert(key, to_json(file, path, val)?);
             }
             serde_json::Value::Object(obj)
@@ -174,7 +214,9 @@ fn to_json(
         Y::Tagged(t) => {
             return Err(file
                 .error_for(path, None, format!("unsupported YAML tag `!{}`", t.tag))
-                .with_hint("only a whole var can be `!secret`; other tags are not supported")
+                .with_hint(
+                    "only a whole var can be `!secret` or `!unsafe`; other tags are not supported",
+                )
                 .into())
         }
     })

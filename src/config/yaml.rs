@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
-use super::{ConfigError, Located};
+use super::{lint, ConfigError, Located};
 
 /// A config file as read from disk: the path shown to users and its text.
 #[derive(Debug, Clone)]
@@ -11,13 +11,30 @@ pub struct SourceFile {
     /// Path relative to the project root, as shown in messages.
     pub display: String,
     pub text: String,
+    /// parbake's own file (images, stacks, `meta/parbake.yml`): checked by [`lint`] before it
+    /// is deserialized. Ansible's files (tasks, `meta/main.yml`) keep Ansible's YAML rules.
+    strict: bool,
 }
 
+/// A UTF-8 byte order mark, which some editors write at the start of a file.
+const BOM: char = '\u{feff}';
+
 impl SourceFile {
+    /// One of parbake's own files. A leading byte order mark is dropped.
     pub fn new(display: impl Into<String>, text: impl Into<String>) -> Self {
+        let text: String = text.into();
         SourceFile {
             display: display.into(),
-            text: text.into(),
+            text: text.strip_prefix(BOM).map(str::to_string).unwrap_or(text),
+            strict: true,
+        }
+    }
+
+    /// A file that Ansible reads too (tags such as `!vault` and `!unsafe` are Ansible's).
+    pub fn ansible(display: impl Into<String>, text: impl Into<String>) -> Self {
+        SourceFile {
+            strict: false,
+            ..SourceFile::new(display, text)
         }
     }
 
@@ -26,8 +43,16 @@ impl SourceFile {
         if self.text.trim().is_empty() {
             return Err(self
                 .error_at(1, 1, None, "the file is empty")
-                .with_hint("see images/README.md for the fields an image or stack takes")
+                .with_hint("see the example files under images/ and the README's \"Concepts\" section for the fields an image or stack takes")
                 .into());
+        }
+        if self.strict {
+            if let Some(f) = lint::check(&self.text) {
+                return Err(self
+                    .error_at(f.line, f.column, None, f.message)
+                    .with_hint(f.hint)
+                    .into());
+            }
         }
         serde_yaml::from_str(&self.text).map_err(|e| self.locate_yaml_error(&e).into())
     }

@@ -160,6 +160,8 @@ pub fn render_all(
         }
     }
     let ud = userdata::render(plan)?;
+    // the launch spec decoded, for people: the user-data carries it in base64
+    files.push(RenderedFile::text("launch.json", ud.spec_json.clone()));
     if ud.gzipped {
         files.push(RenderedFile::text("user-data.txt", ud.text.clone()));
     }

@@ -116,10 +116,7 @@ pub fn render(
         let q = image.def.sources.qemu.as_ref().unwrap();
         files.push(RenderedFile::text(
             "seed/user-data",
-            format!(
-                "#cloud-config\n# parbake builder VM: lets Packer log in once with a key made for this bake.\nssh_authorized_keys:\n  - {}\nssh_pwauth: false\nusers:\n  - default\nsystem_info:\n  default_user:\n    name: {}\n",
-                opts.ssh_public_key, q.ssh_user
-            ),
+            builder_seed(&opts.ssh_public_key, &q.ssh_user),
         ));
         files.push(RenderedFile::text(
             "seed/meta-data",
@@ -130,6 +127,20 @@ pub fn render(
         ));
     }
     files
+}
+
+/// The builder VM's NoCloud user-data: one login for Packer with the key made for this bake.
+/// Serialized, so the key and the (validated) user name stay values.
+fn builder_seed(public_key: &str, ssh_user: &str) -> String {
+    let config = json!({
+        "ssh_authorized_keys": [public_key],
+        "ssh_pwauth": false,
+        "users": ["default"],
+        "system_info": {"default_user": {"name": ssh_user}},
+    });
+    "#cloud-config\n# parbake builder VM: lets Packer log in once with a key made for this bake.\n"
+        .to_string()
+        + &serde_yaml::to_string(&config).expect("seed serializes")
 }
 
 fn parent_hash(layer: &Layer) -> &str {

@@ -2,10 +2,10 @@
 //! runs the layer's roles, its vars and ansible.cfg, the driver and clean-up scripts, the
 //! dependency shims and the runtime. Packer uploads it to /tmp/parbake-payload.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::{RenderOptions, RenderedFile};
-use crate::config::{Project, VarValue};
+use crate::config::Project;
 use crate::plan::{Layer, LayerKind, Plan};
 use crate::runtime;
 
@@ -15,8 +15,8 @@ pub const PAYLOAD: &str = "/tmp/parbake-payload";
 pub fn bake_vars(plan: &Plan, layer: &Layer) -> Value {
     let mut vars = Map::new();
     for (k, v) in &layer.vars {
-        if let VarValue::Plain(v) = v {
-            vars.insert(k.clone(), v.clone());
+        if let Some(v) = v.ansible_json() {
+            vars.insert(k.clone(), v);
         }
     }
     let stack = match layer.kind {
@@ -125,9 +125,12 @@ rm -rf /tmp/parbake-payload /run/parbake
 sync
 ";
 
+/// The bake playbook, serialized from a value: role and package names are validated at load
+/// time, and even so reach the YAML only through the serializer. Only the header comment is
+/// formatted, from validated names and hex hashes.
 fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
     let home = runtime::IMAGE_HOME;
-    let mut s = format!(
+    let mut header = format!(
         "# parbake bake playbook: layer {index} `{name}` ({hash}), image `{image}`, target {target}.\n",
         index = layer.index,
         name = layer.name,
@@ -135,96 +138,127 @@ fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
         image = plan.image,
         target = plan.target,
     );
+    let mut plays = Vec::new();
     if layer.kind == LayerKind::Base {
-        s.push_str(&format!(
+        header.push_str(&format!(
             "# Installs every role and the parbake runtime at {home}, stages packages for launch roles,\n\
-             # runs this layer's roles, then records the image manifest.\n\
-             - name: \"parbake: install roles and runtime\"\n\
-             \x20 hosts: localhost\n\
-             \x20 connection: local\n\
-             \x20 gather_facts: false\n\
-             \x20 tasks:\n\
-             \x20   - name: Create {home}\n\
-             \x20     ansible.builtin.file:\n\
-             \x20       path: \"{{{{ item }}}}\"\n\
-             \x20       state: directory\n\
-             \x20       mode: \"0755\"\n\
-             \x20     loop: [{home}/roles, {home}/bin, {home}/lib/callback_plugins, {home}/layers]\n\
-             \x20   - name: Install every role (run now or later) at {home}/roles\n\
-             \x20     ansible.builtin.command: cp -a --no-preserve=ownership {PAYLOAD}/all-roles/. {home}/roles/\n\
-             \x20     changed_when: true\n\
-             \x20   - name: Install the launch runner\n\
-             \x20     ansible.builtin.copy:\n\
-             \x20       src: {PAYLOAD}/runtime/parbake-roles\n\
-             \x20       dest: {home}/bin/parbake-roles\n\
-             \x20       remote_src: true\n\
-             \x20       mode: \"0755\"\n\
-             \x20   - name: Install the events callback\n\
-             \x20     ansible.builtin.copy:\n\
-             \x20       src: {PAYLOAD}/runtime/parbake_events.py\n\
-             \x20       dest: {home}/lib/callback_plugins/parbake_events.py\n\
-             \x20       remote_src: true\n\
-             \x20       mode: \"0644\"\n"
+             # runs this layer's roles, then records the image manifest.\n"
         ));
-        let packages: Vec<&String> = {
-            let mut p: Vec<&String> = layer.stage_apt.values().flatten().collect();
-            p.sort();
-            p.dedup();
-            p
-        };
-        if !packages.is_empty() {
-            s.push_str(&format!(
-                "\x20   - name: Refresh the package lists\n\
-                 \x20     ansible.builtin.apt:\n\
-                 \x20       update_cache: true\n\
-                 \x20   - name: Stage packages of launch roles ({roles}) so launch needs no mirror\n\
-                 \x20     ansible.builtin.command:\n\
-                 \x20       argv: [apt-get, install, --yes, --download-only, --no-install-recommends, {pkgs}]\n\
-                 \x20     register: parbake_stage\n\
-                 \x20     changed_when: \"'Download complete' in parbake_stage.stdout or 'Fetched' in parbake_stage.stdout\"\n\
-                 \x20     environment:\n\
-                 \x20       DEBIAN_FRONTEND: noninteractive\n",
-                roles = layer.stage_apt.keys().cloned().collect::<Vec<_>>().join(", "),
-                pkgs = packages.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
-            ));
-        }
+        plays.push(install_play(layer));
     } else {
-        s.push_str(&format!(
+        header.push_str(&format!(
             "# Runs the promoted roles on top of layer {parent}; roles baked there resolve to shims.\n",
             parent = &layer.parent.trim_start_matches("layer:")[..12]
         ));
     }
-    s.push_str(&format!(
-        "- name: \"parbake: bake layer {index} {name}\"\n\
-         \x20 hosts: localhost\n\
-         \x20 connection: local\n\
-         \x20 gather_facts: true\n\
-         \x20 vars_files: [{PAYLOAD}/vars.json]\n\
-         \x20 roles:{roles}\n\
-         - name: \"parbake: record the image manifest\"\n\
-         \x20 hosts: localhost\n\
-         \x20 connection: local\n\
-         \x20 gather_facts: false\n\
-         \x20 tasks:\n\
-         \x20   - name: Write {home}/manifest.json and this layer's copy\n\
-         \x20     ansible.builtin.copy:\n\
-         \x20       src: {PAYLOAD}/manifest.json\n\
-         \x20       dest: \"{{{{ item }}}}\"\n\
-         \x20       remote_src: true\n\
-         \x20       mode: \"0644\"\n\
-         \x20     loop: [{home}/manifest.json, {home}/layers/{index}-{hash}.json]\n",
-        index = layer.index,
-        name = layer.name,
-        hash = layer.hash,
-        roles = if layer.runs.is_empty() {
-            " []".to_string()
-        } else {
-            layer
-                .runs
-                .iter()
-                .map(|r| format!("\n    - {r}"))
-                .collect::<String>()
-        },
-    ));
-    s
+    plays.push(json!({
+        "name": format!("parbake: bake layer {} {}", layer.index, layer.name),
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": true,
+        "vars_files": [format!("{PAYLOAD}/vars.json")],
+        "roles": layer.runs,
+    }));
+    plays.push(json!({
+        "name": "parbake: record the image manifest",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": false,
+        "tasks": [{
+            "name": format!("Write {home}/manifest.json and this layer's copy"),
+            "ansible.builtin.copy": {
+                "src": format!("{PAYLOAD}/manifest.json"),
+                "dest": "{{ item }}",
+                "remote_src": true,
+                "mode": "0644",
+            },
+            "loop": [
+                format!("{home}/manifest.json"),
+                format!("{home}/layers/{}-{}.json", layer.index, layer.hash),
+            ],
+        }],
+    }));
+    header + &serde_yaml::to_string(&name_first(Value::Array(plays))).expect("playbook serializes")
+}
+
+/// The same value for YAML, with `name:` first in every mapping (the rest stay sorted), as
+/// Ansible playbooks are read.
+fn name_first(v: Value) -> serde_yaml::Value {
+    match v {
+        Value::Array(items) => {
+            serde_yaml::Value::Sequence(items.into_iter().map(name_first).collect())
+        }
+        Value::Object(map) => {
+            let mut out = serde_yaml::Mapping::new();
+            let (first, rest): (Vec<_>, Vec<_>) = map.into_iter().partition(|(k, _)| k == "name");
+            for (k, v) in first.into_iter().chain(rest) {
+                out.insert(serde_yaml::Value::String(k), name_first(v));
+            }
+            serde_yaml::Value::Mapping(out)
+        }
+        other => serde_yaml::to_value(other).expect("a JSON scalar is a YAML scalar"),
+    }
+}
+
+/// The base layer's first play: every role and the runtime onto the image, and the packages
+/// of launch roles staged in apt's cache.
+fn install_play(layer: &Layer) -> Value {
+    let home = runtime::IMAGE_HOME;
+    let mut tasks = vec![
+        json!({
+            "name": format!("Create {home}"),
+            "ansible.builtin.file": {"path": "{{ item }}", "state": "directory", "mode": "0755"},
+            "loop": [format!("{home}/roles"), format!("{home}/bin"), format!("{home}/lib/callback_plugins"), format!("{home}/layers")],
+        }),
+        json!({
+            "name": format!("Install every role (run now or later) at {home}/roles"),
+            "ansible.builtin.command": {
+                "argv": ["cp", "-a", "--no-preserve=ownership", format!("{PAYLOAD}/all-roles/."), format!("{home}/roles/")],
+            },
+            "changed_when": true,
+        }),
+        json!({
+            "name": "Install the launch runner",
+            "ansible.builtin.copy": {"src": format!("{PAYLOAD}/runtime/parbake-roles"), "dest": format!("{home}/bin/parbake-roles"), "remote_src": true, "mode": "0755"},
+        }),
+        json!({
+            "name": "Install the events callback",
+            "ansible.builtin.copy": {"src": format!("{PAYLOAD}/runtime/parbake_events.py"), "dest": format!("{home}/lib/callback_plugins/parbake_events.py"), "remote_src": true, "mode": "0644"},
+        }),
+    ];
+    let mut packages: Vec<&String> = layer.stage_apt.values().flatten().collect();
+    packages.sort();
+    packages.dedup();
+    if !packages.is_empty() {
+        let mut argv: Vec<&str> = vec![
+            "apt-get",
+            "install",
+            "--yes",
+            "--download-only",
+            "--no-install-recommends",
+            "--",
+        ];
+        argv.extend(packages.iter().map(|p| p.as_str()));
+        tasks.push(json!({
+            "name": "Refresh the package lists",
+            "ansible.builtin.apt": {"update_cache": true},
+        }));
+        tasks.push(json!({
+            "name": format!(
+                "Stage packages of launch roles ({}) so launch needs no mirror",
+                layer.stage_apt.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            "ansible.builtin.command": {"argv": argv},
+            "register": "parbake_stage",
+            "changed_when": "'Download complete' in parbake_stage.stdout or 'Fetched' in parbake_stage.stdout",
+            "environment": {"DEBIAN_FRONTEND": "noninteractive"},
+        }));
+    }
+    json!({
+        "name": "parbake: install roles and runtime",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": false,
+        "tasks": tasks,
+    })
 }

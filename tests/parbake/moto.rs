@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use parbake::aws::ec2::{Ec2, Endpoint};
+
+use crate::util::launch_spec;
 use parbake::config::SourceAmi;
 
 use crate::util::repo;
@@ -207,14 +209,6 @@ fn layer_lookup_finds_only_amis_tagged_with_that_layer_hash() {
             .await
             .unwrap();
     });
-}
-
-/// `parbake ARGS` in the repo's project against moto, with the test-only provisioning switch.
-/// The launch spec inside a user-data (the first write_files entry).
-fn launch_spec(user_data: &str) -> serde_json::Value {
-    let doc: serde_yaml::Value = serde_yaml::from_str(user_data).unwrap();
-    let content = doc["write_files"][0]["content"].as_str().unwrap();
-    serde_json::from_str(content).unwrap()
 }
 
 fn spec_roles(spec: &serde_json::Value) -> Vec<String> {

@@ -149,3 +149,16 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The launch spec inside a user-data: the first write_files entry, base64.
+pub fn launch_spec(user_data: &str) -> serde_json::Value {
+    use base64::Engine;
+    let doc: serde_yaml::Value = serde_yaml::from_str(user_data).unwrap();
+    let entry = &doc["write_files"][0];
+    assert_eq!(entry["path"].as_str(), Some("/var/lib/parbake/launch.json"));
+    assert_eq!(entry["encoding"].as_str(), Some("b64"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(entry["content"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}

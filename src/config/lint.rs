@@ -1,0 +1,274 @@
+//! A structural pass over parbake's own YAML files, on the very parser the deserializer uses
+//! (libyaml, through `libyaml-rs`), before they are deserialized. It refuses, at their line:
+//! - any tag other than parbake's `!secret` and `!unsafe` (`!!python/…`, `!!secret`, `!vault`…),
+//!   which serde would otherwise read as a plain value;
+//! - a key written twice in one mapping (serde keeps the last one silently, or reports 1:1);
+//! - merge keys (`<<`), which serde passes on as a literal `"<<"` key.
+//!
+//! A document libyaml cannot parse passes here untouched: the deserializer then reports the
+//! syntax error with its own location.
+
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+
+use libyaml_rs as sys;
+
+/// Tags parbake gives a meaning to; libyaml reports local tags with their `!`.
+pub const ALLOWED_TAGS: [&str; 2] = ["!secret", "!unsafe"];
+
+/// One finding: 1-based line and column, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+/// Events the pass needs, with owned data and their start position.
+enum Event {
+    Scalar {
+        tag: Option<String>,
+        value: String,
+        plain: bool,
+    },
+    Alias,
+    Start {
+        tag: Option<String>,
+        mapping: bool,
+    },
+    End,
+    Other,
+}
+
+/// libyaml's parser on the heap (it must not move once initialised), freed on drop.
+struct Parser {
+    sys: Box<MaybeUninit<sys::yaml_parser_t>>,
+    _input: Vec<u8>,
+}
+
+impl Parser {
+    fn new(text: &str) -> Option<Parser> {
+        let input = text.as_bytes().to_vec();
+        let mut sys = Box::new(MaybeUninit::<sys::yaml_parser_t>::uninit());
+        // SAFETY: the parser is initialised in place on the heap before any other call, and
+        // the input buffer lives in `self` for as long as the parser does.
+        unsafe {
+            if sys::yaml_parser_initialize(sys.as_mut_ptr()).fail {
+                return None;
+            }
+            sys::yaml_parser_set_encoding(sys.as_mut_ptr(), sys::YAML_UTF8_ENCODING);
+            sys::yaml_parser_set_input_string(sys.as_mut_ptr(), input.as_ptr(), input.len() as _);
+        }
+        Some(Parser { sys, _input: input })
+    }
+
+    /// The next event and its 0-based (line, column); None at a syntax error.
+    fn next(&mut self) -> Option<(Event, usize, usize)> {
+        let mut raw = MaybeUninit::<sys::yaml_event_t>::uninit();
+        // SAFETY: the parser was initialised in `new`; a successful parse initialises the
+        // event, which is read here and deleted before returning.
+        unsafe {
+            if sys::yaml_parser_parse(self.sys.as_mut_ptr(), raw.as_mut_ptr()).fail {
+                return None;
+            }
+            let ev = raw.as_mut_ptr();
+            let mark = (*ev).start_mark;
+            let event = match (*ev).type_ {
+                sys::YAML_SCALAR_EVENT => {
+                    let s = (*ev).data.scalar;
+                    let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
+                    Event::Scalar {
+                        tag: c_string(s.tag),
+                        value: String::from_utf8_lossy(bytes).into_owned(),
+                        plain: s.style == sys::YAML_PLAIN_SCALAR_STYLE,
+                    }
+                }
+                sys::YAML_ALIAS_EVENT => Event::Alias,
+                sys::YAML_SEQUENCE_START_EVENT => Event::Start {
+                    tag: c_string((*ev).data.sequence_start.tag),
+                    mapping: false,
+                },
+                sys::YAML_MAPPING_START_EVENT => Event::Start {
+                    tag: c_string((*ev).data.mapping_start.tag),
+                    mapping: true,
+                },
+                sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => Event::End,
+                sys::YAML_STREAM_END_EVENT => {
+                    sys::yaml_event_delete(ev);
+                    return None;
+                }
+                _ => Event::Other,
+            };
+            sys::yaml_event_delete(ev);
+            Some((event, mark.line as usize, mark.column as usize))
+        }
+    }
+}
+
+impl Drop for Parser {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new` (a failed initialisation never builds a Parser).
+        unsafe { sys::yaml_parser_delete(self.sys.as_mut_ptr()) }
+    }
+}
+
+/// SAFETY: `p` is null or a NUL-terminated string owned by a live event.
+unsafe fn c_string(p: *mut u8) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    let c = unsafe { std::ffi::CStr::from_ptr(p as *const std::ffi::c_char) };
+    Some(c.to_string_lossy().into_owned())
+}
+
+/// Where the walk is: inside a mapping (expecting a key or a value) or a sequence.
+enum Frame {
+    Mapping {
+        keys: BTreeMap<String, usize>,
+        expect_key: bool,
+    },
+    Sequence,
+}
+
+/// The first finding in `text`, if any.
+pub fn check(text: &str) -> Option<Finding> {
+    let mut parser = Parser::new(text)?;
+    let mut stack: Vec<Frame> = Vec::new();
+    while let Some((event, line, column)) = parser.next() {
+        let at = |message: String, hint: &'static str| Finding {
+            line: line + 1,
+            column: column + 1,
+            message,
+            hint,
+        };
+        let tag = match &event {
+            Event::Scalar { tag, .. } | Event::Start { tag, .. } => tag.as_deref(),
+            _ => None,
+        };
+        if let Some(tag) = tag {
+            if !ALLOWED_TAGS.contains(&tag) {
+                return Some(at(
+                    format!("YAML tag `{}` is not accepted", short_tag(tag)),
+                    "parbake reads only its own tags: `!secret` (a reference fetched on the instance) and `!unsafe` (a value passed on literally, never templated)",
+                ));
+            }
+        }
+        // Is this event a mapping key? Then check it; either way advance the mapping state.
+        let is_key = matches!(
+            stack.last(),
+            Some(Frame::Mapping {
+                expect_key: true,
+                ..
+            })
+        );
+        if is_key {
+            if let Event::Scalar { value, plain, .. } = &event {
+                if *plain && value == "<<" {
+                    return Some(at(
+                        "merge keys (`<<`) are not supported".into(),
+                        "write the keys out in full; anchors and aliases (`&name`, `*name`) still work as values",
+                    ));
+                }
+                if let Some(Frame::Mapping { keys, .. }) = stack.last_mut() {
+                    if let Some(first) = keys.get(value) {
+                        return Some(at(
+                            format!("key `{value}` is written twice in this mapping (first at line {first})"),
+                            "remove one of them: YAML keeps only one value per key",
+                        ));
+                    }
+                    keys.insert(value.clone(), line + 1);
+                }
+            }
+        }
+        // every node (scalar, alias, collection) fills the parent's key or value slot
+        if matches!(
+            event,
+            Event::Scalar { .. } | Event::Alias | Event::Start { .. }
+        ) {
+            if let Some(Frame::Mapping { expect_key, .. }) = stack.last_mut() {
+                *expect_key = !*expect_key;
+            }
+        }
+        if matches!(event, Event::End) {
+            stack.pop();
+        }
+        if let Event::Start { mapping, .. } = event {
+            stack.push(if mapping {
+                Frame::Mapping {
+                    keys: BTreeMap::new(),
+                    expect_key: true,
+                }
+            } else {
+                Frame::Sequence
+            });
+        }
+    }
+    None
+}
+
+/// `tag:yaml.org,2002:str` reads better as written: `!!str`.
+fn short_tag(tag: &str) -> String {
+    match tag.strip_prefix("tag:yaml.org,2002:") {
+        Some(rest) => format!("!!{rest}"),
+        None => tag.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(text: &str) -> Option<(usize, String)> {
+        check(text).map(|f| (f.line, f.message))
+    }
+
+    #[test]
+    fn accepts_plain_documents_and_own_tags() {
+        assert_eq!(
+            finding("a: 1\nb: [x, y]\nc: {d: 1, e: [1, {f: 2}]}\n"),
+            None
+        );
+        assert_eq!(finding("v: !secret ssm:/x\nw: !unsafe '{{ x }}'\n"), None);
+        assert_eq!(finding("- a: 1\n  b: 2\n- a: 1\n  b: 2\n"), None);
+        assert_eq!(finding("a: &x {k: 1}\nb: *x\n"), None);
+        assert_eq!(finding("a: [1, 1, 1]\n"), None);
+    }
+
+    #[test]
+    fn refuses_other_tags_at_their_line() {
+        let (line, msg) = finding("a: 1\nb: !!secret hunter2\n").unwrap();
+        assert_eq!(line, 2);
+        assert!(msg.contains("`!!secret`"), "{msg}");
+        assert!(finding("a: !!python/object:os.system ls\n").is_some());
+        assert!(finding("a: !vault |\n  x\n").is_some());
+        assert!(finding("a: !!str 1\n").is_some());
+        assert!(finding("a: !!map {b: 1}\n").is_some());
+    }
+
+    #[test]
+    fn refuses_duplicate_keys_at_the_second() {
+        let (line, msg) = finding("vars:\n  a: 1\n  b: 2\n  a: 3\n").unwrap();
+        assert_eq!(line, 4);
+        assert!(msg.contains("first at line 2"), "{msg}");
+        assert_eq!(finding("a: 1\nb:\n  c: 1\na: 2\n").unwrap().0, 4);
+        // the same key in sibling mappings is fine
+        assert_eq!(finding("x: {a: 1}\ny: {a: 1}\n"), None);
+        // a key after a nested mapping value is still a key
+        assert_eq!(finding("x:\n  a: {b: 1}\n  a: 2\n").unwrap().0, 3);
+    }
+
+    #[test]
+    fn refuses_merge_keys() {
+        let (line, msg) = finding("base: &b {x: 1}\nvars:\n  <<: *b\n").unwrap();
+        assert_eq!(line, 3);
+        assert!(msg.contains("merge keys"));
+        // a quoted "<<" is an ordinary key
+        assert_eq!(finding("'<<': 1\n"), None);
+    }
+
+    #[test]
+    fn leaves_syntax_errors_to_the_deserializer() {
+        assert_eq!(finding("a: [1, 2\n"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! The rules for every name and word that reaches a generated file: stack and image names
+//! (file names), SSH users, Debian package names, EC2 identifiers. A name that passes can be
+//! written into comments, paths and tags as it is; everything else is refused at load time.
+
+/// Longest stack or image name: layer names join them, and AMI names and tags have limits.
+pub const NAME_MAX: usize = 64;
+
+/// Stack, image (and role) names: ASCII letters, digits, `_` and `-`, not starting with `-`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= NAME_MAX
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A login name as `useradd` takes it by default: `[a-z_][a-z0-9_-]*`, at most 32.
+pub fn valid_user(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && name.len() <= 32
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// A Debian package name (policy 5.6.1), optionally `=version` (policy 5.6.12).
+pub fn valid_apt_package(spec: &str) -> bool {
+    let (name, version) = match spec.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    };
+    let name_ok = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    let version_ok = version.is_none_or(|v| {
+        v.starts_with(|c: char| c.is_ascii_digit())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
+    });
+    name_ok && version_ok
+}
+
+/// An AWS region such as `eu-west-1` or `us-gov-west-1`.
+pub fn valid_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && r.len() <= 32
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+/// An EC2 instance type such as `t3.micro` or `m7i-flex.large`.
+pub fn valid_instance_type(t: &str) -> bool {
+    match t.split_once('.') {
+        Some((family, size)) => [family, size].iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 32
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        }),
+        None => false,
+    }
+}
+
+/// `subnet-` and hex digits.
+pub fn valid_subnet(s: &str) -> bool {
+    s.strip_prefix("subnet-")
+        .is_some_and(|h| !h.is_empty() && h.len() <= 32 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// An AMI owner: a 12-digit account, or `self`, `amazon`, `aws-marketplace`.
+pub fn valid_owner(o: &str) -> bool {
+    (o.len() == 12 && o.chars().all(|c| c.is_ascii_digit()))
+        || ["self", "amazon", "aws-marketplace"].contains(&o)
+}
+
+/// Characters EC2 allows in an AMI name (plus `{` `}` for parbake's placeholders), 3 to 128.
+pub fn valid_ami_name(n: &str) -> bool {
+    (3..=128).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_{}".contains(c))
+}
+
+/// Free text that stays on one line: no control characters and no Unicode line breaks.
+pub fn one_line(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["web", "debian12", "a_b-c", "W3"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        let long = "x".repeat(65);
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a\nb",
+            "a.b",
+            "a/b",
+            "é",
+            "a\u{2028}b",
+            &long,
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn users() {
+        assert!(valid_user("debian") && valid_user("ec2-user") && valid_user("_svc1"));
+        for bad in ["", "Root", "1abc", "a b", "a;id", "a\n", &"a".repeat(33)] {
+            assert!(!valid_user(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn apt_packages() {
+        for ok in [
+            "nginx",
+            "python3-venv",
+            "libstdc++6",
+            "g++",
+            "nginx=1.22.1-9",
+            "a0=1:2.3~rc1+b1",
+        ] {
+            assert!(valid_apt_package(ok), "{ok}");
+        }
+        for bad in [
+            "--allow-unauthenticated",
+            "-o",
+            "Nginx",
+            "x",
+            "a b",
+            "nginx=",
+            "nginx=a",
+            "nginx=1 2",
+            "a/b",
+            "nginx\n",
+        ] {
+            assert!(!valid_apt_package(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn aws_words() {
+        assert!(valid_region("eu-west-1") && valid_region("us-gov-west-1"));
+        assert!(
+            !valid_region("eu-west") && !valid_region("EU-west-1") && !valid_region("eu west-1")
+        );
+        assert!(valid_instance_type("t3.micro") && valid_instance_type("m7i-flex.large"));
+        assert!(!valid_instance_type("t3") && !valid_instance_type("t3.micro\n"));
+        assert!(valid_subnet("subnet-0abc12") && !valid_subnet("subnet-") && !valid_subnet("sg-1"));
+        assert!(valid_owner("136693071363") && valid_owner("amazon") && !valid_owner("1234"));
+        assert!(
+            valid_ami_name("parbake-{image}-{layer}-{hash}")
+                && !valid_ami_name("a\nb")
+                && !valid_ami_name("ab")
+        );
+        assert!(!one_line("a b\t") && one_line("root=/dev/vda rw"));
+    }
+}
