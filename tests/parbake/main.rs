@@ -10,6 +10,7 @@ mod hostile;
 mod moto;
 mod pipeline;
 mod planner;
+mod properties;
 mod runner;
 mod snapshots;
 mod tags;
