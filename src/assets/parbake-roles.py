@@ -532,7 +532,7 @@ def launch(args):
                     proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", playbook],
                                           stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN)
             finally:
-                for path in (vars_path, secrets_path):
+                for path in (vars_path, secrets_path, vars_path + ".tmp", secrets_path + ".tmp"):
                     if os.path.exists(path):
                         os.unlink(path)
             results = role_results(events, todo)
