@@ -12,6 +12,19 @@ Writes /var/lib/parbake/status.json (per-role status and duration), logs to
 `status_tag` in the launch spec (EC2), it also tags its instance `parbake:status`, signing
 CreateTags with the instance profile's credentials from IMDSv2; best effort.
 Python standard library only.
+
+Values and templating (launch spec format 2; format 1 specs are read with no `literal`):
+- `vars` are plain vars: Ansible templates them as usual, so `{{ 1 + 1 }}` becomes 2.
+- `literal` names vars the user tagged `!unsafe`; `secrets` are references (`ssm:`, `file:`)
+  resolved here. Both reach the roles byte for byte and are never templated: the vars file
+  carries them in Ansible's own encoding of unsafe values, {"__ansible_unsafe": value}.
+  A `file:` secret loses its trailing newlines, nothing else. (Ansible still turns the result
+  of a template that is exactly a list, dict, True or False literal into that type; that is
+  Ansible's type conversion of a template's output, and it evaluates nothing.)
+- Secret values never reach status.json, the console, the events file or the console copy
+  of launch.log's tail: each is shown as <secret NAME>, as are its shell-quoted, JSON-escaped
+  and repr forms and, for a multi-line secret, each of its lines. launch.log itself holds
+  Ansible's full output and is readable by root only.
 """
 import argparse
 import fcntl
@@ -19,6 +32,7 @@ import hashlib
 import hmac
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +42,10 @@ import urllib.request
 
 STATUS_FORMAT = 1
 MANIFEST_FORMAT = 1
+SPEC_FORMATS = (1, 2)
+# keys Ansible's JSON decoder turns into unsafe or vault values: a literal holding one as a
+# map key cannot be passed through unchanged, so it is refused
+ANSIBLE_JSON_TAGS = ("__ansible_unsafe", "__ansible_vault")
 ROOT = os.environ.get("PARBAKE_ROOT", "/")
 HOME = os.path.join(ROOT, "opt/parbake")
 STATE = os.path.join(ROOT, "var/lib/parbake")
@@ -63,6 +81,62 @@ def console(line):
 
 class Failure(Exception):
     pass
+
+
+# name -> value of every secret resolved in this run; redact() hides them wherever shown
+RESOLVED = {}
+
+
+def secret_forms(secrets):
+    """{form: name}: each way a secret value can be shown: the value, the value shell-quoted
+    and, for a multi-line one, each line (as is and stripped); each of those as is,
+    JSON-escaped (ASCII or not) and in a Python repr (ascii() too)."""
+    forms = {}
+    for name, value in sorted(secrets.items()):
+        if not isinstance(value, str) or not value:
+            continue
+        bases = [value, shlex.quote(value)]
+        lines = value.splitlines()
+        if len(lines) > 1:
+            bases += lines + [line.strip() for line in lines]
+        for base in bases:
+            if not base.strip():
+                continue
+            for form in (base, json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
+                         repr(base)[1:-1], ascii(base)[1:-1]):
+                forms.setdefault(form, name)
+    return forms
+
+
+def redact(text, secrets):
+    """text with every shown form of each secret replaced by <secret NAME>. Overlapping
+    matches (of one secret or several) are hidden together, so no part of either remains.
+    The same function as in parbake_events.py; tests/fixtures/check_redact.py keeps them so."""
+    if not isinstance(text, str) or not secrets:
+        return text
+    spans = []
+    for form, name in secret_forms(secrets).items():
+        i = text.find(form)
+        while i != -1:
+            spans.append((i, i + len(form), name))
+            i = text.find(form, i + 1)
+    if not spans:
+        return text
+    spans.sort()
+    out, pos, cur = [], 0, None
+    for start, end, name in spans + [(len(text) + 1, 0, None)]:
+        if cur is not None and start < cur[1]:
+            cur[1] = max(cur[1], end)
+            if name not in cur[2]:
+                cur[2].append(name)
+            continue
+        if cur is not None:
+            out.append(text[pos:cur[0]])
+            out.append("".join("<secret %s>" % n for n in cur[2]))
+            pos = cur[1]
+        cur = [start, end, [name]]
+    out.append(text[pos:])
+    return "".join(out)
 
 
 IMDS = os.environ.get("PARBAKE_IMDS", "http://169.254.169.254")
@@ -121,7 +195,7 @@ def tag_instance(status):
         body = urllib.parse.urlencode(sorted({
             "Action": "CreateTags", "Version": "2016-11-15", "ResourceId.1": instance,
             "Tag.1.Key": "parbake:status", "Tag.1.Value": status["state"],
-            "Tag.2.Key": "parbake:status-detail", "Tag.2.Value": detail[:255],
+            "Tag.2.Key": "parbake:status-detail", "Tag.2.Value": redact(detail, RESOLVED)[:255],
         }.items())).encode()
         headers = sigv4_headers("POST", endpoint, region, "ec2", body, creds["AccessKeyId"],
                                 creds["SecretAccessKey"], creds.get("Token"))
@@ -130,7 +204,7 @@ def tag_instance(status):
         console("parbake: tagged instance %s parbake:status=%s" % (instance, status["state"]))
     except Exception as e:  # IAM may not allow it, or this is not EC2: the result stands
         console("parbake: could not tag the instance with its status (%s); status.json and "
-                "this console line are the record" % e)
+                "this console line are the record" % redact(str(e), RESOLVED))
 
 
 def check_image(spec, manifest):
@@ -161,25 +235,43 @@ def check_image(spec, manifest):
                       + ". Regenerate the user-data for this image (parbake userdata) or rebake.")
 
 
+def secret_text(name, where, data):
+    """The secret's bytes as text, or a Failure that shows none of them."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Failure("secret %s: %s is not UTF-8 text (byte %d); Ansible vars are text"
+                      % (name, where, e.start)) from None
+
+
 def resolve_secret(name, ref):
+    """The secret's value, exactly: a file's content or an SSM parameter's value, less its
+    trailing newlines. Recorded in RESOLVED, so that redact() hides it from then on."""
+    if not isinstance(ref, str):
+        raise Failure("secret %s: the reference must be a string, not %s" % (name, type(ref).__name__))
     if ref.startswith("file:"):
         try:
-            with open(ref[5:]) as f:
-                return f.read().rstrip("\n")
+            with open(ref[5:], "rb") as f:
+                data = f.read()
         except OSError as e:
-            raise Failure("secret %s: cannot read %s: %s" % (name, ref[5:], e))
-    if ref.startswith("ssm:"):
+            raise Failure("secret %s: cannot read %s: %s" % (name, ref[5:], e.strerror or e)) from None
+        value = secret_text(name, ref[5:], data).rstrip("\n")
+    elif ref.startswith("ssm:"):
         aws = shutil.which("aws")
         if not aws:
             raise Failure("secret %s: %s needs the aws CLI on the image to read SSM Parameter Store"
                           % (name, ref))
         out = subprocess.run([aws, "ssm", "get-parameter", "--with-decryption", "--name", ref[4:],
                               "--query", "Parameter.Value", "--output", "text"],
-                             capture_output=True, text=True)
+                             capture_output=True)
         if out.returncode != 0:
-            raise Failure("secret %s: aws ssm get-parameter failed: %s" % (name, out.stderr.strip()[-300:]))
-        return out.stdout.rstrip("\n")
-    raise Failure("secret %s: unknown reference %s" % (name, ref))
+            raise Failure("secret %s: aws ssm get-parameter failed: %s"
+                          % (name, out.stderr.decode("utf-8", "replace").strip()[-300:]))
+        value = secret_text(name, ref, out.stdout).rstrip("\n")
+    else:
+        raise Failure("secret %s: unknown reference %s" % (name, ref))
+    RESOLVED[name] = value
+    return value
 
 
 def role_results(events_path, names):
@@ -206,11 +298,111 @@ def role_results(events_path, names):
     return res
 
 
+def read_spec(path):
+    """The launch spec and its digest. Formats 1 and 2; a field a format 1 spec lacks is empty."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise Failure("cannot read the launch spec %s: %s" % (path, e.strerror or e)) from None
+    try:
+        spec = json.loads(raw)
+    except ValueError as e:
+        raise Failure("the launch spec %s is not JSON: %s" % (path, e)) from None
+    if not isinstance(spec, dict):
+        raise Failure("the launch spec %s is not a JSON object" % path)
+    fmt = spec.get("format")
+    if type(fmt) is not int or fmt not in SPEC_FORMATS:
+        raise Failure("the launch spec %s has format %s; this runner reads formats %s. Generate the "
+                      "user-data with the parbake release that baked this image (parbake userdata), "
+                      "or rebake" % (path, json.dumps(fmt), " and ".join(map(str, SPEC_FORMATS))))
+    for field, kind, empty in (("stack", str, None), ("image", str, None), ("roles", list, None),
+                               ("baked", dict, {}), ("vars", dict, {}), ("literal", list, []),
+                               ("secrets", dict, {})):
+        if spec.get(field) is None and empty is not None:
+            spec[field] = type(empty)()
+        if not isinstance(spec.get(field), kind):
+            raise Failure("the launch spec %s: field %s must be a JSON %s" % (
+                path, field, {str: "string", list: "array", dict: "object"}[kind]))
+    for role in spec["roles"]:
+        if not (isinstance(role, dict) and isinstance(role.get("name"), str)
+                and isinstance(role.get("hash"), str)):
+            raise Failure("the launch spec %s: each of roles must be {\"name\": ..., \"hash\": ...}" % path)
+    for name, ref in spec["secrets"].items():
+        if not isinstance(ref, str):
+            raise Failure("the launch spec %s: secret %s must be a reference string (ssm:/... or "
+                          "file:/...)" % (path, name))
+    for name in spec["literal"]:
+        if not isinstance(name, str) or name not in spec["vars"]:
+            raise Failure("the launch spec %s: literal %s names no entry of vars" % (path, json.dumps(name)))
+        tag = ansible_json_tag(spec["vars"][name])
+        if tag:
+            raise Failure("literal var %s holds a map key %s, which Ansible reserves for its own "
+                          "encoding; rename that key" % (name, tag))
+    return spec, hashlib.sha256(raw).hexdigest()
+
+
+def ansible_json_tag(value):
+    """The first key of ANSIBLE_JSON_TAGS that a map anywhere in value uses, or None."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k in ANSIBLE_JSON_TAGS:
+                    return k
+                todo.append(x)
+        elif isinstance(v, list):
+            todo.extend(v)
+    return None
+
+
+def unsafe(value):
+    """Ansible's JSON encoding of a value it must never template (ansible/parsing/ajson.py
+    maps it through wrap_var); vars files are read with that decoder first."""
+    return {"__ansible_unsafe": value}
+
+
+def play_vars(spec):
+    """The vars file's content: plain vars as they are (Ansible templates them), literal vars
+    and resolved secrets wrapped unsafe (never templated), and parbake's own vars."""
+    out = dict(spec["vars"])
+    for name in spec["literal"]:
+        out[name] = unsafe(spec["vars"][name])
+    for name, ref in sorted(spec["secrets"].items()):
+        out[name] = unsafe(resolve_secret(name, ref))
+    out.update(parbake_stack=spec["stack"], parbake_image=spec["image"],
+               parbake_phase="launch", parbake_layer=spec.get("layer", ""))
+    return out
+
+
+def report_early_failure(error):
+    """When there is no launch to report on (unreadable spec, crash): a failed status.json and
+    the same console lines as a failed launch, with secrets redacted."""
+    error = redact(error, RESOLVED)
+    status = {"format": STATUS_FORMAT, "phase": "launch", "state": "failed", "error": error,
+              "roles": []}
+    try:
+        os.makedirs(STATE, exist_ok=True)
+        write_json(os.path.join(STATE, "status.json"), status)
+    finally:
+        console("parbake: launch failed error=%s" % json.dumps(error))
+        console("parbake-status " + json.dumps(status, sort_keys=True, separators=(",", ":")))
+    return 1
+
+
+def open_log(path):
+    """launch.log, appended to; root-only, as it holds Ansible's unredacted output."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 def launch(args):
-    with open(args.spec, "rb") as f:
-        raw = f.read()
-    spec = json.loads(raw)
-    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        spec, digest = read_spec(args.spec)
+    except Failure as e:
+        return report_early_failure(str(e))
     for d in (STATE, LOGS, RUN):
         os.makedirs(d, exist_ok=True)
     os.chmod(RUN, 0o700)
@@ -241,6 +433,10 @@ def launch(args):
     by_name = {r["name"]: r for r in status["roles"]}
 
     def finish(state, error=None):
+        error = redact(error, RESOLVED)
+        for r in status["roles"]:
+            if "error" in r:
+                r["error"] = redact(r["error"], RESOLVED)
         status["state"] = state
         status["error"] = error
         status["finished_at"] = now()
@@ -262,7 +458,7 @@ def launch(args):
             except OSError:
                 tail = []
             for line in tail:
-                console("parbake-log | " + line)
+                console("parbake-log | " + redact(line, RESOLVED))
         # the whole status on one line: the boot result contract a host can read from a console
         console("parbake-status " + json.dumps(status, sort_keys=True, separators=(",", ":")))
         if spec.get("status_tag"):
@@ -305,13 +501,8 @@ def launch(args):
                     f.write("[]\n")
                 with open(os.path.join(shim, n, "meta", "main.yml"), "w") as f:
                     f.write("dependencies: []\n")
-            play_vars = dict(spec.get("vars", {}))
-            for name, ref in sorted(spec.get("secrets", {}).items()):
-                play_vars[name] = resolve_secret(name, ref)
-            play_vars.update(parbake_stack=spec["stack"], parbake_image=spec["image"],
-                             parbake_phase="launch", parbake_layer=spec.get("layer", ""))
             vars_path = os.path.join(RUN, "vars.json")
-            write_json(vars_path, play_vars, mode=0o600)
+            secrets_path = os.path.join(RUN, "secrets.json")
             playbook = os.path.join(RUN, "launch.yml")
             with open(playbook, "w") as f:
                 json.dump([{"name": "parbake launch %s" % spec["stack"], "hosts": "localhost",
@@ -326,17 +517,24 @@ def launch(args):
                        ANSIBLE_CALLBACKS_ENABLED="parbake_events",
                        ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
                        ANSIBLE_LOCAL_TEMP=os.path.join(RUN, "tmp"), PARBAKE_EVENTS=events,
-                       PARBAKE_EVENTS_MIRROR=CONSOLE,
+                       PARBAKE_EVENTS_MIRROR=CONSOLE, PARBAKE_SECRETS=secrets_path,
                        PYTHONUNBUFFERED="1")
             for r in todo:
                 by_name[r]["status"] = "running"
             write_json(status_path, status)
-            with open(os.path.join(LOGS, "launch.log"), "ab") as log:
-                log.write(("\n=== parbake launch %s at %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), " ".join(todo))).encode())
-                log.flush()
-                proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", playbook],
-                                      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN)
-            os.unlink(vars_path)
+            try:
+                # resolved values only in these two root-only files, removed whatever happens
+                write_json(vars_path, play_vars(spec), mode=0o600)
+                write_json(secrets_path, RESOLVED, mode=0o600)
+                with open_log(os.path.join(LOGS, "launch.log")) as log:
+                    log.write(("\n=== parbake launch %s at %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), " ".join(todo))).encode())
+                    log.flush()
+                    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", playbook],
+                                          stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN)
+            finally:
+                for path in (vars_path, secrets_path, vars_path + ".tmp", secrets_path + ".tmp"):
+                    if os.path.exists(path):
+                        os.unlink(path)
             results = role_results(events, todo)
             failed_msg = None
             for n in todo:
@@ -380,14 +578,7 @@ def main():
     try:
         return launch(args)
     except Exception as e:  # last resort: the status must still say failed
-        try:
-            os.makedirs(STATE, exist_ok=True)
-            write_json(os.path.join(STATE, "status.json"),
-                       {"format": STATUS_FORMAT, "phase": "launch", "state": "failed",
-                        "error": "parbake-roles crashed: %r" % (e,), "roles": []})
-        finally:
-            console("parbake: launch failed error=%s" % json.dumps("parbake-roles crashed: %r" % (e,)))
-        return 1
+        return report_early_failure("parbake-roles crashed: %r" % (e,))
 
 
 if __name__ == "__main__":

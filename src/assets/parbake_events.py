@@ -11,15 +11,86 @@ DOCUMENTATION = """
       - Appends one JSON object per line to the file named by $PARBAKE_EVENTS.
       - With PARBAKE_EVENTS_STDOUT=1 it also prints each as a line starting with PARBAKE-EVENT.
       - With PARBAKE_EVENTS_MIRROR=PATH it also appends each such line to PATH (e.g. /dev/console).
+      - With PARBAKE_SECRETS=PATH (a JSON object, name to value) it shows each of those values
+        as <secret NAME> in every line, and its quoted forms too. If PATH cannot be read, task
+        names and messages are withheld.
     requirements:
       - enable it in callbacks_enabled
 """
 
 import json
 import os
+import shlex
 import time
 
 from ansible.plugins.callback import CallbackBase
+
+
+WITHHELD = "<withheld: parbake could not read the secrets to redact>"
+# fields that name structure (event kinds, role names from the image), never free text
+STRUCTURAL = ("event", "role", "t")
+
+
+def secret_forms(secrets):
+    """{form: name}: each way a secret value can be shown: the value, the value shell-quoted
+    and, for a multi-line one, each line (as is and stripped); each of those as is,
+    JSON-escaped (ASCII or not) and in a Python repr (ascii() too)."""
+    forms = {}
+    for name, value in sorted(secrets.items()):
+        if not isinstance(value, str) or not value:
+            continue
+        bases = [value, shlex.quote(value)]
+        lines = value.splitlines()
+        if len(lines) > 1:
+            bases += lines + [line.strip() for line in lines]
+        for base in bases:
+            if not base.strip():
+                continue
+            for form in (base, json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
+                         repr(base)[1:-1], ascii(base)[1:-1]):
+                forms.setdefault(form, name)
+    return forms
+
+
+def redact(text, secrets):
+    """text with every shown form of each secret replaced by <secret NAME>. Overlapping
+    matches (of one secret or several) are hidden together, so no part of either remains.
+    The same function as in parbake-roles; tests/fixtures/check_redact.py keeps them so."""
+    if not isinstance(text, str) or not secrets:
+        return text
+    spans = []
+    for form, name in secret_forms(secrets).items():
+        i = text.find(form)
+        while i != -1:
+            spans.append((i, i + len(form), name))
+            i = text.find(form, i + 1)
+    if not spans:
+        return text
+    spans.sort()
+    out, pos, cur = [], 0, None
+    for start, end, name in spans + [(len(text) + 1, 0, None)]:
+        if cur is not None and start < cur[1]:
+            cur[1] = max(cur[1], end)
+            if name not in cur[2]:
+                cur[2].append(name)
+            continue
+        if cur is not None:
+            out.append(text[pos:cur[0]])
+            out.append("".join("<secret %s>" % n for n in cur[2]))
+            pos = cur[1]
+        cur = [start, end, [name]]
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def load_secrets(path):
+    """{name: value} from the runner's secrets file; None when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            secrets = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return secrets if isinstance(secrets, dict) else None
 
 
 class CallbackModule(CallbackBase):
@@ -39,8 +110,19 @@ class CallbackModule(CallbackBase):
             self._mirror = open(mirror, "a", buffering=1) if mirror else None
         except OSError:
             self._mirror = None
+        secrets = os.environ.get("PARBAKE_SECRETS")
+        self._secrets = load_secrets(secrets) if secrets else {}
+
+    def _clean(self, key, value):
+        """A field's value with the secrets redacted (withheld if they could not be read)."""
+        if key in STRUCTURAL or not isinstance(value, str):
+            return value
+        if self._secrets is None:
+            return WITHHELD
+        return redact(value, self._secrets)
 
     def _emit(self, **event):
+        event = {k: self._clean(k, v) for k, v in event.items()}
         event["t"] = round(time.time(), 3)
         line = json.dumps(event, sort_keys=True)
         if self._fh:
@@ -77,11 +159,15 @@ class CallbackModule(CallbackBase):
         self._result("skipped", result)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        msg = str(result._result.get("msg") or result._result.get("stderr") or "")[:800]
-        self._result("ignored" if ignore_errors else "failed", result, msg=msg)
+        msg = str(result._result.get("msg") or result._result.get("stderr") or "")
+        self._result("ignored" if ignore_errors else "failed", result, msg=self._short(msg))
 
     def v2_runner_on_unreachable(self, result):
-        self._result("failed", result, msg=str(result._result.get("msg", ""))[:800])
+        self._result("failed", result, msg=self._short(str(result._result.get("msg", ""))))
+
+    def _short(self, msg):
+        """The first 800 characters, cut after redaction so no secret is cut in two."""
+        return self._clean("msg", msg)[:800]
 
     def v2_playbook_on_stats(self, stats):
         self._emit(event="end", failures=sum(stats.failures.values()) + sum(stats.dark.values()))

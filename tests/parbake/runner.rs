@@ -71,6 +71,33 @@ impl Image {
         p
     }
 
+    /// A launch spec from `spec`'s defaults with `fields` set over them (`format`, `literal`...).
+    fn spec_with(&self, launch: &[&str], vars: Value, secrets: Value, fields: Value) -> PathBuf {
+        let p = self.spec(launch, &[], vars, secrets);
+        let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        for (k, v) in fields.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        std::fs::write(&p, spec.to_string()).unwrap();
+        p
+    }
+
+    /// Every file a launch shows or leaves behind that parbake prints or reports from.
+    fn reported(&self, stdout: &str) -> Vec<(String, String)> {
+        let mut out = vec![("stdout".to_string(), stdout.to_string())];
+        for rel in [
+            "console.log",
+            "var/lib/parbake/status.json",
+            "var/lib/parbake/launch-events.jsonl",
+        ] {
+            out.push((
+                rel.to_string(),
+                std::fs::read_to_string(self.path(rel)).unwrap_or_default(),
+            ));
+        }
+        out
+    }
+
     fn run(&self, spec: &Path, extra: &[&str]) -> (i32, String) {
         self.run_env(spec, extra, &[])
     }
@@ -442,4 +469,286 @@ fn with_status_tag_the_runner_tags_its_ec2_instance_and_a_failure_to_tag_changes
         "{console}"
     );
     assert_eq!(img.status()["state"], "done");
+}
+
+/// A role that writes each named var to `{{ out_dir }}/NAME` with `copy: content`.
+fn writes(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            format!("- name: write {n}\n  ansible.builtin.copy:\n    content: \"{{{{ {n} }}}}\"\n    dest: \"{{{{ out_dir }}}}/{n}\"\n    mode: \"0600\"\n")
+        })
+        .collect()
+}
+
+#[test]
+fn secret_is_never_templated() {
+    let img = Image::new(&[("keep", &[], &writes(&["token"]))], &[]);
+    let out = img.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let marker = img.path("MARKER");
+    let value = format!(
+        "{{{{ lookup('pipe','touch {}') }}}}\n{{% raw %}}{{{{ not jinja {{% endraw %}} {{{{ 'unclosed \u{e9}\u{2028}\"q\" \\ end",
+        marker.display()
+    );
+    let secret = img.path("secret.txt");
+    // a file: secret loses its trailing newlines, nothing else
+    std::fs::write(&secret, format!("{value}\n\n")).unwrap();
+    let spec = img.spec_with(
+        &["keep"],
+        json!({"out_dir": out}),
+        json!({"token": format!("file:{}", secret.display())}),
+        json!({"format": 2}),
+    );
+    let (code, stdout) = img.run(&spec, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(
+        std::fs::read(out.join("token")).unwrap(),
+        value.as_bytes(),
+        "the secret reached the role changed"
+    );
+    assert!(!marker.exists(), "the secret was evaluated as Jinja");
+}
+
+#[test]
+fn literal_var_is_never_templated() {
+    let img = Image::new(
+        &[(
+            "keep",
+            &[],
+            &(writes(&["lit", "plain"])
+                + &writes(&["lit_key"]).replace("{{ lit_key }}", "{{ litmap.k }}")),
+        )],
+        &[],
+    );
+    let out = img.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let marker = img.path("MARKER");
+    let lit = format!(
+        "{{{{ lookup('pipe','touch {}') }}}} {{{{ 1 + 1 }}}} {{% raw %}}",
+        marker.display()
+    );
+    let spec = img.spec_with(
+        &["keep"],
+        json!({"out_dir": out, "lit": lit, "litmap": {"k": "{{ 1 + 1 }}"}, "plain": "{{ 1 + 1 }}"}),
+        json!({}),
+        json!({"format": 2, "literal": ["lit", "litmap"]}),
+    );
+    let (code, stdout) = img.run(&spec, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(std::fs::read_to_string(out.join("lit")).unwrap(), lit);
+    assert_eq!(
+        std::fs::read_to_string(out.join("lit_key")).unwrap(),
+        "{{ 1 + 1 }}"
+    );
+    assert!(!marker.exists(), "a literal var was evaluated as Jinja");
+    // the documented decision: plain vars are templated as Ansible always does
+    assert_eq!(std::fs::read_to_string(out.join("plain")).unwrap(), "2");
+}
+
+#[test]
+fn failing_role_does_not_leak_secret() {
+    // every shown form of this secret (quoted, escaped, repr, per line) keeps its words
+    let words = ["hunter2", "XYZZY-second-line"];
+    let value = format!("{} it's \"quoted\" \\ w\u{f6}rd\n{}", words[0], words[1]);
+    let tasks = "- name: connect with {{ db_password }}\n  ansible.builtin.shell: \"echo {{ db_password | quote }} >&2; echo {{ db_password | quote }}; exit 3\"\n";
+    let img = Image::new(&[("leak", &[], tasks)], &[]);
+    let secret = img.path("secret.txt");
+    std::fs::write(&secret, &value).unwrap();
+    let spec = img.spec_with(
+        &["leak"],
+        json!({}),
+        json!({"db_password": format!("file:{}", secret.display())}),
+        json!({"format": 2}),
+    );
+    let (code, stdout) = img.run(&spec, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(img.role_status("leak"), "failed");
+    let st = img.status();
+    assert!(
+        st["error"].as_str().unwrap().contains(
+            "role leak failed at leak : connect with <secret db_password>: non-zero return code"
+        ),
+        "{st}"
+    );
+    let console = std::fs::read_to_string(img.path("console.log")).unwrap();
+    assert!(
+        console.contains("parbake-log | ") && console.contains("<secret db_password>"),
+        "the log tail, redacted, still goes to the console: {console}"
+    );
+    assert!(stdout.contains("failed_role=leak"), "{stdout}");
+    let log = std::fs::read_to_string(img.path("var/log/parbake/launch.log")).unwrap();
+    assert!(
+        log.contains(words[0]),
+        "the role did not run with the secret: {log}"
+    );
+    for (file, text) in img.reported(&stdout) {
+        for word in words {
+            assert!(!text.contains(word), "{file} shows the secret:\n{text}");
+        }
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(img.path("var/log/parbake/launch.log"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "launch.log holds Ansible's unredacted output"
+    );
+    for left in ["vars.json", "secrets.json"] {
+        assert!(
+            !img.path("run/parbake").join(left).exists(),
+            "{left} left behind"
+        );
+    }
+}
+
+#[test]
+fn a_secret_that_is_not_utf8_fails_without_showing_it() {
+    let img = Image::new(&[("keep", &[], &writes(&["token"]))], &[]);
+    let secret = img.path("secret.bin");
+    std::fs::write(&secret, b"hunter2\xff\xfe").unwrap();
+    let spec = img.spec_with(
+        &["keep"],
+        json!({"out_dir": img.path("out")}),
+        json!({"token": format!("file:{}", secret.display())}),
+        json!({"format": 2}),
+    );
+    let (code, stdout) = img.run(&spec, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    let err = img.status()["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("secret token") && err.contains("not UTF-8"),
+        "{err}"
+    );
+    for (file, text) in img.reported(&stdout) {
+        assert!(
+            !text.contains("hunter2"),
+            "{file} shows the secret:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_format_1_spec_without_the_newer_fields_still_runs() {
+    let img = standard();
+    let out = img.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // no vars, secrets, literal or baked at all: each is taken as empty
+    let img2 = Image::new(
+        &[("hello", &[], "- ansible.builtin.debug: {msg: hi}\n")],
+        &[],
+    );
+    let spec = img2.path("launch.json");
+    std::fs::write(
+        &spec,
+        json!({"format": 1, "stack": "web", "image": "img",
+               "roles": [{"name": "hello", "hash": hash("hello")}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, stdout) = img2.run(&spec, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(img2.role_status("hello"), "ok");
+    // vars and secrets but no `literal`: plain vars are templated as before
+    let spec = img.spec(
+        &["nginx"],
+        &["base"],
+        json!({"out_dir": out, "greeting": "{{ 'hi' }}"}),
+        json!({}),
+    );
+    let (code, stdout) = img.run(&spec, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(std::fs::read_to_string(out.join("nginx")).unwrap(), "hi");
+}
+
+#[test]
+fn an_unknown_spec_format_is_refused() {
+    let img = standard();
+    let out = img.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    for format in [json!(3), json!("2"), json!(true), json!(null)] {
+        let spec = img.spec_with(
+            &["nginx"],
+            json!({"out_dir": out}),
+            json!({}),
+            json!({"format": format}),
+        );
+        let (code, stdout) = img.run(&spec, &[]);
+        assert_eq!(code, 1, "{stdout}");
+        let st = img.status();
+        assert_eq!(st["state"], "failed");
+        let err = st["error"].as_str().unwrap();
+        assert!(
+            err.contains(&format!("has format {format}")) && err.contains("reads formats 1 and 2"),
+            "{err}"
+        );
+        assert!(stdout.contains("parbake-status {"), "{stdout}");
+        assert!(
+            !out.join("nginx").exists(),
+            "a role ran from a spec of format {format}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_spec_is_refused_with_the_field() {
+    let img = standard();
+    let cases = [
+        (
+            json!({"format": 2, "literal": ["nope"]}),
+            "literal \"nope\" names no entry of vars",
+        ),
+        (
+            json!({"format": 2, "vars": {"v": {"__ansible_vault": "x"}}, "literal": ["v"]}),
+            "literal var v holds a map key __ansible_vault",
+        ),
+        (
+            json!({"format": 2, "secrets": {"s": 1}}),
+            "secret s must be a reference string",
+        ),
+        (
+            json!({"format": 2, "vars": []}),
+            "field vars must be a JSON object",
+        ),
+        (
+            json!({"format": 2, "roles": [{"name": "nginx"}]}),
+            "each of roles must be",
+        ),
+    ];
+    for (fields, needle) in cases {
+        let spec = img.spec_with(&["nginx"], json!({}), json!({}), fields);
+        let (code, stdout) = img.run(&spec, &[]);
+        assert_eq!(code, 1, "{stdout}");
+        let err = img.status()["error"].as_str().unwrap().to_string();
+        assert!(err.contains(needle), "{needle} missing in {err}");
+    }
+    std::fs::write(img.path("launch.json"), "{not json").unwrap();
+    let (code, _) = img.run(&img.path("launch.json"), &[]);
+    assert_eq!(code, 1);
+    assert!(img.status()["error"]
+        .as_str()
+        .unwrap()
+        .contains("is not JSON"));
+}
+
+#[test]
+fn redaction_hides_every_shown_form_of_a_secret() {
+    // the runner's and the callback's redact(), on the same cases and on random ones
+    let cases = std::env::var("PARBAKE_REDACT_CASES").unwrap_or_else(|_| "300".into());
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("tests/fixtures/check_redact.py"))
+        .arg(repo().join("src/assets/parbake-roles.py"))
+        .arg(repo().join("src/assets/parbake_events.py"))
+        .arg(cases)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
