@@ -344,30 +344,38 @@ fn cost_of(now: &Plan, current: &Choice, rec: &Choice, rec_plan: &Plan, stats: &
     }
 }
 
-/// `45s`, `2m`, `1m30s`, `90` (seconds).
+/// `45s`, `2m`, `1m30s`, `1h`, `1.5m`, `90` (seconds). None for anything else, and for a
+/// total that is not positive and finite: `0s`, `-5`, `inf`, `infinity`, `NaN`, `1e999`, or
+/// digits enough to overflow.
 pub fn parse_duration(s: &str) -> Option<f64> {
     let s = s.trim();
-    if let Ok(n) = s.parse::<f64>() {
-        return (n > 0.0).then_some(n);
-    }
-    let mut total = 0.0;
-    let mut num = String::new();
-    for c in s.chars() {
-        match c {
-            '0'..='9' | '.' => num.push(c),
-            'h' | 'm' | 's' => {
-                let n: f64 = num.parse().ok()?;
-                num.clear();
-                total += n * match c {
-                    'h' => 3600.0,
-                    'm' => 60.0,
-                    _ => 1.0,
-                };
-            }
-            _ => return None,
+    let total = if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        decimal(s)?
+    } else {
+        let mut total = 0.0;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let end = rest.find(['h', 'm', 's'])?;
+            let n = decimal(&rest[..end])?;
+            total += n * match rest.as_bytes()[end] {
+                b'h' => 3600.0,
+                b'm' => 60.0,
+                _ => 1.0,
+            };
+            rest = &rest[end + 1..];
         }
-    }
-    (num.is_empty() && total > 0.0).then_some(total)
+        total
+    };
+    (total.is_finite() && total > 0.0).then_some(total)
+}
+
+/// A plain decimal: digits with at most one `.`, and at least one digit (no sign, exponent,
+/// `inf` or `NaN`).
+fn decimal(t: &str) -> Option<f64> {
+    let plain = t.bytes().any(|b| b.is_ascii_digit())
+        && t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && t.bytes().filter(|&b| b == b'.').count() <= 1;
+    plain.then(|| t.parse().ok()).flatten()
 }
 
 fn figure_text(f: &Figure) -> String {
@@ -492,6 +500,31 @@ mod tests {
         assert_eq!(parse_duration("fast"), None);
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_duration("30s5"), None);
+        assert_eq!(parse_duration("1.5m"), Some(90.0));
+        assert_eq!(parse_duration("1h"), Some(3600.0));
+        for bad in [
+            "inf",
+            "infinity",
+            "Infinity",
+            "NaN",
+            "1e999",
+            "1e3",
+            "0s",
+            "0",
+            "0m0s",
+            "-5",
+            "-5s",
+            "",
+            "s",
+            "m5",
+            ".",
+            "1..5s",
+            "+5",
+            &"9".repeat(400),
+            &format!("{}s", "9".repeat(400)),
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Project;
 use crate::error::{Error, Result};
+use crate::interrupt::{checkpoint, point};
 use crate::plan::{self, PlanRequest, Target};
 use crate::render::{self, RenderOptions};
 use crate::tools::Tools;
@@ -63,7 +64,8 @@ pub enum Command {
     Render {
         #[command(flatten)]
         stack: StackArgs,
-        /// Output directory; replaced atomically (only if empty or an earlier render).
+        /// Output directory; replaced atomically, only if it is new, empty, or an earlier render
+        /// holding nothing its `.parbake-render.json` does not list.
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -71,7 +73,7 @@ pub enum Command {
     Userdata {
         #[command(flatten)]
         stack: StackArgs,
-        /// Write to this file instead of stdout.
+        /// Write to this file instead of stdout (`-`: stdout). Must be a regular file or new.
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// With --target aws: the AMI to launch (default: the AMI of the stack's current top
@@ -185,8 +187,10 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let budget_s = crate::budget::parse_duration(&budget).ok_or_else(|| {
-                Error::user(format!("invalid --budget `{budget}`"))
-                    .with_hint("give a duration such as 45s, 2m or 1m30s")
+                Error::user(format!(
+                    "invalid --budget `{budget}`: not a positive, finite duration"
+                ))
+                .with_hint("give a duration such as 45s, 2m or 1m30s (units h, m and s), or a number of seconds such as 90")
             })?;
             let req = resolved_request(&project, &stack);
             let store = crate::store::Store::for_project(&root);
@@ -195,6 +199,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let stats =
                 crate::ledger::Stats::from_entries(&entries, &stack.target.to_string(), image);
             let report = crate::budget::recommend(&project, &req, &stats, budget_s)?;
+            checkpoint(point::COMMIT)?;
             let mut out = stdout.lock();
             if json {
                 print_json(&mut out, &report)?;
@@ -215,15 +220,30 @@ pub fn run(cli: Cli) -> Result<()> {
             budget: None,
         } => {
             let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
+            // one verdict for both outputs: the size is reported, then too large exits 1
+            let ud = render::userdata::render(&plan);
+            let size = report::UserDataSize::of(&ud);
+            checkpoint(point::COMMIT)?;
             let mut out = stdout.lock();
             if json {
-                print_json(&mut out, &plan)?;
+                print_json(
+                    &mut out,
+                    &report::PlanJson {
+                        plan: &plan,
+                        user_data: &size,
+                    },
+                )?;
             } else {
-                let ud = render::userdata::render(&plan)?;
-                write!(out, "{}", report::plan_table(&plan, &ud)).ok();
+                write!(out, "{}", report::plan_table(&plan, &size)).ok();
             }
+            ud?;
         }
         Command::Render { stack, output } => {
+            if output.as_os_str() == "-" {
+                return Err(Error::user("render writes a directory, not stdout")
+                    .with_hint("give a directory with -o DIR; `parbake userdata STACK` prints the user-data"));
+            }
+            write::refuse_inside(&output, &project_inputs(&project))?;
             let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
             let tools = Tools::locate(&root);
             let modern = tools
@@ -241,6 +261,11 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Userdata { stack, output, ami } => {
+            // `-o -` is stdout
+            let output = output.filter(|p| p.as_os_str() != "-");
+            if let Some(path) = &output {
+                write::refuse_inside(path, &project_inputs(&project))?;
+            }
             let plan = match stack.target {
                 Target::Aws => {
                     let (plan, id) = crate::aws::consistency::plan_for_target(
@@ -274,7 +299,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             }
             match output {
-                Some(path) => write::write_file(&path, &ud.bytes)?,
+                Some(path) => write::write_output_file(&path, &ud.bytes)?,
                 None => {
                     if ud.gzipped && stdout.is_terminal() {
                         return Err(Error::user(
@@ -282,6 +307,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         )
                         .with_hint("write it to a file with -o FILE, or pipe it"));
                     }
+                    checkpoint(point::COMMIT)?;
                     stdout
                         .lock()
                         .write_all(&ud.bytes)
@@ -514,6 +540,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             })?;
             let failed = checks.iter().filter(|c| !c.ok).count();
+            checkpoint(point::COMMIT)?;
             if json {
                 print_json(&mut stdout.lock(), &checks)?;
             } else if !cli.quiet {
@@ -604,6 +631,15 @@ fn resolved_request(project: &Project, s: &StackArgs) -> PlanRequest {
         }
     }
     req
+}
+
+/// The project's inputs, where no output may land: a file there would change a role's hash,
+/// or be read as an image, stack or template.
+fn project_inputs(project: &Project) -> Vec<PathBuf> {
+    ["roles", "images", "packer"]
+        .iter()
+        .map(|d| project.root.join(d))
+        .collect()
 }
 
 fn request(s: &StackArgs) -> PlanRequest {

@@ -26,11 +26,14 @@ fn forward(pids: &[u32]) {
 }
 
 /// Installs the handler (once per process). Cheap: one thread blocked on a signal stream.
+/// Returns once the handlers are registered, so a signal that arrives afterwards never takes
+/// the default action (death without clean-up); `main` calls it before anything else.
 pub fn install() {
     INSTALL.call_once(|| {
+        let (ready, registered) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("parbake-signals".into())
-            .spawn(|| {
+            .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -39,6 +42,7 @@ pub fn install() {
                     use tokio::signal::unix::{signal, SignalKind};
                     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
                     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                    let _ = ready.send(());
                     loop {
                         tokio::select! {
                             _ = int.recv() => {},
@@ -57,7 +61,51 @@ pub fn install() {
                 });
             })
             .expect("signal thread");
+        // the thread drops its sender only if it panicked: then the default actions stay
+        let _ = registered.recv();
     });
+}
+
+/// Test-only: `PARBAKE_TEST_PAUSE_AT=POINT` with `PARBAKE_TEST_PAUSE_SECONDS=N` holds the
+/// command at that checkpoint for N seconds (or until a signal), so a test can interrupt it at
+/// a known step. The same duration variable holds an aws bake's builder instance.
+pub const TEST_PAUSE_AT: &str = "PARBAKE_TEST_PAUSE_AT";
+pub const TEST_PAUSE_SECONDS: &str = "PARBAKE_TEST_PAUSE_SECONDS";
+
+/// Checkpoints: the step boundaries where a command stops once interrupted.
+pub mod point {
+    /// Just before an output becomes visible: a rename into place, or data on stdout.
+    pub const COMMIT: &str = "commit";
+    /// Before each real validator `parbake validate` runs.
+    pub const CHECK: &str = "check";
+}
+
+fn test_pause(point: &str) {
+    if std::env::var(TEST_PAUSE_AT).as_deref() != Ok(point) {
+        return;
+    }
+    let Some(seconds) = std::env::var(TEST_PAUSE_SECONDS)
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+    else {
+        return;
+    };
+    eprintln!("parbake: test pause at {point} for {seconds}s ({TEST_PAUSE_AT})");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds.into());
+    while !interrupted() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A step boundary: fails with [`Error::Interrupted`](crate::error::Error::Interrupted) once
+/// SIGINT or SIGTERM has arrived, so the command stops before its next step and commits
+/// nothing.
+pub fn checkpoint(point: &str) -> Result<(), crate::error::Error> {
+    test_pause(point);
+    if interrupted() {
+        return Err(crate::error::Error::Interrupted);
+    }
+    Ok(())
 }
 
 /// Registers a running child for forwarding; unregisters on drop.

@@ -36,6 +36,8 @@ pub use error::{Error, Result};
 
 /// Entry point of the binary: parse, run, print the error report, map to an exit code.
 pub fn main() -> ExitCode {
+    // first, so that no SIGINT or SIGTERM finds the default action (death without clean-up)
+    interrupt::install();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -48,7 +50,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    interrupt::install();
     match cli::run(cli) {
         Ok(()) => ExitCode::from(error::exit::OK),
         Err(e) => {

@@ -1,11 +1,100 @@
-//! Human-readable reports printed on stdout (the `plan` table).
+//! Reports printed on stdout: the `plan` table and its JSON, with the user-data verdict.
 
 use std::fmt::Write;
 
-use crate::plan::{LayerKind, Plan};
-use crate::render::UserData;
+use serde::Serialize;
 
-pub fn plan_table(plan: &Plan, ud: &UserData) -> String {
+use crate::plan::{LayerKind, Plan};
+use crate::render::{RenderError, UserData};
+
+/// Whether the user-data fits EC2's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Fits,
+    TooLarge,
+}
+
+/// The user-data's size and verdict, as `plan` reports it in text and JSON alike.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserDataSize {
+    /// The cloud-config text.
+    pub raw_bytes: usize,
+    /// The same, gzipped.
+    pub gzipped_bytes: usize,
+    /// What EC2 or the seed gets (raw when it fits, else gzipped); None when too large.
+    pub sent_bytes: Option<usize>,
+    pub sent_gzipped: bool,
+    pub limit_bytes: usize,
+    pub verdict: Verdict,
+    /// (part, raw bytes), largest launch vars included.
+    pub parts: Vec<(String, usize)>,
+}
+
+impl UserDataSize {
+    /// The verdict of a user-data render: its size when it fits, the figures of the error when
+    /// it does not even gzipped.
+    pub fn of(rendered: &Result<UserData, RenderError>) -> UserDataSize {
+        match rendered {
+            Ok(ud) => UserDataSize {
+                raw_bytes: ud.text.len(),
+                gzipped_bytes: if ud.gzipped {
+                    ud.bytes.len()
+                } else {
+                    crate::render::userdata::gzip(ud.text.as_bytes()).len()
+                },
+                sent_bytes: Some(ud.bytes.len()),
+                sent_gzipped: ud.gzipped,
+                limit_bytes: crate::render::USERDATA_LIMIT,
+                verdict: Verdict::Fits,
+                parts: ud.parts.clone(),
+            },
+            Err(RenderError::UserDataTooLarge {
+                raw,
+                gzipped,
+                limit,
+                parts,
+                ..
+            }) => UserDataSize {
+                raw_bytes: *raw,
+                gzipped_bytes: *gzipped,
+                sent_bytes: None,
+                sent_gzipped: false,
+                limit_bytes: *limit,
+                verdict: Verdict::TooLarge,
+                parts: parts.clone(),
+            },
+        }
+    }
+
+    fn text(&self) -> String {
+        match self.sent_bytes {
+            Some(sent) => format!(
+                "user-data: {sent} bytes{} of {} allowed",
+                if self.sent_gzipped {
+                    format!(" (gzipped from {})", self.raw_bytes)
+                } else {
+                    String::new()
+                },
+                self.limit_bytes
+            ),
+            None => format!(
+                "user-data: TOO LARGE: {} bytes even gzipped ({} raw) of {} allowed",
+                self.gzipped_bytes, self.raw_bytes, self.limit_bytes
+            ),
+        }
+    }
+}
+
+/// `plan --json`: the plan's fields and the user-data verdict.
+#[derive(Debug, Serialize)]
+pub struct PlanJson<'a> {
+    #[serde(flatten)]
+    pub plan: &'a Plan,
+    pub user_data: &'a UserDataSize,
+}
+
+pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -94,17 +183,7 @@ pub fn plan_table(plan: &Plan, ud: &UserData) -> String {
         }
         let _ = writeln!(s, "  {:<12} {}", r.name, notes.join("; "));
     }
-    let _ = writeln!(
-        s,
-        "\nuser-data: {} bytes{} of {} allowed",
-        ud.bytes.len(),
-        if ud.gzipped {
-            format!(" (gzipped from {})", ud.text.len())
-        } else {
-            String::new()
-        },
-        crate::render::USERDATA_LIMIT
-    );
+    let _ = writeln!(s, "\n{}", ud.text());
     let _ = writeln!(
         s,
         "installed on the image ({} roles): {}",

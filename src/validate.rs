@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::Project;
 use crate::error::{Error, Result};
+use crate::interrupt::{checkpoint, point};
 use crate::plan::{self, Plan, PlanRequest, Target};
 use crate::process::Cmd;
 use crate::render::{self, RenderOptions};
@@ -83,6 +84,7 @@ pub fn run(
                 continue;
             }
             for (variant, promote) in variants(project, stack) {
+                checkpoint(point::CHECK)?;
                 let plan = plan::plan(
                     project,
                     &PlanRequest {
@@ -107,7 +109,10 @@ pub fn run(
     Ok(checks)
 }
 
+/// Runs one validator; stops first if parbake was interrupted (a running validator gets the
+/// signal forwarded, and its interruption ends the whole run).
 fn outcome(validator: &str, subject: String, cmd: Cmd) -> Result<Check> {
+    checkpoint(point::CHECK)?;
     let out = cmd.run_streaming(|_, _| {})?;
     Ok(Check {
         validator: validator.to_string(),

@@ -7,6 +7,7 @@ mod errors;
 mod examples;
 mod hashing;
 mod hostile;
+mod hostile_output;
 mod moto;
 mod pipeline;
 mod planner;
