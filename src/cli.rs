@@ -80,6 +80,10 @@ pub enum Command {
         /// layer). Its tags decide which roles run at boot.
         #[arg(long, value_name = "ID")]
         ami: Option<String>,
+        /// Print a readable account instead: the cloud-config, then the launch spec and the
+        /// bootstrap it carries in base64, decoded. Not for EC2: pass the plain output there.
+        #[arg(long, conflicts_with = "output")]
+        explain: bool,
     },
     /// Bake the stack's layers (base, and the stack layer when something is promoted), or with
     /// --all every stack's layers that changed.
@@ -260,7 +264,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 eprintln!("wrote {} files to {}", files.len(), output.display());
             }
         }
-        Command::Userdata { stack, output, ami } => {
+        Command::Userdata {
+            stack,
+            output,
+            ami,
+            explain,
+        } => {
             // `-o -` is stdout
             let output = output.filter(|p| p.as_os_str() != "-");
             if let Some(path) = &output {
@@ -300,6 +309,13 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             match output {
                 Some(path) => write::write_output_file(&path, &ud.bytes)?,
+                None if explain => {
+                    checkpoint(point::COMMIT)?;
+                    stdout
+                        .lock()
+                        .write_all(ud.explain().as_bytes())
+                        .map_err(|e| Error::io("write", "stdout", e))?;
+                }
                 None => {
                     if ud.gzipped && stdout.is_terminal() {
                         return Err(Error::user(

@@ -350,3 +350,21 @@ fn an_empty_file_points_at_docs_that_exist() {
     assert!(!e.contains("images/README.md"), "{e}");
     has(&e, &["the file is empty", "README"]);
 }
+
+#[test]
+fn userdata_explain_decodes_what_the_user_data_carries() {
+    let f = Fixture::example();
+    let r = f.run(&["userdata", "web"]);
+    let e = f.run(&["userdata", "web", "--explain"]);
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    assert!(e.stdout.contains(&r.stdout), "the cloud-config as sent");
+    let decoded = e
+        .stdout
+        .split("# decoded /var/lib/parbake/launch.json (mode 0600):\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n# decoded").next())
+        .unwrap();
+    let decoded: serde_json::Value = serde_json::from_str(decoded).unwrap();
+    assert_eq!(decoded, launch_spec(&r.stdout));
+    assert!(e.stdout.contains("exec \"$runner\" launch"));
+}
