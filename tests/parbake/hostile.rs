@@ -278,8 +278,11 @@ fn duplicate_top_level_key_is_an_error_at_its_line() {
 #[test]
 fn utf8_bom_is_accepted() {
     let f = Fixture::example();
-    let text = std::fs::read_to_string(f.root().join("images/stacks/web.yml")).unwrap();
-    f.write("images/stacks/web.yml", &format!("\u{feff}{text}"));
+    // a BOM right before the first key (not a comment) is where it used to bite
+    f.write(
+        "images/stacks/web.yml",
+        "\u{feff}image: debian12\nroles: [nginx, webapp, identity]\n",
+    );
     let r = f.run(&["plan", "web"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
