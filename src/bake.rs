@@ -1,12 +1,12 @@
 //! run: bake a stack's layers on the local VM target with real Packer (qemu builder) and real
 //! Ansible. A layer whose hash is in the store is a cache hit: no Packer runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::{roles, Project, Role};
+use crate::config::Project;
 use crate::error::{Error, Result};
 use crate::events::{Event, Timings};
 use crate::packer_output::Line;
@@ -448,36 +448,6 @@ pub(crate) struct PackerRun<'a> {
     pub extra_args: Vec<String>,
 }
 
-/// Copies a role's files as they were hashed into `to`: a symlink's resolved content as a
-/// regular file, only the files the hash covers. Then hashes the copy: a role edited since it
-/// was loaded fails the bake, so the image gets exactly the bytes its layer hash covers.
-fn copy_role(role: &Role, to: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(to).map_err(|e| Error::io("create directory", to, e))?;
-    for file in &role.files {
-        let dst = to.join(&file.rel);
-        if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::io("create directory", parent, e))?;
-        }
-        let (bytes, mode) =
-            roles::read_regular(&file.source).map_err(|e| Error::io("read", &file.source, e))?;
-        std::fs::write(&dst, bytes).map_err(|e| Error::io("write", &dst, e))?;
-        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io("set the mode of", &dst, e))?;
-    }
-    let copied = roles::hash_tree(to, to).map(|(hash, _)| hash);
-    if copied.as_ref() != Ok(&role.hash) {
-        return Err(Error::user(format!(
-            "role `{}` changed while the bake copied it ({})",
-            role.name,
-            role.dir.display()
-        ))
-        .with_hint("run the bake again once the role's files are no longer being edited"));
-    }
-    Ok(())
-}
-
 /// Renders a layer's Packer inputs into `run.dir`, copies the roles into the payload, and runs
 /// `packer build -machine-readable`, streaming progress and the log. Returns the per-role
 /// timings and the log path; fails with the output tail (and the failing role) or on Ctrl-C.
@@ -504,7 +474,7 @@ pub(crate) fn packer_build(
         let role = project.roles.get(name).ok_or_else(|| {
             Error::Internal(format!("the plan installs role `{name}`, which was not loaded"))
         })?;
-        copy_role(role, &dir.join("payload/all-roles").join(name))?;
+        role.copy_to(&dir.join("payload/all-roles").join(name))?;
     }
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;

@@ -31,6 +31,43 @@ pub struct Role {
     pub meta_file: Option<SourceFile>,
 }
 
+impl Role {
+    /// Copies the role's files as they were hashed into `to` (the bake payload): a symlink's
+    /// resolved content as a regular file, and only the files the hash covers. Then hashes the
+    /// copy: a role edited since it was loaded is an error, so the image gets exactly the bytes
+    /// its layer hash covers.
+    pub fn copy_to(&self, to: &Path) -> Result<(), ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ConfigError::Io { path, source }
+        };
+        std::fs::create_dir_all(to).map_err(io(to))?;
+        for file in &self.files {
+            let dst = to.join(&file.rel);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            let (bytes, mode) = read_regular(&file.source).map_err(io(&file.source))?;
+            std::fs::write(&dst, bytes).map_err(io(&dst))?;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
+                .map_err(io(&dst))?;
+        }
+        let copied = hash_tree(to, to).map(|(hash, _)| hash);
+        if copied.as_ref() != Ok(&self.hash) {
+            return Err(ConfigError::Role {
+                role: self.name.clone(),
+                path: self.dir.clone(),
+                message: "changed while it was copied into the bake payload".into(),
+                hints: vec![
+                    "run the bake again once the role's files are no longer being edited".into(),
+                ],
+            });
+        }
+        Ok(())
+    }
+}
+
 /// One file of a role tree as hashed: where it sits in the role and where its bytes come from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleFile {

@@ -6,6 +6,7 @@ mod e2e;
 mod errors;
 mod examples;
 mod hashing;
+mod hostile_roles;
 mod moto;
 mod pipeline;
 mod planner;
