@@ -472,7 +472,9 @@ pub(crate) fn packer_build(
     write_tree(dir, &render::render_layer(project, plan, layer, opts))?;
     for name in plan.installed.keys() {
         let role = project.roles.get(name).ok_or_else(|| {
-            Error::Internal(format!("the plan installs role `{name}`, which was not loaded"))
+            Error::Internal(format!(
+                "the plan installs role `{name}`, which was not loaded"
+            ))
         })?;
         role.copy_to(&dir.join("payload/all-roles").join(name))?;
     }

@@ -390,7 +390,8 @@ pub fn dependency_order(project: &Project, roots: &[String]) -> Result<Vec<Strin
             }
             if on_path.contains(dep.as_str()) {
                 let pos = path.iter().position(|(p, _)| &p.name == dep).unwrap_or(0);
-                let mut cycle: Vec<String> = path[pos..].iter().map(|(p, _)| p.name.clone()).collect();
+                let mut cycle: Vec<String> =
+                    path[pos..].iter().map(|(p, _)| p.name.clone()).collect();
                 cycle.push(dep.clone());
                 return Err(PlanError::Cycle { cycle });
             }
@@ -492,7 +493,10 @@ fn check_installed(
         .find_map(|(root, what)| Some((root, what, chain(project, root, missing)?)))
         .unwrap_or((missing, "role", vec![missing.clone()]));
     let needs = if path.len() > 1 {
-        format!(", but {what} `{root}` needs it: {}", show_chain(&path.iter().map(String::as_str).collect::<Vec<_>>()))
+        format!(
+            ", but {what} `{root}` needs it: {}",
+            show_chain(&path.iter().map(String::as_str).collect::<Vec<_>>())
+        )
     } else {
         String::new()
     };

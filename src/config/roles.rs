@@ -399,12 +399,19 @@ fn resolve(within: &Path, path: &Path, shown: &Path) -> Result<PathBuf, Refusal>
         Ok(real) if real.starts_with(within) => Ok(real),
         Ok(real) => Err(Refusal::new(
             shown,
-            format!(
-                "resolves to {}{}, outside the project ({})",
-                real.display(),
-                target(),
-                within.display()
-            ),
+            match std::fs::read_link(path) {
+                Ok(text) if text == real => format!(
+                    "is a symlink to {}, outside the project ({})",
+                    real.display(),
+                    within.display()
+                ),
+                _ => format!(
+                    "resolves to {}{}, outside the project ({})",
+                    real.display(),
+                    target(),
+                    within.display()
+                ),
+            },
             "a role may only link to files inside the project: copy the file into the role, \
              or link to a copy inside the project",
         )),
