@@ -17,7 +17,7 @@ use crate::qemu;
 use crate::render::{self, RenderOptions};
 use crate::store::{now_epoch, LayerRecord, Store};
 use crate::tools::Tools;
-use crate::write::{copy_dir, write_tree};
+use crate::write::write_tree;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerResult {
@@ -470,11 +470,13 @@ pub(crate) fn packer_build(
     } = *run;
     let modern = opts.modern_packer;
     write_tree(dir, &render::render_layer(project, plan, layer, opts))?;
-    for role in plan.installed.keys() {
-        copy_dir(
-            &project.roles[role].dir,
-            &dir.join("payload/all-roles").join(role),
-        )?;
+    for name in plan.installed.keys() {
+        let role = project.roles.get(name).ok_or_else(|| {
+            Error::Internal(format!(
+                "the plan installs role `{name}`, which was not loaded"
+            ))
+        })?;
+        role.copy_to(&dir.join("payload/all-roles").join(name))?;
     }
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;

@@ -110,6 +110,7 @@ impl Error {
     pub fn detail(&self) -> Option<String> {
         match self {
             Error::Config(e) => e.snippet(),
+            Error::Plan(e) => e.snippet(),
             Error::Process(e) => e.output_tail(),
             Error::Render(e) => e.detail(),
             _ => None,

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Project, Vars};
+use crate::config::{Located, Project, Role, SourceFile, Vars};
 use crate::runtime;
 
 pub const PARBAKE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -80,6 +80,14 @@ pub enum PlanError {
     },
     #[error("dependency cycle between roles: {}", .cycle.join(" → "))]
     Cycle { cycle: Vec<String> },
+    /// A meta dependency chain longer than [`MAX_DEPENDENCY_DEPTH`] roles, located at the
+    /// `dependencies:` entry that makes it too long.
+    #[error("{0}")]
+    TooDeep(Box<Located>),
+    /// A role the stack needs (a dependency of a basic, stack or promoted role) is missing from
+    /// the image's `installed` list, located at that list.
+    #[error("{0}")]
+    NotInstalled(Box<Located>),
     #[error("cannot promote `{role}`: it is not one of stack `{stack}`'s roles")]
     NotInStack {
         role: String,
@@ -90,6 +98,12 @@ pub enum PlanError {
     UnknownRole { role: String, known: Vec<String> },
     #[error("unknown stack `{stack}`")]
     UnknownStack { stack: String, known: Vec<String> },
+    #[error("stack `{stack}` names unknown image `{image}`")]
+    UnknownImage {
+        stack: String,
+        image: String,
+        known: Vec<String>,
+    },
     #[error("image `{image}` has no `{target}` source")]
     NoSource { image: String, target: Target },
 }
@@ -109,6 +123,7 @@ impl PlanError {
             PlanError::Cycle { .. } => vec![
                 "Ansible would loop or dedupe unpredictably; remove one `dependencies:` entry in the roles' meta/main.yml".into(),
             ],
+            PlanError::TooDeep(at) | PlanError::NotInstalled(at) => at.hints.clone(),
             PlanError::NotInStack { roles, .. } => {
                 vec![format!("roles of this stack (with dependencies): {}", roles.join(", "))]
             }
@@ -128,9 +143,27 @@ impl PlanError {
                 h.push(format!("stacks under images/stacks/: {}", known.join(", ")));
                 h
             }
+            PlanError::UnknownImage { image, known, .. } => {
+                let mut h = Vec::new();
+                if let Some(s) = crate::config::suggest(image, known) {
+                    h.push(format!("did you mean `{s}`?"));
+                }
+                h.push(format!("images under images/: {}", known.join(", ")));
+                h
+            }
             PlanError::NoSource { image, target } => vec![format!(
                 "add `sources.{target}` to images/{image}.yml, or choose another --target"
             )],
+        }
+    }
+
+    /// The offending line with a caret, for the errors located in a file.
+    pub fn snippet(&self) -> Option<String> {
+        match self {
+            PlanError::TooDeep(at) | PlanError::NotInstalled(at) => {
+                crate::config::ConfigError::At(at.clone()).snippet()
+            }
+            _ => None,
         }
     }
 }
@@ -312,57 +345,181 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Dependency-first order of `roots` and everything they depend on. Roots keep their given
-/// order where dependencies allow. Errors on cycles and unknown roles.
-pub fn dependency_order(project: &Project, roots: &[String]) -> Result<Vec<String>, PlanError> {
-    fn visit(
-        project: &Project,
-        role: &str,
-        done: &mut Vec<String>,
-        path: &mut Vec<String>,
-    ) -> Result<(), PlanError> {
-        if done.iter().any(|d| d == role) {
-            return Ok(());
-        }
-        if let Some(pos) = path.iter().position(|p| p == role) {
-            let mut cycle = path[pos..].to_vec();
-            cycle.push(role.to_string());
-            return Err(PlanError::Cycle { cycle });
-        }
-        let r = project
-            .roles
-            .get(role)
-            .ok_or_else(|| PlanError::UnknownRole {
-                role: role.to_string(),
-                known: project.roles.keys().cloned().collect(),
-            })?;
-        path.push(role.to_string());
-        for dep in &r.deps {
-            visit(project, dep, done, path)?;
-        }
-        path.pop();
-        done.push(role.to_string());
-        Ok(())
-    }
-    let mut done = Vec::new();
-    for root in roots {
-        visit(project, root, &mut done, &mut Vec::new())?;
-    }
-    Ok(done)
+/// The longest meta dependency chain parbake accepts, in roles (the first one included).
+///
+/// Ansible 2.14 takes time exponential in the depth of a meta dependency chain: a chain of 15
+/// one-task roles runs in about 12 s, 17 in 33 s, 20 in over two minutes. 16 keeps a bake or a
+/// launch within seconds of that cost; real roles nest a handful deep.
+pub const MAX_DEPENDENCY_DEPTH: usize = 16;
+
+fn role<'p>(project: &'p Project, name: &str) -> Result<&'p Role, PlanError> {
+    project
+        .roles
+        .get(name)
+        .ok_or_else(|| PlanError::UnknownRole {
+            role: name.to_string(),
+            known: project.roles.keys().cloned().collect(),
+        })
 }
 
-/// The dependency chain from `from` to `to`, if `to` is reachable.
-fn chain(project: &Project, from: &str, to: &str) -> Option<Vec<String>> {
-    if from == to {
-        return Some(vec![from.to_string()]);
+/// Dependency-first order of `roots` and everything they depend on. Roots keep their given
+/// order where dependencies allow. Errors on cycles, unknown roles and chains deeper than
+/// [`MAX_DEPENDENCY_DEPTH`]. Iterative, and linear in roles plus dependencies.
+pub fn dependency_order(project: &Project, roots: &[String]) -> Result<Vec<String>, PlanError> {
+    let mut order = Vec::new();
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    for root in roots {
+        if done.contains(root.as_str()) {
+            continue;
+        }
+        // the current chain from `root`: each role with the index of its next dependency
+        let mut path: Vec<(&Role, usize)> = vec![(role(project, root)?, 0)];
+        let mut on_path: BTreeSet<&str> = BTreeSet::from([root.as_str()]);
+        while let Some((r, next)) = path.last_mut() {
+            let r: &Role = r;
+            let Some(dep) = r.deps.get(*next) else {
+                path.pop();
+                on_path.remove(r.name.as_str());
+                done.insert(r.name.as_str());
+                order.push(r.name.clone());
+                continue;
+            };
+            *next += 1;
+            if done.contains(dep.as_str()) {
+                continue;
+            }
+            if on_path.contains(dep.as_str()) {
+                let pos = path.iter().position(|(p, _)| &p.name == dep).unwrap_or(0);
+                let mut cycle: Vec<String> =
+                    path[pos..].iter().map(|(p, _)| p.name.clone()).collect();
+                cycle.push(dep.clone());
+                return Err(PlanError::Cycle { cycle });
+            }
+            if path.len() >= MAX_DEPENDENCY_DEPTH {
+                let names: Vec<&str> = path.iter().map(|(p, _)| p.name.as_str()).collect();
+                return Err(too_deep(r, &names, dep));
+            }
+            path.push((role(project, dep)?, 0));
+            on_path.insert(dep.as_str());
+        }
     }
-    for dep in &project.roles.get(from)?.deps {
-        if let Some(mut rest) = chain(project, dep, to) {
-            rest.insert(0, from.to_string());
-            return Some(rest);
+    Ok(order)
+}
+
+/// `a → b → c`, with the middle left out of a long chain.
+fn show_chain(chain: &[&str]) -> String {
+    if chain.len() <= 8 {
+        return chain.join(" → ");
+    }
+    format!(
+        "{} → … → {}",
+        chain[..3].join(" → "),
+        chain[chain.len() - 3..].join(" → ")
+    )
+}
+
+/// The error for `role`'s dependency `dep` that makes `chain` (ending at `role`) too deep,
+/// located at that entry of `role`'s meta/main.yml.
+fn too_deep(role: &Role, chain: &[&str], dep: &str) -> PlanError {
+    let mut full = chain.to_vec();
+    full.push(dep);
+    let message = format!(
+        "the meta dependency chain from `{}` is more than {MAX_DEPENDENCY_DEPTH} roles deep: {}",
+        full[0],
+        show_chain(&full)
+    );
+    let file = role
+        .meta_file
+        .clone()
+        .unwrap_or_else(|| SourceFile::new(format!("roles/{}/meta/main.yml", role.name), ""));
+    let at = file
+        .error_for("dependencies", Some(dep), message)
+        .with_hint(format!(
+            "Ansible's time grows exponentially with the depth of meta dependencies (17 roles \
+             deep: about 30 s, 20: minutes); parbake accepts chains of up to \
+             {MAX_DEPENDENCY_DEPTH} roles"
+        ))
+        .with_hint(
+            "flatten the chain: list the roles in the stack's `roles:` (or the image's `basic:`) \
+             instead of making each depend on the next",
+        );
+    PlanError::TooDeep(Box::new(at))
+}
+
+/// The dependency chain from `from` to `to`, if `to` is reachable: the first one in declared
+/// order. Iterative, and visits each role once.
+fn chain(project: &Project, from: &str, to: &str) -> Option<Vec<String>> {
+    let mut path: Vec<(&Role, usize)> = vec![(project.roles.get(from)?, 0)];
+    let mut seen: BTreeSet<&str> = BTreeSet::from([from]);
+    while let Some((r, next)) = path.last_mut() {
+        let r: &Role = r;
+        if r.name == to {
+            return Some(path.iter().map(|(p, _)| p.name.clone()).collect());
+        }
+        match r.deps.get(*next) {
+            Some(dep) => {
+                *next += 1;
+                if seen.insert(dep.as_str()) {
+                    if let Some(d) = project.roles.get(dep) {
+                        path.push((d, 0));
+                    }
+                }
+            }
+            None => {
+                path.pop();
+            }
         }
     }
     None
+}
+
+/// Every role the stack needs must be installed on the image: otherwise the bake fails to
+/// find it, or the runner rejects the plan at boot. Located at the image's `installed` list,
+/// naming the chain from the basic or stack role that needs it.
+fn check_installed(
+    project: &Project,
+    image: &crate::config::Image,
+    stack: &crate::config::Stack,
+    needed: &[String],
+) -> Result<(), PlanError> {
+    let installed: BTreeSet<&str> = image.installed.iter().map(String::as_str).collect();
+    let Some(missing) = needed.iter().find(|r| !installed.contains(r.as_str())) else {
+        return Ok(());
+    };
+    let from_basic = image.def.basic.iter().map(|r| (r, "basic role"));
+    let from_stack = stack.def.roles.iter().map(|r| (r, "stack role"));
+    let (root, what, path) = from_basic
+        .chain(from_stack)
+        .find_map(|(root, what)| Some((root, what, chain(project, root, missing)?)))
+        .unwrap_or((missing, "role", vec![missing.clone()]));
+    let needs = if path.len() > 1 {
+        format!(
+            ", but {what} `{root}` needs it: {}",
+            show_chain(&path.iter().map(String::as_str).collect::<Vec<_>>())
+        )
+    } else {
+        String::new()
+    };
+    let mut at = image
+        .file
+        .error_for(
+            "installed",
+            None,
+            format!(
+                "role `{missing}` is not installed on image `{}`{needs} (stack `{}`)",
+                image.name, stack.name
+            ),
+        )
+        .with_hint(format!(
+            "add `{missing}` to `installed` in {}, or omit `installed` to install every role",
+            image.file.display
+        ));
+    if let Some(dependent) = path.len().checked_sub(2).map(|i| &path[i]) {
+        at = at.with_hint(format!(
+            "`{dependent}` depends on `{missing}` in roles/{dependent}/meta/main.yml"
+        ));
+    }
+    Err(PlanError::NotInstalled(Box::new(at)))
 }
 
 pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
@@ -373,14 +530,23 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             stack: req.stack.clone(),
             known: project.stacks.keys().cloned().collect(),
         })?;
-    let image = &project.images[&stack.def.image];
+    let image = project
+        .images
+        .get(&stack.def.image)
+        .ok_or_else(|| PlanError::UnknownImage {
+            stack: stack.name.clone(),
+            image: stack.def.image.clone(),
+            known: project.images.keys().cloned().collect(),
+        })?;
     let launch_only: BTreeSet<&str> = image.def.launch_only.iter().map(String::as_str).collect();
 
-    // the whole dependency graph must be acyclic, not only the part this stack uses
+    // the whole dependency graph must be acyclic (and not too deep), not only the part this
+    // stack uses
     let all: Vec<String> = project.roles.keys().cloned().collect();
     dependency_order(project, &all)?;
 
     let basic = dependency_order(project, &image.def.basic)?;
+    let basic_set: BTreeSet<&str> = basic.iter().map(String::as_str).collect();
     for b in &image.def.basic {
         for dep in dependency_order(project, std::slice::from_ref(b))? {
             if launch_only.contains(dep.as_str()) {
@@ -396,6 +562,8 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let mut stack_roots = image.def.basic.clone();
     stack_roots.extend(stack.def.roles.iter().cloned());
     let stack_all = dependency_order(project, &stack_roots)?;
+    check_installed(project, image, stack, &stack_all)?;
+    let stack_all_set: BTreeSet<&str> = stack_all.iter().map(String::as_str).collect();
 
     // promotions: the stack's defaults, then the flags, without repeats
     let mut explicit: Vec<String> = Vec::new();
@@ -406,6 +574,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     }
     let mut notes = Vec::new();
     let mut promoted: Vec<Promotion> = Vec::new();
+    let mut promoted_set: BTreeSet<String> = BTreeSet::new();
     for p in &explicit {
         if !project.roles.contains_key(p) {
             return Err(PlanError::UnknownRole {
@@ -419,14 +588,14 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
                 image: image.name.clone(),
             });
         }
-        if !stack_all.contains(p) {
+        if !stack_all_set.contains(p.as_str()) {
             return Err(PlanError::NotInStack {
                 role: p.clone(),
                 stack: stack.name.clone(),
                 roles: stack_all.clone(),
             });
         }
-        if basic.contains(p) {
+        if basic_set.contains(p.as_str()) {
             notes.push(format!(
                 "`{p}` is already baked in the base layer (basic); promoting it changes nothing"
             ));
@@ -440,9 +609,10 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
                     dep,
                 });
             }
-            if basic.contains(&dep) || promoted.iter().any(|x| x.role == dep) {
+            if basic_set.contains(dep.as_str()) || promoted_set.contains(&dep) {
                 continue;
             }
+            promoted_set.insert(dep.clone());
             let required_by = if explicit.contains(&dep) {
                 None
             } else {
@@ -455,7 +625,6 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         }
     }
     // stack layer order: dependency order restricted to the promoted set
-    let promoted_set: BTreeSet<&str> = promoted.iter().map(|p| p.role.as_str()).collect();
     let stack_runs: Vec<String> = stack_all
         .iter()
         .filter(|r| promoted_set.contains(r.as_str()))
@@ -470,66 +639,56 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         }
     }
 
-    let installed: BTreeMap<String, String> = image
+    let installed_roles: Vec<&Role> = image
         .installed
         .iter()
-        .map(|r| (r.clone(), project.roles[r].hash.clone()))
+        .map(|r| role(project, r))
+        .collect::<Result<_, _>>()?;
+    let installed: BTreeMap<String, String> = installed_roles
+        .iter()
+        .map(|r| (r.name.clone(), r.hash.clone()))
         .collect();
 
-    let (template, source) = match req.target {
-        Target::Qemu => (
-            &project.templates.qemu,
-            image
-                .def
-                .sources
-                .qemu
-                .as_ref()
-                .map(|s| serde_json::to_value(s).unwrap()),
-        ),
-        Target::Aws => (
-            &project.templates.amazon_ebs,
-            image
-                .def
-                .sources
-                .aws
-                .as_ref()
-                .map(|s| serde_json::to_value(s).unwrap()),
-        ),
-    };
-    let source = source.ok_or(PlanError::NoSource {
+    let no_source = || PlanError::NoSource {
         image: image.name.clone(),
         target: req.target,
-    })?;
-    let source_identity = req
-        .source_identity
-        .clone()
-        .unwrap_or_else(|| match req.target {
-            Target::Qemu => {
-                let q = image.def.sources.qemu.as_ref().unwrap();
-                format!("qemu:{}@{}", q.disk_image, q.checksum)
-            }
-            Target::Aws => {
-                let a = &image.def.sources.aws.as_ref().unwrap().source_ami;
+    };
+    // the template, the source settings, and the declared source standing in for its identity
+    let (template, source, declared) = match req.target {
+        Target::Qemu => {
+            let q = image.def.sources.qemu.as_ref().ok_or_else(no_source)?;
+            (
+                &project.templates.qemu,
+                serde_json::to_value(q),
+                format!("qemu:{}@{}", q.disk_image, q.checksum),
+            )
+        }
+        Target::Aws => {
+            let aws = image.def.sources.aws.as_ref().ok_or_else(no_source)?;
+            let a = &aws.source_ami;
+            (
+                &project.templates.amazon_ebs,
+                serde_json::to_value(aws),
                 format!(
                     "aws:owners={};name={};arch={}",
                     a.owners.join(","),
                     a.name,
                     a.architecture
-                )
-            }
-        });
+                ),
+            )
+        }
+    };
+    let source = source.expect("source settings serialize to JSON");
+    let source_identity = req.source_identity.clone().unwrap_or(declared);
     let template_digest = sha256_hex(template.as_bytes());
     let runtime_digest = runtime::digest();
 
     // staging: the base layer downloads packages for every installed role it does not run
-    let stage_apt: BTreeMap<String, Vec<String>> = image
-        .installed
+    let stage_apt: BTreeMap<String, Vec<String>> = installed_roles
         .iter()
-        .filter(|r| !basic.contains(r))
-        .filter_map(|r| {
-            let pkgs = &project.roles[r].meta.stage_apt;
-            (!pkgs.is_empty()).then(|| (r.clone(), pkgs.clone()))
-        })
+        .filter(|r| !basic_set.contains(r.name.as_str()))
+        .filter(|r| !r.meta.stage_apt.is_empty())
+        .map(|r| (r.name.clone(), r.meta.stage_apt.clone()))
         .collect();
 
     let hash_layer =
@@ -608,13 +767,16 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let launch: Vec<LaunchRole> = stack_all
         .iter()
         .filter(|r| !baked.contains(r.as_str()))
-        .map(|r| LaunchRole {
-            name: r.clone(),
-            hash: project.roles[r].hash.clone(),
-            launch_only: launch_only.contains(r.as_str()),
-            staged_apt: project.roles[r].meta.stage_apt.clone(),
+        .map(|r| {
+            let role = role(project, r)?;
+            Ok(LaunchRole {
+                name: r.clone(),
+                hash: role.hash.clone(),
+                launch_only: launch_only.contains(r.as_str()),
+                staged_apt: role.meta.stage_apt.clone(),
+            })
         })
-        .collect();
+        .collect::<Result<_, PlanError>>()?;
 
     let mut launch_vars = image.vars.clone();
     launch_vars.extend(stack.vars.clone());

@@ -1,13 +1,19 @@
 //! Roles under `roles/`: their meta dependencies, parbake metadata, and content hash.
+//!
+//! A role's tree is walked without trusting it: a symlink counts as what it resolves to, and
+//! only while that stays inside the project; FIFOs, sockets and devices are refused before
+//! anything is opened. The file list kept with each role is what the bake copies, so the
+//! image gets the bytes the hash covers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
 use super::model::RoleMetaFile;
-use super::yaml::SourceFile;
-use super::ConfigError;
+use super::yaml::{self, SourceFile};
+use super::{ConfigError, Located};
 
 #[derive(Debug, Clone)]
 pub struct Role {
@@ -16,14 +22,93 @@ pub struct Role {
     pub dir: PathBuf,
     /// Direct dependencies from `meta/main.yml`, in declared order.
     pub deps: Vec<String>,
-    /// `sha256:<hex>` over every file's relative path, mode and contents (sorted by path).
+    /// `sha256:<hex>` over every file's relative path, exec bit and contents (sorted by path).
     pub hash: String,
     pub meta: RoleMetaFile,
-    /// Relative paths of the files that make up the hash, sorted.
-    pub files: Vec<String>,
+    /// The files that make up the hash, sorted by relative path.
+    pub files: Vec<RoleFile>,
     /// `roles/<name>/meta/main.yml`, kept to point at a bad dependency.
     pub meta_file: Option<SourceFile>,
 }
+
+impl Role {
+    /// Copies the role's files as they were hashed into `to` (the bake payload): a symlink's
+    /// resolved content as a regular file, and only the files the hash covers. Then hashes the
+    /// copy: a role edited since it was loaded is an error, so the image gets exactly the bytes
+    /// its layer hash covers.
+    pub fn copy_to(&self, to: &Path) -> Result<(), ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ConfigError::Io { path, source }
+        };
+        std::fs::create_dir_all(to).map_err(io(to))?;
+        for file in &self.files {
+            let dst = to.join(&file.rel);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            let (bytes, mode) = read_regular(&file.source).map_err(io(&file.source))?;
+            std::fs::write(&dst, bytes).map_err(io(&dst))?;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
+                .map_err(io(&dst))?;
+        }
+        let copied = hash_tree(to, to).map(|(hash, _)| hash);
+        if copied.as_ref() != Ok(&self.hash) {
+            return Err(ConfigError::Role {
+                role: self.name.clone(),
+                path: self.dir.clone(),
+                message: "changed while it was copied into the bake payload".into(),
+                hints: vec![
+                    "run the bake again once the role's files are no longer being edited".into(),
+                ],
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One file of a role tree as hashed: where it sits in the role and where its bytes come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleFile {
+    /// Path inside the role, `/`-separated.
+    pub rel: String,
+    /// The regular file holding the content: the file itself, or what a symlink resolves to.
+    pub source: PathBuf,
+    /// Permission bits read with the content (only the exec bit is part of the hash).
+    pub mode: u32,
+}
+
+/// Why a role tree was refused: the offending path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub path: PathBuf,
+    pub message: String,
+    pub hints: Vec<String>,
+}
+
+impl Refusal {
+    fn new(path: impl Into<PathBuf>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Refusal {
+            path: path.into(),
+            message: message.into(),
+            hints: vec![hint.into()],
+        }
+    }
+
+    fn into_config(self, role: &str) -> ConfigError {
+        ConfigError::Role {
+            role: role.to_string(),
+            path: self.path,
+            message: self.message,
+            hints: self.hints,
+        }
+    }
+}
+
+/// Files and directories a role tree may hold, counting those reached through symlinks: a
+/// bound on trees that links multiply (two links to the same directory at each level).
+pub const MAX_TREE_ENTRIES: usize = 100_000;
 
 /// Files that are never part of a role's content (editor and VCS noise).
 fn ignored(name: &str) -> bool {
@@ -35,11 +120,9 @@ fn ignored(name: &str) -> bool {
         || name.ends_with('~')
 }
 
+/// Role names follow the one rule for names (see `config::names`).
 pub fn valid_role_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    super::names::valid_name(name)
 }
 
 pub fn load_roles(root: &Path) -> Result<BTreeMap<String, Role>, ConfigError> {
@@ -63,14 +146,19 @@ pub fn load_roles(root: &Path) -> Result<BTreeMap<String, Role>, ConfigError> {
         }
     }
     names.sort();
+    let within = std::fs::canonicalize(root).map_err(|source| ConfigError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
     for name in names {
-        let role = load_role(root, &name)?;
+        let role = load_role(root, &within, &name)?;
         roles.insert(name, role);
     }
     Ok(roles)
 }
 
-fn load_role(root: &Path, name: &str) -> Result<Role, ConfigError> {
+/// Loads one role; `within` is the canonical project root its symlinks must stay inside.
+fn load_role(root: &Path, within: &Path, name: &str) -> Result<Role, ConfigError> {
     let dir = root.join("roles").join(name);
     let role_err = |message: String, hints: Vec<String>| ConfigError::Role {
         role: name.to_string(),
@@ -81,83 +169,61 @@ fn load_role(root: &Path, name: &str) -> Result<Role, ConfigError> {
     if !valid_role_name(name) {
         return Err(role_err(
             "the directory name is not a valid role name".into(),
-            vec!["use letters, digits, `_` and `-` only".into()],
+            vec![
+                "use letters, digits, `_` and `-`, not starting with `-`, at most 64 characters"
+                    .into(),
+            ],
         ));
     }
-    let tasks = dir.join("tasks/main.yml");
-    if !tasks.is_file() {
+    // the whole tree is checked before any file of it is opened
+    let (hash, files) = hash_tree(within, &dir).map_err(|r| r.into_config(name))?;
+    let file_of = |rel: &str| files.iter().find(|f| f.rel == rel);
+    let read = |f: &RoleFile| {
+        let (bytes, _) = read_regular(&f.source).map_err(|source| ConfigError::Io {
+            path: dir.join(&f.rel),
+            source,
+        })?;
+        String::from_utf8(bytes).map_err(|e| ConfigError::Io {
+            path: dir.join(&f.rel),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
+    };
+
+    let Some(tasks) = file_of("tasks/main.yml") else {
         return Err(role_err(
-            format!("has no tasks/main.yml (looked for {})", tasks.display()),
+            format!(
+                "has no tasks/main.yml (looked for {})",
+                dir.join("tasks/main.yml").display()
+            ),
             vec![format!(
                 "create roles/{name}/tasks/main.yml (a list of tasks, `[]` if none), or remove the directory"
             )],
         ));
-    }
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
-            path: p.to_path_buf(),
-            source,
-        })
     };
     // A YAML syntax error in tasks is reported here, with its location, rather than by Ansible later.
-    let tasks_file = SourceFile::ansible(format!("roles/{name}/tasks/main.yml"), read(&tasks)?);
+    let tasks_file = SourceFile::ansible(format!("roles/{name}/tasks/main.yml"), read(tasks)?);
     if !tasks_file.text.trim().is_empty() {
         tasks_file.parse::<serde_yaml::Value>()?;
     }
 
     let mut deps = Vec::new();
     let mut meta_file = None;
-    let meta_path = dir.join("meta/main.yml");
-    if meta_path.is_file() {
-        let file = SourceFile::ansible(format!("roles/{name}/meta/main.yml"), read(&meta_path)?);
-        let value: serde_yaml::Value = if file.text.trim().is_empty() {
-            serde_yaml::Value::Null
-        } else {
-            file.parse()?
-        };
-        if let Some(list) = value.get("dependencies") {
-            let Some(list) = list.as_sequence() else {
-                return Err(file
-                    .error_for("dependencies", None, "`dependencies` must be a list")
-                    .into());
-            };
-            for dep in list {
-                // Ansible accepts `- name`, `- role: name` and `- name: name`
-                let dep_name = dep
-                    .as_str()
-                    .or_else(|| dep.get("role").and_then(|v| v.as_str()))
-                    .or_else(|| dep.get("name").and_then(|v| v.as_str()));
-                match dep_name {
-                    Some(d) => deps.push(d.to_string()),
-                    None => {
-                        return Err(file
-                            .error_for(
-                                "dependencies",
-                                None,
-                                "a dependency must be a role name or a mapping with `role:`",
-                            )
-                            .into())
-                    }
-                }
-            }
-        }
+    if let Some(meta) = file_of("meta/main.yml") {
+        let file = SourceFile::ansible(format!("roles/{name}/meta/main.yml"), read(meta)?);
+        deps = dependencies(&file)?;
         meta_file = Some(file);
     }
 
-    let parbake_meta = dir.join("meta/parbake.yml");
-    let meta = if parbake_meta.is_file() {
-        let file = SourceFile::new(
-            format!("roles/{name}/meta/parbake.yml"),
-            read(&parbake_meta)?,
-        );
-        let meta: RoleMetaFile = file.parse()?;
-        super::check_role_meta(&file, &meta)?;
-        meta
-    } else {
-        RoleMetaFile::default()
+    let meta = match file_of("meta/parbake.yml") {
+        Some(f) => {
+            let file = SourceFile::new(format!("roles/{name}/meta/parbake.yml"), read(f)?);
+            let meta: RoleMetaFile = file.parse()?;
+            super::check_role_meta(&file, &meta)?;
+            meta
+        }
+        None => RoleMetaFile::default(),
     };
 
-    let (hash, files) = hash_dir(&dir)?;
     Ok(Role {
         name: name.to_string(),
         dir,
@@ -169,69 +235,371 @@ fn load_role(root: &Path, name: &str) -> Result<Role, ConfigError> {
     })
 }
 
-/// Content hash of a directory tree: independent of file order and mtimes, sensitive to
-/// every byte, every relative path and the executable bit.
-pub fn hash_dir(dir: &Path) -> Result<(String, Vec<String>), ConfigError> {
-    let mut files = Vec::new();
-    collect(dir, dir, &mut files)?;
-    files.sort();
-    let mut hasher = Sha256::new();
-    for rel in &files {
-        let path = dir.join(rel);
-        let meta = std::fs::symlink_metadata(&path).map_err(|source| ConfigError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let (kind, content) = if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|source| ConfigError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            ("l", target.to_string_lossy().into_owned().into_bytes())
-        } else {
-            let exec = {
-                use std::os::unix::fs::PermissionsExt;
-                meta.permissions().mode() & 0o111 != 0
-            };
-            let bytes = std::fs::read(&path).map_err(|source| ConfigError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            (if exec { "x" } else { "f" }, bytes)
+/// Keys a meta dependency entry may have: the role's name under either spelling Ansible takes.
+const DEPENDENCY_NAME_KEYS: [&str; 2] = ["role", "name"];
+
+/// The role names under `dependencies:` in a role's meta/main.yml, in declared order.
+///
+/// Ansible accepts `- name`, `- role: name` and `- name: name`. An entry that also carries
+/// `vars:`, `when:`, `tags:` or any other parameter is refused: parbake runs each role once,
+/// from its own plan (baked roles are shimmed), so those parameters would be silently dropped
+/// or the role would run twice.
+fn dependencies(file: &SourceFile) -> Result<Vec<String>, ConfigError> {
+    let value: serde_yaml::Value = if file.text.trim().is_empty() {
+        serde_yaml::Value::Null
+    } else {
+        file.parse()?
+    };
+    let Some(list) = value.get("dependencies") else {
+        return Ok(Vec::new());
+    };
+    if list.is_null() {
+        return Ok(Vec::new());
+    }
+    let Some(list) = list.as_sequence() else {
+        return Err(file
+            .error_for("dependencies", None, "`dependencies` must be a list")
+            .into());
+    };
+    let mut deps = Vec::new();
+    for (index, dep) in list.iter().enumerate() {
+        let dep_name = dep
+            .as_str()
+            .or_else(|| dep.get("role").and_then(|v| v.as_str()))
+            .or_else(|| dep.get("name").and_then(|v| v.as_str()));
+        let Some(dep_name) = dep_name else {
+            return Err(file
+                .error_for(
+                    "dependencies",
+                    None,
+                    "a dependency must be a role name or a mapping with `role:`",
+                )
+                .into());
         };
+        if let Some(map) = dep.as_mapping() {
+            let extra = map.keys().find(|k| {
+                !k.as_str()
+                    .is_some_and(|k| DEPENDENCY_NAME_KEYS.contains(&k))
+            });
+            if let Some(key) = extra {
+                let key = match key.as_str() {
+                    Some(k) => k.to_string(),
+                    None => serde_yaml::to_string(key)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                };
+                return Err(dependency_parameter(file, index, dep_name, &key).into());
+            }
+        }
+        deps.push(dep_name.to_string());
+    }
+    Ok(deps)
+}
+
+/// The error for a meta dependency entry that carries a parameter (`vars:`, `when:`, ...).
+fn dependency_parameter(file: &SourceFile, index: usize, dep: &str, key: &str) -> Located {
+    let (line, column) = locate_dependency_key(&file.text, index, key)
+        .or_else(|| yaml::locate(&file.text, "dependencies", None))
+        .unwrap_or((1, 1));
+    let role_dir = file
+        .display
+        .strip_suffix("/meta/main.yml")
+        .unwrap_or("roles/ROLE");
+    file.error_at(
+        line,
+        column,
+        Some(format!("dependencies[{index}].{key}")),
+        format!(
+            "meta dependency `{dep}` sets `{key}`: parbake runs each role once, from its own \
+             plan, so a dependency's parameters would be dropped or the role would run twice"
+        ),
+    )
+    .with_hint(format!(
+        "list the dependency by name only (`- {dep}` or `- role: {dep}`) and put its values in \
+         roles/{dep}/defaults/main.yml or in the stack's `vars:`"
+    ))
+    .with_hint(format!(
+        "to run `{dep}` with its own parameters, include it from {role_dir}/tasks with \
+         `ansible.builtin.include_role: {{name: {dep}}}` and `vars:`"
+    ))
+}
+
+/// The 1-based (line, column) of `key` inside the `index`-th item of a block-style
+/// `dependencies:` list. Best effort, like [`yaml::locate`]: None for flow style.
+fn locate_dependency_key(text: &str, index: usize, key: &str) -> Option<(usize, usize)> {
+    let (list_line, _) = yaml::locate(text, "dependencies", None)?;
+    let mut item_indent = None;
+    let mut items = 0usize;
+    for (i, line) in text.lines().enumerate().skip(list_line) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let is_item = trimmed == "-" || trimmed.starts_with("- ");
+        if indent == 0 && !is_item {
+            break; // the next top-level key
+        }
+        let mut bare = trimmed;
+        if is_item && item_indent.is_none_or(|at| at == indent) {
+            item_indent = Some(indent);
+            items += 1;
+            bare = trimmed[1..].trim_start();
+        }
+        if items > index + 1 {
+            break;
+        }
+        if items == index + 1 {
+            let after = bare.strip_prefix(key).map(str::trim_start);
+            if after.is_some_and(|a| a.starts_with(':')) {
+                return Some((i + 1, line.len() - bare.len() + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Content hash of a directory tree and its files: independent of file order and mtimes,
+/// sensitive to every byte, every relative path and the executable bit. A symlink counts as
+/// what it resolves to, which must stay inside `within` (the project root). Refuses FIFOs,
+/// sockets, devices, dangling and looping links, and non-UTF-8 names, with the path.
+pub fn hash_tree(within: &Path, dir: &Path) -> Result<(String, Vec<RoleFile>), Refusal> {
+    let within = std::fs::canonicalize(within).map_err(|e| {
+        Refusal::new(
+            within,
+            format!("cannot resolve the directory: {e}"),
+            "check the project directory exists and is readable",
+        )
+    })?;
+    let top = resolve(&within, dir, dir)?;
+    let found = walk(&within, &top, dir)?;
+    let mut hasher = Sha256::new();
+    let mut files = Vec::with_capacity(found.len());
+    for (rel, source) in found {
+        let (content, mode) = read_regular(&source).map_err(|e| {
+            Refusal::new(
+                dir.join(&rel),
+                format!("cannot read: {e}"),
+                "check the file is a readable regular file and is not being replaced",
+            )
+        })?;
+        let kind = if mode & 0o111 != 0 { "x" } else { "f" };
         // length-prefixed fields: no concatenation of two inputs can collide with a third
         hasher.update(format!("{kind} {} {}\n", rel.len(), rel).as_bytes());
         hasher.update((content.len() as u64).to_le_bytes());
         hasher.update(&content);
+        files.push(RoleFile { rel, source, mode });
     }
     Ok((format!("sha256:{}", hex::encode(hasher.finalize())), files))
 }
 
-fn collect(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| ConfigError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if ignored(&name) {
-            continue;
+/// The canonical path of `path` (shown to users as `shown`), refused unless it stays inside
+/// `within`: a link that leaves the project, dangles or loops.
+fn resolve(within: &Path, path: &Path, shown: &Path) -> Result<PathBuf, Refusal> {
+    let target = || match std::fs::read_link(path) {
+        Ok(t) => format!(" (a symlink to {})", t.display()),
+        Err(_) => String::new(),
+    };
+    match std::fs::canonicalize(path) {
+        Ok(real) if real.starts_with(within) => Ok(real),
+        Ok(real) => Err(Refusal::new(
+            shown,
+            match std::fs::read_link(path) {
+                Ok(text) if text == real => format!(
+                    "is a symlink to {}, outside the project ({})",
+                    real.display(),
+                    within.display()
+                ),
+                _ => format!(
+                    "resolves to {}{}, outside the project ({})",
+                    real.display(),
+                    target(),
+                    within.display()
+                ),
+            },
+            "a role may only link to files inside the project: copy the file into the role, \
+             or link to a copy inside the project",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Refusal::new(
+            shown,
+            format!("is a dangling symlink{}", target()),
+            "fix the link or remove it",
+        )),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Refusal::new(
+            shown,
+            format!("is a symlink loop{}", target()),
+            "remove the link: a role's tree must be finite",
+        )),
+        Err(e) => Err(Refusal::new(
+            shown,
+            format!("cannot resolve{}: {e}", target()),
+            "check the path exists and is readable",
+        )),
+    }
+}
+
+/// A directory on the walk's current path, canonical: a link back to one of them is a loop.
+struct Ancestor {
+    dir: PathBuf,
+    parent: Option<Rc<Ancestor>>,
+}
+
+impl Ancestor {
+    fn contains(self: &Rc<Self>, dir: &Path) -> bool {
+        let mut at = Some(self);
+        while let Some(a) = at {
+            if a.dir == dir {
+                return true;
+            }
+            at = a.parent.as_ref();
         }
-        let path = entry.path();
-        let ft = entry.file_type().map_err(|source| ConfigError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        if ft.is_dir() {
-            collect(base, &path, out)?;
-        } else {
-            let rel = path.strip_prefix(base).expect("under base");
-            out.push(rel.to_string_lossy().into_owned());
+        false
+    }
+}
+
+/// Every regular file under the canonical directory `top` (shown to users as `shown`), as
+/// (relative path, canonical source), sorted by relative path. Iterative: no depth limit of
+/// its own beyond [`MAX_TREE_ENTRIES`]. Reads directory entries and metadata only.
+fn walk(within: &Path, top: &Path, shown: &Path) -> Result<Vec<(String, PathBuf)>, Refusal> {
+    let mut files = Vec::new();
+    let mut entries_seen = 0usize;
+    let mut pending = vec![(
+        String::new(),
+        Rc::new(Ancestor {
+            dir: top.to_path_buf(),
+            parent: None,
+        }),
+    )];
+    while let Some((rel_dir, here)) = pending.pop() {
+        let shown_dir = shown.join(&rel_dir);
+        let cannot_read = |e: std::io::Error| {
+            Refusal::new(
+                &shown_dir,
+                format!("cannot read the directory: {e}"),
+                "check the directory is readable",
+            )
+        };
+        for entry in std::fs::read_dir(&here.dir).map_err(cannot_read)? {
+            let entry = entry.map_err(cannot_read)?;
+            let os_name = entry.file_name();
+            let Some(name) = os_name.to_str() else {
+                return Err(Refusal::new(
+                    shown_dir.join(&os_name),
+                    "the file name is not valid UTF-8",
+                    "rename the file: role paths are hashed and shipped as UTF-8",
+                ));
+            };
+            if ignored(name) {
+                continue;
+            }
+            entries_seen += 1;
+            if entries_seen > MAX_TREE_ENTRIES {
+                return Err(Refusal::new(
+                    shown,
+                    format!(
+                        "holds more than {MAX_TREE_ENTRIES} files and directories (counting \
+                         those reached through symlinks)"
+                    ),
+                    "split the role, or remove symlinks that repeat directories",
+                ));
+            }
+            let rel = if rel_dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            let shown_path = shown.join(&rel);
+            let path = here.dir.join(name);
+            let lstat = entry.file_type().map_err(|e| {
+                Refusal::new(
+                    &shown_path,
+                    format!("cannot stat: {e}"),
+                    "check the path is readable",
+                )
+            })?;
+            let (real, ft) = if lstat.is_symlink() {
+                let real = resolve(within, &path, &shown_path)?;
+                let ft = std::fs::symlink_metadata(&real)
+                    .map_err(|e| {
+                        Refusal::new(
+                            &shown_path,
+                            format!("cannot stat what the symlink resolves to: {e}"),
+                            "check the link target is readable",
+                        )
+                    })?
+                    .file_type();
+                if ft.is_dir() && here.contains(&real) {
+                    return Err(Refusal::new(
+                        &shown_path,
+                        format!(
+                            "is a symlink loop: it resolves to {}, a directory that contains it",
+                            real.display()
+                        ),
+                        "remove the link: a role's tree must be finite",
+                    ));
+                }
+                (real, ft)
+            } else {
+                (path, lstat)
+            };
+            if ft.is_dir() {
+                pending.push((
+                    rel,
+                    Rc::new(Ancestor {
+                        dir: real,
+                        parent: Some(Rc::clone(&here)),
+                    }),
+                ));
+            } else if ft.is_file() {
+                files.push((rel, real));
+            } else {
+                return Err(Refusal::new(
+                    &shown_path,
+                    format!("is {}, not a regular file or directory", special_kind(&ft)),
+                    "remove it from the role: a role may hold only regular files, directories \
+                     and symlinks to them inside the project",
+                ));
+            }
         }
     }
-    Ok(())
+    files.sort();
+    Ok(files)
+}
+
+/// What a non-regular, non-directory file is, in words.
+fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else {
+        "a special file"
+    }
+}
+
+/// Reads a regular file and its permission bits. Does not follow a final symlink, does not
+/// block on a FIFO swapped in since the walk, and reads nothing that is not a regular file.
+pub fn read_regular(path: &Path) -> std::io::Result<(Vec<u8>, u32)> {
+    use std::io::Read;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok((bytes, meta.permissions().mode() & 0o7777))
 }

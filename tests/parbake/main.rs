@@ -8,6 +8,7 @@ mod examples;
 mod hashing;
 mod hostile;
 mod hostile_output;
+mod hostile_roles;
 mod moto;
 mod pipeline;
 mod planner;
