@@ -190,7 +190,7 @@ pub fn run(cli: Cli) -> Result<()> {
             budget: Some(budget),
             json,
         } => {
-            let budget_s = crate::budget::parse_duration(&budget).ok_or_else(|| {
+            let budget_s = crate::plan::budget::parse_duration(&budget).ok_or_else(|| {
                 Error::user(format!(
                     "invalid --budget `{budget}`: not a positive, finite duration"
                 ))
@@ -202,13 +202,13 @@ pub fn run(cli: Cli) -> Result<()> {
             let image = &project.stack(&stack.stack)?.def.image;
             let stats =
                 crate::ledger::Stats::from_entries(&entries, &stack.target.to_string(), image);
-            let report = crate::budget::recommend(&project, &req, &stats, budget_s)?;
+            let report = crate::plan::budget::recommend(&project, &req, &stats, budget_s)?;
             checkpoint(point::COMMIT)?;
             let mut out = stdout.lock();
             if json {
                 print_json(&mut out, &report)?;
             } else {
-                write!(out, "{}", crate::budget::report_text(&report)).ok();
+                write!(out, "{}", crate::plan::budget::report_text(&report)).ok();
             }
             if !report.met() {
                 return Err(Error::user(format!(
@@ -277,7 +277,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let plan = match stack.target {
                 Target::Aws => {
-                    let (plan, id) = crate::aws::consistency::plan_for_target(
+                    let (plan, id) = crate::target::aws::consistency::plan_for_target(
                         &project,
                         &request(&stack),
                         ami.as_deref(),
@@ -344,7 +344,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 print_json(&mut out, &report)?;
             } else {
-                write!(out, "{}", crate::pipeline::summary_text(&report)).ok();
+                write!(out, "{}", crate::bake::all::summary_text(&report)).ok();
             }
             if crate::interrupt::interrupted() {
                 return Err(Error::Interrupted);
@@ -370,7 +370,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 target,
             });
             let report = match req.target {
-                Target::Qemu => crate::bake::bake_qemu(
+                Target::Qemu => crate::target::qemu::bake::bake_qemu(
                     &project,
                     &req,
                     &crate::bake::BakeOptions {
@@ -379,7 +379,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         verbose: cli.verbose,
                     },
                 )?,
-                Target::Aws => crate::aws::bake::bake_aws(
+                Target::Aws => crate::target::aws::bake::bake_aws(
                     &project,
                     &req,
                     &crate::bake::BakeOptions {
@@ -407,10 +407,10 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let req = request(&stack);
             let report = match req.target {
-                Target::Qemu => crate::launch::launch_qemu(
+                Target::Qemu => crate::target::qemu::launch::launch_qemu(
                     &project,
                     &req,
-                    &crate::launch::LaunchOptions {
+                    &crate::target::launch::LaunchOptions {
                         keep,
                         no_roles,
                         timeout: std::time::Duration::from_secs(timeout),
@@ -419,7 +419,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     },
                 )?,
                 Target::Aws => {
-                    let r = crate::aws::launch::launch_aws(
+                    let r = crate::target::aws::launch::launch_aws(
                         &project,
                         &req,
                         ami.as_deref(),
@@ -455,12 +455,12 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Images { json } => {
-            let regions = crate::aws::images::list(&project)?;
+            let regions = crate::target::aws::images::list(&project)?;
             let mut out = stdout.lock();
             if json {
                 print_json(&mut out, &regions)?;
             } else {
-                write!(out, "{}", crate::aws::images::tree_text(&regions)).ok();
+                write!(out, "{}", crate::target::aws::images::tree_text(&regions)).ok();
             }
         }
         Command::Prune {
@@ -470,11 +470,11 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let regions = if regions.is_empty() {
-                crate::aws::gc::regions(&project)
+                crate::target::aws::gc::regions(&project)
             } else {
                 regions
             };
-            let decisions = crate::aws::prune::prune(&regions, keep, dry_run)?;
+            let decisions = crate::target::aws::prune::prune(&regions, keep, dry_run)?;
             let mut out = stdout.lock();
             if json {
                 print_json(&mut out, &decisions)?;
@@ -500,7 +500,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Gc { dry_run, json } => {
-            let left = crate::aws::gc::gc(&project, dry_run)?;
+            let left = crate::target::aws::gc::gc(&project, dry_run)?;
             let mut out = stdout.lock();
             if json {
                 print_json(&mut out, &left)?;
@@ -579,7 +579,7 @@ fn bake_all(
     force: bool,
     quiet: bool,
     verbose: bool,
-) -> Result<crate::pipeline::AllReport> {
+) -> Result<crate::bake::all::AllReport> {
     use crate::bake::LayerBaker;
     let started = std::time::Instant::now();
     let mut progress = crate::progress::Progress::new(quiet, verbose);
@@ -596,14 +596,14 @@ fn bake_all(
     });
     let (baker, plans): (std::sync::Arc<dyn LayerBaker>, Vec<plan::Plan>) = match target {
         Target::Qemu => {
-            let b = crate::bake::QemuBaker::new(project, force)?;
+            let b = crate::target::qemu::bake::QemuBaker::new(project, force)?;
             let plans = requests
                 .map(|r| b.plan(&r, &progress))
                 .collect::<Result<_>>()?;
             (std::sync::Arc::new(b), plans)
         }
         Target::Aws => {
-            let b = crate::aws::bake::AwsBaker::new(project, force, &progress)?;
+            let b = crate::target::aws::bake::AwsBaker::new(project, force, &progress)?;
             let plans = requests
                 .map(|r| b.plan(&r, &mut progress))
                 .collect::<Result<_>>()?;
@@ -611,11 +611,11 @@ fn bake_all(
         }
     };
     progress.finish();
-    let nodes = crate::pipeline::graph(&plans);
-    let mut report = crate::pipeline::run(
+    let nodes = crate::bake::all::graph(&plans);
+    let mut report = crate::bake::all::run(
         baker,
         nodes,
-        &crate::pipeline::AllOptions {
+        &crate::bake::all::AllOptions {
             target,
             jobs,
             force,
@@ -640,7 +640,7 @@ fn resolved_request(project: &Project, s: &StackArgs) -> PlanRequest {
             .get(&s.stack)
             .and_then(|st| project.images.get(&st.def.image))
         {
-            req.source_identity = crate::qemu::peek_identity(project, image);
+            req.source_identity = crate::target::qemu::peek_identity(project, image);
             if req.source_identity.is_none() && image.def.sources.qemu.is_some() {
                 eprintln!("note: the base disk image is not built yet; layer hashes change once it is (make base-image)");
             }

@@ -4,26 +4,20 @@
 //!
 //! config → plan → render → run → record. `plan` and `render` are pure.
 
-pub mod aws;
 pub mod bake;
-pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod error;
-pub mod events;
 pub mod interrupt;
-pub mod launch;
 pub mod ledger;
-pub mod packer_output;
-pub mod pipeline;
 pub mod plan;
 pub mod process;
 pub mod progress;
-pub mod qemu;
 pub mod render;
 pub mod report;
-pub mod runtime;
 pub mod store;
+pub mod target;
 pub mod tools;
 pub mod validate;
 pub mod write;

@@ -231,7 +231,7 @@ pub fn bake_summary(r: &crate::bake::BakeReport) -> String {
     s
 }
 
-pub fn launch_summary(r: &crate::launch::LaunchReport) -> String {
+pub fn launch_summary(r: &crate::target::launch::LaunchReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::events::RoleTiming;
 use crate::error::{Error, Result};
-use crate::events::RoleTiming;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LayerRecord {

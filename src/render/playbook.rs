@@ -6,8 +6,8 @@ use serde_json::{json, Map, Value};
 
 use super::{RenderOptions, RenderedFile};
 use crate::config::Project;
+use crate::contract as runtime;
 use crate::plan::{Layer, LayerKind, Plan};
-use crate::runtime;
 
 pub const PAYLOAD: &str = "/tmp/parbake-payload";
 

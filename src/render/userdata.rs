@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::RenderError;
 use crate::config::VarValue;
+use crate::contract::{LAUNCH_SPEC_PATH, STATUS_PATH};
 use crate::plan::Plan;
-use crate::runtime::{LAUNCH_SPEC_PATH, STATUS_PATH};
 
 /// EC2's limit on raw user-data (before base64).
 pub const USERDATA_LIMIT: usize = 16_384;

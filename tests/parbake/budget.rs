@@ -1,7 +1,7 @@
 //! `plan --budget` recommendations on synthetic ledgers: pure, no VMs.
 
-use parbake::budget::{recommend, BudgetReport, Source};
 use parbake::ledger::{Entry, Kind, RoleTime, Stats};
+use parbake::plan::budget::{recommend, BudgetReport, Source};
 use parbake::plan::Target;
 
 use crate::util::{request, Fixture};

@@ -362,14 +362,14 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     );
     assert_eq!(a.status.code(), Some(1), "{err_a}");
     assert_eq!(b.status.code(), Some(1), "{err_b}");
-    let ra: parbake::pipeline::AllReport =
+    let ra: parbake::bake::all::AllReport =
         serde_json::from_str(&std::fs::read_to_string(&out_a).unwrap()).unwrap();
-    let rb: parbake::pipeline::AllReport =
+    let rb: parbake::bake::all::AllReport =
         serde_json::from_str(&std::fs::read_to_string(&out_b).unwrap()).unwrap();
-    eprintln!("{}", parbake::pipeline::summary_text(&ra));
-    eprintln!("{}", parbake::pipeline::summary_text(&rb));
-    use parbake::pipeline::Outcome;
-    let outcome = |r: &parbake::pipeline::AllReport, name: &str| {
+    eprintln!("{}", parbake::bake::all::summary_text(&ra));
+    eprintln!("{}", parbake::bake::all::summary_text(&rb));
+    use parbake::bake::all::Outcome;
+    let outcome = |r: &parbake::bake::all::AllReport, name: &str| {
         r.layers.iter().find(|l| l.name == name).unwrap().clone()
     };
     for r in [&ra, &rb] {
@@ -424,11 +424,11 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r: parbake::pipeline::AllReport = serde_json::from_slice(&out.stdout).unwrap();
+    let r: parbake::bake::all::AllReport = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r.counts.cached, 3, "{r:?}");
     assert!(!marker.exists(), "an unchanged bake --all ran Packer");
     eprintln!(
         "e2e: bake --all on the unchanged tree: {took:.2}s\n{}",
-        parbake::pipeline::summary_text(&r)
+        parbake::bake::all::summary_text(&r)
     );
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use parbake::aws::ec2::{Ec2, Endpoint};
+use parbake::target::aws::ec2::{Ec2, Endpoint};
 
 use crate::util::launch_spec;
 use parbake::config::SourceAmi;
@@ -322,7 +322,7 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         let inst = ec2
             .client
             .describe_instances()
-            .filters(parbake::aws::ec2::filter(
+            .filters(parbake::target::aws::ec2::filter(
                 "tag:parbake:layer-hash",
                 l1["hash"].as_str().unwrap(),
             ))
@@ -840,7 +840,10 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
         let left = ec2
             .describe_images(
                 &["self".to_string()],
-                vec![parbake::aws::ec2::filter("tag-key", "parbake:layer-hash")],
+                vec![parbake::target::aws::ec2::filter(
+                    "tag-key",
+                    "parbake:layer-hash",
+                )],
             )
             .await
             .unwrap();
@@ -943,8 +946,14 @@ fn ctrl_c_during_an_aws_bake_leaves_no_running_instance() {
         let d = ec2
             .client
             .describe_instances()
-            .filters(parbake::aws::ec2::filter("tag:parbake:owner", &owner))
-            .filters(parbake::aws::ec2::filter("instance-state-name", "running"))
+            .filters(parbake::target::aws::ec2::filter(
+                "tag:parbake:owner",
+                &owner,
+            ))
+            .filters(parbake::target::aws::ec2::filter(
+                "instance-state-name",
+                "running",
+            ))
             .send()
             .await
             .unwrap();
@@ -1063,8 +1072,14 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
             let resp = ec2
                 .client
                 .describe_instances()
-                .filters(parbake::aws::ec2::filter("tag-key", "parbake:building"))
-                .filters(parbake::aws::ec2::filter("instance-state-name", "running"))
+                .filters(parbake::target::aws::ec2::filter(
+                    "tag-key",
+                    "parbake:building",
+                ))
+                .filters(parbake::target::aws::ec2::filter(
+                    "instance-state-name",
+                    "running",
+                ))
                 .send()
                 .await
                 .unwrap();
@@ -1092,8 +1107,8 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
     );
     assert!(a.status.success(), "{err_a}");
     assert!(b.status.success(), "{err_b}");
-    let ra: parbake::pipeline::AllReport = serde_json::from_slice(&a.stdout).unwrap();
-    let rb: parbake::pipeline::AllReport = serde_json::from_slice(&b.stdout).unwrap();
+    let ra: parbake::bake::all::AllReport = serde_json::from_slice(&a.stdout).unwrap();
+    let rb: parbake::bake::all::AllReport = serde_json::from_slice(&b.stdout).unwrap();
     assert_eq!(ra.counts.baked, 3, "{ra:?}");
     assert_eq!(
         rb.counts.cached, 3,
@@ -1129,13 +1144,13 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    let r: parbake::pipeline::AllReport = serde_json::from_slice(&out.stdout).unwrap();
+    let r: parbake::bake::all::AllReport = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((r.counts.baked, r.counts.cached), (1, 2), "{r:?}");
     let worker = r
         .layers
         .iter()
         .find(|l| l.name == "debian12-worker")
         .unwrap();
-    assert_eq!(worker.outcome, parbake::pipeline::Outcome::Baked);
+    assert_eq!(worker.outcome, parbake::bake::all::Outcome::Baked);
     assert_eq!(worker.why, ["bake vars changed"], "{err}");
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use parbake::pipeline::{AllReport, Outcome};
+use parbake::bake::all::{AllReport, Outcome};
 
 use crate::util::{repo, Fixture};
 

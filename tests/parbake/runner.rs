@@ -36,7 +36,7 @@ impl Image {
         std::fs::create_dir_all(home.join("lib/callback_plugins")).unwrap();
         std::fs::write(
             home.join("lib/callback_plugins/parbake_events.py"),
-            parbake::runtime::CALLBACK,
+            parbake::contract::CALLBACK,
         )
         .unwrap();
         let installed: serde_json::Map<String, Value> = roles
@@ -109,7 +109,7 @@ impl Image {
             std::env::var("PATH").unwrap()
         );
         let out = Command::new("python3")
-            .arg(repo().join("src/assets/parbake-roles.py"))
+            .arg(repo().join("src/contract/assets/parbake-roles.py"))
             .arg("launch")
             .arg(spec)
             .args(extra)
@@ -358,7 +358,7 @@ fn the_runner_signs_like_botocore() {
     // the SigV4 signer against botocore's (in .venv with moto), an independent implementation
     let out = Command::new(repo().join(".venv/bin/python"))
         .arg(repo().join("tests/fixtures/check_sigv4.py"))
-        .arg(repo().join("src/assets/parbake-roles.py"))
+        .arg(repo().join("src/contract/assets/parbake-roles.py"))
         .output()
         .unwrap();
     assert!(
@@ -740,8 +740,8 @@ fn redaction_hides_every_shown_form_of_a_secret() {
     let cases = std::env::var("PARBAKE_REDACT_CASES").unwrap_or_else(|_| "300".into());
     let out = Command::new(repo().join(".venv/bin/python"))
         .arg(repo().join("tests/fixtures/check_redact.py"))
-        .arg(repo().join("src/assets/parbake-roles.py"))
-        .arg(repo().join("src/assets/parbake_events.py"))
+        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .arg(repo().join("src/contract/assets/parbake_events.py"))
         .arg(cases)
         .output()
         .unwrap();

@@ -4,7 +4,7 @@
 
 use parbake::plan::{self, Target};
 use parbake::render::{self, RenderOptions};
-use parbake::runtime;
+use parbake::contract as runtime;
 
 use crate::util::{request, Fixture};
 

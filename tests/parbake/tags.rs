@@ -1,9 +1,9 @@
 //! The AMI tags parbake writes (render) read back into the same manifest (aws::ami), for a
 //! base layer and a stack layer.
 
-use parbake::aws::ami::manifest_from_tags;
 use parbake::plan::{self, Target};
 use parbake::render::packer::ami_tags;
+use parbake::target::aws::ami::manifest_from_tags;
 
 use crate::util::{request, Fixture};
 

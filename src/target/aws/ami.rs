@@ -149,7 +149,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> Vec<Ami> {
-        let text = include_str!("../../tests/fixtures/moto-amis.json");
+        let text = include_str!("../../../tests/fixtures/moto-amis.json");
         let raw: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
         raw.iter()
             .map(|v| Ami {

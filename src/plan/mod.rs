@@ -1,6 +1,8 @@
 //! plan: which roles bake in which layer, which run at launch, and each layer's content hash.
 //! Pure: no I/O and no clock. Inputs are a loaded [`Project`] and a [`PlanRequest`].
 
+pub mod budget;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -8,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Located, Project, Role, SourceFile, Vars};
-use crate::runtime;
+use crate::contract as runtime;
 
 pub const PARBAKE_VERSION: &str = env!("CARGO_PKG_VERSION");
 

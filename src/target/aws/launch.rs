@@ -24,7 +24,7 @@ pub struct AwsLaunchReport {
     pub launch_roles: Vec<String>,
     pub seconds_to_running: f64,
     /// With --wait-ready: the runner's status, read from the console output.
-    pub status: Option<crate::launch::BootStatus>,
+    pub status: Option<crate::contract::status::BootStatus>,
     pub seconds_to_ready: Option<f64>,
 }
 
@@ -122,7 +122,7 @@ pub fn launch_aws(
                     .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default();
-                if let Some(s) = text.lines().rev().find_map(crate::launch::parse_status_line) {
+                if let Some(s) = text.lines().rev().find_map(crate::contract::status::parse_status_line) {
                     status = Some(s);
                     break;
                 }
@@ -139,7 +139,7 @@ pub fn launch_aws(
         let seconds_to_ready = status.as_ref().map(|_| (started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
         if let (Some(s), Some(secs)) = (status.as_ref(), seconds_to_ready) {
             let store = crate::store::Store::for_project(&project.root);
-            crate::launch::record_launch(&crate::launch::LaunchRecord {
+            crate::target::launch::record_launch(&crate::target::launch::LaunchRecord {
                 store_root: &store.root,
                 layer_dir: None,
                 target: crate::plan::Target::Aws,

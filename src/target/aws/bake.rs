@@ -376,7 +376,10 @@ impl LayerBaker for AwsBaker {
 }
 
 /// `parbake:bake-seconds` = `total=312.5;base=35.2,users=3.1`, cut to EC2's 256 characters.
-pub fn bake_seconds_tag(total: f64, roles: &[crate::events::RoleTiming]) -> (String, String) {
+pub fn bake_seconds_tag(
+    total: f64,
+    roles: &[crate::contract::events::RoleTiming],
+) -> (String, String) {
     let mut v = format!("total={total:.1}");
     let per: Vec<String> = roles
         .iter()

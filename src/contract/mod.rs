@@ -1,6 +1,11 @@
-//! The parbake runtime that every image carries under /opt/parbake: the launch runner and the
-//! Ansible callback that reports per-role events. Embedded in the binary; its digest is part of
-//! every layer hash, so a runtime change rebakes.
+//! The contract between parbake and its images: the paths every image has, the runtime it
+//! carries under /opt/parbake (the launch runner and the Ansible callback that reports per-role
+//! events, embedded in the binary; their digest is part of every layer hash, so a runtime
+//! change rebakes), and the formats both sides read: the boot status (`status`) and the task
+//! events (`events`).
+
+pub mod events;
+pub mod status;
 
 use sha2::{Digest, Sha256};
 

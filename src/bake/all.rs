@@ -13,8 +13,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::bake::{layer_label, round, LayerBaker, LayerResult};
+use crate::contract::events::RoleTiming;
 use crate::error::{Error, Result};
-use crate::events::RoleTiming;
 use crate::plan::{changed_inputs, Layer, Plan, Target};
 use crate::progress::Progress;
 

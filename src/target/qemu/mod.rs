@@ -1,6 +1,9 @@
 //! The local VM target: the base disk image, the accelerator (KVM where it works, else TCG),
 //! and running a VM from a layer disk with a NoCloud seed.
 
+pub mod bake;
+pub mod launch;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

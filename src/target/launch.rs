@@ -1,0 +1,98 @@
+//! What both targets share after a launch: the report, and the timing record a launch adds.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::contract::status::BootStatus;
+use crate::plan::Target;
+
+/// What one launch adds to the timing ledger (and to the booted layer's own
+/// `launches.jsonl` when the layer is in the local store).
+pub struct LaunchRecord<'a> {
+    pub store_root: &'a std::path::Path,
+    pub layer_dir: Option<PathBuf>,
+    pub target: Target,
+    pub image: &'a str,
+    pub stack: &'a str,
+    pub layer: &'a str,
+    pub layer_hash: &'a str,
+    pub accelerator: &'a str,
+    pub boot_to_ready_s: f64,
+    pub status: &'a BootStatus,
+    pub no_roles: bool,
+}
+
+/// Appends a launch (its per-role durations from the runner's status) to the ledger. A ledger
+/// that cannot be written is reported, not fatal: the launch itself stands.
+pub fn record_launch(r: &LaunchRecord<'_>) {
+    let entry = crate::ledger::Entry {
+        at: crate::store::now_epoch(),
+        kind: crate::ledger::Kind::Launch,
+        target: r.target.to_string(),
+        image: r.image.to_string(),
+        stack: Some(r.stack.to_string()),
+        layer: r.layer.to_string(),
+        layer_hash: r.layer_hash.to_string(),
+        accelerator: r.accelerator.to_string(),
+        total_s: r.boot_to_ready_s,
+        roles: r
+            .status
+            .roles
+            .iter()
+            .filter(|s| s.status == "ok" || s.status == "failed")
+            .map(|s| crate::ledger::RoleTime {
+                role: s.name.clone(),
+                seconds: s.duration_s.unwrap_or(0.0),
+                ok: s.status == "ok",
+            })
+            .collect(),
+        no_roles: r.no_roles,
+        ok: r.status.state == "done",
+    };
+    let mut paths = vec![crate::ledger::Ledger::in_store(r.store_root).path];
+    if let Some(d) = r.layer_dir.as_ref().filter(|d| d.is_dir()) {
+        paths.push(d.join("launches.jsonl"));
+    }
+    for p in paths {
+        if let Err(e) = crate::ledger::append_line(&p, &entry) {
+            eprintln!("warning: the timing ledger was not updated: {e}");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchReport {
+    pub stack: String,
+    pub target: Target,
+    pub layer: String,
+    pub layer_hash: String,
+    pub accelerator: String,
+    pub instance_id: String,
+    /// From starting qemu to the runner's final status line.
+    pub boot_to_ready_s: f64,
+    pub status: BootStatus,
+    pub serial_log: PathBuf,
+    pub ssh_port: u16,
+    pub http_port: u16,
+    /// Set with --keep: the VM is still running.
+    pub kept: Option<KeptVm>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptVm {
+    pub pid: u32,
+    pub dir: PathBuf,
+    pub ssh: String,
+    pub http: String,
+}
+
+pub struct LaunchOptions {
+    pub keep: bool,
+    /// Boot with user-data that runs no roles: the boot-time floor the benchmark compares with.
+    pub no_roles: bool,
+    pub timeout: Duration,
+    pub quiet: bool,
+    pub verbose: bool,
+}

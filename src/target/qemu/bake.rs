@@ -1,0 +1,281 @@
+//! The local VM target's baker: a layer is a qcow2 disk in the store, baked by Packer's qemu
+//! builder on the base disk (or the parent layer's disk).
+
+//! run: bake a stack's layers on the local VM target with real Packer (qemu builder) and real
+//! Ansible. A layer whose hash is in the store is a cache hit: no Packer runs.
+
+use std::time::Instant;
+
+use crate::bake::{
+    bake_plan, layer_label, lock_unless_cached, packer_build, record_bake, round, BakeOptions,
+    BakeReport, LayerBaker, LayerResult, PackerRun,
+};
+use crate::config::Project;
+use crate::error::{Error, Result};
+use crate::plan::{self, Layer, Plan, PlanRequest};
+use crate::progress::Progress;
+use crate::render::RenderOptions;
+use crate::store::{now_epoch, LayerRecord, Store};
+use crate::target::qemu;
+use crate::tools::Tools;
+
+/// Bakes on the local VM target; one per run, shared by concurrent layer bakes.
+pub struct QemuBaker {
+    project: Project,
+    store: Store,
+    tools: Tools,
+    force: bool,
+    bases: std::sync::Mutex<std::collections::BTreeMap<String, qemu::BaseDisk>>,
+    accel: std::sync::Mutex<Option<String>>,
+}
+
+impl QemuBaker {
+    pub fn new(project: &Project, force: bool) -> Result<QemuBaker> {
+        let store = Store::for_project(&project.root);
+        store.ensure_dirs()?;
+        Ok(QemuBaker {
+            tools: Tools::locate(&project.root),
+            project: project.clone(),
+            store,
+            force,
+            bases: Default::default(),
+            accel: Default::default(),
+        })
+    }
+
+    /// The plan for a stack with the real base-disk identity, building the base disk if needed.
+    pub fn plan(&self, req: &PlanRequest, progress: &Progress) -> Result<Plan> {
+        let stack = self.project.stack(&req.stack)?;
+        let image = self.project.image(&stack.def.image)?;
+        let base = {
+            let mut bases = self.bases.lock().expect("bases");
+            match bases.get(&image.name) {
+                Some(b) => b.clone(),
+                None => {
+                    let b = qemu::base_disk(&self.project, image, |l| progress.raw(l))?;
+                    bases.insert(image.name.clone(), b.clone());
+                    b
+                }
+            }
+        };
+        Ok(plan::plan(
+            &self.project,
+            &PlanRequest {
+                source_identity: Some(base.identity.clone()),
+                ..req.clone()
+            },
+        )?)
+    }
+
+    fn accelerator(&self, base: &qemu::BaseDisk, progress: &Progress) -> String {
+        let mut accel = self.accel.lock().expect("accel");
+        if let Some(a) = accel.as_ref() {
+            return a.clone();
+        }
+        let (a, why) = qemu::accelerator(&self.store.root, &base.kernel, &base.initrd);
+        progress.line(&format!("accelerator: {why}"));
+        accel.insert(a).clone()
+    }
+}
+
+impl LayerBaker for QemuBaker {
+    fn cached(&self, _plan: &Plan, layer: &Layer) -> Result<Option<LayerResult>> {
+        if self.force {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .layer(&layer.hash)
+            .map(|r| cached(&self.store, &r)))
+    }
+
+    fn previous_inputs(&self, _plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs> {
+        self.store.latest_named(&layer.name).map(|r| r.inputs)
+    }
+
+    fn bake(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        _parent: Option<&LayerResult>,
+        progress: &mut Progress,
+    ) -> Result<LayerResult> {
+        let label = layer_label(layer);
+        let _lock = match lock_unless_cached(self, &self.store, plan, layer, progress)? {
+            Ok(lock) => lock,
+            Err(hit) => return Ok(hit),
+        };
+        let base = self
+            .bases
+            .lock()
+            .expect("bases")
+            .get(&plan.image)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("no base disk resolved for {}", plan.image)))?;
+        let accel = self.accelerator(&base, progress);
+        bake_layer(
+            &self.project,
+            plan,
+            layer,
+            &base,
+            &accel,
+            &self.store,
+            &self.tools,
+            progress,
+            &label,
+            self.force,
+        )
+    }
+
+    fn what(&self) -> String {
+        self.accel
+            .lock()
+            .expect("accel")
+            .clone()
+            .unwrap_or_else(|| "none (all cached)".into())
+    }
+}
+
+pub fn bake_qemu(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {
+    let started = Instant::now();
+    let mut progress = Progress::new(opts.quiet, opts.verbose);
+    progress.step(
+        "base image",
+        "resolving (builds it from Debian's packages the first time)",
+    );
+    let baker = QemuBaker::new(project, opts.force)?;
+    let plan = baker.plan(req, &progress)?;
+    bake_plan(&baker, &plan, started, &mut progress)
+}
+
+pub(crate) fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
+    LayerResult {
+        index: rec.index,
+        name: rec.name.clone(),
+        hash: rec.hash.clone(),
+        outcome: "cached".into(),
+        duration_s: 0.0,
+        image: store
+            .layer_dir(&rec.hash)
+            .join("disk.qcow2")
+            .display()
+            .to_string(),
+        roles: rec.roles.clone(),
+        log: Some(store.layer_dir(&rec.hash).join("bake.log")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bake_layer(
+    project: &Project,
+    plan: &Plan,
+    layer: &Layer,
+    base: &qemu::BaseDisk,
+    accel: &str,
+    store: &Store,
+    tools: &Tools,
+    progress: &mut Progress,
+    label: &str,
+    force: bool,
+) -> Result<LayerResult> {
+    let started = Instant::now();
+    // removed when this function returns, on success, failure or Ctrl-C
+    let build = tempfile::Builder::new()
+        .prefix(&format!("{}-", layer.short_hash()))
+        .tempdir_in(store.builds())
+        .map_err(|e| Error::io("create a build directory in", store.builds(), e))?;
+    let dir = build.path();
+    std::fs::create_dir_all(dir.join("ssh")).map_err(|e| Error::io("create", dir, e))?;
+    let public = crate::process::ssh_keygen(&dir.join("ssh/id_ed25519"), "parbake-bake")?;
+    let modern = crate::tools::is_modern_packer(tools.packer_version()?);
+    let opts = RenderOptions {
+        modern_packer: modern,
+        store_dir: store.images().display().to_string(),
+        base_disk: base.disk.display().to_string(),
+        kernel: base.kernel.display().to_string(),
+        initrd: base.initrd.display().to_string(),
+        accelerator: accel.to_string(),
+        ssh_public_key: public.trim().to_string(),
+        ssh_private_key_file: "ssh/id_ed25519".into(),
+        ..RenderOptions::default()
+    };
+    let (timings, log_path) = packer_build(
+        project,
+        plan,
+        layer,
+        &opts,
+        &PackerRun {
+            dir,
+            tools,
+            store,
+            label,
+            only: None,
+            what: accel,
+            extra_args: Vec::new(),
+        },
+        progress,
+    )?;
+    // commit: disk, manifest, record and log, moved into the store in one rename
+    let result = dir.join("result");
+    std::fs::create_dir_all(&result).map_err(|e| Error::io("create", &result, e))?;
+    let disk = dir.join("output/disk.qcow2");
+    std::fs::rename(&disk, result.join("disk.qcow2"))
+        .map_err(|e| Error::io("move the baked disk", &disk, e))?;
+    std::fs::copy(
+        dir.join("payload/manifest.json"),
+        result.join("manifest.json"),
+    )
+    .map_err(|e| Error::io("copy the manifest", dir.join("payload/manifest.json"), e))?;
+    std::fs::copy(&log_path, result.join("bake.log"))
+        .map_err(|e| Error::io("copy", &log_path, e))?;
+    let duration = round(started.elapsed().as_secs_f64());
+    let record = LayerRecord {
+        format: 1,
+        parbake_version: plan.parbake_version.clone(),
+        target: "qemu".into(),
+        image: plan.image.clone(),
+        stack: (layer.index == 2).then(|| plan.stack.clone()),
+        index: layer.index,
+        name: layer.name.clone(),
+        hash: layer.hash.clone(),
+        parent: layer.parent.clone(),
+        runs: layer.runs.clone(),
+        baked: layer.baked.clone(),
+        kernel: base.kernel.clone(),
+        initrd: base.initrd.clone(),
+        accelerator: accel.to_string(),
+        created_at: now_epoch(),
+        bake_duration_s: duration,
+        roles: timings.roles.clone(),
+        inputs: layer.inputs.clone(),
+    };
+    crate::write::write_file(
+        &result.join("record.json"),
+        (serde_json::to_string_pretty(&record).expect("record") + "\n").as_bytes(),
+    )?;
+    let dest = store.commit(&result, &layer.hash, force)?;
+    record_bake(store, plan, layer, accel, duration, &timings.roles);
+    let per_role: Vec<String> = timings
+        .roles
+        .iter()
+        .map(|r| format!("{} {:.1}s", r.role, r.duration_s))
+        .collect();
+    progress.line(&format!(
+        "{label}: baked in {duration:.1}s{}",
+        if per_role.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", per_role.join(", "))
+        }
+    ));
+    Ok(LayerResult {
+        index: layer.index,
+        name: layer.name.clone(),
+        hash: layer.hash.clone(),
+        outcome: "baked".into(),
+        duration_s: duration,
+        image: dest.join("disk.qcow2").display().to_string(),
+        roles: timings.roles,
+        log: Some(dest.join("bake.log")),
+    })
+}
