@@ -6,16 +6,17 @@
 
 pub mod bake;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod contract;
 pub mod error;
 pub mod interrupt;
 pub mod ledger;
 pub mod plan;
+pub mod printer;
 pub mod process;
 pub mod progress;
 pub mod render;
-pub mod report;
 pub mod store;
 pub mod target;
 pub mod tools;

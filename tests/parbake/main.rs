@@ -2,6 +2,7 @@
 //! tests the CLI, runs the real binary.
 
 mod budget;
+mod cli;
 mod e2e;
 mod errors;
 mod examples;

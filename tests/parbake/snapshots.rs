@@ -2,9 +2,9 @@
 //! for both targets. Hashes are filtered so a role edit does not churn them; hash behaviour
 //! is tested in hashing.rs.
 
+use parbake::contract as runtime;
 use parbake::plan::{self, Target};
 use parbake::render::{self, RenderOptions};
-use parbake::contract as runtime;
 
 use crate::util::{request, Fixture};
 

@@ -1,9 +1,13 @@
-//! Reports printed on stdout: the `plan` table and its JSON, with the user-data verdict.
+//! `parbake plan STACK [--promote ROLE] [--budget DURATION]`: the layers, their roles and
+//! hashes, what runs at launch, and the user-data's size and verdict; with `--budget`, the
+//! smallest promotion that meets a boot-time budget.
 
 use std::fmt::Write;
 
 use serde::Serialize;
 
+use super::Ctx;
+use crate::error::{Error, Result};
 use crate::plan::{LayerKind, Plan};
 use crate::render::{RenderError, UserData};
 
@@ -200,67 +204,61 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
     s
 }
 
-pub fn bake_summary(r: &crate::bake::BakeReport) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "stack {} baked on {} ({}) in {:.1}s",
-        r.stack, r.target, r.accelerator, r.duration_s
-    );
-    for l in &r.layers {
-        let roles: Vec<String> = l
-            .roles
-            .iter()
-            .map(|t| format!("{} {:.1}s", t.role, t.duration_s))
-            .collect();
-        let _ = writeln!(
-            s,
-            "  layer {} {:<16} {}  {:<6} {:>7.1}s  {}",
-            l.index,
-            l.name,
-            &l.hash[..12],
-            l.outcome,
-            l.duration_s,
-            roles.join(", ")
-        );
-        let _ = writeln!(s, "    image: {}", l.image);
-        if let Some(log) = &l.log {
-            let _ = writeln!(s, "    log:  {}", log.display());
-        }
-    }
-    s
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub stack: super::StackArgs,
+    /// Estimate boot-to-ready from the timing ledger and recommend the smallest promotion
+    /// that meets this budget (`45s`, `2m`, `1m30s`); exit 1 when none can.
+    #[arg(long, value_name = "DURATION")]
+    pub budget: Option<String>,
 }
 
-pub fn launch_summary(r: &crate::target::launch::LaunchReport) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "stack {} launched from layer {} ({}) on {} as {}: {} in {:.1}s boot-to-ready",
-        r.stack,
-        r.layer,
-        &r.layer_hash[..12],
-        r.accelerator,
-        r.instance_id,
-        r.status.state,
-        r.boot_to_ready_s
-    );
-    for role in &r.status.roles {
-        let _ = writeln!(
-            s,
-            "  {:<12} {:<8} {}",
-            role.name,
-            role.status,
-            role.duration_s
-                .map(|d| format!("{d:.1}s"))
-                .unwrap_or_else(|| "-".into())
-        );
+pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<()> {
+    match &args.budget {
+        Some(budget) => run_budget(ctx, &args.stack, budget),
+        None => run_plan(ctx, &args.stack),
     }
-    if let Some(k) = &r.kept {
-        let _ = writeln!(s, "the VM is still running (pid {}):", k.pid);
-        let _ = writeln!(s, "  ssh:  {}", k.ssh);
-        let _ = writeln!(s, "  http: {}", k.http);
-        let _ = writeln!(s, "  stop: kill {} && rm -rf {}", k.pid, k.dir.display());
+}
+
+/// The plan, and one verdict on the user-data for both formats: the size is reported, then
+/// a user-data too large exits 1.
+fn run_plan(ctx: &Ctx, stack: &super::StackArgs) -> Result<()> {
+    let plan = crate::plan::plan(&ctx.project, &stack.resolved_request(ctx))?;
+    let ud = crate::render::userdata::render(&plan);
+    let size = UserDataSize::of(&ud);
+    ctx.printer.data(
+        &PlanJson {
+            plan: &plan,
+            user_data: &size,
+        },
+        |p| plan_table(p.plan, p.user_data),
+    )?;
+    ud?;
+    Ok(())
+}
+
+fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
+    let budget_s = crate::plan::budget::parse_duration(budget).ok_or_else(|| {
+        Error::user(format!(
+            "invalid --budget `{budget}`: not a positive, finite duration"
+        ))
+        .with_hint("give a duration such as 45s, 2m or 1m30s (units h, m and s), or a number of seconds such as 90")
+    })?;
+    let req = stack.resolved_request(ctx);
+    let store = crate::store::Store::for_project(ctx.root());
+    let entries = crate::ledger::Ledger::in_store(&store.root).load()?;
+    let image = &ctx.project.stack(&stack.stack)?.def.image;
+    let stats = crate::ledger::Stats::from_entries(&entries, &stack.target.to_string(), image);
+    let report = crate::plan::budget::recommend(&ctx.project, &req, &stats, budget_s)?;
+    ctx.printer
+        .data(&report, crate::plan::budget::report_text)?;
+    if !report.met() {
+        return Err(Error::user(format!(
+            "no promotion of stack {} meets the {budget} budget (fastest estimate {:.1}s)",
+            report.stack, report.fastest.estimate_s
+        ))
+        .with_hint("raise the budget, or make the launch-only roles faster; the estimate per role is above"));
     }
-    let _ = writeln!(s, "console log: {}", r.serial_log.display());
-    s
+    Ok(())
 }

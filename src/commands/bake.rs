@@ -1,0 +1,157 @@
+//! `parbake bake STACK [--promote ROLE]` and `parbake bake --all`: the layers a stack needs
+//! (or every stack's changed layers), on the local VM or EC2.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Ctx;
+use crate::bake::all::{AllOptions, AllReport};
+use crate::bake::{BakeOptions, BakeReport, LayerBaker};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, PlanRequest, Target};
+
+#[derive(Debug, clap::Args)]
+pub struct BakeArgs {
+    /// The stack, by file name under images/stacks/ (not with --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub stack: Option<String>,
+    /// Bake this role (and its dependencies) into the stack layer instead of running it at launch.
+    #[arg(long = "promote", value_name = "ROLE", conflicts_with = "all")]
+    pub promote: Vec<String>,
+    /// Where images are baked: the local VM (qemu) or EC2 (aws).
+    #[arg(long, value_enum, default_value_t = Target::Qemu)]
+    pub target: Target,
+    /// Every image and stack (each stack with its file's `promote:` list); only layers whose
+    /// hash changed are baked, parents first; a failed layer's children are skipped.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: at most this many bakes at once.
+    #[arg(short = 'j', long = "jobs", default_value_t = 2, requires = "all")]
+    pub jobs: usize,
+    /// Rebake even when the store has a layer with the same hash.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
+    if args.all {
+        return run_all(ctx, &args);
+    }
+    let req = PlanRequest {
+        stack: args.stack.clone().unwrap_or_default(),
+        promote: args.promote.clone(),
+        target: args.target,
+        source_identity: None,
+    };
+    let opts = BakeOptions {
+        force: args.force,
+        quiet: ctx.printer.quiet,
+        verbose: ctx.printer.verbose,
+    };
+    let report = match req.target {
+        Target::Qemu => crate::target::qemu::bake::bake_qemu(&ctx.project, &req, &opts)?,
+        Target::Aws => crate::target::aws::bake::bake_aws(&ctx.project, &req, &opts)?,
+    };
+    ctx.printer.data(&report, bake_summary)
+}
+
+/// `bake --all`: the summary is printed whatever happened (pipelines read it), then the exit
+/// status says whether every layer is baked.
+fn run_all(ctx: &Ctx, args: &BakeArgs) -> Result<()> {
+    let report = bake_all(ctx, args)?;
+    ctx.printer
+        .summary(&report, crate::bake::all::summary_text)?;
+    if crate::interrupt::interrupted() {
+        return Err(Error::Interrupted);
+    }
+    if !report.ok() {
+        return Err(Error::Layers {
+            failed: report.counts.failed,
+            skipped: report.counts.skipped,
+        });
+    }
+    Ok(())
+}
+
+/// Plans every stack (each with its file's `promote:` list) on the target, then schedules
+/// the distinct layers.
+fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
+    let started = Instant::now();
+    let project = &ctx.project;
+    let mut progress = ctx.printer.progress();
+    if project.stacks.is_empty() {
+        return Err(Error::user("no stacks to bake")
+            .with_hint("add a stack file under images/stacks/ (see images/stacks/web.yml)"));
+    }
+    let requests = project.stacks.keys().map(|s| PlanRequest {
+        stack: s.clone(),
+        promote: Vec::new(),
+        target: args.target,
+        source_identity: None,
+    });
+    let (baker, plans): (Arc<dyn LayerBaker>, Vec<Plan>) = match args.target {
+        Target::Qemu => {
+            let b = crate::target::qemu::bake::QemuBaker::new(project, args.force)?;
+            let plans = requests
+                .map(|r| b.plan(&r, &progress))
+                .collect::<Result<_>>()?;
+            (Arc::new(b), plans)
+        }
+        Target::Aws => {
+            let b = crate::target::aws::bake::AwsBaker::new(project, args.force, &progress)?;
+            let plans = requests
+                .map(|r| b.plan(&r, &mut progress))
+                .collect::<Result<_>>()?;
+            (Arc::new(b), plans)
+        }
+    };
+    progress.finish();
+    let nodes = crate::bake::all::graph(&plans);
+    let mut report = crate::bake::all::run(
+        baker,
+        nodes,
+        &AllOptions {
+            target: args.target,
+            jobs: args.jobs,
+            force: args.force,
+            quiet: ctx.printer.quiet,
+            verbose: ctx.printer.verbose,
+        },
+        &ctx.printer.progress_lines(),
+    )?;
+    // the whole command, planning (base disks, source AMIs, cache lookups) included
+    report.duration_s = crate::bake::round(started.elapsed().as_secs_f64());
+    Ok(report)
+}
+
+pub fn bake_summary(r: &BakeReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "stack {} baked on {} ({}) in {:.1}s",
+        r.stack, r.target, r.accelerator, r.duration_s
+    );
+    for l in &r.layers {
+        let roles: Vec<String> = l
+            .roles
+            .iter()
+            .map(|t| format!("{} {:.1}s", t.role, t.duration_s))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  layer {} {:<16} {}  {:<6} {:>7.1}s  {}",
+            l.index,
+            l.name,
+            &l.hash[..12],
+            l.outcome,
+            l.duration_s,
+            roles.join(", ")
+        );
+        let _ = writeln!(s, "    image: {}", l.image);
+        if let Some(log) = &l.log {
+            let _ = writeln!(s, "    log:  {}", log.display());
+        }
+    }
+    s
+}

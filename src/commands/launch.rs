@@ -1,0 +1,133 @@
+//! `parbake launch STACK`: boot the stack's image with its user-data and report how the launch
+//! roles went (the boot result contract), on the local VM or EC2.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::{refuse_flag, Ctx, StackArgs};
+use crate::error::Result;
+use crate::plan::Target;
+use crate::target::aws::launch::AwsLaunchReport;
+use crate::target::launch::{LaunchOptions, LaunchReport};
+
+#[derive(Debug, clap::Args)]
+pub struct LaunchArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Leave the VM running and print how to reach it (local target).
+    #[arg(long)]
+    pub keep: bool,
+    /// Run no launch roles: boot the image and report at once, the boot-time floor (local
+    /// target).
+    #[arg(long)]
+    pub no_roles: bool,
+    /// With --target aws: the AMI to launch (default: the stack's current top layer).
+    #[arg(long, value_name = "ID")]
+    pub ami: Option<String>,
+    /// With --target aws: also wait until the launch roles report (read from the console
+    /// output); without it parbake returns once the instance is running. The local target
+    /// always waits.
+    #[arg(long)]
+    pub wait_ready: bool,
+    /// Seconds to wait for the launch to report (software emulation is slow).
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+}
+
+pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
+    let req = args.stack.request();
+    let timeout = Duration::from_secs(args.timeout);
+    match req.target {
+        Target::Qemu => {
+            refuse_flag(
+                args.ami.is_some(),
+                "--ami",
+                Target::Qemu,
+                "the local target boots the stack's baked layer from the store",
+            )?;
+            refuse_flag(
+                args.wait_ready,
+                "--wait-ready",
+                Target::Qemu,
+                "the local target always waits for the launch roles to report",
+            )?;
+            let report = crate::target::qemu::launch::launch_qemu(
+                &ctx.project,
+                &req,
+                &LaunchOptions {
+                    keep: args.keep,
+                    no_roles: args.no_roles,
+                    timeout,
+                    quiet: ctx.printer.quiet,
+                    verbose: ctx.printer.verbose,
+                },
+            )?;
+            ctx.printer.data(&report, launch_summary)
+        }
+        Target::Aws => {
+            refuse_flag(
+                args.keep,
+                "--keep",
+                Target::Aws,
+                "an EC2 instance keeps running until you terminate it",
+            )?;
+            refuse_flag(args.no_roles, "--no-roles", Target::Aws, "measure the boot-time floor on the local target, or launch a stack whose roles are all baked")?;
+            let report = crate::target::aws::launch::launch_aws(
+                &ctx.project,
+                &req,
+                args.ami.as_deref(),
+                timeout,
+                args.wait_ready,
+            )?;
+            ctx.printer.data(&report, aws_launch_summary)
+        }
+    }
+}
+
+fn aws_launch_summary(r: &AwsLaunchReport) -> String {
+    format!(
+        "stack {} launched in {} from {} as {}: {} after {:.1}s; {} role(s) run at boot: {}\n",
+        r.stack,
+        r.region,
+        r.ami,
+        r.instance_id,
+        r.state,
+        r.seconds_to_running,
+        r.launch_roles.len(),
+        r.launch_roles.join(", ")
+    )
+}
+
+pub fn launch_summary(r: &LaunchReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "stack {} launched from layer {} ({}) on {} as {}: {} in {:.1}s boot-to-ready",
+        r.stack,
+        r.layer,
+        &r.layer_hash[..12],
+        r.accelerator,
+        r.instance_id,
+        r.status.state,
+        r.boot_to_ready_s
+    );
+    for role in &r.status.roles {
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<8} {}",
+            role.name,
+            role.status,
+            role.duration_s
+                .map(|d| format!("{d:.1}s"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    if let Some(k) = &r.kept {
+        let _ = writeln!(s, "the VM is still running (pid {}):", k.pid);
+        let _ = writeln!(s, "  ssh:  {}", k.ssh);
+        let _ = writeln!(s, "  http: {}", k.http);
+        let _ = writeln!(s, "  stop: kill {} && rm -rf {}", k.pid, k.dir.display());
+    }
+    let _ = writeln!(s, "console log: {}", r.serial_log.display());
+    s
+}

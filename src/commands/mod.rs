@@ -1,0 +1,96 @@
+//! One file per subcommand: its flags (clap `Args`), its checks, its run, and the text
+//! rendering of its report. Each takes a [`Ctx`] and prints only through its printer.
+
+pub mod bake;
+pub mod gc;
+pub mod images;
+pub mod launch;
+pub mod plan;
+pub mod prune;
+pub mod render;
+pub mod userdata;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::Project;
+use crate::plan::{PlanRequest, Target};
+use crate::printer::Printer;
+
+/// What every command gets: the loaded project and the printer.
+pub struct Ctx {
+    pub project: Project,
+    pub printer: Printer,
+}
+
+impl Ctx {
+    pub fn root(&self) -> &std::path::Path {
+        &self.project.root
+    }
+
+    /// The project's inputs, where no output may land: a file there would change a role's
+    /// hash, or be read as an image, stack or template.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        ["roles", "images", "packer"]
+            .iter()
+            .map(|d| self.project.root.join(d))
+            .collect()
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StackArgs {
+    /// The stack, by file name under images/stacks/.
+    pub stack: String,
+    /// Bake this role (and its dependencies) into the stack layer instead of running it at launch.
+    #[arg(long = "promote", value_name = "ROLE")]
+    pub promote: Vec<String>,
+    /// Where images are baked: the local VM (qemu) or EC2 (aws).
+    #[arg(long, value_enum, default_value_t = Target::Qemu)]
+    pub target: Target,
+}
+
+impl StackArgs {
+    pub fn request(&self) -> PlanRequest {
+        PlanRequest {
+            stack: self.stack.clone(),
+            promote: self.promote.clone(),
+            target: self.target,
+            source_identity: None,
+        }
+    }
+
+    /// A request whose source identity is the one a bake would use, when it can be known
+    /// without building anything (the cached base disk's recipe), so `plan`, `render` and
+    /// `userdata` show the same hashes and user-data as `bake` and `launch`.
+    pub fn resolved_request(&self, ctx: &Ctx) -> PlanRequest {
+        let mut req = self.request();
+        if self.target == Target::Qemu {
+            let project = &ctx.project;
+            if let Some(image) = project
+                .stacks
+                .get(&self.stack)
+                .and_then(|st| project.images.get(&st.def.image))
+            {
+                req.source_identity = crate::target::qemu::peek_identity(project, image);
+                if req.source_identity.is_none() && image.def.sources.qemu.is_some() {
+                    ctx.printer.note("note: the base disk image is not built yet; layer hashes change once it is (make base-image)");
+                }
+            }
+        }
+        req
+    }
+}
+
+/// A flag that does not apply to the chosen target is an error, never silently ignored.
+pub fn refuse_flag(set: bool, flag: &str, target: Target, hint: &str) -> crate::Result<()> {
+    if set {
+        return Err(
+            crate::Error::user(format!("{flag} does not apply to --target {target}"))
+                .with_hint(hint.to_string()),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! `parbake render STACK -o DIR`: every generated file (Packer inputs, playbooks, manifests,
+//! the user-data and its decoded launch spec) written to a directory parbake owns.
+
+use std::path::PathBuf;
+
+use super::{Ctx, StackArgs};
+use crate::error::{Error, Result};
+use crate::render::RenderOptions;
+use crate::tools::Tools;
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Output directory; replaced atomically, only if empty or an earlier render (its
+    /// `.parbake-render.json` lists every file it owns).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+pub fn run(ctx: &Ctx, args: RenderArgs) -> Result<()> {
+    ctx.printer.text_only(
+        "render",
+        "render writes files; `parbake plan --format json` prints the plan",
+    )?;
+    if args.output.as_os_str() == "-" {
+        return Err(
+            Error::user("render writes a directory, not stdout").with_hint(
+                "give a directory with -o DIR; `parbake userdata STACK` prints the user-data",
+            ),
+        );
+    }
+    crate::write::refuse_inside(&args.output, &ctx.inputs())?;
+    let plan = crate::plan::plan(&ctx.project, &args.stack.resolved_request(ctx))?;
+    let modern = Tools::locate(ctx.root())
+        .packer_version()
+        .map(crate::tools::is_modern_packer)
+        .unwrap_or(false);
+    let opts = RenderOptions {
+        modern_packer: modern,
+        ..RenderOptions::default()
+    };
+    let files = crate::render::render_all(&ctx.project, &plan, &opts)?;
+    crate::write::replace_tree(&args.output, &files)?;
+    ctx.printer.note(format!(
+        "wrote {} files to {}",
+        files.len(),
+        args.output.display()
+    ));
+    Ok(())
+}

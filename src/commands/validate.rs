@@ -1,0 +1,54 @@
+//! `parbake validate [STACK...]`: the real validators (packer, ansible-playbook, cloud-init)
+//! on everything parbake renders.
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::plan::Target;
+use crate::tools::Tools;
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Stacks to validate (default: all).
+    pub stacks: Vec<String>,
+    /// Targets to validate (default: every target the image has a source for).
+    #[arg(long, value_enum)]
+    pub target: Vec<Target>,
+}
+
+pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<()> {
+    let tools = Tools::locate(ctx.root());
+    let targets = if args.target.is_empty() {
+        vec![Target::Qemu, Target::Aws]
+    } else {
+        args.target.clone()
+    };
+    // each check as it finishes, on stderr; with JSON only the failures' output
+    let each = |c: &crate::validate::Check| {
+        if !ctx.printer.json() {
+            ctx.printer.note(format!(
+                "{} {:<32} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.validator,
+                c.subject
+            ));
+        }
+        if !c.ok {
+            for l in c.output.lines() {
+                eprintln!("     | {l}");
+            }
+        }
+    };
+    let checks = crate::validate::run(&ctx.project, &tools, &args.stacks, &targets, each)?;
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if ctx.printer.json() {
+        ctx.printer.data(&checks, |_| String::new())?;
+    } else {
+        crate::interrupt::checkpoint(crate::interrupt::point::COMMIT)?;
+        ctx.printer
+            .note(format!("{} checks, {} failed", checks.len(), failed));
+    }
+    if failed > 0 {
+        return Err(Error::Validation { count: failed });
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The one printer: data on stdout (text or JSON, as `--format` says), progress and notes on
+//! stderr (silenced by `-q`). Commands print through it and nothing else; long-running work
+//! gets a [`Progress`] from it, configured the same way.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::interrupt::{checkpoint, point};
+use crate::progress::Progress;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub quiet: bool,
+    pub verbose: bool,
+    pub format: Format,
+}
+
+impl Printer {
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// A line of progress or a note, on stderr, unless `-q`.
+    pub fn note(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+
+    /// A warning: on stderr even with `-q`.
+    pub fn warn(&self, line: impl AsRef<str>) {
+        eprintln!("warning: {}", line.as_ref());
+    }
+
+    /// A progress display for long work (a bar on a terminal, lines otherwise), on stderr
+    /// with either format.
+    pub fn progress(&self) -> Progress {
+        Progress::new(self.quiet, self.verbose)
+    }
+
+    /// Progress as plain lines (for concurrent work).
+    pub fn progress_lines(&self) -> Progress {
+        Progress::lines(self.quiet, self.verbose)
+    }
+
+    /// The command's result on stdout: JSON with `--format json`, else the text rendering.
+    /// Stops first if the command was interrupted, so nothing partial is printed.
+    pub fn data<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+        checkpoint(point::COMMIT)?;
+        self.summary(value, text)
+    }
+
+    /// Like [`Printer::data`], but printed after an interruption too: a summary of what
+    /// happened (`bake --all` stopped by Ctrl-C still says which layers failed or were skipped).
+    pub fn summary<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        if self.json() {
+            print_json(&mut out, value)
+        } else {
+            write_out(&mut out, text(value).as_bytes())
+        }
+    }
+
+    /// Raw bytes on stdout (the user-data).
+    pub fn bytes(&self, bytes: &[u8]) -> Result<()> {
+        checkpoint(point::COMMIT)?;
+        write_out(&mut std::io::stdout().lock(), bytes)
+    }
+
+    /// Refuses `--format json` for a command whose output is not a report.
+    pub fn text_only(&self, command: &str, why: &str) -> Result<()> {
+        if self.json() {
+            return Err(
+                Error::user(format!("{command} has no JSON output")).with_hint(why.to_string())
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A reader that stopped early (`| head`) is not an error.
+fn write_out(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("write", "stdout", e)),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Pretty JSON and a newline.
+fn print_json(out: &mut impl Write, value: &impl Serialize) -> Result<()> {
+    match serde_json::to_writer_pretty(&mut *out, value) {
+        Err(e) if e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe) => return Ok(()),
+        Err(e) => return Err(Error::Internal(e.to_string())),
+        Ok(()) => {}
+    }
+    write_out(out, b"\n")
+}
