@@ -524,6 +524,32 @@ fn check_installed(
     Err(PlanError::NotInstalled(Box::new(at)))
 }
 
+/// The identity of a source image: an input of the base layer's hash, so its format is written
+/// here only. A change of format changes every base layer's hash.
+pub mod source_identity {
+    use crate::config::{QemuSource, SourceAmi};
+
+    /// A local disk: as declared (`parbake:debian-12`, a path or URL) with its checksum.
+    pub fn qemu(q: &QemuSource) -> String {
+        format!("qemu:{}@{}", q.disk_image, q.checksum)
+    }
+
+    /// A resolved source AMI in its region.
+    pub fn aws(region: &str, ami_id: &str) -> String {
+        format!("aws:{region}:{ami_id}")
+    }
+
+    /// The declared source AMI, standing in for its identity before it is resolved.
+    pub fn aws_declared(a: &SourceAmi) -> String {
+        format!(
+            "aws:owners={};name={};arch={}",
+            a.owners.join(","),
+            a.name,
+            a.architecture
+        )
+    }
+}
+
 pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let stack = project
         .stacks
@@ -662,7 +688,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             (
                 &project.templates.qemu,
                 serde_json::to_value(q),
-                format!("qemu:{}@{}", q.disk_image, q.checksum),
+                source_identity::qemu(q),
             )
         }
         Target::Aws => {
@@ -671,12 +697,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             (
                 &project.templates.amazon_ebs,
                 serde_json::to_value(aws),
-                format!(
-                    "aws:owners={};name={};arch={}",
-                    a.owners.join(","),
-                    a.name,
-                    a.architecture
-                ),
+                source_identity::aws_declared(a),
             )
         }
     };

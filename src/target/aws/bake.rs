@@ -133,7 +133,7 @@ impl AwsBaker {
         Ok(plan::plan(
             &self.project,
             &PlanRequest {
-                source_identity: Some(format!("aws:{}:{}", src.region, source.id)),
+                source_identity: Some(crate::plan::source_identity::aws(&src.region, &source.id)),
                 ..req.clone()
             },
         )?)

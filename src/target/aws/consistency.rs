@@ -28,7 +28,7 @@ pub fn plan_for_target(
         let plan = plan::plan(
             project,
             &PlanRequest {
-                source_identity: Some(format!("aws:{}:{}", src.region, source.id)),
+                source_identity: Some(crate::plan::source_identity::aws(&src.region, &source.id)),
                 ..req.clone()
             },
         )?;

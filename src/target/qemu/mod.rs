@@ -39,7 +39,7 @@ pub fn peek_identity(project: &Project, image: &Image) -> Option<String> {
         let dir = PathBuf::from(out.lines.last()?.trim());
         Some(identity_of_dir(&q.disk_image, &dir))
     } else {
-        Some(format!("qemu:{}@{}", q.disk_image, q.checksum))
+        Some(crate::plan::source_identity::qemu(q))
     }
 }
 
@@ -82,7 +82,7 @@ pub fn base_disk(
     }
     let disk = project.root.join(&q.disk_image);
     let dir = disk.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let base = from_dir(&dir, format!("qemu:{}@{}", q.disk_image, q.checksum))?;
+    let base = from_dir(&dir, crate::plan::source_identity::qemu(q))?;
     Ok(BaseDisk { disk, ..base })
 }
 
