@@ -550,7 +550,51 @@ pub mod source_identity {
     }
 }
 
+/// What a plan is about: the stack, its image, and the role sets every step reads.
+struct Scope<'p> {
+    project: &'p Project,
+    req: &'p PlanRequest,
+    stack: &'p crate::config::Stack,
+    image: &'p crate::config::Image,
+    launch_only: BTreeSet<&'p str>,
+    /// The basic roles and their dependencies, in order.
+    basic: Vec<String>,
+    /// Everything the stack runs (basic roles first), in dependency order.
+    stack_all: Vec<String>,
+}
+
+impl Scope<'_> {
+    fn is_basic(&self, role: &str) -> bool {
+        self.basic.iter().any(|b| b == role)
+    }
+}
+
 pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
+    let scope = scope(project, req)?;
+    let (promoted, stack_runs, notes) = promotions(&scope)?;
+    let hasher = LayerHasher::new(&scope)?;
+    let layers = layers(&scope, &hasher, stack_runs);
+    let launch = launch_roles(&scope, layers.last().expect("the base layer"))?;
+    let (stack, image) = (scope.stack, scope.image);
+    Ok(Plan {
+        parbake_version: PARBAKE_VERSION.to_string(),
+        target: req.target,
+        image: image.name.clone(),
+        stack: stack.name.clone(),
+        layers,
+        promoted,
+        launch,
+        installed: hasher.installed,
+        launch_vars: launch_vars(image, stack),
+        status_tag: req.target == Target::Aws
+            && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
+        notes,
+    })
+}
+
+/// The stack and image, the whole dependency graph checked, the basic roles checked, and
+/// the stack's roles in order, all installed.
+fn scope<'p>(project: &'p Project, req: &'p PlanRequest) -> Result<Scope<'p>, PlanError> {
     let stack = project
         .stacks
         .get(&req.stack)
@@ -574,7 +618,6 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     dependency_order(project, &all)?;
 
     let basic = dependency_order(project, &image.def.basic)?;
-    let basic_set: BTreeSet<&str> = basic.iter().map(String::as_str).collect();
     for b in &image.def.basic {
         for dep in dependency_order(project, std::slice::from_ref(b))? {
             if launch_only.contains(dep.as_str()) {
@@ -586,16 +629,30 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             }
         }
     }
-
     let mut stack_roots = image.def.basic.clone();
     stack_roots.extend(stack.def.roles.iter().cloned());
     let stack_all = dependency_order(project, &stack_roots)?;
     check_installed(project, image, stack, &stack_all)?;
-    let stack_all_set: BTreeSet<&str> = stack_all.iter().map(String::as_str).collect();
+    Ok(Scope {
+        project,
+        req,
+        stack,
+        image,
+        launch_only,
+        basic,
+        stack_all,
+    })
+}
 
-    // promotions: the stack's defaults, then the flags, without repeats
+/// The promotions (the stack's defaults, then the flags, without repeats) with the
+/// dependencies they bring, the stack layer's roles in order, and notes for the reader.
+/// What promotion decides: the promotions, the stack layer's roles in order, notes.
+type Promoted = (Vec<Promotion>, Vec<String>, Vec<String>);
+
+fn promotions(scope: &Scope<'_>) -> Result<Promoted, PlanError> {
+    let (project, stack) = (scope.project, scope.stack);
     let mut explicit: Vec<String> = Vec::new();
-    for p in stack.def.promote.iter().chain(&req.promote) {
+    for p in stack.def.promote.iter().chain(&scope.req.promote) {
         if !explicit.contains(p) {
             explicit.push(p.clone());
         }
@@ -604,48 +661,26 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let mut promoted: Vec<Promotion> = Vec::new();
     let mut promoted_set: BTreeSet<String> = BTreeSet::new();
     for p in &explicit {
-        if !project.roles.contains_key(p) {
-            return Err(PlanError::UnknownRole {
-                role: p.clone(),
-                known: project.roles.keys().cloned().collect(),
-            });
-        }
-        if launch_only.contains(p.as_str()) {
-            return Err(PlanError::PromoteLaunchOnly {
-                role: p.clone(),
-                image: image.name.clone(),
-            });
-        }
-        if !stack_all_set.contains(p.as_str()) {
-            return Err(PlanError::NotInStack {
-                role: p.clone(),
-                stack: stack.name.clone(),
-                roles: stack_all.clone(),
-            });
-        }
-        if basic_set.contains(p.as_str()) {
+        check_promotable(scope, p)?;
+        if scope.is_basic(p) {
             notes.push(format!(
                 "`{p}` is already baked in the base layer (basic); promoting it changes nothing"
             ));
             continue;
         }
         for dep in dependency_order(project, std::slice::from_ref(p))? {
-            if launch_only.contains(dep.as_str()) {
+            if scope.launch_only.contains(dep.as_str()) {
                 return Err(PlanError::PromoteDependsOnLaunchOnly {
                     chain: chain(project, p, &dep).unwrap_or_default(),
                     role: p.clone(),
                     dep,
                 });
             }
-            if basic_set.contains(dep.as_str()) || promoted_set.contains(&dep) {
+            if scope.is_basic(&dep) || promoted_set.contains(&dep) {
                 continue;
             }
             promoted_set.insert(dep.clone());
-            let required_by = if explicit.contains(&dep) {
-                None
-            } else {
-                Some(p.clone())
-            };
+            let required_by = (!explicit.contains(&dep)).then(|| p.clone());
             promoted.push(Promotion {
                 role: dep,
                 required_by,
@@ -653,7 +688,8 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         }
     }
     // stack layer order: dependency order restricted to the promoted set
-    let stack_runs: Vec<String> = stack_all
+    let stack_runs: Vec<String> = scope
+        .stack_all
         .iter()
         .filter(|r| promoted_set.contains(r.as_str()))
         .cloned()
@@ -666,86 +702,138 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             ));
         }
     }
+    Ok((promoted, stack_runs, notes))
+}
 
-    let installed_roles: Vec<&Role> = image
-        .installed
-        .iter()
-        .map(|r| role(project, r))
-        .collect::<Result<_, _>>()?;
-    let installed: BTreeMap<String, String> = installed_roles
-        .iter()
-        .map(|r| (r.name.clone(), r.hash.clone()))
-        .collect();
+/// A role named for promotion must exist, be part of the stack, and not be launch-only.
+fn check_promotable(scope: &Scope<'_>, p: &str) -> Result<(), PlanError> {
+    if !scope.project.roles.contains_key(p) {
+        return Err(PlanError::UnknownRole {
+            role: p.to_string(),
+            known: scope.project.roles.keys().cloned().collect(),
+        });
+    }
+    if scope.launch_only.contains(p) {
+        return Err(PlanError::PromoteLaunchOnly {
+            role: p.to_string(),
+            image: scope.image.name.clone(),
+        });
+    }
+    if !scope.stack_all.iter().any(|r| r == p) {
+        return Err(PlanError::NotInStack {
+            role: p.to_string(),
+            stack: scope.stack.name.clone(),
+            roles: scope.stack_all.clone(),
+        });
+    }
+    Ok(())
+}
 
-    let no_source = || PlanError::NoSource {
-        image: image.name.clone(),
-        target: req.target,
-    };
-    // the template, the source settings, and the declared source standing in for its identity
-    let (template, source, declared) = match req.target {
-        Target::Qemu => {
-            let q = image.def.sources.qemu.as_ref().ok_or_else(no_source)?;
-            (
-                &project.templates.qemu,
-                serde_json::to_value(q),
-                source_identity::qemu(q),
-            )
-        }
-        Target::Aws => {
-            let aws = image.def.sources.aws.as_ref().ok_or_else(no_source)?;
-            let a = &aws.source_ami;
-            (
-                &project.templates.amazon_ebs,
-                serde_json::to_value(aws),
-                source_identity::aws_declared(a),
-            )
-        }
-    };
-    let source = source.expect("source settings serialize to JSON");
-    let source_identity = req.source_identity.clone().unwrap_or(declared);
-    let template_digest = sha256_hex(template.as_bytes());
-    let runtime_digest = runtime::digest();
+/// Everything a layer hash is made of apart from the layer's own kind, parent, roles and vars.
+struct LayerHasher {
+    target: Target,
+    installed: BTreeMap<String, String>,
+    template_digest: String,
+    runtime_digest: String,
+    source: serde_json::Value,
+    source_identity: String,
+    /// Packages the base layer downloads: those of every installed role it does not run.
+    stage_apt: BTreeMap<String, Vec<String>>,
+}
 
-    // staging: the base layer downloads packages for every installed role it does not run
-    let stage_apt: BTreeMap<String, Vec<String>> = installed_roles
-        .iter()
-        .filter(|r| !basic_set.contains(r.name.as_str()))
-        .filter(|r| !r.meta.stage_apt.is_empty())
-        .map(|r| (r.name.clone(), r.meta.stage_apt.clone()))
-        .collect();
-
-    let hash_layer =
-        |kind: LayerKind, parent: &str, runs: &[String], vars: &Vars| -> (String, Inputs) {
-            let inputs = HashInputs {
-                parbake_version: PARBAKE_VERSION,
-                runtime: runtime_digest.clone(),
-                target: req.target,
-                kind,
-                parent,
-                installed: &installed,
-                runs,
-                vars,
-                template: template_digest.clone(),
-                source: source.clone(),
-            };
-            let hash = sha256_hex(&serde_json::to_vec(&inputs).expect("hash inputs serialize"));
-            let mut summary: Inputs = installed
-                .iter()
-                .map(|(r, h)| (format!("role {r}"), role_prefix(h)))
-                .collect();
-            summary.insert("parbake".into(), PARBAKE_VERSION.into());
-            summary.insert("runtime".into(), runtime_digest[..16].to_string());
-            summary.insert("parent".into(), parent.to_string());
-            summary.insert("runs".into(), runs.join(","));
-            summary.insert("vars".into(), json_digest16(vars));
-            summary.insert("template".into(), template_digest[..16].to_string());
-            summary.insert("source settings".into(), json_digest16(&source));
-            (hash, summary)
+impl LayerHasher {
+    fn new(scope: &Scope<'_>) -> Result<LayerHasher, PlanError> {
+        let (project, image, req) = (scope.project, scope.image, scope.req);
+        let installed_roles: Vec<&Role> = image
+            .installed
+            .iter()
+            .map(|r| role(project, r))
+            .collect::<Result<_, _>>()?;
+        let no_source = || PlanError::NoSource {
+            image: image.name.clone(),
+            target: req.target,
         };
+        // the template, the source settings, and the declared source standing in for its identity
+        let (template, source, declared) = match req.target {
+            Target::Qemu => {
+                let q = image.def.sources.qemu.as_ref().ok_or_else(no_source)?;
+                (
+                    &project.templates.qemu,
+                    serde_json::to_value(q),
+                    source_identity::qemu(q),
+                )
+            }
+            Target::Aws => {
+                let aws = image.def.sources.aws.as_ref().ok_or_else(no_source)?;
+                (
+                    &project.templates.amazon_ebs,
+                    serde_json::to_value(aws),
+                    source_identity::aws_declared(&aws.source_ami),
+                )
+            }
+        };
+        Ok(LayerHasher {
+            target: req.target,
+            installed: installed_roles
+                .iter()
+                .map(|r| (r.name.clone(), r.hash.clone()))
+                .collect(),
+            template_digest: sha256_hex(template.as_bytes()),
+            runtime_digest: runtime::digest(),
+            source: source.expect("source settings serialize to JSON"),
+            source_identity: req.source_identity.clone().unwrap_or(declared),
+            stage_apt: installed_roles
+                .iter()
+                .filter(|r| !scope.is_basic(&r.name))
+                .filter(|r| !r.meta.stage_apt.is_empty())
+                .map(|r| (r.name.clone(), r.meta.stage_apt.clone()))
+                .collect(),
+        })
+    }
 
-    let base_parent = format!("source:{source_identity}");
+    /// The layer's hash, and the summary of its inputs kept to say later what changed.
+    fn hash(
+        &self,
+        kind: LayerKind,
+        parent: &str,
+        runs: &[String],
+        vars: &Vars,
+    ) -> (String, Inputs) {
+        let inputs = HashInputs {
+            parbake_version: PARBAKE_VERSION,
+            runtime: self.runtime_digest.clone(),
+            target: self.target,
+            kind,
+            parent,
+            installed: &self.installed,
+            runs,
+            vars,
+            template: self.template_digest.clone(),
+            source: self.source.clone(),
+        };
+        let hash = sha256_hex(&serde_json::to_vec(&inputs).expect("hash inputs serialize"));
+        let mut summary: Inputs = self
+            .installed
+            .iter()
+            .map(|(r, h)| (format!("role {r}"), role_prefix(h)))
+            .collect();
+        summary.insert("parbake".into(), PARBAKE_VERSION.into());
+        summary.insert("runtime".into(), self.runtime_digest[..16].to_string());
+        summary.insert("parent".into(), parent.to_string());
+        summary.insert("runs".into(), runs.join(","));
+        summary.insert("vars".into(), json_digest16(vars));
+        summary.insert("template".into(), self.template_digest[..16].to_string());
+        summary.insert("source settings".into(), json_digest16(&self.source));
+        (hash, summary)
+    }
+}
+
+/// The base layer, and the stack layer when something is promoted.
+fn layers(scope: &Scope<'_>, hasher: &LayerHasher, stack_runs: Vec<String>) -> Vec<Layer> {
+    let (image, stack, basic) = (scope.image, scope.stack, &scope.basic);
+    let base_parent = format!("source:{}", hasher.source_identity);
     let base_vars = image.vars.clone();
-    let (base_hash, base_inputs) = hash_layer(LayerKind::Base, &base_parent, &basic, &base_vars);
+    let (base_hash, base_inputs) = hasher.hash(LayerKind::Base, &base_parent, basic, &base_vars);
     let base = Layer {
         index: 1,
         kind: LayerKind::Base,
@@ -756,7 +844,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         runs: basic.clone(),
         baked: basic.clone(),
         vars: base_vars,
-        stage_apt,
+        stage_apt: hasher.stage_apt.clone(),
     };
     let mut layers = vec![base];
     if !stack_runs.is_empty() {
@@ -765,7 +853,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         vars.extend(stack.vars.clone());
         let mut baked = basic.clone();
         baked.extend(stack_runs.iter().cloned());
-        let (hash, inputs) = hash_layer(LayerKind::Stack, &parent, &stack_runs, &vars);
+        let (hash, inputs) = hasher.hash(LayerKind::Stack, &parent, &stack_runs, &vars);
         layers.push(Layer {
             index: 2,
             kind: LayerKind::Stack,
@@ -779,45 +867,33 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             stage_apt: BTreeMap::new(),
         });
     }
+    layers
+}
 
-    let baked: BTreeSet<&str> = layers
-        .last()
-        .unwrap()
-        .baked
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let launch: Vec<LaunchRole> = stack_all
+/// The stack's roles the top layer did not bake, in order: what the user-data runs.
+fn launch_roles(scope: &Scope<'_>, top: &Layer) -> Result<Vec<LaunchRole>, PlanError> {
+    let baked: BTreeSet<&str> = top.baked.iter().map(String::as_str).collect();
+    scope
+        .stack_all
         .iter()
         .filter(|r| !baked.contains(r.as_str()))
         .map(|r| {
-            let role = role(project, r)?;
+            let role = role(scope.project, r)?;
             Ok(LaunchRole {
                 name: r.clone(),
                 hash: role.hash.clone(),
-                launch_only: launch_only.contains(r.as_str()),
+                launch_only: scope.launch_only.contains(r.as_str()),
                 staged_apt: role.meta.stage_apt.clone(),
             })
         })
-        .collect::<Result<_, PlanError>>()?;
+        .collect()
+}
 
-    let mut launch_vars = image.vars.clone();
-    launch_vars.extend(stack.vars.clone());
-    launch_vars.extend(image.launch_vars.clone());
-    launch_vars.extend(stack.launch_vars.clone());
-
-    Ok(Plan {
-        parbake_version: PARBAKE_VERSION.to_string(),
-        target: req.target,
-        image: image.name.clone(),
-        stack: stack.name.clone(),
-        layers,
-        promoted,
-        launch,
-        installed,
-        launch_vars,
-        status_tag: req.target == Target::Aws
-            && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
-        notes,
-    })
+/// Every var a launch sees: bake-time vars (image, then stack), then launch-time vars.
+fn launch_vars(image: &crate::config::Image, stack: &crate::config::Stack) -> Vars {
+    let mut vars = image.vars.clone();
+    vars.extend(stack.vars.clone());
+    vars.extend(image.launch_vars.clone());
+    vars.extend(stack.launch_vars.clone());
+    vars
 }

@@ -120,7 +120,10 @@ pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
                     .filter(|s| s.region == region)
                 {
                     let ami = ec2.resolve_source_ami(&src.source_ami).await?;
-                    sources.insert(image.name.clone(), crate::plan::source_identity::aws(&region, &ami.id));
+                    sources.insert(
+                        image.name.clone(),
+                        crate::plan::source_identity::aws(&region, &ami.id),
+                    );
                 }
             }
             Ok::<_, Error>((amis, sources))
