@@ -9,11 +9,11 @@ use crate::config::Project;
 use crate::contract::events::{Event, Timings};
 use crate::contract::status::{parse_status_line, BootStatus};
 use crate::error::{Error, Result};
-use crate::plan::{PlanRequest, Target};
+use crate::plan::{Plan, PlanRequest, Target};
 use crate::process::Cmd;
 use crate::progress::Progress;
 use crate::render;
-use crate::store::{now_epoch, Store};
+use crate::store::{now_epoch, LayerRecord, Store};
 use crate::target::launch::{record_launch, KeptVm, LaunchOptions, LaunchRecord, LaunchReport};
 use crate::target::qemu;
 
@@ -58,6 +58,9 @@ fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
+/// The runner prints the tail of its log with this prefix when a launch fails.
+const LOG_TAIL_PREFIX: &str = "parbake-log | ";
+
 pub fn launch_qemu(
     project: &Project,
     req: &PlanRequest,
@@ -66,6 +69,101 @@ pub fn launch_qemu(
     let mut progress = Progress::new(opts.quiet, opts.verbose);
     let store = Store::for_project(&project.root);
     store.ensure_dirs()?;
+    let (plan, record) = baked_plan(project, req, &store)?;
+    let ud = if opts.no_roles {
+        let mut floor = plan.clone();
+        floor.launch.clear();
+        render::userdata::render(&floor)?
+    } else {
+        render::userdata::render(&plan)?
+    };
+    let mut run = prepare_run(&store, &plan, &ud.bytes)?;
+    let (accel, why) = qemu::accelerator(&store.root, &record.kernel, &record.initrd);
+    progress.line(&format!("accelerator: {why}"));
+    let vm = Vm {
+        ssh_port: qemu::free_port()?,
+        http_port: qemu::free_port()?,
+        serial: run.dir.join("serial.log"),
+        accel,
+    };
+    let top = plan.top();
+    progress.line(&format!(
+        "launching {} from layer {} {} ({}) as {}: {} launch role(s)",
+        plan.stack,
+        top.index,
+        top.name,
+        top.short_hash(),
+        run.instance_id,
+        plan.launch.len()
+    ));
+    let started = Instant::now();
+    let source = project.images[&plan.image].def.sources.qemu.as_ref();
+    let handle = qemu_command(&run.dir, &record, source, &vm)
+        .start()
+        .map_err(|e| Error::io("start qemu-system-x86_64", &run.dir, e))?;
+    let pid = handle.pids()[0];
+    run.guard.pid = Some(pid);
+    let label = format!("{} {}", plan.stack, run.instance_id);
+    let watch = Watch {
+        vm: &vm,
+        run: &run,
+        store: &store,
+        plan: &plan,
+        timeout: opts.timeout,
+        started,
+        label,
+    };
+    let (status, log_tail) = follow_console(&handle, &watch, &mut progress)?;
+    let boot_to_ready = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    progress.finish();
+    let kept_log = store.logs().join(format!(
+        "launch-{}-{}.serial.log",
+        plan.stack, run.instance_id
+    ));
+    let _ = std::fs::copy(&vm.serial, &kept_log);
+    let kept = if opts.keep {
+        run.guard.keep = true;
+        let user = source.map(|q| q.ssh_user.as_str()).unwrap_or("debian");
+        Some(kept_vm(pid, &run.dir, &vm, user))
+    } else {
+        None
+    };
+    let report = LaunchReport {
+        stack: plan.stack.clone(),
+        target: Target::Qemu,
+        layer: top.name.clone(),
+        layer_hash: top.hash.clone(),
+        accelerator: vm.accel.clone(),
+        instance_id: run.instance_id.clone(),
+        boot_to_ready_s: boot_to_ready,
+        status,
+        serial_log: kept_log.clone(),
+        ssh_port: vm.ssh_port,
+        http_port: vm.http_port,
+        kept,
+    };
+    record_launch(&LaunchRecord {
+        store_root: &store.root,
+        layer_dir: Some(store.layer_dir(&top.hash)),
+        target: Target::Qemu,
+        image: &plan.image,
+        stack: &plan.stack,
+        layer: &top.name,
+        layer_hash: &top.hash,
+        accelerator: &report.accelerator,
+        boot_to_ready_s: report.boot_to_ready_s,
+        status: &report.status,
+        no_roles: opts.no_roles,
+    });
+    if report.status.state != "done" {
+        return Err(launch_failed(&report, &log_tail, &kept_log));
+    }
+    drop(run);
+    Ok(report)
+}
+
+/// The plan with the real base-disk identity, and the store's record of its top layer.
+fn baked_plan(project: &Project, req: &PlanRequest, store: &Store) -> Result<(Plan, LayerRecord)> {
     let stack = project.stack(&req.stack)?;
     let image = project.image(&stack.def.image)?;
     let identity = qemu::peek_identity(project, image).ok_or_else(|| {
@@ -89,170 +187,195 @@ pub fn launch_qemu(
         ))
         .with_hint(format!("bake it: {}", req.bake_command()))
     })?;
-    let ud = if opts.no_roles {
-        let mut floor = plan.clone();
-        floor.launch.clear();
-        render::userdata::render(&floor)?
-    } else {
-        render::userdata::render(&plan)?
-    };
+    Ok((plan, record))
+}
+
+/// One launch's run directory: its instance id, the guard that cleans it up, the SSH key,
+/// the NoCloud seed and the overlay disk on the top layer.
+struct Run {
+    instance_id: String,
+    dir: PathBuf,
+    guard: RunGuard,
+}
+
+fn prepare_run(store: &Store, plan: &Plan, user_data: &[u8]) -> Result<Run> {
     let instance_id = format!("i-{}", random_hex(8));
     let dir = store.runs().join(format!("{}-{}", plan.stack, instance_id));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    let mut guard = RunGuard {
+    let guard = RunGuard {
         dir: dir.clone(),
         pid: None,
         keep: false,
     };
     let public = crate::process::ssh_keygen(&dir.join("id_ed25519"), "parbake-launch")?;
     // user-data: exactly `parbake userdata`; the key travels in meta-data, as EC2 key pairs do
-    crate::write::write_file(&dir.join("user-data"), &ud.bytes)?;
+    crate::write::write_file(&dir.join("user-data"), user_data)?;
+    let meta = serde_json::json!({
+        "instance-id": instance_id,
+        "local-hostname": plan.stack,
+        "public-keys": [public.trim()],
+    });
     crate::write::write_file(
         &dir.join("meta-data"),
-        format!(
-            "instance-id: {instance_id}\nlocal-hostname: {}\npublic-keys:\n  - {}\n",
-            plan.stack,
-            public.trim()
-        )
-        .as_bytes(),
+        serde_yaml::to_string(&meta)
+            .expect("meta-data serializes")
+            .as_bytes(),
     )?;
     Cmd::new("make the NoCloud seed", "cloud-localds")
         .args(["seed.img", "user-data", "meta-data"])
         .cwd(&dir)
         .run_checked()?;
-    let disk = store.layer_dir(&top.hash).join("disk.qcow2");
+    let disk = store.layer_dir(&plan.top().hash).join("disk.qcow2");
     Cmd::new("create the VM's overlay disk", "qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
         .arg(&disk)
         .arg("overlay.qcow2")
         .cwd(&dir)
         .run_checked()?;
-    let (accel, why) = qemu::accelerator(&store.root, &record.kernel, &record.initrd);
-    progress.line(&format!("accelerator: {why}"));
-    let ssh_port = qemu::free_port()?;
-    let http_port = qemu::free_port()?;
-    let serial = dir.join("serial.log");
-    let accel_arg = if accel == "kvm" {
-        "kvm".to_string()
+    Ok(Run {
+        instance_id,
+        dir,
+        guard,
+    })
+}
+
+/// The VM's ports, console file and accelerator.
+struct Vm {
+    ssh_port: u16,
+    http_port: u16,
+    serial: PathBuf,
+    accel: String,
+}
+
+/// qemu-system-x86_64 on the overlay and the seed, sized as the image's qemu source says,
+/// in its own process group, with SSH and HTTP forwarded to loopback.
+fn qemu_command(
+    dir: &std::path::Path,
+    record: &LayerRecord,
+    source: Option<&crate::config::QemuSource>,
+    vm: &Vm,
+) -> duct::Expression {
+    let (accel_arg, cpu) = if vm.accel == "kvm" {
+        ("kvm", "host")
     } else {
-        "tcg,thread=multi".to_string()
+        ("tcg,thread=multi", "max")
     };
-    let cpu = if accel == "kvm" { "host" } else { "max" };
-    let cmd = duct::cmd(
-        "qemu-system-x86_64",
-        [
-            "-accel".into(),
-            accel_arg,
-            "-cpu".into(),
-            cpu.into(),
-            "-smp".into(),
-            "2".into(),
-            "-m".into(),
-            "1024".into(),
-            "-display".into(),
-            "none".into(),
-            "-monitor".into(),
-            "none".into(),
-            "-kernel".into(),
-            record.kernel.display().to_string(),
-            "-initrd".into(),
-            record.initrd.display().to_string(),
-            "-append".into(),
-            project.images[&plan.image]
-                .def
-                .sources
-                .qemu
-                .as_ref()
-                .map(|q| q.kernel_append.clone())
-                .unwrap_or_else(|| crate::config::model::DEFAULT_KERNEL_APPEND.into()),
-            "-drive".into(),
-            "file=overlay.qcow2,if=virtio,format=qcow2".into(),
-            "-drive".into(),
-            "file=seed.img,if=virtio,format=raw,readonly=on".into(),
-            "-netdev".into(),
-            format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{http_port}-:80"),
-            "-device".into(),
-            "virtio-net-pci,netdev=n0".into(),
-            "-serial".into(),
-            format!("file:{}", serial.display()),
-        ],
-    )
-    .dir(&dir)
-    .stdin_null()
-    // duct applies the outer redirect first: join stderr to stdout, then point stdout at the
-    // file, so neither stream holds on to parbake's own stdout
-    .stderr_to_stdout()
-    .stdout_path(dir.join("qemu.out"))
-    .unchecked()
-    .before_spawn(|c| {
-        use std::os::unix::process::CommandExt;
-        c.process_group(0);
-        Ok(())
-    });
-    progress.line(&format!(
-        "launching {} from layer {} {} ({}) as {instance_id}: {} launch role(s)",
-        plan.stack,
-        top.index,
-        top.name,
-        top.short_hash(),
-        plan.launch.len()
-    ));
-    let started = Instant::now();
-    let handle = cmd
-        .start()
-        .map_err(|e| Error::io("start qemu-system-x86_64", &dir, e))?;
-    let pid = handle.pids()[0];
-    guard.pid = Some(pid);
-    let label = format!("{} {instance_id}", plan.stack);
+    let (cpus, memory, append) = match source {
+        Some(q) => (q.cpus, q.memory_mb, q.kernel_append.clone()),
+        None => (2, 1024, crate::config::model::DEFAULT_KERNEL_APPEND.into()),
+    };
+    let (ssh_port, http_port) = (vm.ssh_port, vm.http_port);
+    let args: Vec<String> = vec![
+        "-accel".into(),
+        accel_arg.into(),
+        "-cpu".into(),
+        cpu.into(),
+        "-smp".into(),
+        cpus.to_string(),
+        "-m".into(),
+        memory.to_string(),
+        "-display".into(),
+        "none".into(),
+        "-monitor".into(),
+        "none".into(),
+        "-kernel".into(),
+        record.kernel.display().to_string(),
+        "-initrd".into(),
+        record.initrd.display().to_string(),
+        "-append".into(),
+        append,
+        "-drive".into(),
+        "file=overlay.qcow2,if=virtio,format=qcow2".into(),
+        "-drive".into(),
+        "file=seed.img,if=virtio,format=raw,readonly=on".into(),
+        "-netdev".into(),
+        format!(
+            "user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{http_port}-:80"
+        ),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+        "-serial".into(),
+        format!("file:{}", vm.serial.display()),
+    ];
+    duct::cmd("qemu-system-x86_64", args)
+        .dir(dir)
+        .stdin_null()
+        // duct applies the outer redirect first: join stderr to stdout, then point stdout at
+        // the file, so neither stream holds on to parbake's own stdout
+        .stderr_to_stdout()
+        .stdout_path(dir.join("qemu.out"))
+        .unchecked()
+        .before_spawn(|c| {
+            use std::os::unix::process::CommandExt;
+            c.process_group(0);
+            Ok(())
+        })
+}
+
+/// What following one launch's console needs.
+struct Watch<'a> {
+    vm: &'a Vm,
+    run: &'a Run,
+    store: &'a Store,
+    plan: &'a Plan,
+    timeout: Duration,
+    started: Instant,
+    label: String,
+}
+
+/// Follows the serial console until the runner's `parbake-status` line: progress from its
+/// events, the log tail it prints on failure. Fails if qemu exits, on timeout or Ctrl-C.
+fn follow_console(
+    handle: &duct::Handle,
+    w: &Watch<'_>,
+    progress: &mut Progress,
+) -> Result<(BootStatus, Vec<String>)> {
+    let (vm, label) = (w.vm, w.label.as_str());
     let mut offset = 0u64;
     let mut partial = String::new();
     let mut timings = Timings::default();
     let mut log_tail: Vec<String> = Vec::new();
-    let mut final_status: Option<BootStatus> = None;
-    let status: BootStatus = loop {
-        if let Some(s) = final_status.take() {
-            break s;
-        }
+    loop {
         if crate::interrupt::interrupted() {
-            drop(guard);
             return Err(Error::Interrupted);
         }
-        for line in qemu::read_new_lines(&serial, &mut offset, &mut partial) {
+        for line in qemu::read_new_lines(&vm.serial, &mut offset, &mut partial) {
             progress.raw(&line);
             if let Some(ev) = Event::from_line(&line) {
                 timings.push(&ev);
                 if let Some((role, task)) = &timings.current {
                     progress.step(
-                        &label,
+                        label,
                         &format!("role {} | {task}", role.as_deref().unwrap_or("(facts)")),
                     );
                 }
-            } else if let Some(rest) = line.find("parbake-log | ").map(|i| &line[i + 14..]) {
-                log_tail.push(rest.to_string());
+            } else if let Some(i) = line.find(LOG_TAIL_PREFIX) {
+                log_tail.push(line[i + LOG_TAIL_PREFIX.len()..].to_string());
             } else if let Some(s) = parse_status_line(&line) {
-                final_status = Some(s);
+                return Ok((s, log_tail));
             } else if line.contains("login:") || line.contains("Cloud-init") {
-                progress.step(&label, "booting");
+                progress.step(label, "booting");
             }
         }
         if let Ok(Some(out)) = handle.try_wait() {
-            let text = std::fs::read_to_string(dir.join("qemu.out")).unwrap_or_default();
+            let text = std::fs::read_to_string(w.run.dir.join("qemu.out")).unwrap_or_default();
             return Err(Error::user(format!(
                 "qemu exited ({}) before the launch finished: {}",
                 out.status,
                 text.trim()
             ))
-            .with_hint(format!("the console log is {}", serial.display())));
+            .with_hint(format!("the console log is {}", vm.serial.display())));
         }
-        if started.elapsed() > opts.timeout {
-            let kept =
-                store
-                    .logs()
-                    .join(format!("launch-{}-{}.serial.log", plan.stack, now_epoch()));
-            let _ = std::fs::copy(&serial, &kept);
+        if w.started.elapsed() > w.timeout {
+            let kept = w.store.logs().join(format!(
+                "launch-{}-{}.serial.log",
+                w.plan.stack,
+                now_epoch()
+            ));
+            let _ = std::fs::copy(&vm.serial, &kept);
             return Err(Error::user(format!(
                 "the launch did not report within {}s",
-                opts.timeout.as_secs()
+                w.timeout.as_secs()
             ))
             .with_hint(format!(
                 "the console log is kept at {}; raise --timeout on slow (TCG) hosts",
@@ -260,81 +383,48 @@ pub fn launch_qemu(
             )));
         }
         std::thread::sleep(Duration::from_millis(250));
-    };
-    let boot_to_ready = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-    progress.finish();
-    let kept_log = store
-        .logs()
-        .join(format!("launch-{}-{}.serial.log", plan.stack, instance_id));
-    let _ = std::fs::copy(&serial, &kept_log);
-    let kept = if opts.keep {
-        guard.keep = true;
-        Some(KeptVm {
-            pid,
-            dir: dir.clone(),
-            ssh: format!(
-                "ssh -i {} -p {ssh_port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null {}@127.0.0.1",
-                dir.join("id_ed25519").display(),
-                project.images[&plan.image].def.sources.qemu.as_ref().map(|q| q.ssh_user.as_str()).unwrap_or("debian")
-            ),
-            http: format!("http://127.0.0.1:{http_port}/"),
-        })
-    } else {
-        None
-    };
-    let report = LaunchReport {
-        stack: plan.stack.clone(),
-        target: Target::Qemu,
-        layer: top.name.clone(),
-        layer_hash: top.hash.clone(),
-        accelerator: accel,
-        instance_id,
-        boot_to_ready_s: boot_to_ready,
-        status,
-        serial_log: kept_log.clone(),
-        ssh_port,
-        http_port,
-        kept,
-    };
-    record_launch(&LaunchRecord {
-        store_root: &store.root,
-        layer_dir: Some(store.layer_dir(&top.hash)),
-        target: Target::Qemu,
-        image: &plan.image,
-        stack: &plan.stack,
-        layer: &top.name,
-        layer_hash: &top.hash,
-        accelerator: &report.accelerator,
-        boot_to_ready_s: report.boot_to_ready_s,
-        status: &report.status,
-        no_roles: opts.no_roles,
-    });
-    if report.status.state != "done" {
-        let failed = report.status.roles.iter().find(|r| r.status == "failed");
-        let mut e = Error::user(format!(
-            "launch of {} failed{}: {}",
-            report.stack,
-            failed
-                .map(|r| format!(" in role `{}`", r.name))
-                .unwrap_or_default(),
-            report.status.error.clone().unwrap_or_default()
-        ));
-        if !log_tail.is_empty() {
-            e = e.with_hint(format!(
-                "last lines of /var/log/parbake/launch.log:\n  | {}",
-                log_tail.join("\n  | ")
-            ));
-        }
-        if let Some(k) = &report.kept {
-            e = e.with_hint(format!(
-                "the VM is still running (--keep) to look into: {}; stop it with: kill {} && rm -rf {}",
-                k.ssh,
-                k.pid,
-                k.dir.display()
-            ));
-        }
-        return Err(e.with_hint(format!("the console log is {}", kept_log.display())));
     }
-    drop(guard);
-    Ok(report)
+}
+
+/// How to reach a VM left running with `--keep`.
+fn kept_vm(pid: u32, dir: &std::path::Path, vm: &Vm, user: &str) -> KeptVm {
+    KeptVm {
+        pid,
+        dir: dir.to_path_buf(),
+        ssh: format!(
+            "ssh -i {} -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null {user}@127.0.0.1",
+            dir.join("id_ed25519").display(),
+            vm.ssh_port
+        ),
+        http: format!("http://127.0.0.1:{}/", vm.http_port),
+    }
+}
+
+/// The error for a launch whose runner reported a failure: the role, the runner's error, the
+/// log tail, how to reach a kept VM, and where the console log is.
+fn launch_failed(report: &LaunchReport, log_tail: &[String], kept_log: &std::path::Path) -> Error {
+    let failed = report.status.roles.iter().find(|r| r.status == "failed");
+    let mut e = Error::user(format!(
+        "launch of {} failed{}: {}",
+        report.stack,
+        failed
+            .map(|r| format!(" in role `{}`", r.name))
+            .unwrap_or_default(),
+        report.status.error.clone().unwrap_or_default()
+    ));
+    if !log_tail.is_empty() {
+        e = e.with_hint(format!(
+            "last lines of /var/log/parbake/launch.log:\n  | {}",
+            log_tail.join("\n  | ")
+        ));
+    }
+    if let Some(k) = &report.kept {
+        e = e.with_hint(format!(
+            "the VM is still running (--keep) to look into: {}; stop it with: kill {} && rm -rf {}",
+            k.ssh,
+            k.pid,
+            k.dir.display()
+        ));
+    }
+    e.with_hint(format!("the console log is {}", kept_log.display()))
 }
