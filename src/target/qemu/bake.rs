@@ -113,17 +113,15 @@ impl LayerBaker for QemuBaker {
             .cloned()
             .ok_or_else(|| Error::Internal(format!("no base disk resolved for {}", plan.image)))?;
         let accel = self.accelerator(&base, progress);
-        bake_layer(
-            &self.project,
-            plan,
-            layer,
-            &base,
-            &accel,
-            &self.store,
-            &self.tools,
+        self.bake_layer(
+            &Bake {
+                plan,
+                layer,
+                base: &base,
+                accel: &accel,
+                label: &label,
+            },
             progress,
-            &label,
-            self.force,
         )
     }
 
@@ -165,117 +163,141 @@ pub(crate) fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn bake_layer(
-    project: &Project,
-    plan: &Plan,
-    layer: &Layer,
-    base: &qemu::BaseDisk,
-    accel: &str,
-    store: &Store,
-    tools: &Tools,
-    progress: &mut Progress,
-    label: &str,
-    force: bool,
-) -> Result<LayerResult> {
-    let started = Instant::now();
-    // removed when this function returns, on success, failure or Ctrl-C
-    let build = tempfile::Builder::new()
-        .prefix(&format!("{}-", layer.short_hash()))
-        .tempdir_in(store.builds())
-        .map_err(|e| Error::io("create a build directory in", store.builds(), e))?;
-    let dir = build.path();
-    std::fs::create_dir_all(dir.join("ssh")).map_err(|e| Error::io("create", dir, e))?;
-    let public = crate::process::ssh_keygen(&dir.join("ssh/id_ed25519"), "parbake-bake")?;
-    let modern = crate::tools::is_modern_packer(tools.packer_version()?);
-    let opts = RenderOptions {
-        modern_packer: modern,
-        store_dir: store.images().display().to_string(),
-        base_disk: base.disk.display().to_string(),
-        kernel: base.kernel.display().to_string(),
-        initrd: base.initrd.display().to_string(),
-        accelerator: accel.to_string(),
-        ssh_public_key: public.trim().to_string(),
-        ssh_private_key_file: "ssh/id_ed25519".into(),
-        ..RenderOptions::default()
-    };
-    let (timings, log_path) = packer_build(
-        project,
-        plan,
-        layer,
-        &opts,
-        &PackerRun {
-            dir,
-            tools,
-            store,
-            label,
-            only: None,
-            what: accel,
-            extra_args: Vec::new(),
-        },
-        progress,
-    )?;
-    // commit: disk, manifest, record and log, moved into the store in one rename
-    let result = dir.join("result");
-    std::fs::create_dir_all(&result).map_err(|e| Error::io("create", &result, e))?;
-    let disk = dir.join("output/disk.qcow2");
-    std::fs::rename(&disk, result.join("disk.qcow2"))
-        .map_err(|e| Error::io("move the baked disk", &disk, e))?;
-    std::fs::copy(
-        dir.join("payload/manifest.json"),
-        result.join("manifest.json"),
-    )
-    .map_err(|e| Error::io("copy the manifest", dir.join("payload/manifest.json"), e))?;
-    std::fs::copy(&log_path, result.join("bake.log"))
-        .map_err(|e| Error::io("copy", &log_path, e))?;
-    let duration = round(started.elapsed().as_secs_f64());
-    let record = LayerRecord {
-        format: 1,
-        parbake_version: plan.parbake_version.clone(),
-        target: "qemu".into(),
-        image: plan.image.clone(),
-        stack: (layer.index == 2).then(|| plan.stack.clone()),
-        index: layer.index,
-        name: layer.name.clone(),
-        hash: layer.hash.clone(),
-        parent: layer.parent.clone(),
-        runs: layer.runs.clone(),
-        baked: layer.baked.clone(),
-        kernel: base.kernel.clone(),
-        initrd: base.initrd.clone(),
-        accelerator: accel.to_string(),
-        created_at: now_epoch(),
-        bake_duration_s: duration,
-        roles: timings.roles.clone(),
-        inputs: layer.inputs.clone(),
-    };
-    crate::write::write_file(
-        &result.join("record.json"),
-        (serde_json::to_string_pretty(&record).expect("record") + "\n").as_bytes(),
-    )?;
-    let dest = store.commit(&result, &layer.hash, force)?;
-    record_bake(store, plan, layer, accel, duration, &timings.roles);
-    let per_role: Vec<String> = timings
-        .roles
-        .iter()
-        .map(|r| format!("{} {:.1}s", r.role, r.duration_s))
-        .collect();
-    progress.line(&format!(
-        "{label}: baked in {duration:.1}s{}",
-        if per_role.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", per_role.join(", "))
-        }
-    ));
-    Ok(LayerResult {
-        index: layer.index,
-        name: layer.name.clone(),
-        hash: layer.hash.clone(),
-        outcome: "baked".into(),
-        duration_s: duration,
-        image: dest.join("disk.qcow2").display().to_string(),
-        roles: timings.roles,
-        log: Some(dest.join("bake.log")),
-    })
+/// One layer's bake on this target: what it builds on and how it is labelled.
+struct Bake<'a> {
+    plan: &'a Plan,
+    layer: &'a Layer,
+    base: &'a qemu::BaseDisk,
+    accel: &'a str,
+    label: &'a str,
+}
+
+impl QemuBaker {
+    /// Renders and runs Packer in a build directory (removed when this returns, on success,
+    /// failure or Ctrl-C), then commits the layer to the store.
+    fn bake_layer(&self, b: &Bake<'_>, progress: &mut Progress) -> Result<LayerResult> {
+        let started = Instant::now();
+        let build = tempfile::Builder::new()
+            .prefix(&format!("{}-", b.layer.short_hash()))
+            .tempdir_in(self.store.builds())
+            .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
+        let dir = build.path();
+        let opts = self.render_options(b, dir)?;
+        let (timings, log_path) = packer_build(
+            &self.project,
+            b.plan,
+            b.layer,
+            &opts,
+            &PackerRun {
+                dir,
+                tools: &self.tools,
+                store: &self.store,
+                label: b.label,
+                only: None,
+                what: b.accel,
+                extra_args: Vec::new(),
+            },
+            progress,
+        )?;
+        let duration = round(started.elapsed().as_secs_f64());
+        let dest = self.commit(b, dir, &log_path, duration, &timings.roles)?;
+        record_bake(
+            &self.store,
+            b.plan,
+            b.layer,
+            b.accel,
+            duration,
+            &timings.roles,
+        );
+        let per_role: Vec<String> = timings
+            .roles
+            .iter()
+            .map(|r| format!("{} {:.1}s", r.role, r.duration_s))
+            .collect();
+        progress.line(&format!(
+            "{}: baked in {duration:.1}s{}",
+            b.label,
+            if per_role.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", per_role.join(", "))
+            }
+        ));
+        Ok(LayerResult {
+            index: b.layer.index,
+            name: b.layer.name.clone(),
+            hash: b.layer.hash.clone(),
+            outcome: "baked".into(),
+            duration_s: duration,
+            image: dest.join("disk.qcow2").display().to_string(),
+            roles: timings.roles,
+            log: Some(dest.join("bake.log")),
+        })
+    }
+
+    /// The run-time facts of this bake: the base disk, the accelerator, a one-time SSH key.
+    fn render_options(&self, b: &Bake<'_>, dir: &std::path::Path) -> Result<RenderOptions> {
+        std::fs::create_dir_all(dir.join("ssh")).map_err(|e| Error::io("create", dir, e))?;
+        let public = crate::process::ssh_keygen(&dir.join("ssh/id_ed25519"), "parbake-bake")?;
+        Ok(RenderOptions {
+            modern_packer: crate::tools::is_modern_packer(self.tools.packer_version()?),
+            store_dir: self.store.images().display().to_string(),
+            base_disk: b.base.disk.display().to_string(),
+            kernel: b.base.kernel.display().to_string(),
+            initrd: b.base.initrd.display().to_string(),
+            accelerator: b.accel.to_string(),
+            ssh_public_key: public.trim().to_string(),
+            ssh_private_key_file: "ssh/id_ed25519".into(),
+            ..RenderOptions::default()
+        })
+    }
+
+    /// Disk, manifest, record and log, moved into the store in one rename.
+    fn commit(
+        &self,
+        b: &Bake<'_>,
+        dir: &std::path::Path,
+        log_path: &std::path::Path,
+        duration: f64,
+        roles: &[crate::contract::events::RoleTiming],
+    ) -> Result<std::path::PathBuf> {
+        let (plan, layer) = (b.plan, b.layer);
+        let result = dir.join("result");
+        std::fs::create_dir_all(&result).map_err(|e| Error::io("create", &result, e))?;
+        let disk = dir.join("output/disk.qcow2");
+        std::fs::rename(&disk, result.join("disk.qcow2"))
+            .map_err(|e| Error::io("move the baked disk", &disk, e))?;
+        std::fs::copy(
+            dir.join("payload/manifest.json"),
+            result.join("manifest.json"),
+        )
+        .map_err(|e| Error::io("copy the manifest", dir.join("payload/manifest.json"), e))?;
+        std::fs::copy(log_path, result.join("bake.log"))
+            .map_err(|e| Error::io("copy", log_path, e))?;
+        let record = LayerRecord {
+            format: 1,
+            parbake_version: plan.parbake_version.clone(),
+            target: "qemu".into(),
+            image: plan.image.clone(),
+            stack: (layer.index == 2).then(|| plan.stack.clone()),
+            index: layer.index,
+            name: layer.name.clone(),
+            hash: layer.hash.clone(),
+            parent: layer.parent.clone(),
+            runs: layer.runs.clone(),
+            baked: layer.baked.clone(),
+            kernel: b.base.kernel.clone(),
+            initrd: b.base.initrd.clone(),
+            accelerator: b.accel.to_string(),
+            created_at: now_epoch(),
+            bake_duration_s: duration,
+            roles: roles.to_vec(),
+            inputs: layer.inputs.clone(),
+        };
+        crate::write::write_file(
+            &result.join("record.json"),
+            (serde_json::to_string_pretty(&record).expect("record") + "\n").as_bytes(),
+        )?;
+        self.store.commit(&result, &layer.hash, self.force)
+    }
 }
