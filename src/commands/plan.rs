@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::error::{Error, Result};
+use crate::plan::budget::{BudgetReport, Choice, Cost, Figure};
 use crate::plan::{LayerKind, Plan};
 use crate::render::{RenderError, UserData};
 
@@ -98,6 +99,8 @@ pub struct PlanJson<'a> {
     pub user_data: &'a UserDataSize,
 }
 
+/// `plan` as text: the layer table, what is promoted, what runs at launch, the user-data
+/// verdict, the installed roles and the planner's notes.
 pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -105,6 +108,29 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
         "stack {} on image {} (target {}, parbake {})\n",
         plan.stack, plan.image, plan.target, plan.parbake_version
     );
+    s.push_str(&layer_table(plan));
+    s.push('\n');
+    s.push_str(&promoted_text(plan));
+    s.push_str(&launch_text(plan));
+    let _ = writeln!(s, "\n{}", ud.text());
+    let _ = writeln!(
+        s,
+        "installed on the image ({} roles): {}",
+        plan.installed.len(),
+        plan.installed
+            .iter()
+            .map(|(r, h)| format!("{r} {}", &h.trim_start_matches("sha256:")[..8]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for n in &plan.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    s
+}
+
+/// The layers as an aligned table, then each layer's parent.
+fn layer_table(plan: &Plan) -> String {
     let rows: Vec<[String; 5]> = plan
         .layers
         .iter()
@@ -146,14 +172,18 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
         }
         l.trim_end().to_string() + "\n"
     };
-    s.push_str(&line(&head));
+    let mut s = line(&head);
     for r in &rows {
         s.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
     }
     for l in &plan.layers {
         let _ = writeln!(s, "  layer {} parent: {}", l.index, l.parent);
     }
-    s.push('\n');
+    s
+}
+
+fn promoted_text(plan: &Plan) -> String {
+    let mut s = String::new();
     if !plan.promoted.is_empty() {
         let _ = writeln!(s, "promoted into the stack layer:");
         for p in &plan.promoted {
@@ -167,6 +197,12 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
             }
         }
     }
+    s
+}
+
+/// The launch roles in order, each with whether it can run without a mirror.
+fn launch_text(plan: &Plan) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "runs at launch ({} roles, in order):", plan.launch.len());
     if plan.launch.is_empty() {
         let _ = writeln!(s, "  nothing: the image has every role of the stack baked");
@@ -186,20 +222,6 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
             ));
         }
         let _ = writeln!(s, "  {:<12} {}", r.name, notes.join("; "));
-    }
-    let _ = writeln!(s, "\n{}", ud.text());
-    let _ = writeln!(
-        s,
-        "installed on the image ({} roles): {}",
-        plan.installed.len(),
-        plan.installed
-            .iter()
-            .map(|(r, h)| format!("{r} {}", &h.trim_start_matches("sha256:")[..8]))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for n in &plan.notes {
-        let _ = writeln!(s, "note: {n}");
     }
     s
 }
@@ -251,8 +273,7 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
     let image = &ctx.project.stack(&stack.stack)?.def.image;
     let stats = crate::ledger::Stats::from_entries(&entries, &stack.target.to_string(), image);
     let report = crate::plan::budget::recommend(&ctx.project, &req, &stats, budget_s)?;
-    ctx.printer
-        .data(&report, crate::plan::budget::report_text)?;
+    ctx.printer.data(&report, budget_text)?;
     if !report.met() {
         return Err(Error::user(format!(
             "no promotion of stack {} meets the {budget} budget (fastest estimate {:.1}s)",
@@ -261,4 +282,115 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
         .with_hint("raise the budget, or make the launch-only roles faster; the estimate per role is above"));
     }
     Ok(())
+}
+
+fn figure_text(f: &Figure) -> String {
+    format!("{:.1}s{}", f.seconds, f.mark())
+}
+
+/// An option's estimate by part, its stack layer and its user-data size.
+fn describe(o: &Choice) -> String {
+    let mut t = format!(
+        "  estimate {:.1}s = floor {}",
+        o.estimate_s,
+        figure_text(&o.floor)
+    );
+    for (role, f) in &o.launch {
+        t.push_str(&format!(" + {role} {}", figure_text(f)));
+    }
+    t.push('\n');
+    t.push_str(&format!(
+        "  stack layer bakes: {}; user-data {} bytes\n",
+        if o.stack_layer_runs.is_empty() {
+            "no stack layer".to_string()
+        } else {
+            o.stack_layer_runs.join(", ")
+        },
+        o.user_data_bytes
+    ));
+    t
+}
+
+/// `plan --budget` as text.
+pub fn budget_text(r: &BudgetReport) -> String {
+    let mut s = format!(
+        "stack {} on {} ({}): budget {:.0}s boot-to-ready\n",
+        r.stack,
+        r.target,
+        r.accelerator.as_deref().unwrap_or("no timing data yet"),
+        r.budget_s
+    );
+    s.push_str(&format!(
+        "timing ledger: {} launch(es), {} bake(s)\n\n",
+        r.ledger_launches, r.ledger_bakes
+    ));
+    s.push_str(&format!(
+        "now ({}):\n{}",
+        if r.current.estimate_s <= r.budget_s {
+            "within budget"
+        } else {
+            "over budget"
+        },
+        describe(&r.current)
+    ));
+    match (&r.recommended, &r.cost) {
+        (Some(rec), Some(_)) if rec.promote.is_empty() => {
+            s.push_str("\nrecommendation: change nothing; the stack already meets the budget\n");
+        }
+        (Some(rec), Some(cost)) => s.push_str(&recommendation_text(r, rec, cost)),
+        _ => {
+            s.push_str(&format!(
+                "\nno promotion meets {:.0}s. The fastest launch promotion gives:\n{}",
+                r.budget_s,
+                describe(&r.fastest)
+            ));
+        }
+    }
+    for n in &r.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}
+
+/// The recommended promotion, its estimate and what it costs.
+fn recommendation_text(r: &BudgetReport, rec: &Choice, cost: &Cost) -> String {
+    let mut s = format!(
+        "\nrecommendation: --promote {}\n{}",
+        rec.promote.join(" --promote "),
+        describe(rec)
+    );
+    let mut parts: Vec<String> = cost
+        .extra_bake
+        .iter()
+        .map(|(r, f)| format!("{r} {}", figure_text(f)))
+        .collect();
+    if let Some(o) = &cost.layer_overhead {
+        parts.push(format!("stack layer overhead {}", figure_text(o)));
+    }
+    s.push_str(&format!(
+        "  cost: +{:.1}s bake ({}); user-data {} -> {} bytes\n",
+        cost.extra_bake_s,
+        parts.join(", "),
+        cost.user_data_bytes_before,
+        cost.user_data_bytes_after
+    ));
+    s.push_str(&format!(
+        "  layers: {}{}; the base layer and other stacks are unaffected\n",
+        if cost.adds.is_empty() {
+            "none added".to_string()
+        } else {
+            format!("bakes {}", cost.adds.join(", "))
+        },
+        if cost.invalidates.is_empty() {
+            String::new()
+        } else {
+            format!(", replacing {}", cost.invalidates.join(", "))
+        }
+    ));
+    s.push_str(&format!(
+        "  to keep it: add {} to `promote:` in images/stacks/{}.yml\n",
+        rec.promote.join(", "),
+        r.stack
+    ));
+    s
 }

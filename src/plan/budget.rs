@@ -193,6 +193,70 @@ fn subsets_by_size(n: usize) -> Vec<Vec<usize>> {
     out
 }
 
+/// The promotion sets `recommend` tries: every subset of the promotable roles when there are
+/// few, else the slowest roles first, one more at a time.
+fn candidates(promotable: &[String], stats: &Stats, notes: &mut Vec<String>) -> Vec<Vec<String>> {
+    if promotable.len() <= EXHAUSTIVE_MAX {
+        return subsets_by_size(promotable.len())
+            .into_iter()
+            .map(|s| s.iter().map(|&i| promotable[i].clone()).collect())
+            .collect();
+    }
+    notes.push(format!(
+        "{} promotable roles: searched greedily (slowest first), not exhaustively",
+        promotable.len()
+    ));
+    let mut by_time = promotable.to_vec();
+    by_time.sort_by(|a, b| {
+        launch_time(stats, b)
+            .seconds
+            .total_cmp(&launch_time(stats, a).seconds)
+    });
+    (0..=by_time.len()).map(|k| by_time[..k].to_vec()).collect()
+}
+
+/// Every distinct stack layer reachable by the candidates (the first candidate to reach one
+/// stands for it), planned and estimated.
+fn options(
+    project: &Project,
+    req: &PlanRequest,
+    stats: &Stats,
+    candidates: Vec<Vec<String>>,
+    notes: &mut Vec<String>,
+) -> Vec<(Choice, Plan)> {
+    let mut seen: BTreeMap<Vec<String>, (Choice, Plan)> = BTreeMap::new();
+    for extra in candidates {
+        let mut r = req.clone();
+        r.promote.extend(extra.iter().cloned());
+        match plan::plan(project, &r) {
+            Ok(p) => {
+                let key: Vec<String> = p.layers.get(1).map(|l| l.runs.clone()).unwrap_or_default();
+                if let std::collections::btree_map::Entry::Vacant(v) = seen.entry(key) {
+                    if let Ok(o) = option_of(&p, &extra, stats) {
+                        v.insert((o, p));
+                    }
+                }
+            }
+            Err(e) => notes.push(format!("cannot promote {}: {e}", extra.join(", "))),
+        }
+    }
+    seen.into_values().collect()
+}
+
+/// The smallest option within the budget: fewest roles baked in the stack layer, then fewest
+/// flags, then the lowest estimate.
+fn smallest_within(options: &[(Choice, Plan)], budget_s: f64) -> Option<(Choice, Plan)> {
+    options
+        .iter()
+        .filter(|o| o.0.estimate_s <= budget_s)
+        .min_by(|a, b| {
+            (a.0.stack_layer_runs.len(), a.0.promote.len())
+                .cmp(&(b.0.stack_layer_runs.len(), b.0.promote.len()))
+                .then(a.0.estimate_s.total_cmp(&b.0.estimate_s))
+        })
+        .cloned()
+}
+
 /// Recommends the smallest promotion (fewest roles baked in the stack layer; then the lowest
 /// estimate) whose estimated boot-to-ready is within `budget_s`. `req` is the stack as it is
 /// planned now (its `promote:` list plus any flags), with the source identity resolved.
@@ -211,63 +275,16 @@ pub fn recommend(
         .map(|r| r.name.clone())
         .collect();
     let mut notes = Vec::new();
-    // every distinct stack layer reachable by promoting, first by the fewest flags
-    let mut seen: BTreeMap<Vec<String>, (Choice, Plan)> = BTreeMap::new();
-    let mut consider = |extra: Vec<String>, notes: &mut Vec<String>| {
-        let mut r = req.clone();
-        r.promote.extend(extra.iter().cloned());
-        match plan::plan(project, &r) {
-            Ok(p) => {
-                let key: Vec<String> = p.layers.get(1).map(|l| l.runs.clone()).unwrap_or_default();
-                if let std::collections::btree_map::Entry::Vacant(v) = seen.entry(key) {
-                    if let Ok(o) = option_of(&p, &extra, stats) {
-                        v.insert((o, p));
-                    }
-                }
-            }
-            Err(e) => notes.push(format!("cannot promote {}: {e}", extra.join(", "))),
-        }
-    };
-    if promotable.len() <= EXHAUSTIVE_MAX {
-        for s in subsets_by_size(promotable.len()) {
-            consider(
-                s.iter().map(|&i| promotable[i].clone()).collect(),
-                &mut notes,
-            );
-        }
-    } else {
-        // greedy: add the slowest remaining role until nothing is left
-        notes.push(format!(
-            "{} promotable roles: searched greedily (slowest first), not exhaustively",
-            promotable.len()
-        ));
-        let mut by_time = promotable.clone();
-        by_time.sort_by(|a, b| {
-            launch_time(stats, b)
-                .seconds
-                .total_cmp(&launch_time(stats, a).seconds)
-        });
-        for k in 0..=by_time.len() {
-            consider(by_time[..k].to_vec(), &mut notes);
-        }
-    }
+    let candidates = candidates(&promotable, stats, &mut notes);
+    let options = options(project, req, stats, candidates, &mut notes);
     notes.sort();
     notes.dedup();
-    let options: Vec<&(Choice, Plan)> = seen.values().collect();
     let fastest = options
         .iter()
         .min_by(|a, b| a.0.estimate_s.total_cmp(&b.0.estimate_s))
         .map(|o| o.0.clone())
         .unwrap_or_else(|| current.clone());
-    let best = options
-        .iter()
-        .filter(|o| o.0.estimate_s <= budget_s)
-        .min_by(|a, b| {
-            (a.0.stack_layer_runs.len(), a.0.promote.len())
-                .cmp(&(b.0.stack_layer_runs.len(), b.0.promote.len()))
-                .then(a.0.estimate_s.total_cmp(&b.0.estimate_s))
-        })
-        .map(|o| (o.0.clone(), o.1.clone()));
+    let best = smallest_within(&options, budget_s);
     let launch_only_s = round(
         fastest
             .launch
@@ -376,114 +393,6 @@ fn decimal(t: &str) -> Option<f64> {
         && t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && t.bytes().filter(|&b| b == b'.').count() <= 1;
     plain.then(|| t.parse().ok()).flatten()
-}
-
-fn figure_text(f: &Figure) -> String {
-    format!("{:.1}s{}", f.seconds, f.mark())
-}
-
-/// The report as text (stdout).
-pub fn report_text(r: &BudgetReport) -> String {
-    let mut s = format!(
-        "stack {} on {} ({}): budget {:.0}s boot-to-ready\n",
-        r.stack,
-        r.target,
-        r.accelerator.as_deref().unwrap_or("no timing data yet"),
-        r.budget_s
-    );
-    s.push_str(&format!(
-        "timing ledger: {} launch(es), {} bake(s)\n\n",
-        r.ledger_launches, r.ledger_bakes
-    ));
-    let describe = |o: &Choice| -> String {
-        let mut t = format!(
-            "  estimate {:.1}s = floor {}",
-            o.estimate_s,
-            figure_text(&o.floor)
-        );
-        for (role, f) in &o.launch {
-            t.push_str(&format!(" + {role} {}", figure_text(f)));
-        }
-        t.push('\n');
-        t.push_str(&format!(
-            "  stack layer bakes: {}; user-data {} bytes\n",
-            if o.stack_layer_runs.is_empty() {
-                "no stack layer".to_string()
-            } else {
-                o.stack_layer_runs.join(", ")
-            },
-            o.user_data_bytes
-        ));
-        t
-    };
-    s.push_str(&format!(
-        "now ({}):\n{}",
-        if r.current.estimate_s <= r.budget_s {
-            "within budget"
-        } else {
-            "over budget"
-        },
-        describe(&r.current)
-    ));
-    match (&r.recommended, &r.cost) {
-        (Some(rec), Some(cost)) => {
-            if rec.promote.is_empty() {
-                s.push_str(
-                    "\nrecommendation: change nothing; the stack already meets the budget\n",
-                );
-            } else {
-                s.push_str(&format!(
-                    "\nrecommendation: --promote {}\n{}",
-                    rec.promote.join(" --promote "),
-                    describe(rec)
-                ));
-                let mut parts: Vec<String> = cost
-                    .extra_bake
-                    .iter()
-                    .map(|(r, f)| format!("{r} {}", figure_text(f)))
-                    .collect();
-                if let Some(o) = &cost.layer_overhead {
-                    parts.push(format!("stack layer overhead {}", figure_text(o)));
-                }
-                s.push_str(&format!(
-                    "  cost: +{:.1}s bake ({}); user-data {} -> {} bytes\n",
-                    cost.extra_bake_s,
-                    parts.join(", "),
-                    cost.user_data_bytes_before,
-                    cost.user_data_bytes_after
-                ));
-                s.push_str(&format!(
-                    "  layers: {}{}; the base layer and other stacks are unaffected\n",
-                    if cost.adds.is_empty() {
-                        "none added".to_string()
-                    } else {
-                        format!("bakes {}", cost.adds.join(", "))
-                    },
-                    if cost.invalidates.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", replacing {}", cost.invalidates.join(", "))
-                    }
-                ));
-                s.push_str(&format!(
-                    "  to keep it: add {} to `promote:` in images/stacks/{}.yml\n",
-                    rec.promote.join(", "),
-                    r.stack
-                ));
-            }
-        }
-        _ => {
-            s.push_str(&format!(
-                "\nno promotion meets {:.0}s. The fastest launch promotion gives:\n{}",
-                r.budget_s,
-                describe(&r.fastest)
-            ));
-        }
-    }
-    for n in &r.notes {
-        s.push_str(&format!("note: {n}\n"));
-    }
-    s
 }
 
 #[cfg(test)]
