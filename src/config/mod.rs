@@ -491,102 +491,113 @@ fn valid_sha256(s: &str) -> bool {
 /// Every source field that reaches the Packer var-file, the builder's seed or an EC2 call is
 /// checked against its own rule here, with its line.
 fn check_sources(file: &SourceFile, sources: &model::Sources) -> Result<(), ConfigError> {
-    let bad = |field: &str, value: &str, what: &str, hint: &str| -> ConfigError {
-        file.error_for(field, None, format!("{value:?} is not {what}"))
+    if let Some(q) = &sources.qemu {
+        check_qemu_source(file, q)?;
+    }
+    if let Some(a) = &sources.aws {
+        check_aws_source(file, a)?;
+    }
+    Ok(())
+}
+
+/// `field: "value" is not what`, with a hint.
+fn not_a(file: &SourceFile, field: &str, value: &str, what: &str, hint: &str) -> ConfigError {
+    file.error_for(field, None, format!("{value:?} is not {what}"))
+        .with_hint(hint.to_string())
+        .into()
+}
+
+fn check_qemu_source(file: &SourceFile, q: &QemuSource) -> Result<(), ConfigError> {
+    let bad =
+        |field: &str, value: &str, what: &str, hint: &str| not_a(file, field, value, what, hint);
+    if !names::valid_user(&q.ssh_user) {
+        return Err(bad(
+            "sources.qemu.ssh_user",
+            &q.ssh_user,
+            "a valid user name",
+            "use lowercase letters, digits, `_` and `-`, starting with a letter or `_`",
+        ));
+    }
+    if !names::one_line(&q.disk_image) || q.disk_image.is_empty() {
+        return Err(bad(
+            "sources.qemu.disk_image",
+            &q.disk_image,
+            "a disk image",
+            "write `parbake:debian-12`, a path, or an http(s) URL, on one line",
+        ));
+    }
+    if !names::one_line(&q.kernel_append) {
+        return Err(bad(
+            "sources.qemu.kernel_append",
+            &q.kernel_append,
+            "a kernel command line",
+            "write it on one line, without control characters",
+        ));
+    }
+    if q.cpus == 0 || q.memory_mb < 256 {
+        return Err(bad(
+            "sources.qemu",
+            &format!("cpus {} memory_mb {}", q.cpus, q.memory_mb),
+            "a usable VM size",
+            "at least 1 CPU and 256 MB",
+        ));
+    }
+    Ok(())
+}
+
+fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
+    let bad =
+        |field: &str, value: &str, what: &str, hint: &str| not_a(file, field, value, what, hint);
+    let checks: [(&str, &str, bool, &str, &str); 5] = [
+        ("sources.aws.region", &a.region, names::valid_region(&a.region), "an AWS region", "e.g. `eu-west-1`"),
+        ("sources.aws.instance_type", &a.instance_type, names::valid_instance_type(&a.instance_type), "an EC2 instance type", "e.g. `t3.micro`"),
+        ("sources.aws.ssh_user", &a.ssh_user, names::valid_user(&a.ssh_user), "a valid user name", "use lowercase letters, digits, `_` and `-`, e.g. `admin` on Debian AMIs"),
+        ("sources.aws.ami_name", &a.ami_name, names::valid_ami_name(&a.ami_name), "a valid AMI name", "3 to 128 of: letters, digits, ( ) [ ] space . / - ' @ _ and the placeholders {image} {layer} {hash}"),
+        ("sources.aws.source_ami.name", &a.source_ami.name, names::one_line(&a.source_ami.name) && !a.source_ami.name.is_empty() && a.source_ami.name.len() <= 128, "an AMI name pattern", "an AMI name with `*` wildcards, on one line"),
+    ];
+    for (field, value, ok, what, hint) in checks {
+        if !ok {
+            return Err(bad(field, value, what, hint));
+        }
+    }
+    let item = |field: &str, value: &str, message: String, hint: &str| -> ConfigError {
+        file.error_for(field, Some(value), message)
             .with_hint(hint.to_string())
             .into()
     };
-    if let Some(q) = &sources.qemu {
-        if !names::valid_user(&q.ssh_user) {
-            return Err(bad(
-                "sources.qemu.ssh_user",
-                &q.ssh_user,
-                "a valid user name",
-                "use lowercase letters, digits, `_` and `-`, starting with a letter or `_`",
-            ));
-        }
-        if !names::one_line(&q.disk_image) || q.disk_image.is_empty() {
-            return Err(bad(
-                "sources.qemu.disk_image",
-                &q.disk_image,
-                "a disk image",
-                "write `parbake:debian-12`, a path, or an http(s) URL, on one line",
-            ));
-        }
-        if !names::one_line(&q.kernel_append) {
-            return Err(bad(
-                "sources.qemu.kernel_append",
-                &q.kernel_append,
-                "a kernel command line",
-                "write it on one line, without control characters",
-            ));
-        }
-        if q.cpus == 0 || q.memory_mb < 256 {
-            return Err(bad(
-                "sources.qemu",
-                &format!("cpus {} memory_mb {}", q.cpus, q.memory_mb),
-                "a usable VM size",
-                "at least 1 CPU and 256 MB",
-            ));
-        }
+    if let Some(r) = a.copy_to_regions.iter().find(|r| !names::valid_region(r)) {
+        return Err(item(
+            "sources.aws.copy_to_regions",
+            r,
+            format!("{r:?} is not an AWS region"),
+            "e.g. `eu-central-1`",
+        ));
     }
-    if let Some(a) = &sources.aws {
-        let checks: [(&str, &str, bool, &str, &str); 5] = [
-            ("sources.aws.region", &a.region, names::valid_region(&a.region), "an AWS region", "e.g. `eu-west-1`"),
-            ("sources.aws.instance_type", &a.instance_type, names::valid_instance_type(&a.instance_type), "an EC2 instance type", "e.g. `t3.micro`"),
-            ("sources.aws.ssh_user", &a.ssh_user, names::valid_user(&a.ssh_user), "a valid user name", "use lowercase letters, digits, `_` and `-`, e.g. `admin` on Debian AMIs"),
-            ("sources.aws.ami_name", &a.ami_name, names::valid_ami_name(&a.ami_name), "a valid AMI name", "3 to 128 of: letters, digits, ( ) [ ] space . / - ' @ _ and the placeholders {image} {layer} {hash}"),
-            ("sources.aws.source_ami.name", &a.source_ami.name, names::one_line(&a.source_ami.name) && !a.source_ami.name.is_empty() && a.source_ami.name.len() <= 128, "an AMI name pattern", "an AMI name with `*` wildcards, on one line"),
-        ];
-        for (field, value, ok, what, hint) in checks {
-            if !ok {
-                return Err(bad(field, value, what, hint));
-            }
-        }
-        for r in &a.copy_to_regions {
-            if !names::valid_region(r) {
-                return Err(file
-                    .error_for(
-                        "sources.aws.copy_to_regions",
-                        Some(r),
-                        format!("{r:?} is not an AWS region"),
-                    )
-                    .with_hint("e.g. `eu-central-1`")
-                    .into());
-            }
-        }
-        for o in &a.source_ami.owners {
-            if !names::valid_owner(o) {
-                return Err(file
-                    .error_for(
-                        "sources.aws.source_ami.owners",
-                        Some(o),
-                        format!("{o:?} is not an AMI owner"),
-                    )
-                    .with_hint("a 12-digit account id, or `self`, `amazon`, `aws-marketplace`")
-                    .into());
-            }
-        }
-        if let Some(s) = &a.subnet_id {
-            if !names::valid_subnet(s) {
-                return Err(bad(
-                    "sources.aws.subnet_id",
-                    s,
-                    "a subnet id",
-                    "e.g. `subnet-0abc1234`",
-                ));
-            }
-        }
-        if !["x86_64", "arm64", "i386", "x86_64_mac", "arm64_mac"]
-            .contains(&a.source_ami.architecture.as_str())
-        {
-            return Err(bad(
-                "sources.aws.source_ami.architecture",
-                &a.source_ami.architecture,
-                "an EC2 architecture",
-                "`x86_64` or `arm64`",
-            ));
-        }
+    if let Some(o) = a.source_ami.owners.iter().find(|o| !names::valid_owner(o)) {
+        return Err(item(
+            "sources.aws.source_ami.owners",
+            o,
+            format!("{o:?} is not an AMI owner"),
+            "a 12-digit account id, or `self`, `amazon`, `aws-marketplace`",
+        ));
+    }
+    if let Some(s) = a.subnet_id.as_ref().filter(|s| !names::valid_subnet(s)) {
+        return Err(bad(
+            "sources.aws.subnet_id",
+            s,
+            "a subnet id",
+            "e.g. `subnet-0abc1234`",
+        ));
+    }
+    if !["x86_64", "arm64", "i386", "x86_64_mac", "arm64_mac"]
+        .contains(&a.source_ami.architecture.as_str())
+    {
+        return Err(bad(
+            "sources.aws.source_ami.architecture",
+            &a.source_ami.architecture,
+            "an EC2 architecture",
+            "`x86_64` or `arm64`",
+        ));
     }
     Ok(())
 }

@@ -458,6 +458,37 @@ impl Ancestor {
     }
 }
 
+/// A symlink inside a role: where it resolves (inside the project) and what it is there.
+/// A link to a directory that contains it is a loop.
+fn followed(
+    within: &Path,
+    path: &Path,
+    shown_path: &Path,
+    here: &Rc<Ancestor>,
+) -> Result<(PathBuf, std::fs::FileType), Refusal> {
+    let real = resolve(within, path, shown_path)?;
+    let ft = std::fs::symlink_metadata(&real)
+        .map_err(|e| {
+            Refusal::new(
+                shown_path,
+                format!("cannot stat what the symlink resolves to: {e}"),
+                "check the link target is readable",
+            )
+        })?
+        .file_type();
+    if ft.is_dir() && here.contains(&real) {
+        return Err(Refusal::new(
+            shown_path,
+            format!(
+                "is a symlink loop: it resolves to {}, a directory that contains it",
+                real.display()
+            ),
+            "remove the link: a role's tree must be finite",
+        ));
+    }
+    Ok((real, ft))
+}
+
 /// Every regular file under the canonical directory `top` (shown to users as `shown`), as
 /// (relative path, canonical source), sorted by relative path. Iterative: no depth limit of
 /// its own beyond [`MAX_TREE_ENTRIES`]. Reads directory entries and metadata only.
@@ -519,27 +550,7 @@ fn walk(within: &Path, top: &Path, shown: &Path) -> Result<Vec<(String, PathBuf)
                 )
             })?;
             let (real, ft) = if lstat.is_symlink() {
-                let real = resolve(within, &path, &shown_path)?;
-                let ft = std::fs::symlink_metadata(&real)
-                    .map_err(|e| {
-                        Refusal::new(
-                            &shown_path,
-                            format!("cannot stat what the symlink resolves to: {e}"),
-                            "check the link target is readable",
-                        )
-                    })?
-                    .file_type();
-                if ft.is_dir() && here.contains(&real) {
-                    return Err(Refusal::new(
-                        &shown_path,
-                        format!(
-                            "is a symlink loop: it resolves to {}, a directory that contains it",
-                            real.display()
-                        ),
-                        "remove the link: a role's tree must be finite",
-                    ));
-                }
-                (real, ft)
+                followed(within, &path, &shown_path, &here)?
             } else {
                 (path, lstat)
             };
