@@ -383,29 +383,6 @@ fn check_image(
         }
     }
     check_sources(&file, &def.sources)?;
-    if let Some(q) = &def.sources.qemu {
-        if q.checksum != "none" && !valid_sha256(&q.checksum) {
-            return Err(file
-                .error_for(
-                    "sources.qemu.checksum",
-                    None,
-                    "checksum must be `sha256:<64 hex digits>` or `none`",
-                )
-                .into());
-        }
-        if (q.disk_image.starts_with("http://") || q.disk_image.starts_with("https://"))
-            && q.checksum == "none"
-        {
-            return Err(file
-                .error_for(
-                    "sources.qemu.checksum",
-                    None,
-                    "a downloaded disk image needs a checksum",
-                )
-                .with_hint("set `checksum: sha256:<hex>` from the image's SHA256SUMS")
-                .into());
-        }
-    }
     let vars = vars::check(&file, "vars", &def.vars, false)?;
     let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
     Ok(Image {
@@ -533,6 +510,27 @@ fn check_qemu_source(file: &SourceFile, q: &QemuSource) -> Result<(), ConfigErro
             "a kernel command line",
             "write it on one line, without control characters",
         ));
+    }
+    if q.checksum != "none" && !valid_sha256(&q.checksum) {
+        return Err(file
+            .error_for(
+                "sources.qemu.checksum",
+                None,
+                "checksum must be `sha256:<64 hex digits>` or `none`",
+            )
+            .into());
+    }
+    if (q.disk_image.starts_with("http://") || q.disk_image.starts_with("https://"))
+        && q.checksum == "none"
+    {
+        return Err(file
+            .error_for(
+                "sources.qemu.checksum",
+                None,
+                "a downloaded disk image needs a checksum",
+            )
+            .with_hint("set `checksum: sha256:<hex>` from the image's SHA256SUMS")
+            .into());
     }
     if q.cpus == 0 || q.memory_mb < 256 {
         return Err(bad(
