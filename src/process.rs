@@ -61,11 +61,6 @@ impl ProcessError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Out,
-}
-
 #[derive(Debug)]
 pub struct Output {
     pub code: Option<i32>,
@@ -172,10 +167,7 @@ impl Cmd {
 
     /// Runs to completion, streaming each output line to `on_line`. A non-zero exit is not an
     /// error here; see [`Cmd::run_checked`].
-    pub fn run_streaming(
-        &self,
-        mut on_line: impl FnMut(Stream, &str),
-    ) -> Result<Output, ProcessError> {
+    pub fn run_streaming(&self, mut on_line: impl FnMut(&str)) -> Result<Output, ProcessError> {
         let reader = self
             .expression()
             .reader()
@@ -196,7 +188,7 @@ impl Cmd {
             let line = String::from_utf8_lossy(&raw)
                 .trim_end_matches(['\n', '\r'])
                 .to_string();
-            on_line(Stream::Out, &line);
+            on_line(&line);
             lines.push(line);
         }
         let status = reader
@@ -220,7 +212,7 @@ impl Cmd {
 
     /// Captures output; fails with the command, status and output tail on a non-zero exit.
     pub fn run_checked(&self) -> Result<Output, ProcessError> {
-        let out = self.run_streaming(|_, _| {})?;
+        let out = self.run_streaming(|_| {})?;
         if out.success() {
             Ok(out)
         } else {

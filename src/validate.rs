@@ -113,7 +113,7 @@ pub fn run(
 /// signal forwarded, and its interruption ends the whole run).
 fn outcome(validator: &str, subject: String, cmd: Cmd) -> Result<Check> {
     checkpoint(point::CHECK)?;
-    let out = cmd.run_streaming(|_, _| {})?;
+    let out = cmd.run_streaming(|_| {})?;
     Ok(Check {
         validator: validator.to_string(),
         subject,

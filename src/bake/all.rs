@@ -57,14 +57,7 @@ pub fn graph(plans: &[Plan]) -> Vec<Node> {
     nodes
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Baked,
-    Cached,
-    Failed,
-    Skipped,
-}
+pub use super::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -348,7 +341,7 @@ pub fn run(
             let skipped = match r {
                 Ok(res) => {
                     let o = &mut outcomes[i];
-                    o.outcome = if res.outcome == "cached" {
+                    o.outcome = if res.outcome == Outcome::Cached {
                         Outcome::Cached
                     } else {
                         Outcome::Baked
@@ -452,7 +445,7 @@ pub fn summary_text(r: &AllReport) -> String {
         };
         s.push_str(&format!(
             "  {:<8} {:<22} {:<12} {:>7.1}s  {:<22} {}\n",
-            format!("{:?}", l.outcome).to_lowercase(),
+            l.outcome.to_string(),
             l.name,
             &l.hash[..12],
             l.duration_s,

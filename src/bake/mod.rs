@@ -7,7 +7,7 @@ pub mod packer_output;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bake::packer_output::Line;
 use crate::config::Project;
@@ -21,13 +21,34 @@ use crate::store::{now_epoch, Store};
 use crate::tools::Tools;
 use crate::write::write_tree;
 
+/// What happened to a layer in a bake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Baked,
+    Cached,
+    Failed,
+    Skipped,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Outcome::Baked => "baked",
+            Outcome::Cached => "cached",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerResult {
     pub index: u8,
     pub name: String,
     pub hash: String,
-    /// `baked` or `cached`.
-    pub outcome: String,
+    /// `Baked` or `Cached` for a layer that is there; `bake --all` reports the others.
+    pub outcome: Outcome,
     pub duration_s: f64,
     /// The layer disk in the store (qemu) or the AMI id (aws).
     pub image: String,
@@ -256,7 +277,7 @@ pub(crate) fn packer_build(
     ));
     let mut timings = Timings::default();
     let mut ui_tail: Vec<String> = Vec::new();
-    let out = cmd.run_streaming(|_, raw| {
+    let out = cmd.run_streaming(|raw| {
         use std::io::Write;
         let _ = writeln!(log, "{raw}");
         let Some(line) = Line::parse(raw) else {

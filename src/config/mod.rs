@@ -79,19 +79,19 @@ impl From<Located> for ConfigError {
     }
 }
 
+/// Errors compare by what they say (an I/O error's source has no equality of its own).
+impl PartialEq for ConfigError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string() && self.hints() == other.hints()
+    }
+}
+
 impl ConfigError {
     pub fn hints(&self) -> Vec<String> {
         match self {
             ConfigError::At(l) => l.hints.clone(),
             ConfigError::Role { hints, .. } => hints.clone(),
-            ConfigError::Unknown { known, name, kind } => {
-                let mut hints = Vec::new();
-                if let Some(s) = suggest(name, known) {
-                    hints.push(format!("did you mean `{s}`?"));
-                }
-                hints.push(format!("known {kind}s: {}", known.join(", ")));
-                hints
-            }
+            ConfigError::Unknown { known, name, kind } => did_you_mean(name, known, kind),
             ConfigError::NoProject { .. } => vec![
                 "run parbake inside a project, or pass --project DIR / set PARBAKE_PROJECT".into(),
             ],
@@ -123,6 +123,34 @@ impl ConfigError {
             _ => None,
         }
     }
+}
+
+/// Where each kind of name is defined, for the list of known names in a hint.
+fn known_place(kind: &str) -> &'static str {
+    match kind {
+        "role" => "roles under roles/",
+        "stack" => "stacks under images/stacks/",
+        "image" => "images under images/",
+        _ => "known names",
+    }
+}
+
+/// The hints for an unknown name: the closest known one, if any is close, and the list.
+pub fn did_you_mean(name: &str, known: &[String], kind: &str) -> Vec<String> {
+    let mut hints = Vec::new();
+    if let Some(s) = suggest(name, known) {
+        hints.push(format!("did you mean `{s}`?"));
+    }
+    hints.push(format!("{}: {}", known_place(kind), known.join(", ")));
+    hints
+}
+
+/// A located error about an unknown name, with [`did_you_mean`]'s hints.
+fn unknown_at(mut err: Located, name: &str, known: &[String], kind: &str) -> ConfigError {
+    for h in did_you_mean(name, known, kind) {
+        err = err.with_hint(h);
+    }
+    err.into()
 }
 
 /// The closest known name within a small edit distance.
@@ -229,17 +257,12 @@ impl Project {
                         .as_ref()
                         .expect("deps come from meta/main.yml");
                     let known: Vec<String> = roles.keys().cloned().collect();
-                    let mut err = file.error_for(
+                    let err = file.error_for(
                         "dependencies",
                         Some(dep),
                         format!("role `{}` depends on unknown role `{dep}`", role.name),
                     );
-                    if let Some(s) = suggest(dep, &known) {
-                        err = err.with_hint(format!("did you mean `{s}`?"));
-                    }
-                    return Err(err
-                        .with_hint(format!("roles under roles/: {}", known.join(", ")))
-                        .into());
+                    return Err(unknown_at(err, dep, &known, "role"));
                 }
             }
         }
@@ -314,12 +337,8 @@ fn unknown_role(
     roles: &BTreeMap<String, Role>,
 ) -> ConfigError {
     let known: Vec<String> = roles.keys().cloned().collect();
-    let mut err = file.error_for(field, Some(role), format!("unknown role `{role}`"));
-    if let Some(s) = suggest(role, &known) {
-        err = err.with_hint(format!("did you mean `{s}`?"));
-    }
-    err.with_hint(format!("roles under roles/: {}", known.join(", ")))
-        .into()
+    let err = file.error_for(field, Some(role), format!("unknown role `{role}`"));
+    unknown_at(err, role, &known, "role")
 }
 
 fn check_image(
@@ -404,13 +423,8 @@ fn check_stack(
 ) -> Result<Stack, ConfigError> {
     let Some(image) = images.get(&def.image) else {
         let known: Vec<String> = images.keys().cloned().collect();
-        let mut err = file.error_for("image", None, format!("unknown image `{}`", def.image));
-        if let Some(s) = suggest(&def.image, &known) {
-            err = err.with_hint(format!("did you mean `{s}`?"));
-        }
-        return Err(err
-            .with_hint(format!("images under images/: {}", known.join(", ")))
-            .into());
+        let err = file.error_for("image", None, format!("unknown image `{}`", def.image));
+        return Err(unknown_at(err, &def.image, &known, "image"));
     };
     for (field, list) in [("roles", &def.roles), ("promote", &def.promote)] {
         for role in list {

@@ -98,14 +98,9 @@ pub enum PlanError {
     },
     #[error("unknown role `{role}`")]
     UnknownRole { role: String, known: Vec<String> },
-    #[error("unknown stack `{stack}`")]
-    UnknownStack { stack: String, known: Vec<String> },
-    #[error("stack `{stack}` names unknown image `{image}`")]
-    UnknownImage {
-        stack: String,
-        image: String,
-        known: Vec<String>,
-    },
+    /// An unknown stack or image: the same error `config` gives.
+    #[error(transparent)]
+    Config(Box<crate::config::ConfigError>),
     #[error("image `{image}` has no `{target}` source")]
     NoSource { image: String, target: Target },
 }
@@ -130,29 +125,9 @@ impl PlanError {
                 vec![format!("roles of this stack (with dependencies): {}", roles.join(", "))]
             }
             PlanError::UnknownRole { role, known } => {
-                let mut h = Vec::new();
-                if let Some(s) = crate::config::suggest(role, known) {
-                    h.push(format!("did you mean `{s}`?"));
-                }
-                h.push(format!("roles under roles/: {}", known.join(", ")));
-                h
+                crate::config::did_you_mean(role, known, "role")
             }
-            PlanError::UnknownStack { stack, known } => {
-                let mut h = Vec::new();
-                if let Some(s) = crate::config::suggest(stack, known) {
-                    h.push(format!("did you mean `{s}`?"));
-                }
-                h.push(format!("stacks under images/stacks/: {}", known.join(", ")));
-                h
-            }
-            PlanError::UnknownImage { image, known, .. } => {
-                let mut h = Vec::new();
-                if let Some(s) = crate::config::suggest(image, known) {
-                    h.push(format!("did you mean `{s}`?"));
-                }
-                h.push(format!("images under images/: {}", known.join(", ")));
-                h
-            }
+            PlanError::Config(e) => e.hints(),
             PlanError::NoSource { image, target } => vec![format!(
                 "add `sources.{target}` to images/{image}.yml, or choose another --target"
             )],
@@ -165,6 +140,7 @@ impl PlanError {
             PlanError::TooDeep(at) | PlanError::NotInstalled(at) => {
                 crate::config::ConfigError::At(at.clone()).snippet()
             }
+            PlanError::Config(e) => e.snippet(),
             _ => None,
         }
     }
@@ -595,21 +571,9 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
 /// The stack and image, the whole dependency graph checked, the basic roles checked, and
 /// the stack's roles in order, all installed.
 fn scope<'p>(project: &'p Project, req: &'p PlanRequest) -> Result<Scope<'p>, PlanError> {
-    let stack = project
-        .stacks
-        .get(&req.stack)
-        .ok_or_else(|| PlanError::UnknownStack {
-            stack: req.stack.clone(),
-            known: project.stacks.keys().cloned().collect(),
-        })?;
-    let image = project
-        .images
-        .get(&stack.def.image)
-        .ok_or_else(|| PlanError::UnknownImage {
-            stack: stack.name.clone(),
-            image: stack.def.image.clone(),
-            known: project.images.keys().cloned().collect(),
-        })?;
+    let config = |e| PlanError::Config(Box::new(e));
+    let stack = project.stack(&req.stack).map_err(config)?;
+    let image = project.image(&stack.def.image).map_err(config)?;
     let launch_only: BTreeSet<&str> = image.def.launch_only.iter().map(String::as_str).collect();
 
     // the whole dependency graph must be acyclic (and not too deep), not only the part this

@@ -132,7 +132,7 @@ pub fn render_layer(
     opts: &RenderOptions,
 ) -> Vec<RenderedFile> {
     let mut files = packer::render(project, plan, layer, opts);
-    files.extend(playbook::render(project, plan, layer, opts));
+    files.extend(playbook::render(plan, layer));
     files.push(RenderedFile::text(
         "payload/manifest.json",
         manifest::render(plan, layer),

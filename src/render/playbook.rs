@@ -4,8 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{RenderOptions, RenderedFile};
-use crate::config::Project;
+use super::RenderedFile;
 use crate::contract as runtime;
 use crate::plan::{Layer, LayerKind, Plan};
 
@@ -30,12 +29,7 @@ pub fn bake_vars(plan: &Plan, layer: &Layer) -> Value {
     Value::Object(vars)
 }
 
-pub fn render(
-    _project: &Project,
-    plan: &Plan,
-    layer: &Layer,
-    _opts: &RenderOptions,
-) -> Vec<RenderedFile> {
+pub fn render(plan: &Plan, layer: &Layer) -> Vec<RenderedFile> {
     let tag = format!("{}-{}", layer.index, layer.short_hash());
     let mut files = vec![
         RenderedFile::text("payload/bake.yml", bake_playbook(plan, layer)),
@@ -104,7 +98,6 @@ pub fn render(
             "dependencies: []\n",
         ));
     }
-    let _ = tag;
     files
 }
 

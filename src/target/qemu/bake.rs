@@ -151,7 +151,7 @@ pub(crate) fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
         index: rec.index,
         name: rec.name.clone(),
         hash: rec.hash.clone(),
-        outcome: "cached".into(),
+        outcome: crate::bake::Outcome::Cached,
         duration_s: 0.0,
         image: store
             .layer_dir(&rec.hash)
@@ -227,7 +227,7 @@ impl QemuBaker {
             index: b.layer.index,
             name: b.layer.name.clone(),
             hash: b.layer.hash.clone(),
-            outcome: "baked".into(),
+            outcome: crate::bake::Outcome::Baked,
             duration_s: duration,
             image: dest.join("disk.qcow2").display().to_string(),
             roles: timings.roles,

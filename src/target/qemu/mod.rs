@@ -69,7 +69,7 @@ pub fn base_disk(
         }
         let cmd =
             Cmd::new("build the Debian 12 base disk image", "bash").arg(base_image_script(project));
-        let out = cmd.run_streaming(|_, l| on_line(l))?;
+        let out = cmd.run_streaming(&mut on_line)?;
         if !out.success() {
             return Err(cmd.failed(&out, None).into());
         }
@@ -178,7 +178,7 @@ fn probe_kvm(kernel: &Path, initrd: &Path) -> bool {
             "-serial",
         ])
         .arg(format!("file:{}", serial.display()))
-        .run_streaming(|_, _| {});
+        .run_streaming(|_| {});
     let powered_off = std::fs::read_to_string(&serial)
         .unwrap_or_default()
         .contains("reboot: Power down");
