@@ -252,8 +252,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let tools = Tools::locate(&root);
             let modern = tools
                 .packer_version()
-                .map(crate::tools::is_modern_packer)
-                .unwrap_or(false);
+                .is_ok_and(|v| v.needs_init());
             let opts = RenderOptions {
                 modern_packer: modern,
                 ..RenderOptions::default()

@@ -15,6 +15,7 @@ pub mod interrupt;
 pub mod launch;
 pub mod ledger;
 pub mod packer_output;
+pub mod packer_version;
 pub mod pipeline;
 pub mod plan;
 pub mod process;
