@@ -250,9 +250,7 @@ pub fn run(cli: Cli) -> Result<()> {
             write::refuse_inside(&output, &project_inputs(&project))?;
             let plan = plan::plan(&project, &resolved_request(&project, &stack))?;
             let tools = Tools::locate(&root);
-            let modern = tools
-                .packer_version()
-                .is_ok_and(|v| v.needs_init());
+            let modern = tools.packer_version().is_ok_and(|v| v.needs_init());
             let opts = RenderOptions {
                 modern_packer: modern,
                 ..RenderOptions::default()

@@ -175,28 +175,58 @@ mod tests {
             ("Connected to SSH!", true),
             ("Provisioning with shell script: /tmp/packer-shell123", true),
             ("Uploading payload/ => /tmp/parbake-payload", true),
-            ("Running local shell script: /tmp/packer-shell2921910737", true),
+            (
+                "Running local shell script: /tmp/packer-shell2921910737",
+                true,
+            ),
             ("Gracefully halting virtual machine...", true),
             ("Stopping the source instance...", true),
             ("AMI: ami-0abc1234", true),
-            ("Provisioning step had errors: Running the cleanup provisioner, if present...", true),
-            ("PLAY [parbake bake layer 1] ****************************", false),
+            (
+                "Provisioning step had errors: Running the cleanup provisioner, if present...",
+                true,
+            ),
+            (
+                "PLAY [parbake bake layer 1] ****************************",
+                false,
+            ),
             ("TASK [nginx : Install nginx, quietly] ***", false),
             ("RUNNING HANDLER [nginx : restart nginx] ***", false),
-            ("PLAY RECAP *********************************************", false),
-            ("localhost                  : ok=3    changed=1    unreachable=0", false),
+            (
+                "PLAY RECAP *********************************************",
+                false,
+            ),
+            (
+                "localhost                  : ok=3    changed=1    unreachable=0",
+                false,
+            ),
             ("ok: [localhost]", false),
             ("changed: [localhost]", false),
             ("fatal: [localhost]: FAILED! => {\"msg\": \"boom\"}", false),
             ("ERROR! the role 'nginx' was not found", false),
-            ("FAILED - RETRYING: [localhost]: wait (3 retries left).", false),
-            ("WARNING: The VM will be started with no hardware acceleration.", false),
-            ("[WARNING]: Platform linux on host localhost is using python3", false),
+            (
+                "FAILED - RETRYING: [localhost]: wait (3 retries left).",
+                false,
+            ),
+            (
+                "WARNING: The VM will be started with no hardware acceleration.",
+                false,
+            ),
+            (
+                "[WARNING]: Platform linux on host localhost is using python3",
+                false,
+            ),
             ("    \"msg\": \"hello\"", false),
             ("}", false),
             ("", false),
-            ("parbake: ansible-playbook is missing: installing the distribution's ansible-core", false),
-            ("==> not a step: provisioner text that looks like one", false),
+            (
+                "parbake: ansible-playbook is missing: installing the distribution's ansible-core",
+                false,
+            ),
+            (
+                "==> not a step: provisioner text that looks like one",
+                false,
+            ),
         ] {
             assert_eq!(is_step(text), step, "{text:?}");
         }
@@ -204,13 +234,25 @@ mod tests {
 
     #[test]
     fn names_with_spaces_are_not_sources() {
-        assert_eq!(after_source("==> qemu.layer: Waiting", "==> "), Some("Waiting"));
-        assert_eq!(after_source("==> qemu.layer:", "==> "), Some(""));
-        assert_eq!(after_source("==> Wait completed after 2 minutes", "==> "), None);
         assert_eq!(
-            after_source("==> Builds finished. The artifacts of successful builds are:", "==> "),
+            after_source("==> qemu.layer: Waiting", "==> "),
+            Some("Waiting")
+        );
+        assert_eq!(after_source("==> qemu.layer:", "==> "), Some(""));
+        assert_eq!(
+            after_source("==> Wait completed after 2 minutes", "==> "),
             None
         );
-        assert_eq!(after_source("    qemu.layer: ok: [localhost]", "    "), Some("ok: [localhost]"));
+        assert_eq!(
+            after_source(
+                "==> Builds finished. The artifacts of successful builds are:",
+                "==> "
+            ),
+            None
+        );
+        assert_eq!(
+            after_source("    qemu.layer: ok: [localhost]", "    "),
+            Some("ok: [localhost]")
+        );
     }
 }

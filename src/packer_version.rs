@@ -115,6 +115,9 @@ mod tests {
         let old = Version(1, 6, 6).describe();
         assert!(old.contains("1.6.6") && old.contains("built-in") && old.contains("ui,message"));
         let new = Version(1, 14, 3).describe();
-        assert!(new.contains("packer init") && new.contains("ui,say"), "{new}");
+        assert!(
+            new.contains("packer init") && new.contains("ui,say"),
+            "{new}"
+        );
     }
 }

@@ -124,7 +124,11 @@ pub fn run(
 
 /// `packer init` in a rendered layer directory, as a check that passed; a failure stops the run
 /// with the error that says how to install the plugins without GitHub.
-fn init_plugins(tools: &Tools, packer: crate::packer_version::Version, dir: &Path) -> Result<Check> {
+fn init_plugins(
+    tools: &Tools,
+    packer: crate::packer_version::Version,
+    dir: &Path,
+) -> Result<Check> {
     checkpoint(point::CHECK)?;
     let output = tools.packer_init(dir, packer, None, |_| {})?;
     Ok(Check {

@@ -54,7 +54,10 @@ fn packer_output_recorded_1_6_6_sample() {
     );
     // provisioner lines, commas unescaped, including one that looks like a step
     assert_eq!(out[1], provisioner("PLAY [parbake bake] ***"));
-    assert_eq!(out[2], provisioner("TASK [nginx : Install nginx, quietly] ***"));
+    assert_eq!(
+        out[2],
+        provisioner("TASK [nginx : Install nginx, quietly] ***")
+    );
     assert_eq!(out[3], provisioner("changed: [localhost]"));
     // a PARBAKE-EVENT line
     match &out[4] {
@@ -70,7 +73,9 @@ fn packer_output_recorded_1_6_6_sample() {
         out[5],
         provisioner("==> not a step: provisioner text that looks like one")
     );
-    assert!(out.contains(&provisioner("fatal: [localhost]: FAILED! => {\"msg\": \"boom\"}")));
+    assert!(out.contains(&provisioner(
+        "fatal: [localhost]: FAILED! => {\"msg\": \"boom\"}"
+    )));
     // an artifact line
     assert!(out.contains(&Output::Artifact("Null".into())), "{out:#?}");
     // an error line
@@ -135,7 +140,11 @@ fn skip_credential_validation_exactly_with_an_endpoint_override() {
                     .lines()
                     .filter(|l| {
                         let l: Vec<&str> = l.split_whitespace().collect();
-                        l == ["skip_credential_validation", "=", "var.skip_credential_validation"]
+                        l == [
+                            "skip_credential_validation",
+                            "=",
+                            "var.skip_credential_validation",
+                        ]
                     })
                     .count();
                 assert_eq!(set, 2, "{}", file.path);
@@ -170,7 +179,10 @@ impl FakePacker {
         let mut c = Command::new(env!("CARGO_BIN_EXE_parbake"));
         c.args(args)
             .current_dir(root)
-            .env("PARBAKE_PACKER", repo().join("tests/fixtures/fake-packer.py"))
+            .env(
+                "PARBAKE_PACKER",
+                repo().join("tests/fixtures/fake-packer.py"),
+            )
             .env("FAKE_PACKER_VERSION", self.version)
             .env("FAKE_PACKER_CALLS", self.dir.path().join("calls"))
             .env("FAKE_PACKER_SECONDS", "0")
@@ -222,8 +234,15 @@ fn validate_runs_packer_init_only_on_1_7_and_later() {
         assert_eq!(code, 0, "Packer {version}: {stderr}");
         let calls = fake.calls();
         let inits: Vec<_> = calls.iter().filter(|(c, _)| c == "init .").collect();
-        assert_eq!(inits.len(), usize::from(init), "Packer {version}: {calls:?}");
-        let validates = calls.iter().filter(|(c, _)| c.starts_with("validate")).count();
+        assert_eq!(
+            inits.len(),
+            usize::from(init),
+            "Packer {version}: {calls:?}"
+        );
+        let validates = calls
+            .iter()
+            .filter(|(c, _)| c.starts_with("validate"))
+            .count();
         assert!(validates >= 2, "{calls:?}");
         if init {
             assert_eq!(calls[0].0, "init .", "init comes first: {calls:?}");
@@ -256,7 +275,10 @@ fn validate_without_the_plugin_source_fails_with_a_hint_for_offline_machines() {
         "{stderr}"
     );
     assert!(stderr.contains("no such host"), "the init output: {stderr}");
-    assert!(stderr.contains("hint:") && stderr.contains("PACKER_PLUGIN_PATH"), "{stderr}");
+    assert!(
+        stderr.contains("hint:") && stderr.contains("PACKER_PLUGIN_PATH"),
+        "{stderr}"
+    );
     assert!(
         !fake.calls().iter().any(|(c, _)| c.starts_with("validate")),
         "nothing is validated without the plugins"
@@ -336,7 +358,9 @@ fn bake_runs_packer_init_once_per_build_dir_with_its_output_in_the_log() {
             }
         }
         assert!(
-            steps.iter().any(|s| s.ends_with("Waiting for SSH to become available...")),
+            steps
+                .iter()
+                .any(|s| s.ends_with("Waiting for SSH to become available...")),
             "{stderr}"
         );
         assert!(steps.iter().any(|s| s.ends_with("role app")), "{stderr}");
