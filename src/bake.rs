@@ -1,6 +1,7 @@
 //! run: bake a stack's layers on the local VM target with real Packer (qemu builder) and real
 //! Ansible. A layer whose hash is in the store is a cache hit: no Packer runs.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -487,11 +488,10 @@ pub(crate) fn packer_build(
     let log_path = dir.join("bake.log");
     let mut log =
         std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
-    use std::io::Write;
     let _ = writeln!(log, "{}", packer.describe());
     if opts.modern_packer {
         progress.step(label, "installing the Packer plugins (packer init)");
-        let init = tools.packer_init(dir, packer, None, |line| {
+        let init = tools.packer_init(dir, packer, |line| {
             let _ = writeln!(log, "{line}");
             progress.raw(line);
         });

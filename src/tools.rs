@@ -59,12 +59,11 @@ impl Tools {
     /// `packer init` in `dir`, for Packer 1.7+: installs the plugins `required_plugins.pkr.hcl`
     /// names, unless a matching version is installed already (then it needs no network). Each
     /// output line goes to `on_line`; the output is returned. A failure is a user error that
-    /// says how to install the plugins without GitHub; `log` is named in it.
+    /// says how to install the plugins without GitHub.
     pub fn packer_init(
         &self,
         dir: &Path,
         version: Version,
-        log: Option<&Path>,
         mut on_line: impl FnMut(&str),
     ) -> Result<String, Error> {
         let out = Cmd::new("install the Packer plugins", &self.packer)
@@ -87,16 +86,12 @@ impl Tools {
             message.push_str("\n  | ");
             message.push_str(&l);
         }
-        let mut err = Error::user(message)
+        Err(Error::user(message)
             .with_hint(format!(
                 "Packer {version} runs the qemu and amazon builders as plugins; `packer init` installs the versions packer/plugins/required_plugins.pkr.hcl names, from github.com/hashicorp/qemu and github.com/hashicorp/amazon"
             ))
             .with_hint(
                 "without access to GitHub: on a machine that has it, install the plugins into a directory (`PACKER_PLUGIN_PATH=DIR packer plugins install github.com/hashicorp/qemu VERSION`, and the same for amazon), copy DIR here and set PACKER_PLUGIN_PATH=DIR; README \"Packer versions\" names the versions",
-            );
-        if let Some(log) = log {
-            err = err.with_hint(format!("the full output is in {}", log.display()));
-        }
-        Err(err)
+            ))
     }
 }

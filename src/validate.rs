@@ -130,7 +130,7 @@ fn init_plugins(
     dir: &Path,
 ) -> Result<Check> {
     checkpoint(point::CHECK)?;
-    let output = tools.packer_init(dir, packer, None, |_| {})?;
+    let output = tools.packer_init(dir, packer, |_| {})?;
     Ok(Check {
         validator: "packer init".into(),
         subject: format!("Packer {packer} plugins"),
