@@ -1,6 +1,7 @@
 //! Packer 1.6.6 and current Packer (1.14 with plugins amazon 1.8 and qemu 1.1), issue 11:
-//! - progress told from Packer's output by content and shape, over a recorded 1.6.6 sample and
-//!   the same lines in the 1.13+ shape (tests/fixtures/packer-*.machine-readable.txt);
+//! - progress told from Packer's output by content and shape, over recorded 1.6.6 samples (a
+//!   null build, and an excerpt of a real qemu bake) and the same lines in the 1.13+ shape
+//!   (tests/fixtures/packer-*.machine-readable.txt);
 //! - `skip_credential_validation` exactly when an EC2 endpoint override is in use;
 //! - `packer init` on 1.7+ only, once per build directory, with a clear error when it fails,
 //!   run against tests/fixtures/fake-packer.py reporting another version and recording calls.
@@ -109,6 +110,83 @@ fn packer_output_1_13_shape_means_what_1_6_6_meant() {
     assert!(raw("packer-1.6.6.machine-readable.txt").contains(",ui,message,    null.layer: "));
     assert!(!raw("packer-1.13.machine-readable.txt").contains(",ui,message,"));
     assert_eq!(new, old);
+}
+
+/// A real qemu bake's output (1.6.6), and the same lines in the 1.13+ shape.
+#[test]
+fn packer_output_recorded_qemu_bake_in_both_shapes() {
+    let name = "packer-1.6.6-qemu-bake.machine-readable.txt";
+    let text = std::fs::read_to_string(repo().join("tests/fixtures").join(name)).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    // Packer 1.13+: provisioner and builder messages come as `say` with the step prefix
+    let shape_1_13: Vec<String> = lines
+        .iter()
+        .map(|l| match l.split_once(",ui,message,") {
+            Some((head, data)) => format!(
+                "{head},ui,say,{}",
+                data.replace("    qemu.layer:", "==> qemu.layer:")
+            ),
+            None => l.to_string(),
+        })
+        .collect();
+    let parse = |ls: &[&str]| -> Vec<Output> {
+        ls.iter()
+            .flat_map(|l| Line::parse(l).unwrap().outputs())
+            .collect()
+    };
+    let old = parse(&lines);
+    let new = parse(&shape_1_13.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // 1.6.6: the steps are Packer's `say` lines, but for the one that is a bare path
+    let says: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.split_once(",ui,say,==> qemu.layer: "))
+        .map(|(_, t)| t.replace("%!(PACKER_COMMA)", ","))
+        .collect();
+    let not_steps: Vec<&String> = says
+        .iter()
+        .filter(|s| !steps(&old).contains(&s.as_str()))
+        .collect();
+    assert_eq!(not_steps.len(), 1, "{not_steps:?}");
+    assert!(not_steps[0].starts_with("/var/cache/parbake/base/"));
+    assert_eq!(steps(&old).len(), says.len() - 1);
+
+    // the events are the same in both shapes
+    let events = |o: &[Output]| -> Vec<String> {
+        o.iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(format!("{e:?}")),
+                _ => None,
+            })
+            .collect()
+    };
+    let event_lines = lines.iter().filter(|l| l.contains("PARBAKE-EVENT")).count();
+    assert_eq!(events(&old).len(), event_lines);
+    assert_eq!(events(&new), events(&old));
+
+    // once provisioning starts, the steps are the same in both shapes: no Ansible line is one
+    let provisioning = |o: &[Output]| -> Vec<String> {
+        let s = steps(o);
+        let at = s
+            .iter()
+            .position(|t| t.starts_with("Provisioning with shell script"))
+            .unwrap();
+        s[at..].iter().map(|t| t.to_string()).collect()
+    };
+    assert_eq!(provisioning(&new), provisioning(&old));
+    assert_eq!(
+        provisioning(&old).last().unwrap(),
+        "Converting hard drive..."
+    );
+    for step in steps(&new) {
+        assert!(
+            !step.contains("[localhost]") && !step.ends_with("***") && !step.is_empty(),
+            "{step}"
+        );
+    }
 }
 
 // ---- skip_credential_validation -----------------------------------------------------------
