@@ -2,6 +2,8 @@
 # parbake fills in every variable with a generated var-file (parbake.pkrvars.json).
 # Works with Packer 1.6.6 (Debian) as is; with Packer 1.7+ parbake also writes
 # required_plugins.pkr.hcl next to it (see packer/plugins/) and runs `packer init`.
+# Checked against the source of amazon plugin 1.8.2: every argument here exists there with
+# the same type.
 
 variable "layer_name" {
   type = string
@@ -49,6 +51,13 @@ variable "skip_region_validation" {
   type    = bool
   default = false
 }
+# True exactly when endpoint_ec2 is set. Amazon plugin 1.8+ first checks the credentials with
+# STS GetCallerIdentity, always at AWS's own STS endpoint, which an EC2 stand-in (moto,
+# LocalStack, a private endpoint) cannot answer. Against real AWS the check stays on.
+variable "skip_credential_validation" {
+  type    = bool
+  default = false
+}
 variable "payload_dir" {
   type = string
 }
@@ -62,37 +71,39 @@ variable "test_pause_seconds" {
 }
 
 source "amazon-ebs" "layer" {
-  region                 = var.region
-  source_ami             = var.source_ami
-  instance_type          = var.instance_type
-  ssh_username           = var.ssh_user
-  ami_name               = var.ami_name
-  ami_regions            = var.ami_regions
-  tags                   = var.ami_tags
-  snapshot_tags          = var.ami_tags
-  run_tags               = var.run_tags
-  run_volume_tags        = var.run_tags
-  subnet_id              = var.subnet_id
-  custom_endpoint_ec2    = var.endpoint_ec2
-  skip_region_validation = var.skip_region_validation
+  region                     = var.region
+  source_ami                 = var.source_ami
+  instance_type              = var.instance_type
+  ssh_username               = var.ssh_user
+  ami_name                   = var.ami_name
+  ami_regions                = var.ami_regions
+  tags                       = var.ami_tags
+  snapshot_tags              = var.ami_tags
+  run_tags                   = var.run_tags
+  run_volume_tags            = var.run_tags
+  subnet_id                  = var.subnet_id
+  custom_endpoint_ec2        = var.endpoint_ec2
+  skip_region_validation     = var.skip_region_validation
+  skip_credential_validation = var.skip_credential_validation
 }
 
 # Test-only: the same AMI build with no communicator and so no provisioning, selected with
 # `packer build -only=amazon-ebs.no-provision` when PARBAKE_TEST_SKIP_PROVISIONING=1.
 source "amazon-ebs" "no-provision" {
-  region                 = var.region
-  source_ami             = var.source_ami
-  instance_type          = var.instance_type
-  communicator           = "none"
-  ami_name               = var.ami_name
-  ami_regions            = var.ami_regions
-  tags                   = var.ami_tags
-  snapshot_tags          = var.ami_tags
-  run_tags               = var.run_tags
-  run_volume_tags        = var.run_tags
-  subnet_id              = var.subnet_id
-  custom_endpoint_ec2    = var.endpoint_ec2
-  skip_region_validation = var.skip_region_validation
+  region                     = var.region
+  source_ami                 = var.source_ami
+  instance_type              = var.instance_type
+  communicator               = "none"
+  ami_name                   = var.ami_name
+  ami_regions                = var.ami_regions
+  tags                       = var.ami_tags
+  snapshot_tags              = var.ami_tags
+  run_tags                   = var.run_tags
+  run_volume_tags            = var.run_tags
+  subnet_id                  = var.subnet_id
+  custom_endpoint_ec2        = var.endpoint_ec2
+  skip_region_validation     = var.skip_region_validation
+  skip_credential_validation = var.skip_credential_validation
 }
 
 build {

@@ -2,6 +2,12 @@
 # parbake fills in every variable with a generated var-file (parbake.pkrvars.json).
 # Works with Packer 1.6.6 (Debian) as is; with Packer 1.7+ parbake also writes
 # required_plugins.pkr.hcl next to it (see packer/plugins/) and runs `packer init`.
+# Checked against the source of qemu plugin 1.1.4, where every argument here exists with the
+# same type. Two differences are left alone on purpose:
+# - `-cpu` stays a qemuarg: 1.6.6 rejects the `cpu_model` argument that plugin 1.1 has, and a
+#   qemuarg replaces the builder's default for the same switch in both.
+# - `cpus` becomes `-smp cpus=N,sockets=N` in 1.6.6 and `-smp N` in plugin 1.1: the builder
+#   writes that switch itself, and the guest gets N CPUs either way.
 
 variable "layer_name" {
   type = string

@@ -12,6 +12,7 @@ pub mod contract;
 pub mod error;
 pub mod interrupt;
 pub mod ledger;
+pub mod packer_version;
 pub mod plan;
 pub mod printer;
 pub mod process;

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::Error;
+use crate::packer_version::Version;
 use crate::process::Cmd;
 
 #[derive(Debug, Clone)]
@@ -46,44 +48,50 @@ impl Tools {
         }
     }
 
-    /// `(major, minor, patch)` of the installed Packer.
-    pub fn packer_version(&self) -> Result<(u32, u32, u32), crate::process::ProcessError> {
+    /// The installed Packer's version (`0.0.0` when its `packer version` cannot be read).
+    pub fn packer_version(&self) -> Result<Version, crate::process::ProcessError> {
         let out = Cmd::new("read the Packer version", &self.packer)
             .arg("version")
             .run_checked()?;
-        Ok(parse_packer_version(&out.text()).unwrap_or((0, 0, 0)))
+        Ok(Version::parse(&out.text()).unwrap_or_default())
     }
-}
 
-/// Parses `Packer v1.6.6` (and `Packer v1.11.2 ...`).
-pub fn parse_packer_version(text: &str) -> Option<(u32, u32, u32)> {
-    let v = text.split_whitespace().find_map(|w| w.strip_prefix('v'))?;
-    let mut it = v.split('.').map(|p| {
-        p.chars()
-            .take_while(char::is_ascii_digit)
-            .collect::<String>()
-            .parse::<u32>()
-            .ok()
-    });
-    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
-}
-
-/// Packer 1.7 introduced `required_plugins`; 1.6.6 rejects the block.
-pub fn is_modern_packer(v: (u32, u32, u32)) -> bool {
-    v >= (1, 7, 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn packer_versions() {
-        assert_eq!(parse_packer_version("Packer v1.6.6\n"), Some((1, 6, 6)));
-        assert_eq!(
-            parse_packer_version("Packer v1.11.2\n\nYour version..."),
-            Some((1, 11, 2))
+    /// `packer init` in `dir`, for Packer 1.7+: installs the plugins `required_plugins.pkr.hcl`
+    /// names, unless a matching version is installed already (then it needs no network). Each
+    /// output line goes to `on_line`; the output is returned. A failure is a user error that
+    /// says how to install the plugins without GitHub.
+    pub fn packer_init(
+        &self,
+        dir: &Path,
+        version: Version,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<String, Error> {
+        let out = Cmd::new("install the Packer plugins", &self.packer)
+            .args(["init", "."])
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("PACKER_NO_COLOR", "1")
+            .cwd(dir)
+            .run_streaming(&mut on_line)?;
+        if out.success() {
+            return Ok(out.text());
+        }
+        let mut message = format!(
+            "`packer init` could not install the Packer plugins ({})",
+            match out.code {
+                Some(c) => format!("exit status {c}"),
+                None => "killed by a signal".into(),
+            }
         );
-        assert!(!is_modern_packer((1, 6, 6)));
-        assert!(is_modern_packer((1, 11, 2)));
+        for l in out.tail(15) {
+            message.push_str("\n  | ");
+            message.push_str(&l);
+        }
+        Err(Error::user(message)
+            .with_hint(format!(
+                "Packer {version} runs the qemu and amazon builders as plugins; `packer init` installs the versions packer/plugins/required_plugins.pkr.hcl names, from github.com/hashicorp/qemu and github.com/hashicorp/amazon"
+            ))
+            .with_hint(
+                "without access to GitHub: on a machine that has it, install the plugins into a directory (`PACKER_PLUGIN_PATH=DIR packer plugins install github.com/hashicorp/qemu VERSION`, and the same for amazon), copy DIR here and set PACKER_PLUGIN_PATH=DIR; README \"Packer versions\" names the versions",
+            ))
     }
 }

@@ -58,11 +58,14 @@ pub fn run(
         .prefix("parbake-validate-")
         .tempdir()
         .map_err(|e| Error::io("create a temp dir", std::env::temp_dir(), e))?;
-    let modern = crate::tools::is_modern_packer(tools.packer_version()?);
+    let packer = tools.packer_version()?;
     let opts = RenderOptions {
-        modern_packer: modern,
+        modern_packer: packer.needs_init(),
         ..RenderOptions::default()
     };
+    // Packer 1.7+: `packer init` once, in the first layer rendered; every layer requires the
+    // same plugins (packer/plugins/required_plugins.pkr.hcl)
+    let mut plugins_ready = !packer.needs_init();
     let stacks: Vec<String> = if stacks.is_empty() {
         project.stacks.keys().cloned().collect()
     } else {
@@ -98,6 +101,16 @@ pub fn run(
                 n += 1;
                 let dir = tmp.path().join(format!("{n}-{stack}-{target}"));
                 write_tree(&dir, &files)?;
+                if !plugins_ready {
+                    let first = plan
+                        .layers
+                        .first()
+                        .map_or(dir.clone(), |l| dir.join(render::layer_dir(l)));
+                    let c = init_plugins(tools, packer, &first)?;
+                    progress(&c);
+                    checks.push(c);
+                    plugins_ready = true;
+                }
                 let subject = format!("{stack} ({target}, {variant})");
                 for c in check_render(project, tools, &plan, &dir, &subject)? {
                     progress(&c);
@@ -107,6 +120,23 @@ pub fn run(
         }
     }
     Ok(checks)
+}
+
+/// `packer init` in a rendered layer directory, as a check that passed; a failure stops the run
+/// with the error that says how to install the plugins without GitHub.
+fn init_plugins(
+    tools: &Tools,
+    packer: crate::packer_version::Version,
+    dir: &Path,
+) -> Result<Check> {
+    checkpoint(point::CHECK)?;
+    let output = tools.packer_init(dir, packer, |_| {})?;
+    Ok(Check {
+        validator: "packer init".into(),
+        subject: format!("Packer {packer} plugins"),
+        ok: true,
+        output,
+    })
 }
 
 /// Runs one validator; stops first if parbake was interrupted (a running validator gets the

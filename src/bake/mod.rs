@@ -4,15 +4,17 @@
 pub mod all;
 pub mod packer_output;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bake::packer_output::Line;
+use crate::bake::packer_output::{Line, Output};
 use crate::config::Project;
-use crate::contract::events::{Event, Timings};
+use crate::contract::events::Timings;
 use crate::error::{Error, Result};
+use crate::packer_version::Version;
 use crate::plan::{Layer, Plan, Target};
 use crate::process::Cmd;
 use crate::progress::Progress;
@@ -200,6 +202,8 @@ pub(crate) fn record_bake(
 pub(crate) struct PackerRun<'a> {
     pub dir: &'a std::path::Path,
     pub tools: &'a Tools,
+    /// The installed Packer's version: 1.7+ gets `packer init` first.
+    pub packer: Version,
     pub store: &'a Store,
     pub label: &'a str,
     /// `-only=` source (the aws target picks the provisioned or the test-only source).
@@ -224,13 +228,13 @@ pub(crate) fn packer_build(
     let PackerRun {
         dir,
         tools,
+        packer,
         store,
         label,
         only,
         what,
         ..
     } = *run;
-    let modern = opts.modern_packer;
     write_tree(dir, &render::render_layer(project, plan, layer, opts))?;
     for name in plan.installed.keys() {
         let role = project.roles.get(name).ok_or_else(|| {
@@ -242,15 +246,22 @@ pub(crate) fn packer_build(
     }
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    if modern {
-        Cmd::new("install the Packer plugins", &tools.packer)
-            .args(["init", "."])
-            .cwd(dir)
-            .run_checked()?;
-    }
     let log_path = dir.join("bake.log");
     let mut log =
         std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
+    let _ = writeln!(log, "{}", packer.describe());
+    if opts.modern_packer {
+        progress.step(label, "installing the Packer plugins (packer init)");
+        let init = tools.packer_init(dir, packer, |line| {
+            let _ = writeln!(log, "{line}");
+            progress.raw(line);
+        });
+        if let Err(e) = init {
+            drop(log);
+            let kept = keep_log(store, layer, &log_path);
+            return Err(e.with_hint(format!("the full output is in {}", kept.display())));
+        }
+    }
     let mut args = vec!["build".to_string(), "-machine-readable".to_string()];
     if let Some(only) = only {
         args.push(format!("-only={only}"));
@@ -278,36 +289,36 @@ pub(crate) fn packer_build(
     let mut timings = Timings::default();
     let mut ui_tail: Vec<String> = Vec::new();
     let out = cmd.run_streaming(|raw| {
-        use std::io::Write;
         let _ = writeln!(log, "{raw}");
         let Some(line) = Line::parse(raw) else {
             progress.raw(raw);
             return;
         };
-        let Some((kind, text)) = line.ui() else {
-            return;
-        };
-        progress.raw(text);
-        for t in text.lines() {
-            if let Some(ev) = Event::from_line(t) {
-                timings.push(&ev);
-                if let Some((role, task)) = &timings.current {
-                    progress.step(
-                        label,
-                        &format!("role {} | {task}", role.as_deref().unwrap_or("parbake")),
-                    );
+        if let Some((_, text)) = line.ui() {
+            progress.raw(text);
+        }
+        for output in line.outputs() {
+            let text = match output {
+                Output::Event(ev) => {
+                    timings.push(&ev);
+                    if let Some((role, task)) = &timings.current {
+                        progress.step(
+                            label,
+                            &format!("role {} | {task}", role.as_deref().unwrap_or("parbake")),
+                        );
+                    }
+                    continue;
                 }
-                continue;
-            }
-            ui_tail.push(t.trim_end().to_string());
+                Output::Step(msg) => {
+                    progress.step(label, &msg);
+                    msg
+                }
+                Output::Provisioner(t) | Output::Error(t) | Output::Note(t) => t,
+                Output::Artifact(_) => continue,
+            };
+            ui_tail.push(text);
             if ui_tail.len() > 40 {
                 ui_tail.remove(0);
-            }
-            // Packer's steps are the `say` lines of the form "==> qemu.layer: Waiting for SSH..."
-            if kind == "say" {
-                if let Some((_, msg)) = t.strip_prefix("==> ").and_then(|m| m.split_once(": ")) {
-                    progress.step(label, msg);
-                }
             }
         }
     })?;
@@ -316,10 +327,7 @@ pub(crate) fn packer_build(
         return Err(Error::Interrupted);
     }
     if !out.success() {
-        let kept = store
-            .logs()
-            .join(format!("bake-{}-{}.log", layer.short_hash(), now_epoch()));
-        let _ = std::fs::copy(&log_path, &kept);
+        let kept = keep_log(store, layer, &log_path);
         let failed_role = timings.roles.iter().find(|r| r.failed.is_some());
         let mut err = cmd.failed(
             &crate::process::Output {
@@ -340,4 +348,14 @@ pub(crate) fn packer_build(
         return Err(err.into());
     }
     Ok((timings, log_path))
+}
+
+/// Copies a failed bake's log out of its build directory, which is removed, into the store's
+/// logs; returns where it went.
+fn keep_log(store: &Store, layer: &Layer, log: &std::path::Path) -> PathBuf {
+    let kept = store
+        .logs()
+        .join(format!("bake-{}-{}.log", layer.short_hash(), now_epoch()));
+    let _ = std::fs::copy(log, &kept);
+    kept
 }

@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, args: RenderArgs) -> Result<()> {
     let plan = crate::plan::plan(&ctx.project, &args.stack.resolved_request(ctx))?;
     let modern = Tools::locate(ctx.root())
         .packer_version()
-        .map(crate::tools::is_modern_packer)
+        .map(|v| v.needs_init())
         .unwrap_or(false);
     let opts = RenderOptions {
         modern_packer: modern,

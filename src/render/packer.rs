@@ -93,6 +93,10 @@ pub fn render(
                     "subnet_id": a.subnet_id.clone().unwrap_or_default(),
                     "endpoint_ec2": opts.ec2_endpoint,
                     "skip_region_validation": !opts.ec2_endpoint.is_empty(),
+                    // amazon plugin 1.8+ checks the credentials with STS GetCallerIdentity
+                    // first, at AWS's STS endpoint; an EC2 stand-in (moto, LocalStack, a private
+                    // endpoint) has none. Real AWS keeps the check.
+                    "skip_credential_validation": !opts.ec2_endpoint.is_empty(),
                     "payload_dir": "payload",
                     "manifest_output": "packer-manifest.json",
                 }),

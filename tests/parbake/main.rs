@@ -11,6 +11,7 @@ mod hostile;
 mod hostile_output;
 mod hostile_roles;
 mod moto;
+mod packer_versions;
 mod pipeline;
 mod planner;
 mod properties;

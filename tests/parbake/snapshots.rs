@@ -75,6 +75,34 @@ snap!(web_aws_promoted, "web", &["nginx", "webapp"], Target::Aws);
 snap!(worker_aws, "worker", &[], Target::Aws);
 snap!(worker_aws_promoted, "worker", &["worker"], Target::Aws);
 
+/// The aws var-files with an EC2 endpoint override (moto, LocalStack): the region and
+/// credential checks are skipped, which the snapshots above, with none, keep on.
+#[test]
+fn aws_var_files_with_an_endpoint_override() {
+    let f = Fixture::example();
+    let project = f.load();
+    let plan = plan::plan(&project, &request("web", &["nginx"], Target::Aws)).unwrap();
+    let opts = RenderOptions {
+        ec2_endpoint: "http://127.0.0.1:5000".into(),
+        ..RenderOptions::default()
+    };
+    let mut out = String::new();
+    for file in render::render_all(&project, &plan, &opts).unwrap() {
+        if file.path.ends_with(render::packer::VAR_FILE) {
+            out.push_str(&format!("===== {}\n", file.path));
+            out.push_str(&String::from_utf8(file.contents).expect("text"));
+        }
+    }
+    insta::with_settings!({filters => vec![
+        (r"[0-9a-f]{64}", "[HASH]"),
+        (r"[0-9a-f]{16}", "[HASH16]"),
+        (r"[0-9a-f]{12}", "[HASH12]"),
+        (r"[0-9a-f]{8}", "[HASH8]"),
+    ]}, {
+        insta::assert_snapshot!(out);
+    });
+}
+
 #[test]
 fn plan_table_snapshot() {
     let f = Fixture::example();

@@ -45,11 +45,10 @@ fn validate_fails_when_a_role_uses_an_unknown_module() {
 fn validate_fails_when_the_packer_template_is_wrong() {
     let f = Fixture::example();
     let p = f.root().join("packer/amazon-ebs.pkr.hcl");
-    let text = std::fs::read_to_string(&p).unwrap().replacen(
-        "instance_type          = var.instance_type",
-        "instance_typo          = var.instance_type",
-        1,
-    );
+    let before = std::fs::read_to_string(&p).unwrap();
+    // the source block's argument (an attribute, unlike `variable "instance_type"`)
+    let text = before.replacen("  instance_type ", "  instance_typo ", 1);
+    assert_ne!(text, before);
     std::fs::write(&p, text).unwrap();
     let r = f.run(&["validate", "worker", "--target", "aws"]);
     assert_eq!(r.code, 1, "{}", r.stderr);

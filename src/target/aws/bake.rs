@@ -301,8 +301,9 @@ impl LayerBaker for AwsBaker {
             .prefix(&format!("{}-", layer.short_hash()))
             .tempdir_in(self.store.builds())
             .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
+        let packer = self.tools.packer_version()?;
         let ropts = RenderOptions {
-            modern_packer: crate::tools::is_modern_packer(self.tools.packer_version()?),
+            modern_packer: packer.needs_init(),
             source_ami: source.id.clone(),
             parent_ami,
             ec2_endpoint: self.endpoint.url.clone().unwrap_or_default(),
@@ -327,6 +328,7 @@ impl LayerBaker for AwsBaker {
         let run = PackerRun {
             dir: build.path(),
             tools: &self.tools,
+            packer,
             store: &self.store,
             label: &label,
             only: Some(self.only),

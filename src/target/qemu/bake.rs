@@ -182,7 +182,8 @@ impl QemuBaker {
             .tempdir_in(self.store.builds())
             .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
         let dir = build.path();
-        let opts = self.render_options(b, dir)?;
+        let packer = self.tools.packer_version()?;
+        let opts = self.render_options(b, dir, packer)?;
         let (timings, log_path) = packer_build(
             &self.project,
             b.plan,
@@ -191,6 +192,7 @@ impl QemuBaker {
             &PackerRun {
                 dir,
                 tools: &self.tools,
+                packer,
                 store: &self.store,
                 label: b.label,
                 only: None,
@@ -236,11 +238,16 @@ impl QemuBaker {
     }
 
     /// The run-time facts of this bake: the base disk, the accelerator, a one-time SSH key.
-    fn render_options(&self, b: &Bake<'_>, dir: &std::path::Path) -> Result<RenderOptions> {
+    fn render_options(
+        &self,
+        b: &Bake<'_>,
+        dir: &std::path::Path,
+        packer: crate::packer_version::Version,
+    ) -> Result<RenderOptions> {
         std::fs::create_dir_all(dir.join("ssh")).map_err(|e| Error::io("create", dir, e))?;
         let public = crate::process::ssh_keygen(&dir.join("ssh/id_ed25519"), "parbake-bake")?;
         Ok(RenderOptions {
-            modern_packer: crate::tools::is_modern_packer(self.tools.packer_version()?),
+            modern_packer: packer.needs_init(),
             store_dir: self.store.images().display().to_string(),
             base_disk: b.base.disk.display().to_string(),
             kernel: b.base.kernel.display().to_string(),
