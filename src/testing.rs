@@ -1,7 +1,7 @@
 //! Test-only switches: environment variables the integration tests set to steer parbake into
 //! states a real run reaches only by bad luck (a bake interrupted mid-build, a claim held by
 //! another run). Nothing else reads them, and a production run never sets them. They are read
-//! once per process ([`switches`]); README "Testing switches" lists them.
+//! once per process ([`switches`]); docs/testing.md lists them.
 
 use std::sync::OnceLock;
 
