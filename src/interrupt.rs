@@ -34,9 +34,7 @@ pub fn install() {
         std::thread::Builder::new()
             .name("parbake-signals".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
+                let rt = crate::runtime::runtime(crate::runtime::Threads::Current)
                     .expect("signal runtime");
                 rt.block_on(async {
                     use tokio::signal::unix::{signal, SignalKind};
@@ -66,12 +64,6 @@ pub fn install() {
     });
 }
 
-/// Test-only: `PARBAKE_TEST_PAUSE_AT=POINT` with `PARBAKE_TEST_PAUSE_SECONDS=N` holds the
-/// command at that checkpoint for N seconds (or until a signal), so a test can interrupt it at
-/// a known step. The same duration variable holds an aws bake's builder instance.
-pub const TEST_PAUSE_AT: &str = "PARBAKE_TEST_PAUSE_AT";
-pub const TEST_PAUSE_SECONDS: &str = "PARBAKE_TEST_PAUSE_SECONDS";
-
 /// Checkpoints: the step boundaries where a command stops once interrupted.
 pub mod point {
     /// Just before an output becomes visible: a rename into place, or data on stdout.
@@ -80,28 +72,11 @@ pub mod point {
     pub const CHECK: &str = "check";
 }
 
-fn test_pause(point: &str) {
-    if std::env::var(TEST_PAUSE_AT).as_deref() != Ok(point) {
-        return;
-    }
-    let Some(seconds) = std::env::var(TEST_PAUSE_SECONDS)
-        .ok()
-        .and_then(|s| s.parse::<u32>().ok())
-    else {
-        return;
-    };
-    eprintln!("parbake: test pause at {point} for {seconds}s ({TEST_PAUSE_AT})");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds.into());
-    while !interrupted() && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// A step boundary: fails with [`Error::Interrupted`](crate::error::Error::Interrupted) once
 /// SIGINT or SIGTERM has arrived, so the command stops before its next step and commits
-/// nothing.
+/// nothing. Tests can hold a command here ([`crate::testing::PAUSE_AT`]).
 pub fn checkpoint(point: &str) -> Result<(), crate::error::Error> {
-    test_pause(point);
+    crate::testing::pause_at(point);
     if interrupted() {
         return Err(crate::error::Error::Interrupted);
     }

@@ -302,12 +302,7 @@ pub fn run(
     }
     let mut sched = Schedule::new(nodes.iter().map(|n| n.parent).collect(), &cached);
     let nodes = Arc::new(nodes);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(jobs.max(1))
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let rt = crate::runtime::runtime(crate::runtime::Threads::Pool { blocking: jobs })?;
     let (quiet, verbose) = (opts.quiet, opts.verbose);
     // one spinner cannot show concurrent bakes: with -j > 1 each bake prints plain lines
     let plain = jobs > 1;

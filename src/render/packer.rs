@@ -13,7 +13,7 @@ pub const TEMPLATE_FILE: &str = "template.pkr.hcl";
 pub const VAR_FILE: &str = "parbake.pkrvars.json";
 pub const PLUGINS_FILE: &str = "required_plugins.pkr.hcl";
 /// Longest EC2 tag value.
-const TAG_VALUE_MAX: usize = 256;
+pub const TAG_VALUE_MAX: usize = 256;
 
 pub fn render(
     project: &Project,

@@ -164,7 +164,7 @@ fn source_ami_resolution_picks_the_newest_with_a_stable_tie_break() {
 fn layer_lookup_finds_only_amis_tagged_with_that_layer_hash() {
     rt().block_on(async {
         let ec2 = ec2("us-east-1").await;
-        let c = &ec2.client;
+        let c = ec2.sdk();
         let run = c
             .run_instances()
             .image_id("ami-0de0b12a7f3c000b2")
@@ -255,7 +255,7 @@ async fn tags_of_image(
     ami: &str,
 ) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
     let resp = ec2
-        .client
+        .sdk()
         .describe_images()
         .image_ids(ami)
         .send()
@@ -306,7 +306,7 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         // snapshots carry the same tags
         assert!(!snaps.is_empty());
         let s = ec2
-            .client
+            .sdk()
             .describe_snapshots()
             .snapshot_ids(&snaps[0])
             .send()
@@ -320,7 +320,7 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         assert_eq!(st.len(), 1);
         // the builder instance was tagged so `gc` can find leftovers, and is not left running
         let inst = ec2
-            .client
+            .sdk()
             .describe_instances()
             .filters(parbake::target::aws::ec2::filter(
                 "tag:parbake:layer-hash",
@@ -553,7 +553,7 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         use base64::Engine;
         let ec2 = ec2("us-east-1").await;
         let attr = ec2
-            .client
+            .sdk()
             .describe_instance_attribute()
             .instance_id(&instance)
             .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
@@ -569,7 +569,7 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
             "the instance's user-data is byte for byte `parbake userdata`"
         );
         let d = ec2
-            .client
+            .sdk()
             .describe_instances()
             .instance_ids(&instance)
             .send()
@@ -581,7 +581,7 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
             .tags()
             .iter()
             .any(|t| t.key() == Some("parbake:stack") && t.value() == Some("web")));
-        ec2.client
+        ec2.sdk()
             .terminate_instances()
             .instance_ids(&instance)
             .send()
@@ -616,7 +616,7 @@ fn gc_terminates_only_expired_builder_instances() {
                 )
                 .build();
             let r = ec2
-                .client
+                .sdk()
                 .run_instances()
                 .image_id("ami-0de0b12a7f3c000b2")
                 .min_count(1)
@@ -650,7 +650,7 @@ fn gc_terminates_only_expired_builder_instances() {
     rt().block_on(async {
         let ec2 = ec2("us-east-1").await;
         let state = |id: String| {
-            let c = ec2.client.clone();
+            let c = ec2.sdk().clone();
             async move {
                 let d = c
                     .describe_instances()
@@ -679,7 +679,7 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
     let ids = rt().block_on(async {
         use aws_sdk_ec2::types::Tag;
         let ec2 = ec2(REGION).await;
-        let c = &ec2.client;
+        let c = ec2.sdk();
         let builder = c
             .run_instances()
             .image_id("ami-0de0b12a7f3c000b2")
@@ -816,7 +816,7 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
         let mut s = Vec::new();
         for key in ["Sa", "Bz"] {
             let r = ec2
-                .client
+                .sdk()
                 .describe_images()
                 .image_ids(&ids[key])
                 .send()
@@ -853,7 +853,7 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
         }
         assert!(!left.contains(&ids["Sa"]) && !left.contains(&ids["Bz"]));
         for s in &snaps {
-            let r = ec2.client.describe_snapshots().snapshot_ids(s).send().await;
+            let r = ec2.sdk().describe_snapshots().snapshot_ids(s).send().await;
             assert!(
                 r.is_err() || r.unwrap().snapshots().is_empty(),
                 "snapshot {s} survived"
@@ -944,7 +944,7 @@ fn ctrl_c_during_an_aws_bake_leaves_no_running_instance() {
     let running = |owner: String| async move {
         let ec2 = ec2("us-east-1").await;
         let d = ec2
-            .client
+            .sdk()
             .describe_instances()
             .filters(parbake::target::aws::ec2::filter(
                 "tag:parbake:owner",
@@ -1070,7 +1070,7 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
         let ec2 = ec2(region).await;
         loop {
             let resp = ec2
-                .client
+                .sdk()
                 .describe_instances()
                 .filters(parbake::target::aws::ec2::filter(
                     "tag-key",

@@ -376,7 +376,7 @@ fn with_status_tag_the_runner_tags_its_ec2_instance_and_a_failure_to_tag_changes
     let instance = crate::moto::rt().block_on(async {
         let ec2 = crate::moto::ec2(region).await;
         let r = ec2
-            .client
+            .sdk()
             .run_instances()
             .image_id("ami-0de0b12a7f3c000b2")
             .min_count(1)
@@ -435,7 +435,7 @@ fn with_status_tag_the_runner_tags_its_ec2_instance_and_a_failure_to_tag_changes
     let tags = crate::moto::rt().block_on(async {
         let ec2 = crate::moto::ec2(region).await;
         let r = ec2
-            .client
+            .sdk()
             .describe_instances()
             .instance_ids(&instance)
             .send()

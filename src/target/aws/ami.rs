@@ -47,15 +47,25 @@ pub fn newest(amis: &[Ami]) -> Option<&Ami> {
         })
 }
 
+/// The `role=hash-prefix` entries of the `parbake:installed-1`, `-2`, … tags (split to fit
+/// EC2's tag length; see `render::packer::ami_tags`), each with its tag's number.
+fn installed_entries(tags: &BTreeMap<String, String>) -> impl Iterator<Item = (usize, &str)> {
+    (1..)
+        .map_while(|n| Some((n, tags.get(&format!("parbake:installed-{n}"))?)))
+        .flat_map(|(n, chunk)| {
+            chunk
+                .split(',')
+                .filter(|e| !e.is_empty())
+                .map(move |e| (n, e))
+        })
+}
+
 /// The layer inputs an AMI's tags record (see `plan::changed_inputs`): role hash prefixes,
 /// the parent, the version and the `parbake:inputs` digests.
 pub fn inputs_from_tags(tags: &BTreeMap<String, String>, region: &str) -> crate::plan::Inputs {
     let mut inputs = crate::plan::Inputs::new();
-    for n in 1.. {
-        let Some(chunk) = tags.get(&format!("parbake:installed-{n}")) else {
-            break;
-        };
-        for (role, prefix) in chunk.split(',').filter_map(|e| e.split_once('=')) {
+    for (_, entry) in installed_entries(tags) {
+        if let Some((role, prefix)) = entry.split_once('=') {
             inputs.insert(format!("role {role}"), prefix.to_string());
         }
     }
@@ -106,16 +116,11 @@ pub fn manifest_from_tags(
         .parse()
         .map_err(|_| format!("AMI {ami_id}: tag `parbake:manifest-format` is not a number"))?;
     let mut installed = BTreeMap::new();
-    for n in 1.. {
-        let Some(chunk) = tags.get(&format!("parbake:installed-{n}")) else {
-            break;
-        };
-        for entry in chunk.split(',').filter(|e| !e.is_empty()) {
-            let (role, hash) = entry.split_once('=').ok_or_else(|| {
-                format!("AMI {ami_id}: malformed entry `{entry}` in tag `parbake:installed-{n}`")
-            })?;
-            installed.insert(role.to_string(), hash.to_string());
-        }
+    for (n, entry) in installed_entries(tags) {
+        let (role, hash) = entry.split_once('=').ok_or_else(|| {
+            format!("AMI {ami_id}: malformed entry `{entry}` in tag `parbake:installed-{n}`")
+        })?;
+        installed.insert(role.to_string(), hash.to_string());
     }
     if installed.is_empty() {
         return Err(format!(

@@ -15,15 +15,17 @@ use crate::config::{AwsSource, Project};
 use crate::error::{Error, Result};
 use crate::plan::{self, Layer, Plan, PlanRequest};
 use crate::progress::Progress;
+use crate::render::packer::TAG_VALUE_MAX;
 use crate::render::RenderOptions;
+use crate::runtime::{runtime, Threads};
 use crate::store::{now_epoch, Store};
+use crate::testing;
 use crate::tools::Tools;
 
-/// Test-only: bake with the `amazon-ebs.no-provision` source (communicator none), so a real
-/// Packer build runs against a local EC2 API (moto) that cannot boot instances.
-pub const TEST_SKIP_PROVISIONING: &str = "PARBAKE_TEST_SKIP_PROVISIONING";
 /// Builder instances are tagged to expire this long after the bake starts (`parbake gc`).
 const BUILDER_TTL_S: u64 = 4 * 3600;
+/// How often a bake waiting for another run's claim on a layer looks again.
+const CLAIM_POLL_S: u64 = 15;
 
 /// Bakes AMIs; one per run, shared by concurrent layer bakes (`bake --all`).
 pub struct AwsBaker {
@@ -46,28 +48,27 @@ impl AwsBaker {
     pub fn new(project: &Project, force: bool, progress: &Progress) -> Result<AwsBaker> {
         let store = Store::for_project(&project.root);
         store.ensure_dirs()?;
-        let skip_provisioning = std::env::var(TEST_SKIP_PROVISIONING).as_deref() == Ok("1");
-        let only = if skip_provisioning {
+        let test = testing::switches();
+        let only = if test.skip_provisioning {
             progress.line(&format!(
-                "test mode ({TEST_SKIP_PROVISIONING}=1): Packer runs without a communicator; the AMIs get no roles"
+                "test mode ({}=1): Packer runs without a communicator; the AMIs get no roles",
+                testing::SKIP_PROVISIONING
             ));
             "amazon-ebs.no-provision"
         } else {
             "amazon-ebs.layer"
         };
-        // test-only, with the switch above: hold the builder instance this long (Ctrl-C tests)
-        let pause: Vec<String> = match std::env::var("PARBAKE_TEST_PAUSE_SECONDS") {
-            Ok(s) if skip_provisioning && s.parse::<u32>().is_ok() => {
-                vec![format!("-var=test_pause_seconds={s}")]
-            }
-            _ => Vec::new(),
-        };
+        let pause = test
+            .builder_pause_seconds()
+            .map(|s| format!("-var=test_pause_seconds={s}"))
+            .into_iter()
+            .collect();
         Ok(AwsBaker {
             project: project.clone(),
             tools: Tools::locate(&project.root),
             store,
             force,
-            rt: super::runtime()?,
+            rt: runtime(Threads::Current)?,
             endpoint: Endpoint::from_env(),
             clients: Default::default(),
             sources: Default::default(),
@@ -107,13 +108,7 @@ impl AwsBaker {
             plan::plan(&self.project, req)?;
         }
         let src = self.source(&image.name)?;
-        let known = self
-            .sources
-            .lock()
-            .expect("sources")
-            .get(&image.name)
-            .cloned();
-        let source = match known {
+        let source = match self.resolved_source(&image.name).ok() {
             Some(a) => a,
             None => {
                 progress.step("source AMI", "resolving");
@@ -171,29 +166,27 @@ impl AwsBaker {
     ) -> Result<std::result::Result<Claim<'_>, LayerResult>> {
         let ec2 = self.ec2(region);
         let name = format!("parbake-lock-{}", &layer.hash[..32]);
-        let poll = std::env::var("PARBAKE_CLAIM_POLL_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(15u64);
-        let tags = vec![
-            ("parbake:owner".to_string(), self.owner.clone()),
-            ("parbake:run-id".to_string(), self.run_id.clone()),
-            ("parbake:layer-hash".to_string(), layer.hash.clone()),
-            (
-                "parbake:expires-at".to_string(),
-                (now_epoch() + BUILDER_TTL_S).to_string(),
-            ),
-        ];
+        let poll = testing::switches()
+            .claim_poll_seconds
+            .unwrap_or(CLAIM_POLL_S);
+        let mut tags = self.run_tags();
+        tags.push(("parbake:layer-hash".into(), layer.hash.clone()));
         let mut told = false;
         loop {
             if self.rt.block_on(ec2.try_claim(&name, &tags))? {
-                return Ok(Ok(Claim {
+                let claim = Claim {
                     baker: self,
                     ec2,
                     name,
-                }));
+                };
+                // the claim was free, but the other run may have finished just before
+                return Ok(match self.cached_meanwhile(plan, layer, progress)? {
+                    Some(hit) => Err(hit),
+                    None => Ok(claim),
+                });
             }
             let holder = self.rt.block_on(ec2.claim_tags(&name))?.unwrap_or_default();
+            let field = |k: &str| holder.get(k).map_or("?", |s| s.as_str()).to_string();
             let expired = holder
                 .get("parbake:expires-at")
                 .and_then(|e| e.parse::<u64>().ok())
@@ -202,7 +195,7 @@ impl AwsBaker {
                 progress.line(&format!(
                     "{}: taking over the expired claim of run {}",
                     layer_label(layer),
-                    holder.get("parbake:run-id").map_or("?", |s| s)
+                    field("parbake:run-id")
                 ));
                 self.rt.block_on(ec2.release_claim(&name))?;
                 continue;
@@ -211,8 +204,8 @@ impl AwsBaker {
                 progress.line(&format!(
                     "{}: is being baked by another run (claim {name} in {region}, run {} by {}); waiting for it",
                     layer_label(layer),
-                    holder.get("parbake:run-id").map_or("?", |s| s),
-                    holder.get("parbake:owner").map_or("?", |s| s),
+                    field("parbake:run-id"),
+                    field("parbake:owner"),
                 ));
                 told = true;
             }
@@ -220,16 +213,169 @@ impl AwsBaker {
                 return Err(Error::Interrupted);
             }
             std::thread::sleep(std::time::Duration::from_secs(poll));
-            if let Some(hit) = self.cached(plan, layer)? {
-                progress.line(&format!(
-                    "{}: cached{} (baked by another run meanwhile)",
-                    layer_label(layer),
-                    crate::bake::as_ami(&hit)
-                ));
+            if let Some(hit) = self.cached_meanwhile(plan, layer, progress)? {
                 return Ok(Err(hit));
             }
         }
     }
+
+    /// The layer, if another run baked it while this one waited.
+    fn cached_meanwhile(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        progress: &Progress,
+    ) -> Result<Option<LayerResult>> {
+        let hit = self.cached(plan, layer)?;
+        if let Some(hit) = &hit {
+            progress.line(&format!(
+                "{}: cached{} (baked by another run meanwhile)",
+                layer_label(layer),
+                crate::bake::as_ami(hit)
+            ));
+        }
+        Ok(hit)
+    }
+
+    /// The tags that tie a claim or a builder instance to this run, for `parbake gc`.
+    fn run_tags(&self) -> Vec<(String, String)> {
+        vec![
+            ("parbake:owner".into(), self.owner.clone()),
+            ("parbake:run-id".into(), self.run_id.clone()),
+            (
+                "parbake:expires-at".into(),
+                (now_epoch() + BUILDER_TTL_S).to_string(),
+            ),
+        ]
+    }
+
+    /// The source AMI [`AwsBaker::plan`] resolved for an image.
+    fn resolved_source(&self, image: &str) -> Result<Ami> {
+        self.sources
+            .lock()
+            .expect("sources")
+            .get(image)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("no source AMI resolved for {image}")))
+    }
+
+    /// The AWS half of the render options: the AMIs to build from, the endpoint, and the tags
+    /// for the builder and the new AMI.
+    fn render_options(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        parent: Option<&LayerResult>,
+        packer: crate::packer_version::Version,
+    ) -> Result<RenderOptions> {
+        let source = self.resolved_source(&plan.image)?;
+        let parent_ami = match parent {
+            Some(p) if layer.index == 2 => p.image.clone(),
+            _ => source.id.clone(),
+        };
+        let mut run_tags = self.run_tags();
+        run_tags.push(("parbake:building".into(), layer.hash.clone()));
+        Ok(RenderOptions {
+            modern_packer: packer.needs_init(),
+            source_ami: source.id,
+            parent_ami,
+            ec2_endpoint: self.endpoint.url.clone().unwrap_or_default(),
+            run_tags,
+            extra_ami_tags: vec![("parbake:created-at".into(), now_epoch().to_string())],
+            ami_name_suffix: if self.force {
+                format!("-r{}", now_epoch())
+            } else {
+                String::new()
+            },
+            ..RenderOptions::default()
+        })
+    }
+
+    /// Runs Packer for the layer in a fresh build directory; the new AMI, the role timings and
+    /// the log.
+    fn packer(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        parent: Option<&LayerResult>,
+        region: &str,
+        progress: &mut Progress,
+    ) -> Result<Baked> {
+        let build = tempfile::Builder::new()
+            .prefix(&format!("{}-", layer.short_hash()))
+            .tempdir_in(self.store.builds())
+            .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
+        let packer = self.tools.packer_version()?;
+        let ropts = self.render_options(plan, layer, parent, packer)?;
+        let run = PackerRun {
+            dir: build.path(),
+            tools: &self.tools,
+            packer,
+            store: &self.store,
+            label: &layer_label(layer),
+            only: Some(self.only),
+            what: &format!("ec2 {region}"),
+            extra_args: self.pause.clone(),
+        };
+        let (timings, log) = packer_build(&self.project, plan, layer, &ropts, &run, progress)?;
+        let ami = manifest_ami(&build.path().join("packer-manifest.json"), region)?;
+        let kept =
+            self.store
+                .logs()
+                .join(format!("bake-{}-{}.log", layer.short_hash(), now_epoch()));
+        let _ = std::fs::copy(&log, &kept);
+        Ok(Baked {
+            ami,
+            roles: timings.roles,
+            log: kept,
+        })
+    }
+
+    /// Records a finished bake in the local ledger and, as a tag, on the AMI (the ledger is
+    /// local to this machine); the layer's result.
+    fn record(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        region: &str,
+        baked: Baked,
+        duration: f64,
+        progress: &Progress,
+    ) -> LayerResult {
+        let what = format!("ec2 {region}");
+        crate::bake::record_bake(&self.store, plan, layer, &what, duration, &baked.roles);
+        let ec2 = self.ec2(region);
+        let tag = bake_seconds_tag(duration, &baked.roles);
+        if let Err(e) = self.rt.block_on(ec2.tag(&baked.ami, &[tag])) {
+            progress.line(&format!(
+                "warning: could not tag {} with its bake timings: {e}",
+                baked.ami
+            ));
+        }
+        progress.line(&format!(
+            "{}: baked {} in {duration:.1}s",
+            layer_label(layer),
+            baked.ami
+        ));
+        LayerResult {
+            index: layer.index,
+            name: layer.name.clone(),
+            hash: layer.hash.clone(),
+            outcome: crate::bake::Outcome::Baked,
+            duration_s: duration,
+            image: baked.ami,
+            roles: baked.roles,
+            log: Some(baked.log),
+        }
+    }
+}
+
+/// What one Packer run made.
+struct Baked {
+    ami: String,
+    roles: Vec<crate::contract::events::RoleTiming>,
+    /// The build log, kept in the store.
+    log: std::path::PathBuf,
 }
 
 impl LayerBaker for AwsBaker {
@@ -265,104 +411,21 @@ impl LayerBaker for AwsBaker {
         parent: Option<&LayerResult>,
         progress: &mut Progress,
     ) -> Result<LayerResult> {
-        let label = layer_label(layer);
         let _lock = match crate::bake::lock_unless_cached(self, &self.store, plan, layer, progress)?
         {
             Ok(lock) => lock,
             Err(hit) => return Ok(hit),
         };
-        let src = self.source(&plan.image)?;
+        let region = self.source(&plan.image)?.region.clone();
         // another machine may be baking the same layer: the claim is the cross-machine lock
-        let _claim = match self.claim(plan, layer, &src.region, progress)? {
+        let _claim = match self.claim(plan, layer, &region, progress)? {
             Ok(claim) => claim,
             Err(hit) => return Ok(hit),
         };
-        // the claim was free, but the other run may have finished just before
-        if let Some(hit) = self.cached(plan, layer)? {
-            progress.line(&format!(
-                "{label}: cached{} (baked by another run meanwhile)",
-                crate::bake::as_ami(&hit)
-            ));
-            return Ok(hit);
-        }
-        let source = self
-            .sources
-            .lock()
-            .expect("sources")
-            .get(&plan.image)
-            .cloned()
-            .ok_or_else(|| Error::Internal(format!("no source AMI resolved for {}", plan.image)))?;
-        let parent_ami = match parent {
-            Some(p) if layer.index == 2 => p.image.clone(),
-            _ => source.id.clone(),
-        };
-        let layer_started = Instant::now();
-        let build = tempfile::Builder::new()
-            .prefix(&format!("{}-", layer.short_hash()))
-            .tempdir_in(self.store.builds())
-            .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
-        let packer = self.tools.packer_version()?;
-        let ropts = RenderOptions {
-            modern_packer: packer.needs_init(),
-            source_ami: source.id.clone(),
-            parent_ami,
-            ec2_endpoint: self.endpoint.url.clone().unwrap_or_default(),
-            run_tags: vec![
-                ("parbake:owner".into(), self.owner.clone()),
-                ("parbake:run-id".into(), self.run_id.clone()),
-                (
-                    "parbake:expires-at".into(),
-                    (now_epoch() + BUILDER_TTL_S).to_string(),
-                ),
-                ("parbake:building".into(), layer.hash.clone()),
-            ],
-            extra_ami_tags: vec![("parbake:created-at".into(), now_epoch().to_string())],
-            ami_name_suffix: if self.force {
-                format!("-r{}", now_epoch())
-            } else {
-                String::new()
-            },
-            ..RenderOptions::default()
-        };
-        let what = format!("ec2 {}", src.region);
-        let run = PackerRun {
-            dir: build.path(),
-            tools: &self.tools,
-            packer,
-            store: &self.store,
-            label: &label,
-            only: Some(self.only),
-            what: &what,
-            extra_args: self.pause.clone(),
-        };
-        let (timings, log) = packer_build(&self.project, plan, layer, &ropts, &run, progress)?;
-        let ami = manifest_ami(&build.path().join("packer-manifest.json"), &src.region)?;
-        let kept =
-            self.store
-                .logs()
-                .join(format!("bake-{}-{}.log", layer.short_hash(), now_epoch()));
-        let _ = std::fs::copy(&log, &kept);
-        let duration = round(layer_started.elapsed().as_secs_f64());
-        crate::bake::record_bake(&self.store, plan, layer, &what, duration, &timings.roles);
-        // the timings travel with the AMI too (the ledger is local to this machine)
-        let ec2 = self.ec2(&src.region);
-        let tag = bake_seconds_tag(duration, &timings.roles);
-        if let Err(e) = self.rt.block_on(ec2.tag(&ami, &[tag])) {
-            progress.line(&format!(
-                "warning: could not tag {ami} with its bake timings: {e}"
-            ));
-        }
-        progress.line(&format!("{label}: baked {ami} in {duration:.1}s"));
-        Ok(LayerResult {
-            index: layer.index,
-            name: layer.name.clone(),
-            hash: layer.hash.clone(),
-            outcome: crate::bake::Outcome::Baked,
-            duration_s: duration,
-            image: ami,
-            roles: timings.roles,
-            log: Some(kept),
-        })
+        let started = Instant::now();
+        let baked = self.packer(plan, layer, parent, &region, progress)?;
+        let duration = round(started.elapsed().as_secs_f64());
+        Ok(self.record(plan, layer, &region, baked, duration, progress))
     }
 
     fn what(&self) -> String {
@@ -394,8 +457,6 @@ pub fn bake_seconds_tag(
     v.truncate(TAG_VALUE_MAX);
     ("parbake:bake-seconds".into(), v)
 }
-
-const TAG_VALUE_MAX: usize = 256;
 
 pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {
     let started = Instant::now();

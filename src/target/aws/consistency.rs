@@ -7,6 +7,7 @@ use super::ec2::{Ec2, Endpoint};
 use crate::config::Project;
 use crate::error::{Error, Result};
 use crate::plan::{self, LaunchRole, Layer, LayerKind, Plan, PlanRequest};
+use crate::runtime::{runtime, Threads};
 
 /// The plan whose user-data fits an AMI: the one given, or the AMI of the stack's current top
 /// layer (found by its layer hash, after resolving the source AMI).
@@ -21,7 +22,7 @@ pub fn plan_for_target(
         plan::plan(project, req)?;
         return Err(Error::Internal("an aws plan without an aws source".into()));
     };
-    let rt = super::runtime()?;
+    let rt = runtime(Threads::Current)?;
     rt.block_on(async {
         let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;
         let source = ec2.resolve_source_ami(&src.source_ami).await?;
@@ -60,9 +61,10 @@ pub fn plan_for_target(
     })
 }
 
+/// The plan narrowed to an AMI: its layer on top (from its tags), and at launch exactly the
+/// stack's roles it did not bake. Refused if the AMI is of another image, or lacks or differs
+/// in a role the stack needs.
 pub fn plan_for_ami(project: &Project, plan: &Plan, ami_id: &str, m: &TagManifest) -> Result<Plan> {
-    let image = &project.images[&plan.image];
-    let stack = &project.stacks[&plan.stack];
     if m.image != plan.image {
         return Err(Error::user(format!(
             "AMI {ami_id} is a layer of image `{}`; stack `{}` uses image `{}`",
@@ -70,70 +72,23 @@ pub fn plan_for_ami(project: &Project, plan: &Plan, ami_id: &str, m: &TagManifes
         ))
         .with_hint("pass an AMI baked for this stack's image"));
     }
+    let image = &project.images[&plan.image];
     let mut roots = image.def.basic.clone();
-    roots.extend(stack.def.roles.iter().cloned());
+    roots.extend(project.stacks[&plan.stack].def.roles.iter().cloned());
     let closure = plan::dependency_order(project, &roots)?;
-    let mut problems = Vec::new();
-    for role in &closure {
-        let current = plan.installed[role].trim_start_matches("sha256:");
-        match m.installed.get(role) {
-            None => problems.push(format!("role `{role}` is not installed on it")),
-            Some(have) if !current.starts_with(have.as_str()) => problems.push(format!(
-                "role `{role}` differs: the AMI has {have}…, roles/{role} is {}…",
-                &current[..16]
-            )),
-            Some(_) => {}
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Error::user(format!(
-            "AMI {ami_id} ({}, layer {}) does not match stack `{}`: {}",
-            m.layer_name,
-            &m.layer_hash[..12.min(m.layer_hash.len())],
-            plan.stack,
-            problems.join("; ")
-        ))
-        .with_hint(format!(
-            "bake an AMI from the current roles (parbake bake {} --target aws), or use roles/ as they were when this AMI was baked",
-            plan.stack
-        )));
-    }
-    let launch_only = &image.def.launch_only;
-    let baked: Vec<String> = closure
-        .iter()
-        .filter(|r| m.baked.contains(r))
-        .cloned()
-        .collect();
-    let launch: Vec<LaunchRole> = closure
-        .iter()
-        .filter(|r| !m.baked.contains(r))
+    check_installed(plan, ami_id, m, &closure)?;
+    let (baked, unbaked): (Vec<String>, Vec<String>) =
+        closure.into_iter().partition(|r| m.baked.contains(r));
+    let launch = unbaked
+        .into_iter()
         .map(|r| LaunchRole {
-            name: r.clone(),
-            hash: plan.installed[r].clone(),
-            launch_only: launch_only.contains(r),
-            staged_apt: project.roles[r].meta.stage_apt.clone(),
+            hash: plan.installed[&r].clone(),
+            launch_only: image.def.launch_only.contains(&r),
+            staged_apt: project.roles[&r].meta.stage_apt.clone(),
+            name: r,
         })
         .collect();
-    let top = Layer {
-        index: if m.stack.is_some() { 2 } else { 1 },
-        kind: if m.stack.is_some() {
-            LayerKind::Stack
-        } else {
-            LayerKind::Base
-        },
-        name: m.layer_name.clone(),
-        parent: m
-            .parent_ami
-            .clone()
-            .map(|a| format!("ami:{a}"))
-            .unwrap_or_default(),
-        runs: Vec::new(),
-        baked,
-        vars: Default::default(),
-        stage_apt: Default::default(),
-        hash: m.layer_hash.clone(),
-        inputs: Default::default(),
-    };
+    let top = ami_layer(m, baked);
     let mut out = plan.clone();
     out.notes.push(format!(
         "user-data for AMI {ami_id}: it baked {}",
@@ -147,4 +102,58 @@ pub fn plan_for_ami(project: &Project, plan: &Plan, ami_id: &str, m: &TagManifes
     out.promoted = Vec::new();
     out.launch = launch;
     Ok(out)
+}
+
+/// Every role of the closure must be on the AMI, as it is in `roles/` today.
+fn check_installed(plan: &Plan, ami_id: &str, m: &TagManifest, closure: &[String]) -> Result<()> {
+    let mut problems = Vec::new();
+    for role in closure {
+        let current = plan.installed[role].trim_start_matches("sha256:");
+        match m.installed.get(role) {
+            None => problems.push(format!("role `{role}` is not installed on it")),
+            Some(have) if !current.starts_with(have.as_str()) => problems.push(format!(
+                "role `{role}` differs: the AMI has {have}…, roles/{role} is {}…",
+                &current[..16]
+            )),
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::user(format!(
+        "AMI {ami_id} ({}, layer {}) does not match stack `{}`: {}",
+        m.layer_name,
+        &m.layer_hash[..12.min(m.layer_hash.len())],
+        plan.stack,
+        problems.join("; ")
+    ))
+    .with_hint(format!(
+        "bake an AMI from the current roles (parbake bake {} --target aws), or use roles/ as they were when this AMI was baked",
+        plan.stack
+    )))
+}
+
+/// The AMI's layer as its tags describe it, with the closure's roles it baked.
+fn ami_layer(m: &TagManifest, baked: Vec<String>) -> Layer {
+    let (index, kind) = match m.stack {
+        Some(_) => (2, LayerKind::Stack),
+        None => (1, LayerKind::Base),
+    };
+    Layer {
+        index,
+        kind,
+        name: m.layer_name.clone(),
+        parent: m
+            .parent_ami
+            .clone()
+            .map(|a| format!("ami:{a}"))
+            .unwrap_or_default(),
+        runs: Vec::new(),
+        baked,
+        vars: Default::default(),
+        stage_apt: Default::default(),
+        hash: m.layer_hash.clone(),
+        inputs: Default::default(),
+    }
 }

@@ -1,16 +1,20 @@
-//! EC2 through aws-sdk-ec2: the real calls parbake makes, over HTTP to AWS or, in tests, to a
-//! local moto server.
+//! EC2 through aws-sdk-ec2: every call parbake makes, over HTTP to AWS or, in tests, to a
+//! local moto server. The SDK client stays inside this wrapper: each call is a named method,
+//! follows NextToken where EC2 pages, and maps failures through one error ([`Ec2::error`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::{Filter, Image};
+use aws_sdk_ec2::types::{
+    Filter, Image, InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification,
+};
+use base64::Engine;
 
 use super::ami::{newest, Ami};
 use crate::config::SourceAmi;
 use crate::error::{Error, Result};
 
 pub struct Ec2 {
-    pub client: aws_sdk_ec2::Client,
+    client: aws_sdk_ec2::Client,
     pub region: String,
 }
 
@@ -34,10 +38,41 @@ impl Endpoint {
     }
 }
 
-fn sdk_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::user(format!("EC2 {what} failed: {e}")).with_hint(
-        "check the region, your AWS credentials and their permissions (README: IAM permissions)",
-    )
+/// An instance using one of the AMIs asked about (any state but terminated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceUse {
+    pub ami: String,
+    pub instance_id: String,
+    pub state: String,
+}
+
+/// A launch template version whose launch data names one of the AMIs asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRef {
+    pub ami: String,
+    /// The template's name (its id when it has none).
+    pub template: String,
+    pub version: i64,
+}
+
+/// A builder instance parbake tagged (`parbake:expires-at`) that is still alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderInstance {
+    pub instance_id: String,
+    pub state: String,
+    pub owner: String,
+    pub run_id: String,
+    pub expires_at: u64,
+}
+
+/// What RunInstances starts: one instance.
+pub struct InstanceRequest<'a> {
+    pub image_id: &'a str,
+    pub instance_type: &'a str,
+    pub subnet_id: Option<String>,
+    /// Raw user-data (the wrapper base64-encodes it).
+    pub user_data: &'a [u8],
+    pub tags: &'a [(String, String)],
 }
 
 impl Ec2 {
@@ -65,33 +100,51 @@ impl Ec2 {
         }
     }
 
+    /// The raw SDK client. For tests only: they set up and inspect EC2 state parbake never
+    /// creates itself (instances, launch templates). parbake's own calls are the methods here.
+    pub fn sdk(&self) -> &aws_sdk_ec2::Client {
+        &self.client
+    }
+
+    /// The one error for a failed EC2 call: the operation, the region and the SDK's full
+    /// context, with the permissions hint.
+    fn error(&self, what: &str, e: impl std::error::Error) -> Error {
+        Error::user(format!(
+            "EC2 {what} in {} failed: {}",
+            self.region,
+            aws_sdk_ec2::error::DisplayErrorContext(e)
+        ))
+        .with_hint(
+            "check the region, your AWS credentials and their permissions (docs/aws.md: IAM permissions)",
+        )
+    }
+
     /// Every image matching the owners and filters, following NextToken.
     pub async fn describe_images(
         &self,
         owners: &[String],
         filters: Vec<Filter>,
     ) -> Result<Vec<Ami>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let resp = self
-                .client
-                .describe_images()
-                .set_owners((!owners.is_empty()).then(|| owners.to_vec()))
-                .set_filters(Some(filters.clone()))
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    sdk_error("DescribeImages", aws_sdk_ec2::error::DisplayErrorContext(e))
-                })?;
-            out.extend(resp.images().iter().map(ami_of));
-            match resp.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let pages = self
+            .client
+            .describe_images()
+            .set_owners((!owners.is_empty()).then(|| owners.to_vec()))
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.error("DescribeImages", e))?;
+        Ok(pages.iter().flat_map(|p| p.images()).map(ami_of).collect())
+    }
+
+    /// Every AMI parbake baked in this region (any layer, any state).
+    pub async fn parbake_amis(&self) -> Result<Vec<Ami>> {
+        self.describe_images(
+            &["self".to_string()],
+            vec![filter("tag-key", "parbake:layer-hash")],
+        )
+        .await
     }
 
     /// The newest AMI matching a source spec (owners, name pattern, architecture).
@@ -122,11 +175,28 @@ impl Ec2 {
             .image_ids(id)
             .send()
             .await
-            .map_err(|e| sdk_error("DescribeImages", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+            .map_err(|e| self.error("DescribeImages", e))?;
         resp.images().first().map(ami_of).ok_or_else(|| {
             Error::user(format!("AMI {id} does not exist in {}", self.region))
                 .with_hint("check the AMI id and the region of the image file's aws source")
         })
+    }
+
+    /// The EBS snapshots behind an AMI.
+    pub async fn snapshots_of(&self, ami: &str) -> Result<Vec<String>> {
+        let resp = self
+            .client
+            .describe_images()
+            .image_ids(ami)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeImages", e))?;
+        Ok(resp
+            .images()
+            .iter()
+            .flat_map(|i| i.block_device_mappings())
+            .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(String::from))
+            .collect())
     }
 
     /// parbake AMIs in this region carrying a layer hash (the cache lookup).
@@ -147,23 +217,228 @@ impl Ec2 {
         .await
     }
 
+    pub async fn deregister_image(&self, ami: &str) -> Result<()> {
+        self.client
+            .deregister_image()
+            .image_id(ami)
+            .send()
+            .await
+            .map_err(|e| self.error("DeregisterImage", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_snapshot(&self, snapshot: &str) -> Result<()> {
+        self.client
+            .delete_snapshot()
+            .snapshot_id(snapshot)
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteSnapshot", e))?;
+        Ok(())
+    }
+
+    /// Instances (any state but terminated or shutting down) launched from one of `amis`.
+    pub async fn instances_using(&self, amis: &BTreeSet<String>) -> Result<Vec<InstanceUse>> {
+        let pages = self
+            .client
+            .describe_instances()
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.error("DescribeInstances", e))?;
+        let mut out = Vec::new();
+        for i in pages
+            .iter()
+            .flat_map(|p| p.reservations())
+            .flat_map(|r| r.instances())
+        {
+            let state = i.state().and_then(|s| s.name()).map_or("", |n| n.as_str());
+            if state == "terminated" || state == "shutting-down" {
+                continue;
+            }
+            if let Some(ami) = i.image_id().filter(|a| amis.contains(*a)) {
+                out.push(InstanceUse {
+                    ami: ami.to_string(),
+                    instance_id: i.instance_id().unwrap_or("?").to_string(),
+                    state: state.to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every version of every launch template that names one of `amis` (EC2's filters are not
+    /// relied on: each version is read).
+    pub async fn launch_template_refs(&self, amis: &BTreeSet<String>) -> Result<Vec<TemplateRef>> {
+        let pages = self
+            .client
+            .describe_launch_templates()
+            .max_results(200)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.error("DescribeLaunchTemplates", e))?;
+        let mut out = Vec::new();
+        for lt in pages.iter().flat_map(|p| p.launch_templates()) {
+            let id = lt.launch_template_id().unwrap_or_default();
+            let template = lt.launch_template_name().unwrap_or(id);
+            let versions = self
+                .client
+                .describe_launch_template_versions()
+                .launch_template_id(id)
+                .max_results(200)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| self.error("DescribeLaunchTemplateVersions", e))?;
+            for v in versions.iter().flat_map(|p| p.launch_template_versions()) {
+                let ami = v.launch_template_data().and_then(|d| d.image_id());
+                if let Some(ami) = ami.filter(|a| amis.contains(*a)) {
+                    out.push(TemplateRef {
+                        ami: ami.to_string(),
+                        template: template.to_string(),
+                        version: v.version_number().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builder instances parbake tagged, alive (pending to stopped), whose expiry is before
+    /// `now` (seconds since the epoch).
+    pub async fn expired_builders(&self, now: u64) -> Result<Vec<BuilderInstance>> {
+        let alive = Filter::builder()
+            .name("instance-state-name")
+            .values("pending")
+            .values("running")
+            .values("stopping")
+            .values("stopped")
+            .build();
+        let pages = self
+            .client
+            .describe_instances()
+            .filters(filter("tag-key", "parbake:expires-at"))
+            .filters(alive)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.error("DescribeInstances", e))?;
+        let mut out = Vec::new();
+        for i in pages
+            .iter()
+            .flat_map(|p| p.reservations())
+            .flat_map(|r| r.instances())
+        {
+            let tags: BTreeMap<String, String> = tags_of(i.tags());
+            let tag = |k: &str| tags.get(k).cloned().unwrap_or_default();
+            let Ok(expires_at) = tag("parbake:expires-at").parse::<u64>() else {
+                continue;
+            };
+            if expires_at < now {
+                out.push(BuilderInstance {
+                    instance_id: i.instance_id().unwrap_or_default().to_string(),
+                    state: i
+                        .state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                    owner: tag("parbake:owner"),
+                    run_id: tag("parbake:run-id"),
+                    expires_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn terminate(&self, instance_ids: &[String]) -> Result<()> {
+        self.client
+            .terminate_instances()
+            .set_instance_ids(Some(instance_ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| self.error("TerminateInstances", e))?;
+        Ok(())
+    }
+
+    /// RunInstances for one tagged instance; its id.
+    pub async fn run_instance(&self, req: &InstanceRequest<'_>) -> Result<String> {
+        let resp = self
+            .client
+            .run_instances()
+            .image_id(req.image_id)
+            .instance_type(InstanceType::from(req.instance_type))
+            .min_count(1)
+            .max_count(1)
+            .user_data(base64::engine::general_purpose::STANDARD.encode(req.user_data))
+            .tag_specifications(tag_spec(ResourceType::Instance, req.tags))
+            .set_subnet_id(req.subnet_id.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                self.error("RunInstances", e)
+                    .with_hint("check the instance type and subnet in the image file's aws source")
+            })?;
+        Ok(resp
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// The state of one instance (None while EC2 does not list it yet).
+    pub async fn instance_state(&self, instance_id: &str) -> Result<Option<InstanceStateName>> {
+        let resp = self
+            .client
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeInstances", e))?;
+        Ok(resp
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| i.state().and_then(|s| s.name()).cloned()))
+    }
+
+    /// The instance's latest console output, decoded (EC2 serves it base64-encoded, some
+    /// minutes behind); empty when there is none yet.
+    pub async fn console_output(&self, instance_id: &str) -> Result<String> {
+        let out = self
+            .client
+            .get_console_output()
+            .instance_id(instance_id)
+            .latest(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetConsoleOutput", e))?;
+        Ok(out
+            .output()
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default())
+    }
+
     /// Claims a name across machines: CreateKeyPair fails on a duplicate name, atomically,
     /// so exactly one run holds `parbake-lock-<hash>` at a time. The key pair is tagged with
     /// the holder and an expiry, so a crashed run's claim can be taken over. False if held.
     pub async fn try_claim(&self, name: &str, tags: &[(String, String)]) -> Result<bool> {
-        let spec = aws_sdk_ec2::types::TagSpecification::builder()
-            .resource_type(aws_sdk_ec2::types::ResourceType::KeyPair)
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .build();
         match self
             .client
             .create_key_pair()
             .key_name(name)
-            .tag_specifications(spec)
+            .tag_specifications(tag_spec(ResourceType::KeyPair, tags))
             .send()
             .await
         {
@@ -174,10 +449,7 @@ impl Ec2 {
             {
                 Ok(false)
             }
-            Err(e) => Err(sdk_error(
-                "CreateKeyPair",
-                aws_sdk_ec2::error::DisplayErrorContext(e),
-            )),
+            Err(e) => Err(self.error("CreateKeyPair", e)),
         }
     }
 
@@ -189,18 +461,8 @@ impl Ec2 {
             .filters(filter("key-name", name))
             .send()
             .await
-            .map_err(|e| {
-                sdk_error(
-                    "DescribeKeyPairs",
-                    aws_sdk_ec2::error::DisplayErrorContext(e),
-                )
-            })?;
-        Ok(resp.key_pairs().first().map(|k| {
-            k.tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                .collect()
-        }))
+            .map_err(|e| self.error("DescribeKeyPairs", e))?;
+        Ok(resp.key_pairs().first().map(|k| tags_of(k.tags())))
     }
 
     pub async fn release_claim(&self, name: &str) -> Result<()> {
@@ -209,25 +471,40 @@ impl Ec2 {
             .key_name(name)
             .send()
             .await
-            .map_err(|e| sdk_error("DeleteKeyPair", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+            .map_err(|e| self.error("DeleteKeyPair", e))?;
         Ok(())
     }
 
     /// CreateTags on one resource.
     pub async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
-        let tags = tags
-            .iter()
-            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
-            .collect();
         self.client
             .create_tags()
             .resources(id)
-            .set_tags(Some(tags))
+            .set_tags(Some(sdk_tags(tags)))
             .send()
             .await
-            .map_err(|e| sdk_error("CreateTags", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+            .map_err(|e| self.error("CreateTags", e))?;
         Ok(())
     }
+}
+
+fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tag_spec(resource: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(sdk_tags(tags)))
+        .build()
+}
+
+fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
 }
 
 pub fn filter(name: &str, value: &str) -> Filter {
@@ -248,11 +525,7 @@ fn ami_of(i: &Image) -> Ami {
             .state()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        tags: i
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect::<BTreeMap<_, _>>(),
+        tags: tags_of(i.tags()),
         size_gib: i
             .block_device_mappings()
             .iter()

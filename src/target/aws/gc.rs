@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::ec2::{filter, Ec2, Endpoint};
+use super::ec2::{Ec2, Endpoint};
 use crate::config::Project;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::runtime::{runtime, Threads};
 use crate::store::now_epoch;
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,91 +35,38 @@ pub fn regions(project: &Project) -> Vec<String> {
 }
 
 pub fn gc(project: &Project, dry_run: bool) -> Result<Vec<Leftover>> {
-    let rt = super::runtime()?;
+    let rt = runtime(Threads::Current)?;
     let now = now_epoch();
     let mut out = Vec::new();
     for region in regions(project) {
-        rt.block_on(async {
-            let ec2 = Ec2::connect(&region, &Endpoint::from_env()).await;
-            let mut token = None;
-            let mut expired = Vec::new();
-            loop {
-                let resp = ec2
-                    .client
-                    .describe_instances()
-                    .filters(filter("tag-key", "parbake:expires-at"))
-                    .filters(
-                        aws_sdk_ec2::types::Filter::builder()
-                            .name("instance-state-name")
-                            .values("pending")
-                            .values("running")
-                            .values("stopping")
-                            .values("stopped")
-                            .build(),
-                    )
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        Error::user(format!(
-                            "EC2 DescribeInstances in {region} failed: {}",
-                            aws_sdk_ec2::error::DisplayErrorContext(e)
-                        ))
-                    })?;
-                for i in resp.reservations().iter().flat_map(|r| r.instances()) {
-                    let tag = |k: &str| {
-                        i.tags()
-                            .iter()
-                            .find(|t| t.key() == Some(k))
-                            .and_then(|t| t.value())
-                            .unwrap_or_default()
-                            .to_string()
-                    };
-                    let Ok(expires) = tag("parbake:expires-at").parse::<u64>() else {
-                        continue;
-                    };
-                    if expires < now {
-                        expired.push(Leftover {
-                            region: region.clone(),
-                            instance_id: i.instance_id().unwrap_or_default().to_string(),
-                            state: i
-                                .state()
-                                .and_then(|s| s.name())
-                                .map(|n| n.as_str().to_string())
-                                .unwrap_or_default(),
-                            owner: tag("parbake:owner"),
-                            run_id: tag("parbake:run-id"),
-                            expired_s_ago: now - expires,
-                            terminated: false,
-                        });
-                    }
-                }
-                match resp.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-            if !dry_run && !expired.is_empty() {
-                ec2.client
-                    .terminate_instances()
-                    .set_instance_ids(Some(
-                        expired.iter().map(|l| l.instance_id.clone()).collect(),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        Error::user(format!(
-                            "EC2 TerminateInstances in {region} failed: {}",
-                            aws_sdk_ec2::error::DisplayErrorContext(e)
-                        ))
-                    })?;
-                for l in &mut expired {
-                    l.terminated = true;
-                }
-            }
-            out.extend(expired);
-            Ok::<(), Error>(())
-        })?;
+        out.extend(rt.block_on(gc_region(&region, now, dry_run))?);
     }
     Ok(out)
+}
+
+/// One region: its expired builders, terminated unless a dry run.
+async fn gc_region(region: &str, now: u64, dry_run: bool) -> Result<Vec<Leftover>> {
+    let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+    let mut expired: Vec<Leftover> = ec2
+        .expired_builders(now)
+        .await?
+        .into_iter()
+        .map(|b| Leftover {
+            region: region.to_string(),
+            instance_id: b.instance_id,
+            state: b.state,
+            owner: b.owner,
+            run_id: b.run_id,
+            expired_s_ago: now - b.expires_at,
+            terminated: false,
+        })
+        .collect();
+    if !dry_run && !expired.is_empty() {
+        let ids: Vec<String> = expired.iter().map(|l| l.instance_id.clone()).collect();
+        ec2.terminate(&ids).await?;
+        for l in &mut expired {
+            l.terminated = true;
+        }
+    }
+    Ok(expired)
 }

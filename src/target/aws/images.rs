@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::ami::{epoch_of, manifest_from_tags, Ami};
-use super::ec2::{filter, Ec2, Endpoint};
+use super::ec2::{Ec2, Endpoint};
 use super::gc::regions;
 use crate::config::Project;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::{self, PlanRequest, Target};
+use crate::runtime::{runtime, Threads};
 use crate::store::now_epoch;
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,84 +97,106 @@ fn current_hash(
     Ok((p.top().hash.clone(), Some(promote.join(","))))
 }
 
+/// parbake's AMIs in every region the project uses, as lineage trees.
 pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
-    let rt = super::runtime()?;
+    let rt = runtime(Threads::Current)?;
     let now = now_epoch();
     let mut out = Vec::new();
     for region in regions(project) {
-        let (amis, sources) = rt.block_on(async {
-            let ec2 = Ec2::connect(&region, &Endpoint::from_env()).await;
-            let amis = ec2
-                .describe_images(
-                    &["self".to_string()],
-                    vec![filter("tag-key", "parbake:layer-hash")],
-                )
-                .await?;
-            // the source identity each image would bake from today, in this region
-            let mut sources = BTreeMap::new();
-            for image in project.images.values() {
-                if let Some(src) = image
-                    .def
-                    .sources
-                    .aws
-                    .as_ref()
-                    .filter(|s| s.region == region)
-                {
-                    let ami = ec2.resolve_source_ami(&src.source_ami).await?;
-                    sources.insert(
-                        image.name.clone(),
-                        crate::plan::source_identity::aws(&region, &ami.id),
-                    );
-                }
-            }
-            Ok::<_, Error>((amis, sources))
-        })?;
-        let mut nodes: BTreeMap<String, (Option<String>, ImageNode)> = BTreeMap::new();
-        for ami in &amis {
-            let tag = |k: &str| ami.tags.get(k).cloned();
-            let (status, why) = match current_hash(project, &sources, ami) {
-                Ok((hash, _)) if Some(&hash) == ami.tags.get("parbake:layer-hash") => {
-                    ("current", None)
-                }
-                Ok((hash, _)) => (
-                    "stale",
-                    Some(format!("baking it today gives layer {}", &hash[..12])),
-                ),
-                Err(e) => ("unknown", Some(e)),
-            };
-            let node = ImageNode {
-                id: ami.id.clone(),
-                name: ami.name.clone(),
-                layer: tag("parbake:layer").unwrap_or_default(),
-                layer_hash: tag("parbake:layer-hash").unwrap_or_default(),
-                image: tag("parbake:image").unwrap_or_default(),
-                stack: tag("parbake:stack"),
-                state: ami.state.clone(),
-                age_s: epoch_of(&ami.creation_date)
-                    .map(|t| now.saturating_sub(t))
-                    .unwrap_or(0),
-                size_gib: ami.size_gib,
-                status: status.into(),
-                why,
-                children: Vec::new(),
-            };
-            nodes.insert(ami.id.clone(), (tag("parbake:parent-ami"), node));
-        }
-        // attach children to parents, deepest layers first
-        let mut ids: Vec<String> = nodes.keys().cloned().collect();
-        ids.sort_by_key(|id| std::cmp::Reverse(nodes[id].1.stack.is_some()));
-        for id in ids {
-            let parent = nodes[&id].0.clone();
-            if let Some(p) = parent.filter(|p| nodes.contains_key(p) && *p != id) {
-                let (_, child) = nodes.remove(&id).unwrap();
-                nodes.get_mut(&p).unwrap().1.children.push(child);
-            }
-        }
-        let mut images: Vec<ImageNode> = nodes.into_values().map(|(_, n)| n).collect();
-        images.sort_by(|a, b| a.age_s.cmp(&b.age_s).then(a.id.cmp(&b.id)));
-        out.push(RegionImages { region, images });
+        let (amis, sources) = rt.block_on(region_amis(project, &region))?;
+        let nodes = amis
+            .iter()
+            .map(|ami| node_of(project, &sources, ami, now))
+            .collect();
+        out.push(RegionImages {
+            images: lineage(nodes),
+            region,
+        });
     }
     Ok(out)
+}
+
+/// A region's parbake AMIs, and the source identity each image would bake from there today.
+async fn region_amis(
+    project: &Project,
+    region: &str,
+) -> Result<(Vec<Ami>, BTreeMap<String, String>)> {
+    let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+    let amis = ec2.parbake_amis().await?;
+    let mut sources = BTreeMap::new();
+    for image in project.images.values() {
+        let Some(src) = image
+            .def
+            .sources
+            .aws
+            .as_ref()
+            .filter(|s| s.region == region)
+        else {
+            continue;
+        };
+        let ami = ec2.resolve_source_ami(&src.source_ami).await?;
+        sources.insert(
+            image.name.clone(),
+            crate::plan::source_identity::aws(region, &ami.id),
+        );
+    }
+    Ok((amis, sources))
+}
+
+/// One AMI as a tree node (no children yet) with its parent AMI, marked current or stale.
+fn node_of(
+    project: &Project,
+    sources: &BTreeMap<String, String>,
+    ami: &Ami,
+    now: u64,
+) -> (Option<String>, ImageNode) {
+    let tag = |k: &str| ami.tags.get(k).cloned();
+    let (status, why) = match current_hash(project, sources, ami) {
+        Ok((hash, _)) if Some(&hash) == ami.tags.get("parbake:layer-hash") => ("current", None),
+        Ok((hash, _)) => (
+            "stale",
+            Some(format!("baking it today gives layer {}", &hash[..12])),
+        ),
+        Err(e) => ("unknown", Some(e)),
+    };
+    let node = ImageNode {
+        id: ami.id.clone(),
+        name: ami.name.clone(),
+        layer: tag("parbake:layer").unwrap_or_default(),
+        layer_hash: tag("parbake:layer-hash").unwrap_or_default(),
+        image: tag("parbake:image").unwrap_or_default(),
+        stack: tag("parbake:stack"),
+        state: ami.state.clone(),
+        age_s: epoch_of(&ami.creation_date)
+            .map(|t| now.saturating_sub(t))
+            .unwrap_or(0),
+        size_gib: ami.size_gib,
+        status: status.into(),
+        why,
+        children: Vec::new(),
+    };
+    (tag("parbake:parent-ami"), node)
+}
+
+/// Attaches each node to its parent AMI when that is listed too (stack layers first); the
+/// roots, newest first.
+fn lineage(nodes: Vec<(Option<String>, ImageNode)>) -> Vec<ImageNode> {
+    let mut nodes: BTreeMap<String, (Option<String>, ImageNode)> = nodes
+        .into_iter()
+        .map(|(parent, n)| (n.id.clone(), (parent, n)))
+        .collect();
+    let mut ids: Vec<String> = nodes.keys().cloned().collect();
+    ids.sort_by_key(|id| std::cmp::Reverse(nodes[id].1.stack.is_some()));
+    for id in ids {
+        let parent = nodes[&id].0.clone();
+        if let Some(p) = parent.filter(|p| nodes.contains_key(p) && *p != id) {
+            let (_, child) = nodes.remove(&id).unwrap();
+            nodes.get_mut(&p).unwrap().1.children.push(child);
+        }
+    }
+    let mut images: Vec<ImageNode> = nodes.into_values().map(|(_, n)| n).collect();
+    images.sort_by(|a, b| a.age_s.cmp(&b.age_s).then(a.id.cmp(&b.id)));
+    images
 }
 
 pub fn tree_text(regions: &[RegionImages]) -> String {

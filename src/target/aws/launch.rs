@@ -3,15 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use aws_sdk_ec2::types::InstanceStateName;
 use serde::Serialize;
 
 use super::consistency::plan_for_target;
-use super::ec2::{Ec2, Endpoint};
-use crate::config::Project;
+use super::ec2::{Ec2, Endpoint, InstanceRequest};
+use crate::bake::round;
+use crate::config::{AwsSource, Project};
+use crate::contract::status::BootStatus;
 use crate::error::{Error, Result};
-use crate::plan::PlanRequest;
+use crate::plan::{Plan, PlanRequest};
 use crate::render;
+use crate::runtime::{runtime, Threads};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AwsLaunchReport {
@@ -35,145 +38,179 @@ pub fn launch_aws(
     timeout: Duration,
     wait_ready: bool,
 ) -> Result<AwsLaunchReport> {
-    let (plan, ami_id) = plan_for_target(project, req, ami)?;
-    let ud = render::userdata::render(&plan)?;
-    let image = &project.images[&plan.image];
-    let src = image
+    let (plan, ami) = plan_for_target(project, req, ami)?;
+    let user_data = render::userdata::render(&plan)?.bytes;
+    let src = project.images[&plan.image]
         .def
         .sources
         .aws
         .as_ref()
         .expect("plan_for_target checked the source");
-    let rt = super::runtime()?;
-    rt.block_on(async {
-        use aws_sdk_ec2::types::{InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification};
-        let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;
-        let tags = [
-            ("Name", format!("parbake-{}", plan.stack)),
-            ("parbake:stack", plan.stack.clone()),
-            ("parbake:image", plan.image.clone()),
-            ("parbake:layer-hash", plan.top().hash.clone()),
-        ];
-        let spec = TagSpecification::builder()
-            .resource_type(ResourceType::Instance)
-            .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()))
-            .build();
+    let launch = Launch {
+        project,
+        plan: &plan,
+        src,
+        ami: &ami,
+        timeout,
+    };
+    runtime(Threads::Current)?.block_on(launch.run(&user_data, wait_ready))
+}
+
+/// One launch on EC2: what to start, and how long to wait for it.
+struct Launch<'a> {
+    project: &'a Project,
+    plan: &'a Plan,
+    src: &'a AwsSource,
+    ami: &'a str,
+    timeout: Duration,
+}
+
+impl Launch<'_> {
+    /// Starts the instance, waits until it runs and, with `wait_ready`, until the runner
+    /// reports; records the boot and fails if the launch failed.
+    async fn run(&self, user_data: &[u8], wait_ready: bool) -> Result<AwsLaunchReport> {
+        let ec2 = Ec2::connect(&self.src.region, &Endpoint::from_env()).await;
         let started = Instant::now();
-        let resp = ec2
-            .client
-            .run_instances()
-            .image_id(&ami_id)
-            .instance_type(InstanceType::from(src.instance_type.as_str()))
-            .min_count(1)
-            .max_count(1)
-            .user_data(base64::engine::general_purpose::STANDARD.encode(&ud.bytes))
-            .tag_specifications(spec)
-            .set_subnet_id(src.subnet_id.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                Error::user(format!("EC2 RunInstances failed: {}", aws_sdk_ec2::error::DisplayErrorContext(e)))
-                    .with_hint("check the instance type, subnet and your permissions (README: IAM permissions)")
-            })?;
-        let instance_id = resp.instances().first().and_then(|i| i.instance_id()).unwrap_or_default().to_string();
-        let mut state = String::new();
-        while started.elapsed() < timeout {
-            let d = ec2
-                .client
-                .describe_instances()
-                .instance_ids(&instance_id)
-                .send()
-                .await
-                .map_err(|e| Error::user(format!("EC2 DescribeInstances failed: {}", aws_sdk_ec2::error::DisplayErrorContext(e))))?;
-            let name = d
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .find_map(|i| i.state().and_then(|s| s.name()).cloned());
-            state = name.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default();
-            match name {
-                Some(InstanceStateName::Running) => break,
-                Some(InstanceStateName::Pending) | None => tokio::time::sleep(Duration::from_secs(2)).await,
-                Some(other) => {
-                    return Err(Error::user(format!("instance {instance_id} went {} instead of running", other.as_str()))
-                        .with_hint("see the instance's state reason in the EC2 console"))
-                }
-            }
-        }
-        if state != "running" {
-            return Err(Error::user(format!("instance {instance_id} is not running after {}s", timeout.as_secs())));
-        }
-        let seconds_to_running = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-        let mut status = None;
-        if wait_ready {
-            // the runner prints `parbake-status {json}` on the console; EC2 serves the console
-            // output base64-encoded, some minutes behind
-            loop {
-                let out = ec2
-                    .client
-                    .get_console_output()
-                    .instance_id(&instance_id)
-                    .latest(true)
-                    .send()
-                    .await
-                    .map_err(|e| Error::user(format!("EC2 GetConsoleOutput failed: {}", aws_sdk_ec2::error::DisplayErrorContext(e))))?;
-                let text = out
-                    .output()
-                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                if let Some(s) = text.lines().rev().find_map(crate::contract::status::parse_status_line) {
-                    status = Some(s);
-                    break;
-                }
-                if started.elapsed() >= timeout {
-                    return Err(Error::user(format!(
-                        "instance {instance_id} is running but its launch did not report within {}s",
-                        timeout.as_secs()
-                    ))
-                    .with_hint("the runner prints `parbake-status {...}` on the console when done; raise --timeout, or read /var/lib/parbake/status.json on the instance"));
-                }
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        }
-        let seconds_to_ready = status.as_ref().map(|_| (started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        let instance_id = ec2
+            .run_instance(&InstanceRequest {
+                image_id: self.ami,
+                instance_type: &self.src.instance_type,
+                subnet_id: self.src.subnet_id.clone(),
+                user_data,
+                tags: &self.tags(),
+            })
+            .await?;
+        let state = self.wait_running(&ec2, &instance_id, started).await?;
+        let seconds_to_running = round(started.elapsed().as_secs_f64());
+        let status = if wait_ready {
+            Some(self.wait_ready(&ec2, &instance_id, started).await?)
+        } else {
+            None
+        };
+        let seconds_to_ready = status
+            .as_ref()
+            .map(|_| round(started.elapsed().as_secs_f64()));
         if let (Some(s), Some(secs)) = (status.as_ref(), seconds_to_ready) {
-            let store = crate::store::Store::for_project(&project.root);
-            crate::target::launch::record_launch(&crate::target::launch::LaunchRecord {
-                store_root: &store.root,
-                layer_dir: None,
-                target: crate::plan::Target::Aws,
-                image: &plan.image,
-                stack: &plan.stack,
-                layer: &plan.top().name,
-                layer_hash: &plan.top().hash,
-                accelerator: &format!("ec2 {}", src.region),
-                boot_to_ready_s: secs,
-                status: s,
-                no_roles: false,
-            });
-        }
-        if let Some(s) = status.as_ref().filter(|s| s.state != "done") {
-            let failed = s.roles.iter().find(|r| r.status == "failed").map(|r| r.name.clone());
-            return Err(Error::user(format!(
-                "launch of {} on {instance_id} failed{}: {}",
-                plan.stack,
-                failed.map(|r| format!(" in role `{r}`")).unwrap_or_default(),
-                s.error.clone().unwrap_or_default()
-            ))
-            .with_hint("the log is /var/log/parbake/launch.log on the instance"));
+            self.record(s, secs);
+            self.check_boot(&instance_id, s)?;
         }
         Ok(AwsLaunchReport {
-            stack: plan.stack.clone(),
-            region: src.region.clone(),
-            ami: ami_id.clone(),
+            stack: self.plan.stack.clone(),
+            region: self.src.region.clone(),
+            ami: self.ami.to_string(),
             instance_id,
             state,
-            user_data_bytes: ud.bytes.len(),
-            launch_roles: plan.launch.iter().map(|r| r.name.clone()).collect(),
+            user_data_bytes: user_data.len(),
+            launch_roles: self.plan.launch.iter().map(|r| r.name.clone()).collect(),
             seconds_to_running,
             seconds_to_ready,
             status,
         })
-    })
+    }
+
+    /// The instance's tags: its name, and the stack, image and layer it runs.
+    fn tags(&self) -> Vec<(String, String)> {
+        let plan = self.plan;
+        vec![
+            ("Name".into(), format!("parbake-{}", plan.stack)),
+            ("parbake:stack".into(), plan.stack.clone()),
+            ("parbake:image".into(), plan.image.clone()),
+            ("parbake:layer-hash".into(), plan.top().hash.clone()),
+        ]
+    }
+
+    /// Polls the instance's state until it is running; its final state.
+    async fn wait_running(&self, ec2: &Ec2, instance_id: &str, started: Instant) -> Result<String> {
+        let mut state = String::new();
+        while started.elapsed() < self.timeout {
+            let name = ec2.instance_state(instance_id).await?;
+            state = name
+                .as_ref()
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default();
+            match name {
+                Some(InstanceStateName::Running) => break,
+                Some(InstanceStateName::Pending) | None => {
+                    tokio::time::sleep(Duration::from_secs(2)).await
+                }
+                Some(other) => {
+                    return Err(Error::user(format!(
+                        "instance {instance_id} went {} instead of running",
+                        other.as_str()
+                    ))
+                    .with_hint("see the instance's state reason in the EC2 console"))
+                }
+            }
+        }
+        if state != "running" {
+            return Err(Error::user(format!(
+                "instance {instance_id} is not running after {}s",
+                self.timeout.as_secs()
+            )));
+        }
+        Ok(state)
+    }
+
+    /// Polls the console output until the runner prints `parbake-status {json}` there.
+    async fn wait_ready(
+        &self,
+        ec2: &Ec2,
+        instance_id: &str,
+        started: Instant,
+    ) -> Result<BootStatus> {
+        loop {
+            let text = ec2.console_output(instance_id).await?;
+            let status = text
+                .lines()
+                .rev()
+                .find_map(crate::contract::status::parse_status_line);
+            if let Some(s) = status {
+                return Ok(s);
+            }
+            if started.elapsed() >= self.timeout {
+                return Err(Error::user(format!(
+                    "instance {instance_id} is running but its launch did not report within {}s",
+                    self.timeout.as_secs()
+                ))
+                .with_hint("the runner prints `parbake-status {...}` on the console when done; raise --timeout, or read /var/lib/parbake/status.json on the instance"));
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// The boot's per-role timings into the local ledger.
+    fn record(&self, status: &BootStatus, boot_to_ready_s: f64) {
+        let store = crate::store::Store::for_project(&self.project.root);
+        let plan = self.plan;
+        crate::target::launch::record_launch(&crate::target::launch::LaunchRecord {
+            store_root: &store.root,
+            layer_dir: None,
+            target: crate::plan::Target::Aws,
+            image: &plan.image,
+            stack: &plan.stack,
+            layer: &plan.top().name,
+            layer_hash: &plan.top().hash,
+            accelerator: &format!("ec2 {}", self.src.region),
+            boot_to_ready_s,
+            status,
+            no_roles: false,
+        });
+    }
+
+    /// A launch whose runner did not finish `done` is a failure naming the failed role.
+    fn check_boot(&self, instance_id: &str, status: &BootStatus) -> Result<()> {
+        if status.state == "done" {
+            return Ok(());
+        }
+        let failed = status.roles.iter().find(|r| r.status == "failed");
+        Err(Error::user(format!(
+            "launch of {} on {instance_id} failed{}: {}",
+            self.plan.stack,
+            failed
+                .map(|r| format!(" in role `{}`", r.name))
+                .unwrap_or_default(),
+            status.error.clone().unwrap_or_default()
+        ))
+        .with_hint("the log is /var/log/parbake/launch.log on the instance"))
+    }
 }

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::ami::{newest, Ami};
-use super::ec2::{filter, Ec2, Endpoint};
-use crate::error::{Error, Result};
+use super::ec2::{Ec2, Endpoint};
+use crate::error::Result;
+use crate::runtime::{runtime, Threads};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
@@ -22,11 +23,6 @@ pub struct Decision {
     pub action: String,
     pub why: String,
     pub snapshots: Vec<String>,
-}
-
-fn sdk(what: &str, region: &str, e: impl std::fmt::Display) -> Error {
-    Error::user(format!("EC2 {what} in {region} failed: {e}"))
-        .with_hint("check your credentials and permissions (README: IAM permissions)")
 }
 
 /// Group of an AMI: `image debian12` for base layers, `stack debian12/web` for stack layers.
@@ -102,195 +98,72 @@ pub fn decide(
     decisions
 }
 
+/// Prunes each region in turn; the decisions for every parbake AMI, in region order.
 pub fn prune(regions: &[String], keep: usize, dry_run: bool) -> Result<Vec<Decision>> {
-    let rt = super::runtime()?;
+    let rt = runtime(Threads::Current)?;
     let mut out = Vec::new();
     for region in regions {
-        rt.block_on(async {
-            let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
-            let amis: Vec<Ami> = ec2
-                .describe_images(
-                    &["self".to_string()],
-                    vec![filter("tag-key", "parbake:layer-hash")],
-                )
-                .await?
-                .into_iter()
-                .filter(|a| a.state == "available")
-                .collect();
-            let ids: BTreeSet<String> = amis.iter().map(|a| a.id.clone()).collect();
-            let mut in_use = BTreeMap::new();
-            // instances (any state but terminated) using an AMI
-            let mut token = None;
-            loop {
-                let r = ec2
-                    .client
-                    .describe_instances()
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        sdk(
-                            "DescribeInstances",
-                            region,
-                            aws_sdk_ec2::error::DisplayErrorContext(e),
-                        )
-                    })?;
-                for i in r.reservations().iter().flat_map(|r| r.instances()) {
-                    let state = i
-                        .state()
-                        .and_then(|s| s.name())
-                        .map(|n| n.as_str())
-                        .unwrap_or("");
-                    if let (Some(img), false) = (
-                        i.image_id(),
-                        state == "terminated" || state == "shutting-down",
-                    ) {
-                        if ids.contains(img) {
-                            in_use.insert(
-                                img.to_string(),
-                                format!(
-                                    "used by instance {} ({state})",
-                                    i.instance_id().unwrap_or("?")
-                                ),
-                            );
-                        }
-                    }
-                }
-                match r.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-            // every version of every launch template (filters are not relied on)
-            let mut token = None;
-            loop {
-                let r = ec2
-                    .client
-                    .describe_launch_templates()
-                    .max_results(200)
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        sdk(
-                            "DescribeLaunchTemplates",
-                            region,
-                            aws_sdk_ec2::error::DisplayErrorContext(e),
-                        )
-                    })?;
-                for lt in r.launch_templates() {
-                    let lt_id = lt.launch_template_id().unwrap_or_default();
-                    let mut vtoken = None;
-                    loop {
-                        let v = ec2
-                            .client
-                            .describe_launch_template_versions()
-                            .launch_template_id(lt_id)
-                            .max_results(200)
-                            .set_next_token(vtoken.take())
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                sdk(
-                                    "DescribeLaunchTemplateVersions",
-                                    region,
-                                    aws_sdk_ec2::error::DisplayErrorContext(e),
-                                )
-                            })?;
-                        for ver in v.launch_template_versions() {
-                            if let Some(img) = ver.launch_template_data().and_then(|d| d.image_id())
-                            {
-                                if ids.contains(img) {
-                                    in_use.insert(
-                                        img.to_string(),
-                                        format!(
-                                            "referenced by launch template {} version {}",
-                                            lt.launch_template_name().unwrap_or(lt_id),
-                                            ver.version_number().unwrap_or_default()
-                                        ),
-                                    );
-                                }
-                            }
-                        }
-                        match v.next_token() {
-                            Some(t) if !t.is_empty() => vtoken = Some(t.to_string()),
-                            _ => break,
-                        }
-                    }
-                }
-                match r.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-            let decisions = decide(&amis, keep, &in_use);
-            for a in &amis {
-                let (kept, why) = decisions[&a.id].clone();
-                let snapshots = snapshots_of(&ec2, &a.id).await?;
-                let mut d = Decision {
-                    region: region.clone(),
-                    ami: a.id.clone(),
-                    name: a.name.clone(),
-                    group: group(a),
-                    action: if kept { "keep".into() } else { "remove".into() },
-                    why,
-                    snapshots,
-                };
-                if !kept && !dry_run {
-                    ec2.client
-                        .deregister_image()
-                        .image_id(&a.id)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            sdk(
-                                "DeregisterImage",
-                                region,
-                                aws_sdk_ec2::error::DisplayErrorContext(e),
-                            )
-                        })?;
-                    // snapshots go only after the image: EC2 refuses to delete a snapshot in use
-                    for s in &d.snapshots {
-                        ec2.client
-                            .delete_snapshot()
-                            .snapshot_id(s)
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                sdk(
-                                    "DeleteSnapshot",
-                                    region,
-                                    aws_sdk_ec2::error::DisplayErrorContext(e),
-                                )
-                            })?;
-                    }
-                    d.action = "removed".into();
-                }
-                out.push(d);
-            }
-            Ok::<(), Error>(())
-        })?;
+        out.extend(rt.block_on(prune_region(region, keep, dry_run))?);
     }
     Ok(out)
 }
 
-async fn snapshots_of(ec2: &Ec2, ami: &str) -> Result<Vec<String>> {
-    let r = ec2
-        .client
-        .describe_images()
-        .image_ids(ami)
-        .send()
-        .await
-        .map_err(|e| {
-            sdk(
-                "DescribeImages",
-                &ec2.region,
-                aws_sdk_ec2::error::DisplayErrorContext(e),
-            )
-        })?;
-    Ok(r.images()
-        .iter()
-        .flat_map(|i| i.block_device_mappings())
-        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(String::from))
-        .collect())
+/// One region: its available parbake AMIs, what uses them, the decisions, and (unless a dry
+/// run) the removals.
+async fn prune_region(region: &str, keep: usize, dry_run: bool) -> Result<Vec<Decision>> {
+    let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+    let amis: Vec<Ami> = ec2
+        .parbake_amis()
+        .await?
+        .into_iter()
+        .filter(|a| a.state == "available")
+        .collect();
+    let decisions = decide(&amis, keep, &in_use(&ec2, &amis).await?);
+    let mut out = Vec::new();
+    for a in &amis {
+        let (kept, why) = decisions[&a.id].clone();
+        let mut d = Decision {
+            region: region.to_string(),
+            ami: a.id.clone(),
+            name: a.name.clone(),
+            group: group(a),
+            action: if kept { "keep".into() } else { "remove".into() },
+            why,
+            snapshots: ec2.snapshots_of(&a.id).await?,
+        };
+        if !kept && !dry_run {
+            remove(&ec2, &d).await?;
+            d.action = "removed".into();
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// AMI → why it is in use: an instance launched from it, or a launch template version that
+/// names it (the last found wins).
+async fn in_use(ec2: &Ec2, amis: &[Ami]) -> Result<BTreeMap<String, String>> {
+    let ids: BTreeSet<String> = amis.iter().map(|a| a.id.clone()).collect();
+    let mut in_use = BTreeMap::new();
+    for u in ec2.instances_using(&ids).await? {
+        let why = format!("used by instance {} ({})", u.instance_id, u.state);
+        in_use.insert(u.ami, why);
+    }
+    for r in ec2.launch_template_refs(&ids).await? {
+        let why = format!(
+            "referenced by launch template {} version {}",
+            r.template, r.version
+        );
+        in_use.insert(r.ami, why);
+    }
+    Ok(in_use)
+}
+
+/// Deregisters the AMI, then deletes its snapshots: EC2 refuses to delete a snapshot in use.
+async fn remove(ec2: &Ec2, d: &Decision) -> Result<()> {
+    ec2.deregister_image(&d.ami).await?;
+    for s in &d.snapshots {
+        ec2.delete_snapshot(s).await?;
+    }
+    Ok(())
 }
