@@ -33,7 +33,7 @@ test: setup
 test-fast:
 	cargo test
 
-test-roles: setup
+test-roles: setup build
 	bash scripts/chroot-roles.sh all
 
 # Real bakes and launches on the local VM target, in a store under target/ removed afterwards.

@@ -3,20 +3,27 @@
 # chroot's own (Debian) ansible-core, checks their EFFECTS, then applies them again and
 # requires the second run to change nothing.
 #
-# usage: scripts/chroot-roles.sh [--once] [--rebuild] [--baked R1,R2] ROLE...    (or: all)
+# usage: scripts/chroot-roles.sh [--once] [--rebuild] ROLE... | all | --stack STACK
 #        scripts/chroot-roles.sh --syntax-check                  (host .venv ansible, all roles, no chroot)
 #
 #   ROLE...        roles to list in the playbook, in this order (meta dependencies are pulled in
-#                  by Ansible as usual); e.g. base users python nginx webapp worker identity
-#   all            every role under roles/, in dependency order
+#                  by Ansible as usual); e.g. nginx webapp
+#   all            every role of every stack of the example project, in the order parbake runs
+#                  them (`parbake plan STACK --format json`: the baked roles, then the launch roles)
+#   --stack STACK  parbake's bake/launch split for STACK, from its plan: first apply the roles its
+#                  image bakes with parbake_phase=bake, then its launch roles with
+#                  parbake_phase=launch while the baked roles are empty stand-ins (as the image's
+#                  parbake-roles runner does)
 #   --once         skip the idempotence (second) run
 #   --rebuild      rebuild the cached chroot tarball even if it is fresh
-#   --baked LIST   parbake's bake/launch split: first apply the comma-separated roles LIST with
-#                  parbake_phase=bake, then apply ROLE... with parbake_phase=launch while the baked
-#                  roles are empty stand-ins (as the image's parbake-roles launcher does), e.g.
-#                  --baked base,users,python,nginx webapp worker identity
+#
+# Which roles ran is read from the runs themselves (parbake's Ansible callback, as on an image):
+# the effect checks are those of the roles that ran. With --stack, the baked roles must run in
+# the bake run and not again at launch.
 #
 # environment:
+#   PARBAKE                        the parbake binary for `all`, --stack and --syntax-check
+#                                  (default target/debug/parbake; `make build`)
 #   PARBAKE_CACHE                  cache root (default /var/cache/parbake); the bootstrapped root is
 #                                  kept as $PARBAKE_CACHE/chroot/<recipe hash>.tar
 #   PARBAKE_CHROOT_MAX_AGE_DAYS    rebuild a cached tarball older than this (default 14)
@@ -49,7 +56,7 @@ STACK=web
 IMAGE=debian12
 PHASE=launch
 FIXTURE_INSTANCE_ID=i-0123456789abcdef0
-# identity: "<stack>-" + first 12 chars of the sanitised instance id
+# identity: "<stack>-" + first 12 chars of the sanitised instance id (--stack sets both)
 EXPECTED_HOSTNAME=$STACK-i-0123456789
 
 say() { printf 'chroot-roles: %s\n' "$*" >&2; }
@@ -88,28 +95,48 @@ py_yaml() {   # any python3 with PyYAML: Debian's (python3-yaml) or the project 
   die "no python3 with PyYAML (apt-get install python3-yaml)"
 }
 
-# prints the given roles plus their meta dependencies, dependencies first (each once)
-role_closure() {
-  py_yaml - "$ROLES_SRC" "$@" <<'PY'
-import os, sys, yaml
-roles_dir, wanted = sys.argv[1], sys.argv[2:]
-seen, order = set(), []
-def deps(role):
-    meta = os.path.join(roles_dir, role, "meta", "main.yml")
-    if not os.path.isdir(os.path.join(roles_dir, role)):
-        sys.exit(f"chroot-roles: FAIL: no role {role!r} in {roles_dir}")
-    data = (yaml.safe_load(open(meta)) if os.path.exists(meta) else None) or {}
-    return [d if isinstance(d, str) else d.get("role", d.get("name")) for d in data.get("dependencies") or []]
-def visit(role, stack=()):
-    if role in stack:
-        sys.exit(f"chroot-roles: FAIL: dependency cycle {' -> '.join(stack + (role,))}")
-    if role in seen:
-        return
-    for d in deps(role):
-        visit(d, stack + (role,))
-    seen.add(role); order.append(role)
-for r in wanted:
-    visit(r)
+PARBAKE=${PARBAKE:-$REPO/target/debug/parbake}
+CALLBACK=$REPO/src/contract/assets/parbake_events.py
+
+# prints the roles parbake plans for STACK (the repo is the example project), each list on one
+# line: the roles its image bakes (the top layer's `baked`), then the roles it runs at launch
+plan_roles() {   # STACK
+  [ -x "$PARBAKE" ] || die "no parbake binary at $PARBAKE (make build, or set PARBAKE)"
+  local plan
+  plan=$("$PARBAKE" --project "$REPO" --format json plan "$1" --target qemu) || die "parbake plan $1 failed"
+  python3 -c 'import json, sys
+plan = json.load(sys.stdin)
+print(" ".join(plan["layers"][-1]["baked"]))
+print(" ".join(r["name"] for r in plan["launch"]))' <<<"$plan"
+}
+
+# every role of every stack, in the order parbake runs them (baked, then launch), each once
+all_roles() {
+  local f lists lines=() order=() baked=() launch=()
+  for f in "$REPO"/images/stacks/*.yml; do
+    lists=$(plan_roles "$(basename "$f" .yml)") || exit 1
+    mapfile -t lines <<<"$lists"
+    read -r -a baked <<<"${lines[0]}"; read -r -a launch <<<"${lines[1]:-}"
+    order+=("${baked[@]}" "${launch[@]}")
+  done
+  printf '%s\n' "${order[@]}" | awk '!seen[$0]++' | tr '\n' ' '
+}
+
+# prints the roles that have a task result in the given parbake_events files, first seen first
+ran_roles() {   # EVENTS...
+  python3 - "$@" <<'PY'
+import json, sys
+order = []
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        ev = json.loads(line) if line.strip() else {}
+        if ev.get("event") in ("ok", "changed", "skipped", "failed", "ignored") \
+                and ev.get("role") and ev["role"] not in order:
+            order.append(ev["role"])
 print(" ".join(order))
 PY
 }
@@ -139,39 +166,39 @@ syntax_check() {   # ROLE...: the project's pinned host ansible-core, on the rep
   say "syntax check ok ($("$HOST_ANSIBLE" --version 2>/dev/null | sed -n 1p)): $*"
 }
 
-# every role, in the order the examples are meant to be listed (others after them)
-ALL_ROLES=$(cd "$ROLES_SRC" && for d in */; do [ -f "$d/tasks/main.yml" ] && printf '%s\n' "${d%/}"; done \
-  | awk 'BEGIN { n = split("base users python nginx webapp worker identity", p, " "); for (i = 1; i <= n; i++) rank[p[i]] = i }
-         { print (($0 in rank) ? rank[$0] : 100) " " $0 }' | sort -n | cut -d" " -f2 | tr '\n' ' ')
-ALL_ROLES=$(role_closure $ALL_ROLES) || exit 1
-
-ONCE=""; REBUILD=""; ROLES=(); BAKED=()
+ONCE=""; REBUILD=""; ROLES=(); BAKED=(); STACK_SPLIT=""; ALL=""
 while [ $# -gt 0 ]; do
   case $1 in
-    --syntax-check) syntax_check $ALL_ROLES; exit 0 ;;
+    --syntax-check) every=$(all_roles) || exit 1; read -r -a ROLES <<<"$every"; syntax_check "${ROLES[@]}"; exit 0 ;;
     --once) ONCE=1 ;;
     --rebuild) REBUILD=1 ;;
-    --baked) [ $# -ge 2 ] || die "--baked needs a comma-separated role list"; IFS=, read -r -a BAKED <<<"$2"; shift ;;
+    --stack) [ $# -ge 2 ] || die "--stack needs a stack name"; STACK_SPLIT=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    all) read -r -a ROLES <<<"$ALL_ROLES" ;;
+    all) ALL=1; every=$(all_roles) || exit 1; read -r -a ROLES <<<"$every" ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) ROLES+=("$1") ;;
   esac
   shift
 done
-[ ${#ROLES[@]} -gt 0 ] || die "no roles given (usage: $0 [--once] [--rebuild] [--baked R1,R2] ROLE... | all | --syntax-check)"
+if [ -n "$STACK_SPLIT" ]; then
+  [ ${#ROLES[@]} -eq 0 ] || die "--stack takes its roles from the plan; give no roles with it"
+  lists=$(plan_roles "$STACK_SPLIT") || exit 1
+  mapfile -t split <<<"$lists"
+  read -r -a BAKED <<<"${split[0]}"; read -r -a ROLES <<<"${split[1]:-}"
+  [ ${#ROLES[@]} -gt 0 ] || die "stack $STACK_SPLIT runs no role at launch (its image bakes them all)"
+  STACK=$STACK_SPLIT EXPECTED_HOSTNAME=$STACK_SPLIT-i-0123456789
+fi
+[ ${#ROLES[@]} -gt 0 ] || die "no roles given (usage: $0 [--once] [--rebuild] ROLE... | all | --stack STACK | --syntax-check)"
 [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap, chroot, mounts)"
 for tool in mmdebstrap unshare ip flock tar; do
   command -v "$tool" >/dev/null || die "missing $tool"
 done
-closure=$(role_closure "${BAKED[@]}" "${ROLES[@]}") || exit 1
-read -r -a APPLIED <<<"$closure"
-if [ ${#BAKED[@]} -gt 0 ]; then
-  baked_closure=$(role_closure "${BAKED[@]}") || exit 1
-  read -r -a BAKED <<<"$baked_closure"   # a baked role's dependencies are baked with it
-fi
+for r in "${BAKED[@]}" "${ROLES[@]}"; do
+  [ -d "$ROLES_SRC/$r" ] || die "no role '$r' in $ROLES_SRC"
+done
+APPLIED=()   # the roles that ran (bake and first run), read from their events after the runs
 has_role() { local r; for r in "${APPLIED[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
-say "roles: ${ROLES[*]}${BAKED:+ (baked first: ${BAKED[*]})} (applied with dependencies: ${APPLIED[*]})"
+say "roles: ${ROLES[*]}${BAKED:+ (baked first: ${BAKED[*]})}"
 [ ${#BAKED[@]} -eq 0 ] || syntax_check "${BAKED[@]}"
 syntax_check "${ROLES[@]}"
 
@@ -279,6 +306,9 @@ cp -a "$ROLES_SRC" "$R/opt/parbake/roles"
 cp "$FIXTURES/unit-exec.py" "$FIXTURES/webapp-live.sh" "$R/opt/parbake/harness/"
 # what cloud-init would have left at boot (its config dir and instance data), so the roles find an instance id
 cp "$FIXTURES/instance-data.json" "$R/run/cloud-init/instance-data.json"
+# parbake's callback, as on an image: each run's task events say which roles ran
+mkdir -p "$R/opt/parbake/lib/callback_plugins" "$R/opt/parbake/events"
+cp "$CALLBACK" "$R/opt/parbake/lib/callback_plugins/"
 write_playbook "$R/opt/parbake/play/site.yml" "${ROLES[@]}"
 LAUNCH_ROLES_PATH=/opt/parbake/roles
 if [ ${#BAKED[@]} -gt 0 ]; then
@@ -317,10 +347,12 @@ HOST_HOSTNAME=$(hostname)
 run_playbook() {   # LOG [PLAYBOOK PHASE ROLES_PATH]
   bg_wait playbook "$1" "${2:-/opt/parbake/play/site.yml}" "${3:-$PHASE}" "${4:-$LAUNCH_ROLES_PATH}"
 }
-playbook() {   # LOG PLAYBOOK PHASE ROLES_PATH
+playbook() {   # LOG PLAYBOOK PHASE ROLES_PATH (events in /opt/parbake/events/<LOG's name>.jsonl)
   # a private UTS namespace: even a role that ran `hostname` could not rename the host
   env -i "${CHROOT_ENV[@]}" ANSIBLE_ROLES_PATH="$4" ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 \
     ANSIBLE_LOCALHOST_WARNING=0 ANSIBLE_INVENTORY_UNPARSED_WARNING=0 ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
+    ANSIBLE_CALLBACK_PLUGINS=/opt/parbake/lib/callback_plugins ANSIBLE_CALLBACKS_ENABLED=parbake_events \
+    PARBAKE_EVENTS="/opt/parbake/events/$(basename "$1" .log).jsonl" \
     unshare --uts --fork chroot "$R" ansible-playbook -c local -i localhost, "$2" \
     -e parbake_stack=$STACK -e parbake_image=$IMAGE -e parbake_phase="$3" -e @/opt/parbake/harness-vars.json \
     2>&1 | tee "$1"
@@ -348,6 +380,11 @@ T_RUN1=$(elapsed "$T0")
 CHANGED1=$(recap "$WORK/run1.log" changed)
 say "first run: ${T_RUN1}s, ok=$(recap "$WORK/run1.log" ok) changed=$CHANGED1"
 cp "$R/etc/parbake/identity.json" "$WORK/identity.run1" 2>/dev/null || true
+events() { printf '%s/opt/parbake/events/%s.jsonl' "$R" "$1"; }
+BAKE_RAN=$(ran_roles "$(events bake)")
+RUN1_RAN=$(ran_roles "$(events run1)")
+read -r -a APPLIED <<<"$(ran_roles "$(events bake)" "$(events run1)")"
+say "roles that ran: ${BAKE_RAN:+bake: $BAKE_RAN; }first run: $RUN1_RAN"
 
 T_RUN2="-"; CHANGED2="-"
 if [ -z "$ONCE" ]; then
@@ -376,6 +413,21 @@ enabled() { inch systemctl is-enabled "$1"; }
 json_get() { inch python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d.get(sys.argv[2], ""))' "$1" "$2"; }
 
 say "checking effects"
+sorted() { printf '%s\n' "$@" | sort -u | tr '\n' ' '; }
+same() {   # DESCRIPTION ACTUAL EXPECTED (exactly)
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', want '$3'"; fi
+}
+# roles parbake planned are closed under their dependencies: exactly they run (all, --stack)
+if [ -n "$STACK_SPLIT" ]; then
+  same "the bake run ran exactly the baked roles" "$(sorted $BAKE_RAN)" "$(sorted "${BAKED[@]}")"
+  same "the launch run ran exactly the launch roles (no baked role again)" "$(sorted $RUN1_RAN)" "$(sorted "${ROLES[@]}")"
+elif [ -n "$ALL" ]; then
+  same "the run ran exactly every role of every stack" "$(sorted $RUN1_RAN)" "$(sorted "${ROLES[@]}")"
+else
+  for r in "${ROLES[@]}"; do
+    check "role $r ran" has_role "$r"
+  done
+fi
 if [ -z "$ONCE" ]; then
   if [ "$CHANGED2" = 0 ]; then pass "second run changed nothing (changed=0)"
   else fail "second run changed nothing" "changed=$CHANGED2"; changed_tasks "$WORK/run2.log"; fi

@@ -6,25 +6,37 @@ use serde::{Deserialize, Serialize};
 
 pub const PREFIX: &str = "PARBAKE-EVENT ";
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// One event. `event` is `play` (with `name`), `task` (a task or, with `handler`, a handler
+/// starts), a result (`ok`, `changed`, `skipped`, `failed` with `msg`, `ignored` with `msg`), or
+/// `end` (with `failures`). `role` is null for a task outside any role. `t`: epoch seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     pub event: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u32>,
     pub t: f64,
 }
 
 impl Event {
+    /// Parses a line of an events file (`.jsonl`); None if it is not an event.
+    pub fn from_json_line(line: &str) -> Option<Event> {
+        serde_json::from_str(line.trim()).ok()
+    }
+
     /// Parses a line that carries an event, wherever the prefix sits in it.
     pub fn from_line(line: &str) -> Option<Event> {
         let at = line.find(PREFIX)?;
-        serde_json::from_str(line[at + PREFIX.len()..].trim()).ok()
+        Event::from_json_line(&line[at + PREFIX.len()..])
     }
 }
 

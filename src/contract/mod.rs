@@ -1,10 +1,15 @@
 //! The contract between parbake and its images: the paths every image has, the runtime it
 //! carries under /opt/parbake (the launch runner and the Ansible callback that reports per-role
 //! events, embedded in the binary; their digest is part of every layer hash, so a runtime
-//! change rebakes), and the formats both sides read: the boot status (`status`) and the task
-//! events (`events`).
+//! change rebakes), and the formats both sides read, each defined once here: the launch spec
+//! (`spec`), the image manifest (`manifest`), the boot status (`status`) and the task events
+//! (`events`). The runner keeps its own copies of the format numbers and reads the documents
+//! with its own code; golden documents in tests/fixtures/contract/ are read by both sides'
+//! tests (tests/parbake/contract.rs), so neither can drift.
 
 pub mod events;
+pub mod manifest;
+pub mod spec;
 pub mod status;
 
 use sha2::{Digest, Sha256};

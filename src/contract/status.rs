@@ -1,8 +1,70 @@
 //! `/var/lib/parbake/status.json` and the console line that carries it: the boot result
-//! contract, written by the runner on the image and read by `parbake launch` on both targets.
+//! contract, written by the runner on the image (one function, `write_status`; the bootstrap
+//! in the user-data writes the same document when an image has no runner) and read by
+//! `parbake launch` on both targets.
 
 use serde::{Deserialize, Serialize};
 
+/// The format the runner writes (its `STATUS_FORMAT`).
+pub const STATUS_FORMAT: u32 = 1;
+/// The console line that carries the whole status (`parbake-status {json}`).
+pub const STATUS_LINE_PREFIX: &str = "parbake-status ";
+/// A console line with one line of the launch log's tail, printed before the status line of a
+/// failed launch (`parbake-log | {line}`).
+pub const LOG_LINE_PREFIX: &str = "parbake-log | ";
+
+/// `status.json` in full, as the runner writes it. A launch that never read its spec (no
+/// runner, an unreadable spec, a crash) writes only `format`, `phase`, `state`, `error` and an
+/// empty `roles`; the other fields are then absent. A field that is null means the same.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub format: u32,
+    /// Always `launch`.
+    pub phase: String,
+    /// `running`, then `done` or `failed`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// sha256 of the launch spec's bytes: a re-run of the same spec skips succeeded roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_digest: Option<String>,
+    /// Epoch seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The launch log on the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    pub roles: Vec<StatusRole>,
+}
+
+/// One role in `status.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusRole {
+    pub name: String,
+    /// `pending`, `running`, `baked`, `skipped`, `ok`, `failed` or `not-run`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Tasks that reported a result (roles that ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
+    /// The first failed task and its message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why a role was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What `parbake launch` reports of a [`StatusRole`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RoleStatus {
     pub name: String,
@@ -13,7 +75,8 @@ pub struct RoleStatus {
     pub error: Option<String>,
 }
 
-/// `/var/lib/parbake/status.json`, as the runner prints it on the console (`parbake-status`).
+/// What `parbake launch` reads of a [`Status`] and reports (in `launch --format json` too):
+/// a lenient reader, so that only `state` is required of a status line.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BootStatus {
     pub state: String,
@@ -30,9 +93,10 @@ pub struct BootStatus {
 /// The runner's final console line, `parbake-status {json}` (the boot result contract), read
 /// from a serial console or EC2's console output.
 pub fn parse_status_line(line: &str) -> Option<BootStatus> {
-    let json = &line[line.find("parbake-status ")? + "parbake-status ".len()..];
+    let json = &line[line.find(STATUS_LINE_PREFIX)? + STATUS_LINE_PREFIX.len()..];
     serde_json::from_str(json.trim()).ok()
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -177,7 +177,7 @@ pub fn ami_tags(plan: &Plan, layer: &Layer, parent_ami: &str) -> BTreeMap<String
     tags.insert("parbake:parent-ami".into(), parent_ami.to_string());
     tags.insert(
         "parbake:manifest-format".into(),
-        super::manifest::MANIFEST_FORMAT.to_string(),
+        crate::contract::manifest::MANIFEST_FORMAT.to_string(),
     );
     tags.insert("parbake:version".into(), plan.parbake_version.clone());
     tags.insert("parbake:baked".into(), layer.baked.join(","));

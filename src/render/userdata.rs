@@ -8,47 +8,14 @@ use serde::Serialize;
 
 use super::RenderError;
 use crate::config::VarValue;
+use crate::contract::spec::{LaunchSpec, SpecRole, SPEC_FORMAT};
 use crate::contract::{LAUNCH_SPEC_PATH, STATUS_PATH};
 use crate::plan::Plan;
 
 /// EC2's limit on raw user-data (before base64).
 pub const USERDATA_LIMIT: usize = 16_384;
-/// 2: `literal` names the vars passed to Ansible as unsafe (`!unsafe`); secrets always are.
-pub const SPEC_FORMAT: u32 = 2;
-
-/// What the runner on the instance reads: which roles to run and what to check first.
-#[derive(Serialize)]
-pub struct LaunchSpec<'a> {
-    pub format: u32,
-    pub parbake_version: &'a str,
-    pub stack: &'a str,
-    pub image: &'a str,
-    pub target: String,
-    /// The layer this user-data was generated for (informational; checks are per role).
-    pub layer: &'a str,
-    pub layer_name: &'a str,
-    /// Roles the image must have baked, with their hashes.
-    pub baked: BTreeMap<&'a str, &'a str>,
-    /// Roles to run, in order, with the hash the image's copy must have.
-    pub roles: Vec<SpecRole<'a>>,
-    /// Plain and literal vars (bake-time and launch-time).
-    pub vars: BTreeMap<&'a str, &'a serde_json::Value>,
-    /// The vars in `vars` that reach the roles literally, never templated (`!unsafe`).
-    pub literal: Vec<&'a str>,
-    /// Secret references, resolved on the instance; never values.
-    pub secrets: BTreeMap<&'a str, String>,
-    /// Tag the EC2 instance with the result (`parbake:status`), best effort.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub status_tag: bool,
-}
-
-#[derive(Serialize)]
-pub struct SpecRole<'a> {
-    pub name: &'a str,
-    pub hash: &'a str,
-}
-
-pub fn spec(plan: &Plan) -> LaunchSpec<'_> {
+/// The launch spec (`contract::spec`) of the plan's stack.
+pub fn spec(plan: &Plan) -> LaunchSpec {
     let top = plan.top();
     let mut vars = BTreeMap::new();
     let mut secrets = BTreeMap::new();
@@ -56,36 +23,36 @@ pub fn spec(plan: &Plan) -> LaunchSpec<'_> {
     for (k, v) in &plan.launch_vars {
         match v {
             VarValue::Plain(v) => {
-                vars.insert(k.as_str(), v);
+                vars.insert(k.clone(), v.clone());
             }
             VarValue::Literal(v) => {
-                vars.insert(k.as_str(), v);
-                literal.push(k.as_str());
+                vars.insert(k.clone(), v.clone());
+                literal.push(k.clone());
             }
             VarValue::Secret(r) => {
-                secrets.insert(k.as_str(), r.to_string());
+                secrets.insert(k.clone(), r.to_string());
             }
         }
     }
     LaunchSpec {
         format: SPEC_FORMAT,
-        parbake_version: &plan.parbake_version,
-        stack: &plan.stack,
-        image: &plan.image,
+        parbake_version: plan.parbake_version.clone(),
+        stack: plan.stack.clone(),
+        image: plan.image.clone(),
         target: plan.target.to_string(),
-        layer: &top.hash,
-        layer_name: &top.name,
+        layer: top.hash.clone(),
+        layer_name: top.name.clone(),
         baked: top
             .baked
             .iter()
-            .map(|r| (r.as_str(), plan.installed[r].as_str()))
+            .map(|r| (r.clone(), plan.installed[r].clone()))
             .collect(),
         roles: plan
             .launch
             .iter()
             .map(|r| SpecRole {
-                name: &r.name,
-                hash: &r.hash,
+                name: r.name.clone(),
+                hash: r.hash.clone(),
             })
             .collect(),
         vars,
@@ -172,7 +139,7 @@ pub fn render(plan: &Plan) -> Result<UserData, RenderError> {
 
 pub fn render_with_limit(plan: &Plan, limit: usize) -> Result<UserData, RenderError> {
     let spec = spec(plan);
-    let spec_json = serde_json::to_string_pretty(&spec).expect("spec serializes") + "\n";
+    let spec_json = spec.to_json();
     let header = header(plan);
     let config = CloudConfig {
         write_files: vec![

@@ -3,6 +3,7 @@
 
 mod budget;
 mod cli;
+mod contract;
 mod e2e;
 mod errors;
 mod examples;

@@ -51,6 +51,7 @@ HOME = os.path.join(ROOT, "opt/parbake")
 STATE = os.path.join(ROOT, "var/lib/parbake")
 LOGS = os.path.join(ROOT, "var/log/parbake")
 RUN = os.path.join(ROOT, "run/parbake")
+STATUS_PATH = os.path.join(STATE, "status.json")
 
 
 def now():
@@ -376,18 +377,34 @@ def play_vars(spec):
     return out
 
 
+def write_status(status):
+    """The one writer of status.json: each state of a launch and its result, or an early
+    failure. (The user-data's bootstrap writes an early failure's document itself when the
+    image has no runner; tests/parbake/contract.rs keeps the two alike.)"""
+    os.makedirs(STATE, exist_ok=True)
+    write_json(STATUS_PATH, status)
+
+
+def announce(status, summary, tail=()):
+    """The result on the console: the summary line, the log tail (redacted), then the whole
+    status on one line, the boot result contract a host reads."""
+    console(summary)
+    for line in tail:
+        console("parbake-log | " + redact(line, RESOLVED))
+    console("parbake-status " + json.dumps(status, sort_keys=True, separators=(",", ":")))
+
+
 def report_early_failure(error):
     """When there is no launch to report on (unreadable spec, crash): a failed status.json and
-    the same console lines as a failed launch, with secrets redacted."""
+    the same console lines as a failed launch, with secrets redacted; the console lines even
+    when status.json cannot be written."""
     error = redact(error, RESOLVED)
     status = {"format": STATUS_FORMAT, "phase": "launch", "state": "failed", "error": error,
               "roles": []}
     try:
-        os.makedirs(STATE, exist_ok=True)
-        write_json(os.path.join(STATE, "status.json"), status)
+        write_status(status)
     finally:
-        console("parbake: launch failed error=%s" % json.dumps(error))
-        console("parbake-status " + json.dumps(status, sort_keys=True, separators=(",", ":")))
+        announce(status, "parbake: launch failed error=%s" % json.dumps(error))
     return 1
 
 
@@ -412,10 +429,9 @@ def launch(args):
     except OSError:
         console("parbake: another parbake-roles run is in progress; not starting a second one")
         return 1
-    status_path = os.path.join(STATE, "status.json")
     previous = {}
     try:
-        with open(status_path) as f:
+        with open(STATUS_PATH) as f:
             old = json.load(f)
         if old.get("spec_digest") == digest and not args.force:
             previous = {r["name"]: r for r in old.get("roles", [])}
@@ -441,31 +457,29 @@ def launch(args):
         status["error"] = error
         status["finished_at"] = now()
         status["duration_s"] = round(status["finished_at"] - started, 3)
-        write_json(status_path, status)
+        write_status(status)
         counts = {}
         for r in status["roles"]:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         failed = [r["name"] for r in status["roles"] if r["status"] == "failed"]
-        console("parbake: launch %s stack=%s roles=%d ok=%d skipped=%d failed=%d%s total=%.1fs%s"
-                % (state, spec["stack"], len(names), counts.get("ok", 0),
-                   counts.get("skipped", 0) + counts.get("baked", 0), len(failed),
-                   (" failed_role=" + failed[0]) if failed else "", status["duration_s"],
-                   (" error=" + json.dumps(error)) if error else ""))
+        summary = ("parbake: launch %s stack=%s roles=%d ok=%d skipped=%d failed=%d%s total=%.1fs%s"
+                   % (state, spec["stack"], len(names), counts.get("ok", 0),
+                      counts.get("skipped", 0) + counts.get("baked", 0), len(failed),
+                      (" failed_role=" + failed[0]) if failed else "", status["duration_s"],
+                      (" error=" + json.dumps(error)) if error else ""))
+        tail = []
         if state != "done":
             try:
                 with open(status["log"], errors="replace") as f:
                     tail = f.read().splitlines()[-20:]
             except OSError:
-                tail = []
-            for line in tail:
-                console("parbake-log | " + redact(line, RESOLVED))
-        # the whole status on one line: the boot result contract a host can read from a console
-        console("parbake-status " + json.dumps(status, sort_keys=True, separators=(",", ":")))
+                pass
+        announce(status, summary, tail)
         if spec.get("status_tag"):
             tag_instance(status)
         return 0 if state == "done" else 1
 
-    write_json(status_path, status)
+    write_status(status)
     try:
         manifest_path = os.path.join(HOME, "manifest.json")
         try:
@@ -487,7 +501,7 @@ def launch(args):
                 by_name[n].update(status="skipped", duration_s=0.0, note="succeeded in an earlier run")
                 skip.add(n)
         todo = [n for n in names if n not in skip]
-        write_json(status_path, status)
+        write_status(status)
 
         if todo:
             # Baked and already-run roles resolve to empty shims, so a launch role's meta
@@ -521,7 +535,7 @@ def launch(args):
                        PYTHONUNBUFFERED="1")
             for r in todo:
                 by_name[r]["status"] = "running"
-            write_json(status_path, status)
+            write_status(status)
             try:
                 # resolved values only in these two root-only files, removed whatever happens
                 write_json(vars_path, play_vars(spec), mode=0o600)

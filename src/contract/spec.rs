@@ -1,0 +1,56 @@
+//! `/var/lib/parbake/launch.json`, the launch spec: what the runner on the instance reads from
+//! the user-data (which roles to run, with which vars and secret references, and what the image
+//! must have baked). parbake writes it (`render::userdata`); the runner reads formats 1 and 2.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The format parbake writes. 2: `literal` names the vars passed to Ansible as unsafe
+/// (`!unsafe`); secrets always are.
+pub const SPEC_FORMAT: u32 = 2;
+/// The formats the runner reads (its `SPEC_FORMATS`); a format 1 spec has no `literal`.
+pub const SPEC_FORMATS_READ: [u32; 2] = [1, 2];
+
+/// What the runner on the instance reads: which roles to run and what to check first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    pub format: u32,
+    pub parbake_version: String,
+    pub stack: String,
+    pub image: String,
+    pub target: String,
+    /// The layer this user-data was generated for (informational; checks are per role).
+    pub layer: String,
+    pub layer_name: String,
+    /// Roles the image must have baked, with their hashes.
+    #[serde(default)]
+    pub baked: BTreeMap<String, String>,
+    /// Roles to run, in order, with the hash the image's copy must have.
+    pub roles: Vec<SpecRole>,
+    /// Plain and literal vars (bake-time and launch-time).
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_json::Value>,
+    /// The vars in `vars` that reach the roles literally, never templated (`!unsafe`).
+    #[serde(default)]
+    pub literal: Vec<String>,
+    /// Secret references, resolved on the instance; never values.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Tag the EC2 instance with the result (`parbake:status`), best effort.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub status_tag: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecRole {
+    pub name: String,
+    pub hash: String,
+}
+
+impl LaunchSpec {
+    /// The spec as written on the instance: pretty JSON and a final newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("spec serializes") + "\n"
+    }
+}
