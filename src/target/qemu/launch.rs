@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Project;
 use crate::contract::events::{Event, Timings};
-use crate::contract::status::{parse_status_line, BootStatus};
+use crate::contract::status::{parse_status_line, BootStatus, LOG_LINE_PREFIX};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanRequest, Target};
 use crate::process::Cmd;
@@ -57,9 +57,6 @@ fn random_hex(n: usize) -> String {
     }
     hex::encode(bytes)
 }
-
-/// The runner prints the tail of its log with this prefix when a launch fails.
-const LOG_TAIL_PREFIX: &str = "parbake-log | ";
 
 pub fn launch_qemu(
     project: &Project,
@@ -349,8 +346,8 @@ fn follow_console(
                         &format!("role {} | {task}", role.as_deref().unwrap_or("(facts)")),
                     );
                 }
-            } else if let Some(i) = line.find(LOG_TAIL_PREFIX) {
-                log_tail.push(line[i + LOG_TAIL_PREFIX.len()..].to_string());
+            } else if let Some(i) = line.find(LOG_LINE_PREFIX) {
+                log_tail.push(line[i + LOG_LINE_PREFIX.len()..].to_string());
             } else if let Some(s) = parse_status_line(&line) {
                 return Ok((s, log_tail));
             } else if line.contains("login:") || line.contains("Cloud-init") {
