@@ -26,14 +26,34 @@ pub fn cloud_init_view(user_data: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("user-data");
     std::fs::write(&path, user_data).unwrap();
-    let out = std::process::Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(CLOUD_INIT_VIEW)
-        .arg(&path)
-        .env(
+    cloud_init_views(&[path]).remove(0)
+}
+
+/// [`cloud_init_view`] of many files, in one Python process.
+pub fn cloud_init_views(paths: &[std::path::PathBuf]) -> Vec<serde_json::Value> {
+    python_views(
+        std::path::Path::new("/usr/bin/python3"),
+        CLOUD_INIT_VIEW,
+        paths,
+        &[(
             "PYTHONPATH",
             repo().join(".tools/cloud-init/usr/lib/python3/dist-packages"),
-        )
+        )],
+    )
+}
+
+/// Runs `script` with the files as arguments; it prints a JSON list, one view per file.
+pub fn python_views(
+    python: &std::path::Path,
+    script: &str,
+    paths: &[std::path::PathBuf],
+    env: &[(&str, std::path::PathBuf)],
+) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(paths)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     assert!(
@@ -41,8 +61,7 @@ pub fn cloud_init_view(user_data: &str) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut views: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    views.remove(0)
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Reads each file named on the command line with cloud-init's YAML loader; prints a JSON

@@ -10,7 +10,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use serde_json::{json, Value};
 
-use crate::hostile::{assert_only_parbake_keys, CLOUD_INIT_VIEW};
+use crate::hostile::{assert_only_parbake_keys, cloud_init_views, python_views};
 use crate::util::{repo, Fixture};
 
 fn cases(var: &str, default: usize) -> usize {
@@ -230,23 +230,7 @@ fn no_value_leaves_its_field_in_the_user_data_or_the_bake_vars() {
 
     // the user-data, read by cloud-init's own loader
     let texts: Vec<&str> = rendered.iter().map(|(_, t, _)| t.as_str()).collect();
-    let paths = write_batch(dir.path(), &texts);
-    let out = std::process::Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(CLOUD_INIT_VIEW)
-        .args(&paths)
-        .env(
-            "PYTHONPATH",
-            repo().join(".tools/cloud-init/usr/lib/python3/dist-packages"),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let views: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let views = cloud_init_views(&write_batch(dir.path(), &texts));
     for ((c, _, _), view) in rendered.iter().zip(&views) {
         assert_only_parbake_keys(view);
         let spec: Value =
@@ -265,19 +249,12 @@ fn no_value_leaves_its_field_in_the_user_data_or_the_bake_vars() {
 
     // the stack layer's bake vars, read by Ansible's own vars loader
     let texts: Vec<&str> = rendered.iter().map(|(_, _, v)| v.as_str()).collect();
-    let paths = write_batch(dir.path(), &texts);
-    let out = std::process::Command::new(repo().join(".venv/bin/python"))
-        .arg("-c")
-        .arg(ANSIBLE_VARS_VIEW)
-        .args(&paths)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let views = python_views(
+        &repo().join(".venv/bin/python"),
+        ANSIBLE_VARS_VIEW,
+        &write_batch(dir.path(), &texts),
+        &[],
     );
-    let views: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     for ((c, _, _), view) in rendered.iter().zip(&views) {
         for (k, v) in &c.vars {
             assert_eq!(&view["values"][k], v, "bake var {k} of {c:?}");
