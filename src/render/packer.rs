@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{RenderOptions, RenderedFile};
-use crate::config::Project;
+use crate::config::{AwsSource, Project, QemuSource};
 use crate::plan::{Layer, LayerKind, Plan, Target};
 
 pub const TEMPLATE_FILE: &str = "template.pkr.hcl";
@@ -22,84 +22,17 @@ pub fn render(
     opts: &RenderOptions,
 ) -> Vec<RenderedFile> {
     let image = &project.images[&plan.image];
+    let source = "planner checked the source";
     let (template, vars) = match plan.target {
         Target::Qemu => {
-            let q = image
-                .def
-                .sources
-                .qemu
-                .as_ref()
-                .expect("planner checked the source");
-            let (base_disk, checksum) = match layer.kind {
-                LayerKind::Base => (opts.base_disk.clone(), q.checksum.clone()),
-                LayerKind::Stack => (
-                    format!("{}/{}/disk.qcow2", opts.store_dir, parent_hash(layer)),
-                    "none".to_string(),
-                ),
-            };
-            (
-                &project.templates.qemu,
-                json!({
-                    "layer_name": layer.name,
-                    "layer_hash": layer.hash,
-                    "base_disk": base_disk,
-                    "base_checksum": checksum,
-                    "kernel": opts.kernel,
-                    "initrd": opts.initrd,
-                    "kernel_append": q.kernel_append,
-                    "accelerator": opts.accelerator,
-                    "cpus": q.cpus,
-                    "memory": q.memory_mb,
-                    "output_directory": "output",
-                    "vm_name": "disk.qcow2",
-                    "serial_log": "serial.log",
-                    "seed_dir": "seed",
-                    "ssh_user": q.ssh_user,
-                    "ssh_private_key_file": opts.ssh_private_key_file,
-                    "payload_dir": "payload",
-                }),
-            )
+            let q = image.def.sources.qemu.as_ref().expect(source);
+            (&project.templates.qemu, qemu_vars(q, layer, opts))
         }
         Target::Aws => {
-            let a = image
-                .def
-                .sources
-                .aws
-                .as_ref()
-                .expect("planner checked the source");
-            let source_ami = match layer.kind {
-                LayerKind::Base => &opts.source_ami,
-                LayerKind::Stack => &opts.parent_ami,
-            };
-            let mut tags = ami_tags(plan, layer, source_ami);
-            tags.insert("parbake:source-ami".into(), opts.source_ami.clone());
-            tags.extend(opts.extra_ami_tags.iter().cloned());
-            let mut run_tags: BTreeMap<String, String> = opts.run_tags.iter().cloned().collect();
-            run_tags.insert("parbake:layer-hash".into(), layer.hash.clone());
-            run_tags.insert("Name".into(), format!("parbake-builder-{}", layer.name));
+            let a = image.def.sources.aws.as_ref().expect(source);
             (
                 &project.templates.amazon_ebs,
-                json!({
-                    "layer_name": layer.name,
-                    "layer_hash": layer.hash,
-                    "region": a.region,
-                    "source_ami": source_ami,
-                    "instance_type": a.instance_type,
-                    "ssh_user": a.ssh_user,
-                    "ami_name": ami_name(&a.ami_name, plan, layer) + &opts.ami_name_suffix,
-                    "ami_regions": a.copy_to_regions,
-                    "ami_tags": tags,
-                    "run_tags": run_tags,
-                    "subnet_id": a.subnet_id.clone().unwrap_or_default(),
-                    "endpoint_ec2": opts.ec2_endpoint,
-                    "skip_region_validation": !opts.ec2_endpoint.is_empty(),
-                    // amazon plugin 1.8+ checks the credentials with STS GetCallerIdentity
-                    // first, at AWS's STS endpoint; an EC2 stand-in (moto, LocalStack, a private
-                    // endpoint) has none. Real AWS keeps the check.
-                    "skip_credential_validation": !opts.ec2_endpoint.is_empty(),
-                    "payload_dir": "payload",
-                    "manifest_output": "packer-manifest.json",
-                }),
+                aws_vars(a, plan, layer, opts),
             )
         }
     };
@@ -116,8 +49,7 @@ pub fn render(
             project.templates.required_plugins.clone(),
         ));
     }
-    if plan.target == Target::Qemu {
-        let q = image.def.sources.qemu.as_ref().unwrap();
+    if let (Target::Qemu, Some(q)) = (plan.target, image.def.sources.qemu.as_ref()) {
         files.push(RenderedFile::text(
             "seed/user-data",
             builder_seed(&opts.ssh_public_key, &q.ssh_user),
@@ -131,6 +63,73 @@ pub fn render(
         ));
     }
     files
+}
+
+/// The qemu template's variables: the disk to build on (the base disk, or the parent layer's
+/// in the store), the kernel, the VM's size and the one-time SSH key.
+fn qemu_vars(q: &QemuSource, layer: &Layer, opts: &RenderOptions) -> serde_json::Value {
+    let (base_disk, checksum) = match layer.kind {
+        LayerKind::Base => (opts.base_disk.clone(), q.checksum.clone()),
+        LayerKind::Stack => (
+            format!("{}/{}/disk.qcow2", opts.store_dir, parent_hash(layer)),
+            "none".to_string(),
+        ),
+    };
+    json!({
+        "layer_name": layer.name,
+        "layer_hash": layer.hash,
+        "base_disk": base_disk,
+        "base_checksum": checksum,
+        "kernel": opts.kernel,
+        "initrd": opts.initrd,
+        "kernel_append": q.kernel_append,
+        "accelerator": opts.accelerator,
+        "cpus": q.cpus,
+        "memory": q.memory_mb,
+        "output_directory": "output",
+        "vm_name": "disk.qcow2",
+        "serial_log": "serial.log",
+        "seed_dir": "seed",
+        "ssh_user": q.ssh_user,
+        "ssh_private_key_file": opts.ssh_private_key_file,
+        "payload_dir": "payload",
+    })
+}
+
+/// The amazon-ebs template's variables: the AMI to build from (the source, or the parent
+/// layer's), the AMI's name and tags, the builder's tags and the endpoint.
+fn aws_vars(a: &AwsSource, plan: &Plan, layer: &Layer, opts: &RenderOptions) -> serde_json::Value {
+    let source_ami = match layer.kind {
+        LayerKind::Base => &opts.source_ami,
+        LayerKind::Stack => &opts.parent_ami,
+    };
+    let mut tags = ami_tags(plan, layer, source_ami);
+    tags.insert("parbake:source-ami".into(), opts.source_ami.clone());
+    tags.extend(opts.extra_ami_tags.iter().cloned());
+    let mut run_tags: BTreeMap<String, String> = opts.run_tags.iter().cloned().collect();
+    run_tags.insert("parbake:layer-hash".into(), layer.hash.clone());
+    run_tags.insert("Name".into(), format!("parbake-builder-{}", layer.name));
+    json!({
+        "layer_name": layer.name,
+        "layer_hash": layer.hash,
+        "region": a.region,
+        "source_ami": source_ami,
+        "instance_type": a.instance_type,
+        "ssh_user": a.ssh_user,
+        "ami_name": ami_name(&a.ami_name, plan, layer) + &opts.ami_name_suffix,
+        "ami_regions": a.copy_to_regions,
+        "ami_tags": tags,
+        "run_tags": run_tags,
+        "subnet_id": a.subnet_id.clone().unwrap_or_default(),
+        "endpoint_ec2": opts.ec2_endpoint,
+        "skip_region_validation": !opts.ec2_endpoint.is_empty(),
+        // amazon plugin 1.8+ checks the credentials with STS GetCallerIdentity first, at AWS's
+        // STS endpoint; an EC2 stand-in (moto, LocalStack, a private endpoint) has none. Real
+        // AWS keeps the check.
+        "skip_credential_validation": !opts.ec2_endpoint.is_empty(),
+        "payload_dir": "payload",
+        "manifest_output": "packer-manifest.json",
+    })
 }
 
 /// The builder VM's NoCloud user-data: one login for Packer with the key made for this bake.
