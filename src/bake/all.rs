@@ -240,66 +240,18 @@ pub fn run(
 ) -> Result<AllReport> {
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
-    let mut outcomes: Vec<LayerOutcome> = nodes
-        .iter()
-        .map(|n| LayerOutcome {
-            name: n.layer.name.clone(),
-            index: n.layer.index,
-            hash: n.layer.hash.clone(),
-            image: n.plan.image.clone(),
-            stacks: n.stacks.clone(),
-            outcome: Outcome::Skipped,
-            duration_s: 0.0,
-            image_id: None,
-            why: Vec::new(),
-            error: None,
-            roles: Vec::new(),
-            log: None,
-        })
-        .collect();
+    let mut outcomes: Vec<LayerOutcome> = nodes.iter().map(initial_outcome).collect();
     // the cache, and the reasons, before anything runs
-    let mut cached = vec![false; nodes.len()];
-    let mut results: Vec<Option<LayerResult>> = vec![None; nodes.len()];
-    for (i, n) in nodes.iter().enumerate() {
-        if let Some(hit) = baker.cached(&n.plan, &n.layer)? {
-            cached[i] = true;
-            outcomes[i].outcome = Outcome::Cached;
-            outcomes[i].image_id = Some(hit.image.clone());
-            outcomes[i].roles = hit.roles.clone();
-            outcomes[i].log = hit.log.clone();
-            results[i] = Some(hit);
-        }
-    }
-    for (i, n) in nodes.iter().enumerate() {
-        if cached[i] {
-            continue;
-        }
-        let parent_rebaked = n
-            .parent
-            .filter(|&p| !cached[p])
-            .map(|p| nodes[p].layer.name.as_str());
-        let previous = if opts.force {
-            None
-        } else {
-            baker.previous_inputs(&n.plan, &n.layer)
-        };
-        outcomes[i].why = why(&n.layer, previous.as_ref(), parent_rebaked, opts.force);
-        progress.line(&format!(
-            "{}: to bake: {}",
-            layer_label(&n.layer),
-            outcomes[i].why.join("; ")
-        ));
-    }
-    let todo = cached.iter().filter(|c| !**c).count();
-    if todo > 0 {
-        progress.line(&format!(
-            "bake --all: {} layer(s), {} cached, {} to bake, up to {} at once",
-            nodes.len(),
-            nodes.len() - todo,
-            todo,
-            jobs
-        ));
-    }
+    let mut results = cache_hits(baker.as_ref(), &nodes, &mut outcomes)?;
+    let cached: Vec<bool> = results.iter().map(Option::is_some).collect();
+    explain_rebakes(
+        baker.as_ref(),
+        &nodes,
+        &cached,
+        opts,
+        progress,
+        &mut outcomes,
+    );
     let mut sched = Schedule::new(nodes.iter().map(|n| n.parent).collect(), &cached);
     let nodes = Arc::new(nodes);
     let rt = crate::runtime::runtime(crate::runtime::Threads::Pool { blocking: jobs })?;
@@ -332,33 +284,15 @@ pub fn run(
                 break;
             };
             let (i, r, secs) = joined.map_err(|e| Error::Internal(format!("bake task: {e}")))?;
-            let label = layer_label(&nodes[i].layer);
-            let skipped = match r {
-                Ok(res) => {
-                    let o = &mut outcomes[i];
-                    o.outcome = if res.outcome == Outcome::Cached {
-                        Outcome::Cached
-                    } else {
-                        Outcome::Baked
-                    };
-                    o.duration_s = res.duration_s;
-                    o.image_id = Some(res.image.clone());
-                    o.roles = res.roles.clone();
-                    o.log = res.log.clone();
-                    results[i] = Some(res);
-                    sched.finish(i, true)
-                }
-                Err(e) => {
-                    progress.line(&format!("{label}: FAILED after {secs:.1}s"));
-                    eprint!("{}", crate::error::Report(&e));
-                    let o = &mut outcomes[i];
-                    o.outcome = Outcome::Failed;
-                    o.duration_s = round(secs);
-                    o.error = Some(e.to_string());
-                    sched.finish(i, false)
-                }
-            };
-            for c in skipped {
+            let ok = record(
+                &nodes[i],
+                r,
+                secs,
+                progress,
+                &mut outcomes[i],
+                &mut results[i],
+            );
+            for c in sched.finish(i, ok) {
                 progress.line(&format!(
                     "{}: skipped, its parent layer {} failed",
                     layer_label(&nodes[c].layer),
@@ -374,8 +308,135 @@ pub fn run(
         }
         Ok::<(), Error>(())
     })?;
+    Ok(AllReport {
+        target: opts.target,
+        jobs,
+        accelerator: baker.what(),
+        duration_s: round(started.elapsed().as_secs_f64()),
+        counts: count(&outcomes),
+        layers: outcomes,
+    })
+}
+
+/// A layer's outcome before anything is known: skipped until baked, cached or failed.
+fn initial_outcome(n: &Node) -> LayerOutcome {
+    LayerOutcome {
+        name: n.layer.name.clone(),
+        index: n.layer.index,
+        hash: n.layer.hash.clone(),
+        image: n.plan.image.clone(),
+        stacks: n.stacks.clone(),
+        outcome: Outcome::Skipped,
+        duration_s: 0.0,
+        image_id: None,
+        why: Vec::new(),
+        error: None,
+        roles: Vec::new(),
+        log: None,
+    }
+}
+
+/// The layers already baked: their results (None for the others), their outcomes set.
+fn cache_hits(
+    baker: &dyn LayerBaker,
+    nodes: &[Node],
+    outcomes: &mut [LayerOutcome],
+) -> Result<Vec<Option<LayerResult>>> {
+    let mut results: Vec<Option<LayerResult>> = vec![None; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(hit) = baker.cached(&n.plan, &n.layer)? {
+            outcomes[i].outcome = Outcome::Cached;
+            outcomes[i].image_id = Some(hit.image.clone());
+            outcomes[i].roles = hit.roles.clone();
+            outcomes[i].log = hit.log.clone();
+            results[i] = Some(hit);
+        }
+    }
+    Ok(results)
+}
+
+/// Why each layer to bake is baked (kept in the report), said before anything runs.
+fn explain_rebakes(
+    baker: &dyn LayerBaker,
+    nodes: &[Node],
+    cached: &[bool],
+    opts: &AllOptions,
+    progress: &Progress,
+    outcomes: &mut [LayerOutcome],
+) {
+    for (i, n) in nodes.iter().enumerate() {
+        if cached[i] {
+            continue;
+        }
+        let parent_rebaked = n
+            .parent
+            .filter(|&p| !cached[p])
+            .map(|p| nodes[p].layer.name.as_str());
+        let previous = if opts.force {
+            None
+        } else {
+            baker.previous_inputs(&n.plan, &n.layer)
+        };
+        outcomes[i].why = why(&n.layer, previous.as_ref(), parent_rebaked, opts.force);
+        progress.line(&format!(
+            "{}: to bake: {}",
+            layer_label(&n.layer),
+            outcomes[i].why.join("; ")
+        ));
+    }
+    let todo = cached.iter().filter(|c| !**c).count();
+    if todo > 0 {
+        progress.line(&format!(
+            "bake --all: {} layer(s), {} cached, {} to bake, up to {} at once",
+            nodes.len(),
+            nodes.len() - todo,
+            todo,
+            opts.jobs.max(1)
+        ));
+    }
+}
+
+/// Records a finished bake in its outcome (and its result, for the children); false when it
+/// failed.
+fn record(
+    node: &Node,
+    r: Result<LayerResult>,
+    secs: f64,
+    progress: &Progress,
+    o: &mut LayerOutcome,
+    result: &mut Option<LayerResult>,
+) -> bool {
+    match r {
+        Ok(res) => {
+            o.outcome = if res.outcome == Outcome::Cached {
+                Outcome::Cached
+            } else {
+                Outcome::Baked
+            };
+            o.duration_s = res.duration_s;
+            o.image_id = Some(res.image.clone());
+            o.roles = res.roles.clone();
+            o.log = res.log.clone();
+            *result = Some(res);
+            true
+        }
+        Err(e) => {
+            progress.line(&format!(
+                "{}: FAILED after {secs:.1}s",
+                layer_label(&node.layer)
+            ));
+            eprint!("{}", crate::error::Report(&e));
+            o.outcome = Outcome::Failed;
+            o.duration_s = round(secs);
+            o.error = Some(e.to_string());
+            false
+        }
+    }
+}
+
+fn count(outcomes: &[LayerOutcome]) -> Counts {
     let mut counts = Counts::default();
-    for o in &outcomes {
+    for o in outcomes {
         match o.outcome {
             Outcome::Baked => counts.baked += 1,
             Outcome::Cached => counts.cached += 1,
@@ -383,14 +444,7 @@ pub fn run(
             Outcome::Skipped => counts.skipped += 1,
         }
     }
-    Ok(AllReport {
-        target: opts.target,
-        jobs,
-        accelerator: baker.what(),
-        duration_s: round(started.elapsed().as_secs_f64()),
-        counts,
-        layers: outcomes,
-    })
+    counts
 }
 
 /// The summary table: one line per layer, then the counts.
