@@ -1,5 +1,7 @@
-//! run: bake a stack's layers on the local VM target with real Packer (qemu builder) and real
-//! Ansible. A layer whose hash is in the store is a cache hit: no Packer runs.
+//! What the bakes of both targets share: the `LayerBaker` each target implements, a layer's
+//! result, `bake STACK` over a plan's layers, the Packer run with its progress and log, and the
+//! ledger record. `all` schedules `bake --all`; `packer_output` reads Packer's machine-readable
+//! lines. A layer whose hash is already baked is a cache hit: no Packer runs.
 
 pub mod all;
 pub mod packer_output;
