@@ -69,15 +69,22 @@ impl RenderedFile {
     }
 }
 
-/// Run-time facts the renderers need. `Default` gives readable placeholders, used by
-/// `parbake render` and the snapshot tests.
-#[derive(Debug, Clone)]
+/// Run-time facts the renderers need, shared and per target. `Default` gives readable
+/// placeholders, used by `parbake render` and the snapshot tests.
+#[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
     /// Packer 1.7+: add `required_plugins.pkr.hcl` beside the template.
     pub modern_packer: bool,
+    pub qemu: QemuOptions,
+    pub aws: AwsOptions,
+}
+
+/// The local VM target's run-time facts.
+#[derive(Debug, Clone)]
+pub struct QemuOptions {
     /// Local image store, where layer disks live (`.parbake/images`).
     pub store_dir: String,
-    /// qemu source: the base disk, kernel and initrd on the host.
+    /// The base disk, kernel and initrd on the host.
     pub base_disk: String,
     pub kernel: String,
     pub initrd: String,
@@ -85,7 +92,26 @@ pub struct RenderOptions {
     /// Public half of the one-time SSH key Packer logs in with.
     pub ssh_public_key: String,
     pub ssh_private_key_file: String,
-    /// aws: the resolved source AMI of layer 1, and layer 1's AMI for layer 2.
+}
+
+impl Default for QemuOptions {
+    fn default() -> Self {
+        QemuOptions {
+            store_dir: ".parbake/images".into(),
+            base_disk: "<base-image>/disk.qcow2".into(),
+            kernel: "<base-image>/vmlinuz".into(),
+            initrd: "<base-image>/initrd.img".into(),
+            accelerator: "tcg".into(),
+            ssh_public_key: "ssh-ed25519 AAAA<generated-per-bake> parbake".into(),
+            ssh_private_key_file: "ssh/id_ed25519".into(),
+        }
+    }
+}
+
+/// The AWS target's run-time facts.
+#[derive(Debug, Clone)]
+pub struct AwsOptions {
+    /// The resolved source AMI of layer 1, and layer 1's AMI for layer 2.
     pub source_ami: String,
     pub parent_ami: String,
     pub ec2_endpoint: String,
@@ -98,17 +124,9 @@ pub struct RenderOptions {
     pub ami_name_suffix: String,
 }
 
-impl Default for RenderOptions {
+impl Default for AwsOptions {
     fn default() -> Self {
-        RenderOptions {
-            modern_packer: false,
-            store_dir: ".parbake/images".into(),
-            base_disk: "<base-image>/disk.qcow2".into(),
-            kernel: "<base-image>/vmlinuz".into(),
-            initrd: "<base-image>/initrd.img".into(),
-            accelerator: "tcg".into(),
-            ssh_public_key: "ssh-ed25519 AAAA<generated-per-bake> parbake".into(),
-            ssh_private_key_file: "ssh/id_ed25519".into(),
+        AwsOptions {
             source_ami: "ami-00000000000000000".into(),
             parent_ami: "ami-00000000000000000".into(),
             ec2_endpoint: String::new(),

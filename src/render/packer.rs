@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{RenderOptions, RenderedFile};
+use super::{AwsOptions, QemuOptions, RenderOptions, RenderedFile};
 use crate::config::{AwsSource, Project, QemuSource};
 use crate::plan::{Layer, LayerKind, Plan, Target};
 
@@ -26,13 +26,13 @@ pub fn render(
     let (template, vars) = match plan.target {
         Target::Qemu => {
             let q = image.def.sources.qemu.as_ref().expect(source);
-            (&project.templates.qemu, qemu_vars(q, layer, opts))
+            (&project.templates.qemu, qemu_vars(q, layer, &opts.qemu))
         }
         Target::Aws => {
             let a = image.def.sources.aws.as_ref().expect(source);
             (
                 &project.templates.amazon_ebs,
-                aws_vars(a, plan, layer, opts),
+                aws_vars(a, plan, layer, &opts.aws),
             )
         }
     };
@@ -52,7 +52,7 @@ pub fn render(
     if let (Target::Qemu, Some(q)) = (plan.target, image.def.sources.qemu.as_ref()) {
         files.push(RenderedFile::text(
             "seed/user-data",
-            builder_seed(&opts.ssh_public_key, &q.ssh_user),
+            builder_seed(&opts.qemu.ssh_public_key, &q.ssh_user),
         ));
         files.push(RenderedFile::text(
             "seed/meta-data",
@@ -67,7 +67,7 @@ pub fn render(
 
 /// The qemu template's variables: the disk to build on (the base disk, or the parent layer's
 /// in the store), the kernel, the VM's size and the one-time SSH key.
-fn qemu_vars(q: &QemuSource, layer: &Layer, opts: &RenderOptions) -> serde_json::Value {
+fn qemu_vars(q: &QemuSource, layer: &Layer, opts: &QemuOptions) -> serde_json::Value {
     let (base_disk, checksum) = match layer.kind {
         LayerKind::Base => (opts.base_disk.clone(), q.checksum.clone()),
         LayerKind::Stack => (
@@ -98,7 +98,7 @@ fn qemu_vars(q: &QemuSource, layer: &Layer, opts: &RenderOptions) -> serde_json:
 
 /// The amazon-ebs template's variables: the AMI to build from (the source, or the parent
 /// layer's), the AMI's name and tags, the builder's tags and the endpoint.
-fn aws_vars(a: &AwsSource, plan: &Plan, layer: &Layer, opts: &RenderOptions) -> serde_json::Value {
+fn aws_vars(a: &AwsSource, plan: &Plan, layer: &Layer, opts: &AwsOptions) -> serde_json::Value {
     let source_ami = match layer.kind {
         LayerKind::Base => &opts.source_ami,
         LayerKind::Stack => &opts.parent_ami,

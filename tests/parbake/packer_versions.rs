@@ -198,7 +198,10 @@ fn skip_credential_validation_exactly_with_an_endpoint_override() {
     let plan = plan::plan(&project, &request("web", &["nginx"], Target::Aws)).unwrap();
     for (endpoint, skip) in [("", false), ("http://127.0.0.1:5000", true)] {
         let opts = RenderOptions {
-            ec2_endpoint: endpoint.into(),
+            aws: render::AwsOptions {
+                ec2_endpoint: endpoint.into(),
+                ..Default::default()
+            },
             ..RenderOptions::default()
         };
         let files = render::render_all(&project, &plan, &opts).unwrap();

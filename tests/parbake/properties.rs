@@ -311,7 +311,10 @@ fn packer_reads_the_var_file_values_back_unchanged() {
         )
         .unwrap();
         let opts = parbake::render::RenderOptions {
-            base_disk: format!("/srv/disks/{disk}"),
+            qemu: parbake::render::QemuOptions {
+                base_disk: format!("/srv/disks/{disk}"),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let files = parbake::render::packer::render(&project, &plan, &plan.layers[0], &opts);

@@ -83,7 +83,10 @@ fn aws_var_files_with_an_endpoint_override() {
     let project = f.load();
     let plan = plan::plan(&project, &request("web", &["nginx"], Target::Aws)).unwrap();
     let opts = RenderOptions {
-        ec2_endpoint: "http://127.0.0.1:5000".into(),
+        aws: render::AwsOptions {
+            ec2_endpoint: "http://127.0.0.1:5000".into(),
+            ..Default::default()
+        },
         ..RenderOptions::default()
     };
     let mut out = String::new();

@@ -277,15 +277,17 @@ impl AwsBaker {
         run_tags.push(("parbake:building".into(), layer.hash.clone()));
         Ok(RenderOptions {
             modern_packer: packer.needs_init(),
-            source_ami: source.id,
-            parent_ami,
-            ec2_endpoint: self.endpoint.url.clone().unwrap_or_default(),
-            run_tags,
-            extra_ami_tags: vec![("parbake:created-at".into(), now_epoch().to_string())],
-            ami_name_suffix: if self.force {
-                format!("-r{}", now_epoch())
-            } else {
-                String::new()
+            aws: crate::render::AwsOptions {
+                source_ami: source.id,
+                parent_ami,
+                ec2_endpoint: self.endpoint.url.clone().unwrap_or_default(),
+                run_tags,
+                extra_ami_tags: vec![("parbake:created-at".into(), now_epoch().to_string())],
+                ami_name_suffix: if self.force {
+                    format!("-r{}", now_epoch())
+                } else {
+                    String::new()
+                },
             },
             ..RenderOptions::default()
         })

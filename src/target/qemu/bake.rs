@@ -248,13 +248,15 @@ impl QemuBaker {
         let public = crate::process::ssh_keygen(&dir.join("ssh/id_ed25519"), "parbake-bake")?;
         Ok(RenderOptions {
             modern_packer: packer.needs_init(),
-            store_dir: self.store.images().display().to_string(),
-            base_disk: b.base.disk.display().to_string(),
-            kernel: b.base.kernel.display().to_string(),
-            initrd: b.base.initrd.display().to_string(),
-            accelerator: b.accel.to_string(),
-            ssh_public_key: public.trim().to_string(),
-            ssh_private_key_file: "ssh/id_ed25519".into(),
+            qemu: crate::render::QemuOptions {
+                store_dir: self.store.images().display().to_string(),
+                base_disk: b.base.disk.display().to_string(),
+                kernel: b.base.kernel.display().to_string(),
+                initrd: b.base.initrd.display().to_string(),
+                accelerator: b.accel.to_string(),
+                ssh_public_key: public.trim().to_string(),
+                ssh_private_key_file: "ssh/id_ed25519".into(),
+            },
             ..RenderOptions::default()
         })
     }
