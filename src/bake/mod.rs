@@ -227,16 +227,59 @@ pub(crate) fn packer_build(
     run: &PackerRun<'_>,
     progress: &mut Progress,
 ) -> Result<(Timings, PathBuf)> {
-    let PackerRun {
-        dir,
-        tools,
-        packer,
-        store,
-        label,
-        only,
-        what,
-        ..
-    } = *run;
+    let (dir, label) = (run.dir, run.label);
+    write_build_dir(project, plan, layer, opts, dir)?;
+    let log_path = dir.join("bake.log");
+    let mut log =
+        std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
+    let _ = writeln!(log, "{}", run.packer.describe());
+    if opts.modern_packer {
+        progress.step(label, "installing the Packer plugins (packer init)");
+        let init = run.tools.packer_init(dir, run.packer, |line| {
+            let _ = writeln!(log, "{line}");
+            progress.raw(line);
+        });
+        if let Err(e) = init {
+            drop(log);
+            let kept = keep_log(run.store, layer, &log_path);
+            return Err(e.with_hint(format!("the full output is in {}", kept.display())));
+        }
+    }
+    let cmd = packer_command(run);
+    progress.line(&format!(
+        "{label}: baking {} with Packer ({})",
+        if layer.runs.is_empty() {
+            "no roles".to_string()
+        } else {
+            layer.runs.join(", ")
+        },
+        run.what
+    ));
+    let mut watch = BuildWatch::default();
+    let out = cmd.run_streaming(|raw| {
+        let _ = writeln!(log, "{raw}");
+        watch.line(raw, label, progress);
+    })?;
+    drop(log);
+    if crate::interrupt::interrupted() {
+        return Err(Error::Interrupted);
+    }
+    if !out.success() {
+        let kept = keep_log(run.store, layer, &log_path);
+        return Err(build_failed(&cmd, out.code, watch, kept));
+    }
+    Ok((watch.timings, log_path))
+}
+
+/// The layer's rendered files and a copy of every installed role (exactly what was hashed)
+/// in the build directory, and its own temp dir.
+fn write_build_dir(
+    project: &Project,
+    plan: &Plan,
+    layer: &Layer,
+    opts: &RenderOptions,
+    dir: &std::path::Path,
+) -> Result<()> {
     write_tree(dir, &render::render_layer(project, plan, layer, opts))?;
     for name in plan.installed.keys() {
         let role = project.roles.get(name).ok_or_else(|| {
@@ -247,25 +290,14 @@ pub(crate) fn packer_build(
         role.copy_to(&dir.join("payload/all-roles").join(name))?;
     }
     let tmp = dir.join("tmp");
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    let log_path = dir.join("bake.log");
-    let mut log =
-        std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
-    let _ = writeln!(log, "{}", packer.describe());
-    if opts.modern_packer {
-        progress.step(label, "installing the Packer plugins (packer init)");
-        let init = tools.packer_init(dir, packer, |line| {
-            let _ = writeln!(log, "{line}");
-            progress.raw(line);
-        });
-        if let Err(e) = init {
-            drop(log);
-            let kept = keep_log(store, layer, &log_path);
-            return Err(e.with_hint(format!("the full output is in {}", kept.display())));
-        }
-    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))
+}
+
+/// `packer build -machine-readable` in the build directory, with its caches and temp files
+/// kept there.
+fn packer_command(run: &PackerRun<'_>) -> Cmd {
     let mut args = vec!["build".to_string(), "-machine-readable".to_string()];
-    if let Some(only) = only {
+    if let Some(only) = run.only {
         args.push(format!("-only={only}"));
     }
     args.extend(run.extra_args.iter().cloned());
@@ -273,25 +305,25 @@ pub(crate) fn packer_build(
         "-var-file=parbake.pkrvars.json".to_string(),
         ".".to_string(),
     ]);
-    let cmd = Cmd::new(format!("bake {label} with Packer"), &tools.packer)
+    Cmd::new(format!("bake {} with Packer", run.label), &run.tools.packer)
         .args(args)
-        .env("TMPDIR", &tmp)
-        .env("PACKER_CACHE_DIR", dir.join("packer_cache"))
+        .env("TMPDIR", run.dir.join("tmp"))
+        .env("PACKER_CACHE_DIR", run.dir.join("packer_cache"))
         .env("PACKER_NO_COLOR", "1")
         .env("CHECKPOINT_DISABLE", "1")
-        .cwd(dir);
-    progress.line(&format!(
-        "{label}: baking {} with Packer ({what})",
-        if layer.runs.is_empty() {
-            "no roles".to_string()
-        } else {
-            layer.runs.join(", ")
-        }
-    ));
-    let mut timings = Timings::default();
-    let mut ui_tail: Vec<String> = Vec::new();
-    let out = cmd.run_streaming(|raw| {
-        let _ = writeln!(log, "{raw}");
+        .cwd(run.dir)
+}
+
+/// What a running build's output says: role timings from the events, progress steps, and
+/// the last lines of Packer's own output for an error.
+#[derive(Default)]
+struct BuildWatch {
+    timings: Timings,
+    ui_tail: Vec<String>,
+}
+
+impl BuildWatch {
+    fn line(&mut self, raw: &str, label: &str, progress: &mut Progress) {
         let Some(line) = Line::parse(raw) else {
             progress.raw(raw);
             return;
@@ -302,8 +334,8 @@ pub(crate) fn packer_build(
         for output in line.outputs() {
             let text = match output {
                 Output::Event(ev) => {
-                    timings.push(&ev);
-                    if let Some((role, task)) = &timings.current {
+                    self.timings.push(&ev);
+                    if let Some((role, task)) = &self.timings.current {
                         progress.step(
                             label,
                             &format!("role {} | {task}", role.as_deref().unwrap_or("parbake")),
@@ -318,38 +350,33 @@ pub(crate) fn packer_build(
                 Output::Provisioner(t) | Output::Error(t) | Output::Note(t) => t,
                 Output::Artifact(_) => continue,
             };
-            ui_tail.push(text);
-            if ui_tail.len() > 40 {
-                ui_tail.remove(0);
+            self.ui_tail.push(text);
+            if self.ui_tail.len() > 40 {
+                self.ui_tail.remove(0);
             }
         }
-    })?;
-    drop(log);
-    if crate::interrupt::interrupted() {
-        return Err(Error::Interrupted);
     }
-    if !out.success() {
-        let kept = keep_log(store, layer, &log_path);
-        let failed_role = timings.roles.iter().find(|r| r.failed.is_some());
-        let mut err = cmd.failed(
-            &crate::process::Output {
-                code: out.code,
-                lines: ui_tail,
-            },
-            Some(kept),
-        );
-        if let (Some(r), crate::process::ProcessError::Failed { purpose, .. }) =
-            (failed_role, &mut err)
-        {
-            purpose.push_str(&format!(
-                ": role `{}` failed at {}",
-                r.role,
-                r.failed.as_deref().unwrap_or("")
-            ));
-        }
-        return Err(err.into());
+}
+
+/// A failed build: the output tail, the kept log, and the role that failed if one did.
+fn build_failed(cmd: &Cmd, code: Option<i32>, watch: BuildWatch, kept: PathBuf) -> Error {
+    let failed_role = watch.timings.roles.iter().find(|r| r.failed.is_some());
+    let mut err = cmd.failed(
+        &crate::process::Output {
+            code,
+            lines: watch.ui_tail.clone(),
+        },
+        Some(kept),
+    );
+    if let (Some(r), crate::process::ProcessError::Failed { purpose, .. }) = (failed_role, &mut err)
+    {
+        purpose.push_str(&format!(
+            ": role `{}` failed at {}",
+            r.role,
+            r.failed.as_deref().unwrap_or("")
+        ));
     }
-    Ok((timings, log_path))
+    err.into()
 }
 
 /// Copies a failed bake's log out of its build directory, which is removed, into the store's
