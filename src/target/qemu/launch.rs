@@ -67,13 +67,7 @@ pub fn launch_qemu(
     let store = Store::for_project(&project.root);
     store.ensure_dirs()?;
     let (plan, record) = baked_plan(project, req, &store)?;
-    let ud = if opts.no_roles {
-        let mut floor = plan.clone();
-        floor.launch.clear();
-        render::userdata::render(&floor)?
-    } else {
-        render::userdata::render(&plan)?
-    };
+    let ud = user_data(&plan, opts.no_roles)?;
     let mut run = prepare_run(&store, &plan, &ud.bytes)?;
     let (accel, why) = qemu::accelerator(&store.root, &record.kernel, &record.initrd);
     progress.line(&format!("accelerator: {why}"));
@@ -139,6 +133,27 @@ pub fn launch_qemu(
         http_port: vm.http_port,
         kept,
     };
+    record_in_ledger(&store, &plan, &report, opts.no_roles);
+    if report.status.state != "done" {
+        return Err(launch_failed(&report, &log_tail, &kept_log));
+    }
+    drop(run);
+    Ok(report)
+}
+
+/// The stack's user-data, or with `--no-roles` the same with no launch roles (the floor).
+fn user_data(plan: &Plan, no_roles: bool) -> Result<render::UserData> {
+    if no_roles {
+        let mut floor = plan.clone();
+        floor.launch.clear();
+        return Ok(render::userdata::render(&floor)?);
+    }
+    Ok(render::userdata::render(plan)?)
+}
+
+/// Adds the launch to the timing ledger and to the booted layer's own launches.
+fn record_in_ledger(store: &Store, plan: &Plan, report: &LaunchReport, no_roles: bool) {
+    let top = plan.top();
     record_launch(&LaunchRecord {
         store_root: &store.root,
         layer_dir: Some(store.layer_dir(&top.hash)),
@@ -150,13 +165,8 @@ pub fn launch_qemu(
         accelerator: &report.accelerator,
         boot_to_ready_s: report.boot_to_ready_s,
         status: &report.status,
-        no_roles: opts.no_roles,
+        no_roles,
     });
-    if report.status.state != "done" {
-        return Err(launch_failed(&report, &log_tail, &kept_log));
-    }
-    drop(run);
-    Ok(report)
 }
 
 /// The plan with the real base-disk identity, and the store's record of its top layer.
