@@ -20,7 +20,7 @@ pub struct BakeArgs {
     #[arg(long = "promote", value_name = "ROLE", conflicts_with = "all")]
     pub promote: Vec<String>,
     /// Where images are baked: the local VM (qemu) or EC2 (aws).
-    #[arg(long, value_enum, default_value_t = Target::Qemu)]
+    #[arg(long, default_value_t = Target::Qemu, value_parser = super::target_parser())]
     pub target: Target,
     /// Every image and stack (each stack with its file's `promote:` list); only layers whose
     /// hash changed are baked, parents first; a failed layer's children are skipped.

@@ -48,7 +48,7 @@ pub struct StackArgs {
     #[arg(long = "promote", value_name = "ROLE")]
     pub promote: Vec<String>,
     /// Where images are baked: the local VM (qemu) or EC2 (aws).
-    #[arg(long, value_enum, default_value_t = Target::Qemu)]
+    #[arg(long, default_value_t = Target::Qemu, value_parser = target_parser())]
     pub target: Target,
 }
 
@@ -84,6 +84,13 @@ impl StackArgs {
     }
 }
 
+/// `--target`: the planner's `Target`, parsed here so that the planner knows nothing of clap.
+pub fn target_parser() -> impl clap::builder::TypedValueParser<Value = Target> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["qemu", "aws"])
+        .map(|s| s.parse::<Target>().expect("one of the possible values"))
+}
+
 /// A flag that does not apply to the chosen target is an error, never silently ignored.
 pub fn refuse_flag(set: bool, flag: &str, target: Target, hint: &str) -> crate::Result<()> {
     if set {
@@ -93,4 +100,26 @@ pub fn refuse_flag(set: bool, flag: &str, target: Target, hint: &str) -> crate::
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_flag_lists_every_target_and_parses_each() {
+        let cmd = clap::Command::new("t").arg(
+            clap::Arg::new("target")
+                .long("target")
+                .value_parser(target_parser()),
+        );
+        for t in Target::ALL {
+            let m = cmd
+                .clone()
+                .try_get_matches_from(["t", "--target", &t.to_string()])
+                .unwrap();
+            assert_eq!(m.get_one::<Target>("target"), Some(&t));
+        }
+        assert!(cmd.try_get_matches_from(["t", "--target", "gcp"]).is_err());
+    }
 }

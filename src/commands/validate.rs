@@ -11,7 +11,7 @@ pub struct ValidateArgs {
     /// Stacks to validate (default: all).
     pub stacks: Vec<String>,
     /// Targets to validate (default: every target the image has a source for).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::target_parser())]
     pub target: Vec<Target>,
 }
 

@@ -15,22 +15,26 @@ use crate::contract as runtime;
 pub const PARBAKE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-    Hash,
-    PartialOrd,
-    Ord,
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Hash, PartialOrd, Ord,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     Qemu,
     Aws,
+}
+
+impl Target {
+    pub const ALL: [Target; 2] = [Target::Qemu, Target::Aws];
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Target, String> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.to_string() == s)
+            .ok_or_else(|| format!("unknown target `{s}` (qemu or aws)"))
+    }
 }
 
 impl fmt::Display for Target {
