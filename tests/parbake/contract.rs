@@ -20,6 +20,7 @@ use parbake::contract::{self, IMAGE_HOME, MANIFEST_PATH, STATUS_PATH};
 use parbake::plan::{self, Plan, Target};
 use serde_json::{json, Value};
 
+use crate::runner::run_runner;
 use crate::util::{repo, request, Fixture};
 
 fn golden(name: &str) -> PathBuf {
@@ -410,29 +411,6 @@ fn golden_image(root: &Path) {
     std::fs::write(home.join("manifest.json"), read(&golden("manifest.json"))).unwrap();
 }
 
-/// The runner, run for real (the pinned ansible-core) in `root`; its exit code and stdout.
-fn run_runner(root: &Path, spec: &Path) -> (i32, String) {
-    let path = format!(
-        "{}:{}",
-        repo().join(".venv/bin").display(),
-        std::env::var("PATH").unwrap()
-    );
-    let out = Command::new("python3")
-        .arg(repo().join("src/contract/assets/parbake-roles.py"))
-        .arg("launch")
-        .arg(spec)
-        .env("PARBAKE_ROOT", root)
-        .env("PARBAKE_CONSOLE", root.join("console.log"))
-        .env("PATH", path)
-        .env("ANSIBLE_HOME", root.join("ansible-home"))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 /// The golden status as a run writes it, less what depends on where it ran.
 fn image_paths(status: &mut Value, root: &Path) {
     let log = status["log"].as_str().unwrap().to_string();
@@ -457,7 +435,7 @@ fn a_launch_from_the_golden_spec_writes_status_and_events_of_the_golden_shape() 
     let spec_path = root.path().join("launch.json");
     std::fs::write(&spec_path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
 
-    let (code, stdout) = run_runner(root.path(), &spec_path);
+    let (code, stdout) = run_runner(root.path(), &spec_path, &[], &[]);
     assert_eq!(code, 0, "{stdout}");
     let state = root.path().join("var/lib/parbake");
     let mut status: Value = serde_json::from_str(&read(&state.join("status.json"))).unwrap();
@@ -549,7 +527,12 @@ fn the_bootstrap_writes_the_status_the_runner_writes_when_the_image_has_no_runne
     );
 
     let runner_root = tempfile::tempdir().unwrap();
-    let (code, stdout) = run_runner(runner_root.path(), &runner_root.path().join("none.json"));
+    let (code, stdout) = run_runner(
+        runner_root.path(),
+        &runner_root.path().join("none.json"),
+        &[],
+        &[],
+    );
     assert_eq!(code, 1, "{stdout}");
     let early: Value = serde_json::from_str(&read(
         &runner_root.path().join("var/lib/parbake/status.json"),

@@ -103,27 +103,7 @@ impl Image {
     }
 
     fn run_env(&self, spec: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-        let path = format!(
-            "{}:{}",
-            repo().join(".venv/bin").display(),
-            std::env::var("PATH").unwrap()
-        );
-        let out = Command::new("python3")
-            .arg(repo().join("src/contract/assets/parbake-roles.py"))
-            .arg("launch")
-            .arg(spec)
-            .args(extra)
-            .env("PARBAKE_ROOT", self.root.path())
-            .env("PARBAKE_CONSOLE", self.path("console.log"))
-            .env("PATH", path)
-            .env("ANSIBLE_HOME", self.path("ansible-home"))
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        run_runner(self.root.path(), spec, extra, env)
     }
 
     fn status(&self) -> Value {
@@ -158,6 +138,32 @@ impl Image {
         roles.dedup();
         roles
     }
+}
+
+/// The runner, run for real (the pinned ansible-core) against the fake image root `root`; its
+/// exit code and stdout.
+pub fn run_runner(root: &Path, spec: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let path = format!(
+        "{}:{}",
+        repo().join(".venv/bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = Command::new("python3")
+        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .arg("launch")
+        .arg(spec)
+        .args(extra)
+        .env("PARBAKE_ROOT", root)
+        .env("PARBAKE_CONSOLE", root.join("console.log"))
+        .env("PATH", path)
+        .env("ANSIBLE_HOME", root.join("ansible-home"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn hash(role: &str) -> String {
