@@ -126,6 +126,9 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
     for n in &plan.notes {
         let _ = writeln!(s, "note: {n}");
     }
+    for w in &plan.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
     s
 }
 
@@ -220,6 +223,9 @@ fn launch_text(plan: &Plan) -> String {
                 "packages staged at bake: {}",
                 r.staged_apt.join(" ")
             ));
+        }
+        if !r.collections.is_empty() {
+            notes.push(format!("collections: {}", r.collections.join(", ")));
         }
         let _ = writeln!(s, "  {:<12} {}", r.name, notes.join("; "));
     }

@@ -4,6 +4,7 @@
 pub mod lint;
 pub mod model;
 pub mod names;
+pub mod role_refs;
 pub mod roles;
 pub mod vars;
 pub mod yaml;

@@ -15,6 +15,20 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Role names: a name, or `namespace.name` as `ansible-galaxy install` names the roles it
+/// installs (`geerlingguy.nginx`, `dev-sec.os-hardening`). Each part follows the name rule; a
+/// role inside a collection (`ns.collection.role`) is not a role directory.
+pub fn valid_role_name(name: &str) -> bool {
+    name.len() <= NAME_MAX
+        && match name.split_once('.') {
+            Some((namespace, rest)) => valid_name(namespace) && valid_name(rest),
+            None => valid_name(name),
+        }
+}
+
+/// What a refused role name is told.
+pub const ROLE_NAME_RULE: &str = "a role name is `name` or `namespace.name` (as ansible-galaxy installs them): letters, digits, `_` and `-` in each part, not starting with `-`, at most 64 characters";
+
 /// A login name as `useradd` takes it by default: `[a-z_][a-z0-9_-]*`, at most 32.
 pub fn valid_user(name: &str) -> bool {
     let mut chars = name.chars();
@@ -114,6 +128,19 @@ mod tests {
             &long,
         ] {
             assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn role_names() {
+        for ok in ["web", "geerlingguy.nginx", "dev-sec.os-hardening", "a_b.c_d", "ANXS.postgresql"] {
+            assert!(valid_role_name(ok), "{ok}");
+        }
+        let long = format!("a.{}", "x".repeat(63));
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "ns.coll.role", "a/b", "a.-b", "-a.b", "a b.c", "a.b\n", "..", &long,
+        ] {
+            assert!(!valid_role_name(bad), "{bad:?}");
         }
     }
 

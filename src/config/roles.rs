@@ -12,6 +12,7 @@ use std::rc::Rc;
 use sha2::{Digest, Sha256};
 
 use super::model::RoleMetaFile;
+use super::role_refs::{self, RoleRefs};
 use super::yaml::{self, SourceFile};
 use super::{ConfigError, Located};
 
@@ -29,6 +30,8 @@ pub struct Role {
     pub files: Vec<RoleFile>,
     /// `roles/<name>/meta/main.yml`, kept to point at a bad dependency.
     pub meta_file: Option<SourceFile>,
+    /// Roles its tasks include or import, and the collections its modules come from.
+    pub refs: RoleRefs,
 }
 
 impl Role {
@@ -120,10 +123,7 @@ fn ignored(name: &str) -> bool {
         || name.ends_with('~')
 }
 
-/// Role names follow the one rule for names (see `config::names`).
-pub fn valid_role_name(name: &str) -> bool {
-    super::names::valid_name(name)
-}
+pub use super::names::valid_role_name;
 
 pub fn load_roles(root: &Path) -> Result<BTreeMap<String, Role>, ConfigError> {
     let dir = root.join("roles");
@@ -169,10 +169,7 @@ fn load_role(root: &Path, within: &Path, name: &str) -> Result<Role, ConfigError
     if !valid_role_name(name) {
         return Err(role_err(
             "the directory name is not a valid role name".into(),
-            vec![
-                "use letters, digits, `_` and `-`, not starting with `-`, at most 64 characters"
-                    .into(),
-            ],
+            vec![super::names::ROLE_NAME_RULE.into()],
         ));
     }
     // the whole tree is checked before any file of it is opened
@@ -206,6 +203,12 @@ fn load_role(root: &Path, within: &Path, name: &str) -> Result<Role, ConfigError
         tasks_file.parse::<serde_yaml::Value>()?;
     }
 
+    let mut refs = RoleRefs::default();
+    for f in files.iter().filter(|f| is_task_file(&f.rel)) {
+        let file = SourceFile::ansible(format!("roles/{name}/{}", f.rel), read(f)?);
+        role_refs::scan(&file, &mut refs)?;
+    }
+
     let mut deps = Vec::new();
     let mut meta_file = None;
     if let Some(meta) = file_of("meta/main.yml") {
@@ -232,7 +235,14 @@ fn load_role(root: &Path, within: &Path, name: &str) -> Result<Role, ConfigError
         meta,
         files,
         meta_file,
+        refs,
     })
+}
+
+/// Task and handler files, which Ansible reads as task lists.
+fn is_task_file(rel: &str) -> bool {
+    (rel.starts_with("tasks/") || rel.starts_with("handlers/"))
+        && (rel.ends_with(".yml") || rel.ends_with(".yaml"))
 }
 
 /// Keys a meta dependency entry may have: the role's name under either spelling Ansible takes.

@@ -102,6 +102,10 @@ pub enum PlanError {
     },
     #[error("unknown role `{role}`")]
     UnknownRole { role: String, known: Vec<String> },
+    /// `include_role`/`import_role` of a role that is not in the project, or not installed
+    /// on the image, located at the task.
+    #[error("{0}")]
+    BadInclude(Box<Located>),
     /// An unknown stack or image: the same error `config` gives.
     #[error(transparent)]
     Config(Box<crate::config::ConfigError>),
@@ -124,7 +128,9 @@ impl PlanError {
             PlanError::Cycle { .. } => vec![
                 "Ansible would loop or dedupe unpredictably; remove one `dependencies:` entry in the roles' meta/main.yml".into(),
             ],
-            PlanError::TooDeep(at) | PlanError::NotInstalled(at) => at.hints.clone(),
+            PlanError::TooDeep(at) | PlanError::NotInstalled(at) | PlanError::BadInclude(at) => {
+                at.hints.clone()
+            }
             PlanError::NotInStack { roles, .. } => {
                 vec![format!("roles of this stack (with dependencies): {}", roles.join(", "))]
             }
@@ -141,7 +147,7 @@ impl PlanError {
     /// The offending line with a caret, for the errors located in a file.
     pub fn snippet(&self) -> Option<String> {
         match self {
-            PlanError::TooDeep(at) | PlanError::NotInstalled(at) => {
+            PlanError::TooDeep(at) | PlanError::NotInstalled(at) | PlanError::BadInclude(at) => {
                 crate::config::ConfigError::At(at.clone()).snippet()
             }
             PlanError::Config(e) => e.snippet(),
@@ -271,6 +277,9 @@ pub struct LaunchRole {
     pub launch_only: bool,
     /// Packages staged on the image for this role; empty means it reaches a mirror if it installs any.
     pub staged_apt: Vec<String>,
+    /// Collections its tasks use (`namespace.collection` of their fully qualified modules).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -290,6 +299,10 @@ pub struct Plan {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub status_tag: bool,
     pub notes: Vec<String>,
+    /// What parbake cannot check and the reader should: templated include names, includes
+    /// that a baked role's shim turns into no-ops. Each starts with `file:line:`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -348,18 +361,44 @@ fn role<'p>(project: &'p Project, name: &str) -> Result<&'p Role, PlanError> {
 /// order where dependencies allow. Errors on cycles, unknown roles and chains deeper than
 /// [`MAX_DEPENDENCY_DEPTH`]. Iterative, and linear in roles plus dependencies.
 pub fn dependency_order(project: &Project, roots: &[String]) -> Result<Vec<String>, PlanError> {
+    order_roles(project, roots, |r| r.deps.iter().map(String::as_str).collect())
+}
+
+/// [`dependency_order`], then the roles that a role of the result includes or imports by a
+/// literal name (and that are in the result) ordered before it, as meta dependencies are. An
+/// included role is not added: it runs where it is included, not on its own.
+pub fn run_order(project: &Project, roots: &[String]) -> Result<Vec<String>, PlanError> {
+    let closure = dependency_order(project, roots)?;
+    let members: BTreeSet<&str> = closure.iter().map(String::as_str).collect();
+    order_roles(project, &closure, |r| {
+        let included = r.refs.roles.iter().map(|i| i.role.as_str());
+        r.deps
+            .iter()
+            .map(String::as_str)
+            .chain(included.filter(|i| members.contains(i)))
+            .collect()
+    })
+}
+
+/// Depth-first order of `roots` over `edges`: every role after the roles it has edges to.
+fn order_roles<'p>(
+    project: &'p Project,
+    roots: &[String],
+    edges: impl Fn(&'p Role) -> Vec<&'p str>,
+) -> Result<Vec<String>, PlanError> {
     let mut order = Vec::new();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     for root in roots {
         if done.contains(root.as_str()) {
             continue;
         }
-        // the current chain from `root`: each role with the index of its next dependency
-        let mut path: Vec<(&Role, usize)> = vec![(role(project, root)?, 0)];
-        let mut on_path: BTreeSet<&str> = BTreeSet::from([root.as_str()]);
-        while let Some((r, next)) = path.last_mut() {
+        // the current chain from `root`: each role, its edges, and the index of the next
+        let first = role(project, root)?;
+        let mut path: Vec<(&Role, Vec<&str>, usize)> = vec![(first, edges(first), 0)];
+        let mut on_path: BTreeSet<&str> = BTreeSet::from([first.name.as_str()]);
+        while let Some((r, out, next)) = path.last_mut() {
             let r: &Role = r;
-            let Some(dep) = r.deps.get(*next) else {
+            let Some(dep) = out.get(*next).copied() else {
                 path.pop();
                 on_path.remove(r.name.as_str());
                 done.insert(r.name.as_str());
@@ -367,22 +406,23 @@ pub fn dependency_order(project: &Project, roots: &[String]) -> Result<Vec<Strin
                 continue;
             };
             *next += 1;
-            if done.contains(dep.as_str()) {
+            if done.contains(dep) {
                 continue;
             }
-            if on_path.contains(dep.as_str()) {
-                let pos = path.iter().position(|(p, _)| &p.name == dep).unwrap_or(0);
+            if on_path.contains(dep) {
+                let pos = path.iter().position(|(p, _, _)| p.name == dep).unwrap_or(0);
                 let mut cycle: Vec<String> =
-                    path[pos..].iter().map(|(p, _)| p.name.clone()).collect();
-                cycle.push(dep.clone());
+                    path[pos..].iter().map(|(p, _, _)| p.name.clone()).collect();
+                cycle.push(dep.to_string());
                 return Err(PlanError::Cycle { cycle });
             }
             if path.len() >= MAX_DEPENDENCY_DEPTH {
-                let names: Vec<&str> = path.iter().map(|(p, _)| p.name.as_str()).collect();
+                let names: Vec<&str> = path.iter().map(|(p, _, _)| p.name.as_str()).collect();
                 return Err(too_deep(r, &names, dep));
             }
-            path.push((role(project, dep)?, 0));
-            on_path.insert(dep.as_str());
+            let next_role = role(project, dep)?;
+            path.push((next_role, edges(next_role), 0));
+            on_path.insert(next_role.name.as_str());
         }
     }
     Ok(order)
@@ -458,6 +498,65 @@ fn chain(project: &Project, from: &str, to: &str) -> Option<Vec<String>> {
 /// Every role the stack needs must be installed on the image: otherwise the bake fails to
 /// find it, or the runner rejects the plan at boot. Located at the image's `installed` list,
 /// naming the chain from the basic or stack role that needs it.
+/// Every role that a role of the stack includes or imports by a literal name must be a role
+/// of the project and installed on the image: Ansible would fail at that task otherwise. Roles
+/// of collections (`ns.collection.role`) come with their collection.
+fn check_includes(
+    project: &Project,
+    image: &crate::config::Image,
+    runs: &[String],
+) -> Result<(), PlanError> {
+    let installed: BTreeSet<&str> = image.installed.iter().map(String::as_str).collect();
+    for name in runs {
+        for inc in role(project, name)?.refs.roles.iter().filter(|i| !i.in_collection()) {
+            let problem = if !project.roles.contains_key(&inc.role) {
+                let known: Vec<String> = project.roles.keys().cloned().collect();
+                Some((
+                    format!("{} of unknown role `{}`", inc.how, inc.role),
+                    crate::config::did_you_mean(&inc.role, &known, "role"),
+                ))
+            } else if !installed.contains(inc.role.as_str()) {
+                Some((
+                    format!(
+                        "{} of role `{}`, which is not installed on image `{}`",
+                        inc.how, inc.role, image.name
+                    ),
+                    vec![format!(
+                        "add `{}` to `installed` in {}, or omit `installed` to install every role",
+                        inc.role, image.file.display
+                    )],
+                ))
+            } else {
+                None
+            };
+            if let Some((message, hints)) = problem {
+                return Err(PlanError::BadInclude(Box::new(include_error(
+                    inc, message, hints,
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A located error at an include task.
+fn include_error(
+    inc: &crate::config::role_refs::RoleRef,
+    message: String,
+    hints: Vec<String>,
+) -> Located {
+    let column = inc.line_text.len() - inc.line_text.trim_start().len() + 1;
+    Located {
+        file: inc.file.clone(),
+        line: inc.line.unwrap_or(1),
+        column,
+        field: None,
+        message,
+        line_text: inc.line_text.clone(),
+        hints,
+    }
+}
+
 fn check_installed(
     project: &Project,
     image: &crate::config::Image,
@@ -555,6 +654,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let hasher = LayerHasher::new(&scope)?;
     let layers = layers(&scope, &hasher, stack_runs);
     let launch = launch_roles(&scope, layers.last().expect("the base layer"))?;
+    let warnings = include_warnings(&scope, &layers);
     let (stack, image) = (scope.stack, scope.image);
     Ok(Plan {
         parbake_version: PARBAKE_VERSION.to_string(),
@@ -569,6 +669,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         status_tag: req.target == Target::Aws
             && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
         notes,
+        warnings,
     })
 }
 
@@ -585,7 +686,7 @@ fn scope<'p>(project: &'p Project, req: &'p PlanRequest) -> Result<Scope<'p>, Pl
     let all: Vec<String> = project.roles.keys().cloned().collect();
     dependency_order(project, &all)?;
 
-    let basic = dependency_order(project, &image.def.basic)?;
+    let basic = run_order(project, &image.def.basic)?;
     for b in &image.def.basic {
         for dep in dependency_order(project, std::slice::from_ref(b))? {
             if launch_only.contains(dep.as_str()) {
@@ -599,8 +700,9 @@ fn scope<'p>(project: &'p Project, req: &'p PlanRequest) -> Result<Scope<'p>, Pl
     }
     let mut stack_roots = image.def.basic.clone();
     stack_roots.extend(stack.def.roles.iter().cloned());
-    let stack_all = dependency_order(project, &stack_roots)?;
+    let stack_all = run_order(project, &stack_roots)?;
     check_installed(project, image, stack, &stack_all)?;
+    check_includes(project, image, &stack_all)?;
     Ok(Scope {
         project,
         req,
@@ -845,16 +947,58 @@ fn launch_roles(scope: &Scope<'_>, top: &Layer) -> Result<Vec<LaunchRole>, PlanE
         .stack_all
         .iter()
         .filter(|r| !baked.contains(r.as_str()))
-        .map(|r| {
-            let role = role(scope.project, r)?;
-            Ok(LaunchRole {
-                name: r.clone(),
-                hash: role.hash.clone(),
-                launch_only: scope.launch_only.contains(r.as_str()),
-                staged_apt: role.meta.stage_apt.clone(),
-            })
-        })
+        .map(|r| Ok(launch_role(role(scope.project, r)?, scope.launch_only.contains(r.as_str()))))
         .collect()
+}
+
+/// A role as the launch runs it.
+pub fn launch_role(role: &Role, launch_only: bool) -> LaunchRole {
+    LaunchRole {
+        name: role.name.clone(),
+        hash: role.hash.clone(),
+        launch_only,
+        staged_apt: role.meta.stage_apt.clone(),
+        collections: role.refs.collections.iter().cloned().collect(),
+    }
+}
+
+/// Warnings about the includes of the roles this stack runs: a templated role name (no one
+/// can check or order it before run time), and an include of the entry point of a role that
+/// an earlier layer baked, where the role's shim makes `tasks/main.yml` a no-op.
+fn include_warnings(scope: &Scope<'_>, layers: &[Layer]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    // the layer each role runs in (launch: after the last layer)
+    let ran_in = |r: &str| layers.iter().position(|l| l.runs.iter().any(|x| x == r));
+    for name in &scope.stack_all {
+        let Some(role) = scope.project.roles.get(name) else {
+            continue;
+        };
+        for d in &role.refs.dynamic {
+            warnings.push(format!(
+                "{}:{}: {} with a templated name ({}): parbake cannot check or order it; the role it names must be installed on the image",
+                d.file,
+                d.line.unwrap_or(1),
+                d.how,
+                d.expression
+            ));
+        }
+        let runs_at = ran_in(name).unwrap_or(layers.len());
+        for inc in role.refs.roles.iter().filter(|i| i.runs_main()) {
+            let Some(baked_at) = ran_in(&inc.role).filter(|&l| l < runs_at) else {
+                continue;
+            };
+            warnings.push(format!(
+                "{}: {} of `{}` runs its tasks/main.yml, which is a no-op where `{name}` runs: `{}` is baked in layer {} ({}); include a task file of it with `tasks_from`, or promote `{name}` into the same layer",
+                inc.at(),
+                inc.how,
+                inc.role,
+                inc.role,
+                layers[baked_at].index,
+                layers[baked_at].name
+            ));
+        }
+    }
+    warnings
 }
 
 /// Every var a launch sees: bake-time vars (image, then stack), then launch-time vars.

@@ -6,7 +6,7 @@ use super::ami::{manifest_from_tags, newest, TagManifest};
 use super::ec2::{Ec2, Endpoint};
 use crate::config::Project;
 use crate::error::{Error, Result};
-use crate::plan::{self, LaunchRole, Layer, LayerKind, Plan, PlanRequest};
+use crate::plan::{self, Layer, LayerKind, Plan, PlanRequest};
 use crate::runtime::{runtime, Threads};
 
 /// The plan whose user-data fits an AMI: the one given, or the AMI of the stack's current top
@@ -75,18 +75,13 @@ pub fn plan_for_ami(project: &Project, plan: &Plan, ami_id: &str, m: &TagManifes
     let image = &project.images[&plan.image];
     let mut roots = image.def.basic.clone();
     roots.extend(project.stacks[&plan.stack].def.roles.iter().cloned());
-    let closure = plan::dependency_order(project, &roots)?;
+    let closure = plan::run_order(project, &roots)?;
     check_installed(plan, ami_id, m, &closure)?;
     let (baked, unbaked): (Vec<String>, Vec<String>) =
         closure.into_iter().partition(|r| m.baked.contains(r));
     let launch = unbaked
         .into_iter()
-        .map(|r| LaunchRole {
-            hash: plan.installed[&r].clone(),
-            launch_only: image.def.launch_only.contains(&r),
-            staged_apt: project.roles[&r].meta.stage_apt.clone(),
-            name: r,
-        })
+        .map(|r| plan::launch_role(&project.roles[&r], image.def.launch_only.contains(&r)))
         .collect();
     let top = ami_layer(m, baked);
     let mut out = plan.clone();

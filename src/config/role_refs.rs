@@ -1,0 +1,285 @@
+//! What a role's task files say about other roles and collections, read statically as
+//! Ansible would see them before running anything: `include_role` and `import_role` with a
+//! literal name (dependencies the planner checks and orders), the same with a templated name
+//! (reported, since no one can know them before run time), and the collections named by the
+//! fully qualified module names of its tasks.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_yaml::Value;
+
+use super::yaml::SourceFile;
+use super::ConfigError;
+
+/// `include_role` / `import_role` of a role named literally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleRef {
+    /// The role's name as written (`x`, `ns.x`, or `ns.collection.x` for a collection's role).
+    pub role: String,
+    /// `include_role` (run time) or `import_role` (parse time).
+    pub how: &'static str,
+    /// `tasks_from`, if given: the task file of the role that runs.
+    pub tasks_from: Option<String>,
+    /// `roles/<role>/tasks/…`, and the 1-based line of the task's module key.
+    pub file: String,
+    pub line: Option<usize>,
+    /// The text of that line, for the caret under an error.
+    #[serde(skip)]
+    pub line_text: String,
+}
+
+impl RoleRef {
+    /// A role that belongs to a collection (`ns.collection.role`), not a role directory.
+    pub fn in_collection(&self) -> bool {
+        self.role.split('.').count() >= 3
+    }
+    /// Whether the included entry point is the role's `tasks/main.yml`.
+    pub fn runs_main(&self) -> bool {
+        matches!(
+            self.tasks_from.as_deref(),
+            None | Some("main") | Some("main.yml") | Some("main.yaml")
+        )
+    }
+    pub fn at(&self) -> String {
+        match self.line {
+            Some(l) => format!("{}:{l}", self.file),
+            None => self.file.clone(),
+        }
+    }
+}
+
+/// An include or import whose role name is templated, or otherwise not a literal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DynamicRef {
+    pub expression: String,
+    pub how: &'static str,
+    pub file: String,
+    pub line: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RoleRefs {
+    pub roles: Vec<RoleRef>,
+    pub dynamic: Vec<DynamicRef>,
+    /// `namespace.collection` of every fully qualified module outside ansible.builtin.
+    pub collections: BTreeSet<String>,
+}
+
+/// The module names that include or import a role, with the word shown for each.
+fn role_action(key: &str) -> Option<&'static str> {
+    let short = key
+        .strip_prefix("ansible.builtin.")
+        .or_else(|| key.strip_prefix("ansible.legacy."))
+        .unwrap_or(key);
+    match short {
+        "include_role" => Some("include_role"),
+        "import_role" => Some("import_role"),
+        _ => None,
+    }
+}
+
+/// Keys that hold nested task lists.
+const BLOCK_KEYS: [&str; 3] = ["block", "rescue", "always"];
+
+/// `namespace.collection` of a fully qualified module name outside ansible.builtin/legacy.
+fn collection_of(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let ident = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    if parts.len() < 3 || !parts.iter().all(|p| ident(p)) {
+        return None;
+    }
+    if parts[0] == "ansible" && (parts[1] == "builtin" || parts[1] == "legacy") {
+        return None;
+    }
+    Some(format!("{}.{}", parts[0], parts[1]))
+}
+
+/// Reads one task or handler file of a role into `refs`.
+pub fn scan(file: &SourceFile, refs: &mut RoleRefs) -> Result<(), ConfigError> {
+    if file.text.trim().is_empty() {
+        return Ok(());
+    }
+    let value: Value = file.parse()?;
+    let mut lines = action_lines(&file.text).into_iter();
+    let mut found = Vec::new();
+    walk_tasks(&value, &mut found, &mut refs.collections);
+    for (how, args) in found {
+        let line = lines.next();
+        let line_text = line
+            .and_then(|l| file.text.lines().nth(l - 1))
+            .unwrap_or_default()
+            .to_string();
+        match literal_role(&args) {
+            Ok((role, tasks_from)) => refs.roles.push(RoleRef {
+                role,
+                how,
+                tasks_from,
+                file: file.display.clone(),
+                line,
+                line_text,
+            }),
+            Err(expression) => refs.dynamic.push(DynamicRef {
+                expression,
+                how,
+                file: file.display.clone(),
+                line,
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// Every include/import task of a task list (blocks included), in document order, and the
+/// collections of the other tasks' modules.
+fn walk_tasks(
+    value: &Value,
+    found: &mut Vec<(&'static str, Value)>,
+    collections: &mut BTreeSet<String>,
+) {
+    let Some(tasks) = value.as_sequence() else {
+        return;
+    };
+    for task in tasks {
+        let Some(map) = task.as_mapping() else {
+            continue;
+        };
+        for (k, v) in map {
+            let Some(key) = k.as_str() else { continue };
+            if BLOCK_KEYS.contains(&key) {
+                walk_tasks(v, found, collections);
+            } else if let Some(how) = role_action(key) {
+                found.push((how, v.clone()));
+            } else if let Some(c) = collection_of(key) {
+                collections.insert(c);
+            }
+        }
+    }
+}
+
+/// The role name and `tasks_from` of an include's arguments, or the expression shown when the
+/// name is not a literal.
+fn literal_role(args: &Value) -> Result<(String, Option<String>), String> {
+    let (name, tasks_from) = match args {
+        // the old `include_role: name=x tasks_from=y` form
+        Value::String(s) => {
+            let mut name = None;
+            let mut from = None;
+            for word in s.split_whitespace() {
+                if let Some(v) = word.strip_prefix("name=") {
+                    name = Some(v.to_string());
+                } else if let Some(v) = word.strip_prefix("tasks_from=") {
+                    from = Some(v.to_string());
+                }
+            }
+            (name.ok_or_else(|| s.clone())?, from)
+        }
+        Value::Mapping(m) => {
+            let text = |key: &str| m.get(key).and_then(|v| v.as_str()).map(str::to_string);
+            let name = text("name").or_else(|| text("role"));
+            let shown = serde_yaml::to_string(args).unwrap_or_default();
+            (name.ok_or_else(|| shown.trim().to_string())?, text("tasks_from"))
+        }
+        other => {
+            return Err(serde_yaml::to_string(other)
+                .unwrap_or_default()
+                .trim()
+                .to_string())
+        }
+    };
+    if name.contains("{{") || name.contains("{%") {
+        return Err(name);
+    }
+    Ok((name, tasks_from))
+}
+
+/// The 1-based lines where an include/import key starts, in document order. Matched with the
+/// parsed tasks in order, which is how the lines are found without a positioned parser.
+fn action_lines(text: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
+        if let Some((key, _)) = t.split_once(':') {
+            if role_action(key.trim()).is_some() {
+                lines.push(i + 1);
+            }
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs_of(text: &str) -> RoleRefs {
+        let mut refs = RoleRefs::default();
+        scan(&SourceFile::ansible("roles/app/tasks/main.yml", text), &mut refs).unwrap();
+        refs
+    }
+
+    #[test]
+    fn literal_includes_and_imports_with_their_lines() {
+        let refs = refs_of(
+            "- name: one\n  include_role:\n    name: dep\n    tasks_from: extra\n\
+             - ansible.builtin.import_role:\n    name: geerlingguy.nginx\n\
+             - block:\n    - include_role: name=inner tasks_from=x.yml\n\
+             - ansible.posix.sysctl: {name: vm.swappiness, value: '10'}\n\
+             - community.general.ini_file: {path: /x}\n\
+             - ansible.builtin.debug: {msg: hi}\n",
+        );
+        let got: Vec<(&str, &str, Option<&str>, Option<usize>)> = refs
+            .roles
+            .iter()
+            .map(|r| (r.role.as_str(), r.how, r.tasks_from.as_deref(), r.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("dep", "include_role", Some("extra"), Some(2)),
+                ("geerlingguy.nginx", "import_role", None, Some(5)),
+                ("inner", "include_role", Some("x.yml"), Some(8)),
+            ]
+        );
+        assert_eq!(
+            refs.collections.iter().collect::<Vec<_>>(),
+            ["ansible.posix", "community.general"]
+        );
+        assert!(refs.dynamic.is_empty());
+    }
+
+    #[test]
+    fn templated_names_are_dynamic() {
+        let refs = refs_of(
+            "- include_role:\n    name: \"{{ which }}\"\n- import_role: {tasks_from: x}\n",
+        );
+        assert!(refs.roles.is_empty());
+        assert_eq!(refs.dynamic.len(), 2);
+        assert_eq!(refs.dynamic[0].expression, "{{ which }}");
+        assert_eq!(refs.dynamic[0].line, Some(1));
+        assert_eq!(refs.dynamic[1].line, Some(3));
+    }
+
+    #[test]
+    fn entry_points_and_collection_roles() {
+        let r = |role: &str, from: Option<&str>| RoleRef {
+            role: role.into(),
+            how: "include_role",
+            tasks_from: from.map(str::to_string),
+            file: String::new(),
+            line: None,
+            line_text: String::new(),
+        };
+        assert!(r("a", None).runs_main() && r("a", Some("main.yml")).runs_main());
+        assert!(!r("a", Some("extra")).runs_main());
+        assert!(r("ns.coll.role", None).in_collection() && !r("ns.role", None).in_collection());
+        assert_eq!(collection_of("ansible.builtin.copy"), None);
+        assert_eq!(collection_of("copy"), None);
+        assert_eq!(collection_of("Ns.coll.x"), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! Issue 12 in the planner: Galaxy-style `namespace.name` roles through every code path,
+//! `include_role`/`import_role` as dependencies (checked and ordered), templated names as
+//! warnings, and the collections each launch role uses.
+
+use crate::util::Fixture;
+
+/// A project whose roles include a Galaxy-installed `acme.web` (namespaced), a basic
+/// `acme.base`, a launch-only `acme.id`, and `app`, which includes `acme.web`'s task file.
+fn galaxy() -> Fixture {
+    let f = Fixture::bare();
+    f.role("acme.base", &[])
+        .role("acme.web", &["acme.base"])
+        .role("acme.id", &[])
+        .write(
+            "roles/acme.web/tasks/vhost.yml",
+            "- name: a vhost\n  ansible.builtin.debug: {msg: vhost}\n",
+        )
+        .write(
+            "roles/app/tasks/main.yml",
+            "- name: sysctl from a collection\n  ansible.posix.sysctl: {name: vm.swappiness, value: '10'}\n\
+             - name: the vhost of acme.web\n  ansible.builtin.include_role:\n    name: acme.web\n    tasks_from: vhost\n",
+        )
+        .write("roles/app/meta/main.yml", "dependencies: [acme.base]\n")
+        .image("img", &["acme.base"], &["acme.id"])
+        .stack("s", "img", &["acme.web", "app", "acme.id"]);
+    f
+}
+
+#[test]
+fn namespaced_roles_go_through_plan_promote_render_and_userdata() {
+    let f = galaxy();
+    let p = f.plan("s", &["acme.web"]);
+    assert_eq!(p.layers[0].runs, ["acme.base"]);
+    assert_eq!(p.layers[1].runs, ["acme.web"]);
+    let launch: Vec<&str> = p.launch.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(launch, ["app", "acme.id"]);
+    assert!(p.installed.contains_key("acme.web"));
+
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let r = f.run(&["render", "s", "--promote", "acme.web", "--output", dir]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let launch_json = std::fs::read_to_string(out.path().join("launch.json")).unwrap();
+    assert!(launch_json.contains("\"acme.id\""), "{launch_json}");
+    let ud = f.run(&["userdata", "s", "--promote", "acme.web", "--explain"]);
+    assert_eq!(ud.code, 0, "{}", ud.stderr);
+    assert!(ud.stdout.contains("acme.id"), "{}", ud.stdout);
+}
+
+#[test]
+fn role_names_other_than_name_or_namespace_name_are_refused_with_the_rule() {
+    for bad in ["ns.coll.role", "a..b", "a.-b"] {
+        let f = Fixture::bare();
+        f.role(bad, &[])
+            .image("img", &[], &[])
+            .stack("s", "img", &[]);
+        let r = f.run(&["plan", "s"]);
+        assert_eq!(r.code, 1, "{bad}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("not a valid role name") && r.stderr.contains("namespace.name"),
+            "{bad}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn an_included_role_in_the_stack_is_ordered_before_the_role_that_includes_it() {
+    let f = Fixture::bare();
+    f.role("x", &[])
+        .write(
+            "roles/a/tasks/main.yml",
+            "- ansible.builtin.import_role:\n    name: x\n",
+        )
+        .image("img", &[], &[])
+        .stack("s", "img", &["a", "x"]);
+    let p = f.plan("s", &[]);
+    let launch: Vec<&str> = p.launch.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(launch, ["x", "a"]);
+    // an included role that the stack does not list is not run on its own
+    let f = Fixture::bare();
+    f.role("x", &[])
+        .write("roles/a/tasks/main.yml", "- include_role: {name: x}\n")
+        .image("img", &[], &[])
+        .stack("s", "img", &["a"]);
+    let launch: Vec<String> = f.plan("s", &[]).launch.into_iter().map(|r| r.name).collect();
+    assert_eq!(launch, ["a"]);
+}
+
+#[test]
+fn an_include_of_an_unknown_role_is_an_error_at_the_task_with_a_suggestion() {
+    let f = galaxy();
+    f.write(
+        "roles/app/tasks/more.yml",
+        "- name: fine\n  ansible.builtin.debug: {msg: x}\n- name: typo\n  include_role:\n    name: acme.wbe\n",
+    );
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("roles/app/tasks/more.yml:4")
+            && r.stderr.contains("include_role of unknown role `acme.wbe`")
+            && r.stderr.contains("did you mean `acme.web`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_include_of_a_role_not_installed_on_the_image_is_an_error() {
+    let f = galaxy();
+    f.role("extra", &[]).write(
+        "roles/app/tasks/main.yml",
+        "- ansible.builtin.import_role: {name: extra}\n",
+    );
+    f.write(
+        "images/img.yml",
+        &(std::fs::read_to_string(f.root().join("images/img.yml")).unwrap()
+            + "installed: [acme.base, acme.web, acme.id, app]\n"),
+    );
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("roles/app/tasks/main.yml:1")
+            && r.stderr.contains("not installed on image `img`")
+            && r.stderr.contains("add `extra` to `installed`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_templated_include_is_a_warning_naming_the_file_and_line() {
+    let f = galaxy();
+    f.write(
+        "roles/app/tasks/dyn.yml",
+        "- name: which\n  include_role:\n    name: \"{{ app_flavour }}\"\n",
+    );
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("warning: roles/app/tasks/dyn.yml:2: include_role with a templated name ({{ app_flavour }})"),
+        "{}",
+        r.stdout
+    );
+    let j = f.run(&["plan", "s", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert!(v["warnings"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("roles/app/tasks/dyn.yml:2:"));
+}
+
+#[test]
+fn including_the_entry_point_of_a_baked_role_is_a_warning() {
+    let f = galaxy();
+    f.write(
+        "roles/app/tasks/main.yml",
+        "- include_role:\n    name: acme.base\n- include_role: {name: acme.web, tasks_from: vhost}\n",
+    );
+    let p = f.plan("s", &[]);
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].starts_with("roles/app/tasks/main.yml:1: include_role of `acme.base` runs its tasks/main.yml, which is a no-op")
+            && p.warnings[0].contains("baked in layer 1 (img)"),
+        "{}",
+        p.warnings[0]
+    );
+}
+
+#[test]
+fn plan_shows_the_collections_each_launch_role_uses() {
+    let f = galaxy();
+    let p = f.plan("s", &[]);
+    let app = p.launch.iter().find(|r| r.name == "app").unwrap();
+    assert_eq!(app.collections, ["ansible.posix"]);
+    let r = f.run(&["plan", "s"]);
+    assert!(
+        r.stdout.contains("collections: ansible.posix"),
+        "{}",
+        r.stdout
+    );
+}
