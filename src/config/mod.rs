@@ -1,6 +1,7 @@
 //! config: YAML on disk → a checked, typed [`Project`]. All file I/O of the definitions happens
 //! here; the planner and renderers only see the result.
 
+pub mod group_vars;
 pub mod lint;
 pub mod model;
 pub mod names;
@@ -214,6 +215,8 @@ pub struct Project {
     pub stacks: BTreeMap<String, Stack>,
     pub roles: BTreeMap<String, Role>,
     pub templates: Templates,
+    /// `group_vars/all` and `group_vars/<stack>`: the lowest-precedence vars.
+    pub group_vars: group_vars::GroupVars,
 }
 
 impl Project {
@@ -267,12 +270,14 @@ impl Project {
                 }
             }
         }
+        let group_vars = group_vars::load(root, stacks.keys())?;
         Ok(Project {
             root: root.to_path_buf(),
             images,
             stacks,
             roles,
             templates,
+            group_vars,
         })
     }
 

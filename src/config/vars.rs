@@ -90,7 +90,11 @@ pub fn check(
 ) -> Result<Vars, ConfigError> {
     let mut out = Vars::new();
     for (name, value) in raw {
-        let path = format!("{section}.{name}");
+        let path = if section.is_empty() {
+            name.clone()
+        } else {
+            format!("{section}.{name}")
+        };
         if !valid_var_name(name) {
             return Err(file
                 .error_for(

@@ -665,7 +665,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         promoted,
         launch,
         installed: hasher.installed,
-        launch_vars: launch_vars(image, stack),
+        launch_vars: launch_vars(scope.project, image, stack),
         status_tag: req.target == Target::Aws
             && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
         notes,
@@ -902,7 +902,8 @@ impl LayerHasher {
 fn layers(scope: &Scope<'_>, hasher: &LayerHasher, stack_runs: Vec<String>) -> Vec<Layer> {
     let (image, stack, basic) = (scope.image, scope.stack, &scope.basic);
     let base_parent = format!("source:{}", hasher.source_identity);
-    let base_vars = image.vars.clone();
+    let mut base_vars = scope.project.group_vars.all.clone();
+    base_vars.extend(image.vars.clone());
     let (base_hash, base_inputs) = hasher.hash(LayerKind::Base, &base_parent, basic, &base_vars);
     let base = Layer {
         index: 1,
@@ -919,7 +920,8 @@ fn layers(scope: &Scope<'_>, hasher: &LayerHasher, stack_runs: Vec<String>) -> V
     let mut layers = vec![base];
     if !stack_runs.is_empty() {
         let parent = format!("layer:{}", layers[0].hash);
-        let mut vars = image.vars.clone();
+        let mut vars = scope.project.group_vars.for_stack(&stack.name);
+        vars.extend(image.vars.clone());
         vars.extend(stack.vars.clone());
         let mut baked = basic.clone();
         baked.extend(stack_runs.iter().cloned());
@@ -1001,9 +1003,15 @@ fn include_warnings(scope: &Scope<'_>, layers: &[Layer]) -> Vec<String> {
     warnings
 }
 
-/// Every var a launch sees: bake-time vars (image, then stack), then launch-time vars.
-fn launch_vars(image: &crate::config::Image, stack: &crate::config::Stack) -> Vars {
-    let mut vars = image.vars.clone();
+/// Every var a launch sees: the stack's group vars, bake-time vars (image, then stack), then
+/// launch-time vars.
+fn launch_vars(
+    project: &Project,
+    image: &crate::config::Image,
+    stack: &crate::config::Stack,
+) -> Vars {
+    let mut vars = project.group_vars.for_stack(&stack.name);
+    vars.extend(image.vars.clone());
     vars.extend(stack.vars.clone());
     vars.extend(image.launch_vars.clone());
     vars.extend(stack.launch_vars.clone());

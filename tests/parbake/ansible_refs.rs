@@ -180,3 +180,56 @@ fn plan_shows_the_collections_each_launch_role_uses() {
         r.stdout
     );
 }
+
+#[test]
+fn group_vars_all_and_the_stack_group_layer_under_the_stack_files_vars() {
+    let f = galaxy();
+    f.write("group_vars/all.yml", "colour: grey\nsize: 1\nshared: all\n")
+        .write("group_vars/all/20-more.yml", "size: 2\n")
+        .write("group_vars/s/main.yml", "colour: blue\n")
+        .write("group_vars/nobody.yml", "colour: never\n");
+    let stack = std::fs::read_to_string(f.root().join("images/stacks/s.yml")).unwrap();
+    f.write(
+        "images/stacks/s.yml",
+        &(stack + "vars: {shared: stack}\nlaunch_vars: {late: true}\n"),
+    );
+    let before = {
+        let g = galaxy();
+        g.plan("s", &["acme.web"])
+    };
+    let p = f.plan("s", &["acme.web"]);
+    let show = |v: &parbake::config::Vars, k: &str| serde_json::to_string(&v[k]).unwrap();
+    // the base layer is shared by every stack: it sees group `all` only
+    assert_eq!(show(&p.layers[0].vars, "colour"), "\"grey\"");
+    assert_eq!(show(&p.layers[0].vars, "size"), "2");
+    assert!(!p.layers[0].vars.contains_key("late"));
+    // the stack layer and the launch see the stack's group, then the stack file's vars
+    assert_eq!(show(&p.layers[1].vars, "colour"), "\"blue\"");
+    assert_eq!(show(&p.layers[1].vars, "shared"), "\"stack\"");
+    assert_eq!(show(&p.launch_vars, "colour"), "\"blue\"");
+    assert_eq!(show(&p.launch_vars, "late"), "true");
+    // hashed into the layers that run roles
+    assert_ne!(p.layers[0].hash, before.layers[0].hash);
+    assert_ne!(p.layers[1].hash, before.layers[1].hash);
+}
+
+#[test]
+fn group_vars_errors_are_located_and_secrets_are_refused_there() {
+    let f = galaxy();
+    f.write("group_vars/all.yml", "ok: 1\nbad-name: 2\n");
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("group_vars/all.yml:2") && r.stderr.contains("not a valid Ansible variable name"),
+        "{}",
+        r.stderr
+    );
+    f.write("group_vars/all.yml", "token: !secret ssm:/x\n");
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("group_vars/all.yml:1"), "{}", r.stderr);
+    f.write("group_vars/all.yml", "token: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n");
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("group_vars/all.yml:1"), "{}", r.stderr);
+}
