@@ -1,6 +1,7 @@
 //! config: YAML on disk → a checked, typed [`Project`]. All file I/O of the definitions happens
 //! here; the planner and renderers only see the result.
 
+pub mod ansible_version;
 pub mod group_vars;
 pub mod lint;
 pub mod model;
@@ -369,6 +370,9 @@ fn check_image(
             .error_for("sources", None, "no source: add `qemu:` and/or `aws:`")
             .into());
     }
+    if let Some(a) = &def.ansible {
+        check_ansible_pin(&file, &a.core)?;
+    }
     let installed: Vec<String> = match &def.installed {
         Some(list) => {
             let mut l = list.clone();
@@ -477,6 +481,22 @@ fn check_file_name(file: &SourceFile, name: &str, kind: &str) -> Result<(), Conf
             "rename the file: letters, digits, `_` and `-`, not starting with `-`, at most {} characters",
             names::NAME_MAX
         ))
+        .into())
+}
+
+/// `ansible.core` must be an exact release parbake's runtime works with: it becomes a pip
+/// requirement and part of the base layer hash.
+fn check_ansible_pin(file: &SourceFile, core: &str) -> Result<(), ConfigError> {
+    use ansible_version::{Version, OLDEST_ANSIBLE_CORE};
+    let oldest = Version::parse(OLDEST_ANSIBLE_CORE).expect("a version");
+    let problem = match Version::parse_exact(core) {
+        None => format!("{core:?} is not an exact ansible-core release"),
+        Some(v) if v < oldest => format!("ansible-core {core} is older than {OLDEST_ANSIBLE_CORE}, the oldest parbake's runtime supports"),
+        Some(_) => return Ok(()),
+    };
+    Err(file
+        .error_for("ansible.core", None, problem)
+        .with_hint("pin one release as `X.Y.Z`, e.g. `ansible: {core: \"2.17.7\"}`; omit `ansible` to use the distribution's ansible-core")
         .into())
 }
 

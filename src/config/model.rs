@@ -25,6 +25,17 @@ pub struct ImageFile {
     /// Launch-time vars: passed only at launch, written into user-data, not part of any hash.
     #[serde(default)]
     pub launch_vars: BTreeMap<String, serde_yaml::Value>,
+    /// The Ansible the image runs: `core: "2.17.7"` installs that ansible-core from PyPI into a
+    /// venv on the image for bake and launch. Omitted: the distribution's.
+    #[serde(default)]
+    pub ansible: Option<AnsibleSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnsibleSettings {
+    /// An exact ansible-core release (`X.Y.Z`).
+    pub core: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]

@@ -251,7 +251,15 @@ pub fn role_prefix(hash: &str) -> String {
 
 /// The layer inputs an AMI tag can hold (`parbake:inputs`): everything but the role hashes
 /// (in `parbake:installed-N`), the parent and the version (their own tags).
-pub const TAGGED_INPUTS: [&str; 5] = ["runs", "vars", "template", "source settings", "runtime"];
+pub const TAGGED_INPUTS: [&str; 7] = [
+    "runs",
+    "vars",
+    "template",
+    "source settings",
+    "runtime",
+    "ansible-core",
+    "collections",
+];
 
 fn short(s: &str) -> &str {
     &s[..s.len().min(12)]
@@ -303,6 +311,9 @@ pub struct Plan {
     /// that a baked role's shim turns into no-ops. Each starts with `file:line:`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The ansible-core the image pins (`ansible.core`); None runs the distribution's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ansible_core: Option<String>,
 }
 
 impl Plan {
@@ -330,6 +341,12 @@ struct HashInputs<'a> {
     vars: &'a Vars,
     template: String,
     source: serde_json::Value,
+    /// The pinned ansible-core (`ansible.core`), absent when the image runs the distribution's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ansible_core: Option<&'a str>,
+    /// The content hash of the vendored collections, absent without any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collections: Option<&'a str>,
 }
 
 fn json_digest16<T: Serialize>(v: &T) -> String {
@@ -670,6 +687,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
         notes,
         warnings,
+        ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),
     })
 }
 
@@ -809,6 +827,8 @@ struct LayerHasher {
     source_identity: String,
     /// Packages the base layer downloads: those of every installed role it does not run.
     stage_apt: BTreeMap<String, Vec<String>>,
+    ansible_core: Option<String>,
+    collections: Option<String>,
 }
 
 impl LayerHasher {
@@ -858,6 +878,8 @@ impl LayerHasher {
                 .filter(|r| !r.meta.stage_apt.is_empty())
                 .map(|r| (r.name.clone(), r.meta.stage_apt.clone()))
                 .collect(),
+            ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),
+            collections: None,
         })
     }
 
@@ -880,6 +902,8 @@ impl LayerHasher {
             vars,
             template: self.template_digest.clone(),
             source: self.source.clone(),
+            ansible_core: self.ansible_core.as_deref(),
+            collections: self.collections.as_deref(),
         };
         let hash = sha256_hex(&serde_json::to_vec(&inputs).expect("hash inputs serialize"));
         let mut summary: Inputs = self
@@ -893,6 +917,12 @@ impl LayerHasher {
         summary.insert("runs".into(), runs.join(","));
         summary.insert("vars".into(), json_digest16(vars));
         summary.insert("template".into(), self.template_digest[..16].to_string());
+        if let Some(core) = &self.ansible_core {
+            summary.insert("ansible-core".into(), core.clone());
+        }
+        if let Some(c) = &self.collections {
+            summary.insert("collections".into(), role_prefix(c));
+        }
         summary.insert("source settings".into(), json_digest16(&self.source));
         (hash, summary)
     }

@@ -233,3 +233,31 @@ fn group_vars_errors_are_located_and_secrets_are_refused_there() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("group_vars/all.yml:1"), "{}", r.stderr);
 }
+
+#[test]
+fn an_ansible_core_pin_is_an_exact_release_and_part_of_the_base_hash() {
+    let f = galaxy();
+    let before = f.plan("s", &[]).layers[0].hash.clone();
+    let image = std::fs::read_to_string(f.root().join("images/img.yml")).unwrap();
+    f.write("images/img.yml", &format!("{image}ansible: {{core: \"2.17.7\"}}\n"));
+    let p = f.plan("s", &[]);
+    assert_ne!(p.layers[0].hash, before);
+    assert_eq!(p.ansible_core.as_deref(), Some("2.17.7"));
+    assert_eq!(p.layers[0].inputs["ansible-core"], "2.17.7");
+    for (bad, says) in [
+        ("\">=2.17\"", "not an exact ansible-core release"),
+        ("\"2.12.10\"", "older than 2.14.0"),
+        ("latest", "not an exact"),
+    ] {
+        f.write("images/img.yml", &format!("{image}ansible: {{core: {bad}}}\n"));
+        let r = f.run(&["plan", "s"]);
+        assert_eq!(r.code, 1, "{bad}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("images/img.yml") && r.stderr.contains("ansible.core") && r.stderr.contains(says),
+            "{bad}: {}",
+            r.stderr
+        );
+    }
+    f.write("images/img.yml", &format!("{image}ansible: {{core: \"2.17.7\", extras: 1}}\n"));
+    assert_eq!(f.run(&["plan", "s"]).code, 1);
+}
