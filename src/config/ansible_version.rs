@@ -159,7 +159,15 @@ mod tests {
     #[test]
     fn an_image_pins_an_exact_release() {
         assert!(Version::parse_exact("2.17.7").is_some());
-        for bad in ["2.17", "2.17.7rc1", ">=2.17", "2.17.7.1", "", "latest", "2.17.x"] {
+        for bad in [
+            "2.17",
+            "2.17.7rc1",
+            ">=2.17",
+            "2.17.7.1",
+            "",
+            "latest",
+            "2.17.x",
+        ] {
             assert!(Version::parse_exact(bad).is_none(), "{bad}");
         }
         assert!(v("2.14.18") > v("2.14.9") && v("2.15") == v("2.15.0"));

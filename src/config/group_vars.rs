@@ -59,8 +59,8 @@ fn group(root: &Path, name: &str) -> Result<Vars, ConfigError> {
     let mut vars = Vars::new();
     for rel in group_files(root, name)? {
         let path = root.join(&rel);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ConfigError::Io { path, source })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })?;
         let file = SourceFile::new(rel, text);
         if file.text.trim().is_empty() {
             continue;
@@ -90,7 +90,9 @@ fn group_files(root: &Path, name: &str) -> Result<Vec<String>, ConfigError> {
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_file())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.') && EXTENSIONS.iter().any(|x| n.ends_with(&format!(".{x}"))))
+            .filter(|n| {
+                !n.starts_with('.') && EXTENSIONS.iter().any(|x| n.ends_with(&format!(".{x}")))
+            })
             .collect();
         names.sort();
         files.extend(names.into_iter().map(|n| format!("group_vars/{name}/{n}")));

@@ -133,12 +133,30 @@ mod tests {
 
     #[test]
     fn role_names() {
-        for ok in ["web", "geerlingguy.nginx", "dev-sec.os-hardening", "a_b.c_d", "ANXS.postgresql"] {
+        for ok in [
+            "web",
+            "geerlingguy.nginx",
+            "dev-sec.os-hardening",
+            "a_b.c_d",
+            "ANXS.postgresql",
+        ] {
             assert!(valid_role_name(ok), "{ok}");
         }
         let long = format!("a.{}", "x".repeat(63));
         for bad in [
-            "", ".", "a.", ".a", "a..b", "ns.coll.role", "a/b", "a.-b", "-a.b", "a b.c", "a.b\n", "..", &long,
+            "",
+            ".",
+            "a.",
+            ".a",
+            "a..b",
+            "ns.coll.role",
+            "a/b",
+            "a.-b",
+            "-a.b",
+            "a b.c",
+            "a.b\n",
+            "..",
+            &long,
         ] {
             assert!(!valid_role_name(bad), "{bad:?}");
         }

@@ -182,7 +182,10 @@ fn literal_role(args: &Value) -> Result<(String, Option<String>), String> {
             let text = |key: &str| m.get(key).and_then(|v| v.as_str()).map(str::to_string);
             let name = text("name").or_else(|| text("role"));
             let shown = serde_yaml::to_string(args).unwrap_or_default();
-            (name.ok_or_else(|| shown.trim().to_string())?, text("tasks_from"))
+            (
+                name.ok_or_else(|| shown.trim().to_string())?,
+                text("tasks_from"),
+            )
         }
         other => {
             return Err(serde_yaml::to_string(other)
@@ -219,7 +222,11 @@ mod tests {
 
     fn refs_of(text: &str) -> RoleRefs {
         let mut refs = RoleRefs::default();
-        scan(&SourceFile::ansible("roles/app/tasks/main.yml", text), &mut refs).unwrap();
+        scan(
+            &SourceFile::ansible("roles/app/tasks/main.yml", text),
+            &mut refs,
+        )
+        .unwrap();
         refs
     }
 
@@ -255,9 +262,8 @@ mod tests {
 
     #[test]
     fn templated_names_are_dynamic() {
-        let refs = refs_of(
-            "- include_role:\n    name: \"{{ which }}\"\n- import_role: {tasks_from: x}\n",
-        );
+        let refs =
+            refs_of("- include_role:\n    name: \"{{ which }}\"\n- import_role: {tasks_from: x}\n");
         assert!(refs.roles.is_empty());
         assert_eq!(refs.dynamic.len(), 2);
         assert_eq!(refs.dynamic[0].expression, "{{ which }}");

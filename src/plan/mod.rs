@@ -378,7 +378,9 @@ fn role<'p>(project: &'p Project, name: &str) -> Result<&'p Role, PlanError> {
 /// order where dependencies allow. Errors on cycles, unknown roles and chains deeper than
 /// [`MAX_DEPENDENCY_DEPTH`]. Iterative, and linear in roles plus dependencies.
 pub fn dependency_order(project: &Project, roots: &[String]) -> Result<Vec<String>, PlanError> {
-    order_roles(project, roots, |r| r.deps.iter().map(String::as_str).collect())
+    order_roles(project, roots, |r| {
+        r.deps.iter().map(String::as_str).collect()
+    })
 }
 
 /// [`dependency_order`], then the roles that a role of the result includes or imports by a
@@ -525,7 +527,12 @@ fn check_includes(
 ) -> Result<(), PlanError> {
     let installed: BTreeSet<&str> = image.installed.iter().map(String::as_str).collect();
     for name in runs {
-        for inc in role(project, name)?.refs.roles.iter().filter(|i| !i.in_collection()) {
+        for inc in role(project, name)?
+            .refs
+            .roles
+            .iter()
+            .filter(|i| !i.in_collection())
+        {
             let problem = if !project.roles.contains_key(&inc.role) {
                 let known: Vec<String> = project.roles.keys().cloned().collect();
                 Some((
@@ -979,7 +986,12 @@ fn launch_roles(scope: &Scope<'_>, top: &Layer) -> Result<Vec<LaunchRole>, PlanE
         .stack_all
         .iter()
         .filter(|r| !baked.contains(r.as_str()))
-        .map(|r| Ok(launch_role(role(scope.project, r)?, scope.launch_only.contains(r.as_str()))))
+        .map(|r| {
+            Ok(launch_role(
+                role(scope.project, r)?,
+                scope.launch_only.contains(r.as_str()),
+            ))
+        })
         .collect()
 }
 

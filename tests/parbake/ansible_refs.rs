@@ -83,7 +83,12 @@ fn an_included_role_in_the_stack_is_ordered_before_the_role_that_includes_it() {
         .write("roles/a/tasks/main.yml", "- include_role: {name: x}\n")
         .image("img", &[], &[])
         .stack("s", "img", &["a"]);
-    let launch: Vec<String> = f.plan("s", &[]).launch.into_iter().map(|r| r.name).collect();
+    let launch: Vec<String> = f
+        .plan("s", &[])
+        .launch
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(launch, ["a"]);
 }
 
@@ -220,7 +225,8 @@ fn group_vars_errors_are_located_and_secrets_are_refused_there() {
     let r = f.run(&["plan", "s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("group_vars/all.yml:2") && r.stderr.contains("not a valid Ansible variable name"),
+        r.stderr.contains("group_vars/all.yml:2")
+            && r.stderr.contains("not a valid Ansible variable name"),
         "{}",
         r.stderr
     );
@@ -228,7 +234,10 @@ fn group_vars_errors_are_located_and_secrets_are_refused_there() {
     let r = f.run(&["plan", "s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("group_vars/all.yml:1"), "{}", r.stderr);
-    f.write("group_vars/all.yml", "token: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n");
+    f.write(
+        "group_vars/all.yml",
+        "token: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n",
+    );
     let r = f.run(&["plan", "s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("group_vars/all.yml:1"), "{}", r.stderr);
@@ -239,7 +248,10 @@ fn an_ansible_core_pin_is_an_exact_release_and_part_of_the_base_hash() {
     let f = galaxy();
     let before = f.plan("s", &[]).layers[0].hash.clone();
     let image = std::fs::read_to_string(f.root().join("images/img.yml")).unwrap();
-    f.write("images/img.yml", &format!("{image}ansible: {{core: \"2.17.7\"}}\n"));
+    f.write(
+        "images/img.yml",
+        &format!("{image}ansible: {{core: \"2.17.7\"}}\n"),
+    );
     let p = f.plan("s", &[]);
     assert_ne!(p.layers[0].hash, before);
     assert_eq!(p.ansible_core.as_deref(), Some("2.17.7"));
@@ -249,15 +261,23 @@ fn an_ansible_core_pin_is_an_exact_release_and_part_of_the_base_hash() {
         ("\"2.12.10\"", "older than 2.14.0"),
         ("latest", "not an exact"),
     ] {
-        f.write("images/img.yml", &format!("{image}ansible: {{core: {bad}}}\n"));
+        f.write(
+            "images/img.yml",
+            &format!("{image}ansible: {{core: {bad}}}\n"),
+        );
         let r = f.run(&["plan", "s"]);
         assert_eq!(r.code, 1, "{bad}: {}", r.stderr);
         assert!(
-            r.stderr.contains("images/img.yml") && r.stderr.contains("ansible.core") && r.stderr.contains(says),
+            r.stderr.contains("images/img.yml")
+                && r.stderr.contains("ansible.core")
+                && r.stderr.contains(says),
             "{bad}: {}",
             r.stderr
         );
     }
-    f.write("images/img.yml", &format!("{image}ansible: {{core: \"2.17.7\", extras: 1}}\n"));
+    f.write(
+        "images/img.yml",
+        &format!("{image}ansible: {{core: \"2.17.7\", extras: 1}}\n"),
+    );
     assert_eq!(f.run(&["plan", "s"]).code, 1);
 }

@@ -13,7 +13,7 @@ use crate::bake::{
 };
 use crate::config::{AwsSource, Project};
 use crate::error::{Error, Result};
-use crate::plan::{self, Layer, Plan, PlanRequest};
+use crate::plan::{Layer, Plan, PlanRequest};
 use crate::progress::Progress;
 use crate::render::packer::TAG_VALUE_MAX;
 use crate::render::RenderOptions;
@@ -101,37 +101,25 @@ impl AwsBaker {
 
     /// The plan with the resolved source AMI as layer 1's source identity.
     pub fn plan(&self, req: &PlanRequest, progress: &mut Progress) -> Result<Plan> {
-        let stack = self.project.stack(&req.stack)?;
-        let image = self.project.image(&stack.def.image)?;
-        if image.def.sources.aws.is_none() {
-            // the planner reports a missing source with its hint
-            plan::plan(&self.project, req)?;
-        }
-        let src = self.source(&image.name)?;
-        let source = match self.resolved_source(&image.name).ok() {
-            Some(a) => a,
-            None => {
-                progress.step("source AMI", "resolving");
-                let ec2 = self.ec2(&src.region);
-                let a = self.rt.block_on(ec2.resolve_source_ami(&src.source_ami))?;
-                progress.line(&format!(
-                    "source AMI in {}: {} ({}, created {})",
-                    src.region, a.id, a.name, a.creation_date
-                ));
-                self.sources
-                    .lock()
-                    .expect("sources")
-                    .insert(image.name.clone(), a.clone());
-                a
+        crate::target::plan_for(&self.project, req, |image| {
+            let src = self.source(&image.name)?;
+            if let Ok(a) = self.resolved_source(&image.name) {
+                return Ok(crate::plan::source_identity::aws(&src.region, &a.id));
             }
-        };
-        Ok(plan::plan(
-            &self.project,
-            &PlanRequest {
-                source_identity: Some(crate::plan::source_identity::aws(&src.region, &source.id)),
-                ..req.clone()
-            },
-        )?)
+            progress.step("source AMI", "resolving");
+            let ec2 = self.ec2(&src.region);
+            let a = self.rt.block_on(ec2.resolve_source_ami(&src.source_ami))?;
+            progress.line(&format!(
+                "source AMI in {}: {} ({}, created {})",
+                src.region, a.id, a.name, a.creation_date
+            ));
+            let identity = crate::plan::source_identity::aws(&src.region, &a.id);
+            self.sources
+                .lock()
+                .expect("sources")
+                .insert(image.name.clone(), a);
+            Ok(identity)
+        })
     }
 }
 

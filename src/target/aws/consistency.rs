@@ -16,23 +16,22 @@ pub fn plan_for_target(
     req: &PlanRequest,
     ami: Option<&str>,
 ) -> Result<(Plan, String)> {
-    let stack = project.stack(&req.stack)?;
-    let image = project.image(&stack.def.image)?;
-    let Some(src) = image.def.sources.aws.as_ref() else {
-        plan::plan(project, req)?;
-        return Err(Error::Internal("an aws plan without an aws source".into()));
-    };
     let rt = runtime(Threads::Current)?;
+    let mut conn = None;
+    let plan = crate::target::plan_for(project, req, |image| {
+        let src = image
+            .def
+            .sources
+            .aws
+            .as_ref()
+            .ok_or_else(|| Error::Internal("an aws plan without an aws source".into()))?;
+        let ec2 = rt.block_on(Ec2::connect(&src.region, &Endpoint::from_env()));
+        let source = rt.block_on(ec2.resolve_source_ami(&src.source_ami))?;
+        conn = Some((ec2, src.region.clone()));
+        Ok(crate::plan::source_identity::aws(&src.region, &source.id))
+    })?;
+    let (ec2, region) = conn.ok_or_else(|| Error::Internal("no EC2 connection".into()))?;
     rt.block_on(async {
-        let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;
-        let source = ec2.resolve_source_ami(&src.source_ami).await?;
-        let plan = plan::plan(
-            project,
-            &PlanRequest {
-                source_identity: Some(crate::plan::source_identity::aws(&src.region, &source.id)),
-                ..req.clone()
-            },
-        )?;
         let found = match ami {
             Some(id) => ec2.image(id).await?,
             None => {
@@ -41,7 +40,7 @@ pub fn plan_for_target(
                 newest(&amis).cloned().ok_or_else(|| {
                     Error::user(format!(
                         "no AMI in {} for layer {} {} ({})",
-                        src.region,
+                        region,
                         top.index,
                         top.name,
                         top.short_hash()

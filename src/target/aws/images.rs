@@ -12,7 +12,7 @@ use super::ec2::{Ec2, Endpoint};
 use super::gc::regions;
 use crate::config::Project;
 use crate::error::Result;
-use crate::plan::{self, PlanRequest, Target};
+use crate::plan::{PlanRequest, Target};
 use crate::runtime::{runtime, Threads};
 use crate::store::now_epoch;
 
@@ -64,14 +64,15 @@ fn current_hash(
     let source = sources
         .get(&image.name)
         .ok_or_else(|| format!("image `{}` has no aws source", image.name))?;
-    let base = plan::plan(
+    let base = crate::target::plan_for(
         project,
         &PlanRequest {
             stack: stack.name.clone(),
             promote: Vec::new(),
             target: Target::Aws,
-            source_identity: Some(source.clone()),
+            source_identity: None,
         },
+        |_| Ok(source.clone()),
     )
     .map_err(|e| e.to_string())?;
     if m.stack.is_none() {
@@ -84,14 +85,15 @@ fn current_hash(
         .filter(|r| !basic.contains(r))
         .cloned()
         .collect();
-    let p = plan::plan(
+    let p = crate::target::plan_for(
         project,
         &PlanRequest {
             stack: stack.name.clone(),
             promote: promote.clone(),
             target: Target::Aws,
-            source_identity: Some(source.clone()),
+            source_identity: None,
         },
+        |_| Ok(source.clone()),
     )
     .map_err(|e| e.to_string())?;
     Ok((p.top().hash.clone(), Some(promote.join(","))))

@@ -12,7 +12,7 @@ use crate::bake::{
 };
 use crate::config::Project;
 use crate::error::{Error, Result};
-use crate::plan::{self, Layer, Plan, PlanRequest};
+use crate::plan::{Layer, Plan, PlanRequest};
 use crate::progress::Progress;
 use crate::render::RenderOptions;
 use crate::store::{now_epoch, LayerRecord, Store};
@@ -45,26 +45,16 @@ impl QemuBaker {
 
     /// The plan for a stack with the real base-disk identity, building the base disk if needed.
     pub fn plan(&self, req: &PlanRequest, progress: &Progress) -> Result<Plan> {
-        let stack = self.project.stack(&req.stack)?;
-        let image = self.project.image(&stack.def.image)?;
-        let base = {
+        crate::target::plan_for(&self.project, req, |image| {
             let mut bases = self.bases.lock().expect("bases");
-            match bases.get(&image.name) {
-                Some(b) => b.clone(),
-                None => {
-                    let b = qemu::base_disk(&self.project, image, |l| progress.raw(l))?;
-                    bases.insert(image.name.clone(), b.clone());
-                    b
-                }
+            if let Some(b) = bases.get(&image.name) {
+                return Ok(b.identity.clone());
             }
-        };
-        Ok(plan::plan(
-            &self.project,
-            &PlanRequest {
-                source_identity: Some(base.identity.clone()),
-                ..req.clone()
-            },
-        )?)
+            let b = qemu::base_disk(&self.project, image, |l| progress.raw(l))?;
+            let identity = b.identity.clone();
+            bases.insert(image.name.clone(), b);
+            Ok(identity)
+        })
     }
 
     fn accelerator(&self, base: &qemu::BaseDisk, progress: &Progress) -> String {

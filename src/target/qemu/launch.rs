@@ -171,19 +171,12 @@ fn record_in_ledger(store: &Store, plan: &Plan, report: &LaunchReport, no_roles:
 
 /// The plan with the real base-disk identity, and the store's record of its top layer.
 fn baked_plan(project: &Project, req: &PlanRequest, store: &Store) -> Result<(Plan, LayerRecord)> {
-    let stack = project.stack(&req.stack)?;
-    let image = project.image(&stack.def.image)?;
-    let identity = qemu::peek_identity(project, image).ok_or_else(|| {
-        Error::user("the base disk image is not built yet")
-            .with_hint(format!("bake first: {}", req.bake_command()))
+    let plan = crate::target::plan_for(project, req, |image| {
+        qemu::peek_identity(project, image).ok_or_else(|| {
+            Error::user("the base disk image is not built yet")
+                .with_hint(format!("bake first: {}", req.bake_command()))
+        })
     })?;
-    let plan = crate::plan::plan(
-        project,
-        &PlanRequest {
-            source_identity: Some(identity),
-            ..req.clone()
-        },
-    )?;
     let top = plan.top();
     let record = store.layer(&top.hash).ok_or_else(|| {
         Error::user(format!(
