@@ -12,8 +12,8 @@
 #                  them (`parbake plan STACK --format json`: the baked roles, then the launch roles)
 #   --stack STACK  parbake's bake/launch split for STACK, from its plan: first apply the roles its
 #                  image bakes with parbake_phase=bake, then its launch roles with
-#                  parbake_phase=launch while the baked roles are empty stand-ins (as the image's
-#                  parbake-roles runner does)
+#                  parbake_phase=launch while the baked roles are shims (as the image's
+#                  parbake-roles runner makes them: only tasks/main.yml and meta are no-ops)
 #   --once         skip the idempotence (second) run
 #   --rebuild      rebuild the cached chroot tarball even if it is fresh
 #
@@ -97,6 +97,7 @@ py_yaml() {   # any python3 with PyYAML: Debian's (python3-yaml) or the project 
 
 PARBAKE=${PARBAKE:-$REPO/target/debug/parbake}
 CALLBACK=$REPO/src/contract/assets/parbake_events.py
+RUNNER=$REPO/src/contract/assets/parbake-roles.py
 
 # prints the roles parbake plans for STACK (the repo is the example project), each list on one
 # line: the roles its image bakes (the top layer's `baked`), then the roles it runs at launch
@@ -313,12 +314,11 @@ write_playbook "$R/opt/parbake/play/site.yml" "${ROLES[@]}"
 LAUNCH_ROLES_PATH=/opt/parbake/roles
 if [ ${#BAKED[@]} -gt 0 ]; then
   write_playbook "$R/opt/parbake/play/bake.yml" "${BAKED[@]}"
-  # empty stand-ins for the baked roles, found first: their tasks, handlers and defaults are gone
-  for r in "${BAKED[@]}"; do
-    mkdir -p "$R/opt/parbake/baked/$r/tasks" "$R/opt/parbake/baked/$r/meta"
-    echo "[]" > "$R/opt/parbake/baked/$r/tasks/main.yml"
-    echo "dependencies: []" > "$R/opt/parbake/baked/$r/meta/main.yml"
-  done
+  # the baked roles' shims, found first, built by the runner as on an image: their
+  # tasks/main.yml and meta dependencies are no-ops, the rest (handlers, defaults...) is theirs
+  python3 -c 'import json, sys; json.dump(sys.argv[1:], sys.stdout)' "${BAKED[@]}" > "$WORK/baked.json"
+  python3 "$RUNNER" shim --roles-dir "$R/opt/parbake/roles" --out "$R/opt/parbake/baked" \
+    --list "$WORK/baked.json" || die "could not build the shims of the baked roles"
   LAUNCH_ROLES_PATH=/opt/parbake/baked:/opt/parbake/roles
 fi
 # CAs the host trusts locally (e.g. a TLS-intercepting egress proxy) go to role base, so pip

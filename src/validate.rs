@@ -178,6 +178,13 @@ fn check_render(
                 ])
                 .cwd(&ldir),
         )?);
+        let payload = ldir.join("payload");
+        build_shims(
+            tools,
+            project,
+            &payload.join("runtime/parbake-roles"),
+            &payload.join("shims.json"),
+        )?;
         checks.push(outcome(
             "ansible-playbook --syntax-check",
             format!("{subject} layer {} bake.yml", layer.index),
@@ -191,16 +198,17 @@ fn check_render(
     }
     // what the runner will run at launch: the launch roles, baked roles shimmed
     let launch_dir = dir.join("launch-check");
-    let shim = launch_dir.join("shim");
-    for r in plan.baked() {
-        std::fs::create_dir_all(shim.join(r).join("tasks"))
-            .map_err(|e| Error::io("create a shim", &shim, e))?;
-        std::fs::write(shim.join(r).join("tasks/main.yml"), "[]\n")
-            .map_err(|e| Error::io("write a shim", &shim, e))?;
-    }
+    std::fs::create_dir_all(&launch_dir).map_err(|e| Error::io("create", &launch_dir, e))?;
+    let (runner, list) = (
+        launch_dir.join("parbake-roles"),
+        launch_dir.join("shims.json"),
+    );
+    std::fs::write(&runner, crate::contract::RUNNER).map_err(|e| Error::io("write", &runner, e))?;
+    std::fs::write(&list, serde_json::to_string(plan.baked()).unwrap())
+        .map_err(|e| Error::io("write", &list, e))?;
+    build_shims(tools, project, &runner, &list)?;
     let roles: Vec<&str> = plan.launch.iter().map(|r| r.name.as_str()).collect();
     let playbook = launch_dir.join("launch.yml");
-    std::fs::create_dir_all(&launch_dir).map_err(|e| Error::io("create", &launch_dir, e))?;
     std::fs::write(
         &playbook,
         serde_json::to_string_pretty(&serde_json::json!([{
@@ -230,8 +238,30 @@ fn check_render(
     Ok(checks)
 }
 
+/// The shims of the roles `list` names (a JSON array, beside it) in `shim/` beside it, built
+/// by the runner at `runner` from the project's roles, as the bake and the launch build them.
+fn build_shims(tools: &Tools, project: &Project, runner: &Path, list: &Path) -> Result<()> {
+    let dir = list.parent().unwrap_or(Path::new("."));
+    checkpoint(point::CHECK)?;
+    Cmd::new("build the shims of baked roles", &tools.python3)
+        .arg(runner)
+        .args(["shim", "--roles-dir"])
+        .arg(roles_dir(project))
+        .arg("--out")
+        .arg(dir.join("shim"))
+        .arg("--list")
+        .arg(list)
+        .run_checked()?;
+    Ok(())
+}
+
+/// The project's roles, as the syntax checks find them.
+fn roles_dir(project: &Project) -> PathBuf {
+    project.root.join("roles")
+}
+
 fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path) -> Cmd {
-    let roles: PathBuf = project.root.join("roles");
+    let roles: PathBuf = roles_dir(project);
     // an empty config: the payload's ansible.cfg points at paths on the builder, not here
     let _ = std::fs::write(base.join("ansible-validate.cfg"), "[defaults]\n");
     Cmd::new("check playbook syntax", &tools.ansible_playbook)

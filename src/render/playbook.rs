@@ -1,6 +1,6 @@
 //! The bake payload of one layer: the playbook that installs every role at /opt/parbake and
-//! runs the layer's roles, its vars and ansible.cfg, the driver and clean-up scripts, the
-//! dependency shims and the runtime. Packer uploads it to /tmp/parbake-payload.
+//! runs the layer's roles, its vars and ansible.cfg, the driver and clean-up scripts, the list
+//! of dependency shims and the runtime. Packer uploads it to /tmp/parbake-payload.
 
 use serde_json::{json, Map, Value};
 
@@ -31,19 +31,24 @@ pub fn bake_vars(plan: &Plan, layer: &Layer) -> Value {
 
 pub fn render(plan: &Plan, layer: &Layer) -> Vec<RenderedFile> {
     let tag = format!("{}-{}", layer.index, layer.short_hash());
-    let mut files = vec![
+    vec![
         RenderedFile::text("payload/bake.yml", bake_playbook(plan, layer)),
         RenderedFile::text(
             "payload/vars.json",
             serde_json::to_string_pretty(&bake_vars(plan, layer)).unwrap() + "\n",
         ),
         RenderedFile::text(
+            "payload/shims.json",
+            serde_json::to_string_pretty(&parent_baked(layer)).expect("names serialize") + "\n",
+        ),
+        RenderedFile::text(
             "payload/ansible.cfg",
             format!(
                 "# parbake: Ansible settings for the bake of layer {index} ({name}).\n\
-                 # Roles baked by earlier layers resolve to empty shims first, so a meta\n\
-                 # dependency on them does not run them again. The role copies are not in\n\
-                 # roles/ beside the playbook: Ansible would search there before roles_path.\n\
+                 # Roles baked by earlier layers resolve to shims first (bake.sh builds them\n\
+                 # from shims.json), so a meta dependency on them does not run them again.\n\
+                 # The role copies are not in roles/ beside the playbook: Ansible would\n\
+                 # search there before roles_path.\n\
                  [defaults]\n\
                  roles_path = {PAYLOAD}/shim:{PAYLOAD}/all-roles\n\
                  callback_plugins = {PAYLOAD}/runtime\n\
@@ -68,6 +73,10 @@ pub fn render(plan: &Plan, layer: &Layer) -> Vec<RenderedFile> {
                  \x20 apt-get install -y -qq --no-install-recommends ansible-core python3-apt >/dev/null\n\
                  fi\n\
                  mkdir -p /var/lib/parbake /var/log/parbake\n\
+                 # roles baked by earlier layers: everything but their tasks/main.yml and meta\n\
+                 # dependencies, which become no-ops (parbake-roles shim)\n\
+                 python3 {PAYLOAD}/runtime/parbake-roles shim --roles-dir {PAYLOAD}/all-roles \\\n\
+                 \x20 --out {PAYLOAD}/shim --list {PAYLOAD}/shims.json\n\
                  export ANSIBLE_CONFIG={PAYLOAD}/ansible.cfg\n\
                  export PARBAKE_EVENTS=/var/lib/parbake/bake-{tag}.jsonl PARBAKE_EVENTS_STDOUT=1\n\
                  cd {PAYLOAD}\n\
@@ -81,27 +90,17 @@ pub fn render(plan: &Plan, layer: &Layer) -> Vec<RenderedFile> {
         RenderedFile::text("payload/clean.sh", CLEAN_SH.to_string()).executable(),
         RenderedFile::text("payload/runtime/parbake-roles", runtime::RUNNER.to_string()).executable(),
         RenderedFile::text("payload/runtime/parbake_events.py", runtime::CALLBACK.to_string()),
-    ];
-    // shims: roles baked by parent layers
-    let parent_baked: Vec<&String> = layer
+    ]
+}
+
+/// The roles baked by parent layers, which this layer's bake shims (`parbake-roles shim`).
+fn parent_baked(layer: &Layer) -> Vec<&String> {
+    layer
         .baked
         .iter()
         .filter(|r| !layer.runs.contains(r))
-        .collect();
-    for role in parent_baked {
-        files.push(RenderedFile::text(
-            format!("payload/shim/{role}/tasks/main.yml"),
-            SHIM_TASKS,
-        ));
-        files.push(RenderedFile::text(
-            format!("payload/shim/{role}/meta/main.yml"),
-            "dependencies: []\n",
-        ));
-    }
-    files
+        .collect()
 }
-
-const SHIM_TASKS: &str = "# parbake shim: this role is already baked into the parent layer.\n[]\n";
 
 const CLEAN_SH: &str = "#!/bin/sh
 # parbake image clean-up: every instance launched from this image must boot as a new machine.

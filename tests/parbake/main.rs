@@ -18,6 +18,7 @@ mod pipeline;
 mod planner;
 mod properties;
 mod runner;
+mod shims;
 mod snapshots;
 mod tags;
 mod util;

@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 
 use crate::util::repo;
 
-struct Image {
+pub(crate) struct Image {
     root: tempfile::TempDir,
 }
 
 impl Image {
     /// roles: (name, dependencies, tasks YAML). `baked`: roles the fake image's manifest says it baked.
-    fn new(roles: &[(&str, &[&str], &str)], baked: &[&str]) -> Image {
+    pub(crate) fn new(roles: &[(&str, &[&str], &str)], baked: &[&str]) -> Image {
         let root = tempfile::Builder::new()
             .prefix("parbake-runner-")
             .tempdir()
@@ -55,11 +55,17 @@ impl Image {
         Image { root }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.root.path().join(rel)
     }
 
-    fn spec(&self, launch: &[&str], baked: &[&str], vars: Value, secrets: Value) -> PathBuf {
+    pub(crate) fn spec(
+        &self,
+        launch: &[&str],
+        baked: &[&str],
+        vars: Value,
+        secrets: Value,
+    ) -> PathBuf {
         let spec = json!({
             "format": 1, "stack": "web", "image": "img", "layer": "f".repeat(64), "layer_name": "img-test",
             "baked": baked.iter().map(|n| (n.to_string(), json!(hash(n)))).collect::<serde_json::Map<_, _>>(),
@@ -98,7 +104,7 @@ impl Image {
         out
     }
 
-    fn run(&self, spec: &Path, extra: &[&str]) -> (i32, String) {
+    pub(crate) fn run(&self, spec: &Path, extra: &[&str]) -> (i32, String) {
         self.run_env(spec, extra, &[])
     }
 
@@ -106,14 +112,14 @@ impl Image {
         run_runner(self.root.path(), spec, extra, env)
     }
 
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         serde_json::from_str(
             &std::fs::read_to_string(self.path("var/lib/parbake/status.json")).unwrap(),
         )
         .unwrap()
     }
 
-    fn role_status(&self, role: &str) -> String {
+    pub(crate) fn role_status(&self, role: &str) -> String {
         self.status()["roles"]
             .as_array()
             .unwrap()
@@ -126,7 +132,7 @@ impl Image {
     }
 
     /// Roles that ran at least one task, from the events file.
-    fn roles_with_events(&self) -> Vec<String> {
+    pub(crate) fn roles_with_events(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.path("var/lib/parbake/launch-events.jsonl"))
             .unwrap_or_default();
         let mut roles: Vec<String> = text
