@@ -107,7 +107,7 @@ impl Requirements {
 
     /// Parses and checks the text of a requirements file.
     pub fn parse(file: SourceFile) -> Result<Requirements, ConfigError> {
-        let raw: RawFile = file.parse()?;
+        let raw: RawFile = file.parse().map_err(with_format_hint)?;
         let mut roles = Vec::new();
         for (index, entry) in raw.roles.into_iter().enumerate() {
             roles.push(role_entry(&file, index, entry)?);
@@ -129,6 +129,16 @@ impl Requirements {
     /// Every entry, roles first, in file order.
     pub fn entries(&self) -> impl Iterator<Item = &Requested> {
         self.roles.iter().chain(&self.collections)
+    }
+}
+
+/// A serde error about a field gets a hint that lists what each entry takes.
+fn with_format_hint(e: ConfigError) -> ConfigError {
+    match e {
+        ConfigError::At(l) if l.hints.is_empty() => l
+            .with_hint("Ansible's requirements format: `roles:` entries take `src`, `name`, `version` and `scm`; `collections:` entries take `name`, `version`, `type` and `source`; each value is a string")
+            .into(),
+        other => other,
     }
 }
 

@@ -21,3 +21,4 @@ mod snapshots;
 mod tags;
 mod util;
 mod validators;
+mod vendor;
