@@ -52,7 +52,7 @@ struct Stamp {
 
 impl Stamp {
     fn of(meta: &std::fs::Metadata) -> Stamp {
-        let ns = |s: i64, n: i64| i64::from(s) * 1_000_000_000 + i64::from(n);
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         Stamp {
             size: meta.len(),
             mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
