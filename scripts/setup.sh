@@ -3,6 +3,7 @@
 #   - Debian: packer (1.6.6), mmdebstrap, debootstrap, cloud-image-utils, e2fsprogs, python3-venv
 #   - qemu-system-x86 from bookworm-backports, matching the backports qemu-utils
 #   - cloud-init from Debian, unpacked with dpkg -x into .tools/cloud-init (no boot services on the host)
+#   - Debian's ansible collections, unpacked with dpkg -x into .tools/ansible-collections (test fixtures)
 #   - a pinned ansible-core (and later moto) in the project-local .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,19 @@ export PYTHONPATH="$TOOLS/cloud-init/usr/lib/python3/dist-packages\${PYTHONPATH:
 exec /usr/bin/python3 "$TOOLS/cloud-init/usr/bin/cloud-init" "\$@"
 WRAP
 chmod +x "$TOOLS/bin/cloud-init"
+
+# Public Ansible collections (ansible.posix, community.general, ...) from Debian's `ansible`
+# package, unpacked (never installed): the vendoring tests install from them and measure hashing.
+if [ ! -f "$TOOLS/ansible-collections/.parbake-unpacked" ]; then
+  say "unpacking Debian's ansible collections into .tools/ansible-collections"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq ansible >/dev/null)
+  rm -rf "$TOOLS/ansible-collections"
+  mkdir -p "$TOOLS/ansible-collections"
+  dpkg -x "$tmp"/ansible_*.deb "$TOOLS/ansible-collections"
+  rm -rf "$tmp"
+  touch "$TOOLS/ansible-collections/.parbake-unpacked"
+fi
 
 # Host Ansible and moto, pinned, in a project-local venv built on Debian's python3.
 if [ ! -x "$VENV/bin/python" ]; then

@@ -58,6 +58,9 @@ pub enum Command {
     Gc(commands::gc::GcArgs),
     /// Run the real validators (packer, ansible-playbook, cloud-init) on everything rendered.
     Validate(commands::validate::ValidateArgs),
+    /// Install requirements.yml's roles and collections into vendor/ with ansible-galaxy, and
+    /// write requirements.lock.json.
+    Vendor(commands::vendor::VendorArgs),
 }
 
 impl Cli {
@@ -79,6 +82,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
     };
     let root = Project::discover(&start)?;
+    // vendor repairs what loading the project may refuse (a stale vendor/), so it runs first
+    if let Command::Vendor(a) = &cli.command {
+        return commands::vendor::run(&root, cli.printer(), a);
+    }
     let ctx = Ctx {
         project: Project::load(&root)?,
         printer: cli.printer(),
@@ -93,5 +100,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prune(a) => commands::prune::run(&ctx, a),
         Command::Gc(a) => commands::gc::run(&ctx, a),
         Command::Validate(a) => commands::validate::run(&ctx, a),
+        Command::Vendor(a) => commands::vendor::run(&root, ctx.printer, &a),
     }
 }

@@ -24,6 +24,7 @@ pub mod target;
 pub mod testing;
 pub mod tools;
 pub mod validate;
+pub mod vendor;
 pub mod write;
 
 use std::process::ExitCode;

@@ -10,6 +10,7 @@ pub mod prune;
 pub mod render;
 pub mod userdata;
 pub mod validate;
+pub mod vendor;
 
 use std::path::PathBuf;
 

@@ -406,7 +406,7 @@ pub fn hash_tree(within: &Path, dir: &Path) -> Result<(String, Vec<RoleFile>), R
 
 /// The canonical path of `path` (shown to users as `shown`), refused unless it stays inside
 /// `within`: a link that leaves the project, dangles or loops.
-fn resolve(within: &Path, path: &Path, shown: &Path) -> Result<PathBuf, Refusal> {
+pub fn resolve(within: &Path, path: &Path, shown: &Path) -> Result<PathBuf, Refusal> {
     let target = || match std::fs::read_link(path) {
         Ok(t) => format!(" (a symlink to {})", t.display()),
         Err(_) => String::new(),
@@ -502,7 +502,7 @@ fn followed(
 /// Every regular file under the canonical directory `top` (shown to users as `shown`), as
 /// (relative path, canonical source), sorted by relative path. Iterative: no depth limit of
 /// its own beyond [`MAX_TREE_ENTRIES`]. Reads directory entries and metadata only.
-fn walk(within: &Path, top: &Path, shown: &Path) -> Result<Vec<(String, PathBuf)>, Refusal> {
+pub fn walk(within: &Path, top: &Path, shown: &Path) -> Result<Vec<(String, PathBuf)>, Refusal> {
     let mut files = Vec::new();
     let mut entries_seen = 0usize;
     let mut pending = vec![(

@@ -23,3 +23,4 @@ mod snapshots;
 mod tags;
 mod util;
 mod validators;
+mod vendor;

@@ -1,0 +1,109 @@
+//! `parbake vendor [--force]`: installs the roles and collections of `requirements.yml` into
+//! `vendor/` with the real `ansible-galaxy`, and writes `requirements.lock.json`. Runs before
+//! the project is loaded, so that it can repair a stale vendor directory that `plan` refuses.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::printer::Printer;
+use crate::vendor::{self, Lock};
+
+#[derive(Debug, clap::Args)]
+pub struct VendorArgs {
+    /// Install again even when vendor/ and the lock already match requirements.yml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The report: the lock, and whether anything was installed.
+#[derive(Debug, Serialize)]
+pub struct VendorReport {
+    pub up_to_date: bool,
+    pub lock: Lock,
+}
+
+pub fn run(root: &Path, printer: Printer, args: &VendorArgs) -> Result<()> {
+    let galaxy = ansible_galaxy(root);
+    printer.note(format!(
+        "vendoring {} into {}/",
+        vendor::REQUIREMENTS_FILE,
+        vendor::VENDOR_DIR
+    ));
+    let outcome = vendor::install::vendor(root, &galaxy, args.force, |line| {
+        printer.note(format!("  | {line}"));
+    })?;
+    let report = VendorReport {
+        up_to_date: outcome.up_to_date,
+        lock: outcome.lock,
+    };
+    printer.data(&report, text)
+}
+
+/// `ansible-galaxy`: PARBAKE_ANSIBLE_GALAXY, then the project's .venv, then the one beside
+/// the ansible-playbook parbake uses, then PATH.
+fn ansible_galaxy(root: &Path) -> PathBuf {
+    if let Some(v) = std::env::var_os("PARBAKE_ANSIBLE_GALAXY").filter(|v| !v.is_empty()) {
+        return PathBuf::from(v);
+    }
+    let venv = root.join(".venv/bin/ansible-galaxy");
+    let beside = crate::tools::Tools::locate(root)
+        .ansible_playbook
+        .parent()
+        .map(|d| d.join("ansible-galaxy"));
+    [Some(venv), beside]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("ansible-galaxy"))
+}
+
+fn text(r: &VendorReport) -> String {
+    let lock = &r.lock;
+    let mut s = format!(
+        "{} {} role(s) and {} collection(s) ({})\n",
+        if r.up_to_date {
+            "up to date:"
+        } else {
+            "vendored"
+        },
+        lock.roles.len(),
+        lock.collections.len(),
+        vendor::LOCK_FILE
+    );
+    let short = |h: &str| {
+        h.trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>()
+    };
+    let from = |req: &Option<vendor::Requested>| match req {
+        Some(q) => format!("{} {}", q.source, q.src),
+        None => "dependency".to_string(),
+    };
+    for role in &lock.roles {
+        s.push_str(&format!(
+            "role        {:<32} {:<12} {}  {}\n",
+            role.name,
+            role.version.as_deref().unwrap_or("-"),
+            short(&role.hash),
+            from(&role.requested)
+        ));
+    }
+    for c in &lock.collections {
+        let requires = c
+            .requires_ansible
+            .as_deref()
+            .map(|r| format!("  (ansible {r})"))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "collection  {:<32} {:<12} {}  {}{requires}\n",
+            c.name,
+            c.version,
+            short(&c.hash),
+            from(&c.requested)
+        ));
+    }
+    s
+}

@@ -1,0 +1,321 @@
+//! Vendored Ansible content: the roles and collections `requirements.yml` names, installed by
+//! `parbake vendor` (the real `ansible-galaxy`) into the project and pinned by a lock.
+//!
+//! Layout, under the project root:
+//! - `requirements.yml`: Ansible's own format ([`requirements`]);
+//! - `requirements.lock.json`: what was installed, with versions and content hashes ([`lock`]);
+//! - `vendor/roles/<full name>/`: each role, under `name` or `namespace.name`;
+//! - `vendor/collections/ansible_collections/<ns>/<name>/`: each collection
+//!   (`vendor/collections` is the directory to put on `ANSIBLE_COLLECTIONS_PATH`);
+//! - `vendor/.parbake-hash-cache.json`: per-file digests, so that `plan` does not reread
+//!   thousands of collection files ([`hash`]).
+//!
+//! `plan`, `render` and `bake` call [`Vendored::load`] (or [`Vendored::verify`] on bake): it
+//! reads only the lock and the trees, never git or Galaxy, and refuses a missing or stale
+//! vendor directory with an error that names the entry and says to run `parbake vendor`.
+//! `parbake vendor` itself is [`install::vendor`].
+
+pub mod hash;
+pub mod install;
+pub mod lock;
+pub mod requirements;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use hash::Check;
+pub use lock::{Lock, LOCK_FILE};
+pub use requirements::{Requested, Requirements, SourceKind, REQUIREMENTS_FILE};
+
+use crate::error::{Error, Result};
+
+/// The vendor directory's name, at the project root.
+pub const VENDOR_DIR: &str = "vendor";
+
+/// `<root>/vendor`.
+pub fn vendor_dir(root: &Path) -> PathBuf {
+    root.join(VENDOR_DIR)
+}
+
+/// `<root>/vendor/roles`: each vendored role is a directory here, under its full name.
+pub fn roles_dir(root: &Path) -> PathBuf {
+    vendor_dir(root).join("roles")
+}
+
+/// `<root>/vendor/collections`: the collections path (it holds `ansible_collections/`).
+pub fn collections_dir(root: &Path) -> PathBuf {
+    vendor_dir(root).join("collections")
+}
+
+/// A tree's path under the vendor directory: the key of its files in the hash cache.
+pub(crate) fn role_key(name: &str) -> String {
+    format!("roles/{name}")
+}
+
+pub(crate) fn collection_key(fqcn: &str) -> String {
+    let (ns, name) = fqcn.split_once('.').unwrap_or((fqcn, ""));
+    format!("collections/ansible_collections/{ns}/{name}")
+}
+
+/// An error about the vendor directory or the lock, with the hint that fixes it.
+pub(crate) fn stale(message: impl Into<String>) -> Error {
+    Error::user(message).with_hint(
+        "run `parbake vendor` to install requirements.yml into vendor/ and write requirements.lock.json",
+    )
+}
+
+/// A vendored role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VendoredRole {
+    /// `name` or `namespace.name`.
+    pub name: String,
+    /// Absolute: `<root>/vendor/roles/<name>`.
+    pub dir: PathBuf,
+    pub version: Option<String>,
+    /// Content hash of the tree (see [`hash`]), as in the lock.
+    pub hash: String,
+}
+
+/// A vendored collection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VendoredCollection {
+    /// `namespace.name`.
+    pub name: String,
+    /// Absolute: `<root>/vendor/collections/ansible_collections/<ns>/<name>`.
+    pub dir: PathBuf,
+    pub version: String,
+    /// `requires_ansible` from `meta/runtime.yml`, as written (e.g. `>=2.15.0`).
+    pub requires_ansible: Option<String>,
+    pub hash: String,
+}
+
+/// The project's vendored roles and collections, checked against the lock.
+#[derive(Debug, Clone)]
+pub struct Vendored {
+    pub root: PathBuf,
+    pub lock: Lock,
+    roles: BTreeMap<String, VendoredRole>,
+    collections: BTreeMap<String, VendoredCollection>,
+}
+
+impl Vendored {
+    /// The vendored content of the project at `root`, from the lock and the trees only (file
+    /// digests cached: see [`hash`]). None when there is no `requirements.yml`. An error, exit
+    /// 1, naming the entry and saying to run `parbake vendor`, when: the lock is missing or
+    /// unreadable; an entry of `requirements.yml` is not in it; `requirements.yml` changed
+    /// since it was written; a vendored tree is missing, not in the lock, or its content no
+    /// longer matches the lock. A bad `requirements.yml` is a located config error.
+    pub fn load(root: &Path) -> Result<Option<Vendored>> {
+        Vendored::load_with(root, Check::Cached)
+    }
+
+    /// Like [`Vendored::load`], reading and hashing every byte of every tree (for bake).
+    pub fn verify(root: &Path) -> Result<Option<Vendored>> {
+        Vendored::load_with(root, Check::Full)
+    }
+
+    pub fn load_with(root: &Path, check: Check) -> Result<Option<Vendored>> {
+        let Some(reqs) = Requirements::load(root)? else {
+            return Ok(None);
+        };
+        let Some(lock) = Lock::read(root)? else {
+            return Err(stale(format!(
+                "{REQUIREMENTS_FILE} is not vendored yet: there is no {LOCK_FILE}"
+            )));
+        };
+        check_entries(&reqs, &lock)?;
+        let vendor = vendor_dir(root);
+        let mut cache = hash::HashCache::open(&vendor.join(hash::CACHE_FILE));
+        let roles = check_roles(root, &lock, &mut cache, check)?;
+        let collections = check_collections(root, &lock, &mut cache, check)?;
+        cache.save();
+        Ok(Some(Vendored {
+            root: root.to_path_buf(),
+            lock,
+            roles,
+            collections,
+        }))
+    }
+
+    /// Vendored roles by full name.
+    pub fn roles(&self) -> &BTreeMap<String, VendoredRole> {
+        &self.roles
+    }
+
+    /// Vendored collections by `namespace.name`.
+    pub fn collections(&self) -> &BTreeMap<String, VendoredCollection> {
+        &self.collections
+    }
+
+    /// `<root>/vendor/collections`, for `ANSIBLE_COLLECTIONS_PATH`.
+    pub fn collections_path(&self) -> PathBuf {
+        collections_dir(&self.root)
+    }
+
+    /// One hash over every collection (name, version, content hash), for the layer hash:
+    /// `sha256:<hex>` of their canonical JSON, sorted by name.
+    pub fn collections_hash(&self) -> String {
+        let items: Vec<(&str, &str, &str)> = self
+            .collections
+            .values()
+            .map(|c| (c.name.as_str(), c.version.as_str(), c.hash.as_str()))
+            .collect();
+        let json = serde_json::to_vec(&items).expect("strings serialize");
+        format!("sha256:{}", hex::encode(Sha256::digest(json)))
+    }
+}
+
+/// Every entry of `requirements.yml` is in the lock, and the file is the one vendored.
+fn check_entries(reqs: &Requirements, lock: &Lock) -> Result<()> {
+    for entry in reqs.entries() {
+        if !lock.entries.contains(entry) {
+            return Err(stale(format!(
+                "{REQUIREMENTS_FILE}: {} is not in {LOCK_FILE}",
+                entry.describe()
+            )));
+        }
+    }
+    if reqs.sha256 != lock.requirements_sha256 {
+        return Err(stale(format!(
+            "{REQUIREMENTS_FILE} changed since {LOCK_FILE} was written"
+        )));
+    }
+    Ok(())
+}
+
+/// What the lock says about a tree against what is on disk: missing, extra, or stale.
+fn compare_tree(
+    root: &Path,
+    cache: &mut hash::HashCache,
+    check: Check,
+    what: &str,
+    dir: &Path,
+    key: &str,
+    locked_hash: &str,
+) -> Result<()> {
+    let shown = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
+    if !dir.is_dir() {
+        return Err(stale(format!("{what} is missing: {shown} does not exist")));
+    }
+    let now = cache.tree_hash(root, dir, key, check).map_err(|r| {
+        stale(format!(
+            "{what} ({shown}): {}: {}",
+            r.path.display(),
+            r.message
+        ))
+    })?;
+    if now.hash != locked_hash {
+        return Err(stale(format!(
+            "{what} is stale: {shown} has changed since `parbake vendor` (content hash {}, the lock says {})",
+            short(&now.hash),
+            short(locked_hash)
+        ))
+        .with_hint("to keep a local change, make it a role of your own under roles/ instead of editing vendor/"));
+    }
+    Ok(())
+}
+
+fn short(hash: &str) -> &str {
+    let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
+    &hex[..hex.len().min(12)]
+}
+
+/// Trees on disk that the lock does not list.
+fn refuse_extra(
+    root: &Path,
+    what: &str,
+    on_disk: Vec<(String, PathBuf)>,
+    locked: &[&str],
+) -> Result<()> {
+    for (name, dir) in on_disk {
+        if !locked.contains(&name.as_str()) {
+            let shown = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
+            return Err(stale(format!(
+                "{what} `{name}` ({shown}) is not in {LOCK_FILE}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A name read from the lock becomes a path: it must be one `parbake vendor` could write.
+fn check_locked_name(name: &str, valid: bool) -> Result<()> {
+    if valid {
+        return Ok(());
+    }
+    Err(stale(format!(
+        "{LOCK_FILE} names {name:?}, which is not a valid role or collection name"
+    ))
+    .with_hint("the lock is written by `parbake vendor`; do not edit it by hand"))
+}
+
+fn check_roles(
+    root: &Path,
+    lock: &Lock,
+    cache: &mut hash::HashCache,
+    check: Check,
+) -> Result<BTreeMap<String, VendoredRole>> {
+    let vendor = vendor_dir(root);
+    let locked: Vec<&str> = lock.roles.iter().map(|r| r.name.as_str()).collect();
+    refuse_extra(
+        root,
+        "vendored role",
+        lock::installed_roles(&vendor)?,
+        &locked,
+    )?;
+    let mut out = BTreeMap::new();
+    for r in &lock.roles {
+        check_locked_name(&r.name, requirements::valid_role_name(&r.name))?;
+        let dir = roles_dir(root).join(&r.name);
+        let what = format!("vendored role `{}`", r.name);
+        compare_tree(root, cache, check, &what, &dir, &role_key(&r.name), &r.hash)?;
+        out.insert(
+            r.name.clone(),
+            VendoredRole {
+                name: r.name.clone(),
+                dir,
+                version: r.version.clone(),
+                hash: r.hash.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn check_collections(
+    root: &Path,
+    lock: &Lock,
+    cache: &mut hash::HashCache,
+    check: Check,
+) -> Result<BTreeMap<String, VendoredCollection>> {
+    let vendor = vendor_dir(root);
+    let locked: Vec<&str> = lock.collections.iter().map(|c| c.name.as_str()).collect();
+    refuse_extra(
+        root,
+        "vendored collection",
+        lock::installed_collections(&vendor)?,
+        &locked,
+    )?;
+    let mut out = BTreeMap::new();
+    for c in &lock.collections {
+        check_locked_name(&c.name, requirements::valid_collection_name(&c.name))?;
+        let key = collection_key(&c.name);
+        let dir = vendor.join(&key);
+        let what = format!("vendored collection `{}`", c.name);
+        compare_tree(root, cache, check, &what, &dir, &key, &c.hash)?;
+        out.insert(
+            c.name.clone(),
+            VendoredCollection {
+                name: c.name.clone(),
+                dir,
+                version: c.version.clone(),
+                requires_ansible: c.requires_ansible.clone(),
+                hash: c.hash.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
