@@ -193,7 +193,7 @@ fn check_render(
                 project,
                 &ldir.join("payload"),
                 &ldir.join("payload/bake.yml"),
-            ),
+            )?,
         )?);
     }
     // what the runner will run at launch: the launch roles, baked roles shimmed
@@ -220,7 +220,7 @@ fn check_render(
     checks.push(outcome(
         "ansible-playbook --syntax-check",
         format!("{subject} launch roles"),
-        ansible_syntax(tools, project, &launch_dir, &playbook),
+        ansible_syntax(tools, project, &launch_dir, &playbook)?,
     )?);
     // cloud-init reads the decompressed text
     let ud = if dir.join("user-data.txt").exists() {
@@ -246,7 +246,7 @@ fn build_shims(tools: &Tools, project: &Project, runner: &Path, list: &Path) -> 
     Cmd::new("build the shims of baked roles", &tools.python3)
         .arg(runner)
         .args(["shim", "--roles-dir"])
-        .arg(roles_dir(project))
+        .arg(roles_dir(project, dir)?)
         .arg("--out")
         .arg(dir.join("shim"))
         .arg("--list")
@@ -255,16 +255,27 @@ fn build_shims(tools: &Tools, project: &Project, runner: &Path, list: &Path) -> 
     Ok(())
 }
 
-/// The project's roles, as the syntax checks find them.
-fn roles_dir(project: &Project) -> PathBuf {
-    project.root.join("roles")
+/// Every role of the project (its own and the vendored ones) under one directory in `base`,
+/// as the payload's `all-roles` holds them: one link per role.
+fn roles_dir(project: &Project, base: &Path) -> Result<PathBuf> {
+    let dir = base.join("all-roles");
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    for (name, role) in &project.roles {
+        let link = dir.join(name);
+        std::os::unix::fs::symlink(&role.dir, &link)
+            .map_err(|e| Error::io("link a role", &link, e))?;
+    }
+    Ok(dir)
 }
 
-fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path) -> Cmd {
-    let roles: PathBuf = roles_dir(project);
+fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path) -> Result<Cmd> {
+    let roles: PathBuf = roles_dir(project, base)?;
     // an empty config: the payload's ansible.cfg points at paths on the builder, not here
     let _ = std::fs::write(base.join("ansible-validate.cfg"), "[defaults]\n");
-    Cmd::new("check playbook syntax", &tools.ansible_playbook)
+    Ok(Cmd::new("check playbook syntax", &tools.ansible_playbook)
         .args(["--syntax-check", "-i", "localhost,"])
         .arg(playbook)
         .env(
@@ -281,5 +292,9 @@ fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path
             "ANSIBLE_HOME",
             std::env::temp_dir().join("parbake-ansible-home"),
         )
-        .cwd(base)
+        .env(
+            "ANSIBLE_COLLECTIONS_PATH",
+            crate::vendor::collections_dir(&project.root),
+        )
+        .cwd(base))
 }

@@ -289,8 +289,28 @@ fn write_build_dir(
         })?;
         role.copy_to(&dir.join("payload/all-roles").join(name))?;
     }
+    if layer.kind == crate::plan::LayerKind::Base && !plan.collections.is_empty() {
+        pack_collections(project, &dir.join("payload/collections.tar.gz"))?;
+    }
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))
+}
+
+/// The vendored collections as one archive for the base layer's payload (one upload, not
+/// thousands of files), after every byte of them is checked against the lock: the image gets
+/// what the layer hash covers.
+fn pack_collections(project: &Project, to: &std::path::Path) -> Result<()> {
+    let vendored = crate::vendor::Vendored::verify(&project.root)?
+        .ok_or_else(|| Error::Internal("collections planned without requirements.yml".into()))?;
+    let cmd = Cmd::new("pack the vendored collections", "tar").args([
+        "-czf".into(),
+        to.display().to_string(),
+        "-C".into(),
+        vendored.collections_path().display().to_string(),
+        "ansible_collections".into(),
+    ]);
+    cmd.run_checked()?;
+    Ok(())
 }
 
 /// `packer build -machine-readable` in the build directory, with its caches and temp files

@@ -72,6 +72,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// `requirements.yml`, the lock or the vendored trees disagree (run `parbake vendor`).
+    #[error(transparent)]
+    Vendor(Box<crate::error::Error>),
     #[error("no parbake project in {} or its parents (looked for images/ and roles/)", .start.display())]
     NoProject { start: PathBuf },
 }
@@ -99,6 +102,7 @@ impl ConfigError {
                 "run parbake inside a project, or pass --project DIR / set PARBAKE_PROJECT".into(),
             ],
             ConfigError::Io { .. } => Vec::new(),
+            ConfigError::Vendor(e) => e.hints(),
         }
     }
 
@@ -218,6 +222,9 @@ pub struct Project {
     pub templates: Templates,
     /// `group_vars/all` and `group_vars/<stack>`: the lowest-precedence vars.
     pub group_vars: group_vars::GroupVars,
+    /// The roles and collections of `requirements.yml`, as `parbake vendor` installed them
+    /// (None without a `requirements.yml`). Their roles are in `roles` too.
+    pub vendored: Option<crate::vendor::Vendored>,
 }
 
 impl Project {
@@ -236,7 +243,9 @@ impl Project {
     }
 
     pub fn load(root: &Path) -> Result<Project, ConfigError> {
-        let roles = roles::load_roles(root)?;
+        let vendored = crate::vendor::Vendored::load(root)
+            .map_err(|e| ConfigError::Vendor(Box::new(e)))?;
+        let roles = all_roles(root, vendored.as_ref())?;
         let templates = Templates {
             qemu: read(root, "packer/qemu.pkr.hcl")?,
             amazon_ebs: read(root, "packer/amazon-ebs.pkr.hcl")?,
@@ -279,6 +288,7 @@ impl Project {
             roles,
             templates,
             group_vars,
+            vendored,
         })
     }
 
@@ -297,6 +307,31 @@ impl Project {
             known: self.images.keys().cloned().collect(),
         })
     }
+}
+
+/// The project's roles and the vendored ones, under one namespace: a name in both is refused.
+fn all_roles(
+    root: &Path,
+    vendored: Option<&crate::vendor::Vendored>,
+) -> Result<BTreeMap<String, Role>, ConfigError> {
+    let mut roles = roles::load_roles(root)?;
+    let Some(v) = vendored else {
+        return Ok(roles);
+    };
+    let names: std::collections::BTreeSet<String> = v.roles().keys().cloned().collect();
+    let rel = format!("{}/roles", crate::vendor::VENDOR_DIR);
+    for (name, role) in roles::load_roles_in(root, &rel, Some(&names))? {
+        if roles.contains_key(&name) {
+            return Err(ConfigError::Role {
+                role: name.clone(),
+                path: root.join("roles").join(&name),
+                message: format!("`{name}` is both a role under roles/ and a vendored role of requirements.yml"),
+                hints: vec![format!("remove roles/{name}, or its entry in requirements.yml (then run `parbake vendor`)")],
+            });
+        }
+        roles.insert(name, role);
+    }
+    Ok(roles)
 }
 
 fn read(root: &Path, rel: &str) -> Result<String, ConfigError> {

@@ -5,7 +5,7 @@
 //! anything is opened. The file list kept with each role is what the bake copies, so the
 //! image gets the bytes the hash covers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -125,8 +125,19 @@ fn ignored(name: &str) -> bool {
 
 pub use super::names::valid_role_name;
 
+/// The roles under `roles/`.
 pub fn load_roles(root: &Path) -> Result<BTreeMap<String, Role>, ConfigError> {
-    let dir = root.join("roles");
+    load_roles_in(root, "roles", None)
+}
+
+/// The roles in the directory `rel` of the project (`roles`, or `vendor/roles` for vendored
+/// ones), or only those named in `only`.
+pub fn load_roles_in(
+    root: &Path,
+    rel: &str,
+    only: Option<&BTreeSet<String>>,
+) -> Result<BTreeMap<String, Role>, ConfigError> {
+    let dir = root.join(rel);
     let mut roles = BTreeMap::new();
     let entries = std::fs::read_dir(&dir).map_err(|source| ConfigError::Io {
         path: dir.clone(),
@@ -140,7 +151,7 @@ pub fn load_roles(root: &Path) -> Result<BTreeMap<String, Role>, ConfigError> {
         })?;
         if entry.path().is_dir() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !ignored(&name) && !name.starts_with('.') {
+            if !ignored(&name) && !name.starts_with('.') && only.is_none_or(|o| o.contains(&name)) {
                 names.push(name);
             }
         }
@@ -151,15 +162,16 @@ pub fn load_roles(root: &Path) -> Result<BTreeMap<String, Role>, ConfigError> {
         source,
     })?;
     for name in names {
-        let role = load_role(root, &within, &name)?;
+        let role = load_role(root, rel, &within, &name)?;
         roles.insert(name, role);
     }
     Ok(roles)
 }
 
-/// Loads one role; `within` is the canonical project root its symlinks must stay inside.
-fn load_role(root: &Path, within: &Path, name: &str) -> Result<Role, ConfigError> {
-    let dir = root.join("roles").join(name);
+/// Loads one role from `<root>/<rel>/<name>`; `within` is the canonical project root its
+/// symlinks must stay inside.
+fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, ConfigError> {
+    let dir = root.join(rel).join(name);
     let role_err = |message: String, hints: Vec<String>| ConfigError::Role {
         role: name.to_string(),
         path: dir.clone(),
@@ -193,33 +205,33 @@ fn load_role(root: &Path, within: &Path, name: &str) -> Result<Role, ConfigError
                 dir.join("tasks/main.yml").display()
             ),
             vec![format!(
-                "create roles/{name}/tasks/main.yml (a list of tasks, `[]` if none), or remove the directory"
+                "create {rel}/{name}/tasks/main.yml (a list of tasks, `[]` if none), or remove the directory"
             )],
         ));
     };
     // A YAML syntax error in tasks is reported here, with its location, rather than by Ansible later.
-    let tasks_file = SourceFile::ansible(format!("roles/{name}/tasks/main.yml"), read(tasks)?);
+    let tasks_file = SourceFile::ansible(format!("{rel}/{name}/tasks/main.yml"), read(tasks)?);
     if !tasks_file.text.trim().is_empty() {
         tasks_file.parse::<serde_yaml::Value>()?;
     }
 
     let mut refs = RoleRefs::default();
     for f in files.iter().filter(|f| is_task_file(&f.rel)) {
-        let file = SourceFile::ansible(format!("roles/{name}/{}", f.rel), read(f)?);
+        let file = SourceFile::ansible(format!("{rel}/{name}/{}", f.rel), read(f)?);
         role_refs::scan(&file, &mut refs)?;
     }
 
     let mut deps = Vec::new();
     let mut meta_file = None;
     if let Some(meta) = file_of("meta/main.yml") {
-        let file = SourceFile::ansible(format!("roles/{name}/meta/main.yml"), read(meta)?);
+        let file = SourceFile::ansible(format!("{rel}/{name}/meta/main.yml"), read(meta)?);
         deps = dependencies(&file)?;
         meta_file = Some(file);
     }
 
     let meta = match file_of("meta/parbake.yml") {
         Some(f) => {
-            let file = SourceFile::new(format!("roles/{name}/meta/parbake.yml"), read(f)?);
+            let file = SourceFile::new(format!("{rel}/{name}/meta/parbake.yml"), read(f)?);
             let meta: RoleMetaFile = file.parse()?;
             super::check_role_meta(&file, &meta)?;
             meta

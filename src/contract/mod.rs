@@ -24,6 +24,10 @@ pub const IMAGE_HOME: &str = "/opt/parbake";
 pub const MANIFEST_PATH: &str = "/opt/parbake/manifest.json";
 pub const STATUS_PATH: &str = "/var/lib/parbake/status.json";
 pub const LAUNCH_SPEC_PATH: &str = "/var/lib/parbake/launch.json";
+/// Vendored collections (`ANSIBLE_COLLECTIONS_PATH` at bake and launch).
+pub const COLLECTIONS_DIR: &str = "/opt/parbake/collections";
+/// The venv of a pinned ansible-core (`ansible.core`); the runner prefers its ansible-playbook.
+pub const ANSIBLE_VENV: &str = "/opt/parbake/ansible";
 
 pub fn digest() -> String {
     let mut h = Sha256::new();

@@ -106,6 +106,9 @@ pub enum PlanError {
     /// on the image, located at the task.
     #[error("{0}")]
     BadInclude(Box<Located>),
+    /// A vendored collection that the image's ansible-core cannot run.
+    #[error("{message}")]
+    Ansible { message: String, hint: String },
     /// An unknown stack or image: the same error `config` gives.
     #[error(transparent)]
     Config(Box<crate::config::ConfigError>),
@@ -138,6 +141,7 @@ impl PlanError {
                 crate::config::did_you_mean(role, known, "role")
             }
             PlanError::Config(e) => e.hints(),
+            PlanError::Ansible { hint, .. } => vec![hint.clone()],
             PlanError::NoSource { image, target } => vec![format!(
                 "add `sources.{target}` to images/{image}.yml, or choose another --target"
             )],
@@ -314,6 +318,9 @@ pub struct Plan {
     /// The ansible-core the image pins (`ansible.core`); None runs the distribution's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ansible_core: Option<String>,
+    /// Vendored collections installed on the image (`namespace.name` → version).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub collections: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -563,6 +570,54 @@ fn check_includes(
     Ok(())
 }
 
+/// `namespace.name` → version of every vendored collection.
+fn vendored_collections(project: &Project) -> BTreeMap<String, String> {
+    project
+        .vendored
+        .iter()
+        .flat_map(|v| v.collections().values())
+        .map(|c| (c.name.clone(), c.version.clone()))
+        .collect()
+}
+
+/// Every vendored collection's `requires_ansible` must admit the ansible-core the image runs:
+/// its pin, or the distribution's.
+fn check_requires_ansible(project: &Project, image: &crate::config::Image) -> Result<(), PlanError> {
+    use crate::config::ansible_version::{satisfies, Version, DISTRIBUTION_ANSIBLE_CORE};
+    let Some(v) = &project.vendored else {
+        return Ok(());
+    };
+    let (core, whose) = match &image.def.ansible {
+        Some(a) => (a.core.as_str(), "pinned in `ansible.core`"),
+        None => (DISTRIBUTION_ANSIBLE_CORE, "the distribution's, as no `ansible.core` is pinned"),
+    };
+    let version = Version::parse(core).expect("a checked version");
+    for c in v.collections().values() {
+        let Some(spec) = &c.requires_ansible else {
+            continue;
+        };
+        let problem = match satisfies(&version, spec) {
+            Ok(true) => continue,
+            Ok(false) => format!(
+                "collection {} {} requires ansible-core {spec}, but image `{}` runs ansible-core {core} ({whose})",
+                c.name, c.version, image.name
+            ),
+            Err(clause) => format!(
+                "collection {} {}: cannot read `{clause}` in its requires_ansible `{spec}`",
+                c.name, c.version
+            ),
+        };
+        return Err(PlanError::Ansible {
+            message: problem,
+            hint: format!(
+                "pin an ansible-core the collection supports in {} (`ansible: {{core: \"X.Y.Z\"}}`), or pin an older {} in requirements.yml and run `parbake vendor`",
+                image.file.display, c.name
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A located error at an include task.
 fn include_error(
     inc: &crate::config::role_refs::RoleRef,
@@ -695,6 +750,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         notes,
         warnings,
         ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),
+        collections: vendored_collections(project),
     })
 }
 
@@ -728,6 +784,7 @@ fn scope<'p>(project: &'p Project, req: &'p PlanRequest) -> Result<Scope<'p>, Pl
     let stack_all = run_order(project, &stack_roots)?;
     check_installed(project, image, stack, &stack_all)?;
     check_includes(project, image, &stack_all)?;
+    check_requires_ansible(project, image)?;
     Ok(Scope {
         project,
         req,
@@ -886,7 +943,11 @@ impl LayerHasher {
                 .map(|r| (r.name.clone(), r.meta.stage_apt.clone()))
                 .collect(),
             ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),
-            collections: None,
+            collections: project
+                .vendored
+                .as_ref()
+                .filter(|v| !v.collections().is_empty())
+                .map(|v| v.collections_hash()),
         })
     }
 

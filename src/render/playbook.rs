@@ -41,56 +41,107 @@ pub fn render(plan: &Plan, layer: &Layer) -> Vec<RenderedFile> {
             "payload/shims.json",
             serde_json::to_string_pretty(&parent_baked(layer)).expect("names serialize") + "\n",
         ),
-        RenderedFile::text(
-            "payload/ansible.cfg",
-            format!(
-                "# parbake: Ansible settings for the bake of layer {index} ({name}).\n\
-                 # Roles baked by earlier layers resolve to shims first (bake.sh builds them\n\
-                 # from shims.json), so a meta dependency on them does not run them again.\n\
-                 # The role copies are not in roles/ beside the playbook: Ansible would\n\
-                 # search there before roles_path.\n\
-                 [defaults]\n\
-                 roles_path = {PAYLOAD}/shim:{PAYLOAD}/all-roles\n\
-                 callback_plugins = {PAYLOAD}/runtime\n\
-                 callbacks_enabled = parbake_events\n\
-                 retry_files_enabled = False\n\
-                 nocolor = True\n\
-                 interpreter_python = /usr/bin/python3\n",
-                index = layer.index,
-                name = layer.name,
-            ),
-        ),
-        RenderedFile::text(
-            "payload/bake.sh",
-            format!(
-                "#!/bin/bash\n\
-                 # parbake bake driver, layer {index} ({name}, {hash}); runs on the builder as root.\n\
-                 set -euo pipefail\n\
-                 export DEBIAN_FRONTEND=noninteractive\n\
-                 if ! command -v ansible-playbook >/dev/null 2>&1; then\n\
-                 \x20 echo \"parbake: ansible-playbook is missing: installing the distribution's ansible-core\"\n\
-                 \x20 apt-get update -qq\n\
-                 \x20 apt-get install -y -qq --no-install-recommends ansible-core python3-apt >/dev/null\n\
-                 fi\n\
-                 mkdir -p /var/lib/parbake /var/log/parbake\n\
-                 # roles baked by earlier layers: everything but their tasks/main.yml and meta\n\
-                 # dependencies, which become no-ops (parbake-roles shim)\n\
-                 python3 {PAYLOAD}/runtime/parbake-roles shim --roles-dir {PAYLOAD}/all-roles \\\n\
-                 \x20 --out {PAYLOAD}/shim --list {PAYLOAD}/shims.json\n\
-                 export ANSIBLE_CONFIG={PAYLOAD}/ansible.cfg\n\
-                 export PARBAKE_EVENTS=/var/lib/parbake/bake-{tag}.jsonl PARBAKE_EVENTS_STDOUT=1\n\
-                 cd {PAYLOAD}\n\
-                 ansible-playbook -i localhost, -c local bake.yml 2>&1 | tee /var/log/parbake/bake-{tag}.log\n",
-                index = layer.index,
-                name = layer.name,
-                hash = layer.short_hash(),
-            ),
-        )
-        .executable(),
+        RenderedFile::text("payload/ansible.cfg", ansible_cfg(plan, layer)),
+        RenderedFile::text("payload/bake.sh", bake_sh(plan, layer, &tag)).executable(),
         RenderedFile::text("payload/clean.sh", CLEAN_SH.to_string()).executable(),
         RenderedFile::text("payload/runtime/parbake-roles", runtime::RUNNER.to_string()).executable(),
         RenderedFile::text("payload/runtime/parbake_events.py", runtime::CALLBACK.to_string()),
     ]
+}
+
+/// Ansible's settings for the bake: roles (shims first), the callback, and the vendored
+/// collections when there are any.
+fn ansible_cfg(plan: &Plan, layer: &Layer) -> String {
+    let mut cfg = format!(
+        "# parbake: Ansible settings for the bake of layer {index} ({name}).\n\
+         # Roles baked by earlier layers resolve to shims first (bake.sh builds them\n\
+         # from shims.json), so a meta dependency on them does not run them again.\n\
+         # The role copies are not in roles/ beside the playbook: Ansible would\n\
+         # search there before roles_path.\n\
+         [defaults]\n\
+         roles_path = {PAYLOAD}/shim:{PAYLOAD}/all-roles\n\
+         callback_plugins = {PAYLOAD}/runtime\n\
+         callbacks_enabled = parbake_events\n\
+         retry_files_enabled = False\n\
+         nocolor = True\n\
+         interpreter_python = /usr/bin/python3\n",
+        index = layer.index,
+        name = layer.name,
+    );
+    if !plan.collections.is_empty() {
+        cfg.push_str(&format!(
+            "collections_path = {}\n",
+            runtime::COLLECTIONS_DIR
+        ));
+    }
+    cfg
+}
+
+/// The bake driver: Ansible ready (the pinned ansible-core in its venv, or the
+/// distribution's), the vendored collections in place (base layer), the shims, the playbook.
+/// Formatted only from validated names, hex hashes, an `X.Y.Z` version and parbake's paths.
+fn bake_sh(plan: &Plan, layer: &Layer, tag: &str) -> String {
+    let mut sh = format!(
+        "#!/bin/bash\n\
+         # parbake bake driver, layer {index} ({name}, {hash}); runs on the builder as root.\n\
+         set -euo pipefail\n\
+         export DEBIAN_FRONTEND=noninteractive\n",
+        index = layer.index,
+        name = layer.name,
+        hash = layer.short_hash(),
+    );
+    sh.push_str(&match &plan.ansible_core {
+        Some(core) => pinned_ansible(core),
+        None => DISTRIBUTION_ANSIBLE.to_string(),
+    });
+    sh.push_str("mkdir -p /var/lib/parbake /var/log/parbake\n");
+    if layer.kind == LayerKind::Base && !plan.collections.is_empty() {
+        sh.push_str(&format!(
+            "# the vendored collections (parbake vendor), where bake and launch find them\n\
+             rm -rf {dir}\n\
+             mkdir -p {dir}\n\
+             tar -xzf {PAYLOAD}/collections.tar.gz -C {dir} --no-same-owner\n",
+            dir = runtime::COLLECTIONS_DIR
+        ));
+    }
+    sh.push_str(&format!(
+        "# roles baked by earlier layers: everything but their tasks/main.yml and meta\n\
+         # dependencies, which become no-ops (parbake-roles shim)\n\
+         python3 {PAYLOAD}/runtime/parbake-roles shim --roles-dir {PAYLOAD}/all-roles \\\n\
+         \x20 --out {PAYLOAD}/shim --list {PAYLOAD}/shims.json\n\
+         export ANSIBLE_CONFIG={PAYLOAD}/ansible.cfg\n\
+         export PARBAKE_EVENTS=/var/lib/parbake/bake-{tag}.jsonl PARBAKE_EVENTS_STDOUT=1\n\
+         cd {PAYLOAD}\n\
+         ansible-playbook -i localhost, -c local bake.yml 2>&1 | tee /var/log/parbake/bake-{tag}.log\n"
+    ));
+    sh
+}
+
+const DISTRIBUTION_ANSIBLE: &str = "if ! command -v ansible-playbook >/dev/null 2>&1; then
+  echo \"parbake: ansible-playbook is missing: installing the distribution's ansible-core\"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends ansible-core python3-apt >/dev/null
+fi
+";
+
+/// The pinned ansible-core in its venv, installed once (the base layer) and used by every
+/// layer's bake and by the launch runner. `core` is a checked `X.Y.Z`.
+fn pinned_ansible(core: &str) -> String {
+    let venv = runtime::ANSIBLE_VENV;
+    format!(
+        "# ansible-core {core}, pinned by the image (ansible.core), in its own venv\n\
+         if ! {venv}/bin/python -c 'import sys, ansible.release as r; sys.exit(r.__version__ != \"{core}\")' 2>/dev/null; then\n\
+         \x20 echo \"parbake: installing ansible-core {core} into {venv}\"\n\
+         \x20 if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then\n\
+         \x20   apt-get update -qq\n\
+         \x20   apt-get install -y -qq --no-install-recommends python3-venv python3-apt >/dev/null\n\
+         \x20 fi\n\
+         \x20 rm -rf {venv}\n\
+         \x20 python3 -m venv {venv}\n\
+         \x20 {venv}/bin/pip install --quiet --disable-pip-version-check \"ansible-core=={core}\"\n\
+         fi\n\
+         export PATH={venv}/bin:$PATH\n"
+    )
 }
 
 /// The roles baked by parent layers, which this layer's bake shims (`parbake-roles shim`).

@@ -241,15 +241,7 @@ fn locate_value(text: &str, list: &str, value: &str, nth: usize) -> Option<(usiz
 /// A role's installed name: `name` or `namespace.name`; each part ASCII letters, digits, `_`
 /// and `-` (legacy Galaxy role names have dashes), not starting with `-`.
 pub fn valid_role_name(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('.').collect();
-    parts.len() <= 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.len() <= PART_MAX
-                && !p.starts_with('-')
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        })
+    crate::config::names::valid_role_name(name)
 }
 
 /// A collection's full name: `namespace.name`, each part ASCII letters, digits and `_`, not

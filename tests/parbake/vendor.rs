@@ -466,3 +466,90 @@ fn vendored_load_speed_on_community_general() {
     }
     time("verify (every byte)", &|| Vendored::verify(root).unwrap());
 }
+
+/// The vendored project with a stack: a local role `app` that depends on the vendored
+/// `acme.hello` and uses the collection's module, baked by promotion or run at launch.
+fn vendored_stack() -> Vendoring {
+    let v = vendoring();
+    vendor_ok(&v.project, &[]);
+    v.project
+        .write(
+            "roles/app/tasks/main.yml",
+            "- name: the collection's module\n  acme.tools.ping_file: {path: /tmp/parbake-ping}\n",
+        )
+        .write("roles/app/meta/main.yml", "dependencies: [acme.hello]\n")
+        .image("img", &[], &[])
+        .stack("s", "img", &["app"]);
+    v
+}
+
+#[test]
+fn vendored_roles_and_collections_go_through_plan_render_and_validate() {
+    let v = vendored_stack();
+    let f = &v.project;
+    let p = f.plan("s", &["app"]);
+    assert!(p.installed.contains_key("acme.hello"), "{:?}", p.installed);
+    assert_eq!(p.layers[1].runs, ["acme.hello", "app"]);
+    assert_eq!(p.collections["acme.tools"], "1.0.0");
+    assert!(p.layers[0].inputs.contains_key("collections"));
+    let launch = f.plan("s", &[]).launch;
+    assert_eq!(launch[1].collections, ["acme.tools"]);
+
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("r");
+    let r = f.run(&["render", "s", "--promote", "app", "-o", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let layer = |n: &str| {
+        std::fs::read_dir(dir.join("layers"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(n))
+            .unwrap()
+    };
+    let base_sh = std::fs::read_to_string(layer("1-").join("payload/bake.sh")).unwrap();
+    assert!(base_sh.contains("tar -xzf /tmp/parbake-payload/collections.tar.gz -C /opt/parbake/collections"), "{base_sh}");
+    let stack_sh = std::fs::read_to_string(layer("2-").join("payload/bake.sh")).unwrap();
+    assert!(!stack_sh.contains("collections.tar.gz"), "{stack_sh}");
+    let cfg = std::fs::read_to_string(layer("2-").join("payload/ansible.cfg")).unwrap();
+    assert!(cfg.contains("collections_path = /opt/parbake/collections"), "{cfg}");
+
+    // the real syntax check resolves the collection's module and the vendored role
+    let r = f.run(&["validate", "s", "--target", "qemu"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn a_collection_the_images_ansible_core_cannot_run_is_refused_naming_both_versions() {
+    let v = vendored_stack();
+    let f = &v.project;
+    let image = std::fs::read_to_string(f.root().join("images/img.yml")).unwrap();
+    // the built collection says >=2.14; pretend the lock read a newer floor
+    let lock_path = f.root().join("requirements.lock.json");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    std::fs::write(&lock_path, lock.replace("\">=2.14\"", "\">=2.15.0\"")).unwrap();
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("collection acme.tools 1.0.0 requires ansible-core >=2.15.0")
+            && r.stderr.contains("runs ansible-core 2.14.18 (the distribution's")
+            && r.stderr.contains("ansible: {core:"),
+        "{}",
+        r.stderr
+    );
+    f.write("images/img.yml", &format!("{image}ansible: {{core: \"2.17.7\"}}\n"));
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn a_role_both_local_and_vendored_is_refused() {
+    let v = vendored_stack();
+    v.project.role("acme.hello", &[]);
+    let r = v.project.run(&["plan", "s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`acme.hello` is both a role under roles/ and a vendored role"),
+        "{}",
+        r.stderr
+    );
+}

@@ -432,6 +432,12 @@ SHIM_META = ("# parbake shim: this role already ran in a baked layer; its depend
              "dependencies: []\n")
 
 
+def ansible_playbook():
+    """The image's pinned ansible-core (a venv the bake made), else the distribution's."""
+    pinned = os.path.join(HOME, "ansible", "bin", "ansible-playbook")
+    return pinned if os.access(pinned, os.X_OK) else "ansible-playbook"
+
+
 def build_shims(roles_dir, out, names):
     """The shim of each role in `names` (its real copy at roles_dir/NAME) at out/NAME, for a
     roles path that lists `out` before `roles_dir`. A shim stops a baked role from running
@@ -622,6 +628,10 @@ def launch(args):
                        ANSIBLE_LOCAL_TEMP=os.path.join(RUN, "tmp"), PARBAKE_EVENTS=events,
                        PARBAKE_EVENTS_MIRROR=CONSOLE, PARBAKE_SECRETS=secrets_path,
                        PYTHONUNBUFFERED="1")
+            # vendored collections and a pinned ansible-core, where the image has them
+            collections = os.path.join(HOME, "collections")
+            if os.path.isdir(collections):
+                env["ANSIBLE_COLLECTIONS_PATH"] = collections
             for r in todo:
                 by_name[r]["status"] = "running"
             write_status(status)
@@ -632,7 +642,7 @@ def launch(args):
                 with open_log(os.path.join(LOGS, "launch.log")) as log:
                     log.write(("\n=== parbake launch %s at %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), " ".join(todo))).encode())
                     log.flush()
-                    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", playbook],
+                    proc = subprocess.run([ansible_playbook(), "-i", "localhost,", "-c", "local", playbook],
                                           stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN)
             finally:
                 for path in (vars_path, secrets_path, vars_path + ".tmp", secrets_path + ".tmp"):
