@@ -243,8 +243,8 @@ impl Project {
     }
 
     pub fn load(root: &Path) -> Result<Project, ConfigError> {
-        let vendored = crate::vendor::Vendored::load(root)
-            .map_err(|e| ConfigError::Vendor(Box::new(e)))?;
+        let vendored =
+            crate::vendor::Vendored::load(root).map_err(|e| ConfigError::Vendor(Box::new(e)))?;
         let roles = all_roles(root, vendored.as_ref())?;
         let templates = Templates {
             qemu: read(root, "packer/qemu.pkr.hcl")?,

@@ -582,14 +582,20 @@ fn vendored_collections(project: &Project) -> BTreeMap<String, String> {
 
 /// Every vendored collection's `requires_ansible` must admit the ansible-core the image runs:
 /// its pin, or the distribution's.
-fn check_requires_ansible(project: &Project, image: &crate::config::Image) -> Result<(), PlanError> {
+fn check_requires_ansible(
+    project: &Project,
+    image: &crate::config::Image,
+) -> Result<(), PlanError> {
     use crate::config::ansible_version::{satisfies, Version, DISTRIBUTION_ANSIBLE_CORE};
     let Some(v) = &project.vendored else {
         return Ok(());
     };
     let (core, whose) = match &image.def.ansible {
         Some(a) => (a.core.as_str(), "pinned in `ansible.core`"),
-        None => (DISTRIBUTION_ANSIBLE_CORE, "the distribution's, as no `ansible.core` is pinned"),
+        None => (
+            DISTRIBUTION_ANSIBLE_CORE,
+            "the distribution's, as no `ansible.core` is pinned",
+        ),
     };
     let version = Version::parse(core).expect("a checked version");
     for c in v.collections().values() {

@@ -44,8 +44,12 @@ pub fn render(plan: &Plan, layer: &Layer) -> Vec<RenderedFile> {
         RenderedFile::text("payload/ansible.cfg", ansible_cfg(plan, layer)),
         RenderedFile::text("payload/bake.sh", bake_sh(plan, layer, &tag)).executable(),
         RenderedFile::text("payload/clean.sh", CLEAN_SH.to_string()).executable(),
-        RenderedFile::text("payload/runtime/parbake-roles", runtime::RUNNER.to_string()).executable(),
-        RenderedFile::text("payload/runtime/parbake_events.py", runtime::CALLBACK.to_string()),
+        RenderedFile::text("payload/runtime/parbake-roles", runtime::RUNNER.to_string())
+            .executable(),
+        RenderedFile::text(
+            "payload/runtime/parbake_events.py",
+            runtime::CALLBACK.to_string(),
+        ),
     ]
 }
 

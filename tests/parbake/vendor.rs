@@ -497,7 +497,14 @@ fn vendored_roles_and_collections_go_through_plan_render_and_validate() {
 
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("r");
-    let r = f.run(&["render", "s", "--promote", "app", "-o", dir.to_str().unwrap()]);
+    let r = f.run(&[
+        "render",
+        "s",
+        "--promote",
+        "app",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let layer = |n: &str| {
         std::fs::read_dir(dir.join("layers"))
@@ -507,11 +514,19 @@ fn vendored_roles_and_collections_go_through_plan_render_and_validate() {
             .unwrap()
     };
     let base_sh = std::fs::read_to_string(layer("1-").join("payload/bake.sh")).unwrap();
-    assert!(base_sh.contains("tar -xzf /tmp/parbake-payload/collections.tar.gz -C /opt/parbake/collections"), "{base_sh}");
+    assert!(
+        base_sh.contains(
+            "tar -xzf /tmp/parbake-payload/collections.tar.gz -C /opt/parbake/collections"
+        ),
+        "{base_sh}"
+    );
     let stack_sh = std::fs::read_to_string(layer("2-").join("payload/bake.sh")).unwrap();
     assert!(!stack_sh.contains("collections.tar.gz"), "{stack_sh}");
     let cfg = std::fs::read_to_string(layer("2-").join("payload/ansible.cfg")).unwrap();
-    assert!(cfg.contains("collections_path = /opt/parbake/collections"), "{cfg}");
+    assert!(
+        cfg.contains("collections_path = /opt/parbake/collections"),
+        "{cfg}"
+    );
 
     // the real syntax check resolves the collection's module and the vendored role
     let r = f.run(&["validate", "s", "--target", "qemu"]);
@@ -530,13 +545,18 @@ fn a_collection_the_images_ansible_core_cannot_run_is_refused_naming_both_versio
     let r = f.run(&["plan", "s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("collection acme.tools 1.0.0 requires ansible-core >=2.15.0")
-            && r.stderr.contains("runs ansible-core 2.14.18 (the distribution's")
+        r.stderr
+            .contains("collection acme.tools 1.0.0 requires ansible-core >=2.15.0")
+            && r.stderr
+                .contains("runs ansible-core 2.14.18 (the distribution's")
             && r.stderr.contains("ansible: {core:"),
         "{}",
         r.stderr
     );
-    f.write("images/img.yml", &format!("{image}ansible: {{core: \"2.17.7\"}}\n"));
+    f.write(
+        "images/img.yml",
+        &format!("{image}ansible: {{core: \"2.17.7\"}}\n"),
+    );
     let r = f.run(&["plan", "s"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
@@ -548,7 +568,8 @@ fn a_role_both_local_and_vendored_is_refused() {
     let r = v.project.run(&["plan", "s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("`acme.hello` is both a role under roles/ and a vendored role"),
+        r.stderr
+            .contains("`acme.hello` is both a role under roles/ and a vendored role"),
         "{}",
         r.stderr
     );
