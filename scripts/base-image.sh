@@ -30,11 +30,12 @@ COMPONENTS=main
 DISK_SIZE=3G
 PACKAGES=(
   linux-image-cloud-amd64 systemd-sysv udev dbus openssh-server cloud-init python3 python3-apt sudo
-  ifupdown isc-dhcp-client netbase iproute2 ca-certificates ansible-core
+  ifupdown isc-dhcp-client netbase iproute2 ca-certificates ansible-core procps
 )
 # dbus: hostnamectl/timedatectl (Ansible's hostname and timezone modules) and non-root systemctl
 # need it; without it `shutdown` prints "Failed to connect to bus". ca-certificates: https in apt
-# and get_url. Recommends are not installed, so udev and dbus must be listed.
+# and get_url. procps: sysctl, ps and friends, as on Debian's cloud images (ansible.posix.sysctl
+# needs sysctl). Recommends are not installed, so udev and dbus must be listed.
 INITRAMFS_MODULES="virtio_pci virtio_blk virtio_net ext4"
 
 # Runs after the essential packages, before the kernel is installed: the kernel's postinst then

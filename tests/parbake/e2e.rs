@@ -34,13 +34,15 @@ fn enabled() -> bool {
 
 struct Tier {
     store: tempfile::TempDir,
+    /// The example project with a vendored namespaced role and collection (see [`project`]).
+    project: tempfile::TempDir,
 }
 
 impl Tier {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_parbake"));
         c.args(args)
-            .current_dir(repo())
+            .current_dir(self.project.path())
             .env("PARBAKE_STORE", self.store.path())
             .env_remove("PARBAKE_PROJECT");
         c
@@ -87,6 +89,94 @@ impl Drop for Vm {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// A copy of the example project that also uses a third-party role and a collection, as a
+/// team's real Ansible repository would: `acme.tuning` (namespaced, installed by `parbake
+/// vendor` from its release tarball) sets kernel settings with `ansible.posix.sysctl` (Debian's
+/// ansible.posix, vendored as a directory), and nginx depends on it. So it runs at launch when
+/// nothing is promoted, and is baked in the stack layer when nginx is promoted.
+fn project() -> tempfile::TempDir {
+    let copy = tempfile::Builder::new()
+        .prefix("parbake-e2e-project-")
+        .tempdir_in(repo().join("target"))
+        .unwrap();
+    for d in ["images", "roles", "packer", "scripts"] {
+        crate::util::copy_dir(&repo().join(d), &copy.path().join(d));
+    }
+    let tarball = copy.path().join("acme.tuning-1.0.0.tar.gz");
+    let tar = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(repo().join("tests/fixtures/e2e"))
+        .arg("acme.tuning")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let posix = repo().join(
+        ".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections/ansible/posix",
+    );
+    assert!(posix.is_dir(), "{} is missing: run `make setup`", posix.display());
+    std::fs::write(
+        copy.path().join("requirements.yml"),
+        format!(
+            "roles:\n  - src: ./acme.tuning-1.0.0.tar.gz\n    name: acme.tuning\n\
+             collections:\n  - name: {}\n    type: dir\n",
+            posix.display()
+        ),
+    )
+    .unwrap();
+    let meta = copy.path().join("roles/nginx/meta/main.yml");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    assert!(text.contains("dependencies:\n  - base\n"), "{text}");
+    std::fs::write(
+        &meta,
+        text.replace("dependencies:\n  - base\n", "dependencies:\n  - base\n  - acme.tuning\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_parbake"))
+        .arg("vendor")
+        .current_dir(copy.path())
+        .env_remove("PARBAKE_PROJECT")
+        .env("PARBAKE_ANSIBLE_GALAXY", repo().join(".venv/bin/ansible-galaxy"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "parbake vendor: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    copy
+}
+
+/// The output of `command` run over SSH on a VM kept by `launch --keep`.
+fn ssh(vm: &Value, command: &str) -> String {
+    let ssh = vm["kept"]["ssh"].as_str().unwrap().replacen(
+        "ssh ",
+        "ssh -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR ",
+        1,
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{ssh} {command}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{ssh} {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The vendored role's effect on the VM: its collection module's settings are live and
+/// persisted, and its handler ran.
+fn assert_tuned(vm: &Value) {
+    assert_eq!(ssh(vm, "/usr/sbin/sysctl -n vm.swappiness"), "13");
+    assert_eq!(ssh(vm, "/usr/sbin/sysctl -n net.core.somaxconn"), "1024");
+    assert!(ssh(vm, "cat /etc/sysctl.d/60-acme-tuning.conf").contains("vm.swappiness=13"));
+    assert_eq!(ssh(vm, "cat /var/lib/acme-tuning.applied"), "swappiness 13");
 }
 
 fn http_get(port: u64) -> String {
@@ -140,6 +230,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
             .prefix("parbake-e2e-")
             .tempdir_in(repo().join("target"))
             .unwrap(),
+        project: project(),
     };
 
     // 1. bake the web stack's base
@@ -160,7 +251,9 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     let vm = Vm(tier.json(&["launch", "web", "--keep", "--json"]));
     assert_eq!(vm.0["status"]["state"], "done");
     let all = launched_roles(&vm.0);
-    assert_eq!(all, ["nginx", "python", "webapp", "identity"]);
+    assert_eq!(all, ["acme.tuning", "nginx", "python", "webapp", "identity"]);
+    // the vendored namespaced role and its collection module ran at launch
+    assert_tuned(&vm.0);
     let body = http_get(vm.0["http_port"].as_u64().unwrap());
     let instance = vm.0["instance_id"].as_str().unwrap();
     assert!(
@@ -195,9 +288,10 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         .collect();
     assert!(
         ran.iter()
-            .all(|r| ["nginx", "python", "webapp"].contains(r)),
+            .all(|r| ["acme.tuning", "nginx", "python", "webapp"].contains(r)),
         "the stack layer re-ran a baked role: {ran:?}"
     );
+    assert!(ran.contains(&"acme.tuning"), "{ran:?}");
     let vm = Vm(tier.json(&[
         "launch",
         "web",
@@ -216,6 +310,8 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "only the launch-only role runs at boot"
     );
     assert!(fewer.len() < all.len());
+    // the vendored role was baked into the stack layer (promoted as nginx's dependency)
+    assert_tuned(&vm.0);
     let body = http_get(vm.0["http_port"].as_u64().unwrap());
     assert!(
         body.contains("stack=web") && body.contains(vm.0["instance_id"].as_str().unwrap()),
@@ -316,8 +412,11 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         .prefix("parbake-e2e-project-")
         .tempdir_in(repo().join("target"))
         .unwrap();
-    for d in ["images", "roles", "packer", "scripts"] {
-        crate::util::copy_dir(&repo().join(d), &copy.path().join(d));
+    for d in ["images", "roles", "packer", "scripts", "vendor"] {
+        crate::util::copy_dir(&tier.project.path().join(d), &copy.path().join(d));
+    }
+    for f in ["requirements.yml", "requirements.lock.json", "acme.tuning-1.0.0.tar.gz"] {
+        std::fs::copy(tier.project.path().join(f), copy.path().join(f)).unwrap();
     }
     let set_promote = |stack: &str, promote: &str| {
         let p = copy.path().join(format!("images/stacks/{stack}.yml"));
