@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PARBAKE_CACHE ?= /var/cache/parbake
 
-.PHONY: help setup build test test-fast test-roles e2e bench demo base-image lint fmt ci
+.PHONY: help setup build test test-fast test-roles e2e bench bench-vendor demo base-image lint fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-fast   cargo tests only (no chroot role run)"
 	@echo "make e2e         bake and launch the web stack in real VMs (slow under TCG: ~15-25 min)"
 	@echo "make bench       boot-to-ready and bake times on the local VM, medians and ratios (slow)"
+	@echo "make bench-vendor  plan time with large vendored collections, cold and warm"
 	@echo "make test-roles  apply every example role for real in a throwaway Debian chroot"
 	@echo "make base-image  build (or reuse) the cached Debian 12 qcow2 for the local VM target"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
@@ -44,7 +45,12 @@ e2e: setup
 # Boot-to-ready and bake times with ratios, medians of BENCH_RUNS (default 3). Not a test.
 bench: setup build
 	bash scripts/base-image.sh >/dev/null
+	python3 scripts/bench_vendor.py
 	python3 scripts/bench.py
+
+# plan with large vendored collections, cold and warm (fast; BENCH_PIN=X.Y.Z adds two bakes).
+bench-vendor: setup build
+	python3 scripts/bench_vendor.py
 
 base-image: setup
 	bash scripts/base-image.sh

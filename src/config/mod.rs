@@ -319,6 +319,9 @@ fn all_roles(
         return Ok(roles);
     };
     let names: std::collections::BTreeSet<String> = v.roles().keys().cloned().collect();
+    if names.is_empty() {
+        return Ok(roles);
+    }
     let rel = format!("{}/roles", crate::vendor::VENDOR_DIR);
     for (name, role) in roles::load_roles_in(root, &rel, Some(&names))? {
         if roles.contains_key(&name) {

@@ -574,3 +574,21 @@ fn a_role_both_local_and_vendored_is_refused() {
         r.stderr
     );
 }
+
+#[test]
+fn a_project_with_only_collections_vendored_plans() {
+    let sources = tempfile::tempdir().unwrap();
+    let tarball = built_collection(sources.path());
+    let f = Fixture::bare();
+    f.role("app", &[])
+        .image("img", &["app"], &[])
+        .stack("s", "img", &[])
+        .write(
+            "requirements.yml",
+            &format!("collections:\n  - name: {}\n    type: file\n", tarball.display()),
+        );
+    vendor_ok(&f, &[]);
+    let p = f.plan("s", &[]);
+    assert_eq!(p.collections["acme.tools"], "1.0.0");
+    assert!(!f.root().join("vendor/roles").exists());
+}
