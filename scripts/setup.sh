@@ -85,6 +85,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating .venv"
   /usr/bin/python3 -m venv "$VENV"
 fi
+# an image that pins ansible-core (`ansible: {core: X.Y.Z}`) pins the .venv's too
+pinned=$(/usr/bin/python3 scripts/ansible-pin.py .)
+if [ -n "$pinned" ]; then
+  ANSIBLE_CORE_VERSION=$pinned
+fi
 want="ansible-core==$ANSIBLE_CORE_VERSION moto[server]==$MOTO_VERSION"
 if [ "$(cat "$VENV/.parbake-pins" 2>/dev/null)" != "$want" ]; then
   say "installing $want into .venv"

@@ -281,3 +281,24 @@ fn an_ansible_core_pin_is_an_exact_release_and_part_of_the_base_hash() {
     );
     assert_eq!(f.run(&["plan", "s"]).code, 1);
 }
+
+#[test]
+fn setup_pins_the_venv_to_the_images_ansible_core_pin() {
+    let pin = |f: &Fixture| {
+        std::process::Command::new("python3")
+            .arg(crate::util::repo().join("scripts/ansible-pin.py"))
+            .arg(f.root())
+            .output()
+            .unwrap()
+    };
+    let f = galaxy();
+    let out = pin(&f);
+    assert!(out.status.success() && out.stdout.is_empty());
+    let image = std::fs::read_to_string(f.root().join("images/img.yml")).unwrap();
+    f.write("images/img.yml", &format!("{image}ansible:\n  core: \"2.17.7\"\n"));
+    assert_eq!(String::from_utf8_lossy(&pin(&f).stdout), "2.17.7\n");
+    f.write("images/other.yml", "ansible: {core: 2.16.1}\n");
+    let out = pin(&f);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2.16.1 in images/other.yml"));
+}
