@@ -273,6 +273,7 @@ fn install_play(layer: &Layer) -> Value {
             "ansible.builtin.copy": {"src": format!("{PAYLOAD}/runtime/parbake_events.py"), "dest": format!("{home}/lib/callback_plugins/parbake_events.py"), "remote_src": true, "mode": "0644"},
         }),
     ];
+    tasks.extend(launch_unit_tasks());
     let mut packages: Vec<&String> = layer.stage_apt.values().flatten().collect();
     packages.sort();
     packages.dedup();
@@ -308,4 +309,38 @@ fn install_play(layer: &Layer) -> Value {
         "gather_facts": false,
         "tasks": tasks,
     })
+}
+
+/// The launch's systemd units (`contract::LAUNCH_UNIT`, `contract::READY_TARGET`) installed
+/// and enabled as `systemctl enable` would, by their `multi-user.target.wants/` links: plain
+/// files, so the install needs no running systemd (a chroot works) and the builder, which has
+/// no launch spec, never starts them.
+fn launch_unit_tasks() -> Vec<Value> {
+    let dir = runtime::UNIT_DIR;
+    let units = [
+        (runtime::LAUNCH_UNIT_NAME, runtime::LAUNCH_UNIT),
+        (runtime::READY_TARGET_NAME, runtime::READY_TARGET),
+    ];
+    let mut tasks = vec![json!({
+        "name": format!("Create {dir}/multi-user.target.wants"),
+        "ansible.builtin.file": {"path": format!("{dir}/multi-user.target.wants"), "state": "directory", "mode": "0755"},
+    })];
+    tasks.extend(units.iter()
+        .map(|(name, text)| {
+            json!({
+                "name": format!("Install {name}"),
+                "ansible.builtin.copy": {"content": text, "dest": format!("{dir}/{name}"), "mode": "0644"},
+            })
+        }));
+    tasks.push(json!({
+        "name": "Enable the launch units (multi-user.target wants them)",
+        "ansible.builtin.file": {
+            "src": format!("{dir}/{{{{ item }}}}"),
+            "dest": format!("{dir}/multi-user.target.wants/{{{{ item }}}}"),
+            "state": "link",
+            "force": true,
+        },
+        "loop": units.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+    }));
+    tasks
 }

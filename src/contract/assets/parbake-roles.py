@@ -1,9 +1,15 @@
 #!/usr/bin/python3
 """parbake-roles: runs a stack's launch roles on the instance, from the copies on the image.
 
-Installed by parbake at /opt/parbake/bin/parbake-roles; called by the user-data parbake
-generates. Re-running it by hand is safe: roles that already succeeded for the same launch
-spec are skipped (use --force to run them again).
+Installed by parbake at /opt/parbake/bin/parbake-roles; started by parbake-launch.service
+on every boot while /var/lib/parbake/launch.json exists (and, on images baked before the unit,
+by the user-data's bootstrap). Re-running it by hand is safe: roles that already succeeded for
+the same launch spec are skipped (use --force to run them again); once the launch of a spec
+succeeded, a run does nothing. A run that was killed or stopped mid-role (a reboot) leaves
+status.json `running`: the next run resumes it, skipping the roles done, running the
+interrupted one again, under the same deadline (`launch_timeout_s` in the spec, counted from
+the launch's first start), and records the resume (`resumed`, the role's `note`). Progress
+lines go to stdout (the journal); the result lines to the console too.
 
   parbake-roles launch /var/lib/parbake/launch.json [--force]
   parbake-roles shim --roles-dir DIR --out DIR --list ROLES.json
@@ -40,6 +46,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -331,6 +338,10 @@ def read_spec(path):
         if not isinstance(spec.get(field), kind):
             raise Failure("the launch spec %s: field %s must be a JSON %s" % (
                 path, field, {str: "string", list: "array", dict: "object"}[kind]))
+    timeout = spec.get("launch_timeout_s")
+    if timeout is not None and (type(timeout) is not int or timeout <= 0):
+        raise Failure("the launch spec %s: field launch_timeout_s must be a positive whole number "
+                      "of seconds" % path)
     for role in spec["roles"]:
         if not (isinstance(role, dict) and isinstance(role.get("name"), str)
                 and isinstance(role.get("hash"), str)):
@@ -516,11 +527,106 @@ def shim(args):
     return 0
 
 
+# The launch timeout when a spec has none (specs before `launch_timeout_s`), and how long
+# ansible-playbook gets to stop after SIGTERM before SIGKILL.
+DEFAULT_LAUNCH_TIMEOUT_S = 3600
+KILL_GRACE_S = 10
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT (a shutdown, `systemctl stop`): the launch stops, stays `running` in
+    status.json, and resumes at the next start."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def on_signal(signum, frame):
+    raise Stopped(signum)
+
+
+def progress(line):
+    """A progress line: stdout only (the journal under parbake-launch.service)."""
+    print(line, flush=True)
+
+
+def boot_id():
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def previous_status(digest):
+    """status.json of an earlier run of the same spec, or None."""
+    try:
+        with open(STATUS_PATH) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) and old.get("spec_digest") == digest else None
+
+
+def duration_text(seconds):
+    """600 -> 10m, 5400 -> 1h30m, 90 -> 1m30s."""
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return "".join("%d%s" % (v, u) for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
+
+
+def stop_group(proc):
+    """Stops ansible-playbook and everything it started (its own process group: workers and
+    the modules they run): SIGTERM, then SIGKILL after KILL_GRACE_S."""
+    for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # the leader is gone; a straggler in its group is not left running
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
+
+
+class EventTail:
+    """The events file read as it grows: the role of each task started."""
+
+    def __init__(self, path):
+        self.path, self.offset, self.partial = path, 0, b""
+
+    def new_events(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+
 def launch(args):
     try:
         spec, digest = read_spec(args.spec)
     except Failure as e:
         return report_early_failure(str(e))
+    if not args.force and already_done(spec, previous_status(digest)):
+        return 0
     for d in (STATE, LOGS, RUN):
         os.makedirs(d, exist_ok=True)
     os.chmod(RUN, 0o700)
@@ -530,26 +636,220 @@ def launch(args):
     except OSError:
         console("parbake: another parbake-roles run is in progress; not starting a second one")
         return 1
-    previous = {}
-    try:
-        with open(STATUS_PATH) as f:
-            old = json.load(f)
-        if old.get("spec_digest") == digest and not args.force:
-            previous = {r["name"]: r for r in old.get("roles", [])}
-    except (OSError, ValueError):
-        pass
+    # the lock is ours: a status of this spec still `running` is a run that was interrupted
+    old = None if args.force else previous_status(digest)
+    if already_done(spec, old):
+        return 0
+    return Launch(spec, digest, old).run()
 
-    started = now()
-    names = [r["name"] for r in spec["roles"]]
-    status = {
-        "format": STATUS_FORMAT, "phase": "launch", "stack": spec["stack"], "image": spec["image"],
-        "spec_digest": digest, "state": "running", "started_at": started, "finished_at": None,
-        "duration_s": None, "error": None, "log": os.path.join(LOGS, "launch.log"),
-        "roles": [{"name": n, "status": "pending", "duration_s": None} for n in names],
-    }
-    by_name = {r["name"]: r for r in status["roles"]}
 
-    def finish(state, error=None):
+def already_done(spec, old):
+    """The fast path of every boot after a successful launch: say so (stdout) and stop."""
+    if old is None or old.get("state") != "done":
+        return False
+    progress("parbake: launch of stack %s already done for this spec (finished at %s); nothing to do"
+             % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(old.get("finished_at") or 0))))
+    return True
+
+
+class Launch:
+    """One launch of a spec: a new one, a re-run after a failure (roles that succeeded are
+    skipped), or the resumption of an interrupted one (`old` still `running`: the deadline
+    counts from its first start, done roles stay done, the role that was running runs again)."""
+
+    def __init__(self, spec, digest, old):
+        self.spec = spec
+        self.names = [r["name"] for r in spec["roles"]]
+        self.old = old
+        self.resuming = old is not None and old.get("state") == "running"
+        self.previous = {r.get("name"): r for r in old.get("roles", []) if isinstance(r, dict)} if old else {}
+        first = old.get("started_at") if self.resuming else None
+        self.started = first if isinstance(first, (int, float)) else now()
+        self.timeout = spec.get("launch_timeout_s") or DEFAULT_LAUNCH_TIMEOUT_S
+        self.deadline = self.started + self.timeout
+        self.status = {
+            "format": STATUS_FORMAT, "phase": "launch", "stack": spec["stack"], "image": spec["image"],
+            "spec_digest": digest, "state": "running", "started_at": self.started, "finished_at": None,
+            "duration_s": None, "error": None, "log": os.path.join(LOGS, "launch.log"),
+            "launch_timeout_s": self.timeout, "boot_id": boot_id(),
+            "resumed": (old.get("resumed") or 0) + 1 if self.resuming else 0,
+            "roles": [{"name": n, "status": "pending", "duration_s": None} for n in self.names],
+        }
+        self.by_name = {r["name"]: r for r in self.status["roles"]}
+        self.todo, self.current, self.task = [], 0, None
+
+    def run(self):
+        write_status(self.status)
+        try:
+            self.plan_roles(read_manifest())
+            write_status(self.status)
+            if not self.todo:
+                return self.finish("done")
+            if now() >= self.deadline:
+                return self.timed_out()
+            return self.run_roles()
+        except Failure as e:
+            for r in self.status["roles"]:
+                if r["status"] in ("pending", "running"):
+                    r["status"] = "not-run"
+            return self.finish("failed", str(e))
+
+    def plan_roles(self, manifest):
+        """Which roles run: not those baked, nor those that succeeded for this spec before
+        (in a resumed launch they keep their entries); a role interrupted runs again."""
+        check_image(self.spec, manifest)
+        why = "the run was stopped"
+        if self.old and self.old.get("boot_id") not in (None, self.status["boot_id"]):
+            why = "the machine rebooted"
+        interrupted = []
+        for role in self.spec["roles"]:
+            n, entry = role["name"], self.by_name[role["name"]]
+            prev = self.previous.get(n, {})
+            if manifest.get("baked", {}).get(n) == role["hash"]:
+                entry["status"] = "baked"
+            elif prev.get("status") in ("ok", "skipped") and self.resuming:
+                entry.update(prev)
+            elif prev.get("status") in ("ok", "skipped"):
+                entry.update(status="skipped", duration_s=0.0, note="succeeded in an earlier run")
+            else:
+                self.todo.append(n)
+                if self.resuming and prev.get("status") == "running":
+                    entry["note"] = "interrupted (%s); run again" % why
+                    interrupted.append(n)
+        if self.resuming:
+            progress("parbake: resuming the launch of stack %s (resume %d, %s); %s" % (
+                self.spec["stack"], self.status["resumed"], why,
+                ("run again: " + ", ".join(interrupted)) if interrupted else "no role was running"))
+
+    def run_roles(self):
+        """The roles to run, in one ansible-playbook, followed as it goes."""
+        spec, todo = self.spec, self.todo
+        # Baked and already-run roles resolve to shims, so a launch role's meta
+        # dependency on them does not run them again (build_shims).
+        shim = os.path.join(RUN, "shim")
+        shutil.rmtree(shim, ignore_errors=True)
+        skip = [n for n in self.names if n not in todo]
+        manifest = read_manifest()
+        build_shims(os.path.join(HOME, "roles"), shim, set(manifest.get("baked", {})) | set(skip))
+        vars_path = os.path.join(RUN, "vars.json")
+        secrets_path = os.path.join(RUN, "secrets.json")
+        playbook = os.path.join(RUN, "launch.yml")
+        with open(playbook, "w") as f:
+            json.dump([{"name": "parbake launch %s" % spec["stack"], "hosts": "localhost",
+                        "connection": "local", "gather_facts": True,
+                        "vars_files": [vars_path], "roles": todo}], f, indent=2)
+        events = os.path.join(STATE, "launch-events.jsonl")
+        if os.path.exists(events):
+            os.unlink(events)
+        env = launch_env(shim, events, secrets_path)
+        self.start_role(0)
+        try:
+            # resolved values only in these two root-only files, removed whatever happens
+            write_json(vars_path, play_vars(spec), mode=0o600)
+            write_json(secrets_path, RESOLVED, mode=0o600)
+            with open_log(os.path.join(LOGS, "launch.log")) as log:
+                log.write(("\n=== parbake launch %s at %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), " ".join(todo))).encode())
+                log.flush()
+                code = self.follow_playbook([ansible_playbook(), "-i", "localhost,", "-c", "local", playbook],
+                                            env, log, EventTail(events))
+        finally:
+            for path in (vars_path, secrets_path, vars_path + ".tmp", secrets_path + ".tmp"):
+                if os.path.exists(path):
+                    os.unlink(path)
+        if code is None:
+            return self.timed_out(role_results(events, todo))
+        return self.account(code, role_results(events, todo))
+
+    def follow_playbook(self, argv, env, log, tail):
+        """ansible-playbook's exit status, or None when the launch timed out (it was stopped).
+        Meanwhile status.json follows the roles as they finish."""
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN,
+                                start_new_session=True)
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=0.5)
+                    self.follow(tail)
+                    return code
+                except subprocess.TimeoutExpired:
+                    pass
+                self.follow(tail)
+                if now() >= self.deadline:
+                    stop_group(proc)
+                    return None
+        except BaseException:
+            stop_group(proc)
+            raise
+
+    def follow(self, tail):
+        """A task of a later role started: the roles before it are finished."""
+        for ev in tail.new_events():
+            if ev.get("event") != "task" or ev.get("handler"):
+                continue
+            if ev.get("role") in self.todo:
+                i = self.todo.index(ev["role"])
+                self.task = ev.get("task")
+                if i > self.current:
+                    results = role_results(tail.path, self.todo)
+                    for n in self.todo[self.current:i]:
+                        r, entry = results[n], self.by_name[n]
+                        entry.update(duration_s=r["duration_s"], tasks=r["tasks"],
+                                     status="failed" if r["failed"] else "ok")
+                        progress("parbake: role %s %s (%d tasks, %.1fs)" % (n, entry["status"], r["tasks"], r["duration_s"]))
+                    self.start_role(i)
+
+    def start_role(self, i):
+        self.current = i
+        n = self.todo[i]
+        self.by_name[n]["status"] = "running"
+        write_status(self.status)
+        progress("parbake: role %s running (%d of %d to run)" % (n, i + 1, len(self.todo)))
+
+    def account(self, code, results):
+        """The result of a finished ansible-playbook, per role."""
+        failed_msg = None
+        for n in self.todo:
+            r, entry = results[n], self.by_name[n]
+            entry["duration_s"] = r["duration_s"]
+            entry["tasks"] = r["tasks"]
+            if r["failed"]:
+                entry["status"] = "failed"
+                entry["error"] = r["failed"]
+                failed_msg = failed_msg or "role %s failed at %s" % (n, r["failed"])
+            elif code != 0 and failed_msg is not None:
+                entry["status"] = "not-run"
+            elif r["tasks"] > 0 or code == 0:
+                entry["status"] = "ok"
+            else:
+                entry["status"] = "not-run"
+        if code == 0:
+            return self.finish("done")
+        if failed_msg is None:
+            failed_msg = "ansible-playbook exited %d before any role failed; see %s" % (
+                code, self.status["log"])
+            for n in self.todo:
+                if self.by_name[n]["status"] == "ok" and results[n]["tasks"] == 0:
+                    self.by_name[n]["status"] = "not-run"
+        return self.finish("failed", failed_msg)
+
+    def timed_out(self, results=None):
+        """The launch timeout passed: the running role failed, the later ones did not run."""
+        role = self.todo[self.current]
+        at = (" at task %s" % json.dumps(self.task)) if self.task else ""
+        error = "launch timeout: %s (launch_timeout) passed since the launch started, while role %s was running%s" % (
+            duration_text(self.timeout), role, at)
+        for i, n in enumerate(self.todo):
+            entry = self.by_name[n]
+            if results is not None and i <= self.current:
+                entry.update(duration_s=results[n]["duration_s"], tasks=results[n]["tasks"])
+            if i == self.current:
+                entry.update(status="failed", error="stopped by the launch timeout" + at)
+            elif i > self.current:
+                entry["status"] = "not-run"
+        return self.finish("failed", error)
+
+    def finish(self, state, error=None):
+        spec, status = self.spec, self.status
         error = redact(error, RESOLVED)
         for r in status["roles"]:
             if "error" in r:
@@ -557,14 +857,14 @@ def launch(args):
         status["state"] = state
         status["error"] = error
         status["finished_at"] = now()
-        status["duration_s"] = round(status["finished_at"] - started, 3)
+        status["duration_s"] = round(status["finished_at"] - self.started, 3)
         write_status(status)
         counts = {}
         for r in status["roles"]:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         failed = [r["name"] for r in status["roles"] if r["status"] == "failed"]
         summary = ("parbake: launch %s stack=%s roles=%d ok=%d skipped=%d failed=%d%s total=%.1fs%s"
-                   % (state, spec["stack"], len(names), counts.get("ok", 0),
+                   % (state, spec["stack"], len(self.names), counts.get("ok", 0),
                       counts.get("skipped", 0) + counts.get("baked", 0), len(failed),
                       (" failed_role=" + failed[0]) if failed else "", status["duration_s"],
                       (" error=" + json.dumps(error)) if error else ""))
@@ -580,105 +880,44 @@ def launch(args):
             tag_instance(status)
         return 0 if state == "done" else 1
 
-    write_status(status)
+
+def read_manifest():
+    manifest_path = os.path.join(HOME, "manifest.json")
     try:
-        manifest_path = os.path.join(HOME, "manifest.json")
-        try:
-            with open(manifest_path) as f:
-                manifest = json.load(f)
-        except OSError:
-            raise Failure("this image has no parbake manifest (%s); was it baked by parbake?" % manifest_path)
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise Failure("image manifest format %r, this runner reads %d" % (manifest.get("format"), MANIFEST_FORMAT))
-        check_image(spec, manifest)
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+    except OSError:
+        raise Failure("this image has no parbake manifest (%s); was it baked by parbake?" % manifest_path)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise Failure("image manifest format %r, this runner reads %d" % (manifest.get("format"), MANIFEST_FORMAT))
+    return manifest
 
-        skip = set()
-        for role in spec["roles"]:
-            n = role["name"]
-            if manifest.get("baked", {}).get(n) == role["hash"]:
-                by_name[n]["status"] = "baked"
-                skip.add(n)
-            elif previous.get(n, {}).get("status") in ("ok", "skipped"):
-                by_name[n].update(status="skipped", duration_s=0.0, note="succeeded in an earlier run")
-                skip.add(n)
-        todo = [n for n in names if n not in skip]
-        write_status(status)
 
-        if todo:
-            # Baked and already-run roles resolve to shims, so a launch role's meta
-            # dependency on them does not run them again (build_shims).
-            shim = os.path.join(RUN, "shim")
-            shutil.rmtree(shim, ignore_errors=True)
-            build_shims(os.path.join(HOME, "roles"), shim, set(manifest.get("baked", {})) | skip)
-            vars_path = os.path.join(RUN, "vars.json")
-            secrets_path = os.path.join(RUN, "secrets.json")
-            playbook = os.path.join(RUN, "launch.yml")
-            with open(playbook, "w") as f:
-                json.dump([{"name": "parbake launch %s" % spec["stack"], "hosts": "localhost",
-                            "connection": "local", "gather_facts": True,
-                            "vars_files": [vars_path], "roles": todo}], f, indent=2)
-            events = os.path.join(STATE, "launch-events.jsonl")
-            if os.path.exists(events):
-                os.unlink(events)
-            env = dict(os.environ,
-                       ANSIBLE_ROLES_PATH=shim + ":" + os.path.join(HOME, "roles"),
-                       ANSIBLE_CALLBACK_PLUGINS=os.path.join(HOME, "lib", "callback_plugins"),
-                       ANSIBLE_CALLBACKS_ENABLED="parbake_events",
-                       ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
-                       ANSIBLE_LOCAL_TEMP=os.path.join(RUN, "tmp"), PARBAKE_EVENTS=events,
-                       PARBAKE_EVENTS_MIRROR=CONSOLE, PARBAKE_SECRETS=secrets_path,
-                       PYTHONUNBUFFERED="1")
-            # vendored collections and a pinned ansible-core, where the image has them
-            collections = os.path.join(HOME, "collections")
-            if os.path.isdir(collections):
-                env["ANSIBLE_COLLECTIONS_PATH"] = collections
-            for r in todo:
-                by_name[r]["status"] = "running"
-            write_status(status)
-            try:
-                # resolved values only in these two root-only files, removed whatever happens
-                write_json(vars_path, play_vars(spec), mode=0o600)
-                write_json(secrets_path, RESOLVED, mode=0o600)
-                with open_log(os.path.join(LOGS, "launch.log")) as log:
-                    log.write(("\n=== parbake launch %s at %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), " ".join(todo))).encode())
-                    log.flush()
-                    proc = subprocess.run([ansible_playbook(), "-i", "localhost,", "-c", "local", playbook],
-                                          stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN)
-            finally:
-                for path in (vars_path, secrets_path, vars_path + ".tmp", secrets_path + ".tmp"):
-                    if os.path.exists(path):
-                        os.unlink(path)
-            results = role_results(events, todo)
-            failed_msg = None
-            for n in todo:
-                r = results[n]
-                entry = by_name[n]
-                entry["duration_s"] = r["duration_s"]
-                entry["tasks"] = r["tasks"]
-                if r["failed"]:
-                    entry["status"] = "failed"
-                    entry["error"] = r["failed"]
-                    failed_msg = failed_msg or "role %s failed at %s" % (n, r["failed"])
-                elif proc.returncode != 0 and failed_msg is not None:
-                    entry["status"] = "not-run"
-                elif r["tasks"] > 0 or proc.returncode == 0:
-                    entry["status"] = "ok"
-                else:
-                    entry["status"] = "not-run"
-            if proc.returncode != 0:
-                if failed_msg is None:
-                    failed_msg = "ansible-playbook exited %d before any role failed; see %s" % (
-                        proc.returncode, status["log"])
-                    for n in todo:
-                        if by_name[n]["status"] == "ok" and results[n]["tasks"] == 0:
-                            by_name[n]["status"] = "not-run"
-                return finish("failed", failed_msg)
-        return finish("done")
-    except Failure as e:
-        for r in status["roles"]:
-            if r["status"] in ("pending", "running"):
-                r["status"] = "not-run"
-        return finish("failed", str(e))
+def launch_env(shim, events, secrets_path):
+    """ansible-playbook's environment at launch."""
+    env = dict(os.environ,
+               ANSIBLE_ROLES_PATH=shim + ":" + os.path.join(HOME, "roles"),
+               ANSIBLE_CALLBACK_PLUGINS=os.path.join(HOME, "lib", "callback_plugins"),
+               ANSIBLE_CALLBACKS_ENABLED="parbake_events",
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_LOCAL_TEMP=os.path.join(RUN, "tmp"), PARBAKE_EVENTS=events,
+               PARBAKE_EVENTS_MIRROR=CONSOLE, PARBAKE_SECRETS=secrets_path,
+               PYTHONUNBUFFERED="1")
+    # vendored collections and a pinned ansible-core, where the image has them
+    collections = os.path.join(HOME, "collections")
+    if os.path.isdir(collections):
+        env["ANSIBLE_COLLECTIONS_PATH"] = collections
+    return env
+
+
+def stopped(e):
+    """After SIGTERM/SIGINT: ansible-playbook is stopped and the resolved values removed;
+    status.json still says `running`, so the next start resumes. The signal is raised again,
+    so the runner ends as killed by it."""
+    progress("parbake: launch stopped by %s; it resumes at the next start" % e)
+    signal.signal(e.signum, signal.SIG_DFL)
+    os.kill(os.getpid(), e.signum)
+    return 128 + e.signum
 
 
 def main():
@@ -694,8 +933,12 @@ def main():
     args = p.parse_args()
     if args.cmd == "shim":
         return shim(args)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
     try:
         return launch(args)
+    except Stopped as e:
+        return stopped(e)
     except Exception as e:  # last resort: the status must still say failed
         return report_early_failure("parbake-roles crashed: %r" % (e,))
 
