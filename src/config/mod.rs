@@ -202,6 +202,8 @@ pub struct Stack {
     pub def: StackFile,
     pub vars: Vars,
     pub launch_vars: Vars,
+    /// `launch_timeout` in seconds (the default when omitted).
+    pub launch_timeout_s: u64,
 }
 
 /// The Packer templates shipped in `packer/`, read as text.
@@ -493,13 +495,67 @@ fn check_stack(
     }
     let vars = vars::check(&file, "vars", &def.vars, false)?;
     let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
+    let launch_timeout_s = check_launch_timeout(&file, def.launch_timeout.as_ref())?;
     Ok(Stack {
         name,
         file,
         def,
         vars,
         launch_vars,
+        launch_timeout_s,
     })
+}
+
+/// A launch's timeout when the stack file sets none: a launch that takes longer is broken.
+pub const DEFAULT_LAUNCH_TIMEOUT_S: u64 = 3600;
+const LAUNCH_TIMEOUT_MIN_S: u64 = 60;
+const LAUNCH_TIMEOUT_MAX_S: u64 = 24 * 3600;
+
+/// `launch_timeout`: a duration with units (`20m`, `1h30m`, `90s`), 1m to 24h.
+fn check_launch_timeout(
+    file: &SourceFile,
+    value: Option<&serde_yaml::Value>,
+) -> Result<u64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_LAUNCH_TIMEOUT_S);
+    };
+    let problem = match value.as_str().map(|s| (s, parse_duration(s))) {
+        Some((_, Some(s))) if (LAUNCH_TIMEOUT_MIN_S..=LAUNCH_TIMEOUT_MAX_S).contains(&s) => {
+            return Ok(s)
+        }
+        Some((text, Some(_))) => format!("{text:?} is outside 1m to 24h"),
+        Some((text, None)) => format!("{text:?} is not a duration"),
+        None => match value {
+            serde_yaml::Value::Number(n) => format!("{n} has no unit"),
+            _ => "a launch timeout is a duration such as `20m`".to_string(),
+        },
+    };
+    Err(file
+        .error_for("launch_timeout", None, problem)
+        .with_hint("write hours, minutes and seconds with their units, e.g. `launch_timeout: 20m` or `1h30m`; omit it for 60m")
+        .into())
+}
+
+/// `1h30m` → 5400: whole numbers with `h`, `m` and `s`, each at most once, in that order.
+fn parse_duration(text: &str) -> Option<u64> {
+    let mut total = 0u64;
+    let mut rest = text;
+    let mut units = "hms";
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..digits].parse().ok()?;
+        let unit = rest[digits..].chars().next()?;
+        let at = units.find(unit)?;
+        units = &units[at + 1..];
+        let scale = match unit {
+            'h' => 3600,
+            'm' => 60,
+            _ => 1,
+        };
+        total = total.checked_add(n.checked_mul(scale)?)?;
+        rest = &rest[digits + 1..];
+    }
+    (!text.is_empty()).then_some(total)
 }
 
 /// An image or stack is named by its file name, which reaches comments, paths, layer names and
@@ -703,4 +759,31 @@ pub(crate) fn check_role_meta(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod launch_timeout_tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_have_units_in_order() {
+        assert_eq!(parse_duration("20m"), Some(1200));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("1h0m5s"), Some(3605));
+        for bad in [
+            "",
+            "20",
+            "m",
+            "20x",
+            "1m1h",
+            "5m5m",
+            " 5m",
+            "5 m",
+            "-5m",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -115,6 +115,11 @@ pub struct StackFile {
     pub vars: BTreeMap<String, serde_yaml::Value>,
     #[serde(default)]
     pub launch_vars: BTreeMap<String, serde_yaml::Value>,
+    /// How long a launch may take, from its first start on the instance, across reboots
+    /// (`20m`, `1h30m`, `90s`); after it the launch fails naming the running role. Omitted: 60m.
+    /// Launch-time only: in the launch spec, not in any layer hash.
+    #[serde(default, skip_serializing)]
+    pub launch_timeout: Option<serde_yaml::Value>,
 }
 
 /// `meta/parbake.yml` inside a role: parbake's own metadata, which Ansible ignores.

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The format parbake writes. 2: `literal` names the vars passed to Ansible as unsafe
-/// (`!unsafe`); secrets always are.
+/// (`!unsafe`); secrets always are. `launch_timeout_s` came later within format 2: it is
+/// additive (a runner before it ignores it, this runner defaults it), so the format stayed.
 pub const SPEC_FORMAT: u32 = 2;
 /// The formats the runner reads (its `SPEC_FORMATS`); a format 1 spec has no `literal`.
 pub const SPEC_FORMATS_READ: [u32; 2] = [1, 2];
@@ -40,6 +41,10 @@ pub struct LaunchSpec {
     /// Tag the EC2 instance with the result (`parbake:status`), best effort.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub status_tag: bool,
+    /// How long the launch may take from its first start, across reboots (the stack's
+    /// `launch_timeout`). Absent (a spec before it): the runner's default, an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -42,6 +42,17 @@ pub struct Status {
     /// The launch log on the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// The launch's timeout (from the spec), counted from `started_at`, the launch's first
+    /// start, across reboots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_timeout_s: Option<u64>,
+    /// How many times the launch resumed after it was interrupted (a reboot or a stop
+    /// mid-role); 0 when it ran through. The role that was running has a `note` saying so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<u32>,
+    /// The kernel's boot id of the boot that last ran the launch (tells a reboot from a stop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
     pub roles: Vec<StatusRole>,
 }
 
@@ -49,7 +60,8 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StatusRole {
     pub name: String,
-    /// `pending`, `running`, `baked`, `skipped`, `ok`, `failed` or `not-run`.
+    /// `pending`, `running`, `baked`, `skipped`, `ok`, `failed` or `not-run`. While the launch
+    /// runs, the role Ansible is in is `running`, the roles before it are `ok` (or `failed`).
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
@@ -59,7 +71,7 @@ pub struct StatusRole {
     /// The first failed task and its message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Why a role was skipped.
+    /// Why a role was skipped, or that it was interrupted and run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

@@ -310,6 +310,8 @@ pub struct Plan {
     /// The bootstrap tags its EC2 instance with the launch result (`sources.aws.status_tag`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub status_tag: bool,
+    /// The stack's `launch_timeout`, in seconds (the launch spec carries it).
+    pub launch_timeout_s: u64,
     pub notes: Vec<String>,
     /// What parbake cannot check and the reader should: templated include names, includes
     /// that a baked role's shim turns into no-ops. Each starts with `file:line:`.
@@ -753,6 +755,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         launch_vars: launch_vars(scope.project, image, stack),
         status_tag: req.target == Target::Aws
             && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
+        launch_timeout_s: stack.launch_timeout_s,
         notes,
         warnings,
         ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),

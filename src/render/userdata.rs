@@ -1,5 +1,6 @@
-//! Launch user-data: a `#cloud-config` that writes the launch spec and hands over to the
-//! runner on the image, which runs the stack's remaining roles from the copies baked in.
+//! Launch user-data: a `#cloud-config` that writes the launch spec, which
+//! `parbake-launch.service` on the image waits for: it runs the stack's remaining roles from
+//! the copies baked in. A bootstrap in `runcmd` is the fallback for images without the unit.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -59,13 +60,20 @@ pub fn spec(plan: &Plan) -> LaunchSpec {
         literal,
         secrets,
         status_tag: plan.status_tag,
+        launch_timeout_s: Some(plan.launch_timeout_s),
     }
 }
 
+/// The bootstrap `runcmd` runs (cloud-final). On every image parbake bakes now it does nothing:
+/// parbake-launch.service runs the launch. On an image baked before the unit it hands over to
+/// the runner as it always did; on an image with no runtime it records why nothing runs.
 const BOOT_SH: &str = r#"#!/bin/sh
-# parbake launch bootstrap: hands over to the runner baked into the image.
-# Re-run by hand after a failure: sudo /opt/parbake/bin/parbake-roles launch /var/lib/parbake/launch.json
+# parbake launch bootstrap: a fallback for images without parbake-launch.service.
 runner=/opt/parbake/bin/parbake-roles
+if [ -e /etc/systemd/system/parbake-launch.service ]; then
+  echo "parbake: the launch runs in parbake-launch.service"
+  exit 0
+fi
 if [ ! -x "$runner" ]; then
   mkdir -p /var/lib/parbake
   msg="this image has no parbake runtime ($runner); bake it with parbake or use a parbake image"
@@ -120,7 +128,7 @@ fn header(plan: &Plan) -> String {
     format!(
         "#cloud-config\n\
          # parbake {version}: launch user-data for stack `{stack}`, image `{image}`, layer {layer} ({hash}).\n\
-         # Runs {n} role(s) at boot from the copies on the image: {roles}.\n\
+         # parbake-launch.service on the image runs {n} role(s) from its copies: {roles}.\n\
          # The launch spec and bootstrap are base64 below; `parbake userdata {stack} --explain` decodes them.\n\
          # Log: /var/log/parbake/launch.log  Status: {STATUS_PATH}\n",
         version = plan.parbake_version,

@@ -504,7 +504,8 @@ fn bootstrap_in(root: &Path) -> PathBuf {
         .unwrap()
         .replace("/var/lib/parbake", &format!("{r}/var/lib/parbake"))
         .replace("/opt/parbake", &format!("{r}/opt/parbake"))
-        .replace("/dev/console", &format!("{r}/console.log"));
+        .replace("/dev/console", &format!("{r}/console.log"))
+        .replace("/etc/systemd/system", &format!("{r}/etc/systemd/system"));
     let path = root.join("boot.sh");
     std::fs::write(&path, script).unwrap();
     path
@@ -562,4 +563,42 @@ fn the_bootstrap_writes_the_status_the_runner_writes_when_the_image_has_no_runne
             assert_eq!(v, golden, "field {k}");
         }
     }
+}
+
+#[test]
+fn the_bootstrap_does_nothing_where_the_unit_runs_the_launch_and_hands_over_on_older_images() {
+    // an image with parbake-launch.service: the unit runs the launch; the bootstrap leaves it
+    let root = tempfile::tempdir().unwrap();
+    let units = root.path().join("etc/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(units.join("parbake-launch.service"), contract::LAUNCH_UNIT).unwrap();
+    let out = Command::new("sh")
+        .arg(bootstrap_in(root.path()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("runs in parbake-launch.service"));
+    assert!(!root.path().join("var/lib/parbake/status.json").exists());
+
+    // an image baked before the unit: the bootstrap hands over to its runner, as it did
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("opt/parbake/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("parbake-roles"), "#!/bin/sh\necho \"ran: $*\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("parbake-roles"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .arg(bootstrap_in(root.path()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ran: launch ") && stdout.contains("/var/lib/parbake/launch.json"),
+        "{stdout}"
+    );
 }

@@ -309,3 +309,47 @@ fn render_refuses_to_replace_a_directory_it_did_not_write() {
         "mine"
     );
 }
+
+#[test]
+fn a_bad_launch_timeout_is_located_with_a_hint_and_a_good_one_reaches_the_spec() {
+    for (value, says) in [
+        ("600", "600 has no unit"),
+        ("20 minutes", "\"20 minutes\" is not a duration"),
+        ("5s", "\"5s\" is outside 1m to 24h"),
+        ("25h", "\"25h\" is outside 1m to 24h"),
+        ("[20m]", "a launch timeout is a duration"),
+    ] {
+        let f = Fixture::example();
+        f.write(
+            "images/stacks/web.yml",
+            &format!("image: debian12\nroles: [nginx, webapp]\nlaunch_timeout: {value}\n"),
+        );
+        let e = fails(&f, &["plan", "web"]);
+        has(
+            &e,
+            &[
+                "images/stacks/web.yml:3:",
+                "field `launch_timeout`",
+                says,
+                "hint: ",
+                "launch_timeout: 20m",
+            ],
+        );
+    }
+    let f = Fixture::example();
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp]\nlaunch_timeout: 1h30m\n",
+    );
+    assert_eq!(f.plan("web", &[]).launch_timeout_s, 5400);
+    let spec = parbake::render::userdata::spec(&f.plan("web", &[]));
+    assert_eq!(spec.launch_timeout_s, Some(5400));
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp]\n",
+    );
+    assert_eq!(
+        f.plan("web", &[]).launch_timeout_s,
+        parbake::config::DEFAULT_LAUNCH_TIMEOUT_S
+    );
+}

@@ -249,12 +249,25 @@ fn a_run_after_success_does_nothing_fast_and_force_runs_the_roles_again() {
     let started = std::time::Instant::now();
     let (code, stdout) = img.run(&spec, &[]);
     let took = started.elapsed();
-    println!("a run after success took {:.3}s (python start included)", took.as_secs_f64());
+    println!(
+        "a run after success took {:.3}s (python start included)",
+        took.as_secs_f64()
+    );
     assert_eq!(code, 0, "{stdout}");
-    assert!(took.as_secs_f64() < 1.0, "a run after success took {took:?}");
+    assert!(
+        took.as_secs_f64() < 1.0,
+        "a run after success took {took:?}"
+    );
     assert!(stdout.contains("already done for this spec"), "{stdout}");
-    assert!(!stdout.contains("parbake-status"), "nothing is announced again: {stdout}");
-    assert_eq!(img.status(), done, "status.json is left as the launch wrote it");
+    assert!(
+        !stdout.contains("parbake-status"),
+        "nothing is announced again: {stdout}"
+    );
+    assert_eq!(
+        img.status(),
+        done,
+        "status.json is left as the launch wrote it"
+    );
     assert!(!out.join("nginx").exists(), "a succeeded role ran again");
     assert_eq!(img.run(&spec, &["--force"]).0, 0);
     assert_eq!(img.role_status("nginx"), "ok");
@@ -263,7 +276,10 @@ fn a_run_after_success_does_nothing_fast_and_force_runs_the_roles_again() {
 
 /// A role that writes its marker, then sleeps `secs` (long enough to be killed in).
 fn slow(marker: &str, secs: u32) -> String {
-    format!("{}- name: sleep in {marker}\n  ansible.builtin.command: sleep {secs}\n", touch(marker))
+    format!(
+        "{}- name: sleep in {marker}\n  ansible.builtin.command: sleep {secs}\n",
+        touch(marker)
+    )
 }
 
 /// The runner started in the background, as parbake-launch.service starts it.
@@ -294,14 +310,21 @@ fn wait_running(img: &Image, role: &str, marker: &Path) {
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             .is_some_and(|st| {
-                st["roles"].as_array().unwrap().iter().any(|r| r["name"] == role && r["status"] == "running")
+                st["roles"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["name"] == role && r["status"] == "running")
             });
         if running && marker.exists() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!("role {role} never ran: {}", std::fs::read_to_string(img.path("var/lib/parbake/status.json")).unwrap_or_default());
+    panic!(
+        "role {role} never ran: {}",
+        std::fs::read_to_string(img.path("var/lib/parbake/status.json")).unwrap_or_default()
+    );
 }
 
 /// The processes of group `pgid` that are not zombies (an exited process whose parent,
@@ -311,10 +334,15 @@ fn live_members(pgid: i32) -> Vec<(String, String)> {
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         // pid (comm) state ppid pgrp ...
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-            out.push((entry.file_name().to_string_lossy().into_owned(), stat.clone()));
+            out.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                stat.clone(),
+            ));
         }
     }
     out
@@ -342,10 +370,19 @@ fn a_launch_killed_mid_role_resumes_skipping_done_roles_and_rerunning_the_interr
     );
     let out = img.path("out");
     std::fs::create_dir_all(&out).unwrap();
-    let spec = img.spec(&["nginx", "webapp", "identity"], &["base"], json!({"out_dir": out}), json!({}));
+    let spec = img.spec(
+        &["nginx", "webapp", "identity"],
+        &["base"],
+        json!({"out_dir": out}),
+        json!({}),
+    );
     let mut runner = spawn_runner(&img, &spec);
     wait_running(&img, "webapp", &out.join("webapp"));
-    assert_eq!(img.role_status("nginx"), "ok", "a finished role is recorded as it finishes");
+    assert_eq!(
+        img.role_status("nginx"),
+        "ok",
+        "a finished role is recorded as it finishes"
+    );
     assert_eq!(img.role_status("identity"), "pending");
     // what a power cut does: SIGKILL the runner and ansible-playbook's whole process group
     // (its own session), so nothing gets to clean up
@@ -359,25 +396,50 @@ fn a_launch_killed_mid_role_resumes_skipping_done_roles_and_rerunning_the_interr
     assert_eq!(img.role_status("webapp"), "running");
 
     // the next start: webapp is made quick (the marker says it ran again), nginx must not run
-    std::fs::write(img.path("opt/parbake/roles/webapp/tasks/main.yml"), touch("webapp-again")).unwrap();
+    std::fs::write(
+        img.path("opt/parbake/roles/webapp/tasks/main.yml"),
+        touch("webapp-again"),
+    )
+    .unwrap();
     std::fs::remove_file(out.join("nginx")).unwrap();
     let (code, stdout) = img.run(&spec, &[]);
     assert_eq!(code, 0, "{stdout}");
     let st = img.status();
     assert_eq!(st["state"], "done", "{st}");
     assert_eq!(st["resumed"], 1, "{st}");
-    assert_eq!(st["started_at"], first["started_at"], "the launch keeps its first start");
-    assert!(!out.join("nginx").exists(), "a role done before the kill ran again");
-    assert!(out.join("webapp-again").exists(), "the interrupted role did not run again");
+    assert_eq!(
+        st["started_at"], first["started_at"],
+        "the launch keeps its first start"
+    );
+    assert!(
+        !out.join("nginx").exists(),
+        "a role done before the kill ran again"
+    );
+    assert!(
+        out.join("webapp-again").exists(),
+        "the interrupted role did not run again"
+    );
     assert!(out.join("identity").exists());
     assert_eq!(img.role_status("nginx"), "ok");
     let webapp = &st["roles"][1];
     assert_eq!(webapp["status"], "ok");
-    assert!(webapp["note"].as_str().unwrap().starts_with("interrupted ("), "{webapp}");
+    assert!(
+        webapp["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted ("),
+        "{webapp}"
+    );
     assert_eq!(img.roles_with_events(), ["webapp", "identity"]);
-    assert!(stdout.contains("parbake: resuming the launch of stack web (resume 1"), "{stdout}");
+    assert!(
+        stdout.contains("parbake: resuming the launch of stack web (resume 1"),
+        "{stdout}"
+    );
     assert!(stdout.contains("run again: webapp"), "{stdout}");
-    assert!(stdout.contains("parbake: launch done stack=web roles=3 ok=3"), "{stdout}");
+    assert!(
+        stdout.contains("parbake: launch done stack=web roles=3 ok=3"),
+        "{stdout}"
+    );
     assert!(!img.path("run/parbake/vars.json").exists());
 }
 
@@ -393,14 +455,28 @@ fn a_launch_stopped_by_sigterm_stops_ansible_and_resumes_at_the_next_start() {
     unsafe { libc::kill(runner.id() as i32, libc::SIGTERM) };
     let code = runner.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(code.signal(), Some(libc::SIGTERM), "the runner ends as killed by SIGTERM");
+    assert_eq!(
+        code.signal(),
+        Some(libc::SIGTERM),
+        "the runner ends as killed by SIGTERM"
+    );
     for pgid in group {
         let alive = live_members(pgid);
-        assert!(alive.is_empty(), "ansible-playbook's group {pgid} still runs {alive:?}");
+        assert!(
+            alive.is_empty(),
+            "ansible-playbook's group {pgid} still runs {alive:?}"
+        );
     }
     assert_eq!(img.status()["state"], "running");
-    assert!(!img.path("run/parbake/vars.json").exists(), "resolved vars are removed");
-    std::fs::write(img.path("opt/parbake/roles/webapp/tasks/main.yml"), touch("webapp-again")).unwrap();
+    assert!(
+        !img.path("run/parbake/vars.json").exists(),
+        "resolved vars are removed"
+    );
+    std::fs::write(
+        img.path("opt/parbake/roles/webapp/tasks/main.yml"),
+        touch("webapp-again"),
+    )
+    .unwrap();
     assert_eq!(img.run(&spec, &[]).0, 0);
     assert_eq!(img.status()["resumed"], 1);
     assert!(out.join("webapp-again").exists());
@@ -429,30 +505,59 @@ fn the_launch_timeout_fails_the_launch_naming_the_running_role_and_stops_ansible
     let took = started.elapsed().as_secs_f64();
     println!("a launch with a 12 s timeout ended after {took:.1}s");
     assert_eq!(code, 1, "{stdout}");
-    assert!(took < 40.0, "the timeout did not stop the launch: {took:.1}s");
+    assert!(
+        took < 40.0,
+        "the timeout did not stop the launch: {took:.1}s"
+    );
     let st = img.status();
     assert_eq!(st["state"], "failed");
     assert_eq!(st["launch_timeout_s"], 12);
     let error = st["error"].as_str().unwrap();
-    assert!(error.starts_with("launch timeout: 12s (launch_timeout) passed"), "{error}");
-    assert!(error.contains("while role webapp was running at task \"webapp : sleep in webapp\""), "{error}");
+    assert!(
+        error.starts_with("launch timeout: 12s (launch_timeout) passed"),
+        "{error}"
+    );
+    assert!(
+        error.contains("while role webapp was running at task \"webapp : sleep in webapp\""),
+        "{error}"
+    );
     assert_eq!(img.role_status("nginx"), "ok");
     assert_eq!(img.role_status("webapp"), "failed");
     assert_eq!(img.role_status("identity"), "not-run");
-    assert!(stdout.contains("parbake: launch failed stack=web roles=3 ok=1 skipped=0 failed=1 failed_role=webapp"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "parbake: launch failed stack=web roles=3 ok=1 skipped=0 failed=1 failed_role=webapp"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains("parbake-status {"), "{stdout}");
     assert!(!out.join("identity").exists());
 }
 
 #[test]
 fn a_resume_after_the_deadline_fails_at_once_naming_the_interrupted_role() {
-    let img = Image::new(&[("nginx", &[], &touch("nginx")), ("webapp", &[], &touch("webapp"))], &[]);
+    let img = Image::new(
+        &[
+            ("nginx", &[], &touch("nginx")),
+            ("webapp", &[], &touch("webapp")),
+        ],
+        &[],
+    );
     let out = img.path("out");
     std::fs::create_dir_all(&out).unwrap();
-    let spec = img.spec_with(&["nginx", "webapp"], json!({"out_dir": out}), json!({}), json!({"launch_timeout_s": 60}));
+    let spec = img.spec_with(
+        &["nginx", "webapp"],
+        json!({"out_dir": out}),
+        json!({}),
+        json!({"launch_timeout_s": 60}),
+    );
     let digest = sha256_hex(&std::fs::read(&spec).unwrap());
     // a launch interrupted in webapp two minutes ago (the machine was down since)
-    let then = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 120.0;
+    let then = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 120.0;
     std::fs::create_dir_all(img.path("var/lib/parbake")).unwrap();
     std::fs::write(
         img.path("var/lib/parbake/status.json"),
@@ -466,10 +571,25 @@ fn a_resume_after_the_deadline_fails_at_once_naming_the_interrupted_role() {
     let (code, stdout) = img.run(&spec, &[]);
     assert_eq!(code, 1, "{stdout}");
     let st = img.status();
-    assert!(st["error"].as_str().unwrap().contains("1m (launch_timeout) passed since the launch started, while role webapp"), "{st}");
+    assert!(
+        st["error"]
+            .as_str()
+            .unwrap()
+            .contains("1m (launch_timeout) passed since the launch started, while role webapp"),
+        "{st}"
+    );
     assert_eq!(img.role_status("webapp"), "failed");
-    assert!(st["roles"][1]["note"].as_str().unwrap().contains("the machine rebooted"), "{st}");
-    assert!(!out.join("webapp").exists(), "a role ran after the deadline");
+    assert!(
+        st["roles"][1]["note"]
+            .as_str()
+            .unwrap()
+            .contains("the machine rebooted"),
+        "{st}"
+    );
+    assert!(
+        !out.join("webapp").exists(),
+        "a role ran after the deadline"
+    );
     assert!(stdout.contains("failed_role=webapp"), "{stdout}");
 }
 
@@ -989,4 +1109,72 @@ fn redaction_hides_every_shown_form_of_a_secret() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_runner_defaults_the_launch_timeout_as_parbake_does() {
+    let line = format!(
+        "DEFAULT_LAUNCH_TIMEOUT_S = {}\n",
+        parbake::config::DEFAULT_LAUNCH_TIMEOUT_S
+    );
+    assert!(
+        parbake::contract::RUNNER.contains(&line),
+        "the runner's default is not {line}"
+    );
+}
+
+/// The launch units, checked by the host's own systemd (`systemd-analyze verify`) in a fake
+/// root where the runner exists; skipped, saying so, where there is no usable systemd-analyze.
+#[test]
+fn the_launch_units_verify_with_systemd_analyze() {
+    use parbake::contract::{
+        LAUNCH_UNIT, LAUNCH_UNIT_NAME, READY_TARGET, READY_TARGET_NAME, UNIT_DIR,
+    };
+    let root = tempfile::tempdir().unwrap();
+    let units = root.path().join(UNIT_DIR.trim_start_matches('/'));
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(units.join(LAUNCH_UNIT_NAME), LAUNCH_UNIT).unwrap();
+    std::fs::write(units.join(READY_TARGET_NAME), READY_TARGET).unwrap();
+    let bin = root.path().join("opt/parbake/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("parbake-roles"), parbake::contract::RUNNER).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("parbake-roles"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let verify = |root: &Path| {
+        Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(format!("--root={}", root.display()))
+            .args([LAUNCH_UNIT_NAME, READY_TARGET_NAME])
+            .output()
+    };
+    let out = match verify(root.path()) {
+        Ok(out) => out,
+        Err(e) => {
+            println!("SKIPPED: no systemd-analyze here ({e}); the launch units are not verified");
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+    // and it does catch a broken unit here: a target requiring a unit that does not exist
+    std::fs::write(
+        units.join(READY_TARGET_NAME),
+        READY_TARGET.replace("Requires=parbake-launch", "Requires=parbake-lunch"),
+    )
+    .unwrap();
+    assert!(
+        !verify(root.path()).unwrap().status.success(),
+        "systemd-analyze verify checks nothing here"
+    );
+    // neither unit holds anything Ansible would template when the bake copies it
+    for text in [LAUNCH_UNIT, READY_TARGET] {
+        assert!(!["{{", "{%", "{#"].iter().any(|t| text.contains(t)));
+    }
 }
