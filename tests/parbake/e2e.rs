@@ -117,11 +117,7 @@ fn project() -> tempfile::TempDir {
     let posix = repo().join(
         ".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections/ansible/posix",
     );
-    assert!(
-        posix.is_dir(),
-        "{} is missing: run `make setup`",
-        posix.display()
-    );
+    assert!(posix.is_dir(), "{} is missing: run `make setup`", posix.display());
     std::fs::write(
         copy.path().join("requirements.yml"),
         format!(
@@ -136,20 +132,14 @@ fn project() -> tempfile::TempDir {
     assert!(text.contains("dependencies:\n  - base\n"), "{text}");
     std::fs::write(
         &meta,
-        text.replace(
-            "dependencies:\n  - base\n",
-            "dependencies:\n  - base\n  - acme.tuning\n",
-        ),
+        text.replace("dependencies:\n  - base\n", "dependencies:\n  - base\n  - acme.tuning\n"),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_parbake"))
         .arg("vendor")
         .current_dir(copy.path())
         .env_remove("PARBAKE_PROJECT")
-        .env(
-            "PARBAKE_ANSIBLE_GALAXY",
-            repo().join(".venv/bin/ansible-galaxy"),
-        )
+        .env("PARBAKE_ANSIBLE_GALAXY", repo().join(".venv/bin/ansible-galaxy"))
         .output()
         .unwrap();
     assert!(
@@ -261,10 +251,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     let vm = Vm(tier.json(&["launch", "web", "--keep", "--json"]));
     assert_eq!(vm.0["status"]["state"], "done");
     let all = launched_roles(&vm.0);
-    assert_eq!(
-        all,
-        ["acme.tuning", "nginx", "python", "webapp", "identity"]
-    );
+    assert_eq!(all, ["acme.tuning", "nginx", "python", "webapp", "identity"]);
     // the vendored namespaced role and its collection module ran at launch
     assert_tuned(&vm.0);
     let body = http_get(vm.0["http_port"].as_u64().unwrap());
@@ -428,11 +415,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     for d in ["images", "roles", "packer", "scripts", "vendor"] {
         crate::util::copy_dir(&tier.project.path().join(d), &copy.path().join(d));
     }
-    for f in [
-        "requirements.yml",
-        "requirements.lock.json",
-        "acme.tuning-1.0.0.tar.gz",
-    ] {
+    for f in ["requirements.yml", "requirements.lock.json", "acme.tuning-1.0.0.tar.gz"] {
         std::fs::copy(tier.project.path().join(f), copy.path().join(f)).unwrap();
     }
     let set_promote = |stack: &str, promote: &str| {
