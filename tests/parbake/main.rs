@@ -10,6 +10,7 @@ mod errors;
 mod examples;
 mod hashing;
 mod hostile;
+mod offline;
 mod hostile_output;
 mod hostile_roles;
 mod moto;

@@ -438,6 +438,20 @@ def ansible_playbook():
     return pinned if os.access(pinned, os.X_OK) else "ansible-playbook"
 
 
+def mark_apt_lists_fresh(manifest, todo):
+    """When a role of this launch has packages staged (stage_apt), the apt lists the bake
+    downloaded them with are the ones to install from: refresh their time so they count as
+    fresh. Ansible's apt module (2.14, get_cache_mtime) takes the age of
+    /var/lib/apt/periodic/update-success-stamp, else of /var/lib/apt/lists, so a role with
+    update_cache and cache_valid_time then reaches no mirror; with update_cache and no
+    cache_valid_time it refreshes whatever the age."""
+    if not set(todo) & set(manifest.get("staged_apt") or {}):
+        return
+    for rel in ("var/lib/apt/periodic/update-success-stamp", "var/lib/apt/lists"):
+        if os.path.exists(os.path.join(ROOT, rel)):
+            os.utime(os.path.join(ROOT, rel))
+
+
 def build_shims(roles_dir, out, names):
     """The shim of each role in `names` (its real copy at roles_dir/NAME) at out/NAME, for a
     roles path that lists `out` before `roles_dir`. A shim stops a baked role from running
@@ -632,6 +646,10 @@ def launch(args):
             collections = os.path.join(HOME, "collections")
             if os.path.isdir(collections):
                 env["ANSIBLE_COLLECTIONS_PATH"] = collections
+            # wheels staged at bake (stage_pip): every pip of the launch uses them, no index
+            if os.path.isfile(os.path.join(HOME, "pip.conf")):
+                env["PIP_CONFIG_FILE"] = os.path.join(HOME, "pip.conf")
+            mark_apt_lists_fresh(manifest, todo)
             for r in todo:
                 by_name[r]["status"] = "running"
             write_status(status)
