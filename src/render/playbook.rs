@@ -344,7 +344,7 @@ fn stage_pip_tasks(layer: &Layer) -> Vec<Value> {
         }),
         json!({
             "name": "Install python3-venv for the staging pip",
-            "ansible.builtin.apt": {"name": "python3-venv", "state": "present", "install_recommends": false, "update_cache": true, "cache_valid_time": 3600},
+            "ansible.builtin.apt": {"name": "python3-venv", "state": "present", "install_recommends": false, "update_cache": true},
             "when": "parbake_ensurepip.rc != 0",
             "environment": {"DEBIAN_FRONTEND": "noninteractive"},
         }),
