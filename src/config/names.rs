@@ -113,7 +113,10 @@ pub fn one_line(s: &str) -> bool {
 pub fn pip_requirement_problem(req: &str) -> Option<(String, &'static str)> {
     const PIN: &str = "pin it exactly, as `name==version` (e.g. `Django==4.2.16`): the wheels are downloaded once, at bake";
     if req.starts_with('-') {
-        return Some((format!("{req:?} is a pip option, not a requirement"), "write only `name==version`; parbake runs pip with its own options"));
+        return Some((
+            format!("{req:?} is a pip option, not a requirement"),
+            "write only `name==version`; parbake runs pip with its own options",
+        ));
     }
     if req.contains('@') || req.contains('/') || req.contains('\\') {
         return Some((format!("{req:?} is a URL or a path, not a pinned requirement"), "stage a release from the package index as `name==version`; a wheel from elsewhere cannot be staged"));
@@ -122,22 +125,43 @@ pub fn pip_requirement_problem(req: &str) -> Option<(String, &'static str)> {
         return Some((format!("{req:?} has an environment marker"), "the wheels are downloaded for the image's own Python and architecture: write `name==version` without a marker"));
     }
     let Some((name, version)) = req.split_once("==") else {
-        let what = if ["<", ">", "~=", "!="].iter().any(|op| req.contains(op)) { "a version range" } else { "not pinned" };
+        let what = if ["<", ">", "~=", "!="].iter().any(|op| req.contains(op)) {
+            "a version range"
+        } else {
+            "not pinned"
+        };
         return Some((format!("{req:?} is {what}"), PIN));
     };
     if version.starts_with('=') || version.contains('*') || version.contains(',') {
-        return Some((format!("{req:?} is not an exact version (`===`, a wildcard or a range)"), PIN));
+        return Some((
+            format!("{req:?} is not an exact version (`===`, a wildcard or a range)"),
+            PIN,
+        ));
     }
     let bare = match name.split_once('[') {
-        Some((n, extras)) if extras.strip_suffix(']').is_some_and(|e| e.split(',').all(pep508_name)) => n,
-        Some(_) => return Some((format!("{req:?} has malformed extras"), "write extras as `name[extra,other]==version`")),
+        Some((n, extras))
+            if extras
+                .strip_suffix(']')
+                .is_some_and(|e| e.split(',').all(pep508_name)) =>
+        {
+            n
+        }
+        Some(_) => {
+            return Some((
+                format!("{req:?} has malformed extras"),
+                "write extras as `name[extra,other]==version`",
+            ))
+        }
         None => name,
     };
     if !pep508_name(bare) {
         return Some((format!("{bare:?} is not a Python package name"), "letters, digits, `.`, `_` and `-`, starting and ending with a letter or digit (PEP 508)"));
     }
     if !pep440_version(version) {
-        return Some((format!("{version:?} is not a release version"), "e.g. `4.2.16`, `2.0.0rc1`, `1.0.post1` (PEP 440, canonical form)"));
+        return Some((
+            format!("{version:?} is not a release version"),
+            "e.g. `4.2.16`, `2.0.0rc1`, `1.0.post1` (PEP 440, canonical form)",
+        ));
     }
     None
 }
@@ -145,9 +169,7 @@ pub fn pip_requirement_problem(req: &str) -> Option<(String, &'static str)> {
 /// A PEP 508 distribution name.
 fn pep508_name(n: &str) -> bool {
     let alnum = |c: char| c.is_ascii_alphanumeric();
-    n.starts_with(alnum)
-        && n.ends_with(alnum)
-        && n.chars().all(|c| alnum(c) || "._-".contains(c))
+    n.starts_with(alnum) && n.ends_with(alnum) && n.chars().all(|c| alnum(c) || "._-".contains(c))
 }
 
 /// A PEP 440 version in canonical form: `[N!]N(.N)*[{a|b|rc}N][.postN][.devN]`.
@@ -281,10 +303,39 @@ mod tests {
 
     #[test]
     fn pip_requirements() {
-        for ok in ["Django==4.2.16", "gunicorn==23.0.0", "zope.interface==6.0", "a==1", "x_y-z==2.0rc1", "p==1!2.0.post3.dev4", "requests[socks,security]==2.31.0"] {
+        for ok in [
+            "Django==4.2.16",
+            "gunicorn==23.0.0",
+            "zope.interface==6.0",
+            "a==1",
+            "x_y-z==2.0rc1",
+            "p==1!2.0.post3.dev4",
+            "requests[socks,security]==2.31.0",
+        ] {
             assert_eq!(pip_requirement_problem(ok), None, "{ok}");
         }
-        for bad in ["Django", "Django>=4.2", "Django~=4.2", "Django==4.2.*", "Django===4.2", "Django==4.2,<5", "https://x/y.whl", "Django @ https://x/y.whl", "./pkg", "-e .", "--index-url=http://x", "Django==4.2; python_version>'3'", "-x==1", "dj ango==1", "_x==1", "Django==latest", "Django==4.2+local", "Django==", "a[b==1", "a[]==1"] {
+        for bad in [
+            "Django",
+            "Django>=4.2",
+            "Django~=4.2",
+            "Django==4.2.*",
+            "Django===4.2",
+            "Django==4.2,<5",
+            "https://x/y.whl",
+            "Django @ https://x/y.whl",
+            "./pkg",
+            "-e .",
+            "--index-url=http://x",
+            "Django==4.2; python_version>'3'",
+            "-x==1",
+            "dj ango==1",
+            "_x==1",
+            "Django==latest",
+            "Django==4.2+local",
+            "Django==",
+            "a[b==1",
+            "a[]==1",
+        ] {
             assert!(pip_requirement_problem(bad).is_some(), "{bad}");
         }
     }

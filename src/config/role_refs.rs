@@ -75,12 +75,48 @@ pub struct RoleRefs {
 
 /// Task keywords: every other key of a task is its module (playbook keywords, ansible-core 2.14).
 const TASK_KEYWORDS: [&str; 42] = [
-    "name", "action", "args", "async", "become", "become_exe", "become_flags", "become_method",
-    "become_user", "changed_when", "check_mode", "collections", "connection", "debugger",
-    "delay", "delegate_facts", "delegate_to", "diff", "environment", "failed_when",
-    "ignore_errors", "ignore_unreachable", "listen", "local_action", "loop", "loop_control",
-    "module_defaults", "no_log", "notify", "poll", "port", "register", "remote_user", "retries",
-    "run_once", "tags", "throttle", "timeout", "until", "vars", "when", "any_errors_fatal",
+    "name",
+    "action",
+    "args",
+    "async",
+    "become",
+    "become_exe",
+    "become_flags",
+    "become_method",
+    "become_user",
+    "changed_when",
+    "check_mode",
+    "collections",
+    "connection",
+    "debugger",
+    "delay",
+    "delegate_facts",
+    "delegate_to",
+    "diff",
+    "environment",
+    "failed_when",
+    "ignore_errors",
+    "ignore_unreachable",
+    "listen",
+    "local_action",
+    "loop",
+    "loop_control",
+    "module_defaults",
+    "no_log",
+    "notify",
+    "poll",
+    "port",
+    "register",
+    "remote_user",
+    "retries",
+    "run_once",
+    "tags",
+    "throttle",
+    "timeout",
+    "until",
+    "vars",
+    "when",
+    "any_errors_fatal",
 ];
 
 /// The module a task key names, short for ansible.builtin and ansible.legacy; None for a
@@ -100,7 +136,12 @@ fn module_of(key: &str) -> Option<String> {
 /// no `cache_valid_time` (the module then treats any age as stale). Both the mapping and the
 /// `key=value` forms; a templated `update_cache` counts as true.
 fn apt_refreshes_always(args: &Value) -> bool {
-    let truthy = |v: &str| !matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0" | "off" | "n");
+    let truthy = |v: &str| {
+        !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "false" | "no" | "0" | "off" | "n"
+        )
+    };
     match args {
         Value::Mapping(m) => {
             let update = match m.get("update_cache") {
@@ -112,7 +153,9 @@ fn apt_refreshes_always(args: &Value) -> bool {
         }
         Value::String(s) => {
             let words: Vec<&str> = s.split_whitespace().collect();
-            words.iter().any(|w| w.strip_prefix("update_cache=").is_some_and(truthy))
+            words
+                .iter()
+                .any(|w| w.strip_prefix("update_cache=").is_some_and(truthy))
                 && !words.iter().any(|w| w.starts_with("cache_valid_time="))
         }
         _ => false,
@@ -323,7 +366,11 @@ mod tests {
         assert!(refs.dynamic.is_empty());
         assert_eq!(
             refs.modules.iter().collect::<Vec<_>>(),
-            ["ansible.posix.sysctl", "community.general.ini_file", "debug"]
+            [
+                "ansible.posix.sysctl",
+                "community.general.ini_file",
+                "debug"
+            ]
         );
     }
 
@@ -334,7 +381,10 @@ mod tests {
              - block:\n    - pip: {name: Django==4.2.16}\n  rescue:\n    - ansible.legacy.get_url: {url: 'http://x', dest: /x}\n\
              - git: repo=x dest=/y\n  with_items: [1]\n",
         );
-        assert_eq!(refs.modules.iter().collect::<Vec<_>>(), ["apt", "get_url", "git", "pip"]);
+        assert_eq!(
+            refs.modules.iter().collect::<Vec<_>>(),
+            ["apt", "get_url", "git", "pip"]
+        );
         assert!(refs.apt_refresh_always.is_empty());
         for always in [
             "- apt: {update_cache: true}\n",
@@ -343,7 +393,11 @@ mod tests {
         ] {
             assert_eq!(refs_of(always).apt_refresh_always.len(), 1, "{always}");
         }
-        for not in ["- apt: {name: x}\n", "- apt: {update_cache: false}\n", "- apt: update_cache=yes cache_valid_time=60\n"] {
+        for not in [
+            "- apt: {name: x}\n",
+            "- apt: {update_cache: false}\n",
+            "- apt: update_cache=yes cache_valid_time=60\n",
+        ] {
             assert!(refs_of(not).apt_refresh_always.is_empty(), "{not}");
         }
     }

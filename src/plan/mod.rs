@@ -1125,7 +1125,11 @@ pub fn offline_verdict(role: &Role) -> (bool, String) {
     if !refs.apt_refresh_always.is_empty() {
         needs.push(format!(
             "refreshes the apt lists on every run (update_cache without cache_valid_time in {})",
-            refs.apt_refresh_always.iter().cloned().collect::<Vec<_>>().join(", ")
+            refs.apt_refresh_always
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if uses("pip") && meta.stage_pip.is_empty() {

@@ -14,7 +14,8 @@ pub const WHEELS_DIR: &str = "/opt/parbake/wheels";
 /// pip's configuration at launch on an image that stages wheels, at /opt/parbake/pip.conf: the
 /// runner sets `PIP_CONFIG_FILE` to it for the launch's ansible-playbook only, so every pip a
 /// role runs (`ansible.builtin.pip`, a venv's pip) installs from the wheels and asks no index.
-pub const PIP_CONF: &str = "# parbake: pip at launch installs only the wheels staged at bake (stage_pip), with no index.
+pub const PIP_CONF: &str =
+    "# parbake: pip at launch installs only the wheels staged at bake (stage_pip), with no index.
 # The launch runner sets PIP_CONFIG_FILE to this file for the launch's ansible-playbook only.
 [global]
 no-index = true

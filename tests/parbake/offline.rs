@@ -47,7 +47,10 @@ fn stage_pip_refuses_a_range_with_its_line_and_how_to_pin() {
 
 #[test]
 fn stage_pip_refuses_an_unpinned_name_and_a_wildcard() {
-    has(&refused("stage_pip: [Django]\n"), &["\"Django\" is not pinned"]);
+    has(
+        &refused("stage_pip: [Django]\n"),
+        &["\"Django\" is not pinned"],
+    );
     has(
         &refused("stage_pip: [Django==4.2.*]\n"),
         &["not an exact version"],
@@ -135,7 +138,11 @@ fn plan_says_per_launch_role_whether_it_runs_offline_and_why_not() {
     let plan = f.plan("all", &[]);
     for (name, _, _, offline, reason) in &table {
         let r = plan.launch.iter().find(|r| r.name == *name).unwrap();
-        assert_eq!((r.offline, r.offline_reason.as_str()), (*offline, *reason), "{name}");
+        assert_eq!(
+            (r.offline, r.offline_reason.as_str()),
+            (*offline, *reason),
+            "{name}"
+        );
     }
     // the base layer stages the wheels of the launch roles that declare them
     assert_eq!(
@@ -180,12 +187,41 @@ fn the_example_web_stack_runs_offline_except_what_it_cannot_stage() {
             ("nginx", true, "offline: packages staged"),
             ("python", true, "offline: packages staged"),
             ("webapp", true, "offline: wheels staged"),
-            ("identity", true, "offline: none of its modules reaches the network"),
+            (
+                "identity",
+                true,
+                "offline: none of its modules reaches the network"
+            ),
         ]
     );
     assert_eq!(
         plan.layers[0].stage_pip["webapp"],
         ["Django==4.2.30", "gunicorn==23.0.0"]
+    );
+    // what the role installs is what it stages
+    let defaults = std::fs::read_to_string(repo().join("roles/webapp/defaults/main.yml")).unwrap();
+    for pin in [
+        "webapp_django_version: \"4.2.30\"",
+        "webapp_gunicorn_version: \"23.0.0\"",
+    ] {
+        assert!(defaults.contains(pin), "{pin}");
+    }
+}
+
+#[test]
+fn what_a_launch_role_stages_is_an_input_of_the_base_layer() {
+    let f = Fixture::example();
+    let before = f.plan("web", &[]);
+    f.write(
+        "roles/webapp/meta/parbake.yml",
+        "description: x\nstage_pip: [Django==4.2.29, gunicorn==23.0.0]\n",
+    );
+    let after = f.plan("web", &[]);
+    assert_ne!(before.layers[0].hash, after.layers[0].hash);
+    // through the role's content hash, and reported as the role's change
+    assert_eq!(
+        parbake::plan::changed_inputs(&before.layers[0].inputs, &after.layers[0].inputs),
+        ["role webapp changed"]
     );
 }
 
@@ -355,7 +391,11 @@ fn apt_cache_age(root: &Path) -> u64 {
         .arg(root)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
