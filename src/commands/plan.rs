@@ -203,7 +203,8 @@ fn promoted_text(plan: &Plan) -> String {
     s
 }
 
-/// The launch roles in order, each with whether it can run without a mirror.
+/// The launch roles in order, each with whether it can run with no network and why, and what
+/// it stages.
 fn launch_text(plan: &Plan) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "runs at launch ({} roles, in order):", plan.launch.len());
@@ -215,14 +216,12 @@ fn launch_text(plan: &Plan) -> String {
         if r.launch_only {
             notes.push("launch-only".to_string());
         }
-        if r.staged_apt.is_empty() {
-            notes
-                .push("stages nothing: needs a mirror at boot if it installs packages".to_string());
-        } else {
-            notes.push(format!(
-                "packages staged at bake: {}",
-                r.staged_apt.join(" ")
-            ));
+        notes.push(r.offline_reason.clone());
+        if !r.staged_apt.is_empty() {
+            notes.push(format!("packages: {}", r.staged_apt.join(" ")));
+        }
+        if !r.staged_pip.is_empty() {
+            notes.push(format!("wheels: {}", r.staged_pip.join(" ")));
         }
         if !r.collections.is_empty() {
             notes.push(format!("collections: {}", r.collections.join(", ")));

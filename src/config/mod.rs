@@ -734,7 +734,8 @@ fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError>
     Ok(())
 }
 
-/// `meta/parbake.yml`: staged packages become apt arguments, so each must be a package name.
+/// `meta/parbake.yml`: staged packages become apt arguments, so each must be a package name;
+/// staged Python requirements become pip arguments, so each must be an exact pin.
 pub(crate) fn check_role_meta(
     file: &SourceFile,
     meta: &model::RoleMetaFile,
@@ -744,6 +745,14 @@ pub(crate) fn check_role_meta(
             return Err(file
                 .error_for("stage_apt", Some(p), format!("{p:?} is not a Debian package name"))
                 .with_hint("write `name` or `name=version` (lowercase letters, digits, `+`, `-`, `.`); apt options are not accepted")
+                .into());
+        }
+    }
+    for r in &meta.stage_pip {
+        if let Some((message, hint)) = names::pip_requirement_problem(r) {
+            return Err(file
+                .error_for("stage_pip", Some(r), message)
+                .with_hint(hint.to_string())
                 .into());
         }
     }

@@ -132,6 +132,11 @@ pub struct RoleMetaFile {
     /// run at launch without reaching a mirror.
     #[serde(default)]
     pub stage_apt: Vec<String>,
+    /// Python requirements pinned exactly (`Django==4.2.16`) whose wheels, with their
+    /// dependencies', are downloaded at bake for the image's Python and architecture into
+    /// /opt/parbake/wheels; at launch pip installs from them with no index.
+    #[serde(default)]
+    pub stage_pip: Vec<String>,
 }
 
 fn none() -> String {

@@ -106,6 +106,91 @@ pub fn one_line(s: &str) -> bool {
         .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
 }
 
+/// What is wrong with a `stage_pip` entry, as (message, hint); None for an exact pin
+/// `name==version` or `name[extra,...]==version`: a PEP 508 name and a PEP 440 version in
+/// canonical form (`N!` epoch, release, `aN`/`bN`/`rcN`, `.postN`, `.devN`). Ranges, URLs,
+/// paths, options, markers and wildcards are refused, each with its own hint.
+pub fn pip_requirement_problem(req: &str) -> Option<(String, &'static str)> {
+    const PIN: &str = "pin it exactly, as `name==version` (e.g. `Django==4.2.16`): the wheels are downloaded once, at bake";
+    if req.starts_with('-') {
+        return Some((
+            format!("{req:?} is a pip option, not a requirement"),
+            "write only `name==version`; parbake runs pip with its own options",
+        ));
+    }
+    if req.contains('@') || req.contains('/') || req.contains('\\') {
+        return Some((format!("{req:?} is a URL or a path, not a pinned requirement"), "stage a release from the package index as `name==version`; a wheel from elsewhere cannot be staged"));
+    }
+    if req.contains(';') {
+        return Some((format!("{req:?} has an environment marker"), "the wheels are downloaded for the image's own Python and architecture: write `name==version` without a marker"));
+    }
+    let Some((name, version)) = req.split_once("==") else {
+        let what = if ["<", ">", "~=", "!="].iter().any(|op| req.contains(op)) {
+            "a version range"
+        } else {
+            "not pinned"
+        };
+        return Some((format!("{req:?} is {what}"), PIN));
+    };
+    if version.starts_with('=') || version.contains('*') || version.contains(',') {
+        return Some((
+            format!("{req:?} is not an exact version (`===`, a wildcard or a range)"),
+            PIN,
+        ));
+    }
+    let bare = match name.split_once('[') {
+        Some((n, extras))
+            if extras
+                .strip_suffix(']')
+                .is_some_and(|e| e.split(',').all(pep508_name)) =>
+        {
+            n
+        }
+        Some(_) => {
+            return Some((
+                format!("{req:?} has malformed extras"),
+                "write extras as `name[extra,other]==version`",
+            ))
+        }
+        None => name,
+    };
+    if !pep508_name(bare) {
+        return Some((format!("{bare:?} is not a Python package name"), "letters, digits, `.`, `_` and `-`, starting and ending with a letter or digit (PEP 508)"));
+    }
+    if !pep440_version(version) {
+        return Some((
+            format!("{version:?} is not a release version"),
+            "e.g. `4.2.16`, `2.0.0rc1`, `1.0.post1` (PEP 440, canonical form)",
+        ));
+    }
+    None
+}
+
+/// A PEP 508 distribution name.
+fn pep508_name(n: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    n.starts_with(alnum) && n.ends_with(alnum) && n.chars().all(|c| alnum(c) || "._-".contains(c))
+}
+
+/// A PEP 440 version in canonical form: `[N!]N(.N)*[{a|b|rc}N][.postN][.devN]`.
+fn pep440_version(v: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let v = match v.split_once('!') {
+        Some((epoch, rest)) if digits(epoch) => rest,
+        Some(_) => return false,
+        None => v,
+    };
+    let (v, dev) = v.split_once(".dev").unwrap_or((v, "0"));
+    let (v, post) = v.split_once(".post").unwrap_or((v, "0"));
+    let pre_at = v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len());
+    let (release, pre) = v.split_at(pre_at);
+    let pre_ok = pre.is_empty()
+        || ["a", "b", "rc"]
+            .iter()
+            .any(|p| pre.strip_prefix(p).is_some_and(digits));
+    digits(dev) && digits(post) && pre_ok && release.split('.').all(digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +299,44 @@ mod tests {
                 && !valid_ami_name("ab")
         );
         assert!(!one_line("a b\t") && one_line("root=/dev/vda rw"));
+    }
+
+    #[test]
+    fn pip_requirements() {
+        for ok in [
+            "Django==4.2.16",
+            "gunicorn==23.0.0",
+            "zope.interface==6.0",
+            "a==1",
+            "x_y-z==2.0rc1",
+            "p==1!2.0.post3.dev4",
+            "requests[socks,security]==2.31.0",
+        ] {
+            assert_eq!(pip_requirement_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "Django",
+            "Django>=4.2",
+            "Django~=4.2",
+            "Django==4.2.*",
+            "Django===4.2",
+            "Django==4.2,<5",
+            "https://x/y.whl",
+            "Django @ https://x/y.whl",
+            "./pkg",
+            "-e .",
+            "--index-url=http://x",
+            "Django==4.2; python_version>'3'",
+            "-x==1",
+            "dj ango==1",
+            "_x==1",
+            "Django==latest",
+            "Django==4.2+local",
+            "Django==",
+            "a[b==1",
+            "a[]==1",
+        ] {
+            assert!(pip_requirement_problem(bad).is_some(), "{bad}");
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! What a role's task files say about other roles and collections, read statically as
 //! Ansible would see them before running anything: `include_role` and `import_role` with a
 //! literal name (dependencies the planner checks and orders), the same with a templated name
-//! (reported, since no one can know them before run time), and the collections named by the
-//! fully qualified module names of its tasks.
+//! (reported, since no one can know them before run time), the collections named by the
+//! fully qualified module names of its tasks, and the modules themselves (what `plan` reads to
+//! say whether a launch role needs the network).
 
 use std::collections::BTreeSet;
 
@@ -64,6 +65,101 @@ pub struct RoleRefs {
     pub dynamic: Vec<DynamicRef>,
     /// `namespace.collection` of every fully qualified module outside ansible.builtin.
     pub collections: BTreeSet<String>,
+    /// Every module its tasks call, `ansible.builtin.`/`ansible.legacy.` dropped (`apt`,
+    /// `pip`), other collections' modules fully qualified.
+    pub modules: BTreeSet<String>,
+    /// Files with an `apt` task that refreshes the lists on every run: `update_cache` without
+    /// `cache_valid_time`, which no staged state makes fresh.
+    pub apt_refresh_always: BTreeSet<String>,
+}
+
+/// Task keywords: every other key of a task is its module (playbook keywords, ansible-core 2.14).
+const TASK_KEYWORDS: [&str; 42] = [
+    "name",
+    "action",
+    "args",
+    "async",
+    "become",
+    "become_exe",
+    "become_flags",
+    "become_method",
+    "become_user",
+    "changed_when",
+    "check_mode",
+    "collections",
+    "connection",
+    "debugger",
+    "delay",
+    "delegate_facts",
+    "delegate_to",
+    "diff",
+    "environment",
+    "failed_when",
+    "ignore_errors",
+    "ignore_unreachable",
+    "listen",
+    "local_action",
+    "loop",
+    "loop_control",
+    "module_defaults",
+    "no_log",
+    "notify",
+    "poll",
+    "port",
+    "register",
+    "remote_user",
+    "retries",
+    "run_once",
+    "tags",
+    "throttle",
+    "timeout",
+    "until",
+    "vars",
+    "when",
+    "any_errors_fatal",
+];
+
+/// The module a task key names, short for ansible.builtin and ansible.legacy; None for a
+/// task keyword.
+fn module_of(key: &str) -> Option<String> {
+    if TASK_KEYWORDS.contains(&key) || key.starts_with("with_") || BLOCK_KEYS.contains(&key) {
+        return None;
+    }
+    let short = key
+        .strip_prefix("ansible.builtin.")
+        .or_else(|| key.strip_prefix("ansible.legacy."))
+        .unwrap_or(key);
+    Some(short.to_string())
+}
+
+/// Whether an `apt` task's arguments refresh the lists on every run: `update_cache` true and
+/// no `cache_valid_time` (the module then treats any age as stale). Both the mapping and the
+/// `key=value` forms; a templated `update_cache` counts as true.
+fn apt_refreshes_always(args: &Value) -> bool {
+    let truthy = |v: &str| {
+        !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "false" | "no" | "0" | "off" | "n"
+        )
+    };
+    match args {
+        Value::Mapping(m) => {
+            let update = match m.get("update_cache") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => truthy(s),
+                Some(_) | None => false,
+            };
+            update && !m.contains_key("cache_valid_time")
+        }
+        Value::String(s) => {
+            let words: Vec<&str> = s.split_whitespace().collect();
+            words
+                .iter()
+                .any(|w| w.strip_prefix("update_cache=").is_some_and(truthy))
+                && !words.iter().any(|w| w.starts_with("cache_valid_time="))
+        }
+        _ => false,
+    }
 }
 
 /// The module names that include or import a role, with the word shown for each.
@@ -107,7 +203,11 @@ pub fn scan(file: &SourceFile, refs: &mut RoleRefs) -> Result<(), ConfigError> {
     let value: Value = file.parse()?;
     let mut lines = action_lines(&file.text).into_iter();
     let mut found = Vec::new();
-    walk_tasks(&value, &mut found, &mut refs.collections);
+    let mut apt_always = false;
+    walk_tasks(&value, &mut found, refs, &mut apt_always);
+    if apt_always {
+        refs.apt_refresh_always.insert(file.display.clone());
+    }
     for (how, args) in found {
         let line = lines.next();
         let line_text = line
@@ -135,11 +235,13 @@ pub fn scan(file: &SourceFile, refs: &mut RoleRefs) -> Result<(), ConfigError> {
 }
 
 /// Every include/import task of a task list (blocks included), in document order, and the
-/// collections of the other tasks' modules.
+/// modules (with their collections) of the other tasks; `apt_always` when an apt task
+/// refreshes the lists on every run.
 fn walk_tasks(
     value: &Value,
     found: &mut Vec<(&'static str, Value)>,
-    collections: &mut BTreeSet<String>,
+    refs: &mut RoleRefs,
+    apt_always: &mut bool,
 ) {
     let Some(tasks) = value.as_sequence() else {
         return;
@@ -151,11 +253,15 @@ fn walk_tasks(
         for (k, v) in map {
             let Some(key) = k.as_str() else { continue };
             if BLOCK_KEYS.contains(&key) {
-                walk_tasks(v, found, collections);
+                walk_tasks(v, found, refs, apt_always);
             } else if let Some(how) = role_action(key) {
                 found.push((how, v.clone()));
-            } else if let Some(c) = collection_of(key) {
-                collections.insert(c);
+            } else if let Some(module) = module_of(key) {
+                if let Some(c) = collection_of(key) {
+                    refs.collections.insert(c);
+                }
+                *apt_always |= module == "apt" && apt_refreshes_always(v);
+                refs.modules.insert(module);
             }
         }
     }
@@ -258,6 +364,42 @@ mod tests {
             ["ansible.posix", "community.general"]
         );
         assert!(refs.dynamic.is_empty());
+        assert_eq!(
+            refs.modules.iter().collect::<Vec<_>>(),
+            [
+                "ansible.posix.sysctl",
+                "community.general.ini_file",
+                "debug"
+            ]
+        );
+    }
+
+    #[test]
+    fn modules_and_apt_tasks_that_always_refresh() {
+        let refs = refs_of(
+            "- name: staged\n  ansible.builtin.apt: {name: x, update_cache: true, cache_valid_time: 3600}\n  when: a\n  register: r\n\
+             - block:\n    - pip: {name: Django==4.2.16}\n  rescue:\n    - ansible.legacy.get_url: {url: 'http://x', dest: /x}\n\
+             - git: repo=x dest=/y\n  with_items: [1]\n",
+        );
+        assert_eq!(
+            refs.modules.iter().collect::<Vec<_>>(),
+            ["apt", "get_url", "git", "pip"]
+        );
+        assert!(refs.apt_refresh_always.is_empty());
+        for always in [
+            "- apt: {update_cache: true}\n",
+            "- ansible.builtin.apt: {name: x, update_cache: yes}\n",
+            "- apt: name=x update_cache=yes\n",
+        ] {
+            assert_eq!(refs_of(always).apt_refresh_always.len(), 1, "{always}");
+        }
+        for not in [
+            "- apt: {name: x}\n",
+            "- apt: {update_cache: false}\n",
+            "- apt: update_cache=yes cache_valid_time=60\n",
+        ] {
+            assert!(refs_of(not).apt_refresh_always.is_empty(), "{not}");
+        }
     }
 
     #[test]

@@ -184,6 +184,10 @@ pub struct Layer {
     pub vars: Vars,
     /// Roles whose packages this layer downloads for later launch (`stage_apt`), with the packages.
     pub stage_apt: BTreeMap<String, Vec<String>>,
+    /// Roles whose wheels this layer downloads for later launch (`stage_pip`), with the
+    /// requirements. Like `stage_apt`, part of the hash through the roles' content.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_pip: BTreeMap<String, Vec<String>>,
     /// `sha256` hex of the layer's inputs: the cache key.
     pub hash: String,
     /// A readable summary of the inputs behind `hash` (role hashes, digests of vars, template
@@ -289,6 +293,13 @@ pub struct LaunchRole {
     pub launch_only: bool,
     /// Packages staged on the image for this role; empty means it reaches a mirror if it installs any.
     pub staged_apt: Vec<String>,
+    /// Python requirements whose wheels are staged on the image for this role (`stage_pip`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub staged_pip: Vec<String>,
+    /// Whether it can run with no network, from what it stages and the modules of its tasks.
+    pub offline: bool,
+    /// Why: what is staged, or what reaches the network (`offline_verdict`).
+    pub offline_reason: String,
     /// Collections its tasks use (`namespace.collection` of their fully qualified modules).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub collections: Vec<String>,
@@ -898,8 +909,11 @@ struct LayerHasher {
     runtime_digest: String,
     source: serde_json::Value,
     source_identity: String,
-    /// Packages the base layer downloads: those of every installed role it does not run.
+    /// Packages and wheels the base layer downloads: those of every installed role it does not
+    /// run. Not hashed on their own: each comes from a role's meta/parbake.yml, which is part of
+    /// that role's content hash, and which roles are basic is the layer's `runs`.
     stage_apt: BTreeMap<String, Vec<String>>,
+    stage_pip: BTreeMap<String, Vec<String>>,
     ansible_core: Option<String>,
     collections: Option<String>,
 }
@@ -950,6 +964,12 @@ impl LayerHasher {
                 .filter(|r| !scope.is_basic(&r.name))
                 .filter(|r| !r.meta.stage_apt.is_empty())
                 .map(|r| (r.name.clone(), r.meta.stage_apt.clone()))
+                .collect(),
+            stage_pip: installed_roles
+                .iter()
+                .filter(|r| !scope.is_basic(&r.name))
+                .filter(|r| !r.meta.stage_pip.is_empty())
+                .map(|r| (r.name.clone(), r.meta.stage_pip.clone()))
                 .collect(),
             ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),
             collections: project
@@ -1023,6 +1043,7 @@ fn layers(scope: &Scope<'_>, hasher: &LayerHasher, stack_runs: Vec<String>) -> V
         baked: basic.clone(),
         vars: base_vars,
         stage_apt: hasher.stage_apt.clone(),
+        stage_pip: hasher.stage_pip.clone(),
     };
     let mut layers = vec![base];
     if !stack_runs.is_empty() {
@@ -1044,6 +1065,7 @@ fn layers(scope: &Scope<'_>, hasher: &LayerHasher, stack_runs: Vec<String>) -> V
             baked,
             vars,
             stage_apt: BTreeMap::new(),
+            stage_pip: BTreeMap::new(),
         });
     }
     layers
@@ -1067,13 +1089,69 @@ fn launch_roles(scope: &Scope<'_>, top: &Layer) -> Result<Vec<LaunchRole>, PlanE
 
 /// A role as the launch runs it.
 pub fn launch_role(role: &Role, launch_only: bool) -> LaunchRole {
+    let (offline, offline_reason) = offline_verdict(role);
     LaunchRole {
         name: role.name.clone(),
         hash: role.hash.clone(),
         launch_only,
         staged_apt: role.meta.stage_apt.clone(),
+        staged_pip: role.meta.stage_pip.clone(),
+        offline,
+        offline_reason,
         collections: role.refs.collections.iter().cloned().collect(),
     }
+}
+
+/// Modules that download at run time whatever a role stages.
+const NETWORK_MODULES: [&str; 6] = [
+    "get_url",
+    "uri",
+    "git",
+    "apt_repository",
+    "apt_key",
+    "deb822_repository",
+];
+
+/// Whether a role can run at launch with no network, and why: a static look at the modules of
+/// its task files (`command` and `shell` are not read) against what its meta/parbake.yml
+/// stages. apt with `update_cache` and `cache_valid_time` runs offline when its packages are
+/// staged (the runner makes the staged lists count as fresh); without `cache_valid_time` it
+/// refreshes on every run. pip runs offline when its wheels are staged (the runner points
+/// pip at them, with no index).
+pub fn offline_verdict(role: &Role) -> (bool, String) {
+    let (refs, meta) = (&role.refs, &role.meta);
+    let uses = |m: &str| refs.modules.contains(m);
+    let mut needs = Vec::new();
+    if (uses("apt") || uses("package")) && meta.stage_apt.is_empty() {
+        needs.push("installs packages and stages none".to_string());
+    }
+    if !refs.apt_refresh_always.is_empty() {
+        needs.push(format!(
+            "refreshes the apt lists on every run (update_cache without cache_valid_time in {})",
+            refs.apt_refresh_always
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if uses("pip") && meta.stage_pip.is_empty() {
+        needs.push("installs with pip and stages no wheels".to_string());
+    }
+    let fetches: Vec<&str> = NETWORK_MODULES.into_iter().filter(|m| uses(m)).collect();
+    if !fetches.is_empty() {
+        needs.push(format!("downloads at launch ({})", fetches.join(", ")));
+    }
+    if !needs.is_empty() {
+        return (false, format!("needs the network: {}", needs.join("; ")));
+    }
+    let staged = match (meta.stage_apt.is_empty(), meta.stage_pip.is_empty()) {
+        (false, false) => "packages and wheels staged",
+        (false, true) => "packages staged",
+        (true, false) => "wheels staged",
+        (true, true) => "none of its modules reaches the network",
+    };
+    (true, format!("offline: {staged}"))
 }
 
 /// Warnings about the includes of the roles this stack runs: a templated role name (no one

@@ -9,6 +9,19 @@ use crate::contract as runtime;
 use crate::plan::{Layer, LayerKind, Plan};
 
 pub const PAYLOAD: &str = "/tmp/parbake-payload";
+/// Where the base bake stages the wheels of launch roles (`stage_pip`).
+pub const WHEELS_DIR: &str = "/opt/parbake/wheels";
+/// pip's configuration at launch on an image that stages wheels, at /opt/parbake/pip.conf: the
+/// runner sets `PIP_CONFIG_FILE` to it for the launch's ansible-playbook only, so every pip a
+/// role runs (`ansible.builtin.pip`, a venv's pip) installs from the wheels and asks no index.
+pub const PIP_CONF: &str =
+    "# parbake: pip at launch installs only the wheels staged at bake (stage_pip), with no index.
+# The launch runner sets PIP_CONFIG_FILE to this file for the launch's ansible-playbook only.
+[global]
+no-index = true
+find-links = /opt/parbake/wheels
+disable-pip-version-check = true
+";
 
 /// Vars of a bake: the layer's bake-time vars plus parbake's own.
 pub fn bake_vars(plan: &Plan, layer: &Layer) -> Value {
@@ -302,6 +315,7 @@ fn install_play(layer: &Layer) -> Value {
             "environment": {"DEBIAN_FRONTEND": "noninteractive"},
         }));
     }
+    tasks.extend(stage_pip_tasks(layer));
     json!({
         "name": "parbake: install roles and runtime",
         "hosts": "localhost",
@@ -341,6 +355,67 @@ fn launch_unit_tasks() -> Vec<Value> {
             "force": true,
         },
         "loop": units.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+    }));
+    tasks
+}
+
+/// The base bake's tasks that stage the wheels of launch roles (`stage_pip`) at
+/// /opt/parbake/wheels and write /opt/parbake/pip.conf; none when no role stages any. pip
+/// runs on the builder, from a throwaway venv of the image's own python3 (gone with the
+/// payload), so the wheels match the image's Python and architecture and no pip stays on the
+/// image. The venv needs python3-venv, installed when missing, as the pinned ansible-core's
+/// venv does. One `pip download` per role, so two roles may pin different versions.
+fn stage_pip_tasks(layer: &Layer) -> Vec<Value> {
+    if layer.stage_pip.is_empty() {
+        return Vec::new();
+    }
+    let pip_venv = format!("{PAYLOAD}/pip-venv");
+    let mut tasks = vec![
+        json!({
+            "name": "Look for venv and ensurepip (a pip to stage wheels with)",
+            "ansible.builtin.command": {"argv": ["python3", "-c", "import ensurepip, venv"]},
+            "register": "parbake_ensurepip",
+            "changed_when": false,
+            "failed_when": false,
+        }),
+        json!({
+            "name": "Install python3-venv for the staging pip",
+            "ansible.builtin.apt": {"name": "python3-venv", "state": "present", "install_recommends": false, "update_cache": true},
+            "when": "parbake_ensurepip.rc != 0",
+            "environment": {"DEBIAN_FRONTEND": "noninteractive"},
+        }),
+        json!({
+            "name": "A throwaway pip on the image's python3, for staging wheels",
+            "ansible.builtin.command": {"argv": ["python3", "-m", "venv", pip_venv], "creates": format!("{pip_venv}/bin/pip")},
+        }),
+        json!({
+            "name": format!("Create {WHEELS_DIR}"),
+            "ansible.builtin.file": {"path": WHEELS_DIR, "state": "directory", "mode": "0755"},
+        }),
+    ];
+    let pip = format!("{pip_venv}/bin/pip");
+    for (role, requirements) in &layer.stage_pip {
+        let mut argv: Vec<&str> = vec![
+            &pip,
+            "download",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--dest",
+            WHEELS_DIR,
+            "--",
+        ];
+        argv.extend(requirements.iter().map(String::as_str));
+        tasks.push(json!({
+            "name": format!("Stage the wheels of launch role {role} so launch needs no index"),
+            "ansible.builtin.command": {"argv": argv},
+            "register": "parbake_stage_pip",
+            "changed_when": "'Saved ' in parbake_stage_pip.stdout",
+        }));
+    }
+    tasks.push(json!({
+        "name": "Point pip at the staged wheels at launch (the runner sets PIP_CONFIG_FILE)",
+        "ansible.builtin.copy": {"content": PIP_CONF, "dest": format!("{}/pip.conf", runtime::IMAGE_HOME), "mode": "0644"},
     }));
     tasks
 }

@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_output;
 mod hostile_roles;
 mod moto;
+mod offline;
 mod packer_versions;
 mod pipeline;
 mod planner;

@@ -449,6 +449,20 @@ def ansible_playbook():
     return pinned if os.access(pinned, os.X_OK) else "ansible-playbook"
 
 
+def mark_apt_lists_fresh(manifest, todo):
+    """When a role of this launch has packages staged (stage_apt), the apt lists the bake
+    downloaded them with are the ones to install from: refresh their time so they count as
+    fresh. Ansible's apt module (2.14, get_cache_mtime) takes the age of
+    /var/lib/apt/periodic/update-success-stamp, else of /var/lib/apt/lists, so a role with
+    update_cache and cache_valid_time then reaches no mirror; with update_cache and no
+    cache_valid_time it refreshes whatever the age."""
+    if not set(todo) & set(manifest.get("staged_apt") or {}):
+        return
+    for rel in ("var/lib/apt/periodic/update-success-stamp", "var/lib/apt/lists"):
+        if os.path.exists(os.path.join(ROOT, rel)):
+            os.utime(os.path.join(ROOT, rel))
+
+
 def build_shims(roles_dir, out, names):
     """The shim of each role in `names` (its real copy at roles_dir/NAME) at out/NAME, for a
     roles path that lists `out` before `roles_dir`. A shim stops a baked role from running
@@ -742,13 +756,14 @@ class Launch:
         if os.path.exists(events):
             os.unlink(events)
         env = launch_env(shim, events, secrets_path)
+        mark_apt_lists_fresh(manifest, todo)
         self.start_role(0)
         try:
             # resolved values only in these two root-only files, removed whatever happens
             write_json(vars_path, play_vars(spec), mode=0o600)
             write_json(secrets_path, RESOLVED, mode=0o600)
             with open_log(os.path.join(LOGS, "launch.log")) as log:
-                log.write(("\n=== parbake launch %s at %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), " ".join(todo))).encode())
+                log.write(("\n=== parbake launch %s at %s with %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), ansible_playbook(), " ".join(todo))).encode())
                 log.flush()
                 code = self.follow_playbook([ansible_playbook(), "-i", "localhost,", "-c", "local", playbook],
                                             env, log, EventTail(events))
@@ -907,6 +922,9 @@ def launch_env(shim, events, secrets_path):
     collections = os.path.join(HOME, "collections")
     if os.path.isdir(collections):
         env["ANSIBLE_COLLECTIONS_PATH"] = collections
+    # wheels staged at bake (stage_pip): every pip of the launch uses them, no index
+    if os.path.isfile(os.path.join(HOME, "pip.conf")):
+        env["PIP_CONFIG_FILE"] = os.path.join(HOME, "pip.conf")
     return env
 
 

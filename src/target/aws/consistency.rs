@@ -147,6 +147,7 @@ fn ami_layer(m: &TagManifest, baked: Vec<String>) -> Layer {
         baked,
         vars: Default::default(),
         stage_apt: Default::default(),
+        stage_pip: Default::default(),
         hash: m.layer_hash.clone(),
         inputs: Default::default(),
     }

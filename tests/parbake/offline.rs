@@ -1,0 +1,436 @@
+//! Offline launch: `stage_pip` entries are exact pins or a located error; `plan` says per
+//! launch role whether it runs with no network; the real runner installs staged wheels in a
+//! network namespace with no route (pip asks no index), and makes staged apt lists count as
+//! fresh for Ansible's apt module.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::runner::Image;
+use crate::util::{repo, Fixture};
+
+// --- stage_pip validation -------------------------------------------------------------------
+
+/// `plan` on the example project with webapp's meta/parbake.yml replaced: exit 1, no data, a
+/// hint, and the stderr.
+fn refused(meta: &str) -> String {
+    let f = Fixture::example();
+    f.write("roles/webapp/meta/parbake.yml", meta);
+    let r = f.run(&["plan", "web"]);
+    assert_eq!(r.code, 1, "expected exit 1 for {meta:?}:\n{}", r.stderr);
+    assert!(r.stdout.is_empty(), "no data after an error: {}", r.stdout);
+    assert!(r.stderr.contains("hint: "), "a hint:\n{}", r.stderr);
+    r.stderr
+}
+
+fn has(stderr: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(stderr.contains(n), "missing {n:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn stage_pip_refuses_a_range_with_its_line_and_how_to_pin() {
+    let e = refused("description: x\nstage_pip:\n  - Django==4.2.16\n  - gunicorn>=23\n");
+    has(
+        &e,
+        &[
+            "roles/webapp/meta/parbake.yml:4:",
+            "gunicorn>=23",
+            "a version range",
+            "name==version",
+        ],
+    );
+}
+
+#[test]
+fn stage_pip_refuses_an_unpinned_name_and_a_wildcard() {
+    has(
+        &refused("stage_pip: [Django]\n"),
+        &["\"Django\" is not pinned"],
+    );
+    has(
+        &refused("stage_pip: [Django==4.2.*]\n"),
+        &["not an exact version"],
+    );
+}
+
+#[test]
+fn stage_pip_refuses_urls_and_paths() {
+    for bad in [
+        "https://example.com/x-1.0-py3-none-any.whl",
+        "Django @ https://example.com/django.tar.gz",
+        "./vendor/x.whl",
+    ] {
+        let e = refused(&format!("stage_pip: [\"{bad}\"]\n"));
+        has(
+            &e,
+            &[
+                "roles/webapp/meta/parbake.yml:1:",
+                "a URL or a path",
+                "package index",
+            ],
+        );
+    }
+}
+
+#[test]
+fn stage_pip_refuses_pip_options_markers_and_bad_names_or_versions() {
+    has(
+        &refused("stage_pip: [\"--index-url=http://evil/simple\"]\n"),
+        &["is a pip option", "parbake runs pip with its own options"],
+    );
+    has(
+        &refused("stage_pip: [\"Django==4.2.16; python_version > '3'\"]\n"),
+        &["environment marker"],
+    );
+    has(
+        &refused("stage_pip: [\"_django==4.2.16\"]\n"),
+        &["not a Python package name", "PEP 508"],
+    );
+    has(
+        &refused("stage_pip: [Django==latest]\n"),
+        &["\"latest\" is not a release version", "PEP 440"],
+    );
+}
+
+// --- plan: the offline verdict --------------------------------------------------------------
+
+/// A role with these tasks and meta/parbake.yml.
+fn role(f: &Fixture, name: &str, tasks: &str, meta: &str) {
+    f.role(name, &[]);
+    f.write(&format!("roles/{name}/tasks/main.yml"), tasks);
+    f.write(
+        &format!("roles/{name}/meta/parbake.yml"),
+        &format!("description: {name}\n{meta}"),
+    );
+}
+
+#[test]
+fn plan_says_per_launch_role_whether_it_runs_offline_and_why_not() {
+    let f = Fixture::bare();
+    f.role("base", &[]);
+    let apt = "- ansible.builtin.apt: {name: x, update_cache: true, cache_valid_time: 3600}\n";
+    let pip = "- ansible.builtin.pip: {name: [Django==4.2.16], virtualenv: /opt/v}\n";
+    #[rustfmt::skip]
+    let table: [(&str, String, &str, bool, &str); 10] = [
+        ("plain", "- ansible.builtin.debug: {msg: hi}\n".into(), "", true, "offline: none of its modules reaches the network"),
+        ("aptstaged", apt.into(), "stage_apt: [nginx]\n", true, "offline: packages staged"),
+        ("aptbare", apt.into(), "", false, "needs the network: installs packages and stages none"),
+        ("pkgbare", "- package: {name: x}\n".into(), "", false, "needs the network: installs packages and stages none"),
+        ("aptalways", "- apt: {name: x, update_cache: yes}\n".into(), "stage_apt: [nginx]\n", false,
+         "needs the network: refreshes the apt lists on every run (update_cache without cache_valid_time in roles/aptalways/tasks/main.yml)"),
+        ("pipstaged", pip.into(), "stage_pip: [Django==4.2.16]\n", true, "offline: wheels staged"),
+        ("pipbare", pip.into(), "", false, "needs the network: installs with pip and stages no wheels"),
+        ("both", format!("{apt}{pip}"), "stage_apt: [python3-venv]\nstage_pip: [Django==4.2.16]\n", true, "offline: packages and wheels staged"),
+        ("fetch", "- block:\n    - get_url: {url: 'https://x', dest: /x}\n  rescue:\n    - ansible.builtin.git: {repo: x, dest: /y}\n".into(),
+         "stage_apt: [nginx]\n", false, "needs the network: downloads at launch (get_url, git)"),
+        ("several", format!("{apt}{pip}- uri: {{url: 'https://x'}}\n"), "", false,
+         "needs the network: installs packages and stages none; installs with pip and stages no wheels; downloads at launch (uri)"),
+    ];
+    for (name, tasks, meta, _, _) in &table {
+        role(&f, name, tasks, meta);
+    }
+    let names: Vec<&str> = table.iter().map(|t| t.0).collect();
+    f.image("img", &["base"], &[]).stack("all", "img", &names);
+    let plan = f.plan("all", &[]);
+    for (name, _, _, offline, reason) in &table {
+        let r = plan.launch.iter().find(|r| r.name == *name).unwrap();
+        assert_eq!(
+            (r.offline, r.offline_reason.as_str()),
+            (*offline, *reason),
+            "{name}"
+        );
+    }
+    // the base layer stages the wheels of the launch roles that declare them
+    assert_eq!(
+        plan.layers[0].stage_pip.keys().collect::<Vec<_>>(),
+        ["both", "pipstaged"]
+    );
+    // text and JSON say the same
+    let text = f.run(&["plan", "all"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout
+            .contains("pipstaged    offline: wheels staged; wheels: Django==4.2.16"),
+        "{}",
+        text.stdout
+    );
+    let json = f.run(&["plan", "all", "--json"]);
+    let doc: Value = serde_json::from_str(&json.stdout).unwrap();
+    let fetch = doc["launch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "fetch")
+        .unwrap();
+    assert_eq!(fetch["offline"], json!(false));
+    assert_eq!(
+        fetch["offline_reason"],
+        json!("needs the network: downloads at launch (get_url, git)")
+    );
+}
+
+#[test]
+fn the_example_web_stack_runs_offline_except_what_it_cannot_stage() {
+    let plan = Fixture::example().plan("web", &[]);
+    let verdicts: Vec<(&str, bool, &str)> = plan
+        .launch
+        .iter()
+        .map(|r| (r.name.as_str(), r.offline, r.offline_reason.as_str()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("nginx", true, "offline: packages staged"),
+            ("python", true, "offline: packages staged"),
+            ("webapp", true, "offline: wheels staged"),
+            (
+                "identity",
+                true,
+                "offline: none of its modules reaches the network"
+            ),
+        ]
+    );
+    assert_eq!(
+        plan.layers[0].stage_pip["webapp"],
+        ["Django==4.2.30", "gunicorn==23.0.0"]
+    );
+    // what the role installs is what it stages
+    let defaults = std::fs::read_to_string(repo().join("roles/webapp/defaults/main.yml")).unwrap();
+    for pin in [
+        "webapp_django_version: \"4.2.30\"",
+        "webapp_gunicorn_version: \"23.0.0\"",
+    ] {
+        assert!(defaults.contains(pin), "{pin}");
+    }
+}
+
+#[test]
+fn what_a_launch_role_stages_is_an_input_of_the_base_layer() {
+    let f = Fixture::example();
+    let before = f.plan("web", &[]);
+    f.write(
+        "roles/webapp/meta/parbake.yml",
+        "description: x\nstage_pip: [Django==4.2.29, gunicorn==23.0.0]\n",
+    );
+    let after = f.plan("web", &[]);
+    assert_ne!(before.layers[0].hash, after.layers[0].hash);
+    // through the role's content hash, and reported as the role's change
+    assert_eq!(
+        parbake::plan::changed_inputs(&before.layers[0].inputs, &after.layers[0].inputs),
+        ["role webapp changed"]
+    );
+}
+
+// --- the runner, for real, with no network ----------------------------------------------------
+
+/// Whether this host can make a network namespace (root, or unprivileged user namespaces).
+fn netns_available() -> bool {
+    Command::new("unshare")
+        .args(["--net", "--", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The runner run for real like `runner::run_runner`, inside a new network namespace: only a
+/// loopback, and that down, so no name resolves and no address routes. The caller's PIP_*
+/// variables are dropped (they would override any pip configuration), as on an image.
+fn run_offline(image: &Image, spec: &Path, env: &[(&str, &str)]) -> (i32, String) {
+    let root = image.path("");
+    let path = format!(
+        "{}:{}",
+        repo().join(".venv/bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net", "--", "python3"])
+        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .arg("launch")
+        .arg(spec)
+        .env("PARBAKE_ROOT", &root)
+        .env("PARBAKE_CONSOLE", root.join("console.log"))
+        .env("PATH", path)
+        .env("ANSIBLE_HOME", root.join("ansible-home"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PIP_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A pure-Python wheel `name-version-py3-none-any.whl` in `dest`, made here (no index, no
+/// build backend): one module whose VALUE is the distribution name, and its requirements.
+fn build_wheel(dest: &Path, name: &str, version: &str, requires: &[&str]) {
+    const MAKE_WHEEL: &str = r#"
+import base64, hashlib, os, sys, zipfile
+dest, name, version, requires = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+mod = name.replace("-", "_")
+dist = "%s-%s" % (mod, version)
+files = {
+    mod + "/__init__.py": "VALUE = %r\n" % name,
+    dist + ".dist-info/METADATA": "Metadata-Version: 2.1\nName: %s\nVersion: %s\n%s"
+        % (name, version, "".join("Requires-Dist: %s\n" % r for r in requires)),
+    dist + ".dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: parbake-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+with zipfile.ZipFile(os.path.join(dest, dist + "-py3-none-any.whl"), "w") as z:
+    for path, text in files.items():
+        data = text.encode()
+        z.writestr(path, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append("%s,sha256=%s,%d" % (path, digest, len(data)))
+    record.append(dist + ".dist-info/RECORD,,")
+    z.writestr(dist + ".dist-info/RECORD", "\n".join(record) + "\n")
+"#;
+    let ok = Command::new("python3")
+        .args(["-c", MAKE_WHEEL])
+        .arg(dest)
+        .args([name, version])
+        .args(requires)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// An image whose launch role `app` pip-installs `parbake-tiny==1.0` (which requires
+/// `parbake-tinydep==1.0`) into a venv and imports both; with `staged`, both wheels at
+/// /opt/parbake/wheels and the bake's pip.conf (its find-links moved under the fake root).
+fn pip_image(staged: bool) -> Image {
+    let tasks = "- name: install the staged package into a venv\n  ansible.builtin.pip:\n    name: [parbake-tiny==1.0]\n    virtualenv: \"{{ out_dir }}/venv\"\n    virtualenv_command: python3 -m venv\n\
+                 - name: import it\n  ansible.builtin.command:\n    argv: [\"{{ out_dir }}/venv/bin/python\", \"-c\", \"import parbake_tiny as t, parbake_tinydep as d; open('{{ out_dir }}/imported', 'w').write(t.VALUE + ' ' + d.VALUE)\"]\n";
+    let image = Image::new(&[("app", &[], tasks)], &[]);
+    if staged {
+        let wheels = image.path("opt/parbake/wheels");
+        std::fs::create_dir_all(&wheels).unwrap();
+        build_wheel(&wheels, "parbake-tiny", "1.0", &["parbake-tinydep==1.0"]);
+        build_wheel(&wheels, "parbake-tinydep", "1.0", &[]);
+        let conf = parbake::render::playbook::PIP_CONF.replace(
+            parbake::render::playbook::WHEELS_DIR,
+            wheels.to_str().unwrap(),
+        );
+        std::fs::write(image.path("opt/parbake/pip.conf"), conf).unwrap();
+    }
+    image
+}
+
+#[test]
+fn a_pip_staged_role_installs_from_the_wheels_with_the_network_blocked() {
+    if !netns_available() {
+        eprintln!("SKIPPED: cannot create a network namespace here (`unshare --net` failed)");
+        return;
+    }
+    let image = pip_image(true);
+    let out = image.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let spec = image.spec(&["app"], &[], json!({"out_dir": out}), json!({}));
+    let (code, stdout) = run_offline(&image, &spec, &[]);
+    let log = std::fs::read_to_string(image.path("var/log/parbake/launch.log")).unwrap();
+    assert_eq!(code, 0, "{stdout}\n{log}");
+    assert_eq!(image.role_status("app"), "ok");
+    assert_eq!(
+        std::fs::read_to_string(out.join("imported")).unwrap(),
+        "parbake-tiny parbake-tinydep"
+    );
+}
+
+#[test]
+fn without_the_staged_pip_config_the_same_launch_fails_offline() {
+    if !netns_available() {
+        eprintln!("SKIPPED: cannot create a network namespace here (`unshare --net` failed)");
+        return;
+    }
+    let image = pip_image(false);
+    let out = image.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let spec = image.spec(&["app"], &[], json!({"out_dir": out}), json!({}));
+    // no retries: pip's first attempt at the index fails at once with no route
+    let (code, stdout) = run_offline(&image, &spec, &[("PIP_RETRIES", "0")]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(image.role_status("app"), "failed");
+    assert!(!out.join("imported").exists());
+    let log = std::fs::read_to_string(image.path("var/log/parbake/launch.log")).unwrap();
+    assert!(
+        log.contains("No matching distribution found for parbake-tiny==1.0"),
+        "{log}"
+    );
+}
+
+/// Sets a file's or directory's mtime to `seconds` ago.
+fn age(path: &Path, seconds: u64) {
+    let ok = Command::new("touch")
+        .arg("-d")
+        .arg(format!("@{}", now() - seconds))
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// How old Ansible's own apt module (ansible.modules.apt.get_cache_mtime, the pinned
+/// ansible-core) finds the apt cache under `root`, in seconds.
+fn apt_cache_age(root: &Path) -> u64 {
+    let script = "import sys, time, ansible.modules.apt as m\n\
+                  m.APT_UPDATE_SUCCESS_STAMP_PATH = sys.argv[1] + '/var/lib/apt/periodic/update-success-stamp'\n\
+                  m.APT_LISTS_PATH = sys.argv[1] + '/var/lib/apt/lists'\n\
+                  print(int(time.time() - m.get_cache_mtime()))\n";
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn staged_apt_lists_count_as_fresh_for_the_apt_module_at_launch_and_only_then() {
+    let two_days = 2 * 24 * 3600;
+    // (the launch role has staged packages, the image has apt's update-success-stamp)
+    for (staged, stamp) in [(true, false), (true, true), (false, true)] {
+        let image = Image::new(&[("app", &[], "- ansible.builtin.debug: {msg: hi}\n")], &[]);
+        let lists = image.path("var/lib/apt/lists");
+        std::fs::create_dir_all(&lists).unwrap();
+        age(&lists, two_days);
+        if stamp {
+            let periodic = image.path("var/lib/apt/periodic");
+            std::fs::create_dir_all(&periodic).unwrap();
+            std::fs::write(periodic.join("update-success-stamp"), "").unwrap();
+            age(&periodic.join("update-success-stamp"), two_days);
+        }
+        if staged {
+            let path = image.path("opt/parbake/manifest.json");
+            let mut manifest: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            manifest["staged_apt"] = json!({"app": ["nginx"]});
+            std::fs::write(&path, manifest.to_string()).unwrap();
+        }
+        assert!(apt_cache_age(image.path("").as_path()) >= two_days);
+        let spec = image.spec(&["app"], &[], json!({}), json!({}));
+        let (code, stdout) = image.run(&spec, &[]);
+        assert_eq!(code, 0, "{stdout}");
+        let seen = apt_cache_age(image.path("").as_path());
+        if staged {
+            // fresh for any cache_valid_time a role gives, even a minute
+            assert!(seen < 60, "staged={staged} stamp={stamp}: {seen}s old");
+        } else {
+            assert!(seen >= two_days, "nothing staged, yet refreshed: {seen}s");
+        }
+    }
+}
