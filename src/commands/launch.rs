@@ -21,6 +21,10 @@ pub struct LaunchArgs {
     /// target).
     #[arg(long)]
     pub no_roles: bool,
+    /// Boot with no network beyond the host's port forwards (qemu user networking
+    /// `restrict=on`): proves the launch needs no mirror, PyPI or Galaxy (local target).
+    #[arg(long)]
+    pub offline: bool,
     /// With --target aws: the AMI to launch (default: the stack's current top layer).
     #[arg(long, value_name = "ID")]
     pub ami: Option<String>,
@@ -57,6 +61,7 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
                 &LaunchOptions {
                     keep: args.keep,
                     no_roles: args.no_roles,
+                    offline: args.offline,
                     timeout,
                     quiet: ctx.printer.quiet,
                     verbose: ctx.printer.verbose,
@@ -72,6 +77,12 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
                 "an EC2 instance keeps running until you terminate it",
             )?;
             refuse_flag(args.no_roles, "--no-roles", Target::Aws, "measure the boot-time floor on the local target, or launch a stack whose roles are all baked")?;
+            refuse_flag(
+                args.offline,
+                "--offline",
+                Target::Aws,
+                "an instance's network is its subnet's; prove a launch offline on the local target",
+            )?;
             let report = crate::target::aws::launch::launch_aws(
                 &ctx.project,
                 &req,

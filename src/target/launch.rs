@@ -92,6 +92,8 @@ pub struct LaunchOptions {
     pub keep: bool,
     /// Boot with user-data that runs no roles: the boot-time floor the benchmark compares with.
     pub no_roles: bool,
+    /// Local target: no network beyond the host's port forwards.
+    pub offline: bool,
     pub timeout: Duration,
     pub quiet: bool,
     pub verbose: bool,

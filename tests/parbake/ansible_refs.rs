@@ -295,7 +295,10 @@ fn setup_pins_the_venv_to_the_images_ansible_core_pin() {
     let out = pin(&f);
     assert!(out.status.success() && out.stdout.is_empty());
     let image = std::fs::read_to_string(f.root().join("images/img.yml")).unwrap();
-    f.write("images/img.yml", &format!("{image}ansible:\n  core: \"2.17.7\"\n"));
+    f.write(
+        "images/img.yml",
+        &format!("{image}ansible:\n  core: \"2.17.7\"\n"),
+    );
     assert_eq!(String::from_utf8_lossy(&pin(&f).stdout), "2.17.7\n");
     f.write("images/other.yml", "ansible: {core: 2.16.1}\n");
     let out = pin(&f);

@@ -117,7 +117,11 @@ fn project() -> tempfile::TempDir {
     let posix = repo().join(
         ".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections/ansible/posix",
     );
-    assert!(posix.is_dir(), "{} is missing: run `make setup`", posix.display());
+    assert!(
+        posix.is_dir(),
+        "{} is missing: run `make setup`",
+        posix.display()
+    );
     std::fs::write(
         copy.path().join("requirements.yml"),
         format!(
@@ -132,14 +136,35 @@ fn project() -> tempfile::TempDir {
     assert!(text.contains("dependencies:\n  - base\n"), "{text}");
     std::fs::write(
         &meta,
-        text.replace("dependencies:\n  - base\n", "dependencies:\n  - base\n  - acme.tuning\n"),
+        text.replace(
+            "dependencies:\n  - base\n",
+            "dependencies:\n  - base\n  - acme.tuning\n",
+        ),
+    )
+    .unwrap();
+    // a minimal stack for the runner's mechanics: one tiny role with a window to reboot in
+    let tick = copy.path().join("roles/tick");
+    std::fs::create_dir_all(tick.join("tasks")).unwrap();
+    std::fs::write(
+        tick.join("tasks/main.yml"),
+        "- name: Note each boot that runs this role\n  ansible.builtin.shell: cat /proc/sys/kernel/random/boot_id >> /var/lib/tick.boots\n\
+         - name: A window to reboot in\n  ansible.builtin.command: sleep 30\n\
+         - name: Done\n  ansible.builtin.copy: {dest: /var/lib/tick.done, content: \"done\\n\", mode: \"0644\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        copy.path().join("images/stacks/mini.yml"),
+        "image: debian12\nroles: [tick]\npromote: []\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_parbake"))
         .arg("vendor")
         .current_dir(copy.path())
         .env_remove("PARBAKE_PROJECT")
-        .env("PARBAKE_ANSIBLE_GALAXY", repo().join(".venv/bin/ansible-galaxy"))
+        .env(
+            "PARBAKE_ANSIBLE_GALAXY",
+            repo().join(".venv/bin/ansible-galaxy"),
+        )
         .output()
         .unwrap();
     assert!(
@@ -177,6 +202,76 @@ fn assert_tuned(vm: &Value) {
     assert_eq!(ssh(vm, "/usr/sbin/sysctl -n net.core.somaxconn"), "1024");
     assert!(ssh(vm, "cat /etc/sysctl.d/60-acme-tuning.conf").contains("vm.swappiness=13"));
     assert_eq!(ssh(vm, "cat /var/lib/acme-tuning.applied"), "swappiness 13");
+}
+
+/// Launches the minimal stack, reboots its VM while role `tick` runs, and checks that the
+/// unit resumed the launch: `tick` ran on both boots, the launch is done, ready is reached.
+fn reboot_mid_role(tier: &Tier) {
+    let started = Instant::now();
+    let out_path = tier.store.path().join("mini.json");
+    let mut child = tier
+        .cmd(&["launch", "mini", "--keep", "--json"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut ssh = None;
+        for line in stderr.lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some(at) = line.find("VM started: ") {
+                let rest = &line[at + "VM started: ".len()..];
+                ssh = rest.split(" ; ").next().map(str::to_string);
+            }
+            if line.contains("role tick") {
+                if let Some(s) = ssh.take() {
+                    let _ = tx.send(s);
+                }
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let ssh_cmd = rx
+        .recv_timeout(Duration::from_secs(600))
+        .expect("role tick started");
+    std::thread::sleep(Duration::from_secs(5));
+    let vm = serde_json::json!({"kept": {"ssh": ssh_cmd}});
+    // the connection drops as the machine goes down
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} 'sudo systemctl reboot'",
+            ssh_cmd.replacen(
+                "ssh ",
+                "ssh -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR ",
+                1
+            )
+        ))
+        .status();
+    let status = child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert!(status.success(), "{}", lines.join("\n"));
+    let report = Vm(serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap());
+    eprintln!(
+        "e2e: launch mini with a reboot mid-role took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(report.0["status"]["state"], "done");
+    let boots = ssh(&vm, "cat /var/lib/tick.boots");
+    assert_eq!(boots.lines().count(), 2, "tick ran on both boots: {boots}");
+    assert_eq!(ssh(&vm, "cat /var/lib/tick.done"), "done");
+    let status: Value =
+        serde_json::from_str(&ssh(&vm, "sudo cat /var/lib/parbake/status.json")).unwrap();
+    assert_eq!(status["resumed"], 1, "{status}");
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(
+        ssh(&vm, "systemctl is-active parbake-ready.target"),
+        "active"
+    );
 }
 
 fn http_get(port: u64) -> String {
@@ -247,13 +342,22 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "{roles:?}"
     );
 
-    // 2. launch it: every remaining role runs at boot, and the Django app answers
-    let vm = Vm(tier.json(&["launch", "web", "--keep", "--json"]));
+    // 2. launch it with no network but the port forwards: every remaining role runs at boot
+    //    from what the bake staged (packages, wheels, vendored role and collection), and the
+    //    Django app answers
+    let vm = Vm(tier.json(&["launch", "web", "--keep", "--offline", "--json"]));
     assert_eq!(vm.0["status"]["state"], "done");
     let all = launched_roles(&vm.0);
-    assert_eq!(all, ["acme.tuning", "nginx", "python", "webapp", "identity"]);
+    assert_eq!(
+        all,
+        ["acme.tuning", "nginx", "python", "webapp", "identity"]
+    );
     // the vendored namespaced role and its collection module ran at launch
     assert_tuned(&vm.0);
+    assert_eq!(
+        ssh(&vm.0, "systemctl is-active parbake-ready.target"),
+        "active"
+    );
     let body = http_get(vm.0["http_port"].as_u64().unwrap());
     let instance = vm.0["instance_id"].as_str().unwrap();
     assert!(
@@ -318,6 +422,10 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "{body}"
     );
     drop(vm);
+
+    // 3b. mechanics on the minimal stack: reboot the VM over SSH while its role runs; the
+    //     service finishes the launch after the reboot, and status.json says it resumed
+    reboot_mid_role(&tier);
 
     // 4. the same bake again is a cache hit that never starts Packer
     let marker = tier.store.path().join("packer-was-run");
@@ -415,7 +523,11 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     for d in ["images", "roles", "packer", "scripts", "vendor"] {
         crate::util::copy_dir(&tier.project.path().join(d), &copy.path().join(d));
     }
-    for f in ["requirements.yml", "requirements.lock.json", "acme.tuning-1.0.0.tar.gz"] {
+    for f in [
+        "requirements.yml",
+        "requirements.lock.json",
+        "acme.tuning-1.0.0.tar.gz",
+    ] {
         std::fs::copy(tier.project.path().join(f), copy.path().join(f)).unwrap();
     }
     let set_promote = |stack: &str, promote: &str| {

@@ -585,7 +585,10 @@ fn a_project_with_only_collections_vendored_plans() {
         .stack("s", "img", &[])
         .write(
             "requirements.yml",
-            &format!("collections:\n  - name: {}\n    type: file\n", tarball.display()),
+            &format!(
+                "collections:\n  - name: {}\n    type: file\n",
+                tarball.display()
+            ),
         );
     vendor_ok(&f, &[]);
     let p = f.plan("s", &[]);

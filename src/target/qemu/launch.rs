@@ -76,6 +76,7 @@ pub fn launch_qemu(
         http_port: qemu::free_port()?,
         serial: run.dir.join("serial.log"),
         accel,
+        offline: opts.offline,
     };
     let top = plan.top();
     progress.line(&format!(
@@ -94,6 +95,15 @@ pub fn launch_qemu(
         .map_err(|e| Error::io("start qemu-system-x86_64", &run.dir, e))?;
     let pid = handle.pids()[0];
     run.guard.pid = Some(pid);
+    let user = source.map(|q| q.ssh_user.as_str()).unwrap_or("debian");
+    if opts.keep {
+        // reachable while it boots: a user can watch the launch, a test can reboot it
+        let reach = kept_vm(pid, &run.dir, &vm, user);
+        progress.line(&format!("VM started: {} ; {}", reach.ssh, reach.http));
+    }
+    if opts.offline {
+        progress.line("offline: the VM reaches nothing but its port forwards (restrict=on)");
+    }
     let label = format!("{} {}", plan.stack, run.instance_id);
     let watch = Watch {
         vm: &vm,
@@ -114,7 +124,6 @@ pub fn launch_qemu(
     let _ = std::fs::copy(&vm.serial, &kept_log);
     let kept = if opts.keep {
         run.guard.keep = true;
-        let user = source.map(|q| q.ssh_user.as_str()).unwrap_or("debian");
         Some(kept_vm(pid, &run.dir, &vm, user))
     } else {
         None
@@ -245,6 +254,8 @@ struct Vm {
     http_port: u16,
     serial: PathBuf,
     accel: String,
+    /// qemu's `restrict=on`: the guest reaches nothing but the host's port forwards.
+    offline: bool,
 }
 
 /// qemu-system-x86_64 on the overlay and the seed, sized as the image's qemu source says,
@@ -265,6 +276,7 @@ fn qemu_command(
         None => (2, 1024, crate::config::model::DEFAULT_KERNEL_APPEND.into()),
     };
     let (ssh_port, http_port) = (vm.ssh_port, vm.http_port);
+    let restrict = if vm.offline { "restrict=on," } else { "" };
     let args: Vec<String> = vec![
         "-accel".into(),
         accel_arg.into(),
@@ -290,7 +302,7 @@ fn qemu_command(
         "file=seed.img,if=virtio,format=raw,readonly=on".into(),
         "-netdev".into(),
         format!(
-            "user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{http_port}-:80"
+            "user,id=n0,{restrict}hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{http_port}-:80"
         ),
         "-device".into(),
         "virtio-net-pci,netdev=n0".into(),
