@@ -107,6 +107,7 @@ fn bake_sh(plan: &Plan, layer: &Layer, tag: &str) -> String {
         name = layer.name,
         hash = layer.short_hash(),
     );
+    sh.push_str(WAIT_FOR_BOOT);
     sh.push_str(&match &plan.ansible_core {
         Some(core) => pinned_ansible(core),
         None => DISTRIBUTION_ANSIBLE.to_string(),
@@ -133,6 +134,29 @@ fn bake_sh(plan: &Plan, layer: &Layer, tag: &str) -> String {
     ));
     sh
 }
+
+/// The builder may still be booting: cloud-init, and apt-daily or unattended-upgrades, can hold
+/// the dpkg lock when the bake starts (ansible #51663). Waits, bounded, and says for what.
+pub const WAIT_FOR_BOOT: &str = "# wait (bounded) for the source image's own boot work, which may hold the dpkg lock
+if command -v cloud-init >/dev/null 2>&1; then
+  t0=$(date +%s)
+  if ! timeout 300 cloud-init status --wait >/dev/null 2>&1; then
+    echo \"parbake: cloud-init did not report done within 300 s (status: $(cloud-init status 2>/dev/null | tr '\\n' ' ')); going on\"
+  fi
+  echo \"parbake: waited $(( $(date +%s) - t0 )) s for cloud-init to finish\"
+fi
+t0=$(date +%s)
+until python3 -c 'import fcntl, sys
+for p in (\"/var/lib/dpkg/lock-frontend\", \"/var/lib/dpkg/lock\"):
+    fcntl.lockf(open(p, \"a\"), fcntl.LOCK_EX | fcntl.LOCK_NB)' 2>/dev/null; do
+  if [ $(( $(date +%s) - t0 )) -ge 300 ]; then
+    echo \"parbake: the dpkg lock is still held after 300 s; going on (apt may fail)\"
+    break
+  fi
+  sleep 2
+done
+echo \"parbake: waited $(( $(date +%s) - t0 )) s for the dpkg lock\"
+";
 
 const DISTRIBUTION_ANSIBLE: &str = "if ! command -v ansible-playbook >/dev/null 2>&1; then
   echo \"parbake: ansible-playbook is missing: installing the distribution's ansible-core\"
