@@ -16,7 +16,8 @@ fn refused(f: &Fixture, args: &[&str], needle: &str) {
 #[test]
 fn every_launch_flag_is_honoured_or_refused_on_each_target() {
     let f = Fixture::example();
-    // qemu honours --keep, --no-roles and --timeout (e2e.rs, scripts/bench.py); refuses these:
+    // qemu honours --keep, --no-roles, --offline and --timeout (e2e.rs, scripts/bench.py);
+    // refuses these:
     refused(
         &f,
         &["launch", "web", "--ami", "ami-0123"],
@@ -37,6 +38,11 @@ fn every_launch_flag_is_honoured_or_refused_on_each_target() {
         &f,
         &["launch", "web", "--target", "aws", "--no-roles"],
         "--no-roles does not apply to --target aws",
+    );
+    refused(
+        &f,
+        &["launch", "web", "--target", "aws", "--offline"],
+        "--offline does not apply to --target aws",
     );
     // userdata --ami is for AMIs only
     refused(

@@ -96,14 +96,7 @@ pub fn launch_qemu(
     let pid = handle.pids()[0];
     run.guard.pid = Some(pid);
     let user = source.map(|q| q.ssh_user.as_str()).unwrap_or("debian");
-    if opts.keep {
-        // reachable while it boots: a user can watch the launch, a test can reboot it
-        let reach = kept_vm(pid, &run.dir, &vm, user);
-        progress.line(&format!("VM started: {} ; {}", reach.ssh, reach.http));
-    }
-    if opts.offline {
-        progress.line("offline: the VM reaches nothing but its port forwards (restrict=on)");
-    }
+    announce_vm(&mut progress, opts, &kept_vm(pid, &run.dir, &vm, user));
     let label = format!("{} {}", plan.stack, run.instance_id);
     let watch = Watch {
         vm: &vm,
@@ -246,6 +239,17 @@ fn prepare_run(store: &Store, plan: &Plan, user_data: &[u8]) -> Result<Run> {
         dir,
         guard,
     })
+}
+
+/// How to reach the VM while it boots (with --keep: a user can watch the launch, a test can
+/// reboot it), and whether it is offline.
+fn announce_vm(progress: &mut Progress, opts: &LaunchOptions, reach: &KeptVm) {
+    if opts.keep {
+        progress.line(&format!("VM started: {} ; {}", reach.ssh, reach.http));
+    }
+    if opts.offline {
+        progress.line("offline: the VM reaches nothing but its port forwards (restrict=on)");
+    }
 }
 
 /// The VM's ports, console file and accelerator.
