@@ -46,6 +46,10 @@ pub struct Entry {
     #[serde(default)]
     pub no_roles: bool,
     pub ok: bool,
+    /// A launch's breakdown from the runner (boot to runner, ansible's start, facts, roles,
+    /// handlers), where the image's runner reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<crate::contract::status::Timing>,
 }
 
 impl Entry {
@@ -216,6 +220,7 @@ mod tests {
             }],
             no_roles: false,
             ok: true,
+            timing: None,
         };
         l.append(&e).unwrap();
         std::fs::OpenOptions::new()

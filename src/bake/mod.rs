@@ -194,6 +194,7 @@ pub(crate) fn record_bake(
             .collect(),
         no_roles: false,
         ok: true,
+        timing: None,
     };
     if let Err(e) = crate::ledger::Ledger::in_store(&store.root).append(&entry) {
         eprintln!("warning: the timing ledger was not updated: {e}");

@@ -133,6 +133,9 @@ pub fn launch_summary(r: &LaunchReport) -> String {
                 .unwrap_or_else(|| "-".into())
         );
     }
+    if let Some(t) = &r.status.timing {
+        let _ = writeln!(s, "where the time went: {}", t.text());
+    }
     if let Some(k) = &r.kept {
         let _ = writeln!(s, "the VM is still running (pid {}):", k.pid);
         let _ = writeln!(s, "  ssh:  {}", k.ssh);

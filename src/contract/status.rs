@@ -53,7 +53,53 @@ pub struct Status {
     /// The kernel's boot id of the boot that last ran the launch (tells a reboot from a stop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// Where the last run's time went (absent when no role ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
     pub roles: Vec<StatusRole>,
+}
+
+/// Where a launch's time went, in seconds (0.1): the boot up to the runner's start (the
+/// kernel's uptime then), the runner up to ansible-playbook, ansible-playbook's own start (up
+/// to its first event), fact gathering, the roles' tasks, the handlers, and the rest (gaps
+/// between tasks, the play's end).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Timing {
+    #[serde(default)]
+    pub boot_to_runner_s: Option<f64>,
+    #[serde(default)]
+    pub runner_to_playbook_s: Option<f64>,
+    #[serde(default)]
+    pub playbook_start_s: Option<f64>,
+    #[serde(default)]
+    pub facts_s: Option<f64>,
+    #[serde(default)]
+    pub roles_s: Option<f64>,
+    #[serde(default)]
+    pub handlers_s: Option<f64>,
+    #[serde(default)]
+    pub other_s: Option<f64>,
+}
+
+impl Timing {
+    /// `boot→runner 41.2s, runner→ansible 0.3s, ansible start 3.1s, facts 11.0s, roles 60.2s,
+    /// handlers 2.0s, other 1.4s`, the parts that are known.
+    pub fn text(&self) -> String {
+        let parts = [
+            ("boot→runner", self.boot_to_runner_s),
+            ("runner→ansible", self.runner_to_playbook_s),
+            ("ansible start", self.playbook_start_s),
+            ("facts", self.facts_s),
+            ("roles", self.roles_s),
+            ("handlers", self.handlers_s),
+            ("other", self.other_s),
+        ];
+        parts
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k} {v:.1}s")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// One role in `status.json`.
@@ -100,6 +146,8 @@ pub struct BootStatus {
     pub error: Option<String>,
     #[serde(default)]
     pub roles: Vec<RoleStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
 }
 
 /// The runner's final console line, `parbake-status {json}` (the boot result contract), read

@@ -50,6 +50,7 @@ pub fn record_launch(r: &LaunchRecord<'_>) {
             .collect(),
         no_roles: r.no_roles,
         ok: r.status.state == "done",
+        timing: r.status.timing.clone(),
     };
     let mut paths = vec![crate::ledger::Ledger::in_store(r.store_root).path];
     if let Some(d) = r.layer_dir.as_ref().filter(|d| d.is_dir()) {

@@ -41,6 +41,7 @@ fn launch(total: f64, roles: &[(&str, f64)]) -> Entry {
             .collect(),
         no_roles: false,
         ok: true,
+        timing: None,
     }
 }
 

@@ -234,6 +234,27 @@ fn runs_launch_roles_in_order_and_never_reruns_a_baked_dependency() {
         !img.path("run/parbake/vars.json").exists(),
         "resolved vars are removed after the run"
     );
+    // where the time went: ansible's start, the facts, the roles; the parts add up
+    let t = &st["timing"];
+    let part = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k} in {t}"));
+    assert!(part("playbook_start_s") > 0.0, "{t}");
+    assert!(part("facts_s") > 0.0, "{t}");
+    assert!(part("roles_s") > 0.0, "{t}");
+    assert_eq!(part("handlers_s"), 0.0, "{t}");
+    assert!(
+        t["boot_to_runner_s"].is_null(),
+        "a fake root has no uptime: {t}"
+    );
+    let line = console
+        .lines()
+        .find_map(|l| l.split_once("parbake-status ").map(|(_, j)| j))
+        .unwrap();
+    let status: parbake::contract::status::BootStatus = serde_json::from_str(line).unwrap();
+    let text = status
+        .timing
+        .expect("the console carries the timing")
+        .text();
+    assert!(text.contains("facts ") && text.contains("roles "), "{text}");
 }
 
 #[test]

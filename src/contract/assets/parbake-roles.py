@@ -288,6 +288,58 @@ def resolve_secret(name, ref):
     return value
 
 
+def uptime():
+    """Seconds since the kernel booted (None where /proc/uptime cannot be read)."""
+    try:
+        with open(os.path.join(ROOT, "proc/uptime") if ROOT != "/" else "/proc/uptime") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+UPTIME_AT_START = uptime()
+STARTED_AT = time.time()
+
+
+def breakdown(events_path, spawned, exited):
+    """Where this run's time went, from the runner's start and the task events: the boot up to
+    the runner (kernel uptime), the runner up to ansible-playbook, ansible-playbook's start
+    (up to its first event), fact gathering, the roles' tasks, the handlers, and the rest
+    (the gaps between tasks, and ansible-playbook's end). Seconds, rounded to 0.1."""
+    try:
+        with open(events_path) as f:
+            events = [json.loads(l) for l in f if l.strip()]
+    except (OSError, ValueError):
+        events = []
+    facts = roles = handlers = 0.0
+    started = None
+    for ev in events:
+        kind = ev.get("event")
+        if kind == "task":
+            started = ev
+        elif kind in ("ok", "changed", "skipped", "failed", "ignored") and started is not None:
+            took = ev["t"] - started["t"]
+            if started.get("handler"):
+                handlers += took
+            elif started.get("role") is None and started.get("task") == "Gathering Facts":
+                facts += took
+            else:
+                roles += took
+            started = None
+    first = events[0]["t"] if events else exited
+    r = lambda x: None if x is None else round(x, 1)
+    timing = {
+        "boot_to_runner_s": r(UPTIME_AT_START),
+        "runner_to_playbook_s": r(spawned - STARTED_AT),
+        "playbook_start_s": r(first - spawned),
+        "facts_s": r(facts),
+        "roles_s": r(roles),
+        "handlers_s": r(handlers),
+    }
+    timing["other_s"] = r(max(0.0, (exited - spawned) - (first - spawned) - facts - roles - handlers))
+    return timing
+
+
 def role_results(events_path, names):
     """Per-role status and summed task durations from parbake_events lines."""
     res = {n: {"tasks": 0, "duration_s": 0.0, "failed": None} for n in names}
@@ -771,6 +823,7 @@ class Launch:
             for path in (vars_path, secrets_path, vars_path + ".tmp", secrets_path + ".tmp"):
                 if os.path.exists(path):
                     os.unlink(path)
+        self.status["timing"] = breakdown(events, self.spawned, now())
         if code is None:
             return self.timed_out(role_results(events, todo))
         return self.account(code, role_results(events, todo))
@@ -778,6 +831,7 @@ class Launch:
     def follow_playbook(self, argv, env, log, tail):
         """ansible-playbook's exit status, or None when the launch timed out (it was stopped).
         Meanwhile status.json follows the roles as they finish."""
+        self.spawned = now()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN,
                                 start_new_session=True)
         try:
