@@ -240,20 +240,27 @@ fn debian_collections() -> Option<PathBuf> {
     }
 }
 
-#[test]
-fn vendor_installs_ansible_posix_from_debians_ansible_package() {
-    let Some(collections) = debian_collections() else {
-        return;
-    };
+/// A bare project that vendored one of Debian's collections (`ns/name`) as a directory, and
+/// where Debian's collections are; None (with a message) without .tools/ansible-collections.
+fn debian_collection_vendored(which: &str) -> Option<(Fixture, PathBuf)> {
+    let collections = debian_collections()?;
     let f = Fixture::bare();
     f.write(
         "requirements.yml",
         &format!(
             "collections:\n  - name: {}\n    type: dir\n",
-            collections.join("ansible/posix").display()
+            collections.join(which).display()
         ),
     );
     vendor_ok(&f, &[]);
+    Some((f, collections))
+}
+
+#[test]
+fn vendor_installs_ansible_posix_from_debians_ansible_package() {
+    let Some((f, collections)) = debian_collection_vendored("ansible/posix") else {
+        return;
+    };
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(collections.join("ansible/posix/MANIFEST.json")).unwrap(),
     )
@@ -433,18 +440,9 @@ fn bad_requirements_entries_are_located_errors() {
 #[test]
 #[ignore]
 fn vendored_load_speed_on_community_general() {
-    let Some(collections) = debian_collections() else {
+    let Some((f, _)) = debian_collection_vendored("community/general") else {
         return;
     };
-    let f = Fixture::bare();
-    f.write(
-        "requirements.yml",
-        &format!(
-            "collections:\n  - name: {}\n    type: dir\n",
-            collections.join("community/general").display()
-        ),
-    );
-    vendor_ok(&f, &[]);
     let root = f.root();
     let files = snapshot(&root.join("vendor/collections")).len();
     // past the cache's racy window, so that the cold load fills the cache
