@@ -5,6 +5,8 @@ For the web stack it measures, in one run, the median of BENCH_RUNS runs (defaul
   - boot-to-ready with no roles at launch (the floor), nothing promoted, half promoted
     (nginx, python) and everything promoted (nginx, webapp; identity is launch-only);
   - bake times: the base layer, each stack layer, and a cache-hit bake;
+  - where each launch's time went (the runner's breakdown: boot to runner, ansible start,
+    facts, roles, handlers), medians per part;
 and gives each launch figure as a ratio to the floor. A layer is re-baked by removing it
 from the bench's own store (target/bench-store), so only that layer's bake is timed.
 
@@ -70,6 +72,7 @@ def main():
              "cache hit (both layers)": []}
     boots = {"floor (no roles)": [], "nothing promoted": [], "half promoted": [], "all promoted": []}
     roles_at_launch = {}
+    timings = {name: [] for name in boots}
     for run in range(1, RUNS + 1):
         print("bench: run %d of %d" % (run, RUNS), file=sys.stderr, flush=True)
         bakes["base layer"].append(timed_bake(1))
@@ -81,6 +84,8 @@ def main():
                             ("half promoted", HALF), ("all promoted", ALL)):
             rep, _ = parbake("launch", "web", *flags)
             boots[name].append(rep["boot_to_ready_s"])
+            if rep["status"].get("timing"):
+                timings[name].append(rep["status"]["timing"])
             roles_at_launch[name] = len([r for r in rep["status"]["roles"] if r["status"] == "ok"])
     accel = rep["accelerator"]
     floor = median(boots["floor (no roles)"])
@@ -90,12 +95,33 @@ def main():
         print("%-28s %7.1fs %7.2fx %14d  %s" % (name, median(xs), median(xs) / floor,
                                                  roles_at_launch.get(name, 0),
                                                  " ".join("%.1f" % x for x in xs)))
+    breakdown(timings)
     print("\n%-28s %8s %8s  %s" % ("bake", "median", "x floor", "runs"))
     for name, xs in bakes.items():
         print("%-28s %7.2fs %7.3fx  %s" % (name, median(xs), median(xs) / floor, " ".join("%.2f" % x for x in xs)))
 
     budget_check(boots)
     noop_bake_all()
+
+
+TIMING = (("boot_to_runner_s", "boot->runner"), ("runner_to_playbook_s", "runner->ansible"),
+          ("playbook_start_s", "ansible start"), ("facts_s", "facts"), ("roles_s", "roles"),
+          ("handlers_s", "handlers"), ("other_s", "other"))
+
+
+def breakdown(timings):
+    """Where each launch's time went (the runner's `timing` in status.json), medians per part."""
+    rows = [(name, ts) for name, ts in timings.items() if ts]
+    if not rows:
+        print("\n(no launch breakdown: the image's runner predates it)")
+        return
+    print("\n%-28s" % "where the time went" + "".join(" %15s" % label for _, label in TIMING))
+    for name, ts in rows:
+        cells = []
+        for key, _ in TIMING:
+            xs = [t[key] for t in ts if t.get(key) is not None]
+            cells.append(" %14.1fs" % median(xs) if xs else " %15s" % "-")
+        print("%-28s" % name + "".join(cells))
 
 
 def budget_check(boots):
