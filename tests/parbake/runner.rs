@@ -1205,3 +1205,38 @@ fn the_launch_units_verify_with_systemd_analyze() {
         assert!(!["{{", "{%", "{#"].iter().any(|t| text.contains(t)));
     }
 }
+
+#[test]
+fn an_image_with_a_pinned_ansible_core_launches_with_its_venv() {
+    // the venv the bake makes for `ansible: {core: ...}`: here a wrapper that notes it ran
+    // and hands over to the pinned ansible-core of the project's .venv
+    let img = standard();
+    let out = img.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let venv_bin = img.path("opt/parbake/ansible/bin");
+    std::fs::create_dir_all(&venv_bin).unwrap();
+    let marker = img.path("pinned-ran");
+    let wrapper = venv_bin.join("ansible-playbook");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho pinned >> {}\nexec {} \"$@\"\n",
+            marker.display(),
+            crate::util::repo()
+                .join(".venv/bin/ansible-playbook")
+                .display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = img.spec(&["nginx"], &["base"], json!({"out_dir": out}), json!({}));
+    let (code, stdout) = img.run(&spec, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "pinned\n");
+    let log = std::fs::read_to_string(img.path("var/log/parbake/launch.log")).unwrap();
+    assert!(
+        log.contains(&format!("with {}:", wrapper.display())),
+        "the launch log names the ansible-playbook it ran: {log}"
+    );
+}
