@@ -291,7 +291,7 @@ def resolve_secret(name, ref):
 def uptime():
     """Seconds since the kernel booted (None where /proc/uptime cannot be read)."""
     try:
-        with open(os.path.join(ROOT, "proc/uptime") if ROOT != "/" else "/proc/uptime") as f:
+        with open(os.path.join(ROOT, "proc/uptime")) as f:
             return float(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         return None
@@ -299,33 +299,46 @@ def uptime():
 
 UPTIME_AT_START = uptime()
 STARTED_AT = time.time()
+RESULTS = ("ok", "changed", "skipped", "failed", "ignored")
 
 
-def breakdown(events_path, spawned, exited):
-    """Where this run's time went, from the runner's start and the task events: the boot up to
-    the runner (kernel uptime), the runner up to ansible-playbook, ansible-playbook's start
-    (up to its first event), fact gathering, the roles' tasks, the handlers, and the rest
-    (the gaps between tasks, and ansible-playbook's end). Seconds, rounded to 0.1."""
+def read_events(events_path):
+    """The parbake_events lines of a run (none if the file is not there)."""
     try:
         with open(events_path) as f:
-            events = [json.loads(l) for l in f if l.strip()]
-    except (OSError, ValueError):
-        events = []
-    facts = roles = handlers = 0.0
+            return [json.loads(l) for l in f if l.strip()]
+    except OSError:
+        return []
+
+
+def task_results(events):
+    """(task start, its result) for each task that reported one, in order."""
     started = None
     for ev in events:
         kind = ev.get("event")
         if kind == "task":
             started = ev
-        elif kind in ("ok", "changed", "skipped", "failed", "ignored") and started is not None:
-            took = ev["t"] - started["t"]
-            if started.get("handler"):
-                handlers += took
-            elif started.get("role") is None and started.get("task") == "Gathering Facts":
-                facts += took
-            else:
-                roles += took
+        elif kind in RESULTS:
+            yield started, ev
             started = None
+
+
+def breakdown(events, spawned, exited):
+    """Where this run's time went, from the runner's start and the task events: the boot up to
+    the runner (kernel uptime), the runner up to ansible-playbook, ansible-playbook's start
+    (up to its first event), fact gathering, the roles' tasks, the handlers, and the rest
+    (the gaps between tasks, and ansible-playbook's end). Seconds, rounded to 0.1."""
+    facts = roles = handlers = 0.0
+    for started, ev in task_results(events):
+        if started is None:
+            continue
+        took = ev["t"] - started["t"]
+        if started.get("handler"):
+            handlers += took
+        elif started.get("role") is None and started.get("task") == "Gathering Facts":
+            facts += took
+        else:
+            roles += took
     first = events[0]["t"] if events else exited
     r = lambda x: None if x is None else round(x, 1)
     timing = {
@@ -340,27 +353,18 @@ def breakdown(events_path, spawned, exited):
     return timing
 
 
-def role_results(events_path, names):
+def role_results(events, names):
     """Per-role status and summed task durations from parbake_events lines."""
     res = {n: {"tasks": 0, "duration_s": 0.0, "failed": None} for n in names}
-    started = None
-    try:
-        with open(events_path) as f:
-            lines = [json.loads(l) for l in f if l.strip()]
-    except OSError:
-        lines = []
-    for ev in lines:
-        kind, role = ev.get("event"), ev.get("role")
-        if kind == "task":
-            started = ev
-        elif kind in ("ok", "changed", "skipped", "failed", "ignored") and role in res:
-            r = res[role]
-            r["tasks"] += 1
-            if started is not None:
-                r["duration_s"] = round(r["duration_s"] + ev["t"] - started["t"], 3)
-            if kind == "failed" and r["failed"] is None:
-                r["failed"] = "%s: %s" % (ev.get("task"), ev.get("msg", ""))
-            started = None
+    for started, ev in task_results(events):
+        r = res.get(ev.get("role"))
+        if r is None:
+            continue
+        r["tasks"] += 1
+        if started is not None:
+            r["duration_s"] = round(r["duration_s"] + ev["t"] - started["t"], 3)
+        if ev.get("event") == "failed" and r["failed"] is None:
+            r["failed"] = "%s: %s" % (ev.get("task"), ev.get("msg", ""))
     return res
 
 
@@ -823,10 +827,11 @@ class Launch:
             for path in (vars_path, secrets_path, vars_path + ".tmp", secrets_path + ".tmp"):
                 if os.path.exists(path):
                     os.unlink(path)
-        self.status["timing"] = breakdown(events, self.spawned, now())
+        ran = read_events(events)
+        self.status["timing"] = breakdown(ran, self.spawned, now())
         if code is None:
-            return self.timed_out(role_results(events, todo))
-        return self.account(code, role_results(events, todo))
+            return self.timed_out(role_results(ran, todo))
+        return self.account(code, role_results(ran, todo))
 
     def follow_playbook(self, argv, env, log, tail):
         """ansible-playbook's exit status, or None when the launch timed out (it was stopped).
@@ -859,7 +864,7 @@ class Launch:
                 i = self.todo.index(ev["role"])
                 self.task = ev.get("task")
                 if i > self.current:
-                    results = role_results(tail.path, self.todo)
+                    results = role_results(read_events(tail.path), self.todo)
                     for n in self.todo[self.current:i]:
                         r, entry = results[n], self.by_name[n]
                         entry.update(duration_s=r["duration_s"], tasks=r["tasks"],
