@@ -204,6 +204,34 @@ fn assert_tuned(vm: &Value) {
     assert_eq!(ssh(vm, "cat /var/lib/acme-tuning.applied"), "swappiness 13");
 }
 
+/// Reads a child's stderr on a thread: each line kept (and echoed when `echo`), and each
+/// `Some` that `signal` returns for a line sent on the channel. The thread returns the lines.
+fn watch_stderr<T: Send + 'static>(
+    child: &mut std::process::Child,
+    echo: bool,
+    mut signal: impl FnMut(&str) -> Option<T> + Send + 'static,
+) -> (
+    std::sync::mpsc::Receiver<T>,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if echo {
+                eprintln!("{line}");
+            }
+            if let Some(v) = signal(&line) {
+                let _ = tx.send(v);
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    (rx, reader)
+}
+
 /// Launches the minimal stack, reboots its VM while role `tick` runs, and checks that the
 /// unit resumed the launch: `tick` ran on both boots, the launch is done, ready is reached.
 fn reboot_mid_role(tier: &Tier) {
@@ -215,25 +243,17 @@ fn reboot_mid_role(tier: &Tier) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut ssh = None;
-        for line in stderr.lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            if let Some(at) = line.find("VM started: ") {
-                let rest = &line[at + "VM started: ".len()..];
-                ssh = rest.split(" ; ").next().map(str::to_string);
-            }
-            if line.contains("role tick") {
-                if let Some(s) = ssh.take() {
-                    let _ = tx.send(s);
-                }
-            }
-            lines.push(line);
+    let mut reach = None;
+    let (rx, reader) = watch_stderr(&mut child, true, move |line| {
+        if let Some(at) = line.find("VM started: ") {
+            let rest = &line[at + "VM started: ".len()..];
+            reach = rest.split(" ; ").next().map(str::to_string);
         }
-        lines
+        if line.contains("role tick") {
+            reach.take()
+        } else {
+            None
+        }
     });
     let ssh_cmd = rx
         .recv_timeout(Duration::from_secs(600))
@@ -465,17 +485,8 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in stderr.lines().map_while(Result::ok) {
-            if line.contains("Waiting for SSH") || line.contains("Connected to SSH") {
-                let _ = tx.send(());
-            }
-            lines.push(line);
-        }
-        lines
+    let (rx, reader) = watch_stderr(&mut child, false, |line| {
+        (line.contains("Waiting for SSH") || line.contains("Connected to SSH")).then_some(())
     });
     rx.recv_timeout(Duration::from_secs(600))
         .expect("the bake reached the VM");

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use crate::util::{launch_spec, repo, Fixture};
 
-fn fails(f: &Fixture, args: &[&str]) -> String {
+/// Runs parbake and requires a user error: exit 1, no data, a hint; returns stderr.
+pub(crate) fn fails(f: &Fixture, args: &[&str]) -> String {
     let r = f.run(args);
     assert_eq!(r.code, 1, "expected exit 1 for {args:?}:\n{}", r.stderr);
     assert!(r.stdout.is_empty(), "no data after an error: {}", r.stdout);
@@ -14,7 +15,7 @@ fn fails(f: &Fixture, args: &[&str]) -> String {
     r.stderr
 }
 
-fn has(stderr: &str, needles: &[&str]) {
+pub(crate) fn has(stderr: &str, needles: &[&str]) {
     for n in needles {
         assert!(stderr.contains(n), "missing {n:?} in:\n{stderr}");
     }

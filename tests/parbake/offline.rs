@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use crate::hostile::{fails, has};
 use crate::runner::Image;
 use crate::util::{repo, Fixture};
 
@@ -18,17 +19,7 @@ use crate::util::{repo, Fixture};
 fn refused(meta: &str) -> String {
     let f = Fixture::example();
     f.write("roles/webapp/meta/parbake.yml", meta);
-    let r = f.run(&["plan", "web"]);
-    assert_eq!(r.code, 1, "expected exit 1 for {meta:?}:\n{}", r.stderr);
-    assert!(r.stdout.is_empty(), "no data after an error: {}", r.stdout);
-    assert!(r.stderr.contains("hint: "), "a hint:\n{}", r.stderr);
-    r.stderr
-}
-
-fn has(stderr: &str, needles: &[&str]) {
-    for n in needles {
-        assert!(stderr.contains(n), "missing {n:?} in:\n{stderr}");
-    }
+    fails(&f, &["plan", "web"])
 }
 
 #[test]

@@ -157,13 +157,19 @@ fn at_bake_a_stack_layer_keeps_a_baked_dependencys_defaults_handlers_and_task_fi
 }
 
 fn stack_layer_payload(rendered: &Path) -> PathBuf {
+    let payloads = layer_payloads(rendered);
+    assert_eq!(payloads.len(), 2, "{payloads:?}");
+    payloads[1].clone()
+}
+
+/// The payload directory of each layer of a `parbake render` output, base first.
+pub(crate) fn layer_payloads(rendered: &Path) -> Vec<PathBuf> {
     let mut layers: Vec<PathBuf> = std::fs::read_dir(rendered.join("layers"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     layers.sort();
-    assert_eq!(layers.len(), 2, "{layers:?}");
-    layers[1].join("payload")
+    layers.into_iter().map(|l| l.join("payload")).collect()
 }
 
 fn venv_path() -> String {

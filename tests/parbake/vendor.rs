@@ -504,23 +504,17 @@ fn vendored_roles_and_collections_go_through_plan_render_and_validate() {
         dir.to_str().unwrap(),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let layer = |n: &str| {
-        std::fs::read_dir(dir.join("layers"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(n))
-            .unwrap()
-    };
-    let base_sh = std::fs::read_to_string(layer("1-").join("payload/bake.sh")).unwrap();
+    let payloads = crate::shims::layer_payloads(&dir);
+    let base_sh = std::fs::read_to_string(payloads[0].join("bake.sh")).unwrap();
     assert!(
         base_sh.contains(
             "tar -xzf /tmp/parbake-payload/collections.tar.gz -C /opt/parbake/collections"
         ),
         "{base_sh}"
     );
-    let stack_sh = std::fs::read_to_string(layer("2-").join("payload/bake.sh")).unwrap();
+    let stack_sh = std::fs::read_to_string(payloads[1].join("bake.sh")).unwrap();
     assert!(!stack_sh.contains("collections.tar.gz"), "{stack_sh}");
-    let cfg = std::fs::read_to_string(layer("2-").join("payload/ansible.cfg")).unwrap();
+    let cfg = std::fs::read_to_string(payloads[1].join("ansible.cfg")).unwrap();
     assert!(
         cfg.contains("collections_path = /opt/parbake/collections"),
         "{cfg}"
