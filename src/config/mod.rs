@@ -204,6 +204,9 @@ pub struct Stack {
     pub launch_vars: Vars,
     /// `launch_timeout` in seconds (the default when omitted).
     pub launch_timeout_s: u64,
+    /// `launch_facts`: the `gather_subset` of the launch's fact gathering; `None` is Ansible's
+    /// default (all facts), an empty list gathers none.
+    pub launch_facts: Option<Vec<String>>,
 }
 
 /// The Packer templates shipped in `packer/`, read as text.
@@ -496,6 +499,7 @@ fn check_stack(
     let vars = vars::check(&file, "vars", &def.vars, false)?;
     let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
     let launch_timeout_s = check_launch_timeout(&file, def.launch_timeout.as_ref())?;
+    let launch_facts = check_launch_facts(&file, def.launch_facts.as_ref())?;
     Ok(Stack {
         name,
         file,
@@ -503,7 +507,79 @@ fn check_stack(
         vars,
         launch_vars,
         launch_timeout_s,
+        launch_facts,
     })
+}
+
+/// Ansible's `gather_subset` names: `all`, `min` and its fact collectors' names (ansible-core
+/// 2.14's `default_collectors`), each also with `!` in front.
+const FACT_SUBSETS: [&str; 29] = [
+    "all",
+    "min",
+    "apparmor",
+    "caps",
+    "chroot",
+    "cmdline",
+    "date_time",
+    "distribution",
+    "dns",
+    "env",
+    "facter",
+    "fibre_channel_wwn",
+    "fips",
+    "hardware",
+    "iscsi",
+    "loadavg",
+    "local",
+    "lsb",
+    "network",
+    "nvme",
+    "ohai",
+    "pkg_mgr",
+    "platform",
+    "python",
+    "selinux",
+    "service_mgr",
+    "ssh_pub_keys",
+    "user",
+    "virtual",
+];
+
+/// `launch_facts`: `all` (the default: `None`), `none` (an empty list), one subset name, or a
+/// non-empty list of them.
+fn check_launch_facts(
+    file: &SourceFile,
+    value: Option<&serde_yaml::Value>,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    use serde_yaml::Value;
+    let checked = match value {
+        None => return Ok(None),
+        Some(Value::String(s)) if s == "all" => return Ok(None),
+        Some(Value::String(s)) if s == "none" => return Ok(Some(Vec::new())),
+        Some(one @ Value::String(_)) => fact_subset(one).map(|s| vec![s]),
+        Some(Value::Sequence(items)) if items.is_empty() => {
+            Err("an empty list gathers nothing: write `none`".to_string())
+        }
+        Some(Value::Sequence(items)) => items.iter().map(fact_subset).collect(),
+        Some(_) => Err("the launch's facts are `all`, `min`, `none` or a list of subsets".into()),
+    };
+    checked.map(Some).map_err(|problem| {
+        file.error_for("launch_facts", None, problem)
+            .with_hint(format!(
+                "write `launch_facts: min` (hostname, distribution, date and time, user), `none`, or a list of Ansible's gather_subset names such as `[min, chroot, network]` ({}; each also with `!` in front); omit it for all facts",
+                FACT_SUBSETS[2..].join(", ")
+            ))
+            .into()
+    })
+}
+
+/// One `gather_subset` name of `launch_facts`, `!` allowed.
+fn fact_subset(item: &serde_yaml::Value) -> Result<String, String> {
+    match item.as_str() {
+        Some(s) if FACT_SUBSETS.contains(&s.trim_start_matches('!')) => Ok(s.to_string()),
+        Some(s) => Err(format!("{s:?} is not a fact subset")),
+        None => Err("each fact subset is a name such as `network`".to_string()),
+    }
 }
 
 /// A launch's timeout when the stack file sets none: a launch that takes longer is broken.

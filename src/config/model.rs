@@ -120,6 +120,11 @@ pub struct StackFile {
     /// Launch-time only: in the launch spec, not in any layer hash.
     #[serde(default, skip_serializing)]
     pub launch_timeout: Option<serde_yaml::Value>,
+    /// Which facts the launch gathers before its roles: `all` (Ansible's default, when
+    /// omitted), `min`, `none`, or a list of Ansible `gather_subset` names (`[min, network]`,
+    /// `[all, "!hardware"]`). Launch-time only: in the launch spec, not in any layer hash.
+    #[serde(default, skip_serializing)]
+    pub launch_facts: Option<serde_yaml::Value>,
 }
 
 /// `meta/parbake.yml` inside a role: parbake's own metadata, which Ansible ignores.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The format parbake writes. 2: `literal` names the vars passed to Ansible as unsafe
-/// (`!unsafe`); secrets always are. `launch_timeout_s` came later within format 2: it is
-/// additive (a runner before it ignores it, this runner defaults it), so the format stayed.
+/// (`!unsafe`); secrets always are. `launch_timeout_s` and `facts` came later within format 2:
+/// they are additive (a runner before it ignores it, this runner defaults it), so the format stayed.
 pub const SPEC_FORMAT: u32 = 2;
 /// The formats the runner reads (its `SPEC_FORMATS`); a format 1 spec has no `literal`.
 pub const SPEC_FORMATS_READ: [u32; 2] = [1, 2];
@@ -45,6 +45,10 @@ pub struct LaunchSpec {
     /// `launch_timeout`). Absent (a spec before it): the runner's default, an hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_timeout_s: Option<u64>,
+    /// The launch's fact gathering, Ansible's `gather_subset` (the stack's `launch_facts`);
+    /// empty: no fact gathering. Absent: all facts. Additive within format 2, like the timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

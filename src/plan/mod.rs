@@ -323,6 +323,9 @@ pub struct Plan {
     pub status_tag: bool,
     /// The stack's `launch_timeout`, in seconds (the launch spec carries it).
     pub launch_timeout_s: u64,
+    /// The stack's `launch_facts` (`gather_subset`), where it sets one; empty: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_facts: Option<Vec<String>>,
     pub notes: Vec<String>,
     /// What parbake cannot check and the reader should: templated include names, includes
     /// that a baked role's shim turns into no-ops. Each starts with `file:line:`.
@@ -767,6 +770,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         status_tag: req.target == Target::Aws
             && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
         launch_timeout_s: stack.launch_timeout_s,
+        launch_facts: stack.launch_facts.clone(),
         notes,
         warnings,
         ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),

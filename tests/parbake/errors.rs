@@ -353,3 +353,68 @@ fn a_bad_launch_timeout_is_located_with_a_hint_and_a_good_one_reaches_the_spec()
         parbake::config::DEFAULT_LAUNCH_TIMEOUT_S
     );
 }
+
+#[test]
+fn a_bad_launch_facts_is_located_with_a_hint_and_a_good_one_reaches_the_spec() {
+    for (value, says) in [
+        ("hardwre", "\"hardwre\" is not a fact subset"),
+        ("[min, \"!netwrk\"]", "\"!netwrk\" is not a fact subset"),
+        ("[]", "an empty list gathers nothing"),
+        ("[[min]]", "each fact subset is a name"),
+        ("{min: true}", "`all`, `min`, `none` or a list of subsets"),
+    ] {
+        let f = Fixture::example();
+        f.write(
+            "images/stacks/web.yml",
+            &format!("image: debian12\nroles: [nginx, webapp]\nlaunch_facts: {value}\n"),
+        );
+        let e = fails(&f, &["plan", "web"]);
+        has(
+            &e,
+            &[
+                "images/stacks/web.yml:3:",
+                "field `launch_facts`",
+                says,
+                "hint: ",
+                "launch_facts: min",
+            ],
+        );
+    }
+    let f = Fixture::example();
+    for (value, facts) in [
+        ("min", Some(vec!["min"])),
+        ("none", Some(vec![])),
+        ("all", None),
+        ("[all, \"!hardware\"]", Some(vec!["all", "!hardware"])),
+    ] {
+        f.write(
+            "images/stacks/web.yml",
+            &format!("image: debian12\nroles: [nginx, webapp]\nlaunch_facts: {value}\n"),
+        );
+        let spec = parbake::render::userdata::spec(&f.plan("web", &[]));
+        let want = facts.map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(spec.facts, want, "{value}");
+    }
+    // launch-time only: the layer hashes do not move
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp]\npromote: [nginx]\n",
+    );
+    let before: Vec<String> = f
+        .plan("web", &[])
+        .layers
+        .iter()
+        .map(|l| l.hash.clone())
+        .collect();
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp]\npromote: [nginx]\nlaunch_facts: min\n",
+    );
+    let after: Vec<String> = f
+        .plan("web", &[])
+        .layers
+        .iter()
+        .map(|l| l.hash.clone())
+        .collect();
+    assert_eq!(before, after);
+}

@@ -1102,6 +1102,14 @@ fn a_malformed_spec_is_refused_with_the_field() {
             json!({"format": 2, "roles": [{"name": "nginx"}]}),
             "each of roles must be",
         ),
+        (
+            json!({"format": 2, "facts": "min"}),
+            "field facts must be a list of Ansible gather_subset names",
+        ),
+        (
+            json!({"format": 2, "facts": ["min", "network; touch /x"]}),
+            "field facts must be a list of Ansible gather_subset names",
+        ),
     ];
     for (fields, needle) in cases {
         let spec = img.spec_with(&["nginx"], json!({}), json!({}), fields);
@@ -1239,4 +1247,45 @@ fn an_image_with_a_pinned_ansible_core_launches_with_its_venv() {
         log.contains(&format!("with {}:", wrapper.display())),
         "the launch log names the ansible-playbook it ran: {log}"
     );
+}
+
+#[test]
+fn the_spec_facts_choose_what_the_launch_gathers() {
+    // a role that records one fact of the `min` subset and one of `hardware`
+    let facts = "- name: record facts\n  ansible.builtin.copy:\n    content: \"{{ ansible_hostname | default('absent') }} {{ ansible_memtotal_mb | default('absent') }} {{ ansible_is_chroot | default('absent') }}\"\n    dest: \"{{ out_dir }}/facts\"\n    mode: \"0644\"\n";
+    let img = Image::new(&[("probe", &[], facts)], &[]);
+    let out = img.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let gathered = |fields: Value| {
+        let spec = img.spec_with(&["probe"], json!({"out_dir": out}), json!({}), fields);
+        let (code, stdout) = img.run(&spec, &["--force"]);
+        assert_eq!(code, 0, "{stdout}");
+        let events =
+            std::fs::read_to_string(img.path("var/lib/parbake/launch-events.jsonl")).unwrap();
+        let words: Vec<String> = std::fs::read_to_string(out.join("facts"))
+            .unwrap()
+            .split(' ')
+            .map(String::from)
+            .collect();
+        (events.contains("Gathering Facts"), words)
+    };
+    // no `facts` (Ansible's default): every subset, hardware included
+    let (ran, words) = gathered(json!({"format": 2}));
+    assert!(ran);
+    assert_ne!(words[0], "absent");
+    assert!(words[1].parse::<u64>().is_ok(), "{words:?}");
+    assert_ne!(words[2], "absent");
+    // `min`: the hostname, not the memory, and not the chroot test (not in `min`)
+    let (ran, words) = gathered(json!({"format": 2, "facts": ["min"]}));
+    assert!(ran);
+    assert_ne!(words[0], "absent");
+    assert_eq!(words[1..], ["absent", "absent"]);
+    // a collector by name: `[min, chroot]`, what the example stacks use
+    let (_, words) = gathered(json!({"format": 2, "facts": ["min", "chroot"]}));
+    assert_eq!(words[1], "absent");
+    assert_ne!(words[2], "absent");
+    // none: no fact gathering at all
+    let (ran, words) = gathered(json!({"format": 2, "facts": []}));
+    assert!(!ran);
+    assert_eq!(words, ["absent", "absent", "absent"]);
 }

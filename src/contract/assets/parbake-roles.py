@@ -398,6 +398,11 @@ def read_spec(path):
     if timeout is not None and (type(timeout) is not int or timeout <= 0):
         raise Failure("the launch spec %s: field launch_timeout_s must be a positive whole number "
                       "of seconds" % path)
+    facts = spec.get("facts")
+    if facts is not None and not (isinstance(facts, list) and all(
+            isinstance(f, str) and re.fullmatch(r"!?[a-z_]+", f) for f in facts)):
+        raise Failure("the launch spec %s: field facts must be a list of Ansible gather_subset "
+                      "names" % path)
     for role in spec["roles"]:
         if not (isinstance(role, dict) and isinstance(role.get("name"), str)
                 and isinstance(role.get("hash"), str)):
@@ -805,9 +810,7 @@ class Launch:
         secrets_path = os.path.join(RUN, "secrets.json")
         playbook = os.path.join(RUN, "launch.yml")
         with open(playbook, "w") as f:
-            json.dump([{"name": "parbake launch %s" % spec["stack"], "hosts": "localhost",
-                        "connection": "local", "gather_facts": True,
-                        "vars_files": [vars_path], "roles": todo}], f, indent=2)
+            json.dump([launch_play(spec, vars_path, todo)], f, indent=2)
         events = os.path.join(STATE, "launch-events.jsonl")
         if os.path.exists(events):
             os.unlink(events)
@@ -953,6 +956,17 @@ class Launch:
         if spec.get("status_tag"):
             tag_instance(status)
         return 0 if state == "done" else 1
+
+
+def launch_play(spec, vars_path, todo):
+    """The launch's one play: the roles to run, with the spec's fact gathering (all facts when
+    the spec says nothing, none when its list is empty, else that gather_subset)."""
+    play = {"name": "parbake launch %s" % spec["stack"], "hosts": "localhost",
+            "connection": "local", "gather_facts": spec.get("facts") != [],
+            "vars_files": [vars_path], "roles": todo}
+    if spec.get("facts"):
+        play["gather_subset"] = spec["facts"]
+    return play
 
 
 def read_manifest():
