@@ -369,7 +369,10 @@ fn follow_console(
                 log_tail.push(line[i + LOG_LINE_PREFIX.len()..].to_string());
             } else if let Some(s) = parse_status_line(&line) {
                 return Ok((s, log_tail));
-            } else if line.contains("login:") || line.contains("Cloud-init") {
+            } else if timings.current.is_none()
+                && (line.contains("login:") || line.contains("Cloud-init"))
+            {
+                // (once the runner's events flow, cloud-init's own lines are not the boot)
                 progress.step(label, "booting");
             }
         }
