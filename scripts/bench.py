@@ -104,7 +104,8 @@ def main():
                                                  roles_at_launch.get(name, 0),
                                                  " ".join("%.1f" % x for x in xs)))
     breakdown(timings)
-    print("\n%-28s %8s %8s  %s" % ("bake", "median", "x floor", "runs"))
+    if bakes:
+        print("\n%-28s %8s %8s  %s" % ("bake", "median", "x floor", "runs"))
     for name, xs in bakes.items():
         print("%-28s %7.2fs %7.3fx  %s" % (name, median(xs), median(xs) / floor, " ".join("%.2f" % x for x in xs)))
 
