@@ -990,13 +990,7 @@ def launch_env(shim, events, secrets_path):
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_LOCAL_TEMP=os.path.join(RUN, "tmp"), PARBAKE_EVENTS=events,
                PARBAKE_EVENTS_MIRROR=CONSOLE, PARBAKE_SECRETS=secrets_path,
-               PYTHONUNBUFFERED="1",
-               # the connection is local, so a module is piped to its Python (no temp file, no
-               # mkdir, chmod and rm around each task)
-               ANSIBLE_PIPELINING="1")
-    # the image's Python, named: no interpreter discovery (a shell and os-release per launch)
-    if os.path.exists(os.path.join(ROOT, "usr/bin/python3")) and "ANSIBLE_PYTHON_INTERPRETER" not in os.environ:
-        env["ANSIBLE_PYTHON_INTERPRETER"] = "/usr/bin/python3"
+               PYTHONUNBUFFERED="1")
     # vendored collections and a pinned ansible-core, where the image has them
     collections = os.path.join(HOME, "collections")
     if os.path.isdir(collections):
