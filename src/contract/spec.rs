@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// The format parbake writes. 2: `literal` names the vars passed to Ansible as unsafe
 /// (`!unsafe`); secrets always are. `launch_timeout_s` and `facts` came later within format 2:
-/// they are additive (a runner before it ignores it, this runner defaults it), so the format stayed.
+/// they are additive (a runner before them ignores them, this runner defaults them), so the
+/// format stayed.
 pub const SPEC_FORMAT: u32 = 2;
 /// The formats the runner reads (its `SPEC_FORMATS`); a format 1 spec has no `literal`.
 pub const SPEC_FORMATS_READ: [u32; 2] = [1, 2];

@@ -312,30 +312,17 @@ fn render_refuses_to_replace_a_directory_it_did_not_write() {
 
 #[test]
 fn a_bad_launch_timeout_is_located_with_a_hint_and_a_good_one_reaches_the_spec() {
-    for (value, says) in [
-        ("600", "600 has no unit"),
-        ("20 minutes", "\"20 minutes\" is not a duration"),
-        ("5s", "\"5s\" is outside 1m to 24h"),
-        ("25h", "\"25h\" is outside 1m to 24h"),
-        ("[20m]", "a launch timeout is a duration"),
-    ] {
-        let f = Fixture::example();
-        f.write(
-            "images/stacks/web.yml",
-            &format!("image: debian12\nroles: [nginx, webapp]\nlaunch_timeout: {value}\n"),
-        );
-        let e = fails(&f, &["plan", "web"]);
-        has(
-            &e,
-            &[
-                "images/stacks/web.yml:3:",
-                "field `launch_timeout`",
-                says,
-                "hint: ",
-                "launch_timeout: 20m",
-            ],
-        );
-    }
+    stack_field_errors(
+        "launch_timeout",
+        "launch_timeout: 20m",
+        &[
+            ("600", "600 has no unit"),
+            ("20 minutes", "\"20 minutes\" is not a duration"),
+            ("5s", "\"5s\" is outside 1m to 24h"),
+            ("25h", "\"25h\" is outside 1m to 24h"),
+            ("[20m]", "a launch timeout is a duration"),
+        ],
+    );
     let f = Fixture::example();
     f.write(
         "images/stacks/web.yml",
@@ -356,30 +343,17 @@ fn a_bad_launch_timeout_is_located_with_a_hint_and_a_good_one_reaches_the_spec()
 
 #[test]
 fn a_bad_launch_facts_is_located_with_a_hint_and_a_good_one_reaches_the_spec() {
-    for (value, says) in [
-        ("hardwre", "\"hardwre\" is not a fact subset"),
-        ("[min, \"!netwrk\"]", "\"!netwrk\" is not a fact subset"),
-        ("[]", "an empty list gathers nothing"),
-        ("[[min]]", "each fact subset is a name"),
-        ("{min: true}", "`all`, `min`, `none` or a list of subsets"),
-    ] {
-        let f = Fixture::example();
-        f.write(
-            "images/stacks/web.yml",
-            &format!("image: debian12\nroles: [nginx, webapp]\nlaunch_facts: {value}\n"),
-        );
-        let e = fails(&f, &["plan", "web"]);
-        has(
-            &e,
-            &[
-                "images/stacks/web.yml:3:",
-                "field `launch_facts`",
-                says,
-                "hint: ",
-                "launch_facts: min",
-            ],
-        );
-    }
+    stack_field_errors(
+        "launch_facts",
+        "launch_facts: min",
+        &[
+            ("hardwre", "\"hardwre\" is not a fact subset"),
+            ("[min, \"!netwrk\"]", "\"!netwrk\" is not a fact subset"),
+            ("[]", "an empty list gathers nothing"),
+            ("[[min]]", "each fact subset is a name"),
+            ("{min: true}", "`all`, `min`, `none` or a list of subsets"),
+        ],
+    );
     let f = Fixture::example();
     for (value, facts) in [
         ("min", Some(vec!["min"])),
@@ -396,25 +370,37 @@ fn a_bad_launch_facts_is_located_with_a_hint_and_a_good_one_reaches_the_spec() {
         assert_eq!(spec.facts, want, "{value}");
     }
     // launch-time only: the layer hashes do not move
-    f.write(
-        "images/stacks/web.yml",
-        "image: debian12\nroles: [nginx, webapp]\npromote: [nginx]\n",
+    let layer_hashes = |stack: &str| -> Vec<String> {
+        f.write("images/stacks/web.yml", stack);
+        let plan = f.plan("web", &[]);
+        plan.layers.iter().map(|l| l.hash.clone()).collect()
+    };
+    let stack = "image: debian12\nroles: [nginx, webapp]\npromote: [nginx]\n";
+    assert_eq!(
+        layer_hashes(stack),
+        layer_hashes(&format!("{stack}launch_facts: min\n"))
     );
-    let before: Vec<String> = f
-        .plan("web", &[])
-        .layers
-        .iter()
-        .map(|l| l.hash.clone())
-        .collect();
-    f.write(
-        "images/stacks/web.yml",
-        "image: debian12\nroles: [nginx, webapp]\npromote: [nginx]\nlaunch_facts: min\n",
-    );
-    let after: Vec<String> = f
-        .plan("web", &[])
-        .layers
-        .iter()
-        .map(|l| l.hash.clone())
-        .collect();
-    assert_eq!(before, after);
+}
+
+/// Each (value, message) of a stack field, as line 3 of the web stack file, fails `plan` with
+/// the file, line and field, the message and a hint holding `hint`.
+fn stack_field_errors(field: &str, hint: &str, cases: &[(&str, &str)]) {
+    for (value, says) in cases {
+        let f = Fixture::example();
+        f.write(
+            "images/stacks/web.yml",
+            &format!("image: debian12\nroles: [nginx, webapp]\n{field}: {value}\n"),
+        );
+        let e = fails(&f, &["plan", "web"]);
+        has(
+            &e,
+            &[
+                "images/stacks/web.yml:3:",
+                &format!("field `{field}`"),
+                says,
+                "hint: ",
+                hint,
+            ],
+        );
+    }
 }
