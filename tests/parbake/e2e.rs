@@ -51,7 +51,9 @@ impl Tier {
     fn json(&self, args: &[&str]) -> Value {
         let started = Instant::now();
         // stdout to a file, not a pipe: wait for parbake itself, not for every holder of a pipe
-        let out_path = self.store.path().join("stdout.json");
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out_path = self.store.path().join(format!("stdout-{n}.json"));
         let status = self
             .cmd(args)
             .stdout(std::fs::File::create(&out_path).unwrap())
@@ -148,7 +150,7 @@ fn project() -> tempfile::TempDir {
     std::fs::write(
         tick.join("tasks/main.yml"),
         "- name: Note each boot that runs this role\n  ansible.builtin.shell: cat /proc/sys/kernel/random/boot_id >> /var/lib/tick.boots\n\
-         - name: A window to reboot in\n  ansible.builtin.command: sleep 30\n\
+         - name: A window to reboot in\n  ansible.builtin.command: sleep {{ tick_sleep | default(30) }}\n\
          - name: Done\n  ansible.builtin.copy: {dest: /var/lib/tick.done, content: \"done\\n\", mode: \"0644\"}\n",
     )
     .unwrap();
@@ -335,36 +337,27 @@ fn qemu_processes_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
-    if !enabled() {
-        return;
-    }
-    let tier = Tier {
-        store: tempfile::Builder::new()
-            .prefix("parbake-e2e-")
-            .tempdir_in(repo().join("target"))
-            .unwrap(),
-        project: project(),
-    };
+const PROMOTED: [&str; 7] = [
+    "bake",
+    "web",
+    "--promote",
+    "nginx",
+    "--promote",
+    "webapp",
+    "--json",
+];
 
-    // 1. bake the web stack's base
-    let bake = tier.json(&["bake", "web", "--json"]);
-    assert_eq!(bake["layers"][0]["outcome"], "baked");
-    let roles: Vec<&str> = bake["layers"][0]["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["role"].as_str().unwrap())
-        .collect();
-    assert!(
-        roles.contains(&"base") && roles.contains(&"users"),
-        "{roles:?}"
-    );
+/// A scoped thread's result; its panic (a failed assertion) goes on as this thread's.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
 
-    // 2. launch it with no network but the port forwards: every remaining role runs at boot
-    //    from what the bake staged (packages, wheels, vendored role and collection), and the
-    //    Django app answers
+/// Launches the web stack from layer 1 with no network but the port forwards: every remaining
+/// role runs at boot from what the bake staged (packages, wheels, vendored role and
+/// collection), and the Django app answers. Returns the roles that ran at launch.
+fn launch_nothing_promoted(tier: &Tier) -> Vec<String> {
     let vm = Vm(tier.json(&["launch", "web", "--keep", "--offline", "--json"]));
     assert_eq!(vm.0["status"]["state"], "done");
     let all = launched_roles(&vm.0);
@@ -388,19 +381,14 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "e2e: nothing promoted: boot-to-ready {}s",
         vm.0["boot_to_ready_s"]
     );
-    drop(vm);
+    all
+}
 
-    // 3. promote nginx and webapp: layer 1 is cached, layer 2 bakes on top of it
-    let promoted = [
-        "bake",
-        "web",
-        "--promote",
-        "nginx",
-        "--promote",
-        "webapp",
-        "--json",
-    ];
-    let bake2 = tier.json(&promoted);
+/// Promotes nginx and webapp: layer 1 is cached, layer 2 bakes on top of it and runs only the
+/// promoted roles; its launch runs only the launch-only role. Returns the roles that ran at
+/// launch.
+fn bake_and_launch_promoted(tier: &Tier) -> Vec<String> {
+    let bake2 = tier.json(&PROMOTED);
     assert_eq!(bake2["layers"][0]["outcome"], "cached");
     assert_eq!(bake2["layers"][1]["outcome"], "baked");
     // the stack layer runs only the promoted roles: the basic ones it depends on are shimmed
@@ -433,7 +421,6 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         ["identity"],
         "only the launch-only role runs at boot"
     );
-    assert!(fewer.len() < all.len());
     // the vendored role was baked into the stack layer (promoted as nginx's dependency)
     assert_tuned(&vm.0);
     let body = http_get(vm.0["http_port"].as_u64().unwrap());
@@ -441,11 +428,113 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         body.contains("stack=web") && body.contains(vm.0["instance_id"].as_str().unwrap()),
         "{body}"
     );
-    drop(vm);
+    fewer
+}
 
-    // 3b. mechanics on the minimal stack: reboot the VM over SSH while its role runs; the
-    //     service finishes the launch after the reboot, and status.json says it resumed
-    reboot_mid_role(&tier);
+/// Ctrl-C during a bake: Packer cleans up, parbake removes its build dir, exits 130. Another
+/// thread may have its own VMs in the same store, so only this bake's build dir counts.
+fn interrupt_a_bake(tier: &Tier) {
+    let mut child = tier
+        .cmd(&["bake", "worker", "--promote", "worker"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // progress lines name the layer as `debian12-worker (<short hash>)`
+    let (rx, reader) = watch_stderr(&mut child, false, |line| {
+        let reached = line.contains("Waiting for SSH") || line.contains("Connected to SSH");
+        let at = line.find("debian12-worker (")? + "debian12-worker (".len();
+        let hash = line[at..].split(')').next()?;
+        reached.then(|| hash.to_string())
+    });
+    let hash = rx
+        .recv_timeout(Duration::from_secs(600))
+        .expect("the bake reached the VM");
+    let build = tier.store.path().join("build").join(format!("{hash}-"));
+    let build = build.display().to_string();
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        qemu_processes_under(tier.store.path())
+            .iter()
+            .any(|p| p.contains(&build)),
+        "a builder VM is running before the interrupt"
+    );
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", lines.join("\n"));
+    // Packer stops its VM as part of its clean-up; allow it a few seconds
+    let ours = || {
+        qemu_processes_under(tier.store.path())
+            .into_iter()
+            .filter(|p| p.contains(&build))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ours().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(ours().is_empty(), "a builder VM survived the interrupt");
+    let builds: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("build"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.display().to_string().starts_with(&build))
+        .collect();
+    assert!(builds.is_empty(), "build dirs left: {builds:?}");
+}
+
+#[test]
+fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
+    if !enabled() {
+        return;
+    }
+    let tier = Tier {
+        store: tempfile::Builder::new()
+            .prefix("parbake-e2e-")
+            .tempdir_in(repo().join("target"))
+            .unwrap(),
+        project: project(),
+    };
+
+    // 1. bake the web stack's base: every later step starts from it
+    let bake = tier.json(&["bake", "web", "--json"]);
+    assert_eq!(bake["layers"][0]["outcome"], "baked");
+    let roles: Vec<&str> = bake["layers"][0]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"base") && roles.contains(&"users"),
+        "{roles:?}"
+    );
+
+    // 2-3. two VMs at a time, one per core: the stack layer bakes and launches on one thread
+    //      while the other launches from layer 1 (nothing promoted, a reboot mid-role, Ctrl-C)
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let promoted = s.spawn(|| bake_and_launch_promoted(&tier));
+        let base = s.spawn(|| {
+            let all = launch_nothing_promoted(&tier);
+            reboot_mid_role(&tier);
+            interrupt_a_bake(&tier);
+            all
+        });
+        let (fewer, all) = (join(promoted), join(base));
+        assert!(fewer.len() < all.len(), "{fewer:?} {all:?}");
+    });
+    eprintln!(
+        "e2e: the two VM threads took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let runs: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(runs.is_empty(), "VM run dirs left: {runs:?}");
 
     // 4. the same bake again is a cache hit that never starts Packer
     let marker = tier.store.path().join("packer-was-run");
@@ -458,7 +547,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = tier
-        .cmd(&promoted)
+        .cmd(&PROMOTED)
         .env("PARBAKE_PACKER", &fake)
         .output()
         .unwrap();
@@ -478,54 +567,11 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     );
     assert!(!marker.exists(), "a cache hit ran Packer");
 
-    // 5. Ctrl-C during a bake: Packer cleans up, parbake removes its build dir, exits 130
-    let mut child = tier
-        .cmd(&["bake", "worker", "--promote", "worker"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (rx, reader) = watch_stderr(&mut child, false, |line| {
-        (line.contains("Waiting for SSH") || line.contains("Connected to SSH")).then_some(())
-    });
-    rx.recv_timeout(Duration::from_secs(600))
-        .expect("the bake reached the VM");
-    std::thread::sleep(Duration::from_secs(5));
-    assert!(
-        !qemu_processes_under(tier.store.path()).is_empty(),
-        "a builder VM is running before the interrupt"
-    );
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let status = child.wait().unwrap();
-    let lines = reader.join().unwrap();
-    assert_eq!(status.code(), Some(130), "{}", lines.join("\n"));
-    // Packer stops its VM as part of its clean-up; allow it a few seconds
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !qemu_processes_under(tier.store.path()).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert!(
-        qemu_processes_under(tier.store.path()).is_empty(),
-        "a builder VM survived the interrupt"
-    );
-    let builds: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("build"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(builds.is_empty(), "build dirs left: {builds:?}");
-    let runs: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(runs.is_empty(), "VM run dirs left: {runs:?}");
-
-    // 6. bake --all on a copy of the project whose stacks declare their promotions, with a
-    //    stack whose nginx config is invalid, run twice at once in the same store:
+    // 5. bake --all on a copy of the project whose stacks declare their promotions, with a
+    //    stack whose role fails, run twice at once in the same store:
     //    - the shared base and web's layer (baked in step 3) are cache hits;
-    //    - worker's layer is baked for real by one run, while the other waits on its lock
-    //      and then finds it cached;
+    //    - the minimal stack's layer (its tiny role promoted) is baked for real by one run,
+    //      while the other waits on its lock and then finds it cached;
     //    - the broken layer fails, naming the role, and does not stop the others; exit 1.
     let copy = tempfile::Builder::new()
         .prefix("parbake-e2e-project-")
@@ -552,10 +598,14 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         .unwrap();
     };
     set_promote("web", "nginx, webapp");
-    set_promote("worker", "worker");
+    set_promote("mini", "tick");
+    let mini = copy.path().join("images/stacks/mini.yml");
+    let text = std::fs::read_to_string(&mini).unwrap();
+    std::fs::write(&mini, format!("{text}vars:\n  tick_sleep: 1\n")).unwrap();
+    // `sleep never` fails for real, in the role's own task
     std::fs::write(
         copy.path().join("images/stacks/broken.yml"),
-        "image: debian12\nroles: [nginx, identity]\npromote: [nginx]\nvars:\n  nginx_worker_processes: none\n",
+        "image: debian12\nroles: [tick]\npromote: [tick]\nvars:\n  tick_sleep: never\n",
     )
     .unwrap();
     let all_cmd = |out: &Path| {
@@ -605,15 +655,12 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
                 .error
                 .as_deref()
                 .unwrap_or("")
-                .contains("role `nginx` failed"),
+                .contains("role `tick` failed"),
             "{broken:?}"
         );
     }
-    // worker: exactly one of the runs baked it; the other waited for the lock, then hit the cache
-    let (wa, wb) = (
-        outcome(&ra, "debian12-worker"),
-        outcome(&rb, "debian12-worker"),
-    );
+    // mini: exactly one of the runs baked it; the other waited for the lock, then hit the cache
+    let (wa, wb) = (outcome(&ra, "debian12-mini"), outcome(&rb, "debian12-mini"));
     let outcomes = [wa.outcome, wb.outcome];
     assert!(
         outcomes.contains(&Outcome::Baked) && outcomes.contains(&Outcome::Cached),
@@ -629,9 +676,9 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
             && waiter.contains("cached (baked by another run meanwhile)"),
         "{waiter}"
     );
-    assert_eq!(wa.why, ["first bake of layer debian12-worker"]);
+    assert_eq!(wa.why, ["first bake of layer debian12-mini"]);
 
-    // 7. without the broken stack, the unchanged tree is a no-op that never starts Packer
+    // 6. without the broken stack, the unchanged tree is a no-op that never starts Packer
     std::fs::remove_file(copy.path().join("images/stacks/broken.yml")).unwrap();
     let started = Instant::now();
     let out = tier
