@@ -133,6 +133,23 @@ pub fn launch_summary(r: &LaunchReport) -> String {
                 .unwrap_or_else(|| "-".into())
         );
     }
+    for check in &r.status.checks {
+        let _ = writeln!(
+            s,
+            "  check {:<24} {:<8} {}{}",
+            check.name,
+            check.status,
+            check
+                .duration_s
+                .map(|d| format!("{d:.1}s"))
+                .unwrap_or_else(|| "-".into()),
+            check
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
     if let Some(t) = &r.status.timing {
         let _ = writeln!(s, "where the time went: {}", t.text());
     }

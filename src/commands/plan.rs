@@ -228,7 +228,38 @@ fn launch_text(plan: &Plan) -> String {
         }
         let _ = writeln!(s, "  {:<12} {}", r.name, notes.join("; "));
     }
+    let _ = writeln!(s, "{}", launch_settings(plan));
+    for c in &plan.checks {
+        let _ = writeln!(s, "  check {} (within {}s)", c.name, c.timeout_s);
+    }
     s
+}
+
+/// `launch timeout 60m; facts: all; 2 checks after the roles:`, the launch's own settings.
+fn launch_settings(plan: &Plan) -> String {
+    let facts = match &plan.launch_facts {
+        None => "all".to_string(),
+        Some(f) if f.is_empty() => "none".to_string(),
+        Some(f) => f.join(", "),
+    };
+    let checks = match plan.checks.len() {
+        0 => "no checks".to_string(),
+        1 => "1 check after the roles:".to_string(),
+        n => format!("{n} checks after the roles:"),
+    };
+    format!(
+        "launch timeout {}; facts: {facts}; {checks}",
+        duration_words(plan.launch_timeout_s)
+    )
+}
+
+/// 3600 → `60m`, 5400 → `90m`, 90 → `1m30s`.
+fn duration_words(s: u64) -> String {
+    match (s / 60, s % 60) {
+        (0, sec) => format!("{sec}s"),
+        (m, 0) => format!("{m}m"),
+        (m, sec) => format!("{m}m{sec}s"),
+    }
 }
 
 #[derive(Debug, clap::Args)]

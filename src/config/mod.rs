@@ -2,6 +2,7 @@
 //! here; the planner and renderers only see the result.
 
 pub mod ansible_version;
+pub mod checks;
 pub mod group_vars;
 pub mod lint;
 pub mod model;
@@ -207,6 +208,8 @@ pub struct Stack {
     /// `launch_facts`: the `gather_subset` of the launch's fact gathering; `None` is Ansible's
     /// default (all facts), an empty list gathers none.
     pub launch_facts: Option<Vec<String>>,
+    /// `checks:`, validated: what the launch spec carries.
+    pub checks: Vec<crate::contract::spec::Check>,
 }
 
 /// The Packer templates shipped in `packer/`, read as text.
@@ -500,6 +503,7 @@ fn check_stack(
     let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
     let launch_timeout_s = check_launch_timeout(&file, def.launch_timeout.as_ref())?;
     let launch_facts = check_launch_facts(&file, def.launch_facts.as_ref())?;
+    let checks = checks::check_checks(&file, &def.checks)?;
     Ok(Stack {
         name,
         file,
@@ -508,6 +512,7 @@ fn check_stack(
         launch_vars,
         launch_timeout_s,
         launch_facts,
+        checks,
     })
 }
 

@@ -125,6 +125,11 @@ pub struct StackFile {
     /// `[all, "!hardware"]`). Launch-time only: in the launch spec, not in any layer hash.
     #[serde(default, skip_serializing)]
     pub launch_facts: Option<serde_yaml::Value>,
+    /// Health checks run on the instance after the launch roles (`http`, `unit`, `port`,
+    /// `command`, `file`; see config::checks). Launch-time only: in the launch spec, not in any
+    /// layer hash.
+    #[serde(default, skip_serializing)]
+    pub checks: Vec<super::checks::CheckDef>,
 }
 
 /// `meta/parbake.yml` inside a role: parbake's own metadata, which Ansible ignores.

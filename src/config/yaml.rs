@@ -80,6 +80,8 @@ impl SourceFile {
             Some("add the field; see the example files under images/")
         } else if field.is_none() {
             Some("this is a YAML syntax error; check indentation and quoting near the caret")
+        } else if field.as_deref().is_some_and(|f| f.starts_with("checks")) {
+            Some("a check is `http: /path`, `unit: name.service`, `port: 8000`, `command: [/abs/path, arg]` or `file: /abs/path`, with that kind's options; see docs/boot-contract.md, \"Checks\"")
         } else {
             None
         };

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The format parbake writes. 2: `literal` names the vars passed to Ansible as unsafe
-/// (`!unsafe`); secrets always are. `launch_timeout_s` and `facts` came later within format 2:
+/// (`!unsafe`); secrets always are. `launch_timeout_s`, `facts` and `checks` came later within format 2:
 /// they are additive (a runner before them ignores them, this runner defaults them), so the
 /// format stayed.
 pub const SPEC_FORMAT: u32 = 2;
@@ -50,6 +50,50 @@ pub struct LaunchSpec {
     /// empty: no fact gathering. Absent: all facts. Additive within format 2, like the timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<Vec<String>>,
+    /// Health checks the runner probes after the roles (the stack's `checks:`); a failed one
+    /// fails the launch. Additive within format 2, like the timeout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+}
+
+/// One health check as the runner reads it (`read_checks`, `run_check`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// Unique within the spec; named in status.json and in a failed launch's error.
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    /// How long the runner probes it (once a second) before it fails.
+    pub timeout_s: u64,
+}
+
+/// What a check probes, on the instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CheckKind {
+    /// GET http://127.0.0.1:PORT/PATH (no proxy, no redirect) answers `status`, with `body` in
+    /// the page when set.
+    Http {
+        port: u16,
+        path: String,
+        status: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+    },
+    /// `systemctl is-active UNIT`.
+    Unit { unit: String },
+    /// A TCP connection to 127.0.0.1:PORT.
+    Port { port: u16 },
+    /// The argv, run without a shell, exits 0.
+    Command { argv: Vec<String> },
+    /// The file exists, written within `max_age_s`, with `contains` in it when set.
+    File {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contains: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_age_s: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -57,6 +57,28 @@ pub struct Status {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
     pub roles: Vec<StatusRole>,
+    /// The spec's checks, probed after the roles (absent when it has none, or before the
+    /// roles finished).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckStatus>,
+}
+
+/// One check in `status.json`: `pending`, then `ok` or `failed` (with `error`), or `not-run`
+/// when the launch timeout passed first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckStatus {
+    pub name: String,
+    /// `http`, `unit`, `port`, `command` or `file`.
+    pub kind: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Probes made, once a second, until it passed or its timeout passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Why it failed (never a command's output: that is in the launch log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Where a launch's time went, in seconds (0.1): the boot up to the runner's start (the
@@ -79,6 +101,9 @@ pub struct Timing {
     pub handlers_s: Option<f64>,
     #[serde(default)]
     pub other_s: Option<f64>,
+    /// The checks after the roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_s: Option<f64>,
 }
 
 impl Timing {
@@ -93,6 +118,7 @@ impl Timing {
             ("roles", self.roles_s),
             ("handlers", self.handlers_s),
             ("other", self.other_s),
+            ("checks", self.checks_s),
         ];
         parts
             .iter()
@@ -148,6 +174,23 @@ pub struct BootStatus {
     pub roles: Vec<RoleStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckStatus>,
+}
+
+impl BootStatus {
+    /// Where a failed launch failed, for its error: ` in role `x``, ` at check `y``, or
+    /// nothing (a failure before any role, such as an image check).
+    pub fn failed_at(&self) -> String {
+        if let Some(r) = self.roles.iter().find(|r| r.status == "failed") {
+            return format!(" in role `{}`", r.name);
+        }
+        self.checks
+            .iter()
+            .find(|c| c.status == "failed")
+            .map(|c| format!(" at check `{}`", c.name))
+            .unwrap_or_default()
+    }
 }
 
 /// The runner's final console line, `parbake-status {json}` (the boot result contract), read

@@ -326,6 +326,9 @@ pub struct Plan {
     /// The stack's `launch_facts` (`gather_subset`), where it sets one; empty: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub launch_facts: Option<Vec<String>>,
+    /// The stack's health checks, probed on the instance after the launch roles.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::contract::spec::Check>,
     pub notes: Vec<String>,
     /// What parbake cannot check and the reader should: templated include names, includes
     /// that a baked role's shim turns into no-ops. Each starts with `file:line:`.
@@ -771,6 +774,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             && image.def.sources.aws.as_ref().is_some_and(|a| a.status_tag),
         launch_timeout_s: stack.launch_timeout_s,
         launch_facts: stack.launch_facts.clone(),
+        checks: stack.checks.clone(),
         notes,
         warnings,
         ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),

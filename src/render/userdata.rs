@@ -62,6 +62,7 @@ pub fn spec(plan: &Plan) -> LaunchSpec {
         status_tag: plan.status_tag,
         launch_timeout_s: Some(plan.launch_timeout_s),
         facts: plan.launch_facts.clone(),
+        checks: plan.checks.clone(),
     }
 }
 

@@ -432,10 +432,18 @@ fn a_launch_from_the_golden_spec_writes_status_and_events_of_the_golden_shape() 
         *r = json!(format!("file:{}", secret.display()));
     }
     spec["status_tag"] = json!(false);
+    // its checks probe a real HTTP server on loopback and a stand-in systemctl (no systemd here)
+    let port = crate::runner_checks::http_server();
+    for check in spec["checks"].as_array_mut().unwrap() {
+        if check["kind"] == "http" {
+            check["port"] = json!(port);
+        }
+    }
+    let path = crate::runner_checks::systemctl_stand_in(root.path(), &["nginx.service"]);
     let spec_path = root.path().join("launch.json");
     std::fs::write(&spec_path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
 
-    let (code, stdout) = run_runner(root.path(), &spec_path, &[], &[]);
+    let (code, stdout) = run_runner(root.path(), &spec_path, &[], &[("PATH", &path)]);
     assert_eq!(code, 0, "{stdout}");
     let state = root.path().join("var/lib/parbake");
     let mut status: Value = serde_json::from_str(&read(&state.join("status.json"))).unwrap();

@@ -206,6 +206,22 @@ fn assert_tuned(vm: &Value) {
     assert_eq!(ssh(vm, "cat /var/lib/acme-tuning.applied"), "swappiness 13");
 }
 
+/// The web stack's checks ran on the instance after its roles and passed: its page names the
+/// stack, and nginx's unit is active.
+fn assert_web_checks(vm: &Value) {
+    let checks: Vec<(&str, &str)> = vm["status"]["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks in the launch report: {vm}"))
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [("http :80/", "ok"), ("unit nginx.service", "ok")],
+        "{vm}"
+    );
+}
+
 /// Reads a child's stderr on a thread: each line kept (and echoed when `echo`), and each
 /// `Some` that `signal` returns for a line sent on the channel. The thread returns the lines.
 fn watch_stderr<T: Send + 'static>(
@@ -367,6 +383,7 @@ fn launch_nothing_promoted(tier: &Tier) -> Vec<String> {
     );
     // the vendored namespaced role and its collection module ran at launch
     assert_tuned(&vm.0);
+    assert_web_checks(&vm.0);
     assert_eq!(
         ssh(&vm.0, "systemctl is-active parbake-ready.target"),
         "active"
@@ -423,6 +440,7 @@ fn bake_and_launch_promoted(tier: &Tier) -> Vec<String> {
     );
     // the vendored role was baked into the stack layer (promoted as nginx's dependency)
     assert_tuned(&vm.0);
+    assert_web_checks(&vm.0);
     let body = http_get(vm.0["http_port"].as_u64().unwrap());
     assert!(
         body.contains("stack=web") && body.contains(vm.0["instance_id"].as_str().unwrap()),

@@ -404,3 +404,216 @@ fn stack_field_errors(field: &str, hint: &str, cases: &[(&str, &str)]) {
         );
     }
 }
+
+#[test]
+fn a_bad_check_is_located_at_its_field_with_a_hint() {
+    // (the `checks:` block from line 3, the line and field the error names, what it says)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "  - http: /\n    stauts: 200\n",
+            ":5:",
+            "stauts",
+            "unknown field `stauts`",
+        ),
+        (
+            "  - name: page\n",
+            ":4:",
+            "checks[0].kind",
+            "a check names its kind",
+        ),
+        (
+            "  - http: /\n    file: /x\n",
+            ":4:",
+            "checks[0].kind",
+            "this one has http and file",
+        ),
+        (
+            "  - unit: nginx\n    status: 200\n",
+            ":5:",
+            "checks[0].status",
+            "`status` does not belong to a unit check",
+        ),
+        (
+            "  - unit: nginx\n  - http: health\n",
+            ":5:",
+            "checks[1].http",
+            "\"health\" is not a URL path",
+        ),
+        (
+            "  - http: /a b\n",
+            ":4:",
+            "checks[0].http",
+            "is not a URL path",
+        ),
+        (
+            "  - port: 70000\n",
+            ":4:",
+            "checks[0].port",
+            "70000 is not a TCP port",
+        ),
+        (
+            "  - port: 0\n",
+            ":4:",
+            "checks[0].port",
+            "0 is not a TCP port",
+        ),
+        (
+            "  - http: /\n    status: 700\n",
+            ":5:",
+            "checks[0].status",
+            "700 is not an HTTP status",
+        ),
+        (
+            "  - unit: \"nginx; reboot\"\n",
+            ":4:",
+            "checks[0].unit",
+            "is not a systemd unit name",
+        ),
+        (
+            "  - command: [test, -f, /x]\n",
+            ":4:",
+            "checks[0].command",
+            "\"test\" is not an absolute path",
+        ),
+        (
+            "  - command: []\n",
+            ":4:",
+            "checks[0].command",
+            "the command is empty",
+        ),
+        (
+            "  - command: /usr/bin/true\n",
+            ":4:",
+            "checks",
+            "expected a sequence",
+        ),
+        (
+            "  - file: var/x\n",
+            ":4:",
+            "checks[0].file",
+            "is not an absolute path",
+        ),
+        (
+            "  - file: /var/../etc/shadow\n",
+            ":4:",
+            "checks[0].file",
+            "is not an absolute path",
+        ),
+        (
+            "  - file: /x\n    max_age: 5\n",
+            ":5:",
+            "checks[0].max_age",
+            "5 has no unit",
+        ),
+        (
+            "  - port: 22\n    timeout: 2h\n",
+            ":5:",
+            "checks[0].timeout",
+            "\"2h\" is out of range",
+        ),
+        (
+            "  - port: 22\n    timeout: soon\n",
+            ":5:",
+            "checks[0].timeout",
+            "\"soon\" is not a duration",
+        ),
+        (
+            "  - http: /\n    body: \"a\\u0007b\"\n",
+            ":5:",
+            "checks[0].body",
+            "no control characters",
+        ),
+        (
+            "  - port: 22\n  - port: 22\n",
+            ":5:",
+            "checks[1].name",
+            "two checks are named `port 22`",
+        ),
+        (
+            "  - port: 22\n    name: \" padded\"\n",
+            ":5:",
+            "checks[0].name",
+            "is not a check name",
+        ),
+    ];
+    for (block, line, field, says) in cases {
+        let f = Fixture::example();
+        f.write(
+            "images/stacks/web.yml",
+            &format!("image: debian12\nroles: [nginx, webapp]\nchecks:\n{block}"),
+        );
+        let e = fails(&f, &["plan", "web"]);
+        has(
+            &e,
+            &[
+                &format!("images/stacks/web.yml{line}"),
+                &format!("field `{field}"),
+                says,
+            ],
+        );
+        if *field != "checks" {
+            has(&e, &["hint: "]);
+        }
+    }
+    // a flow-style list still names the file and field, at the `checks:` line
+    let f = Fixture::example();
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp]\nchecks: [{port: 99999}]\n",
+    );
+    has(
+        &fails(&f, &["plan", "web"]),
+        &["images/stacks/web.yml:3:", "99999 is not a TCP port"],
+    );
+    // a secret is never a check's value: a tagged scalar is refused where a string is expected
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp]\nchecks:\n  - http: /\n    body: !secret ssm:/x\n",
+    );
+    has(
+        &fails(&f, &["plan", "web"]),
+        &[
+            "images/stacks/web.yml:5",
+            "field `checks[0].body`",
+            "cannot be tagged `!secret`",
+        ],
+    );
+    // too many
+    let many: String = (1..=65).map(|p| format!("  - port: {p}\n")).collect();
+    f.write(
+        "images/stacks/web.yml",
+        &format!("image: debian12\nroles: [nginx, webapp]\nchecks:\n{many}"),
+    );
+    has(&fails(&f, &["plan", "web"]), &["65 checks; at most 64"]);
+}
+
+#[test]
+fn good_checks_reach_the_spec_with_defaults_and_move_no_layer_hash() {
+    let f = Fixture::example();
+    let stack = "image: debian12\nroles: [nginx, webapp]\npromote: [nginx]\n";
+    f.write(
+        "images/stacks/web.yml",
+        &format!(
+            "{stack}checks:\n  - http: /healthz\n    port: 8080\n    status: 204\n  - unit: nginx.service\n    name: proxy\n    timeout: 2m\n  - port: 8000\n  - command: [/usr/bin/test, -s, /etc/app.conf]\n  - file: /var/lib/x\n    contains: ok\n    max_age: 90s\n"
+        ),
+    );
+    let plan = f.plan("web", &[]);
+    let spec = parbake::render::userdata::spec(&plan);
+    let checks = serde_json::to_value(&spec.checks).unwrap();
+    assert_eq!(
+        checks,
+        serde_json::json!([
+            {"name": "http :8080/healthz", "kind": "http", "port": 8080, "path": "/healthz", "status": 204, "timeout_s": 30},
+            {"name": "proxy", "kind": "unit", "unit": "nginx.service", "timeout_s": 120},
+            {"name": "port 8000", "kind": "port", "port": 8000, "timeout_s": 30},
+            {"name": "command /usr/bin/test", "kind": "command", "argv": ["/usr/bin/test", "-s", "/etc/app.conf"], "timeout_s": 30},
+            {"name": "file /var/lib/x", "kind": "file", "path": "/var/lib/x", "contains": "ok", "max_age_s": 90, "timeout_s": 30},
+        ])
+    );
+    let with: Vec<String> = plan.layers.iter().map(|l| l.hash.clone()).collect();
+    f.write("images/stacks/web.yml", stack);
+    let plan = f.plan("web", &[]);
+    assert!(parbake::render::userdata::spec(&plan).checks.is_empty());
+    let without: Vec<String> = plan.layers.iter().map(|l| l.hash.clone()).collect();
+    assert_eq!(with, without, "checks are launch-time only");
+}

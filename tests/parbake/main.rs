@@ -20,6 +20,7 @@ mod pipeline;
 mod planner;
 mod properties;
 mod runner;
+mod runner_checks;
 mod shims;
 mod snapshots;
 mod tags;

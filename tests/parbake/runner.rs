@@ -78,7 +78,13 @@ impl Image {
     }
 
     /// A launch spec from `spec`'s defaults with `fields` set over them (`format`, `literal`...).
-    fn spec_with(&self, launch: &[&str], vars: Value, secrets: Value, fields: Value) -> PathBuf {
+    pub(crate) fn spec_with(
+        &self,
+        launch: &[&str],
+        vars: Value,
+        secrets: Value,
+        fields: Value,
+    ) -> PathBuf {
         let p = self.spec(launch, &[], vars, secrets);
         let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         for (k, v) in fields.as_object().unwrap() {
@@ -108,7 +114,12 @@ impl Image {
         self.run_env(spec, extra, &[])
     }
 
-    fn run_env(&self, spec: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    pub(crate) fn run_env(
+        &self,
+        spec: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (i32, String) {
         run_runner(self.root.path(), spec, extra, env)
     }
 

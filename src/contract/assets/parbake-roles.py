@@ -11,6 +11,10 @@ interrupted one again, under the same deadline (`launch_timeout_s` in the spec, 
 the launch's first start), and records the resume (`resumed`, the role's `note`). Progress
 lines go to stdout (the journal); the result lines to the console too.
 
+After the roles, the spec's `checks` (the stack file's `checks:`) decide the result: each is
+probed until it passes or its timeout passes (http, unit, port, command, file; see
+run_check). A failed check fails the launch, naming it; a later run probes them again.
+
   parbake-roles launch /var/lib/parbake/launch.json [--force]
   parbake-roles shim --roles-dir DIR --out DIR --list ROLES.json
 
@@ -41,15 +45,18 @@ import argparse
 import fcntl
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -403,6 +410,7 @@ def read_spec(path):
             isinstance(f, str) and re.fullmatch(r"!?[a-z_]+", f) for f in facts)):
         raise Failure("the launch spec %s: field facts must be a list of Ansible gather_subset "
                       "names" % path)
+    spec["checks"] = read_checks(path, spec.get("checks"))
     for role in spec["roles"]:
         if not (isinstance(role, dict) and isinstance(role.get("name"), str)
                 and isinstance(role.get("hash"), str)):
@@ -419,6 +427,166 @@ def read_spec(path):
             raise Failure("literal var %s holds a map key %s, which Ansible reserves for its own "
                           "encoding; rename that key" % (name, tag))
     return spec, hashlib.sha256(raw).hexdigest()
+
+
+CHECK_KINDS = ("http", "unit", "port", "command", "file")
+# what parbake's own validation allows (src/config/checks.rs); a hand-edited spec is held to it
+URL_PATH = re.compile(r"^/[\x21-\x7e]{0,1023}$")
+UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.@-]{1,255}$")
+CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@-]{0,127}$")
+MAX_READ = 1 << 20
+
+
+def is_port(v):
+    return type(v) is int and 0 < v < 65536
+
+
+def is_text(v, optional=False):
+    return (optional and v is None) or (isinstance(v, str) and 0 < len(v) <= 4096 and "\0" not in v)
+
+
+def read_checks(path, checks):
+    """The spec's checks, each with the fields its kind needs; absent: none."""
+    if checks is None:
+        return []
+    if not isinstance(checks, list):
+        raise Failure("the launch spec %s: field checks must be a JSON array" % path)
+    names = set()
+    for c in checks:
+        if not isinstance(c, dict) or c.get("kind") not in CHECK_KINDS:
+            raise Failure("the launch spec %s: each check needs a kind, one of %s" % (path, ", ".join(CHECK_KINDS)))
+        name = c.get("name")
+        if not (isinstance(name, str) and CHECK_NAME.match(name)) or name in names:
+            raise Failure("the launch spec %s: each check needs a unique name (%s)" % (path, json.dumps(name)))
+        names.add(name)
+        kind, t = c["kind"], c.get("timeout_s")
+        fields_ok = type(t) is int and t > 0 and {
+            "http": lambda: is_port(c.get("port")) and isinstance(c.get("path"), str)
+            and URL_PATH.match(c["path"]) and type(c.get("status")) is int
+            and 100 <= c["status"] <= 599 and is_text(c.get("body"), True),
+            "unit": lambda: isinstance(c.get("unit"), str) and UNIT_NAME.match(c["unit"]),
+            "port": lambda: is_port(c.get("port")),
+            "command": lambda: isinstance(c.get("argv"), list) and 0 < len(c["argv"]) <= 64
+            and all(is_text(a) for a in c["argv"]) and c["argv"][0].startswith("/"),
+            "file": lambda: is_text(c.get("path")) and c["path"].startswith("/")
+            and is_text(c.get("contains"), True)
+            and (c.get("max_age_s") is None or (type(c["max_age_s"]) is int and c["max_age_s"] > 0)),
+        }[kind]()
+        if not fields_ok:
+            raise Failure("the launch spec %s: check %s (%s) has a missing or malformed field" % (
+                path, json.dumps(name), kind))
+    return checks
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """An http check sees the status the server answers, a redirect included."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def probe_http(c, wait, log):
+    """GET http://127.0.0.1:PORT/PATH, no proxy, no redirect: the status, then the body."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect)
+    url = "http://127.0.0.1:%d%s" % (c["port"], c["path"])
+    try:
+        with opener.open(url, timeout=wait) as r:
+            code, body = r.status, r.read(MAX_READ)
+    except urllib.error.HTTPError as e:
+        code, body = e.code, e.read(MAX_READ)
+    except (OSError, http.client.HTTPException) as e:
+        return "no HTTP answer from 127.0.0.1:%d (%s)" % (c["port"], getattr(e, "reason", None) or e)
+    if code != c["status"]:
+        return "GET %s answered %d, expected %d" % (c["path"], code, c["status"])
+    if c.get("body") is not None and c["body"].encode() not in body:
+        return "GET %s answered %d without %s in the body" % (c["path"], code, json.dumps(c["body"]))
+    return None
+
+
+def probe_unit(c, wait, log):
+    """systemctl is-active UNIT."""
+    try:
+        out = subprocess.run(["systemctl", "is-active", c["unit"]], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=wait)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "systemctl is-active %s did not answer (%s)" % (c["unit"], e)
+    if out.returncode == 0:
+        return None
+    state = out.stdout.decode(errors="replace").strip()[:40] or "unknown"
+    said = out.stderr.decode(errors="replace").strip().splitlines()
+    return "unit %s is %s, not active%s" % (c["unit"], state, (" (%s)" % said[0][:200]) if said else "")
+
+
+def probe_port(c, wait, log):
+    """A TCP connection to 127.0.0.1:PORT."""
+    try:
+        socket.create_connection(("127.0.0.1", c["port"]), timeout=wait).close()
+    except OSError as e:
+        return "nothing accepts connections on 127.0.0.1:%d (%s)" % (c["port"], e.strerror or e)
+    return None
+
+
+def probe_command(c, wait, log):
+    """The argv, no shell, exit 0. Its output goes to launch.log, never to status.json (a failed
+    launch's log tail reaches the console redacted, as a role's output does)."""
+    log.write(("--- check %s: %s\n" % (c["name"], " ".join(map(shlex.quote, c["argv"])))).encode())
+    log.flush()
+    try:
+        proc = subprocess.Popen(c["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                cwd="/", start_new_session=True)
+    except OSError as e:
+        return "%s cannot run (%s)" % (c["argv"][0], e.strerror or e)
+    try:
+        code = proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        return "%s did not finish within %.0fs" % (c["argv"][0], wait)
+    return None if code == 0 else "%s exited %d (its output is in the launch log)" % (c["argv"][0], code)
+
+
+def probe_file(c, wait, log):
+    """The file exists, was written within max_age_s, and contains the text."""
+    path = os.path.join(ROOT, c["path"].lstrip("/"))
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return "%s: %s" % (c["path"], e.strerror or e)
+    age = time.time() - st.st_mtime
+    if c.get("max_age_s") is not None and age > c["max_age_s"]:
+        return "%s was last written %s ago, more than %s" % (
+            c["path"], duration_text(age), duration_text(c["max_age_s"]))
+    if c.get("contains") is not None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_READ)
+        except OSError as e:
+            return "%s: %s" % (c["path"], e.strerror or e)
+        if c["contains"].encode() not in data:
+            return "%s does not contain %s" % (c["path"], json.dumps(c["contains"]))
+    return None
+
+
+PROBES = {"http": probe_http, "unit": probe_unit, "port": probe_port, "command": probe_command,
+          "file": probe_file}
+CHECK_RETRY_S = 1.0
+
+
+def run_check(c, until, log):
+    """Probes one check until it passes or `until` passes: its result for status.json."""
+    started = now()
+    attempts = 0
+    while True:
+        attempts += 1
+        wait = max(1.0, min(10.0, until - now()))
+        why = PROBES[c["kind"]](c, wait, log)
+        if why is None or now() + CHECK_RETRY_S >= until:
+            break
+        time.sleep(CHECK_RETRY_S)
+    result = {"name": c["name"], "kind": c["kind"], "status": "ok" if why is None else "failed",
+              "duration_s": round(now() - started, 3), "attempts": attempts}
+    if why is not None:
+        result["error"] = why
+    return result
 
 
 def ansible_json_tag(value):
@@ -759,7 +927,7 @@ class Launch:
             self.plan_roles(read_manifest())
             write_status(self.status)
             if not self.todo:
-                return self.finish("done")
+                return self.done()
             if now() >= self.deadline:
                 return self.timed_out()
             return self.run_roles()
@@ -840,8 +1008,11 @@ class Launch:
         """ansible-playbook's exit status, or None when the launch timed out (it was stopped).
         Meanwhile status.json follows the roles as they finish."""
         self.spawned = now()
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN,
-                                start_new_session=True)
+        try:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=RUN,
+                                    start_new_session=True)
+        except OSError as e:
+            raise Failure("cannot start %s: %s" % (argv[0], e.strerror or e)) from None
         try:
             while True:
                 try:
@@ -900,7 +1071,7 @@ class Launch:
             else:
                 entry["status"] = "not-run"
         if code == 0:
-            return self.finish("done")
+            return self.done()
         if failed_msg is None:
             failed_msg = "ansible-playbook exited %d before any role failed; see %s" % (
                 code, self.status["log"])
@@ -908,6 +1079,37 @@ class Launch:
                 if self.by_name[n]["status"] == "ok" and results[n]["tasks"] == 0:
                     self.by_name[n]["status"] = "not-run"
         return self.finish("failed", failed_msg)
+
+    def done(self):
+        """The roles succeeded: the spec's checks, in order, decide the result. Each is probed
+        until it passes, its timeout passes or the launch's deadline does."""
+        checks = self.spec["checks"]
+        if not checks:
+            return self.finish("done")
+        entries = [{"name": c["name"], "kind": c["kind"], "status": "pending"} for c in checks]
+        self.status["checks"] = entries
+        write_status(self.status)
+        started = now()
+        with open_log(os.path.join(LOGS, "launch.log")) as log:
+            for c, entry in zip(checks, entries):
+                if now() >= self.deadline:
+                    entry["status"] = "not-run"
+                    continue
+                progress("parbake: check %s running (%s)" % (c["name"], c["kind"]))
+                entry.update(run_check(c, min(now() + c["timeout_s"], self.deadline), log))
+                progress("parbake: check %s %s (%d attempts, %.1fs)%s" % (
+                    c["name"], entry["status"], entry["attempts"], entry["duration_s"],
+                    (": " + entry["error"]) if entry.get("error") else ""))
+                write_status(self.status)
+        self.status.setdefault("timing", {})["checks_s"] = round(now() - started, 1)
+        failed = [e for e in entries if e["status"] == "failed"]
+        if failed:
+            return self.finish("failed", "check %s failed: %s" % (failed[0]["name"], failed[0]["error"]))
+        unrun = [e["name"] for e in entries if e["status"] == "not-run"]
+        if unrun:
+            return self.finish("failed", "launch timeout: %s (launch_timeout) passed before check %s ran" % (
+                duration_text(self.timeout), unrun[0]))
+        return self.finish("done")
 
     def timed_out(self, results=None):
         """The launch timeout passed: the running role failed, the later ones did not run."""
@@ -928,7 +1130,7 @@ class Launch:
     def finish(self, state, error=None):
         spec, status = self.spec, self.status
         error = redact(error, RESOLVED)
-        for r in status["roles"]:
+        for r in status["roles"] + status.get("checks", []):
             if "error" in r:
                 r["error"] = redact(r["error"], RESOLVED)
         status["state"] = state
@@ -940,10 +1142,12 @@ class Launch:
         for r in status["roles"]:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         failed = [r["name"] for r in status["roles"] if r["status"] == "failed"]
-        summary = ("parbake: launch %s stack=%s roles=%d ok=%d skipped=%d failed=%d%s total=%.1fs%s"
+        checks = status.get("checks") or []
+        checked = (" checks=%d/%d" % (sum(c["status"] == "ok" for c in checks), len(checks))) if checks else ""
+        summary = ("parbake: launch %s stack=%s roles=%d ok=%d skipped=%d failed=%d%s%s total=%.1fs%s"
                    % (state, spec["stack"], len(self.names), counts.get("ok", 0),
                       counts.get("skipped", 0) + counts.get("baked", 0), len(failed),
-                      (" failed_role=" + failed[0]) if failed else "", status["duration_s"],
+                      (" failed_role=" + failed[0]) if failed else "", checked, status["duration_s"],
                       (" error=" + json.dumps(error)) if error else ""))
         tail = []
         if state != "done":

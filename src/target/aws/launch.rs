@@ -197,18 +197,15 @@ impl Launch<'_> {
         });
     }
 
-    /// A launch whose runner did not finish `done` is a failure naming the failed role.
+    /// A launch whose runner did not finish `done` is a failure naming the failed role or check.
     fn check_boot(&self, instance_id: &str, status: &BootStatus) -> Result<()> {
         if status.state == "done" {
             return Ok(());
         }
-        let failed = status.roles.iter().find(|r| r.status == "failed");
         Err(Error::user(format!(
             "launch of {} on {instance_id} failed{}: {}",
             self.plan.stack,
-            failed
-                .map(|r| format!(" in role `{}`", r.name))
-                .unwrap_or_default(),
+            status.failed_at(),
             status.error.clone().unwrap_or_default()
         ))
         .with_hint("the log is /var/log/parbake/launch.log on the instance"))

@@ -422,13 +422,10 @@ fn kept_vm(pid: u32, dir: &std::path::Path, vm: &Vm, user: &str) -> KeptVm {
 /// The error for a launch whose runner reported a failure: the role, the runner's error, the
 /// log tail, how to reach a kept VM, and where the console log is.
 fn launch_failed(report: &LaunchReport, log_tail: &[String], kept_log: &std::path::Path) -> Error {
-    let failed = report.status.roles.iter().find(|r| r.status == "failed");
     let mut e = Error::user(format!(
         "launch of {} failed{}: {}",
         report.stack,
-        failed
-            .map(|r| format!(" in role `{}`", r.name))
-            .unwrap_or_default(),
+        report.status.failed_at(),
         report.status.error.clone().unwrap_or_default()
     ));
     if !log_tail.is_empty() {
