@@ -50,6 +50,9 @@ pub enum Command {
     Bake(commands::bake::BakeArgs),
     /// Boot the stack's image with its user-data and wait until the launch roles report.
     Launch(commands::launch::LaunchArgs),
+    /// Launch the stack's current top image with its user-data, wait for its roles and checks,
+    /// tear it down, and record the verdict on the image.
+    Verify(commands::verify::VerifyArgs),
     /// List parbake's AMIs per region as a lineage tree, marking stale ones.
     Images(commands::images::ImagesArgs),
     /// Deregister old parbake AMIs and delete their snapshots, keeping what is still needed.
@@ -96,6 +99,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Userdata(a) => commands::userdata::run(&ctx, a),
         Command::Bake(a) => commands::bake::run(&ctx, a),
         Command::Launch(a) => commands::launch::run(&ctx, a),
+        Command::Verify(a) => commands::verify::run(&ctx, a),
         Command::Images(a) => commands::images::run(&ctx, a),
         Command::Prune(a) => commands::prune::run(&ctx, a),
         Command::Gc(a) => commands::gc::run(&ctx, a),

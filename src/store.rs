@@ -5,6 +5,8 @@
 //!                              manifest.json  the image manifest baked into it
 //!                              record.json    what was baked, when, how long, per-role timings
 //!                              bake.log       Packer's full output
+//!                              verified/<user-data sha256>.json
+//!                                             `parbake verify`'s verdict with that user-data
 //! .parbake/build/   in-progress bakes (removed on success, failure and Ctrl-C)
 //! .parbake/runs/    launched VMs (removed on exit unless --keep)
 //! .parbake/logs/    logs of failed bakes and of launches
@@ -45,6 +47,29 @@ pub struct LayerRecord {
     pub inputs: crate::plan::Inputs,
 }
 
+/// `parbake verify`'s verdict on a layer booted as a stack's top image with one user-data,
+/// kept per user-data digest: `publish` asks for a passed one with exactly the user-data it
+/// would publish.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verification {
+    pub stack: String,
+    pub layer: String,
+    pub layer_hash: String,
+    /// sha256 of the user-data the instance booted with.
+    pub userdata_sha256: String,
+    pub passed: bool,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    pub boot_to_ready_s: f64,
+    pub accelerator: String,
+    pub instance_id: String,
+    /// The checks that passed, by name.
+    pub checks: Vec<String>,
+    /// Where and why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pub root: PathBuf,
@@ -72,6 +97,41 @@ impl Store {
     }
     pub fn runs(&self) -> PathBuf {
         self.root.join("runs")
+    }
+
+    fn verified_dir(&self, hash: &str) -> PathBuf {
+        self.layer_dir(hash).join("verified")
+    }
+
+    /// Records a verdict on a layer in the store (replacing an earlier one with the same
+    /// user-data); returns the file.
+    pub fn record_verification(&self, v: &Verification) -> Result<PathBuf> {
+        let dir = self.verified_dir(&v.layer_hash);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let path = dir.join(format!("{}.json", v.userdata_sha256));
+        let text = serde_json::to_string_pretty(v).expect("a verification serializes") + "\n";
+        crate::write::write_file(&path, text.as_bytes())?;
+        Ok(path)
+    }
+
+    /// The verdict on a layer with this user-data, if it was verified with it.
+    pub fn verification(&self, hash: &str, userdata_sha256: &str) -> Option<Verification> {
+        let path = self
+            .verified_dir(hash)
+            .join(format!("{userdata_sha256}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
+    /// Every verdict on a layer, newest first.
+    pub fn verifications(&self, hash: &str) -> Vec<Verification> {
+        let mut out: Vec<Verification> = std::fs::read_dir(self.verified_dir(hash))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .collect();
+        out.sort_by(|a: &Verification, b| b.at.cmp(&a.at));
+        out
     }
 
     /// The record of a complete layer, if the store has one.

@@ -11,6 +11,7 @@ pub mod render;
 pub mod userdata;
 pub mod validate;
 pub mod vendor;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -379,7 +379,8 @@ fn json_digest16<T: Serialize>(v: &T) -> String {
     sha256_hex(&serde_json::to_vec(v).expect("serializes"))[..16].to_string()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 

@@ -73,6 +73,8 @@ pub struct LaunchReport {
     pub instance_id: String,
     /// From starting qemu to the runner's final status line.
     pub boot_to_ready_s: f64,
+    /// sha256 of the exact user-data the instance booted with (what `verify` records).
+    pub userdata_sha256: String,
     pub status: BootStatus,
     pub serial_log: PathBuf,
     pub ssh_port: u16,

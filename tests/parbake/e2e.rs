@@ -449,6 +449,33 @@ fn bake_and_launch_promoted(tier: &Tier) -> Vec<String> {
     fewer
 }
 
+/// `verify` boots the minimal stack's top image with its user-data, waits for the contract,
+/// tears the VM down and records a passed verdict under the exact user-data's digest.
+fn verify_the_minimal_stack(tier: &Tier) {
+    let out = tier.cmd(&["userdata", "mini"]).output().unwrap();
+    assert!(out.status.success());
+    let digest = parbake::plan::sha256_hex(&out.stdout);
+    let report = tier.json(&["verify", "mini", "--json"]);
+    let v = &report["verification"];
+    assert_eq!(v["passed"], true, "{report}");
+    assert_eq!(v["userdata_sha256"], digest.as_str(), "{report}");
+    let recorded = std::path::PathBuf::from(report["recorded"].as_str().unwrap());
+    assert!(
+        recorded.ends_with(format!("verified/{digest}.json")),
+        "{report}"
+    );
+    let on_disk: Value =
+        serde_json::from_str(&std::fs::read_to_string(&recorded).unwrap()).unwrap();
+    assert_eq!(&on_disk, v);
+    // the VM is gone: verify never keeps one
+    let runs: Vec<_> = std::fs::read_dir(tier.store.path().join("runs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("mini-"))
+        .collect();
+    assert!(runs.is_empty(), "verify left a run dir: {runs:?}");
+}
+
 /// Ctrl-C during a bake: Packer cleans up, parbake removes its build dir, exits 130. Another
 /// thread may have its own VMs in the same store, so only this bake's build dir counts.
 fn interrupt_a_bake(tier: &Tier) {
@@ -538,6 +565,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         let base = s.spawn(|| {
             let all = launch_nothing_promoted(&tier);
             reboot_mid_role(&tier);
+            verify_the_minimal_stack(&tier);
             interrupt_a_bake(&tier);
             all
         });

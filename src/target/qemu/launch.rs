@@ -63,6 +63,20 @@ pub fn launch_qemu(
     req: &PlanRequest,
     opts: &LaunchOptions,
 ) -> Result<LaunchReport> {
+    match launch_qemu_outcome(project, req, opts)? {
+        (report, None) => Ok(report),
+        (_, Some(failed)) => Err(failed),
+    }
+}
+
+/// A launch that booted and reported: the report, and when the runner reported a failure the
+/// error for it (the role or check, the log tail, where the console log is). An error before
+/// the runner reported (no baked layer, qemu would not start, the timeout) is the `Err`.
+pub fn launch_qemu_outcome(
+    project: &Project,
+    req: &PlanRequest,
+    opts: &LaunchOptions,
+) -> Result<(LaunchReport, Option<Error>)> {
     let mut progress = Progress::new(opts.quiet, opts.verbose);
     let store = Store::for_project(&project.root);
     store.ensure_dirs()?;
@@ -129,6 +143,7 @@ pub fn launch_qemu(
         accelerator: vm.accel.clone(),
         instance_id: run.instance_id.clone(),
         boot_to_ready_s: boot_to_ready,
+        userdata_sha256: crate::plan::sha256_hex(&ud.bytes),
         status,
         serial_log: kept_log.clone(),
         ssh_port: vm.ssh_port,
@@ -137,10 +152,11 @@ pub fn launch_qemu(
     };
     record_in_ledger(&store, &plan, &report, opts.no_roles);
     if report.status.state != "done" {
-        return Err(launch_failed(&report, &log_tail, &kept_log));
+        let failed = launch_failed(&report, &log_tail, &kept_log);
+        return Ok((report, Some(failed)));
     }
     drop(run);
-    Ok(report)
+    Ok((report, None))
 }
 
 /// The stack's user-data, or with `--no-roles` the same with no launch roles (the floor).
