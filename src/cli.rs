@@ -53,6 +53,11 @@ pub enum Command {
     /// Launch the stack's current top image with its user-data, wait for its roles and checks,
     /// tear it down, and record the verdict on the image.
     Verify(commands::verify::VerifyArgs),
+    /// Point the stack at its current top image and exact user-data (a new version, made the
+    /// default), once `verify` passed with them.
+    Publish(commands::publish::PublishArgs),
+    /// Move the stack's published default back to the version before it.
+    Rollback(commands::publish::RollbackArgs),
     /// List parbake's AMIs per region as a lineage tree, marking stale ones.
     Images(commands::images::ImagesArgs),
     /// Deregister old parbake AMIs and delete their snapshots, keeping what is still needed.
@@ -100,6 +105,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bake(a) => commands::bake::run(&ctx, a),
         Command::Launch(a) => commands::launch::run(&ctx, a),
         Command::Verify(a) => commands::verify::run(&ctx, a),
+        Command::Publish(a) => commands::publish::run_publish(&ctx, a),
+        Command::Rollback(a) => commands::publish::run_rollback(&ctx, a),
         Command::Images(a) => commands::images::run(&ctx, a),
         Command::Prune(a) => commands::prune::run(&ctx, a),
         Command::Gc(a) => commands::gc::run(&ctx, a),

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod printer;
 pub mod process;
 pub mod progress;
+pub mod published;
 pub mod render;
 pub mod runtime;
 pub mod store;

@@ -130,7 +130,7 @@ impl Store {
             .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
             .filter_map(|t| serde_json::from_str(&t).ok())
             .collect();
-        out.sort_by(|a: &Verification, b| b.at.cmp(&a.at));
+        out.sort_by_key(|v: &Verification| std::cmp::Reverse(v.at));
         out
     }
 

@@ -36,6 +36,10 @@ pub struct LaunchArgs {
     /// Seconds to wait for the launch to report (software emulation is slow).
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
+    /// Boot exactly what the stack's published default points at (`parbake publish`): its
+    /// layer and its user-data, whatever the project says now (local target).
+    #[arg(long, conflicts_with_all = ["promote", "no_roles"])]
+    pub published: bool,
 }
 
 pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
@@ -55,21 +59,37 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
                 Target::Qemu,
                 "the local target always waits for the launch roles to report",
             )?;
-            let report = crate::target::qemu::launch::launch_qemu(
-                &ctx.project,
-                &req,
-                &LaunchOptions {
-                    keep: args.keep,
-                    no_roles: args.no_roles,
-                    offline: args.offline,
-                    timeout,
-                    quiet: ctx.printer.quiet,
-                    verbose: ctx.printer.verbose,
-                },
-            )?;
+            let opts = LaunchOptions {
+                keep: args.keep,
+                no_roles: args.no_roles,
+                offline: args.offline,
+                timeout,
+                quiet: ctx.printer.quiet,
+                verbose: ctx.printer.verbose,
+            };
+            use crate::target::qemu::launch;
+            let report = if args.published {
+                let (boot, version) = launch::Boot::published(&ctx.project, &req.stack)?;
+                ctx.printer.note(format!(
+                    "launching published version {version} of {}",
+                    req.stack
+                ));
+                match launch::boot_qemu(&ctx.project, &boot, &opts)? {
+                    (report, None) => report,
+                    (_, Some(failed)) => return Err(failed),
+                }
+            } else {
+                launch::launch_qemu(&ctx.project, &req, &opts)?
+            };
             ctx.printer.data(&report, launch_summary)
         }
         Target::Aws => {
+            refuse_flag(
+                args.published,
+                "--published",
+                Target::Aws,
+                "publishing to launch templates is not in this release; launch the AMI with --ami",
+            )?;
             refuse_flag(
                 args.keep,
                 "--keep",

@@ -7,6 +7,7 @@ pub mod images;
 pub mod launch;
 pub mod plan;
 pub mod prune;
+pub mod publish;
 pub mod render;
 pub mod userdata;
 pub mod validate;

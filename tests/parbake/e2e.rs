@@ -450,8 +450,10 @@ fn bake_and_launch_promoted(tier: &Tier) -> Vec<String> {
 }
 
 /// `verify` boots the minimal stack's top image with its user-data, waits for the contract,
-/// tears the VM down and records a passed verdict under the exact user-data's digest.
-fn verify_the_minimal_stack(tier: &Tier) {
+/// tears the VM down and records a passed verdict under the exact user-data's digest; then
+/// `publish` points the stack at it, and `launch --published` boots exactly that user-data
+/// though the stack file has changed since.
+fn verify_publish_and_launch_the_minimal_stack(tier: &Tier) {
     let out = tier.cmd(&["userdata", "mini"]).output().unwrap();
     assert!(out.status.success());
     let digest = parbake::plan::sha256_hex(&out.stdout);
@@ -474,6 +476,20 @@ fn verify_the_minimal_stack(tier: &Tier) {
         .filter(|e| e.file_name().to_string_lossy().starts_with("mini-"))
         .collect();
     assert!(runs.is_empty(), "verify left a run dir: {runs:?}");
+    let published = tier.json(&["publish", "mini", "--json"]);
+    assert_eq!(published["published"]["verified"], true, "{published}");
+    assert_eq!(published["published"]["userdata_sha256"], digest.as_str());
+    // a launch-time change to the stack: its user-data differs now, the published one not
+    let stack = tier.project.path().join("images/stacks/mini.yml");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(&stack, format!("{text}checks:\n  - port: 22\n")).unwrap();
+    let now = tier.cmd(&["userdata", "mini"]).output().unwrap().stdout;
+    assert_ne!(parbake::plan::sha256_hex(&now), digest);
+    let vm = tier.json(&["launch", "mini", "--published", "--json"]);
+    std::fs::write(&stack, text).unwrap();
+    assert_eq!(vm["status"]["state"], "done", "{vm}");
+    assert_eq!(vm["userdata_sha256"], digest.as_str(), "{vm}");
+    assert_eq!(vm["layer_hash"], v["layer_hash"], "{vm}");
 }
 
 /// Ctrl-C during a bake: Packer cleans up, parbake removes its build dir, exits 130. Another
@@ -565,7 +581,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         let base = s.spawn(|| {
             let all = launch_nothing_promoted(&tier);
             reboot_mid_role(&tier);
-            verify_the_minimal_stack(&tier);
+            verify_publish_and_launch_the_minimal_stack(&tier);
             interrupt_a_bake(&tier);
             all
         });

@@ -19,6 +19,7 @@ mod packer_versions;
 mod pipeline;
 mod planner;
 mod properties;
+mod publish;
 mod runner;
 mod runner_checks;
 mod shims;

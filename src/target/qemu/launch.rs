@@ -69,6 +69,79 @@ pub fn launch_qemu(
     }
 }
 
+/// What one local launch boots: a stack's top layer from the store and the exact user-data.
+/// Planned from the project (`launch`, `verify`), or read from a publish record
+/// (`launch --published`), which pins both.
+pub struct Boot {
+    pub stack: String,
+    pub image: String,
+    pub layer_index: u8,
+    pub layer: String,
+    pub layer_hash: String,
+    /// How many roles the user-data runs at launch (progress only).
+    pub launch_roles: usize,
+    pub user_data: Vec<u8>,
+    pub record: LayerRecord,
+}
+
+impl Boot {
+    /// The stack's current plan: its top layer must be baked.
+    pub fn planned(project: &Project, req: &PlanRequest, no_roles: bool) -> Result<Boot> {
+        let store = Store::for_project(&project.root);
+        let (plan, record) = baked_plan(project, req, &store)?;
+        let ud = user_data(&plan, no_roles)?;
+        let top = plan.top();
+        Ok(Boot {
+            stack: plan.stack.clone(),
+            image: plan.image.clone(),
+            layer_index: top.index,
+            layer: top.name.clone(),
+            layer_hash: top.hash.clone(),
+            launch_roles: if no_roles { 0 } else { plan.launch.len() },
+            user_data: ud.bytes,
+            record,
+        })
+    }
+
+    /// What the stack's publish record points at (`launch --published`): its layer, which must
+    /// still be in the store, and its user-data byte for byte, whatever the project says now.
+    pub fn published(project: &Project, stack: &str) -> Result<(Boot, u32)> {
+        let store = Store::for_project(&project.root);
+        let record = crate::published::load(&store, stack)?.ok_or_else(|| {
+            Error::user(format!(
+                "stack {stack} has never been published on the local target"
+            ))
+            .with_hint(format!(
+                "verify and publish it first: parbake verify {stack} && parbake publish {stack}"
+            ))
+        })?;
+        let p = record.current();
+        let layer = store.layer(&p.layer_hash).ok_or_else(|| {
+            Error::user(format!(
+                "the published layer {} ({}) of stack {stack} is no longer in the store",
+                p.layer,
+                &p.layer_hash[..12]
+            ))
+            .with_hint(format!("publish the stack again (parbake verify {stack} && parbake publish {stack}), or roll back: parbake rollback {stack}"))
+        })?;
+        let boot = Boot {
+            stack: stack.to_string(),
+            image: p.image.clone(),
+            layer_index: p.layer_index,
+            layer: p.layer.clone(),
+            layer_hash: p.layer_hash.clone(),
+            launch_roles: p.launch_roles,
+            user_data: crate::published::user_data(&store, stack, p)?,
+            record: layer,
+        };
+        Ok((boot, p.version))
+    }
+
+    fn short_hash(&self) -> &str {
+        &self.layer_hash[..12.min(self.layer_hash.len())]
+    }
+}
+
 /// A launch that booted and reported: the report, and when the runner reported a failure the
 /// error for it (the role or check, the log tail, where the console log is). An error before
 /// the runner reported (no baked layer, qemu would not start, the timeout) is the `Err`.
@@ -77,12 +150,21 @@ pub fn launch_qemu_outcome(
     req: &PlanRequest,
     opts: &LaunchOptions,
 ) -> Result<(LaunchReport, Option<Error>)> {
+    let boot = Boot::planned(project, req, opts.no_roles)?;
+    boot_qemu(project, &boot, opts)
+}
+
+/// Boots `boot` and follows its console until the runner reports.
+pub fn boot_qemu(
+    project: &Project,
+    boot: &Boot,
+    opts: &LaunchOptions,
+) -> Result<(LaunchReport, Option<Error>)> {
     let mut progress = Progress::new(opts.quiet, opts.verbose);
     let store = Store::for_project(&project.root);
     store.ensure_dirs()?;
-    let (plan, record) = baked_plan(project, req, &store)?;
-    let ud = user_data(&plan, opts.no_roles)?;
-    let mut run = prepare_run(&store, &plan, &ud.bytes)?;
+    let record = &boot.record;
+    let mut run = prepare_run(&store, boot)?;
     let (accel, why) = qemu::accelerator(&store.root, &record.kernel, &record.initrd);
     progress.line(&format!("accelerator: {why}"));
     let vm = Vm {
@@ -92,31 +174,33 @@ pub fn launch_qemu_outcome(
         accel,
         offline: opts.offline,
     };
-    let top = plan.top();
     progress.line(&format!(
         "launching {} from layer {} {} ({}) as {}: {} launch role(s)",
-        plan.stack,
-        top.index,
-        top.name,
-        top.short_hash(),
+        boot.stack,
+        boot.layer_index,
+        boot.layer,
+        boot.short_hash(),
         run.instance_id,
-        plan.launch.len()
+        boot.launch_roles
     ));
     let started = Instant::now();
-    let source = project.images[&plan.image].def.sources.qemu.as_ref();
-    let handle = qemu_command(&run.dir, &record, source, &vm)
+    let source = project
+        .images
+        .get(&boot.image)
+        .and_then(|i| i.def.sources.qemu.as_ref());
+    let handle = qemu_command(&run.dir, record, source, &vm)
         .start()
         .map_err(|e| Error::io("start qemu-system-x86_64", &run.dir, e))?;
     let pid = handle.pids()[0];
     run.guard.pid = Some(pid);
     let user = source.map(|q| q.ssh_user.as_str()).unwrap_or("debian");
     announce_vm(&mut progress, opts, &kept_vm(pid, &run.dir, &vm, user));
-    let label = format!("{} {}", plan.stack, run.instance_id);
+    let label = format!("{} {}", boot.stack, run.instance_id);
     let watch = Watch {
         vm: &vm,
         run: &run,
         store: &store,
-        plan: &plan,
+        stack: &boot.stack,
         timeout: opts.timeout,
         started,
         label,
@@ -126,7 +210,7 @@ pub fn launch_qemu_outcome(
     progress.finish();
     let kept_log = store.logs().join(format!(
         "launch-{}-{}.serial.log",
-        plan.stack, run.instance_id
+        boot.stack, run.instance_id
     ));
     let _ = std::fs::copy(&vm.serial, &kept_log);
     let kept = if opts.keep {
@@ -136,21 +220,21 @@ pub fn launch_qemu_outcome(
         None
     };
     let report = LaunchReport {
-        stack: plan.stack.clone(),
+        stack: boot.stack.clone(),
         target: Target::Qemu,
-        layer: top.name.clone(),
-        layer_hash: top.hash.clone(),
+        layer: boot.layer.clone(),
+        layer_hash: boot.layer_hash.clone(),
         accelerator: vm.accel.clone(),
         instance_id: run.instance_id.clone(),
         boot_to_ready_s: boot_to_ready,
-        userdata_sha256: crate::plan::sha256_hex(&ud.bytes),
+        userdata_sha256: crate::plan::sha256_hex(&boot.user_data),
         status,
         serial_log: kept_log.clone(),
         ssh_port: vm.ssh_port,
         http_port: vm.http_port,
         kept,
     };
-    record_in_ledger(&store, &plan, &report, opts.no_roles);
+    record_in_ledger(&store, boot, &report, opts.no_roles);
     if report.status.state != "done" {
         let failed = launch_failed(&report, &log_tail, &kept_log);
         return Ok((report, Some(failed)));
@@ -170,16 +254,15 @@ fn user_data(plan: &Plan, no_roles: bool) -> Result<render::UserData> {
 }
 
 /// Adds the launch to the timing ledger and to the booted layer's own launches.
-fn record_in_ledger(store: &Store, plan: &Plan, report: &LaunchReport, no_roles: bool) {
-    let top = plan.top();
+fn record_in_ledger(store: &Store, boot: &Boot, report: &LaunchReport, no_roles: bool) {
     record_launch(&LaunchRecord {
         store_root: &store.root,
-        layer_dir: Some(store.layer_dir(&top.hash)),
+        layer_dir: Some(store.layer_dir(&boot.layer_hash)),
         target: Target::Qemu,
-        image: &plan.image,
-        stack: &plan.stack,
-        layer: &top.name,
-        layer_hash: &top.hash,
+        image: &boot.image,
+        stack: &boot.stack,
+        layer: &boot.layer,
+        layer_hash: &boot.layer_hash,
         accelerator: &report.accelerator,
         boot_to_ready_s: report.boot_to_ready_s,
         status: &report.status,
@@ -216,9 +299,9 @@ struct Run {
     guard: RunGuard,
 }
 
-fn prepare_run(store: &Store, plan: &Plan, user_data: &[u8]) -> Result<Run> {
+fn prepare_run(store: &Store, boot: &Boot) -> Result<Run> {
     let instance_id = format!("i-{}", random_hex(8));
-    let dir = store.runs().join(format!("{}-{}", plan.stack, instance_id));
+    let dir = store.runs().join(format!("{}-{}", boot.stack, instance_id));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let guard = RunGuard {
         dir: dir.clone(),
@@ -227,10 +310,10 @@ fn prepare_run(store: &Store, plan: &Plan, user_data: &[u8]) -> Result<Run> {
     };
     let public = crate::process::ssh_keygen(&dir.join("id_ed25519"), "parbake-launch")?;
     // user-data: exactly `parbake userdata`; the key travels in meta-data, as EC2 key pairs do
-    crate::write::write_file(&dir.join("user-data"), user_data)?;
+    crate::write::write_file(&dir.join("user-data"), &boot.user_data)?;
     let meta = serde_json::json!({
         "instance-id": instance_id,
-        "local-hostname": plan.stack,
+        "local-hostname": boot.stack,
         "public-keys": [public.trim()],
     });
     crate::write::write_file(
@@ -243,7 +326,7 @@ fn prepare_run(store: &Store, plan: &Plan, user_data: &[u8]) -> Result<Run> {
         .args(["seed.img", "user-data", "meta-data"])
         .cwd(&dir)
         .run_checked()?;
-    let disk = store.layer_dir(&plan.top().hash).join("disk.qcow2");
+    let disk = store.layer_dir(&boot.layer_hash).join("disk.qcow2");
     Cmd::new("create the VM's overlay disk", "qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
         .arg(&disk)
@@ -349,7 +432,7 @@ struct Watch<'a> {
     vm: &'a Vm,
     run: &'a Run,
     store: &'a Store,
-    plan: &'a Plan,
+    stack: &'a str,
     timeout: Duration,
     started: Instant,
     label: String,
@@ -402,11 +485,10 @@ fn follow_console(
             .with_hint(format!("the console log is {}", vm.serial.display())));
         }
         if w.started.elapsed() > w.timeout {
-            let kept = w.store.logs().join(format!(
-                "launch-{}-{}.serial.log",
-                w.plan.stack,
-                now_epoch()
-            ));
+            let kept =
+                w.store
+                    .logs()
+                    .join(format!("launch-{}-{}.serial.log", w.stack, now_epoch()));
             let _ = std::fs::copy(&vm.serial, &kept);
             return Err(Error::user(format!(
                 "the launch did not report within {}s",

@@ -1,0 +1,183 @@
+//! `parbake publish STACK` and `parbake rollback STACK` on the local target: point the stack
+//! at its current top layer and exact user-data (a new version, made the default), or move the
+//! default back. `launch STACK --published` boots what the default points at. Publishing asks
+//! for a passed `verify` with exactly that user-data, unless `--unverified`, which is recorded.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::{refuse_flag, Ctx, StackArgs};
+use crate::error::{Error, Result};
+use crate::plan::Target;
+use crate::published::Publication;
+use crate::store::Store;
+use crate::target::qemu::launch::Boot;
+
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Publish even though `verify` has not passed with exactly this user-data (recorded as
+    /// unverified).
+    #[arg(long)]
+    pub unverified: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The stack, by file name under images/stacks/.
+    pub stack: String,
+    /// Where the stack is published: the local store (qemu).
+    #[arg(long, default_value_t = Target::Qemu, value_parser = super::target_parser())]
+    pub target: Target,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PublishReport {
+    pub stack: String,
+    pub published: Publication,
+    /// The version that was the default before.
+    pub previous: Option<Publication>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RollbackReport {
+    pub stack: String,
+    pub from: Publication,
+    pub to: Publication,
+}
+
+fn aws_later(target: Target) -> Result<()> {
+    refuse_flag(
+        target == Target::Aws,
+        "--target aws",
+        Target::Aws,
+        "publishing to launch templates is not in this release; the local target keeps its pointer in the store",
+    )
+}
+
+pub fn run_publish(ctx: &Ctx, args: PublishArgs) -> Result<()> {
+    aws_later(args.stack.target)?;
+    let req = args.stack.request();
+    let boot = Boot::planned(&ctx.project, &req, false)?;
+    let store = Store::for_project(&ctx.project.root);
+    let sha = crate::plan::sha256_hex(&boot.user_data);
+    let verified = store
+        .verification(&boot.layer_hash, &sha)
+        .is_some_and(|v| v.passed);
+    if !verified && !args.unverified {
+        return Err(not_verified(&store, &boot, &sha, &args.stack));
+    }
+    let version = Publication {
+        version: 0,
+        image: boot.image.clone(),
+        layer_index: boot.layer_index,
+        layer: boot.layer.clone(),
+        layer_hash: boot.layer_hash.clone(),
+        launch_roles: boot.launch_roles,
+        userdata_sha256: sha,
+        at: crate::store::now_epoch(),
+        verified,
+    };
+    let (published, previous) =
+        crate::published::publish(&store, &boot.stack, version, &boot.user_data)?;
+    let report = PublishReport {
+        stack: boot.stack,
+        published,
+        previous,
+    };
+    ctx.printer.data(&report, publish_text)
+}
+
+/// Why a layer cannot be published yet, with what its verifications say.
+fn not_verified(store: &Store, boot: &Boot, sha: &str, args: &StackArgs) -> Error {
+    let promote: String = args
+        .promote
+        .iter()
+        .map(|p| format!(" --promote {p}"))
+        .collect();
+    let verify = format!("parbake verify {}{promote}", boot.stack);
+    let others = store.verifications(&boot.layer_hash);
+    let mut e = Error::user(format!(
+        "layer {} ({}) has not passed `verify` with the user-data stack {} would publish (sha256 {})",
+        boot.layer,
+        &boot.layer_hash[..12],
+        boot.stack,
+        &sha[..12]
+    ));
+    if let Some(v) = others.iter().find(|v| v.userdata_sha256 == sha) {
+        e = e.with_hint(format!(
+            "its last verification failed: {}",
+            v.error.as_deref().unwrap_or("see the launch log")
+        ));
+    } else if let Some(v) = others.first() {
+        e = e.with_hint(format!(
+            "it was verified with other user-data (sha256 {}, stack {}): the stack's launch settings or roles changed since",
+            &v.userdata_sha256[..12],
+            v.stack
+        ));
+    }
+    e.with_hint(format!(
+        "verify it: {verify}; or publish it anyway with --unverified (recorded)"
+    ))
+}
+
+pub fn run_rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
+    aws_later(args.target)?;
+    if !ctx.project.stacks.contains_key(&args.stack) {
+        let known: Vec<String> = ctx.project.stacks.keys().cloned().collect();
+        let mut e = Error::user(format!("unknown stack `{}`", args.stack));
+        for h in crate::config::did_you_mean(&args.stack, &known, "stack") {
+            e = e.with_hint(h);
+        }
+        return Err(e);
+    }
+    let store = Store::for_project(&ctx.project.root);
+    let (from, to) = crate::published::rollback(&store, &args.stack)?;
+    let report = RollbackReport {
+        stack: args.stack,
+        from,
+        to,
+    };
+    ctx.printer.data(&report, rollback_text)
+}
+
+fn version_text(p: &Publication) -> String {
+    format!(
+        "version {} (layer {} {}, user-data sha256 {}{})",
+        p.version,
+        p.layer,
+        &p.layer_hash[..12],
+        &p.userdata_sha256[..12],
+        if p.verified { "" } else { ", unverified" }
+    )
+}
+
+fn publish_text(r: &PublishReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "published {}: {} is the default",
+        r.stack,
+        version_text(&r.published)
+    );
+    if let Some(p) = &r.previous {
+        let _ = writeln!(s, "  before: {}", version_text(p));
+    }
+    let _ = writeln!(
+        s,
+        "launch it: parbake launch {} --published; undo: parbake rollback {}",
+        r.stack, r.stack
+    );
+    s
+}
+
+fn rollback_text(r: &RollbackReport) -> String {
+    format!(
+        "rolled {} back: the default was {}, now {}\n",
+        r.stack,
+        version_text(&r.from),
+        version_text(&r.to)
+    )
+}
