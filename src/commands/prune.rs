@@ -1,26 +1,44 @@
 //! `parbake prune --keep N`: deregister old parbake AMIs and delete their snapshots, keeping
-//! what is still needed.
+//! what is still needed; with `--target qemu`, remove old layers from the local store.
 
 use std::fmt::Write;
 
-use super::Ctx;
+use super::{refuse_flag, Ctx};
 use crate::error::Result;
+use crate::plan::Target;
 use crate::target::aws::prune::Decision;
+use crate::target::qemu::store_images::{self, LocalDecision};
 
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
-    /// Keep this many newest AMIs of each image and of each stack.
+    /// Keep this many newest AMIs (or local layers) of each image and of each stack.
     #[arg(long)]
     pub keep: usize,
-    /// List what would go and why each kept AMI stays; change nothing.
+    /// List what would go and why each kept one stays; change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Regions to prune (default: every region the images use).
     #[arg(long = "region", value_name = "REGION")]
     pub regions: Vec<String>,
+    /// EC2's AMIs (aws, the default) or the local store's layers (qemu).
+    #[arg(long, default_value_t = Target::Aws, value_parser = super::target_parser())]
+    pub target: Target,
 }
 
 pub fn run(ctx: &Ctx, args: PruneArgs) -> Result<()> {
+    if args.target == Target::Qemu {
+        refuse_flag(
+            !args.regions.is_empty(),
+            "--region",
+            Target::Qemu,
+            "the local store has no regions",
+        )?;
+        let store = crate::store::Store::for_project(&ctx.project.root);
+        let decisions = store_images::prune(&store, args.keep, args.dry_run)?;
+        return ctx
+            .printer
+            .data(&decisions, |d| local_text(d, args.dry_run));
+    }
     let regions = if args.regions.is_empty() {
         crate::target::aws::gc::regions(&ctx.project)
     } else {
@@ -28,6 +46,38 @@ pub fn run(ctx: &Ctx, args: PruneArgs) -> Result<()> {
     };
     let decisions = crate::target::aws::prune::prune(&regions, args.keep, args.dry_run)?;
     ctx.printer.data(&decisions, |d| text(d, args.dry_run))
+}
+
+fn local_text(decisions: &[LocalDecision], dry_run: bool) -> String {
+    let mut out = String::new();
+    let mut freed = 0;
+    for d in decisions {
+        let action = if dry_run && d.action == "remove" {
+            "would remove"
+        } else {
+            d.action.as_str()
+        };
+        if d.action != "keep" {
+            freed += d.disk_bytes;
+        }
+        let _ = writeln!(
+            out,
+            "{:<12} {:<22} {} {:>10}  {} ({})",
+            action,
+            d.layer,
+            &d.layer_hash[..12],
+            store_images::size(d.disk_bytes),
+            d.group,
+            d.why
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} {} of layer disks",
+        if dry_run { "would free" } else { "freed" },
+        store_images::size(freed)
+    );
+    out
 }
 
 fn text(decisions: &[Decision], dry_run: bool) -> String {

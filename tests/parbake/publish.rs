@@ -205,3 +205,117 @@ fn rollback_moves_the_default_back_and_launch_published_needs_the_layer() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
 }
+
+/// A layer record like the fixture's, for an older bake of the same base layer.
+fn older_base(store: &Store, current: &str, hash: &str, at: u64) {
+    let mut r = store.layer(current).unwrap();
+    r.hash = hash.into();
+    r.created_at = at;
+    let dir = store.layer_dir(hash);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("disk.qcow2"), vec![1u8; 8192]).unwrap();
+    std::fs::write(dir.join("record.json"), serde_json::to_string(&r).unwrap()).unwrap();
+}
+
+#[test]
+fn the_local_store_lists_its_layers_and_prune_keeps_what_is_published_or_running() {
+    let (f, store, current) = fixture();
+    let (old, older) = ("a".repeat(64), "b".repeat(64));
+    older_base(&store, &current, &old, 0);
+    older_base(&store, &current, &older, 0);
+    // web: version 1 on `old` (now the rollback target), version 2 on the current layer
+    let v = |hash: &str| parbake::published::Publication {
+        version: 0,
+        image: "debian12".into(),
+        layer_index: 1,
+        layer: "debian12".into(),
+        layer_hash: hash.into(),
+        launch_roles: 4,
+        userdata_sha256: parbake::plan::sha256_hex(hash.as_bytes()),
+        at: 1,
+        verified: true,
+    };
+    parbake::published::publish(&store, "web", v(&old), old.as_bytes()).unwrap();
+    parbake::published::publish(&store, "web", v(&current), current.as_bytes()).unwrap();
+    store
+        .record_verification(&verdict(&f, &current, true))
+        .unwrap();
+    let images = json(&f, &["images", "--target", "qemu", "--json"]);
+    let all: Vec<&Value> = images.as_array().unwrap().iter().collect();
+    assert_eq!(all.len(), 3, "{images}");
+    let node = |h: &str| *all.iter().find(|n| n["layer_hash"] == h).unwrap();
+    assert_eq!(node(&current)["published"][0], "web v2 default");
+    assert_eq!(node(&current)["verified"], "passed (web)");
+    assert_eq!(node(&old)["published"][0], "web v1 rollback target");
+    assert!(node(&older)["published"].as_array().unwrap().is_empty());
+    let text = f.run(&["images", "--target", "qemu"]);
+    assert!(
+        text.stdout.contains("published web v2 default"),
+        "{}",
+        text.stdout
+    );
+    // a VM still running on `older` (launch --keep): its overlay is backed by the layer's disk
+    let run = store.runs().join("web-i-0123");
+    std::fs::create_dir_all(&run).unwrap();
+    let backing = store.layer_dir(&older).join("disk.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(&backing)
+        .arg(run.join("overlay.qcow2"))
+        .arg("1G")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let dry = json(
+        &f,
+        &[
+            "prune",
+            "--target",
+            "qemu",
+            "--keep",
+            "1",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let why = |h: &str| {
+        let d = dry
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["layer_hash"] == h)
+            .unwrap();
+        (
+            d["action"].as_str().unwrap().to_string(),
+            d["why"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(why(&current).0, "keep");
+    assert_eq!(
+        why(&old),
+        ("keep".into(), "rollback target of web (version 1)".into())
+    );
+    assert_eq!(
+        why(&older),
+        ("keep".into(), "backs the disk of a VM in web-i-0123".into())
+    );
+    // the VM gone, the older layer goes; a dry run removed nothing
+    std::fs::remove_dir_all(&run).unwrap();
+    assert!(store.layer(&older).is_some());
+    let done = json(&f, &["prune", "--target", "qemu", "--keep", "1", "--json"]);
+    let removed: Vec<&str> = done
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["action"] == "removed")
+        .map(|d| d["layer_hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, [older.as_str()]);
+    assert!(!store.layer_dir(&older).exists());
+    assert!(store.layer(&old).is_some() && store.layer(&current).is_some());
+    refused(
+        &f,
+        &["prune", "--target", "qemu", "--keep", "1", "--region", "x"],
+        &["--region"],
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod bake;
 pub mod launch;
+pub mod store_images;
 
 use std::io::Read;
 use std::net::TcpListener;
