@@ -1,17 +1,19 @@
-//! `parbake publish STACK` and `parbake rollback STACK` on the local target: point the stack
-//! at its current top layer and exact user-data (a new version, made the default), or move the
-//! default back. `launch STACK --published` boots what the default points at. Publishing asks
-//! for a passed `verify` with exactly that user-data, unless `--unverified`, which is recorded.
+//! `parbake publish STACK` and `parbake rollback STACK`: point the stack at its current top
+//! image and exact user-data (a new version, made the default), or move the default back. On
+//! the local target the pointer is in the store and `launch STACK --published` boots it; on
+//! aws it is the stack's launch template (`target::aws::publish`). Publishing asks for a passed
+//! `verify` with exactly that user-data, unless `--unverified`, which is recorded.
 
 use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{refuse_flag, Ctx, StackArgs};
+use super::{Ctx, StackArgs};
 use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::published::Publication;
 use crate::store::Store;
+use crate::target::aws::publish::{AwsPublishReport, AwsRollbackReport, AwsVersion};
 use crate::target::qemu::launch::Boot;
 
 #[derive(Debug, clap::Args)]
@@ -28,7 +30,7 @@ pub struct PublishArgs {
 pub struct RollbackArgs {
     /// The stack, by file name under images/stacks/.
     pub stack: String,
-    /// Where the stack is published: the local store (qemu).
+    /// Where the stack is published: the local store (qemu) or its launch template (aws).
     #[arg(long, default_value_t = Target::Qemu, value_parser = super::target_parser())]
     pub target: Target,
 }
@@ -48,18 +50,12 @@ pub struct RollbackReport {
     pub to: Publication,
 }
 
-fn aws_later(target: Target) -> Result<()> {
-    refuse_flag(
-        target == Target::Aws,
-        "--target aws",
-        Target::Aws,
-        "publishing to launch templates is not in this release; the local target keeps its pointer in the store",
-    )
-}
-
 pub fn run_publish(ctx: &Ctx, args: PublishArgs) -> Result<()> {
-    aws_later(args.stack.target)?;
     let req = args.stack.request();
+    if req.target == Target::Aws {
+        let report = crate::target::aws::publish::publish(&ctx.project, &req, args.unverified)?;
+        return ctx.printer.data(&report, aws_publish_text);
+    }
     let boot = Boot::planned(&ctx.project, &req, false)?;
     let store = Store::for_project(&ctx.project.root);
     let sha = crate::plan::sha256_hex(&boot.user_data);
@@ -124,7 +120,6 @@ fn not_verified(store: &Store, boot: &Boot, sha: &str, args: &StackArgs) -> Erro
 }
 
 pub fn run_rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
-    aws_later(args.target)?;
     if !ctx.project.stacks.contains_key(&args.stack) {
         let known: Vec<String> = ctx.project.stacks.keys().cloned().collect();
         let mut e = Error::user(format!("unknown stack `{}`", args.stack));
@@ -132,6 +127,10 @@ pub fn run_rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
             e = e.with_hint(h);
         }
         return Err(e);
+    }
+    if args.target == Target::Aws {
+        let report = crate::target::aws::publish::rollback(&ctx.project, &args.stack)?;
+        return ctx.printer.data(&report, aws_rollback_text);
     }
     let store = Store::for_project(&ctx.project.root);
     let (from, to) = crate::published::rollback(&store, &args.stack)?;
@@ -179,5 +178,43 @@ fn rollback_text(r: &RollbackReport) -> String {
         r.stack,
         version_text(&r.from),
         version_text(&r.to)
+    )
+}
+
+fn aws_version_text(v: &AwsVersion) -> String {
+    format!(
+        "version {} ({}: {})",
+        v.version,
+        v.ami.as_deref().unwrap_or("no AMI"),
+        v.description
+    )
+}
+
+fn aws_publish_text(r: &AwsPublishReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "published {} to launch template {} ({}) in {}: {} is the default",
+        r.stack,
+        r.launch_template,
+        r.launch_template_id,
+        r.region,
+        aws_version_text(&r.published)
+    );
+    if let Some(p) = &r.previous_default {
+        let _ = writeln!(s, "  before: {}", aws_version_text(p));
+    }
+    let _ = writeln!(s, "undo: parbake rollback {} --target aws", r.stack);
+    s
+}
+
+fn aws_rollback_text(r: &AwsRollbackReport) -> String {
+    format!(
+        "rolled {} back: launch template {} in {} defaulted to {}, now {}\n",
+        r.stack,
+        r.launch_template,
+        r.region,
+        aws_version_text(&r.from),
+        aws_version_text(&r.to)
     )
 }

@@ -504,6 +504,14 @@ fn check_stack(
     let launch_timeout_s = check_launch_timeout(&file, def.launch_timeout.as_ref())?;
     let launch_facts = check_launch_facts(&file, def.launch_facts.as_ref())?;
     let checks = checks::check_checks(&file, &def.checks)?;
+    if let Some(p) = &def.publish {
+        if !names::valid_launch_template_name(&p.launch_template) {
+            return Err(file
+                .error_for("publish.launch_template", None, format!("{:?} is not a launch template name", p.launch_template))
+                .with_hint("EC2 takes 3 to 128 letters, digits and `().-/_`, e.g. `launch_template: web-fleet`")
+                .into());
+        }
+    }
     Ok(Stack {
         name,
         file,

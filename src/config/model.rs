@@ -130,6 +130,18 @@ pub struct StackFile {
     /// layer hash.
     #[serde(default, skip_serializing)]
     pub checks: Vec<super::checks::CheckDef>,
+    /// Where `parbake publish --target aws` points the fleet: a launch template's new default
+    /// version. Not in any layer hash.
+    #[serde(default, skip_serializing)]
+    pub publish: Option<PublishDef>,
+}
+
+/// `publish:` in a stack file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PublishDef {
+    /// The EC2 launch template (created at the first publish), in the image's region.
+    pub launch_template: String,
 }
 
 /// `meta/parbake.yml` inside a role: parbake's own metadata, which Ansible ignores.

@@ -100,6 +100,13 @@ pub fn valid_ami_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_{}".contains(c))
 }
 
+/// An EC2 launch template name: 3 to 128 of `[A-Za-z0-9().\-/_]`.
+pub fn valid_launch_template_name(n: &str) -> bool {
+    (3..=128).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "().-/_".contains(c))
+}
+
 /// Free text that stays on one line: no control characters and no Unicode line breaks.
 pub fn one_line(s: &str) -> bool {
     !s.chars()

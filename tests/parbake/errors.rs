@@ -617,3 +617,40 @@ fn good_checks_reach_the_spec_with_defaults_and_move_no_layer_hash() {
     let without: Vec<String> = plan.layers.iter().map(|l| l.hash.clone()).collect();
     assert_eq!(with, without, "checks are launch-time only");
 }
+
+#[test]
+fn a_bad_publish_section_is_located_with_a_hint() {
+    for (block, line, says) in [
+        (
+            "publish:\n  launch_template: \"web fleet\"\n",
+            ":4:",
+            "\"web fleet\" is not a launch template name",
+        ),
+        (
+            "publish:\n  launch_template: ab\n",
+            ":4:",
+            "\"ab\" is not a launch template name",
+        ),
+        (
+            "publish:\n  launch_templat: web\n",
+            ":4:",
+            "unknown field `launch_templat`",
+        ),
+        (
+            "publish:\n  launch_template: web\n  ssm: /x\n",
+            ":5:",
+            "unknown field `ssm`",
+        ),
+    ] {
+        let f = Fixture::example();
+        f.write(
+            "images/stacks/web.yml",
+            &format!("image: debian12\nroles: [nginx, webapp]\n{block}"),
+        );
+        let e = fails(&f, &["plan", "web"]);
+        has(
+            &e,
+            &[&format!("images/stacks/web.yml{line}"), says, "hint: "],
+        );
+    }
+}

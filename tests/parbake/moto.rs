@@ -1154,3 +1154,153 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
     assert_eq!(worker.outcome, parbake::bake::all::Outcome::Baked);
     assert_eq!(worker.why, ["bake vars changed"], "{err}");
 }
+
+#[test]
+fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_default_back() {
+    let f = crate::util::Fixture::example();
+    // a layer no other test bakes (tests share one moto server), and a launch template
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image)
+        .unwrap()
+        .replace("base_timezone: Etc/UTC", "base_timezone: America/Lima");
+    std::fs::write(&image, text).unwrap();
+    let stack = f.root().join("images/stacks/worker.yml");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(
+        &stack,
+        format!("{text}publish:\n  launch_template: worker-fleet-test\n"),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = parbake_aws_in(f.root(), store.path(), args, &[])
+            .wait_with_output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["bake", "worker", "--target", "aws", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let bake: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ami = bake["layers"][0]["image"].as_str().unwrap().to_string();
+    // not verified: refused, and nothing is created
+    let (code, _, err) = run(&["publish", "worker", "--target", "aws"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("has not passed `verify`") && err.contains("hint:"),
+        "{err}"
+    );
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        assert!(ec2
+            .launch_template("worker-fleet-test")
+            .await
+            .unwrap()
+            .is_none());
+    });
+    // verify's tag with exactly the user-data `userdata --target aws` gives: publish creates
+    // the template with that AMI and user-data as version 1, the default
+    let (code, ud, err) = run(&["userdata", "worker", "--target", "aws"]);
+    assert_eq!(code, 0, "{err}");
+    let sha = parbake::plan::sha256_hex(ud.as_bytes());
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        ec2.tag(&ami, &[("parbake:verified-userdata".into(), sha.clone())])
+            .await
+            .unwrap();
+    });
+    let (code, out, err) = run(&["publish", "worker", "--target", "aws", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let p: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(p["published"]["version"], 1, "{p}");
+    assert_eq!(p["published"]["ami"], ami.as_str());
+    assert_eq!(p["verified"], true);
+    assert!(p["previous_default"].is_null());
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        let t = ec2
+            .launch_template("worker-fleet-test")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.default_version, 1);
+        let data = ec2
+            .sdk()
+            .describe_launch_template_versions()
+            .launch_template_id(&t.id)
+            .versions("1")
+            .send()
+            .await
+            .unwrap();
+        let v = &data.launch_template_versions()[0];
+        let d = v.launch_template_data().unwrap();
+        assert_eq!(d.image_id(), Some(ami.as_str()));
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(d.user_data().unwrap())
+            .unwrap();
+        assert_eq!(
+            bytes,
+            ud.as_bytes(),
+            "the version holds exactly the user-data"
+        );
+        assert!(v
+            .version_description()
+            .unwrap()
+            .contains(&format!("userdata={sha} verified")));
+    });
+    // --unverified publishes anyway, says so, and becomes the default
+    let (code, out, err) = run(&[
+        "publish",
+        "worker",
+        "--target",
+        "aws",
+        "--unverified",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let p: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(p["published"]["version"], 2);
+    assert_eq!(p["previous_default"]["version"], 1);
+    assert!(p["published"]["description"]
+        .as_str()
+        .unwrap()
+        .ends_with("verified"));
+    // rollback: back to version 1, then nothing earlier
+    let (code, out, err) = run(&["rollback", "worker", "--target", "aws", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (r["from"]["version"].as_i64(), r["to"]["version"].as_i64()),
+        (Some(2), Some(1))
+    );
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        let t = ec2
+            .launch_template("worker-fleet-test")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.default_version, 1);
+    });
+    let (code, _, err) = run(&["rollback", "worker", "--target", "aws"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no parbake-published version before its default"),
+        "{err}"
+    );
+    // prune keeps the AMI the launch template names
+    let (code, out, err) = run(&["prune", "--keep", "0", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let decisions: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let d = decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ami"] == ami.as_str())
+        .unwrap();
+    assert_eq!(d["action"], "keep", "{d}");
+}

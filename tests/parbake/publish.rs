@@ -195,11 +195,14 @@ fn rollback_moves_the_default_back_and_launch_published_needs_the_layer() {
         &["launch", "web", "--published"],
         &["is no longer in the store", "parbake rollback web"],
     );
-    // publishing is local-only in this release, and --published does not take promotions
+    // on aws the stack names its launch template; --published does not take promotions
     refused(
         &f,
         &["publish", "web", "--target", "aws"],
-        &["--target aws"],
+        &[
+            "names no launch template to publish to",
+            "publish: {launch_template: web-fleet}",
+        ],
     );
     let r = f.run(&["launch", "web", "--published", "--promote", "nginx"]);
     assert_ne!(r.code, 0);

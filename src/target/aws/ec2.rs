@@ -476,6 +476,116 @@ impl Ec2 {
     }
 
     /// CreateTags on one resource.
+    /// A launch template by name, with every version, or None when there is none.
+    pub async fn launch_template(&self, name: &str) -> Result<Option<LaunchTemplate>> {
+        let found = self
+            .client
+            .describe_launch_templates()
+            .filters(filter("launch-template-name", name))
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeLaunchTemplates", e))?;
+        let Some(lt) = found
+            .launch_templates()
+            .iter()
+            .find(|t| t.launch_template_name() == Some(name))
+        else {
+            return Ok(None);
+        };
+        let id = lt.launch_template_id().unwrap_or_default().to_string();
+        let pages = self
+            .client
+            .describe_launch_template_versions()
+            .launch_template_id(&id)
+            .max_results(200)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.error("DescribeLaunchTemplateVersions", e))?;
+        let mut versions: Vec<TemplateVersion> = pages
+            .iter()
+            .flat_map(|p| p.launch_template_versions())
+            .map(|v| TemplateVersion {
+                number: v.version_number().unwrap_or_default(),
+                description: v.version_description().unwrap_or_default().to_string(),
+                image_id: v
+                    .launch_template_data()
+                    .and_then(|d| d.image_id())
+                    .map(String::from),
+            })
+            .collect();
+        versions.sort_by_key(|v| v.number);
+        Ok(Some(LaunchTemplate {
+            id,
+            name: name.to_string(),
+            default_version: lt.default_version_number().unwrap_or_default(),
+            versions,
+        }))
+    }
+
+    /// Adds a version (the AMI, the user-data, the instance type) to the named launch template,
+    /// creating the template when it does not exist; returns the template's id and the version.
+    pub async fn add_launch_template_version(
+        &self,
+        name: &str,
+        v: &NewTemplateVersion<'_>,
+        tags: &[(String, String)],
+    ) -> Result<(String, i64)> {
+        let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .image_id(v.image_id)
+            .instance_type(aws_sdk_ec2::types::InstanceType::from(v.instance_type))
+            .user_data(base64::engine::general_purpose::STANDARD.encode(v.user_data))
+            .build();
+        if let Some(t) = self.launch_template(name).await? {
+            let out = self
+                .client
+                .create_launch_template_version()
+                .launch_template_id(&t.id)
+                .version_description(v.description)
+                .launch_template_data(data)
+                .send()
+                .await
+                .map_err(|e| self.error("CreateLaunchTemplateVersion", e))?;
+            let number = out
+                .launch_template_version()
+                .and_then(|x| x.version_number())
+                .ok_or_else(|| {
+                    Error::Internal("CreateLaunchTemplateVersion gave no version".into())
+                })?;
+            return Ok((t.id, number));
+        }
+        let out = self
+            .client
+            .create_launch_template()
+            .launch_template_name(name)
+            .version_description(v.description)
+            .launch_template_data(data)
+            .tag_specifications(tag_spec(ResourceType::LaunchTemplate, tags))
+            .send()
+            .await
+            .map_err(|e| self.error("CreateLaunchTemplate", e))?;
+        let lt = out
+            .launch_template()
+            .ok_or_else(|| Error::Internal("CreateLaunchTemplate gave no template".into()))?;
+        Ok((
+            lt.launch_template_id().unwrap_or_default().to_string(),
+            lt.latest_version_number().unwrap_or(1),
+        ))
+    }
+
+    /// Makes `version` the launch template's default.
+    pub async fn set_default_version(&self, template_id: &str, version: i64) -> Result<()> {
+        self.client
+            .modify_launch_template()
+            .launch_template_id(template_id)
+            .default_version(version.to_string())
+            .send()
+            .await
+            .map_err(|e| self.error("ModifyLaunchTemplate", e))?;
+        Ok(())
+    }
+
     pub async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
         self.client
             .create_tags()
@@ -505,6 +615,30 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
         .collect()
+}
+
+/// A launch template and its versions, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchTemplate {
+    pub id: String,
+    pub name: String,
+    pub default_version: i64,
+    pub versions: Vec<TemplateVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateVersion {
+    pub number: i64,
+    pub description: String,
+    pub image_id: Option<String>,
+}
+
+/// What a published launch template version holds.
+pub struct NewTemplateVersion<'a> {
+    pub image_id: &'a str,
+    pub instance_type: &'a str,
+    pub user_data: &'a [u8],
+    pub description: &'a str,
 }
 
 pub fn filter(name: &str, value: &str) -> Filter {

@@ -10,3 +10,4 @@ pub mod gc;
 pub mod images;
 pub mod launch;
 pub mod prune;
+pub mod publish;

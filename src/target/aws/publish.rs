@@ -1,0 +1,249 @@
+//! `parbake publish --target aws` and `parbake rollback --target aws`: the stack's launch
+//! template (`publish: {launch_template: NAME}` in the stack file) gets a new version holding
+//! the stack's current top AMI and exactly the user-data `userdata --target aws` gives for it,
+//! made the default; rollback makes the parbake-published version before the default the
+//! default again. Each parbake version says what it holds in its description (`parbake
+//! stack=web layer=<hash> userdata=<sha256> verified`), which rollback reads. prune never
+//! removes an AMI a launch template version names.
+
+use serde::Serialize;
+
+use super::consistency::plan_for_target;
+use super::ec2::{Ec2, Endpoint, LaunchTemplate, NewTemplateVersion, TemplateVersion};
+use crate::config::Project;
+use crate::error::{Error, Result};
+use crate::plan::PlanRequest;
+use crate::runtime::{runtime, Threads};
+
+/// The AMI tag `verify` sets: the sha256 of the user-data it passed with.
+pub const VERIFIED_USERDATA_TAG: &str = "parbake:verified-userdata";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AwsVersion {
+    pub version: i64,
+    pub ami: Option<String>,
+    pub description: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AwsPublishReport {
+    pub stack: String,
+    pub region: String,
+    pub launch_template: String,
+    pub launch_template_id: String,
+    pub published: AwsVersion,
+    pub previous_default: Option<AwsVersion>,
+    pub layer_hash: String,
+    pub userdata_sha256: String,
+    pub verified: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AwsRollbackReport {
+    pub stack: String,
+    pub region: String,
+    pub launch_template: String,
+    pub from: AwsVersion,
+    pub to: AwsVersion,
+}
+
+fn version_of(v: &TemplateVersion) -> AwsVersion {
+    AwsVersion {
+        version: v.number,
+        ami: v.image_id.clone(),
+        description: v.description.clone(),
+    }
+}
+
+/// The stack's launch template name and its image's region and instance type.
+fn publish_target(project: &Project, stack: &str) -> Result<(String, String, String)> {
+    let st = project
+        .stacks
+        .get(stack)
+        .ok_or_else(|| Error::user(format!("unknown stack `{stack}`")))?;
+    let template = st
+        .def
+        .publish
+        .as_ref()
+        .map(|p| p.launch_template.clone())
+        .ok_or_else(|| {
+            Error::user(format!(
+                "stack {stack} names no launch template to publish to"
+            ))
+            .with_hint(format!(
+                "add to {}: `publish: {{launch_template: {stack}-fleet}}`",
+                st.file.display
+            ))
+        })?;
+    let src = project.images[&st.def.image]
+        .def
+        .sources
+        .aws
+        .as_ref()
+        .ok_or_else(|| {
+            Error::user(format!("image {} has no aws source", st.def.image))
+                .with_hint("add `sources.aws` to the image file")
+        })?;
+    Ok((template, src.region.clone(), src.instance_type.clone()))
+}
+
+/// A parbake version's description (at most 255 characters, as EC2 allows).
+fn description(stack: &str, layer_hash: &str, sha: &str, verified: bool) -> String {
+    format!(
+        "parbake stack={stack} layer={} userdata={sha} {}",
+        &layer_hash[..16],
+        if verified { "verified" } else { "unverified" }
+    )
+}
+
+fn is_parbake(v: &TemplateVersion) -> bool {
+    v.description.starts_with("parbake stack=")
+}
+
+pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result<AwsPublishReport> {
+    let (template, region, instance_type) = publish_target(project, &req.stack)?;
+    let (plan, ami_id) = plan_for_target(project, req, None)?;
+    let user_data = crate::render::userdata::render(&plan)?.bytes;
+    let sha = crate::plan::sha256_hex(&user_data);
+    let top = plan.top();
+    runtime(Threads::Current)?.block_on(async {
+        let ec2 = Ec2::connect(&region, &Endpoint::from_env()).await;
+        let ami = ec2.image(&ami_id).await?;
+        let verified = ami.tags.get(VERIFIED_USERDATA_TAG) == Some(&sha);
+        if !verified && !unverified {
+            let mut e = Error::user(format!(
+                "{ami_id} (layer {} {}) has not passed `verify` with the user-data stack {} would publish (sha256 {})",
+                top.name,
+                &top.hash[..12],
+                plan.stack,
+                &sha[..12]
+            ));
+            if let Some(other) = ami.tags.get(VERIFIED_USERDATA_TAG) {
+                e = e.with_hint(format!(
+                    "it was verified with other user-data (sha256 {}): the stack's launch settings changed since",
+                    &other[..12.min(other.len())]
+                ));
+            }
+            return Err(e.with_hint(
+                "verify it first, or publish it anyway with --unverified (the version's description says so)",
+            ));
+        }
+        let before = ec2.launch_template(&template).await?;
+        let previous_default = before.as_ref().and_then(|t| {
+            t.versions
+                .iter()
+                .find(|v| v.number == t.default_version)
+                .map(version_of)
+        });
+        let desc = description(&plan.stack, &top.hash, &sha, verified);
+        let tags = vec![
+            ("parbake:stack".to_string(), plan.stack.clone()),
+            ("parbake:image".to_string(), plan.image.clone()),
+        ];
+        let (id, number) = ec2
+            .add_launch_template_version(
+                &template,
+                &NewTemplateVersion {
+                    image_id: &ami_id,
+                    instance_type: &instance_type,
+                    user_data: &user_data,
+                    description: &desc,
+                },
+                &tags,
+            )
+            .await?;
+        ec2.set_default_version(&id, number).await?;
+        Ok(AwsPublishReport {
+            stack: plan.stack.clone(),
+            region: region.clone(),
+            launch_template: template.clone(),
+            launch_template_id: id,
+            published: AwsVersion {
+                version: number,
+                ami: Some(ami_id.clone()),
+                description: desc,
+            },
+            previous_default,
+            layer_hash: top.hash.clone(),
+            userdata_sha256: sha,
+            verified,
+        })
+    })
+}
+
+/// Pure: the parbake-published version before the default, where rollback goes.
+pub fn rollback_target(t: &LaunchTemplate) -> Option<&TemplateVersion> {
+    t.versions
+        .iter()
+        .filter(|v| is_parbake(v) && v.number < t.default_version)
+        .max_by_key(|v| v.number)
+}
+
+pub fn rollback(project: &Project, stack: &str) -> Result<AwsRollbackReport> {
+    let (template, region, _) = publish_target(project, stack)?;
+    runtime(Threads::Current)?.block_on(async {
+        let ec2 = Ec2::connect(&region, &Endpoint::from_env()).await;
+        let t = ec2.launch_template(&template).await?.ok_or_else(|| {
+            Error::user(format!(
+                "launch template {template} does not exist in {region}: stack {stack} was never published there"
+            ))
+            .with_hint(format!("publish it first: parbake publish {stack} --target aws"))
+        })?;
+        let from = t
+            .versions
+            .iter()
+            .find(|v| v.number == t.default_version)
+            .map(version_of)
+            .ok_or_else(|| Error::Internal("the default version is not listed".into()))?;
+        let to = rollback_target(&t).map(version_of).ok_or_else(|| {
+            Error::user(format!(
+                "launch template {template} has no parbake-published version before its default (version {})",
+                t.default_version
+            ))
+            .with_hint("publish the version you want instead")
+        })?;
+        ec2.set_default_version(&t.id, to.version).await?;
+        Ok(AwsRollbackReport {
+            stack: stack.to_string(),
+            region: region.clone(),
+            launch_template: template.clone(),
+            from,
+            to,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(number: i64, parbake: bool) -> TemplateVersion {
+        TemplateVersion {
+            number,
+            description: if parbake {
+                format!("parbake stack=web layer=x userdata=y verified {number}")
+            } else {
+                "by hand".into()
+            },
+            image_id: Some(format!("ami-{number}")),
+        }
+    }
+
+    #[test]
+    fn rollback_goes_to_the_parbake_version_before_the_default() {
+        let t = |default, versions| LaunchTemplate {
+            id: "lt-1".into(),
+            name: "web".into(),
+            default_version: default,
+            versions,
+        };
+        // a hand-made version in between is skipped
+        let lt = t(4, vec![v(1, true), v(2, true), v(3, false), v(4, true)]);
+        assert_eq!(rollback_target(&lt).unwrap().number, 2);
+        // the default moved back already: one further
+        let lt = t(2, vec![v(1, true), v(2, true), v(3, false), v(4, true)]);
+        assert_eq!(rollback_target(&lt).unwrap().number, 1);
+        let lt = t(1, vec![v(1, true), v(2, true)]);
+        assert!(rollback_target(&lt).is_none());
+    }
+}
