@@ -1,6 +1,6 @@
 //! `parbake verify STACK`: launch the stack's current top image with its user-data, wait for
 //! the boot result contract (roles, then checks), tear the instance down, and record the
-//! verdict on the image: in the store on the local target. The launch goes into the timing
+//! verdict on the image: in the store on the local target, as AMI tags on aws. The launch goes into the timing
 //! ledger like any other. Exit 1 when it failed, with the failed role or check named.
 
 use std::fmt::Write;
@@ -38,12 +38,27 @@ pub struct VerifyReport {
 
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     let req = args.stack.request();
-    refuse_flag(
-        req.target == Target::Aws,
-        "--target aws",
-        Target::Aws,
-        "verify runs on the local target in this release; on EC2 use `launch --target aws --wait-ready`",
-    )?;
+    if req.target == Target::Aws {
+        refuse_flag(
+            args.offline,
+            "--offline",
+            Target::Aws,
+            "an instance's network is its subnet's; prove a launch offline on the local target",
+        )?;
+        let (report, failed) = crate::target::aws::launch::verify_aws(
+            &ctx.project,
+            &req,
+            Duration::from_secs(args.timeout),
+        )?;
+        ctx.printer.data(&report, aws_verify_summary)?;
+        return match failed {
+            None => Ok(()),
+            Some(e) => Err(e.with_hint(format!(
+                "the failed verdict is tagged on {}; fix the stack and verify again",
+                report.ami
+            ))),
+        };
+    }
     let (launch, failed) = crate::target::qemu::launch::launch_qemu_outcome(
         &ctx.project,
         &req,
@@ -130,4 +145,22 @@ pub fn verify_summary(r: &VerifyReport) -> String {
     let _ = writeln!(s, "user-data sha256 {}", v.userdata_sha256);
     let _ = writeln!(s, "recorded in {}", r.recorded.display());
     s
+}
+
+fn aws_verify_summary(r: &crate::target::aws::launch::AwsVerifyReport) -> String {
+    format!(
+        "verify {} on {} in {} (instance {}, terminated): {} in {:.1}s; user-data sha256 {}; tagged {}\n",
+        r.stack,
+        r.ami,
+        r.region,
+        r.instance_id,
+        if r.passed { "passed" } else { "FAILED" },
+        r.seconds_to_ready,
+        r.userdata_sha256,
+        r.tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
 }

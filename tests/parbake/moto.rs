@@ -1186,6 +1186,26 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
     assert_eq!(code, 0, "{err}");
     let bake: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ami = bake["layers"][0]["image"].as_str().unwrap().to_string();
+    // verify on EC2: moto's console never shows the runner's status, so the launch does not
+    // report; the instance is terminated all the same and no verdict is tagged
+    let (code, _, err) = run(&["verify", "worker", "--target", "aws", "--timeout", "6"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("did not report within 6s"), "{err}");
+    assert!(
+        err.contains("was terminated; no verdict was recorded"),
+        "{err}"
+    );
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        let used = ec2
+            .instances_using(&[ami.clone()].into_iter().collect())
+            .await
+            .unwrap();
+        // (instances_using lists only instances not terminated or shutting down)
+        assert!(used.is_empty(), "verify left an instance: {used:?}");
+        let (tags, _) = tags_of_image(&ec2, &ami).await;
+        assert!(!tags.contains_key("parbake:verified-userdata"), "{tags:?}");
+    });
     // not verified: refused, and nothing is created
     let (code, _, err) = run(&["publish", "worker", "--target", "aws"]);
     assert_eq!(code, 1, "{err}");

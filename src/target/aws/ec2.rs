@@ -586,6 +586,22 @@ impl Ec2 {
         Ok(())
     }
 
+    /// Removes these tag keys from a resource.
+    pub async fn untag(&self, id: &str, keys: &[&str]) -> Result<()> {
+        self.client
+            .delete_tags()
+            .resources(id)
+            .set_tags(Some(
+                keys.iter()
+                    .map(|k| Tag::builder().key(*k).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteTags", e))?;
+        Ok(())
+    }
+
     pub async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<()> {
         self.client
             .create_tags()

@@ -56,6 +56,50 @@ pub fn launch_aws(
     runtime(Threads::Current)?.block_on(launch.run(&user_data, wait_ready))
 }
 
+/// What `verify --target aws` reports: the launch, and the verdict it tagged on the AMI.
+#[derive(Debug, Clone, Serialize)]
+pub struct AwsVerifyReport {
+    pub stack: String,
+    pub region: String,
+    pub ami: String,
+    pub instance_id: String,
+    pub passed: bool,
+    pub userdata_sha256: String,
+    pub seconds_to_ready: f64,
+    pub status: BootStatus,
+    /// The tags set on the AMI.
+    pub tags: Vec<(String, String)>,
+}
+
+/// `verify --target aws`: launches the stack's top AMI with its user-data, waits for the
+/// runner's status on the console, terminates the instance whatever happened, and tags the
+/// AMI with the verdict: `parbake:verified-at`, `parbake:verify-result`,
+/// `parbake:verify-seconds` and, when it passed, `parbake:verified-userdata` (the sha256 of
+/// the user-data that passed; a failure with that user-data removes it). The boot goes into
+/// the timing ledger. A launch that never reports is an error, and tags nothing.
+pub fn verify_aws(
+    project: &Project,
+    req: &PlanRequest,
+    timeout: Duration,
+) -> Result<(AwsVerifyReport, Option<Error>)> {
+    let (plan, ami) = plan_for_target(project, req, None)?;
+    let user_data = render::userdata::render(&plan)?.bytes;
+    let src = project.images[&plan.image]
+        .def
+        .sources
+        .aws
+        .as_ref()
+        .expect("plan_for_target checked the source");
+    let launch = Launch {
+        project,
+        plan: &plan,
+        src,
+        ami: &ami,
+        timeout,
+    };
+    runtime(Threads::Current)?.block_on(launch.verify(&user_data))
+}
+
 /// One launch on EC2: what to start, and how long to wait for it.
 struct Launch<'a> {
     project: &'a Project,
@@ -106,6 +150,85 @@ impl Launch<'_> {
             seconds_to_ready,
             status,
         })
+    }
+
+    /// A launch that is torn down whatever happens, with its verdict tagged on the AMI.
+    async fn verify(&self, user_data: &[u8]) -> Result<(AwsVerifyReport, Option<Error>)> {
+        let ec2 = Ec2::connect(&self.src.region, &Endpoint::from_env()).await;
+        let started = Instant::now();
+        let instance_id = ec2
+            .run_instance(&InstanceRequest {
+                image_id: self.ami,
+                instance_type: &self.src.instance_type,
+                subnet_id: self.src.subnet_id.clone(),
+                user_data,
+                tags: &self.tags(),
+            })
+            .await?;
+        let outcome = async {
+            self.wait_running(&ec2, &instance_id, started).await?;
+            self.wait_ready(&ec2, &instance_id, started).await
+        }
+        .await;
+        let gone = ec2.terminate(std::slice::from_ref(&instance_id)).await;
+        let status = match (outcome, gone) {
+            (Err(e), _) => {
+                return Err(e.with_hint(format!(
+                    "instance {instance_id} was terminated; no verdict was recorded on {}",
+                    self.ami
+                )))
+            }
+            (Ok(_), Err(e)) => {
+                return Err(e.with_hint(format!(
+                    "terminate instance {instance_id} by hand; no verdict was recorded on {}",
+                    self.ami
+                )))
+            }
+            (Ok(s), Ok(())) => s,
+        };
+        let secs = round(started.elapsed().as_secs_f64());
+        self.record(&status, secs);
+        let failed = self.check_boot(&instance_id, &status).err();
+        let sha = crate::plan::sha256_hex(user_data);
+        let passed = failed.is_none();
+        let mut tags = vec![
+            (
+                "parbake:verified-at".to_string(),
+                crate::store::now_epoch().to_string(),
+            ),
+            (
+                "parbake:verify-result".to_string(),
+                if passed { "passed" } else { "failed" }.to_string(),
+            ),
+            ("parbake:verify-seconds".to_string(), format!("{secs:.1}")),
+        ];
+        if passed {
+            tags.push((
+                super::publish::VERIFIED_USERDATA_TAG.to_string(),
+                sha.clone(),
+            ));
+        } else {
+            let ami = ec2.image(self.ami).await?;
+            if ami.tags.get(super::publish::VERIFIED_USERDATA_TAG) == Some(&sha) {
+                ec2.untag(self.ami, &[super::publish::VERIFIED_USERDATA_TAG])
+                    .await?;
+            }
+        }
+        ec2.tag(self.ami, &tags).await?;
+        Ok((
+            AwsVerifyReport {
+                stack: self.plan.stack.clone(),
+                region: self.src.region.clone(),
+                ami: self.ami.to_string(),
+                instance_id,
+                passed,
+                userdata_sha256: sha,
+                seconds_to_ready: secs,
+                status,
+                tags,
+            },
+            failed,
+        ))
     }
 
     /// The instance's tags: its name, and the stack, image and layer it runs.
