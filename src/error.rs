@@ -40,8 +40,12 @@ pub enum Error {
     /// A real validator (packer, ansible, cloud-init) rejected a rendered artifact.
     #[error("{count} validation check(s) failed")]
     Validation { count: usize },
-    #[error("{failed} layer(s) failed and {skipped} were skipped")]
-    Layers { failed: usize, skipped: usize },
+    #[error("{failed} layer(s) failed, {skipped} were skipped and {unverified} stack(s) did not pass verify")]
+    Layers {
+        failed: usize,
+        skipped: usize,
+        unverified: usize,
+    },
     #[error("interrupted")]
     Interrupted,
     #[error("internal error: {0}")]

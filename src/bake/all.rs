@@ -215,11 +215,42 @@ pub struct AllReport {
     pub duration_s: f64,
     pub counts: Counts,
     pub layers: Vec<LayerOutcome>,
+    /// With `--verify`: each stack verified after its layers, in stack order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<StackVerdict>,
+}
+
+/// `bake --all --verify`: one stack's verification, launched on its new (or not yet verified)
+/// top image with its user-data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackVerdict {
+    pub stack: String,
+    pub layer: String,
+    pub hash: String,
+    /// `passed`, `failed`, or `skipped` (its layers did not bake).
+    pub outcome: String,
+    /// Why it was verified (`top image baked`, `not verified with this user-data yet`).
+    pub why: String,
+    #[serde(default)]
+    pub boot_to_ready_s: Option<f64>,
+    #[serde(default)]
+    pub userdata_sha256: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 impl AllReport {
+    /// Every layer baked or cached, and every verification passed.
     pub fn ok(&self) -> bool {
-        self.counts.failed == 0 && self.counts.skipped == 0
+        self.counts.failed == 0 && self.counts.skipped == 0 && self.verify_failed() == 0
+    }
+
+    /// Verifications that did not pass (failed, or skipped because a layer failed).
+    pub fn verify_failed(&self) -> usize {
+        self.verified
+            .iter()
+            .filter(|v| v.outcome != "passed")
+            .count()
     }
 }
 
@@ -315,6 +346,7 @@ pub fn run(
         duration_s: round(started.elapsed().as_secs_f64()),
         counts: count(&outcomes),
         layers: outcomes,
+        verified: Vec::new(),
     })
 }
 
@@ -502,6 +534,22 @@ pub fn summary_text(r: &AllReport) -> String {
             detail
         ));
     }
+    for v in &r.verified {
+        s.push_str(&format!(
+            "  verify   {:<22} {:<12} {:>8}  {:<22} {}{}\n",
+            v.stack,
+            &v.hash[..12],
+            v.boot_to_ready_s
+                .map(|t| format!("{t:.1}s"))
+                .unwrap_or_else(|| "-".into()),
+            v.outcome,
+            v.why,
+            v.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ));
+    }
     s
 }
 
@@ -563,8 +611,24 @@ mod tests {
                     &["first bake of layer debian12-broken"],
                 ),
             ],
+            verified: vec![StackVerdict {
+                stack: "web".into(),
+                layer: "debian12-web".into(),
+                hash: "ab".repeat(32),
+                outcome: "failed".into(),
+                why: "top image baked".into(),
+                boot_to_ready_s: Some(98.5),
+                userdata_sha256: None,
+                error: Some("launch failed at check `http :80/`".into()),
+            }],
         };
+        assert!(!r.ok());
+        assert_eq!(r.verify_failed(), 1);
         let text = summary_text(&r);
+        assert!(
+            text.contains("  verify   web                    abababababab    98.5s  failed                 top image baked: launch failed at check `http :80/`"),
+            "{text}"
+        );
         assert!(
             text.starts_with(
                 "bake --all on qemu (tcg), -j 2: 1 baked, 0 cached, 1 failed, 0 skipped in 20.0s\n"

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Ctx;
-use crate::bake::all::{AllOptions, AllReport};
+use crate::bake::all::{AllOptions, AllReport, StackVerdict};
+use crate::bake::Outcome;
 use crate::bake::{BakeOptions, BakeReport, LayerBaker};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanRequest, Target};
@@ -32,6 +33,10 @@ pub struct BakeArgs {
     /// Rebake even when the store has a layer with the same hash.
     #[arg(long)]
     pub force: bool,
+    /// With --all: then verify every stack whose top image baked in this run (as `parbake
+    /// verify`); a failed verification fails the run like a failed layer.
+    #[arg(long, requires = "all")]
+    pub verify: bool,
 }
 
 pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
@@ -59,7 +64,10 @@ pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
 /// `bake --all`: the summary is printed whatever happened (pipelines read it), then the exit
 /// status says whether every layer is baked.
 fn run_all(ctx: &Ctx, args: &BakeArgs) -> Result<()> {
-    let report = bake_all(ctx, args)?;
+    let mut report = bake_all(ctx, args)?;
+    if args.verify && !crate::interrupt::interrupted() {
+        report.verified = verify_baked(ctx, args, &report)?;
+    }
     ctx.printer
         .summary(&report, crate::bake::all::summary_text)?;
     if crate::interrupt::interrupted() {
@@ -69,8 +77,99 @@ fn run_all(ctx: &Ctx, args: &BakeArgs) -> Result<()> {
         return Err(Error::Layers {
             failed: report.counts.failed,
             skipped: report.counts.skipped,
+            unverified: report.verify_failed(),
         });
     }
+    Ok(())
+}
+
+/// `--verify`: each stack whose top layer baked in this run is launched and verified, one at a
+/// time, its verdict recorded as `parbake verify` records it; a stack whose layers failed or
+/// were skipped is `skipped`. A launch that cannot start or never reports is a failed verdict,
+/// not the end of the run.
+fn verify_baked(ctx: &Ctx, args: &BakeArgs, report: &AllReport) -> Result<Vec<StackVerdict>> {
+    let mut out = Vec::new();
+    for stack in ctx.project.stacks.keys() {
+        let Some(top) = report
+            .layers
+            .iter()
+            .filter(|l| l.stacks.contains(stack))
+            .max_by_key(|l| l.index)
+        else {
+            continue;
+        };
+        let mut v = StackVerdict {
+            stack: stack.clone(),
+            layer: top.name.clone(),
+            hash: top.hash.clone(),
+            outcome: "skipped".into(),
+            why: "top image baked".into(),
+            boot_to_ready_s: None,
+            userdata_sha256: None,
+            error: None,
+        };
+        match top.outcome {
+            Outcome::Cached => continue,
+            Outcome::Failed | Outcome::Skipped => {
+                v.why = "its layers did not bake".into();
+                out.push(v);
+                continue;
+            }
+            Outcome::Baked => {}
+        }
+        if crate::interrupt::interrupted() {
+            break;
+        }
+        let req = PlanRequest {
+            stack: stack.clone(),
+            promote: Vec::new(),
+            target: args.target,
+            source_identity: None,
+        };
+        let verified = match args.target {
+            Target::Qemu => verify_qemu(ctx, &req, &mut v),
+            Target::Aws => verify_on_aws(ctx, &req, &mut v),
+        };
+        if let Err(e) = verified {
+            v.outcome = "failed".into();
+            v.error = Some(e.to_string());
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// How long a verification waits for its launch to report.
+const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// One stack verified on the local target, its verdict recorded in the store.
+fn verify_qemu(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
+    let opts = crate::target::launch::LaunchOptions {
+        keep: false,
+        no_roles: false,
+        offline: false,
+        timeout: VERIFY_TIMEOUT,
+        quiet: ctx.printer.quiet,
+        verbose: ctx.printer.verbose,
+    };
+    let (launch, failed) =
+        crate::target::qemu::launch::launch_qemu_outcome(&ctx.project, req, &opts)?;
+    let verdict = super::verify::verdict(&launch, failed.as_ref());
+    crate::store::Store::for_project(&ctx.project.root).record_verification(&verdict)?;
+    v.outcome = if verdict.passed { "passed" } else { "failed" }.into();
+    v.boot_to_ready_s = Some(verdict.boot_to_ready_s);
+    v.userdata_sha256 = Some(verdict.userdata_sha256);
+    v.error = failed.map(|e| e.to_string());
+    Ok(())
+}
+
+/// One stack verified on EC2, its verdict tagged on the AMI.
+fn verify_on_aws(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
+    let (r, failed) = crate::target::aws::launch::verify_aws(&ctx.project, req, VERIFY_TIMEOUT)?;
+    v.outcome = if r.passed { "passed" } else { "failed" }.into();
+    v.boot_to_ready_s = Some(r.seconds_to_ready);
+    v.userdata_sha256 = Some(r.userdata_sha256);
+    v.error = failed.map(|e| e.to_string());
     Ok(())
 }
 

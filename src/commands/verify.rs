@@ -94,7 +94,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
 }
 
 /// The verdict a launch makes: passed when the runner reported `done` (its roles and checks).
-fn verdict(launch: &LaunchReport, failed: Option<&Error>) -> Verification {
+pub(crate) fn verdict(launch: &LaunchReport, failed: Option<&Error>) -> Verification {
     Verification {
         stack: launch.stack.clone(),
         layer: launch.layer.clone(),

@@ -634,7 +634,8 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     //    - the shared base and web's layer (baked in step 3) are cache hits;
     //    - the minimal stack's layer (its tiny role promoted) is baked for real by one run,
     //      while the other waits on its lock and then finds it cached;
-    //    - the broken layer fails, naming the role, and does not stop the others; exit 1.
+    //    - the broken layer fails, naming the role, and does not stop the others; exit 1;
+    //    - with --verify, the run that baked the minimal stack's layer verifies that stack.
     let copy = tempfile::Builder::new()
         .prefix("parbake-e2e-project-")
         .tempdir_in(repo().join("target"))
@@ -671,7 +672,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     )
     .unwrap();
     let all_cmd = |out: &Path| {
-        let mut c = tier.cmd(&["bake", "--all", "-j", "2", "--json"]);
+        let mut c = tier.cmd(&["bake", "--all", "-j", "2", "--verify", "--json"]);
         c.current_dir(copy.path())
             .stdout(std::fs::File::create(out).unwrap())
             .stderr(Stdio::piped());
@@ -739,6 +740,35 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "{waiter}"
     );
     assert_eq!(wa.why, ["first bake of layer debian12-mini"]);
+    // --verify: the run that baked mini's layer verified the stack on it (one more small VM);
+    // the broken stack's verification is skipped in both, as its layer failed
+    let (baker, other) = if wa.outcome == Outcome::Baked {
+        (&ra, &rb)
+    } else {
+        (&rb, &ra)
+    };
+    let verdict = |r: &parbake::bake::all::AllReport, stack: &str| {
+        r.verified
+            .iter()
+            .find(|v| v.stack == stack)
+            .map(|v| v.outcome.clone())
+    };
+    assert_eq!(
+        verdict(baker, "mini").as_deref(),
+        Some("passed"),
+        "{:?}",
+        baker.verified
+    );
+    assert_eq!(verdict(other, "mini"), None, "{:?}", other.verified);
+    for r in [&ra, &rb] {
+        assert_eq!(verdict(r, "broken").as_deref(), Some("skipped"));
+        assert_eq!(
+            verdict(r, "web"),
+            None,
+            "web's layers were cached: {:?}",
+            r.verified
+        );
+    }
 
     // 6. without the broken stack, the unchanged tree is a no-op that never starts Packer
     std::fs::remove_file(copy.path().join("images/stacks/broken.yml")).unwrap();

@@ -47,8 +47,9 @@ fn the_nightly_script_uses_real_commands() {
     let text = std::fs::read_to_string(repo().join("examples/nightly.sh")).unwrap();
     let cmds = invocations(&text, "\"$PARBAKE\"");
     let names: Vec<&str> = cmds.iter().map(|c| c[1].as_str()).collect();
-    assert_eq!(names, ["bake", "prune", "gc"], "{cmds:?}");
+    assert_eq!(names, ["bake", "publish", "prune", "gc"], "{cmds:?}");
     assert!(cmds[0].contains(&"--all".to_string()) && cmds[0].contains(&"--json".to_string()));
+    assert!(cmds[0].contains(&"--verify".to_string()), "{cmds:?}");
     cmds.iter().for_each(|c| parses(c));
 }
 
@@ -70,7 +71,7 @@ fn the_github_workflow_is_valid_yaml_with_real_commands() {
         .join("\n");
     let cmds = invocations(&runs, "./target/release/parbake");
     let names: Vec<&str> = cmds.iter().map(|c| c[1].as_str()).collect();
-    assert_eq!(names, ["bake", "prune", "gc"], "{cmds:?}");
+    assert_eq!(names, ["bake", "publish", "prune", "gc"], "{cmds:?}");
     cmds.iter().for_each(|c| parses(c));
 }
 
