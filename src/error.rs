@@ -40,7 +40,7 @@ pub enum Error {
     /// A real validator (packer, ansible, cloud-init) rejected a rendered artifact.
     #[error("{count} validation check(s) failed")]
     Validation { count: usize },
-    #[error("{failed} layer(s) failed, {skipped} were skipped and {unverified} stack(s) did not pass verify")]
+    #[error("{}", layers_message(*failed, *skipped, *unverified))]
     Layers {
         failed: usize,
         skipped: usize,
@@ -153,3 +153,13 @@ impl fmt::Display for Report<'_> {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `1 layer(s) failed and 2 were skipped`, with `; 1 stack(s) did not pass verify` when some
+/// did not.
+fn layers_message(failed: usize, skipped: usize, unverified: usize) -> String {
+    let mut m = format!("{failed} layer(s) failed and {skipped} were skipped");
+    if unverified > 0 {
+        m.push_str(&format!("; {unverified} stack(s) did not pass verify"));
+    }
+    m
+}

@@ -357,13 +357,13 @@ fn the_nightly_example_script_bakes_and_reports_on_the_local_target() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // beta-b1 bakes now, and the script verifies its stack: the fake Packer's layer has no
+    // disk to boot, so the verdict is a failure, the script exits 1 and publishes nothing
     let out = run("");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("1 stack(s) did not pass verify"), "{err}");
+    assert!(!err.contains("published "), "{err}");
     let mut summaries: Vec<_> = std::fs::read_dir(&reports)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -372,6 +372,15 @@ fn the_nightly_example_script_bakes_and_reports_on_the_local_target() {
     let last: AllReport =
         serde_json::from_str(&std::fs::read_to_string(summaries.last().unwrap()).unwrap()).unwrap();
     assert_eq!((last.counts.baked, last.counts.cached), (1, 4), "{last:?}");
+    assert_eq!(last.verified.len(), 1, "{:?}", last.verified);
+    assert_eq!(last.verified[0].outcome, "failed");
+    assert!(last.verified[0].error.is_some());
+    let published: Vec<_> = std::fs::read_dir(&reports)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("publish-"))
+        .collect();
+    assert!(published.is_empty(), "{published:?}");
 }
 
 #[test]
