@@ -38,21 +38,8 @@ pub fn launch_aws(
     timeout: Duration,
     wait_ready: bool,
 ) -> Result<AwsLaunchReport> {
-    let (plan, ami) = plan_for_target(project, req, ami)?;
-    let user_data = render::userdata::render(&plan)?.bytes;
-    let src = project.images[&plan.image]
-        .def
-        .sources
-        .aws
-        .as_ref()
-        .expect("plan_for_target checked the source");
-    let launch = Launch {
-        project,
-        plan: &plan,
-        src,
-        ami: &ami,
-        timeout,
-    };
+    let (plan, ami, user_data) = prepare(project, req, ami)?;
+    let launch = Launch::new(project, &plan, &ami, timeout);
     runtime(Threads::Current)?.block_on(launch.run(&user_data, wait_ready))
 }
 
@@ -82,22 +69,21 @@ pub fn verify_aws(
     req: &PlanRequest,
     timeout: Duration,
 ) -> Result<(AwsVerifyReport, Option<Error>)> {
-    let (plan, ami) = plan_for_target(project, req, None)?;
-    let user_data = render::userdata::render(&plan)?.bytes;
-    let src = project.images[&plan.image]
-        .def
-        .sources
-        .aws
-        .as_ref()
-        .expect("plan_for_target checked the source");
-    let launch = Launch {
-        project,
-        plan: &plan,
-        src,
-        ami: &ami,
-        timeout,
-    };
+    let (plan, ami, user_data) = prepare(project, req, None)?;
+    let launch = Launch::new(project, &plan, &ami, timeout);
     runtime(Threads::Current)?.block_on(launch.verify(&user_data))
+}
+
+/// The stack's plan on EC2, the AMI to start (the top layer's, or `ami`) and the user-data
+/// that fits it.
+fn prepare(
+    project: &Project,
+    req: &PlanRequest,
+    ami: Option<&str>,
+) -> Result<(Plan, String, Vec<u8>)> {
+    let (plan, ami) = plan_for_target(project, req, ami)?;
+    let user_data = render::userdata::render(&plan)?.bytes;
+    Ok((plan, ami, user_data))
 }
 
 /// One launch on EC2: what to start, and how long to wait for it.
@@ -109,21 +95,29 @@ struct Launch<'a> {
     timeout: Duration,
 }
 
-impl Launch<'_> {
+impl<'a> Launch<'a> {
+    fn new(project: &'a Project, plan: &'a Plan, ami: &'a str, timeout: Duration) -> Launch<'a> {
+        let src = project.images[&plan.image]
+            .def
+            .sources
+            .aws
+            .as_ref()
+            .expect("plan_for_target checked the source");
+        Launch {
+            project,
+            plan,
+            src,
+            ami,
+            timeout,
+        }
+    }
+
     /// Starts the instance, waits until it runs and, with `wait_ready`, until the runner
     /// reports; records the boot and fails if the launch failed.
     async fn run(&self, user_data: &[u8], wait_ready: bool) -> Result<AwsLaunchReport> {
         let ec2 = Ec2::connect(&self.src.region, &Endpoint::from_env()).await;
         let started = Instant::now();
-        let instance_id = ec2
-            .run_instance(&InstanceRequest {
-                image_id: self.ami,
-                instance_type: &self.src.instance_type,
-                subnet_id: self.src.subnet_id.clone(),
-                user_data,
-                tags: &self.tags(),
-            })
-            .await?;
+        let instance_id = self.start(&ec2, user_data).await?;
         let state = self.wait_running(&ec2, &instance_id, started).await?;
         let seconds_to_running = round(started.elapsed().as_secs_f64());
         let status = if wait_ready {
@@ -156,15 +150,7 @@ impl Launch<'_> {
     async fn verify(&self, user_data: &[u8]) -> Result<(AwsVerifyReport, Option<Error>)> {
         let ec2 = Ec2::connect(&self.src.region, &Endpoint::from_env()).await;
         let started = Instant::now();
-        let instance_id = ec2
-            .run_instance(&InstanceRequest {
-                image_id: self.ami,
-                instance_type: &self.src.instance_type,
-                subnet_id: self.src.subnet_id.clone(),
-                user_data,
-                tags: &self.tags(),
-            })
-            .await?;
+        let instance_id = self.start(&ec2, user_data).await?;
         let outcome = async {
             self.wait_running(&ec2, &instance_id, started).await?;
             self.wait_ready(&ec2, &instance_id, started).await
@@ -229,6 +215,18 @@ impl Launch<'_> {
             },
             failed,
         ))
+    }
+
+    /// RunInstances: the AMI with the user-data, tagged; the instance id.
+    async fn start(&self, ec2: &Ec2, user_data: &[u8]) -> Result<String> {
+        ec2.run_instance(&InstanceRequest {
+            image_id: self.ami,
+            instance_type: &self.src.instance_type,
+            subnet_id: self.src.subnet_id.clone(),
+            user_data,
+            tags: &self.tags(),
+        })
+        .await
     }
 
     /// The instance's tags: its name, and the stack, image and layer it runs.
