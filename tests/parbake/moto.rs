@@ -1312,6 +1312,30 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
         err.contains("no parbake-published version before its default"),
         "{err}"
     );
+    // images shows what publishes each AMI: both versions name it, version 1 is the default
+    let (code, out, err) = run(&["images", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let regions: serde_json::Value = serde_json::from_str(&out).unwrap();
+    fn find<'a>(nodes: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+        nodes.as_array()?.iter().find_map(|n| {
+            if n["id"] == id {
+                Some(n)
+            } else {
+                find(&n["children"], id)
+            }
+        })
+    }
+    let node = regions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| find(&r["images"], &ami))
+        .unwrap();
+    assert_eq!(
+        node["published"],
+        serde_json::json!(["worker-fleet-test v1 default", "worker-fleet-test v2"]),
+        "{node}"
+    );
     // prune keeps the AMI the launch template names
     let (code, out, err) = run(&["prune", "--keep", "0", "--dry-run", "--json"]);
     assert_eq!(code, 0, "{err}");

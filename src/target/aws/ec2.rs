@@ -53,6 +53,8 @@ pub struct TemplateRef {
     /// The template's name (its id when it has none).
     pub template: String,
     pub version: i64,
+    /// The version is the template's default (what a launch without a version uses).
+    pub default: bool,
 }
 
 /// A builder instance parbake tagged (`parbake:expires-at`) that is still alive.
@@ -301,6 +303,7 @@ impl Ec2 {
                         ami: ami.to_string(),
                         template: template.to_string(),
                         version: v.version_number().unwrap_or_default(),
+                        default: v.default_version().unwrap_or(false),
                     });
                 }
             }

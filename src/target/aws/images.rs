@@ -30,6 +30,9 @@ pub struct ImageNode {
     /// `current`, `stale` or `unknown`.
     pub status: String,
     pub why: Option<String>,
+    /// The launch template versions that name it (`web-fleet v3 default`, `web-fleet v2`).
+    #[serde(default)]
+    pub published: Vec<String>,
     pub children: Vec<ImageNode>,
 }
 
@@ -106,14 +109,37 @@ pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
     let mut out = Vec::new();
     for region in regions(project) {
         let (amis, sources) = rt.block_on(region_amis(project, &region))?;
+        let published = rt.block_on(published_in(&region, &amis))?;
         let nodes = amis
             .iter()
-            .map(|ami| node_of(project, &sources, ami, now))
+            .map(|ami| {
+                let (parent, mut node) = node_of(project, &sources, ami, now);
+                node.published = published.get(&ami.id).cloned().unwrap_or_default();
+                (parent, node)
+            })
             .collect();
         out.push(RegionImages {
             images: lineage(nodes),
             region,
         });
+    }
+    Ok(out)
+}
+
+/// AMI → the launch template versions in the region that name it, defaults first.
+async fn published_in(region: &str, amis: &[Ami]) -> Result<BTreeMap<String, Vec<String>>> {
+    let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+    let ids = amis.iter().map(|a| a.id.clone()).collect();
+    let mut refs = ec2.launch_template_refs(&ids).await?;
+    refs.sort_by_key(|r| (!r.default, r.template.clone(), std::cmp::Reverse(r.version)));
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in refs {
+        out.entry(r.ami).or_default().push(format!(
+            "{} v{}{}",
+            r.template,
+            r.version,
+            if r.default { " default" } else { "" }
+        ));
     }
     Ok(out)
 }
@@ -175,6 +201,7 @@ fn node_of(
         size_gib: ami.size_gib,
         status: status.into(),
         why,
+        published: Vec::new(),
         children: Vec::new(),
     };
     (tag("parbake:parent-ami"), node)
@@ -225,6 +252,13 @@ pub fn tree_text(regions: &[RegionImages]) -> String {
                 .map(|w| format!(" ({w})"))
                 .unwrap_or_default()
         ));
+        if !n.published.is_empty() {
+            out.push_str(&format!(
+                "  {}  published: {}\n",
+                "    ".repeat(depth),
+                n.published.join(", ")
+            ));
+        }
         for c in &n.children {
             node(out, c, depth + 1);
         }
