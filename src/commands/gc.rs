@@ -1,4 +1,5 @@
-//! `parbake gc`: terminate EC2 builder instances parbake tagged whose expiry has passed.
+//! `parbake gc`: remove what killed bakes left in EC2: expired builder instances, their
+//! Packer key pairs and security groups, builder volumes and claims.
 
 use std::fmt::Write;
 
@@ -8,7 +9,7 @@ use crate::target::aws::gc::Leftover;
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
-    /// List what would be terminated, change nothing.
+    /// List what would be removed, change nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -21,24 +22,36 @@ pub fn run(ctx: &Ctx, args: GcArgs) -> Result<()> {
 fn text(left: &[Leftover]) -> String {
     let mut out = String::new();
     for l in left {
+        let of = if l.instance_id.is_empty() || l.kind == "instance" {
+            String::new()
+        } else {
+            format!(" of {}", l.instance_id)
+        };
+        let action = match (l.kind.as_str(), l.removed) {
+            ("instance", true) => "terminated".to_string(),
+            ("instance", false) => "would terminate".to_string(),
+            (_, true) => "removed".to_string(),
+            (_, false) => l.note.clone().unwrap_or_else(|| "would remove".to_string()),
+        };
         let _ = writeln!(
             out,
-            "{} {} {} (owner {}, run {}, expired {}s ago){}",
+            "{} {} {}{}{} (owner {}, run {}, expired {}s ago): {action}",
             l.region,
-            l.instance_id,
-            l.state,
+            l.kind,
+            l.id,
+            of,
+            if l.state.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", l.state)
+            },
             l.owner,
             l.run_id,
             l.expired_s_ago,
-            if l.terminated {
-                ": terminated"
-            } else {
-                ": would terminate"
-            }
         );
     }
     if left.is_empty() {
-        out.push_str("no expired parbake builder instances\n");
+        out.push_str("nothing parbake left behind has expired\n");
     }
     out
 }

@@ -1348,3 +1348,157 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
         .unwrap();
     assert_eq!(d["action"], "keep", "{d}");
 }
+
+#[test]
+fn gc_removes_what_a_killed_bake_left_and_only_that() {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    // its own region, so other tests' resources are never in the way
+    const REGION: &str = "ap-southeast-2";
+    let f = crate::util::Fixture::example();
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image)
+        .unwrap()
+        .replace("region: us-east-1", &format!("region: {REGION}"));
+    std::fs::write(&image, text).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let old = "1".to_string();
+    let fresh = (parbake::store::now_epoch() + 3600).to_string();
+    let spec = |kind: ResourceType, expires: &str| {
+        TagSpecification::builder()
+            .resource_type(kind)
+            .tags(
+                Tag::builder()
+                    .key("parbake:expires-at")
+                    .value(expires)
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key("parbake:owner")
+                    .value("gc-test-2")
+                    .build(),
+            )
+            .build()
+    };
+    let (instance, key, group, volumes) = rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        let c = ec2.sdk();
+        // what Packer makes for a build: a temporary key pair and security group
+        c.create_key_pair()
+            .key_name("packer_gc1")
+            .send()
+            .await
+            .unwrap();
+        let sg = c
+            .create_security_group()
+            .group_name("packer_gc1")
+            .description("packer temporary")
+            .send()
+            .await
+            .unwrap()
+            .group_id()
+            .unwrap()
+            .to_string();
+        let amis = c.describe_images().owners("amazon").send().await.unwrap();
+        let ami = amis.images()[0].image_id().unwrap().to_string();
+        let r = c
+            .run_instances()
+            .image_id(ami)
+            .min_count(1)
+            .max_count(1)
+            .key_name("packer_gc1")
+            .security_group_ids(&sg)
+            .tag_specifications(spec(ResourceType::Instance, &old))
+            .send()
+            .await
+            .unwrap();
+        let instance = r.instances()[0].instance_id().unwrap().to_string();
+        let mut volumes = Vec::new();
+        for expires in [Some(&old), Some(&fresh), None] {
+            let mut v = c
+                .create_volume()
+                .availability_zone(format!("{REGION}a"))
+                .size(1);
+            if let Some(e) = expires {
+                v = v.tag_specifications(spec(ResourceType::Volume, e));
+            }
+            volumes.push(v.send().await.unwrap().volume_id().unwrap().to_string());
+        }
+        for (name, expires) in [
+            ("parbake-lock-gctest-old", &old),
+            ("parbake-lock-gctest-new", &fresh),
+        ] {
+            c.create_key_pair()
+                .key_name(name)
+                .tag_specifications(spec(ResourceType::KeyPair, expires))
+                .send()
+                .await
+                .unwrap();
+        }
+        (instance, "packer_gc1".to_string(), sg, volumes)
+    });
+    let gc = |args: &[&str]| {
+        let out = parbake_aws_in(f.root(), store.path(), args, &[])
+            .wait_with_output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array().unwrap().clone()
+    };
+    let listed = gc(&["gc", "--dry-run", "--json"]);
+    let kinds: Vec<(String, String)> = listed
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_string(),
+                l["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = vec![
+        ("instance".to_string(), instance.clone()),
+        ("key-pair".to_string(), key.clone()),
+        ("security-group".to_string(), group.clone()),
+        ("volume".to_string(), volumes[0].clone()),
+        ("claim".to_string(), "parbake-lock-gctest-old".to_string()),
+    ];
+    assert_eq!(kinds, want, "{listed:?}");
+    assert!(listed.iter().all(|l| l["removed"] == false));
+    let done = gc(&["gc", "--json"]);
+    for l in &done {
+        assert_eq!(l["removed"], true, "{l}");
+    }
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        let c = ec2.sdk();
+        let keys: Vec<String> = c
+            .describe_key_pairs()
+            .send()
+            .await
+            .unwrap()
+            .key_pairs()
+            .iter()
+            .filter_map(|k| k.key_name().map(String::from))
+            .collect();
+        assert!(!keys.contains(&key) && !keys.contains(&"parbake-lock-gctest-old".to_string()));
+        assert!(
+            keys.contains(&"parbake-lock-gctest-new".to_string()),
+            "{keys:?}"
+        );
+        let vols: Vec<String> = c
+            .describe_volumes()
+            .send()
+            .await
+            .unwrap()
+            .volumes()
+            .iter()
+            .filter_map(|v| v.volume_id().map(String::from))
+            .collect();
+        assert!(!vols.contains(&volumes[0]));
+        assert!(
+            vols.contains(&volumes[1]) && vols.contains(&volumes[2]),
+            "{vols:?}"
+        );
+    });
+}

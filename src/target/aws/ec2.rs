@@ -65,6 +65,20 @@ pub struct BuilderInstance {
     pub owner: String,
     pub run_id: String,
     pub expires_at: u64,
+    /// The key pair it was started with (Packer's temporary one is `packer_<id>`).
+    pub key_name: Option<String>,
+    /// Its security groups, (id, name) (Packer's temporary one is `packer_<id>`).
+    pub security_groups: Vec<(String, String)>,
+}
+
+/// A parbake-tagged resource whose `parbake:expires-at` has passed: an unattached builder
+/// volume, or a claim key pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub id: String,
+    pub owner: String,
+    pub run_id: String,
+    pub expires_at: u64,
 }
 
 /// What RunInstances starts: one instance.
@@ -353,6 +367,14 @@ impl Ec2 {
                     owner: tag("parbake:owner"),
                     run_id: tag("parbake:run-id"),
                     expires_at,
+                    key_name: i.key_name().map(String::from),
+                    security_groups: i
+                        .security_groups()
+                        .iter()
+                        .filter_map(|g| {
+                            Some((g.group_id()?.to_string(), g.group_name()?.to_string()))
+                        })
+                        .collect(),
                 });
             }
         }
@@ -466,6 +488,62 @@ impl Ec2 {
             .await
             .map_err(|e| self.error("DescribeKeyPairs", e))?;
         Ok(resp.key_pairs().first().map(|k| tags_of(k.tags())))
+    }
+
+    /// Unattached volumes tagged `parbake:expires-at` before `now`: a killed bake's builder
+    /// volumes (Packer tags them with the builder's run tags).
+    pub async fn expired_volumes(&self, now: u64) -> Result<Vec<Expired>> {
+        let pages = self
+            .client
+            .describe_volumes()
+            .filters(filter("tag-key", "parbake:expires-at"))
+            .filters(filter("status", "available"))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.error("DescribeVolumes", e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.volumes())
+            .filter_map(|v| expired(v.volume_id()?, &tags_of(v.tags()), now))
+            .collect())
+    }
+
+    /// Claim key pairs (`parbake-lock-*`) whose expiry has passed: their run died.
+    pub async fn expired_claims(&self, now: u64) -> Result<Vec<Expired>> {
+        let resp = self
+            .client
+            .describe_key_pairs()
+            .filters(filter("key-name", "parbake-lock-*"))
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeKeyPairs", e))?;
+        Ok(resp
+            .key_pairs()
+            .iter()
+            .filter_map(|k| expired(k.key_name()?, &tags_of(k.tags()), now))
+            .collect())
+    }
+
+    pub async fn delete_volume(&self, id: &str) -> Result<()> {
+        self.client
+            .delete_volume()
+            .volume_id(id)
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteVolume", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_security_group(&self, id: &str) -> Result<()> {
+        self.client
+            .delete_security_group()
+            .group_id(id)
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteSecurityGroup", e))?;
+        Ok(())
     }
 
     pub async fn release_claim(&self, name: &str) -> Result<()> {
@@ -658,6 +736,17 @@ pub struct NewTemplateVersion<'a> {
     pub instance_type: &'a str,
     pub user_data: &'a [u8],
     pub description: &'a str,
+}
+
+/// `id` as an [`Expired`] when its `parbake:expires-at` tag is before `now`.
+fn expired(id: &str, tags: &BTreeMap<String, String>, now: u64) -> Option<Expired> {
+    let expires_at: u64 = tags.get("parbake:expires-at")?.parse().ok()?;
+    (expires_at < now).then(|| Expired {
+        id: id.to_string(),
+        owner: tags.get("parbake:owner").cloned().unwrap_or_default(),
+        run_id: tags.get("parbake:run-id").cloned().unwrap_or_default(),
+        expires_at,
+    })
 }
 
 pub fn filter(name: &str, value: &str) -> Filter {

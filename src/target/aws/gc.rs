@@ -1,5 +1,9 @@
-//! `parbake gc`: terminate builder instances parbake tagged whose expiry has passed (bakes killed
-//! with SIGKILL, or machines that died mid-bake, leave them running and billing).
+//! `parbake gc`: what a bake killed with SIGKILL (or a machine that died mid-bake) leaves in
+//! EC2, found from EC2 itself, not from a local record: builder instances parbake tagged whose
+//! expiry has passed (terminated), the temporary key pair and security group Packer made for
+//! each (`packer_<id>`, read from that instance), unattached builder volumes whose expiry tag
+//! passed, and expired `parbake-lock-*` claims. Nothing is touched that the tags, the names
+//! and the expiry together do not tie to a parbake bake.
 
 use std::collections::BTreeSet;
 
@@ -13,13 +17,30 @@ use crate::store::now_epoch;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Leftover {
+    /// `instance`, `key-pair`, `security-group`, `volume` or `claim`.
+    pub kind: String,
+    /// The resource: an instance, volume or security group id, or a key pair's name.
+    pub id: String,
     pub region: String,
+    /// The builder instance it belongs to (empty for volumes and claims).
     pub instance_id: String,
     pub state: String,
     pub owner: String,
     pub run_id: String,
     pub expired_s_ago: u64,
+    /// An instance was terminated.
     pub terminated: bool,
+    /// It is gone (instances: terminated).
+    pub removed: bool,
+    /// Why it was not removed (a security group still in use by its terminating instance is
+    /// removed by the next gc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Packer's temporary key pairs and security groups are named `packer_<id>`.
+fn packer_temporary(name: &str) -> bool {
+    name.starts_with("packer_")
 }
 
 /// Every region an image of the project uses (source regions and copy targets).
@@ -44,29 +65,89 @@ pub fn gc(project: &Project, dry_run: bool) -> Result<Vec<Leftover>> {
     Ok(out)
 }
 
-/// One region: its expired builders, terminated unless a dry run.
+/// One region: its expired builders (terminated, then their Packer key pair and security
+/// group deleted), expired builder volumes and expired claims, unless a dry run.
 async fn gc_region(region: &str, now: u64, dry_run: bool) -> Result<Vec<Leftover>> {
     let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
-    let mut expired: Vec<Leftover> = ec2
-        .expired_builders(now)
-        .await?
-        .into_iter()
-        .map(|b| Leftover {
-            region: region.to_string(),
-            instance_id: b.instance_id,
-            state: b.state,
-            owner: b.owner,
-            run_id: b.run_id,
-            expired_s_ago: now - b.expires_at,
-            terminated: false,
-        })
-        .collect();
-    if !dry_run && !expired.is_empty() {
-        let ids: Vec<String> = expired.iter().map(|l| l.instance_id.clone()).collect();
-        ec2.terminate(&ids).await?;
-        for l in &mut expired {
-            l.terminated = true;
+    let item = |kind: &str, id: &str, instance: &str, owner: &str, run: &str, at: u64| Leftover {
+        kind: kind.into(),
+        id: id.into(),
+        region: region.to_string(),
+        instance_id: instance.into(),
+        state: String::new(),
+        owner: owner.into(),
+        run_id: run.into(),
+        expired_s_ago: now.saturating_sub(at),
+        terminated: false,
+        removed: false,
+        note: None,
+    };
+    let builders = ec2.expired_builders(now).await?;
+    let mut out = Vec::new();
+    for b in &builders {
+        let mut i = item(
+            "instance",
+            &b.instance_id,
+            &b.instance_id,
+            &b.owner,
+            &b.run_id,
+            b.expires_at,
+        );
+        i.state = b.state.clone();
+        out.push(i);
+        if let Some(k) = b.key_name.as_deref().filter(|k| packer_temporary(k)) {
+            out.push(item(
+                "key-pair",
+                k,
+                &b.instance_id,
+                &b.owner,
+                &b.run_id,
+                b.expires_at,
+            ));
+        }
+        for (id, _) in b
+            .security_groups
+            .iter()
+            .filter(|(_, n)| packer_temporary(n))
+        {
+            out.push(item(
+                "security-group",
+                id,
+                &b.instance_id,
+                &b.owner,
+                &b.run_id,
+                b.expires_at,
+            ));
         }
     }
-    Ok(expired)
+    for v in ec2.expired_volumes(now).await? {
+        out.push(item("volume", &v.id, "", &v.owner, &v.run_id, v.expires_at));
+    }
+    for c in ec2.expired_claims(now).await? {
+        out.push(item("claim", &c.id, "", &c.owner, &c.run_id, c.expires_at));
+    }
+    if dry_run {
+        return Ok(out);
+    }
+    let ids: Vec<String> = builders.iter().map(|b| b.instance_id.clone()).collect();
+    if !ids.is_empty() {
+        ec2.terminate(&ids).await?;
+    }
+    // instances first: their key pairs and groups are free once they are gone
+    for l in &mut out {
+        let done = match l.kind.as_str() {
+            "instance" => {
+                l.terminated = true;
+                Ok(())
+            }
+            "key-pair" | "claim" => ec2.release_claim(&l.id).await,
+            "volume" => ec2.delete_volume(&l.id).await,
+            _ => ec2.delete_security_group(&l.id).await,
+        };
+        match done {
+            Ok(()) => l.removed = true,
+            Err(e) => l.note = Some(format!("not removed yet ({e}); the next gc retries")),
+        }
+    }
+    Ok(out)
 }
