@@ -44,7 +44,8 @@ pub fn run(ctx: &Ctx, args: PruneArgs) -> Result<()> {
     } else {
         args.regions.clone()
     };
-    let decisions = crate::target::aws::prune::prune(&regions, args.keep, args.dry_run)?;
+    let decisions =
+        crate::target::aws::prune::prune(&ctx.project, &regions, args.keep, args.dry_run)?;
     ctx.printer.data(&decisions, |d| text(d, args.dry_run))
 }
 

@@ -204,17 +204,32 @@ fn aws_publish_text(r: &AwsPublishReport) -> String {
     if let Some(p) = &r.previous_default {
         let _ = writeln!(s, "  before: {}", aws_version_text(p));
     }
+    if let Some(p) = &r.ssm_parameter {
+        let _ = writeln!(
+            s,
+            "  SSM parameter {} = {} (version {})",
+            p.name, p.ami, p.version
+        );
+    }
     let _ = writeln!(s, "undo: parbake rollback {} --target aws", r.stack);
     s
 }
 
 fn aws_rollback_text(r: &AwsRollbackReport) -> String {
-    format!(
+    let mut s = format!(
         "rolled {} back: launch template {} in {} defaulted to {}, now {}\n",
         r.stack,
         r.launch_template,
         r.region,
         aws_version_text(&r.from),
         aws_version_text(&r.to)
-    )
+    );
+    if let Some(p) = &r.ssm_parameter {
+        let _ = writeln!(
+            s,
+            "  SSM parameter {} = {} (version {})",
+            p.name, p.ami, p.version
+        );
+    }
+    s
 }

@@ -511,6 +511,16 @@ fn check_stack(
                 .with_hint("EC2 takes 3 to 128 letters, digits and `().-/_`, e.g. `launch_template: web-fleet`")
                 .into());
         }
+        if let Some(name) = p
+            .ssm_parameter
+            .as_deref()
+            .filter(|n| !names::valid_ssm_parameter_name(n))
+        {
+            return Err(file
+                .error_for("publish.ssm_parameter", None, format!("{name:?} is not an SSM parameter name"))
+                .with_hint("write a path such as `/parbake/web/ami`: `/`, then letters, digits and `_.-/`, not under /aws or /ssm")
+                .into());
+        }
     }
     Ok(Stack {
         name,

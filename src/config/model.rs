@@ -142,6 +142,9 @@ pub struct StackFile {
 pub struct PublishDef {
     /// The EC2 launch template (created at the first publish), in the image's region.
     pub launch_template: String,
+    /// An SSM parameter that holds the published AMI id (data type `aws:ec2:image`).
+    #[serde(default)]
+    pub ssm_parameter: Option<String>,
 }
 
 /// `meta/parbake.yml` inside a role: parbake's own metadata, which Ansible ignores.

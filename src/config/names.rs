@@ -107,6 +107,18 @@ pub fn valid_launch_template_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "().-/_".contains(c))
 }
 
+/// An SSM parameter path parbake writes: `/` then `[A-Za-z0-9_.-/]`, at most 1011 characters,
+/// not under AWS's reserved `/aws` or `/ssm` (any case).
+pub fn valid_ssm_parameter_name(n: &str) -> bool {
+    let lower = n.to_ascii_lowercase();
+    n.starts_with('/')
+        && (2..=1011).contains(&n.len())
+        && !n.contains("//")
+        && !["/aws", "/ssm"].iter().any(|p| lower.starts_with(p))
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
+}
+
 /// Free text that stays on one line: no control characters and no Unicode line breaks.
 pub fn one_line(s: &str) -> bool {
     !s.chars()

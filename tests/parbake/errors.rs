@@ -641,6 +641,16 @@ fn a_bad_publish_section_is_located_with_a_hint() {
             ":5:",
             "unknown field `ssm`",
         ),
+        (
+            "publish:\n  launch_template: web\n  ssm_parameter: parbake/web\n",
+            ":5:",
+            "\"parbake/web\" is not an SSM parameter name",
+        ),
+        (
+            "publish:\n  launch_template: web\n  ssm_parameter: /aws/service/x\n",
+            ":5:",
+            "\"/aws/service/x\" is not an SSM parameter name",
+        ),
     ] {
         let f = Fixture::example();
         f.write(

@@ -1168,7 +1168,9 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
     let text = std::fs::read_to_string(&stack).unwrap();
     std::fs::write(
         &stack,
-        format!("{text}publish:\n  launch_template: worker-fleet-test\n"),
+        format!(
+            "{text}publish:\n  launch_template: worker-fleet-test\n  ssm_parameter: /parbake/test/worker-ami\n"
+        ),
     )
     .unwrap();
     let store = tempfile::tempdir().unwrap();
@@ -1182,6 +1184,35 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    // an older parbake AMI of the same image that nothing uses: prune would remove it
+    let older = rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        let c = ec2.sdk();
+        let amazon = c.describe_images().owners("amazon").send().await.unwrap();
+        let id = c
+            .copy_image()
+            .source_image_id(amazon.images()[0].image_id().unwrap())
+            .source_region("us-east-1")
+            .name("parbake-debian12-older-for-publish-test")
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_string();
+        let tags = [
+            ("parbake:layer-hash", "e".repeat(64)),
+            ("parbake:layer", "debian12".to_string()),
+            ("parbake:image", "debian12".to_string()),
+        ];
+        let tags: Vec<(String, String)> = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        ec2.tag(&id, &tags).await.unwrap();
+        id
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let (code, out, err) = run(&["bake", "worker", "--target", "aws", "--json"]);
     assert_eq!(code, 0, "{err}");
     let bake: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -1232,10 +1263,31 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
             .await
             .unwrap();
     });
+    let ssm = || async {
+        parbake::target::aws::ssm::Ssm::connect(
+            "us-east-1",
+            &Endpoint {
+                url: Some(moto().url.clone()),
+                static_credentials: Some(("testing".into(), "testing".into())),
+            },
+        )
+        .await
+    };
+    rt().block_on(async {
+        let s = ssm().await;
+        s.put_ami("/parbake/test/worker-ami", "ami-00000000")
+            .await
+            .unwrap();
+    });
     let (code, out, err) = run(&["publish", "worker", "--target", "aws", "--json"]);
     assert_eq!(code, 0, "{err}");
     let p: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(p["published"]["version"], 1, "{p}");
+    assert_eq!(p["ssm_parameter"]["ami"], ami.as_str(), "{p}");
+    rt().block_on(async {
+        let got = ssm().await.get("/parbake/test/worker-ami").await.unwrap();
+        assert_eq!(got.as_deref(), Some(ami.as_str()));
+    });
     assert_eq!(p["published"]["ami"], ami.as_str());
     assert_eq!(p["verified"], true);
     assert!(p["previous_default"].is_null());
@@ -1297,6 +1349,11 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
         (r["from"]["version"].as_i64(), r["to"]["version"].as_i64()),
         (Some(2), Some(1))
     );
+    assert_eq!(
+        r["ssm_parameter"]["ami"],
+        ami.as_str(),
+        "the parameter follows: {r}"
+    );
     rt().block_on(async {
         let ec2 = ec2("us-east-1").await;
         let t = ec2
@@ -1347,6 +1404,41 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
         .find(|d| d["ami"] == ami.as_str())
         .unwrap();
     assert_eq!(d["action"], "keep", "{d}");
+    // and the AMI the SSM parameter names: point it at the older one prune would remove
+    let d = decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ami"] == older.as_str())
+        .unwrap();
+    assert_eq!(d["action"], "remove", "{d}");
+    {
+        let doomed = older.clone();
+        rt().block_on(async {
+            ssm()
+                .await
+                .put_ami("/parbake/test/worker-ami", &doomed)
+                .await
+                .unwrap();
+        });
+        let (code, out, err) = run(&["prune", "--keep", "0", "--dry-run", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let decisions: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let d = decisions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ami"] == doomed.as_str())
+            .unwrap();
+        assert_eq!(
+            (d["action"].as_str(), d["why"].as_str()),
+            (
+                Some("keep"),
+                Some("named by SSM parameter /parbake/test/worker-ami")
+            ),
+            "{d}"
+        );
+    }
 }
 
 #[test]

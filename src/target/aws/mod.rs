@@ -11,3 +11,4 @@ pub mod images;
 pub mod launch;
 pub mod prune;
 pub mod publish;
+pub mod ssm;

@@ -1,8 +1,9 @@
 //! `parbake prune --keep N`: deregister old parbake AMIs, then delete their snapshots. Never
 //! removed: the newest available AMI of each image (base layers) and of each stack (stack
 //! layers), the N newest of each, an AMI that is the parent of a kept AMI, and an AMI used by
-//! an instance or referenced by any launch template version. `--dry-run` lists exactly what
-//! would go and why each kept AMI is kept.
+//! an instance, referenced by any launch template version (what `publish` writes, the
+//! rollback target included), or named by a stack's SSM parameter. `--dry-run` lists exactly
+//! what would go and why each kept AMI is kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,18 +100,29 @@ pub fn decide(
 }
 
 /// Prunes each region in turn; the decisions for every parbake AMI, in region order.
-pub fn prune(regions: &[String], keep: usize, dry_run: bool) -> Result<Vec<Decision>> {
+pub fn prune(
+    project: &crate::config::Project,
+    regions: &[String],
+    keep: usize,
+    dry_run: bool,
+) -> Result<Vec<Decision>> {
     let rt = runtime(Threads::Current)?;
     let mut out = Vec::new();
     for region in regions {
-        out.extend(rt.block_on(prune_region(region, keep, dry_run))?);
+        let params = super::publish::parameters_in(project, region);
+        out.extend(rt.block_on(prune_region(region, &params, keep, dry_run))?);
     }
     Ok(out)
 }
 
 /// One region: its available parbake AMIs, what uses them, the decisions, and (unless a dry
-/// run) the removals.
-async fn prune_region(region: &str, keep: usize, dry_run: bool) -> Result<Vec<Decision>> {
+/// run) the removals. `params`: the SSM parameters the project's stacks publish to there.
+async fn prune_region(
+    region: &str,
+    params: &[String],
+    keep: usize,
+    dry_run: bool,
+) -> Result<Vec<Decision>> {
     let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
     let amis: Vec<Ami> = ec2
         .parbake_amis()
@@ -118,7 +130,16 @@ async fn prune_region(region: &str, keep: usize, dry_run: bool) -> Result<Vec<De
         .into_iter()
         .filter(|a| a.state == "available")
         .collect();
-    let decisions = decide(&amis, keep, &in_use(&ec2, &amis).await?);
+    let mut used = in_use(&ec2, &amis).await?;
+    if !params.is_empty() {
+        let ssm = super::ssm::Ssm::connect(region, &Endpoint::from_env()).await;
+        for name in params {
+            if let Some(ami) = ssm.get(name).await? {
+                used.insert(ami, format!("named by SSM parameter {name}"));
+            }
+        }
+    }
+    let decisions = decide(&amis, keep, &used);
     let mut out = Vec::new();
     for a in &amis {
         let (kept, why) = decisions[&a.id].clone();

@@ -2,7 +2,7 @@
 //! template (`publish: {launch_template: NAME}` in the stack file) gets a new version holding
 //! the stack's current top AMI and exactly the user-data `userdata --target aws` gives for it,
 //! made the default; rollback makes the parbake-published version before the default the
-//! default again. Each parbake version says what it holds in its description (`parbake
+//! default again. With `ssm_parameter`, the parameter follows: it holds the default's AMI id. Each parbake version says what it holds in its description (`parbake
 //! stack=web layer=<hash> userdata=<sha256> verified`), which rollback reads. prune never
 //! removes an AMI a launch template version names.
 
@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::consistency::plan_for_target;
 use super::ec2::{Ec2, Endpoint, LaunchTemplate, NewTemplateVersion, TemplateVersion};
+use super::ssm::Ssm;
 use crate::config::Project;
 use crate::error::{Error, Result};
 use crate::plan::PlanRequest;
@@ -25,6 +26,14 @@ pub struct AwsVersion {
     pub description: String,
 }
 
+/// The SSM parameter a publish or rollback set, and its new version.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParameterSet {
+    pub name: String,
+    pub ami: String,
+    pub version: i64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct AwsPublishReport {
     pub stack: String,
@@ -36,6 +45,8 @@ pub struct AwsPublishReport {
     pub layer_hash: String,
     pub userdata_sha256: String,
     pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssm_parameter: Option<ParameterSet>,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,6 +56,8 @@ pub struct AwsRollbackReport {
     pub launch_template: String,
     pub from: AwsVersion,
     pub to: AwsVersion,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssm_parameter: Option<ParameterSet>,
 }
 
 fn version_of(v: &TemplateVersion) -> AwsVersion {
@@ -55,26 +68,60 @@ fn version_of(v: &TemplateVersion) -> AwsVersion {
     }
 }
 
-/// The stack's launch template name and its image's region and instance type.
-fn publish_target(project: &Project, stack: &str) -> Result<(String, String, String)> {
+/// Where a stack publishes on EC2.
+struct PublishTarget {
+    template: String,
+    ssm_parameter: Option<String>,
+    region: String,
+    instance_type: String,
+}
+
+/// Sets the stack's SSM parameter, if it names one, to `ami`.
+async fn set_parameter(t: &PublishTarget, ami: Option<&str>) -> Result<Option<ParameterSet>> {
+    let (Some(name), Some(ami)) = (&t.ssm_parameter, ami) else {
+        return Ok(None);
+    };
+    let ssm = Ssm::connect(&t.region, &Endpoint::from_env()).await;
+    let version = ssm.put_ami(name, ami).await?;
+    Ok(Some(ParameterSet {
+        name: name.clone(),
+        ami: ami.to_string(),
+        version,
+    }))
+}
+
+/// The SSM parameters the project's stacks publish to in `region`.
+pub fn parameters_in(project: &Project, region: &str) -> Vec<String> {
+    project
+        .stacks
+        .values()
+        .filter(|st| {
+            project.images[&st.def.image]
+                .def
+                .sources
+                .aws
+                .as_ref()
+                .is_some_and(|a| a.region == region)
+        })
+        .filter_map(|st| st.def.publish.as_ref()?.ssm_parameter.clone())
+        .collect()
+}
+
+/// The stack's launch template, SSM parameter, and its image's region and instance type.
+fn publish_target(project: &Project, stack: &str) -> Result<PublishTarget> {
     let st = project
         .stacks
         .get(stack)
         .ok_or_else(|| Error::user(format!("unknown stack `{stack}`")))?;
-    let template = st
-        .def
-        .publish
-        .as_ref()
-        .map(|p| p.launch_template.clone())
-        .ok_or_else(|| {
-            Error::user(format!(
-                "stack {stack} names no launch template to publish to"
-            ))
-            .with_hint(format!(
-                "add to {}: `publish: {{launch_template: {stack}-fleet}}`",
-                st.file.display
-            ))
-        })?;
+    let publish = st.def.publish.as_ref().ok_or_else(|| {
+        Error::user(format!(
+            "stack {stack} names no launch template to publish to"
+        ))
+        .with_hint(format!(
+            "add to {}: `publish: {{launch_template: {stack}-fleet}}`",
+            st.file.display
+        ))
+    })?;
     let src = project.images[&st.def.image]
         .def
         .sources
@@ -84,7 +131,12 @@ fn publish_target(project: &Project, stack: &str) -> Result<(String, String, Str
             Error::user(format!("image {} has no aws source", st.def.image))
                 .with_hint("add `sources.aws` to the image file")
         })?;
-    Ok((template, src.region.clone(), src.instance_type.clone()))
+    Ok(PublishTarget {
+        template: publish.launch_template.clone(),
+        ssm_parameter: publish.ssm_parameter.clone(),
+        region: src.region.clone(),
+        instance_type: src.instance_type.clone(),
+    })
 }
 
 /// A parbake version's description (at most 255 characters, as EC2 allows).
@@ -101,13 +153,15 @@ fn is_parbake(v: &TemplateVersion) -> bool {
 }
 
 pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result<AwsPublishReport> {
-    let (template, region, instance_type) = publish_target(project, &req.stack)?;
+    let target = publish_target(project, &req.stack)?;
+    let (template, region, instance_type) =
+        (&target.template, &target.region, &target.instance_type);
     let (plan, ami_id) = plan_for_target(project, req, None)?;
     let user_data = crate::render::userdata::render(&plan)?.bytes;
     let sha = crate::plan::sha256_hex(&user_data);
     let top = plan.top();
     runtime(Threads::Current)?.block_on(async {
-        let ec2 = Ec2::connect(&region, &Endpoint::from_env()).await;
+        let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
         let ami = ec2.image(&ami_id).await?;
         let verified = ami.tags.get(VERIFIED_USERDATA_TAG) == Some(&sha);
         if !verified && !unverified {
@@ -128,7 +182,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
                 "verify it first, or publish it anyway with --unverified (the version's description says so)",
             ));
         }
-        let before = ec2.launch_template(&template).await?;
+        let before = ec2.launch_template(template).await?;
         let previous_default = before.as_ref().and_then(|t| {
             t.versions
                 .iter()
@@ -142,10 +196,10 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
         ];
         let (id, number) = ec2
             .add_launch_template_version(
-                &template,
+                template,
                 &NewTemplateVersion {
                     image_id: &ami_id,
-                    instance_type: &instance_type,
+                    instance_type,
                     user_data: &user_data,
                     description: &desc,
                 },
@@ -153,6 +207,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             )
             .await?;
         ec2.set_default_version(&id, number).await?;
+        let ssm_parameter = set_parameter(&target, Some(&ami_id)).await?;
         Ok(AwsPublishReport {
             stack: plan.stack.clone(),
             region: region.clone(),
@@ -167,6 +222,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             layer_hash: top.hash.clone(),
             userdata_sha256: sha,
             verified,
+            ssm_parameter,
         })
     })
 }
@@ -180,10 +236,11 @@ pub fn rollback_target(t: &LaunchTemplate) -> Option<&TemplateVersion> {
 }
 
 pub fn rollback(project: &Project, stack: &str) -> Result<AwsRollbackReport> {
-    let (template, region, _) = publish_target(project, stack)?;
+    let target = publish_target(project, stack)?;
+    let (template, region) = (&target.template, &target.region);
     runtime(Threads::Current)?.block_on(async {
-        let ec2 = Ec2::connect(&region, &Endpoint::from_env()).await;
-        let t = ec2.launch_template(&template).await?.ok_or_else(|| {
+        let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+        let t = ec2.launch_template(template).await?.ok_or_else(|| {
             Error::user(format!(
                 "launch template {template} does not exist in {region}: stack {stack} was never published there"
             ))
@@ -203,12 +260,14 @@ pub fn rollback(project: &Project, stack: &str) -> Result<AwsRollbackReport> {
             .with_hint("publish the version you want instead")
         })?;
         ec2.set_default_version(&t.id, to.version).await?;
+        let ssm_parameter = set_parameter(&target, to.ami.as_deref()).await?;
         Ok(AwsRollbackReport {
             stack: stack.to_string(),
             region: region.clone(),
             launch_template: template.clone(),
             from,
             to,
+            ssm_parameter,
         })
     })
 }
