@@ -664,7 +664,12 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     set_promote("mini", "tick");
     let mini = copy.path().join("images/stacks/mini.yml");
     let text = std::fs::read_to_string(&mini).unwrap();
-    std::fs::write(&mini, format!("{text}vars:\n  tick_sleep: 1\n")).unwrap();
+    // a check that cannot pass: the run that bakes mini's layer fails its verification
+    std::fs::write(
+        &mini,
+        format!("{text}vars:\n  tick_sleep: 1\nchecks:\n  - file: /var/lib/never-written\n    timeout: 2s\n"),
+    )
+    .unwrap();
     // `sleep never` fails for real, in the role's own task
     std::fs::write(
         copy.path().join("images/stacks/broken.yml"),
@@ -740,8 +745,9 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "{waiter}"
     );
     assert_eq!(wa.why, ["first bake of layer debian12-mini"]);
-    // --verify: the run that baked mini's layer verified the stack on it (one more small VM);
-    // the broken stack's verification is skipped in both, as its layer failed
+    // --verify: the run that baked mini's layer verified the stack on it (one more small VM)
+    // and its check failed, named; the broken stack's verification is skipped in both, as its
+    // layer failed
     let (baker, other) = if wa.outcome == Outcome::Baked {
         (&ra, &rb)
     } else {
@@ -755,9 +761,29 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     };
     assert_eq!(
         verdict(baker, "mini").as_deref(),
-        Some("passed"),
+        Some("failed"),
         "{:?}",
         baker.verified
+    );
+    let why = baker.verified.iter().find(|v| v.stack == "mini").unwrap();
+    assert!(
+        why.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("check file /var/lib/never-written failed"),
+        "{why:?}"
+    );
+    // and publish refuses it, saying why
+    let out = tier
+        .cmd(&["publish", "mini"])
+        .current_dir(copy.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("its last verification failed") && err.contains("never-written"),
+        "{err}"
     );
     assert_eq!(verdict(other, "mini"), None, "{:?}", other.verified);
     for r in [&ra, &rb] {
@@ -792,4 +818,27 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "e2e: bake --all on the unchanged tree: {took:.2}s\n{}",
         parbake::bake::all::summary_text(&r)
     );
+
+    // 7. the store: prune keeps the minimal stack's published layer, the web stack's layer and
+    //    its parent; a dry run removes nothing
+    let out = tier
+        .cmd(&["prune", "--target", "qemu", "--keep", "1", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("e2e: prune --target qemu --keep 1 --dry-run:\n{text}");
+    assert!(!text.contains("would remove"), "{text}");
+    let images = tier.json(&["images", "--target", "qemu", "--json"]);
+    let published = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["published"].as_array().cloned().unwrap_or_default())
+        .collect::<Vec<_>>();
+    assert!(published.iter().any(|p| p == "mini v1 default"), "{images}");
 }

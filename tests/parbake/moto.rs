@@ -1257,6 +1257,22 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
     let (code, ud, err) = run(&["userdata", "worker", "--target", "aws"]);
     assert_eq!(code, 0, "{err}");
     let sha = parbake::plan::sha256_hex(ud.as_bytes());
+    // verified with other user-data (the stack's launch settings changed since): refused
+    rt().block_on(async {
+        let ec2 = ec2("us-east-1").await;
+        ec2.tag(
+            &ami,
+            &[("parbake:verified-userdata".into(), "0".repeat(64))],
+        )
+        .await
+        .unwrap();
+    });
+    let (code, _, err) = run(&["publish", "worker", "--target", "aws"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("it was verified with other user-data"),
+        "{err}"
+    );
     rt().block_on(async {
         let ec2 = ec2("us-east-1").await;
         ec2.tag(&ami, &[("parbake:verified-userdata".into(), sha.clone())])
