@@ -20,6 +20,11 @@ pub const PAUSE_SECONDS: &str = "PARBAKE_TEST_PAUSE_SECONDS";
 /// layer looks again (default 15 s); the claim tests shorten it.
 pub const CLAIM_POLL_SECONDS: &str = "PARBAKE_CLAIM_POLL_SECONDS";
 
+/// `PARBAKE_TEST_BUILDER_TTL_SECONDS=N`: an aws bake tags its builder instance, its volumes
+/// and its claim to expire after N seconds instead of 4 h, so a test can SIGKILL a bake and
+/// see `parbake gc` collect what it left.
+pub const BUILDER_TTL_SECONDS: &str = "PARBAKE_TEST_BUILDER_TTL_SECONDS";
+
 /// The switches as this process found them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Switches {
@@ -27,6 +32,7 @@ pub struct Switches {
     pub pause_at: Option<String>,
     pub pause_seconds: Option<u32>,
     pub claim_poll_seconds: Option<u64>,
+    pub builder_ttl_seconds: Option<u64>,
 }
 
 /// The switches, read from the environment on first use.
@@ -43,6 +49,7 @@ impl Switches {
             pause_at: var(PAUSE_AT),
             pause_seconds: var(PAUSE_SECONDS).and_then(|s| s.parse().ok()),
             claim_poll_seconds: var(CLAIM_POLL_SECONDS).and_then(|s| s.parse().ok()),
+            builder_ttl_seconds: var(BUILDER_TTL_SECONDS).and_then(|s| s.parse().ok()),
         }
     }
 

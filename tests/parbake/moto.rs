@@ -1610,3 +1610,182 @@ fn gc_removes_what_a_killed_bake_left_and_only_that() {
         );
     });
 }
+
+/// Every descendant of `pid` (children first found through /proc's parent links).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<i32>().ok());
+            if ppid == Some(p) {
+                out.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touched() {
+    use aws_sdk_ec2::types::Filter;
+    // its own region and layer: gc here sees only this test's leftovers
+    const REGION: &str = "ca-central-1";
+    let f = crate::util::Fixture::example();
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image)
+        .unwrap()
+        .replace("region: us-east-1", &format!("region: {REGION}"));
+    std::fs::write(&image, text).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let owner = format!("sigkill-{}", std::process::id());
+    // unrelated resources gc must leave alone
+    rt().block_on(async {
+        let c = ec2(REGION).await;
+        c.sdk()
+            .create_key_pair()
+            .key_name("someone-elses")
+            .send()
+            .await
+            .unwrap();
+        c.sdk()
+            .create_security_group()
+            .group_name("someone-elses")
+            .description("not parbake's")
+            .send()
+            .await
+            .unwrap();
+    });
+    let mut child = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws"],
+        &[
+            ("PARBAKE_TEST_PAUSE_SECONDS", "120"),
+            ("PARBAKE_TEST_BUILDER_TTL_SECONDS", "1"),
+            ("USER", &owner),
+        ],
+    );
+    let mine = |state: &'static str| {
+        let owner = owner.clone();
+        async move {
+            let c = ec2(REGION).await;
+            let d = c
+                .sdk()
+                .describe_instances()
+                .filters(parbake::target::aws::ec2::filter(
+                    "tag:parbake:owner",
+                    &owner,
+                ))
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .values(state)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            d.reservations()
+                .iter()
+                .map(|r| r.instances().len())
+                .sum::<usize>()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt().block_on(mine("running")) == 0 {
+        assert!(Instant::now() < deadline, "the builder instance never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // the machine dies: parbake, Packer and its plugins, all at once
+    let pids = descendants(child.id() as i32);
+    for p in pids.iter().chain([child.id() as i32].iter()) {
+        unsafe {
+            libc::kill(*p, libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        rt().block_on(mine("running")),
+        1,
+        "the killed bake's builder runs on"
+    );
+    let out = parbake_aws_in(f.root(), store.path(), &["gc", "--json"], &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let removed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let count = |kind: &str| {
+        removed
+            .iter()
+            .filter(|l| l["kind"] == kind && l["removed"] == true)
+            .count()
+    };
+    eprintln!(
+        "gc after the SIGKILLed bake removed: {} instance(s), {} key pair(s), {} security group(s), {} volume(s), {} claim(s)",
+        count("instance"),
+        count("key-pair"),
+        count("security-group"),
+        count("volume"),
+        count("claim")
+    );
+    assert_eq!(count("instance"), 1, "{removed:?}");
+    assert_eq!(count("claim"), 1, "{removed:?}");
+    rt().block_on(async {
+        assert_eq!(mine("running").await, 0);
+        let c = ec2(REGION).await;
+        let keys: Vec<String> = c
+            .sdk()
+            .describe_key_pairs()
+            .send()
+            .await
+            .unwrap()
+            .key_pairs()
+            .iter()
+            .filter_map(|k| k.key_name().map(String::from))
+            .collect();
+        assert_eq!(keys, ["someone-elses"], "only the unrelated key pair stays");
+        let groups: Vec<String> = c
+            .sdk()
+            .describe_security_groups()
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_name().map(String::from))
+            .filter(|n| n != "default")
+            .collect();
+        assert_eq!(groups, ["someone-elses"], "only the unrelated group stays");
+        let volumes = c
+            .sdk()
+            .describe_volumes()
+            .filters(parbake::target::aws::ec2::filter(
+                "tag:parbake:owner",
+                &owner,
+            ))
+            .send()
+            .await
+            .unwrap();
+        let left: Vec<_> = volumes
+            .volumes()
+            .iter()
+            .filter(|v| v.state().map(|s| s.as_str()) != Some("deleting"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    });
+}

@@ -232,7 +232,11 @@ impl AwsBaker {
             ("parbake:run-id".into(), self.run_id.clone()),
             (
                 "parbake:expires-at".into(),
-                (now_epoch() + BUILDER_TTL_S).to_string(),
+                (now_epoch()
+                    + crate::testing::switches()
+                        .builder_ttl_seconds
+                        .unwrap_or(BUILDER_TTL_S))
+                .to_string(),
             ),
         ]
     }
