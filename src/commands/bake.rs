@@ -139,8 +139,9 @@ fn verify_baked(ctx: &Ctx, args: &BakeArgs, report: &AllReport) -> Result<Vec<St
     Ok(out)
 }
 
-/// How long a verification waits for its launch to report.
-const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
+/// How long a verification waits for its launch to report (a slow TCG host takes many
+/// minutes for a launch that runs every role).
+const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
 
 /// One stack verified on the local target, its verdict recorded in the store.
 fn verify_qemu(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
