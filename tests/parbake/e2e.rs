@@ -590,15 +590,19 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         "{roles:?}"
     );
 
-    // 2-3. two VMs at a time, one per core: the stack layer bakes and launches on one thread
-    //      while the other launches from layer 1 (nothing promoted, a reboot mid-role, Ctrl-C)
+    // 2-3. two VMs at a time, one per core: the stack layer bakes and launches on one thread,
+    //      then the minimal stack is verified and published; the other launches from layer 1
+    //      (nothing promoted, offline), reboots the minimal stack mid-role, and interrupts a bake
     let started = Instant::now();
     std::thread::scope(|s| {
-        let promoted = s.spawn(|| bake_and_launch_promoted(&tier));
+        let promoted = s.spawn(|| {
+            let fewer = bake_and_launch_promoted(&tier);
+            verify_and_publish_the_minimal_stack(&tier);
+            fewer
+        });
         let base = s.spawn(|| {
             let all = launch_nothing_promoted(&tier);
             reboot_mid_role(&tier);
-            verify_and_publish_the_minimal_stack(&tier);
             interrupt_a_bake(&tier);
             all
         });
