@@ -112,6 +112,26 @@ pub fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// How many instances tagged `parbake:owner` = `owner` are in `state` in `region`.
+async fn instances_of(region: &str, owner: &str, state: &str) -> usize {
+    let d = ec2(region)
+        .await
+        .sdk()
+        .describe_instances()
+        .filters(parbake::target::aws::ec2::filter(
+            "tag:parbake:owner",
+            owner,
+        ))
+        .filters(parbake::target::aws::ec2::filter(
+            "instance-state-name",
+            state,
+        ))
+        .send()
+        .await
+        .unwrap();
+    d.reservations().iter().map(|r| r.instances().len()).sum()
+}
+
 pub async fn ec2(region: &str) -> Ec2 {
     Ec2::connect(
         region,
@@ -941,29 +961,8 @@ fn ctrl_c_during_an_aws_bake_leaves_no_running_instance() {
         &["bake", "web", "--target", "aws"],
         &[("PARBAKE_TEST_PAUSE_SECONDS", "120"), ("USER", &owner)],
     );
-    let running = |owner: String| async move {
-        let ec2 = ec2("us-east-1").await;
-        let d = ec2
-            .sdk()
-            .describe_instances()
-            .filters(parbake::target::aws::ec2::filter(
-                "tag:parbake:owner",
-                &owner,
-            ))
-            .filters(parbake::target::aws::ec2::filter(
-                "instance-state-name",
-                "running",
-            ))
-            .send()
-            .await
-            .unwrap();
-        d.reservations()
-            .iter()
-            .map(|r| r.instances().len())
-            .sum::<usize>()
-    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while rt().block_on(running(owner.clone())) == 0 {
+    while rt().block_on(instances_of("us-east-1", &owner, "running")) == 0 {
         assert!(Instant::now() < deadline, "the builder instance never ran");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -974,7 +973,7 @@ fn ctrl_c_during_an_aws_bake_leaves_no_running_instance() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert_eq!(
-        rt().block_on(running(owner.clone())),
+        rt().block_on(instances_of("us-east-1", &owner, "running")),
         0,
         "a builder instance is still running:\n{err}"
     );
@@ -1637,7 +1636,6 @@ fn descendants(pid: i32) -> Vec<i32> {
 
 #[test]
 fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touched() {
-    use aws_sdk_ec2::types::Filter;
     // its own region and layer: gc here sees only this test's leftovers
     const REGION: &str = "sa-east-1";
     let f = crate::util::Fixture::example();
@@ -1676,34 +1674,8 @@ fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touche
             ("USER", &owner),
         ],
     );
-    let mine = |state: &'static str| {
-        let owner = owner.clone();
-        async move {
-            let c = ec2(REGION).await;
-            let d = c
-                .sdk()
-                .describe_instances()
-                .filters(parbake::target::aws::ec2::filter(
-                    "tag:parbake:owner",
-                    &owner,
-                ))
-                .filters(
-                    Filter::builder()
-                        .name("instance-state-name")
-                        .values(state)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-            d.reservations()
-                .iter()
-                .map(|r| r.instances().len())
-                .sum::<usize>()
-        }
-    };
     let deadline = Instant::now() + Duration::from_secs(180);
-    while rt().block_on(mine("running")) == 0 {
+    while rt().block_on(instances_of(REGION, &owner, "running")) == 0 {
         if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
@@ -1724,7 +1696,7 @@ fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touche
     let _ = child.wait();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        rt().block_on(mine("running")),
+        rt().block_on(instances_of(REGION, &owner, "running")),
         1,
         "the killed bake's builder runs on"
     );
@@ -1754,7 +1726,7 @@ fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touche
     assert_eq!(count("instance"), 1, "{removed:?}");
     assert_eq!(count("claim"), 1, "{removed:?}");
     rt().block_on(async {
-        assert_eq!(mine("running").await, 0);
+        assert_eq!(instances_of(REGION, &owner, "running").await, 0);
         let c = ec2(REGION).await;
         let keys: Vec<String> = c
             .sdk()
