@@ -50,24 +50,35 @@ fn parent_hash(r: &LayerRecord) -> Option<&str> {
     r.parent.strip_prefix("layer:")
 }
 
-/// What each stack's publications pin: layer hash → why (`published default of web
-/// (version 3)`, `rollback target of web (version 2)`).
-pub fn pinned(published: &[Published]) -> BTreeMap<String, Vec<String>> {
+/// What each stack's publications pin, by layer hash, each as `text(stack, version, role)`
+/// where role is `default` or `rollback target`.
+fn pins_by(
+    published: &[Published],
+    text: impl Fn(&str, u32, &str) -> String,
+) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in published {
         let cur = p.current();
-        out.entry(cur.layer_hash.clone()).or_default().push(format!(
-            "published default of {} (version {})",
-            p.stack, cur.version
-        ));
-        if let Some(t) = p.rollback_target() {
-            out.entry(t.layer_hash.clone()).or_default().push(format!(
-                "rollback target of {} (version {})",
-                p.stack, t.version
-            ));
+        let pins = [
+            Some((cur, "default")),
+            p.rollback_target().map(|t| (t, "rollback target")),
+        ];
+        for (v, role) in pins.into_iter().flatten() {
+            out.entry(v.layer_hash.clone())
+                .or_default()
+                .push(text(&p.stack, v.version, role));
         }
     }
     out
+}
+
+/// What each stack's publications pin, for prune: layer hash → why (`published default of
+/// web (version 3)`, `rollback target of web (version 2)`).
+pub fn pinned(published: &[Published]) -> BTreeMap<String, Vec<String>> {
+    pins_by(published, |stack, version, role| match role {
+        "default" => format!("published default of {stack} (version {version})"),
+        _ => format!("{role} of {stack} (version {version})"),
+    })
 }
 
 /// Layers a VM launched from the store still runs on: their disk backs the overlay in a run
@@ -277,20 +288,9 @@ pub fn list(project: &Project, store: &Store) -> Result<Vec<LocalImage>> {
         .values()
         .map(|i| (i.name.clone(), super::peek_identity(project, i)))
         .collect();
-    let mut marks: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for p in &published {
-        let cur = p.current();
-        marks
-            .entry(cur.layer_hash.clone())
-            .or_default()
-            .push(format!("{} v{} default", p.stack, cur.version));
-        if let Some(t) = p.rollback_target() {
-            marks
-                .entry(t.layer_hash.clone())
-                .or_default()
-                .push(format!("{} v{} rollback target", p.stack, t.version));
-        }
-    }
+    let mut marks = pins_by(&published, |stack, version, role| {
+        format!("{stack} v{version} {role}")
+    });
     let now = now_epoch();
     let mut nodes: BTreeMap<String, (Option<String>, LocalImage)> = BTreeMap::new();
     for r in &records {
