@@ -12,6 +12,12 @@ use serde_json::Value;
 
 use crate::util::repo;
 
+/// `make e2e-full` (before a release): also launches the web stack offline with nothing
+/// promoted, every role at boot. `make demo` launches it that way too (with its network).
+fn full() -> bool {
+    std::env::var("PARBAKE_E2E_FULL").as_deref() == Ok("1")
+}
+
 fn enabled() -> bool {
     if std::env::var("PARBAKE_E2E").as_deref() == Ok("1") {
         for tool in ["qemu-system-x86_64", "packer", "cloud-localds", "qemu-img"] {
@@ -149,14 +155,21 @@ fn project() -> tempfile::TempDir {
     std::fs::create_dir_all(tick.join("tasks")).unwrap();
     std::fs::write(
         tick.join("tasks/main.yml"),
-        "- name: Note each boot that runs this role\n  ansible.builtin.shell: cat /proc/sys/kernel/random/boot_id >> /var/lib/tick.boots\n\
-         - name: A window to reboot in\n  ansible.builtin.command: sleep {{ tick_sleep | default(30) }}\n\
+        "- name: Note each boot that runs this role\n  ansible.builtin.shell: cat /proc/sys/kernel/random/boot_id >> /var/lib/tick.boots && wc -l < /var/lib/tick.boots\n  register: tick_boots\n\
+         - name: A window to reboot in (on its first boot, as long as the stack asks)\n  ansible.builtin.command: \"sleep {{ tick_first_boot_sleep if (tick_first_boot_sleep is defined and tick_boots.stdout | int == 1) else (tick_sleep | default(30)) }}\"\n\
          - name: Done\n  ansible.builtin.copy: {dest: /var/lib/tick.done, content: \"done\\n\", mode: \"0644\"}\n",
     )
     .unwrap();
     std::fs::write(
         copy.path().join("images/stacks/mini.yml"),
         "image: debian12\nroles: [tick]\npromote: []\n",
+    )
+    .unwrap();
+    // the reboot test's stack: on its first boot, tick waits far longer than the test takes to
+    // reboot it, so the reboot always lands mid-role, however slow the host
+    std::fs::write(
+        copy.path().join("images/stacks/reboot.yml"),
+        "image: debian12\nroles: [tick]\npromote: []\nvars:\n  tick_first_boot_sleep: 2400\n  tick_sleep: 5\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_parbake"))
@@ -175,6 +188,24 @@ fn project() -> tempfile::TempDir {
         String::from_utf8_lossy(&out.stderr)
     );
     copy
+}
+
+/// The output of `command` run over SSH on a VM kept by `launch --keep`, or `None` when SSH or
+/// the command failed.
+fn try_ssh(vm: &Value, command: &str) -> Option<String> {
+    let ssh = vm["kept"]["ssh"].as_str().unwrap().replacen(
+        "ssh ",
+        "ssh -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR ",
+        1,
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{ssh} {command}"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The output of `command` run over SSH on a VM kept by `launch --keep`.
@@ -250,16 +281,20 @@ fn watch_stderr<T: Send + 'static>(
     (rx, reader)
 }
 
-/// Launches the minimal stack, reboots its VM while role `tick` runs, and checks that the
-/// unit resumed the launch: `tick` ran on both boots, the launch is done, ready is reached.
+/// Launches the minimal stack offline (no network but the port forwards), reboots its VM while
+/// role `tick` runs, and checks that the unit resumed the launch: `tick` ran on both boots, the
+/// launch is done, ready is reached. The stack `reboot` makes tick's first run wait 40 minutes,
+/// so the reboot lands mid-role on any host; the test confirms the role has started (its boot
+/// line is written) before rebooting, and that the boot id changed after.
 fn reboot_mid_role(tier: &Tier) {
     let started = Instant::now();
-    let out_path = tier.store.path().join("mini.json");
+    let out_path = tier.store.path().join("reboot.json");
     let mut child = tier
         .cmd(&[
             "launch",
-            "mini",
+            "reboot",
             "--keep",
+            "--offline",
             "--timeout",
             LAUNCH_TIMEOUT,
             "--json",
@@ -283,26 +318,30 @@ fn reboot_mid_role(tier: &Tier) {
     let ssh_cmd = rx
         .recv_timeout(Duration::from_secs(1800))
         .expect("role tick started");
-    std::thread::sleep(Duration::from_secs(5));
     let vm = serde_json::json!({"kept": {"ssh": ssh_cmd}});
-    // the connection drops as the machine goes down
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "{} 'sudo systemctl reboot'",
-            ssh_cmd.replacen(
-                "ssh ",
-                "ssh -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR ",
-                1
-            )
-        ))
-        .status();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let first_boot = loop {
+        match try_ssh(&vm, "cat /var/lib/tick.boots") {
+            Some(id) if !id.is_empty() => break id,
+            _ if Instant::now() > deadline => panic!("tick never wrote its boot line"),
+            _ => std::thread::sleep(Duration::from_secs(5)),
+        }
+    };
+    // the connection drops as the machine goes down; ask again if it is still up on that boot
+    for _ in 0..3 {
+        let _ = try_ssh(&vm, "sudo systemctl reboot");
+        std::thread::sleep(Duration::from_secs(60));
+        match try_ssh(&vm, "cat /proc/sys/kernel/random/boot_id") {
+            Some(id) if id == first_boot => continue,
+            _ => break,
+        }
+    }
     let status = child.wait().unwrap();
     let lines = reader.join().unwrap();
     assert!(status.success(), "{}", lines.join("\n"));
     let report = Vm(serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap());
     eprintln!(
-        "e2e: launch mini with a reboot mid-role took {:.1}s",
+        "e2e: launch reboot (offline) with a reboot mid-role took {:.1}s",
         started.elapsed().as_secs_f64()
     );
     assert_eq!(report.0["status"]["state"], "done");
@@ -560,100 +599,17 @@ fn interrupt_a_bake(tier: &Tier) {
     assert!(builds.is_empty(), "build dirs left: {builds:?}");
 }
 
-#[test]
-fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
-    if !enabled() {
-        return;
-    }
-    let tier = Tier {
-        store: tempfile::Builder::new()
-            .prefix("parbake-e2e-")
-            .tempdir_in(repo().join("target"))
-            .unwrap(),
-        project: project(),
-    };
-
-    // 1. bake the web stack's base: every later step starts from it
-    let bake = tier.json(&["bake", "web", "--json"]);
-    assert_eq!(bake["layers"][0]["outcome"], "baked");
-    let roles: Vec<&str> = bake["layers"][0]["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["role"].as_str().unwrap())
-        .collect();
-    assert!(
-        roles.contains(&"base") && roles.contains(&"users"),
-        "{roles:?}"
-    );
-
-    // 2-3. two VMs at a time, one per core: the stack layer bakes and launches on one thread,
-    //      then the minimal stack is verified and published; the other launches from layer 1
-    //      (nothing promoted, offline), reboots the minimal stack mid-role, and interrupts a bake
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        let promoted = s.spawn(|| {
-            let fewer = bake_and_launch_promoted(&tier);
-            verify_and_publish_the_minimal_stack(&tier);
-            fewer
-        });
-        let base = s.spawn(|| {
-            let all = launch_nothing_promoted(&tier);
-            reboot_mid_role(&tier);
-            interrupt_a_bake(&tier);
-            all
-        });
-        let (fewer, all) = (join(promoted), join(base));
-        assert!(fewer.len() < all.len(), "{fewer:?} {all:?}");
-    });
-    eprintln!(
-        "e2e: the two VM threads took {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    let runs: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(runs.is_empty(), "VM run dirs left: {runs:?}");
-
-    // 4. the same bake again is a cache hit that never starts Packer
-    let marker = tier.store.path().join("packer-was-run");
-    let fake = tier.store.path().join("fake-packer");
-    std::fs::write(
-        &fake,
-        format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = tier
-        .cmd(&PROMOTED)
-        .env("PARBAKE_PACKER", &fake)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        again["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|l| l["outcome"] == "cached"),
-        "{again}"
-    );
-    assert!(!marker.exists(), "a cache hit ran Packer");
-
-    // 5. bake --all on a copy of the project whose stacks declare their promotions, with a
-    //    stack whose role fails, run twice at once in the same store:
-    //    - the shared base and web's layer (baked in step 3) are cache hits;
-    //    - the minimal stack's layer (its tiny role promoted) is baked for real by one run,
-    //      while the other waits on its lock and then finds it cached;
-    //    - the broken layer fails, naming the role, and does not stop the others; exit 1;
-    //    - with --verify, the run that baked the minimal stack's layer verifies that stack.
+/// `bake --all` on a copy of the project whose minimal stack promotes its role, with a stack
+/// whose role fails, run twice at once in the same store:
+/// - the shared base is a cache hit;
+/// - the minimal stack's layer is baked for real by one run, while the other waits on its lock
+///   and then finds it cached;
+/// - the broken layer fails, naming the role, and does not stop the others; exit 1;
+/// - with --verify, the run that baked the minimal stack's layer verifies that stack, and its
+///   check that cannot pass fails it, named; `publish` refuses it.
+///
+/// Returns the copy, for the no-op run.
+fn bake_all_twice_at_once(tier: &Tier) -> tempfile::TempDir {
     let copy = tempfile::Builder::new()
         .prefix("parbake-e2e-project-")
         .tempdir_in(repo().join("target"))
@@ -678,7 +634,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         )
         .unwrap();
     };
-    set_promote("web", "nginx, webapp");
+    // web keeps its promotions off: the other thread may still be baking its stack layer
     set_promote("mini", "tick");
     let mini = copy.path().join("images/stacks/mini.yml");
     let text = std::fs::read_to_string(&mini).unwrap();
@@ -731,9 +687,8 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         r.layers.iter().find(|l| l.name == name).unwrap().clone()
     };
     for r in [&ra, &rb] {
-        assert_eq!(r.layers.len(), 4, "{r:?}");
+        assert_eq!(r.layers.len(), 3, "{r:?}");
         assert_eq!(outcome(r, "debian12").outcome, Outcome::Cached);
-        assert_eq!(outcome(r, "debian12-web").outcome, Outcome::Cached);
         let broken = outcome(r, "debian12-broken");
         assert_eq!(broken.outcome, Outcome::Failed);
         assert!(
@@ -809,12 +764,105 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         assert_eq!(
             verdict(r, "web"),
             None,
-            "web's layers were cached: {:?}",
+            "web's layer was cached: {:?}",
             r.verified
         );
     }
+    copy
+}
 
-    // 6. without the broken stack, the unchanged tree is a no-op that never starts Packer
+#[test]
+fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
+    if !enabled() {
+        return;
+    }
+    let tier = Tier {
+        store: tempfile::Builder::new()
+            .prefix("parbake-e2e-")
+            .tempdir_in(repo().join("target"))
+            .unwrap(),
+        project: project(),
+    };
+
+    // 1. bake the web stack's base: every later step starts from it
+    let bake = tier.json(&["bake", "web", "--json"]);
+    assert_eq!(bake["layers"][0]["outcome"], "baked");
+    let roles: Vec<&str> = bake["layers"][0]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"base") && roles.contains(&"users"),
+        "{roles:?}"
+    );
+
+    // 2-5. two threads, one per core; bakes and launches share the store:
+    //      - the web stack's layer bakes and launches (the full web path), and with
+    //        PARBAKE_E2E_FULL=1 the web stack launches offline with nothing promoted;
+    //      - the minimal stack's mechanics: a reboot mid-role (offline), verify and publish,
+    //        an interrupted bake, and two concurrent `bake --all --verify` runs
+    let started = Instant::now();
+    let copy = std::thread::scope(|s| {
+        let web = s.spawn(|| {
+            let fewer = bake_and_launch_promoted(&tier);
+            if full() {
+                let all = launch_nothing_promoted(&tier);
+                assert!(fewer.len() < all.len(), "{fewer:?} {all:?}");
+            }
+        });
+        let mechanics = s.spawn(|| {
+            reboot_mid_role(&tier);
+            verify_and_publish_the_minimal_stack(&tier);
+            interrupt_a_bake(&tier);
+            bake_all_twice_at_once(&tier)
+        });
+        join(web);
+        join(mechanics)
+    });
+    eprintln!(
+        "e2e: the two VM threads took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let runs: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(runs.is_empty(), "VM run dirs left: {runs:?}");
+
+    // the same bake again is a cache hit that never starts Packer
+    let marker = tier.store.path().join("packer-was-run");
+    let fake = tier.store.path().join("fake-packer");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = tier
+        .cmd(&PROMOTED)
+        .env("PARBAKE_PACKER", &fake)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        again["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["outcome"] == "cached"),
+        "{again}"
+    );
+    assert!(!marker.exists(), "a cache hit ran Packer");
+
+    // without the broken stack, the unchanged tree is a no-op that never starts Packer
     std::fs::remove_file(copy.path().join("images/stacks/broken.yml")).unwrap();
     let started = Instant::now();
     let out = tier
@@ -830,14 +878,14 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: parbake::bake::all::AllReport = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r.counts.cached, 3, "{r:?}");
+    assert_eq!(r.counts.cached, 2, "{r:?}");
     assert!(!marker.exists(), "an unchanged bake --all ran Packer");
     eprintln!(
         "e2e: bake --all on the unchanged tree: {took:.2}s\n{}",
         parbake::bake::all::summary_text(&r)
     );
 
-    // 7. the store: prune keeps the minimal stack's published layer, the web stack's layer and
+    // the store: prune keeps the minimal stack's published layer, the web stack's layer and
     //    its parent; a dry run removes nothing
     let out = tier
         .cmd(&["prune", "--target", "qemu", "--keep", "1", "--dry-run"])
