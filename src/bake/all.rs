@@ -205,6 +205,13 @@ pub struct Counts {
     pub cached: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// `--dry-run`: the layers that would be baked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub to_bake: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,6 +221,9 @@ pub struct AllReport {
     pub accelerator: String,
     pub duration_s: f64,
     pub counts: Counts,
+    /// `--dry-run`: nothing was baked, launched or built; `to-bake` layers would be.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     pub layers: Vec<LayerOutcome>,
     /// With `--verify`: each stack verified after its layers, in stack order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -227,7 +237,7 @@ pub struct StackVerdict {
     pub stack: String,
     pub layer: String,
     pub hash: String,
-    /// `passed`, `failed`, or `skipped` (its layers did not bake).
+    /// `passed`, `failed`, or `skipped` (its layers did not bake); `to-verify` in a dry run.
     pub outcome: String,
     /// Why it was verified (`top image baked`, `not verified with this user-data yet`).
     pub why: String,
@@ -345,6 +355,39 @@ pub fn run(
         accelerator: baker.what(),
         duration_s: round(started.elapsed().as_secs_f64()),
         counts: count(&outcomes),
+        dry_run: false,
+        layers: outcomes,
+        verified: Vec::new(),
+    })
+}
+
+/// `bake --all --dry-run`: what [`run`] would bake and why, from the same cache lookups and
+/// reasons, with nothing baked: every layer not in the store is `to-bake` (a layer on one is a
+/// cascade). Pipelines show it before they spend money.
+pub fn dry_run(
+    baker: &dyn LayerBaker,
+    nodes: &[Node],
+    opts: &AllOptions,
+    progress: &Progress,
+) -> Result<AllReport> {
+    let started = Instant::now();
+    let mut outcomes: Vec<LayerOutcome> = nodes.iter().map(initial_outcome).collect();
+    let results = cache_hits(baker, nodes, &mut outcomes)?;
+    let cached: Vec<bool> = results.iter().map(Option::is_some).collect();
+    explain_rebakes(baker, nodes, &cached, opts, progress, &mut outcomes);
+    for o in outcomes
+        .iter_mut()
+        .filter(|o| o.outcome == Outcome::Skipped)
+    {
+        o.outcome = Outcome::ToBake;
+    }
+    Ok(AllReport {
+        target: opts.target,
+        jobs: opts.jobs.max(1),
+        accelerator: "none (dry run)".into(),
+        duration_s: round(started.elapsed().as_secs_f64()),
+        counts: count(&outcomes),
+        dry_run: true,
         layers: outcomes,
         verified: Vec::new(),
     })
@@ -474,6 +517,7 @@ fn count(outcomes: &[LayerOutcome]) -> Counts {
             Outcome::Cached => counts.cached += 1,
             Outcome::Failed => counts.failed += 1,
             Outcome::Skipped => counts.skipped += 1,
+            Outcome::ToBake => counts.to_bake += 1,
         }
     }
     counts
@@ -481,17 +525,24 @@ fn count(outcomes: &[LayerOutcome]) -> Counts {
 
 /// The summary table: one line per layer, then the counts.
 pub fn summary_text(r: &AllReport) -> String {
-    let mut s = format!(
-        "bake --all on {} ({}), -j {}: {} baked, {} cached, {} failed, {} skipped in {:.1}s\n",
-        r.target,
-        r.accelerator,
-        r.jobs,
-        r.counts.baked,
-        r.counts.cached,
-        r.counts.failed,
-        r.counts.skipped,
-        r.duration_s
-    );
+    let mut s = if r.dry_run {
+        format!(
+            "bake --all --dry-run on {}: {} to bake, {} cached (nothing was baked)\n",
+            r.target, r.counts.to_bake, r.counts.cached
+        )
+    } else {
+        format!(
+            "bake --all on {} ({}), -j {}: {} baked, {} cached, {} failed, {} skipped in {:.1}s\n",
+            r.target,
+            r.accelerator,
+            r.jobs,
+            r.counts.baked,
+            r.counts.cached,
+            r.counts.failed,
+            r.counts.skipped,
+            r.duration_s
+        )
+    };
     for l in &r.layers {
         let id = l
             .image_id
@@ -508,7 +559,7 @@ pub fn summary_text(r: &AllReport) -> String {
             .unwrap_or_else(|| "-".into());
         let detail = match l.outcome {
             Outcome::Cached => String::new(),
-            Outcome::Baked => l.why.join("; "),
+            Outcome::Baked | Outcome::ToBake => l.why.join("; "),
             Outcome::Failed | Outcome::Skipped => {
                 // the first line of the error, without the command line (the JSON has it all)
                 let full = l.error.clone().unwrap_or_default();
@@ -524,12 +575,16 @@ pub fn summary_text(r: &AllReport) -> String {
                 d
             }
         };
+        let took = match l.outcome {
+            Outcome::ToBake => "-".to_string(),
+            _ => format!("{:.1}s", l.duration_s),
+        };
         s.push_str(&format!(
-            "  {:<8} {:<22} {:<12} {:>7.1}s  {:<22} {}\n",
+            "  {:<8} {:<22} {:<12} {:>8}  {:<22} {}\n",
             l.outcome.to_string(),
             l.name,
             &l.hash[..12],
-            l.duration_s,
+            took,
             id,
             detail
         ));
@@ -601,7 +656,9 @@ mod tests {
                 cached: 0,
                 failed: 1,
                 skipped: 0,
+                to_bake: 0,
             },
+            dry_run: false,
             layers: vec![
                 layer("debian12-web", Outcome::Baked, None, &["role nginx changed"]),
                 layer(

@@ -33,6 +33,9 @@ pub enum Outcome {
     Cached,
     Failed,
     Skipped,
+    /// `bake --all --dry-run`: would be baked.
+    #[serde(rename = "to-bake")]
+    ToBake,
 }
 
 impl std::fmt::Display for Outcome {
@@ -42,6 +45,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Cached => "cached",
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
+            Outcome::ToBake => "to-bake",
         })
     }
 }

@@ -37,6 +37,10 @@ pub struct BakeArgs {
     /// verify`); a failed verification fails the run like a failed layer.
     #[arg(long, requires = "all")]
     pub verify: bool,
+    /// With --all: say per layer what would be baked or is cached, and why (with --verify,
+    /// which stacks would be verified), then stop: nothing is built, baked or launched.
+    #[arg(long, requires = "all")]
+    pub dry_run: bool,
 }
 
 pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
@@ -65,6 +69,12 @@ pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
 /// status says whether every layer is baked.
 fn run_all(ctx: &Ctx, args: &BakeArgs) -> Result<()> {
     let mut report = bake_all(ctx, args)?;
+    if args.dry_run {
+        if args.verify {
+            report.verified = would_verify(ctx, &report);
+        }
+        return ctx.printer.summary(&report, crate::bake::all::summary_text);
+    }
     if args.verify && !crate::interrupt::interrupted() {
         report.verified = verify_baked(ctx, args, &report)?;
     }
@@ -81,6 +91,31 @@ fn run_all(ctx: &Ctx, args: &BakeArgs) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `--verify --dry-run`: each stack whose top layer would bake would then be verified.
+fn would_verify(ctx: &Ctx, report: &AllReport) -> Vec<StackVerdict> {
+    ctx.project
+        .stacks
+        .keys()
+        .filter_map(|stack| {
+            let top = report
+                .layers
+                .iter()
+                .filter(|l| l.stacks.contains(stack))
+                .max_by_key(|l| l.index)?;
+            (top.outcome == Outcome::ToBake).then(|| StackVerdict {
+                stack: stack.clone(),
+                layer: top.name.clone(),
+                hash: top.hash.clone(),
+                outcome: "to-verify".into(),
+                why: "top image would bake".into(),
+                boot_to_ready_s: None,
+                userdata_sha256: None,
+                error: None,
+            })
+        })
+        .collect()
 }
 
 /// `--verify`: each stack whose top layer baked in this run is launched and verified, one at a
@@ -110,7 +145,7 @@ fn verify_baked(ctx: &Ctx, args: &BakeArgs, report: &AllReport) -> Result<Vec<St
         };
         match top.outcome {
             Outcome::Cached => continue,
-            Outcome::Failed | Outcome::Skipped => {
+            Outcome::Failed | Outcome::Skipped | Outcome::ToBake => {
                 v.why = "its layers did not bake".into();
                 out.push(v);
                 continue;
@@ -191,6 +226,14 @@ fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
         source_identity: None,
     });
     let (baker, plans): (Arc<dyn LayerBaker>, Vec<Plan>) = match args.target {
+        Target::Qemu if args.dry_run => {
+            // plans on the cached base disk's identity; builds nothing, creates no store
+            let b = crate::target::qemu::bake::QemuBaker::peek(project, args.force);
+            let plans = requests
+                .map(|r| b.plan_peek(&r, &progress))
+                .collect::<Result<_>>()?;
+            (Arc::new(b), plans)
+        }
         Target::Qemu => {
             let b = crate::target::qemu::bake::QemuBaker::new(project, args.force)?;
             let plans = requests
@@ -208,18 +251,18 @@ fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
     };
     progress.finish();
     let nodes = crate::bake::all::graph(&plans);
-    let mut report = crate::bake::all::run(
-        baker,
-        nodes,
-        &AllOptions {
-            target: args.target,
-            jobs: args.jobs,
-            force: args.force,
-            quiet: ctx.printer.quiet,
-            verbose: ctx.printer.verbose,
-        },
-        &ctx.printer.progress_lines(),
-    )?;
+    let opts = AllOptions {
+        target: args.target,
+        jobs: args.jobs,
+        force: args.force,
+        quiet: ctx.printer.quiet,
+        verbose: ctx.printer.verbose,
+    };
+    let mut report = if args.dry_run {
+        crate::bake::all::dry_run(baker.as_ref(), &nodes, &opts, &ctx.printer.progress_lines())?
+    } else {
+        crate::bake::all::run(baker, nodes, &opts, &ctx.printer.progress_lines())?
+    };
     // the whole command, planning (base disks, source AMIs, cache lookups) included
     report.duration_s = crate::bake::round(started.elapsed().as_secs_f64());
     Ok(report)

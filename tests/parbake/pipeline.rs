@@ -258,6 +258,90 @@ fn a_role_change_rebakes_its_image_and_cascades_a_stack_var_change_rebakes_one_l
     assert_eq!(why(&r, "alpha-a2"), ["bake vars changed"]);
 }
 
+/// The dry run's outcomes, with `to-bake` as the real run would report it.
+fn as_baked(r: &AllReport) -> BTreeMap<String, Outcome> {
+    outcomes(r)
+        .into_iter()
+        .map(|(k, o)| {
+            (
+                k,
+                if o == Outcome::ToBake {
+                    Outcome::Baked
+                } else {
+                    o
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_dry_run_says_what_would_bake_and_why_bakes_nothing_and_matches_the_real_run() {
+    let t = Tier::new();
+    let store_entries = || std::fs::read_dir(t.store.path()).unwrap().count();
+    let before = store_entries();
+    let (code, dry, err) = t.bake_all(&["--dry-run", "--verify"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dry.dry_run);
+    assert_eq!((dry.counts.to_bake, dry.counts.cached), (5, 0), "{dry:?}");
+    assert_eq!(why(&dry, "alpha"), ["first bake of layer alpha"]);
+    assert_eq!(why(&dry, "alpha-a1"), ["first bake of layer alpha-a1"]);
+    // nothing ran and nothing was written: no Packer, no store directories, no locks
+    assert!(t.events().is_empty(), "{:?}", t.events());
+    assert_eq!(store_entries(), before, "the dry run wrote to the store");
+    // --verify: every stack whose top image would bake would be verified
+    let to_verify: Vec<(&str, &str)> = dry
+        .verified
+        .iter()
+        .map(|v| (v.stack.as_str(), v.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        to_verify,
+        [
+            ("a1", "to-verify"),
+            ("a2", "to-verify"),
+            ("b1", "to-verify"),
+            ("plain", "to-verify")
+        ]
+    );
+    let (code, real, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(as_baked(&dry), outcomes(&real));
+
+    // one role edited: the dry run names the same layers and reasons as the run that follows
+    t.f.write(
+        "roles/r1/tasks/main.yml",
+        "- name: r1 changed\n  ansible.builtin.debug:\n    msg: changed\n",
+    );
+    t.clear_log();
+    let (code, dry, err) = t.bake_all(&["--dry-run"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(t.events().is_empty());
+    assert_eq!((dry.counts.to_bake, dry.counts.cached), (3, 2), "{dry:?}");
+    assert_eq!(why(&dry, "alpha"), ["role r1 changed"]);
+    assert!(dry.verified.is_empty(), "no --verify, no verdicts");
+    let text = t.cmd(&["bake", "--all", "--dry-run"]).output().unwrap();
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.starts_with("bake --all --dry-run on qemu: 3 to bake, 2 cached (nothing was baked)\n"),
+        "{text}"
+    );
+    assert!(text.contains("  to-bake  alpha "), "{text}");
+    assert!(text.contains("role r1 changed"), "{text}");
+    let (code, real, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(as_baked(&dry), outcomes(&real));
+    for l in &dry.layers {
+        assert_eq!(&l.why, why(&real, &l.name), "{}", l.name);
+    }
+
+    // unchanged: nothing to bake
+    let (code, dry, _) = t.bake_all(&["--dry-run"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!((dry.counts.to_bake, dry.counts.cached), (0, 5));
+}
+
 #[test]
 fn a_failed_base_skips_its_stack_layers_and_the_others_carry_on() {
     let t = Tier::new();

@@ -27,6 +27,8 @@ pub struct QemuBaker {
     force: bool,
     bases: std::sync::Mutex<std::collections::BTreeMap<String, qemu::BaseDisk>>,
     accel: std::sync::Mutex<Option<String>>,
+    /// `plan_peek`'s base-disk identities, per image.
+    peeked: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl QemuBaker {
@@ -40,6 +42,41 @@ impl QemuBaker {
             force,
             bases: Default::default(),
             accel: Default::default(),
+            peeked: Default::default(),
+        })
+    }
+
+    /// A baker that only looks (`bake --all --dry-run`): the store is read, never created.
+    pub fn peek(project: &Project, force: bool) -> QemuBaker {
+        QemuBaker {
+            tools: Tools::locate(&project.root),
+            project: project.clone(),
+            store: Store::for_project(&project.root),
+            force,
+            bases: Default::default(),
+            accel: Default::default(),
+            peeked: Default::default(),
+        }
+    }
+
+    /// The plan for a stack on the cached base disk's identity, building nothing. When the
+    /// base disk is not built yet, its layers are planned without it (their hashes change
+    /// once it is built, and they are not in the store).
+    pub fn plan_peek(&self, req: &PlanRequest, progress: &Progress) -> Result<Plan> {
+        crate::target::plan_for(&self.project, req, |image| {
+            let mut peeked = self.peeked.lock().expect("peeked");
+            if let Some(id) = peeked.get(&image.name) {
+                return Ok(id.clone());
+            }
+            let id = qemu::peek_identity(&self.project, image).unwrap_or_else(|| {
+                progress.line(&format!(
+                    "note: image {}'s base disk is not built yet: a bake builds it first",
+                    image.name
+                ));
+                "base disk not built yet".to_string()
+            });
+            peeked.insert(image.name.clone(), id.clone());
+            Ok(id)
         })
     }
 
