@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PARBAKE_CACHE ?= /var/cache/parbake
 
-.PHONY: help setup build test test-fast test-roles e2e e2e-full bench bench-vendor demo base-image lint fmt ci
+.PHONY: help setup build test test-fast test-roles e2e e2e-full bench bench-scale bench-vendor demo base-image lint fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
@@ -14,6 +14,7 @@ help:
 	@echo "make e2e-full    make e2e plus the offline nothing-promoted web launch (before a release)"
 	@echo "make bench       boot-to-ready and bake times on the local VM, medians and ratios (slow)"
 	@echo "make bench-vendor  plan time with large vendored collections, cold and warm"
+	@echo "make bench-scale plan, bake --all --dry-run and no-op bake --all on 200 roles, 50 stacks"
 	@echo "make test-roles  apply every example role for real in a throwaway Debian chroot"
 	@echo "make base-image  build (or reuse) the cached Debian 12 qcow2 for the local VM target"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
@@ -54,6 +55,13 @@ bench: setup build
 	bash scripts/base-image.sh >/dev/null
 	python3 scripts/bench_vendor.py
 	python3 scripts/bench.py
+	cargo build --release
+	python3 scripts/bench_scale.py
+
+# plan, bake --all --dry-run and the no-op bake --all on 200 roles and 50 stacks (no VM).
+bench-scale: setup
+	cargo build --release
+	python3 scripts/bench_scale.py
 
 # plan with large vendored collections, cold and warm (fast; BENCH_PIN=X.Y.Z adds two bakes).
 bench-vendor: setup build
