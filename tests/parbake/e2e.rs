@@ -480,6 +480,7 @@ fn bake_and_launch_promoted(tier: &Tier) -> Vec<String> {
         "the stack layer re-ran a baked role: {ran:?}"
     );
     assert!(ran.contains(&"acme.tuning"), "{ran:?}");
+    assert_overlay_on_layer_1(&bake2);
     let vm = Vm(tier.json(&[
         "launch",
         "web",
@@ -508,6 +509,49 @@ fn bake_and_launch_promoted(tier: &Tier) -> Vec<String> {
         "{body}"
     );
     fewer
+}
+
+/// The stack layer's disk in the store is a qcow2 overlay whose backing file is layer 1's
+/// disk, as `qemu-img info --backing-chain` reads it; its size against layer 1's is printed.
+fn assert_overlay_on_layer_1(bake: &Value) {
+    let disk = |i: usize| PathBuf::from(bake["layers"][i]["image"].as_str().unwrap());
+    let (base, top) = (disk(0), disk(1));
+    let out = Command::new("qemu-img")
+        .args(["info", "--backing-chain", "--output=json"])
+        .arg(&top)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chain: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<PathBuf> = chain
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| std::fs::canonicalize(d["filename"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            std::fs::canonicalize(&top).unwrap(),
+            std::fs::canonicalize(&base).unwrap()
+        ],
+        "{chain}"
+    );
+    let bytes = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().blocks() * 512
+    };
+    let (b, t) = (bytes(&base), bytes(&top));
+    eprintln!(
+        "e2e: layer 1's disk {:.0} MiB, the stack layer's overlay {:.0} MiB ({:.2}x)",
+        b as f64 / 1048576.0,
+        t as f64 / 1048576.0,
+        t as f64 / b as f64
+    );
 }
 
 /// `verify` boots the minimal stack's top image with its user-data, waits for the contract,

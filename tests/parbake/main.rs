@@ -24,6 +24,7 @@ mod runner;
 mod runner_checks;
 mod shims;
 mod snapshots;
+mod store_disks;
 mod tags;
 mod util;
 mod validators;

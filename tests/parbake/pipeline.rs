@@ -183,6 +183,16 @@ fn bakes_parents_first_within_the_job_bound_then_caches_everything() {
     for l in &r.layers {
         let id = l.image_id.as_deref().unwrap();
         assert!(Path::new(id).is_file(), "{id}");
+        // a base layer's disk is whole; a stack layer's is an overlay of its parent's, named
+        // relative to it
+        let backing = parbake::target::qemu::disk::backing_file(Path::new(id)).unwrap();
+        let parent = r
+            .layers
+            .iter()
+            .find(|p| p.index == 1 && p.image == l.image)
+            .unwrap();
+        let expected = (l.index == 2).then(|| format!("../{}/disk.qcow2", parent.hash));
+        assert_eq!(backing, expected, "{}", l.name);
     }
 
     // nothing changed: no Packer at all (not even `packer version`), everything cached

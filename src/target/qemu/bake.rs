@@ -301,8 +301,13 @@ impl QemuBaker {
         let result = dir.join("result");
         std::fs::create_dir_all(&result).map_err(|e| Error::io("create", &result, e))?;
         let disk = dir.join("output/disk.qcow2");
-        std::fs::rename(&disk, result.join("disk.qcow2"))
-            .map_err(|e| Error::io("move the baked disk", &disk, e))?;
+        let dest = result.join(qemu::disk::DISK);
+        match layer.parent.strip_prefix("layer:") {
+            // a stack layer keeps only what differs from its parent layer's disk
+            Some(parent) => qemu::disk::overlay_on_parent(&self.store, &disk, &dest, parent)?,
+            None => std::fs::rename(&disk, &dest)
+                .map_err(|e| Error::io("move the baked disk", &disk, e))?,
+        }
         std::fs::copy(
             dir.join("payload/manifest.json"),
             result.join("manifest.json"),

@@ -327,6 +327,8 @@ fn prepare_run(store: &Store, boot: &Boot) -> Result<Run> {
         .cwd(&dir)
         .run_checked()?;
     let disk = store.layer_dir(&boot.layer_hash).join("disk.qcow2");
+    // a stack layer's disk reads through its parent's: a missing link is named before a boot
+    super::disk::chain(store, &boot.layer_hash)?;
     Cmd::new("create the VM's overlay disk", "qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
         .arg(&disk)
