@@ -23,7 +23,8 @@ mkdir -p "$REPORTS"
 # stdout is the JSON summary (one entry per layer: baked/cached/failed/skipped, duration,
 # image id, and why it was rebaked; then one verdict per stack whose top image baked, after
 # launching it with its user-data and waiting for its roles and checks); progress goes to
-# stderr, i.e. the journal or cron mail
+# stderr, i.e. the journal or cron mail. `bake --all --dry-run --json` says the same per layer
+# without baking anything, for a pipeline that shows the plan before it spends
 "$PARBAKE" bake --all --verify --target "$TARGET" -j "$JOBS" --json >"$REPORTS/bake-$stamp.json"
 rc=$?
 echo "parbake bake --all --verify: exit $rc, summary in $REPORTS/bake-$stamp.json" >&2
@@ -43,12 +44,13 @@ for stack in $passed; do
   fi
 done
 
+# prune always keeps the newest images of each image and stack, their parents, what is
+# published or a rollback target, and what instances, VMs or launch templates use, so running
+# it after a failed bake is safe
+if ! "$PARBAKE" prune --target "$TARGET" --keep "$KEEP" --json >"$REPORTS/prune-$stamp.json" && [ "$rc" -eq 0 ]; then
+  rc=1
+fi
 if [ "$TARGET" = aws ]; then
-  # prune always keeps the newest AMI of each image and stack, their parents, and AMIs that
-  # instances or launch templates use, so running it after a failed bake is safe
-  if ! "$PARBAKE" prune --keep "$KEEP" --json >"$REPORTS/prune-$stamp.json" && [ "$rc" -eq 0 ]; then
-    rc=1
-  fi
   "$PARBAKE" gc --json >"$REPORTS/gc-$stamp.json" || true
 fi
 exit "$rc"

@@ -461,6 +461,7 @@ fn the_nightly_example_script_bakes_and_reports_on_the_local_target() {
     let mut summaries: Vec<_> = std::fs::read_dir(&reports)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("bake-"))
         .collect();
     summaries.sort();
     let last: AllReport =
@@ -475,6 +476,13 @@ fn the_nightly_example_script_bakes_and_reports_on_the_local_target() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("publish-"))
         .collect();
     assert!(published.is_empty(), "{published:?}");
+    // and it pruned the local store, keeping what is current
+    let prunes = std::fs::read_dir(&reports)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("prune-"))
+        .count();
+    assert_eq!(prunes, 2);
 }
 
 #[test]
