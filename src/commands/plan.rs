@@ -181,6 +181,13 @@ fn layer_table(plan: &Plan) -> String {
     }
     for l in &plan.layers {
         let _ = writeln!(s, "  layer {} parent: {}", l.index, l.parent);
+        let _ = writeln!(
+            s,
+            "  layer {} run hash {} (its roles' result), payload hash {} (what it carries)",
+            l.index,
+            &l.run_hash[..12.min(l.run_hash.len())],
+            &l.payload_hash[..12.min(l.payload_hash.len())]
+        );
     }
     s
 }

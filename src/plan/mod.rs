@@ -190,6 +190,15 @@ pub struct Layer {
     pub stage_pip: BTreeMap<String, Vec<String>>,
     /// `sha256` hex of the layer's inputs: the cache key.
     pub hash: String,
+    /// `sha256` hex of what decides the result of running this layer's roles: the parent's
+    /// run hash (or the source), the content of the roles run and of every role they resolve
+    /// (meta dependencies, literal include/import), the bake vars, what it stages, the
+    /// template and source settings, the runtime and parbake's version. A role that only
+    /// rides along on the image (installed, not run here) is not in it.
+    pub run_hash: String,
+    /// `sha256` hex of the files every image carries for launch: every installed role, the
+    /// vendored collections, the runtime and parbake's version.
+    pub payload_hash: String,
     /// A readable summary of the inputs behind `hash` (role hashes, digests of vars, template
     /// and source settings), kept with each baked layer so a rebake can say what changed.
     #[serde(skip)]
@@ -373,6 +382,59 @@ struct HashInputs<'a> {
     /// The content hash of the vendored collections, absent without any.
     #[serde(skip_serializing_if = "Option::is_none")]
     collections: Option<&'a str>,
+}
+
+/// What the run hash covers (see [`Layer::run_hash`]).
+#[derive(Serialize)]
+struct RunInputs<'a> {
+    parbake_version: &'a str,
+    runtime: &'a str,
+    target: Target,
+    kind: LayerKind,
+    /// The source identity (`source:…`) for a base layer, the parent's run hash (`run:…`) for
+    /// a stack layer.
+    parent: &'a str,
+    runs: &'a [String],
+    /// Content hash of each role the run resolves, by name.
+    roles: BTreeMap<&'a str, &'a str>,
+    vars: &'a Vars,
+    stage_apt: &'a BTreeMap<String, Vec<String>>,
+    stage_pip: &'a BTreeMap<String, Vec<String>>,
+    template: &'a str,
+    source: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ansible_core: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collections: Option<&'a str>,
+}
+
+/// What the payload hash covers (see [`Layer::payload_hash`]).
+#[derive(Serialize)]
+struct PayloadInputs<'a> {
+    parbake_version: &'a str,
+    runtime: &'a str,
+    installed: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collections: Option<&'a str>,
+}
+
+/// The roles whose content decides what running `runs` does: the run roles, every role their
+/// meta dependencies resolve to (basic ones too: a shim keeps their defaults, handlers and
+/// files), and every role their tasks include or import by a literal name, transitively.
+fn run_closure<'p>(project: &'p Project, runs: &[String]) -> BTreeMap<&'p str, &'p str> {
+    let mut out: BTreeMap<&'p str, &'p str> = BTreeMap::new();
+    let mut todo: Vec<&str> = runs.iter().map(String::as_str).collect();
+    while let Some(name) = todo.pop() {
+        let Some((key, role)) = project.roles.get_key_value(name) else {
+            continue;
+        };
+        if out.insert(key.as_str(), role.hash.as_str()).is_some() {
+            continue;
+        }
+        todo.extend(role.deps.iter().map(String::as_str));
+        todo.extend(role.refs.roles.iter().map(|r| r.role.as_str()));
+    }
+    out
 }
 
 fn json_digest16<T: Serialize>(v: &T) -> String {
@@ -989,6 +1051,48 @@ impl LayerHasher {
         })
     }
 
+    /// The layer's run hash (see [`Layer::run_hash`]); `stage` is what the layer downloads.
+    #[allow(clippy::too_many_arguments)]
+    fn run_hash(
+        &self,
+        project: &Project,
+        kind: LayerKind,
+        parent: &str,
+        runs: &[String],
+        vars: &Vars,
+        stage_apt: &BTreeMap<String, Vec<String>>,
+        stage_pip: &BTreeMap<String, Vec<String>>,
+    ) -> String {
+        let inputs = RunInputs {
+            parbake_version: PARBAKE_VERSION,
+            runtime: &self.runtime_digest,
+            target: self.target,
+            kind,
+            parent,
+            runs,
+            roles: run_closure(project, runs),
+            vars,
+            stage_apt,
+            stage_pip,
+            template: &self.template_digest,
+            source: &self.source,
+            ansible_core: self.ansible_core.as_deref(),
+            collections: self.collections.as_deref(),
+        };
+        sha256_hex(&serde_json::to_vec(&inputs).expect("run inputs serialize"))
+    }
+
+    /// The payload hash (see [`Layer::payload_hash`]): the same for every layer of an image.
+    fn payload_hash(&self) -> String {
+        let inputs = PayloadInputs {
+            parbake_version: PARBAKE_VERSION,
+            runtime: &self.runtime_digest,
+            installed: &self.installed,
+            collections: self.collections.as_deref(),
+        };
+        sha256_hex(&serde_json::to_vec(&inputs).expect("payload inputs serialize"))
+    }
+
     /// The layer's hash, and the summary of its inputs kept to say later what changed.
     fn hash(
         &self,
@@ -1041,11 +1145,23 @@ fn layers(scope: &Scope<'_>, hasher: &LayerHasher, stack_runs: Vec<String>) -> V
     let mut base_vars = scope.project.group_vars.all.clone();
     base_vars.extend(image.vars.clone());
     let (base_hash, base_inputs) = hasher.hash(LayerKind::Base, &base_parent, basic, &base_vars);
+    let payload_hash = hasher.payload_hash();
+    let base_run = hasher.run_hash(
+        scope.project,
+        LayerKind::Base,
+        &base_parent,
+        basic,
+        &base_vars,
+        &hasher.stage_apt,
+        &hasher.stage_pip,
+    );
     let base = Layer {
         index: 1,
         kind: LayerKind::Base,
         name: image.name.clone(),
         hash: base_hash,
+        run_hash: base_run,
+        payload_hash: payload_hash.clone(),
         inputs: base_inputs,
         parent: base_parent,
         runs: basic.clone(),
@@ -1063,11 +1179,22 @@ fn layers(scope: &Scope<'_>, hasher: &LayerHasher, stack_runs: Vec<String>) -> V
         let mut baked = basic.clone();
         baked.extend(stack_runs.iter().cloned());
         let (hash, inputs) = hasher.hash(LayerKind::Stack, &parent, &stack_runs, &vars);
+        let run_hash = hasher.run_hash(
+            scope.project,
+            LayerKind::Stack,
+            &format!("run:{}", layers[0].run_hash),
+            &stack_runs,
+            &vars,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
         layers.push(Layer {
             index: 2,
             kind: LayerKind::Stack,
             name: format!("{}-{}", image.name, stack.name),
             hash,
+            run_hash,
+            payload_hash,
             inputs,
             parent,
             runs: stack_runs,

@@ -20,6 +20,7 @@ mod pipeline;
 mod planner;
 mod properties;
 mod publish;
+mod run_hashes;
 mod runner;
 mod runner_checks;
 mod shims;

@@ -461,7 +461,12 @@ fn the_nightly_example_script_bakes_and_reports_on_the_local_target() {
     let mut summaries: Vec<_> = std::fs::read_dir(&reports)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("bake-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("bake-")
+        })
         .collect();
     summaries.sort();
     let last: AllReport =

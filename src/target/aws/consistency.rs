@@ -149,6 +149,9 @@ fn ami_layer(m: &TagManifest, baked: Vec<String>) -> Layer {
         stage_apt: Default::default(),
         stage_pip: Default::default(),
         hash: m.layer_hash.clone(),
+        // not tagged yet: the consistency check works on role hashes
+        run_hash: String::new(),
+        payload_hash: String::new(),
         inputs: Default::default(),
     }
 }
