@@ -190,9 +190,8 @@ fn project() -> tempfile::TempDir {
     copy
 }
 
-/// The output of `command` run over SSH on a VM kept by `launch --keep`, or `None` when SSH or
-/// the command failed.
-fn try_ssh(vm: &Value, command: &str) -> Option<String> {
+/// `command` run over SSH on a VM kept by `launch --keep`: the SSH command line and its output.
+fn ssh_output(vm: &Value, command: &str) -> (String, std::io::Result<std::process::Output>) {
     let ssh = vm["kept"]["ssh"].as_str().unwrap().replacen(
         "ssh ",
         "ssh -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR ",
@@ -201,8 +200,14 @@ fn try_ssh(vm: &Value, command: &str) -> Option<String> {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!("{ssh} {command}"))
-        .output()
-        .ok()?;
+        .output();
+    (ssh, out)
+}
+
+/// The output of `command` run over SSH on a VM kept by `launch --keep`, or `None` when SSH or
+/// the command failed.
+fn try_ssh(vm: &Value, command: &str) -> Option<String> {
+    let out = ssh_output(vm, command).1.ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -210,16 +215,8 @@ fn try_ssh(vm: &Value, command: &str) -> Option<String> {
 
 /// The output of `command` run over SSH on a VM kept by `launch --keep`.
 fn ssh(vm: &Value, command: &str) -> String {
-    let ssh = vm["kept"]["ssh"].as_str().unwrap().replacen(
-        "ssh ",
-        "ssh -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR ",
-        1,
-    );
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{ssh} {command}"))
-        .output()
-        .unwrap();
+    let (ssh, out) = ssh_output(vm, command);
+    let out = out.unwrap();
     assert!(
         out.status.success(),
         "{ssh} {command}: {}",
