@@ -19,6 +19,9 @@ use crate::util::repo;
 
 pub struct Moto {
     pub url: String,
+    /// moto_server.py's PARBAKE_MOTO_CONSOLE_DIR: `S.console` here is what the runner of an
+    /// instance of stack S "prints" on its console (moto runs no guest).
+    pub console_dir: std::path::PathBuf,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -33,11 +36,17 @@ fn start() -> Moto {
         repo().join(".venv/bin/moto_server").exists(),
         "moto_server is missing from .venv: run `make setup`"
     );
-    // moto_server with one fix for a moto gap (see the script)
+    // moto_server with fixes for moto gaps and the console switch (see the script)
+    let console_dir = tempfile::Builder::new()
+        .prefix("parbake-moto-console-")
+        .tempdir()
+        .unwrap()
+        .keep();
     let mut cmd = Command::new(python);
     cmd.arg(repo().join("tests/fixtures/moto_server.py"))
         .args(["-H", "127.0.0.1", "-p", "0"])
         .env("MOTO_ENABLE_AMI_VALIDATION", "true")
+        .env("PARBAKE_MOTO_CONSOLE_DIR", &console_dir)
         .env(
             "MOTO_AMIS_PATH",
             repo().join("tests/fixtures/moto-amis.json"),
@@ -102,6 +111,7 @@ fn start() -> Moto {
     }
     Moto {
         url: format!("http://127.0.0.1:{port}"),
+        console_dir,
     }
 }
 
@@ -1767,5 +1777,176 @@ fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touche
             .filter(|v| v.state().map(|s| s.as_str()) != Some("deleting"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    });
+}
+
+/// `examples/nightly.sh` on EC2 (moto, real Packer amazon-ebs): a new stack bakes, verifies
+/// and publishes version 1 of its launch template; a changed role rebakes, verifies and
+/// publishes version 2; `rollback` makes version 1 the default again. moto runs no guest, so
+/// the stack's instances "print" the runner's done status through moto_server.py's console
+/// switch; the real runner's status path is proven in the VM tier.
+#[test]
+fn the_nightly_example_publishes_a_verified_launch_template_version_and_rollback_undoes_it() {
+    const REGION: &str = "eu-west-3";
+    let f = crate::util::Fixture::example();
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image)
+        .unwrap()
+        .replace("region: us-east-1", &format!("region: {REGION}"))
+        .replace("base_timezone: Etc/UTC", "base_timezone: Asia/Kathmandu");
+    std::fs::write(&image, text).unwrap();
+    let web = std::fs::read_to_string(f.root().join("images/stacks/web.yml")).unwrap();
+    for s in ["web", "worker"] {
+        std::fs::remove_file(f.root().join(format!("images/stacks/{s}.yml"))).unwrap();
+    }
+    f.write(
+        "images/stacks/nightly.yml",
+        &format!("{web}publish:\n  launch_template: nightly-fleet-test\n"),
+    );
+    // what the stack's runner prints on the console when its launch is done
+    let mut status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
+    )
+    .unwrap();
+    status["state"] = "done".into();
+    status["stack"] = "nightly".into();
+    status["error"] = serde_json::Value::Null;
+    std::fs::write(
+        moto().console_dir.join("nightly.console"),
+        format!("parbake-status {status}\n"),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let reports = store.path().join("reports");
+    let nightly = || {
+        let mut c = Command::new("bash");
+        c.arg(repo().join("examples/nightly.sh"))
+            .current_dir(f.root())
+            .env("PARBAKE", env!("CARGO_BIN_EXE_parbake"))
+            .env("TARGET", "aws")
+            .env("REPORTS", &reports)
+            .env("PARBAKE_STORE", store.path())
+            .env("PARBAKE_EC2_ENDPOINT", &moto().url)
+            .env("PARBAKE_TEST_SKIP_PROVISIONING", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("PARBAKE_PROJECT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        let pid = child.id();
+        // a watchdog: a verify that never sees the status would wait 30 minutes
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(600);
+            while Instant::now() < until {
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "nightly.sh:\n{err}");
+        err
+    };
+    let latest = |prefix: &str| -> serde_json::Value {
+        let mut files: Vec<_> = std::fs::read_dir(&reports)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect();
+        files.sort();
+        serde_json::from_str(&std::fs::read_to_string(files.last().unwrap()).unwrap()).unwrap()
+    };
+    let template = || {
+        rt().block_on(async {
+            ec2(REGION)
+                .await
+                .launch_template("nightly-fleet-test")
+                .await
+                .unwrap()
+                .expect("the launch template")
+        })
+    };
+
+    // night 1: the stack is new
+    let err = nightly();
+    assert!(err.contains("published nightly"), "{err}");
+    let bake = latest("bake-");
+    assert_eq!(bake["counts"]["baked"], 1, "{bake}");
+    assert_eq!(bake["verified"][0]["stack"], "nightly", "{bake}");
+    assert_eq!(bake["verified"][0]["outcome"], "passed", "{bake}");
+    let ami1 = bake["layers"][0]["image_id"].as_str().unwrap().to_string();
+    let lt = template();
+    assert_eq!((lt.default_version, lt.versions.len()), (1, 1));
+    assert_eq!(lt.versions[0].image_id.as_deref(), Some(ami1.as_str()));
+    assert!(lt.versions[0].description.contains(" verified"), "{lt:?}");
+
+    // night 2: a role changed; every layer that carries it rebakes, verifies and is published
+    let task = f.root().join("roles/webapp/tasks/main.yml");
+    let mut text = std::fs::read_to_string(&task).unwrap();
+    text.push_str("# changed tonight\n");
+    std::fs::write(&task, text).unwrap();
+    let err = nightly();
+    assert!(err.contains("published nightly"), "{err}");
+    let bake = latest("bake-");
+    assert_eq!(bake["counts"]["baked"], 1, "{bake}");
+    assert!(
+        bake["layers"][0]["why"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "role webapp changed"),
+        "{bake}"
+    );
+    assert_eq!(bake["verified"][0]["outcome"], "passed", "{bake}");
+    let ami2 = bake["layers"][0]["image_id"].as_str().unwrap().to_string();
+    assert_ne!(ami1, ami2);
+    let lt = template();
+    assert_eq!((lt.default_version, lt.versions.len()), (2, 2));
+    assert_eq!(lt.versions[1].image_id.as_deref(), Some(ami2.as_str()));
+    // prune kept both: the published default and the rollback target
+    let prune = latest("prune-");
+    let decisions = prune.as_array().unwrap_or_else(|| panic!("{prune}"));
+    for ami in [&ami1, &ami2] {
+        let d = decisions
+            .iter()
+            .find(|d| d["ami"] == ami.as_str())
+            .unwrap_or_else(|| panic!("{ami} not in {prune}"));
+        assert_eq!(d["action"], "keep", "{d}");
+    }
+
+    // rollback is one command
+    let out = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["rollback", "nightly", "--target", "aws"],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let lt = template();
+    assert_eq!(lt.default_version, 1, "{lt:?}");
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        for ami in [&ami1, &ami2] {
+            let (tags, _) = tags_of_image(&ec2, ami).await;
+            assert_eq!(
+                tags.get("parbake:verify-result").map(String::as_str),
+                Some("passed"),
+                "{ami}: {tags:?}"
+            );
+        }
     });
 }
