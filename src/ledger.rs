@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 pub enum Kind {
     Bake,
     Launch,
+    /// A payload refresh of a cached run layer: no role runs.
+    Refresh,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +119,8 @@ pub struct Stats {
     pub bake: BTreeMap<String, Vec<f64>>,
     /// Stack-layer bake time beyond its roles (booting the parent, cleaning, compressing).
     pub layer_overhead: Vec<f64>,
+    /// Whole payload refreshes (boot, copy, clean, shut down).
+    pub refreshes: Vec<f64>,
     pub launches: usize,
     pub bakes: usize,
 }
@@ -155,6 +159,11 @@ impl Stats {
                         s.bare_floor.push(e.total_s);
                     } else if !e.roles.is_empty() {
                         s.floor.push((e.total_s - e.roles_sum()).max(0.0));
+                    }
+                }
+                Kind::Refresh => {
+                    if e.ok {
+                        s.refreshes.push(e.total_s);
                     }
                 }
                 Kind::Bake => {

@@ -45,6 +45,15 @@ pub struct LayerRecord {
     /// What went into the hash, so the next bake of this layer can say what changed.
     #[serde(default)]
     pub inputs: crate::plan::Inputs,
+    /// The layer's run hash and payload hash (absent in records from before them).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_hash: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub payload_hash: String,
+    /// A payload refresh: the layer hash of the run layer it refreshed (its disk's backing
+    /// file). None for a bake, which ran its roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_of: Option<String>,
 }
 
 /// `parbake verify`'s verdict on a layer booted as a stack's top image with one user-data,
@@ -152,6 +161,20 @@ impl Store {
             .filter_map(|e| e.ok())
             .filter_map(|e| self.layer(e.file_name().to_str()?))
             .filter(|r| r.name == name)
+            .max_by_key(|r| r.created_at)
+    }
+
+    /// The newest complete bake (not a refresh) with this run hash: an image that ran exactly
+    /// these roles on exactly this parent run, whichever payload it carries.
+    pub fn run_layer(&self, run_hash: &str) -> Option<LayerRecord> {
+        if run_hash.is_empty() {
+            return None;
+        }
+        std::fs::read_dir(self.images())
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| self.layer(e.file_name().to_str()?))
+            .filter(|r| r.run_hash == run_hash && r.refresh_of.is_none())
             .max_by_key(|r| r.created_at)
     }
 

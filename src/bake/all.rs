@@ -202,12 +202,18 @@ pub struct LayerOutcome {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Counts {
     pub baked: usize,
+    /// Payload refreshes of cached run layers (no role ran).
+    #[serde(default)]
+    pub refreshed: usize,
     pub cached: usize,
     pub failed: usize,
     pub skipped: usize,
     /// `--dry-run`: the layers that would be baked.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub to_bake: usize,
+    /// `--dry-run`: the layers that would be refreshed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub to_refresh: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -285,10 +291,12 @@ pub fn run(
     // the cache, and the reasons, before anything runs
     let mut results = cache_hits(baker.as_ref(), &nodes, &mut outcomes)?;
     let cached: Vec<bool> = results.iter().map(Option::is_some).collect();
+    let runs = run_layers(baker.as_ref(), &nodes, &cached)?;
     explain_rebakes(
         baker.as_ref(),
         &nodes,
         &cached,
+        &runs,
         opts,
         progress,
         &mut outcomes,
@@ -374,12 +382,16 @@ pub fn dry_run(
     let mut outcomes: Vec<LayerOutcome> = nodes.iter().map(initial_outcome).collect();
     let results = cache_hits(baker, nodes, &mut outcomes)?;
     let cached: Vec<bool> = results.iter().map(Option::is_some).collect();
-    explain_rebakes(baker, nodes, &cached, opts, progress, &mut outcomes);
-    for o in outcomes
-        .iter_mut()
-        .filter(|o| o.outcome == Outcome::Skipped)
-    {
-        o.outcome = Outcome::ToBake;
+    let runs = run_layers(baker, nodes, &cached)?;
+    explain_rebakes(baker, nodes, &cached, &runs, opts, progress, &mut outcomes);
+    for (o, run) in outcomes.iter_mut().zip(&runs) {
+        if o.outcome == Outcome::Skipped {
+            o.outcome = if run.is_some() {
+                Outcome::ToRefresh
+            } else {
+                Outcome::ToBake
+            };
+        }
     }
     Ok(AllReport {
         target: opts.target,
@@ -430,11 +442,59 @@ fn cache_hits(
     Ok(results)
 }
 
-/// Why each layer to bake is baked (kept in the report), said before anything runs.
+/// For each layer that is not cached, the cached run layer a bake would refresh (same run
+/// hash), if there is one.
+fn run_layers(
+    baker: &dyn LayerBaker,
+    nodes: &[Node],
+    cached: &[bool],
+) -> Result<Vec<Option<LayerResult>>> {
+    nodes
+        .iter()
+        .zip(cached)
+        .map(|(n, &hit)| {
+            if hit {
+                Ok(None)
+            } else {
+                baker.run_layer(&n.plan, &n.layer)
+            }
+        })
+        .collect()
+}
+
+/// Why a layer whose run is cached is refreshed: the payload parts that changed since the run
+/// layer was baked (role content, collections, the runtime).
+pub fn why_refresh(layer: &Layer, run_layer_inputs: Option<&crate::plan::Inputs>) -> Vec<String> {
+    let Some(before) = run_layer_inputs else {
+        return vec!["payload changed".into()];
+    };
+    let mut roles = Vec::new();
+    let mut other = Vec::new();
+    for w in changed_inputs(before, &layer.inputs) {
+        if let Some(r) = w.strip_prefix("role ") {
+            roles.push(r.strip_suffix(" changed").unwrap_or(r).to_string());
+        } else if !w.starts_with("parent layer changed") {
+            other.push(w);
+        }
+    }
+    let mut out: Vec<String> = roles
+        .iter()
+        .map(|r| format!("payload changed: role {r}"))
+        .collect();
+    out.extend(other.into_iter().map(|w| format!("payload changed: {w}")));
+    if out.is_empty() {
+        out.push("payload changed".into());
+    }
+    out
+}
+
+/// Why each layer to bake is baked or refreshed (kept in the report), said before anything
+/// runs.
 fn explain_rebakes(
     baker: &dyn LayerBaker,
     nodes: &[Node],
     cached: &[bool],
+    runs: &[Option<LayerResult>],
     opts: &AllOptions,
     progress: &Progress,
     outcomes: &mut [LayerOutcome],
@@ -443,9 +503,20 @@ fn explain_rebakes(
         if cached[i] {
             continue;
         }
+        if let Some(run) = &runs[i] {
+            outcomes[i].why = why_refresh(&n.layer, baker.inputs_of(run).as_ref());
+            progress.line(&format!(
+                "{}: to refresh run layer {}: {}",
+                layer_label(&n.layer),
+                &run.hash[..12],
+                outcomes[i].why.join("; ")
+            ));
+            continue;
+        }
+        // a refreshed parent is no cascade: its run layer stays
         let parent_rebaked = n
             .parent
-            .filter(|&p| !cached[p])
+            .filter(|&p| !cached[p] && runs[p].is_none())
             .map(|p| nodes[p].layer.name.as_str());
         let previous = if opts.force {
             None
@@ -453,6 +524,12 @@ fn explain_rebakes(
             baker.previous_inputs(&n.plan, &n.layer)
         };
         outcomes[i].why = why(&n.layer, previous.as_ref(), parent_rebaked, opts.force);
+        if n.parent.is_some_and(|p| runs[p].is_some()) {
+            // a refreshed parent's new hash is its payload, said by the role lines already
+            outcomes[i]
+                .why
+                .retain(|w| !w.starts_with("parent layer changed"));
+        }
         progress.line(&format!(
             "{}: to bake: {}",
             layer_label(&n.layer),
@@ -460,12 +537,14 @@ fn explain_rebakes(
         ));
     }
     let todo = cached.iter().filter(|c| !**c).count();
+    let refresh = runs.iter().filter(|r| r.is_some()).count();
     if todo > 0 {
         progress.line(&format!(
-            "bake --all: {} layer(s), {} cached, {} to bake, up to {} at once",
+            "bake --all: {} layer(s), {} cached, {} to bake, {} to refresh, up to {} at once",
             nodes.len(),
             nodes.len() - todo,
-            todo,
+            todo - refresh,
+            refresh,
             opts.jobs.max(1)
         ));
     }
@@ -483,10 +562,9 @@ fn record(
 ) -> bool {
     match r {
         Ok(res) => {
-            o.outcome = if res.outcome == Outcome::Cached {
-                Outcome::Cached
-            } else {
-                Outcome::Baked
+            o.outcome = match res.outcome {
+                Outcome::Cached | Outcome::Refreshed => res.outcome,
+                _ => Outcome::Baked,
             };
             o.duration_s = res.duration_s;
             o.image_id = Some(res.image.clone());
@@ -514,10 +592,12 @@ fn count(outcomes: &[LayerOutcome]) -> Counts {
     for o in outcomes {
         match o.outcome {
             Outcome::Baked => counts.baked += 1,
+            Outcome::Refreshed => counts.refreshed += 1,
             Outcome::Cached => counts.cached += 1,
             Outcome::Failed => counts.failed += 1,
             Outcome::Skipped => counts.skipped += 1,
             Outcome::ToBake => counts.to_bake += 1,
+            Outcome::ToRefresh => counts.to_refresh += 1,
         }
     }
     counts
@@ -527,16 +607,17 @@ fn count(outcomes: &[LayerOutcome]) -> Counts {
 pub fn summary_text(r: &AllReport) -> String {
     let mut s = if r.dry_run {
         format!(
-            "bake --all --dry-run on {}: {} to bake, {} cached (nothing was baked)\n",
-            r.target, r.counts.to_bake, r.counts.cached
+            "bake --all --dry-run on {}: {} to bake, {} to refresh, {} cached (nothing was baked)\n",
+            r.target, r.counts.to_bake, r.counts.to_refresh, r.counts.cached
         )
     } else {
         format!(
-            "bake --all on {} ({}), -j {}: {} baked, {} cached, {} failed, {} skipped in {:.1}s\n",
+            "bake --all on {} ({}), -j {}: {} baked, {} refreshed, {} cached, {} failed, {} skipped in {:.1}s\n",
             r.target,
             r.accelerator,
             r.jobs,
             r.counts.baked,
+            r.counts.refreshed,
             r.counts.cached,
             r.counts.failed,
             r.counts.skipped,
@@ -559,7 +640,9 @@ pub fn summary_text(r: &AllReport) -> String {
             .unwrap_or_else(|| "-".into());
         let detail = match l.outcome {
             Outcome::Cached => String::new(),
-            Outcome::Baked | Outcome::ToBake => l.why.join("; "),
+            Outcome::Baked | Outcome::ToBake | Outcome::Refreshed | Outcome::ToRefresh => {
+                l.why.join("; ")
+            }
             Outcome::Failed | Outcome::Skipped => {
                 // the first line of the error, without the command line (the JSON has it all)
                 let full = l.error.clone().unwrap_or_default();
@@ -576,11 +659,11 @@ pub fn summary_text(r: &AllReport) -> String {
             }
         };
         let took = match l.outcome {
-            Outcome::ToBake => "-".to_string(),
+            Outcome::ToBake | Outcome::ToRefresh => "-".to_string(),
             _ => format!("{:.1}s", l.duration_s),
         };
         s.push_str(&format!(
-            "  {:<8} {:<22} {:<12} {:>8}  {:<22} {}\n",
+            "  {:<10} {:<22} {:<12} {:>8}  {:<22} {}\n",
             l.outcome.to_string(),
             l.name,
             &l.hash[..12],
@@ -591,7 +674,7 @@ pub fn summary_text(r: &AllReport) -> String {
     }
     for v in &r.verified {
         s.push_str(&format!(
-            "  verify   {:<22} {:<12} {:>8}  {:<22} {}{}\n",
+            "  verify     {:<22} {:<12} {:>8}  {:<22} {}{}\n",
             v.stack,
             &v.hash[..12],
             v.boot_to_ready_s
@@ -653,10 +736,8 @@ mod tests {
             duration_s: 20.0,
             counts: Counts {
                 baked: 1,
-                cached: 0,
                 failed: 1,
-                skipped: 0,
-                to_bake: 0,
+                ..Counts::default()
             },
             dry_run: false,
             layers: vec![
@@ -683,18 +764,18 @@ mod tests {
         assert_eq!(r.verify_failed(), 1);
         let text = summary_text(&r);
         assert!(
-            text.contains("  verify   web                    abababababab    98.5s  failed                 top image baked: launch failed at check `http :80/`"),
+            text.contains("  verify     web                    abababababab    98.5s  failed                 top image baked: launch failed at check `http :80/`"),
             "{text}"
         );
         assert!(
             text.starts_with(
-                "bake --all on qemu (tcg), -j 2: 1 baked, 0 cached, 1 failed, 0 skipped in 20.0s\n"
+                "bake --all on qemu (tcg), -j 2: 1 baked, 0 refreshed, 0 cached, 1 failed, 0 skipped in 20.0s\n"
             ),
             "{text}"
         );
         assert!(
             text.contains(
-                "baked    debian12-web           abababababab    12.3s  store:cdcdcdcdcdcd"
+                "baked      debian12-web           abababababab    12.3s  store:cdcdcdcdcdcd"
             ),
             "{text}"
         );

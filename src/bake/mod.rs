@@ -30,22 +30,30 @@ use crate::write::write_tree;
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Baked,
+    /// Its roles' run was cached (same run hash) but the payload changed: a payload refresh
+    /// of the cached run layer, with no role run.
+    Refreshed,
     Cached,
     Failed,
     Skipped,
     /// `bake --all --dry-run`: would be baked.
     #[serde(rename = "to-bake")]
     ToBake,
+    /// `bake --all --dry-run`: would be refreshed.
+    #[serde(rename = "to-refresh")]
+    ToRefresh,
 }
 
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(match self {
             Outcome::Baked => "baked",
+            Outcome::Refreshed => "refreshed",
             Outcome::Cached => "cached",
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
             Outcome::ToBake => "to-bake",
+            Outcome::ToRefresh => "to-refresh",
         })
     }
 }
@@ -55,7 +63,11 @@ pub struct LayerResult {
     pub index: u8,
     pub name: String,
     pub hash: String,
-    /// `Baked` or `Cached` for a layer that is there; `bake --all` reports the others.
+    /// The layer hash of the image that ran this layer's roles: its own for a bake, the run
+    /// layer's for a refresh. A stack layer is built on its parent's run layer.
+    pub run_layer: String,
+    /// `Baked`, `Refreshed` or `Cached` for a layer that is there; `bake --all` reports the
+    /// others.
     pub outcome: Outcome,
     pub duration_s: f64,
     /// The layer disk in the store (qemu) or the AMI id (aws).
@@ -84,8 +96,18 @@ pub struct BakeOptions {
 pub trait LayerBaker: Send + Sync {
     /// The layer's result if it is already baked (no Packer), unless the bake is forced.
     fn cached(&self, plan: &Plan, layer: &Layer) -> Result<Option<LayerResult>>;
+    /// The newest image that ran this layer's roles with its run hash, whichever payload it
+    /// carries (None when forced): a `bake` of the layer is then a payload refresh of it. A
+    /// target without refreshes bakes every layer whose hash changed.
+    fn run_layer(&self, _plan: &Plan, _layer: &Layer) -> Result<Option<LayerResult>> {
+        Ok(None)
+    }
     /// The inputs of the newest earlier bake of a layer with the same name, if known.
     fn previous_inputs(&self, plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs>;
+    /// The inputs recorded with a layer already there (for what a refresh changes).
+    fn inputs_of(&self, _layer: &LayerResult) -> Option<crate::plan::Inputs> {
+        None
+    }
     /// Bakes the layer (taking its lock, then checking the cache again); `parent` is the
     /// parent layer's result for a stack layer.
     fn bake(
@@ -172,6 +194,7 @@ pub(crate) fn round(x: f64) -> f64 {
 /// estimates one data point, not the bake: it is reported and the bake stands.
 pub(crate) fn record_bake(
     store: &Store,
+    kind: crate::ledger::Kind,
     plan: &Plan,
     layer: &Layer,
     accelerator: &str,
@@ -180,7 +203,7 @@ pub(crate) fn record_bake(
 ) {
     let entry = crate::ledger::Entry {
         at: now_epoch(),
-        kind: crate::ledger::Kind::Bake,
+        kind,
         target: plan.target.to_string(),
         image: plan.image.clone(),
         stack: (layer.index == 2).then(|| plan.stack.clone()),
@@ -294,7 +317,7 @@ fn write_build_dir(
         })?;
         role.copy_to(&dir.join("payload/all-roles").join(name))?;
     }
-    if layer.kind == crate::plan::LayerKind::Base && !plan.collections.is_empty() {
+    if !plan.collections.is_empty() {
         pack_collections(project, &dir.join("payload/collections.tar.gz"))?;
     }
     let tmp = dir.join("tmp");

@@ -104,12 +104,17 @@ fn would_verify(ctx: &Ctx, report: &AllReport) -> Vec<StackVerdict> {
                 .iter()
                 .filter(|l| l.stacks.contains(stack))
                 .max_by_key(|l| l.index)?;
-            (top.outcome == Outcome::ToBake).then(|| StackVerdict {
+            let why = match top.outcome {
+                Outcome::ToBake => "top image would bake",
+                Outcome::ToRefresh => "top image would be refreshed",
+                _ => return None,
+            };
+            Some(StackVerdict {
                 stack: stack.clone(),
                 layer: top.name.clone(),
                 hash: top.hash.clone(),
                 outcome: "to-verify".into(),
-                why: "top image would bake".into(),
+                why: why.into(),
                 boot_to_ready_s: None,
                 userdata_sha256: None,
                 error: None,
@@ -145,11 +150,12 @@ fn verify_baked(ctx: &Ctx, args: &BakeArgs, report: &AllReport) -> Result<Vec<St
         };
         match top.outcome {
             Outcome::Cached => continue,
-            Outcome::Failed | Outcome::Skipped | Outcome::ToBake => {
+            Outcome::Failed | Outcome::Skipped | Outcome::ToBake | Outcome::ToRefresh => {
                 v.why = "its layers did not bake".into();
                 out.push(v);
                 continue;
             }
+            Outcome::Refreshed => v.why = "top image refreshed".into(),
             Outcome::Baked => {}
         }
         if crate::interrupt::interrupted() {

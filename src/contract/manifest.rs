@@ -26,6 +26,13 @@ pub struct LayerRef {
     pub hash: String,
     pub parent: String,
     pub runs: Vec<String>,
+    /// What running this layer's roles depended on (`plan::Layer::run_hash`); absent in
+    /// manifests written before run hashes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_hash: String,
+    /// The payload every image of this layer carries (`plan::Layer::payload_hash`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub payload_hash: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

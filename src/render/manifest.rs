@@ -15,6 +15,8 @@ fn layer_ref(l: &Layer) -> LayerRef {
         hash: l.hash.clone(),
         parent: l.parent.clone(),
         runs: l.runs.clone(),
+        run_hash: l.run_hash.clone(),
+        payload_hash: l.payload_hash.clone(),
     }
 }
 

@@ -75,6 +75,10 @@ impl RenderedFile {
 pub struct RenderOptions {
     /// Packer 1.7+: add `required_plugins.pkr.hcl` beside the template.
     pub modern_packer: bool,
+    /// A payload refresh of the layer rather than its bake: the build starts from an image
+    /// that already ran this layer's roles (same run hash), replaces the payload at
+    /// /opt/parbake and the manifest, and runs no role.
+    pub refresh: bool,
     pub qemu: QemuOptions,
     pub aws: AwsOptions,
 }
@@ -92,6 +96,9 @@ pub struct QemuOptions {
     /// Public half of the one-time SSH key Packer logs in with.
     pub ssh_public_key: String,
     pub ssh_private_key_file: String,
+    /// The disk a stack layer or a refresh builds on, when the baker chose one: an image with
+    /// the right run hash, whichever payload it carries. None: the parent layer's disk.
+    pub build_on: Option<String>,
 }
 
 impl Default for QemuOptions {
@@ -104,6 +111,7 @@ impl Default for QemuOptions {
             accelerator: "tcg".into(),
             ssh_public_key: "ssh-ed25519 AAAA<generated-per-bake> parbake".into(),
             ssh_private_key_file: "ssh/id_ed25519".into(),
+            build_on: None,
         }
     }
 }
@@ -150,7 +158,7 @@ pub fn render_layer(
     opts: &RenderOptions,
 ) -> Vec<RenderedFile> {
     let mut files = packer::render(project, plan, layer, opts);
-    files.extend(playbook::render(plan, layer));
+    files.extend(playbook::render(plan, layer, opts.refresh));
     files.push(RenderedFile::text(
         "payload/manifest.json",
         manifest::render(plan, layer),

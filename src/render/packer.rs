@@ -68,9 +68,10 @@ pub fn render(
 /// The qemu template's variables: the disk to build on (the base disk, or the parent layer's
 /// in the store), the kernel, the VM's size and the one-time SSH key.
 fn qemu_vars(q: &QemuSource, layer: &Layer, opts: &QemuOptions) -> serde_json::Value {
-    let (base_disk, checksum) = match layer.kind {
-        LayerKind::Base => (opts.base_disk.clone(), q.checksum.clone()),
-        LayerKind::Stack => (
+    let (base_disk, checksum) = match (&opts.build_on, layer.kind) {
+        (Some(disk), _) => (disk.clone(), "none".to_string()),
+        (None, LayerKind::Base) => (opts.base_disk.clone(), q.checksum.clone()),
+        (None, LayerKind::Stack) => (
             format!("{}/{}/disk.qcow2", opts.store_dir, parent_hash(layer)),
             "none".to_string(),
         ),

@@ -42,10 +42,11 @@ pub fn bake_vars(plan: &Plan, layer: &Layer) -> Value {
     Value::Object(vars)
 }
 
-pub fn render(plan: &Plan, layer: &Layer) -> Vec<RenderedFile> {
+/// The payload of a layer's bake, or of its refresh (`refresh`: the payload replaced, no role run).
+pub fn render(plan: &Plan, layer: &Layer, refresh: bool) -> Vec<RenderedFile> {
     let tag = format!("{}-{}", layer.index, layer.short_hash());
     vec![
-        RenderedFile::text("payload/bake.yml", bake_playbook(plan, layer)),
+        RenderedFile::text("payload/bake.yml", bake_playbook(plan, layer, refresh)),
         RenderedFile::text(
             "payload/vars.json",
             serde_json::to_string_pretty(&bake_vars(plan, layer)).unwrap() + "\n",
@@ -55,7 +56,7 @@ pub fn render(plan: &Plan, layer: &Layer) -> Vec<RenderedFile> {
             serde_json::to_string_pretty(&parent_baked(layer)).expect("names serialize") + "\n",
         ),
         RenderedFile::text("payload/ansible.cfg", ansible_cfg(plan, layer)),
-        RenderedFile::text("payload/bake.sh", bake_sh(plan, layer, &tag)).executable(),
+        RenderedFile::text("payload/bake.sh", bake_sh(plan, layer, &tag, refresh)).executable(),
         RenderedFile::text("payload/clean.sh", CLEAN_SH.to_string()).executable(),
         RenderedFile::text("payload/runtime/parbake-roles", runtime::RUNNER.to_string())
             .executable(),
@@ -97,12 +98,13 @@ fn ansible_cfg(plan: &Plan, layer: &Layer) -> String {
 /// The bake driver: Ansible ready (the pinned ansible-core in its venv, or the
 /// distribution's), the vendored collections in place (base layer), the shims, the playbook.
 /// Formatted only from validated names, hex hashes, an `X.Y.Z` version and parbake's paths.
-fn bake_sh(plan: &Plan, layer: &Layer, tag: &str) -> String {
+fn bake_sh(plan: &Plan, layer: &Layer, tag: &str, refresh: bool) -> String {
     let mut sh = format!(
         "#!/bin/bash\n\
-         # parbake bake driver, layer {index} ({name}, {hash}); runs on the builder as root.\n\
+         # parbake {what} driver, layer {index} ({name}, {hash}); runs on the builder as root.\n\
          set -euo pipefail\n\
          export DEBIAN_FRONTEND=noninteractive\n",
+        what = if refresh { "payload refresh" } else { "bake" },
         index = layer.index,
         name = layer.name,
         hash = layer.short_hash(),
@@ -113,7 +115,8 @@ fn bake_sh(plan: &Plan, layer: &Layer, tag: &str) -> String {
         None => DISTRIBUTION_ANSIBLE.to_string(),
     });
     sh.push_str("mkdir -p /var/lib/parbake /var/log/parbake\n");
-    if layer.kind == LayerKind::Base && !plan.collections.is_empty() {
+    if !plan.collections.is_empty() {
+        // every layer: a stack layer may build on a run layer that carries an older payload
         sh.push_str(&format!(
             "# the vendored collections (parbake vendor), where bake and launch find them\n\
              rm -rf {dir}\n\
@@ -212,10 +215,11 @@ sync
 /// The bake playbook, serialized from a value: role and package names are validated at load
 /// time, and even so reach the YAML only through the serializer. Only the header comment is
 /// formatted, from validated names and hex hashes.
-fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
+fn bake_playbook(plan: &Plan, layer: &Layer, refresh: bool) -> String {
     let home = runtime::IMAGE_HOME;
     let mut header = format!(
-        "# parbake bake playbook: layer {index} `{name}` ({hash}), image `{image}`, target {target}.\n",
+        "# parbake {what} playbook: layer {index} `{name}` ({hash}), image `{image}`, target {target}.\n",
+        what = if refresh { "payload refresh" } else { "bake" },
         index = layer.index,
         name = layer.name,
         hash = layer.short_hash(),
@@ -223,26 +227,38 @@ fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
         target = plan.target,
     );
     let mut plays = Vec::new();
-    if layer.kind == LayerKind::Base {
+    if refresh {
+        header.push_str(&format!(
+            "# Starts from an image that already ran this layer's roles (run hash {run}): replaces\n\
+             # every role and the parbake runtime at {home} and records the manifest. Runs no role.\n",
+            run = &layer.run_hash[..12.min(layer.run_hash.len())]
+        ));
+        plays.push(install_play(layer, false));
+    } else if layer.kind == LayerKind::Base {
         header.push_str(&format!(
             "# Installs every role and the parbake runtime at {home}, stages packages for launch roles,\n\
              # runs this layer's roles, then records the image manifest.\n"
         ));
-        plays.push(install_play(layer));
+        plays.push(install_play(layer, true));
     } else {
         header.push_str(&format!(
-            "# Runs the promoted roles on top of layer {parent}; roles baked there resolve to shims.\n",
+            "# Installs every role and the parbake runtime at {home} (the parent may carry an older\n\
+             # payload), runs the promoted roles on top of layer {parent}; roles baked there\n\
+             # resolve to shims.\n",
             parent = &layer.parent.trim_start_matches("layer:")[..12]
         ));
+        plays.push(install_play(layer, false));
     }
-    plays.push(json!({
-        "name": format!("parbake: bake layer {} {}", layer.index, layer.name),
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": true,
-        "vars_files": [format!("{PAYLOAD}/vars.json")],
-        "roles": layer.runs,
-    }));
+    if !refresh {
+        plays.push(json!({
+            "name": format!("parbake: bake layer {} {}", layer.index, layer.name),
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": true,
+            "vars_files": [format!("{PAYLOAD}/vars.json")],
+            "roles": layer.runs,
+        }));
+    }
     plays.push(json!({
         "name": "parbake: record the image manifest",
         "hosts": "localhost",
@@ -284,11 +300,16 @@ fn name_first(v: Value) -> serde_yaml::Value {
     }
 }
 
-/// The base layer's first play: every role and the runtime onto the image, and the packages
-/// of launch roles staged in apt's cache.
-fn install_play(layer: &Layer) -> Value {
+/// Every layer's first play: every role and the runtime onto the image, replacing what an
+/// earlier payload put there; on the base layer (`stage`), the packages and wheels of launch
+/// roles staged too.
+fn install_play(layer: &Layer, stage: bool) -> Value {
     let home = runtime::IMAGE_HOME;
     let mut tasks = vec![
+        json!({
+            "name": format!("Remove the roles of an earlier payload from {home}/roles"),
+            "ansible.builtin.file": {"path": format!("{home}/roles"), "state": "absent"},
+        }),
         json!({
             "name": format!("Create {home}"),
             "ansible.builtin.file": {"path": "{{ item }}", "state": "directory", "mode": "0755"},
@@ -311,6 +332,23 @@ fn install_play(layer: &Layer) -> Value {
         }),
     ];
     tasks.extend(launch_unit_tasks());
+    if stage {
+        tasks.extend(stage_apt_tasks(layer));
+        tasks.extend(stage_pip_tasks(layer));
+    }
+    json!({
+        "name": "parbake: install roles and runtime",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": false,
+        "tasks": tasks,
+    })
+}
+
+/// The base bake's tasks that download the apt packages of launch roles (`stage_apt`) into
+/// apt's cache; none when no role stages any.
+fn stage_apt_tasks(layer: &Layer) -> Vec<Value> {
+    let mut tasks = Vec::new();
     let mut packages: Vec<&String> = layer.stage_apt.values().flatten().collect();
     packages.sort();
     packages.dedup();
@@ -339,14 +377,7 @@ fn install_play(layer: &Layer) -> Value {
             "environment": {"DEBIAN_FRONTEND": "noninteractive"},
         }));
     }
-    tasks.extend(stage_pip_tasks(layer));
-    json!({
-        "name": "parbake: install roles and runtime",
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": false,
-        "tasks": tasks,
-    })
+    tasks
 }
 
 /// The launch's systemd units (`contract::LAUNCH_UNIT`, `contract::READY_TARGET`) installed

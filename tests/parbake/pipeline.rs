@@ -207,7 +207,7 @@ fn bakes_parents_first_within_the_job_bound_then_caches_everything() {
     let out = t.cmd(&["bake", "--all"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("0 baked, 5 cached, 0 failed, 0 skipped"),
+        text.contains("0 baked, 0 refreshed, 5 cached, 0 failed, 0 skipped"),
         "{text}"
     );
     assert_eq!(text.matches("cached ").count(), 5, "{text}");
@@ -222,50 +222,162 @@ fn one_job_bakes_one_layer_at_a_time() {
     assert_eq!(max_overlap(&t.events()), 1, "{:?}", t.events());
 }
 
-#[test]
-fn a_role_change_rebakes_its_image_and_cascades_a_stack_var_change_rebakes_one_layer() {
-    let t = Tier::new();
-    assert_eq!(t.bake_all(&[], &[]).0, 0);
+/// The layers the fake Packer built, by kind: (baked, refreshed), sorted.
+fn builds(t: &Tier) -> (Vec<String>, Vec<String>) {
+    let ev = t.events();
+    let mut refreshed: Vec<String> = ev
+        .iter()
+        .filter(|e| e.0 == "refresh")
+        .map(|e| e.1.clone())
+        .collect();
+    let mut baked: Vec<String> = ev
+        .iter()
+        .filter(|e| e.0 == "start" && !refreshed.contains(&e.1))
+        .map(|e| e.1.clone())
+        .collect();
+    baked.sort();
+    refreshed.sort();
+    (baked, refreshed)
+}
 
-    // every role is installed on its image's base layer: a change to r1 rebakes alpha and
-    // the stack layers on it; beta does not install r1 and stays cached
+fn record(t: &Tier, r: &AllReport, name: &str) -> serde_json::Value {
+    let hash = &r.layers.iter().find(|l| l.name == name).unwrap().hash;
+    let path = t.store.path().join("images").join(hash).join("record.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn edit(t: &Tier, role: &str) {
     t.f.write(
-        "roles/r1/tasks/main.yml",
-        "- name: r1 changed\n  ansible.builtin.debug:\n    msg: changed\n",
+        &format!("roles/{role}/tasks/main.yml"),
+        &format!("- name: {role} changed\n  ansible.builtin.debug:\n    msg: changed\n"),
     );
     t.clear_log();
+}
+
+#[test]
+fn a_role_edit_rebakes_only_the_layers_that_run_it_and_refreshes_the_payload_of_the_rest() {
+    let t = Tier::new();
+    let (code, first, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+
+    // r1 runs only in a1's layer: a1 is rebaked; alpha and a2 carry r1's files only, so
+    // their run is cached and their payload is refreshed; beta does not install r1
+    edit(&t, "r1");
     let (code, r, err) = t.bake_all(&[], &[]);
     assert_eq!(code, 0, "{err}");
     let o = outcomes(&r);
-    assert_eq!(o["alpha"], Outcome::Baked);
+    assert_eq!(o["alpha"], Outcome::Refreshed);
     assert_eq!(o["alpha-a1"], Outcome::Baked);
-    assert_eq!(o["alpha-a2"], Outcome::Baked);
+    assert_eq!(o["alpha-a2"], Outcome::Refreshed);
     assert_eq!(o["beta"], Outcome::Cached);
     assert_eq!(o["beta-b1"], Outcome::Cached);
-    assert_eq!(why(&r, "alpha"), ["role r1 changed"]);
+    assert_eq!(
+        (r.counts.baked, r.counts.refreshed, r.counts.cached),
+        (1, 2, 2)
+    );
+    assert_eq!(why(&r, "alpha"), ["payload changed: role r1"]);
+    assert_eq!(why(&r, "alpha-a2"), ["payload changed: role r1"]);
+    assert_eq!(
+        why(&r, "alpha-a1"),
+        ["role r1 changed"],
+        "no cascade from a refresh"
+    );
+    assert_eq!(
+        builds(&t),
+        (
+            vec!["alpha-a1".to_string()],
+            vec!["alpha".to_string(), "alpha-a2".to_string()]
+        )
+    );
+    // a refresh is an overlay on the run layer it refreshes; the rebaked stack layer is built
+    // on alpha's run layer (the first bake), not on alpha's refresh
+    let alpha_run = &first
+        .layers
+        .iter()
+        .find(|l| l.name == "alpha")
+        .unwrap()
+        .hash;
+    let refresh = record(&t, &r, "alpha");
+    assert_eq!(refresh["refresh_of"], alpha_run.as_str());
+    assert_eq!(refresh["parent"], format!("layer:{alpha_run}"));
+    assert_eq!(refresh["runs"], serde_json::json!(["base"]));
+    let a1 = record(&t, &r, "alpha-a1");
+    assert_eq!(a1["parent"], format!("layer:{alpha_run}"));
+    assert!(a1.get("refresh_of").is_none());
+    assert_eq!(
+        a1["run_hash"].as_str().unwrap().len(),
+        64,
+        "the record keeps the run hash"
+    );
+    let backing = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(
+            t.store
+                .path()
+                .join("images")
+                .join(&r.layers.iter().find(|l| l.name == "alpha").unwrap().hash)
+                .join("disk.qcow2"),
+        )
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&backing.stdout).unwrap();
+    assert_eq!(
+        info["backing-filename"],
+        format!("../{alpha_run}/disk.qcow2")
+    );
+
+    // a launch-only role (installed everywhere, run by no layer): no run layer is rebaked
+    edit(&t, "late");
+    let (code, r, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (r.counts.baked, r.counts.refreshed, r.counts.cached),
+        (0, 5, 0),
+        "{r:?}"
+    );
+    assert_eq!(builds(&t).0, Vec::<String>::new());
+    assert_eq!(why(&r, "beta-b1"), ["payload changed: role late"]);
+    // a refresh of a refreshed layer starts from the run layer again
+    assert_eq!(record(&t, &r, "alpha")["refresh_of"], alpha_run.as_str());
+
+    // unchanged: everything cached, no Packer
+    t.clear_log();
+    let (code, r, _) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(r.counts.cached, 5);
+    assert!(t.events().is_empty());
+
+    // a basic role runs in the base layer: its run hash changes and cascades to the stacks
+    edit(&t, "base");
+    let (code, r, err) = t.bake_all(&[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((r.counts.baked, r.counts.refreshed), (5, 0), "{r:?}");
     assert_eq!(
         why(&r, "alpha-a2")[0],
         "cascade: parent layer alpha is rebaked"
     );
-    assert!(why(&r, "alpha-a1").contains(&"role r1 changed".to_string()));
-    let started: Vec<String> = t
-        .events()
-        .into_iter()
-        .filter(|e| e.0 == "start")
-        .map(|e| e.1)
-        .collect();
-    assert_eq!(started.len(), 3, "{started:?}");
 
-    // a stack's bake vars are only in its own layer's hash
+    // a stack's bake vars are only in its own layer's run hash
     t.f.write(
         "images/stacks/a2.yml",
         "image: alpha\nroles: [r2, late]\npromote: [r2]\nvars:\n  tuning: 2\n",
     );
     let (code, r, err) = t.bake_all(&[], &[]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(r.counts.baked, 1, "{r:?}");
+    assert_eq!((r.counts.baked, r.counts.refreshed), (1, 0), "{r:?}");
     assert_eq!(outcomes(&r)["alpha-a2"], Outcome::Baked);
     assert_eq!(why(&r, "alpha-a2"), ["bake vars changed"]);
+}
+
+#[test]
+fn force_rebakes_every_layer_even_when_its_run_is_cached() {
+    let t = Tier::new();
+    assert_eq!(t.bake_all(&[], &[]).0, 0);
+    edit(&t, "late");
+    let (code, r, err) = t.bake_all(&["--force"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((r.counts.baked, r.counts.refreshed), (5, 0), "{r:?}");
+    assert_eq!(builds(&t).1, Vec::<String>::new());
 }
 
 /// The dry run's outcomes, with `to-bake` as the real run would report it.
@@ -275,10 +387,10 @@ fn as_baked(r: &AllReport) -> BTreeMap<String, Outcome> {
         .map(|(k, o)| {
             (
                 k,
-                if o == Outcome::ToBake {
-                    Outcome::Baked
-                } else {
-                    o
+                match o {
+                    Outcome::ToBake => Outcome::Baked,
+                    Outcome::ToRefresh => Outcome::Refreshed,
+                    o => o,
                 },
             )
         })
@@ -327,17 +439,25 @@ fn a_dry_run_says_what_would_bake_and_why_bakes_nothing_and_matches_the_real_run
     let (code, dry, err) = t.bake_all(&["--dry-run"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(t.events().is_empty());
-    assert_eq!((dry.counts.to_bake, dry.counts.cached), (3, 2), "{dry:?}");
-    assert_eq!(why(&dry, "alpha"), ["role r1 changed"]);
+    assert_eq!(
+        (dry.counts.to_bake, dry.counts.to_refresh, dry.counts.cached),
+        (1, 2, 2),
+        "{dry:?}"
+    );
+    assert_eq!(why(&dry, "alpha-a1"), ["role r1 changed"]);
+    assert_eq!(why(&dry, "alpha"), ["payload changed: role r1"]);
     assert!(dry.verified.is_empty(), "no --verify, no verdicts");
     let text = t.cmd(&["bake", "--all", "--dry-run"]).output().unwrap();
     assert!(text.status.success());
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.starts_with("bake --all --dry-run on qemu: 3 to bake, 2 cached (nothing was baked)\n"),
+        text.starts_with(
+            "bake --all --dry-run on qemu: 1 to bake, 2 to refresh, 2 cached (nothing was baked)\n"
+        ),
         "{text}"
     );
-    assert!(text.contains("  to-bake  alpha "), "{text}");
+    assert!(text.contains("  to-bake    alpha-a1 "), "{text}");
+    assert!(text.contains("  to-refresh alpha "), "{text}");
     assert!(text.contains("role r1 changed"), "{text}");
     let (code, real, err) = t.bake_all(&[], &[]);
     assert_eq!(code, 0, "{err}");

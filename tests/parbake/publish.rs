@@ -47,6 +47,9 @@ fn fixture() -> (Fixture, Store, String) {
         bake_duration_s: 1.0,
         roles: Vec::new(),
         inputs: Default::default(),
+        run_hash: String::new(),
+        payload_hash: String::new(),
+        refresh_of: None,
     };
     std::fs::write(
         dir.join("record.json"),

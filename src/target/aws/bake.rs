@@ -337,7 +337,15 @@ impl AwsBaker {
         progress: &Progress,
     ) -> LayerResult {
         let what = format!("ec2 {region}");
-        crate::bake::record_bake(&self.store, plan, layer, &what, duration, &baked.roles);
+        crate::bake::record_bake(
+            &self.store,
+            crate::ledger::Kind::Bake,
+            plan,
+            layer,
+            &what,
+            duration,
+            &baked.roles,
+        );
         let ec2 = self.ec2(region);
         let tag = bake_seconds_tag(duration, &baked.roles);
         if let Err(e) = self.rt.block_on(ec2.tag(&baked.ami, &[tag])) {
@@ -355,6 +363,7 @@ impl AwsBaker {
             index: layer.index,
             name: layer.name.clone(),
             hash: layer.hash.clone(),
+            run_layer: layer.hash.clone(),
             outcome: crate::bake::Outcome::Baked,
             duration_s: duration,
             image: baked.ami,
@@ -383,6 +392,7 @@ impl LayerBaker for AwsBaker {
             index: layer.index,
             name: layer.name.clone(),
             hash: layer.hash.clone(),
+            run_layer: layer.hash.clone(),
             outcome: crate::bake::Outcome::Cached,
             duration_s: 0.0,
             image: ami.id.clone(),

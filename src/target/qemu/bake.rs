@@ -116,15 +116,29 @@ impl LayerBaker for QemuBaker {
             .map(|r| cached(&self.store, &r)))
     }
 
+    fn run_layer(&self, _plan: &Plan, layer: &Layer) -> Result<Option<LayerResult>> {
+        if self.force {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .run_layer(&layer.run_hash)
+            .map(|r| cached(&self.store, &r)))
+    }
+
     fn previous_inputs(&self, _plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs> {
         self.store.latest_named(&layer.name).map(|r| r.inputs)
+    }
+
+    fn inputs_of(&self, layer: &LayerResult) -> Option<crate::plan::Inputs> {
+        self.store.layer(&layer.hash).map(|r| r.inputs)
     }
 
     fn bake(
         &self,
         plan: &Plan,
         layer: &Layer,
-        _parent: Option<&LayerResult>,
+        parent: Option<&LayerResult>,
         progress: &mut Progress,
     ) -> Result<LayerResult> {
         let label = layer_label(layer);
@@ -140,6 +154,15 @@ impl LayerBaker for QemuBaker {
             .cloned()
             .ok_or_else(|| Error::Internal(format!("no base disk resolved for {}", plan.image)))?;
         let accel = self.accelerator(&base, progress);
+        // the roles' run is cached: refresh its payload; otherwise bake on the parent's run layer
+        let on = match self.run_layer(plan, layer)? {
+            Some(run) => BuildOn::Refresh(run.hash),
+            None => BuildOn::Parent(match (layer.parent.strip_prefix("layer:"), parent) {
+                (None, _) => None,
+                (Some(_), Some(p)) => Some(p.run_layer.clone()),
+                (Some(h), None) => Some(h.to_string()),
+            }),
+        };
         self.bake_layer(
             &Bake {
                 plan,
@@ -147,6 +170,7 @@ impl LayerBaker for QemuBaker {
                 base: &base,
                 accel: &accel,
                 label: &label,
+                on,
             },
             progress,
         )
@@ -178,6 +202,7 @@ pub(crate) fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
         index: rec.index,
         name: rec.name.clone(),
         hash: rec.hash.clone(),
+        run_layer: rec.refresh_of.clone().unwrap_or_else(|| rec.hash.clone()),
         outcome: crate::bake::Outcome::Cached,
         duration_s: 0.0,
         image: store
@@ -197,6 +222,31 @@ struct Bake<'a> {
     base: &'a qemu::BaseDisk,
     accel: &'a str,
     label: &'a str,
+    on: BuildOn,
+}
+
+/// The disk a build starts from.
+enum BuildOn {
+    /// A bake: the base disk (None) or the parent's run layer (its layer hash).
+    Parent(Option<String>),
+    /// A payload refresh of the run layer with this layer hash.
+    Refresh(String),
+}
+
+impl BuildOn {
+    /// The store layer the new disk is an overlay on, if any.
+    fn layer(&self) -> Option<&str> {
+        match self {
+            BuildOn::Parent(p) => p.as_deref(),
+            BuildOn::Refresh(r) => Some(r),
+        }
+    }
+    fn refresh_of(&self) -> Option<String> {
+        match self {
+            BuildOn::Refresh(r) => Some(r.clone()),
+            BuildOn::Parent(_) => None,
+        }
+    }
 }
 
 impl QemuBaker {
@@ -230,8 +280,14 @@ impl QemuBaker {
         )?;
         let duration = round(started.elapsed().as_secs_f64());
         let dest = self.commit(b, dir, &log_path, duration, &timings.roles)?;
+        let refresh = b.on.refresh_of();
         record_bake(
             &self.store,
+            if refresh.is_some() {
+                crate::ledger::Kind::Refresh
+            } else {
+                crate::ledger::Kind::Bake
+            },
             b.plan,
             b.layer,
             b.accel,
@@ -244,8 +300,12 @@ impl QemuBaker {
             .map(|r| format!("{} {:.1}s", r.role, r.duration_s))
             .collect();
         progress.line(&format!(
-            "{}: baked in {duration:.1}s{}",
+            "{}: {} in {duration:.1}s{}",
             b.label,
+            match &refresh {
+                Some(run) => format!("payload refreshed on run layer {}", &run[..12]),
+                None => "baked".to_string(),
+            },
             if per_role.is_empty() {
                 String::new()
             } else {
@@ -256,7 +316,11 @@ impl QemuBaker {
             index: b.layer.index,
             name: b.layer.name.clone(),
             hash: b.layer.hash.clone(),
-            outcome: crate::bake::Outcome::Baked,
+            run_layer: refresh.clone().unwrap_or_else(|| b.layer.hash.clone()),
+            outcome: match refresh {
+                Some(_) => crate::bake::Outcome::Refreshed,
+                None => crate::bake::Outcome::Baked,
+            },
             duration_s: duration,
             image: dest.join("disk.qcow2").display().to_string(),
             roles: timings.roles,
@@ -275,6 +339,7 @@ impl QemuBaker {
         let public = crate::process::ssh_keygen(&dir.join("ssh/id_ed25519"), "parbake-bake")?;
         Ok(RenderOptions {
             modern_packer: packer.needs_init(),
+            refresh: matches!(b.on, BuildOn::Refresh(_)),
             qemu: crate::render::QemuOptions {
                 store_dir: self.store.images().display().to_string(),
                 base_disk: b.base.disk.display().to_string(),
@@ -283,6 +348,13 @@ impl QemuBaker {
                 accelerator: b.accel.to_string(),
                 ssh_public_key: public.trim().to_string(),
                 ssh_private_key_file: "ssh/id_ed25519".into(),
+                build_on: b.on.layer().map(|h| {
+                    self.store
+                        .layer_dir(h)
+                        .join(qemu::disk::DISK)
+                        .display()
+                        .to_string()
+                }),
             },
             ..RenderOptions::default()
         })
@@ -302,8 +374,8 @@ impl QemuBaker {
         std::fs::create_dir_all(&result).map_err(|e| Error::io("create", &result, e))?;
         let disk = dir.join("output/disk.qcow2");
         let dest = result.join(qemu::disk::DISK);
-        match layer.parent.strip_prefix("layer:") {
-            // a stack layer keeps only what differs from its parent layer's disk
+        match b.on.layer() {
+            // a stack layer or a refresh keeps only what differs from the disk it was built on
             Some(parent) => qemu::disk::overlay_on_parent(&self.store, &disk, &dest, parent)?,
             None => std::fs::rename(&disk, &dest)
                 .map_err(|e| Error::io("move the baked disk", &disk, e))?,
@@ -324,7 +396,11 @@ impl QemuBaker {
             index: layer.index,
             name: layer.name.clone(),
             hash: layer.hash.clone(),
-            parent: layer.parent.clone(),
+            // what the disk was built on: the lineage prune and `images` follow
+            parent: match b.on.layer() {
+                Some(h) => format!("layer:{h}"),
+                None => layer.parent.clone(),
+            },
             runs: layer.runs.clone(),
             baked: layer.baked.clone(),
             kernel: b.base.kernel.clone(),
@@ -334,6 +410,9 @@ impl QemuBaker {
             bake_duration_s: duration,
             roles: roles.to_vec(),
             inputs: layer.inputs.clone(),
+            run_hash: layer.run_hash.clone(),
+            payload_hash: layer.payload_hash.clone(),
+            refresh_of: b.on.refresh_of(),
         };
         crate::write::write_file(
             &result.join("record.json"),

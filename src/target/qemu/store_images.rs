@@ -441,6 +441,9 @@ mod tests {
             bake_duration_s: 1.0,
             roles: Vec::new(),
             inputs: Default::default(),
+            run_hash: String::new(),
+            payload_hash: String::new(),
+            refresh_of: None,
         }
     }
 
