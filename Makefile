@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PARBAKE_CACHE ?= /var/cache/parbake
 
-.PHONY: help setup build test test-fast test-roles e2e e2e-full bench bench-scale bench-vendor demo base-image lint fmt ci
+.PHONY: help setup build test test-fast test-roles e2e e2e-full bench bench-scale bench-refresh bench-vendor demo base-image lint fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench       boot-to-ready and bake times on the local VM, medians and ratios (slow)"
 	@echo "make bench-vendor  plan time with large vendored collections, cold and warm"
 	@echo "make bench-scale plan, bake --all --dry-run and no-op bake --all on 200 roles, 50 stacks"
+	@echo "make bench-refresh  what a role edit costs bake --all: rebake vs refresh, on a project copy (slow)"
 	@echo "make test-roles  apply every example role for real in a throwaway Debian chroot"
 	@echo "make base-image  build (or reuse) the cached Debian 12 qcow2 for the local VM target"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
@@ -57,6 +58,13 @@ bench: setup build
 	python3 scripts/bench.py
 	cargo build --release
 	python3 scripts/bench_scale.py
+	python3 scripts/bench_refresh.py
+
+# what a role edit costs bake --all: a full rebake, a run role's edit, a launch-only role's edit
+# (real qemu bakes and refreshes on a project copy; about 45 min under TCG).
+bench-refresh: setup build
+	bash scripts/base-image.sh >/dev/null
+	python3 scripts/bench_refresh.py
 
 # plan, bake --all --dry-run and the no-op bake --all on 200 roles and 50 stacks (no VM).
 bench-scale: setup

@@ -504,7 +504,7 @@ fn explain_rebakes(
             continue;
         }
         if let Some(run) = &runs[i] {
-            outcomes[i].why = why_refresh(&n.layer, baker.inputs_of(run).as_ref());
+            outcomes[i].why = why_refresh(&n.layer, baker.inputs_of(&n.plan, run).as_ref());
             progress.line(&format!(
                 "{}: to refresh run layer {}: {}",
                 layer_label(&n.layer),

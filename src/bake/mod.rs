@@ -105,7 +105,7 @@ pub trait LayerBaker: Send + Sync {
     /// The inputs of the newest earlier bake of a layer with the same name, if known.
     fn previous_inputs(&self, plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs>;
     /// The inputs recorded with a layer already there (for what a refresh changes).
-    fn inputs_of(&self, _layer: &LayerResult) -> Option<crate::plan::Inputs> {
+    fn inputs_of(&self, _plan: &Plan, _layer: &LayerResult) -> Option<crate::plan::Inputs> {
         None
     }
     /// Bakes the layer (taking its lock, then checking the cache again); `parent` is the
@@ -275,11 +275,13 @@ pub(crate) fn packer_build(
     }
     let cmd = packer_command(run);
     progress.line(&format!(
-        "{label}: baking {} with Packer ({})",
-        if layer.runs.is_empty() {
-            "no roles".to_string()
+        "{label}: {} with Packer ({})",
+        if opts.refresh {
+            "refreshing the payload (no role runs)".to_string()
+        } else if layer.runs.is_empty() {
+            "baking no roles".to_string()
         } else {
-            layer.runs.join(", ")
+            format!("baking {}", layer.runs.join(", "))
         },
         run.what
     ));

@@ -130,6 +130,11 @@ pub struct AwsOptions {
     /// Appended to the AMI name: EC2 refuses a second AMI with one name, so a forced rebake of
     /// a layer needs its own.
     pub ami_name_suffix: String,
+    /// The AMI a stack layer or a refresh builds on, when the baker chose one (the parent's
+    /// run layer, or the run layer refreshed). None: `parent_ami` or `source_ami` by kind.
+    pub build_on: Option<String>,
+    /// A refresh: the layer hash of the run layer it refreshes (`parbake:refresh-of`).
+    pub refresh_of: Option<String>,
 }
 
 impl Default for AwsOptions {
@@ -141,6 +146,8 @@ impl Default for AwsOptions {
             run_tags: Vec::new(),
             extra_ami_tags: Vec::new(),
             ami_name_suffix: String::new(),
+            build_on: None,
+            refresh_of: None,
         }
     }
 }

@@ -100,12 +100,16 @@ fn qemu_vars(q: &QemuSource, layer: &Layer, opts: &QemuOptions) -> serde_json::V
 /// The amazon-ebs template's variables: the AMI to build from (the source, or the parent
 /// layer's), the AMI's name and tags, the builder's tags and the endpoint.
 fn aws_vars(a: &AwsSource, plan: &Plan, layer: &Layer, opts: &AwsOptions) -> serde_json::Value {
-    let source_ami = match layer.kind {
-        LayerKind::Base => &opts.source_ami,
-        LayerKind::Stack => &opts.parent_ami,
+    let source_ami = match (&opts.build_on, layer.kind) {
+        (Some(ami), _) => ami,
+        (None, LayerKind::Base) => &opts.source_ami,
+        (None, LayerKind::Stack) => &opts.parent_ami,
     };
     let mut tags = ami_tags(plan, layer, source_ami);
     tags.insert("parbake:source-ami".into(), opts.source_ami.clone());
+    if let Some(run) = &opts.refresh_of {
+        tags.insert("parbake:refresh-of".into(), run.clone());
+    }
     tags.extend(opts.extra_ami_tags.iter().cloned());
     let mut run_tags: BTreeMap<String, String> = opts.run_tags.iter().cloned().collect();
     run_tags.insert("parbake:layer-hash".into(), layer.hash.clone());
@@ -164,6 +168,8 @@ pub fn ami_name(template: &str, plan: &Plan, layer: &Layer) -> String {
 pub fn ami_tags(plan: &Plan, layer: &Layer, parent_ami: &str) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::new();
     tags.insert("parbake:layer-hash".into(), layer.hash.clone());
+    tags.insert("parbake:run-hash".into(), layer.run_hash.clone());
+    tags.insert("parbake:payload-hash".into(), layer.payload_hash.clone());
     tags.insert("parbake:layer".into(), layer.name.clone());
     tags.insert("parbake:layer-index".into(), layer.index.to_string());
     tags.insert("parbake:image".into(), plan.image.clone());

@@ -1891,7 +1891,8 @@ fn the_nightly_example_publishes_a_verified_launch_template_version_and_rollback
     assert_eq!(lt.versions[0].image_id.as_deref(), Some(ami1.as_str()));
     assert!(lt.versions[0].description.contains(" verified"), "{lt:?}");
 
-    // night 2: a role changed; every layer that carries it rebakes, verifies and is published
+    // night 2: a launch role changed; no layer runs it, so the image's run is cached and
+    // its payload is refreshed (a new AMI), then verified and published
     let task = f.root().join("roles/webapp/tasks/main.yml");
     let mut text = std::fs::read_to_string(&task).unwrap();
     text.push_str("# changed tonight\n");
@@ -1899,13 +1900,14 @@ fn the_nightly_example_publishes_a_verified_launch_template_version_and_rollback
     let err = nightly();
     assert!(err.contains("published nightly"), "{err}");
     let bake = latest("bake-");
-    assert_eq!(bake["counts"]["baked"], 1, "{bake}");
-    assert!(
-        bake["layers"][0]["why"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w == "role webapp changed"),
+    assert_eq!(
+        (&bake["counts"]["baked"], &bake["counts"]["refreshed"]),
+        (&serde_json::json!(0), &serde_json::json!(1)),
+        "{bake}"
+    );
+    assert_eq!(
+        bake["layers"][0]["why"],
+        serde_json::json!(["payload changed: role webapp"]),
         "{bake}"
     );
     assert_eq!(bake["verified"][0]["outcome"], "passed", "{bake}");
@@ -1948,5 +1950,131 @@ fn the_nightly_example_publishes_a_verified_launch_template_version_and_rollback
                 "{ami}: {tags:?}"
             );
         }
+    });
+}
+
+#[test]
+fn a_launch_only_role_edit_refreshes_the_cached_run_amis_with_real_packer_and_userdata_works_on_them(
+) {
+    const REGION: &str = "ap-northeast-2";
+    let f = crate::util::Fixture::example();
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image)
+        .unwrap()
+        .replace("region: us-east-1", &format!("region: {REGION}"))
+        .replace("base_timezone: Etc/UTC", "base_timezone: Pacific/Auckland");
+    std::fs::write(&image, text).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let bake = |extra: &[&str]| {
+        let mut args = vec![
+            "bake",
+            "web",
+            "--target",
+            "aws",
+            "--promote",
+            "nginx",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = parbake_aws_in(f.root(), store.path(), &args, &[])
+            .wait_with_output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (rep, err)
+    };
+    let (first, _) = bake(&[]);
+    assert_eq!(first["layers"][0]["outcome"], "baked", "{first}");
+    assert_eq!(first["layers"][1]["outcome"], "baked", "{first}");
+    let run_ami = |i: usize| first["layers"][i]["image"].as_str().unwrap().to_string();
+
+    // identity is launch-only: installed on the base layer, run by no layer
+    let tasks = f.root().join("roles/identity/tasks/main.yml");
+    let text = std::fs::read_to_string(&tasks).unwrap()
+        + "\n- name: A launch-only edit\n  ansible.builtin.debug:\n    msg: edited\n";
+    std::fs::write(&tasks, text).unwrap();
+    let (second, err) = bake(&[]);
+    for (i, l) in second["layers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(l["outcome"], "refreshed", "{second}");
+        assert_ne!(l["hash"], first["layers"][i]["hash"]);
+    }
+    assert!(
+        err.contains("payload of run layer") && err.contains("refreshed as"),
+        "{err}"
+    );
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        for i in 0..2 {
+            let ami = second["layers"][i]["image"].as_str().unwrap();
+            let (tags, _) = tags_of_image(&ec2, ami).await;
+            assert_eq!(
+                tags["parbake:layer-hash"],
+                second["layers"][i]["hash"].as_str().unwrap()
+            );
+            // built from the cached run layer's AMI, which it names
+            assert_eq!(
+                tags["parbake:refresh-of"],
+                first["layers"][i]["hash"].as_str().unwrap()
+            );
+            assert_eq!(tags["parbake:parent-ami"], run_ami(i));
+            // the run AMIs keep the same run hash and carry no refresh tag
+            let (run_tags, _) = tags_of_image(&ec2, &run_ami(i)).await;
+            assert_eq!(tags["parbake:run-hash"].len(), 64);
+            assert_eq!(run_tags["parbake:run-hash"], tags["parbake:run-hash"]);
+            assert_ne!(
+                run_tags["parbake:payload-hash"],
+                tags["parbake:payload-hash"]
+            );
+            assert!(!run_tags.contains_key("parbake:refresh-of"));
+        }
+    });
+
+    // userdata for the stack finds the refreshed top AMI, whose role tags match today's roles
+    let out = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["userdata", "web", "--target", "aws", "--promote", "nginx"],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let top = second["layers"][1]["image"].as_str().unwrap();
+    assert!(err.contains(&format!("for AMI {top}")), "{err}");
+    assert_eq!(
+        spec_roles(&launch_spec(&String::from_utf8_lossy(&out.stdout))),
+        ["python", "webapp", "identity"]
+    );
+    // the run layer's AMI carries the old identity: userdata refuses it, naming the role
+    let out = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["userdata", "web", "--target", "aws", "--ami", &run_ami(1)],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("role `identity` differs"), "{err}");
+
+    // unchanged: both cached, and a role that layer 2 runs rebakes only layer 2, on the run
+    // AMI of layer 1 (not on its refresh)
+    let (third, _) = bake(&[]);
+    assert_eq!(third["layers"][0]["outcome"], "cached");
+    assert_eq!(third["layers"][1]["outcome"], "cached");
+    let nginx = f.root().join("roles/nginx/defaults/main.yml");
+    let text = std::fs::read_to_string(&nginx).unwrap() + "\n# changed\n";
+    std::fs::write(&nginx, text).unwrap();
+    let (fourth, _) = bake(&[]);
+    assert_eq!(fourth["layers"][0]["outcome"], "refreshed", "{fourth}");
+    assert_eq!(fourth["layers"][1]["outcome"], "baked", "{fourth}");
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        let (tags, _) = tags_of_image(&ec2, fourth["layers"][1]["image"].as_str().unwrap()).await;
+        assert_eq!(tags["parbake:parent-ami"], run_ami(0));
+        assert!(!tags.contains_key("parbake:refresh-of"));
     });
 }

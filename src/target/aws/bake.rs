@@ -257,14 +257,11 @@ impl AwsBaker {
         &self,
         plan: &Plan,
         layer: &Layer,
-        parent: Option<&LayerResult>,
+        on: &On,
         packer: crate::packer_version::Version,
     ) -> Result<RenderOptions> {
         let source = self.resolved_source(&plan.image)?;
-        let parent_ami = match parent {
-            Some(p) if layer.index == 2 => p.image.clone(),
-            _ => source.id.clone(),
-        };
+        let parent_ami = on.ami().unwrap_or_else(|| source.id.clone());
         let mut run_tags = self.run_tags();
         run_tags.push(("parbake:building".into(), layer.hash.clone()));
         Ok(RenderOptions {
@@ -280,8 +277,29 @@ impl AwsBaker {
                 } else {
                     String::new()
                 },
+                build_on: on.ami(),
+                refresh_of: on.refresh_of().map(|r| r.hash.clone()),
             },
+            refresh: on.refresh_of().is_some(),
             ..RenderOptions::default()
+        })
+    }
+
+    /// The AMI of the image that ran a parent layer's roles: the parent itself when it was
+    /// baked, the run layer it refreshes otherwise.
+    fn run_layer_ami(&self, plan: &Plan, parent: &LayerResult) -> Result<String> {
+        if parent.run_layer == parent.hash {
+            return Ok(parent.image.clone());
+        }
+        let ec2 = self.ec2(&self.source(&plan.image)?.region);
+        let found = self.rt.block_on(ec2.layer_amis(&parent.run_layer))?;
+        newest(&found).map(|a| a.id.clone()).ok_or_else(|| {
+            Error::user(format!(
+                "the run layer {} that layer {} refreshes has no available AMI",
+                &parent.run_layer[..12.min(parent.run_layer.len())],
+                parent.name
+            ))
+            .with_hint("it was deregistered since this run looked: run the bake again")
         })
     }
 
@@ -291,7 +309,7 @@ impl AwsBaker {
         &self,
         plan: &Plan,
         layer: &Layer,
-        parent: Option<&LayerResult>,
+        on: &On,
         region: &str,
         progress: &mut Progress,
     ) -> Result<Baked> {
@@ -300,7 +318,7 @@ impl AwsBaker {
             .tempdir_in(self.store.builds())
             .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
         let packer = self.tools.packer_version()?;
-        let ropts = self.render_options(plan, layer, parent, packer)?;
+        let ropts = self.render_options(plan, layer, on, packer)?;
         let run = PackerRun {
             dir: build.path(),
             tools: &self.tools,
@@ -327,19 +345,26 @@ impl AwsBaker {
 
     /// Records a finished bake in the local ledger and, as a tag, on the AMI (the ledger is
     /// local to this machine); the layer's result.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         plan: &Plan,
         layer: &Layer,
         region: &str,
+        on: &On,
         baked: Baked,
         duration: f64,
         progress: &Progress,
     ) -> LayerResult {
         let what = format!("ec2 {region}");
+        let refresh = on.refresh_of();
         crate::bake::record_bake(
             &self.store,
-            crate::ledger::Kind::Bake,
+            if refresh.is_some() {
+                crate::ledger::Kind::Refresh
+            } else {
+                crate::ledger::Kind::Bake
+            },
             plan,
             layer,
             &what,
@@ -355,20 +380,54 @@ impl AwsBaker {
             ));
         }
         progress.line(&format!(
-            "{}: baked {} in {duration:.1}s",
+            "{}: {} {} in {duration:.1}s",
             layer_label(layer),
+            match refresh {
+                Some(run) => format!(
+                    "payload of run layer {} ({}) refreshed as",
+                    &run.hash[..12],
+                    run.image
+                ),
+                None => "baked".to_string(),
+            },
             baked.ami
         ));
         LayerResult {
             index: layer.index,
             name: layer.name.clone(),
             hash: layer.hash.clone(),
-            run_layer: layer.hash.clone(),
-            outcome: crate::bake::Outcome::Baked,
+            run_layer: refresh.map_or_else(|| layer.hash.clone(), |r| r.hash.clone()),
+            outcome: match refresh {
+                Some(_) => crate::bake::Outcome::Refreshed,
+                None => crate::bake::Outcome::Baked,
+            },
             duration_s: duration,
             image: baked.ami,
             roles: baked.roles,
             log: Some(baked.log),
+        }
+    }
+}
+
+/// What an AMI build starts from.
+enum On {
+    /// A bake: the source AMI (None), or the parent's run layer AMI.
+    Parent(Option<String>),
+    /// A payload refresh of this cached run layer.
+    Refresh(LayerResult),
+}
+
+impl On {
+    fn ami(&self) -> Option<String> {
+        match self {
+            On::Parent(a) => a.clone(),
+            On::Refresh(run) => Some(run.image.clone()),
+        }
+    }
+    fn refresh_of(&self) -> Option<&LayerResult> {
+        match self {
+            On::Refresh(run) => Some(run),
+            On::Parent(_) => None,
         }
     }
 }
@@ -392,13 +451,55 @@ impl LayerBaker for AwsBaker {
             index: layer.index,
             name: layer.name.clone(),
             hash: layer.hash.clone(),
-            run_layer: layer.hash.clone(),
+            run_layer: ami
+                .tags
+                .get("parbake:refresh-of")
+                .cloned()
+                .unwrap_or_else(|| layer.hash.clone()),
             outcome: crate::bake::Outcome::Cached,
             duration_s: 0.0,
             image: ami.id.clone(),
             roles: Vec::new(),
             log: None,
         }))
+    }
+
+    fn run_layer(&self, plan: &Plan, layer: &Layer) -> Result<Option<LayerResult>> {
+        if self.force || layer.run_hash.is_empty() {
+            return Ok(None);
+        }
+        let ec2 = self.ec2(&self.source(&plan.image)?.region);
+        let found: Vec<Ami> = self
+            .rt
+            .block_on(ec2.run_hash_amis(&layer.run_hash))?
+            .into_iter()
+            .filter(|a| !a.tags.contains_key("parbake:refresh-of"))
+            .collect();
+        Ok(newest(&found).map(|ami| {
+            let hash = ami
+                .tags
+                .get("parbake:layer-hash")
+                .cloned()
+                .unwrap_or_default();
+            LayerResult {
+                index: layer.index,
+                name: layer.name.clone(),
+                run_layer: hash.clone(),
+                hash,
+                outcome: crate::bake::Outcome::Cached,
+                duration_s: 0.0,
+                image: ami.id.clone(),
+                roles: Vec::new(),
+                log: None,
+            }
+        }))
+    }
+
+    fn inputs_of(&self, plan: &Plan, layer: &LayerResult) -> Option<crate::plan::Inputs> {
+        let region = self.source(&plan.image).ok()?.region.clone();
+        let ec2 = self.ec2(&region);
+        let found = self.rt.block_on(ec2.layer_amis(&layer.hash)).ok()?;
+        newest(&found).map(|a| super::ami::inputs_from_tags(&a.tags, &region))
     }
 
     fn previous_inputs(&self, plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs> {
@@ -427,9 +528,17 @@ impl LayerBaker for AwsBaker {
             Err(hit) => return Ok(hit),
         };
         let started = Instant::now();
-        let baked = self.packer(plan, layer, parent, &region, progress)?;
+        // the roles' run is cached: refresh its payload; otherwise bake on the parent's run layer
+        let on = match self.run_layer(plan, layer)? {
+            Some(run) => On::Refresh(run),
+            None => On::Parent(match parent {
+                Some(p) if layer.index == 2 => Some(self.run_layer_ami(plan, p)?),
+                _ => None,
+            }),
+        };
+        let baked = self.packer(plan, layer, &on, &region, progress)?;
         let duration = round(started.elapsed().as_secs_f64());
-        Ok(self.record(plan, layer, &region, baked, duration, progress))
+        Ok(self.record(plan, layer, &region, &on, baked, duration, progress))
     }
 
     fn what(&self) -> String {

@@ -224,6 +224,15 @@ impl Ec2 {
         .await
     }
 
+    /// parbake AMIs that ran a layer's roles with this run hash (bakes and refreshes alike).
+    pub async fn run_hash_amis(&self, run_hash: &str) -> Result<Vec<Ami>> {
+        self.describe_images(
+            &["self".to_string()],
+            vec![filter("tag:parbake:run-hash", run_hash)],
+        )
+        .await
+    }
+
     /// parbake AMIs of a layer name, any hash (the earlier bakes of that layer).
     pub async fn named_layer_amis(&self, layer_name: &str) -> Result<Vec<Ami>> {
         self.describe_images(

@@ -130,7 +130,7 @@ impl LayerBaker for QemuBaker {
         self.store.latest_named(&layer.name).map(|r| r.inputs)
     }
 
-    fn inputs_of(&self, layer: &LayerResult) -> Option<crate::plan::Inputs> {
+    fn inputs_of(&self, _plan: &Plan, layer: &LayerResult) -> Option<crate::plan::Inputs> {
         self.store.layer(&layer.hash).map(|r| r.inputs)
     }
 
@@ -348,13 +348,14 @@ impl QemuBaker {
                 accelerator: b.accel.to_string(),
                 ssh_public_key: public.trim().to_string(),
                 ssh_private_key_file: "ssh/id_ed25519".into(),
-                build_on: b.on.layer().map(|h| {
-                    self.store
-                        .layer_dir(h)
-                        .join(qemu::disk::DISK)
-                        .display()
-                        .to_string()
-                }),
+                build_on: match b.on.layer() {
+                    Some(h) => {
+                        let at = dir.join("build-on.qcow2");
+                        qemu::disk::build_overlay(&self.store, h, &at)?;
+                        Some(at.display().to_string())
+                    }
+                    None => None,
+                },
             },
             ..RenderOptions::default()
         })

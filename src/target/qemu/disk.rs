@@ -92,6 +92,23 @@ pub fn chain(store: &Store, hash: &str) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The disk a build starts from when it builds on a store layer: a new, empty qcow2 overlay at
+/// `at` whose backing file is the layer's disk by its absolute path. Packer 1.6.6 copies a
+/// qcow2 source as it is, without flattening it: a layer disk that is itself an overlay would
+/// name its parent relative to a directory the copy is not in. Packer copies this small file
+/// instead, and the VM reads the whole chain through it.
+pub fn build_overlay(store: &Store, hash: &str, at: &Path) -> Result<()> {
+    chain(store, hash)?;
+    let disk = store.layer_dir(hash).join(DISK);
+    let disk = std::fs::canonicalize(&disk).map_err(|e| Error::io("resolve", &disk, e))?;
+    Cmd::new("start the build on the layer's disk", "qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(&disk)
+        .arg(at)
+        .run_checked()?;
+    Ok(())
+}
+
 /// Makes `out` a qcow2 overlay of the parent layer's disk holding what `full` (a whole disk,
 /// as Packer writes it) has that the parent does not, then removes `full`. qemu-img's safe
 /// rebase compares the two disks cluster by cluster; the result reads exactly as `full` did.
