@@ -26,6 +26,9 @@ pub struct Node {
     /// Index of the parent layer's node (a stack layer's base).
     pub parent: Option<usize>,
     pub stacks: Vec<String>,
+    /// Some stack launches this layer (it is the top of a plan). A layer no stack launches
+    /// needs only its run layer: its children build on that, so its payload is not refreshed.
+    pub launched: bool,
 }
 
 /// The layer graph of a set of plans: each distinct layer hash once, parents before children.
@@ -43,6 +46,7 @@ pub fn graph(plans: &[Plan]) -> Vec<Node> {
                         layer: layer.clone(),
                         parent,
                         stacks: Vec::new(),
+                        launched: false,
                     });
                     by_hash.insert(layer.hash.clone(), nodes.len() - 1);
                     nodes.len() - 1
@@ -50,6 +54,9 @@ pub fn graph(plans: &[Plan]) -> Vec<Node> {
             };
             if !nodes[i].stacks.contains(&plan.stack) {
                 nodes[i].stacks.push(plan.stack.clone());
+            }
+            if plan.layers.last().map(|l| &l.hash) == Some(&layer.hash) {
+                nodes[i].launched = true;
             }
             parent = Some(i);
         }
@@ -290,8 +297,9 @@ pub fn run(
     let mut outcomes: Vec<LayerOutcome> = nodes.iter().map(initial_outcome).collect();
     // the cache, and the reasons, before anything runs
     let mut results = cache_hits(baker.as_ref(), &nodes, &mut outcomes)?;
-    let cached: Vec<bool> = results.iter().map(Option::is_some).collect();
+    let mut cached: Vec<bool> = results.iter().map(Option::is_some).collect();
     let runs = run_layers(baker.as_ref(), &nodes, &cached)?;
+    unlaunched_runs(&nodes, &runs, &mut cached, &mut results, &mut outcomes);
     explain_rebakes(
         baker.as_ref(),
         &nodes,
@@ -380,12 +388,14 @@ pub fn dry_run(
 ) -> Result<AllReport> {
     let started = Instant::now();
     let mut outcomes: Vec<LayerOutcome> = nodes.iter().map(initial_outcome).collect();
-    let results = cache_hits(baker, nodes, &mut outcomes)?;
-    let cached: Vec<bool> = results.iter().map(Option::is_some).collect();
+    let mut results = cache_hits(baker, nodes, &mut outcomes)?;
+    let mut cached: Vec<bool> = results.iter().map(Option::is_some).collect();
     let runs = run_layers(baker, nodes, &cached)?;
+    unlaunched_runs(nodes, &runs, &mut cached, &mut results, &mut outcomes);
     explain_rebakes(baker, nodes, &cached, &runs, opts, progress, &mut outcomes);
     for (o, run) in outcomes.iter_mut().zip(&runs) {
         if o.outcome == Outcome::Skipped {
+            // a layer no stack launches whose run is cached is Cached already
             o.outcome = if run.is_some() {
                 Outcome::ToRefresh
             } else {
@@ -462,6 +472,35 @@ fn run_layers(
         .collect()
 }
 
+/// A layer that no stack launches and whose run is cached is done: its run layer is what its
+/// children build on, so it is reported cached (saying so) and its payload is not refreshed.
+fn unlaunched_runs(
+    nodes: &[Node],
+    runs: &[Option<LayerResult>],
+    cached: &mut [bool],
+    results: &mut [Option<LayerResult>],
+    outcomes: &mut [LayerOutcome],
+) {
+    for (i, n) in nodes.iter().enumerate() {
+        let Some(run) = runs[i].as_ref().filter(|_| !n.launched && !cached[i]) else {
+            continue;
+        };
+        cached[i] = true;
+        outcomes[i].outcome = Outcome::Cached;
+        outcomes[i].image_id = Some(run.image.clone());
+        outcomes[i].why = vec![not_refreshed(run)];
+        results[i] = Some(run.clone());
+    }
+}
+
+/// What a cached run layer that is not refreshed is reported with.
+pub fn not_refreshed(run: &LayerResult) -> String {
+    format!(
+        "run layer {} cached; no stack launches this layer, so its payload is not refreshed",
+        &run.hash[..12.min(run.hash.len())]
+    )
+}
+
 /// Why a layer whose run is cached is refreshed: the payload parts that changed since the run
 /// layer was baked (role content, collections, the runtime).
 pub fn why_refresh(layer: &Layer, run_layer_inputs: Option<&crate::plan::Inputs>) -> Vec<String> {
@@ -513,7 +552,7 @@ fn explain_rebakes(
             ));
             continue;
         }
-        // a refreshed parent is no cascade: its run layer stays
+        // a refreshed parent (or one whose run layer stands in) is no cascade
         let parent_rebaked = n
             .parent
             .filter(|&p| !cached[p] && runs[p].is_none())
@@ -537,7 +576,11 @@ fn explain_rebakes(
         ));
     }
     let todo = cached.iter().filter(|c| !**c).count();
-    let refresh = runs.iter().filter(|r| r.is_some()).count();
+    let refresh = runs
+        .iter()
+        .zip(cached)
+        .filter(|(r, c)| r.is_some() && !**c)
+        .count();
     if todo > 0 {
         progress.line(&format!(
             "bake --all: {} layer(s), {} cached, {} to bake, {} to refresh, up to {} at once",
@@ -639,7 +682,7 @@ pub fn summary_text(r: &AllReport) -> String {
             })
             .unwrap_or_else(|| "-".into());
         let detail = match l.outcome {
-            Outcome::Cached => String::new(),
+            Outcome::Cached => l.why.join("; "),
             Outcome::Baked | Outcome::ToBake | Outcome::Refreshed | Outcome::ToRefresh => {
                 l.why.join("; ")
             }

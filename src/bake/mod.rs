@@ -172,7 +172,20 @@ pub(crate) fn bake_plan(
     progress: &mut Progress,
 ) -> Result<BakeReport> {
     let mut layers: Vec<LayerResult> = Vec::new();
-    for layer in &plan.layers {
+    for (i, layer) in plan.layers.iter().enumerate() {
+        // a layer under the top is only built on: its cached run layer will do
+        let under_top = i + 1 < plan.layers.len();
+        if under_top && baker.cached(plan, layer)?.is_none() {
+            if let Some(run) = baker.run_layer(plan, layer)? {
+                progress.line(&format!(
+                    "{}: {}",
+                    layer_label(layer),
+                    all::not_refreshed(&run)
+                ));
+                layers.push(run);
+                continue;
+            }
+        }
         let result = baker.bake(plan, layer, layers.last(), progress)?;
         layers.push(result);
     }

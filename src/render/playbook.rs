@@ -42,21 +42,32 @@ pub fn bake_vars(plan: &Plan, layer: &Layer) -> Value {
     Value::Object(vars)
 }
 
-/// The payload of a layer's bake, or of its refresh (`refresh`: the payload replaced, no role run).
+/// The payload of a layer's bake, or of its refresh (`refresh`: the payload replaced by
+/// `install.sh` and the manifest rewritten, with no Ansible and no role run).
 pub fn render(plan: &Plan, layer: &Layer, refresh: bool) -> Vec<RenderedFile> {
     let tag = format!("{}-{}", layer.index, layer.short_hash());
-    vec![
-        RenderedFile::text("payload/bake.yml", bake_playbook(plan, layer, refresh)),
-        RenderedFile::text(
+    let mut files = Vec::new();
+    if !refresh {
+        files.push(RenderedFile::text(
+            "payload/bake.yml",
+            bake_playbook(plan, layer),
+        ));
+        files.push(RenderedFile::text(
             "payload/vars.json",
             serde_json::to_string_pretty(&bake_vars(plan, layer)).unwrap() + "\n",
-        ),
-        RenderedFile::text(
+        ));
+        files.push(RenderedFile::text(
             "payload/shims.json",
             serde_json::to_string_pretty(&parent_baked(layer)).expect("names serialize") + "\n",
-        ),
-        RenderedFile::text("payload/ansible.cfg", ansible_cfg(plan, layer)),
+        ));
+        files.push(RenderedFile::text(
+            "payload/ansible.cfg",
+            ansible_cfg(plan, layer),
+        ));
+    }
+    files.extend([
         RenderedFile::text("payload/bake.sh", bake_sh(plan, layer, &tag, refresh)).executable(),
+        RenderedFile::text("payload/install.sh", install_sh()).executable(),
         RenderedFile::text("payload/clean.sh", CLEAN_SH.to_string()).executable(),
         RenderedFile::text("payload/runtime/parbake-roles", runtime::RUNNER.to_string())
             .executable(),
@@ -64,7 +75,43 @@ pub fn render(plan: &Plan, layer: &Layer, refresh: bool) -> Vec<RenderedFile> {
             "payload/runtime/parbake_events.py",
             runtime::CALLBACK.to_string(),
         ),
-    ]
+        RenderedFile::text(
+            format!("payload/runtime/{}", runtime::LAUNCH_UNIT_NAME),
+            runtime::LAUNCH_UNIT.to_string(),
+        ),
+        RenderedFile::text(
+            format!("payload/runtime/{}", runtime::READY_TARGET_NAME),
+            runtime::READY_TARGET.to_string(),
+        ),
+    ]);
+    files
+}
+
+/// The payload every image carries, installed by every bake and every refresh: every role
+/// (replacing an earlier payload's), the runner, the events callback and the launch units,
+/// enabled as `systemctl enable` would by their `multi-user.target.wants/` links (plain files,
+/// so no running systemd is needed and the builder, which has no launch spec, never starts
+/// them). Formatted only from parbake's own paths and unit names.
+fn install_sh() -> String {
+    let home = runtime::IMAGE_HOME;
+    let units = runtime::UNIT_DIR;
+    let (launch, ready) = (runtime::LAUNCH_UNIT_NAME, runtime::READY_TARGET_NAME);
+    format!(
+        "#!/bin/sh\n\
+         # parbake payload install: every role and the parbake runtime at {home}, replacing what an\n\
+         # earlier payload put there, and the launch units enabled. Runs on the builder as root.\n\
+         set -eu\n\
+         rm -rf {home}/roles\n\
+         mkdir -p {home}/roles {home}/bin {home}/lib/callback_plugins {home}/layers {units}/multi-user.target.wants\n\
+         cp -a --no-preserve=ownership {PAYLOAD}/all-roles/. {home}/roles/\n\
+         install -m 0755 {PAYLOAD}/runtime/parbake-roles {home}/bin/parbake-roles\n\
+         install -m 0644 {PAYLOAD}/runtime/parbake_events.py {home}/lib/callback_plugins/parbake_events.py\n\
+         for unit in {launch} {ready}; do\n\
+         \x20 install -m 0644 {PAYLOAD}/runtime/$unit {units}/$unit\n\
+         \x20 ln -sfn {units}/$unit {units}/multi-user.target.wants/$unit\n\
+         done\n\
+         echo \"parbake: payload installed at {home} ($(ls {home}/roles | wc -l) roles)\"\n"
+    )
 }
 
 /// Ansible's settings for the bake: roles (shims first), the callback, and the vendored
@@ -109,11 +156,14 @@ fn bake_sh(plan: &Plan, layer: &Layer, tag: &str, refresh: bool) -> String {
         name = layer.name,
         hash = layer.short_hash(),
     );
-    sh.push_str(WAIT_FOR_BOOT);
-    sh.push_str(&match &plan.ansible_core {
-        Some(core) => pinned_ansible(core),
-        None => DISTRIBUTION_ANSIBLE.to_string(),
-    });
+    if !refresh {
+        // a refresh runs no Ansible and installs no package: nothing to wait for
+        sh.push_str(WAIT_FOR_BOOT);
+        sh.push_str(&match &plan.ansible_core {
+            Some(core) => pinned_ansible(core),
+            None => DISTRIBUTION_ANSIBLE.to_string(),
+        });
+    }
     sh.push_str("mkdir -p /var/lib/parbake /var/log/parbake\n");
     if !plan.collections.is_empty() {
         // every layer: a stack layer may build on a run layer that carries an older payload
@@ -124,6 +174,19 @@ fn bake_sh(plan: &Plan, layer: &Layer, tag: &str, refresh: bool) -> String {
              tar -xzf {PAYLOAD}/collections.tar.gz -C {dir} --no-same-owner\n",
             dir = runtime::COLLECTIONS_DIR
         ));
+    }
+    sh.push_str(&format!("sh {PAYLOAD}/install.sh\n"));
+    if refresh {
+        let home = runtime::IMAGE_HOME;
+        sh.push_str(&format!(
+            "# this layer's manifest, as its bake writes it; no role runs\n\
+             install -m 0644 {PAYLOAD}/manifest.json {home}/manifest.json\n\
+             install -m 0644 {PAYLOAD}/manifest.json {home}/layers/{index}-{hash}.json\n\
+             echo \"parbake: payload refreshed, manifest written; no role ran\"\n",
+            index = layer.index,
+            hash = layer.hash,
+        ));
+        return sh;
     }
     sh.push_str(&format!(
         "# roles baked by earlier layers: everything but their tasks/main.yml and meta\n\
@@ -215,11 +278,10 @@ sync
 /// The bake playbook, serialized from a value: role and package names are validated at load
 /// time, and even so reach the YAML only through the serializer. Only the header comment is
 /// formatted, from validated names and hex hashes.
-fn bake_playbook(plan: &Plan, layer: &Layer, refresh: bool) -> String {
+fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
     let home = runtime::IMAGE_HOME;
     let mut header = format!(
-        "# parbake {what} playbook: layer {index} `{name}` ({hash}), image `{image}`, target {target}.\n",
-        what = if refresh { "payload refresh" } else { "bake" },
+        "# parbake bake playbook: layer {index} `{name}` ({hash}), image `{image}`, target {target}.\n",
         index = layer.index,
         name = layer.name,
         hash = layer.short_hash(),
@@ -227,38 +289,30 @@ fn bake_playbook(plan: &Plan, layer: &Layer, refresh: bool) -> String {
         target = plan.target,
     );
     let mut plays = Vec::new();
-    if refresh {
+    if layer.kind == LayerKind::Base {
         header.push_str(&format!(
-            "# Starts from an image that already ran this layer's roles (run hash {run}): replaces\n\
-             # every role and the parbake runtime at {home} and records the manifest. Runs no role.\n",
-            run = &layer.run_hash[..12.min(layer.run_hash.len())]
+            "# bake.sh has installed every role and the parbake runtime at {home} (install.sh). This\n\
+             # stages packages for launch roles, runs this layer's roles, then records the manifest.\n"
         ));
-        plays.push(install_play(layer, false));
-    } else if layer.kind == LayerKind::Base {
-        header.push_str(&format!(
-            "# Installs every role and the parbake runtime at {home}, stages packages for launch roles,\n\
-             # runs this layer's roles, then records the image manifest.\n"
-        ));
-        plays.push(install_play(layer, true));
+        if let Some(stage) = stage_play(layer) {
+            plays.push(stage);
+        }
     } else {
         header.push_str(&format!(
-            "# Installs every role and the parbake runtime at {home} (the parent may carry an older\n\
-             # payload), runs the promoted roles on top of layer {parent}; roles baked there\n\
-             # resolve to shims.\n",
+            "# bake.sh has installed every role and the parbake runtime at {home} (install.sh; the\n\
+             # parent may carry an older payload). This runs the promoted roles on top of layer\n\
+             # {parent}; roles baked there resolve to shims.\n",
             parent = &layer.parent.trim_start_matches("layer:")[..12]
         ));
-        plays.push(install_play(layer, false));
     }
-    if !refresh {
-        plays.push(json!({
-            "name": format!("parbake: bake layer {} {}", layer.index, layer.name),
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": true,
-            "vars_files": [format!("{PAYLOAD}/vars.json")],
-            "roles": layer.runs,
-        }));
-    }
+    plays.push(json!({
+        "name": format!("parbake: bake layer {} {}", layer.index, layer.name),
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": true,
+        "vars_files": [format!("{PAYLOAD}/vars.json")],
+        "roles": layer.runs,
+    }));
     plays.push(json!({
         "name": "parbake: record the image manifest",
         "hosts": "localhost",
@@ -300,49 +354,21 @@ fn name_first(v: Value) -> serde_yaml::Value {
     }
 }
 
-/// Every layer's first play: every role and the runtime onto the image, replacing what an
-/// earlier payload put there; on the base layer (`stage`), the packages and wheels of launch
-/// roles staged too.
-fn install_play(layer: &Layer, stage: bool) -> Value {
-    let home = runtime::IMAGE_HOME;
-    let mut tasks = vec![
-        json!({
-            "name": format!("Remove the roles of an earlier payload from {home}/roles"),
-            "ansible.builtin.file": {"path": format!("{home}/roles"), "state": "absent"},
-        }),
-        json!({
-            "name": format!("Create {home}"),
-            "ansible.builtin.file": {"path": "{{ item }}", "state": "directory", "mode": "0755"},
-            "loop": [format!("{home}/roles"), format!("{home}/bin"), format!("{home}/lib/callback_plugins"), format!("{home}/layers")],
-        }),
-        json!({
-            "name": format!("Install every role (run now or later) at {home}/roles"),
-            "ansible.builtin.command": {
-                "argv": ["cp", "-a", "--no-preserve=ownership", format!("{PAYLOAD}/all-roles/."), format!("{home}/roles/")],
-            },
-            "changed_when": true,
-        }),
-        json!({
-            "name": "Install the launch runner",
-            "ansible.builtin.copy": {"src": format!("{PAYLOAD}/runtime/parbake-roles"), "dest": format!("{home}/bin/parbake-roles"), "remote_src": true, "mode": "0755"},
-        }),
-        json!({
-            "name": "Install the events callback",
-            "ansible.builtin.copy": {"src": format!("{PAYLOAD}/runtime/parbake_events.py"), "dest": format!("{home}/lib/callback_plugins/parbake_events.py"), "remote_src": true, "mode": "0644"},
-        }),
-    ];
-    tasks.extend(launch_unit_tasks());
-    if stage {
-        tasks.extend(stage_apt_tasks(layer));
-        tasks.extend(stage_pip_tasks(layer));
+/// The base layer's staging play: the packages and wheels of launch roles, downloaded so
+/// launch needs no mirror or index; None when no role stages any.
+fn stage_play(layer: &Layer) -> Option<Value> {
+    let mut tasks = stage_apt_tasks(layer);
+    tasks.extend(stage_pip_tasks(layer));
+    if tasks.is_empty() {
+        return None;
     }
-    json!({
-        "name": "parbake: install roles and runtime",
+    Some(json!({
+        "name": "parbake: stage packages for launch roles",
         "hosts": "localhost",
         "connection": "local",
         "gather_facts": false,
         "tasks": tasks,
-    })
+    }))
 }
 
 /// The base bake's tasks that download the apt packages of launch roles (`stage_apt`) into
@@ -377,40 +403,6 @@ fn stage_apt_tasks(layer: &Layer) -> Vec<Value> {
             "environment": {"DEBIAN_FRONTEND": "noninteractive"},
         }));
     }
-    tasks
-}
-
-/// The launch's systemd units (`contract::LAUNCH_UNIT`, `contract::READY_TARGET`) installed
-/// and enabled as `systemctl enable` would, by their `multi-user.target.wants/` links: plain
-/// files, so the install needs no running systemd (a chroot works) and the builder, which has
-/// no launch spec, never starts them.
-fn launch_unit_tasks() -> Vec<Value> {
-    let dir = runtime::UNIT_DIR;
-    let units = [
-        (runtime::LAUNCH_UNIT_NAME, runtime::LAUNCH_UNIT),
-        (runtime::READY_TARGET_NAME, runtime::READY_TARGET),
-    ];
-    let mut tasks = vec![json!({
-        "name": format!("Create {dir}/multi-user.target.wants"),
-        "ansible.builtin.file": {"path": format!("{dir}/multi-user.target.wants"), "state": "directory", "mode": "0755"},
-    })];
-    tasks.extend(units.iter()
-        .map(|(name, text)| {
-            json!({
-                "name": format!("Install {name}"),
-                "ansible.builtin.copy": {"content": text, "dest": format!("{dir}/{name}"), "mode": "0644"},
-            })
-        }));
-    tasks.push(json!({
-        "name": "Enable the launch units (multi-user.target wants them)",
-        "ansible.builtin.file": {
-            "src": format!("{dir}/{{{{ item }}}}"),
-            "dest": format!("{dir}/multi-user.target.wants/{{{{ item }}}}"),
-            "state": "link",
-            "force": true,
-        },
-        "loop": units.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
-    }));
     tasks
 }
 

@@ -332,11 +332,21 @@ fn a_role_edit_rebakes_only_the_layers_that_run_it_and_refreshes_the_payload_of_
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         (r.counts.baked, r.counts.refreshed, r.counts.cached),
-        (0, 5, 0),
+        (0, 4, 1),
         "{r:?}"
     );
     assert_eq!(builds(&t).0, Vec::<String>::new());
     assert_eq!(why(&r, "beta-b1"), ["payload changed: role late"]);
+    // no stack launches beta's base layer (b1 promotes): its run layer is enough, and b1's
+    // refresh builds on b1's own run layer
+    let beta = r.layers.iter().find(|l| l.name == "beta").unwrap();
+    assert_eq!(beta.outcome, Outcome::Cached);
+    assert!(
+        beta.why[0]
+            .ends_with("cached; no stack launches this layer, so its payload is not refreshed"),
+        "{:?}",
+        beta.why
+    );
     // a refresh of a refreshed layer starts from the run layer again
     assert_eq!(record(&t, &r, "alpha")["refresh_of"], alpha_run.as_str());
 
@@ -645,4 +655,29 @@ fn ctrl_c_stops_the_bakes_starts_nothing_new_and_exits_130() {
         .unwrap()
         .collect();
     assert!(builds.is_empty(), "{builds:?}");
+}
+
+#[test]
+fn bake_stack_refreshes_only_the_top_layer_and_builds_on_the_run_layers_under_it() {
+    let t = Tier::new();
+    assert_eq!(t.bake_all(&[], &[]).0, 0);
+    edit(&t, "late");
+    let out = t.cmd(&["bake", "a2", "--json"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["layers"][0]["outcome"], "cached", "{rep}");
+    assert_eq!(rep["layers"][1]["outcome"], "refreshed", "{rep}");
+    assert!(
+        err.contains("no stack launches this layer, so its payload is not refreshed"),
+        "{err}"
+    );
+    assert_eq!(builds(&t), (vec![], vec!["alpha-a2".to_string()]));
+    // the stack with no promotions launches the base layer itself: that one is refreshed
+    t.clear_log();
+    let out = t.cmd(&["bake", "plain", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["layers"][0]["outcome"], "refreshed", "{rep}");
+    assert_eq!(builds(&t), (vec![], vec!["alpha".to_string()]));
 }

@@ -89,9 +89,10 @@ fn relocate(payload: &Path, tmp: &Path) {
         ("/var/lib/parbake", tmp.join("var-lib")),
         ("/var/log/parbake", tmp.join("var-log")),
         ("/opt/parbake", tmp.join("opt-parbake")),
+        ("/etc/systemd/system", tmp.join("etc-systemd")),
     ];
     std::fs::create_dir_all(tmp.join("opt-parbake/layers")).unwrap();
-    for name in ["bake.sh", "bake.yml", "ansible.cfg"] {
+    for name in ["bake.sh", "install.sh", "bake.yml", "ansible.cfg"] {
         let p = payload.join(name);
         let mut text = std::fs::read_to_string(&p).unwrap();
         for (from, to) in &moves {

@@ -13,8 +13,13 @@ fn render_text(stack: &str, promote: &[&str], target: Target) -> String {
     let project = f.load();
     let plan = plan::plan(&project, &request(stack, promote, target)).unwrap();
     let files = render::render_all(&project, &plan, &RenderOptions::default()).unwrap();
+    files_text(&files, target)
+}
+
+/// Rendered files as one text, the verbatim copies (runtime, units, template) compared instead.
+fn files_text(files: &[render::RenderedFile], target: Target) -> String {
     let mut out = String::new();
-    for file in &files {
+    for file in files {
         // verbatim copies are compared, not snapshotted
         if file.path.ends_with("runtime/parbake-roles") {
             assert_eq!(file.contents, runtime::RUNNER.as_bytes());
@@ -22,6 +27,20 @@ fn render_text(stack: &str, promote: &[&str], target: Target) -> String {
         }
         if file.path.ends_with("runtime/parbake_events.py") {
             assert_eq!(file.contents, runtime::CALLBACK.as_bytes());
+            continue;
+        }
+        if file
+            .path
+            .ends_with(&format!("runtime/{}", runtime::LAUNCH_UNIT_NAME))
+        {
+            assert_eq!(file.contents, runtime::LAUNCH_UNIT.as_bytes());
+            continue;
+        }
+        if file
+            .path
+            .ends_with(&format!("runtime/{}", runtime::READY_TARGET_NAME))
+        {
+            assert_eq!(file.contents, runtime::READY_TARGET.as_bytes());
             continue;
         }
         if file.path.ends_with("template.pkr.hcl") {
@@ -43,6 +62,33 @@ fn render_text(stack: &str, promote: &[&str], target: Target) -> String {
         out.push_str(&String::from_utf8(file.contents.clone()).expect("text"));
     }
     out
+}
+
+/// A payload refresh of the web stack layer: Packer starts from a disk with its run cached,
+/// the driver installs the payload and the manifest, and nothing else runs (no playbook).
+#[test]
+fn refresh_payload_snapshot() {
+    let f = Fixture::example();
+    let project = f.load();
+    let plan = plan::plan(&project, &request("web", &["nginx"], Target::Qemu)).unwrap();
+    let mut opts = RenderOptions {
+        refresh: true,
+        ..RenderOptions::default()
+    };
+    opts.qemu.build_on = Some("<build>/build-on.qcow2".into());
+    let files = render::render_layer(&project, &plan, &plan.layers[1], &opts);
+    assert!(files.iter().all(|f| !f.path.ends_with("bake.yml")));
+    let text = files_text(&files, Target::Qemu);
+    assert!(!text.contains("ansible-playbook"), "{text}");
+    insta::with_settings!({filters => vec![
+        (r"sha256:[0-9a-f]{64}", "sha256:[ROLE-HASH]"),
+        (r"[0-9a-f]{64}", "[HASH]"),
+        (r"[0-9a-f]{16}", "[HASH16]"),
+        (r"[0-9a-f]{12}", "[HASH12]"),
+        (r"[0-9a-f]{8}", "[HASH8]"),
+    ]}, {
+        insta::assert_snapshot!(text);
+    });
 }
 
 macro_rules! snap {

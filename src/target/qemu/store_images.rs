@@ -248,7 +248,7 @@ fn current_hash(
     project: &Project,
     identities: &BTreeMap<String, Option<String>>,
     r: &LayerRecord,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<(String, String), String> {
     let identity = identities
         .get(&r.image)
         .ok_or_else(|| format!("image `{}` is no longer defined", r.image))?
@@ -276,7 +276,7 @@ fn current_hash(
         .iter()
         .find(|l| l.index == r.index)
         .ok_or("the stack no longer promotes anything")?;
-    Ok(layer.hash.clone())
+    Ok((layer.hash.clone(), layer.run_hash.clone()))
 }
 
 /// `images --target qemu`: the store's layers as lineage trees, newest roots first.
@@ -295,8 +295,21 @@ pub fn list(project: &Project, store: &Store) -> Result<Vec<LocalImage>> {
     let mut nodes: BTreeMap<String, (Option<String>, LocalImage)> = BTreeMap::new();
     for r in &records {
         let (status, why) = match current_hash(project, &identities, r) {
-            Ok(h) if h == r.hash => ("current", None),
-            Ok(h) => (
+            Ok((h, _)) if h == r.hash => (
+                "current",
+                r.refresh_of
+                    .as_ref()
+                    .map(|run| format!("a payload refresh of run layer {}", &run[..12])),
+            ),
+            // its roles' run is today's; the payload it carries is not
+            Ok((h, run)) if run == r.run_hash && r.refresh_of.is_none() => (
+                "run",
+                Some(format!(
+                    "its run is current; today's payload is its refresh {}",
+                    &h[..12]
+                )),
+            ),
+            Ok((h, _)) => (
                 "stale",
                 Some(format!("baking it today gives layer {}", &h[..12])),
             ),
