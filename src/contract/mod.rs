@@ -22,6 +22,11 @@ pub const CALLBACK: &str = include_str!("assets/parbake_events.py");
 pub const LAUNCH_UNIT: &str = include_str!("assets/parbake-launch.service");
 /// `parbake-ready.target`: reached only when the launch succeeded.
 pub const READY_TARGET: &str = include_str!("assets/parbake-ready.target");
+/// The payload install every bake and every refresh runs on the builder: roles, runner,
+/// callback and units at their places (its digest is in every layer hash, with the runtime's).
+pub const INSTALL: &str = include_str!("assets/parbake-install.sh");
+/// The clean-up every bake and refresh ends with: each instance boots as a new machine.
+pub const CLEAN: &str = include_str!("assets/parbake-clean.sh");
 /// Where the base bake installs the units, and `multi-user.target.wants/` under it enables them.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 pub const LAUNCH_UNIT_NAME: &str = "parbake-launch.service";
@@ -39,7 +44,7 @@ pub const ANSIBLE_VENV: &str = "/opt/parbake/ansible";
 
 pub fn digest() -> String {
     let mut h = Sha256::new();
-    for part in [RUNNER, CALLBACK, LAUNCH_UNIT, READY_TARGET] {
+    for part in [RUNNER, CALLBACK, LAUNCH_UNIT, READY_TARGET, INSTALL, CLEAN] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }

@@ -67,8 +67,8 @@ pub fn render(plan: &Plan, layer: &Layer, refresh: bool) -> Vec<RenderedFile> {
     }
     files.extend([
         RenderedFile::text("payload/bake.sh", bake_sh(plan, layer, &tag, refresh)).executable(),
-        RenderedFile::text("payload/install.sh", install_sh()).executable(),
-        RenderedFile::text("payload/clean.sh", CLEAN_SH.to_string()).executable(),
+        RenderedFile::text("payload/install.sh", runtime::INSTALL.to_string()).executable(),
+        RenderedFile::text("payload/clean.sh", runtime::CLEAN.to_string()).executable(),
         RenderedFile::text("payload/runtime/parbake-roles", runtime::RUNNER.to_string())
             .executable(),
         RenderedFile::text(
@@ -85,33 +85,6 @@ pub fn render(plan: &Plan, layer: &Layer, refresh: bool) -> Vec<RenderedFile> {
         ),
     ]);
     files
-}
-
-/// The payload every image carries, installed by every bake and every refresh: every role
-/// (replacing an earlier payload's), the runner, the events callback and the launch units,
-/// enabled as `systemctl enable` would by their `multi-user.target.wants/` links (plain files,
-/// so no running systemd is needed and the builder, which has no launch spec, never starts
-/// them). Formatted only from parbake's own paths and unit names.
-fn install_sh() -> String {
-    let home = runtime::IMAGE_HOME;
-    let units = runtime::UNIT_DIR;
-    let (launch, ready) = (runtime::LAUNCH_UNIT_NAME, runtime::READY_TARGET_NAME);
-    format!(
-        "#!/bin/sh\n\
-         # parbake payload install: every role and the parbake runtime at {home}, replacing what an\n\
-         # earlier payload put there, and the launch units enabled. Runs on the builder as root.\n\
-         set -eu\n\
-         rm -rf {home}/roles\n\
-         mkdir -p {home}/roles {home}/bin {home}/lib/callback_plugins {home}/layers {units}/multi-user.target.wants\n\
-         cp -a --no-preserve=ownership {PAYLOAD}/all-roles/. {home}/roles/\n\
-         install -m 0755 {PAYLOAD}/runtime/parbake-roles {home}/bin/parbake-roles\n\
-         install -m 0644 {PAYLOAD}/runtime/parbake_events.py {home}/lib/callback_plugins/parbake_events.py\n\
-         for unit in {launch} {ready}; do\n\
-         \x20 install -m 0644 {PAYLOAD}/runtime/$unit {units}/$unit\n\
-         \x20 ln -sfn {units}/$unit {units}/multi-user.target.wants/$unit\n\
-         done\n\
-         echo \"parbake: payload installed at {home} ($(ls {home}/roles | wc -l) roles)\"\n"
-    )
 }
 
 /// Ansible's settings for the bake: roles (shims first), the callback, and the vendored
@@ -259,21 +232,6 @@ fn parent_baked(layer: &Layer) -> Vec<&String> {
         .filter(|r| !layer.runs.contains(r))
         .collect()
 }
-
-const CLEAN_SH: &str = "#!/bin/sh
-# parbake image clean-up: every instance launched from this image must boot as a new machine.
-set -eu
-cloud-init clean --logs
-rm -f /etc/ssh/ssh_host_*
-truncate -s 0 /etc/machine-id
-rm -f /var/lib/dbus/machine-id
-# the one-time key Packer logged in with must not stay authorised
-rm -f /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys
-rm -f /root/.bash_history /home/*/.bash_history
-rm -rf /tmp/parbake-payload /run/parbake
-# /var/cache/apt/archives and the apt lists stay: launch roles install staged packages from them
-sync
-";
 
 /// The bake playbook, serialized from a value: role and package names are validated at load
 /// time, and even so reach the YAML only through the serializer. Only the header comment is

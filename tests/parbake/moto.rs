@@ -892,6 +892,22 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
     });
 }
 
+/// The example project with its image in its own region and its own base layer (a time zone
+/// no other test uses): what a test bakes there is its own.
+fn example_in(region: &str, time_zone: &str) -> crate::util::Fixture {
+    let f = crate::util::Fixture::example();
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image)
+        .unwrap()
+        .replace("region: us-east-1", &format!("region: {region}"))
+        .replace(
+            "base_timezone: Etc/UTC",
+            &format!("base_timezone: {time_zone}"),
+        );
+    std::fs::write(&image, text).unwrap();
+    f
+}
+
 /// `parbake ARGS` in a fixture project against moto, test-only provisioning switch on.
 fn parbake_aws_in(
     project: &std::path::Path,
@@ -1648,13 +1664,7 @@ fn descendants(pid: i32) -> Vec<i32> {
 fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touched() {
     // its own region and layer: gc here sees only this test's leftovers
     const REGION: &str = "sa-east-1";
-    let f = crate::util::Fixture::example();
-    let image = f.root().join("images/debian12.yml");
-    let text = std::fs::read_to_string(&image)
-        .unwrap()
-        .replace("region: us-east-1", &format!("region: {REGION}"))
-        .replace("base_timezone: Etc/UTC", "base_timezone: Africa/Nairobi");
-    std::fs::write(&image, text).unwrap();
+    let f = example_in(REGION, "Africa/Nairobi");
     let store = tempfile::tempdir().unwrap();
     let owner = format!("sigkill-{}", std::process::id());
     // unrelated resources gc must leave alone
@@ -1788,13 +1798,7 @@ fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touche
 #[test]
 fn the_nightly_example_publishes_a_verified_launch_template_version_and_rollback_undoes_it() {
     const REGION: &str = "eu-west-3";
-    let f = crate::util::Fixture::example();
-    let image = f.root().join("images/debian12.yml");
-    let text = std::fs::read_to_string(&image)
-        .unwrap()
-        .replace("region: us-east-1", &format!("region: {REGION}"))
-        .replace("base_timezone: Etc/UTC", "base_timezone: Asia/Kathmandu");
-    std::fs::write(&image, text).unwrap();
+    let f = example_in(REGION, "Asia/Kathmandu");
     let web = std::fs::read_to_string(f.root().join("images/stacks/web.yml")).unwrap();
     for s in ["web", "worker"] {
         std::fs::remove_file(f.root().join(format!("images/stacks/{s}.yml"))).unwrap();
@@ -1957,13 +1961,7 @@ fn the_nightly_example_publishes_a_verified_launch_template_version_and_rollback
 fn a_launch_only_role_edit_refreshes_the_cached_run_amis_with_real_packer_and_userdata_works_on_them(
 ) {
     const REGION: &str = "ap-northeast-2";
-    let f = crate::util::Fixture::example();
-    let image = f.root().join("images/debian12.yml");
-    let text = std::fs::read_to_string(&image)
-        .unwrap()
-        .replace("region: us-east-1", &format!("region: {REGION}"))
-        .replace("base_timezone: Etc/UTC", "base_timezone: Pacific/Auckland");
-    std::fs::write(&image, text).unwrap();
+    let f = example_in(REGION, "Pacific/Auckland");
     let store = tempfile::tempdir().unwrap();
     let bake = |extra: &[&str]| {
         let mut args = vec![

@@ -64,6 +64,15 @@ fn files_text(files: &[render::RenderedFile], target: Target) -> String {
     out
 }
 
+/// Hashes and digests in rendered files, longest first, as snapshots name them.
+const HASH_FILTERS: [(&str, &str); 5] = [
+    (r"sha256:[0-9a-f]{64}", "sha256:[ROLE-HASH]"),
+    (r"[0-9a-f]{64}", "[HASH]"),
+    (r"[0-9a-f]{16}", "[HASH16]"),
+    (r"[0-9a-f]{12}", "[HASH12]"),
+    (r"[0-9a-f]{8}", "[HASH8]"),
+];
+
 /// A payload refresh of the web stack layer: Packer starts from a disk with its run cached,
 /// the driver installs the payload and the manifest, and nothing else runs (no playbook).
 #[test]
@@ -80,13 +89,7 @@ fn refresh_payload_snapshot() {
     assert!(files.iter().all(|f| !f.path.ends_with("bake.yml")));
     let text = files_text(&files, Target::Qemu);
     assert!(!text.contains("ansible-playbook"), "{text}");
-    insta::with_settings!({filters => vec![
-        (r"sha256:[0-9a-f]{64}", "sha256:[ROLE-HASH]"),
-        (r"[0-9a-f]{64}", "[HASH]"),
-        (r"[0-9a-f]{16}", "[HASH16]"),
-        (r"[0-9a-f]{12}", "[HASH12]"),
-        (r"[0-9a-f]{8}", "[HASH8]"),
-    ]}, {
+    insta::with_settings!({filters => HASH_FILTERS.to_vec()}, {
         insta::assert_snapshot!(text);
     });
 }
@@ -96,16 +99,11 @@ macro_rules! snap {
         #[test]
         fn $name() {
             let text = render_text($stack, $promote, $target);
-            insta::with_settings!({filters => vec![
-                // the user-data's base64 parts: launch.json is in the snapshot decoded, and the
-                // hostile tests check that the two agree
-                (r"content: [A-Za-z0-9+/=]{40,}", "content: [BASE64]"),
-                (r"sha256:[0-9a-f]{64}", "sha256:[ROLE-HASH]"),
-                (r"[0-9a-f]{64}", "[HASH]"),
-                (r"[0-9a-f]{16}", "[HASH16]"),
-                (r"[0-9a-f]{12}", "[HASH12]"),
-                (r"[0-9a-f]{8}", "[HASH8]"),
-            ]}, {
+            // the user-data's base64 parts: launch.json is in the snapshot decoded, and the
+            // hostile tests check that the two agree
+            let mut filters = vec![(r"content: [A-Za-z0-9+/=]{40,}", "content: [BASE64]")];
+            filters.extend_from_slice(&HASH_FILTERS);
+            insta::with_settings!({filters => filters}, {
                 insta::assert_snapshot!(text);
             });
         }
