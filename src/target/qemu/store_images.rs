@@ -502,6 +502,34 @@ mod tests {
     }
 
     #[test]
+    fn prune_keeps_the_run_layer_a_kept_refresh_reads_through() {
+        // base run layer a; its refresh b (an overlay on a); web c baked on a's run layer, and
+        // c's refresh d. --keep 1 keeps the newest of each group, b and d, and their run layers
+        let mut b = rec('b', None, Some('a'), 2);
+        b.refresh_of = Some(h('a'));
+        let mut d = rec('d', Some("web"), Some('c'), 4);
+        d.refresh_of = Some(h('c'));
+        let records = vec![
+            rec('a', None, None, 1),
+            b,
+            rec('c', Some("web"), Some('a'), 3),
+            d,
+        ];
+        let decided = decide(&records, 1, &BTreeMap::new());
+        assert!(removed(&decided).is_empty(), "{decided:?}");
+        let why = |c: char| {
+            decided
+                .iter()
+                .find(|x| x.layer_hash == h(c))
+                .unwrap()
+                .why
+                .clone()
+        };
+        assert_eq!(why('c'), format!("parent of kept layer {}", &h('d')[..12]));
+        assert!(why('a').starts_with("parent of kept layer"), "{}", why('a'));
+    }
+
+    #[test]
     fn sizes_read_in_binary_units() {
         assert_eq!(size(512), "512 B");
         assert_eq!(size(1536), "1.5 KiB");
