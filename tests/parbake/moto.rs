@@ -2032,6 +2032,39 @@ fn a_launch_only_role_edit_refreshes_the_cached_run_amis_with_real_packer_and_us
         assert!(!run_tags.contains_key("parbake:refresh-of"));
     });
 
+    // images: the refresh under the run AMI it refreshes; that one's run is current
+    let out = parbake_aws_in(f.root(), store.path(), &["images", "--json"], &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let region = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["region"] == REGION)
+        .unwrap_or_else(|| panic!("{tree}"));
+    let base = region["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == run_ami(0).as_str())
+        .unwrap_or_else(|| panic!("{region}"));
+    let web_run = base["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == run_ami(1).as_str())
+        .unwrap_or_else(|| panic!("{base}"));
+    assert_eq!(web_run["status"], "run", "{web_run}");
+    let refresh = &web_run["children"][0];
+    assert_eq!(refresh["id"], second["layers"][1]["image"], "{web_run}");
+    assert_eq!(refresh["status"], "current", "{refresh}");
+
     // userdata for the stack finds the refreshed top AMI, whose role tags match today's roles
     let out = parbake_aws_in(
         f.root(),

@@ -42,12 +42,13 @@ pub struct RegionImages {
     pub images: Vec<ImageNode>,
 }
 
-/// The hash the layer an AMI carries would have if baked today, or why it cannot be known.
+/// The layer hash and run hash the layer an AMI carries would have if baked today, or why they
+/// cannot be known.
 fn current_hash(
     project: &Project,
     sources: &BTreeMap<String, String>,
     ami: &Ami,
-) -> std::result::Result<(String, Option<String>), String> {
+) -> std::result::Result<(String, String), String> {
     let m = manifest_from_tags(&ami.id, &ami.tags)?;
     let image = project
         .images
@@ -79,7 +80,7 @@ fn current_hash(
     )
     .map_err(|e| e.to_string())?;
     if m.stack.is_none() {
-        return Ok((base.layers[0].hash.clone(), None));
+        return Ok((base.layers[0].hash.clone(), base.layers[0].run_hash.clone()));
     }
     let basic = &base.layers[0].baked;
     let promote: Vec<String> = m
@@ -99,7 +100,7 @@ fn current_hash(
         |_| Ok(source.clone()),
     )
     .map_err(|e| e.to_string())?;
-    Ok((p.top().hash.clone(), Some(promote.join(","))))
+    Ok((p.top().hash.clone(), p.top().run_hash.clone()))
 }
 
 /// parbake's AMIs in every region the project uses, as lineage trees.
@@ -180,7 +181,28 @@ fn node_of(
 ) -> (Option<String>, ImageNode) {
     let tag = |k: &str| ami.tags.get(k).cloned();
     let (status, why) = match current_hash(project, sources, ami) {
-        Ok((hash, _)) if Some(&hash) == ami.tags.get("parbake:layer-hash") => ("current", None),
+        Ok((hash, _)) if Some(&hash) == ami.tags.get("parbake:layer-hash") => (
+            "current",
+            tag("parbake:refresh-of").map(|run| {
+                format!(
+                    "a payload refresh of run layer {}",
+                    &run[..12.min(run.len())]
+                )
+            }),
+        ),
+        // its roles' run is today's; the payload it carries is not
+        Ok((hash, run))
+            if Some(&run) == ami.tags.get("parbake:run-hash")
+                && !ami.tags.contains_key("parbake:refresh-of") =>
+        {
+            (
+                "run",
+                Some(format!(
+                    "its run is current; today's payload is its refresh {}",
+                    &hash[..12]
+                )),
+            )
+        }
         Ok((hash, _)) => (
             "stale",
             Some(format!("baking it today gives layer {}", &hash[..12])),
