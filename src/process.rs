@@ -83,6 +83,37 @@ impl Output {
 
 const TAIL: usize = 25;
 
+/// How long a finished program's output may stay open (held by processes it started) before
+/// those are stopped.
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The lines of a running program's output, read on their own thread so the caller can watch
+/// the program while no line comes; the channel closes at the end of the output.
+fn read_lines(
+    reader: std::sync::Arc<duct::ReaderHandle>,
+) -> std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = BufReader::new(&*reader);
+        loop {
+            let mut raw = Vec::new();
+            match buf.read_until(b'\n', &mut raw) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if tx.send(Ok(raw)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
 #[derive(Debug, Clone)]
 pub struct Cmd {
     purpose: String,
@@ -168,28 +199,62 @@ impl Cmd {
     /// Runs to completion, streaming each output line to `on_line`. A non-zero exit is not an
     /// error here; see [`Cmd::run_checked`].
     pub fn run_streaming(&self, mut on_line: impl FnMut(&str)) -> Result<Output, ProcessError> {
-        let reader = self
-            .expression()
-            .reader()
-            .map_err(|e| self.spawn_error(e))?;
+        let reader = std::sync::Arc::new(
+            self.expression()
+                .reader()
+                .map_err(|e| self.spawn_error(e))?,
+        );
         // registered for Ctrl-C forwarding while it runs
         let _guard = crate::interrupt::ChildGuard::new(reader.pids());
+        // the child leads its own process group (see `expression`)
+        let group = reader.pids().first().copied();
+        let rx = read_lines(reader.clone());
         let mut lines = Vec::new();
-        let mut buf = BufReader::new(&reader);
-        let mut raw = Vec::new();
+        let mut exited: Option<std::time::Instant> = None;
+        let mut killed = false;
         loop {
-            raw.clear();
-            let n = buf
-                .read_until(b'\n', &mut raw)
-                .map_err(|e| self.spawn_error(e))?;
-            if n == 0 {
-                break;
+            match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+                Ok(Ok(raw)) => {
+                    let line = String::from_utf8_lossy(&raw)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string();
+                    on_line(&line);
+                    lines.push(line);
+                }
+                Ok(Err(e)) => return Err(self.spawn_error(e)),
+                // end of output
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if exited.is_none()
+                        && reader
+                            .try_wait()
+                            .map_err(|e| self.spawn_error(e))?
+                            .is_some()
+                    {
+                        exited = Some(std::time::Instant::now());
+                    }
+                    // The program is gone but its output never ends: something it started
+                    // (Packer's VM, after a Packer crash) holds the pipe. Those are left over
+                    // in its process group: they are stopped, or this would wait forever.
+                    match (exited, group) {
+                        (Some(t), Some(pgid)) if !killed && t.elapsed() > LEFTOVER_GRACE => {
+                            let note = format!(
+                                "parbake: {} exited, but processes it started still held its output; stopped them",
+                                self.program.to_string_lossy()
+                            );
+                            on_line(&note);
+                            lines.push(note);
+                            // SAFETY: a signal to the process group this child led
+                            unsafe {
+                                libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+                            }
+                            killed = true;
+                        }
+                        (Some(t), _) if t.elapsed() > LEFTOVER_GRACE * 2 => break,
+                        _ => {}
+                    }
+                }
             }
-            let line = String::from_utf8_lossy(&raw)
-                .trim_end_matches(['\n', '\r'])
-                .to_string();
-            on_line(&line);
-            lines.push(line);
         }
         let status = reader
             .try_wait()
@@ -244,4 +309,60 @@ pub fn ssh_keygen(key: &Path, comment: &str) -> crate::error::Result<String> {
     std::fs::read_to_string(&public)
         .map(|s| s.trim().to_string())
         .map_err(|e| crate::error::Error::io("read", public, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packer 1.6.6 can crash and leave its VM running, holding the output pipe: the run ends
+    /// anyway, with the program's own status, and what it left is stopped.
+    #[test]
+    fn a_program_that_exits_leaving_a_child_on_its_output_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("leftover.pid");
+        let started = std::time::Instant::now();
+        let out = Cmd::new("exit and leave a child behind", "sh")
+            .args([
+                "-c".to_string(),
+                format!(
+                    "sleep 300 & echo $! > {}; echo started; exit 3",
+                    pid_file.display()
+                ),
+            ])
+            .run_streaming(|_| {})
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.lines[0], "started");
+        assert!(
+            out.lines.iter().any(|l| l.contains("stopped them")),
+            "{:?}",
+            out.lines
+        );
+        assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // SAFETY: signal 0 only asks whether the process exists
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        assert!(!alive || zombie, "the leftover child {pid} still runs");
+    }
+
+    #[test]
+    fn a_normal_run_streams_every_line_and_its_status() {
+        let mut seen = Vec::new();
+        let out = Cmd::new("print two lines", "sh")
+            .args(["-c", "echo one; echo two >&2; exit 0"])
+            .run_streaming(|l| seen.push(l.to_string()))
+            .unwrap();
+        assert_eq!(out.code, Some(0));
+        assert_eq!(seen, ["one", "two"]);
+    }
 }
