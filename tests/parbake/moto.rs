@@ -908,6 +908,24 @@ fn example_in(region: &str, time_zone: &str) -> crate::util::Fixture {
     f
 }
 
+/// `parbake ARGS --json`-style run in a fixture project against moto that must succeed: its
+/// stdout as JSON (stderr in the failure).
+fn aws_json(
+    project: &std::path::Path,
+    store: &std::path::Path,
+    args: &[&str],
+) -> serde_json::Value {
+    let out = parbake_aws_in(project, store, args, &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// `parbake ARGS` in a fixture project against moto, test-only provisioning switch on.
 fn parbake_aws_in(
     project: &std::path::Path,
@@ -943,20 +961,11 @@ fn copy_to_regions_makes_tagged_copies() {
         .replace("copy_to_regions: []", "copy_to_regions: [eu-west-1]");
     std::fs::write(&path, text).unwrap();
     let store = tempfile::tempdir().unwrap();
-    let out = parbake_aws_in(
+    let rep = aws_json(
         f.root(),
         store.path(),
         &["bake", "web", "--target", "aws", "--json"],
-        &[],
-    )
-    .wait_with_output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hash = rep["layers"][0]["hash"].as_str().unwrap().to_string();
     rt().block_on(async {
         let home = ec2("us-east-1").await.layer_amis(&hash).await.unwrap();
@@ -2033,15 +2042,7 @@ fn a_launch_only_role_edit_refreshes_the_cached_run_amis_with_real_packer_and_us
     });
 
     // images: the refresh under the run AMI it refreshes; that one's run is current
-    let out = parbake_aws_in(f.root(), store.path(), &["images", "--json"], &[])
-        .wait_with_output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tree = aws_json(f.root(), store.path(), &["images", "--json"]);
     let region = tree
         .as_array()
         .unwrap()
