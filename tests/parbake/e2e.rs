@@ -650,7 +650,8 @@ fn interrupt_a_bake(tier: &Tier) {
 ///   check that cannot pass fails it, named; `publish` refuses it.
 ///
 /// Returns the copy, for the no-op run.
-fn bake_all_twice_at_once(tier: &Tier) -> tempfile::TempDir {
+/// A copy of the tier's project (vendored roles and collections included), to change apart.
+fn project_copy(tier: &Tier) -> tempfile::TempDir {
     let copy = tempfile::Builder::new()
         .prefix("parbake-e2e-project-")
         .tempdir_in(repo().join("target"))
@@ -665,6 +666,102 @@ fn bake_all_twice_at_once(tier: &Tier) -> tempfile::TempDir {
     ] {
         std::fs::copy(tier.project.path().join(f), copy.path().join(f)).unwrap();
     }
+    copy
+}
+
+/// A launch role edited: the base layer's run is cached, so `bake --all` refreshes its payload
+/// (no role runs) instead of rebaking it, and the stack launched on the refresh runs the edited
+/// role (its check reads what only the edit writes). The refresh's disk is an overlay on the
+/// base layer's. A copy of the project with one stack (tick at launch), so one small VM boots.
+fn refresh_after_a_launch_role_edit(tier: &Tier) {
+    let copy = project_copy(tier);
+    for e in std::fs::read_dir(copy.path().join("images/stacks")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    std::fs::write(
+        copy.path().join("images/stacks/fresh.yml"),
+        "image: debian12\nroles: [tick]\npromote: []\nlaunch_vars:\n  tick_sleep: 1\n\
+         checks:\n  - file: /var/lib/tick.done\n    contains: refreshed\n",
+    )
+    .unwrap();
+    let tasks = copy.path().join("roles/tick/tasks/main.yml");
+    let text = std::fs::read_to_string(&tasks).unwrap();
+    assert!(text.contains("content: \"done\\n\""), "{text}");
+    std::fs::write(
+        &tasks,
+        text.replace("content: \"done\\n\"", "content: \"refreshed\\n\""),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let started = Instant::now();
+        let out = tier
+            .cmd(args)
+            .current_dir(copy.path())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!(
+            "e2e: {} (copy with tick edited) took {:.1}s\n{err}",
+            args.join(" "),
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        serde_json::from_slice::<parbake::bake::all::AllReport>(&out.stdout).unwrap()
+    };
+    use parbake::bake::all::Outcome;
+    let dry = run(&["bake", "--all", "--dry-run", "--verify", "--json"]);
+    assert_eq!(dry.layers.len(), 1, "{dry:?}");
+    assert_eq!(dry.layers[0].outcome, Outcome::ToRefresh, "{dry:?}");
+    assert_eq!(dry.layers[0].why, ["payload changed: role tick"]);
+    let r = run(&["bake", "--all", "--verify", "--json"]);
+    eprintln!("{}", parbake::bake::all::summary_text(&r));
+    assert_eq!(r.layers[0].outcome, Outcome::Refreshed, "{r:?}");
+    assert!(r.layers[0].roles.is_empty(), "a refresh ran roles: {r:?}");
+    assert_eq!(r.verified.len(), 1, "{r:?}");
+    assert_eq!(
+        (r.verified[0].stack.as_str(), r.verified[0].outcome.as_str()),
+        ("fresh", "passed"),
+        "{:?}",
+        r.verified
+    );
+    // the refresh reads through the base layer's disk, which ran the roles
+    let dir = tier.store.path().join("images").join(&r.layers[0].hash);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("record.json")).unwrap()).unwrap();
+    let run_layer = record["refresh_of"].as_str().unwrap().to_string();
+    let info = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(dir.join("disk.qcow2"))
+        .output()
+        .unwrap();
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(
+        info["backing-filename"],
+        format!("../{run_layer}/disk.qcow2"),
+        "{info}"
+    );
+    let ran: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            tier.store
+                .path()
+                .join("images")
+                .join(&run_layer)
+                .join("record.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ran["name"], "debian12");
+    assert!(ran.get("refresh_of").is_none(), "{ran}");
+    eprintln!(
+        "e2e: the refresh's disk {:.1} MiB over its run layer's",
+        info["actual-size"].as_f64().unwrap_or(0.0) / 1048576.0
+    );
+}
+
+fn bake_all_twice_at_once(tier: &Tier) -> tempfile::TempDir {
+    let copy = project_copy(tier);
     let set_promote = |stack: &str, promote: &str| {
         let p = copy.path().join(format!("images/stacks/{stack}.yml"));
         let text = std::fs::read_to_string(&p).unwrap();
@@ -843,7 +940,8 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     //      - the web stack's layer bakes and launches (the full web path), and with
     //        PARBAKE_E2E_FULL=1 the web stack launches offline with nothing promoted;
     //      - the minimal stack's mechanics: a reboot mid-role (offline), verify and publish,
-    //        an interrupted bake, and two concurrent `bake --all --verify` runs
+    //        an interrupted bake, two concurrent `bake --all --verify` runs, and a launch role
+    //        edited: a payload refresh, verified
     let started = Instant::now();
     let copy = std::thread::scope(|s| {
         let web = s.spawn(|| {
@@ -857,7 +955,9 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
             reboot_mid_role(&tier);
             verify_and_publish_the_minimal_stack(&tier);
             interrupt_a_bake(&tier);
-            bake_all_twice_at_once(&tier)
+            let copy = bake_all_twice_at_once(&tier);
+            refresh_after_a_launch_role_edit(&tier);
+            copy
         });
         join(web);
         join(mechanics)
