@@ -84,7 +84,8 @@ def main():
     if not os.path.exists(BUILT):
         sys.exit("bench-refresh: build parbake first (make build)")
     shutil.copy2(BUILT, PARBAKE)
-    work = tempfile.mkdtemp(prefix="parbake-bench-refresh-", dir=os.path.join(REPO, "target"))
+    # a short path: Packer 1.6.6's plugin sockets live under the build directory's temp dir
+    work = tempfile.mkdtemp(prefix="pb-refresh-")
     project, store = os.path.join(work, "project"), os.path.join(work, "store")
     os.makedirs(project)
     copy_project(project)

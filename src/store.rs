@@ -232,6 +232,21 @@ impl Store {
     }
 }
 
+/// How many parents up a node's lineage goes within `parents` (id → parent id), counting only
+/// parents that are listed; bounded, so a loop ends.
+pub fn depth(parents: &std::collections::BTreeMap<String, Option<String>>, id: &str) -> usize {
+    let mut d = 0;
+    let mut current = id;
+    while let Some(Some(p)) = parents.get(current) {
+        if d > 32 || !parents.contains_key(p) || p == current {
+            break;
+        }
+        d += 1;
+        current = p;
+    }
+    d
+}
+
 pub fn now_epoch() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

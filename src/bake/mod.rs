@@ -286,7 +286,13 @@ pub(crate) fn packer_build(
             return Err(e.with_hint(format!("the full output is in {}", kept.display())));
         }
     }
-    let cmd = packer_command(run);
+    // Packer's plugins listen on Unix sockets in TMPDIR, and a socket path holds at most 107
+    // bytes: a temp dir inside a build directory of a deep store breaks every build
+    let tmp = tempfile::Builder::new()
+        .prefix("parbake-packer-")
+        .tempdir()
+        .map_err(|e| Error::io("create a temp dir in", std::env::temp_dir(), e))?;
+    let cmd = packer_command(run, tmp.path());
     progress.line(&format!(
         "{label}: {} with Packer ({})",
         if opts.refresh {
@@ -356,9 +362,9 @@ fn pack_collections(project: &Project, to: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// `packer build -machine-readable` in the build directory, with its caches and temp files
-/// kept there.
-fn packer_command(run: &PackerRun<'_>) -> Cmd {
+/// `packer build -machine-readable` in the build directory, with its cache kept there and its
+/// temp files in `tmp` (short: plugin sockets live there).
+fn packer_command(run: &PackerRun<'_>, tmp: &std::path::Path) -> Cmd {
     let mut args = vec!["build".to_string(), "-machine-readable".to_string()];
     if let Some(only) = run.only {
         args.push(format!("-only={only}"));
@@ -370,7 +376,7 @@ fn packer_command(run: &PackerRun<'_>) -> Cmd {
     ]);
     Cmd::new(format!("bake {} with Packer", run.label), &run.tools.packer)
         .args(args)
-        .env("TMPDIR", run.dir.join("tmp"))
+        .env("TMPDIR", tmp)
         .env("PACKER_CACHE_DIR", run.dir.join("packer_cache"))
         .env("PACKER_NO_COLOR", "1")
         .env("CHECKPOINT_DISABLE", "1")

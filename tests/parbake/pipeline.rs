@@ -681,3 +681,27 @@ fn bake_stack_refreshes_only_the_top_layer_and_builds_on_the_run_layers_under_it
     assert_eq!(rep["layers"][0]["outcome"], "refreshed", "{rep}");
     assert_eq!(builds(&t), (vec![], vec!["alpha".to_string()]));
 }
+
+/// Packer's plugin sockets live in its TMPDIR, and a Unix socket path holds at most 107 bytes:
+/// a store deep in the file system must still bake (the stand-in Packer refuses a long TMPDIR
+/// with the real error).
+#[test]
+fn a_store_with_a_long_path_still_bakes() {
+    let t = Tier::new();
+    let deep = t
+        .store
+        .path()
+        .join("a-store-path-long-enough-that-a-temp-dir-inside-its-build-directories")
+        .join("would-not-hold-a-plugin-socket");
+    std::fs::create_dir_all(&deep).unwrap();
+    let out = t
+        .cmd(&["bake", "a1", "--json"])
+        .env("PARBAKE_STORE", &deep)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -236,8 +236,13 @@ fn lineage(nodes: Vec<(Option<String>, ImageNode)>) -> Vec<ImageNode> {
         .into_iter()
         .map(|(parent, n)| (n.id.clone(), (parent, n)))
         .collect();
+    // deepest first, so a child is attached before its parent moves under its own parent
+    let parents: BTreeMap<String, Option<String>> = nodes
+        .iter()
+        .map(|(id, (p, _))| (id.clone(), p.clone()))
+        .collect();
     let mut ids: Vec<String> = nodes.keys().cloned().collect();
-    ids.sort_by_key(|id| std::cmp::Reverse(nodes[id].1.stack.is_some()));
+    ids.sort_by_key(|id| std::cmp::Reverse(crate::store::depth(&parents, id)));
     for id in ids {
         let parent = nodes[&id].0.clone();
         if let Some(p) = parent.filter(|p| nodes.contains_key(p) && *p != id) {
@@ -301,4 +306,42 @@ pub fn tree_text(regions: &[RegionImages]) -> String {
 
 fn count(nodes: &[ImageNode]) -> usize {
     nodes.iter().map(|n| 1 + count(&n.children)).sum()
+}
+
+#[cfg(test)]
+mod lineage_tests {
+    use super::*;
+
+    fn node(id: &str, stack: Option<&str>) -> ImageNode {
+        ImageNode {
+            id: id.into(),
+            name: id.into(),
+            layer: "x".into(),
+            layer_hash: "h".into(),
+            image: "debian12".into(),
+            stack: stack.map(String::from),
+            state: "available".into(),
+            age_s: 0,
+            size_gib: 8,
+            status: "current".into(),
+            why: None,
+            published: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// A refresh of a stack layer's run AMI is two levels under the base, whatever order the
+    /// AMIs come in.
+    #[test]
+    fn a_refresh_of_a_stack_layer_nests_under_it_under_the_base() {
+        let nodes = vec![
+            (None, node("ami-1", None)),
+            (Some("ami-1".to_string()), node("ami-2", Some("web"))),
+            (Some("ami-2".to_string()), node("ami-3", Some("web"))),
+        ];
+        let roots = lineage(nodes);
+        assert_eq!(roots.len(), 1, "{roots:?}");
+        assert_eq!(roots[0].children[0].id, "ami-2");
+        assert_eq!(roots[0].children[0].children[0].id, "ami-3");
+    }
 }

@@ -338,8 +338,13 @@ pub fn list(project: &Project, store: &Store) -> Result<Vec<LocalImage>> {
         nodes.insert(r.hash.clone(), (parent_hash(r).map(String::from), node));
     }
     // children (newest first) under their parents; stack layers are never parents of bases
+    // deepest first (a refresh of a stack layer before that layer moves under its base)
+    let parents: BTreeMap<String, Option<String>> = nodes
+        .iter()
+        .map(|(h, (p, _))| (h.clone(), p.clone()))
+        .collect();
     let mut hashes: Vec<String> = records.iter().rev().map(|r| r.hash.clone()).collect();
-    hashes.sort_by_key(|h| std::cmp::Reverse(nodes[h].1.stack.is_some()));
+    hashes.sort_by_key(|h| std::cmp::Reverse(crate::store::depth(&parents, h)));
     for h in hashes {
         let parent = nodes[&h].0.clone();
         if let Some(p) = parent.filter(|p| nodes.contains_key(p) && *p != h) {
