@@ -918,12 +918,7 @@ fn aws_json(
     let out = parbake_aws_in(project, store, args, &[])
         .wait_with_output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&crate::util::succeeded(out)).unwrap()
 }
 
 /// `parbake ARGS` in a fixture project against moto, test-only provisioning switch on.

@@ -162,3 +162,13 @@ pub fn launch_spec(user_data: &str) -> serde_json::Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+/// A finished command that must have succeeded: its stdout; its stderr in the failure.
+pub fn succeeded(out: std::process::Output) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
