@@ -120,7 +120,8 @@ def main():
           % (w, w / full))
     print("  role identity edited %8.1f s of bakes  %.2fx of the full rebake (target <= 0.25x)"
           % (i, i / full))
-    layers = {l["name"]: l["hash"] for l in rep["layers"]}
+    # each layer's image in the store (a layer no stack launches stands on its run layer)
+    layers = {l["name"]: os.path.basename(os.path.dirname(l["image_id"])) for l in rep["layers"]}
     runs = {}
     for name, h in layers.items():
         rec = json.load(open(os.path.join(store, "images", h, "record.json")))
@@ -133,9 +134,9 @@ def main():
         size = disk_mib(store, runs[name])
         print("  %-20s %8.1f MiB  %.2fx of the base layer (target <= 0.35x)"
               % (name + " (run)", size, size / base))
-        refresh = disk_mib(store, layers[name])
         if layers[name] != runs[name]:
-            print("  %-20s %8.1f MiB  (the refresh overlay on it)" % (name + " (refresh)", refresh))
+            print("  %-20s %8.1f MiB  (the refresh overlay on it)"
+                  % (name + " (refresh)", disk_mib(store, layers[name])))
     print("  no-op bake --all     %8.3f s wall (median of 3)" % statistics.median(noop))
     print("  bake --all --dry-run %8.3f s wall (median of 3)" % statistics.median(dry))
     print("(the project copy and its store stay in %s; remove them when done)" % work)
