@@ -141,7 +141,7 @@ pub(crate) fn lock_unless_cached(
 ) -> Result<std::result::Result<std::fs::File, LayerResult>> {
     let label = layer_label(layer);
     if let Some(hit) = baker.cached(plan, layer)? {
-        progress.line(&format!("{label}: cached{}, no Packer run", as_ami(&hit)));
+        progress.line(&cached_line(layer, &hit));
         return Ok(Err(hit));
     }
     let lock = store.lock_layer(&layer.hash)?;
@@ -153,6 +153,15 @@ pub(crate) fn lock_unless_cached(
         return Ok(Err(hit));
     }
     Ok(Ok(lock))
+}
+
+/// What a cache hit says: no Packer runs for it.
+fn cached_line(layer: &Layer, hit: &LayerResult) -> String {
+    format!(
+        "{}: cached{}, no Packer run",
+        layer_label(layer),
+        as_ami(hit)
+    )
 }
 
 /// " as ami-…" for an AMI; nothing for a disk in the store.
@@ -175,7 +184,13 @@ pub(crate) fn bake_plan(
     for (i, layer) in plan.layers.iter().enumerate() {
         // a layer under the top is only built on: its cached run layer will do
         let under_top = i + 1 < plan.layers.len();
-        if under_top && baker.cached(plan, layer)?.is_none() {
+        if under_top {
+            // one cache lookup (an EC2 call on aws): a hit is taken here, not looked up again
+            if let Some(hit) = baker.cached(plan, layer)? {
+                progress.line(&cached_line(layer, &hit));
+                layers.push(hit);
+                continue;
+            }
             if let Some(run) = baker.run_layer(plan, layer)? {
                 progress.line(&format!(
                     "{}: {}",
