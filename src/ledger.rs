@@ -119,8 +119,6 @@ pub struct Stats {
     pub bake: BTreeMap<String, Vec<f64>>,
     /// Stack-layer bake time beyond its roles (booting the parent, cleaning, compressing).
     pub layer_overhead: Vec<f64>,
-    /// Whole payload refreshes (boot, copy, clean, shut down).
-    pub refreshes: Vec<f64>,
     pub launches: usize,
     pub bakes: usize,
 }
@@ -161,11 +159,8 @@ impl Stats {
                         s.floor.push((e.total_s - e.roles_sum()).max(0.0));
                     }
                 }
-                Kind::Refresh => {
-                    if e.ok {
-                        s.refreshes.push(e.total_s);
-                    }
-                }
+                // no role runs in a refresh: it tells nothing about roles or layer overhead
+                Kind::Refresh => {}
                 Kind::Bake => {
                     for r in ok_roles {
                         s.bake.entry(r.role.clone()).or_default().push(r.seconds);

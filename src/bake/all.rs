@@ -682,10 +682,11 @@ pub fn summary_text(r: &AllReport) -> String {
             })
             .unwrap_or_else(|| "-".into());
         let detail = match l.outcome {
-            Outcome::Cached => l.why.join("; "),
-            Outcome::Baked | Outcome::ToBake | Outcome::Refreshed | Outcome::ToRefresh => {
-                l.why.join("; ")
-            }
+            Outcome::Cached
+            | Outcome::Baked
+            | Outcome::ToBake
+            | Outcome::Refreshed
+            | Outcome::ToRefresh => l.why.join("; "),
             Outcome::Failed | Outcome::Skipped => {
                 // the first line of the error, without the command line (the JSON has it all)
                 let full = l.error.clone().unwrap_or_default();

@@ -44,6 +44,17 @@ pub enum Outcome {
     ToRefresh,
 }
 
+impl Outcome {
+    /// What a Packer build of a layer is: a refresh of a cached run layer, or a bake.
+    pub fn of_build(refresh: bool) -> Outcome {
+        if refresh {
+            Outcome::Refreshed
+        } else {
+            Outcome::Baked
+        }
+    }
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(match self {
@@ -222,7 +233,7 @@ pub(crate) fn round(x: f64) -> f64 {
 /// estimates one data point, not the bake: it is reported and the bake stands.
 pub(crate) fn record_bake(
     store: &Store,
-    kind: crate::ledger::Kind,
+    outcome: Outcome,
     plan: &Plan,
     layer: &Layer,
     accelerator: &str,
@@ -231,7 +242,10 @@ pub(crate) fn record_bake(
 ) {
     let entry = crate::ledger::Entry {
         at: now_epoch(),
-        kind,
+        kind: match outcome {
+            Outcome::Refreshed => crate::ledger::Kind::Refresh,
+            _ => crate::ledger::Kind::Bake,
+        },
         target: plan.target.to_string(),
         image: plan.image.clone(),
         stack: (layer.index == 2).then(|| plan.stack.clone()),

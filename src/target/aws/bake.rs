@@ -360,11 +360,7 @@ impl AwsBaker {
         let refresh = on.refresh_of();
         crate::bake::record_bake(
             &self.store,
-            if refresh.is_some() {
-                crate::ledger::Kind::Refresh
-            } else {
-                crate::ledger::Kind::Bake
-            },
+            crate::bake::Outcome::of_build(refresh.is_some()),
             plan,
             layer,
             &what,
@@ -397,10 +393,7 @@ impl AwsBaker {
             name: layer.name.clone(),
             hash: layer.hash.clone(),
             run_layer: refresh.map_or_else(|| layer.hash.clone(), |r| r.hash.clone()),
-            outcome: match refresh {
-                Some(_) => crate::bake::Outcome::Refreshed,
-                None => crate::bake::Outcome::Baked,
-            },
+            outcome: crate::bake::Outcome::of_build(refresh.is_some()),
             duration_s: duration,
             image: baked.ami,
             roles: baked.roles,

@@ -283,11 +283,7 @@ impl QemuBaker {
         let refresh = b.on.refresh_of();
         record_bake(
             &self.store,
-            if refresh.is_some() {
-                crate::ledger::Kind::Refresh
-            } else {
-                crate::ledger::Kind::Bake
-            },
+            crate::bake::Outcome::of_build(refresh.is_some()),
             b.plan,
             b.layer,
             b.accel,
@@ -317,10 +313,7 @@ impl QemuBaker {
             name: b.layer.name.clone(),
             hash: b.layer.hash.clone(),
             run_layer: refresh.clone().unwrap_or_else(|| b.layer.hash.clone()),
-            outcome: match refresh {
-                Some(_) => crate::bake::Outcome::Refreshed,
-                None => crate::bake::Outcome::Baked,
-            },
+            outcome: crate::bake::Outcome::of_build(refresh.is_some()),
             duration_s: duration,
             image: dest.join("disk.qcow2").display().to_string(),
             roles: timings.roles,
