@@ -384,14 +384,21 @@ fn launched_roles(report: &Value) -> Vec<String> {
         .collect()
 }
 
-fn qemu_processes_under(dir: &Path) -> Vec<String> {
+/// The qemu processes Packer started in a build directory whose path starts with `prefix`.
+/// Packer runs in its build directory and qemu inherits it as its working directory; its
+/// command line names the disk relative to it, and Packer's temp files live in a short temp
+/// dir elsewhere, so the command line cannot tie a VM to its build.
+fn builder_vms(prefix: &str) -> Vec<String> {
     let out = Command::new("pgrep")
-        .args(["-af", "qemu-system"])
+        .args(["-f", "qemu-system"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains(&dir.display().to_string()))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{}/cwd", pid.trim()))
+                .is_ok_and(|cwd| cwd.display().to_string().starts_with(prefix))
+        })
         .map(String::from)
         .collect()
 }
@@ -609,9 +616,7 @@ fn interrupt_a_bake(tier: &Tier) {
     let build = build.display().to_string();
     std::thread::sleep(Duration::from_secs(5));
     assert!(
-        qemu_processes_under(tier.store.path())
-            .iter()
-            .any(|p| p.contains(&build)),
+        !builder_vms(&build).is_empty(),
         "a builder VM is running before the interrupt"
     );
     unsafe {
@@ -621,12 +626,7 @@ fn interrupt_a_bake(tier: &Tier) {
     let lines = reader.join().unwrap();
     assert_eq!(status.code(), Some(130), "{}", lines.join("\n"));
     // Packer stops its VM as part of its clean-up; allow it a few seconds
-    let ours = || {
-        qemu_processes_under(tier.store.path())
-            .into_iter()
-            .filter(|p| p.contains(&build))
-            .collect::<Vec<_>>()
-    };
+    let ours = || builder_vms(&build);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ours().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
