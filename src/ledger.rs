@@ -119,6 +119,8 @@ pub struct Stats {
     pub bake: BTreeMap<String, Vec<f64>>,
     /// Stack-layer bake time beyond its roles (booting the parent, cleaning, compressing).
     pub layer_overhead: Vec<f64>,
+    /// Whole durations of successful payload refreshes (no role runs in them).
+    pub refresh: Vec<f64>,
     pub launches: usize,
     pub bakes: usize,
 }
@@ -160,7 +162,11 @@ impl Stats {
                     }
                 }
                 // no role runs in a refresh: it tells nothing about roles or layer overhead
-                Kind::Refresh => {}
+                Kind::Refresh => {
+                    if e.ok {
+                        s.refresh.push(e.total_s);
+                    }
+                }
                 Kind::Bake => {
                     for r in ok_roles {
                         s.bake.entry(r.role.clone()).or_default().push(r.seconds);

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::plan::budget::{BudgetReport, Choice, Cost, Figure};
-use crate::plan::{LayerKind, Plan};
+use crate::plan::budget::{BudgetReport, Build, Choice, Cost, Figure, Held};
+use crate::plan::{LayerKind, Plan, Target};
 use crate::render::{RenderError, UserData};
 
 /// Whether the user-data fits EC2's limit.
@@ -315,7 +315,13 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
     let entries = crate::ledger::Ledger::in_store(&store.root).load()?;
     let image = &ctx.project.stack(&stack.stack)?.def.image;
     let stats = crate::ledger::Stats::from_entries(&entries, &stack.target.to_string(), image);
-    let report = crate::plan::budget::recommend(&ctx.project, &req, &stats, budget_s)?;
+    let held = |layer: &crate::plan::Layer| held_locally(&store, layer);
+    let held: &dyn Fn(&crate::plan::Layer) -> Held = match stack.target {
+        Target::Qemu => &held,
+        // plan makes no cloud calls; the cost says the AMIs were not looked up
+        Target::Aws => &|_| Held::Unknown,
+    };
+    let report = crate::plan::budget::recommend(&ctx.project, &req, &stats, budget_s, held)?;
     ctx.printer.data(&report, budget_text)?;
     if !report.met() {
         return Err(Error::user(format!(
@@ -325,6 +331,17 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
         .with_hint("raise the budget, or make the launch-only roles faster; the estimate per role is above"));
     }
     Ok(())
+}
+
+/// What the local store holds of a layer: the exact disk, or its run layer to refresh.
+fn held_locally(store: &crate::store::Store, layer: &crate::plan::Layer) -> Held {
+    if store.layer(&layer.hash).is_some() {
+        Held::Exact
+    } else if let Some(run) = store.run_layer(&layer.run_hash) {
+        Held::RunLayer(run.hash)
+    } else {
+        Held::Nothing
+    }
 }
 
 fn figure_text(f: &Figure) -> String {
@@ -430,10 +447,42 @@ fn recommendation_text(r: &BudgetReport, rec: &Choice, cost: &Cost) -> String {
             format!(", replacing {}", cost.invalidates.join(", "))
         }
     ));
+    if let Some(b) = &cost.build {
+        s.push_str(&format!("  now: {}\n", build_text(b)));
+    }
     s.push_str(&format!(
         "  to keep it: add {} to `promote:` in images/stacks/{}.yml\n",
         rec.promote.join(", "),
         r.stack
     ));
     s
+}
+
+/// What building the recommended stack layer takes now, in words.
+fn build_text(b: &Build) -> String {
+    match b {
+        Build::Cached { layer } => format!("{layer} is already baked: nothing to build"),
+        Build::Refresh {
+            layer,
+            run_layer,
+            estimate,
+        } => format!(
+            "a payload refresh of its cached run layer ({run_layer}) makes {layer}, about {} (no role runs)",
+            figure_text(estimate)
+        ),
+        Build::Bake {
+            layer,
+            estimate_s,
+            guessed,
+            unchecked,
+        } => format!(
+            "baking {layer} takes about {estimate_s:.1}s{}{}",
+            if *guessed { " (partly a guess)" } else { "" },
+            if *unchecked {
+                "; the target's images were not looked up, so a cached run layer may make it a refresh"
+            } else {
+                ""
+            }
+        ),
+    }
 }

@@ -15,6 +15,9 @@ use crate::plan::{self, Plan, PlanRequest};
 pub const GUESS_FLOOR_S: f64 = 60.0;
 pub const GUESS_ROLE_S: f64 = 30.0;
 pub const GUESS_LAYER_OVERHEAD_S: f64 = 90.0;
+/// A payload refresh with no data: boot the run layer, replace `/opt/parbake`, clean up and
+/// compress (95-120 s measured under TCG on that host).
+pub const GUESS_REFRESH_S: f64 = 120.0;
 /// Beyond this many promotable roles the search is greedy instead of exhaustive.
 const EXHAUSTIVE_MAX: usize = 14;
 
@@ -27,6 +30,8 @@ pub enum Source {
     Bake,
     /// Median of `--no-roles` launches: no Ansible start-up in it.
     BareBoot,
+    /// Median of payload refreshes.
+    Refresh,
     /// No data at all.
     Guess,
 }
@@ -59,6 +64,7 @@ impl Figure {
             Source::Launch => "",
             Source::Bake => " (bake median)",
             Source::BareBoot => " (--no-roles median)",
+            Source::Refresh => " (refresh median)",
             Source::Guess => " (guess)",
         }
     }
@@ -118,6 +124,42 @@ pub struct Choice {
     pub guessed: bool,
 }
 
+/// What the target already holds for a layer, as far as the caller looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// An image with the layer's exact hash.
+    Exact,
+    /// No exact image, but the layer's run layer (this layer hash): a refresh makes it.
+    RunLayer(String),
+    /// Neither: the layer must be baked.
+    Nothing,
+    /// Not looked up (a cloud target: `plan` makes no API calls).
+    Unknown,
+}
+
+/// What getting the recommended stack layer takes now, given what the target holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Build {
+    /// Already baked: nothing to build.
+    Cached { layer: String },
+    /// A payload refresh of its cached run layer: no role runs.
+    Refresh {
+        layer: String,
+        run_layer: String,
+        estimate: Figure,
+    },
+    /// A bake of the whole stack layer from the base's run layer: every role it runs, plus a
+    /// layer's overhead.
+    Bake {
+        layer: String,
+        estimate_s: f64,
+        guessed: bool,
+        /// The target's images were not looked up, so a cached layer may make this cheaper.
+        unchecked: bool,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cost {
     /// Added bake time for the stack layer: the newly baked roles, plus a stack layer's own
@@ -130,6 +172,8 @@ pub struct Cost {
     pub adds: Vec<String>,
     pub user_data_bytes_before: usize,
     pub user_data_bytes_after: usize,
+    /// What building the recommended stack layer takes now (None: no stack layer).
+    pub build: Option<Build>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -260,11 +304,13 @@ fn smallest_within(options: &[(Choice, Plan)], budget_s: f64) -> Option<(Choice,
 /// Recommends the smallest promotion (fewest roles baked in the stack layer; then the lowest
 /// estimate) whose estimated boot-to-ready is within `budget_s`. `req` is the stack as it is
 /// planned now (its `promote:` list plus any flags), with the source identity resolved.
+/// `held` says what the target already has of a layer, for the cost of building it now.
 pub fn recommend(
     project: &Project,
     req: &PlanRequest,
     stats: &Stats,
     budget_s: f64,
+    held: &dyn Fn(&plan::Layer) -> Held,
 ) -> Result<BudgetReport, crate::error::Error> {
     let now = plan::plan(project, req)?;
     let current = option_of(&now, &[], stats)?;
@@ -301,7 +347,7 @@ pub fn recommend(
     }
     let cost = best
         .as_ref()
-        .map(|(o, p)| cost_of(&now, &current, o, p, stats));
+        .map(|(o, p)| cost_of(&now, &current, o, p, stats, held));
     if current.guessed || fastest.guessed {
         notes.push(
             "parts of these estimates are GUESSES (no timing data): bake and launch the stack once to measure".into(),
@@ -323,7 +369,14 @@ pub fn recommend(
     })
 }
 
-fn cost_of(now: &Plan, current: &Choice, rec: &Choice, rec_plan: &Plan, stats: &Stats) -> Cost {
+fn cost_of(
+    now: &Plan,
+    current: &Choice,
+    rec: &Choice,
+    rec_plan: &Plan,
+    stats: &Stats,
+    held: &dyn Fn(&plan::Layer) -> Held,
+) -> Cost {
     let before: BTreeSet<&String> = current.stack_layer_runs.iter().collect();
     let extra_bake: Vec<(String, Figure)> = rec
         .stack_layer_runs
@@ -358,6 +411,34 @@ fn cost_of(now: &Plan, current: &Choice, rec: &Choice, rec_plan: &Plan, stats: &
         adds,
         user_data_bytes_before: current.user_data_bytes,
         user_data_bytes_after: rec.user_data_bytes,
+        build: rec_plan.layers.get(1).map(|l| build_now(l, held(l), stats)),
+    }
+}
+
+/// What building `layer` takes now: nothing when the target has it, a refresh when it has
+/// its run layer, else a bake of all its roles.
+fn build_now(layer: &plan::Layer, held: Held, stats: &Stats) -> Build {
+    let name = format!("{} ({})", layer.name, &layer.hash[..12]);
+    match held {
+        Held::Exact => Build::Cached { layer: name },
+        Held::RunLayer(run) => Build::Refresh {
+            layer: name,
+            run_layer: run[..12.min(run.len())].to_string(),
+            estimate: Figure::from(&stats.refresh, Source::Refresh)
+                .unwrap_or_else(|| Figure::guess(GUESS_REFRESH_S)),
+        },
+        Held::Nothing | Held::Unknown => {
+            let overhead = Figure::from(&stats.layer_overhead, Source::Bake)
+                .unwrap_or_else(|| Figure::guess(GUESS_LAYER_OVERHEAD_S));
+            let roles: Vec<Figure> = layer.runs.iter().map(|r| bake_time(stats, r)).collect();
+            Build::Bake {
+                layer: name,
+                estimate_s: round(overhead.seconds + roles.iter().map(|f| f.seconds).sum::<f64>()),
+                guessed: overhead.source == Source::Guess
+                    || roles.iter().any(|f| f.source == Source::Guess),
+                unchecked: held == Held::Unknown,
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `plan --budget` recommendations on synthetic ledgers: pure, no VMs.
 
 use parbake::ledger::{Entry, Kind, RoleTime, Stats};
-use parbake::plan::budget::{recommend, BudgetReport, Source};
+use parbake::plan::budget::{recommend, BudgetReport, Build, Held, Source};
 use parbake::plan::Target;
 
 use crate::util::{request, Fixture};
@@ -82,7 +82,23 @@ fn stats(late: f64) -> Stats {
 }
 
 fn rec(f: &Fixture, stats: &Stats, budget: f64) -> BudgetReport {
-    recommend(&f.load(), &request("s", &[], Target::Qemu), stats, budget).unwrap()
+    rec_held(f, stats, budget, &|_| Held::Nothing)
+}
+
+fn rec_held(
+    f: &Fixture,
+    stats: &Stats,
+    budget: f64,
+    held: &dyn Fn(&parbake::plan::Layer) -> Held,
+) -> BudgetReport {
+    recommend(
+        &f.load(),
+        &request("s", &[], Target::Qemu),
+        stats,
+        budget,
+        held,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -245,4 +261,77 @@ fn the_cli_exits_1_on_an_impossible_budget_and_rejects_a_bad_duration() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r: BudgetReport = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(r.budget_s, 3600.0);
+}
+
+/// What building the recommended stack layer takes now follows what the store holds: a bake
+/// of all its roles, a refresh of its cached run layer (no role runs: the refresh median),
+/// or nothing.
+#[test]
+fn the_cost_to_build_now_is_a_bake_a_refresh_or_nothing_by_what_the_store_holds() {
+    let f = project();
+    let mut s = stats(15.0);
+    // promoting c brings a and b: the stack layer runs a, b and c (bake medians 8, 16, 24)
+    // plus this ledger's stack-layer overhead of 48 s
+    let build = |s: &Stats, held: &dyn Fn(&parbake::plan::Layer) -> Held| {
+        let r = rec_held(&f, s, 90.0, held);
+        assert_eq!(r.recommended.unwrap().stack_layer_runs, ["a", "b", "c"]);
+        r.cost.unwrap().build.unwrap()
+    };
+    match build(&s, &|_| Held::Nothing) {
+        Build::Bake {
+            estimate_s,
+            guessed,
+            unchecked,
+            layer,
+        } => {
+            assert_eq!(estimate_s, 8.0 + 16.0 + 24.0 + 48.0);
+            assert!(!guessed && !unchecked);
+            assert!(layer.starts_with("img-s ("), "{layer}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // a cloud target is not looked up: a bake, said to be unchecked
+    assert!(matches!(
+        build(&s, &|_| Held::Unknown),
+        Build::Bake {
+            unchecked: true,
+            ..
+        }
+    ));
+    // the run layer is cached: a refresh, at the guess until the ledger has refreshes
+    let run = |l: &parbake::plan::Layer| {
+        assert_eq!(l.runs, ["a", "b", "c"], "asked about the stack layer");
+        Held::RunLayer("9".repeat(64))
+    };
+    match build(&s, &run) {
+        Build::Refresh {
+            run_layer,
+            estimate,
+            ..
+        } => {
+            assert_eq!(run_layer, "999999999999");
+            assert_eq!(
+                (estimate.seconds, estimate.source),
+                (parbake::plan::budget::GUESS_REFRESH_S, Source::Guess)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut refresh = bake(&[], 70.0);
+    refresh.kind = Kind::Refresh;
+    let mut entries = vec![refresh.clone(), refresh.clone(), refresh];
+    entries[0].total_s = 90.0;
+    entries[1].total_s = 50.0;
+    s.refresh = Stats::from_entries(&entries, "qemu", "img").refresh;
+    assert_eq!(s.refresh.len(), 3, "refreshes count as refreshes");
+    match build(&s, &run) {
+        Build::Refresh { estimate, .. } => {
+            assert_eq!((estimate.seconds, estimate.source), (70.0, Source::Refresh));
+            assert_eq!(estimate.samples, 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    // a refresh tells nothing about roles: no role's bake median moved
+    assert_eq!(Stats::from_entries(&entries, "qemu", "img").bake.len(), 0);
+    assert!(matches!(build(&s, &|_| Held::Exact), Build::Cached { .. }));
 }

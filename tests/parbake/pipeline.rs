@@ -702,3 +702,44 @@ fn a_store_with_a_long_path_still_bakes() {
     let report: serde_json::Value = serde_json::from_slice(&crate::util::succeeded(out)).unwrap();
     assert_eq!(report["layers"][1]["outcome"], "baked", "{report}");
 }
+
+/// `plan --budget` costs what building the recommended stack layer takes with the store as it
+/// is: nothing once it is baked, a refresh of its run layer once only the payload changed.
+#[test]
+fn plan_budget_costs_a_refresh_when_the_store_holds_the_run_layer() {
+    let t = Tier::new();
+    let budget = |t: &Tier| {
+        // no timing data: a 60 s floor and 30 s per role; r1 and late at launch make 120 s,
+        // promoting r1 makes 90 s
+        let out = t
+            .cmd(&["plan", "plain", "--budget", "100s"])
+            .output()
+            .unwrap();
+        String::from_utf8(crate::util::succeeded(out)).unwrap()
+    };
+    let text = budget(&t);
+    assert!(text.contains("recommendation: --promote r1"), "{text}");
+    assert!(text.contains("now: baking alpha-plain ("), "{text}");
+
+    crate::util::succeeded(
+        t.cmd(&["bake", "plain", "--promote", "r1"])
+            .output()
+            .unwrap(),
+    );
+    // keep the estimates at their guesses: the fake bake's role times would move them
+    std::fs::remove_file(t.store.path().join("ledger.jsonl")).unwrap();
+    let text = budget(&t);
+    assert!(
+        text.contains("is already baked: nothing to build"),
+        "{text}"
+    );
+
+    // a launch-only role's edit changes the payload only: the run layer stands
+    edit(&t, "late");
+    let text = budget(&t);
+    assert!(
+        text.contains("now: a payload refresh of its cached run layer"),
+        "{text}"
+    );
+    assert!(text.contains("(no role runs)"), "{text}");
+}
