@@ -248,7 +248,12 @@ fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
             (Arc::new(b), plans)
         }
         Target::Aws => {
-            let b = crate::target::aws::bake::AwsBaker::new(project, args.force, &progress)?;
+            // a dry run reads EC2 and creates no store
+            let b = if args.dry_run {
+                crate::target::aws::bake::AwsBaker::peek(project, args.force, &progress)?
+            } else {
+                crate::target::aws::bake::AwsBaker::new(project, args.force, &progress)?
+            };
             let plans = requests
                 .map(|r| b.plan(&r, &mut progress))
                 .collect::<Result<_>>()?;

@@ -1087,6 +1087,24 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
     }
     let (store_a, store_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let all = ["bake", "--all", "--target", "aws", "-j", "2", "--json"];
+    // the dry run reads EC2, says what would be baked, and creates no store
+    let dry_store = store_a.path().join("dry");
+    let out = parbake_aws_in(
+        f.root(),
+        &dry_store,
+        &["bake", "--all", "--target", "aws", "--dry-run", "--json"],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dry: parbake::bake::all::AllReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((dry.counts.to_bake, dry.counts.baked), (3, 0), "{dry:?}");
+    assert!(!dry_store.exists(), "the dry run created the store");
     let a = parbake_aws_in(
         f.root(),
         store_a.path(),

@@ -46,8 +46,14 @@ pub struct AwsBaker {
 
 impl AwsBaker {
     pub fn new(project: &Project, force: bool, progress: &Progress) -> Result<AwsBaker> {
+        let baker = AwsBaker::peek(project, force, progress)?;
+        baker.store.ensure_dirs()?;
+        Ok(baker)
+    }
+
+    /// A baker that only looks (`bake --all --dry-run`): EC2 is read, the store never created.
+    pub fn peek(project: &Project, force: bool, progress: &Progress) -> Result<AwsBaker> {
         let store = Store::for_project(&project.root);
-        store.ensure_dirs()?;
         let test = testing::switches();
         let only = if test.skip_provisioning {
             progress.line(&format!(
