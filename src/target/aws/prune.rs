@@ -188,3 +188,66 @@ async fn remove(ec2: &Ec2, d: &Decision) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ami(id: &str, created: &str, tags: &[(&str, &str)]) -> Ami {
+        Ami {
+            id: id.into(),
+            name: id.into(),
+            creation_date: created.into(),
+            architecture: "x86_64".into(),
+            owner: "self".into(),
+            state: "available".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            size_gib: 8,
+        }
+    }
+
+    /// A refresh is the newest AMI of its group; the run AMI it refreshes is older in the same
+    /// group, and stays as its parent, with the run AMI's own parent (the base's run AMI).
+    #[test]
+    fn a_kept_refresh_keeps_its_run_ami_and_the_run_amis_parent() {
+        let base = [("parbake:image", "debian12")];
+        let web = [("parbake:image", "debian12"), ("parbake:stack", "web")];
+        let amis = [
+            ami("ami-base-old", "2026-01-01T00:00:00.000Z", &base),
+            ami("ami-base-run", "2026-01-02T00:00:00.000Z", &base),
+            ami(
+                "ami-base-refresh",
+                "2026-01-04T00:00:00.000Z",
+                &[
+                    base[0],
+                    ("parbake:parent-ami", "ami-base-run"),
+                    ("parbake:refresh-of", "h-base"),
+                ],
+            ),
+            ami(
+                "ami-web-run",
+                "2026-01-03T00:00:00.000Z",
+                &[web[0], web[1], ("parbake:parent-ami", "ami-base-run")],
+            ),
+            ami(
+                "ami-web-refresh",
+                "2026-01-04T00:00:00.000Z",
+                &[
+                    web[0],
+                    web[1],
+                    ("parbake:parent-ami", "ami-web-run"),
+                    ("parbake:refresh-of", "h-web"),
+                ],
+            ),
+        ];
+        let d = decide(&amis, 1, &BTreeMap::new());
+        let kept = |id: &str| d[id].0;
+        assert!(kept("ami-web-refresh") && kept("ami-base-refresh"));
+        assert_eq!(d["ami-web-run"].1, "parent of kept AMI ami-web-refresh");
+        assert!(kept("ami-base-run"), "{:?}", d["ami-base-run"]);
+        assert!(!kept("ami-base-old"), "{:?}", d["ami-base-old"]);
+    }
+}
