@@ -593,3 +593,33 @@ fn a_project_with_only_collections_vendored_plans() {
     assert_eq!(p.collections["acme.tools"], "1.0.0");
     assert!(!f.root().join("vendor/roles").exists());
 }
+
+/// Planner table row for vendored collections: any role may call a collection's modules, so a
+/// changed collection changes every layer's run hash, and the payload hash; the roles'
+/// content does not move.
+#[test]
+fn a_changed_vendored_collection_changes_every_run_hash_and_the_payload() {
+    let v = vendored_stack();
+    let f = &v.project;
+    let before = f.plan("s", &["app"]);
+    // the same version rebuilt with one plugin changed, then vendored again
+    let src = v._sources.path().join("acme-tools/plugins/filter/shout.py");
+    let text = std::fs::read_to_string(&src).unwrap();
+    std::fs::write(&src, text.replace("'!'", "'!!'")).unwrap();
+    sh(Command::new(galaxy())
+        .args(["collection", "build", "--force", "--output-path"])
+        .arg(v._sources.path())
+        .arg(v._sources.path().join("acme-tools"))
+        .env("ANSIBLE_HOME", v._sources.path().join(".ansible-home")));
+    vendor_ok(f, &["--force"]);
+    let after = f.plan("s", &["app"]);
+    assert_ne!(
+        before.layers[0].inputs["collections"], after.layers[0].inputs["collections"],
+        "the collection was vendored again"
+    );
+    for (a, b) in before.layers.iter().zip(&after.layers) {
+        assert_ne!(a.run_hash, b.run_hash, "{}", a.name);
+        assert_ne!(a.payload_hash, b.payload_hash, "{}", a.name);
+    }
+    assert_eq!(before.installed, after.installed, "no role changed");
+}
