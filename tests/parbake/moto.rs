@@ -921,6 +921,15 @@ fn aws_json(
     serde_json::from_slice(&crate::util::succeeded(out)).unwrap()
 }
 
+/// `parbake ARGS` in a fixture project against moto, which must succeed; its stdout.
+fn parbake_aws_ok_in(project: &std::path::Path, store: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    crate::util::succeeded(
+        parbake_aws_in(project, store, args, &[])
+            .wait_with_output()
+            .unwrap(),
+    )
+}
+
 /// `parbake ARGS` in a fixture project against moto, test-only provisioning switch on.
 fn parbake_aws_in(
     project: &std::path::Path,
@@ -1024,18 +1033,10 @@ fn launch_wait_ready_reads_the_console_and_times_out_clearly_when_nothing_report
         .replace("base_timezone: Etc/UTC", "base_timezone: Asia/Tokyo");
     std::fs::write(&path, text).unwrap();
     let store = tempfile::tempdir().unwrap();
-    let bake = parbake_aws_in(
+    parbake_aws_ok_in(
         f.root(),
         store.path(),
         &["bake", "worker", "--target", "aws", "--json"],
-        &[],
-    )
-    .wait_with_output()
-    .unwrap();
-    assert!(
-        bake.status.success(),
-        "{}",
-        String::from_utf8_lossy(&bake.stderr)
     );
     let started = Instant::now();
     let out = parbake_aws_in(
@@ -1089,20 +1090,12 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
     let all = ["bake", "--all", "--target", "aws", "-j", "2", "--json"];
     // the dry run reads EC2, says what would be baked, and creates no store
     let dry_store = store_a.path().join("dry");
-    let out = parbake_aws_in(
+    let out = parbake_aws_ok_in(
         f.root(),
         &dry_store,
         &["bake", "--all", "--target", "aws", "--dry-run", "--json"],
-        &[],
-    )
-    .wait_with_output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let dry: parbake::bake::all::AllReport = serde_json::from_slice(&out.stdout).unwrap();
+    let dry: parbake::bake::all::AllReport = serde_json::from_slice(&out).unwrap();
     assert_eq!((dry.counts.to_bake, dry.counts.baked), (3, 0), "{dry:?}");
     assert!(!dry_store.exists(), "the dry run created the store");
     let a = parbake_aws_in(
