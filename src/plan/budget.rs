@@ -385,10 +385,7 @@ fn cost_of(
         .map(|r| (r.clone(), bake_time(stats, r)))
         .collect();
     let layer_overhead = (current.stack_layer_hash.is_none() && rec.stack_layer_hash.is_some())
-        .then(|| {
-            Figure::from(&stats.layer_overhead, Source::Bake)
-                .unwrap_or_else(|| Figure::guess(GUESS_LAYER_OVERHEAD_S))
-        });
+        .then(|| layer_overhead(stats));
     let extra_bake_s = round(
         extra_bake.iter().map(|(_, f)| f.seconds).sum::<f64>()
             + layer_overhead.as_ref().map_or(0.0, |f| f.seconds),
@@ -415,21 +412,26 @@ fn cost_of(
     }
 }
 
+/// A stack layer's bake time beyond its roles: the ledger's median, or a guess.
+fn layer_overhead(stats: &Stats) -> Figure {
+    Figure::from(&stats.layer_overhead, Source::Bake)
+        .unwrap_or_else(|| Figure::guess(GUESS_LAYER_OVERHEAD_S))
+}
+
 /// What building `layer` takes now: nothing when the target has it, a refresh when it has
 /// its run layer, else a bake of all its roles.
 fn build_now(layer: &plan::Layer, held: Held, stats: &Stats) -> Build {
-    let name = format!("{} ({})", layer.name, &layer.hash[..12]);
+    let name = format!("{} ({})", layer.name, layer.short_hash());
     match held {
         Held::Exact => Build::Cached { layer: name },
         Held::RunLayer(run) => Build::Refresh {
             layer: name,
-            run_layer: run[..12.min(run.len())].to_string(),
+            run_layer: plan::short(&run).to_string(),
             estimate: Figure::from(&stats.refresh, Source::Refresh)
                 .unwrap_or_else(|| Figure::guess(GUESS_REFRESH_S)),
         },
         Held::Nothing | Held::Unknown => {
-            let overhead = Figure::from(&stats.layer_overhead, Source::Bake)
-                .unwrap_or_else(|| Figure::guess(GUESS_LAYER_OVERHEAD_S));
+            let overhead = layer_overhead(stats);
             let roles: Vec<Figure> = layer.runs.iter().map(|r| bake_time(stats, r)).collect();
             Build::Bake {
                 layer: name,

@@ -1586,12 +1586,8 @@ fn gc_removes_what_a_killed_bake_left_and_only_that() {
         (instance, "packer_gc1".to_string(), sg, volumes)
     });
     let gc = |args: &[&str]| {
-        let out = parbake_aws_in(f.root(), store.path(), args, &[])
-            .wait_with_output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{err}");
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = parbake_aws_ok_in(f.root(), store.path(), args);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         v.as_array().unwrap().clone()
     };
     let listed = gc(&["gc", "--dry-run", "--json"]);
@@ -1735,15 +1731,8 @@ fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touche
         1,
         "the killed bake's builder runs on"
     );
-    let out = parbake_aws_in(f.root(), store.path(), &["gc", "--json"], &[])
-        .wait_with_output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let removed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = parbake_aws_ok_in(f.root(), store.path(), &["gc", "--json"]);
+    let removed: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
     let count = |kind: &str| {
         removed
             .iter()
