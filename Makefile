@@ -46,7 +46,8 @@ e2e: setup
 	PARBAKE_E2E=1 cargo test --test parbake e2e -- --nocapture
 
 # The VM tier plus what CI leaves out for time: the web stack launched offline with nothing
-# promoted (every role at boot). Run before each release.
+# promoted (every role at boot), and a launch role edited (a payload refresh, verified).
+# Run before each release.
 e2e-full: setup
 	bash scripts/base-image.sh >/dev/null
 	PARBAKE_E2E=1 PARBAKE_E2E_FULL=1 cargo test --test parbake e2e -- --nocapture

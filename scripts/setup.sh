@@ -5,6 +5,7 @@
 #   - cloud-init from Debian, unpacked with dpkg -x into .tools/cloud-init (no boot services on the host)
 #   - Debian's ansible collections, unpacked with dpkg -x into .tools/ansible-collections (test fixtures)
 #   - a pinned ansible-core (and later moto) in the project-local .venv
+#   - the newest ansible-core Python 3.11 runs (2.19.x) in .tools/ansible-core-newest, for the runner tier
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -95,6 +96,19 @@ if [ "$(cat "$VENV/.parbake-pins" 2>/dev/null)" != "$want" ]; then
   say "installing $want into .venv"
   "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION" "moto[server]==$MOTO_VERSION"
   echo "$want" > "$VENV/.parbake-pins"
+fi
+
+# The newest ansible-core Debian 12's Python 3.11 runs, in its own venv: the runner tier
+# runs the unsafe-value tests on it as well as on the pinned .venv (2.19 changed how vars
+# files are read). 2.20 and later need Python 3.12.
+ANSIBLE_NEWEST=2.19.14
+NEWEST_VENV=$TOOLS/ansible-core-newest
+if [ "$(cat "$NEWEST_VENV/.parbake-pins" 2>/dev/null)" != "ansible-core==$ANSIBLE_NEWEST" ]; then
+  say "installing ansible-core==$ANSIBLE_NEWEST into .tools/ansible-core-newest"
+  rm -rf "$NEWEST_VENV"
+  /usr/bin/python3 -m venv "$NEWEST_VENV"
+  "$NEWEST_VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_NEWEST"
+  echo "ansible-core==$ANSIBLE_NEWEST" > "$NEWEST_VENV/.parbake-pins"
 fi
 
 say "ok: $(packer version | sed -n 1p), ansible-core $("$VENV/bin/ansible-playbook" --version | sed -n 1p | grep -o '[0-9.]*\]' | tr -d ']'),"\

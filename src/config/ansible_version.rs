@@ -13,6 +13,63 @@ pub const DISTRIBUTION_ANSIBLE_CORE: &str = "2.14.18";
 /// The oldest ansible-core parbake's runtime works with (its callback and JSON vars).
 pub const OLDEST_ANSIBLE_CORE: &str = "2.14.0";
 
+/// The Python versions each ansible-core minor runs on as a controller (its release notes'
+/// support matrix). A minor not listed is not checked.
+const PYTHON_BY_MINOR: &[(u64, &str, &str)] = &[
+    (14, "3.9", "3.11"),
+    (15, "3.9", "3.11"),
+    (16, "3.10", "3.12"),
+    (17, "3.10", "3.12"),
+    (18, "3.11", "3.13"),
+    (19, "3.11", "3.13"),
+    (20, "3.12", "3.14"),
+    (21, "3.12", "3.14"),
+    (22, "3.13", "3.14"),
+];
+
+/// The lowest and highest Python `core` runs on, when parbake knows its minor.
+pub fn python_range(core: &Version) -> Option<(Version, Version)> {
+    if core.part(0) != 2 {
+        return None;
+    }
+    let (_, low, high) = PYTHON_BY_MINOR
+        .iter()
+        .find(|(minor, _, _)| *minor == core.part(1))?;
+    Some((Version::parse(low)?, Version::parse(high)?))
+}
+
+/// The python3 of each Debian release parbake knows as a base.
+const DEBIAN_PYTHON: &[(&str, &str)] = &[("12", "3.11"), ("13", "3.13")];
+
+/// For each source whose base parbake knows (`parbake:debian-N` locally, Debian's official
+/// `debian-N-*` AMI names on aws): the target, the base as written, and its Python.
+pub fn base_python(sources: &super::model::Sources) -> Vec<(&'static str, String, Version)> {
+    let mut out = Vec::new();
+    let release_python = |release: &str| {
+        DEBIAN_PYTHON
+            .iter()
+            .find(|(r, _)| *r == release)
+            .and_then(|(_, p)| Version::parse(p))
+    };
+    if let Some(q) = &sources.qemu {
+        let release = q.disk_image.strip_prefix("parbake:debian-");
+        if let Some(python) = release.and_then(release_python) {
+            out.push(("qemu", q.disk_image.clone(), python));
+        }
+    }
+    if let Some(a) = &sources.aws {
+        let release = a
+            .source_ami
+            .name
+            .strip_prefix("debian-")
+            .and_then(|rest| rest.split('-').next());
+        if let Some(python) = release.and_then(release_python) {
+            out.push(("aws", a.source_ami.name.clone(), python));
+        }
+    }
+    out
+}
+
 /// Compared part by part, a missing part counting as 0 (`2.15` == `2.15.0`).
 #[derive(Debug, Clone)]
 pub struct Version(Vec<u64>);
@@ -154,6 +211,15 @@ mod tests {
         }
         assert!(satisfies(&v("2.14.0"), ">>2").is_err());
         assert!(satisfies(&v("2.14.0"), ">=two").is_err());
+    }
+
+    #[test]
+    fn each_known_minor_names_the_pythons_it_runs_on() {
+        let range = |c: &str| python_range(&v(c)).map(|(l, h)| (l.to_string(), h.to_string()));
+        assert_eq!(range("2.14.18"), Some(("3.9".into(), "3.11".into())));
+        assert_eq!(range("2.19.14"), Some(("3.11".into(), "3.13".into())));
+        assert_eq!(range("2.21.5"), Some(("3.12".into(), "3.14".into())));
+        assert_eq!(range("2.99.0"), None);
     }
 
     #[test]

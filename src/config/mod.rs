@@ -418,6 +418,7 @@ fn check_image(
     }
     if let Some(a) = &def.ansible {
         check_ansible_pin(&file, &a.core)?;
+        check_pin_runs_on_python(&file, &a.core, &def.sources)?;
     }
     let installed: Vec<String> = match &def.installed {
         Some(list) => {
@@ -691,6 +692,40 @@ fn check_ansible_pin(file: &SourceFile, core: &str) -> Result<(), ConfigError> {
         .error_for("ansible.core", None, problem)
         .with_hint("pin one release as `X.Y.Z`, e.g. `ansible: {core: \"2.17.7\"}`; omit `ansible` to use the distribution's ansible-core")
         .into())
+}
+
+/// A pinned ansible-core must run on the Python of each base the image names, where parbake
+/// knows that base's Python (Debian 12's 3.11, Debian 13's 3.13): the bake would install it
+/// with pip and fail there, or worse, install one that breaks at launch.
+fn check_pin_runs_on_python(
+    file: &SourceFile,
+    core: &str,
+    sources: &model::Sources,
+) -> Result<(), ConfigError> {
+    use ansible_version::{base_python, python_range, Version};
+    let Some(pin) = Version::parse_exact(core) else {
+        return Ok(());
+    };
+    let Some((low, high)) = python_range(&pin) else {
+        return Ok(());
+    };
+    for (target, base, python) in base_python(sources) {
+        if python < low || python > high {
+            return Err(file
+                .error_for(
+                    "ansible.core",
+                    None,
+                    format!(
+                        "ansible-core {core} runs on Python {low} to {high}, but the {target} source {base} has Python {python}"
+                    ),
+                )
+                .with_hint(format!(
+                    "pin an ansible-core that runs on Python {python} (see docs/setup.md), or change the source"
+                ))
+                .into());
+        }
+    }
+    Ok(())
 }
 
 fn valid_sha256(s: &str) -> bool {

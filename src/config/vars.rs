@@ -35,9 +35,29 @@ impl VarValue {
     pub fn ansible_json(&self) -> Option<serde_json::Value> {
         match self {
             VarValue::Plain(v) => Some(v.clone()),
-            VarValue::Literal(v) => Some(serde_json::json!({ ANSIBLE_UNSAFE_KEY: v })),
+            VarValue::Literal(v) => Some(unsafe_strings(v)),
             VarValue::Secret(_) => None,
         }
+    }
+}
+
+/// A literal as Ansible must read it: every string leaf wrapped as `{"__ansible_unsafe": s}`,
+/// lists and maps rebuilt around their wrapped leaves, numbers, booleans and null as they are
+/// (they cannot be templated). Only strings are wrapped because ansible-core 2.19 and later
+/// accept nothing else in the wrapper: one wrapped number, list or map makes their JSON reader
+/// fail, and they silently re-read the whole vars file as YAML, where every wrapper becomes an
+/// ordinary, templated map (secrets included).
+pub fn unsafe_strings(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        J::String(_) => serde_json::json!({ ANSIBLE_UNSAFE_KEY: value }),
+        J::Array(items) => J::Array(items.iter().map(unsafe_strings).collect()),
+        J::Object(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), unsafe_strings(v)))
+                .collect(),
+        ),
+        J::Null | J::Bool(_) | J::Number(_) => value.clone(),
     }
 }
 
@@ -224,4 +244,29 @@ fn to_json(
                 .into())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_literal_wraps_its_string_leaves_only() {
+        let lit =
+            VarValue::Literal(json!({"n": 5, "b": true, "z": null, "l": [1, "{{ x }}"], "s": "a"}));
+        let u = |s: &str| json!({ ANSIBLE_UNSAFE_KEY: s });
+        assert_eq!(
+            lit.ansible_json().unwrap(),
+            json!({"n": 5, "b": true, "z": null, "l": [1, u("{{ x }}")], "s": u("a")})
+        );
+        assert_eq!(
+            VarValue::Literal(json!(7)).ansible_json().unwrap(),
+            json!(7)
+        );
+        assert_eq!(
+            VarValue::Literal(json!("{{ x }}")).ansible_json().unwrap(),
+            u("{{ x }}")
+        );
+    }
 }

@@ -260,6 +260,11 @@ fn an_ansible_core_pin_is_an_exact_release_and_part_of_the_base_hash() {
         ("\">=2.17\"", "not an exact ansible-core release"),
         ("\"2.12.10\"", "older than 2.14.0"),
         ("latest", "not an exact"),
+        // Debian 12's Python 3.11 runs 2.19 at most: refused before a bake, naming both
+        (
+            "\"2.21.5\"",
+            "ansible-core 2.21.5 runs on Python 3.12 to 3.14, but the qemu source parbake:debian-12 has Python 3.11",
+        ),
     ] {
         f.write(
             "images/img.yml",

@@ -940,8 +940,9 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     //      - the web stack's layer bakes and launches (the full web path), and with
     //        PARBAKE_E2E_FULL=1 the web stack launches offline with nothing promoted;
     //      - the minimal stack's mechanics: a reboot mid-role (offline), verify and publish,
-    //        an interrupted bake, two concurrent `bake --all --verify` runs, and a launch role
-    //        edited: a payload refresh, verified
+    //        an interrupted bake, two concurrent `bake --all --verify` runs, and with
+    //        PARBAKE_E2E_FULL=1 a launch role edited: a payload refresh, verified (left out of
+    //        CI for time until the native boot tier carries it)
     let started = Instant::now();
     let copy = std::thread::scope(|s| {
         let web = s.spawn(|| {
@@ -956,7 +957,9 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
             verify_and_publish_the_minimal_stack(&tier);
             interrupt_a_bake(&tier);
             let copy = bake_all_twice_at_once(&tier);
-            refresh_after_a_launch_role_edit(&tier);
+            if full() {
+                refresh_after_a_launch_role_edit(&tier);
+            }
             copy
         });
         join(web);

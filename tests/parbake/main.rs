@@ -27,6 +27,7 @@ mod shims;
 mod snapshots;
 mod store_disks;
 mod tags;
+mod unsafe_values;
 mod util;
 mod validators;
 mod vendor;

@@ -606,8 +606,18 @@ def ansible_json_tag(value):
 
 def unsafe(value):
     """Ansible's JSON encoding of a value it must never template (ansible/parsing/ajson.py
-    maps it through wrap_var); vars files are read with that decoder first."""
-    return {"__ansible_unsafe": value}
+    maps it through wrap_var); vars files are read with that decoder first. Only string
+    leaves are wrapped, lists and maps are rebuilt around them, and numbers, booleans and
+    null pass as they are (they cannot be templated): ansible-core 2.19 and later accept only
+    a string in the wrapper, and one wrapped number, list or map makes them re-read the whole
+    file as YAML, where every wrapper becomes an ordinary map whose content is templated."""
+    if isinstance(value, str):
+        return {"__ansible_unsafe": value}
+    if isinstance(value, list):
+        return [unsafe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unsafe(v) for k, v in value.items()}
+    return value
 
 
 def play_vars(spec):
@@ -1193,6 +1203,9 @@ def launch_env(shim, events, secrets_path):
                ANSIBLE_CALLBACKS_ENABLED="parbake_events",
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_LOCAL_TEMP=os.path.join(RUN, "tmp"), PARBAKE_EVENTS=events,
+               # named, not discovered: discovery warns on newer Pythons (python3.13) and
+               # can pick another interpreter than the image's; the bake names the same one
+               ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3",
                PARBAKE_EVENTS_MIRROR=CONSOLE, PARBAKE_SECRETS=secrets_path,
                PYTHONUNBUFFERED="1")
     # vendored collections and a pinned ansible-core, where the image has them
