@@ -5,7 +5,7 @@
 //! wrapper must hold strings only. Each value must arrive with its type and bytes, and nothing
 //! that is a literal or a secret may be templated.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -43,7 +43,7 @@ fn dump_role(names: &[String]) -> String {
 /// Runs the runner on `venv` with `literals` (name → value, all `!unsafe`) and one `file:`
 /// secret holding `secret`; returns what the role saw, by name, and whether a marker file that
 /// any evaluated template would create exists.
-fn run_on(venv: &PathBuf, literals: &serde_json::Map<String, Value>, secret: &str) -> Value {
+fn run_on(venv: &Path, literals: &serde_json::Map<String, Value>, secret: &str) -> Value {
     let mut names: Vec<String> = literals.keys().cloned().collect();
     names.push("token".to_string());
     let img = Image::new(&[("keep", &[], &dump_role(&names))], &[]);
