@@ -2109,3 +2109,59 @@ fn a_launch_only_role_edit_refreshes_the_cached_run_amis_with_real_packer_and_us
         assert!(!tags.contains_key("parbake:refresh-of"));
     });
 }
+
+/// A change baked and then reverted makes the older AMI the current one again: prune keeps it
+/// whatever its age, saying why, and `userdata` still finds it afterwards.
+#[test]
+fn prune_never_removes_the_ami_a_stack_uses_now_after_a_revert() {
+    const REGION: &str = "ap-south-1";
+    let f = example_in(REGION, "Asia/Kolkata");
+    let store = tempfile::tempdir().unwrap();
+    let image = f.root().join("images/debian12.yml");
+    let original = std::fs::read_to_string(&image).unwrap();
+    let bake = |what: &str| -> String {
+        let rep = aws_json(
+            f.root(),
+            store.path(),
+            &["bake", "web", "--target", "aws", "--json"],
+        );
+        assert_eq!(rep["layers"][0]["outcome"], what, "{rep}");
+        rep["layers"][0]["image"].as_str().unwrap().to_string()
+    };
+    let current = bake("baked");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(&image, original.replace("Asia/Kolkata", "Asia/Colombo")).unwrap();
+    let newer = bake("baked");
+    assert_ne!(current, newer);
+    std::fs::write(&image, &original).unwrap();
+    assert_eq!(bake("cached"), current, "the revert is a cache hit");
+
+    let decisions = |args: &[&str]| -> BTreeMap<String, (String, String)> {
+        aws_json(f.root(), store.path(), args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let s = |k: &str| d[k].as_str().unwrap().to_string();
+                (s("ami"), (s("action"), s("why")))
+            })
+            .collect()
+    };
+    for dry in [true, false] {
+        let mut args = vec!["prune", "--keep", "1", "--region", REGION, "--json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let d = decisions(&args);
+        let (action, why) = &d[&current];
+        assert_eq!(action, "keep", "{why}");
+        assert!(why.starts_with("current AMI of stack"), "{why}");
+        assert_eq!(d[&newer].0, "keep", "{:?}", d[&newer]);
+    }
+    let out = parbake_aws_ok_in(
+        f.root(),
+        store.path(),
+        &["userdata", "web", "--target", "aws"],
+    );
+    assert!(!out.is_empty());
+}

@@ -152,6 +152,17 @@ async fn region_amis(
 ) -> Result<(Vec<Ami>, BTreeMap<String, String>)> {
     let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
     let amis = ec2.parbake_amis().await?;
+    let sources = sources_in(project, &ec2, region).await?;
+    Ok((amis, sources))
+}
+
+/// The source identity each image with an aws source in `region` would bake from there today
+/// (its source AMI resolved), by image name.
+pub(super) async fn sources_in(
+    project: &Project,
+    ec2: &Ec2,
+    region: &str,
+) -> Result<BTreeMap<String, String>> {
     let mut sources = BTreeMap::new();
     for image in project.images.values() {
         let Some(src) = image
@@ -169,7 +180,7 @@ async fn region_amis(
             crate::plan::source_identity::aws(region, &ami.id),
         );
     }
-    Ok((amis, sources))
+    Ok(sources)
 }
 
 /// One AMI as a tree node (no children yet) with its parent AMI, marked current or stale.

@@ -2,7 +2,8 @@
 //! removed: the newest available AMI of each image (base layers) and of each stack (stack
 //! layers), the N newest of each, an AMI that is the parent of a kept AMI, and an AMI used by
 //! an instance, referenced by any launch template version (what `publish` writes, the
-//! rollback target included), or named by a stack's SSM parameter. `--dry-run` lists exactly
+//! rollback target included), or named by a stack's SSM parameter, and the AMI each stack of
+//! the project launches today (its current top layer's), whatever its age. `--dry-run` lists exactly
 //! what would go and why each kept AMI is kept.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -110,7 +111,7 @@ pub fn prune(
     let mut out = Vec::new();
     for region in regions {
         let params = super::publish::parameters_in(project, region);
-        out.extend(rt.block_on(prune_region(region, &params, keep, dry_run))?);
+        out.extend(rt.block_on(prune_region(project, region, &params, keep, dry_run))?);
     }
     Ok(out)
 }
@@ -118,6 +119,7 @@ pub fn prune(
 /// One region: its available parbake AMIs, what uses them, the decisions, and (unless a dry
 /// run) the removals. `params`: the SSM parameters the project's stacks publish to there.
 async fn prune_region(
+    project: &crate::config::Project,
     region: &str,
     params: &[String],
     keep: usize,
@@ -131,6 +133,7 @@ async fn prune_region(
         .filter(|a| a.state == "available")
         .collect();
     let mut used = in_use(&ec2, &amis).await?;
+    used.extend(current_tops(project, &ec2, region, &amis).await?);
     if !params.is_empty() {
         let ssm = super::ssm::Ssm::connect(region, &Endpoint::from_env()).await;
         for name in params {
@@ -178,6 +181,55 @@ async fn in_use(ec2: &Ec2, amis: &[Ami]) -> Result<BTreeMap<String, String>> {
         in_use.insert(r.ami, why);
     }
     Ok(in_use)
+}
+
+/// AMI → why: the AMI each stack launches today, resolved as `bake` and `userdata` resolve it
+/// (the stack file's promotions, the source AMI resolved now, the newest AMI of the top
+/// layer's hash), and the run AMI a refresh of that layer would build from. Whatever its age:
+/// an older AMI is current again when a change is reverted.
+async fn current_tops(
+    project: &crate::config::Project,
+    ec2: &Ec2,
+    region: &str,
+    amis: &[Ami],
+) -> Result<BTreeMap<String, String>> {
+    let sources = super::images::sources_in(project, ec2, region).await?;
+    let mut out = BTreeMap::new();
+    for stack in project.stacks.values() {
+        let Some(source) = sources.get(&stack.def.image) else {
+            continue;
+        };
+        let req = crate::plan::PlanRequest {
+            stack: stack.name.clone(),
+            promote: Vec::new(),
+            target: crate::plan::Target::Aws,
+            source_identity: None,
+        };
+        let plan = crate::target::plan_for(project, &req, |_| Ok(source.clone()))?;
+        let top = plan.top();
+        let tagged = |key: &str, value: &str| -> Vec<Ami> {
+            amis.iter()
+                .filter(|a| a.tags.get(key).map(String::as_str) == Some(value))
+                .cloned()
+                .collect()
+        };
+        let layer = format!("layer {} {} ({})", top.index, top.name, top.short_hash());
+        if let Some(a) = newest(&tagged("parbake:layer-hash", &top.hash)) {
+            out.insert(
+                a.id.clone(),
+                format!("current AMI of stack {} ({layer})", stack.name),
+            );
+        } else if let Some(a) = newest(&tagged("parbake:run-hash", &top.run_hash)) {
+            out.insert(
+                a.id.clone(),
+                format!(
+                    "run AMI of stack {}'s current {layer}, which a bake refreshes",
+                    stack.name
+                ),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Deregisters the AMI, then deletes its snapshots: EC2 refuses to delete a snapshot in use.
