@@ -207,7 +207,12 @@ fn verify_qemu(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()>
 
 /// One stack verified on EC2, its verdict tagged on the AMI.
 fn verify_on_aws(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
-    let (r, failed) = crate::target::aws::launch::verify_aws(&ctx.project, req, VERIFY_TIMEOUT)?;
+    let (r, failed) = crate::target::aws::launch::verify_aws(
+        &ctx.project,
+        req,
+        VERIFY_TIMEOUT,
+        ctx.printer.quiet,
+    )?;
     v.outcome = if r.passed { "passed" } else { "failed" }.into();
     v.boot_to_ready_s = Some(r.seconds_to_ready);
     v.userdata_sha256 = Some(r.userdata_sha256);

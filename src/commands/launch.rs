@@ -109,6 +109,7 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
                 args.ami.as_deref(),
                 timeout,
                 args.wait_ready,
+                ctx.printer.quiet,
             )?;
             ctx.printer.data(&report, aws_launch_summary)
         }

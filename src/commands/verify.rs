@@ -49,6 +49,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
             &ctx.project,
             &req,
             Duration::from_secs(args.timeout),
+            ctx.printer.quiet,
         )?;
         ctx.printer.data(&report, aws_verify_summary)?;
         return match failed {

@@ -2165,3 +2165,92 @@ fn prune_never_removes_the_ami_a_stack_uses_now_after_a_revert() {
     );
     assert!(!out.is_empty());
 }
+
+/// Ctrl-C in `verify --target aws` stops the wait at once, terminates the instance and exits
+/// 130; it said what it was doing before, and the instance carried `parbake:expires-at`, so
+/// `gc` would find it had parbake been killed instead.
+#[test]
+fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
+    const REGION: &str = "us-west-1";
+    let f = example_in(REGION, "America/Los_Angeles");
+    let store = tempfile::tempdir().unwrap();
+    parbake_aws_ok_in(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws", "--json"],
+    );
+    let mut child = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["verify", "worker", "--target", "aws", "--timeout", "600"],
+        &[],
+    );
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if line.contains("waiting for the runner's status") {
+                let _ = tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("verify never said it was waiting for the runner");
+    let signalled = Instant::now();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    let err = reader.join().unwrap().join("\n");
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(took < Duration::from_secs(20), "took {took:?} after SIGINT");
+    assert!(
+        err.contains("launched from ami-") && err.contains("terminated"),
+        "{err}"
+    );
+    rt().block_on(async {
+        let d = ec2(REGION)
+            .await
+            .sdk()
+            .describe_instances()
+            .filters(parbake::target::aws::ec2::filter(
+                "tag:parbake:purpose",
+                "verify",
+            ))
+            .send()
+            .await
+            .unwrap();
+        let instances: Vec<_> = d
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .collect();
+        assert_eq!(instances.len(), 1);
+        let i = instances[0];
+        let state = i
+            .state()
+            .and_then(|s| s.name())
+            .unwrap()
+            .as_str()
+            .to_string();
+        assert!(
+            ["shutting-down", "terminated"].contains(&state.as_str()),
+            "{state}"
+        );
+        assert!(
+            i.tags()
+                .iter()
+                .any(|t| t.key() == Some("parbake:expires-at")),
+            "{:?}",
+            i.tags()
+        );
+    });
+}

@@ -37,9 +37,10 @@ pub fn launch_aws(
     ami: Option<&str>,
     timeout: Duration,
     wait_ready: bool,
+    quiet: bool,
 ) -> Result<AwsLaunchReport> {
     let (plan, ami, user_data) = prepare(project, req, ami)?;
-    let launch = Launch::new(project, &plan, &ami, timeout);
+    let launch = Launch::new(project, &plan, &ami, timeout, quiet);
     runtime(Threads::Current)?.block_on(launch.run(&user_data, wait_ready))
 }
 
@@ -63,14 +64,17 @@ pub struct AwsVerifyReport {
 /// AMI with the verdict: `parbake:verified-at`, `parbake:verify-result`,
 /// `parbake:verify-seconds` and, when it passed, `parbake:verified-userdata` (the sha256 of
 /// the user-data that passed; a failure with that user-data removes it). The boot goes into
-/// the timing ledger. A launch that never reports is an error, and tags nothing.
+/// the timing ledger. A launch that never reports is an error, and tags nothing. Ctrl-C stops
+/// the wait, terminates the instance and exits 130; the instance carries
+/// `parbake:expires-at`, so `gc` finds it if parbake is killed before it could terminate it.
 pub fn verify_aws(
     project: &Project,
     req: &PlanRequest,
     timeout: Duration,
+    quiet: bool,
 ) -> Result<(AwsVerifyReport, Option<Error>)> {
     let (plan, ami, user_data) = prepare(project, req, None)?;
-    let launch = Launch::new(project, &plan, &ami, timeout);
+    let launch = Launch::new(project, &plan, &ami, timeout, quiet).disposable();
     runtime(Threads::Current)?.block_on(launch.verify(&user_data))
 }
 
@@ -93,10 +97,22 @@ struct Launch<'a> {
     src: &'a AwsSource,
     ami: &'a str,
     timeout: Duration,
+    /// A verify's instance: tagged to expire, so `gc` collects it if it outlives parbake.
+    disposable: bool,
+    progress: crate::progress::Progress,
 }
 
+/// How long after its wait times out a verify instance counts as left behind, for `gc`.
+const VERIFY_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
+
 impl<'a> Launch<'a> {
-    fn new(project: &'a Project, plan: &'a Plan, ami: &'a str, timeout: Duration) -> Launch<'a> {
+    fn new(
+        project: &'a Project,
+        plan: &'a Plan,
+        ami: &'a str,
+        timeout: Duration,
+        quiet: bool,
+    ) -> Launch<'a> {
         let src = project.images[&plan.image]
             .def
             .sources
@@ -109,7 +125,40 @@ impl<'a> Launch<'a> {
             src,
             ami,
             timeout,
+            disposable: false,
+            progress: crate::progress::Progress::lines(quiet, false),
         }
+    }
+
+    fn disposable(self) -> Launch<'a> {
+        Launch {
+            disposable: true,
+            ..self
+        }
+    }
+
+    /// A progress line: `[  12s] web i-0abc running`.
+    fn say(&self, started: Instant, instance_id: &str, what: &str) {
+        self.progress.line(&format!(
+            "[{:>5.0}s] {} {instance_id} {what}",
+            started.elapsed().as_secs_f64(),
+            self.plan.stack
+        ));
+    }
+
+    /// Sleeps `d`, or fails with [`Error::Interrupted`] as soon as Ctrl-C or SIGTERM arrives.
+    async fn pause(&self, d: Duration) -> Result<()> {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if crate::interrupt::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            tokio::time::sleep(Duration::from_millis(250).min(until - Instant::now())).await;
+        }
+        if crate::interrupt::interrupted() {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
     }
 
     /// Starts the instance, waits until it runs and, with `wait_ready`, until the runner
@@ -151,13 +200,27 @@ impl<'a> Launch<'a> {
         let ec2 = Ec2::connect(&self.src.region, &Endpoint::from_env()).await;
         let started = Instant::now();
         let instance_id = self.start(&ec2, user_data).await?;
+        self.say(
+            started,
+            &instance_id,
+            &format!("launched from {} to verify", self.ami),
+        );
         let outcome = async {
             self.wait_running(&ec2, &instance_id, started).await?;
             self.wait_ready(&ec2, &instance_id, started).await
         }
         .await;
         let gone = ec2.terminate(std::slice::from_ref(&instance_id)).await;
+        if gone.is_ok() {
+            self.say(started, &instance_id, "terminated");
+        }
         let status = match (outcome, gone) {
+            (Err(Error::Interrupted), Ok(())) => return Err(Error::Interrupted),
+            (Err(Error::Interrupted), Err(e)) => {
+                return Err(e.with_hint(format!(
+                    "interrupted; terminate instance {instance_id} by hand, or `parbake gc` once its parbake:expires-at passes"
+                )))
+            }
             (Err(e), _) => {
                 return Err(e.with_hint(format!(
                     "instance {instance_id} was terminated; no verdict was recorded on {}",
@@ -229,15 +292,25 @@ impl<'a> Launch<'a> {
         .await
     }
 
-    /// The instance's tags: its name, and the stack, image and layer it runs.
+    /// The instance's tags: its name, and the stack, image and layer it runs; a verify's also
+    /// when it counts as left behind (`parbake:expires-at`, which `gc` reads).
     fn tags(&self) -> Vec<(String, String)> {
         let plan = self.plan;
-        vec![
+        let mut tags = vec![
             ("Name".into(), format!("parbake-{}", plan.stack)),
             ("parbake:stack".into(), plan.stack.clone()),
             ("parbake:image".into(), plan.image.clone()),
             ("parbake:layer-hash".into(), plan.top().hash.clone()),
-        ]
+        ];
+        if self.disposable {
+            let ttl = crate::testing::switches()
+                .builder_ttl_seconds
+                .unwrap_or((self.timeout + VERIFY_EXPIRY_MARGIN).as_secs());
+            let expires = crate::store::now_epoch() + ttl;
+            tags.push(("parbake:expires-at".into(), expires.to_string()));
+            tags.push(("parbake:purpose".into(), "verify".into()));
+        }
+        tags
     }
 
     /// Polls the instance's state until it is running; its final state.
@@ -250,9 +323,12 @@ impl<'a> Launch<'a> {
                 .map(|n| n.as_str().to_string())
                 .unwrap_or_default();
             match name {
-                Some(InstanceStateName::Running) => break,
+                Some(InstanceStateName::Running) => {
+                    self.say(started, instance_id, "running");
+                    break;
+                }
                 Some(InstanceStateName::Pending) | None => {
-                    tokio::time::sleep(Duration::from_secs(2)).await
+                    self.pause(Duration::from_secs(2)).await?
                 }
                 Some(other) => {
                     return Err(Error::user(format!(
@@ -279,6 +355,12 @@ impl<'a> Launch<'a> {
         instance_id: &str,
         started: Instant,
     ) -> Result<BootStatus> {
+        self.say(
+            started,
+            instance_id,
+            "waiting for the runner's status on the console",
+        );
+        let mut next_note = Instant::now() + Duration::from_secs(60);
         loop {
             let text = ec2.console_output(instance_id).await?;
             let status = text
@@ -295,7 +377,15 @@ impl<'a> Launch<'a> {
                 ))
                 .with_hint("the runner prints `parbake-status {...}` on the console when done; raise --timeout, or read /var/lib/parbake/status.json on the instance"));
             }
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            if Instant::now() >= next_note {
+                self.say(
+                    started,
+                    instance_id,
+                    "still waiting for the runner's status",
+                );
+                next_note += Duration::from_secs(60);
+            }
+            self.pause(Duration::from_secs(5)).await?;
         }
     }
 
