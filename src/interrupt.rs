@@ -8,6 +8,8 @@ use std::sync::{Mutex, Once};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// What a second Ctrl-C would leave behind (an EC2 instance mid-wait), to name it on exit.
+static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static INSTALL: Once = Once::new();
 
 pub fn interrupted() -> bool {
@@ -53,6 +55,9 @@ pub fn install() {
                             forward(&pids);
                         } else {
                             eprintln!("parbake: interrupted twice; exiting now, clean-up may be incomplete");
+                            for held in HELD.lock().unwrap().iter() {
+                                eprintln!("parbake: left behind: {held}");
+                            }
                             std::process::exit(130);
                         }
                     }
@@ -99,5 +104,26 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         CHILDREN.lock().unwrap().retain(|p| !self.0.contains(p));
+    }
+}
+
+/// Names something parbake holds that an exit would leave behind (`instance i-0abc in
+/// us-east-1 (verify web); parbake gc terminates it after its parbake:expires-at`); a second
+/// Ctrl-C prints it. Forgotten on drop.
+pub struct HeldGuard(String);
+
+impl HeldGuard {
+    pub fn new(what: String) -> HeldGuard {
+        HELD.lock().unwrap().push(what.clone());
+        HeldGuard(what)
+    }
+}
+
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap();
+        if let Some(i) = held.iter().position(|h| *h == self.0) {
+            held.remove(i);
+        }
     }
 }

@@ -2253,4 +2253,66 @@ fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
             i.tags()
         );
     });
+
+    // a second Ctrl-C exits at once and names the instance it leaves
+    let mut child = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["verify", "worker", "--target", "aws", "--timeout", "600"],
+        &[],
+    );
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if line.contains("waiting for the runner's status") {
+                let _ = tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    unsafe {
+        // two signals of one kind may arrive as one; SIGTERM counts as a second Ctrl-C
+        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let err = reader.join().unwrap().join("\n");
+    assert!(
+        err.contains("left behind: instance i-") && err.contains("parbake:expires-at"),
+        "{err}"
+    );
+
+    // a launch's instance is the user's once it runs: no expiry for gc to act on
+    let rep = aws_json(
+        f.root(),
+        store.path(),
+        &["launch", "worker", "--target", "aws", "--json"],
+    );
+    let id = rep["instance_id"].as_str().unwrap().to_string();
+    rt().block_on(async {
+        let d = ec2(REGION)
+            .await
+            .sdk()
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .unwrap();
+        let tags = d.reservations()[0].instances()[0].tags();
+        assert!(
+            !tags.iter().any(|t| t.key() == Some("parbake:expires-at")),
+            "{tags:?}"
+        );
+        assert!(tags
+            .iter()
+            .any(|t| t.key() == Some("parbake:purpose") && t.value() == Some("launch")));
+    });
 }

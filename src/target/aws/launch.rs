@@ -102,8 +102,11 @@ struct Launch<'a> {
     progress: crate::progress::Progress,
 }
 
-/// How long after its wait times out a verify instance counts as left behind, for `gc`.
-const VERIFY_EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
+/// How long after its wait times out an instance still waited on counts as left behind.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
+
+/// The tag `gc` reads: after that epoch second, an instance still carrying it is a leftover.
+const EXPIRES_AT: &str = "parbake:expires-at";
 
 impl<'a> Launch<'a> {
     fn new(
@@ -137,6 +140,16 @@ impl<'a> Launch<'a> {
         }
     }
 
+    /// Names the instance for a second Ctrl-C, which exits without terminating it.
+    fn held(&self, instance_id: &str) -> crate::interrupt::HeldGuard {
+        crate::interrupt::HeldGuard::new(format!(
+            "instance {instance_id} in {} ({} {}); `parbake gc` terminates it once its {EXPIRES_AT} passes",
+            self.src.region,
+            if self.disposable { "verify" } else { "launch" },
+            self.plan.stack
+        ))
+    }
+
     /// A progress line: `[  12s] web i-0abc running`.
     fn say(&self, started: Instant, instance_id: &str, what: &str) {
         self.progress.line(&format!(
@@ -167,7 +180,11 @@ impl<'a> Launch<'a> {
         let ec2 = Ec2::connect(&self.src.region, &Endpoint::from_env()).await;
         let started = Instant::now();
         let instance_id = self.start(&ec2, user_data).await?;
+        let held = self.held(&instance_id);
         let state = self.wait_running(&ec2, &instance_id, started).await?;
+        // it stands: the user's instance now, not a leftover for gc
+        ec2.untag(&instance_id, &[EXPIRES_AT]).await?;
+        drop(held);
         let seconds_to_running = round(started.elapsed().as_secs_f64());
         let status = if wait_ready {
             Some(self.wait_ready(&ec2, &instance_id, started).await?)
@@ -200,6 +217,7 @@ impl<'a> Launch<'a> {
         let ec2 = Ec2::connect(&self.src.region, &Endpoint::from_env()).await;
         let started = Instant::now();
         let instance_id = self.start(&ec2, user_data).await?;
+        let _held = self.held(&instance_id);
         self.say(
             started,
             &instance_id,
@@ -292,25 +310,27 @@ impl<'a> Launch<'a> {
         .await
     }
 
-    /// The instance's tags: its name, and the stack, image and layer it runs; a verify's also
-    /// when it counts as left behind (`parbake:expires-at`, which `gc` reads).
+    /// The instance's tags: its name, the stack, image and layer it runs, its purpose, and when
+    /// it counts as left behind (`parbake:expires-at`, which `gc` reads). Every instance starts
+    /// with it, so one that parbake was killed waiting on is found; a launch removes it once
+    /// the instance runs, a verify terminates its instance instead.
     fn tags(&self) -> Vec<(String, String)> {
         let plan = self.plan;
-        let mut tags = vec![
+        let ttl = crate::testing::switches()
+            .builder_ttl_seconds
+            .unwrap_or((self.timeout + EXPIRY_MARGIN).as_secs());
+        let purpose = if self.disposable { "verify" } else { "launch" };
+        vec![
             ("Name".into(), format!("parbake-{}", plan.stack)),
             ("parbake:stack".into(), plan.stack.clone()),
             ("parbake:image".into(), plan.image.clone()),
             ("parbake:layer-hash".into(), plan.top().hash.clone()),
-        ];
-        if self.disposable {
-            let ttl = crate::testing::switches()
-                .builder_ttl_seconds
-                .unwrap_or((self.timeout + VERIFY_EXPIRY_MARGIN).as_secs());
-            let expires = crate::store::now_epoch() + ttl;
-            tags.push(("parbake:expires-at".into(), expires.to_string()));
-            tags.push(("parbake:purpose".into(), "verify".into()));
-        }
-        tags
+            ("parbake:purpose".into(), purpose.into()),
+            (
+                EXPIRES_AT.into(),
+                (crate::store::now_epoch() + ttl).to_string(),
+            ),
+        ]
     }
 
     /// Polls the instance's state until it is running; its final state.
