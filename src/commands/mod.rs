@@ -66,22 +66,41 @@ impl StackArgs {
     }
 
     /// A request whose source identity is the one a bake would use, when it can be known
-    /// without building anything (the cached base disk's recipe), so `plan`, `render` and
-    /// `userdata` show the same hashes and user-data as `bake` and `launch`.
+    /// without building anything (the cached base disk's recipe; the source AMI, resolved
+    /// read-only), so `plan`, `render` and `userdata` show the same hashes and user-data as
+    /// `bake` and `launch`. When it cannot, the plan says its hashes are provisional.
     pub fn resolved_request(&self, ctx: &Ctx) -> PlanRequest {
         let mut req = self.request();
-        if self.target == Target::Qemu {
-            let project = &ctx.project;
-            if let Some(image) = project
-                .stacks
-                .get(&self.stack)
-                .and_then(|st| project.images.get(&st.def.image))
-            {
+        let project = &ctx.project;
+        let Some(image) = project
+            .stacks
+            .get(&self.stack)
+            .and_then(|st| project.images.get(&st.def.image))
+        else {
+            return req;
+        };
+        let why_not = match self.target {
+            Target::Qemu if image.def.sources.qemu.is_some() => {
                 req.source_identity = crate::target::qemu::peek_identity(project, image);
-                if req.source_identity.is_none() && image.def.sources.qemu.is_some() {
-                    ctx.printer.note("note: the base disk image is not built yet; layer hashes change once it is (make base-image)");
+                None
+            }
+            Target::Aws if image.def.sources.aws.is_some() => {
+                match crate::target::aws::consistency::peek_identity(image) {
+                    Ok(id) => {
+                        req.source_identity = Some(id);
+                        None
+                    }
+                    Err(why) => Some(why),
                 }
             }
+            _ => return req,
+        };
+        if req.source_identity.is_none() {
+            let why = why_not.map(|w| format!(" ({w})")).unwrap_or_default();
+            ctx.printer.note(format!(
+                "note: {}{why}",
+                crate::plan::provisional_sentence(self.target)
+            ));
         }
         req
     }

@@ -36,10 +36,14 @@ pub fn run(ctx: &Ctx, args: RenderArgs) -> Result<()> {
         .packer_version()
         .map(|v| v.needs_init())
         .unwrap_or(false);
-    let opts = RenderOptions {
+    let mut opts = RenderOptions {
         modern_packer: modern,
         ..RenderOptions::default()
     };
+    // on aws, the source AMI the plan resolved (else the placeholder the provisional note covers)
+    if let Some(ami) = resolved_source_ami(&plan) {
+        opts.aws.source_ami = ami;
+    }
     let files = crate::render::render_all(&ctx.project, &plan, &opts)?;
     crate::write::replace_tree(&args.output, &files)?;
     ctx.printer.note(format!(
@@ -48,4 +52,11 @@ pub fn run(ctx: &Ctx, args: RenderArgs) -> Result<()> {
         args.output.display()
     ));
     Ok(())
+}
+
+/// The source AMI id in layer 1's parent (`source:aws:REGION:ami-…`), when it was resolved.
+fn resolved_source_ami(plan: &crate::plan::Plan) -> Option<String> {
+    let rest = plan.layers.first()?.parent.strip_prefix("source:aws:")?;
+    let (_region, ami) = rest.split_once(':')?;
+    ami.starts_with("ami-").then(|| ami.to_string())
 }

@@ -349,6 +349,10 @@ pub struct Plan {
     /// Vendored collections installed on the image (`namespace.name` → version).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub collections: BTreeMap<String, String>,
+    /// Set when the source image's identity was not known to the planner (the declared source
+    /// stood in for it): the layer hashes are not the ones a bake will compute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisional: Option<String>,
 }
 
 impl Plan {
@@ -842,7 +846,24 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         warnings,
         ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),
         collections: vendored_collections(project),
+        provisional: req
+            .source_identity
+            .is_none()
+            .then(|| provisional_sentence(req.target)),
     })
+}
+
+/// Why a plan's layer hashes are provisional: its source's identity stood in as declared.
+pub fn provisional_sentence(target: Target) -> String {
+    match target {
+        Target::Qemu => "layer hashes are provisional: the base disk image is not built yet, and \
+                         they change once it is (make base-image)"
+            .to_string(),
+        Target::Aws => "layer hashes are provisional: the source AMI was not resolved (no EC2 \
+                        access), so the declared name pattern stands in for it; bake, userdata \
+                        and images resolve it and may show other hashes"
+            .to_string(),
+    }
 }
 
 /// The stack and image, the whole dependency graph checked, the basic roles checked, and

@@ -2316,3 +2316,75 @@ fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
             .any(|t| t.key() == Some("parbake:purpose") && t.value() == Some("launch")));
     });
 }
+
+/// `plan --target aws` resolves the source AMI read-only, as `userdata` does, so its layer
+/// hashes are the ones `bake` computes; without EC2 it still plans, and says (in text and
+/// JSON) that its hashes are provisional.
+#[test]
+fn plan_on_aws_shows_the_hashes_bake_computes_or_says_they_are_provisional() {
+    const REGION: &str = "ap-northeast-1";
+    let f = example_in(REGION, "Asia/Tokyo");
+    let store = tempfile::tempdir().unwrap();
+    let plan = aws_json(
+        f.root(),
+        store.path(),
+        &["plan", "web", "--target", "aws", "--json"],
+    );
+    assert!(plan.get("provisional").is_none(), "{plan}");
+    let bake = aws_json(
+        f.root(),
+        store.path(),
+        &["bake", "web", "--target", "aws", "--json"],
+    );
+    assert_eq!(plan["layers"][0]["hash"], bake["layers"][0]["hash"]);
+    // render's var-file names the resolved source AMI, not a placeholder
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("r");
+    parbake_aws_ok_in(
+        f.root(),
+        store.path(),
+        &[
+            "render",
+            "web",
+            "--target",
+            "aws",
+            "-o",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let vars = std::fs::read_to_string(dir.join("layers/1-debian12/parbake.pkrvars.json")).unwrap();
+    let source = bake["layers"][0]["parent"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!vars.contains("ami-00000000000000000"), "{vars}");
+    assert!(
+        vars.contains("\"source_ami\": \"ami-") || vars.contains("\"source_ami\":\"ami-"),
+        "{vars} {source}"
+    );
+
+    // EC2 unreachable: a closed port on this machine
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["plan", "web", "--target", "aws", "--json"],
+        &[("PARBAKE_EC2_ENDPOINT", &format!("http://127.0.0.1:{port}"))],
+    )
+    .wait_with_output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sentence = p["provisional"].as_str().unwrap_or_else(|| panic!("{p}"));
+    assert!(
+        sentence.starts_with("layer hashes are provisional"),
+        "{sentence}"
+    );
+    assert!(err.contains(sentence), "{err}");
+    assert_ne!(p["layers"][0]["hash"], bake["layers"][0]["hash"]);
+}

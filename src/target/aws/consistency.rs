@@ -9,6 +9,34 @@ use crate::error::{Error, Result};
 use crate::plan::{self, Layer, LayerKind, Plan, PlanRequest};
 use crate::runtime::{runtime, Threads};
 
+/// How long `plan` and `render` wait for EC2 to resolve a source AMI before they show
+/// provisional hashes instead.
+const PEEK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The source identity a bake of `image` would use, resolved read-only (DescribeImages, as
+/// `userdata` does) within [`PEEK_TIMEOUT`]; Err says why it could not be.
+pub fn peek_identity(image: &crate::config::Image) -> std::result::Result<String, String> {
+    let src = image
+        .def
+        .sources
+        .aws
+        .as_ref()
+        .ok_or_else(|| format!("image {} has no aws source", image.name))?;
+    let rt = runtime(Threads::Current).map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;
+        match tokio::time::timeout(PEEK_TIMEOUT, ec2.resolve_source_ami(&src.source_ami)).await {
+            Ok(Ok(ami)) => Ok(crate::plan::source_identity::aws(&src.region, &ami.id)),
+            Ok(Err(e)) => Err(e.to_string().lines().next().unwrap_or_default().to_string()),
+            Err(_) => Err(format!(
+                "EC2 in {} did not answer within {}s",
+                src.region,
+                PEEK_TIMEOUT.as_secs()
+            )),
+        }
+    })
+}
+
 /// The plan whose user-data fits an AMI: the one given, or the AMI of the stack's current top
 /// layer (found by its layer hash, after resolving the source AMI).
 pub fn plan_for_target(
