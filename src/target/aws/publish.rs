@@ -1,10 +1,15 @@
 //! `parbake publish --target aws` and `parbake rollback --target aws`: the stack's launch
 //! template (`publish: {launch_template: NAME}` in the stack file) gets a new version holding
 //! the stack's current top AMI and exactly the user-data `userdata --target aws` gives for it,
-//! made the default; rollback makes the parbake-published version before the default the
-//! default again. With `ssm_parameter`, the parameter follows: it holds the default's AMI id. Each parbake version says what it holds in its description (`parbake
-//! stack=web layer=<hash> userdata=<sha256> verified`), which rollback reads. prune never
-//! removes an AMI a launch template version names.
+//! made the default; rollback makes the stack's parbake-published version before the default
+//! the default again. With `ssm_parameter`, the parameter follows: it holds the default's AMI
+//! id. Each parbake version says what it holds in its description (`parbake stack=web
+//! layer=<hash> userdata=<sha256> verified`), which rollback reads. prune never removes an AMI
+//! a launch template version names.
+//!
+//! Both are all or nothing: everything that can be checked is checked before anything moves
+//! (the template belongs to this stack, DryRun calls, the parameter reads), and what moved is
+//! put back when a later step fails ([`super::undo`]).
 
 use serde::Serialize;
 
