@@ -129,4 +129,26 @@ mod tests {
         assert_eq!(clean("a\u{1b}[31mb\nc", 100), "a [31mb c");
         assert_eq!(clean("abcdef", 3), "abc…");
     }
+
+    proptest::proptest! {
+        /// Whatever a service puts in its message, parbake shows one bounded line without a
+        /// PEM block.
+        #[test]
+        fn clean_is_one_bounded_line_without_key_material(
+            before in "\\PC{0,40}",
+            after in "(?s).{0,80}",
+            pem in proptest::bool::ANY,
+            max in 1usize..60,
+        ) {
+            let text = if pem {
+                format!("{before}-----BEGIN RSA PRIVATE KEY-----{after}")
+            } else {
+                format!("{before}{after}")
+            };
+            let out = clean(&text, max);
+            proptest::prop_assert!(!out.contains("-----BEGIN"));
+            proptest::prop_assert!(!out.chars().any(char::is_control));
+            proptest::prop_assert!(out.chars().count() <= max + 1);
+        }
+    }
 }
