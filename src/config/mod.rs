@@ -7,6 +7,7 @@ pub mod group_vars;
 pub mod lint;
 pub mod model;
 pub mod names;
+pub mod publish_targets;
 pub mod role_refs;
 pub mod roles;
 pub mod vars;
@@ -271,6 +272,7 @@ impl Project {
             let def: StackFile = file.parse()?;
             stacks.insert(name.clone(), check_stack(name, file, def, &images, &roles)?);
         }
+        publish_targets::check(&stacks)?;
         for role in roles.values() {
             for dep in &role.deps {
                 if !roles.contains_key(dep) {

@@ -2388,3 +2388,480 @@ fn plan_on_aws_shows_the_hashes_bake_computes_or_says_they_are_provisional() {
     assert!(err.contains(sentence), "{err}");
     assert_ne!(p["layers"][0]["hash"], bake["layers"][0]["hash"]);
 }
+
+/// An SSM client on moto, for what parbake never does itself (labels, deletes).
+async fn ssm_sdk(region: &str) -> aws_sdk_ssm::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .load()
+        .await;
+    let conf = aws_sdk_ssm::config::Builder::from(&shared)
+        .endpoint_url(&moto().url)
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    aws_sdk_ssm::Client::from_conf(conf)
+}
+
+/// Makes the next PutParameter on `name` fail, as real SSM does: the parameter holds 100
+/// versions (SSM's limit) and its oldest has a label, so it cannot make room
+/// (ParameterMaxVersionLimitExceeded). GetParameter still answers.
+async fn jam_parameter(region: &str, name: &str, value: &str) {
+    let c = ssm_sdk(region).await;
+    let mut version = 0;
+    for _ in 0..100 {
+        version = c
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap()
+            .version();
+    }
+    c.label_parameter_version()
+        .name(name)
+        .parameter_version(version - 99)
+        .labels("pinned")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Publish is all or nothing: when SSM PutParameter fails after the launch template moved, the
+/// template is put back (a template the publish created is deleted; otherwise the default
+/// returns to the version before and the added version is deleted), and the error says so.
+/// moto has no DeleteLaunchTemplateVersions: tests/fixtures/moto_server.py adds a stand-in.
+#[test]
+fn publish_that_fails_at_ssm_puts_the_launch_template_back_and_says_so() {
+    const REGION: &str = "eu-central-1";
+    const PARAM: &str = "/parbake/test/undo-ami";
+    let f = example_in(REGION, "Europe/Oslo");
+    let stack = f.root().join("images/stacks/worker.yml");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(
+        &stack,
+        format!("{text}publish:\n  launch_template: undo-fleet-test\n  ssm_parameter: {PARAM}\n"),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let bake = aws_json(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws", "--json"],
+    );
+    let ami = bake["layers"][0]["image"].as_str().unwrap().to_string();
+    let publish = || {
+        parbake_aws_in(
+            f.root(),
+            store.path(),
+            &["publish", "worker", "--target", "aws", "--unverified"],
+            &[],
+        )
+        .wait_with_output()
+        .unwrap()
+    };
+    let template = || {
+        rt().block_on(async {
+            ec2(REGION)
+                .await
+                .launch_template("undo-fleet-test")
+                .await
+                .unwrap()
+        })
+    };
+    // the first publish creates the template; SSM refuses: the template goes again
+    rt().block_on(jam_parameter(REGION, PARAM, "ami-00000000"));
+    let out = publish();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("SSM PutParameter in eu-central-1 failed: ParameterMaxVersionLimitExceeded")
+            && err.contains(
+                "the publish of stack worker was undone: launch template undo-fleet-test (lt-"
+            )
+            && err.contains("which it created, was deleted"),
+        "{err}"
+    );
+    assert_eq!(
+        template(),
+        None,
+        "the template the failed publish created is gone"
+    );
+    // SSM takes it: version 1 is the default
+    rt().block_on(async {
+        ssm_sdk(REGION)
+            .await
+            .delete_parameter()
+            .name(PARAM)
+            .send()
+            .await
+            .unwrap();
+    });
+    parbake_aws_ok_in(
+        f.root(),
+        store.path(),
+        &["publish", "worker", "--target", "aws", "--unverified"],
+    );
+    assert_eq!(template().unwrap().default_version, 1);
+    // a second publish adds version 2 and makes it the default; SSM refuses: version 1 is the
+    // default again, version 2 is gone, and the parameter still names the AMI of version 1
+    rt().block_on(jam_parameter(REGION, PARAM, &ami));
+    let out = publish();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ParameterMaxVersionLimitExceeded")
+            && err.contains(
+                "the publish of stack worker was undone: launch template undo-fleet-test's default is version 1 again, as before; version 2, which it added, was deleted"
+            ),
+        "{err}"
+    );
+    let t = template().unwrap();
+    assert_eq!(t.default_version, 1);
+    assert_eq!(
+        t.versions.iter().map(|v| v.number).collect::<Vec<_>>(),
+        [1],
+        "the version the failed publish added is gone, so no rollback lands on it"
+    );
+    assert_eq!(t.versions[0].image_id.as_deref(), Some(ami.as_str()));
+}
+
+/// A launch template belongs to one stack, on EC2 too (stacks of different projects, or a
+/// template made before this rule): rollback refuses a template that holds another stack's
+/// versions or carries another stack's `parbake:stack` tag, and moves nothing.
+#[test]
+fn rollback_refuses_a_launch_template_of_another_stack_and_moves_nothing() {
+    const REGION: &str = "eu-north-1";
+    let f = example_in(REGION, "Europe/Stockholm");
+    let store = tempfile::tempdir().unwrap();
+    let point_web_at = |template: &str| {
+        let stack = f.root().join("images/stacks/web.yml");
+        let text = std::fs::read_to_string(repo().join("images/stacks/web.yml")).unwrap();
+        std::fs::write(
+            &stack,
+            format!("{text}publish:\n  launch_template: {template}\n"),
+        )
+        .unwrap();
+    };
+    let desc = |stack: &str| {
+        format!(
+            "parbake stack={stack} layer=0123456789abcdef userdata={} verified",
+            "0".repeat(64)
+        )
+    };
+    let data = || {
+        aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+            .build()
+    };
+    // worker published version 1, web version 2, the default
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        let c = ec2.sdk();
+        let id = c
+            .create_launch_template()
+            .launch_template_name("shared-fleet-test")
+            .version_description(desc("worker"))
+            .launch_template_data(data())
+            .send()
+            .await
+            .unwrap()
+            .launch_template()
+            .unwrap()
+            .launch_template_id()
+            .unwrap()
+            .to_string();
+        c.create_launch_template_version()
+            .launch_template_id(&id)
+            .version_description(desc("web"))
+            .launch_template_data(data())
+            .send()
+            .await
+            .unwrap();
+        ec2.set_default_version(&id, 2).await.unwrap();
+        // and a template parbake created for worker, with a hand-made version
+        c.create_launch_template()
+            .launch_template_name("worker-tagged-test")
+            .version_description("by hand")
+            .launch_template_data(data())
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::LaunchTemplate)
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("parbake:stack")
+                            .value("worker")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let default_of = |name: &str| {
+        rt().block_on(async {
+            ec2(REGION)
+                .await
+                .launch_template(name)
+                .await
+                .unwrap()
+                .unwrap()
+                .default_version
+        })
+    };
+    for (template, why) in [
+        ("shared-fleet-test", "its version 1 was published for it"),
+        ("worker-tagged-test", "its tag parbake:stack=worker"),
+    ] {
+        point_web_at(template);
+        let before = default_of(template);
+        let out = parbake_aws_in(
+            f.root(),
+            store.path(),
+            &["rollback", "web", "--target", "aws"],
+            &[],
+        )
+        .wait_with_output()
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "launch template {template} in eu-north-1 belongs to stack worker ({why}), not to stack web; nothing was changed"
+            )) && err.contains("hint: a launch template belongs to one stack"),
+            "{err}"
+        );
+        assert_eq!(
+            default_of(template),
+            before,
+            "{template}: the default did not move"
+        );
+    }
+}
+
+/// A local stand-in for EC2 and SSM (not moto, whose answers carry nothing worth hiding): each
+/// request must name the action in `answers` (a substring of its head and body), and gets
+/// that raw HTTP answer; anything else gets a 400 that fails the test.
+fn stand_in(answers: Vec<(&'static str, String)>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let request = head + &String::from_utf8_lossy(&body);
+            let answer = answers
+                .iter()
+                .find(|(want, _)| request.contains(want))
+                .map(|(_, a)| a.clone())
+                .unwrap_or_else(|| {
+                    http_answer(400, "text/xml", "<Response><Errors><Error><Code>StandInUnexpectedRequest</Code><Message>the stand-in got a request it does not expect</Message></Error></Errors></Response>")
+                });
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+fn http_answer(status: u16, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// EC2's documented error answer, with one more element that only the raw body shows.
+fn ec2_error(code: &str, message: &str) -> String {
+    http_answer(400, "text/xml", &format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>req-standin-1</RequestID><Detail>BODYONLY7f3a</Detail></Response>"
+    ))
+}
+
+/// AWS errors show the operation, the service's error code and message, never the raw
+/// answer: not a CreateKeyPair answer's private key, not the rest of an error body, not a
+/// PEM block inside a message. Against a labelled stand-in (see [`stand_in`]).
+#[test]
+fn aws_errors_show_code_and_message_never_the_raw_answer_or_key_material() {
+    const KEY: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEstandinKEYMATERIAL7f3a\n-----END RSA PRIVATE KEY-----";
+    let url = stand_in(vec![
+        // a CreateKeyPair answer, with its key, that does not parse (a bad XML escape)
+        (
+            "Action=CreateKeyPair",
+            http_answer(200, "text/xml", &format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CreateKeyPairResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r1</requestId><keyName>parbake-lock-x</keyName><keyFingerprint>aa&bogus;</keyFingerprint><keyMaterial>{KEY}</keyMaterial><keyPairId>key-1</keyPairId></CreateKeyPairResponse>"
+            )),
+        ),
+        (
+            "Filter.1.Value.1=parbake-lock-body",
+            ec2_error("UnauthorizedOperation", "You are not authorized to perform this operation."),
+        ),
+        (
+            "Filter.1.Value.1=parbake-lock-%2A",
+            ec2_error("InvalidKeyPair.Format", &format!("bad key {KEY}")),
+        ),
+        (
+            "AmazonSSM.PutParameter",
+            http_answer(400, "application/x-amz-json-1.1", "{\"__type\":\"com.amazonaws.ssm#ParameterMaxVersionLimitExceeded\",\"message\":\"too many versions\",\"Detail\":\"BODYONLY7f3a\"}"),
+        ),
+    ]);
+    let endpoint = Endpoint {
+        url: Some(url),
+        static_credentials: Some(("testing".into(), "testing".into())),
+    };
+    let text = |e: parbake::error::Error| parbake::error::Report(&e).to_string();
+    let shown = rt().block_on(async {
+        let ec2 = Ec2::connect("us-east-1", &endpoint).await;
+        let ssm = parbake::target::aws::ssm::Ssm::connect("us-east-1", &endpoint).await;
+        vec![
+            text(ec2.try_claim("parbake-lock-x", &[]).await.unwrap_err()),
+            text(ec2.claim_tags("parbake-lock-body").await.unwrap_err()),
+            text(ec2.expired_claims(0).await.unwrap_err()),
+            text(ssm.put_ami("/parbake/x", "ami-1").await.unwrap_err()),
+        ]
+    });
+    for t in &shown {
+        assert!(
+            !t.contains("KEYMATERIAL") && !t.contains("PRIVATE KEY") && !t.contains("BODYONLY"),
+            "{t}"
+        );
+        assert!(!t.contains("StandInUnexpectedRequest"), "{t}");
+        assert_eq!(
+            t.lines().filter(|l| !l.starts_with("hint: ")).count(),
+            1,
+            "{t}"
+        );
+    }
+    assert!(
+        shown[0].starts_with(
+            "error: EC2 CreateKeyPair in us-east-1 failed: its answer (HTTP 200) could not be read"
+        ),
+        "{}",
+        shown[0]
+    );
+    assert!(
+        shown[1].starts_with("error: EC2 DescribeKeyPairs in us-east-1 failed: UnauthorizedOperation: You are not authorized to perform this operation."),
+        "{}",
+        shown[1]
+    );
+    assert!(
+        shown[2].contains("InvalidKeyPair.Format: bad key <key material removed>"),
+        "{}",
+        shown[2]
+    );
+    assert!(
+        shown[3].starts_with("error: SSM PutParameter in us-east-1 failed: ParameterMaxVersionLimitExceeded: too many versions"),
+        "{}",
+        shown[3]
+    );
+    // nothing listening: the endpoint is named, not the credentials
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let t = rt().block_on(async {
+        let ec2 = Ec2::connect(
+            "us-east-1",
+            &Endpoint {
+                url: Some(url),
+                static_credentials: Some(("testing".into(), "testing".into())),
+            },
+        )
+        .await;
+        text(ec2.claim_tags("parbake-lock-y").await.unwrap_err())
+    });
+    assert!(
+        t.contains("EC2 DescribeKeyPairs in us-east-1 failed: could not reach the service")
+            && t.contains("PARBAKE_EC2_ENDPOINT")
+            && !t.contains("DispatchFailure"),
+        "{t}"
+    );
+}
+
+/// When putting a failed publish back fails too, the error says exactly what moved (template,
+/// the version now the default, the one before) and gives the commands that revert it or
+/// finish it. Against a labelled stand-in for EC2 (see [`stand_in`]) that refuses
+/// ModifyLaunchTemplate and DeleteLaunchTemplate.
+#[test]
+fn an_undo_that_fails_says_what_moved_and_the_commands_that_revert_or_finish_it() {
+    use parbake::target::aws::undo::{put_parameter_command, Moved};
+    let refused = || {
+        ec2_error(
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        )
+    };
+    let url = stand_in(vec![
+        ("Action=ModifyLaunchTemplate&", refused()),
+        ("Action=DeleteLaunchTemplate&", refused()),
+    ]);
+    let endpoint = Endpoint {
+        url: Some(url),
+        static_credentials: Some(("testing".into(), "testing".into())),
+    };
+    let moved = Moved {
+        command: "publish",
+        stack: "web".into(),
+        region: "us-east-1".into(),
+        template: "web-fleet".into(),
+        template_id: "lt-0abc".into(),
+        created_template: false,
+        created_version: Some(5),
+        default_now: 5,
+        default_before: Some(4),
+        finish: Some(put_parameter_command(
+            "us-east-1",
+            "/parbake/web/ami",
+            "ami-0123",
+        )),
+    };
+    let undo = |m: Moved| {
+        rt().block_on(async {
+            let ec2 = Ec2::connect("us-east-1", &endpoint).await;
+            let failure = parbake::error::Error::user("SSM PutParameter in us-east-1 failed: X");
+            parbake::error::Report(&m.undo(&ec2, failure).await).to_string()
+        })
+    };
+    let text = undo(moved.clone());
+    for want in [
+        "error: SSM PutParameter in us-east-1 failed: X\nundoing the publish of stack web failed too: EC2 ModifyLaunchTemplate in us-east-1 failed: UnauthorizedOperation",
+        "what moved: launch template web-fleet (lt-0abc) in us-east-1: version 5 is the default now; version 4 was the default before",
+        "hint: revert it: aws ec2 modify-launch-template --region us-east-1 --launch-template-id lt-0abc --default-version 4",
+        "hint: then remove the version it added: aws ec2 delete-launch-template-versions --region us-east-1 --launch-template-id lt-0abc --versions 5",
+        "hint: or finish it instead: aws ssm put-parameter --region us-east-1 --name /parbake/web/ami --value ami-0123 --type String --data-type aws:ec2:image --overwrite",
+    ] {
+        assert!(text.contains(want), "{want}\nnot in:\n{text}");
+    }
+    // a template the publish created, which cannot be deleted
+    let text = undo(Moved {
+        created_template: true,
+        created_version: Some(1),
+        default_now: 1,
+        default_before: None,
+        ..moved
+    });
+    for want in [
+        "what moved: launch template web-fleet (lt-0abc) in us-east-1 was created by this publish; its version 1 is the default",
+        "hint: revert it: aws ec2 delete-launch-template --region us-east-1 --launch-template-id lt-0abc",
+        "hint: or finish it instead: aws ssm put-parameter",
+    ] {
+        assert!(text.contains(want), "{want}\nnot in:\n{text}");
+    }
+}

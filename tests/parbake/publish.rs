@@ -325,3 +325,70 @@ fn the_local_store_lists_its_layers_and_prune_keeps_what_is_published_or_running
         &["--region"],
     );
 }
+
+/// A publish target belongs to one stack: two stack files naming one launch template (or one
+/// SSM parameter) are refused when the project loads, naming both files and lines, so that
+/// `rollback web` can never land on worker's version.
+#[test]
+fn two_stacks_naming_one_launch_template_or_ssm_parameter_are_refused_naming_both_files() {
+    let f = Fixture::example();
+    let add = |stack: &str, publish: &str| {
+        let path = format!("images/stacks/{stack}.yml");
+        let text = std::fs::read_to_string(f.root().join(&path)).unwrap();
+        f.write(&path, &format!("{text}publish:\n{publish}"));
+    };
+    add(
+        "web",
+        "  launch_template: shared-fleet\n  ssm_parameter: /parbake/shared\n",
+    );
+    add("worker", "  launch_template: shared-fleet\n");
+    let line_of = |stack: &str, key: &str| {
+        let text =
+            std::fs::read_to_string(f.root().join(format!("images/stacks/{stack}.yml"))).unwrap();
+        text.lines().position(|l| l.contains(key)).unwrap() + 1
+    };
+    // every command that loads the project refuses it, plan included
+    let r = f.run(&["plan", "web"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (web, worker) = (
+        line_of("web", "launch_template"),
+        line_of("worker", "launch_template"),
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "images/stacks/worker.yml:{worker}:3: field `publish.launch_template`: launch template `shared-fleet` is also named by stack `web` (images/stacks/web.yml:{web})"
+        )) && r.stderr.contains("hint: publish and rollback move it for one stack only; give stack `worker` its own, e.g. `launch_template: worker-fleet`"),
+        "{}",
+        r.stderr
+    );
+    // the same for an SSM parameter
+    let text = std::fs::read_to_string(f.root().join("images/stacks/worker.yml")).unwrap();
+    f.write(
+        "images/stacks/worker.yml",
+        &text.replace(
+            "launch_template: shared-fleet\n",
+            "launch_template: worker-fleet\n  ssm_parameter: /parbake/shared\n",
+        ),
+    );
+    let r = f.run(&["plan", "worker"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "images/stacks/worker.yml:{}:3: field `publish.ssm_parameter`: SSM parameter `/parbake/shared` is also named by stack `web` (images/stacks/web.yml:{})",
+            line_of("worker", "ssm_parameter"),
+            line_of("web", "ssm_parameter")
+        )),
+        "{}",
+        r.stderr
+    );
+    // each its own: fine
+    f.write(
+        "images/stacks/worker.yml",
+        &text.replace(
+            "launch_template: shared-fleet\n",
+            "launch_template: worker-fleet\n",
+        ),
+    );
+    let r = f.run(&["plan", "worker"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

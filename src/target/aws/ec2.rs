@@ -10,8 +10,10 @@ use aws_sdk_ec2::types::{
 use base64::Engine;
 
 use super::ami::{newest, Ami};
+use super::sdk_error;
 use crate::config::SourceAmi;
 use crate::error::{Error, Result};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 pub struct Ec2 {
     client: aws_sdk_ec2::Client,
@@ -122,17 +124,26 @@ impl Ec2 {
         &self.client
     }
 
-    /// The one error for a failed EC2 call: the operation, the region and the SDK's full
-    /// context, with the permissions hint.
-    fn error(&self, what: &str, e: impl std::error::Error) -> Error {
-        Error::user(format!(
+    /// The one error for a failed EC2 call: the operation, the region, and the service's error
+    /// code and message ([`sdk_error::describe`]: never the raw response), with a hint.
+    fn error<E>(&self, what: &str, e: SdkError<E>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let err = Error::user(format!(
             "EC2 {what} in {} failed: {}",
             self.region,
-            aws_sdk_ec2::error::DisplayErrorContext(e)
-        ))
-        .with_hint(
-            "check the region, your AWS credentials and their permissions (docs/aws.md: IAM permissions)",
-        )
+            sdk_error::describe(&e)
+        ));
+        if sdk_error::is_unreachable(&e) {
+            return err.with_hint("check the network and the endpoint (PARBAKE_EC2_ENDPOINT, when set, replaces EC2's own)");
+        }
+        if !sdk_error::is_about_credentials(&e) {
+            return err.with_hint(
+                "EC2 refused the request itself, not the credentials: its error code above is in the EC2 API reference",
+            );
+        }
+        err.with_hint("check the region, your AWS credentials and their permissions (docs/aws.md: IAM permissions)")
     }
 
     /// Every image matching the owners and filters, following NextToken.
@@ -611,29 +622,27 @@ impl Ec2 {
             name: name.to_string(),
             default_version: lt.default_version_number().unwrap_or_default(),
             versions,
+            tags: tags_of(lt.tags()),
         }))
     }
 
-    /// Adds a version (the AMI, the user-data, the instance type) to the named launch template,
-    /// creating the template when it does not exist; returns the template's id and the version.
+    /// Adds a version (the AMI, the user-data, the instance type) to the launch template
+    /// `existing` (its id), or creates the template `name` with it as version 1 when there is
+    /// none (tagged `tags`); returns the template's id and the version.
     pub async fn add_launch_template_version(
         &self,
         name: &str,
+        existing: Option<&str>,
         v: &NewTemplateVersion<'_>,
         tags: &[(String, String)],
     ) -> Result<(String, i64)> {
-        let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-            .image_id(v.image_id)
-            .instance_type(aws_sdk_ec2::types::InstanceType::from(v.instance_type))
-            .user_data(base64::engine::general_purpose::STANDARD.encode(v.user_data))
-            .build();
-        if let Some(t) = self.launch_template(name).await? {
+        if let Some(id) = existing {
             let out = self
                 .client
                 .create_launch_template_version()
-                .launch_template_id(&t.id)
+                .launch_template_id(id)
                 .version_description(v.description)
-                .launch_template_data(data)
+                .launch_template_data(template_data(v))
                 .send()
                 .await
                 .map_err(|e| self.error("CreateLaunchTemplateVersion", e))?;
@@ -643,14 +652,14 @@ impl Ec2 {
                 .ok_or_else(|| {
                     Error::Internal("CreateLaunchTemplateVersion gave no version".into())
                 })?;
-            return Ok((t.id, number));
+            return Ok((id.to_string(), number));
         }
         let out = self
             .client
             .create_launch_template()
             .launch_template_name(name)
             .version_description(v.description)
-            .launch_template_data(data)
+            .launch_template_data(template_data(v))
             .tag_specifications(tag_spec(ResourceType::LaunchTemplate, tags))
             .send()
             .await
@@ -662,6 +671,114 @@ impl Ec2 {
             lt.launch_template_id().unwrap_or_default().to_string(),
             lt.latest_version_number().unwrap_or(1),
         ))
+    }
+
+    /// Asks EC2, with DryRun, whether a publish may add a version to `existing` (or create the
+    /// template `name`) and move its default: nothing changes, and a refusal (permissions, a
+    /// bad instance type) comes before anything has moved.
+    pub async fn check_publish(
+        &self,
+        name: &str,
+        existing: Option<&LaunchTemplate>,
+        v: &NewTemplateVersion<'_>,
+    ) -> Result<()> {
+        let Some(t) = existing else {
+            let r = self
+                .client
+                .create_launch_template()
+                .dry_run(true)
+                .launch_template_name(name)
+                .launch_template_data(template_data(v))
+                .send()
+                .await;
+            return self.dry_run("CreateLaunchTemplate", r);
+        };
+        let r = self
+            .client
+            .create_launch_template_version()
+            .dry_run(true)
+            .launch_template_id(&t.id)
+            .launch_template_data(template_data(v))
+            .send()
+            .await;
+        self.dry_run("CreateLaunchTemplateVersion", r)?;
+        self.check_set_default(t).await
+    }
+
+    /// Asks EC2, with DryRun, whether the template's default may be moved.
+    pub async fn check_set_default(&self, t: &LaunchTemplate) -> Result<()> {
+        let r = self
+            .client
+            .modify_launch_template()
+            .dry_run(true)
+            .launch_template_id(&t.id)
+            .default_version(t.default_version.to_string())
+            .send()
+            .await;
+        self.dry_run("ModifyLaunchTemplate", r)
+    }
+
+    /// A DryRun call's verdict: EC2 answers `DryRunOperation` when the call would succeed.
+    fn dry_run<T, E>(&self, what: &str, r: Result<T, SdkError<E>>) -> Result<()>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("DryRunOperation") => Ok(()),
+            Err(e) => Err(self.error(&format!("{what} (DryRun)"), e)),
+        }
+    }
+
+    /// Deletes a launch template with all its versions.
+    pub async fn delete_launch_template(&self, template_id: &str) -> Result<()> {
+        self.client
+            .delete_launch_template()
+            .launch_template_id(template_id)
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteLaunchTemplate", e))?;
+        Ok(())
+    }
+
+    /// Deletes one version (not the default: EC2 refuses that). EC2 answers per version, with
+    /// HTTP 200 either way, so a version it did not delete is an error here.
+    pub async fn delete_launch_template_version(
+        &self,
+        template_id: &str,
+        version: i64,
+    ) -> Result<()> {
+        let out = self
+            .client
+            .delete_launch_template_versions()
+            .launch_template_id(template_id)
+            .versions(version.to_string())
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteLaunchTemplateVersions", e))?;
+        let deleted = out
+            .successfully_deleted_launch_template_versions()
+            .iter()
+            .any(|d| d.version_number() == Some(version));
+        if deleted {
+            return Ok(());
+        }
+        let why = out
+            .unsuccessfully_deleted_launch_template_versions()
+            .iter()
+            .find_map(|u| u.response_error())
+            .map(|r| {
+                format!(
+                    "{}: {}",
+                    r.code().map_or("?", |c| c.as_str()),
+                    sdk_error::clean(r.message().unwrap_or_default(), 400)
+                )
+            })
+            .unwrap_or_else(|| "it was not in the answer".into());
+        Err(Error::user(format!(
+            "EC2 DeleteLaunchTemplateVersions in {} did not delete version {version} of {template_id}: {why}",
+            self.region
+        )))
     }
 
     /// Makes `version` the launch template's default.
@@ -730,6 +847,8 @@ pub struct LaunchTemplate {
     pub name: String,
     pub default_version: i64,
     pub versions: Vec<TemplateVersion>,
+    /// The template's own tags (a template parbake created has `parbake:stack`).
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -745,6 +864,15 @@ pub struct NewTemplateVersion<'a> {
     pub instance_type: &'a str,
     pub user_data: &'a [u8],
     pub description: &'a str,
+}
+
+/// The launch data of a version parbake publishes.
+fn template_data(v: &NewTemplateVersion<'_>) -> aws_sdk_ec2::types::RequestLaunchTemplateData {
+    aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+        .image_id(v.image_id)
+        .instance_type(InstanceType::from(v.instance_type))
+        .user_data(base64::engine::general_purpose::STANDARD.encode(v.user_data))
+        .build()
 }
 
 /// `id` as an [`Expired`] when its `parbake:expires-at` tag is before `now`.

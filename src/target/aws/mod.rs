@@ -11,4 +11,6 @@ pub mod images;
 pub mod launch;
 pub mod prune;
 pub mod publish;
+pub mod sdk_error;
 pub mod ssm;
+pub mod undo;

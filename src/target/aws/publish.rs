@@ -1,16 +1,22 @@
 //! `parbake publish --target aws` and `parbake rollback --target aws`: the stack's launch
 //! template (`publish: {launch_template: NAME}` in the stack file) gets a new version holding
 //! the stack's current top AMI and exactly the user-data `userdata --target aws` gives for it,
-//! made the default; rollback makes the parbake-published version before the default the
-//! default again. With `ssm_parameter`, the parameter follows: it holds the default's AMI id. Each parbake version says what it holds in its description (`parbake
-//! stack=web layer=<hash> userdata=<sha256> verified`), which rollback reads. prune never
-//! removes an AMI a launch template version names.
+//! made the default; rollback makes the stack's parbake-published version before the default
+//! the default again. With `ssm_parameter`, the parameter follows: it holds the default's AMI
+//! id. Each parbake version says what it holds in its description (`parbake stack=web
+//! layer=<hash> userdata=<sha256> verified`), which rollback reads. prune never removes an AMI
+//! a launch template version names.
+//!
+//! Both are all or nothing: everything that can be checked is checked before anything moves
+//! (the template belongs to this stack, DryRun calls, the parameter reads), and what moved is
+//! put back when a later step fails ([`super::undo`]).
 
 use serde::Serialize;
 
 use super::consistency::plan_for_target;
 use super::ec2::{Ec2, Endpoint, LaunchTemplate, NewTemplateVersion, TemplateVersion};
 use super::ssm::Ssm;
+use super::undo::{put_parameter_command, Moved};
 use crate::config::Project;
 use crate::error::{Error, Result};
 use crate::plan::PlanRequest;
@@ -183,31 +189,58 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             ));
         }
         let before = ec2.launch_template(template).await?;
+        let desc = description(&plan.stack, &top.hash, &sha, verified);
+        let version = NewTemplateVersion {
+            image_id: &ami_id,
+            instance_type,
+            user_data: &user_data,
+            description: &desc,
+        };
+        // everything that can be checked, before anything moves
+        if let Some(t) = &before {
+            check_owner(t, &plan.stack, region)?;
+        }
+        ec2.check_publish(template, before.as_ref(), &version).await?;
+        check_parameter(&target).await?;
         let previous_default = before.as_ref().and_then(|t| {
             t.versions
                 .iter()
                 .find(|v| v.number == t.default_version)
                 .map(version_of)
         });
-        let desc = description(&plan.stack, &top.hash, &sha, verified);
         let tags = vec![
             ("parbake:stack".to_string(), plan.stack.clone()),
             ("parbake:image".to_string(), plan.image.clone()),
         ];
         let (id, number) = ec2
-            .add_launch_template_version(
-                template,
-                &NewTemplateVersion {
-                    image_id: &ami_id,
-                    instance_type,
-                    user_data: &user_data,
-                    description: &desc,
-                },
-                &tags,
-            )
+            .add_launch_template_version(template, before.as_ref().map(|t| t.id.as_str()), &version, &tags)
             .await?;
-        ec2.set_default_version(&id, number).await?;
-        let ssm_parameter = set_parameter(&target, Some(&ami_id)).await?;
+        // from here on, a failure puts back what moved
+        let mut moved = Moved {
+            command: "publish",
+            stack: plan.stack.clone(),
+            region: region.clone(),
+            template: template.clone(),
+            template_id: id.clone(),
+            created_template: before.is_none(),
+            created_version: Some(number),
+            default_now: before.as_ref().map_or(number, |t| t.default_version),
+            default_before: before.as_ref().map(|t| t.default_version),
+            finish: target
+                .ssm_parameter
+                .as_deref()
+                .map(|name| put_parameter_command(region, name, &ami_id)),
+        };
+        if before.is_some() {
+            if let Err(e) = ec2.set_default_version(&id, number).await {
+                return Err(moved.undo(&ec2, e).await);
+            }
+            moved.default_now = number;
+        }
+        let ssm_parameter = match set_parameter(&target, Some(&ami_id)).await {
+            Ok(p) => p,
+            Err(e) => return Err(moved.undo(&ec2, e).await),
+        };
         Ok(AwsPublishReport {
             stack: plan.stack.clone(),
             region: region.clone(),
@@ -227,12 +260,65 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
     })
 }
 
-/// Pure: the parbake-published version before the default, where rollback goes.
-pub fn rollback_target(t: &LaunchTemplate) -> Option<&TemplateVersion> {
+/// The stack a parbake version was published for (its description's `stack=`).
+fn stack_of(v: &TemplateVersion) -> Option<&str> {
+    v.description
+        .strip_prefix("parbake stack=")?
+        .split(' ')
+        .next()
+}
+
+/// Pure: refuses a launch template that belongs to another stack, by its `parbake:stack` tag
+/// (set when parbake creates it) or by a version parbake published for another stack. A
+/// launch template belongs to one stack, so rollback never lands on another stack's version.
+pub fn check_owner(t: &LaunchTemplate, stack: &str, region: &str) -> Result<()> {
+    let tagged = t
+        .tags
+        .get("parbake:stack")
+        .filter(|s| s.as_str() != stack)
+        .map(|other| (other.as_str(), format!("its tag parbake:stack={other}")));
+    let published = || {
+        t.versions.iter().find_map(|v| {
+            stack_of(v).filter(|s| *s != stack).map(|other| {
+                (
+                    other,
+                    format!("its version {} was published for it", v.number),
+                )
+            })
+        })
+    };
+    let Some((other, why)) = tagged.or_else(published) else {
+        return Ok(());
+    };
+    Err(Error::user(format!(
+        "launch template {} in {region} belongs to stack {other} ({why}), not to stack {stack}; nothing was changed",
+        t.name
+    ))
+    .with_hint(format!(
+        "a launch template belongs to one stack: give stack {stack} its own in its stack file, e.g. `publish: {{launch_template: {stack}-fleet}}`"
+    )))
+}
+
+/// Pure: the version before the default that parbake published for `stack`, where rollback
+/// goes (hand-made versions and other stacks' are never landed on).
+pub fn rollback_target<'a>(t: &'a LaunchTemplate, stack: &str) -> Option<&'a TemplateVersion> {
     t.versions
         .iter()
-        .filter(|v| is_parbake(v) && v.number < t.default_version)
+        .filter(|v| is_parbake(v) && stack_of(v) == Some(stack) && v.number < t.default_version)
         .max_by_key(|v| v.number)
+}
+
+/// Reads the stack's SSM parameter, if it names one, before anything moves: an unreachable
+/// service, a name SSM refuses or missing read permission stop the publish there. (That a
+/// PutParameter will succeed cannot be known in advance; its failure is undone.)
+async fn check_parameter(t: &PublishTarget) -> Result<()> {
+    if let Some(name) = &t.ssm_parameter {
+        Ssm::connect(&t.region, &Endpoint::from_env())
+            .await
+            .get(name)
+            .await?;
+    }
+    Ok(())
 }
 
 pub fn rollback(project: &Project, stack: &str) -> Result<AwsRollbackReport> {
@@ -246,21 +332,43 @@ pub fn rollback(project: &Project, stack: &str) -> Result<AwsRollbackReport> {
             ))
             .with_hint(format!("publish it first: parbake publish {stack} --target aws"))
         })?;
+        check_owner(&t, stack, region)?;
         let from = t
             .versions
             .iter()
             .find(|v| v.number == t.default_version)
             .map(version_of)
             .ok_or_else(|| Error::Internal("the default version is not listed".into()))?;
-        let to = rollback_target(&t).map(version_of).ok_or_else(|| {
+        let to = rollback_target(&t, stack).map(version_of).ok_or_else(|| {
             Error::user(format!(
-                "launch template {template} has no parbake-published version before its default (version {})",
+                "launch template {template} has no parbake-published version before its default (version {}) for stack {stack}",
                 t.default_version
             ))
             .with_hint("publish the version you want instead")
         })?;
+        ec2.check_set_default(&t).await?;
+        check_parameter(&target).await?;
         ec2.set_default_version(&t.id, to.version).await?;
-        let ssm_parameter = set_parameter(&target, to.ami.as_deref()).await?;
+        let moved = Moved {
+            command: "rollback",
+            stack: stack.to_string(),
+            region: region.clone(),
+            template: template.clone(),
+            template_id: t.id.clone(),
+            created_template: false,
+            created_version: None,
+            default_now: to.version,
+            default_before: Some(from.version),
+            finish: target
+                .ssm_parameter
+                .as_deref()
+                .zip(to.ami.as_deref())
+                .map(|(name, ami)| put_parameter_command(region, name, ami)),
+        };
+        let ssm_parameter = match set_parameter(&target, to.ami.as_deref()).await {
+            Ok(p) => p,
+            Err(e) => return Err(moved.undo(&ec2, e).await),
+        };
         Ok(AwsRollbackReport {
             stack: stack.to_string(),
             region: region.clone(),
@@ -295,14 +403,63 @@ mod tests {
             name: "web".into(),
             default_version: default,
             versions,
+            tags: Default::default(),
         };
         // a hand-made version in between is skipped
         let lt = t(4, vec![v(1, true), v(2, true), v(3, false), v(4, true)]);
-        assert_eq!(rollback_target(&lt).unwrap().number, 2);
+        assert_eq!(rollback_target(&lt, "web").unwrap().number, 2);
         // the default moved back already: one further
         let lt = t(2, vec![v(1, true), v(2, true), v(3, false), v(4, true)]);
-        assert_eq!(rollback_target(&lt).unwrap().number, 1);
+        assert_eq!(rollback_target(&lt, "web").unwrap().number, 1);
         let lt = t(1, vec![v(1, true), v(2, true)]);
-        assert!(rollback_target(&lt).is_none());
+        assert!(rollback_target(&lt, "web").is_none());
+        // only this stack's own versions
+        assert!(rollback_target(&t(2, vec![v(1, true), v(2, true)]), "worker").is_none());
+    }
+
+    #[test]
+    fn a_template_of_another_stack_is_refused_by_its_tag_or_its_versions() {
+        let lt = |tags: &[(&str, &str)], versions| LaunchTemplate {
+            id: "lt-1".into(),
+            name: "fleet".into(),
+            default_version: 1,
+            versions,
+            tags: tags
+                .iter()
+                .map(|(k, val)| (k.to_string(), val.to_string()))
+                .collect(),
+        };
+        let mut worker = v(2, true);
+        worker.description = "parbake stack=worker layer=x userdata=y verified".into();
+        // web's own, and hand-made versions, are fine
+        check_owner(
+            &lt(&[("parbake:stack", "web")], vec![v(1, true), v(3, false)]),
+            "web",
+            "r",
+        )
+        .unwrap();
+        check_owner(&lt(&[], vec![v(1, false)]), "web", "r").unwrap();
+        for (tags, versions, why) in [
+            (
+                vec![("parbake:stack", "worker")],
+                vec![v(1, true)],
+                "its tag parbake:stack=worker",
+            ),
+            (
+                vec![],
+                vec![v(1, true), worker.clone()],
+                "its version 2 was published for it",
+            ),
+        ] {
+            let e = check_owner(&lt(&tags, versions), "web", "eu-west-1").unwrap_err();
+            let text = crate::error::Report(&e).to_string();
+            assert!(
+                text.contains("launch template fleet in eu-west-1 belongs to stack worker")
+                    && text.contains(why)
+                    && text.contains("not to stack web")
+                    && text.contains("hint: a launch template belongs to one stack"),
+                "{text}"
+            );
+        }
     }
 }

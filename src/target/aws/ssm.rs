@@ -5,7 +5,9 @@
 use aws_sdk_ssm::types::ParameterType;
 
 use super::ec2::Endpoint;
+use super::sdk_error;
 use crate::error::{Error, Result};
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 
 pub struct Ssm {
     client: aws_sdk_ssm::Client,
@@ -37,8 +39,26 @@ impl Ssm {
         }
     }
 
-    fn error(&self, call: &str, e: impl std::fmt::Display) -> Error {
-        Error::user(format!("SSM {call} in {} failed: {e}", self.region)).with_hint(
+    /// The one error for a failed SSM call, as [`super::ec2::Ec2`]'s: the service's code and
+    /// message ([`sdk_error::describe`]), never the raw response.
+    fn error<E>(&self, call: &str, e: SdkError<E>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let err = Error::user(format!(
+            "SSM {call} in {} failed: {}",
+            self.region,
+            sdk_error::describe(&e)
+        ));
+        if sdk_error::is_unreachable(&e) {
+            return err.with_hint("check the network and the endpoint (PARBAKE_EC2_ENDPOINT, when set, serves SSM too)");
+        }
+        if !sdk_error::is_about_credentials(&e) {
+            return err.with_hint(
+                "SSM refused the request itself, not the credentials: its error code above is in the SSM API reference",
+            );
+        }
+        err.with_hint(
             "check the credentials and that they allow ssm:GetParameter and ssm:PutParameter",
         )
     }
@@ -53,7 +73,7 @@ impl Ssm {
             {
                 Ok(None)
             }
-            Err(e) => Err(self.error("GetParameter", aws_sdk_ssm::error::DisplayErrorContext(e))),
+            Err(e) => Err(self.error("GetParameter", e)),
         }
     }
 
@@ -69,7 +89,7 @@ impl Ssm {
             .overwrite(true)
             .send()
             .await
-            .map_err(|e| self.error("PutParameter", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+            .map_err(|e| self.error("PutParameter", e))?;
         Ok(out.version())
     }
 }
