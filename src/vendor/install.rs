@@ -141,10 +141,10 @@ fn normalise_install_info(staging: &Path) -> Result<()> {
 fn check_installed_trees(staging: &Path) -> Result<()> {
     let roles = installed_roles(staging)?
         .into_iter()
-        .map(|(n, d)| (format!("vendored role `{n}`"), d));
+        .map(|(n, d)| (format!("vendored role {n:?}"), d));
     let collections = super::lock::installed_collections(staging)?
         .into_iter()
-        .map(|(n, d)| (format!("vendored collection `{n}`"), d));
+        .map(|(n, d)| (format!("vendored collection {n:?}"), d));
     for (what, dir) in roles.chain(collections) {
         super::sources::tree_escapes(&dir).map_err(|e| super::sources::escape_error(&what, &e))?;
     }

@@ -194,13 +194,11 @@ fn check_lock(text: &str, lock: &Lock) -> Result<()> {
                 .map(|n| ("collection", n))
         })
         .or_else(|| {
-            twice(
-                lock.entries
-                    .iter()
-                    .map(|e| serde_json::to_string(e).unwrap_or_default())
-                    .collect(),
-            )
-            .map(|_| ("entry", String::new()))
+            let mut seen = std::collections::BTreeSet::new();
+            lock.entries
+                .iter()
+                .find(|e| !seen.insert(*e))
+                .map(|e| ("entry", e.src.clone()))
         });
     if let Some((what, name)) = dup {
         return Err(lock_error(
@@ -334,8 +332,8 @@ fn collection_info(dir: &Path, fqcn: &str) -> Result<CollectionInfo> {
     let info = m.collection_info;
     if format!("{}.{}", info.namespace, info.name) != fqcn {
         return Err(Error::user(format!(
-            "vendored collection `{fqcn}`: MANIFEST.json names it `{}.{}`",
-            info.namespace, info.name
+            "vendored collection `{fqcn}`: MANIFEST.json names it {:?}",
+            format!("{}.{}", info.namespace, info.name)
         )));
     }
     Ok(info)
