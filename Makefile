@@ -2,6 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PARBAKE_CACHE ?= /var/cache/parbake
+# parbake runs no program from a project's .venv/.tools unless asked: point it at this
+# repository's pinned tools (make setup) explicitly
+export PARBAKE_ANSIBLE_PLAYBOOK ?= $(CURDIR)/.venv/bin/ansible-playbook
+export PARBAKE_ANSIBLE_GALAXY ?= $(CURDIR)/.venv/bin/ansible-galaxy
+export PARBAKE_CLOUD_INIT ?= $(CURDIR)/.tools/bin/cloud-init
 
 .PHONY: help setup build test test-fast test-roles e2e e2e-full bench bench-scale bench-refresh bench-vendor demo base-image lint fmt ci
 

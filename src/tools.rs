@@ -1,11 +1,17 @@
-//! Where the external programs are: an environment override, then the project-local install
-//! made by `make setup` (.venv, .tools), then PATH.
+//! Where the external programs are: an environment override (`PARBAKE_PACKER`,
+//! `PARBAKE_ANSIBLE_PLAYBOOK`, ...), then `PATH`, then the directory of the parbake binary.
+//! A project's own `.venv` and `.tools` (what `make setup` installs) are used only when the
+//! user asks for them with `PARBAKE_PROJECT_TOOLS=1`, and are then tried first: a tree that
+//! `--project` names is not trusted to supply programs by default.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::packer_version::Version;
 use crate::process::Cmd;
+
+/// Set to `1` to run the project's `.venv/bin` and `.tools/bin` programs.
+pub const PROJECT_TOOLS_ENV: &str = "PARBAKE_PROJECT_TOOLS";
 
 #[derive(Debug, Clone)]
 pub struct Tools {
@@ -15,15 +21,40 @@ pub struct Tools {
     pub python3: PathBuf,
 }
 
-fn pick(env: &str, local: &[PathBuf], name: &str) -> PathBuf {
+/// Whether the user asked for the project's own programs (`PARBAKE_PROJECT_TOOLS=1`).
+pub fn project_tools_allowed() -> bool {
+    std::env::var_os(PROJECT_TOOLS_ENV).is_some_and(|v| v == "1")
+}
+
+/// A program: `env` when set; the project's `local` copies when allowed; `name` on PATH;
+/// `name` beside the parbake binary; else the bare name (its run then fails with the
+/// install hint).
+pub fn pick(env: &str, local: &[PathBuf], name: &str) -> PathBuf {
     if let Some(v) = std::env::var_os(env).filter(|v| !v.is_empty()) {
         return PathBuf::from(v);
     }
+    let local = local.iter().filter(|_| project_tools_allowed()).cloned();
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .filter(|d| d.is_absolute())
+                .map(|d| d.join(name))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)));
     local
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
+        .chain(on_path)
+        .chain(beside)
+        .find(|p| is_executable(p))
         .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 impl Tools {
@@ -40,12 +71,24 @@ impl Tools {
                 &[root.join(".tools/bin/cloud-init")],
                 "cloud-init",
             ),
-            python3: pick(
-                "PARBAKE_PYTHON3",
-                &[PathBuf::from("/usr/bin/python3")],
-                "python3",
-            ),
+            // the system's python3 (not the project's) runs the on-image runner's shim builder
+            python3: match std::env::var_os("PARBAKE_PYTHON3").filter(|v| !v.is_empty()) {
+                None if is_executable(Path::new("/usr/bin/python3")) => {
+                    PathBuf::from("/usr/bin/python3")
+                }
+                _ => pick("PARBAKE_PYTHON3", &[], "python3"),
+            },
         }
+    }
+
+    /// Each program and the path chosen for it, for reports.
+    pub fn chosen(&self) -> [(&'static str, &Path); 4] {
+        [
+            ("packer", &self.packer),
+            ("ansible-playbook", &self.ansible_playbook),
+            ("cloud-init", &self.cloud_init),
+            ("python3", &self.python3),
+        ]
     }
 
     /// The installed Packer's version (`0.0.0` when its `packer version` cannot be read).

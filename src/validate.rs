@@ -54,8 +54,7 @@ pub fn run(
     targets: &[Target],
     mut progress: impl FnMut(&Check),
 ) -> Result<Vec<Check>> {
-    let tmp = tempfile::Builder::new()
-        .prefix("parbake-validate-")
+    let tmp = crate::write::private_temp("parbake-validate-")
         .tempdir()
         .map_err(|e| Error::io("create a temp dir", std::env::temp_dir(), e))?;
     let packer = tools.packer_version()?;
@@ -284,14 +283,10 @@ fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path
         )
         .env("ANSIBLE_CONFIG", base.join("ansible-validate.cfg"))
         .env("ANSIBLE_NOCOLOR", "1")
-        .env(
-            "ANSIBLE_LOCAL_TEMP",
-            std::env::temp_dir().join("parbake-ansible-tmp"),
-        )
-        .env(
-            "ANSIBLE_HOME",
-            std::env::temp_dir().join("parbake-ansible-home"),
-        )
+        // both inside this run's private temp dir (0700): a fixed, shared path under TMPDIR
+        // would let another local user plant plugins that the syntax check imports
+        .env("ANSIBLE_LOCAL_TEMP", base.join("ansible-tmp"))
+        .env("ANSIBLE_HOME", base.join("ansible-home"))
         .env(
             "ANSIBLE_COLLECTIONS_PATH",
             crate::vendor::collections_dir(&project.root),

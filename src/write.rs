@@ -473,6 +473,36 @@ pub fn parbake_alive(pid: u32) -> bool {
     }
 }
 
+/// A temp dir builder whose directories are private: mode 0700 (tempfile's default is 0777
+/// less the umask), named at random, never a fixed shared path. All of parbake's temporary
+/// state goes through it.
+pub fn private_temp(prefix: &str) -> tempfile::Builder<'_, 'static> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix)
+        .permissions(std::fs::Permissions::from_mode(0o700));
+    b
+}
+
+/// Whether kill(2) with signal 0 says `pid` is gone: only ESRCH means no such process. EPERM
+/// means it exists and belongs to someone else (alive: never clean up after it).
+pub fn kill_says_gone(status: i32, errno: Option<i32>) -> bool {
+    status != 0 && errno == Some(libc::ESRCH)
+}
+
+/// Whether a process `pid` exists (of any user).
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 sends nothing; it only checks that the process exists.
+    let status = unsafe { libc::kill(p, 0) };
+    !kill_says_gone(status, std::io::Error::last_os_error().raw_os_error())
+}
+
 /// Copies a directory tree (files, directories, symlinks as links; modes kept).
 pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).map_err(|e| Error::io("create directory", to, e))?;
@@ -496,6 +526,24 @@ pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_esrch_means_a_process_is_gone() {
+        assert!(kill_says_gone(-1, Some(libc::ESRCH)));
+        // another user's live process: alive, its files are not ours to clean up
+        assert!(!kill_says_gone(-1, Some(libc::EPERM)));
+        assert!(!kill_says_gone(0, None));
+        assert!(process_exists(1));
+        assert!(process_exists(std::process::id()));
+    }
+
+    #[test]
+    fn private_temp_dirs_are_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = private_temp("parbake-test-").tempdir().unwrap();
+        let mode = std::fs::metadata(d.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     #[test]
     fn orphan_names_carry_the_pid() {

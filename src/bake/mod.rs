@@ -317,8 +317,7 @@ pub(crate) fn packer_build(
     }
     // Packer's plugins listen on Unix sockets in TMPDIR, and a socket path holds at most 107
     // bytes: a temp dir inside a build directory of a deep store breaks every build
-    let tmp = tempfile::Builder::new()
-        .prefix("parbake-packer-")
+    let tmp = crate::write::private_temp("parbake-packer-")
         .tempdir()
         .map_err(|e| Error::io("create a temp dir in", std::env::temp_dir(), e))?;
     let cmd = packer_command(run, tmp.path());
@@ -380,15 +379,8 @@ fn write_build_dir(
 fn pack_collections(project: &Project, to: &std::path::Path) -> Result<()> {
     let vendored = crate::vendor::Vendored::verify(&project.root)?
         .ok_or_else(|| Error::Internal("collections planned without requirements.yml".into()))?;
-    let cmd = Cmd::new("pack the vendored collections", "tar").args([
-        "-czf".into(),
-        to.display().to_string(),
-        "-C".into(),
-        vendored.collections_path().display().to_string(),
-        "ansible_collections".into(),
-    ]);
-    cmd.run_checked()?;
-    Ok(())
+    // exactly the files the lock hashes (not all of vendor/collections)
+    vendored.pack_collections(to)
 }
 
 /// `packer build -machine-readable` in the build directory, with its cache kept there and its

@@ -17,6 +17,11 @@ pub struct ValidateArgs {
 
 pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<()> {
     let tools = Tools::locate(ctx.root());
+    if !ctx.printer.json() {
+        for (name, path) in tools.chosen() {
+            ctx.printer.note(format!("using {name} {}", path.display()));
+        }
+    }
     let targets = if args.target.is_empty() {
         vec![Target::Qemu, Target::Aws]
     } else {

@@ -27,9 +27,10 @@ pub struct VendorReport {
 pub fn run(root: &Path, printer: Printer, args: &VendorArgs) -> Result<()> {
     let galaxy = ansible_galaxy(root);
     printer.note(format!(
-        "vendoring {} into {}/",
+        "vendoring {} into {}/ with {}",
         vendor::REQUIREMENTS_FILE,
-        vendor::VENDOR_DIR
+        vendor::VENDOR_DIR,
+        galaxy.display()
     ));
     let outcome = vendor::install::vendor(root, &galaxy, args.force, |line| {
         printer.note(format!("  | {line}"));
@@ -41,22 +42,21 @@ pub fn run(root: &Path, printer: Printer, args: &VendorArgs) -> Result<()> {
     printer.data(&report, text)
 }
 
-/// `ansible-galaxy`: PARBAKE_ANSIBLE_GALAXY, then the project's .venv, then the one beside
-/// the ansible-playbook parbake uses, then PATH.
+/// `ansible-galaxy`: PARBAKE_ANSIBLE_GALAXY; the project's .venv only with
+/// PARBAKE_PROJECT_TOOLS=1; the one beside an ansible-playbook named by
+/// PARBAKE_ANSIBLE_PLAYBOOK; then PATH and the parbake binary's directory.
 fn ansible_galaxy(root: &Path) -> PathBuf {
     if let Some(v) = std::env::var_os("PARBAKE_ANSIBLE_GALAXY").filter(|v| !v.is_empty()) {
         return PathBuf::from(v);
     }
-    let venv = root.join(".venv/bin/ansible-galaxy");
-    let beside = crate::tools::Tools::locate(root)
-        .ansible_playbook
-        .parent()
-        .map(|d| d.join("ansible-galaxy"));
-    [Some(venv), beside]
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("ansible-galaxy"))
+    let beside = std::env::var_os("PARBAKE_ANSIBLE_PLAYBOOK")
+        .filter(|v| !v.is_empty())
+        .and_then(|p| PathBuf::from(p).parent().map(|d| d.join("ansible-galaxy")))
+        .filter(|p| p.is_file());
+    let venv = Some(root.join(".venv/bin/ansible-galaxy"))
+        .filter(|p| crate::tools::project_tools_allowed() && p.is_file());
+    venv.or(beside)
+        .unwrap_or_else(|| crate::tools::pick("PARBAKE_ANSIBLE_GALAXY", &[], "ansible-galaxy"))
 }
 
 fn text(r: &VendorReport) -> String {

@@ -145,8 +145,7 @@ impl HashCache {
             message: format!("cannot resolve the directory: {e}"),
             hints: vec!["check the project directory exists and is readable".into()],
         })?;
-        let top = roles::resolve(&within, dir, dir)?;
-        let found = roles::walk(&within, &top, dir)?;
+        let found = tree_files(&within, dir)?;
         let mut hasher = Sha256::new();
         let mut read = 0;
         for (rel, source) in &found {
@@ -208,6 +207,14 @@ impl HashCache {
         }
         Ok((digest, mode, true))
     }
+}
+
+/// The files of the tree `dir` that its hash covers, as (relative path, canonical source),
+/// sorted; symlinks must stay inside `within` (canonical). The one list both the lock's hash
+/// and bake's payload are made from.
+pub fn tree_files(within: &Path, dir: &Path) -> Result<Vec<(String, PathBuf)>, Refusal> {
+    let top = roles::resolve(within, dir, dir)?;
+    roles::walk(within, &top, dir)
 }
 
 fn decode_digest(hex_text: &str) -> Option<[u8; 32]> {

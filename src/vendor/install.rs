@@ -48,14 +48,13 @@ pub fn vendor(
     }
     check_vendor_dir(root)?;
     sweep_orphans(root);
-    let staging = tempfile::Builder::new()
-        .prefix(&format!("{STAGING_PREFIX}{}-", std::process::id()))
+    let staging = crate::write::private_temp(&format!("{STAGING_PREFIX}{}-", std::process::id()))
         .tempdir_in(root)
         .map_err(|e| Error::io("create a staging directory in", root, e))?;
-    let home = tempfile::Builder::new()
-        .prefix("parbake-galaxy-home-")
+    let home = crate::write::private_temp("parbake-galaxy-home-")
         .tempdir()
         .map_err(|e| Error::io("create a temp dir", std::env::temp_dir(), e))?;
+    super::sources::check_sources(root, &reqs, home.path())?;
     let run = |what: &str, dir: &str, on_line: &mut dyn FnMut(&str)| {
         galaxy_install(
             root,
@@ -74,6 +73,7 @@ pub fn vendor(
         run("collection", "collections", &mut on_line)?;
     }
     normalise_install_info(staging.path())?;
+    check_installed_trees(staging.path())?;
     let mut cache = HashCache::open(&staging.path().join(CACHE_FILE));
     let lock = Lock::build(root, staging.path(), &reqs, &mut cache)?;
     cache.save();
@@ -132,6 +132,21 @@ fn normalise_install_info(staging: &Path) -> Result<()> {
         map.remove("install_date");
         let text = serde_yaml::to_string(&map).map_err(|e| Error::Internal(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    }
+    Ok(())
+}
+
+/// Every installed role and collection keeps its symlinks inside its own tree and holds no
+/// special file, whatever route (tarball, git, directory) brought it in.
+fn check_installed_trees(staging: &Path) -> Result<()> {
+    let roles = installed_roles(staging)?
+        .into_iter()
+        .map(|(n, d)| (format!("vendored role {n:?}"), d));
+    let collections = super::lock::installed_collections(staging)?
+        .into_iter()
+        .map(|(n, d)| (format!("vendored collection {n:?}"), d));
+    for (what, dir) in roles.chain(collections) {
+        super::sources::tree_escapes(&dir).map_err(|e| super::sources::escape_error(&what, &e))?;
     }
     Ok(())
 }
@@ -219,6 +234,11 @@ fn swap_in(root: &Path, staged: PathBuf, lock: &Lock) -> Result<()> {
     let vendor = vendor_dir(root);
     let old = root.join(format!("{OLD_PREFIX}{}", std::process::id()));
     let had_old = std::fs::symlink_metadata(&vendor).is_ok();
+    {
+        // staged privately (0700); vendor/ itself is an ordinary project directory
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755));
+    }
     let undo = |new_in_place: bool| {
         if new_in_place {
             let _ = std::fs::remove_dir_all(&vendor);
@@ -262,9 +282,9 @@ fn sweep_orphans(root: &Path) {
         else {
             continue;
         };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        if !pid.is_some_and(|p| p > 0 && unsafe { libc::kill(p, 0) } != 0) {
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        // only a pid that no longer exists (ESRCH) is dead: EPERM is another user's live run
+        if !pid.is_some_and(|p| p > 0 && !crate::write::process_exists(p)) {
             continue;
         }
         // killed between setting the old vendor/ aside and moving the new one in: restore it

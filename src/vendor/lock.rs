@@ -81,6 +81,7 @@ impl Lock {
                 lock.format
             )));
         }
+        check_lock(&String::from_utf8_lossy(&bytes), &lock)?;
         Ok(Some(lock))
     }
 
@@ -109,8 +110,11 @@ impl Lock {
                 .iter()
                 .find(|r| r.name.as_deref() == Some(name.as_str()))
                 .cloned();
+            let version = role_version(&dir)
+                .map(|v| metadata_string(&format!("vendored role `{name}`"), "version", v))
+                .transpose()?;
             roles.push(LockedRole {
-                version: role_version(&dir),
+                version,
                 hash: tree_hash(cache, root, &dir, &role_key(&name), &name)?,
                 name,
                 requested,
@@ -119,10 +123,13 @@ impl Lock {
         let mut collections = Vec::new();
         for (name, dir) in installed_collections(vendor)? {
             let info = collection_info(&dir, &name)?;
+            let what = format!("vendored collection `{name}`");
             collections.push(LockedCollection {
                 requested: None,
-                version: info.version,
-                requires_ansible: requires_ansible(&dir, &name)?,
+                version: metadata_string(&what, "version", info.version)?,
+                requires_ansible: requires_ansible(&dir, &name)?
+                    .map(|r| metadata_string(&what, "requires_ansible", r))
+                    .transpose()?,
                 hash: tree_hash(cache, root, &dir, &collection_key(&name), &name)?,
                 name,
             });
@@ -138,6 +145,93 @@ impl Lock {
             collections,
         })
     }
+}
+
+/// Every string of the lock on one line (no control characters: they would reach the
+/// terminal), and no entry, role or collection listed twice. An error names the file and the
+/// line.
+fn check_lock(text: &str, lock: &Lock) -> Result<()> {
+    let mut strings: Vec<&str> = vec![&lock.requirements_sha256];
+    let requested = |r: &'_ Requested| -> Vec<String> {
+        let mut v = vec![r.kind.clone(), r.src.clone()];
+        v.extend(r.version.clone());
+        v.extend(r.name.clone());
+        v
+    };
+    let mut owned: Vec<String> = Vec::new();
+    for r in lock
+        .entries
+        .iter()
+        .chain(lock.roles.iter().filter_map(|r| r.requested.as_ref()))
+        .chain(lock.collections.iter().filter_map(|c| c.requested.as_ref()))
+    {
+        owned.extend(requested(r));
+    }
+    for r in &lock.roles {
+        strings.extend([r.name.as_str(), r.hash.as_str()]);
+        strings.extend(r.version.as_deref());
+    }
+    for c in &lock.collections {
+        strings.extend([c.name.as_str(), c.version.as_str(), c.hash.as_str()]);
+        strings.extend(c.requires_ansible.as_deref());
+    }
+    strings.extend(owned.iter().map(String::as_str));
+    if let Some(bad) = strings.iter().find(|s| !crate::config::names::one_line(s)) {
+        return Err(lock_error(
+            text,
+            bad,
+            format!("holds a control character in {bad:?}"),
+        ));
+    }
+    let twice = |names: Vec<String>| -> Option<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        names.into_iter().find(|n| !seen.insert(n.clone()))
+    };
+    let dup = twice(lock.roles.iter().map(|r| r.name.clone()).collect())
+        .map(|n| ("role", n))
+        .or_else(|| {
+            twice(lock.collections.iter().map(|c| c.name.clone()).collect())
+                .map(|n| ("collection", n))
+        })
+        .or_else(|| {
+            let mut seen = std::collections::BTreeSet::new();
+            lock.entries
+                .iter()
+                .find(|e| !seen.insert(*e))
+                .map(|e| ("entry", e.src.clone()))
+        });
+    if let Some((what, name)) = dup {
+        return Err(lock_error(
+            text,
+            &name,
+            format!("lists {what} {name:?} twice"),
+        ));
+    }
+    Ok(())
+}
+
+/// `requirements.lock.json:LINE: MESSAGE` at the first line that holds `value` (as JSON
+/// writes it), with the hint that fixes a bad lock.
+fn lock_error(text: &str, value: &str, message: String) -> Error {
+    let quoted = serde_json::to_string(value).unwrap_or_default();
+    let line = text
+        .lines()
+        .position(|l| !value.is_empty() && l.contains(&quoted))
+        .map_or(1, |i| i + 1);
+    stale(format!("{LOCK_FILE}:{line}: {message}"))
+        .with_hint("the lock is written by `parbake vendor`; do not edit it by hand")
+}
+
+/// A string from a collection's or a role's metadata must be one line: it is locked and
+/// printed.
+fn metadata_string(what: &str, field: &str, value: String) -> Result<String> {
+    if crate::config::names::one_line(&value) {
+        return Ok(value);
+    }
+    Err(Error::user(format!(
+        "{what}: its {field} {value:?} holds a control character"
+    ))
+    .with_hint("fix the source's metadata (MANIFEST.json, galaxy.yml, meta/runtime.yml): a version is one line of text"))
 }
 
 fn tree_hash(
@@ -238,8 +332,8 @@ fn collection_info(dir: &Path, fqcn: &str) -> Result<CollectionInfo> {
     let info = m.collection_info;
     if format!("{}.{}", info.namespace, info.name) != fqcn {
         return Err(Error::user(format!(
-            "vendored collection `{fqcn}`: MANIFEST.json names it `{}.{}`",
-            info.namespace, info.name
+            "vendored collection `{fqcn}`: MANIFEST.json names it {:?}",
+            format!("{}.{}", info.namespace, info.name)
         )));
     }
     Ok(info)
@@ -291,7 +385,7 @@ fn attribute_collections(root: &Path, reqs: &Requirements, locked: &mut [LockedC
 }
 
 /// A path as `ansible-galaxy` reads it, run in the project root.
-fn local_path(root: &Path, src: &str) -> PathBuf {
+pub(crate) fn local_path(root: &Path, src: &str) -> PathBuf {
     let src = src.strip_prefix("file://").unwrap_or(src);
     match src.strip_prefix("~/") {
         Some(rest) => {

@@ -19,6 +19,7 @@ pub mod hash;
 pub mod install;
 pub mod lock;
 pub mod requirements;
+pub mod sources;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,6 +154,63 @@ impl Vendored {
     /// `<root>/vendor/collections`, for `ANSIBLE_COLLECTIONS_PATH`.
     pub fn collections_path(&self) -> PathBuf {
         collections_dir(&self.root)
+    }
+
+    /// Every file the lock's collection hashes cover, as paths under
+    /// [`Vendored::collections_path`] (`ansible_collections/<ns>/<name>/<rel>`), sorted: what
+    /// bake packs, and nothing else (no hidden or `.info` entries beside the trees, no loose
+    /// files).
+    pub fn collection_files(&self) -> Result<Vec<String>> {
+        let within =
+            std::fs::canonicalize(&self.root).map_err(|e| Error::io("resolve", &self.root, e))?;
+        let mut out = Vec::new();
+        for c in self.collections.values() {
+            let files = hash::tree_files(&within, &c.dir).map_err(|r| {
+                stale(format!(
+                    "vendored collection `{}`: {}: {}",
+                    c.name,
+                    r.path.display(),
+                    r.message
+                ))
+            })?;
+            let key = collection_key(&c.name);
+            let prefix = key.strip_prefix("collections/").unwrap_or(&key);
+            out.extend(files.into_iter().map(|(rel, _)| format!("{prefix}/{rel}")));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The vendored collections as one gzipped tar at `to`: exactly
+    /// [`Vendored::collection_files`], file symlinks stored as the content they were hashed
+    /// with.
+    pub fn pack_collections(&self, to: &Path) -> Result<()> {
+        let files = self.collection_files()?;
+        let dir = crate::write::private_temp("parbake-pack-")
+            .tempdir()
+            .map_err(|e| Error::io("create a temp dir", std::env::temp_dir(), e))?;
+        let list = dir.path().join("files");
+        let mut text = Vec::new();
+        for f in &files {
+            text.extend_from_slice(f.as_bytes());
+            text.push(0);
+        }
+        std::fs::write(&list, text).map_err(|e| Error::io("write", &list, e))?;
+        crate::process::Cmd::new("pack the vendored collections", "tar")
+            .args(["--create", "--gzip", "--file"])
+            .arg(to)
+            .arg("--directory")
+            .arg(self.collections_path())
+            .args([
+                "--dereference",
+                "--no-recursion",
+                "--null",
+                "--verbatim-files-from",
+            ])
+            .arg("--files-from")
+            .arg(&list)
+            .run_checked()?;
+        Ok(())
     }
 
     /// One hash over every collection (name, version, content hash), for the layer hash:

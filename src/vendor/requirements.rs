@@ -126,6 +126,18 @@ impl Requirements {
         })
     }
 
+    /// A located error about the `index`-th entry of `list` (`roles` or `collections`),
+    /// pointing at `value`.
+    pub(crate) fn entry_error(
+        &self,
+        list: &str,
+        index: usize,
+        value: &str,
+        message: String,
+    ) -> Located {
+        entry_error(&self.file, list, index, value, message)
+    }
+
     /// Every entry, roles first, in file order.
     pub fn entries(&self) -> impl Iterator<Item = &Requested> {
         self.roles.iter().chain(&self.collections)
@@ -324,8 +336,16 @@ fn role_entry(
     let name = match &raw.name {
         Some(n) if raw.src.is_some() => n.clone(),
         _ if source == SourceKind::Galaxy => src.clone(),
+        // ansible-galaxy names a role from a path (no `://`, no `@`) by the whole path, and
+        // installs it there: `../../x.tar.gz` would land outside vendor/
+        _ if !src.contains("://") && !src.contains('@') => src.clone(),
         _ => role_name_from_url(&src),
     };
+    if source == SourceKind::Git {
+        check_git_src(&src).map_err(|m| {
+            bad(&src, m, "write `git+https://host/repo.git`, `git+file:///path/repo`, `git@host:repo.git` or a path; a git source never starts with `-`")
+        })?;
+    }
     if !valid_role_name(&name) {
         return Err(bad(&name, format!("{name:?} is not a valid role name"), "a role installs as `name` or `namespace.name`: ASCII letters, digits, `_` and `-`, not starting with `-`; set `name:` to choose it"));
     }
@@ -408,6 +428,11 @@ fn collection_entry(
             return Err(bad(other, format!("collection type `{other}` is not supported"), "use `galaxy`, `git`, `file`, `url` or `dir` (list each directory of a `subdirs` source as its own `type: dir` entry)"));
         }
     };
+    if source == SourceKind::Git {
+        check_git_src(&raw.name).map_err(|m| {
+            bad(&raw.name, m, "write `git+https://host/repo.git`, `git+file:///path/repo`, `git@host:repo.git` or a path; a git source never starts with `-`")
+        })?;
+    }
     let name = match source {
         SourceKind::Galaxy => {
             if !valid_collection_name(&raw.name) {
@@ -424,6 +449,36 @@ fn collection_entry(
         version: raw.version,
         name,
     })
+}
+
+/// A git source must be a URL (`scheme://…`), an scp-like `user@host:path` or a path, and no
+/// part of it may start with `-`: `ansible-galaxy` hands it to `git clone` without `--`, so
+/// `git+--upload-pack=…` would be read as an option.
+pub(crate) fn check_git_src(src: &str) -> Result<(), String> {
+    let url = src.strip_prefix("git+").unwrap_or(src);
+    let parts = url.split([',', '#']);
+    if url.is_empty() || parts.clone().any(|p| p.starts_with('-')) {
+        return Err(format!(
+            "git source {src:?} starts with `-`: git would read it as an option"
+        ));
+    }
+    let scheme = url.split_once("://").is_some_and(|(s, rest)| {
+        !s.is_empty()
+            && !rest.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    let scp = url
+        .split_once(':')
+        .is_some_and(|(host, path)| host.contains('@') && !path.is_empty() && !host.contains('/'));
+    let path = ["/", "./", "../", "~/"].iter().any(|p| url.starts_with(p));
+    if scheme || scp || path {
+        Ok(())
+    } else {
+        Err(format!(
+            "git source {src:?} is not a URL, `user@host:path` or a path"
+        ))
+    }
 }
 
 /// Ansible's guess when `type` is not given.
@@ -535,6 +590,44 @@ mod tests {
             assert_eq!(l.line, line, "{text}: {err}");
             assert!(l.message.contains(message), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_git_source_is_a_url_or_a_path_and_never_an_option() {
+        for ok in [
+            "git+https://example.com/a/b.git",
+            "git+file:///src/hello",
+            "git@github.com:a/b.git",
+            "git+ssh://git@host/x.git,v1",
+            "./repo.git",
+        ] {
+            assert_eq!(check_git_src(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "git+--upload-pack=touch${IFS}/tmp/x",
+            "git+-c",
+            "git+file:///x,-v",
+            "git+https://h/x.git#-sub",
+            "git+ext::sh -c id",
+            "git+",
+            "repo",
+        ] {
+            assert!(check_git_src(bad).is_err(), "{bad}");
+        }
+        let e = parse("collections:\n  - name: git+--upload-pack=x\n    type: git\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("starts with `-`") && e.contains(":2:"), "{e}");
+    }
+
+    #[test]
+    fn a_role_from_a_path_is_named_by_its_path_as_galaxy_names_it() {
+        let e = parse("roles:\n  - src: ../../x.tar.gz\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a valid role name"), "{e}");
+        let ok = parse("roles:\n  - src: ./x.tar.gz\n    name: acme.x\n").unwrap();
+        assert_eq!(ok.roles[0].name.as_deref(), Some("acme.x"));
     }
 
     #[test]

@@ -130,13 +130,12 @@ fn project() -> tempfile::TempDir {
         "{} is missing: run `make setup`",
         posix.display()
     );
+    // a local source must be inside the project
+    crate::util::copy_dir(&posix, &copy.path().join("sources/ansible.posix"));
     std::fs::write(
         copy.path().join("requirements.yml"),
-        format!(
-            "roles:\n  - src: ./acme.tuning-1.0.0.tar.gz\n    name: acme.tuning\n\
-             collections:\n  - name: {}\n    type: dir\n",
-            posix.display()
-        ),
+        "roles:\n  - src: ./acme.tuning-1.0.0.tar.gz\n    name: acme.tuning\n\
+         collections:\n  - name: ./sources/ansible.posix\n    type: dir\n",
     )
     .unwrap();
     let meta = copy.path().join("roles/nginx/meta/main.yml");
@@ -656,7 +655,7 @@ fn project_copy(tier: &Tier) -> tempfile::TempDir {
         .prefix("parbake-e2e-project-")
         .tempdir_in(repo().join("target"))
         .unwrap();
-    for d in ["images", "roles", "packer", "scripts", "vendor"] {
+    for d in ["images", "roles", "packer", "scripts", "vendor", "sources"] {
         crate::util::copy_dir(&tier.project.path().join(d), &copy.path().join(d));
     }
     for f in [

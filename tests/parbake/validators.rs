@@ -54,3 +54,66 @@ fn validate_fails_when_the_packer_template_is_wrong() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("FAIL packer validate"), "{}", r.stderr);
 }
+
+/// Issue 21: validate keeps Ansible's home and temp files in its own private temp dir; a
+/// directory another user planted at the old fixed path under TMPDIR is never read.
+#[test]
+fn validate_uses_no_fixed_shared_path_under_tmpdir() {
+    let f = Fixture::example();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("planted-plugin-ran");
+    for kind in [
+        "connection",
+        "become",
+        "callback",
+        "vars",
+        "lookup",
+        "filter",
+    ] {
+        let dir = tmp.path().join("parbake-ansible-home/plugins").join(kind);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["local.py", "sudo.py", "pwn.py"] {
+            std::fs::write(
+                dir.join(name),
+                format!(
+                    "open({:?}, 'a').write('{kind}/{name}\\n')\n",
+                    marker.display().to_string()
+                ),
+            )
+            .unwrap();
+        }
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parbake"))
+        .args(["validate", "web", "--target", "qemu"])
+        .current_dir(f.root())
+        .env("TMPDIR", tmp.path())
+        .env(
+            "PARBAKE_ANSIBLE_PLAYBOOK",
+            crate::util::repo().join(".venv/bin/ansible-playbook"),
+        )
+        .env(
+            "PARBAKE_CLOUD_INIT",
+            crate::util::repo().join(".tools/bin/cloud-init"),
+        )
+        .env_remove("PARBAKE_PROJECT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !marker.exists(),
+        "a planted plugin ran: {:?}",
+        std::fs::read_to_string(&marker)
+    );
+    let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["parbake-ansible-home"],
+        "no other fixed path under TMPDIR"
+    );
+    assert!(stderr.contains("using ansible-playbook "), "{stderr}");
+}

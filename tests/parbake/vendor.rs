@@ -92,13 +92,13 @@ struct Vendoring {
 fn vendoring() -> Vendoring {
     let sources = tempfile::tempdir().unwrap();
     let role = git_role(&sources.path().join("hello"));
-    let tarball = built_collection(sources.path());
     let project = Fixture::bare();
+    // a local source must be inside the project
+    built_collection(&project.root().join("sources"));
     project.write(
         "requirements.yml",
         &format!(
-            "roles:\n  - src: {role}\n    version: v1.0.0\n    name: acme.hello\ncollections:\n  - name: {}\n    type: file\n",
-            tarball.display()
+            "roles:\n  - src: {role}\n    version: v1.0.0\n    name: acme.hello\ncollections:\n  - name: ./sources/acme-tools-1.0.0.tar.gz\n    type: file\n"
         ),
     );
     Vendoring {
@@ -245,12 +245,14 @@ fn debian_collections() -> Option<PathBuf> {
 fn debian_collection_vendored(which: &str) -> Option<(Fixture, PathBuf)> {
     let collections = debian_collections()?;
     let f = Fixture::bare();
+    // a local source must be inside the project
+    crate::util::copy_dir(
+        &collections.join(which),
+        &f.root().join("sources").join(which),
+    );
     f.write(
         "requirements.yml",
-        &format!(
-            "collections:\n  - name: {}\n    type: dir\n",
-            collections.join(which).display()
-        ),
+        &format!("collections:\n  - name: ./sources/{which}\n    type: dir\n"),
     );
     vendor_ok(&f, &[]);
     Some((f, collections))
@@ -575,18 +577,14 @@ fn a_role_both_local_and_vendored_is_refused() {
 
 #[test]
 fn a_project_with_only_collections_vendored_plans() {
-    let sources = tempfile::tempdir().unwrap();
-    let tarball = built_collection(sources.path());
     let f = Fixture::bare();
+    built_collection(&f.root().join("sources"));
     f.role("app", &[])
         .image("img", &["app"], &[])
         .stack("s", "img", &[])
         .write(
             "requirements.yml",
-            &format!(
-                "collections:\n  - name: {}\n    type: file\n",
-                tarball.display()
-            ),
+            "collections:\n  - name: ./sources/acme-tools-1.0.0.tar.gz\n    type: file\n",
         );
     vendor_ok(&f, &[]);
     let p = f.plan("s", &[]);
@@ -603,14 +601,15 @@ fn a_changed_vendored_collection_changes_every_run_hash_and_the_payload() {
     let f = &v.project;
     let before = f.plan("s", &["app"]);
     // the same version rebuilt with one plugin changed, then vendored again
-    let src = v._sources.path().join("acme-tools/plugins/filter/shout.py");
+    let sources = f.root().join("sources");
+    let src = sources.join("acme-tools/plugins/filter/shout.py");
     let text = std::fs::read_to_string(&src).unwrap();
     std::fs::write(&src, text.replace("'!'", "'!!'")).unwrap();
     sh(Command::new(galaxy())
         .args(["collection", "build", "--force", "--output-path"])
-        .arg(v._sources.path())
-        .arg(v._sources.path().join("acme-tools"))
-        .env("ANSIBLE_HOME", v._sources.path().join(".ansible-home")));
+        .arg(&sources)
+        .arg(sources.join("acme-tools"))
+        .env("ANSIBLE_HOME", sources.join(".ansible-home")));
     vendor_ok(f, &["--force"]);
     let after = f.plan("s", &["app"]);
     assert_ne!(
@@ -622,4 +621,423 @@ fn a_changed_vendored_collection_changes_every_run_hash_and_the_payload() {
         assert_ne!(a.payload_hash, b.payload_hash, "{}", a.name);
     }
     assert_eq!(before.installed, after.installed, "no role changed");
+}
+
+// ---- issue 21: vendor writes only under vendor/, packs what it hashes ----
+
+/// `vendor` in `f`: (exit code, stderr), expecting a refusal.
+fn vendor_refused(f: &Fixture) -> String {
+    let r = f.run(&["vendor"]);
+    assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+    r.stderr
+}
+
+/// Every file under `dir` whose content holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                pending.push(e.path());
+            } else if ft.is_file()
+                && String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).contains(needle)
+            {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A collection source tree `acme.leak` at `dir` whose `plugins/creds` links to `secret`.
+fn leaky_collection(dir: &Path, secret: &Path) {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::write(
+        dir.join("galaxy.yml"),
+        "namespace: acme\nname: leak\nversion: 1.0.0\nreadme: README.md\nauthors: [test]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("README.md"), "acme.leak\n").unwrap();
+    std::os::unix::fs::symlink(secret, dir.join("plugins/creds")).unwrap();
+}
+
+#[test]
+fn a_collection_symlink_out_of_its_tree_is_refused_from_a_dir_and_from_git() {
+    let host = tempfile::tempdir().unwrap();
+    let secret = host.path().join("credentials");
+    std::fs::write(&secret, "aws_secret_access_key = HOSTSECRET123\n").unwrap();
+    // a `type: dir` collection inside the project
+    let f = Fixture::bare();
+    leaky_collection(&f.root().join("sources/leak"), &secret);
+    f.write(
+        "requirements.yml",
+        "collections:\n  - name: ./sources/leak\n    type: dir\n",
+    );
+    let err = vendor_refused(&f);
+    assert!(
+        err.contains("./sources/leak"),
+        "names the collection: {err}"
+    );
+    assert!(
+        err.contains("plugins/creds"),
+        "names the path inside: {err}"
+    );
+    assert!(err.contains("outside its own tree"), "{err}");
+    assert!(!f.root().join("vendor").exists());
+    assert_eq!(
+        files_holding(f.root(), "HOSTSECRET123"),
+        Vec::<PathBuf>::new()
+    );
+    // the same collection from a git repository: galaxy clones and copies it itself
+    let repo_dir = host.path().join("leak-git");
+    leaky_collection(&repo_dir, &secret);
+    git(&repo_dir, &["init", "-q"]);
+    git(&repo_dir, &["add", "."]);
+    git(&repo_dir, &["commit", "-qm", "v1"]);
+    let g = Fixture::bare();
+    g.write(
+        "requirements.yml",
+        &format!(
+            "collections:\n  - name: git+file://{}\n    type: git\n",
+            repo_dir.display()
+        ),
+    );
+    let err = vendor_refused(&g);
+    assert!(err.contains("plugins/creds"), "{err}");
+    assert!(err.contains("outside its own tree"), "{err}");
+    assert_eq!(
+        files_holding(g.root(), "HOSTSECRET123"),
+        Vec::<PathBuf>::new()
+    );
+}
+
+/// The entries of a directory, recursively, relative to it (dirs end in `/`).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            if e.file_type().unwrap().is_dir() {
+                out.push(format!("{rel}/"));
+                pending.push(e.path());
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn vendor_writes_only_under_vendor_and_refuses_sources_outside_the_project() {
+    // sources/a/p is the project: `../../x.tar.gz` is sources/x.tar.gz
+    let top = tempfile::tempdir().unwrap();
+    let role = top.path().join("x");
+    std::fs::create_dir_all(role.join("tasks")).unwrap();
+    std::fs::create_dir_all(role.join("meta")).unwrap();
+    std::fs::write(
+        role.join("tasks/main.yml"),
+        "- ansible.builtin.debug: {msg: x}\n",
+    )
+    .unwrap();
+    std::fs::write(role.join("meta/main.yml"), "galaxy_info: {author: t}\n").unwrap();
+    sh(Command::new("tar")
+        .args(["-czf", "x.tar.gz", "x"])
+        .current_dir(top.path()));
+    let root = top.path().join("a/p");
+    std::fs::create_dir_all(root.join("roles")).unwrap();
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    crate::util::copy_dir(&repo().join("packer"), &root.join("packer"));
+    let before = listing(top.path());
+    for (reqs, says) in [
+        // galaxy would name the role by its path and install it at staging/roles/../../x
+        ("roles:\n  - src: ../../x.tar.gz\n", "name:"),
+        (
+            "roles:\n  - src: ../../x.tar.gz\n    name: acme.x\n",
+            "outside the project",
+        ),
+        (
+            "collections:\n  - name: /usr/lib\n    type: dir\n",
+            "outside the project",
+        ),
+    ] {
+        std::fs::write(root.join("requirements.yml"), reqs).unwrap();
+        let err = vendor_refused_in(&root);
+        assert!(err.contains(says), "{reqs}: {err}");
+        assert!(err.contains("requirements.yml:"), "located: {err}");
+        std::fs::remove_file(root.join("requirements.yml")).unwrap();
+        assert_eq!(listing(top.path()), before, "{reqs}: nothing written");
+    }
+}
+
+fn vendor_refused_in(root: &Path) -> String {
+    let r = crate::util::run_in(root, &["vendor"]);
+    assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+    r.stderr
+}
+
+#[test]
+fn a_git_source_that_git_would_read_as_an_option_is_refused_before_git_runs() {
+    let f = Fixture::bare();
+    let marker = f.root().join("pwned");
+    for reqs in [
+        format!(
+            "collections:\n  - name: git+--upload-pack=touch${{IFS}}{}\n    type: git\n",
+            marker.display()
+        ),
+        format!(
+            "roles:\n  - src: git+--upload-pack=touch${{IFS}}{}\n    name: acme.x\n",
+            marker.display()
+        ),
+        "roles:\n  - src: git+file:///x,-v\n    name: acme.x\n".to_string(),
+    ] {
+        f.write("requirements.yml", &reqs);
+        let err = vendor_refused(&f);
+        assert!(err.contains("starts with `-`"), "{reqs}: {err}");
+        assert!(err.contains("requirements.yml:"), "located: {err}");
+        assert!(!marker.exists(), "{reqs}");
+    }
+}
+
+#[test]
+fn bake_packs_exactly_the_files_the_lock_hashes() {
+    let v = vendored_stack();
+    let f = &v.project;
+    let cols = f.root().join("vendor/collections");
+    // a local base image, as the pipeline tier's fake bakes use
+    for file in ["disk.qcow2", "vmlinuz", "initrd.img"] {
+        f.write(&format!("base/{file}"), "fake");
+    }
+    f.write(
+        "images/img.yml",
+        "sources:\n  qemu:\n    disk_image: base/disk.qcow2\n    ssh_user: debian\nbasic: []\nlaunch_only: []\n",
+    );
+    std::fs::write(cols.join("loose.txt"), "loose").unwrap();
+    std::fs::write(cols.join("ansible_collections/.hidden"), "hidden").unwrap();
+    std::fs::write(cols.join("ansible_collections/acme/.hidden"), "hidden").unwrap();
+    std::fs::create_dir_all(cols.join("ansible_collections/acme/zz-9.9.9.info")).unwrap();
+    std::fs::write(
+        cols.join("ansible_collections/acme/zz-9.9.9.info/GALAXY.yml"),
+        "planted",
+    )
+    .unwrap();
+    // a fake Packer that keeps the payload's archive
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = tmp.path().join("collections.tar.gz");
+    let packer = tmp.path().join("packer");
+    std::fs::write(
+        &packer,
+        format!(
+            "#!/bin/sh\n[ -f payload/collections.tar.gz ] && cp payload/collections.tar.gz {}\nexec {} \"$@\"\n",
+            kept.display(),
+            repo().join("tests/fixtures/fake-packer.py").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&packer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_parbake"))
+        .args(["bake", "s", "--target", "qemu"])
+        .current_dir(f.root())
+        .env("PARBAKE_PACKER", &packer)
+        .env("PARBAKE_ACCEL", "tcg")
+        .env("PARBAKE_STORE", tmp.path().join("store"))
+        .env("FAKE_PACKER_LOG", tmp.path().join("log"))
+        .env("FAKE_PACKER_SECONDS", "0")
+        .env_remove("PARBAKE_PROJECT")
+        .output()
+        .unwrap();
+    assert!(
+        kept.is_file(),
+        "bake packed no collections: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = sh(Command::new("tar").arg("-tzf").arg(&kept));
+    let mut packed: Vec<&str> = listed.lines().filter(|l| !l.ends_with('/')).collect();
+    packed.sort();
+    for planted in ["loose.txt", ".hidden", "zz-9.9.9.info"] {
+        assert!(
+            !packed.iter().any(|p| p.contains(planted)),
+            "{planted} was packed: {packed:?}"
+        );
+    }
+    let hashed = Vendored::verify(f.root())
+        .unwrap()
+        .unwrap()
+        .collection_files()
+        .unwrap();
+    assert!(!hashed.is_empty());
+    assert_eq!(
+        packed,
+        hashed.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_lock_refuses_control_characters_and_duplicates_at_their_line() {
+    let v = vendoring();
+    let f = &v.project;
+    vendor_ok(f, &[]);
+    let lock_path = f.root().join("requirements.lock.json");
+    let good = std::fs::read_to_string(&lock_path).unwrap();
+    assert!(good.contains("\"requires_ansible\": \">=2.14\""), "{good}");
+    // an escape sequence in requires_ansible
+    let bad = good.replace("\">=2.14\"", "\">=2.14\\u001b[2J\"");
+    std::fs::write(&lock_path, &bad).unwrap();
+    let line = bad
+        .lines()
+        .position(|l| l.contains("u001b"))
+        .map(|i| i + 1)
+        .unwrap();
+    let (msg, hints) = load_error(f.root());
+    assert!(
+        msg.contains(&format!("requirements.lock.json:{line}:")),
+        "{msg}"
+    );
+    assert!(msg.contains("control character"), "{msg}");
+    assert!(!msg.contains('\u{1b}'), "printed raw: {msg:?}");
+    assert!(!hints.is_empty());
+    // the same collection listed twice
+    let mut lock: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let c = lock["collections"][0].clone();
+    lock["collections"].as_array_mut().unwrap().push(c);
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+    let (msg, _) = load_error(f.root());
+    assert!(msg.contains("twice"), "{msg}");
+    assert!(msg.contains("requirements.lock.json:"), "{msg}");
+}
+
+#[test]
+fn a_collections_requires_ansible_with_an_escape_sequence_is_refused_at_vendor() {
+    let f = Fixture::bare();
+    let src = f.root().join("sources/esc");
+    std::fs::create_dir_all(src.join("meta")).unwrap();
+    std::fs::write(
+        src.join("galaxy.yml"),
+        "namespace: acme\nname: esc\nversion: 1.0.0\nreadme: README.md\nauthors: [test]\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("README.md"), "x\n").unwrap();
+    std::fs::write(
+        src.join("meta/runtime.yml"),
+        "requires_ansible: \">=2.14\\e[2J\\e]0;pwned\\a\"\n",
+    )
+    .unwrap();
+    f.write(
+        "requirements.yml",
+        "collections:\n  - name: ./sources/esc\n    type: dir\n",
+    );
+    let r = f.run(&["vendor"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("control character"), "{}", r.stderr);
+    assert!(!r.stderr.contains('\u{1b}') && !r.stdout.contains('\u{1b}'));
+}
+
+#[test]
+fn vendor_clean_up_leaves_a_staging_dir_of_a_live_process_it_cannot_signal() {
+    // as root, kill(1, 0) succeeds; run parbake as nobody, for whom pid 1 answers EPERM
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if !is_root || !setpriv.exists() {
+        eprintln!("SKIP: needs root and setpriv to run parbake as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::bare();
+    let open = |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777));
+    open(f.root()).unwrap();
+    open(f.dir.path()).unwrap();
+    f.write(
+        "requirements.yml",
+        "roles:\n  - src: git+file:///nonexistent/parbake-test/repo\n    name: acme.gone\n",
+    );
+    let live = f.root().join(".parbake-vendor-1-live");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("half-installed"), "x").unwrap();
+    open(&live).unwrap();
+    let out = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_parbake"))
+        .arg("vendor")
+        .current_dir(f.root())
+        .env("PARBAKE_ANSIBLE_GALAXY", "/bin/false")
+        .env_remove("PARBAKE_PROJECT")
+        .env("HOME", f.root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        live.join("half-installed").exists(),
+        "pid 1 is alive (EPERM): its staging dir must stay; {stderr}"
+    );
+}
+
+#[test]
+fn vendor_runs_the_projects_own_tools_only_when_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::bare();
+    f.write(
+        "requirements.yml",
+        "roles:\n  - src: git+file:///nonexistent/parbake-test/repo\n    name: acme.gone\n",
+    );
+    let tools = tempfile::tempdir().unwrap();
+    let script = |path: &Path, marker: &Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let planted = tools.path().join("planted-ran");
+    let on_path = tools.path().join("path-ran");
+    script(&f.root().join(".venv/bin/ansible-galaxy"), &planted);
+    script(&tools.path().join("bin/ansible-galaxy"), &on_path);
+    let run = |project_tools: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_parbake"));
+        c.arg("vendor")
+            .current_dir(f.root())
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", tools.path().join("bin").display()),
+            )
+            .env_remove("PARBAKE_ANSIBLE_GALAXY")
+            .env_remove("PARBAKE_ANSIBLE_PLAYBOOK")
+            .env_remove("PARBAKE_PROJECT")
+            .env_remove("PARBAKE_PROJECT_TOOLS");
+        if project_tools {
+            c.env("PARBAKE_PROJECT_TOOLS", "1");
+        }
+        let out = c.output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = run(false);
+    assert!(!planted.exists(), "the project's .venv ran: {stderr}");
+    assert!(on_path.exists(), "PATH's ansible-galaxy ran: {stderr}");
+    assert!(
+        stderr.contains(
+            &tools
+                .path()
+                .join("bin/ansible-galaxy")
+                .display()
+                .to_string()
+        ),
+        "says which: {stderr}"
+    );
+    run(true);
+    assert!(
+        planted.exists(),
+        "PARBAKE_PROJECT_TOOLS=1 runs the project's own"
+    );
 }

@@ -319,8 +319,7 @@ impl AwsBaker {
         region: &str,
         progress: &mut Progress,
     ) -> Result<Baked> {
-        let build = tempfile::Builder::new()
-            .prefix(&format!("{}-", layer.short_hash()))
+        let build = crate::write::private_temp(&format!("{}-", layer.short_hash()))
             .tempdir_in(self.store.builds())
             .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
         let packer = self.tools.packer_version()?;

@@ -254,8 +254,7 @@ impl QemuBaker {
     /// failure or Ctrl-C), then commits the layer to the store.
     fn bake_layer(&self, b: &Bake<'_>, progress: &mut Progress) -> Result<LayerResult> {
         let started = Instant::now();
-        let build = tempfile::Builder::new()
-            .prefix(&format!("{}-", b.layer.short_hash()))
+        let build = crate::write::private_temp(&format!("{}-", b.layer.short_hash()))
             .tempdir_in(self.store.builds())
             .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
         let dir = build.path();

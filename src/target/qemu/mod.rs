@@ -150,10 +150,7 @@ pub fn accelerator(store_root: &Path, kernel: &Path, initrd: &Path) -> (String, 
 
 fn probe_kvm(kernel: &Path, initrd: &Path) -> bool {
     // KVM works when the kernel boots to its initramfs and powers off cleanly.
-    let Ok(dir) = tempfile::Builder::new()
-        .prefix("parbake-kvm-probe-")
-        .tempdir()
-    else {
+    let Ok(dir) = crate::write::private_temp("parbake-kvm-probe-").tempdir() else {
         return false;
     };
     let serial = dir.path().join("serial.log");
