@@ -192,6 +192,18 @@ fn aws_version_text(v: &AwsVersion) -> String {
 
 fn aws_publish_text(r: &AwsPublishReport) -> String {
     let mut s = String::new();
+    if r.unchanged {
+        let _ = writeln!(
+            s,
+            "{} is already published to launch template {} ({}) in {}: {} is the default; nothing changed",
+            r.stack,
+            r.launch_template,
+            r.launch_template_id,
+            r.region,
+            aws_version_text(&r.published)
+        );
+        return s;
+    }
     let _ = writeln!(
         s,
         "published {} to launch template {} ({}) in {}: {} is the default",

@@ -1380,7 +1380,14 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
             .unwrap()
             .contains(&format!("userdata={sha} verified")));
     });
-    // --unverified publishes anyway, says so, and becomes the default
+    // other user-data (a launch var changed): --unverified publishes it anyway, says so, and
+    // becomes the default (the same AMI and user-data again would change nothing)
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(
+        &stack,
+        text.replace("launch_vars: {}", "launch_vars: {release: \"2\"}"),
+    )
+    .unwrap();
     let (code, out, err) = run(&[
         "publish",
         "worker",
@@ -2507,8 +2514,15 @@ fn publish_that_fails_at_ssm_puts_the_launch_template_back_and_says_so() {
         &["publish", "worker", "--target", "aws", "--unverified"],
     );
     assert_eq!(template().unwrap().default_version, 1);
-    // a second publish adds version 2 and makes it the default; SSM refuses: version 1 is the
-    // default again, version 2 is gone, and the parameter still names the AMI of version 1
+    // a second publish (other user-data: a launch var changed) adds version 2 and makes it the
+    // default; SSM refuses: version 1 is the default again, version 2 is gone, and the
+    // parameter still names the AMI of version 1
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(
+        &stack,
+        text.replace("launch_vars: {}", "launch_vars: {release: \"2\"}"),
+    )
+    .unwrap();
     rt().block_on(jam_parameter(REGION, PARAM, &ami));
     let out = publish();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -2864,4 +2878,124 @@ fn an_undo_that_fails_says_what_moved_and_the_commands_that_revert_or_finish_it(
     ] {
         assert!(text.contains(want), "{want}\nnot in:\n{text}");
     }
+}
+
+/// Publishing to a team's hand-made launch template keeps its settings: the new version is
+/// based on the default (SourceVersion; moto ignores it, so `moto_server.py` stands in for
+/// EC2's documented merge) and replaces only the AMI and the user-data.
+#[test]
+fn publish_keeps_the_fleets_launch_settings_of_a_hand_made_default() {
+    const REGION: &str = "eu-north-1";
+    let f = example_in(REGION, "Europe/Stockholm");
+    let stack = f.root().join("images/stacks/worker.yml");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(
+        &stack,
+        format!("{text}publish:\n  launch_template: worker-handmade\n"),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let bake = aws_json(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws", "--json"],
+    );
+    let ami = bake["layers"][0]["image"].as_str().unwrap().to_string();
+    rt().block_on(async {
+        use aws_sdk_ec2::types::{
+            LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+            LaunchTemplateInstanceMetadataOptionsRequest, RequestLaunchTemplateData,
+        };
+        ec2(REGION)
+            .await
+            .sdk()
+            .create_launch_template()
+            .launch_template_name("worker-handmade")
+            .launch_template_data(
+                RequestLaunchTemplateData::builder()
+                    .image_id("ami-0123456789abcdef0")
+                    .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
+                    .security_group_ids("sg-0fleet")
+                    .iam_instance_profile(
+                        LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                            .name("worker-fleet")
+                            .build(),
+                    )
+                    .metadata_options(
+                        LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                            .http_tokens(LaunchTemplateHttpTokensState::Required)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let rep = aws_json(
+        f.root(),
+        store.path(),
+        &[
+            "publish",
+            "worker",
+            "--target",
+            "aws",
+            "--unverified",
+            "--json",
+        ],
+    );
+    assert_eq!(rep["published"]["version"], 2, "{rep}");
+    rt().block_on(async {
+        let d = ec2(REGION)
+            .await
+            .sdk()
+            .describe_launch_template_versions()
+            .launch_template_name("worker-handmade")
+            .versions("$Default")
+            .send()
+            .await
+            .unwrap();
+        let v = &d.launch_template_versions()[0];
+        assert_eq!(v.version_number(), Some(2));
+        let data = v.launch_template_data().unwrap();
+        assert_eq!(data.image_id(), Some(ami.as_str()));
+        assert!(data.user_data().is_some_and(|u| !u.is_empty()));
+        assert_eq!(data.instance_type().map(|t| t.as_str()), Some("m5.large"));
+        assert_eq!(data.security_group_ids(), ["sg-0fleet"]);
+        assert_eq!(
+            data.iam_instance_profile().and_then(|p| p.name()),
+            Some("worker-fleet")
+        );
+        assert_eq!(
+            data.metadata_options()
+                .and_then(|m| m.http_tokens())
+                .map(|t| t.as_str()),
+            Some("required")
+        );
+    });
+    // publishing it again is a no-op that says so
+    let again = aws_json(
+        f.root(),
+        store.path(),
+        &[
+            "publish",
+            "worker",
+            "--target",
+            "aws",
+            "--unverified",
+            "--json",
+        ],
+    );
+    assert_eq!(again["unchanged"], true, "{again}");
+    assert_eq!(again["published"]["version"], 2, "{again}");
+    let text = parbake_aws_ok_in(
+        f.root(),
+        store.path(),
+        &["publish", "worker", "--target", "aws", "--unverified"],
+    );
+    assert!(
+        String::from_utf8_lossy(&text).contains("nothing changed"),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
 }

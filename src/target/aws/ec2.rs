@@ -626,23 +626,27 @@ impl Ec2 {
         }))
     }
 
-    /// Adds a version (the AMI, the user-data, the instance type) to the launch template
-    /// `existing` (its id), or creates the template `name` with it as version 1 when there is
-    /// none (tagged `tags`); returns the template's id and the version.
+    /// Adds a version to the launch template `existing`, based on its default version
+    /// (`SourceVersion`: every setting of the fleet's, such as security groups, instance
+    /// profile and metadata options, carries over) with the AMI and the user-data replaced;
+    /// or creates the template `name` with the AMI, the user-data and the instance type as
+    /// version 1 when there is none (tagged `tags`). Returns the template's id and the version.
     pub async fn add_launch_template_version(
         &self,
         name: &str,
-        existing: Option<&str>,
+        existing: Option<&LaunchTemplate>,
         v: &NewTemplateVersion<'_>,
         tags: &[(String, String)],
     ) -> Result<(String, i64)> {
-        if let Some(id) = existing {
+        if let Some(t) = existing {
+            let id = t.id.as_str();
             let out = self
                 .client
                 .create_launch_template_version()
                 .launch_template_id(id)
+                .source_version(t.default_version.to_string())
                 .version_description(v.description)
-                .launch_template_data(template_data(v))
+                .launch_template_data(version_data(v))
                 .send()
                 .await
                 .map_err(|e| self.error("CreateLaunchTemplateVersion", e))?;
@@ -698,7 +702,8 @@ impl Ec2 {
             .create_launch_template_version()
             .dry_run(true)
             .launch_template_id(&t.id)
-            .launch_template_data(template_data(v))
+            .source_version(t.default_version.to_string())
+            .launch_template_data(version_data(v))
             .send()
             .await;
         self.dry_run("CreateLaunchTemplateVersion", r)?;
@@ -866,7 +871,16 @@ pub struct NewTemplateVersion<'a> {
     pub description: &'a str,
 }
 
-/// The launch data of a version parbake publishes.
+/// What a version based on the fleet's default replaces: the AMI and the user-data. The
+/// instance type stays the fleet's.
+fn version_data(v: &NewTemplateVersion<'_>) -> aws_sdk_ec2::types::RequestLaunchTemplateData {
+    aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+        .image_id(v.image_id)
+        .user_data(base64::engine::general_purpose::STANDARD.encode(v.user_data))
+        .build()
+}
+
+/// The launch data of a template parbake creates: the AMI, the instance type, the user-data.
 fn template_data(v: &NewTemplateVersion<'_>) -> aws_sdk_ec2::types::RequestLaunchTemplateData {
     aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
         .image_id(v.image_id)

@@ -53,6 +53,9 @@ pub struct AwsPublishReport {
     pub verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssm_parameter: Option<ParameterSet>,
+    /// The default already was exactly this AMI and user-data: nothing was added or moved.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -199,6 +202,25 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
         // everything that can be checked, before anything moves
         if let Some(t) = &before {
             check_owner(t, &plan.stack, region)?;
+            if let Some(current) = t
+                .versions
+                .iter()
+                .find(|v| v.number == t.default_version && v.image_id.as_deref() == Some(&ami_id) && v.description == desc)
+            {
+                return Ok(AwsPublishReport {
+                    stack: plan.stack.clone(),
+                    region: region.clone(),
+                    launch_template: template.clone(),
+                    launch_template_id: t.id.clone(),
+                    published: version_of(current),
+                    previous_default: None,
+                    layer_hash: top.hash.clone(),
+                    userdata_sha256: sha,
+                    verified,
+                    ssm_parameter: None,
+                    unchanged: true,
+                });
+            }
         }
         ec2.check_publish(template, before.as_ref(), &version).await?;
         check_parameter(&target).await?;
@@ -213,7 +235,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             ("parbake:image".to_string(), plan.image.clone()),
         ];
         let (id, number) = ec2
-            .add_launch_template_version(template, before.as_ref().map(|t| t.id.as_str()), &version, &tags)
+            .add_launch_template_version(template, before.as_ref(), &version, &tags)
             .await?;
         // from here on, a failure puts back what moved
         let mut moved = Moved {
@@ -256,6 +278,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             userdata_sha256: sha,
             verified,
             ssm_parameter,
+            unchanged: false,
         })
     })
 }
