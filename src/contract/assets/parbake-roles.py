@@ -23,7 +23,10 @@ a stack layer, `parbake validate` and scripts/chroot-roles.sh call it, `launch` 
 function.
 
 Writes /var/lib/parbake/status.json (per-role status and duration), logs to
-/var/log/parbake/, prints one summary line to the console, exits 1 on failure. With
+/var/log/parbake/, prints one summary line to the console, exits 1 on failure. The console
+and the status tag carry parbake's own sentences only, never role output (public_status).
+launch_timeout bounds everything it does, secrets and checks included (Deadline); every file
+it reads is a regular file, read without blocking and to a bound (read_regular). With
 `status_tag` in the launch spec (EC2), it also tags its instance `parbake:status`, signing
 CreateTags with the instance profile's credentials from IMDSv2; best effort.
 Python standard library only.
@@ -36,10 +39,10 @@ Values and templating (launch spec format 2; format 1 specs are read with no `li
   A `file:` secret loses its trailing newlines, nothing else. (Ansible still turns the result
   of a template that is exactly a list, dict, True or False literal into that type; that is
   Ansible's type conversion of a template's output, and it evaluates nothing.)
-- Secret values never reach status.json, the console, the events file or the console copy
-  of launch.log's tail: each is shown as <secret NAME>, as are its shell-quoted, JSON-escaped
-  and repr forms and, for a multi-line secret, each of its lines. launch.log itself holds
-  Ansible's full output and is readable by root only.
+- Secret values never reach status.json or the events file: each is shown as <secret NAME>,
+  as are its escaped, quoted and encoded forms (secret_forms) and, for a multi-line secret,
+  each of its lines; a text holding a secret shorter than 8 characters is withheld whole.
+  launch.log itself holds Ansible's full output and is readable by root only.
 """
 import argparse
 import base64
@@ -845,7 +848,7 @@ def read_check_file(path):
     """The first MAX_CHECK_READ bytes of a check's file (links resolved, inside ROOT)."""
     real, root = os.path.realpath(path), os.path.realpath(ROOT)
     rel = os.path.relpath(real, root)
-    if rel.startswith(".."):
+    if rel == ".." or rel.startswith("../"):
         raise ReadRefused("it resolves outside the instance's root")
     if rel.split("/")[0] in PSEUDO_ROOTS:
         raise ReadRefused("it is on a pseudo-filesystem (/%s)" % rel.split("/")[0])
