@@ -410,8 +410,9 @@ pub fn valid_file_path(path: &str) -> bool {
     valid_text(path) && path.starts_with('/') && !path.split('/').any(|c| c == "..")
 }
 
-/// The rule of each text field of a check, by the name the runner's `FIELD_RULES` and
-/// tests/fixtures/contract/names.json give it: one rule per field on both sides.
+/// The rule of each text field of a check (and of the spec's role names, `role`), by the name
+/// the runner's `FIELD_RULES` and tests/fixtures/contract/names.json give it: one rule per
+/// field on both sides.
 pub fn field_rule(field: &str) -> Option<fn(&str) -> bool> {
     Some(match field {
         "name" => valid_check_name,
@@ -419,6 +420,7 @@ pub fn field_rule(field: &str) -> Option<fn(&str) -> bool> {
         "unit" => valid_unit,
         "text" => valid_text,
         "file" => valid_file_path,
+        "role" => super::names::valid_role_name,
         _ => return None,
     })
 }

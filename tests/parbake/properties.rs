@@ -527,7 +527,7 @@ fn parbake_and_the_runner_agree_on_every_check_field_value() {
     // a name parbake accepted and the runner refused failed every launch at boot)
     let n = cases("PARBAKE_PROPTEST_CASES", 256) * 4;
     let started = std::time::Instant::now();
-    let fields = ["name", "http", "unit", "text", "file"];
+    let fields = ["name", "http", "unit", "text", "file", "role"];
     let values = generate(check_field_value(), n, seed());
     let pairs: Vec<(String, String)> = values
         .into_iter()

@@ -631,7 +631,7 @@ def read_spec(path):
                       "names" % path)
     spec["checks"] = read_checks(path, spec.get("checks"))
     for role in spec["roles"]:
-        if not (isinstance(role, dict) and isinstance(role.get("name"), str)
+        if not (isinstance(role, dict) and valid_role_name(role.get("name"))
                 and isinstance(role.get("hash"), str)):
             raise Failure("the launch spec %s: each of roles must be {\"name\": ..., \"hash\": ...}" % path)
     for name, ref in spec["secrets"].items():
@@ -700,7 +700,8 @@ def is_port(v):
 
 # field -> its rule, as tests/fixtures/check_names.py and names.json name them
 FIELD_RULES = {"name": valid_check_name, "http": valid_http_path, "unit": valid_unit,
-               "text": is_text, "file": valid_file_path}
+               "text": is_text, "file": valid_file_path,
+               "role": lambda v: valid_role_name(v)}
 
 
 def read_checks(path, checks):
@@ -969,7 +970,13 @@ def open_log(path):
 
 # A role name: `name` or Galaxy's `namespace.name`; never a path (no `/`, no `..`, no
 # leading dot), since it becomes a directory name under the shim dir.
-ROLE_NAME = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+# The same rule as parbake's (src/config/names.rs, valid_role_name; FIELD_RULES["role"]):
+# each part letters, digits, `_` and `-`, not starting with `-`, at most 64 characters in all.
+ROLE_NAME = re.compile(r"(?=.{1,64}\Z)[A-Za-z0-9_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_][A-Za-z0-9_-]*)?\Z")
+
+
+def valid_role_name(v):
+    return isinstance(v, str) and ROLE_NAME.match(v) is not None
 # The entry points Ansible looks for in a role's tasks/ and meta/ (ansible-core's
 # playbook/role/__init__.py, _load_role_yaml): main, main.yml, main.yaml, main.json.
 ROLE_MAIN = ("main", "main.yml", "main.yaml", "main.json")
@@ -1006,7 +1013,7 @@ def build_shims(roles_dir, out, names):
     templates, plugins and every other task file (`include_role ... tasks_from`) are the
     real ones. `out` must not exist or be empty."""
     for name in names:
-        if not isinstance(name, str) or not ROLE_NAME.match(name):
+        if not valid_role_name(name):
             raise Failure("cannot shim role %s: not a role name (name or namespace.name)" % json.dumps(name))
     names = sorted(set(names))
     for name in names:
