@@ -269,10 +269,7 @@ fn one_check(def: &CheckDef) -> Result<Check, Problem> {
 
 fn http(def: &CheckDef) -> Result<CheckKind, Problem> {
     let path = def.http.clone().unwrap_or_default();
-    if !(path.starts_with('/')
-        && path.len() <= 1024
-        && path.bytes().all(|b| (0x21..=0x7e).contains(&b)))
-    {
+    if !valid_http_path(&path) {
         return Err(problem(
             "http",
             format!("{path:?} is not a URL path"),
@@ -345,7 +342,7 @@ fn command(argv: &[String]) -> Result<CheckKind, Problem> {
 fn file_check(def: &CheckDef) -> Result<CheckKind, Problem> {
     let path = def.file.clone().unwrap_or_default();
     text("file", &path)?;
-    if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+    if !valid_file_path(&path) {
         return Err(problem(
             "file",
             format!("{path:?} is not an absolute path"),
@@ -374,7 +371,7 @@ fn file_check(def: &CheckDef) -> Result<CheckKind, Problem> {
 
 /// A value a check matches or runs: 1 to 4096 bytes, no control character.
 fn text(field: &'static str, value: &str) -> Result<(), Problem> {
-    if value.is_empty() || value.len() > MAX_TEXT || value.chars().any(char::is_control) {
+    if !valid_text(value) {
         return Err(problem(
             field,
             format!("`{field}` must be 1 to {MAX_TEXT} bytes with no control characters"),
@@ -395,6 +392,37 @@ fn duration(v: &serde_yaml::Value, min: u64, max: u64) -> Result<u64, String> {
             _ => Err("a duration such as `30s`".into()),
         },
     }
+}
+
+/// A value a check matches or runs (`body`, `contains`, each item of `command`, a file's
+/// path): 1 to 4096 bytes, no control character.
+pub fn valid_text(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_TEXT && !value.chars().any(char::is_control)
+}
+
+/// An http check's path: `/` then printable ASCII but the space, at most 1024 bytes.
+pub fn valid_http_path(path: &str) -> bool {
+    path.starts_with('/') && path.len() <= 1024 && path.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// A file check's path: a text, absolute, with no `..` component.
+pub fn valid_file_path(path: &str) -> bool {
+    valid_text(path) && path.starts_with('/') && !path.split('/').any(|c| c == "..")
+}
+
+/// The rule of each text field of a check (and of the spec's role names, `role`), by the name
+/// the runner's `FIELD_RULES` and tests/fixtures/contract/names.json give it: one rule per
+/// field on both sides.
+pub fn field_rule(field: &str) -> Option<fn(&str) -> bool> {
+    Some(match field {
+        "name" => valid_check_name,
+        "http" => valid_http_path,
+        "unit" => valid_unit,
+        "text" => valid_text,
+        "file" => valid_file_path,
+        "role" => super::names::valid_role_name,
+        _ => return None,
+    })
 }
 
 /// A systemd unit name as `systemctl is-active` takes it.

@@ -611,7 +611,8 @@ fn fact_subset(item: &serde_yaml::Value) -> Result<String, String> {
 /// A launch's timeout when the stack file sets none: a launch that takes longer is broken.
 pub const DEFAULT_LAUNCH_TIMEOUT_S: u64 = 3600;
 const LAUNCH_TIMEOUT_MIN_S: u64 = 60;
-const LAUNCH_TIMEOUT_MAX_S: u64 = 24 * 3600;
+/// The longest `launch_timeout`; parbake-launch.service's TimeoutStartSec allows it and a margin.
+pub const LAUNCH_TIMEOUT_MAX_S: u64 = 24 * 3600;
 
 /// `launch_timeout`: a duration with units (`20m`, `1h30m`, `90s`), 1m to 24h.
 fn check_launch_timeout(

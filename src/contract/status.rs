@@ -10,7 +10,8 @@ pub const STATUS_FORMAT: u32 = 1;
 /// The console line that carries the whole status (`parbake-status {json}`).
 pub const STATUS_LINE_PREFIX: &str = "parbake-status ";
 /// A console line with one line of the launch log's tail, printed before the status line of a
-/// failed launch (`parbake-log | {line}`).
+/// failed launch by runners before issue 21 (`parbake-log | {line}`); today's runner prints no
+/// role output on the console, only where the log is.
 pub const LOG_LINE_PREFIX: &str = "parbake-log | ";
 
 /// `status.json` in full, as the runner writes it. A launch that never read its spec (no
@@ -194,10 +195,42 @@ impl BootStatus {
 }
 
 /// The runner's final console line, `parbake-status {json}` (the boot result contract), read
-/// from a serial console or EC2's console output.
+/// from a serial console or EC2's console output. Only a line that *starts* with the marker
+/// counts (after the prefix the console itself puts there, see [`after_marker`]): the marker
+/// inside other text, such as a log line that quotes one, is not a status.
 pub fn parse_status_line(line: &str) -> Option<BootStatus> {
-    let json = &line[line.find(STATUS_LINE_PREFIX)? + STATUS_LINE_PREFIX.len()..];
-    serde_json::from_str(json.trim()).ok()
+    serde_json::from_str(after_marker(line, STATUS_LINE_PREFIX)?.trim()).ok()
+}
+
+/// The rest of a console line that starts with `marker`, or None. The runner writes its lines
+/// to /dev/console at the start of a line; the console may put before them a carriage return,
+/// the kernel's timestamp (`[   61.2] `) and a journal identifier (`cloud-init[512]: `, when a
+/// runner's stdout reached the console through a unit's output, as under cloud-final). Nothing
+/// else may come first.
+pub fn after_marker<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    let mut rest = line.trim_start_matches(['\r', '\n']);
+    if let Some(r) = rest.strip_prefix('[') {
+        let (stamp, after) = r.split_once(']')?;
+        let stamp = stamp.trim_start();
+        if stamp.is_empty() || !stamp.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return None;
+        }
+        rest = after.strip_prefix(' ')?.trim_start_matches(' ');
+    }
+    if let Some((ident, after)) = rest.split_once("]: ") {
+        let is_ident = ident.split_once('[').is_some_and(|(name, pid)| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b))
+                && !pid.is_empty()
+                && pid.bytes().all(|b| b.is_ascii_digit())
+        });
+        if is_ident {
+            rest = after;
+        }
+    }
+    rest.strip_prefix(marker)
 }
 
 #[cfg(test)]
@@ -212,5 +245,30 @@ mod tests {
         assert_eq!(s.roles[0].name, "boom");
         assert!(parse_status_line("parbake: launch done stack=web").is_none());
         assert!(parse_status_line("parbake-status {truncated").is_none());
+        assert!(parse_status_line(r#"parbake-status {"state":"done"}"#).is_some());
+        assert!(
+            parse_status_line("\r[    3.000000] parbake-status {\"state\":\"done\"}").is_some()
+        );
+    }
+
+    #[test]
+    fn a_status_marker_inside_another_line_is_not_a_status() {
+        // a forged status inside a log tail line (issue 21) was read as `done`
+        for forged in [
+            r#"parbake-log | parbake-status {"state":"done"}"#,
+            r#"[  61.2] cloud-init[512]: parbake-log | parbake-status {"state":"done"}"#,
+            r#"PARBAKE-EVENT {"task":"x parbake-status {\"state\":\"done\"}"}"#,
+            r#"parbake: launch failed error="parbake-status {\"state\":\"done\"}""#,
+            r#"x parbake-status {"state":"done"}"#,
+            r#"[ 1.0 ] x[1]: y[2]: parbake-status {"state":"done"}"#,
+            r#"[abc] parbake-status {"state":"done"}"#,
+        ] {
+            assert!(parse_status_line(forged).is_none(), "{forged}");
+        }
+        assert_eq!(
+            after_marker("[  61.2] cloud-init[512]: parbake-log | x", LOG_LINE_PREFIX),
+            Some("x")
+        );
+        assert_eq!(after_marker("a parbake-log | x", LOG_LINE_PREFIX), None);
     }
 }

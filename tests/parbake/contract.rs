@@ -247,10 +247,11 @@ fn the_runner_reads_the_golden_documents_and_shares_parbakes_formats_and_paths()
     assert_eq!(side["paths"]["home"], IMAGE_HOME);
     assert_eq!(side["paths"]["manifest"], MANIFEST_PATH);
     assert_eq!(side["paths"]["status"], STATUS_PATH);
-    // the console prefixes, which the runner and the callback write as literals
+    // the console prefixes, which the runner and the callback write as literals; the log
+    // tail is no longer printed (issue 21: no role output on the console)
+    assert!(!contract::RUNNER.contains(&format!("\"{LOG_LINE_PREFIX}\"")));
     for (asset, literal) in [
         (contract::RUNNER, STATUS_LINE_PREFIX),
-        (contract::RUNNER, LOG_LINE_PREFIX),
         (contract::CALLBACK, parbake::contract::events::PREFIX),
     ] {
         assert!(
@@ -609,4 +610,47 @@ fn the_bootstrap_does_nothing_where_the_unit_runs_the_launch_and_hands_over_on_o
         stdout.contains("ran: launch ") && stdout.contains("/var/lib/parbake/launch.json"),
         "{stdout}"
     );
+}
+
+/// The runner's verdict (`FIELD_RULES`) on each (field, value), all in one Python process.
+pub fn runner_field_verdicts(pairs: &[(String, String)]) -> Vec<bool> {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg(repo().join("tests/fixtures/check_names.py"))
+        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::to_vec(pairs).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "check_names.py failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn both_sides_hold_each_check_field_to_one_rule_on_the_golden_examples() {
+    // names.json: per field, values both sides accept and values both refuse; a name parbake
+    // accepts and the runner refused (`db's up`) failed every launch at boot
+    let names: Value = serde_json::from_str(&read(&golden("names.json"))).unwrap();
+    let mut pairs = Vec::new();
+    let mut want = Vec::new();
+    for (field, sets) in names.as_object().unwrap() {
+        if field.starts_with('_') {
+            continue;
+        }
+        for (set, ok) in [("accepted", true), ("refused", false)] {
+            for v in sets[set].as_array().unwrap() {
+                pairs.push((field.clone(), v.as_str().unwrap().to_string()));
+                want.push(ok);
+            }
+        }
+    }
+    let runner = runner_field_verdicts(&pairs);
+    for (((field, value), ok), runner_ok) in pairs.iter().zip(&want).zip(&runner) {
+        let rule = parbake::config::checks::field_rule(field).expect("a field both sides know");
+        assert_eq!(rule(value), *ok, "parbake on {field} {value:?}");
+        assert_eq!(runner_ok, ok, "the runner on {field} {value:?}");
+    }
 }

@@ -484,3 +484,68 @@ fn mutated_config_files_exit_0_or_1_never_crash() {
     }
     eprintln!("mutation tier: {n} cases, exit codes {codes:?}");
 }
+
+/// A value for a check's text field: printable ASCII, the characters that end something,
+/// any character, and lengths about each rule's bound.
+fn check_field_value() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        6 => "[ -~]{1,6}",
+        3 => proptest::sample::select(NASTY).prop_map(String::from),
+        2 => any::<char>().prop_map(String::from),
+        1 => proptest::sample::select(&['\u{80}', '\u{9f}', '\u{a0}', 'é', '.', '/', '-', '@'][..])
+            .prop_map(String::from),
+    ];
+    let edge = (
+        proptest::sample::select(&["x", "é", "/", "-", " ", ".", ".."][..]),
+        proptest::sample::select(
+            &[
+                127usize, 128, 129, 254, 255, 256, 1023, 1024, 1025, 2048, 4095, 4096, 4097,
+            ][..],
+        ),
+        proptest::sample::select(&["", "/", "x", "\n", " "][..]),
+    )
+        .prop_map(|(c, n, lead)| format!("{lead}{}", c.repeat(n)));
+    prop_oneof![
+        12 => proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat()),
+        2 => proptest::collection::vec(piece_path(), 1..6).prop_map(|v| v.concat()),
+        1 => edge,
+    ]
+}
+
+fn piece_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("/".to_string()),
+        Just("/..".to_string()),
+        Just("..".to_string()),
+        "[a-z.@:_-]{1,5}",
+    ]
+}
+
+#[test]
+fn parbake_and_the_runner_agree_on_every_check_field_value() {
+    // the same random values through parbake's rule and the runner's, per field (issue 21:
+    // a name parbake accepted and the runner refused failed every launch at boot)
+    let n = cases("PARBAKE_PROPTEST_CASES", 256) * 4;
+    let started = std::time::Instant::now();
+    let fields = ["name", "http", "unit", "text", "file", "role"];
+    let values = generate(check_field_value(), n, seed());
+    let pairs: Vec<(String, String)> = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (fields[i % fields.len()].to_string(), v))
+        .collect();
+    let runner = crate::contract::runner_field_verdicts(&pairs);
+    let mut accepted = 0;
+    for ((field, value), runner_ok) in pairs.iter().zip(&runner) {
+        let ok = parbake::config::checks::field_rule(field).unwrap()(value);
+        assert_eq!(
+            ok, *runner_ok,
+            "{field} {value:?}: parbake {ok}, runner {runner_ok}"
+        );
+        accepted += ok as usize;
+    }
+    eprintln!(
+        "check field tier: {n} values, {accepted} accepted by both, {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -160,12 +160,32 @@ impl Image {
 /// The runner, run for real (the pinned ansible-core) against the fake image root `root`; its
 /// exit code and stdout.
 pub fn run_runner(root: &Path, spec: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    run_runner_within(root, spec, extra, env, None)
+}
+
+/// The runner, killed after `limit` seconds when one is given (exit 124, coreutils' timeout):
+/// a test of something that once hung fails instead of hanging.
+pub fn run_runner_within(
+    root: &Path,
+    spec: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    limit: Option<u64>,
+) -> (i32, String) {
     let path = format!(
         "{}:{}",
         repo().join(".venv/bin").display(),
         std::env::var("PATH").unwrap()
     );
-    let out = Command::new("python3")
+    let mut cmd = match limit {
+        Some(secs) => {
+            let mut c = Command::new("timeout");
+            c.args(["-k", "5", &secs.to_string(), "python3"]);
+            c
+        }
+        None => Command::new("python3"),
+    };
+    let out = cmd
         .arg(repo().join("src/contract/assets/parbake-roles.py"))
         .arg("launch")
         .arg(spec)
@@ -660,8 +680,9 @@ fn a_failing_role_is_named_later_roles_do_not_run_and_a_rerun_retries_only_the_r
     assert_eq!(img.role_status("webapp"), "not-run");
     assert!(stdout.contains("failed_role=boom"), "{stdout}");
     assert!(
-        stdout.contains("parbake-log | "),
-        "the log tail goes to the console: {stdout}"
+        stdout.contains("/var/log/parbake/launch.log (root only)")
+            && !stdout.contains("parbake-log | "),
+        "the console says where the log is, and shows none of it: {stdout}"
     );
     // again: nginx is skipped, boom fails again
     assert_eq!(img.run(&spec, &[]).0, 1);
@@ -747,6 +768,182 @@ fn file_secrets_are_resolved_on_the_instance_and_missing_ones_fail() {
         .as_str()
         .unwrap()
         .contains("secret greeting"));
+}
+
+#[test]
+fn a_file_secret_is_a_bounded_regular_file_named_without_symlinks() {
+    // issue 21: a FIFO hung the launch, /dev/zero read until memory ran out, symlinks were
+    // followed. Each is refused at once, naming why and showing none of the file.
+    let img = Image::new(&[("keep", &[], &writes(&["token"]))], &[]);
+    let dir = img.path("secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(dir.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(dir.join("real"), "hunter2-real\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+    std::os::unix::fs::symlink(&dir, img.path("linked-dir")).unwrap();
+    std::fs::write(dir.join("big"), "hunter2-big".repeat(7000)).unwrap();
+    let cases = [
+        (dir.join("fifo"), "not a regular file (a FIFO)"),
+        ("/dev/zero".into(), "/dev is a pseudo-filesystem"),
+        (dir.join("link"), "it is a symbolic link"),
+        (img.path("linked-dir/real"), "linked-dir is a symbolic link"),
+        (dir.join("big"), "larger than 65536 bytes"),
+        (dir.join("../secrets/real"), "absolute and normal"),
+    ];
+    for (file, says) in cases {
+        let spec = img.spec_with(
+            &["keep"],
+            json!({"out_dir": img.path("out")}),
+            json!({"token": format!("file:{}", file.display())}),
+            json!({"format": 2}),
+        );
+        let started = std::time::Instant::now();
+        let (code, stdout) = run_runner_within(img.root.path(), &spec, &["--force"], &[], Some(30));
+        assert_eq!(code, 1, "{}: {stdout}", file.display());
+        assert!(started.elapsed().as_secs() < 15, "{}", file.display());
+        let err = img.status()["error"].as_str().unwrap().to_string();
+        assert!(
+            err.contains("secret token") && err.contains(says),
+            "{says}: {err}"
+        );
+        for (what, text) in img.reported(&stdout) {
+            assert!(!text.contains("hunter2"), "{what} shows the secret: {text}");
+        }
+    }
+}
+
+#[test]
+fn the_launch_timeout_bounds_secret_resolution() {
+    // issue 21: an `ssm:` secret whose aws CLI never answers held the launch forever, outside
+    // the launch timeout
+    let img = Image::new(&[("keep", &[], &writes(&["token"]))], &[]);
+    let bin = img.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("aws"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("aws"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        bin.display(),
+        repo().join(".venv/bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let spec = img.spec_with(
+        &["keep"],
+        json!({"out_dir": img.path("out")}),
+        json!({"token": "ssm:/app/token"}),
+        json!({"format": 2, "launch_timeout_s": 3}),
+    );
+    let started = std::time::Instant::now();
+    let (code, stdout) = run_runner_within(
+        img.root.path(),
+        &spec,
+        &[],
+        &[("PATH", path.as_str())],
+        Some(60),
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(started.elapsed().as_secs() < 20, "{stdout}");
+    let err = img.status()["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("secret token") && err.contains("launch timeout"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_launch_deadline_interrupts_a_step_that_blocks_past_it() {
+    // the backstop: a step that blocks anyway (here a check's probe stuck in a read) is
+    // interrupted by SIGALRM after the deadline, and the launch fails naming it
+    let img = Image::new(&[("base", &[], "[]\n")], &["base"]);
+    let spec = img.spec_with(
+        &[],
+        json!({}),
+        json!({}),
+        json!({"format": 2, "launch_timeout_s": 2,
+               "checks": [{"name": "stuck", "kind": "port", "port": 1, "timeout_s": 1},
+                          {"name": "later", "kind": "port", "port": 1, "timeout_s": 1}]}),
+    );
+    let script = r#"
+import importlib.machinery, os, sys
+r = importlib.machinery.SourceFileLoader("runner", sys.argv[1]).load_module()
+r.Deadline.BACKSTOP_S = 1
+def stuck(c, wait, log):
+    rfd, wfd = os.pipe()
+    os.read(rfd, 1)  # never answers
+r.PROBES["port"] = stuck
+spec, digest = r.read_spec(sys.argv[2])
+for d in (r.STATE, r.LOGS, r.RUN):
+    os.makedirs(d, exist_ok=True)
+sys.exit(r.Launch(spec, digest, None).run())
+"#;
+    let started = std::time::Instant::now();
+    let out = Command::new("timeout")
+        .args(["-k", "5", "60", "python3", "-c", script])
+        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .arg(&spec)
+        .env("PARBAKE_ROOT", img.root.path())
+        .env("PARBAKE_CONSOLE", img.path("console.log"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed().as_secs() < 15);
+    let st = img.status();
+    let err = st["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{st}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        err.contains("launch timeout: 2s") && err.contains("check stuck was being probed"),
+        "{err}"
+    );
+    let checks = st["checks"].as_array().unwrap();
+    assert_eq!(checks[0]["status"], "failed", "{st}");
+    assert_eq!(checks[1]["status"], "not-run", "{st}");
+}
+
+#[test]
+fn the_launch_unit_has_a_finite_start_timeout_above_any_launch_timeout() {
+    // the unit is the same on every image, launch_timeout is per stack (1m to 24h): the unit
+    // allows the longest and a margin; the runner enforces the stack's own deadline
+    let unit = parbake::contract::LAUNCH_UNIT;
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStartSec="))
+        .expect("a TimeoutStartSec");
+    assert_ne!(line, "infinity");
+    let secs: u64 = line
+        .split_whitespace()
+        .map(|p| {
+            let (n, unit) = p.split_at(p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len()));
+            let n: u64 = n.parse().unwrap();
+            n * match unit {
+                "h" => 3600,
+                "min" => 60,
+                "s" | "" => 1,
+                u => panic!("unit {u}"),
+            }
+        })
+        .sum();
+    let max = parbake::config::LAUNCH_TIMEOUT_MAX_S;
+    // after the deadline: the backstop (30 s), stopping ansible-playbook (10 s + 5 s), the
+    // status tag (up to 16 s of IMDS and EC2 calls)
+    assert!(
+        secs >= max + 120 && secs <= max + 3600,
+        "TimeoutStartSec={line}"
+    );
+    assert!(
+        parbake::contract::RUNNER.contains(&format!("MAX_LAUNCH_TIMEOUT_S = {max}\n")),
+        "the runner refuses a spec above parbake's maximum"
+    );
 }
 
 #[test]
@@ -969,8 +1166,8 @@ fn failing_role_does_not_leak_secret() {
     );
     let console = std::fs::read_to_string(img.path("console.log")).unwrap();
     assert!(
-        console.contains("parbake-log | ") && console.contains("<secret db_password>"),
-        "the log tail, redacted, still goes to the console: {console}"
+        !console.contains("parbake-log | ") && !console.contains("non-zero return code"),
+        "no role output reaches the console: {console}"
     );
     assert!(stdout.contains("failed_role=leak"), "{stdout}");
     let log = std::fs::read_to_string(img.path("var/log/parbake/launch.log")).unwrap();
@@ -999,6 +1196,55 @@ fn failing_role_does_not_leak_secret() {
             "{left} left behind"
         );
     }
+}
+
+#[test]
+fn a_failing_roles_output_never_reaches_the_console_and_nested_json_hides_no_secret() {
+    // issue 21: a secret with `"`, `\` and non-ASCII in JSON that is itself put in JSON is
+    // escaped two and three times in Ansible's failure line; the console showed it. Now the
+    // console carries parbake's sentence only, and status.json and the events hide it at
+    // any depth.
+    let value = "s3cr3t \"Zebra\" \\ w\u{f6}rd";
+    let tasks = "- name: post the config\n  ansible.builtin.fail:\n    msg: \"ROLE-SAYS {{ {'request': ({'password': db_password} | to_json)} | to_json }}\"\n";
+    let img = Image::new(&[("leak", &[], tasks)], &[]);
+    let secret = img.path("secret.txt");
+    std::fs::write(&secret, value).unwrap();
+    let spec = img.spec_with(
+        &["leak"],
+        json!({}),
+        json!({"db_password": format!("file:{}", secret.display())}),
+        json!({"format": 2}),
+    );
+    let (code, stdout) = img.run(&spec, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    let log = std::fs::read_to_string(img.path("var/log/parbake/launch.log")).unwrap();
+    assert!(
+        log.contains("s3cr3t"),
+        "the role did not fail with the secret: {log}"
+    );
+    for (file, text) in img.reported(&stdout) {
+        for word in ["s3cr3t", "Zebra"] {
+            assert!(!text.contains(word), "{file} shows the secret:\n{text}");
+        }
+    }
+    let console = std::fs::read_to_string(img.path("console.log")).unwrap();
+    assert!(
+        !console.contains("ROLE-SAYS") && !stdout.contains("ROLE-SAYS"),
+        "role output reached the console: {console}"
+    );
+    assert!(
+        console
+            .contains(r#"role leak failed at task \"leak : post the config\"; its output is in"#)
+            && console.contains("/var/log/parbake/launch.log (root only)"),
+        "{console}"
+    );
+    // status.json (on the instance) keeps the role's message, redacted
+    let st = img.status();
+    let err = st["error"].as_str().unwrap();
+    assert!(
+        err.contains("ROLE-SAYS") && err.contains("<secret db_password>"),
+        "{err}"
+    );
 }
 
 #[test]

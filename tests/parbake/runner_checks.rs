@@ -363,3 +363,149 @@ fn a_malformed_check_in_the_spec_is_refused_before_any_role_runs() {
         assert!(error.contains(says), "{says}: {error}");
     }
 }
+
+/// The checks' launch, killed after `limit` seconds (a test of a hang fails, never hangs):
+/// exit code, stdout, status.json and the seconds it took.
+fn launch_within(img: &Image, checks: Value, path: &str, limit: u64) -> (i32, String, Value, f64) {
+    let spec = img.spec_with(
+        &[],
+        json!({}),
+        json!({}),
+        json!({"format": 2, "checks": checks}),
+    );
+    let started = std::time::Instant::now();
+    let (code, stdout) = crate::runner::run_runner_within(
+        &img.path(""),
+        &spec,
+        &["--force"],
+        &[("PATH", path)],
+        Some(limit),
+    );
+    (code, stdout, img.status(), started.elapsed().as_secs_f64())
+}
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_file_check_reads_only_a_bounded_regular_file_and_never_blocks() {
+    // issue 21: `contains:` on a FIFO (or /proc/kmsg) hung the runner forever; /dev/zero never
+    // ends. Every read is of a regular file, without blocking, at most 1 MiB.
+    let img = baked_image();
+    let path = systemctl_stand_in(&img.path(""), &[]);
+    let lib = img.path("var/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    mkfifo(&lib.join("fifo"));
+    std::os::unix::fs::symlink("/dev/zero", lib.join("zero")).unwrap();
+    std::os::unix::fs::symlink("fifo", lib.join("to-fifo")).unwrap();
+    std::fs::create_dir_all(img.path("proc")).unwrap();
+    mkfifo(&img.path("proc/kmsg"));
+    // the text past the first MiB is not looked at; the first MiB is
+    let mut big = vec![b'x'; (1 << 20) + 10];
+    big.extend_from_slice(b"late-marker");
+    big[100..112].copy_from_slice(b"early-marker");
+    std::fs::write(lib.join("big"), &big).unwrap();
+    let cases = [
+        ("/var/lib/fifo", "ready", "not a regular file (a FIFO)"),
+        ("/var/lib/to-fifo", "ready", "not a regular file (a FIFO)"),
+        (
+            "/var/lib/zero",
+            "ready",
+            "resolves outside the instance's root",
+        ),
+        ("/proc/kmsg", "ready", "pseudo-filesystem (/proc)"),
+        (
+            "/var/lib/big",
+            "late-marker",
+            "does not contain \"late-marker\"",
+        ),
+    ];
+    for (file, contains, says) in cases {
+        let check = json!({"name": "c", "kind": "file", "path": file, "contains": contains, "timeout_s": 1});
+        let (code, stdout, status, took) = launch_within(&img, json!([check]), &path, 30);
+        assert_eq!(code, 1, "{file}: {stdout}");
+        let error = check_entry(&status, "c")["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(error.contains(says), "{file}: {error}");
+        assert!(took < 15.0, "{file} took {took:.1}s");
+    }
+    let check = json!({"name": "c", "kind": "file", "path": "/var/lib/big", "contains": "early-marker", "timeout_s": 1});
+    let (code, stdout, _, _) = launch_within(&img, json!([check]), &path, 30);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+/// A server that answers 200 and then sends its body a byte at a time, forever, or (with
+/// `first_line`) answers that line, which is not HTTP.
+fn trickling_server(first_line: Option<&'static str>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                let _ = conn.read(&mut buf);
+                if let Some(line) = first_line {
+                    let _ = write!(conn, "{line}\r\n\r\n");
+                    return;
+                }
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                while conn.write_all(b"1\r\nx\r\n").is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_http_check_has_one_deadline_and_never_shows_what_the_service_sent() {
+    // issue 21: a streaming endpoint kept an http check reading forever; a service's first
+    // bytes reached status.json and the console through the error
+    let img = baked_image();
+    let path = systemctl_stand_in(&img.path(""), &[]);
+    let stream = trickling_server(None);
+    let check = json!({"name": "s", "kind": "http", "port": stream, "path": "/", "status": 200,
+                       "body": "never-sent", "timeout_s": 2});
+    let (code, stdout, status, took) = launch_within(&img, json!([check]), &path, 60);
+    assert_eq!(code, 1, "{stdout}");
+    let error = check_entry(&status, "s")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("within"), "{error}");
+    assert!(took < 20.0, "the streaming check took {took:.1}s");
+
+    let liar = trickling_server(Some("SERVICE-SAID-THIS token=abc123"));
+    let check = json!({"name": "l", "kind": "http", "port": liar, "path": "/", "status": 200, "timeout_s": 1});
+    let (code, stdout, status, _) = launch_within(&img, json!([check]), &path, 60);
+    assert_eq!(code, 1, "{stdout}");
+    let error = check_entry(&status, "l")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("not an HTTP answer"), "{error}");
+    let console = std::fs::read_to_string(img.path("console.log")).unwrap();
+    for (what, text) in [
+        ("status.json", status.to_string()),
+        ("console", console),
+        ("stdout", stdout),
+    ] {
+        assert!(
+            !text.contains("SERVICE-SAID"),
+            "{what} shows the service's bytes: {text}"
+        );
+    }
+}

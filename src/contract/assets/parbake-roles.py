@@ -23,7 +23,10 @@ a stack layer, `parbake validate` and scripts/chroot-roles.sh call it, `launch` 
 function.
 
 Writes /var/lib/parbake/status.json (per-role status and duration), logs to
-/var/log/parbake/, prints one summary line to the console, exits 1 on failure. With
+/var/log/parbake/, prints one summary line to the console, exits 1 on failure. The console
+and the status tag carry parbake's own sentences only, never role output (public_status).
+launch_timeout bounds everything it does, secrets and checks included (Deadline); every file
+it reads is a regular file, read without blocking and to a bound (read_regular). With
 `status_tag` in the launch spec (EC2), it also tags its instance `parbake:status`, signing
 CreateTags with the instance profile's credentials from IMDSv2; best effort.
 Python standard library only.
@@ -36,12 +39,14 @@ Values and templating (launch spec format 2; format 1 specs are read with no `li
   A `file:` secret loses its trailing newlines, nothing else. (Ansible still turns the result
   of a template that is exactly a list, dict, True or False literal into that type; that is
   Ansible's type conversion of a template's output, and it evaluates nothing.)
-- Secret values never reach status.json, the console, the events file or the console copy
-  of launch.log's tail: each is shown as <secret NAME>, as are its shell-quoted, JSON-escaped
-  and repr forms and, for a multi-line secret, each of its lines. launch.log itself holds
-  Ansible's full output and is readable by root only.
+- Secret values never reach status.json or the events file: each is shown as <secret NAME>,
+  as are its escaped, quoted and encoded forms (secret_forms) and, for a multi-line secret,
+  each of its lines; a text holding a secret shorter than 8 characters is withheld whole.
+  launch.log itself holds Ansible's full output and is readable by root only.
 """
 import argparse
+import base64
+import errno
 import fcntl
 import hashlib
 import hmac
@@ -53,8 +58,10 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -88,10 +95,14 @@ def write_json(path, data, mode=0o644):
 
 
 CONSOLE = os.environ.get("PARBAKE_CONSOLE", "/dev/console")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def console(line):
-    """stdout, and the console (serial on a VM, EC2's console output)."""
+    """stdout, and the console (serial on a VM, EC2's console output): one line, whatever
+    it holds (control characters and line breaks become spaces), so no text inside it can
+    start a console line of its own."""
+    line = CONTROL.sub(" ", line)
     print(line, flush=True)
     try:
         with open(CONSOLE, "a") as f:
@@ -104,45 +115,242 @@ class Failure(Exception):
     pass
 
 
+# Every file the runner reads is read by read_regular: opened without following a final
+# symlink and without blocking (a FIFO, a device or a socket is refused before any read: the
+# open does not wait for a writer), fstat'ed as a regular file, and read up to a bound (more
+# is an error, never a partial value). What blocks anyway (a slow filesystem) is bounded by
+# the launch's deadline (Deadline).
+MAX_SECRET_BYTES = 64 << 10
+MAX_CHECK_READ = 1 << 20
+MAX_DOC_BYTES = 16 << 20
+# pseudo-filesystems: their files are not data (/proc/kmsg blocks and drains the kernel log,
+# /dev/zero never ends); a secret or a check's `contains` never reads one
+PSEUDO_ROOTS = ("proc", "sys", "dev")
+
+
+class ReadRefused(Exception):
+    """Why a file was not read: a sentence naming no byte of it."""
+
+
+def read_regular(path, limit, truncate=False):
+    """The bytes of the regular file at path, at most `limit` of them (more: ReadRefused, or
+    with `truncate` the first `limit`), or ReadRefused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ReadRefused("it is a symbolic link") from None
+        raise ReadRefused(e.strerror or str(e)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ReadRefused("it is not a regular file (%s)" % file_kind(st.st_mode))
+        chunks, size = [], 0
+        while size <= limit:
+            try:
+                chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            except BlockingIOError:
+                raise ReadRefused("reading it would block") from None
+            except OSError as e:
+                raise ReadRefused(e.strerror or str(e)) from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit and not truncate:
+            raise ReadRefused("it is larger than %d bytes" % limit)
+        return b"".join(chunks)[:limit]
+    finally:
+        os.close(fd)
+
+
+def file_kind(mode):
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+class DeadlinePassed(Exception):
+    """The launch's deadline passed while something blocked past it (Deadline's backstop)."""
+
+
+class Deadline:
+    """The launch's deadline (launch_timeout_s from its first start), over everything the
+    runner does: secrets, roles, checks. Each step is bounded by it (the aws CLI's timeout, the
+    playbook's stop, each probe's wait); a step that blocks anyway (a read that hangs) is
+    interrupted BACKSTOP_S after it by SIGALRM, and the launch fails naming what it was doing."""
+    BACKSTOP_S = 30
+
+    def __init__(self):
+        self.at, self.doing = None, "starting"
+
+    def left(self):
+        return DEFAULT_LAUNCH_TIMEOUT_S if self.at is None else self.at - time.time()
+
+    def arm(self, at):
+        self.at = at
+        signal.signal(signal.SIGALRM, self.fire)
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, at + self.BACKSTOP_S - time.time()))
+
+    def disarm(self):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def fire(self, signum, frame):
+        raise DeadlinePassed(self.doing)
+
+
+DEADLINE = Deadline()
+
+
+def no_link_path(path, root="/"):
+    """An absolute path with no symlink in any component (each one is lstat'ed), not `..`,
+    and not under a pseudo-filesystem, as ROOT/path; else ReadRefused."""
+    parts = path.split("/")[1:]
+    if not path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ReadRefused("the path must be absolute and normal (no //, . or ..)")
+    if parts[0] in PSEUDO_ROOTS:
+        raise ReadRefused("/%s is a pseudo-filesystem" % parts[0])
+    at = root
+    for part in parts[:-1]:
+        at = os.path.join(at, part)
+        try:
+            st = os.lstat(at)
+        except OSError as e:
+            raise ReadRefused(e.strerror or str(e)) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise ReadRefused("/%s is a symbolic link" % os.path.relpath(at, root))
+    return os.path.join(at, parts[-1])
+
+
 # name -> value of every secret resolved in this run; redact() hides them wherever shown
 RESOLVED = {}
 
 
-def secret_forms(secrets):
-    """{form: name}: each way a secret value can be shown: the value, the value shell-quoted
-    and, for a multi-line one, each line (as is and stripped); each of those as is,
-    JSON-escaped (ASCII or not) and in a Python repr (ascii() too)."""
-    forms = {}
-    for name, value in sorted(secrets.items()):
-        if not isinstance(value, str) or not value:
-            continue
-        bases = [value, shlex.quote(value)]
-        lines = value.splitlines()
-        if len(lines) > 1:
-            bases += lines + [line.strip() for line in lines]
-        for base in bases:
-            if not base.strip():
-                continue
-            for form in (base, json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
-                         repr(base)[1:-1], ascii(base)[1:-1]):
-                forms.setdefault(form, name)
+# --- redaction: begin (the same text in parbake-roles and parbake_events.py;
+# tests/fixtures/check_redact.py keeps the two copies identical)
+# A secret shorter than SHORT_SECRET characters is never shown in place: a text that holds any
+# form of it is withheld whole, since a marker where it stood would show where, and so what,
+# the short value is. A line of a multi-line secret that short is not looked for on its own.
+SHORT_SECRET = 8
+SHORT_WITHHELD = "<withheld: it holds a short secret>"
+# a marker already in a text (from an earlier redaction) is kept as it is, never redacted
+# again, so redacting twice changes nothing
+SECRET_MARKER = re.compile(r"<secret ([A-Za-z0-9_.-]{1,128})>")
+# nested escapings looked for: JSON escaping alone up to JSON_LEVELS deep; any mixture of the
+# escapings up to MIXED_LEVELS deep, then JSON-escaped up to MIXED_LEVELS more times; at most
+# MAX_FORMS forms per secret
+JSON_LEVELS = 8
+MIXED_LEVELS = 3
+MAX_FORMS = 8192
+
+
+def _json_escapes(s):
+    return (json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1])
+
+
+def _escapes(s):
+    """s as it shows after one more escaping: JSON (ASCII or not), a Python repr and ascii()
+    (each with its own choice of quotes, and inside single quotes when the text around it has
+    both kinds), inside shell single quotes and inside shell double quotes."""
+    return _json_escapes(s) + (repr(s)[1:-1], ascii(s)[1:-1], repr(s + '"')[1:-2],
+                               ascii(s + '"')[1:-2], s.replace("'", "'\"'\"'"),
+                               re.sub(r'([\\"$`])', r"\\\1", s))
+
+
+def _nested(bases, step, levels, forms):
+    """forms, plus what `step` makes of bases, then of those, up to `levels` deep (a fixed
+    point ends it earlier), bounded by MAX_FORMS."""
+    level, seen = list(bases), set(bases)
+    for _ in range(levels):
+        nxt = []
+        for f in level:
+            for e in step(f):
+                if e not in seen and len(forms) < MAX_FORMS:
+                    seen.add(e)
+                    forms.add(e)
+                    nxt.append(e)
+        if not nxt:
+            break
+        level = nxt
     return forms
 
 
+def _base64_forms(value):
+    """The characters of value's base64 (standard and URL-safe) that depend on its bytes only,
+    at each of the three alignments it can have inside a longer base64 text."""
+    data = value.encode("utf-8")
+    forms = set()
+    for k in range(3):
+        end = (k + len(data)) * 8 // 6
+        start = -(-k * 8 // 6)
+        for enc in (base64.b64encode, base64.urlsafe_b64encode):
+            part = enc(b"\0" * k + data).decode()[start:end]
+            if len(part) >= SHORT_SECRET:
+                forms.add(part)
+    return forms
+
+
+def _value_forms(value):
+    """Every form of one secret value that redaction looks for."""
+    bases = {value, shlex.quote(value)}
+    lines = value.splitlines()
+    if len(lines) > 1:
+        bases |= {l for line in lines for l in (line, line.strip()) if len(l.strip()) >= SHORT_SECRET}
+    forms = set(bases)
+    _nested(bases, _json_escapes, JSON_LEVELS, forms)
+    mixed = _nested(bases, _escapes, MIXED_LEVELS, set(bases))
+    forms |= mixed
+    _nested(mixed, _json_escapes, MIXED_LEVELS, forms)
+    # URL-encoded: the value, its lines, and those after one escaping
+    for base in {e for b in bases for e in _escapes(b)} | bases:
+        for q in (urllib.parse.quote(base, safe=""), urllib.parse.quote(base),
+                  urllib.parse.quote_plus(base)):
+            forms.add(q)
+    forms |= _base64_forms(value)
+    return {f for f in forms if f.strip()}
+
+
+_FORMS_CACHE = {}
+
+
+def secret_forms(secrets):
+    """{form: name}: each way a secret value can be shown: the value, its lines (a multi-line
+    one), shell-quoted, under nested JSON, repr and shell escapings and mixtures of them,
+    URL-encoded and in base64."""
+    key = tuple(sorted((n, v) for n, v in secrets.items() if isinstance(v, str)))
+    if key not in _FORMS_CACHE:
+        forms = {}
+        for name, value in key:
+            if value.strip():
+                for form in sorted(_value_forms(value)):
+                    forms.setdefault(form, name)
+        _FORMS_CACHE.clear()
+        _FORMS_CACHE[key] = forms
+    return _FORMS_CACHE[key]
+
+
 def redact(text, secrets):
-    """text with every shown form of each secret replaced by <secret NAME>. Overlapping
-    matches (of one secret or several) are hidden together, so no part of either remains.
-    The same function as in parbake_events.py; tests/fixtures/check_redact.py keeps them so."""
-    if not isinstance(text, str) or not secrets:
+    """text with every shown form of each secret replaced by <secret NAME>; a text holding a
+    short secret (SHORT_SECRET) is withheld whole. Overlapping matches (of one secret or
+    several, or of a marker already there) are hidden together, so no part of either remains;
+    a marker already in the text stays as it is."""
+    if not isinstance(text, str) or not secrets or text == SHORT_WITHHELD:
         return text
     spans = []
+    short = {n for n, v in secrets.items() if isinstance(v, str) and len(v) < SHORT_SECRET}
     for form, name in secret_forms(secrets).items():
         i = text.find(form)
+        if i != -1 and name in short:
+            return SHORT_WITHHELD
         while i != -1:
             spans.append((i, i + len(form), name))
             i = text.find(form, i + 1)
     if not spans:
         return text
+    spans += [(m.start(), m.end(), m.group(1)) for m in SECRET_MARKER.finditer(text)]
     spans.sort()
     out, pos, cur = [], 0, None
     for start, end, name in spans + [(len(text) + 1, 0, None)]:
@@ -158,6 +366,7 @@ def redact(text, secrets):
         cur = [start, end, [name]]
     out.append(text[pos:])
     return "".join(out)
+# --- redaction: end
 
 
 IMDS = os.environ.get("PARBAKE_IMDS", "http://169.254.169.254")
@@ -270,21 +479,30 @@ def resolve_secret(name, ref):
     trailing newlines. Recorded in RESOLVED, so that redact() hides it from then on."""
     if not isinstance(ref, str):
         raise Failure("secret %s: the reference must be a string, not %s" % (name, type(ref).__name__))
+    DEADLINE.doing = "secret %s was being resolved" % name
     if ref.startswith("file:"):
         try:
-            with open(ref[5:], "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise Failure("secret %s: cannot read %s: %s" % (name, ref[5:], e.strerror or e)) from None
+            data = read_regular(no_link_path(ref[5:]), MAX_SECRET_BYTES)
+        except ReadRefused as e:
+            raise Failure("secret %s: cannot read %s: %s (a file secret is a regular file of at "
+                          "most %d KiB, named by a path with no symbolic link)"
+                          % (name, ref[5:], e, MAX_SECRET_BYTES >> 10)) from None
         value = secret_text(name, ref[5:], data).rstrip("\n")
     elif ref.startswith("ssm:"):
         aws = shutil.which("aws")
         if not aws:
             raise Failure("secret %s: %s needs the aws CLI on the image to read SSM Parameter Store"
                           % (name, ref))
-        out = subprocess.run([aws, "ssm", "get-parameter", "--with-decryption", "--name", ref[4:],
-                              "--query", "Parameter.Value", "--output", "text"],
-                             capture_output=True)
+        try:
+            out = subprocess.run([aws, "ssm", "get-parameter", "--with-decryption", "--name", ref[4:],
+                                  "--query", "Parameter.Value", "--output", "text"],
+                                 capture_output=True, stdin=subprocess.DEVNULL,
+                                 timeout=max(1.0, DEADLINE.left()))
+        except subprocess.TimeoutExpired:
+            raise Failure("secret %s: aws ssm get-parameter did not answer before the launch "
+                          "timeout" % name) from None
+        if len(out.stdout) > MAX_SECRET_BYTES:
+            raise Failure("secret %s: the SSM parameter is larger than %d KiB" % (name, MAX_SECRET_BYTES >> 10))
         if out.returncode != 0:
             raise Failure("secret %s: aws ssm get-parameter failed: %s"
                           % (name, out.stderr.decode("utf-8", "replace").strip()[-300:]))
@@ -362,7 +580,7 @@ def breakdown(events, spawned, exited):
 
 def role_results(events, names):
     """Per-role status and summed task durations from parbake_events lines."""
-    res = {n: {"tasks": 0, "duration_s": 0.0, "failed": None} for n in names}
+    res = {n: {"tasks": 0, "duration_s": 0.0, "failed": None, "failed_task": None} for n in names}
     for started, ev in task_results(events):
         r = res.get(ev.get("role"))
         if r is None:
@@ -372,16 +590,16 @@ def role_results(events, names):
             r["duration_s"] = round(r["duration_s"] + ev["t"] - started["t"], 3)
         if ev.get("event") == "failed" and r["failed"] is None:
             r["failed"] = "%s: %s" % (ev.get("task"), ev.get("msg", ""))
+            r["failed_task"] = ev.get("task")
     return res
 
 
 def read_spec(path):
     """The launch spec and its digest. Formats 1 and 2; a field a format 1 spec lacks is empty."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise Failure("cannot read the launch spec %s: %s" % (path, e.strerror or e)) from None
+        raw = read_regular(path, MAX_DOC_BYTES)
+    except ReadRefused as e:
+        raise Failure("cannot read the launch spec %s: %s" % (path, e)) from None
     try:
         spec = json.loads(raw)
     except ValueError as e:
@@ -402,9 +620,10 @@ def read_spec(path):
             raise Failure("the launch spec %s: field %s must be a JSON %s" % (
                 path, field, {str: "string", list: "array", dict: "object"}[kind]))
     timeout = spec.get("launch_timeout_s")
-    if timeout is not None and (type(timeout) is not int or timeout <= 0):
-        raise Failure("the launch spec %s: field launch_timeout_s must be a positive whole number "
-                      "of seconds" % path)
+    if timeout is not None and (type(timeout) is not int or not 0 < timeout <= MAX_LAUNCH_TIMEOUT_S):
+        raise Failure("the launch spec %s: field launch_timeout_s must be a whole number of seconds "
+                      "from 1 to %d (24h, parbake's maximum; parbake-launch.service allows that "
+                      "and a margin)" % (path, MAX_LAUNCH_TIMEOUT_S))
     facts = spec.get("facts")
     if facts is not None and not (isinstance(facts, list) and all(
             isinstance(f, str) and re.fullmatch(r"!?[a-z_]+", f) for f in facts)):
@@ -412,7 +631,7 @@ def read_spec(path):
                       "names" % path)
     spec["checks"] = read_checks(path, spec.get("checks"))
     for role in spec["roles"]:
-        if not (isinstance(role, dict) and isinstance(role.get("name"), str)
+        if not (isinstance(role, dict) and valid_role_name(role.get("name"))
                 and isinstance(role.get("hash"), str)):
             raise Failure("the launch spec %s: each of roles must be {\"name\": ..., \"hash\": ...}" % path)
     for name, ref in spec["secrets"].items():
@@ -430,47 +649,85 @@ def read_spec(path):
 
 
 CHECK_KINDS = ("http", "unit", "port", "command", "file")
-# what parbake's own validation allows (src/config/checks.rs); a hand-edited spec is held to it
-URL_PATH = re.compile(r"^/[\x21-\x7e]{0,1023}$")
-UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.@-]{1,255}$")
-CHECK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@-]{0,127}$")
-MAX_READ = 1 << 20
+# One rule per field, the same as parbake's (src/config/checks.rs): tests/fixtures/contract/
+# names.json holds examples each side must accept or refuse, and a property test sends the
+# same random values through both. A hand-edited spec is held to them.
+MAX_CHECKS = 64
+MAX_TEXT = 4096
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def is_port(v):
-    return type(v) is int and 0 < v < 65536
+def valid_check_name(v):
+    """printable ASCII, 1 to 128 characters, not starting with a space"""
+    return isinstance(v, str) and re.fullmatch(r"[\x21-\x7e][\x20-\x7e]{0,127}", v) is not None
+
+
+def valid_http_path(v):
+    """`/` then printable ASCII but the space, at most 1024 bytes"""
+    return isinstance(v, str) and re.fullmatch(r"/[\x21-\x7e]{0,1023}", v) is not None
+
+
+def valid_unit(v):
+    """as systemctl takes it: letters, digits and `:_.@-`, 1 to 255, not starting with `-`"""
+    return isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]{0,254}", v) is not None
 
 
 def is_text(v, optional=False):
-    return (optional and v is None) or (isinstance(v, str) and 0 < len(v) <= 4096 and "\0" not in v)
+    """a value a check matches or runs: 1 to MAX_TEXT bytes of UTF-8, no control character"""
+    return (optional and v is None) or (
+        isinstance(v, str) and 0 < len(v.encode("utf-8", "surrogatepass")) <= MAX_TEXT
+        and not CONTROL_CHARS.search(v))
+
+
+def valid_file_path(v):
+    """text, absolute, with no `..` component"""
+    return is_text(v) and v.startswith("/") and ".." not in v.split("/")
+
+
+def valid_argv(v):
+    """1 to 64 texts, the first an absolute path"""
+    return (isinstance(v, list) and 0 < len(v) <= 64 and all(is_text(a) for a in v)
+            and v[0].startswith("/"))
+
+
+def in_range(v, low, high):
+    return type(v) is int and low <= v <= high
+
+
+def is_port(v):
+    return in_range(v, 1, 65535)
+
+
+# field -> its rule, as tests/fixtures/check_names.py and names.json name them
+FIELD_RULES = {"name": valid_check_name, "http": valid_http_path, "unit": valid_unit,
+               "text": is_text, "file": valid_file_path,
+               "role": lambda v: valid_role_name(v)}
 
 
 def read_checks(path, checks):
     """The spec's checks, each with the fields its kind needs; absent: none."""
     if checks is None:
         return []
-    if not isinstance(checks, list):
-        raise Failure("the launch spec %s: field checks must be a JSON array" % path)
+    if not isinstance(checks, list) or len(checks) > MAX_CHECKS:
+        raise Failure("the launch spec %s: field checks must be a JSON array of at most %d"
+                      % (path, MAX_CHECKS))
     names = set()
     for c in checks:
         if not isinstance(c, dict) or c.get("kind") not in CHECK_KINDS:
             raise Failure("the launch spec %s: each check needs a kind, one of %s" % (path, ", ".join(CHECK_KINDS)))
         name = c.get("name")
-        if not (isinstance(name, str) and CHECK_NAME.match(name)) or name in names:
+        if not valid_check_name(name) or name in names:
             raise Failure("the launch spec %s: each check needs a unique name (%s)" % (path, json.dumps(name)))
         names.add(name)
         kind, t = c["kind"], c.get("timeout_s")
-        fields_ok = type(t) is int and t > 0 and {
-            "http": lambda: is_port(c.get("port")) and isinstance(c.get("path"), str)
-            and URL_PATH.match(c["path"]) and type(c.get("status")) is int
-            and 100 <= c["status"] <= 599 and is_text(c.get("body"), True),
-            "unit": lambda: isinstance(c.get("unit"), str) and UNIT_NAME.match(c["unit"]),
+        fields_ok = in_range(t, 1, 3600) and {
+            "http": lambda: is_port(c.get("port")) and valid_http_path(c.get("path"))
+            and in_range(c.get("status"), 100, 599) and is_text(c.get("body"), True),
+            "unit": lambda: valid_unit(c.get("unit")),
             "port": lambda: is_port(c.get("port")),
-            "command": lambda: isinstance(c.get("argv"), list) and 0 < len(c["argv"]) <= 64
-            and all(is_text(a) for a in c["argv"]) and c["argv"][0].startswith("/"),
-            "file": lambda: is_text(c.get("path")) and c["path"].startswith("/")
-            and is_text(c.get("contains"), True)
-            and (c.get("max_age_s") is None or (type(c["max_age_s"]) is int and c["max_age_s"] > 0)),
+            "command": lambda: valid_argv(c.get("argv")),
+            "file": lambda: valid_file_path(c.get("path")) and is_text(c.get("contains"), True)
+            and (c.get("max_age_s") is None or in_range(c["max_age_s"], 1, 86400)),
         }[kind]()
         if not fields_ok:
             raise Failure("the launch spec %s: check %s (%s) has a missing or malformed field" % (
@@ -478,29 +735,49 @@ def read_checks(path, checks):
     return checks
 
 
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    """An http check sees the status the server answers, a redirect included."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 def probe_http(c, wait, log):
-    """GET http://127.0.0.1:PORT/PATH, no proxy, no redirect: the status, then the body."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect)
-    url = "http://127.0.0.1:%d%s" % (c["port"], c["path"])
+    """GET http://127.0.0.1:PORT/PATH (http.client: no proxy, no redirect followed): the
+    status, then, only when the check names a body, up to MAX_CHECK_READ bytes of it. The whole
+    exchange has one deadline, `wait`: a timer shuts the socket then, so a server that trickles
+    or streams ends the probe. Nothing the server sends is ever shown: the error says the
+    status, the length read and a fixed sentence."""
+    where = "127.0.0.1:%d" % c["port"]
+    conn = http.client.HTTPConnection("127.0.0.1", c["port"], timeout=wait)
+    late = threading.Event()
+    timer = threading.Timer(wait, shut, (conn, late))
+    timer.start()
     try:
-        with opener.open(url, timeout=wait) as r:
-            code, body = r.status, r.read(MAX_READ)
-    except urllib.error.HTTPError as e:
-        code, body = e.code, e.read(MAX_READ)
-    except (OSError, http.client.HTTPException) as e:
-        return "no HTTP answer from 127.0.0.1:%d (%s)" % (c["port"], getattr(e, "reason", None) or e)
-    if code != c["status"]:
-        return "GET %s answered %d, expected %d" % (c["path"], code, c["status"])
-    if c.get("body") is not None and c["body"].encode() not in body:
-        return "GET %s answered %d without %s in the body" % (c["path"], code, json.dumps(c["body"]))
+        conn.request("GET", c["path"], headers={"Connection": "close"})
+        r = conn.getresponse()
+        code = r.status
+        if code != c["status"]:
+            return "GET %s answered %d, expected %d" % (c["path"], code, c["status"])
+        if c.get("body") is None:
+            return None
+        body = r.read(MAX_CHECK_READ)
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        if late.is_set():
+            return "no complete HTTP answer from %s within %.0fs" % (where, wait)
+        if isinstance(e, OSError) and not isinstance(e, socket.timeout):
+            return "no HTTP answer from %s (%s)" % (where, e.strerror or type(e).__name__)
+        return "no HTTP answer from %s (%s)" % (where, "timed out" if isinstance(e, socket.timeout)
+                                                  else "not an HTTP answer: " + type(e).__name__)
+    finally:
+        timer.cancel()
+        conn.close()
+    if c["body"].encode() not in body:
+        return "GET %s answered %d without %s in the body (%d bytes read)" % (
+            c["path"], code, json.dumps(c["body"]), len(body))
     return None
+
+
+def shut(conn, late):
+    """Ends a connection's pending reads (from the probe's timer)."""
+    late.set()
+    try:
+        conn.sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, AttributeError):
+        pass
 
 
 def probe_unit(c, wait, log):
@@ -545,7 +822,10 @@ def probe_command(c, wait, log):
 
 
 def probe_file(c, wait, log):
-    """The file exists, was written within max_age_s, and contains the text."""
+    """The file exists, was written within max_age_s, and contains the text: a regular file
+    read without blocking, up to MAX_CHECK_READ bytes (more is not looked at), its final
+    symlink (if any) resolved first and held to the same rule (no FIFO, device, socket or
+    pseudo-filesystem file)."""
     path = os.path.join(ROOT, c["path"].lstrip("/"))
     try:
         st = os.stat(path)
@@ -557,13 +837,23 @@ def probe_file(c, wait, log):
             c["path"], duration_text(age), duration_text(c["max_age_s"]))
     if c.get("contains") is not None:
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_READ)
-        except OSError as e:
-            return "%s: %s" % (c["path"], e.strerror or e)
+            data = read_check_file(path)
+        except ReadRefused as e:
+            return "%s: cannot read it: %s" % (c["path"], e)
         if c["contains"].encode() not in data:
             return "%s does not contain %s" % (c["path"], json.dumps(c["contains"]))
     return None
+
+
+def read_check_file(path):
+    """The first MAX_CHECK_READ bytes of a check's file (links resolved, inside ROOT)."""
+    real, root = os.path.realpath(path), os.path.realpath(ROOT)
+    rel = os.path.relpath(real, root)
+    if rel == ".." or rel.startswith("../"):
+        raise ReadRefused("it resolves outside the instance's root")
+    if rel.split("/")[0] in PSEUDO_ROOTS:
+        raise ReadRefused("it is on a pseudo-filesystem (/%s)" % rel.split("/")[0])
+    return read_regular(real, MAX_CHECK_READ, truncate=True)
 
 
 PROBES = {"http": probe_http, "unit": probe_unit, "port": probe_port, "command": probe_command,
@@ -575,6 +865,7 @@ def run_check(c, until, log):
     """Probes one check until it passes or `until` passes: its result for status.json."""
     started = now()
     attempts = 0
+    DEADLINE.doing = "check %s was being probed" % c["name"]
     while True:
         attempts += 1
         wait = max(1.0, min(10.0, until - now()))
@@ -641,12 +932,27 @@ def write_status(status):
     write_json(STATUS_PATH, status)
 
 
-def announce(status, summary, tail=()):
-    """The result on the console: the summary line, the log tail (redacted), then the whole
-    status on one line, the boot result contract a host reads."""
+def public_status(status, error, role_errors):
+    """status.json as the console shows it: a failed role's error is parbake's sentence
+    (`failed at task "x"; its output is in /var/log/parbake/launch.log (root only)`), never the
+    role's message, and so is the launch's error. The console (GetConsoleOutput) and the tags
+    are readable by anyone with ec2:Describe*, and no redaction can be proven complete against
+    every encoding a role may give its output."""
+    shown = json.loads(json.dumps(status))
+    shown["error"] = error
+    for r in shown["roles"]:
+        if r["name"] in role_errors:
+            r["error"] = role_errors[r["name"]]
+    return shown
+
+
+def announce(status, summary, log=None):
+    """The result on the console: the summary line, where the output of a failed launch is,
+    then the whole status on one line, the boot result contract a host reads. No role output:
+    each line is parbake's own."""
     console(summary)
-    for line in tail:
-        console("parbake-log | " + redact(line, RESOLVED))
+    if log:
+        console("parbake: %s" % log)
     console("parbake-status " + json.dumps(status, sort_keys=True, separators=(",", ":")))
 
 
@@ -660,7 +966,8 @@ def report_early_failure(error):
     try:
         write_status(status)
     finally:
-        announce(status, "parbake: launch failed error=%s" % json.dumps(error))
+        announce(status, "parbake: launch failed error=%s" % json.dumps(error),
+                 "see %s (root only)" % os.path.join(LOGS, "launch.log"))
     return 1
 
 
@@ -673,7 +980,13 @@ def open_log(path):
 
 # A role name: `name` or Galaxy's `namespace.name`; never a path (no `/`, no `..`, no
 # leading dot), since it becomes a directory name under the shim dir.
-ROLE_NAME = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+# The same rule as parbake's (src/config/names.rs, valid_role_name; FIELD_RULES["role"]):
+# each part letters, digits, `_` and `-`, not starting with `-`, at most 64 characters in all.
+ROLE_NAME = re.compile(r"(?=.{1,64}\Z)[A-Za-z0-9_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_][A-Za-z0-9_-]*)?\Z")
+
+
+def valid_role_name(v):
+    return isinstance(v, str) and ROLE_NAME.match(v) is not None
 # The entry points Ansible looks for in a role's tasks/ and meta/ (ansible-core's
 # playbook/role/__init__.py, _load_role_yaml): main, main.yml, main.yaml, main.json.
 ROLE_MAIN = ("main", "main.yml", "main.yaml", "main.json")
@@ -710,7 +1023,7 @@ def build_shims(roles_dir, out, names):
     templates, plugins and every other task file (`include_role ... tasks_from`) are the
     real ones. `out` must not exist or be empty."""
     for name in names:
-        if not isinstance(name, str) or not ROLE_NAME.match(name):
+        if not valid_role_name(name):
             raise Failure("cannot shim role %s: not a role name (name or namespace.name)" % json.dumps(name))
     names = sorted(set(names))
     for name in names:
@@ -783,6 +1096,7 @@ def shim(args):
 # The launch timeout when a spec has none (specs before `launch_timeout_s`), and how long
 # ansible-playbook gets to stop after SIGTERM before SIGKILL.
 DEFAULT_LAUNCH_TIMEOUT_S = 3600
+MAX_LAUNCH_TIMEOUT_S = 86400
 KILL_GRACE_S = 10
 
 
@@ -815,9 +1129,8 @@ def boot_id():
 def previous_status(digest):
     """status.json of an earlier run of the same spec, or None."""
     try:
-        with open(STATUS_PATH) as f:
-            old = json.load(f)
-    except (OSError, ValueError):
+        old = json.loads(read_regular(STATUS_PATH, MAX_DOC_BYTES))
+    except (ReadRefused, ValueError):
         return None
     return old if isinstance(old, dict) and old.get("spec_digest") == digest else None
 
@@ -930,9 +1243,12 @@ class Launch:
         }
         self.by_name = {r["name"]: r for r in self.status["roles"]}
         self.todo, self.current, self.task = [], 0, None
+        # role name -> the console's sentence for its error (status.json has the message)
+        self.public = {}
 
     def run(self):
         write_status(self.status)
+        DEADLINE.arm(self.deadline)
         try:
             self.plan_roles(read_manifest())
             write_status(self.status)
@@ -946,6 +1262,23 @@ class Launch:
                 if r["status"] in ("pending", "running"):
                     r["status"] = "not-run"
             return self.finish("failed", str(e))
+        except DeadlinePassed as e:
+            return self.blocked_past_deadline(str(e))
+
+    def blocked_past_deadline(self, doing):
+        """A step blocked past the deadline (Deadline's backstop): the role or check it was in
+        failed, what had not started did not run."""
+        what = "stopped by the launch timeout (%s)" % doing
+        for r in self.status["roles"]:
+            if r["status"] == "running":
+                r.update(status="failed", error=what)
+            elif r["status"] == "pending":
+                r["status"] = "not-run"
+        pending = [c for c in self.status.get("checks", []) if c["status"] == "pending"]
+        for i, c in enumerate(pending):
+            c.update(status="failed", error=what) if i == 0 else c.update(status="not-run")
+        return self.finish("failed", "launch timeout: %s (launch_timeout) passed since the launch "
+                           "started, while %s" % (duration_text(self.timeout), doing))
 
     def plan_roles(self, manifest):
         """Which roles run: not those baked, nor those that succeeded for this spec before
@@ -995,6 +1328,7 @@ class Launch:
         env = launch_env(shim, events, secrets_path)
         mark_apt_lists_fresh(manifest, todo)
         self.start_role(0)
+        DEADLINE.doing = "the launch's secrets were being resolved"
         try:
             # resolved values only in these two root-only files, removed whatever happens
             write_json(vars_path, play_vars(spec), mode=0o600)
@@ -1002,6 +1336,7 @@ class Launch:
             with open_log(os.path.join(LOGS, "launch.log")) as log:
                 log.write(("\n=== parbake launch %s at %s with %s: %s\n" % (spec["stack"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), ansible_playbook(), " ".join(todo))).encode())
                 log.flush()
+                DEADLINE.doing = "role %s was running" % todo[self.current]
                 code = self.follow_playbook([ansible_playbook(), "-i", "localhost,", "-c", "local", playbook],
                                             env, log, EventTail(events))
         finally:
@@ -1059,13 +1394,14 @@ class Launch:
     def start_role(self, i):
         self.current = i
         n = self.todo[i]
+        DEADLINE.doing = "role %s was running" % n
         self.by_name[n]["status"] = "running"
         write_status(self.status)
         progress("parbake: role %s running (%d of %d to run)" % (n, i + 1, len(self.todo)))
 
     def account(self, code, results):
         """The result of a finished ansible-playbook, per role."""
-        failed_msg = None
+        failed_msg = public_msg = None
         for n in self.todo:
             r, entry = results[n], self.by_name[n]
             entry["duration_s"] = r["duration_s"]
@@ -1073,6 +1409,8 @@ class Launch:
             if r["failed"]:
                 entry["status"] = "failed"
                 entry["error"] = r["failed"]
+                self.public[n] = "failed at task %s; %s" % (json.dumps(r["failed_task"]), self.see_log())
+                public_msg = public_msg or "role %s %s" % (n, self.public[n])
                 failed_msg = failed_msg or "role %s failed at %s" % (n, r["failed"])
             elif code != 0 and failed_msg is not None:
                 entry["status"] = "not-run"
@@ -1088,7 +1426,10 @@ class Launch:
             for n in self.todo:
                 if self.by_name[n]["status"] == "ok" and results[n]["tasks"] == 0:
                     self.by_name[n]["status"] = "not-run"
-        return self.finish("failed", failed_msg)
+        return self.finish("failed", failed_msg, public_msg)
+
+    def see_log(self):
+        return "its output is in %s (root only)" % self.status["log"]
 
     def done(self):
         """The roles succeeded: the spec's checks, in order, decide the result. Each is probed
@@ -1137,9 +1478,13 @@ class Launch:
                 entry["status"] = "not-run"
         return self.finish("failed", error)
 
-    def finish(self, state, error=None):
+    def finish(self, state, error=None, public=None):
+        """The result: status.json (role messages redacted), the console and the tag (parbake's
+        own sentences only: no role output, see public_status)."""
+        DEADLINE.disarm()
         spec, status = self.spec, self.status
         error = redact(error, RESOLVED)
+        public = redact(public, RESOLVED) if public else error
         for r in status["roles"] + status.get("checks", []):
             if "error" in r:
                 r["error"] = redact(r["error"], RESOLVED)
@@ -1158,15 +1503,9 @@ class Launch:
                    % (state, spec["stack"], len(self.names), counts.get("ok", 0),
                       counts.get("skipped", 0) + counts.get("baked", 0), len(failed),
                       (" failed_role=" + failed[0]) if failed else "", checked, status["duration_s"],
-                      (" error=" + json.dumps(error)) if error else ""))
-        tail = []
-        if state != "done":
-            try:
-                with open(status["log"], errors="replace") as f:
-                    tail = f.read().splitlines()[-20:]
-            except OSError:
-                pass
-        announce(status, summary, tail)
+                      (" error=" + json.dumps(public)) if public else ""))
+        announce(public_status(status, public, self.public), summary,
+                 state != "done" and self.see_log())
         if spec.get("status_tag"):
             tag_instance(status)
         return 0 if state == "done" else 1
@@ -1186,9 +1525,8 @@ def launch_play(spec, vars_path, todo):
 def read_manifest():
     manifest_path = os.path.join(HOME, "manifest.json")
     try:
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-    except OSError:
+        manifest = json.loads(read_regular(manifest_path, MAX_DOC_BYTES))
+    except ReadRefused:
         raise Failure("this image has no parbake manifest (%s); was it baked by parbake?" % manifest_path)
     if manifest.get("format") != MANIFEST_FORMAT:
         raise Failure("image manifest format %r, this runner reads %d" % (manifest.get("format"), MANIFEST_FORMAT))

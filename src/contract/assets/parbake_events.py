@@ -10,18 +10,23 @@ DOCUMENTATION = """
     description:
       - Appends one JSON object per line to the file named by $PARBAKE_EVENTS.
       - With PARBAKE_EVENTS_STDOUT=1 it also prints each as a line starting with PARBAKE-EVENT.
-      - With PARBAKE_EVENTS_MIRROR=PATH it also appends each such line to PATH (e.g. /dev/console).
+      - With PARBAKE_EVENTS_MIRROR=PATH it also appends each such line to PATH (e.g. /dev/console),
+        less a failure's message (no role output reaches the console).
       - With PARBAKE_SECRETS=PATH (a JSON object, name to value) it shows each of those values
-        as <secret NAME> in every line, and its quoted forms too. If PATH cannot be read, task
-        names and messages are withheld.
+        as <secret NAME> in every line, and its escaped, quoted and encoded forms too (a line
+        holding a secret shorter than 8 characters is withheld whole). If PATH cannot be read,
+        task names and messages are withheld.
     requirements:
       - enable it in callbacks_enabled
 """
 
+import base64
 import json
 import os
+import re
 import shlex
 import time
+import urllib.parse
 
 from ansible.plugins.callback import CallbackBase
 
@@ -31,41 +36,128 @@ WITHHELD = "<withheld: parbake could not read the secrets to redact>"
 STRUCTURAL = ("event", "role", "t")
 
 
-def secret_forms(secrets):
-    """{form: name}: each way a secret value can be shown: the value, the value shell-quoted
-    and, for a multi-line one, each line (as is and stripped); each of those as is,
-    JSON-escaped (ASCII or not) and in a Python repr (ascii() too)."""
-    forms = {}
-    for name, value in sorted(secrets.items()):
-        if not isinstance(value, str) or not value:
-            continue
-        bases = [value, shlex.quote(value)]
-        lines = value.splitlines()
-        if len(lines) > 1:
-            bases += lines + [line.strip() for line in lines]
-        for base in bases:
-            if not base.strip():
-                continue
-            for form in (base, json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
-                         repr(base)[1:-1], ascii(base)[1:-1]):
-                forms.setdefault(form, name)
+# --- redaction: begin (the same text in parbake-roles and parbake_events.py;
+# tests/fixtures/check_redact.py keeps the two copies identical)
+# A secret shorter than SHORT_SECRET characters is never shown in place: a text that holds any
+# form of it is withheld whole, since a marker where it stood would show where, and so what,
+# the short value is. A line of a multi-line secret that short is not looked for on its own.
+SHORT_SECRET = 8
+SHORT_WITHHELD = "<withheld: it holds a short secret>"
+# a marker already in a text (from an earlier redaction) is kept as it is, never redacted
+# again, so redacting twice changes nothing
+SECRET_MARKER = re.compile(r"<secret ([A-Za-z0-9_.-]{1,128})>")
+# nested escapings looked for: JSON escaping alone up to JSON_LEVELS deep; any mixture of the
+# escapings up to MIXED_LEVELS deep, then JSON-escaped up to MIXED_LEVELS more times; at most
+# MAX_FORMS forms per secret
+JSON_LEVELS = 8
+MIXED_LEVELS = 3
+MAX_FORMS = 8192
+
+
+def _json_escapes(s):
+    return (json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1])
+
+
+def _escapes(s):
+    """s as it shows after one more escaping: JSON (ASCII or not), a Python repr and ascii()
+    (each with its own choice of quotes, and inside single quotes when the text around it has
+    both kinds), inside shell single quotes and inside shell double quotes."""
+    return _json_escapes(s) + (repr(s)[1:-1], ascii(s)[1:-1], repr(s + '"')[1:-2],
+                               ascii(s + '"')[1:-2], s.replace("'", "'\"'\"'"),
+                               re.sub(r'([\\"$`])', r"\\\1", s))
+
+
+def _nested(bases, step, levels, forms):
+    """forms, plus what `step` makes of bases, then of those, up to `levels` deep (a fixed
+    point ends it earlier), bounded by MAX_FORMS."""
+    level, seen = list(bases), set(bases)
+    for _ in range(levels):
+        nxt = []
+        for f in level:
+            for e in step(f):
+                if e not in seen and len(forms) < MAX_FORMS:
+                    seen.add(e)
+                    forms.add(e)
+                    nxt.append(e)
+        if not nxt:
+            break
+        level = nxt
     return forms
 
 
+def _base64_forms(value):
+    """The characters of value's base64 (standard and URL-safe) that depend on its bytes only,
+    at each of the three alignments it can have inside a longer base64 text."""
+    data = value.encode("utf-8")
+    forms = set()
+    for k in range(3):
+        end = (k + len(data)) * 8 // 6
+        start = -(-k * 8 // 6)
+        for enc in (base64.b64encode, base64.urlsafe_b64encode):
+            part = enc(b"\0" * k + data).decode()[start:end]
+            if len(part) >= SHORT_SECRET:
+                forms.add(part)
+    return forms
+
+
+def _value_forms(value):
+    """Every form of one secret value that redaction looks for."""
+    bases = {value, shlex.quote(value)}
+    lines = value.splitlines()
+    if len(lines) > 1:
+        bases |= {l for line in lines for l in (line, line.strip()) if len(l.strip()) >= SHORT_SECRET}
+    forms = set(bases)
+    _nested(bases, _json_escapes, JSON_LEVELS, forms)
+    mixed = _nested(bases, _escapes, MIXED_LEVELS, set(bases))
+    forms |= mixed
+    _nested(mixed, _json_escapes, MIXED_LEVELS, forms)
+    # URL-encoded: the value, its lines, and those after one escaping
+    for base in {e for b in bases for e in _escapes(b)} | bases:
+        for q in (urllib.parse.quote(base, safe=""), urllib.parse.quote(base),
+                  urllib.parse.quote_plus(base)):
+            forms.add(q)
+    forms |= _base64_forms(value)
+    return {f for f in forms if f.strip()}
+
+
+_FORMS_CACHE = {}
+
+
+def secret_forms(secrets):
+    """{form: name}: each way a secret value can be shown: the value, its lines (a multi-line
+    one), shell-quoted, under nested JSON, repr and shell escapings and mixtures of them,
+    URL-encoded and in base64."""
+    key = tuple(sorted((n, v) for n, v in secrets.items() if isinstance(v, str)))
+    if key not in _FORMS_CACHE:
+        forms = {}
+        for name, value in key:
+            if value.strip():
+                for form in sorted(_value_forms(value)):
+                    forms.setdefault(form, name)
+        _FORMS_CACHE.clear()
+        _FORMS_CACHE[key] = forms
+    return _FORMS_CACHE[key]
+
+
 def redact(text, secrets):
-    """text with every shown form of each secret replaced by <secret NAME>. Overlapping
-    matches (of one secret or several) are hidden together, so no part of either remains.
-    The same function as in parbake-roles; tests/fixtures/check_redact.py keeps them so."""
-    if not isinstance(text, str) or not secrets:
+    """text with every shown form of each secret replaced by <secret NAME>; a text holding a
+    short secret (SHORT_SECRET) is withheld whole. Overlapping matches (of one secret or
+    several, or of a marker already there) are hidden together, so no part of either remains;
+    a marker already in the text stays as it is."""
+    if not isinstance(text, str) or not secrets or text == SHORT_WITHHELD:
         return text
     spans = []
+    short = {n for n, v in secrets.items() if isinstance(v, str) and len(v) < SHORT_SECRET}
     for form, name in secret_forms(secrets).items():
         i = text.find(form)
+        if i != -1 and name in short:
+            return SHORT_WITHHELD
         while i != -1:
             spans.append((i, i + len(form), name))
             i = text.find(form, i + 1)
     if not spans:
         return text
+    spans += [(m.start(), m.end(), m.group(1)) for m in SECRET_MARKER.finditer(text)]
     spans.sort()
     out, pos, cur = [], 0, None
     for start, end, name in spans + [(len(text) + 1, 0, None)]:
@@ -81,6 +173,7 @@ def redact(text, secrets):
         cur = [start, end, [name]]
     out.append(text[pos:])
     return "".join(out)
+# --- redaction: end
 
 
 def load_secrets(path):
@@ -130,8 +223,10 @@ class CallbackModule(CallbackBase):
         if self._stdout:
             self._display.display("PARBAKE-EVENT " + line)
         if self._mirror:
+            # the console copy carries no role output: a failure's message stays in the file
+            shown = json.dumps({k: v for k, v in event.items() if k != "msg"}, sort_keys=True)
             try:
-                self._mirror.write("PARBAKE-EVENT " + line + "\n")
+                self._mirror.write("PARBAKE-EVENT " + shown + "\n")
             except OSError:
                 pass
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Project;
 use crate::contract::events::{Event, Timings};
-use crate::contract::status::{parse_status_line, BootStatus, LOG_LINE_PREFIX};
+use crate::contract::status::{after_marker, parse_status_line, BootStatus, LOG_LINE_PREFIX};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanRequest, Target};
 use crate::process::Cmd;
@@ -466,8 +466,8 @@ fn follow_console(
                         &format!("role {} | {task}", role.as_deref().unwrap_or("(facts)")),
                     );
                 }
-            } else if let Some(i) = line.find(LOG_LINE_PREFIX) {
-                log_tail.push(line[i + LOG_LINE_PREFIX.len()..].to_string());
+            } else if let Some(text) = after_marker(&line, LOG_LINE_PREFIX) {
+                log_tail.push(text.to_string());
             } else if let Some(s) = parse_status_line(&line) {
                 return Ok((s, log_tail));
             } else if timings.current.is_none()
