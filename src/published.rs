@@ -186,7 +186,11 @@ pub fn publish(
 }
 
 /// Moves the default back to the version before it; returns (from, to).
-pub fn rollback(store: &Store, stack: &str) -> Result<(Publication, Publication)> {
+pub fn rollback(
+    store: &Store,
+    stack: &str,
+    unverified: bool,
+) -> Result<(Publication, Publication)> {
     locked(store, stack, |old| {
         let Some(mut record) = old else {
             return Err(
@@ -202,10 +206,23 @@ pub fn rollback(store: &Store, stack: &str) -> Result<(Publication, Publication)
             ))
             .with_hint("publish the version you want instead"));
         };
+        if !to.verified && !unverified {
+            return Err(unverified_target(stack, &format!("version {}", to.version)));
+        }
         record.trail.pop();
         record.default_version = to.version;
         Ok((record, (from, to)))
     })
+}
+
+/// A rollback that would land on a version published with `--unverified`.
+pub fn unverified_target(stack: &str, version: &str) -> Error {
+    Error::user(format!(
+        "stack {stack} would roll back to {version}, which was published unverified; nothing was changed"
+    ))
+    .with_hint(format!(
+        "roll back to it anyway with `parbake rollback {stack} --unverified`, or publish a verified version"
+    ))
 }
 
 #[cfg(test)]
@@ -227,16 +244,35 @@ mod tests {
     }
 
     #[test]
+    fn rollback_lands_on_an_unverified_version_only_when_told() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store {
+            root: tmp.path().to_path_buf(),
+        };
+        let unverified = Publication {
+            verified: false,
+            ..version("a")
+        };
+        publish(&store, "web", unverified, b"a").unwrap();
+        publish(&store, "web", version("b"), b"b").unwrap();
+        let e = rollback(&store, "web", false).unwrap_err();
+        assert!(e.to_string().contains("published unverified"), "{e}");
+        assert_eq!(load(&store, "web").unwrap().unwrap().default_version, 2);
+        let (from, to) = rollback(&store, "web", true).unwrap();
+        assert_eq!((from.version, to.version), (2, 1));
+    }
+
+    #[test]
     fn publish_moves_the_default_forward_and_rollback_walks_the_trail_back() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store {
             root: tmp.path().to_path_buf(),
         };
         assert!(load(&store, "web").unwrap().is_none());
-        assert!(rollback(&store, "web").is_err());
+        assert!(rollback(&store, "web", false).is_err());
         let (v1, prev) = publish(&store, "web", version("a"), b"a").unwrap();
         assert_eq!((v1.version, prev), (1, None));
-        let e = rollback(&store, "web").unwrap_err();
+        let e = rollback(&store, "web", false).unwrap_err();
         assert!(
             e.to_string().contains("no earlier published version"),
             "{e}"
@@ -244,11 +280,11 @@ mod tests {
         publish(&store, "web", version("b"), b"b").unwrap();
         let (v3, prev) = publish(&store, "web", version("c"), b"c").unwrap();
         assert_eq!((v3.version, prev.unwrap().version), (3, 2));
-        let (from, to) = rollback(&store, "web").unwrap();
+        let (from, to) = rollback(&store, "web", false).unwrap();
         assert_eq!((from.version, to.version), (3, 2));
-        let (from, to) = rollback(&store, "web").unwrap();
+        let (from, to) = rollback(&store, "web", false).unwrap();
         assert_eq!((from.version, to.version), (2, 1));
-        assert!(rollback(&store, "web").is_err());
+        assert!(rollback(&store, "web", false).is_err());
         // publishing after a rollback adds a version; rolling back returns to where it was
         let (v4, prev) = publish(&store, "web", version("d"), b"d").unwrap();
         assert_eq!((v4.version, prev.unwrap().version), (4, 1));

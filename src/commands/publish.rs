@@ -33,6 +33,9 @@ pub struct RollbackArgs {
     /// Where the stack is published: the local store (qemu) or its launch template (aws).
     #[arg(long, default_value_t = Target::Qemu, value_parser = super::target_parser())]
     pub target: Target,
+    /// Land on the version before the default even if it was published unverified.
+    #[arg(long)]
+    pub unverified: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,11 +132,12 @@ pub fn run_rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         return Err(e);
     }
     if args.target == Target::Aws {
-        let report = crate::target::aws::publish::rollback(&ctx.project, &args.stack)?;
+        let report =
+            crate::target::aws::publish::rollback(&ctx.project, &args.stack, args.unverified)?;
         return ctx.printer.data(&report, aws_rollback_text);
     }
     let store = Store::for_project(&ctx.project.root);
-    let (from, to) = crate::published::rollback(&store, &args.stack)?;
+    let (from, to) = crate::published::rollback(&store, &args.stack, args.unverified)?;
     let report = RollbackReport {
         stack: args.stack,
         from,
@@ -241,6 +245,15 @@ fn aws_rollback_text(r: &AwsRollbackReport) -> String {
             s,
             "  SSM parameter {} = {} (version {})",
             p.name, p.ami, p.version
+        );
+    }
+    if !r.skipped.is_empty() {
+        let versions: Vec<String> = r.skipped.iter().map(i64::to_string).collect();
+        let _ = writeln!(
+            s,
+            "  skipped version(s) {} between them: not published by parbake for stack {}",
+            versions.join(", "),
+            r.stack
         );
     }
     s

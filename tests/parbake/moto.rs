@@ -2998,4 +2998,73 @@ fn publish_keeps_the_fleets_launch_settings_of_a_hand_made_default() {
         "{}",
         String::from_utf8_lossy(&text)
     );
+
+    // a hand-made version 3 becomes the default, then parbake publishes version 4 (a launch
+    // var changed): rollback passes over version 3 and says so, and lands on version 2 only
+    // with --unverified, since it was published unverified
+    rt().block_on(async {
+        let c = ec2(REGION).await;
+        let t = c.launch_template("worker-handmade").await.unwrap().unwrap();
+        c.sdk()
+            .create_launch_template_version()
+            .launch_template_id(&t.id)
+            .source_version("2")
+            .version_description("by hand")
+            .launch_template_data(
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id("ami-0123456789abcdef0")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        c.set_default_version(&t.id, 3).await.unwrap();
+    });
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(
+        &stack,
+        text.replace("launch_vars: {}", "launch_vars: {release: \"2\"}"),
+    )
+    .unwrap();
+    let v4 = aws_json(
+        f.root(),
+        store.path(),
+        &[
+            "publish",
+            "worker",
+            "--target",
+            "aws",
+            "--unverified",
+            "--json",
+        ],
+    );
+    assert_eq!(v4["published"]["version"], 4, "{v4}");
+    let out = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["rollback", "worker", "--target", "aws"],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("version 2, which was published unverified") && err.contains("--unverified"),
+        "{err}"
+    );
+    let r = aws_json(
+        f.root(),
+        store.path(),
+        &[
+            "rollback",
+            "worker",
+            "--target",
+            "aws",
+            "--unverified",
+            "--json",
+        ],
+    );
+    assert_eq!(r["to"]["version"], 2, "{r}");
+    assert_eq!(r["skipped"], serde_json::json!([3]), "{r}");
 }

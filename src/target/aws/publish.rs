@@ -65,6 +65,10 @@ pub struct AwsRollbackReport {
     pub launch_template: String,
     pub from: AwsVersion,
     pub to: AwsVersion,
+    /// Versions between `to` and `from` that rollback passed over: hand-made ones, or not
+    /// parbake's for this stack.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssm_parameter: Option<ParameterSet>,
 }
@@ -344,7 +348,7 @@ async fn check_parameter(t: &PublishTarget) -> Result<()> {
     Ok(())
 }
 
-pub fn rollback(project: &Project, stack: &str) -> Result<AwsRollbackReport> {
+pub fn rollback(project: &Project, stack: &str, unverified: bool) -> Result<AwsRollbackReport> {
     let target = publish_target(project, stack)?;
     let (template, region) = (&target.template, &target.region);
     runtime(Threads::Current)?.block_on(async {
@@ -369,6 +373,18 @@ pub fn rollback(project: &Project, stack: &str) -> Result<AwsRollbackReport> {
             ))
             .with_hint("publish the version you want instead")
         })?;
+        if to.description.ends_with(" unverified") && !unverified {
+            return Err(crate::published::unverified_target(
+                stack,
+                &format!("launch template {template} version {}", to.version),
+            ));
+        }
+        let skipped: Vec<i64> = t
+            .versions
+            .iter()
+            .map(|v| v.number)
+            .filter(|n| *n > to.version && *n < from.version)
+            .collect();
         ec2.check_set_default(&t).await?;
         check_parameter(&target).await?;
         ec2.set_default_version(&t.id, to.version).await?;
@@ -398,6 +414,7 @@ pub fn rollback(project: &Project, stack: &str) -> Result<AwsRollbackReport> {
             launch_template: template.clone(),
             from,
             to,
+            skipped,
             ssm_parameter,
         })
     })
