@@ -3068,3 +3068,58 @@ fn publish_keeps_the_fleets_launch_settings_of_a_hand_made_default() {
     assert_eq!(r["to"]["version"], 2, "{r}");
     assert_eq!(r["skipped"], serde_json::json!([3]), "{r}");
 }
+
+/// Two stacks on one AMI each keep their own verdict: `verify alpha; verify beta; publish
+/// alpha` publishes alpha as verified (one verdict tag per user-data).
+#[test]
+fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
+    const REGION: &str = "ap-southeast-1";
+    let f = example_in(REGION, "Asia/Singapore");
+    let web = std::fs::read_to_string(f.root().join("images/stacks/web.yml")).unwrap();
+    let worker = std::fs::read_to_string(f.root().join("images/stacks/worker.yml")).unwrap();
+    f.write(
+        "images/stacks/alpha.yml",
+        &format!("{web}publish:\n  launch_template: alpha-fleet-test\n"),
+    );
+    f.write("images/stacks/beta.yml", &worker);
+    for s in ["alpha", "beta"] {
+        let mut status: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
+        )
+        .unwrap();
+        status["state"] = "done".into();
+        status["stack"] = s.into();
+        status["error"] = serde_json::Value::Null;
+        std::fs::write(
+            moto().console_dir.join(format!("{s}.console")),
+            format!("parbake-status {status}\n"),
+        )
+        .unwrap();
+    }
+    let store = tempfile::tempdir().unwrap();
+    let a = aws_json(
+        f.root(),
+        store.path(),
+        &["bake", "alpha", "--target", "aws", "--json"],
+    );
+    let b = aws_json(
+        f.root(),
+        store.path(),
+        &["bake", "beta", "--target", "aws", "--json"],
+    );
+    assert_eq!(a["layers"][0]["image"], b["layers"][0]["image"], "one AMI");
+    for s in ["alpha", "beta"] {
+        let v = aws_json(
+            f.root(),
+            store.path(),
+            &["verify", s, "--target", "aws", "--timeout", "120", "--json"],
+        );
+        assert_eq!(v["passed"], true, "{v}");
+    }
+    let p = aws_json(
+        f.root(),
+        store.path(),
+        &["publish", "alpha", "--target", "aws", "--json"],
+    );
+    assert_eq!(p["verified"], true, "{p}");
+}

@@ -269,17 +269,13 @@ impl<'a> Launch<'a> {
             ),
             ("parbake:verify-seconds".to_string(), format!("{secs:.1}")),
         ];
-        if passed {
-            tags.push((
-                super::publish::VERIFIED_USERDATA_TAG.to_string(),
-                sha.clone(),
-            ));
-        } else {
-            let ami = ec2.image(self.ami).await?;
-            if ami.tags.get(super::publish::VERIFIED_USERDATA_TAG) == Some(&sha) {
-                ec2.untag(self.ami, &[super::publish::VERIFIED_USERDATA_TAG])
-                    .await?;
-            }
+        let ami = ec2.image(self.ami).await?;
+        let (set, remove) =
+            super::publish::verdict_tags(&ami.tags, &sha, passed, crate::store::now_epoch());
+        tags.extend(set);
+        if !remove.is_empty() {
+            let keys: Vec<&str> = remove.iter().map(String::as_str).collect();
+            ec2.untag(self.ami, &keys).await?;
         }
         ec2.tag(self.ami, &tags).await?;
         Ok((

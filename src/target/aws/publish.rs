@@ -11,6 +11,8 @@
 //! (the template belongs to this stack, DryRun calls, the parameter reads), and what moved is
 //! put back when a later step fails ([`super::undo`]).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::consistency::plan_for_target;
@@ -24,6 +26,60 @@ use crate::runtime::{runtime, Threads};
 
 /// The AMI tag `verify` sets: the sha256 of the user-data it passed with.
 pub const VERIFIED_USERDATA_TAG: &str = "parbake:verified-userdata";
+
+/// One passing verdict per user-data: `parbake:verified:<sha256>` = when it passed. Stacks
+/// that share an AMI each keep theirs.
+const VERIFIED_PREFIX: &str = "parbake:verified:";
+
+/// How many user-data verdicts an AMI keeps (EC2 allows 50 tags on a resource).
+const VERDICTS_KEPT: usize = 10;
+
+fn verified_key(sha: &str) -> String {
+    format!("{VERIFIED_PREFIX}{sha}")
+}
+
+/// Whether the AMI passed `verify` with exactly the user-data `sha` (its own verdict tag, or
+/// the single tag older parbake versions set).
+pub fn verified_with(tags: &BTreeMap<String, String>, sha: &str) -> bool {
+    tags.contains_key(&verified_key(sha))
+        || tags.get(VERIFIED_USERDATA_TAG).map(String::as_str) == Some(sha)
+}
+
+/// Pure: the tags a verify sets and removes on its AMI. A pass adds the user-data's own
+/// verdict (and the latest-pass tag) and drops the oldest verdicts beyond [`VERDICTS_KEPT`];
+/// a failure removes that user-data's verdict only, so other stacks' stay.
+pub fn verdict_tags(
+    tags: &BTreeMap<String, String>,
+    sha: &str,
+    passed: bool,
+    now: u64,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let key = verified_key(sha);
+    if !passed {
+        let mut remove: Vec<String> = tags.contains_key(&key).then_some(key).into_iter().collect();
+        if tags.get(VERIFIED_USERDATA_TAG).map(String::as_str) == Some(sha) {
+            remove.push(VERIFIED_USERDATA_TAG.to_string());
+        }
+        return (Vec::new(), remove);
+    }
+    let mut others: Vec<(u64, &String)> = tags
+        .iter()
+        .filter(|(k, _)| k.starts_with(VERIFIED_PREFIX) && **k != key)
+        .map(|(k, v)| (v.parse().unwrap_or(0), k))
+        .collect();
+    others.sort();
+    let excess = (others.len() + 1).saturating_sub(VERDICTS_KEPT);
+    let remove = others
+        .iter()
+        .take(excess)
+        .map(|(_, k)| (*k).clone())
+        .collect();
+    let set = vec![
+        (key, now.to_string()),
+        (VERIFIED_USERDATA_TAG.to_string(), sha.to_string()),
+    ];
+    (set, remove)
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AwsVersion {
@@ -176,7 +232,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
     runtime(Threads::Current)?.block_on(async {
         let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
         let ami = ec2.image(&ami_id).await?;
-        let verified = ami.tags.get(VERIFIED_USERDATA_TAG) == Some(&sha);
+        let verified = verified_with(&ami.tags, &sha);
         if !verified && !unverified {
             let mut e = Error::user(format!(
                 "{ami_id} (layer {} {}) has not passed `verify` with the user-data stack {} would publish (sha256 {})",
@@ -434,6 +490,32 @@ mod tests {
             },
             image_id: Some(format!("ami-{number}")),
         }
+    }
+
+    #[test]
+    fn each_user_data_keeps_its_own_verdict_and_a_failure_removes_only_its_own() {
+        let mut tags = BTreeMap::new();
+        let apply = |tags: &mut BTreeMap<String, String>, sha: &str, passed: bool, now: u64| {
+            let (set, remove) = verdict_tags(tags, sha, passed, now);
+            for k in remove {
+                tags.remove(&k);
+            }
+            tags.extend(set);
+        };
+        apply(&mut tags, "web", true, 1);
+        apply(&mut tags, "worker", true, 2);
+        assert!(verified_with(&tags, "web") && verified_with(&tags, "worker"));
+        apply(&mut tags, "worker", false, 3);
+        assert!(verified_with(&tags, "web") && !verified_with(&tags, "worker"));
+        for i in 0..20u64 {
+            apply(&mut tags, &format!("s{i}"), true, 10 + i);
+        }
+        let kept = tags
+            .keys()
+            .filter(|k| k.starts_with(VERIFIED_PREFIX))
+            .count();
+        assert_eq!(kept, VERDICTS_KEPT);
+        assert!(verified_with(&tags, "s19") && !verified_with(&tags, "web"));
     }
 
     #[test]
