@@ -311,8 +311,8 @@ fn read_marker(dir: &Path) -> Result<RenderMarker> {
         }
         None => return Err(not_a_render(format!("no {RENDER_MARKER}"))),
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| user_io("read", &path, e))?;
-    serde_json::from_str(&text)
+    let text = crate::fsread::read(dir, &path, crate::fsread::RECORD_LIMIT)?;
+    serde_json::from_slice(&text)
         .map_err(|e| not_a_render(format!("its {RENDER_MARKER} cannot be read: {e}")))
 }
 

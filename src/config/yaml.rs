@@ -46,6 +46,13 @@ impl SourceFile {
                 .with_hint("see the example files under images/ and the README's \"Concepts\" section for the fields an image or stack takes")
                 .into());
         }
+        // every YAML file, parbake's or Ansible's: bounded before anything expands it
+        if let Some(f) = lint::limits(&self.text) {
+            return Err(self
+                .error_at(f.line, f.column, None, f.message)
+                .with_hint(f.hint)
+                .into());
+        }
         if self.strict {
             if let Some(f) = lint::check(&self.text) {
                 return Err(self
@@ -74,7 +81,11 @@ impl SourceFile {
                 message = rest.to_string();
             }
         }
-        let hint = if message.starts_with("unknown field") {
+        let hint = if message.starts_with("recursion limit exceeded") {
+            Some("YAML nested deeper than 128 levels (yaml_serde's recursion limit): flatten the data")
+        } else if message.starts_with("repetition limit exceeded") {
+            Some("aliases are repeated more than 100 times the document's own events (yaml_serde's repetition limit): write the data out with fewer aliases")
+        } else if message.starts_with("unknown field") {
             Some("check the spelling; every field parbake accepts is listed after `expected`")
         } else if message.contains("missing field") {
             Some("add the field; see the example files under images/")
@@ -120,6 +131,16 @@ impl SourceFile {
         let (line, column) = locate(&self.text, path, item).unwrap_or((1, 1));
         self.error_at(line, column, Some(path.to_string()), message)
     }
+}
+
+/// Deserializes YAML that is not one of the project's files (a vendored collection's
+/// metadata) under the same limits as [`SourceFile::parse`]: the first limit passed, or the
+/// deserializer's error, as text.
+pub fn from_str_bounded<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    if let Some(f) = lint::limits(text) {
+        return Err(format!("line {}: {}", f.line, f.message));
+    }
+    serde_yaml::from_str(text).map_err(|e| e.to_string())
 }
 
 /// Finds the 1-based (line, column) of the key at `path` (dot separated), or of the list item

@@ -81,7 +81,7 @@ impl AwsBaker {
             only,
             pause,
             run_id: format!("{}-{}", now_epoch(), std::process::id()),
-            owner: std::env::var("USER").unwrap_or_else(|_| "parbake".into()),
+            owner: crate::config::names::owner_tag_value(std::env::var("USER").ok().as_deref()),
         })
     }
 
