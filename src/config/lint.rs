@@ -22,7 +22,7 @@ pub struct Finding {
     pub line: usize,
     pub column: usize,
     pub message: String,
-    pub hint: &'static str,
+    pub hint: String,
 }
 
 /// Events the pass needs, with owned data and their start position.
@@ -145,11 +145,11 @@ pub fn check(text: &str) -> Option<Finding> {
     let mut parser = Parser::new(text)?;
     let mut stack: Vec<Frame> = Vec::new();
     while let Some((event, line, column)) = parser.next() {
-        let at = |message: String, hint: &'static str| Finding {
+        let at = |message: String, hint: &str| Finding {
             line: line + 1,
             column: column + 1,
             message,
-            hint,
+            hint: hint.into(),
         };
         let tag = match &event {
             Event::Scalar { tag, .. } | Event::Start { tag, .. } => tag.as_deref(),
@@ -222,9 +222,9 @@ pub const MAX_BYTES: usize = 16 << 20;
 pub const MAX_DEPTH: usize = 64;
 /// The most nodes a YAML document may expand to, each alias counted as the size of what it
 /// expands to.
-pub const MAX_NODES: u64 = 250_000;
+pub const MAX_NODES: u64 = 100_000;
 /// The most scalar bytes a document may expand to, aliases counted as what they expand to.
-pub const MAX_SCALAR_BYTES: u64 = 64 << 20;
+pub const MAX_SCALAR_BYTES: u64 = 16 << 20;
 
 /// The size a node (with everything under it) expands to.
 #[derive(Debug, Clone, Copy, Default)]
@@ -246,7 +246,7 @@ impl Size {
 /// counting as what its anchor holds. The first limit passed is a finding at its place.
 /// A document libyaml cannot parse ends the pass: the deserializer reports the error.
 pub fn limits(text: &str) -> Option<Finding> {
-    let at = |line: usize, column: usize, message: String, hint: &'static str| Finding {
+    let at = |line: usize, column: usize, message: String, hint: String| Finding {
         line: line + 1,
         column: column + 1,
         message,
@@ -260,7 +260,10 @@ pub fn limits(text: &str) -> Option<Finding> {
                 "the file is {} bytes, over the limit of {MAX_BYTES} bytes for a YAML file",
                 text.len()
             ),
-            "split the file: parbake parses YAML files of at most 16 MiB",
+            format!(
+                "split the file: parbake parses YAML files of at most {} MiB",
+                MAX_BYTES >> 20
+            ),
         ));
     }
     let mut parser = Parser::new(text)?;
@@ -291,7 +294,7 @@ pub fn limits(text: &str) -> Option<Finding> {
                         line,
                         column,
                         format!("YAML nesting is deeper than the limit of {MAX_DEPTH} levels"),
-                        "flatten the data: parbake reads YAML nested at most 64 sequences and mappings deep",
+                        format!("flatten the data: parbake reads YAML nested at most {MAX_DEPTH} sequences and mappings deep"),
                     ));
                 }
                 open.push((anchor, Size::default()));
@@ -315,15 +318,15 @@ pub fn limits(text: &str) -> Option<Finding> {
                 line,
                 column,
                 format!("the YAML document expands to more than the limit of {MAX_NODES} nodes (aliases count as what they repeat)"),
-                "write the data out with fewer aliases, or split it: parbake expands at most 250000 YAML nodes per file",
+                format!("write the data out with fewer aliases, or split it: parbake expands at most {MAX_NODES} YAML nodes per file"),
             ));
         }
         if total.bytes > MAX_SCALAR_BYTES {
             return Some(at(
                 line,
                 column,
-                format!("the YAML document expands to more than the limit of {MAX_SCALAR_BYTES} bytes of values (aliases count as what they repeat)"),
-                "repeat long values less often: parbake expands at most 64 MiB of YAML values per file",
+                format!("the YAML document expands to more than the limit of {} MiB of values (aliases count as what they repeat)", MAX_SCALAR_BYTES >> 20),
+                format!("repeat long values less often: parbake expands at most {} MiB of YAML values per file", MAX_SCALAR_BYTES >> 20),
             ));
         }
     }
@@ -388,6 +391,40 @@ mod tests {
         assert!(msg.contains("merge keys"));
         // a quoted "<<" is an ordinary key
         assert_eq!(finding("'<<': 1\n"), None);
+    }
+
+    #[test]
+    fn limits_count_aliases_as_what_they_expand_to() {
+        let message = |text: &str| limits(text).map(|f| f.message);
+        // 10 x 10 x 10 ... : each level's anchor is 1 + 10 x the one below
+        let mut text = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..4 {
+            let row = vec![format!("*l{}", i - 1); 10].join(", ");
+            text.push_str(&format!("l{i}: &l{i} [{row}]\n"));
+        }
+        assert_eq!(message(&text), None, "about 12500 nodes");
+        let bomb = format!("{text}b: [{}]\n", vec!["*l3"; 9].join(", "));
+        assert!(message(&bomb).unwrap().contains("100000 nodes"));
+        // an anchor on a scalar counts its bytes
+        let long = format!(
+            "a: &a '{}'\nb: [{}]\n",
+            "y".repeat(1 << 20),
+            vec!["*a"; 16].join(", ")
+        );
+        assert!(message(&long).unwrap().contains("16 MiB of values"));
+        // depth: 64 levels pass, 65 do not, flow or block
+        let flow = |n: usize| format!("a: {}{}\n", "[".repeat(n), "]".repeat(n));
+        assert_eq!(message(&flow(MAX_DEPTH - 1)), None);
+        assert!(message(&flow(MAX_DEPTH)).unwrap().contains("64 levels"));
+        let block: String = (0..MAX_DEPTH + 1)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
+        assert!(message(&block).unwrap().contains("64 levels"));
+        // size, before libyaml runs
+        let big = "#".repeat(MAX_BYTES + 1);
+        assert!(message(&big).unwrap().contains("over the limit"));
+        // an unknown alias is left to the deserializer
+        assert_eq!(message("a: *nope\n"), None);
     }
 
     #[test]
