@@ -403,13 +403,13 @@ mod tests {
             text.push_str(&format!("l{i}: &l{i} [{row}]\n"));
         }
         assert_eq!(message(&text), None, "about 12500 nodes");
-        let bomb = format!("{text}b: [{}]\n", vec!["*l3"; 9].join(", "));
+        let bomb = format!("{text}b: [{}]\n", ["*l3"; 9].join(", "));
         assert!(message(&bomb).unwrap().contains("100000 nodes"));
         // an anchor on a scalar counts its bytes
         let long = format!(
             "a: &a '{}'\nb: [{}]\n",
             "y".repeat(1 << 20),
-            vec!["*a"; 16].join(", ")
+            ["*a"; 16].join(", ")
         );
         assert!(message(&long).unwrap().contains("16 MiB of values"));
         // depth: 64 levels pass, 65 do not, flow or block

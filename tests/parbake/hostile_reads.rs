@@ -249,7 +249,7 @@ fn sigterm_while_parsing_exits_130_with_nothing_on_stdout() {
         "group_vars/all.yml",
         &format!("a: &a [{row}]\nb: [{uses}]\n"),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parbake"))
+    let child = Command::new(env!("CARGO_BIN_EXE_parbake"))
         .args(["plan", "web"])
         .current_dir(f.root())
         .env_remove("PARBAKE_PROJECT")
