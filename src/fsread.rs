@@ -142,7 +142,11 @@ pub fn read(root: &Path, path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> 
         path: path.to_path_buf(),
         problem,
     };
-    let root = std::fs::canonicalize(root).map_err(|e| err(Problem::Io(e)))?;
+    // no root (a store not made yet): no file in it either
+    let root = std::fs::canonicalize(root).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => err(Problem::NotFound),
+        _ => err(Problem::Io(e)),
+    })?;
     let resolved = match std::fs::canonicalize(path) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -283,5 +287,10 @@ mod tests {
         assert!(e.to_string().contains("limit of 4 bytes"), "{e}");
         assert!(e.hint().contains("at most 4 bytes"), "{}", e.hint());
         assert_eq!(read_optional(&root, &p("missing"), 9).unwrap(), None);
+        let no_root = root.join("store");
+        assert_eq!(
+            read_optional(&no_root, &no_root.join("x"), 9).unwrap(),
+            None
+        );
     }
 }

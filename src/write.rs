@@ -466,6 +466,7 @@ pub fn parbake_alive(pid: u32) -> bool {
     if !exists {
         return false;
     }
+    // reading rule exception (src/fsread.rs): the kernel's /proc file
     match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
         // the binary, or a test binary of this crate (`parbake-HASH`)
         Ok(comm) => comm.trim_end().starts_with("parbake"),

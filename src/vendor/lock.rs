@@ -304,15 +304,16 @@ fn local_path(root: &Path, src: &str) -> PathBuf {
 }
 
 fn dir_collection_name(dir: &Path) -> Option<String> {
-    if let Ok(bytes) = std::fs::read(dir.join("MANIFEST.json")) {
+    let limit = crate::fsread::CONFIG_LIMIT;
+    if let Ok(bytes) = crate::fsread::read(dir, &dir.join("MANIFEST.json"), limit) {
         let m: Manifest = serde_json::from_slice(&bytes).ok()?;
         return Some(format!(
             "{}.{}",
             m.collection_info.namespace, m.collection_info.name
         ));
     }
-    let text = std::fs::read_to_string(dir.join("galaxy.yml")).ok()?;
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let text = crate::fsread::read_text(dir, &dir.join("galaxy.yml"), limit).ok()?;
+    let v: serde_yaml::Value = crate::config::yaml::from_str_bounded(&text).ok()?;
     Some(format!(
         "{}.{}",
         v.get("namespace")?.as_str()?,

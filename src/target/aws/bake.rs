@@ -581,6 +581,7 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
 /// The AMI id in `region` from Packer's manifest post-processor (`region:ami,region2:ami2`).
 /// A build that wrote no manifest (e.g. a wrong `-only`) is a failure, not a success.
 pub fn manifest_ami(path: &std::path::Path, region: &str) -> Result<String> {
+    // reading rule exception (src/fsread.rs): Packer's manifest, in parbake's private run dir
     let text = std::fs::read_to_string(path).map_err(|_| {
         Error::user("Packer finished but wrote no manifest, so no AMI was made")
             .with_hint("run with -v to see Packer's output")
