@@ -229,6 +229,40 @@ mod tests {
 
     const DOC: &str = "sources:\n  qemu:\n    ssh_user: debian\nbasic: [base, userz]\nroles:\n  - nginx\n  - webap  # typo\n";
 
+    fn parse_error(text: &str) -> (String, Vec<String>) {
+        let e = SourceFile::ansible("x.yml", text)
+            .parse::<serde_yaml::Value>()
+            .unwrap_err();
+        (e.to_string(), e.hints())
+    }
+
+    #[test]
+    fn yaml_serde_limits_get_their_own_hint_not_a_syntax_error() {
+        // each nest within parbake's depth limit, aliases nesting them past yaml_serde's 128
+        let nest = |inner: &str| format!("{}{inner}{}", "[".repeat(60), "]".repeat(60));
+        let deep = format!(
+            "a: &a {}\nb: &b {}\nc: {}\n",
+            nest("x"),
+            nest("*a"),
+            nest("*b")
+        );
+        let (message, hints) = parse_error(&deep);
+        assert!(message.contains("recursion limit exceeded"), "{message}");
+        assert!(hints[0].contains("128 levels"), "{hints:?}");
+        // few events, many alias jumps (within parbake's node limit)
+        let mut wide = String::from("l0: &l0 [x]\n");
+        for i in 1..5 {
+            let row = vec![format!("*l{}", i - 1); 10].join(", ");
+            wide.push_str(&format!("l{i}: &l{i} [{row}]\n"));
+        }
+        let (message, hints) = parse_error(&wide);
+        assert!(message.contains("repetition limit exceeded"), "{message}");
+        assert!(hints[0].contains("repetition limit"), "{hints:?}");
+        for h in hints {
+            assert!(!h.contains("syntax error"), "{h}");
+        }
+    }
+
     #[test]
     fn locates_nested_keys_and_items() {
         assert_eq!(locate(DOC, "sources.qemu.ssh_user", None), Some((3, 5)));
