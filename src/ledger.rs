@@ -78,12 +78,12 @@ impl Ledger {
 
     /// Every entry; a line that does not parse (a crash mid-write, a newer format) is skipped.
     pub fn load(&self) -> Result<Vec<Entry>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("read the timing ledger", &self.path, e)),
+        let store = self.path.parent().unwrap_or(Path::new("/"));
+        let limit = crate::fsread::RECORD_LIMIT;
+        let Some(bytes) = crate::fsread::read_optional(store, &self.path, limit)? else {
+            return Ok(Vec::new());
         };
-        Ok(text
+        Ok(String::from_utf8_lossy(&bytes)
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect())

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod fsread;
 pub mod interrupt;
 pub mod ledger;
 pub mod packer_version;

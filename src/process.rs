@@ -306,6 +306,7 @@ pub fn ssh_keygen(key: &Path, comment: &str) -> crate::error::Result<String> {
         .arg(key)
         .run_checked()?;
     let public = key.with_extension("pub");
+    // reading rule exception (src/fsread.rs): ssh-keygen's output in a private temp dir
     std::fs::read_to_string(&public)
         .map(|s| s.trim().to_string())
         .map_err(|e| crate::error::Error::io("read", public, e))

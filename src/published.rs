@@ -80,12 +80,12 @@ fn user_data_path(store: &Store, stack: &str, sha256: &str) -> PathBuf {
 /// "nothing published": prune must not take it for that.
 pub fn load(store: &Store, stack: &str) -> Result<Option<Published>> {
     let path = file(store, stack);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read", &path, e)),
+    let Some(bytes) =
+        crate::fsread::read_optional(&store.root, &path, crate::fsread::RECORD_LIMIT)?
+    else {
+        return Ok(None);
     };
-    let p: Published = serde_json::from_str(&text).map_err(|e| {
+    let p: Published = serde_json::from_slice(&bytes).map_err(|e| {
         Error::user(format!("{} is not a publish record: {e}", path.display()))
             .with_hint("it is written by `parbake publish`; restore it from a backup, or remove it to start the stack's publications again")
     })?;
@@ -126,7 +126,7 @@ pub fn all(store: &Store) -> Result<Vec<Published>> {
 /// The user-data of a published version, checked against its digest.
 pub fn user_data(store: &Store, stack: &str, p: &Publication) -> Result<Vec<u8>> {
     let path = user_data_path(store, stack, &p.userdata_sha256);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    let bytes = crate::fsread::read(&store.root, &path, crate::fsread::RECORD_LIMIT)?;
     if crate::plan::sha256_hex(&bytes) != p.userdata_sha256 {
         return Err(
             Error::user(format!("{} does not match its digest", path.display()))

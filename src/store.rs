@@ -128,7 +128,7 @@ impl Store {
         let path = self
             .verified_dir(hash)
             .join(format!("{userdata_sha256}.json"));
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+        serde_json::from_slice(&self.read_record(&path)?).ok()
     }
 
     /// Every verdict on a layer, newest first.
@@ -136,8 +136,8 @@ impl Store {
         let mut out: Vec<Verification> = std::fs::read_dir(self.verified_dir(hash))
             .into_iter()
             .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-            .filter_map(|t| serde_json::from_str(&t).ok())
+            .filter_map(|e| self.read_record(&e.ok()?.path()))
+            .filter_map(|t| serde_json::from_slice(&t).ok())
             .collect();
         out.sort_by_key(|v: &Verification| std::cmp::Reverse(v.at));
         out
@@ -149,8 +149,14 @@ impl Store {
         if !dir.join("disk.qcow2").is_file() {
             return None;
         }
-        let text = std::fs::read_to_string(dir.join("record.json")).ok()?;
-        serde_json::from_str(&text).ok()
+        let text = self.read_record(&dir.join("record.json"))?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// A record of the store, by the reading rule (inside the store, regular, bounded); a
+    /// record that breaks it counts as absent, like one that does not parse.
+    fn read_record(&self, path: &Path) -> Option<Vec<u8>> {
+        crate::fsread::read(&self.root, path, crate::fsread::RECORD_LIMIT).ok()
     }
 
     /// The newest complete record of a layer with this name (any hash): the bake a new one

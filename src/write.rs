@@ -311,8 +311,8 @@ fn read_marker(dir: &Path) -> Result<RenderMarker> {
         }
         None => return Err(not_a_render(format!("no {RENDER_MARKER}"))),
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| user_io("read", &path, e))?;
-    serde_json::from_str(&text)
+    let text = crate::fsread::read(dir, &path, crate::fsread::RECORD_LIMIT)?;
+    serde_json::from_slice(&text)
         .map_err(|e| not_a_render(format!("its {RENDER_MARKER} cannot be read: {e}")))
 }
 
@@ -466,6 +466,7 @@ pub fn parbake_alive(pid: u32) -> bool {
     if !exists {
         return false;
     }
+    // reading rule exception (src/fsread.rs): the kernel's /proc file
     match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
         // the binary, or a test binary of this crate (`parbake-HASH`)
         Ok(comm) => comm.trim_end().starts_with("parbake"),

@@ -59,8 +59,8 @@ fn group(root: &Path, name: &str) -> Result<Vars, ConfigError> {
     let mut vars = Vars::new();
     for rel in group_files(root, name)? {
         let path = root.join(&rel);
-        let text =
-            std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })?;
+        // inside the project after resolving links, like role trees (issue 21, item 4)
+        let text = crate::fsread::read_text(root, &path, crate::fsread::CONFIG_LIMIT)?;
         let file = SourceFile::new(rel, text);
         if file.text.trim().is_empty() {
             continue;
@@ -71,12 +71,18 @@ fn group(root: &Path, name: &str) -> Result<Vars, ConfigError> {
     Ok(vars)
 }
 
+/// A group_vars entry that is there and not a directory: a FIFO, a dangling link or a link
+/// out of the project is then read, and refused by the reading rule, never skipped.
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok() && !path.is_dir()
+}
+
 /// `group_vars/NAME.{yml,yaml,json}` and `group_vars/NAME/*.{yml,yaml,json}`, relative to root.
 fn group_files(root: &Path, name: &str) -> Result<Vec<String>, ConfigError> {
     let mut files = Vec::new();
     for ext in EXTENSIONS {
         let rel = format!("group_vars/{name}.{ext}");
-        if root.join(&rel).is_file() {
+        if present(&root.join(&rel)) {
             files.push(rel);
         }
     }
@@ -88,7 +94,7 @@ fn group_files(root: &Path, name: &str) -> Result<Vec<String>, ConfigError> {
         })?;
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
+            .filter(|e| present(&e.path()))
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| {
                 !n.starts_with('.') && EXTENSIONS.iter().any(|x| n.ends_with(&format!(".{x}")))

@@ -22,18 +22,22 @@ pub struct Finding {
     pub line: usize,
     pub column: usize,
     pub message: String,
-    pub hint: &'static str,
+    pub hint: String,
 }
 
 /// Events the pass needs, with owned data and their start position.
 enum Event {
     Scalar {
+        anchor: Option<String>,
         tag: Option<String>,
         value: String,
         plain: bool,
     },
-    Alias,
+    Alias {
+        anchor: String,
+    },
     Start {
+        anchor: Option<String>,
         tag: Option<String>,
         mapping: bool,
     },
@@ -79,17 +83,22 @@ impl Parser {
                     let s = (*ev).data.scalar;
                     let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
                     Event::Scalar {
+                        anchor: c_string(s.anchor),
                         tag: c_string(s.tag),
                         value: String::from_utf8_lossy(bytes).into_owned(),
                         plain: s.style == sys::YAML_PLAIN_SCALAR_STYLE,
                     }
                 }
-                sys::YAML_ALIAS_EVENT => Event::Alias,
+                sys::YAML_ALIAS_EVENT => Event::Alias {
+                    anchor: c_string((*ev).data.alias.anchor).unwrap_or_default(),
+                },
                 sys::YAML_SEQUENCE_START_EVENT => Event::Start {
+                    anchor: c_string((*ev).data.sequence_start.anchor),
                     tag: c_string((*ev).data.sequence_start.tag),
                     mapping: false,
                 },
                 sys::YAML_MAPPING_START_EVENT => Event::Start {
+                    anchor: c_string((*ev).data.mapping_start.anchor),
                     tag: c_string((*ev).data.mapping_start.tag),
                     mapping: true,
                 },
@@ -136,11 +145,11 @@ pub fn check(text: &str) -> Option<Finding> {
     let mut parser = Parser::new(text)?;
     let mut stack: Vec<Frame> = Vec::new();
     while let Some((event, line, column)) = parser.next() {
-        let at = |message: String, hint: &'static str| Finding {
+        let at = |message: String, hint: &str| Finding {
             line: line + 1,
             column: column + 1,
             message,
-            hint,
+            hint: hint.into(),
         };
         let tag = match &event {
             Event::Scalar { tag, .. } | Event::Start { tag, .. } => tag.as_deref(),
@@ -184,7 +193,7 @@ pub fn check(text: &str) -> Option<Finding> {
         // every node (scalar, alias, collection) fills the parent's key or value slot
         if matches!(
             event,
-            Event::Scalar { .. } | Event::Alias | Event::Start { .. }
+            Event::Scalar { .. } | Event::Alias { .. } | Event::Start { .. }
         ) {
             if let Some(Frame::Mapping { expect_key, .. }) = stack.last_mut() {
                 *expect_key = !*expect_key;
@@ -202,6 +211,125 @@ pub fn check(text: &str) -> Option<Finding> {
             } else {
                 Frame::Sequence
             });
+        }
+    }
+    None
+}
+
+/// The most bytes a YAML file parbake parses may hold.
+pub const MAX_BYTES: usize = 16 << 20;
+/// The deepest nesting of sequences and mappings.
+pub const MAX_DEPTH: usize = 64;
+/// The most nodes a YAML document may expand to, each alias counted as the size of what it
+/// expands to. Measured in a debug build: a `plan` whose group_vars expand to 98,000 nodes
+/// spends 1.8 s of CPU (mostly rendering them), so half that keeps a plan under 1 s; the
+/// largest metadata parbake reads, Debian's community.general meta/runtime.yml, has 6,869.
+pub const MAX_NODES: u64 = 50_000;
+/// The most scalar bytes a document may expand to, aliases counted as what they expand to.
+pub const MAX_SCALAR_BYTES: u64 = 16 << 20;
+
+/// The size a node (with everything under it) expands to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: u64,
+    bytes: u64,
+}
+
+impl Size {
+    fn add(&mut self, other: Size) {
+        self.nodes = self.nodes.saturating_add(other.nodes);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// The limits that bound parsing in time and memory, checked on libyaml's events before the
+/// deserializer expands anything: size in bytes (before libyaml runs), nesting depth (so the
+/// scanner's work per token stays bounded), and the size the document expands to, an alias
+/// counting as what its anchor holds. The first limit passed is a finding at its place.
+/// A document libyaml cannot parse ends the pass: the deserializer reports the error.
+pub fn limits(text: &str) -> Option<Finding> {
+    let at = |line: usize, column: usize, message: String, hint: String| Finding {
+        line: line + 1,
+        column: column + 1,
+        message,
+        hint,
+    };
+    if text.len() > MAX_BYTES {
+        return Some(at(
+            0,
+            0,
+            format!(
+                "the file is {} bytes, over the limit of {MAX_BYTES} bytes for a YAML file",
+                text.len()
+            ),
+            format!(
+                "split the file: parbake parses YAML files of at most {} MiB",
+                MAX_BYTES >> 20
+            ),
+        ));
+    }
+    let mut parser = Parser::new(text)?;
+    // the open collections: each one's anchor and size so far
+    let mut open: Vec<(Option<String>, Size)> = Vec::new();
+    let mut anchors: BTreeMap<String, Size> = BTreeMap::new();
+    let mut total = Size::default();
+    while let Some((event, line, column)) = parser.next() {
+        let node = match event {
+            Event::Scalar { anchor, value, .. } => {
+                let size = Size {
+                    nodes: 1,
+                    bytes: value.len() as u64,
+                };
+                if let Some(a) = anchor {
+                    anchors.insert(a, size);
+                }
+                size
+            }
+            // an unknown alias is the deserializer's error to report; it counts as one node
+            Event::Alias { anchor } => anchors
+                .get(&anchor)
+                .copied()
+                .unwrap_or(Size { nodes: 1, bytes: 0 }),
+            Event::Start { anchor, .. } => {
+                if open.len() >= MAX_DEPTH {
+                    return Some(at(
+                        line,
+                        column,
+                        format!("YAML nesting is deeper than the limit of {MAX_DEPTH} levels"),
+                        format!("flatten the data: parbake reads YAML nested at most {MAX_DEPTH} sequences and mappings deep"),
+                    ));
+                }
+                open.push((anchor, Size::default()));
+                Size { nodes: 1, bytes: 0 }
+            }
+            Event::End => {
+                if let Some((Some(a), size)) = open.pop() {
+                    anchors.insert(a, size);
+                }
+                Size::default()
+            }
+            Event::Other => Size::default(),
+        };
+        // the node counts for every collection it is in, and for the document
+        for (_, size) in open.iter_mut() {
+            size.add(node);
+        }
+        total.add(node);
+        if total.nodes > MAX_NODES {
+            return Some(at(
+                line,
+                column,
+                format!("the YAML document expands to more than the limit of {MAX_NODES} nodes (aliases count as what they repeat)"),
+                format!("write the data out with fewer aliases, or split it: parbake expands at most {MAX_NODES} YAML nodes per file"),
+            ));
+        }
+        if total.bytes > MAX_SCALAR_BYTES {
+            return Some(at(
+                line,
+                column,
+                format!("the YAML document expands to more than the limit of {} MiB of values (aliases count as what they repeat)", MAX_SCALAR_BYTES >> 20),
+                format!("repeat long values less often: parbake expands at most {} MiB of YAML values per file", MAX_SCALAR_BYTES >> 20),
+            ));
         }
     }
     None
@@ -265,6 +393,40 @@ mod tests {
         assert!(msg.contains("merge keys"));
         // a quoted "<<" is an ordinary key
         assert_eq!(finding("'<<': 1\n"), None);
+    }
+
+    #[test]
+    fn limits_count_aliases_as_what_they_expand_to() {
+        let message = |text: &str| limits(text).map(|f| f.message);
+        // 10 x 10 x 10 ... : each level's anchor is 1 + 10 x the one below
+        let mut text = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..4 {
+            let row = vec![format!("*l{}", i - 1); 10].join(", ");
+            text.push_str(&format!("l{i}: &l{i} [{row}]\n"));
+        }
+        assert_eq!(message(&text), None, "about 12500 nodes");
+        let bomb = format!("{text}b: [{}]\n", ["*l3"; 9].join(", "));
+        assert!(message(&bomb).unwrap().contains("50000 nodes"));
+        // an anchor on a scalar counts its bytes
+        let long = format!(
+            "a: &a '{}'\nb: [{}]\n",
+            "y".repeat(1 << 20),
+            ["*a"; 16].join(", ")
+        );
+        assert!(message(&long).unwrap().contains("16 MiB of values"));
+        // depth: 64 levels pass, 65 do not, flow or block
+        let flow = |n: usize| format!("a: {}{}\n", "[".repeat(n), "]".repeat(n));
+        assert_eq!(message(&flow(MAX_DEPTH - 1)), None);
+        assert!(message(&flow(MAX_DEPTH)).unwrap().contains("64 levels"));
+        let block: String = (0..MAX_DEPTH + 1)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
+        assert!(message(&block).unwrap().contains("64 levels"));
+        // size, before libyaml runs
+        let big = "#".repeat(MAX_BYTES + 1);
+        assert!(message(&big).unwrap().contains("over the limit"));
+        // an unknown alias is left to the deserializer
+        assert_eq!(message("a: *nope\n"), None);
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A file refused by the reading rule (outside its root, not regular, too large).
+    #[error(transparent)]
+    Read(#[from] crate::fsread::ReadError),
     /// `requirements.yml`, the lock or the vendored trees disagree (run `parbake vendor`).
     #[error(transparent)]
     Vendor(Box<crate::error::Error>),
@@ -104,6 +107,7 @@ impl ConfigError {
                 "run parbake inside a project, or pass --project DIR / set PARBAKE_PROJECT".into(),
             ],
             ConfigError::Io { .. } => Vec::new(),
+            ConfigError::Read(e) => vec![e.hint()],
             ConfigError::Vendor(e) => e.hints(),
         }
     }
@@ -349,7 +353,11 @@ fn all_roles(
 
 fn read(root: &Path, rel: &str) -> Result<String, ConfigError> {
     let path = root.join(rel);
-    std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })
+    Ok(crate::fsread::read_text(
+        root,
+        &path,
+        crate::fsread::CONFIG_LIMIT,
+    )?)
 }
 
 /// `*.yml` / `*.yaml` files directly in `dir`, sorted by name, keyed by file stem.
@@ -368,7 +376,8 @@ fn yaml_files(root: &Path, dir: &str) -> Result<Vec<(String, SourceFile)>, Confi
         })?;
         let p = entry.path();
         let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !p.is_file() || !(ext == "yml" || ext == "yaml") {
+        // anything but a directory is read, so a FIFO or a link out is refused, not skipped
+        if p.is_dir() || !(ext == "yml" || ext == "yaml") {
             continue;
         }
         let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
@@ -514,15 +523,13 @@ fn check_stack(
                 .with_hint("EC2 takes 3 to 128 letters, digits and `().-/_`, e.g. `launch_template: web-fleet`")
                 .into());
         }
-        if let Some(name) = p
-            .ssm_parameter
-            .as_deref()
-            .filter(|n| !names::valid_ssm_parameter_name(n))
-        {
-            return Err(file
-                .error_for("publish.ssm_parameter", None, format!("{name:?} is not an SSM parameter name"))
-                .with_hint("write a path such as `/parbake/web/ami`: `/`, then letters, digits and `_.-/`, not under /aws or /ssm")
-                .into());
+        if let Some(name) = &p.ssm_parameter {
+            if let Some(why) = names::ssm_parameter_problem(name) {
+                return Err(file
+                    .error_for("publish.ssm_parameter", None, format!("{name:?} is not an SSM parameter name: {why}"))
+                    .with_hint("write a path such as `/parbake/web/ami`: `/`, then letters, digits and `_.-/`, at most 15 levels and 1011 characters, no trailing `/`, not under /aws or /ssm")
+                    .into());
+            }
         }
     }
     Ok(Stack {
@@ -880,8 +887,12 @@ pub(crate) fn check_role_meta(
     for p in &meta.stage_apt {
         if !names::valid_apt_package(p) {
             return Err(file
-                .error_for("stage_apt", Some(p), format!("{p:?} is not a Debian package name"))
-                .with_hint("write `name` or `name=version` (lowercase letters, digits, `+`, `-`, `.`); apt options are not accepted")
+                .error_for(
+                    "stage_apt",
+                    Some(p),
+                    format!("{p:?} is not a Debian package name"),
+                )
+                .with_hint(names::APT_PACKAGE_RULE)
                 .into());
         }
     }

@@ -37,7 +37,11 @@ pub fn valid_user(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-/// A Debian package name (policy 5.6.1), optionally `=version` (policy 5.6.12).
+/// A Debian package name (policy 5.6.1: `[a-z0-9][a-z0-9+.-]+`), optionally `=version`
+/// (policy 5.6.12), as apt reads it back: nothing ends in `-`, which apt takes as "remove"
+/// (`pkg-`, `pkg=1.0-`), and no version ends in `+` ("install", stripped from the version).
+/// A name may end in `+`: apt finds a package by its whole name first (`g++`, `libstdc++6`),
+/// and a `+` it strips means "install", what staging does anyway.
 pub fn valid_apt_package(spec: &str) -> bool {
     let (name, version) = match spec.split_once('=') {
         Some((n, v)) => (n, Some(v)),
@@ -45,16 +49,25 @@ pub fn valid_apt_package(spec: &str) -> bool {
     };
     let name_ok = name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && !name.ends_with('-')
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
     let version_ok = version.is_none_or(|v| {
+        let epoch_ok = v
+            .split_once(':')
+            .is_none_or(|(e, _)| !e.is_empty() && e.chars().all(|c| c.is_ascii_digit()));
         v.starts_with(|c: char| c.is_ascii_digit())
+            && !v.ends_with(['-', '+', ':'])
+            && epoch_ok
             && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
     });
     name_ok && version_ok
 }
+
+/// The rule [`valid_apt_package`] applies, for hints.
+pub const APT_PACKAGE_RULE: &str = "write a Debian package name, or `name=version`: lowercase letters, digits, `+`, `-` and `.`, starting with a letter or digit, never ending in `-` (apt reads `pkg-` as \"remove pkg\"); apt options (`-o`, `--x`) and suites (`pkg/bookworm`) are not accepted";
 
 /// An AWS region such as `eu-west-1` or `us-gov-west-1`.
 pub fn valid_region(r: &str) -> bool {
@@ -107,16 +120,61 @@ pub fn valid_launch_template_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "().-/_".contains(c))
 }
 
-/// An SSM parameter path parbake writes: `/` then `[A-Za-z0-9_.-/]`, at most 1011 characters,
-/// not under AWS's reserved `/aws` or `/ssm` (any case).
+/// SSM's deepest parameter hierarchy.
+pub const SSM_MAX_LEVELS: usize = 15;
+/// SSM's longest parameter name.
+pub const SSM_MAX_LEN: usize = 1011;
+
+/// An SSM parameter path parbake writes: `/` then `[A-Za-z0-9_.-/]`, at most
+/// [`SSM_MAX_LEN`] characters and [`SSM_MAX_LEVELS`] levels, no empty level and no trailing
+/// `/`, not under AWS's reserved `/aws` or `/ssm` (any case).
 pub fn valid_ssm_parameter_name(n: &str) -> bool {
+    ssm_parameter_problem(n).is_none()
+}
+
+/// What AWS would refuse in an SSM parameter name, in words; None when it takes it.
+pub fn ssm_parameter_problem(n: &str) -> Option<String> {
     let lower = n.to_ascii_lowercase();
-    n.starts_with('/')
-        && (2..=1011).contains(&n.len())
-        && !n.contains("//")
-        && !["/aws", "/ssm"].iter().any(|p| lower.starts_with(p))
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
+    let levels = n.split('/').skip(1).count();
+    if !n.starts_with('/') {
+        Some("it does not start with `/`".into())
+    } else if !(2..=SSM_MAX_LEN).contains(&n.len()) {
+        Some(format!("its length is not 2 to {SSM_MAX_LEN} characters"))
+    } else if let Some(c) = n
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.-/".contains(*c)))
+    {
+        Some(format!("it holds {c:?}, which SSM does not accept"))
+    } else if n.ends_with('/') {
+        Some("it ends in `/`".into())
+    } else if n.contains("//") {
+        Some("it has an empty level (`//`)".into())
+    } else if levels > SSM_MAX_LEVELS {
+        Some(format!(
+            "it has {levels} levels, more than SSM's limit of {SSM_MAX_LEVELS}"
+        ))
+    } else if ["/aws", "/ssm"].iter().any(|p| lower.starts_with(p)) {
+        Some("names starting with `aws` or `ssm` (any case) are reserved by AWS".into())
+    } else {
+        None
+    }
+}
+
+/// An EC2 tag value: at most 256 characters, letters, digits, spaces and `_.:/=+-@`.
+pub fn valid_tag_value(v: &str) -> bool {
+    v.chars().count() <= 256
+        && v.chars()
+            .all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c))
+}
+
+/// The `parbake:owner` tag value for the login name `user` (`$USER`): kept when EC2 takes it
+/// as a tag value and it is a single word, else `parbake`, so no control character, quote or
+/// oversized value reaches a tag.
+pub fn owner_tag_value(user: Option<&str>) -> String {
+    match user {
+        Some(u) if !u.is_empty() && !u.contains(' ') && valid_tag_value(u) => u.to_string(),
+        _ => "parbake".into(),
+    }
 }
 
 /// Free text that stays on one line: no control characters and no Unicode line breaks.
@@ -297,8 +355,57 @@ mod tests {
             "nginx=1 2",
             "a/b",
             "nginx\n",
+            "nginx-",
+            "nginx=1.0-",
+            "nginx=1.0+",
+            "nginx=x:1.0",
+            "nginx/bookworm",
         ] {
             assert!(!valid_apt_package(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ssm_parameter_names_as_aws_takes_them() {
+        let deep = "/a".repeat(SSM_MAX_LEVELS);
+        for ok in ["/parbake/web/ami", "/x", deep.as_str(), "/a.b-c_d/E1"] {
+            assert_eq!(ssm_parameter_problem(ok), None, "{ok}");
+        }
+        let deeper = "/a".repeat(SSM_MAX_LEVELS + 1);
+        let long = format!("/{}", "a".repeat(SSM_MAX_LEN));
+        for (bad, why) in [
+            ("/parbake/web/", "ends in `/`"),
+            (deeper.as_str(), "16 levels"),
+            (long.as_str(), "length"),
+            ("parbake/web", "start with `/`"),
+            ("/a//b", "empty level"),
+            ("/AWS/x", "reserved"),
+            ("/ssmx", "reserved"),
+            ("/a b", "' '"),
+            ("/a\u{e9}", "SSM does not accept"),
+        ] {
+            let got = ssm_parameter_problem(bad).unwrap_or_default();
+            assert!(got.contains(why), "{bad:?}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn owner_tag_falls_back_unless_ec2_takes_it() {
+        assert_eq!(owner_tag_value(Some("alice")), "alice");
+        assert_eq!(
+            owner_tag_value(Some("ci@build.example")),
+            "ci@build.example"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("a b"),
+            Some("a\nparbake:status=done"),
+            Some("x\u{1b}[31m"),
+            Some("a\"b"),
+            Some(&*"a".repeat(257)),
+        ] {
+            assert_eq!(owner_tag_value(bad), "parbake", "{bad:?}");
         }
     }
 

@@ -46,6 +46,13 @@ impl SourceFile {
                 .with_hint("see the example files under images/ and the README's \"Concepts\" section for the fields an image or stack takes")
                 .into());
         }
+        // every YAML file, parbake's or Ansible's: bounded before anything expands it
+        if let Some(f) = lint::limits(&self.text) {
+            return Err(self
+                .error_at(f.line, f.column, None, f.message)
+                .with_hint(f.hint)
+                .into());
+        }
         if self.strict {
             if let Some(f) = lint::check(&self.text) {
                 return Err(self
@@ -74,7 +81,11 @@ impl SourceFile {
                 message = rest.to_string();
             }
         }
-        let hint = if message.starts_with("unknown field") {
+        let hint = if message.starts_with("recursion limit exceeded") {
+            Some("YAML nested deeper than 128 levels (yaml_serde's recursion limit): flatten the data")
+        } else if message.starts_with("repetition limit exceeded") {
+            Some("aliases are repeated more than 100 times the document's own events (yaml_serde's repetition limit): write the data out with fewer aliases")
+        } else if message.starts_with("unknown field") {
             Some("check the spelling; every field parbake accepts is listed after `expected`")
         } else if message.contains("missing field") {
             Some("add the field; see the example files under images/")
@@ -120,6 +131,16 @@ impl SourceFile {
         let (line, column) = locate(&self.text, path, item).unwrap_or((1, 1));
         self.error_at(line, column, Some(path.to_string()), message)
     }
+}
+
+/// Deserializes YAML that is not one of the project's files (a vendored collection's
+/// metadata) under the same limits as [`SourceFile::parse`]: the first limit passed, or the
+/// deserializer's error, as text.
+pub fn from_str_bounded<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    if let Some(f) = lint::limits(text) {
+        return Err(format!("line {}: {}", f.line, f.message));
+    }
+    serde_yaml::from_str(text).map_err(|e| e.to_string())
 }
 
 /// Finds the 1-based (line, column) of the key at `path` (dot separated), or of the list item
@@ -207,6 +228,40 @@ mod tests {
     use super::*;
 
     const DOC: &str = "sources:\n  qemu:\n    ssh_user: debian\nbasic: [base, userz]\nroles:\n  - nginx\n  - webap  # typo\n";
+
+    fn parse_error(text: &str) -> (String, Vec<String>) {
+        let e = SourceFile::ansible("x.yml", text)
+            .parse::<serde_yaml::Value>()
+            .unwrap_err();
+        (e.to_string(), e.hints())
+    }
+
+    #[test]
+    fn yaml_serde_limits_get_their_own_hint_not_a_syntax_error() {
+        // each nest within parbake's depth limit, aliases nesting them past yaml_serde's 128
+        let nest = |inner: &str| format!("{}{inner}{}", "[".repeat(60), "]".repeat(60));
+        let deep = format!(
+            "a: &a {}\nb: &b {}\nc: {}\n",
+            nest("x"),
+            nest("*a"),
+            nest("*b")
+        );
+        let (message, hints) = parse_error(&deep);
+        assert!(message.contains("recursion limit exceeded"), "{message}");
+        assert!(hints[0].contains("128 levels"), "{hints:?}");
+        // few events, many alias jumps (within parbake's node limit)
+        let mut wide = String::from("l0: &l0 [x]\n");
+        for i in 1..5 {
+            let row = vec![format!("*l{}", i - 1); 10].join(", ");
+            wide.push_str(&format!("l{i}: &l{i} [{row}]\n"));
+        }
+        let (message, hints) = parse_error(&wide);
+        assert!(message.contains("repetition limit exceeded"), "{message}");
+        assert!(hints[0].contains("repetition limit"), "{hints:?}");
+        for h in hints {
+            assert!(!h.contains("syntax error"), "{h}");
+        }
+    }
 
     #[test]
     fn locates_nested_keys_and_items() {

@@ -99,7 +99,12 @@ pub struct HashCache {
 impl HashCache {
     /// The cache at `path`; empty when it is missing, unreadable or of another format.
     pub fn open(path: &Path) -> HashCache {
-        let files = std::fs::read(path)
+        // the reading rule, inside the vendor directory: a FIFO or a link out is no cache
+        let vendor = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let files = crate::fsread::read(vendor, path, crate::fsread::CONFIG_LIMIT)
             .ok()
             .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
             .filter(|c| c.format == CACHE_FORMAT)

@@ -66,10 +66,9 @@ impl Lock {
     /// `<root>/requirements.lock.json`; None when there is none.
     pub fn read(root: &Path) -> Result<Option<Lock>> {
         let path = root.join(LOCK_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("read", path, e)),
+        let Some(bytes) = crate::fsread::read_optional(root, &path, crate::fsread::CONFIG_LIMIT)?
+        else {
+            return Ok(None);
         };
         let lock: Lock = serde_json::from_slice(&bytes).map_err(|e| {
             stale(format!("{LOCK_FILE} cannot be read: {e}"))
@@ -297,8 +296,9 @@ pub fn installed_collections(vendor: &Path) -> Result<Vec<(String, PathBuf)>> {
 
 /// The `version` of a role's `meta/.galaxy_install_info`, if any.
 fn role_version(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("meta/.galaxy_install_info")).ok()?;
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let path = dir.join("meta/.galaxy_install_info");
+    let text = crate::fsread::read_text(dir, &path, crate::fsread::CONFIG_LIMIT).ok()?;
+    let value: serde_yaml::Value = crate::config::yaml::from_str_bounded(&text).ok()?;
     match value.get("version")? {
         serde_yaml::Value::String(s) => Some(s.clone()),
         serde_yaml::Value::Number(n) => Some(n.to_string()),
@@ -321,7 +321,7 @@ struct CollectionInfo {
 /// A collection's `MANIFEST.json`, which must name the directory it is in.
 fn collection_info(dir: &Path, fqcn: &str) -> Result<CollectionInfo> {
     let path = dir.join("MANIFEST.json");
-    let bytes = std::fs::read(&path).map_err(|e| {
+    let bytes = crate::fsread::read(dir, &path, crate::fsread::CONFIG_LIMIT).map_err(|e| {
         Error::user(format!(
             "vendored collection `{fqcn}` has no readable MANIFEST.json: {e}"
         ))
@@ -341,10 +341,12 @@ fn collection_info(dir: &Path, fqcn: &str) -> Result<CollectionInfo> {
 
 /// `requires_ansible` of a collection's `meta/runtime.yml`, if it has one.
 fn requires_ansible(dir: &Path, fqcn: &str) -> Result<Option<String>> {
-    let Ok(text) = std::fs::read_to_string(dir.join("meta/runtime.yml")) else {
+    let path = dir.join("meta/runtime.yml");
+    let Some(bytes) = crate::fsread::read_optional(dir, &path, crate::fsread::CONFIG_LIMIT)? else {
         return Ok(None);
     };
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
+    let text = String::from_utf8_lossy(&bytes);
+    let value: serde_yaml::Value = crate::config::yaml::from_str_bounded(&text).map_err(|e| {
         Error::user(format!(
             "vendored collection `{fqcn}`: meta/runtime.yml: {e}"
         ))
@@ -396,15 +398,16 @@ pub(crate) fn local_path(root: &Path, src: &str) -> PathBuf {
 }
 
 fn dir_collection_name(dir: &Path) -> Option<String> {
-    if let Ok(bytes) = std::fs::read(dir.join("MANIFEST.json")) {
+    let limit = crate::fsread::CONFIG_LIMIT;
+    if let Ok(bytes) = crate::fsread::read(dir, &dir.join("MANIFEST.json"), limit) {
         let m: Manifest = serde_json::from_slice(&bytes).ok()?;
         return Some(format!(
             "{}.{}",
             m.collection_info.namespace, m.collection_info.name
         ));
     }
-    let text = std::fs::read_to_string(dir.join("galaxy.yml")).ok()?;
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let text = crate::fsread::read_text(dir, &dir.join("galaxy.yml"), limit).ok()?;
+    let v: serde_yaml::Value = crate::config::yaml::from_str_bounded(&text).ok()?;
     Some(format!(
         "{}.{}",
         v.get("namespace")?.as_str()?,

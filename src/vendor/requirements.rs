@@ -91,10 +91,9 @@ impl Requirements {
     /// Reads `<root>/requirements.yml`; None when there is none.
     pub fn load(root: &Path) -> Result<Option<Requirements>, ConfigError> {
         let path = root.join(REQUIREMENTS_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ConfigError::Io { path, source }),
+        let Some(bytes) = crate::fsread::read_optional(root, &path, crate::fsread::CONFIG_LIMIT)?
+        else {
+            return Ok(None);
         };
         let text = String::from_utf8(bytes.clone()).map_err(|e| ConfigError::Io {
             path: path.clone(),

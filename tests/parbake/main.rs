@@ -12,6 +12,7 @@ mod examples;
 mod hashing;
 mod hostile;
 mod hostile_output;
+mod hostile_reads;
 mod hostile_roles;
 mod moto;
 mod offline;

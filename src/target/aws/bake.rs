@@ -81,7 +81,7 @@ impl AwsBaker {
             only,
             pause,
             run_id: format!("{}-{}", now_epoch(), std::process::id()),
-            owner: std::env::var("USER").unwrap_or_else(|_| "parbake".into()),
+            owner: crate::config::names::owner_tag_value(std::env::var("USER").ok().as_deref()),
         })
     }
 
@@ -580,6 +580,7 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
 /// The AMI id in `region` from Packer's manifest post-processor (`region:ami,region2:ami2`).
 /// A build that wrote no manifest (e.g. a wrong `-only`) is a failure, not a success.
 pub fn manifest_ami(path: &std::path::Path, region: &str) -> Result<String> {
+    // reading rule exception (src/fsread.rs): Packer's manifest, in parbake's private run dir
     let text = std::fs::read_to_string(path).map_err(|_| {
         Error::user("Packer finished but wrote no manifest, so no AMI was made")
             .with_hint("run with -v to see Packer's output")

@@ -21,6 +21,7 @@ const MAX_CHAIN: usize = 16;
 /// disk's directory), or `None` for a disk with no backing file.
 pub fn backing_file(path: &Path) -> std::io::Result<Option<String>> {
     let mut head = [0u8; 20];
+    // reading rule exception (src/fsread.rs): a store disk's header, read to a fixed size
     let mut f = std::fs::File::open(path)?;
     f.read_exact(&mut head)?;
     backing_from_header(&head, |offset, len| {

@@ -51,6 +51,7 @@ impl Drop for RunGuard {
 
 fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
+    // reading rule exception (src/fsread.rs): the kernel's random device, a fixed-size read
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         use std::io::Read;
         let _ = f.read_exact(&mut bytes);
@@ -478,6 +479,7 @@ fn follow_console(
             }
         }
         if let Ok(Some(out)) = handle.try_wait() {
+            // reading rule exception (src/fsread.rs): qemu's output in parbake's private run dir
             let text = std::fs::read_to_string(w.run.dir.join("qemu.out")).unwrap_or_default();
             return Err(Error::user(format!(
                 "qemu exited ({}) before the launch finished: {}",

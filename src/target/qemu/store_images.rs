@@ -114,6 +114,7 @@ pub fn in_use_by_runs(store: &Store, hashes: &[String]) -> BTreeMap<String, Stri
 fn read_head(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = Vec::with_capacity(n);
+    // reading rule exception (src/fsread.rs): a store file, at most `n` bytes
     std::fs::File::open(path)?
         .take(n as u64)
         .read_to_end(&mut buf)?;
