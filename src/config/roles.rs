@@ -602,18 +602,7 @@ pub fn walk(within: &Path, top: &Path, shown: &Path) -> Result<Vec<(String, Path
 
 /// What a non-regular, non-directory file is, in words.
 fn special_kind(ft: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else {
-        "a special file"
-    }
+    crate::fsread::kind(ft)
 }
 
 /// Reads a regular file and its permission bits. Does not follow a final symlink, does not

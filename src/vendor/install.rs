@@ -123,7 +123,8 @@ fn galaxy_install(
 fn normalise_install_info(staging: &Path) -> Result<()> {
     for (_, dir) in installed_roles(staging)? {
         let path = dir.join("meta/.galaxy_install_info");
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        // galaxy's own output in parbake's private staging dir, under the one reading rule
+        let Ok(text) = crate::fsread::read_text(staging, &path, 1 << 20) else {
             continue;
         };
         let Ok(serde_yaml::Value::Mapping(mut map)) = serde_yaml::from_str(&text) else {

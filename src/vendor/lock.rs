@@ -367,7 +367,7 @@ fn attribute_collections(root: &Path, reqs: &Requirements, locked: &mut [LockedC
         let name = match r.source {
             SourceKind::Galaxy => r.name.clone(),
             SourceKind::Dir => dir_collection_name(&local_path(root, &r.src)),
-            SourceKind::File => tarball_collection_name(&local_path(root, &r.src)),
+            SourceKind::File => tarball_collection_name(root, &local_path(root, &r.src)),
             SourceKind::Git | SourceKind::Url => None,
         };
         match name {
@@ -416,10 +416,14 @@ fn dir_collection_name(dir: &Path) -> Option<String> {
 }
 
 /// The collection name in a built tarball's `MANIFEST.json` (a top-level member).
-fn tarball_collection_name(path: &Path) -> Option<String> {
+/// The largest collection tarball parbake reads a name from (galaxy's own limit is lower).
+const TARBALL_MAX: u64 = 256 << 20;
+
+fn tarball_collection_name(root: &Path, path: &Path) -> Option<String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).ok()?;
-    let mut tar = flate2::read::GzDecoder::new(file).take(64 << 20);
+    // the one reading rule: a regular file inside the project, bounded, never waited on
+    let bytes = crate::fsread::read(root, path, TARBALL_MAX).ok()?;
+    let mut tar = flate2::read::GzDecoder::new(bytes.as_slice()).take(64 << 20);
     let mut header = [0u8; 512];
     loop {
         tar.read_exact(&mut header).ok()?;

@@ -58,7 +58,40 @@ fn inside_project(
     let path = super::lock::local_path(root, &entry.src);
     let real = std::fs::canonicalize(&path).ok();
     match real {
-        Some(real) if real.starts_with(real_root) => Ok(real),
+        Some(real) if real.starts_with(real_root) => {
+            // a tarball is a regular file and a `type: dir` source a directory: galaxy would
+            // wait forever on a FIFO, and read a device
+            let ft = std::fs::metadata(&real)
+                .map_err(|e| Error::io("inspect", &real, e))?
+                .file_type();
+            let want_dir = entry.source == SourceKind::Dir;
+            let fits = if want_dir { ft.is_dir() } else { ft.is_file() };
+            if !fits {
+                let e = reqs.entry_error(
+                    list,
+                    index,
+                    &entry.src,
+                    format!(
+                        "{} is {}, not a {}",
+                        entry.describe(),
+                        if ft.is_file() {
+                            "a regular file"
+                        } else {
+                            crate::fsread::kind(&ft)
+                        },
+                        if want_dir {
+                            "directory"
+                        } else {
+                            "regular file"
+                        }
+                    ),
+                );
+                return Err(Error::from(crate::config::ConfigError::from(e.with_hint(
+                    "name a tarball file (type: file) or a collection directory (type: dir) inside the project",
+                ))));
+            }
+            Ok(real)
+        }
         _ => {
             let e = reqs.entry_error(
                 list,

@@ -2173,22 +2173,15 @@ fn prune_never_removes_the_ami_a_stack_uses_now_after_a_revert() {
     assert!(!out.is_empty());
 }
 
-/// Ctrl-C in `verify --target aws` stops the wait at once, terminates the instance and exits
-/// 130; it said what it was doing before, and the instance carried `parbake:expires-at`, so
-/// `gc` would find it had parbake been killed instead.
-#[test]
-fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
-    const REGION: &str = "us-west-1";
-    let f = example_in(REGION, "America/Los_Angeles");
-    let store = tempfile::tempdir().unwrap();
-    parbake_aws_ok_in(
-        f.root(),
-        store.path(),
-        &["bake", "worker", "--target", "aws", "--json"],
-    );
+/// `verify worker --target aws` started, once it says it waits for the runner's status: the
+/// child, and the thread that collects its stderr lines.
+fn verify_waiting(
+    project: &std::path::Path,
+    store: &std::path::Path,
+) -> (std::process::Child, std::thread::JoinHandle<Vec<String>>) {
     let mut child = parbake_aws_in(
-        f.root(),
-        store.path(),
+        project,
+        store,
         &["verify", "worker", "--target", "aws", "--timeout", "600"],
         &[],
     );
@@ -2210,6 +2203,23 @@ fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
     });
     rx.recv_timeout(Duration::from_secs(120))
         .expect("verify never said it was waiting for the runner");
+    (child, reader)
+}
+
+/// Ctrl-C in `verify --target aws` stops the wait at once, terminates the instance and exits
+/// 130; it said what it was doing before, and the instance carried `parbake:expires-at`, so
+/// `gc` would find it had parbake been killed instead.
+#[test]
+fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
+    const REGION: &str = "us-west-1";
+    let f = example_in(REGION, "America/Los_Angeles");
+    let store = tempfile::tempdir().unwrap();
+    parbake_aws_ok_in(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws", "--json"],
+    );
+    let (mut child, reader) = verify_waiting(f.root(), store.path());
     let signalled = Instant::now();
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -2262,29 +2272,7 @@ fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
     });
 
     // a second Ctrl-C exits at once and names the instance it leaves
-    let mut child = parbake_aws_in(
-        f.root(),
-        store.path(),
-        &["verify", "worker", "--target", "aws", "--timeout", "600"],
-        &[],
-    );
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(|l| l.ok())
-        {
-            if line.contains("waiting for the runner's status") {
-                let _ = tx.send(());
-            }
-            seen.push(line);
-        }
-        seen
-    });
-    rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    let (mut child, reader) = verify_waiting(f.root(), store.path());
     unsafe {
         // two signals of one kind may arrive as one; SIGTERM counts as a second Ctrl-C
         libc::kill(child.id() as i32, libc::SIGINT);

@@ -778,6 +778,51 @@ fn vendor_writes_only_under_vendor_and_refuses_sources_outside_the_project() {
     }
 }
 
+#[test]
+fn a_local_source_that_is_a_fifo_or_the_wrong_kind_is_refused_without_waiting() {
+    let f = Fixture::bare();
+    let fifo = f.root().join("x.tar.gz");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    f.write("plain", "not a directory\n");
+    for (reqs, says) in [
+        (
+            "collections:\n  - name: ./x.tar.gz\n    type: file\n",
+            "is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            "collections:\n  - name: ./plain\n    type: dir\n",
+            "is a regular file, not a directory",
+        ),
+    ] {
+        f.write("requirements.yml", reqs);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parbake"))
+            .arg("vendor")
+            .current_dir(f.root())
+            .env("PARBAKE_ANSIBLE_GALAXY", galaxy())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > until {
+                let _ = child.kill();
+                panic!("{reqs}: vendor waited on it");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(says) && err.contains("requirements.yml:2"),
+            "{err}"
+        );
+    }
+}
+
 fn vendor_refused_in(root: &Path) -> String {
     let r = crate::util::run_in(root, &["vendor"]);
     assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
