@@ -88,6 +88,32 @@ pub struct AwsSource {
     /// (needs `ec2:CreateTags` in the instance profile). Launch-time only: not in the hash.
     #[serde(default, skip_serializing)]
     pub status_tag: bool,
+    /// The instance metadata service on instances parbake starts (launch, verify) and in a
+    /// launch template it creates: `required` (IMDSv2 only, the default) or `optional`.
+    /// Launch-time only: not in the hash.
+    #[serde(default, skip_serializing)]
+    pub imds: Imds,
+}
+
+/// `imds:` in an aws source.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Imds {
+    /// IMDSv2 only: every metadata request needs a session token.
+    #[default]
+    Required,
+    /// IMDSv1 and IMDSv2 (EC2's own default).
+    Optional,
+}
+
+impl Imds {
+    /// EC2's `HttpTokens` value.
+    pub fn http_tokens(self) -> &'static str {
+        match self {
+            Imds::Required => "required",
+            Imds::Optional => "optional",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

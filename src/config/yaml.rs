@@ -87,6 +87,8 @@ impl SourceFile {
             Some("aliases are repeated more than 100 times the document's own events (yaml_serde's repetition limit): write the data out with fewer aliases")
         } else if message.starts_with("unknown field") {
             Some("check the spelling; every field parbake accepts is listed after `expected`")
+        } else if message.starts_with("unknown variant") {
+            Some("use one of the values listed after `expected`")
         } else if message.contains("missing field") {
             Some("add the field; see the example files under images/")
         } else if field.is_none() {

@@ -221,6 +221,11 @@ fn aws_source_fields_are_validated_at_their_line() {
             "sources.aws.instance_type",
         ),
         (
+            "instance_type: t3.small",
+            "instance_type: t3.small\n    imds: sometimes",
+            "sources.aws.imds",
+        ),
+        (
             "ami_name: parbake-{layer}-{hash}",
             "ami_name: \"a\\nb: c\"",
             "sources.aws.ami_name",

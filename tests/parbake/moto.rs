@@ -2301,7 +2301,16 @@ fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
             .send()
             .await
             .unwrap();
-        let tags = d.reservations()[0].instances()[0].tags();
+        let instance = &d.reservations()[0].instances()[0];
+        // IMDSv2 only, by default
+        assert_eq!(
+            instance
+                .metadata_options()
+                .and_then(|m| m.http_tokens())
+                .map(|t| t.as_str()),
+            Some("required")
+        );
+        let tags = instance.tags();
         assert!(
             !tags.iter().any(|t| t.key() == Some("parbake:expires-at")),
             "{tags:?}"
@@ -3110,4 +3119,25 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
         &["publish", "alpha", "--target", "aws", "--json"],
     );
     assert_eq!(p["verified"], true, "{p}");
+    // the template parbake created asks for IMDSv2 only
+    rt().block_on(async {
+        let d = ec2(REGION)
+            .await
+            .sdk()
+            .describe_launch_template_versions()
+            .launch_template_name("alpha-fleet-test")
+            .versions("1")
+            .send()
+            .await
+            .unwrap();
+        let data = d.launch_template_versions()[0]
+            .launch_template_data()
+            .unwrap();
+        assert_eq!(
+            data.metadata_options()
+                .and_then(|m| m.http_tokens())
+                .map(|t| t.as_str()),
+            Some("required")
+        );
+    });
 }

@@ -91,6 +91,8 @@ pub struct InstanceRequest<'a> {
     /// Raw user-data (the wrapper base64-encodes it).
     pub user_data: &'a [u8],
     pub tags: &'a [(String, String)],
+    /// `HttpTokens`: `required` (IMDSv2 only) or `optional`.
+    pub http_tokens: &'a str,
 }
 
 impl Ec2 {
@@ -422,6 +424,12 @@ impl Ec2 {
             .max_count(1)
             .user_data(base64::engine::general_purpose::STANDARD.encode(req.user_data))
             .tag_specifications(tag_spec(ResourceType::Instance, req.tags))
+            .metadata_options(
+                aws_sdk_ec2::types::InstanceMetadataOptionsRequest::builder()
+                    .http_tokens(aws_sdk_ec2::types::HttpTokensState::from(req.http_tokens))
+                    .http_endpoint(aws_sdk_ec2::types::InstanceMetadataEndpointState::Enabled)
+                    .build(),
+            )
             .set_subnet_id(req.subnet_id.clone())
             .send()
             .await
@@ -869,6 +877,9 @@ pub struct NewTemplateVersion<'a> {
     pub instance_type: &'a str,
     pub user_data: &'a [u8],
     pub description: &'a str,
+    /// `HttpTokens` of a template parbake creates; a version of an existing template keeps
+    /// the fleet's metadata options.
+    pub http_tokens: &'a str,
 }
 
 /// What a version based on the fleet's default replaces: the AMI and the user-data. The
@@ -880,11 +891,22 @@ fn version_data(v: &NewTemplateVersion<'_>) -> aws_sdk_ec2::types::RequestLaunch
         .build()
 }
 
-/// The launch data of a template parbake creates: the AMI, the instance type, the user-data.
+/// The launch data of a template parbake creates: the AMI, the instance type, the user-data,
+/// and the metadata options (IMDSv2 only unless the source says `imds: optional`).
 fn template_data(v: &NewTemplateVersion<'_>) -> aws_sdk_ec2::types::RequestLaunchTemplateData {
+    use aws_sdk_ec2::types::{
+        LaunchTemplateHttpTokensState, LaunchTemplateInstanceMetadataEndpointState,
+        LaunchTemplateInstanceMetadataOptionsRequest,
+    };
     aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
         .image_id(v.image_id)
         .instance_type(InstanceType::from(v.instance_type))
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_tokens(LaunchTemplateHttpTokensState::from(v.http_tokens))
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                .build(),
+        )
         .user_data(base64::engine::general_purpose::STANDARD.encode(v.user_data))
         .build()
 }

@@ -302,6 +302,7 @@ impl<'a> Launch<'a> {
             subnet_id: self.src.subnet_id.clone(),
             user_data,
             tags: &self.tags(),
+            http_tokens: self.src.imds.http_tokens(),
         })
         .await
     }

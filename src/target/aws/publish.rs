@@ -143,6 +143,8 @@ struct PublishTarget {
     ssm_parameter: Option<String>,
     region: String,
     instance_type: String,
+    /// `HttpTokens` of a template parbake creates (the source's `imds`).
+    http_tokens: &'static str,
 }
 
 /// Sets the stack's SSM parameter, if it names one, to `ami`.
@@ -205,6 +207,7 @@ fn publish_target(project: &Project, stack: &str) -> Result<PublishTarget> {
         ssm_parameter: publish.ssm_parameter.clone(),
         region: src.region.clone(),
         instance_type: src.instance_type.clone(),
+        http_tokens: src.imds.http_tokens(),
     })
 }
 
@@ -258,6 +261,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             instance_type,
             user_data: &user_data,
             description: &desc,
+            http_tokens: target.http_tokens,
         };
         // everything that can be checked, before anything moves
         if let Some(t) = &before {
