@@ -865,6 +865,18 @@ fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError>
             "e.g. `subnet-0abc1234`",
         ));
     }
+    if let Some(p) = a
+        .instance_profile
+        .as_ref()
+        .filter(|p| !names::valid_instance_profile(p))
+    {
+        return Err(bad(
+            "sources.aws.instance_profile",
+            p,
+            "an IAM instance profile name",
+            "the profile's name (not its ARN): 1 to 128 of letters, digits and `+=,.@_-`",
+        ));
+    }
     if !["x86_64", "arm64", "i386", "x86_64_mac", "arm64_mac"]
         .contains(&a.source_ami.architecture.as_str())
     {

@@ -93,6 +93,11 @@ pub struct AwsSource {
     /// Launch-time only: not in the hash.
     #[serde(default, skip_serializing)]
     pub imds: Imds,
+    /// The IAM instance profile (by name) of instances parbake starts (launch, verify) and of
+    /// a launch template it creates: what `!secret ssm:` and `status_tag` need. Launch-time
+    /// only: not in the hash.
+    #[serde(default, skip_serializing)]
+    pub instance_profile: Option<String>,
 }
 
 /// `imds:` in an aws source.

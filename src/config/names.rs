@@ -100,6 +100,13 @@ pub fn valid_subnet(s: &str) -> bool {
         .is_some_and(|h| !h.is_empty() && h.len() <= 32 && h.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// An IAM instance profile name as IAM takes it: 1 to 128 of letters, digits and `+=,.@_-`.
+pub fn valid_instance_profile(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
 /// An AMI owner: a 12-digit account, or `self`, `amazon`, `aws-marketplace`.
 pub fn valid_owner(o: &str) -> bool {
     (o.len() == 12 && o.chars().all(|c| c.is_ascii_digit()))

@@ -226,6 +226,11 @@ fn aws_source_fields_are_validated_at_their_line() {
             "sources.aws.imds",
         ),
         (
+            "instance_type: t3.small",
+            "instance_type: t3.small\n    instance_profile: \"arn:aws:iam::1:instance-profile/x\"",
+            "sources.aws.instance_profile",
+        ),
+        (
             "ami_name: parbake-{layer}-{hash}",
             "ami_name: \"a\\nb: c\"",
             "sources.aws.ami_name",

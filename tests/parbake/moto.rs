@@ -3141,3 +3141,92 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
         );
     });
 }
+
+/// `instance_profile:` in the aws source reaches the instances parbake starts and the launch
+/// template it creates (what `!secret ssm:` needs on the instance).
+#[test]
+fn the_instance_profile_reaches_launched_instances_and_a_created_template() {
+    const REGION: &str = "eu-south-1";
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import boto3,sys; boto3.client('iam', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing').create_instance_profile(InstanceProfileName='parbake-fleet')",
+            &moto().url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = example_in(REGION, "Europe/Rome");
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image).unwrap().replace(
+        "    instance_type: t3.small",
+        "    instance_type: t3.small\n    instance_profile: parbake-fleet",
+    );
+    std::fs::write(&image, text).unwrap();
+    let stack = f.root().join("images/stacks/worker.yml");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(
+        &stack,
+        format!("{text}publish:\n  launch_template: profile-fleet-test\n"),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    aws_json(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws", "--json"],
+    );
+    let rep = aws_json(
+        f.root(),
+        store.path(),
+        &["launch", "worker", "--target", "aws", "--json"],
+    );
+    let id = rep["instance_id"].as_str().unwrap().to_string();
+    aws_json(
+        f.root(),
+        store.path(),
+        &[
+            "publish",
+            "worker",
+            "--target",
+            "aws",
+            "--unverified",
+            "--json",
+        ],
+    );
+    rt().block_on(async {
+        let c = ec2(REGION).await;
+        let d = c
+            .sdk()
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .unwrap();
+        let arn = d.reservations()[0].instances()[0]
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .unwrap_or_default()
+            .to_string();
+        assert!(arn.ends_with("instance-profile/parbake-fleet"), "{arn}");
+        let v = c
+            .sdk()
+            .describe_launch_template_versions()
+            .launch_template_name("profile-fleet-test")
+            .versions("1")
+            .send()
+            .await
+            .unwrap();
+        let data = v.launch_template_versions()[0]
+            .launch_template_data()
+            .unwrap();
+        assert_eq!(
+            data.iam_instance_profile().and_then(|p| p.name()),
+            Some("parbake-fleet")
+        );
+    });
+}

@@ -93,6 +93,8 @@ pub struct InstanceRequest<'a> {
     pub tags: &'a [(String, String)],
     /// `HttpTokens`: `required` (IMDSv2 only) or `optional`.
     pub http_tokens: &'a str,
+    /// The IAM instance profile, by name.
+    pub instance_profile: Option<&'a str>,
 }
 
 impl Ec2 {
@@ -431,6 +433,11 @@ impl Ec2 {
                     .build(),
             )
             .set_subnet_id(req.subnet_id.clone())
+            .set_iam_instance_profile(req.instance_profile.map(|name| {
+                aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                    .name(name)
+                    .build()
+            }))
             .send()
             .await
             .map_err(|e| {
@@ -880,6 +887,8 @@ pub struct NewTemplateVersion<'a> {
     /// `HttpTokens` of a template parbake creates; a version of an existing template keeps
     /// the fleet's metadata options.
     pub http_tokens: &'a str,
+    /// The instance profile of a template parbake creates; likewise kept from the fleet's.
+    pub instance_profile: Option<&'a str>,
 }
 
 /// What a version based on the fleet's default replaces: the AMI and the user-data. The
@@ -907,6 +916,11 @@ fn template_data(v: &NewTemplateVersion<'_>) -> aws_sdk_ec2::types::RequestLaunc
                 .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
                 .build(),
         )
+        .set_iam_instance_profile(v.instance_profile.map(|name| {
+            aws_sdk_ec2::types::LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                .name(name)
+                .build()
+        }))
         .user_data(base64::engine::general_purpose::STANDARD.encode(v.user_data))
         .build()
 }

@@ -303,6 +303,7 @@ impl<'a> Launch<'a> {
             user_data,
             tags: &self.tags(),
             http_tokens: self.src.imds.http_tokens(),
+            instance_profile: self.src.instance_profile.as_deref(),
         })
         .await
     }

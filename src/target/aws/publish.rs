@@ -145,6 +145,8 @@ struct PublishTarget {
     instance_type: String,
     /// `HttpTokens` of a template parbake creates (the source's `imds`).
     http_tokens: &'static str,
+    /// The instance profile of a template parbake creates.
+    instance_profile: Option<String>,
 }
 
 /// Sets the stack's SSM parameter, if it names one, to `ami`.
@@ -208,6 +210,7 @@ fn publish_target(project: &Project, stack: &str) -> Result<PublishTarget> {
         region: src.region.clone(),
         instance_type: src.instance_type.clone(),
         http_tokens: src.imds.http_tokens(),
+        instance_profile: src.instance_profile.clone(),
     })
 }
 
@@ -262,6 +265,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             user_data: &user_data,
             description: &desc,
             http_tokens: target.http_tokens,
+            instance_profile: target.instance_profile.as_deref(),
         };
         // everything that can be checked, before anything moves
         if let Some(t) = &before {
