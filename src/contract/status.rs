@@ -177,6 +177,9 @@ pub struct BootStatus {
     pub timing: Option<Timing>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckStatus>,
+    /// sha256 of the launch spec the runner ran (None from runners that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_digest: Option<String>,
 }
 
 impl BootStatus {

@@ -278,7 +278,7 @@ pub const TAGGED_INPUTS: [&str; 7] = [
     "collections",
 ];
 
-fn short(s: &str) -> &str {
+pub fn short(s: &str) -> &str {
     &s[..s.len().min(12)]
 }
 

@@ -3140,6 +3140,39 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
             Some("required")
         );
     });
+
+    // a `done` line for another launch spec is not this launch's status: verify waits on,
+    // says why, and times out
+    let mut status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
+    )
+    .unwrap();
+    status["state"] = "done".into();
+    status["stack"] = "gamma".into();
+    status["error"] = serde_json::Value::Null;
+    status["spec_digest"] = "0".repeat(64).into();
+    status["parbake_test_keep_digest"] = true.into();
+    std::fs::write(
+        moto().console_dir.join("gamma.console"),
+        format!("parbake-status {status}\n"),
+    )
+    .unwrap();
+    f.write("images/stacks/gamma.yml", &worker);
+    let out = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["verify", "gamma", "--target", "aws", "--timeout", "8"],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ignoring a status line for another launch spec (000000000000")
+            && err.contains("did not report within 8s"),
+        "{err}"
+    );
 }
 
 /// `instance_profile:` in the aws source reaches the instances parbake starts and the launch

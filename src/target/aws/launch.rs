@@ -39,8 +39,8 @@ pub fn launch_aws(
     wait_ready: bool,
     quiet: bool,
 ) -> Result<AwsLaunchReport> {
-    let (plan, ami, user_data) = prepare(project, req, ami)?;
-    let launch = Launch::new(project, &plan, &ami, timeout, quiet);
+    let (plan, ami, user_data, spec) = prepare(project, req, ami)?;
+    let launch = Launch::new(project, &plan, &ami, timeout, quiet, spec);
     runtime(Threads::Current)?.block_on(launch.run(&user_data, wait_ready))
 }
 
@@ -73,21 +73,22 @@ pub fn verify_aws(
     timeout: Duration,
     quiet: bool,
 ) -> Result<(AwsVerifyReport, Option<Error>)> {
-    let (plan, ami, user_data) = prepare(project, req, None)?;
-    let launch = Launch::new(project, &plan, &ami, timeout, quiet).disposable();
+    let (plan, ami, user_data, spec) = prepare(project, req, None)?;
+    let launch = Launch::new(project, &plan, &ami, timeout, quiet, spec).disposable();
     runtime(Threads::Current)?.block_on(launch.verify(&user_data))
 }
 
-/// The stack's plan on EC2, the AMI to start (the top layer's, or `ami`) and the user-data
-/// that fits it.
+/// The stack's plan on EC2, the AMI to start (the top layer's, or `ami`), the user-data that
+/// fits it, and the digest of its launch spec (what the runner reports as `spec_digest`).
 fn prepare(
     project: &Project,
     req: &PlanRequest,
     ami: Option<&str>,
-) -> Result<(Plan, String, Vec<u8>)> {
+) -> Result<(Plan, String, Vec<u8>, String)> {
     let (plan, ami) = plan_for_target(project, req, ami)?;
-    let user_data = render::userdata::render(&plan)?.bytes;
-    Ok((plan, ami, user_data))
+    let user_data = render::userdata::render(&plan)?;
+    let spec = crate::plan::sha256_hex(user_data.spec_json.as_bytes());
+    Ok((plan, ami, user_data.bytes, spec))
 }
 
 /// One launch on EC2: what to start, and how long to wait for it.
@@ -100,6 +101,9 @@ struct Launch<'a> {
     /// A verify's instance: tagged to expire, so `gc` collects it if it outlives parbake.
     disposable: bool,
     progress: crate::progress::Progress,
+    /// sha256 of the launch spec the user-data writes: a status line that names another is
+    /// not this launch's.
+    spec_digest: String,
 }
 
 /// How long after its wait times out an instance still waited on counts as left behind.
@@ -115,6 +119,7 @@ impl<'a> Launch<'a> {
         ami: &'a str,
         timeout: Duration,
         quiet: bool,
+        spec_digest: String,
     ) -> Launch<'a> {
         let src = project.images[&plan.image]
             .def
@@ -130,6 +135,7 @@ impl<'a> Launch<'a> {
             timeout,
             disposable: false,
             progress: crate::progress::Progress::lines(quiet, false),
+            spec_digest,
         }
     }
 
@@ -379,14 +385,35 @@ impl<'a> Launch<'a> {
             "waiting for the runner's status on the console",
         );
         let mut next_note = Instant::now() + Duration::from_secs(60);
+        let mut ignored_other = false;
         loop {
             let text = ec2.console_output(instance_id).await?;
             let status = text
                 .lines()
                 .rev()
                 .find_map(crate::contract::status::parse_status_line);
-            if let Some(s) = status {
-                return Ok(s);
+            match status {
+                // a runner that names no digest (older images) is taken at its word
+                Some(s)
+                    if s.spec_digest
+                        .as_deref()
+                        .is_none_or(|d| d == self.spec_digest) =>
+                {
+                    return Ok(s)
+                }
+                Some(s) if !ignored_other => {
+                    ignored_other = true;
+                    self.say(
+                        started,
+                        instance_id,
+                        &format!(
+                            "ignoring a status line for another launch spec ({}), not this one's ({})",
+                            crate::plan::short(s.spec_digest.as_deref().unwrap_or_default()),
+                            crate::plan::short(&self.spec_digest)
+                        ),
+                    );
+                }
+                _ => {}
             }
             if started.elapsed() >= self.timeout {
                 return Err(Error::user(format!(
