@@ -1382,12 +1382,7 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
     });
     // other user-data (a launch var changed): --unverified publishes it anyway, says so, and
     // becomes the default (the same AMI and user-data again would change nothing)
-    let text = std::fs::read_to_string(&stack).unwrap();
-    std::fs::write(
-        &stack,
-        text.replace("launch_vars: {}", "launch_vars: {release: \"2\"}"),
-    )
-    .unwrap();
+    change_a_launch_var(&stack);
     let (code, out, err) = run(&[
         "publish",
         "worker",
@@ -2443,21 +2438,11 @@ async fn jam_parameter(region: &str, name: &str, value: &str) {
 fn publish_that_fails_at_ssm_puts_the_launch_template_back_and_says_so() {
     const REGION: &str = "eu-central-1";
     const PARAM: &str = "/parbake/test/undo-ami";
-    let f = example_in(REGION, "Europe/Oslo");
-    let stack = f.root().join("images/stacks/worker.yml");
-    let text = std::fs::read_to_string(&stack).unwrap();
-    std::fs::write(
-        &stack,
-        format!("{text}publish:\n  launch_template: undo-fleet-test\n  ssm_parameter: {PARAM}\n"),
-    )
-    .unwrap();
-    let store = tempfile::tempdir().unwrap();
-    let bake = aws_json(
-        f.root(),
-        store.path(),
-        &["bake", "worker", "--target", "aws", "--json"],
+    let (f, stack, store, ami) = baked_worker_publishing(
+        REGION,
+        "Europe/Oslo",
+        &format!("publish:\n  launch_template: undo-fleet-test\n  ssm_parameter: {PARAM}\n"),
     );
-    let ami = bake["layers"][0]["image"].as_str().unwrap().to_string();
     let publish = || {
         parbake_aws_in(
             f.root(),
@@ -2514,12 +2499,7 @@ fn publish_that_fails_at_ssm_puts_the_launch_template_back_and_says_so() {
     // a second publish (other user-data: a launch var changed) adds version 2 and makes it the
     // default; SSM refuses: version 1 is the default again, version 2 is gone, and the
     // parameter still names the AMI of version 1
-    let text = std::fs::read_to_string(&stack).unwrap();
-    std::fs::write(
-        &stack,
-        text.replace("launch_vars: {}", "launch_vars: {release: \"2\"}"),
-    )
-    .unwrap();
+    change_a_launch_var(&stack);
     rt().block_on(jam_parameter(REGION, PARAM, &ami));
     let out = publish();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -2883,21 +2863,11 @@ fn an_undo_that_fails_says_what_moved_and_the_commands_that_revert_or_finish_it(
 #[test]
 fn publish_keeps_the_fleets_launch_settings_of_a_hand_made_default() {
     const REGION: &str = "eu-north-1";
-    let f = example_in(REGION, "Europe/Stockholm");
-    let stack = f.root().join("images/stacks/worker.yml");
-    let text = std::fs::read_to_string(&stack).unwrap();
-    std::fs::write(
-        &stack,
-        format!("{text}publish:\n  launch_template: worker-handmade\n"),
-    )
-    .unwrap();
-    let store = tempfile::tempdir().unwrap();
-    let bake = aws_json(
-        f.root(),
-        store.path(),
-        &["bake", "worker", "--target", "aws", "--json"],
+    let (f, stack, store, ami) = baked_worker_publishing(
+        REGION,
+        "Europe/Stockholm",
+        "publish:\n  launch_template: worker-handmade\n",
     );
-    let ami = bake["layers"][0]["image"].as_str().unwrap().to_string();
     rt().block_on(async {
         use aws_sdk_ec2::types::{
             LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
@@ -3017,12 +2987,7 @@ fn publish_keeps_the_fleets_launch_settings_of_a_hand_made_default() {
             .unwrap();
         c.set_default_version(&t.id, 3).await.unwrap();
     });
-    let text = std::fs::read_to_string(&stack).unwrap();
-    std::fs::write(
-        &stack,
-        text.replace("launch_vars: {}", "launch_vars: {release: \"2\"}"),
-    )
-    .unwrap();
+    change_a_launch_var(&stack);
     let v4 = aws_json(
         f.root(),
         store.path(),
@@ -3262,4 +3227,41 @@ fn the_instance_profile_reaches_launched_instances_and_a_created_template() {
             Some("parbake-fleet")
         );
     });
+}
+
+/// The example project in its own region and base layer, its worker stack publishing as
+/// `publish` (YAML) says, and worker baked there: the fixture, the stack file, the store and
+/// the AMI.
+fn baked_worker_publishing(
+    region: &str,
+    time_zone: &str,
+    publish: &str,
+) -> (
+    crate::util::Fixture,
+    std::path::PathBuf,
+    tempfile::TempDir,
+    String,
+) {
+    let f = example_in(region, time_zone);
+    let stack = f.root().join("images/stacks/worker.yml");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(&stack, format!("{text}{publish}")).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let bake = aws_json(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws", "--json"],
+    );
+    let ami = bake["layers"][0]["image"].as_str().unwrap().to_string();
+    (f, stack, store, ami)
+}
+
+/// Other user-data for the stack file: one launch var set.
+fn change_a_launch_var(stack: &std::path::Path) {
+    let text = std::fs::read_to_string(stack).unwrap();
+    std::fs::write(
+        stack,
+        text.replace("launch_vars: {}", "launch_vars: {release: \"2\"}"),
+    )
+    .unwrap();
 }
