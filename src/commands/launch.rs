@@ -117,7 +117,7 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
 }
 
 fn aws_launch_summary(r: &AwsLaunchReport) -> String {
-    format!(
+    let mut s = format!(
         "stack {} launched in {} from {} as {}: {} after {:.1}s; {} role(s) run at boot: {}\n",
         r.stack,
         r.region,
@@ -127,23 +127,18 @@ fn aws_launch_summary(r: &AwsLaunchReport) -> String {
         r.seconds_to_running,
         r.launch_roles.len(),
         r.launch_roles.join(", ")
-    )
+    );
+    // with --wait-ready: the runner's verdict, per role and check
+    if let (Some(status), Some(secs)) = (&r.status, r.seconds_to_ready) {
+        let _ = writeln!(s, "launch {} in {secs:.1}s boot-to-ready", status.state);
+        status_lines(&mut s, status);
+    }
+    s
 }
 
-pub fn launch_summary(r: &LaunchReport) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "stack {} launched from layer {} ({}) on {} as {}: {} in {:.1}s boot-to-ready",
-        r.stack,
-        r.layer,
-        &r.layer_hash[..12],
-        r.accelerator,
-        r.instance_id,
-        r.status.state,
-        r.boot_to_ready_s
-    );
-    for role in &r.status.roles {
+/// One line per launch role and per check of a runner's status, with its state and time.
+fn status_lines(s: &mut String, status: &crate::contract::status::BootStatus) {
+    for role in &status.roles {
         let _ = writeln!(
             s,
             "  {:<12} {:<8} {}",
@@ -154,7 +149,7 @@ pub fn launch_summary(r: &LaunchReport) -> String {
                 .unwrap_or_else(|| "-".into())
         );
     }
-    for check in &r.status.checks {
+    for check in &status.checks {
         let _ = writeln!(
             s,
             "  check {:<24} {:<8} {}{}",
@@ -171,6 +166,22 @@ pub fn launch_summary(r: &LaunchReport) -> String {
                 .unwrap_or_default()
         );
     }
+}
+
+pub fn launch_summary(r: &LaunchReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "stack {} launched from layer {} ({}) on {} as {}: {} in {:.1}s boot-to-ready",
+        r.stack,
+        r.layer,
+        &r.layer_hash[..12],
+        r.accelerator,
+        r.instance_id,
+        r.status.state,
+        r.boot_to_ready_s
+    );
+    status_lines(&mut s, &r.status);
     if let Some(t) = &r.status.timing {
         let _ = writeln!(s, "where the time went: {}", t.text());
     }

@@ -3084,6 +3084,27 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
         &["publish", "alpha", "--target", "aws", "--json"],
     );
     assert_eq!(p["verified"], true, "{p}");
+    // launch --wait-ready in text: the verdict, each role and each check
+    let text = String::from_utf8_lossy(&parbake_aws_ok_in(
+        f.root(),
+        store.path(),
+        &[
+            "launch",
+            "alpha",
+            "--target",
+            "aws",
+            "--wait-ready",
+            "--timeout",
+            "120",
+        ],
+    ))
+    .into_owned();
+    assert!(
+        text.contains("launch done in")
+            && text.contains("  webapp ")
+            && text.contains("  check unit nginx.service"),
+        "{text}"
+    );
     // the template parbake created asks for IMDSv2 only
     rt().block_on(async {
         let d = ec2(REGION)
