@@ -15,8 +15,8 @@ use crate::util::{Fixture, Run};
 
 /// What a run of the real binary cost: its result, CPU time (user and system: what the run
 /// itself spent, however loaded the machine) and peak resident memory.
-struct Measured {
-    run: Run,
+pub(crate) struct Measured {
+    pub(crate) run: Run,
     cpu: Duration,
     max_rss_kib: i64,
 }
@@ -24,7 +24,7 @@ struct Measured {
 /// Runs parbake in the fixture, killed and failed after `limit` (a hang is a failure, not a
 /// stuck test run); its peak RSS comes from wait4 on that child alone.
 #[allow(clippy::zombie_processes)] // reaped by wait4, which clippy does not see
-fn measured(f: &Fixture, args: &[&str], limit: Duration) -> Measured {
+pub(crate) fn measured(f: &Fixture, args: &[&str], limit: Duration) -> Measured {
     let mut child = Command::new(env!("CARGO_BIN_EXE_parbake"))
         .args(args)
         .current_dir(f.root())

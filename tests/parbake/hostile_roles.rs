@@ -1,9 +1,8 @@
 //! Hostile role trees (issue 9, "Role trees"): each class exits 1 with the role and the path
 //! (or the file and line) and a hint, never a stale hash, a hang, a panic or a stack overflow.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use parbake::plan::{self, PlanError, Target, MAX_DEPENDENCY_DEPTH};
@@ -13,41 +12,7 @@ use crate::util::{request, Fixture, Run};
 /// Runs the real binary in the fixture, killed and failed after `limit`: a hang is a failure,
 /// not a stuck test run.
 fn run_within(f: &Fixture, args: &[&str], limit: Duration) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parbake"))
-        .args(args)
-        .current_dir(f.root())
-        .env_remove("PARBAKE_PROJECT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run parbake");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            pipe.read_to_string(&mut s).ok();
-            s
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("parbake {args:?} still running after {limit:?}: it hangs");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    crate::hostile_reads::measured(f, args, limit).run
 }
 
 const LIMIT: Duration = Duration::from_secs(120);
