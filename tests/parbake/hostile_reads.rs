@@ -21,11 +21,9 @@ pub(crate) struct Measured {
     max_rss_kib: i64,
 }
 
-/// Runs parbake in the fixture, killed and failed after `limit` (a hang is a failure, not a
-/// stuck test run); its peak RSS comes from wait4 on that child alone.
-#[allow(clippy::zombie_processes)] // reaped by wait4, which clippy does not see
-pub(crate) fn measured(f: &Fixture, args: &[&str], limit: Duration) -> Measured {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parbake"))
+/// The real binary started in the fixture, stdout and stderr piped.
+fn spawn_parbake(f: &Fixture, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_parbake"))
         .args(args)
         .current_dir(f.root())
         .env_remove("PARBAKE_PROJECT")
@@ -33,7 +31,14 @@ pub(crate) fn measured(f: &Fixture, args: &[&str], limit: Duration) -> Measured 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run parbake");
+        .expect("run parbake")
+}
+
+/// Runs parbake in the fixture, killed and failed after `limit` (a hang is a failure, not a
+/// stuck test run); its peak RSS comes from wait4 on that child alone.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which clippy does not see
+pub(crate) fn measured(f: &Fixture, args: &[&str], limit: Duration) -> Measured {
+    let mut child = spawn_parbake(f, args);
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut s = String::new();
@@ -253,15 +258,7 @@ fn sigterm_while_parsing_exits_130_with_nothing_on_stdout() {
         "group_vars/all.yml",
         &format!("a: &a [{row}]\nb: [{uses}]\n"),
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_parbake"))
-        .args(["plan", "web"])
-        .current_dir(f.root())
-        .env_remove("PARBAKE_PROJECT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_parbake(&f, &["plan", "web"]);
     std::thread::sleep(Duration::from_millis(150));
     let sent = Instant::now();
     // SAFETY: kill(2) on our own child.

@@ -930,6 +930,20 @@ fn parbake_aws_ok_in(project: &std::path::Path, store: &std::path::Path, args: &
     )
 }
 
+/// `parbake ARGS` in a fixture project against moto, which must exit 1; its stderr.
+fn parbake_aws_fails_in(
+    project: &std::path::Path,
+    store: &std::path::Path,
+    args: &[&str],
+) -> String {
+    let out = parbake_aws_in(project, store, args, &[])
+        .wait_with_output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
 /// `parbake ARGS` in a fixture project against moto, test-only provisioning switch on.
 fn parbake_aws_in(
     project: &std::path::Path,
@@ -2081,16 +2095,11 @@ fn a_launch_only_role_edit_refreshes_the_cached_run_amis_with_real_packer_and_us
         ["python", "webapp", "identity"]
     );
     // the run layer's AMI carries the old identity: userdata refuses it, naming the role
-    let out = parbake_aws_in(
+    let err = parbake_aws_fails_in(
         f.root(),
         store.path(),
         &["userdata", "web", "--target", "aws", "--ami", &run_ami(1)],
-        &[],
-    )
-    .wait_with_output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    );
     assert!(err.contains("role `identity` differs"), "{err}");
 
     // unchanged: both cached, and a role that layer 2 runs rebakes only layer 2, on the run
@@ -2611,16 +2620,11 @@ fn rollback_refuses_a_launch_template_of_another_stack_and_moves_nothing() {
     ] {
         point_web_at(template);
         let before = default_of(template);
-        let out = parbake_aws_in(
+        let err = parbake_aws_fails_in(
             f.root(),
             store.path(),
             &["rollback", "web", "--target", "aws"],
-            &[],
-        )
-        .wait_with_output()
-        .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        );
         assert!(
             err.contains(&format!(
                 "launch template {template} in eu-north-1 belongs to stack worker ({why}), not to stack web; nothing was changed"
@@ -3001,16 +3005,11 @@ fn publish_keeps_the_fleets_launch_settings_of_a_hand_made_default() {
         ],
     );
     assert_eq!(v4["published"]["version"], 4, "{v4}");
-    let out = parbake_aws_in(
+    let err = parbake_aws_fails_in(
         f.root(),
         store.path(),
         &["rollback", "worker", "--target", "aws"],
-        &[],
-    )
-    .wait_with_output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    );
     assert!(
         err.contains("version 2, which was published unverified") && err.contains("--unverified"),
         "{err}"
@@ -3144,16 +3143,11 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
     )
     .unwrap();
     f.write("images/stacks/gamma.yml", &worker);
-    let out = parbake_aws_in(
+    let err = parbake_aws_fails_in(
         f.root(),
         store.path(),
         &["verify", "gamma", "--target", "aws", "--timeout", "8"],
-        &[],
-    )
-    .wait_with_output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    );
     assert!(
         err.contains("ignoring a status line for another launch spec (000000000000")
             && err.contains("did not report within 8s"),
