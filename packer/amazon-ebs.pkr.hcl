@@ -42,6 +42,57 @@ variable "subnet_id" {
   type    = string
   default = ""
 }
+# Production settings (issue 28), from the image file's aws source; empty values leave
+# Packer's defaults. See docs/aws.md, "Production settings".
+variable "ssh_interface" {
+  type        = string
+  default     = ""
+  description = "public_ip, private_ip or session_manager; empty: Packer's choice"
+}
+variable "builder_instance_profile" {
+  type    = string
+  default = ""
+}
+variable "security_group_ids" {
+  type    = list(string)
+  default = []
+}
+variable "ssh_source_cidrs" {
+  type        = list(string)
+  default     = []
+  description = "the temporary group's SSH sources; empty: Packer's 0.0.0.0/0"
+}
+variable "vpc_id" {
+  type    = string
+  default = ""
+}
+variable "vpc_filters" {
+  type    = map(string)
+  default = {}
+}
+variable "subnet_filters" {
+  type    = map(string)
+  default = {}
+}
+variable "encrypt_boot" {
+  type    = bool
+  default = false
+}
+variable "kms_key_id" {
+  type    = string
+  default = ""
+}
+variable "root_volumes" {
+  type = list(object({
+    device_name = string
+    volume_type = string
+    volume_size = number
+    iops        = number
+    throughput  = number
+  }))
+  default     = []
+  description = "zero or one root volume; null size, iops or throughput leave EC2's"
+}
 variable "endpoint_ec2" {
   type        = string
   default     = ""
@@ -75,6 +126,7 @@ source "amazon-ebs" "layer" {
   source_ami                 = var.source_ami
   instance_type              = var.instance_type
   ssh_username               = var.ssh_user
+  ssh_interface              = var.ssh_interface
   ami_name                   = var.ami_name
   ami_regions                = var.ami_regions
   tags                       = var.ami_tags
@@ -85,6 +137,32 @@ source "amazon-ebs" "layer" {
   custom_endpoint_ec2        = var.endpoint_ec2
   skip_region_validation     = var.skip_region_validation
   skip_credential_validation = var.skip_credential_validation
+  iam_instance_profile       = var.builder_instance_profile
+  security_group_ids         = var.security_group_ids
+  vpc_id                     = var.vpc_id
+  encrypt_boot               = var.encrypt_boot
+  kms_key_id                 = var.kms_key_id
+
+  temporary_security_group_source_cidrs = var.ssh_source_cidrs
+
+  vpc_filter {
+    filters = var.vpc_filters
+  }
+  subnet_filter {
+    filters   = var.subnet_filters
+    most_free = true
+  }
+  dynamic "launch_block_device_mappings" {
+    for_each = var.root_volumes
+    content {
+      device_name           = launch_block_device_mappings.value.device_name
+      volume_type           = launch_block_device_mappings.value.volume_type
+      volume_size           = launch_block_device_mappings.value.volume_size
+      iops                  = launch_block_device_mappings.value.iops
+      throughput            = launch_block_device_mappings.value.throughput
+      delete_on_termination = true
+    }
+  }
 }
 
 # Test-only: the same AMI build with no communicator and so no provisioning, selected with
@@ -104,6 +182,32 @@ source "amazon-ebs" "no-provision" {
   custom_endpoint_ec2        = var.endpoint_ec2
   skip_region_validation     = var.skip_region_validation
   skip_credential_validation = var.skip_credential_validation
+  iam_instance_profile       = var.builder_instance_profile
+  security_group_ids         = var.security_group_ids
+  vpc_id                     = var.vpc_id
+  encrypt_boot               = var.encrypt_boot
+  kms_key_id                 = var.kms_key_id
+
+  temporary_security_group_source_cidrs = var.ssh_source_cidrs
+
+  vpc_filter {
+    filters = var.vpc_filters
+  }
+  subnet_filter {
+    filters   = var.subnet_filters
+    most_free = true
+  }
+  dynamic "launch_block_device_mappings" {
+    for_each = var.root_volumes
+    content {
+      device_name           = launch_block_device_mappings.value.device_name
+      volume_type           = launch_block_device_mappings.value.volume_type
+      volume_size           = launch_block_device_mappings.value.volume_size
+      iops                  = launch_block_device_mappings.value.iops
+      throughput            = launch_block_device_mappings.value.throughput
+      delete_on_termination = true
+    }
+  }
 }
 
 build {

@@ -2,6 +2,7 @@
 //! here; the planner and renderers only see the result.
 
 pub mod ansible_version;
+pub mod aws_settings;
 pub mod checks;
 pub mod group_vars;
 pub mod lint;
@@ -532,6 +533,8 @@ fn check_stack(
             }
         }
     }
+    let image_tags = image.def.sources.aws.as_ref().map(|a| a.tags.clone());
+    aws_settings::check_stack_tags(&file, &def.tags, &image_tags.unwrap_or_default())?;
     Ok(Stack {
         name,
         file,
@@ -887,6 +890,9 @@ fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError>
             "`x86_64` or `arm64`",
         ));
     }
+    aws_settings::check_builder(file, a)?;
+    aws_settings::check_disk(file, a)?;
+    aws_settings::check_tags(file, "sources.aws.tags", &a.tags)?;
     Ok(())
 }
 

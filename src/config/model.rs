@@ -98,6 +98,42 @@ pub struct AwsSource {
     /// only: not in the hash.
     #[serde(default, skip_serializing)]
     pub instance_profile: Option<String>,
+    /// How Packer reaches the builder (`public_ip`, `private_ip`, `session_manager`); omitted:
+    /// Packer's choice. Builder networking only: not in the hash.
+    #[serde(default, skip_serializing)]
+    pub ssh_interface: Option<super::aws_settings::SshInterface>,
+    /// The builder's IAM instance profile (by name); `ssh_interface: session_manager` needs
+    /// one. Not in the hash.
+    #[serde(default, skip_serializing)]
+    pub builder_instance_profile: Option<String>,
+    /// The builder's security groups, instead of a temporary group Packer makes. Not in the hash.
+    #[serde(default, skip_serializing)]
+    pub security_group_ids: Vec<String>,
+    /// The SSH source CIDRs of Packer's temporary group (Packer's default: 0.0.0.0/0). Not in
+    /// the hash.
+    #[serde(default, skip_serializing)]
+    pub ssh_source_cidrs: Vec<String>,
+    /// The builder's VPC, by id or by EC2 filters. Not in the hash.
+    #[serde(default, skip_serializing)]
+    pub vpc_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub vpc_filter: BTreeMap<String, String>,
+    /// The builder's subnet by EC2 filters (the one with the most free addresses), instead of
+    /// `subnet_id`. Not in the hash.
+    #[serde(default, skip_serializing)]
+    pub subnet_filter: BTreeMap<String, String>,
+    /// Encrypt the AMI's snapshots, with this KMS key or EBS's default one. Changes the AMI:
+    /// in the hash (absent: left out, so existing hashes stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<super::aws_settings::Encrypt>,
+    /// The root volume the AMI is built with (type, size, IOPS, throughput). Changes the AMI:
+    /// in the hash (absent: left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<super::aws_settings::Volume>,
+    /// The user's tags on every AMI and snapshot of this image, and on the instances and
+    /// launch templates parbake makes for its stacks. Not in the hash: re-applied on a cache hit.
+    #[serde(default, skip_serializing)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// `imds:` in an aws source.
@@ -165,6 +201,10 @@ pub struct StackFile {
     /// version. Not in any layer hash.
     #[serde(default, skip_serializing)]
     pub publish: Option<PublishDef>,
+    /// AWS tags on the stack's layer AMIs and snapshots, its instances and the launch template
+    /// parbake creates, over the image's `sources.aws.tags`. Not in any layer hash.
+    #[serde(default, skip_serializing)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// `publish:` in a stack file.

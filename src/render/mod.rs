@@ -135,6 +135,9 @@ pub struct AwsOptions {
     pub build_on: Option<String>,
     /// A refresh: the layer hash of the run layer it refreshes (`parbake:refresh-of`).
     pub refresh_of: Option<String>,
+    /// The root device name of the AMI the build starts from, where `volume:` applies (bake
+    /// reads it from the source AMI; `render` shows `/dev/xvda`).
+    pub root_device: String,
 }
 
 impl Default for AwsOptions {
@@ -148,6 +151,7 @@ impl Default for AwsOptions {
             ami_name_suffix: String::new(),
             build_on: None,
             refresh_of: None,
+            root_device: "/dev/xvda".into(),
         }
     }
 }

@@ -32,7 +32,7 @@ pub fn render(
             let a = image.def.sources.aws.as_ref().expect(source);
             (
                 &project.templates.amazon_ebs,
-                aws_vars(a, plan, layer, &opts.aws),
+                aws_vars(project, a, plan, layer, &opts.aws),
             )
         }
     };
@@ -99,7 +99,13 @@ fn qemu_vars(q: &QemuSource, layer: &Layer, opts: &QemuOptions) -> serde_json::V
 
 /// The amazon-ebs template's variables: the AMI to build from (the source, or the parent
 /// layer's), the AMI's name and tags, the builder's tags and the endpoint.
-fn aws_vars(a: &AwsSource, plan: &Plan, layer: &Layer, opts: &AwsOptions) -> serde_json::Value {
+fn aws_vars(
+    project: &Project,
+    a: &AwsSource,
+    plan: &Plan,
+    layer: &Layer,
+    opts: &AwsOptions,
+) -> serde_json::Value {
     let source_ami = match (&opts.build_on, layer.kind) {
         (Some(ami), _) => ami,
         (None, LayerKind::Base) => &opts.source_ami,
@@ -111,10 +117,13 @@ fn aws_vars(a: &AwsSource, plan: &Plan, layer: &Layer, opts: &AwsOptions) -> ser
         tags.insert("parbake:refresh-of".into(), run.clone());
     }
     tags.extend(opts.extra_ami_tags.iter().cloned());
+    let user = user_tags(project, plan, layer);
+    with_user_tags(&mut tags, &user);
     let mut run_tags: BTreeMap<String, String> = opts.run_tags.iter().cloned().collect();
+    with_user_tags(&mut run_tags, &user);
     run_tags.insert("parbake:layer-hash".into(), layer.hash.clone());
     run_tags.insert("Name".into(), format!("parbake-builder-{}", layer.name));
-    json!({
+    let mut vars = json!({
         "layer_name": layer.name,
         "layer_hash": layer.hash,
         "region": a.region,
@@ -134,7 +143,75 @@ fn aws_vars(a: &AwsSource, plan: &Plan, layer: &Layer, opts: &AwsOptions) -> ser
         "skip_credential_validation": !opts.ec2_endpoint.is_empty(),
         "payload_dir": "payload",
         "manifest_output": "packer-manifest.json",
-    })
+    });
+    let map = vars.as_object_mut().expect("an object");
+    map.extend(production_vars(a, opts));
+    vars
+}
+
+/// The production settings' variables (builder networking, encryption, root volume): JSON
+/// values from the checked source, each left at the template's default when not set.
+fn production_vars(a: &AwsSource, opts: &AwsOptions) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        m.insert(k.to_string(), v);
+    };
+    if let Some(i) = a.ssh_interface {
+        put("ssh_interface", json!(i.packer()));
+    }
+    if let Some(p) = &a.builder_instance_profile {
+        put("builder_instance_profile", json!(p));
+    }
+    if !a.security_group_ids.is_empty() {
+        put("security_group_ids", json!(a.security_group_ids));
+    }
+    if !a.ssh_source_cidrs.is_empty() {
+        put("ssh_source_cidrs", json!(a.ssh_source_cidrs));
+    }
+    if let Some(v) = &a.vpc_id {
+        put("vpc_id", json!(v));
+    }
+    if !a.vpc_filter.is_empty() {
+        put("vpc_filters", json!(a.vpc_filter));
+    }
+    if !a.subnet_filter.is_empty() {
+        put("subnet_filters", json!(a.subnet_filter));
+    }
+    if let Some(e) = &a.encrypt {
+        put("encrypt_boot", json!(true));
+        if let Some(k) = &e.kms_key_id {
+            put("kms_key_id", json!(k));
+        }
+    }
+    if let Some(v) = &a.volume {
+        let (iops, throughput) = v.effective();
+        put(
+            "root_volumes",
+            json!([{
+                "device_name": opts.root_device,
+                "volume_type": v.kind.as_str(),
+                "volume_size": v.size_gb,
+                "iops": iops,
+                "throughput": throughput,
+            }]),
+        );
+    }
+    m
+}
+
+/// The user's tags for this layer's AMI: the image's, and over them the stack's on a stack
+/// layer (a base layer is shared by the image's stacks).
+fn user_tags(project: &Project, plan: &Plan, layer: &Layer) -> BTreeMap<String, String> {
+    let stack = (layer.kind == LayerKind::Stack).then_some(plan.stack.as_str());
+    crate::config::aws_settings::user_tags(project, &plan.image, stack)
+}
+
+/// Adds the user's tags where parbake sets none of its own (config refuses `parbake:` keys;
+/// parbake's builder `Name` stays).
+fn with_user_tags(tags: &mut BTreeMap<String, String>, user: &BTreeMap<String, String>) {
+    for (k, v) in user {
+        tags.entry(k.clone()).or_insert_with(|| v.clone());
+    }
 }
 
 /// The builder VM's NoCloud user-data: one login for Packer with the key made for this bake.

@@ -2,6 +2,7 @@
 //! tests the CLI, runs the real binary.
 
 mod ansible_refs;
+mod aws_settings;
 mod bake_script;
 mod budget;
 mod cli;

@@ -42,11 +42,14 @@ pub struct AwsBaker {
     pause: Vec<String>,
     run_id: String,
     owner: String,
+    /// A real bake (not `--dry-run`): a cache hit gets the user's current tags and IMDSv2.
+    settle: bool,
 }
 
 impl AwsBaker {
     pub fn new(project: &Project, force: bool, progress: &Progress) -> Result<AwsBaker> {
-        let baker = AwsBaker::peek(project, force, progress)?;
+        let mut baker = AwsBaker::peek(project, force, progress)?;
+        baker.settle = true;
         baker.store.ensure_dirs()?;
         Ok(baker)
     }
@@ -82,6 +85,7 @@ impl AwsBaker {
             pause,
             run_id: format!("{}-{}", now_epoch(), std::process::id()),
             owner: crate::config::names::owner_tag_value(std::env::var("USER").ok().as_deref()),
+            settle: false,
         })
     }
 
@@ -268,6 +272,7 @@ impl AwsBaker {
     ) -> Result<RenderOptions> {
         let source = self.resolved_source(&plan.image)?;
         let parent_ami = on.ami().unwrap_or_else(|| source.id.clone());
+        let root_device = self.root_device(plan, &parent_ami)?;
         let mut run_tags = self.run_tags();
         run_tags.push(("parbake:building".into(), layer.hash.clone()));
         Ok(RenderOptions {
@@ -283,6 +288,7 @@ impl AwsBaker {
                 } else {
                     String::new()
                 },
+                root_device,
                 build_on: on.ami(),
                 refresh_of: on.refresh_of().map(|r| r.hash.clone()),
             },
@@ -322,6 +328,7 @@ impl AwsBaker {
         let build = crate::write::private_temp(&format!("{}-", layer.short_hash()))
             .tempdir_in(self.store.builds())
             .map_err(|e| Error::io("create a build directory in", self.store.builds(), e))?;
+        self.check_tag_count(plan, layer)?;
         let packer = self.tools.packer_version()?;
         let ropts = self.render_options(plan, layer, on, packer)?;
         let run = PackerRun {
@@ -373,6 +380,9 @@ impl AwsBaker {
             &baked.roles,
         );
         let ec2 = self.ec2(region);
+        if let Err(e) = self.settle_baked(plan, &ec2, &baked.ami) {
+            progress.line(&format!("warning: {e}"));
+        }
         let tag = bake_seconds_tag(duration, &baked.roles);
         if let Err(e) = self.rt.block_on(ec2.tag(&baked.ami, &[tag])) {
             progress.line(&format!(
@@ -404,6 +414,74 @@ impl AwsBaker {
             roles: baked.roles,
             log: Some(baked.log),
         }
+    }
+}
+
+/// The production settings Packer 1.6.6 cannot set itself, applied to an AMI after its bake
+/// or on a cache hit (issue 28): IMDSv2 on the AMI, and the user's tags on a cached one.
+impl AwsBaker {
+    /// The root device of the AMI a build starts from, where `volume:` applies; `/dev/xvda`
+    /// (unused) when the source sets no volume.
+    fn root_device(&self, plan: &Plan, ami: &str) -> Result<String> {
+        let src = self.source(&plan.image)?;
+        if src.volume.is_none() {
+            return Ok("/dev/xvda".into());
+        }
+        let ec2 = self.ec2(&src.region);
+        Ok(self.rt.block_on(ec2.root_device_and_imds(ami))?.0)
+    }
+
+    /// Refuses a bake whose AMI would pass EC2's 50 tags once verify has tagged it: parbake's
+    /// own (as rendered, plus the source, refresh and creation tags), the user's, and what
+    /// bake and verify add later (bake seconds, 14 verdict tags).
+    fn check_tag_count(&self, plan: &Plan, layer: &Layer) -> Result<()> {
+        const LATER: usize = 1 + 14;
+        let own = crate::render::packer::ami_tags(plan, layer, "").len() + 3 + LATER;
+        let stack = (layer.kind == crate::plan::LayerKind::Stack).then_some(plan.stack.as_str());
+        let user = crate::config::aws_settings::user_tags(&self.project, &plan.image, stack).len();
+        let max = crate::config::aws_settings::EC2_TAGS_MAX;
+        if own + user <= max {
+            return Ok(());
+        }
+        Err(Error::user(format!(
+            "layer {}'s AMI would carry {} tags ({own} of parbake's, {user} of yours); EC2 allows {max}",
+            layer.name,
+            own + user
+        ))
+        .with_hint(format!(
+            "drop {} of the `tags` in the image's aws source or the stack file",
+            own + user - max
+        )))
+    }
+
+    /// A new AMI: `ImdsSupport = v2.0` unless the source says `imds: optional`.
+    fn settle_baked(&self, plan: &Plan, ec2: &Ec2, ami: &str) -> Result<()> {
+        if self.source(&plan.image)?.imds == crate::config::model::Imds::Required {
+            self.rt.block_on(ec2.require_imdsv2(ami))?;
+        }
+        Ok(())
+    }
+
+    /// A cached AMI: the user's tags as the files say now (tags are not in the layer hash, so
+    /// an edit does not rebake) on it and its snapshots, and IMDSv2 when required and missing.
+    fn settle_cached(&self, plan: &Plan, layer: &Layer, ec2: &Ec2, ami: &Ami) -> Result<()> {
+        let stack = (layer.kind == crate::plan::LayerKind::Stack).then_some(plan.stack.as_str());
+        let missing: Vec<(String, String)> =
+            crate::config::aws_settings::user_tags(&self.project, &plan.image, stack)
+                .into_iter()
+                .filter(|(k, v)| ami.tags.get(k) != Some(v))
+                .collect();
+        if !missing.is_empty() {
+            let mut ids = vec![ami.id.clone()];
+            ids.extend(self.rt.block_on(ec2.snapshots_of(&ami.id))?);
+            self.rt.block_on(ec2.tag_all(&ids, &missing))?;
+        }
+        if self.source(&plan.image)?.imds == crate::config::model::Imds::Required
+            && !self.rt.block_on(ec2.root_device_and_imds(&ami.id))?.1
+        {
+            self.rt.block_on(ec2.require_imdsv2(&ami.id))?;
+        }
+        Ok(())
     }
 }
 
@@ -445,6 +523,9 @@ impl LayerBaker for AwsBaker {
         }
         let ec2 = self.ec2(&self.source(&plan.image)?.region);
         let found = self.rt.block_on(ec2.layer_amis(&layer.hash))?;
+        if let Some(ami) = newest(&found).filter(|_| self.settle) {
+            self.settle_cached(plan, layer, &ec2, ami)?;
+        }
         Ok(newest(&found).map(|ami| LayerResult {
             index: layer.index,
             name: layer.name.clone(),

@@ -841,6 +841,65 @@ impl Ec2 {
     }
 }
 
+/// The production settings' calls (issue 28): the root device a `volume:` applies to, IMDSv2
+/// on an AMI, and the user's tags re-applied to a cached AMI and its snapshots.
+impl Ec2 {
+    /// The root device name of an AMI (`/dev/xvda`), and whether it requires IMDSv2
+    /// (`ImdsSupport` is `v2.0`).
+    pub async fn root_device_and_imds(&self, ami: &str) -> Result<(String, bool)> {
+        let resp = self
+            .client
+            .describe_images()
+            .image_ids(ami)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeImages", e))?;
+        let image = resp.images().first().ok_or_else(|| {
+            Error::user(format!("AMI {ami} does not exist in {}", self.region))
+                .with_hint("it was deregistered since this run looked: run the bake again")
+        })?;
+        Ok((
+            image.root_device_name().unwrap_or("/dev/xvda").to_string(),
+            image.imds_support().map(|v| v.as_str()) == Some("v2.0"),
+        ))
+    }
+
+    /// ModifyImageAttribute `ImdsSupport = v2.0`: instances launched from the AMI require
+    /// IMDSv2 by default. EC2 cannot undo it on that AMI.
+    pub async fn require_imdsv2(&self, ami: &str) -> Result<()> {
+        self.client
+            .modify_image_attribute()
+            .image_id(ami)
+            .imds_support(
+                aws_sdk_ec2::types::AttributeValue::builder()
+                    .value("v2.0")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                self.error("ModifyImageAttribute (ImdsSupport)", e)
+                    .with_hint("parbake needs ec2:ModifyImageAttribute; or set `imds: optional` in the image's aws source")
+            })?;
+        Ok(())
+    }
+
+    /// CreateTags on several resources at once (an AMI and its snapshots).
+    pub async fn tag_all(&self, ids: &[String], tags: &[(String, String)]) -> Result<()> {
+        if ids.is_empty() || tags.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .create_tags()
+            .set_resources(Some(ids.to_vec()))
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| self.error("CreateTags", e))?;
+        Ok(())
+    }
+}
+
 fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())

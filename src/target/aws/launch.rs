@@ -324,7 +324,7 @@ impl<'a> Launch<'a> {
             .builder_ttl_seconds
             .unwrap_or((self.timeout + EXPIRY_MARGIN).as_secs());
         let purpose = if self.disposable { "verify" } else { "launch" };
-        vec![
+        let mut tags = vec![
             ("Name".into(), format!("parbake-{}", plan.stack)),
             ("parbake:stack".into(), plan.stack.clone()),
             ("parbake:image".into(), plan.image.clone()),
@@ -334,7 +334,9 @@ impl<'a> Launch<'a> {
                 EXPIRES_AT.into(),
                 (crate::store::now_epoch() + ttl).to_string(),
             ),
-        ]
+        ];
+        with_user_tags(&mut tags, self.project, plan);
+        tags
     }
 
     /// Polls the instance's state until it is running; its final state.
@@ -466,4 +468,13 @@ impl<'a> Launch<'a> {
         ))
         .with_hint("the log is /var/log/parbake/launch.log on the instance"))
     }
+}
+
+/// The user's tags (the image's, the stack's over them) on an instance parbake starts: added
+/// to parbake's own, whose `parbake:` keys config keeps them from touching; a user `Name`
+/// replaces parbake's.
+fn with_user_tags(tags: &mut Vec<(String, String)>, project: &Project, plan: &Plan) {
+    let user = crate::config::aws_settings::user_tags(project, &plan.image, Some(&plan.stack));
+    tags.retain(|(k, _)| !user.contains_key(k));
+    tags.extend(user);
 }

@@ -298,10 +298,16 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
                 .find(|v| v.number == t.default_version)
                 .map(version_of)
         });
-        let tags = vec![
+        let mut tags = vec![
             ("parbake:stack".to_string(), plan.stack.clone()),
             ("parbake:image".to_string(), plan.image.clone()),
         ];
+        // the user's tags on a template parbake creates (a version of an existing one keeps it)
+        tags.extend(crate::config::aws_settings::user_tags(
+            project,
+            &plan.image,
+            Some(&plan.stack),
+        ));
         let (id, number) = ec2
             .add_launch_template_version(template, before.as_ref(), &version, &tags)
             .await?;
