@@ -3280,3 +3280,365 @@ fn change_a_launch_var(stack: &std::path::Path) {
     )
     .unwrap();
 }
+
+/// boto3 against moto: an IAM instance profile (IAM is global; moto checks RunInstances'
+/// profile exists).
+fn moto_instance_profile(name: &str) {
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import boto3,sys; boto3.client('iam', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing').create_instance_profile(InstanceProfileName=sys.argv[2])",
+            &moto().url,
+            name,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The first running builder instance of `owner` in `region`, waited for.
+fn running_builder(region: &str, owner: &str) -> aws_sdk_ec2::types::Instance {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let found = rt().block_on(async {
+            ec2(region)
+                .await
+                .sdk()
+                .describe_instances()
+                .filters(parbake::target::aws::ec2::filter(
+                    "tag:parbake:owner",
+                    owner,
+                ))
+                .filters(parbake::target::aws::ec2::filter(
+                    "instance-state-name",
+                    "running",
+                ))
+                .send()
+                .await
+                .unwrap()
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .next()
+                .cloned()
+        });
+        if let Some(i) = found {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "the builder instance never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+/// Issue 28, production settings, through real Packer amazon-ebs (Debian's 1.6.6) against
+/// moto. Read back:
+/// - the builder instance (held running with the test pause): its security group, instance
+///   profile, a default subnet of the default VPC (chosen by `vpc_filter`/`subnet_filter`),
+///   its gp3 20 GiB root volume and the user's tags;
+/// - both AMIs and their snapshots: the user's tags (the stack's only on the stack layer);
+///   `ImdsSupport v2.0` (moto stand-in 5 in tests/fixtures/moto_server.py: moto records no
+///   ImdsSupport itself); the snapshot encrypted with the KMS key (stand-in 6: moto's CopyImage
+///   ignores encryption);
+/// - an instance `launch` starts: the user's tags and `HttpTokens: required`;
+/// - a tag edit is a cache hit that re-applies the tags to the AMI and its snapshot.
+///
+/// moto cannot show: the IOPS and throughput of the volume (it keeps its own 3000 and none),
+/// the AMI's block device mapping (always 15 GiB `standard` in moto), and real KMS.
+#[test]
+fn production_settings_reach_the_builder_the_amis_their_snapshots_and_instances() {
+    const REGION: &str = "ca-central-1";
+    moto_instance_profile("parbake-settings-builder");
+    let (vpc, sg) = rt().block_on(async {
+        let c = ec2(REGION).await;
+        let vpcs = c
+            .sdk()
+            .describe_vpcs()
+            .filters(parbake::target::aws::ec2::filter("isDefault", "true"))
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpcs.vpcs()[0].vpc_id().unwrap().to_string();
+        let sg = c
+            .sdk()
+            .create_security_group()
+            .group_name("parbake-settings-builders")
+            .description("builders reach only from the bastion")
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .unwrap()
+            .group_id()
+            .unwrap()
+            .to_string();
+        (vpc, sg)
+    });
+    let f = example_in(REGION, "America/Halifax");
+    let image = f.root().join("images/debian12.yml");
+    let settings = format!(
+        "    instance_type: t3.small
+    builder_instance_profile: parbake-settings-builder
+    security_group_ids: [{sg}]
+    vpc_filter: {{isDefault: \"true\"}}
+    subnet_filter: {{default-for-az: \"true\"}}
+    encrypt: {{kms_key_id: alias/parbake-ami}}
+    volume: {{type: gp3, size_gb: 20, iops: 4000, throughput: 250}}
+    tags:
+      team: platform
+      cost-center: \"1234\""
+    );
+    let text = std::fs::read_to_string(&image)
+        .unwrap()
+        .replace("    instance_type: t3.small", &settings);
+    std::fs::write(&image, text).unwrap();
+    let stack = f.root().join("images/stacks/web.yml");
+    let stack_text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(&stack, format!("{stack_text}tags:\n  service: web\n")).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let owner = format!("settings-{}", std::process::id());
+    let child = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &[
+            "bake",
+            "web",
+            "--promote",
+            "nginx",
+            "--target",
+            "aws",
+            "--json",
+        ],
+        &[("PARBAKE_TEST_PAUSE_SECONDS", "4"), ("USER", &owner)],
+    );
+    // the builder, while Packer holds it running
+    let builder = running_builder(REGION, &owner);
+    let groups: Vec<&str> = builder
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
+    assert_eq!(
+        groups,
+        [sg.as_str()],
+        "only the user's group, no temporary one"
+    );
+    assert!(
+        builder
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .unwrap_or_default()
+            .ends_with("instance-profile/parbake-settings-builder"),
+        "{:?}",
+        builder.iam_instance_profile()
+    );
+    assert_eq!(builder.vpc_id(), Some(vpc.as_str()));
+    let builder_tags = tag_map(builder.tags());
+    assert_eq!(builder_tags["team"], "platform");
+    assert!(builder_tags["Name"].starts_with("parbake-builder-"));
+    let volume_id = builder.block_device_mappings()[0]
+        .ebs()
+        .and_then(|e| e.volume_id())
+        .unwrap()
+        .to_string();
+    rt().block_on(async {
+        let c = ec2(REGION).await;
+        let subnet = c
+            .sdk()
+            .describe_subnets()
+            .subnet_ids(builder.subnet_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(subnet.subnets()[0].default_for_az(), Some(true));
+        let v = c
+            .sdk()
+            .describe_volumes()
+            .volume_ids(&volume_id)
+            .send()
+            .await
+            .unwrap();
+        let v = &v.volumes()[0];
+        assert_eq!(v.volume_type().map(|t| t.as_str()), Some("gp3"));
+        assert_eq!(v.size(), Some(20));
+    });
+    let out = child.wait_with_output().unwrap();
+    let rep: serde_json::Value = serde_json::from_slice(&crate::util::succeeded(out)).unwrap();
+    let amis: Vec<String> = (0..2)
+        .map(|i| rep["layers"][i]["image"].as_str().unwrap().to_string())
+        .collect();
+    rt().block_on(async {
+        let c = ec2(REGION).await;
+        for (i, ami) in amis.iter().enumerate() {
+            let a = c.image(ami).await.unwrap();
+            assert_eq!(a.tags["team"], "platform", "layer {i}");
+            assert_eq!(a.tags["cost-center"], "1234", "layer {i}");
+            assert_eq!(
+                a.tags.get("service").map(String::as_str),
+                (i == 1).then_some("web")
+            );
+            let snaps = c.snapshots_of(ami).await.unwrap();
+            let s = c
+                .sdk()
+                .describe_snapshots()
+                .snapshot_ids(&snaps[0])
+                .send()
+                .await
+                .unwrap();
+            let s = &s.snapshots()[0];
+            assert_eq!(
+                tag_map(s.tags()).get("team").map(String::as_str),
+                Some("platform")
+            );
+            // stand-in 6: what Packer's encrypt_boot asked CopyImage for
+            assert_eq!(s.encrypted(), Some(true), "layer {i}");
+            assert_eq!(s.kms_key_id(), Some("alias/parbake-ami"), "layer {i}");
+            // stand-in 5: ModifyImageAttribute ImdsSupport as parbake sent it
+            let imds = c
+                .sdk()
+                .describe_image_attribute()
+                .image_id(ami)
+                .attribute(aws_sdk_ec2::types::ImageAttributeName::ImdsSupport)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                imds.imds_support().and_then(|v| v.value()),
+                Some("v2.0"),
+                "layer {i}"
+            );
+        }
+    });
+    // an instance parbake starts
+    let launched = aws_json(
+        f.root(),
+        store.path(),
+        &[
+            "launch",
+            "web",
+            "--promote",
+            "nginx",
+            "--target",
+            "aws",
+            "--json",
+        ],
+    );
+    let id = launched["instance_id"].as_str().unwrap().to_string();
+    rt().block_on(async {
+        let d = ec2(REGION)
+            .await
+            .sdk()
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .unwrap();
+        let i = &d.reservations()[0].instances()[0];
+        let tags = tag_map(i.tags());
+        assert_eq!(tags["team"], "platform");
+        assert_eq!(tags["service"], "web");
+        assert_eq!(tags["parbake:stack"], "web");
+        assert_eq!(
+            i.metadata_options()
+                .and_then(|m| m.http_tokens())
+                .map(|t| t.as_str()),
+            Some("required")
+        );
+    });
+    // a tag edit: same layers (cached), the new tags on the AMIs and their snapshots
+    let text = std::fs::read_to_string(&image)
+        .unwrap()
+        .replace("team: platform", "team: platform-2");
+    std::fs::write(&image, text).unwrap();
+    let again = aws_json(
+        f.root(),
+        store.path(),
+        &[
+            "bake",
+            "web",
+            "--promote",
+            "nginx",
+            "--target",
+            "aws",
+            "--json",
+        ],
+    );
+    for i in 0..2 {
+        assert_eq!(again["layers"][i]["outcome"], "cached", "{again}");
+        assert_eq!(again["layers"][i]["image"], rep["layers"][i]["image"]);
+    }
+    rt().block_on(async {
+        let c = ec2(REGION).await;
+        for ami in &amis {
+            assert_eq!(c.image(ami).await.unwrap().tags["team"], "platform-2");
+            let snaps = c.snapshots_of(ami).await.unwrap();
+            let s = c
+                .sdk()
+                .describe_snapshots()
+                .snapshot_ids(&snaps[0])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                tag_map(s.snapshots()[0].tags())
+                    .get("team")
+                    .map(String::as_str),
+                Some("platform-2")
+            );
+        }
+    });
+}
+
+/// `ssh_source_cidrs` replaces Packer's 0.0.0.0/0 on the temporary security group of the
+/// builder (real Packer 1.6.6 against moto; read while the test pause holds it running).
+#[test]
+fn ssh_source_cidrs_replace_the_open_world_on_the_builders_temporary_group() {
+    const REGION: &str = "us-east-2";
+    let f = example_in(REGION, "America/Denver");
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image).unwrap().replace(
+        "    instance_type: t3.small",
+        "    instance_type: t3.small\n    ssh_source_cidrs: [10.20.0.0/16, 192.0.2.7/32]",
+    );
+    std::fs::write(&image, text).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let owner = format!("cidrs-{}", std::process::id());
+    let child = parbake_aws_in(
+        f.root(),
+        store.path(),
+        &["bake", "worker", "--target", "aws"],
+        &[("PARBAKE_TEST_PAUSE_SECONDS", "3"), ("USER", &owner)],
+    );
+    let builder = running_builder(REGION, &owner);
+    let group = builder.security_groups()[0].group_id().unwrap().to_string();
+    let sources: BTreeSet<String> = rt().block_on(async {
+        let g = ec2(REGION)
+            .await
+            .sdk()
+            .describe_security_groups()
+            .group_ids(&group)
+            .send()
+            .await
+            .unwrap();
+        g.security_groups()[0]
+            .ip_permissions()
+            .iter()
+            .flat_map(|p| p.ip_ranges())
+            .filter_map(|r| r.cidr_ip().map(String::from))
+            .collect()
+    });
+    assert_eq!(
+        sources,
+        BTreeSet::from(["10.20.0.0/16".to_string(), "192.0.2.7/32".to_string()]),
+        "group {group}"
+    );
+    crate::util::succeeded(child.wait_with_output().unwrap());
+}
