@@ -634,4 +634,42 @@ mod tests {
             valid_filter_value("build-*") && !valid_filter_value("") && !valid_filter_value("a\"}")
         );
     }
+
+    proptest::proptest! {
+        /// Whatever string a user writes, what the checks accept holds only the safe charset
+        /// (no quote, `$`, brace, backslash or line break can reach a var-file or an EC2 call).
+        #[test]
+        fn accepted_tags_and_filters_are_plain(s in proptest::prop_oneof![
+            "(?s).{0,140}",
+            "(alias/|arn:aws:kms:eu-west-1:123456789012:|parbake:|aws:)?[a-zA-Z0-9 +=._:/@*?\"${}\\\\\n\u{2028}-]{0,130}",
+        ]) {
+            let plain = |x: &str| x.chars().all(|c| c.is_ascii_alphanumeric() || " +-=._:/@*?".contains(c));
+            if tag_key_problem(&s).is_none() {
+                proptest::prop_assert!(plain(&s) && (1..=128).contains(&s.len()));
+                proptest::prop_assert!(!s.to_ascii_lowercase().starts_with("parbake:"));
+                proptest::prop_assert!(!s.to_ascii_lowercase().starts_with("aws:"));
+            }
+            if valid_tag_value(&s) || valid_filter_value(&s) || valid_filter_name(&s) {
+                proptest::prop_assert!(plain(&s));
+            }
+            if valid_kms_key(&s) {
+                proptest::prop_assert!(s.chars().all(|c| c.is_ascii_alphanumeric() || ":/_-".contains(c)));
+            }
+        }
+
+        /// A CIDR block is accepted exactly in its canonical form, which reads back the same.
+        #[test]
+        fn cidrs_are_accepted_exactly_when_canonical(ip in proptest::num::u32::ANY, len in 0u8..=32, noise in "(?s).{0,20}") {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            let net = std::net::Ipv4Addr::from(ip & mask);
+            let canonical = format!("{net}/{len}");
+            proptest::prop_assert_eq!(cidr_problem(&canonical), None);
+            let given = format!("{}/{len}", std::net::Ipv4Addr::from(ip));
+            proptest::prop_assert_eq!(cidr_problem(&given).is_none(), ip & mask == ip);
+            if cidr_problem(&noise).is_none() {
+                let (a, l) = noise.split_once('/').unwrap();
+                proptest::prop_assert_eq!(format!("{}/{}", a.parse::<std::net::Ipv4Addr>().unwrap(), l), noise.clone());
+            }
+        }
+    }
 }

@@ -3350,13 +3350,14 @@ fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
 ///   ImdsSupport itself); the snapshot encrypted with the KMS key (stand-in 6: moto's CopyImage
 ///   ignores encryption);
 /// - an instance `launch` starts: the user's tags and `HttpTokens: required`;
+/// - the launch template `publish` creates: the user's tags;
 /// - a tag edit is a cache hit that re-applies the tags to the AMI and its snapshot.
 ///
 /// moto cannot show: the IOPS and throughput of the volume (it keeps its own 3000 and none),
 /// the AMI's block device mapping (always 15 GiB `standard` in moto), and real KMS.
 #[test]
 fn production_settings_reach_the_builder_the_amis_their_snapshots_and_instances() {
-    const REGION: &str = "ca-central-1";
+    const REGION: &str = "ap-southeast-4";
     moto_instance_profile("parbake-settings-builder");
     let (vpc, sg) = rt().block_on(async {
         let c = ec2(REGION).await;
@@ -3402,7 +3403,13 @@ fn production_settings_reach_the_builder_the_amis_their_snapshots_and_instances(
     std::fs::write(&image, text).unwrap();
     let stack = f.root().join("images/stacks/web.yml");
     let stack_text = std::fs::read_to_string(&stack).unwrap();
-    std::fs::write(&stack, format!("{stack_text}tags:\n  service: web\n")).unwrap();
+    std::fs::write(
+        &stack,
+        format!(
+            "{stack_text}tags:\n  service: web\npublish:\n  launch_template: settings-fleet-test\n"
+        ),
+    )
+    .unwrap();
     let store = tempfile::tempdir().unwrap();
     let owner = format!("settings-{}", std::process::id());
     let child = parbake_aws_in(
@@ -3553,6 +3560,35 @@ fn production_settings_reach_the_builder_the_amis_their_snapshots_and_instances(
             Some("required")
         );
     });
+    // the launch template publish creates carries the tags
+    aws_json(
+        f.root(),
+        store.path(),
+        &[
+            "publish",
+            "web",
+            "--promote",
+            "nginx",
+            "--target",
+            "aws",
+            "--unverified",
+            "--json",
+        ],
+    );
+    rt().block_on(async {
+        let t = ec2(REGION)
+            .await
+            .sdk()
+            .describe_launch_templates()
+            .launch_template_names("settings-fleet-test")
+            .send()
+            .await
+            .unwrap();
+        let tags = tag_map(t.launch_templates()[0].tags());
+        assert_eq!(tags["team"], "platform");
+        assert_eq!(tags["service"], "web");
+        assert_eq!(tags["parbake:stack"], "web");
+    });
     // a tag edit: same layers (cached), the new tags on the AMIs and their snapshots
     let text = std::fs::read_to_string(&image)
         .unwrap()
@@ -3601,7 +3637,7 @@ fn production_settings_reach_the_builder_the_amis_their_snapshots_and_instances(
 /// builder (real Packer 1.6.6 against moto; read while the test pause holds it running).
 #[test]
 fn ssh_source_cidrs_replace_the_open_world_on_the_builders_temporary_group() {
-    const REGION: &str = "us-east-2";
+    const REGION: &str = "eu-south-2";
     let f = example_in(REGION, "America/Denver");
     let image = f.root().join("images/debian12.yml");
     let text = std::fs::read_to_string(&image).unwrap().replace(
