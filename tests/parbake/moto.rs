@@ -994,6 +994,17 @@ fn copy_to_regions_makes_tagged_copies() {
         assert_ne!(copies[0].id, home[0].id);
         assert_eq!(copies[0].tags["parbake:image"], "debian12");
         assert_eq!(copies[0].tags["parbake:baked"], "base,users");
+        // IMDSv2 on the copy too (moto stand-in 5 in tests/fixtures/moto_server.py)
+        let imds = ec2("eu-west-1")
+            .await
+            .sdk()
+            .describe_image_attribute()
+            .image_id(&copies[0].id)
+            .attribute(aws_sdk_ec2::types::ImageAttributeName::ImdsSupport)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(imds.imds_support().and_then(|v| v.value()), Some("v2.0"));
     });
 }
 
@@ -3350,7 +3361,8 @@ fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
 ///   ImdsSupport itself); the snapshot encrypted with the KMS key (stand-in 6: moto's CopyImage
 ///   ignores encryption);
 /// - an instance `launch` starts: the user's tags and `HttpTokens: required`;
-/// - the launch template `publish` creates: the user's tags;
+/// - the launch template `publish` creates: the user's tags, on it and on the instances and
+///   volumes it launches;
 /// - a tag edit is a cache hit that re-applies the tags to the AMI and its snapshot.
 ///
 /// moto cannot show: the IOPS and throughput of the volume (it keeps its own 3000 and none),
@@ -3588,6 +3600,33 @@ fn production_settings_reach_the_builder_the_amis_their_snapshots_and_instances(
         assert_eq!(tags["team"], "platform");
         assert_eq!(tags["service"], "web");
         assert_eq!(tags["parbake:stack"], "web");
+        // and on what it launches: instances and volumes
+        let v = ec2(REGION)
+            .await
+            .sdk()
+            .describe_launch_template_versions()
+            .launch_template_name("settings-fleet-test")
+            .versions("1")
+            .send()
+            .await
+            .unwrap();
+        let specs = v.launch_template_versions()[0]
+            .launch_template_data()
+            .unwrap()
+            .tag_specifications();
+        let kinds: Vec<&str> = specs
+            .iter()
+            .filter_map(|s| s.resource_type().map(|r| r.as_str()))
+            .collect();
+        // moto also lists the template's own tags here (`launch-template`); EC2 does not
+        assert!(kinds.starts_with(&["instance", "volume"]), "{kinds:?}");
+        for s in &specs[..2] {
+            let t = tag_map(s.tags());
+            assert_eq!(
+                (t["team"].as_str(), t["service"].as_str()),
+                ("platform", "web")
+            );
+        }
     });
     // a tag edit: same layers (cached), the new tags on the AMIs and their snapshots
     let text = std::fs::read_to_string(&image)

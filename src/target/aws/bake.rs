@@ -343,6 +343,7 @@ impl AwsBaker {
         };
         let (timings, log) = packer_build(&self.project, plan, layer, &ropts, &run, progress)?;
         let ami = manifest_ami(&build.path().join("packer-manifest.json"), region)?;
+        let copies = manifest_copies(&build.path().join("packer-manifest.json"), region);
         let kept =
             self.store
                 .logs()
@@ -350,6 +351,7 @@ impl AwsBaker {
         let _ = std::fs::copy(&log, &kept);
         Ok(Baked {
             ami,
+            copies,
             roles: timings.roles,
             log: kept,
         })
@@ -380,8 +382,11 @@ impl AwsBaker {
             &baked.roles,
         );
         let ec2 = self.ec2(region);
-        if let Err(e) = self.settle_baked(plan, &ec2, &baked.ami) {
-            progress.line(&format!("warning: {e}"));
+        let copies = baked.copies.iter().map(|(r, a)| (self.ec2(r), a));
+        for (client, ami) in std::iter::once((ec2.clone(), &baked.ami)).chain(copies) {
+            if let Err(e) = self.settle_baked(plan, &client, ami) {
+                progress.line(&format!("warning: {e}"));
+            }
         }
         let tag = bake_seconds_tag(duration, &baked.roles);
         if let Err(e) = self.rt.block_on(ec2.tag(&baked.ami, &[tag])) {
@@ -511,6 +516,8 @@ impl On {
 /// What one Packer run made.
 struct Baked {
     ami: String,
+    /// The copies in `copy_to_regions`: (region, AMI).
+    copies: Vec<(String, String)>,
     roles: Vec<crate::contract::events::RoleTiming>,
     /// The build log, kept in the store.
     log: std::path::PathBuf,
@@ -656,6 +663,27 @@ pub fn bake_aws(project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Res
     let baker = AwsBaker::new(project, opts.force, &progress)?;
     let plan = baker.plan(req, &mut progress)?;
     crate::bake::bake_plan(&baker, &plan, started, &mut progress)
+}
+
+/// The AMIs in other regions than `region` from Packer's manifest (`copy_to_regions`); none
+/// when the manifest cannot be read (`manifest_ami` has said so already).
+fn manifest_copies(path: &std::path::Path, region: &str) -> Vec<(String, String)> {
+    // reading rule exception (src/fsread.rs): Packer's manifest, in parbake's private run dir
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let artifact = v["builds"]
+        .as_array()
+        .and_then(|b| b.last())
+        .and_then(|b| b["artifact_id"].as_str())
+        .unwrap_or_default();
+    artifact
+        .split(',')
+        .filter_map(|p| p.split_once(':'))
+        .filter(|(r, _)| *r != region)
+        .map(|(r, a)| (r.to_string(), a.to_string()))
+        .collect()
 }
 
 /// The AMI id in `region` from Packer's manifest post-processor (`region:ami,region2:ami2`).

@@ -948,6 +948,9 @@ pub struct NewTemplateVersion<'a> {
     pub http_tokens: &'a str,
     /// The instance profile of a template parbake creates; likewise kept from the fleet's.
     pub instance_profile: Option<&'a str>,
+    /// The user's tags for the instances and volumes a template parbake creates launches
+    /// (empty: none); likewise kept from the fleet's.
+    pub tags: &'a [(String, String)],
 }
 
 /// What a version based on the fleet's default replaces: the AMI and the user-data. The
@@ -981,7 +984,26 @@ fn template_data(v: &NewTemplateVersion<'_>) -> aws_sdk_ec2::types::RequestLaunc
                 .build()
         }))
         .user_data(base64::engine::general_purpose::STANDARD.encode(v.user_data))
+        .set_tag_specifications(launched_tags(v.tags))
         .build()
+}
+
+/// The tag specifications of a created template: the user's tags on each instance and volume
+/// it launches; None without tags.
+fn launched_tags(
+    tags: &[(String, String)],
+) -> Option<Vec<aws_sdk_ec2::types::LaunchTemplateTagSpecificationRequest>> {
+    (!tags.is_empty()).then(|| {
+        [ResourceType::Instance, ResourceType::Volume]
+            .into_iter()
+            .map(|r| {
+                aws_sdk_ec2::types::LaunchTemplateTagSpecificationRequest::builder()
+                    .resource_type(r)
+                    .set_tags(Some(sdk_tags(tags)))
+                    .build()
+            })
+            .collect()
+    })
 }
 
 /// `id` as an [`Expired`] when its `parbake:expires-at` tag is before `now`.

@@ -259,6 +259,10 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
         }
         let before = ec2.launch_template(template).await?;
         let desc = description(&plan.stack, &top.hash, &sha, verified);
+        let user_tags: Vec<(String, String)> =
+            crate::config::aws_settings::user_tags(project, &plan.image, Some(&plan.stack))
+                .into_iter()
+                .collect();
         let version = NewTemplateVersion {
             image_id: &ami_id,
             instance_type,
@@ -266,6 +270,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             description: &desc,
             http_tokens: target.http_tokens,
             instance_profile: target.instance_profile.as_deref(),
+            tags: &user_tags,
         };
         // everything that can be checked, before anything moves
         if let Some(t) = &before {
@@ -303,11 +308,7 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             ("parbake:image".to_string(), plan.image.clone()),
         ];
         // the user's tags on a template parbake creates (a version of an existing one keeps it)
-        tags.extend(crate::config::aws_settings::user_tags(
-            project,
-            &plan.image,
-            Some(&plan.stack),
-        ));
+        tags.extend(user_tags.iter().cloned());
         let (id, number) = ec2
             .add_launch_template_version(template, before.as_ref(), &version, &tags)
             .await?;
