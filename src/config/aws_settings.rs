@@ -360,7 +360,8 @@ fn check_filters(
     }
     for (name, value) in filters {
         if !valid_filter_name(name) {
-            return Err(at(file, &format!("{field}.{name}"), format!("{name:?} is not an EC2 filter name"), "e.g. `vpc-id`, `tag:Name`, `availability-zone`, `default-for-az`: letters, digits and `:._/-`"));
+            // the path stays parbake's own text: the bad name is shown escaped, in the message
+            return Err(at(file, field, format!("{name:?} is not an EC2 filter name"), "e.g. `vpc-id`, `tag:Name`, `availability-zone`, `default-for-az`: letters, digits and `:._/-`"));
         }
         if !valid_filter_value(value) {
             return Err(at(
@@ -491,9 +492,10 @@ pub fn check_tags(
 ) -> Result<(), ConfigError> {
     for (k, v) in tags {
         if let Some(why) = tag_key_problem(k) {
+            // the path stays parbake's own text: the bad key is shown escaped, in the message
             return Err(at(
                 file,
-                &format!("{field}.{k}"),
+                field,
                 format!("{k:?} is not a tag key you can set"),
                 why,
             ));

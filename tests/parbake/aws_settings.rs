@@ -360,3 +360,20 @@ fn encryption_and_volume_are_in_the_layer_hash_networking_and_tags_are_not() {
     std::fs::write(&stack, format!("{text}tags:\n  service: web\n")).unwrap();
     assert_eq!(aws_hashes(&plain), base);
 }
+
+/// A hostile tag key or filter name (an escape sequence, a line break) is shown escaped in the
+/// error, never raw on the terminal.
+#[test]
+fn hostile_keys_are_shown_escaped_in_errors() {
+    for lines in [
+        "    tags:\n      \"a\\e[31mred\\nb\": x",
+        "    subnet_filter:\n      \"a\\e[31mred\\nb\": x",
+    ] {
+        let f = Fixture::example();
+        set_source(&f, &format!("    instance_type: t3.small\n{lines}"));
+        let r = f.run(&["plan", "web", "--target", "aws"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(!r.stderr.contains('\u{1b}'), "{:?}", r.stderr);
+        assert!(r.stderr.contains("\\u{1b}[31mred\\nb"), "{}", r.stderr);
+    }
+}
