@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use parbake::target::aws::ec2::{Ec2, Endpoint};
+use parbake::target::aws::scope::Scope;
 
 use crate::util::launch_spec;
 use parbake::config::SourceAmi;
@@ -113,6 +114,11 @@ fn start() -> Moto {
         url: format!("http://127.0.0.1:{port}"),
         console_dir,
     }
+}
+
+/// The scope of the example project's AMIs (its `parbake.yml`).
+fn example_scope() -> Scope {
+    Scope::Project("parbake-example".into())
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
@@ -228,11 +234,15 @@ fn layer_lookup_finds_only_amis_tagged_with_that_layer_hash() {
             .send()
             .await
             .unwrap();
-        let found = ec2.layer_amis(&hash).await.unwrap();
+        let found = ec2.layer_amis(&Scope::Unscoped, &hash).await.unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].id, ami);
         assert_eq!(found[0].tags["parbake:layer-hash"], hash);
-        assert!(ec2.layer_amis(&"0".repeat(64)).await.unwrap().is_empty());
+        assert!(ec2
+            .layer_amis(&Scope::Unscoped, &"0".repeat(64))
+            .await
+            .unwrap()
+            .is_empty());
         c.terminate_instances()
             .instance_ids(&instance)
             .send()
@@ -759,6 +769,12 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
                         .key("parbake:image")
                         .value("debian12")
                         .build(),
+                )
+                .tags(
+                    Tag::builder()
+                        .key("parbake:project")
+                        .value("parbake-example")
+                        .build(),
                 );
             if let Some(s) = stack {
                 req = req.tags(Tag::builder().key("parbake:stack").value(s).build());
@@ -825,7 +841,11 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
         ("Bd", "keep", "newest available AMI of image debian12"),
         ("Sc", "keep", "newest available AMI of stack debian12/web"),
         ("Bc", "keep", "parent of kept AMI"),
-        ("Sb", "keep", "referenced by launch template pb-web-lt"),
+        (
+            "Sb",
+            "keep",
+            "default version 1 of launch template pb-web-lt",
+        ),
         ("Bb", "keep", "parent of kept AMI"),
         ("Ba", "keep", "used by instance"),
         (
@@ -986,10 +1006,18 @@ fn copy_to_regions_makes_tagged_copies() {
     );
     let hash = rep["layers"][0]["hash"].as_str().unwrap().to_string();
     rt().block_on(async {
-        let home = ec2("us-east-1").await.layer_amis(&hash).await.unwrap();
+        let home = ec2("us-east-1")
+            .await
+            .layer_amis(&example_scope(), &hash)
+            .await
+            .unwrap();
         assert_eq!(home.len(), 1);
         assert_eq!(home[0].id, rep["layers"][0]["image"].as_str().unwrap());
-        let copies = ec2("eu-west-1").await.layer_amis(&hash).await.unwrap();
+        let copies = ec2("eu-west-1")
+            .await
+            .layer_amis(&example_scope(), &hash)
+            .await
+            .unwrap();
         assert_eq!(copies.len(), 1, "one tagged copy in eu-west-1");
         assert_ne!(copies[0].id, home[0].id);
         assert_eq!(copies[0].tags["parbake:image"], "debian12");
@@ -1183,7 +1211,13 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
             b_layer.image_id, l.image_id,
             "both machines use the one AMI"
         );
-        let amis = rt().block_on(async { ec2(region).await.layer_amis(&l.hash).await.unwrap() });
+        let amis = rt().block_on(async {
+            ec2(region)
+                .await
+                .layer_amis(&example_scope(), &l.hash)
+                .await
+                .unwrap()
+        });
         assert_eq!(amis.len(), 1, "{} was baked twice", l.name);
         // the bake timings travel with the AMI
         assert!(amis[0].tags["parbake:bake-seconds"].starts_with("total="));

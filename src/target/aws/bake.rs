@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::ami::{newest, Ami};
 use super::ec2::{Ec2, Endpoint};
+use super::scope::Scope;
 use crate::bake::{
     layer_label, packer_build, round, BakeOptions, BakeReport, LayerBaker, LayerResult, PackerRun,
 };
@@ -42,6 +43,8 @@ pub struct AwsBaker {
     pause: Vec<String>,
     run_id: String,
     owner: String,
+    /// Whose AMIs are cache hits, and the project tag new AMIs carry.
+    scope: Scope,
 }
 
 impl AwsBaker {
@@ -82,6 +85,7 @@ impl AwsBaker {
             pause,
             run_id: format!("{}-{}", now_epoch(), std::process::id()),
             owner: crate::config::names::owner_tag_value(std::env::var("USER").ok().as_deref()),
+            scope: Scope::of(project),
         })
     }
 
@@ -277,7 +281,12 @@ impl AwsBaker {
                 parent_ami,
                 ec2_endpoint: self.endpoint.url.clone().unwrap_or_default(),
                 run_tags,
-                extra_ami_tags: vec![("parbake:created-at".into(), now_epoch().to_string())],
+                extra_ami_tags: std::iter::once((
+                    "parbake:created-at".into(),
+                    now_epoch().to_string(),
+                ))
+                .chain(self.scope.tag())
+                .collect(),
                 ami_name_suffix: if self.force {
                     format!("-r{}", now_epoch())
                 } else {
@@ -298,7 +307,9 @@ impl AwsBaker {
             return Ok(parent.image.clone());
         }
         let ec2 = self.ec2(&self.source(&plan.image)?.region);
-        let found = self.rt.block_on(ec2.layer_amis(&parent.run_layer))?;
+        let found = self
+            .rt
+            .block_on(ec2.layer_amis(&self.scope, &parent.run_layer))?;
         newest(&found).map(|a| a.id.clone()).ok_or_else(|| {
             Error::user(format!(
                 "the run layer {} that layer {} refreshes has no available AMI",
@@ -444,7 +455,7 @@ impl LayerBaker for AwsBaker {
             return Ok(None);
         }
         let ec2 = self.ec2(&self.source(&plan.image)?.region);
-        let found = self.rt.block_on(ec2.layer_amis(&layer.hash))?;
+        let found = self.rt.block_on(ec2.layer_amis(&self.scope, &layer.hash))?;
         Ok(newest(&found).map(|ami| LayerResult {
             index: layer.index,
             name: layer.name.clone(),
@@ -469,7 +480,7 @@ impl LayerBaker for AwsBaker {
         let ec2 = self.ec2(&self.source(&plan.image)?.region);
         let found: Vec<Ami> = self
             .rt
-            .block_on(ec2.run_hash_amis(&layer.run_hash))?
+            .block_on(ec2.run_hash_amis(&self.scope, &layer.run_hash))?
             .into_iter()
             .filter(|a| !a.tags.contains_key("parbake:refresh-of"))
             .collect();
@@ -496,14 +507,20 @@ impl LayerBaker for AwsBaker {
     fn inputs_of(&self, plan: &Plan, layer: &LayerResult) -> Option<crate::plan::Inputs> {
         let region = self.source(&plan.image).ok()?.region.clone();
         let ec2 = self.ec2(&region);
-        let found = self.rt.block_on(ec2.layer_amis(&layer.hash)).ok()?;
+        let found = self
+            .rt
+            .block_on(ec2.layer_amis(&self.scope, &layer.hash))
+            .ok()?;
         newest(&found).map(|a| super::ami::inputs_from_tags(&a.tags, &region))
     }
 
     fn previous_inputs(&self, plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs> {
         let region = self.source(&plan.image).ok()?.region.clone();
         let ec2 = self.ec2(&region);
-        let found = self.rt.block_on(ec2.named_layer_amis(&layer.name)).ok()?;
+        let found = self
+            .rt
+            .block_on(ec2.named_layer_amis(&self.scope, &layer.name))
+            .ok()?;
         newest(&found).map(|a| super::ami::inputs_from_tags(&a.tags, &region))
     }
 
