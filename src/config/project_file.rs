@@ -14,8 +14,8 @@ use super::{ConfigError, SourceFile};
 
 /// The project file's name, at the project root.
 pub const FILE: &str = "parbake.yml";
-/// Longest project id (EC2 allows 256 characters in a tag value).
-pub const ID_MAX: usize = 64;
+/// Longest project id: it ends every AMI name the project bakes (EC2 allows 128 characters).
+pub const ID_MAX: usize = 32;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +51,7 @@ pub fn load_id(root: &Path) -> Result<Option<String>, ConfigError> {
         Some(id) if !valid_id(&id) => Err(file
             .error_for("project", None, format!("`{id}` is not a valid project id"))
             .with_hint(
-                "a project id is 1 to 64 lowercase letters, digits and `-` `_` `.` `/`, starting and ending with a letter or digit (`acme-infra`, `acme/infra`); keep it the same in every clone of the repository",
+                "a project id is 1 to 32 lowercase letters, digits and `-` `_` `.` `/`, starting and ending with a letter or digit (`acme-infra`, `acme/infra`); keep it the same in every clone of the repository",
             )
             .into()),
         id => Ok(id),

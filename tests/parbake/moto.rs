@@ -3314,3 +3314,214 @@ fn change_a_launch_var(stack: &std::path::Path) {
     )
     .unwrap();
 }
+
+/// The example project copied with its own project id (`parbake.yml`).
+fn example_of_project(region: &str, time_zone: &str, id: &str) -> crate::util::Fixture {
+    let f = example_in(region, time_zone);
+    f.write("parbake.yml", &format!("project: {id}\n"));
+    f
+}
+
+/// prune's JSON decisions by AMI: (action, the reasons' kinds, why).
+fn prune_decisions(
+    project: &std::path::Path,
+    store: &std::path::Path,
+    args: &[&str],
+) -> BTreeMap<String, (String, Vec<String>, String)> {
+    aws_json(project, store, args)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap().to_string();
+            let kinds = d["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["kind"].as_str().unwrap().to_string())
+                .collect();
+            (s("ami"), (s("action"), kinds, s("why")))
+        })
+        .collect()
+}
+
+/// Two checkouts of different repositories with the same image and stack names (and so the
+/// same layer hashes) in one account and region: neither's bake is a cache hit on the other's
+/// AMI, `images` lists only its own, and prune in one never counts or removes the other's, nor
+/// an AMI with no project tag. A project without an id cannot prune.
+#[test]
+fn two_projects_with_the_same_image_names_share_no_cache_and_never_prune_each_other() {
+    const REGION: &str = "il-central-1";
+    let a = example_of_project(REGION, "Asia/Jerusalem", "team-a");
+    let b = example_of_project(REGION, "Asia/Jerusalem", "team-b");
+    let (store_a, store_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bake = |f: &crate::util::Fixture, store: &std::path::Path, what: &str| -> String {
+        let rep = aws_json(
+            f.root(),
+            store,
+            &["bake", "web", "--target", "aws", "--json"],
+        );
+        assert_eq!(rep["layers"][0]["outcome"], what, "{rep}");
+        rep["layers"][0]["image"].as_str().unwrap().to_string()
+    };
+    let a1 = bake(&a, store_a.path(), "baked");
+    // the same layer hash in another project: baked, not a cache hit on team-a's AMI
+    let b1 = bake(&b, store_b.path(), "baked");
+    assert_ne!(a1, b1);
+    assert_eq!(bake(&b, store_b.path(), "cached"), b1);
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        for (ami, id) in [(&a1, "team-a"), (&b1, "team-b")] {
+            let (tags, snaps) = tags_of_image(&ec2, ami).await;
+            assert_eq!(tags["parbake:project"], id, "{ami}: {tags:?}");
+            for s in snaps {
+                let r = ec2
+                    .sdk()
+                    .describe_snapshots()
+                    .snapshot_ids(&s)
+                    .send()
+                    .await
+                    .unwrap();
+                let tags: BTreeMap<_, _> = r.snapshots()[0]
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().unwrap(), t.value().unwrap()))
+                    .collect();
+                assert_eq!(tags.get("parbake:project"), Some(&id), "{s}");
+            }
+        }
+    });
+    // team-a moves on: a1 is no longer its current AMI
+    std::thread::sleep(Duration::from_millis(1100));
+    let image = a.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image).unwrap();
+    std::fs::write(&image, text.replace("Asia/Jerusalem", "Asia/Amman")).unwrap();
+    let a2 = bake(&a, store_a.path(), "baked");
+    // an AMI of the same image and stack with no project tag, as parbake made before ids
+    let legacy = rt().block_on(async {
+        use aws_sdk_ec2::types::Tag;
+        let c = ec2(REGION).await.sdk().clone();
+        let builder = c
+            .run_instances()
+            .image_id("ami-0de0b12a7f3c000b2")
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .unwrap()
+            .instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string();
+        let ami = c
+            .create_image()
+            .instance_id(&builder)
+            .name("pb-legacy-web")
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_string();
+        let mut req = c.create_tags().resources(&ami);
+        for (k, v) in [
+            ("parbake:layer-hash", "1".repeat(64)),
+            ("parbake:image", "debian12".into()),
+            ("parbake:stack", "web".into()),
+        ] {
+            req = req.tags(Tag::builder().key(k).value(v).build());
+        }
+        req.send().await.unwrap();
+        c.terminate_instances()
+            .instance_ids(&builder)
+            .send()
+            .await
+            .unwrap();
+        ami
+    });
+
+    // images: each project sees its own AMIs, and says how many others it left out
+    let tree = aws_json(b.root(), store_b.path(), &["images", "--json"]);
+    let region = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["region"] == REGION)
+        .unwrap();
+    let listed: Vec<&str> = region["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [b1.as_str()], "{tree}");
+    assert_eq!(
+        (&region["other_projects"], &region["without_project"]),
+        (&serde_json::json!(2), &serde_json::json!(1)),
+        "{tree}"
+    );
+
+    // prune in team-b, dry run then for real: team-a's AMIs and the untagged one stay
+    for dry in [true, false] {
+        let mut args = vec!["prune", "--keep", "1", "--region", REGION, "--json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let d = prune_decisions(b.root(), store_b.path(), &args);
+        assert_eq!(d[&b1].0, "keep");
+        // web and worker both launch layer 1 today
+        assert_eq!(d[&b1].1, ["current", "current", "newest"], "{:?}", d[&b1]);
+        for ami in [&a1, &a2] {
+            assert_eq!(d[ami].0, "keep");
+            assert_eq!(d[ami].1, ["other-project"], "{:?}", d[ami]);
+            assert!(
+                d[ami].2.contains("parbake:project = team-a"),
+                "{:?}",
+                d[ami]
+            );
+        }
+        assert_eq!(d[&legacy].0, "keep");
+        assert_eq!(d[&legacy].1, ["no-project"], "{:?}", d[&legacy]);
+    }
+    // prune in team-a: its own stale AMI goes, team-b's and the untagged one stay
+    let d = prune_decisions(
+        a.root(),
+        store_a.path(),
+        &["prune", "--keep", "1", "--region", REGION, "--json"],
+    );
+    assert_eq!(
+        (d[&a1].0.as_str(), d[&a1].1.as_slice()),
+        ("removed", ["beyond-keep".to_string()].as_slice()),
+        "{:?}",
+        d[&a1]
+    );
+    assert_eq!(d[&a2].1, ["current", "current", "newest"], "{:?}", d[&a2]);
+    assert_eq!(d[&b1].1, ["other-project"], "{:?}", d[&b1]);
+    assert_eq!(d[&legacy].1, ["no-project"], "{:?}", d[&legacy]);
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        for ami in [&b1, &a2, &legacy] {
+            assert_eq!(ec2.image(ami).await.unwrap().state, "available", "{ami}");
+        }
+    });
+    // team-b's bake still hits its own AMI; its userdata finds it
+    assert_eq!(bake(&b, store_b.path(), "cached"), b1);
+    parbake_aws_ok_in(
+        b.root(),
+        store_b.path(),
+        &["userdata", "web", "--target", "aws"],
+    );
+
+    // a project without an id may bake (only untagged AMIs are its), but not prune
+    std::fs::remove_file(b.root().join("parbake.yml")).unwrap();
+    let err = parbake_aws_fails_in(
+        b.root(),
+        store_b.path(),
+        &["prune", "--keep", "1", "--region", REGION, "--dry-run"],
+    );
+    assert!(err.contains("prune needs a project id"), "{err}");
+    assert!(
+        err.contains("hint: add `project: NAME` to parbake.yml"),
+        "{err}"
+    );
+}

@@ -251,6 +251,23 @@ impl AwsBaker {
         ]
     }
 
+    /// What follows the image file's AMI name: EC2 wants names unique in a region, and two
+    /// projects may bake the same layer (same image name, same hash), so the project id; and
+    /// with `--force` the time, since the layer's earlier AMI keeps its name.
+    fn ami_name_suffix(&self) -> String {
+        let project = self
+            .scope
+            .tag()
+            .map(|(_, id)| format!("-{id}"))
+            .unwrap_or_default();
+        let force = if self.force {
+            format!("-r{}", now_epoch())
+        } else {
+            String::new()
+        };
+        project + &force
+    }
+
     /// The source AMI [`AwsBaker::plan`] resolved for an image.
     fn resolved_source(&self, image: &str) -> Result<Ami> {
         self.sources
@@ -287,11 +304,7 @@ impl AwsBaker {
                 ))
                 .chain(self.scope.tag())
                 .collect(),
-                ami_name_suffix: if self.force {
-                    format!("-r{}", now_epoch())
-                } else {
-                    String::new()
-                },
+                ami_name_suffix: self.ami_name_suffix(),
                 build_on: on.ami(),
                 refresh_of: on.refresh_of().map(|r| r.hash.clone()),
             },
