@@ -20,9 +20,20 @@ use crate::util::repo;
 
 pub struct Moto {
     pub url: String,
-    /// moto_server.py's PARBAKE_MOTO_CONSOLE_DIR: `S.console` here is what the runner of an
-    /// instance of stack S "prints" on its console (moto runs no guest).
+    /// moto_server.py's PARBAKE_MOTO_CONSOLE_DIR: `R/S.console` here is what the runner of an
+    /// instance of stack S in region R "prints" on its console (moto runs no guest); see
+    /// [`Moto::console_file`].
     pub console_dir: std::path::PathBuf,
+}
+
+impl Moto {
+    /// The console file of stack `stack`'s instances in `region` (its directory made): per
+    /// region, as each test has its own, so tests running at once never read each other's.
+    pub fn console_file(&self, region: &str, stack: &str) -> std::path::PathBuf {
+        let dir = self.console_dir.join(region);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(format!("{stack}.console"))
+    }
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -1870,52 +1881,13 @@ fn the_nightly_example_publishes_a_verified_launch_template_version_and_rollback
     status["stack"] = "nightly".into();
     status["error"] = serde_json::Value::Null;
     std::fs::write(
-        moto().console_dir.join("nightly.console"),
+        moto().console_file(REGION, "nightly"),
         format!("parbake-status {status}\n"),
     )
     .unwrap();
     let store = tempfile::tempdir().unwrap();
     let reports = store.path().join("reports");
-    let nightly = || {
-        let mut c = Command::new("bash");
-        c.arg(repo().join("examples/nightly.sh"))
-            .current_dir(f.root())
-            .env("PARBAKE", env!("CARGO_BIN_EXE_parbake"))
-            .env("TARGET", "aws")
-            .env("REPORTS", &reports)
-            .env("PARBAKE_STORE", store.path())
-            .env("PARBAKE_EC2_ENDPOINT", &moto().url)
-            .env("PARBAKE_TEST_SKIP_PROVISIONING", "1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("PARBAKE_PROJECT")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = c.spawn().unwrap();
-        let pid = child.id();
-        // a watchdog: a verify that never sees the status would wait 30 minutes
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = done.clone();
-        std::thread::spawn(move || {
-            let until = Instant::now() + Duration::from_secs(600);
-            while Instant::now() < until {
-                if flag.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-        });
-        let out = child.wait_with_output().unwrap();
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(0), "nightly.sh:\n{err}");
-        err
-    };
+    let nightly = || nightly_sh(f.root(), store.path(), &reports);
     let latest = |prefix: &str| -> serde_json::Value {
         let mut files: Vec<_> = std::fs::read_dir(&reports)
             .unwrap()
@@ -3086,7 +3058,7 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
         status["stack"] = s.into();
         status["error"] = serde_json::Value::Null;
         std::fs::write(
-            moto().console_dir.join(format!("{s}.console")),
+            moto().console_file(REGION, s),
             format!("parbake-status {status}\n"),
         )
         .unwrap();
@@ -3172,7 +3144,7 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
     status["spec_digest"] = "0".repeat(64).into();
     status["parbake_test_keep_digest"] = true.into();
     std::fs::write(
-        moto().console_dir.join("gamma.console"),
+        moto().console_file(REGION, "gamma"),
         format!("parbake-status {status}\n"),
     )
     .unwrap();
@@ -3524,4 +3496,188 @@ fn two_projects_with_the_same_image_names_share_no_cache_and_never_prune_each_ot
         err.contains("hint: add `project: NAME` to parbake.yml"),
         "{err}"
     );
+}
+
+/// The shipped `examples/nightly.sh` in `project` against moto (provisioning skipped), which
+/// must exit 0 within 10 minutes; its stderr.
+fn nightly_sh(
+    project: &std::path::Path,
+    store: &std::path::Path,
+    reports: &std::path::Path,
+) -> String {
+    let mut c = Command::new("bash");
+    c.arg(repo().join("examples/nightly.sh"))
+        .current_dir(project)
+        .env("PARBAKE", env!("CARGO_BIN_EXE_parbake"))
+        .env("TARGET", "aws")
+        .env("REPORTS", reports)
+        .env("PARBAKE_STORE", store)
+        .env("PARBAKE_EC2_ENDPOINT", &moto().url)
+        .env("PARBAKE_TEST_SKIP_PROVISIONING", "1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("PARBAKE_PROJECT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let pid = child.id();
+    // a watchdog: a verify that never sees the status would wait 30 minutes
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < until {
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "nightly.sh:\n{err}");
+    err
+}
+
+/// The shipped `examples/nightly.sh` on a copy of the example project as it is (web and
+/// worker, which share their base AMI), each stack publishing to a launch template: night 1
+/// bakes, verifies both stacks, publishes both and prunes; a role edit; night 2 refreshes,
+/// verifies, publishes and prunes again, each night with exit 0. The runners' done status
+/// comes through moto_server.py's console switch, in this test's own region.
+#[test]
+fn the_nightly_example_runs_end_to_end_on_the_example_project_after_a_role_edit() {
+    const REGION: &str = "me-central-1";
+    let f = example_in(REGION, "Asia/Dubai");
+    for s in ["web", "worker"] {
+        let path = f.root().join(format!("images/stacks/{s}.yml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            format!("{text}publish:\n  launch_template: {s}-nightly-e2e\n"),
+        )
+        .unwrap();
+        let mut status: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
+        )
+        .unwrap();
+        status["state"] = "done".into();
+        status["stack"] = s.into();
+        status["error"] = serde_json::Value::Null;
+        std::fs::write(
+            moto().console_file(REGION, s),
+            format!("parbake-status {status}\n"),
+        )
+        .unwrap();
+    }
+    let store = tempfile::tempdir().unwrap();
+    let reports = store.path().join("reports");
+    let latest = |prefix: &str| -> serde_json::Value {
+        let mut files: Vec<_> = std::fs::read_dir(&reports)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect();
+        files.sort();
+        serde_json::from_str(&std::fs::read_to_string(files.last().unwrap()).unwrap()).unwrap()
+    };
+    let verdicts = |bake: &serde_json::Value| -> BTreeMap<String, String> {
+        bake["verified"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let s = |k: &str| v[k].as_str().unwrap().to_string();
+                (s("stack"), s("outcome"))
+            })
+            .collect()
+    };
+    let both_passed: BTreeMap<String, String> = [("web", "passed"), ("worker", "passed")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let defaults = || -> Vec<(i64, usize, Option<String>)> {
+        rt().block_on(async {
+            let ec2 = ec2(REGION).await;
+            let mut out = Vec::new();
+            for s in ["web", "worker"] {
+                let lt = ec2
+                    .launch_template(&format!("{s}-nightly-e2e"))
+                    .await
+                    .unwrap()
+                    .expect("the launch template");
+                let default = lt
+                    .versions
+                    .iter()
+                    .find(|v| v.number == lt.default_version)
+                    .and_then(|v| v.image_id.clone());
+                out.push((lt.default_version, lt.versions.len(), default));
+            }
+            out
+        })
+    };
+
+    // night 1
+    let err = nightly_sh(f.root(), store.path(), &reports);
+    assert!(
+        err.contains("published web") && err.contains("published worker"),
+        "{err}"
+    );
+    let bake = latest("bake-");
+    assert_eq!(verdicts(&bake), both_passed, "{bake}");
+    let ami1 = bake["layers"][0]["image_id"].as_str().unwrap().to_string();
+    let d = defaults();
+    assert!(
+        d.iter()
+            .all(|(v, n, ami)| (*v, *n) == (1, 1) && ami.as_deref() == Some(ami1.as_str())),
+        "{d:?}"
+    );
+
+    // a role edit: webapp runs at launch, so night 2 refreshes the payload and republishes
+    let task = f.root().join("roles/webapp/tasks/main.yml");
+    let text = std::fs::read_to_string(&task).unwrap() + "# changed tonight\n";
+    std::fs::write(&task, text).unwrap();
+    let err = nightly_sh(f.root(), store.path(), &reports);
+    assert!(
+        err.contains("published web") && err.contains("published worker"),
+        "{err}"
+    );
+    let bake = latest("bake-");
+    assert_eq!(verdicts(&bake), both_passed, "{bake}");
+    let ami2 = bake["layers"][0]["image_id"].as_str().unwrap().to_string();
+    assert_ne!(ami1, ami2, "{bake}");
+    let d = defaults();
+    assert!(
+        d.iter()
+            .all(|(v, n, ami)| (*v, *n) == (2, 2) && ami.as_deref() == Some(ami2.as_str())),
+        "{d:?}"
+    );
+    // prune ran and kept both: the published defaults and the rollback targets
+    let prune = latest("prune-");
+    for ami in [&ami1, &ami2] {
+        let d = prune
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ami"] == ami.as_str())
+            .unwrap_or_else(|| panic!("{ami} not in {prune}"));
+        assert_eq!(d["action"], "keep", "{d}");
+        let kinds: Vec<&str> = d["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        let want = if ami == &ami2 {
+            "template-default"
+        } else {
+            "rollback-target"
+        };
+        assert!(kinds.contains(&want), "{ami}: {d}");
+    }
 }
