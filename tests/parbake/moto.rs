@@ -1311,6 +1311,7 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
             ("parbake:layer-hash", "e".repeat(64)),
             ("parbake:layer", "debian12".to_string()),
             ("parbake:image", "debian12".to_string()),
+            ("parbake:project", "parbake-example".to_string()),
         ];
         let tags: Vec<(String, String)> = tags
             .iter()
@@ -3793,12 +3794,21 @@ const UNRECORDED: &[(&str, &str)] = &[
 /// Holds docs/iam-policy.json against the EC2 and SSM calls moto recorded in `region` (the
 /// nightly scenario's): each recorded call is allowed, and each allowed action was recorded
 /// or is in [`UNRECORDED`] with its reason. moto does not evaluate IAM, so the conditions
-/// are not proven here, only the action list.
+/// are not proven here, only the action list. docs/aws.md shows the file as it is.
 fn check_iam_policy(region: &str) {
-    let policy: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("docs/iam-policy.json")).unwrap(),
-    )
-    .unwrap();
+    let file = std::fs::read_to_string(repo().join("docs/iam-policy.json")).unwrap();
+    let docs = std::fs::read_to_string(repo().join("docs/aws.md")).unwrap();
+    let shown = docs
+        .split_once("## IAM policy")
+        .and_then(|(_, rest)| rest.split_once("```json\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(json, _)| json)
+        .expect("docs/aws.md shows the policy in a json block under \"## IAM policy\"");
+    assert_eq!(
+        shown, file,
+        "docs/aws.md's policy is not docs/iam-policy.json"
+    );
+    let policy: serde_json::Value = serde_json::from_str(&file).unwrap();
     let mut allowed = BTreeSet::new();
     for st in policy["Statement"].as_array().unwrap() {
         assert_eq!(st["Effect"], "Allow", "{st}");
