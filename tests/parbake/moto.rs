@@ -3493,8 +3493,25 @@ fn two_projects_with_the_same_image_names_share_no_cache_and_never_prune_each_ot
         &["userdata", "web", "--target", "aws"],
     );
 
-    // a project without an id may bake (only untagged AMIs are its), but not prune
+    // a project without an id may bake (only untagged AMIs are its: not b1), but not prune
     std::fs::remove_file(b.root().join("parbake.yml")).unwrap();
+    let out = parbake_aws_in(
+        b.root(),
+        store_b.path(),
+        &["bake", "web", "--target", "aws", "--json"],
+        &[],
+    )
+    .wait_with_output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let rep: serde_json::Value = serde_json::from_slice(&crate::util::succeeded(out)).unwrap();
+    assert_eq!(rep["layers"][0]["outcome"], "baked", "{rep}");
+    assert!(err.contains("note: no project id in parbake.yml"), "{err}");
+    let unscoped = rep["layers"][0]["image"].as_str().unwrap().to_string();
+    rt().block_on(async {
+        let (tags, _) = tags_of_image(&ec2(REGION).await, &unscoped).await;
+        assert!(!tags.contains_key("parbake:project"), "{tags:?}");
+    });
     let err = parbake_aws_fails_in(
         b.root(),
         store_b.path(),

@@ -67,6 +67,12 @@ impl AwsBaker {
         } else {
             "amazon-ebs.layer"
         };
+        if project.id.is_none() {
+            progress.line(&format!(
+                "note: no project id in {}: the AMIs get no parbake:project tag, cache hits are untagged AMIs of any checkout, and prune refuses (docs/aws.md, \"Project scope\")",
+                crate::config::project_file::FILE
+            ));
+        }
         let pause = test
             .builder_pause_seconds()
             .map(|s| format!("-var=test_pause_seconds={s}"))
