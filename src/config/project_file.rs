@@ -74,4 +74,25 @@ mod tests {
             assert!(!valid_id(bad), "{bad:?}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever string comes in, an accepted id is safe where it goes: an EC2 filter value
+        /// (no `*` or `?` wildcard), a tag value and the end of an AMI name (short, printable
+        /// ASCII), and it reads back from `parbake.yml` as itself.
+        #[test]
+        fn an_accepted_id_is_a_safe_filter_tag_and_name_part(s in "(\\PC{0,40})|([a-zA-Z0-9*?/._ :#-]{0,40})") {
+            if valid_id(&s) {
+                proptest::prop_assert!(s.len() <= ID_MAX);
+                proptest::prop_assert!(s.bytes().all(|b| b.is_ascii_graphic() && b != b'*' && b != b'?'));
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::write(dir.path().join(FILE), format!("project: {s}\n")).unwrap();
+                proptest::prop_assert_eq!(load_id(dir.path()).unwrap(), Some(s.clone()));
+            }
+        }
+
+        #[test]
+        fn ids_of_the_documented_shape_are_accepted(s in "[a-z0-9]([a-z0-9._/-]{0,30}[a-z0-9])?") {
+            proptest::prop_assert!(valid_id(&s), "{}", s);
+        }
+    }
 }

@@ -3870,3 +3870,42 @@ fn check_iam_policy(region: &str) {
         "UNRECORDED lists recorded or unknown actions: {stale:?}"
     );
 }
+
+/// The project id ends every AMI name; a name that would pass EC2's 128 characters with it is
+/// refused before Packer runs, naming the layer, the name and what to shorten.
+#[test]
+fn an_ami_name_too_long_with_the_project_id_is_refused_before_packer() {
+    const REGION: &str = "ap-east-1";
+    let id = "a-project-id-of-thirty-two-chars";
+    assert_eq!(id.len(), 32);
+    let f = example_of_project(REGION, "Asia/Hong_Kong", id);
+    let image = f.root().join("images/debian12.yml");
+    let text = std::fs::read_to_string(&image).unwrap().replace(
+        "ami_name: parbake-{layer}-{hash}",
+        &format!("ami_name: {}-{{layer}}-{{hash}}", "n".repeat(90)),
+    );
+    std::fs::write(&image, text).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let err = parbake_aws_fails_in(f.root(), store.path(), &["bake", "web", "--target", "aws"]);
+    assert!(
+        err.contains("the AMI name of layer debian12 would be 145 characters, more than EC2's 128"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("-{id}`")), "{err}");
+    assert!(
+        err.contains("hint: shorten `sources.aws.ami_name` in images/debian12.yml, or the project id in parbake.yml"),
+        "{err}"
+    );
+    assert!(!err.contains("with Packer"), "Packer ran:\n{err}");
+    rt().block_on(async {
+        let amis = ec2(REGION)
+            .await
+            .describe_images(
+                &["self".to_string()],
+                vec![parbake::target::aws::ec2::filter("tag:parbake:project", id)],
+            )
+            .await
+            .unwrap();
+        assert!(amis.is_empty(), "{amis:?}");
+    });
+}

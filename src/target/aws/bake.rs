@@ -274,6 +274,27 @@ impl AwsBaker {
         project + &force
     }
 
+    /// [`AwsBaker::ami_name_suffix`], once the whole AMI name is known to fit EC2's 128
+    /// characters (the image file's name with its placeholders filled, then the suffix).
+    fn checked_ami_name_suffix(&self, plan: &Plan, layer: &Layer) -> Result<String> {
+        let suffix = self.ami_name_suffix();
+        let template = &self.source(&plan.image)?.ami_name;
+        let name = crate::render::packer::ami_name(template, plan, layer) + &suffix;
+        if name.len() > 128 {
+            return Err(Error::user(format!(
+                "the AMI name of layer {} would be {} characters, more than EC2's 128: `{name}`",
+                layer.name,
+                name.len()
+            ))
+            .with_hint(format!(
+                "shorten `sources.aws.ami_name` in images/{}.yml, or the project id in {}",
+                plan.image,
+                crate::config::project_file::FILE
+            )));
+        }
+        Ok(suffix)
+    }
+
     /// The source AMI [`AwsBaker::plan`] resolved for an image.
     fn resolved_source(&self, image: &str) -> Result<Ami> {
         self.sources
@@ -310,7 +331,7 @@ impl AwsBaker {
                 ))
                 .chain(self.scope.tag())
                 .collect(),
-                ami_name_suffix: self.ami_name_suffix(),
+                ami_name_suffix: self.checked_ami_name_suffix(plan, layer)?,
                 build_on: on.ami(),
                 refresh_of: on.refresh_of().map(|r| r.hash.clone()),
             },
