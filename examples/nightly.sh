@@ -5,7 +5,8 @@
 #
 #   PARBAKE=parbake TARGET=aws JOBS=2 KEEP=3 REPORTS=/var/log/parbake examples/nightly.sh
 #
-# Run it from the project directory (images/, roles/). Exit code: parbake's, from the bake:
+# Run it from the project directory (images/, roles/, and on AWS parbake.yml: prune needs
+# its project id, docs/aws.md "Project scope"). Exit code: parbake's, from the bake:
 # 0 every layer baked or cached and every verification passed, 1 a layer or a verification
 # or a publish failed (unrelated layers were still baked; a failed layer's stack layers are
 # skipped), 2 internal error, 130 interrupted. An unchanged

@@ -81,6 +81,7 @@ fn local_text(decisions: &[LocalDecision], dry_run: bool) -> String {
     out
 }
 
+/// One line per AMI (region, id, action, group, snapshots), then each reason indented.
 fn text(decisions: &[Decision], dry_run: bool) -> String {
     let mut out = String::new();
     for d in decisions {
@@ -91,14 +92,47 @@ fn text(decisions: &[Decision], dry_run: bool) -> String {
         };
         let _ = writeln!(
             out,
-            "{} {} {:<12} {} ({}; {} snapshot(s))",
+            "{} {} {:<12} {} ({} snapshot(s))",
             d.region,
             d.ami,
             action,
             d.group,
-            d.why,
             d.snapshots.len()
         );
+        for r in &d.reasons {
+            let _ = writeln!(out, "    {}", r.text);
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::aws::prune::{kind, Reason};
+
+    #[test]
+    fn each_reason_on_its_own_line_under_its_ami() {
+        let reason = |kind, text: &str| Reason {
+            kind,
+            text: text.into(),
+        };
+        let d = Decision {
+            region: "eu-west-1".into(),
+            ami: "ami-1".into(),
+            name: "n".into(),
+            group: "stack debian12/web".into(),
+            action: "keep".into(),
+            why: String::new(),
+            reasons: vec![
+                reason(kind::CURRENT, "current AMI of stack web"),
+                reason(kind::NEWEST, "newest available AMI of stack debian12/web"),
+            ],
+            snapshots: vec!["snap-1".into()],
+        };
+        assert_eq!(
+            text(&[d], true),
+            "eu-west-1 ami-1 keep         stack debian12/web (1 snapshot(s))\n    current AMI of stack web\n    newest available AMI of stack debian12/web\n"
+        );
+    }
 }

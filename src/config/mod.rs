@@ -8,6 +8,7 @@ pub mod group_vars;
 pub mod lint;
 pub mod model;
 pub mod names;
+pub mod project_file;
 pub mod publish_targets;
 pub mod role_refs;
 pub mod roles;
@@ -239,6 +240,8 @@ pub struct Project {
     /// The roles and collections of `requirements.yml`, as `parbake vendor` installed them
     /// (None without a `requirements.yml`). Their roles are in `roles` too.
     pub vendored: Option<crate::vendor::Vendored>,
+    /// `project:` in `parbake.yml`: the id that scopes the project's AMIs (`parbake:project`).
+    pub id: Option<String>,
 }
 
 impl Project {
@@ -296,6 +299,7 @@ impl Project {
             }
         }
         let group_vars = group_vars::load(root, stacks.keys())?;
+        let id = project_file::load_id(root)?;
         Ok(Project {
             root: root.to_path_buf(),
             images,
@@ -304,6 +308,7 @@ impl Project {
             templates,
             group_vars,
             vendored,
+            id,
         })
     }
 

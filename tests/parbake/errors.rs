@@ -664,3 +664,65 @@ fn a_bad_publish_section_is_located_with_a_hint() {
         );
     }
 }
+
+/// parbake.yml, each class of bad input: an id the rule refuses (a wildcard EC2 filters would
+/// read, upper case, too long), an unknown key, not a mapping, an empty file, a link out of the
+/// project and a FIFO. Each names the file (and line where there is one) with a hint; `plan`
+/// never gets as far as planning.
+#[test]
+fn a_bad_project_file_names_the_file_line_and_rule() {
+    let long = format!("project: {}\n", "a".repeat(33));
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "project: team-*\n",
+            &[
+                "parbake.yml:1:",
+                "`team-*` is not a valid project id",
+                "hint: a project id is 1 to 32",
+            ],
+        ),
+        (
+            "# ours\nproject: Team-A\n",
+            &["parbake.yml:2:", "`Team-A` is not a valid project id"],
+        ),
+        (&long, &["parbake.yml:1:", "is not a valid project id"]),
+        (
+            "project: a\nprojct: b\n",
+            &["parbake.yml:2:", "unknown field `projct`"],
+        ),
+        ("- project: a\n", &["parbake.yml:1:"]),
+        ("\n", &["parbake.yml:1:1", "the file is empty"]),
+    ];
+    for (text, needles) in cases {
+        let f = Fixture::example();
+        f.write("parbake.yml", text);
+        let e = fails(&f, &["plan", "web"]);
+        has(&e, needles);
+    }
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("p.yml"), "project: theirs\n").unwrap();
+    let f = Fixture::example();
+    std::fs::remove_file(f.root().join("parbake.yml")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("p.yml"), f.root().join("parbake.yml")).unwrap();
+    has(&fails(&f, &["plan", "web"]), &["parbake.yml", "outside"]);
+    let f = Fixture::example();
+    std::fs::remove_file(f.root().join("parbake.yml")).unwrap();
+    let fifo = std::ffi::CString::new(f.root().join("parbake.yml").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    has(&fails(&f, &["plan", "web"]), &["parbake.yml"]);
+}
+
+/// Without parbake.yml the project has no id and still plans (only the AWS target's prune
+/// needs one).
+#[test]
+fn a_project_without_a_project_file_plans() {
+    let f = Fixture::example();
+    std::fs::remove_file(f.root().join("parbake.yml")).unwrap();
+    let r = f.run(&["plan", "web"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(f.load().id, None);
+    assert_eq!(
+        Fixture::example().load().id.as_deref(),
+        Some("parbake-example")
+    );
+}

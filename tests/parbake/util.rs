@@ -27,11 +27,12 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// A copy of the repository's example project (images/, roles/, packer/).
+    /// A copy of the repository's example project (images/, roles/, packer/, parbake.yml).
     pub fn example() -> Fixture {
         let f = Fixture::bare();
         copy_dir(&repo().join("images"), &f.root().join("images"));
         copy_dir(&repo().join("roles"), &f.root().join("roles"));
+        std::fs::copy(repo().join("parbake.yml"), f.root().join("parbake.yml")).unwrap();
         f
     }
 

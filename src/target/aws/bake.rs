@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::ami::{newest, Ami};
 use super::ec2::{Ec2, Endpoint};
+use super::scope::Scope;
 use crate::bake::{
     layer_label, packer_build, round, BakeOptions, BakeReport, LayerBaker, LayerResult, PackerRun,
 };
@@ -44,6 +45,8 @@ pub struct AwsBaker {
     owner: String,
     /// A real bake (not `--dry-run`): a cache hit gets the user's current tags and IMDSv2.
     settle: bool,
+    /// Whose AMIs are cache hits, and the project tag new AMIs carry.
+    scope: Scope,
 }
 
 impl AwsBaker {
@@ -67,6 +70,12 @@ impl AwsBaker {
         } else {
             "amazon-ebs.layer"
         };
+        if project.id.is_none() {
+            progress.line(&format!(
+                "note: no project id in {}: the AMIs get no parbake:project tag, cache hits are untagged AMIs of any checkout, and prune refuses (docs/aws.md, \"Project scope\")",
+                crate::config::project_file::FILE
+            ));
+        }
         let pause = test
             .builder_pause_seconds()
             .map(|s| format!("-var=test_pause_seconds={s}"))
@@ -86,6 +95,7 @@ impl AwsBaker {
             run_id: format!("{}-{}", now_epoch(), std::process::id()),
             owner: crate::config::names::owner_tag_value(std::env::var("USER").ok().as_deref()),
             settle: false,
+            scope: Scope::of(project),
         })
     }
 
@@ -251,6 +261,44 @@ impl AwsBaker {
         ]
     }
 
+    /// What follows the image file's AMI name: EC2 wants names unique in a region, and two
+    /// projects may bake the same layer (same image name, same hash), so the project id; and
+    /// with `--force` the time, since the layer's earlier AMI keeps its name.
+    fn ami_name_suffix(&self) -> String {
+        let project = self
+            .scope
+            .tag()
+            .map(|(_, id)| format!("-{id}"))
+            .unwrap_or_default();
+        let force = if self.force {
+            format!("-r{}", now_epoch())
+        } else {
+            String::new()
+        };
+        project + &force
+    }
+
+    /// [`AwsBaker::ami_name_suffix`], once the whole AMI name is known to fit EC2's 128
+    /// characters (the image file's name with its placeholders filled, then the suffix).
+    fn checked_ami_name_suffix(&self, plan: &Plan, layer: &Layer) -> Result<String> {
+        let suffix = self.ami_name_suffix();
+        let template = &self.source(&plan.image)?.ami_name;
+        let name = crate::render::packer::ami_name(template, plan, layer) + &suffix;
+        if name.len() > 128 {
+            return Err(Error::user(format!(
+                "the AMI name of layer {} would be {} characters, more than EC2's 128: `{name}`",
+                layer.name,
+                name.len()
+            ))
+            .with_hint(format!(
+                "shorten `sources.aws.ami_name` in images/{}.yml, or the project id in {}",
+                plan.image,
+                crate::config::project_file::FILE
+            )));
+        }
+        Ok(suffix)
+    }
+
     /// The source AMI [`AwsBaker::plan`] resolved for an image.
     fn resolved_source(&self, image: &str) -> Result<Ami> {
         self.sources
@@ -282,12 +330,13 @@ impl AwsBaker {
                 parent_ami,
                 ec2_endpoint: self.endpoint.url.clone().unwrap_or_default(),
                 run_tags,
-                extra_ami_tags: vec![("parbake:created-at".into(), now_epoch().to_string())],
-                ami_name_suffix: if self.force {
-                    format!("-r{}", now_epoch())
-                } else {
-                    String::new()
-                },
+                extra_ami_tags: std::iter::once((
+                    "parbake:created-at".into(),
+                    now_epoch().to_string(),
+                ))
+                .chain(self.scope.tag())
+                .collect(),
+                ami_name_suffix: self.checked_ami_name_suffix(plan, layer)?,
                 root_device,
                 build_on: on.ami(),
                 refresh_of: on.refresh_of().map(|r| r.hash.clone()),
@@ -304,7 +353,9 @@ impl AwsBaker {
             return Ok(parent.image.clone());
         }
         let ec2 = self.ec2(&self.source(&plan.image)?.region);
-        let found = self.rt.block_on(ec2.layer_amis(&parent.run_layer))?;
+        let found = self
+            .rt
+            .block_on(ec2.layer_amis(&self.scope, &parent.run_layer))?;
         newest(&found).map(|a| a.id.clone()).ok_or_else(|| {
             Error::user(format!(
                 "the run layer {} that layer {} refreshes has no available AMI",
@@ -529,7 +580,7 @@ impl LayerBaker for AwsBaker {
             return Ok(None);
         }
         let ec2 = self.ec2(&self.source(&plan.image)?.region);
-        let found = self.rt.block_on(ec2.layer_amis(&layer.hash))?;
+        let found = self.rt.block_on(ec2.layer_amis(&self.scope, &layer.hash))?;
         if let Some(ami) = newest(&found).filter(|_| self.settle) {
             self.settle_cached(plan, layer, &ec2, ami)?;
         }
@@ -557,7 +608,7 @@ impl LayerBaker for AwsBaker {
         let ec2 = self.ec2(&self.source(&plan.image)?.region);
         let found: Vec<Ami> = self
             .rt
-            .block_on(ec2.run_hash_amis(&layer.run_hash))?
+            .block_on(ec2.run_hash_amis(&self.scope, &layer.run_hash))?
             .into_iter()
             .filter(|a| !a.tags.contains_key("parbake:refresh-of"))
             .collect();
@@ -584,14 +635,20 @@ impl LayerBaker for AwsBaker {
     fn inputs_of(&self, plan: &Plan, layer: &LayerResult) -> Option<crate::plan::Inputs> {
         let region = self.source(&plan.image).ok()?.region.clone();
         let ec2 = self.ec2(&region);
-        let found = self.rt.block_on(ec2.layer_amis(&layer.hash)).ok()?;
+        let found = self
+            .rt
+            .block_on(ec2.layer_amis(&self.scope, &layer.hash))
+            .ok()?;
         newest(&found).map(|a| super::ami::inputs_from_tags(&a.tags, &region))
     }
 
     fn previous_inputs(&self, plan: &Plan, layer: &Layer) -> Option<crate::plan::Inputs> {
         let region = self.source(&plan.image).ok()?.region.clone();
         let ec2 = self.ec2(&region);
-        let found = self.rt.block_on(ec2.named_layer_amis(&layer.name)).ok()?;
+        let found = self
+            .rt
+            .block_on(ec2.named_layer_amis(&self.scope, &layer.name))
+            .ok()?;
         newest(&found).map(|a| super::ami::inputs_from_tags(&a.tags, &region))
     }
 

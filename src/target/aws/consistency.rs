@@ -64,7 +64,9 @@ pub fn plan_for_target(
             Some(id) => ec2.image(id).await?,
             None => {
                 let top = plan.top();
-                let amis = ec2.layer_amis(&top.hash).await?;
+                let amis = ec2
+                    .layer_amis(&super::scope::Scope::of(project), &top.hash)
+                    .await?;
                 newest(&amis).cloned().ok_or_else(|| {
                     Error::user(format!(
                         "no AMI in {} for layer {} {} ({})",

@@ -10,6 +10,7 @@ use aws_sdk_ec2::types::{
 use base64::Engine;
 
 use super::ami::{newest, Ami};
+use super::scope::Scope;
 use super::sdk_error;
 use crate::config::SourceAmi;
 use crate::error::{Error, Result};
@@ -230,31 +231,32 @@ impl Ec2 {
             .collect())
     }
 
-    /// parbake AMIs in this region carrying a layer hash (the cache lookup).
-    pub async fn layer_amis(&self, layer_hash: &str) -> Result<Vec<Ami>> {
-        self.describe_images(
-            &["self".to_string()],
-            vec![filter("tag:parbake:layer-hash", layer_hash)],
-        )
-        .await
+    /// This project's AMIs in this region carrying a layer hash (the cache lookup).
+    pub async fn layer_amis(&self, scope: &Scope, layer_hash: &str) -> Result<Vec<Ami>> {
+        self.scoped_amis(scope, "tag:parbake:layer-hash", layer_hash)
+            .await
     }
 
-    /// parbake AMIs that ran a layer's roles with this run hash (bakes and refreshes alike).
-    pub async fn run_hash_amis(&self, run_hash: &str) -> Result<Vec<Ami>> {
-        self.describe_images(
-            &["self".to_string()],
-            vec![filter("tag:parbake:run-hash", run_hash)],
-        )
-        .await
+    /// This project's AMIs that ran a layer's roles with this run hash (bakes and refreshes
+    /// alike).
+    pub async fn run_hash_amis(&self, scope: &Scope, run_hash: &str) -> Result<Vec<Ami>> {
+        self.scoped_amis(scope, "tag:parbake:run-hash", run_hash)
+            .await
     }
 
-    /// parbake AMIs of a layer name, any hash (the earlier bakes of that layer).
-    pub async fn named_layer_amis(&self, layer_name: &str) -> Result<Vec<Ami>> {
-        self.describe_images(
-            &["self".to_string()],
-            vec![filter("tag:parbake:layer", layer_name)],
-        )
-        .await
+    /// This project's AMIs of a layer name, any hash (the earlier bakes of that layer).
+    pub async fn named_layer_amis(&self, scope: &Scope, layer_name: &str) -> Result<Vec<Ami>> {
+        self.scoped_amis(scope, "tag:parbake:layer", layer_name)
+            .await
+    }
+
+    /// This project's AMIs (see [`Scope`]) with one tag filter.
+    async fn scoped_amis(&self, scope: &Scope, name: &str, value: &str) -> Result<Vec<Ami>> {
+        let mut filters = vec![filter(name, value)];
+        filters.extend(scope.filters());
+        let mut amis = self.describe_images(&["self".to_string()], filters).await?;
+        amis.retain(|a| scope.holds(a));
+        Ok(amis)
     }
 
     pub async fn deregister_image(&self, ami: &str) -> Result<()> {

@@ -1,4 +1,4 @@
-//! `parbake images`: parbake's AMIs per region as a lineage tree (base layers, with the stack
+//! `parbake images`: the project's AMIs (see `scope`) per region as a lineage tree (base layers, with the stack
 //! layers built on them), with age, size and state, each marked current or stale: stale when
 //! baking that same layer today would give another hash (a role, a var, the template, the
 //! upstream source AMI or parbake changed).
@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::ami::{epoch_of, manifest_from_tags, Ami};
 use super::ec2::{Ec2, Endpoint};
 use super::gc::regions;
+use super::scope::{Owner, Scope};
 use crate::config::Project;
 use crate::error::Result;
 use crate::plan::{PlanRequest, Target};
@@ -40,6 +41,10 @@ pub struct ImageNode {
 pub struct RegionImages {
     pub region: String,
     pub images: Vec<ImageNode>,
+    /// parbake AMIs of other projects (another `parbake:project`) there, not listed.
+    pub other_projects: usize,
+    /// parbake AMIs with no project tag there, not listed (unless this project has no id).
+    pub without_project: usize,
 }
 
 /// The layer hash and run hash the layer an AMI carries would have if baked today, or why they
@@ -109,7 +114,13 @@ pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
     let now = now_epoch();
     let mut out = Vec::new();
     for region in regions(project) {
-        let (amis, sources) = rt.block_on(region_amis(project, &region))?;
+        let (all, sources) = rt.block_on(region_amis(project, &region))?;
+        let scope = Scope::of(project);
+        let (amis, others): (Vec<Ami>, Vec<Ami>) = all.into_iter().partition(|a| scope.holds(a));
+        let other_projects = others
+            .iter()
+            .filter(|a| matches!(scope.owner(a), Owner::Other(_)))
+            .count();
         let published = rt.block_on(published_in(&region, &amis))?;
         let nodes = amis
             .iter()
@@ -122,6 +133,8 @@ pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
         out.push(RegionImages {
             images: lineage(nodes),
             region,
+            other_projects,
+            without_project: others.len() - other_projects,
         });
     }
     Ok(out)
@@ -310,6 +323,12 @@ pub fn tree_text(regions: &[RegionImages]) -> String {
         ));
         for n in &r.images {
             node(&mut out, n, 0);
+        }
+        if r.other_projects + r.without_project > 0 {
+            out.push_str(&format!(
+                "  not listed: {} AMIs of other projects, {} with no parbake:project tag\n",
+                r.other_projects, r.without_project
+            ));
         }
     }
     out

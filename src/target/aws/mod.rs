@@ -11,6 +11,7 @@ pub mod images;
 pub mod launch;
 pub mod prune;
 pub mod publish;
+pub mod scope;
 pub mod sdk_error;
 pub mod ssm;
 pub mod undo;

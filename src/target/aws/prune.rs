@@ -3,8 +3,10 @@
 //! layers), the N newest of each, an AMI that is the parent of a kept AMI, and an AMI used by
 //! an instance, referenced by any launch template version (what `publish` writes, the
 //! rollback target included), or named by a stack's SSM parameter, and the AMI each stack of
-//! the project launches today (its current top layer's), whatever its age. `--dry-run` lists exactly
-//! what would go and why each kept AMI is kept.
+//! the project launches today (its current top layer's), whatever its age. Only this project's
+//! AMIs (see [`super::scope`]) are counted and removed; another project's, and AMIs with no
+//! project tag, are listed as kept and why. `--dry-run` lists exactly what would go and every
+//! reason each kept AMI is kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +14,7 @@ use serde::Serialize;
 
 use super::ami::{newest, Ami};
 use super::ec2::{Ec2, Endpoint};
+use super::scope::{Owner, Scope};
 use crate::error::Result;
 use crate::runtime::{runtime, Threads};
 
@@ -23,8 +26,68 @@ pub struct Decision {
     pub group: String,
     /// `keep` or `remove` (`removed` once done).
     pub action: String,
+    /// Every reason's text, most telling first, joined by `; `.
     pub why: String,
+    pub reasons: Vec<Reason>,
     pub snapshots: Vec<String>,
+}
+
+/// One reason an AMI stays or goes: a stable `kind` for machines (see [`kind`]) and its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// The kinds of [`Reason`], in the order a decision lists them.
+pub mod kind {
+    /// The AMI a stack launches today (its current top layer's).
+    pub const CURRENT: &str = "current";
+    /// The run AMI a refresh of a stack's current top layer builds on.
+    pub const CURRENT_RUN: &str = "current-run";
+    /// The default version of a launch template names it.
+    pub const TEMPLATE_DEFAULT: &str = "template-default";
+    /// The version `rollback` of a stack would make the default names it.
+    pub const ROLLBACK_TARGET: &str = "rollback-target";
+    /// Another version of a launch template names it.
+    pub const TEMPLATE_VERSION: &str = "template-version";
+    pub const SSM_PARAMETER: &str = "ssm-parameter";
+    pub const INSTANCE: &str = "instance";
+    pub const NEWEST: &str = "newest";
+    pub const WITHIN_KEEP: &str = "within-keep";
+    pub const PARENT: &str = "parent";
+    /// Tagged with another project's id: never this project's to count or remove.
+    pub const OTHER_PROJECT: &str = "other-project";
+    /// No project tag: baked before project ids (or by a project without one).
+    pub const NO_PROJECT: &str = "no-project";
+    /// The one reason to remove: beyond `--keep` and nothing above holds it.
+    pub const BEYOND_KEEP: &str = "beyond-keep";
+    pub(super) const ORDER: [&str; 13] = [
+        CURRENT,
+        CURRENT_RUN,
+        TEMPLATE_DEFAULT,
+        ROLLBACK_TARGET,
+        TEMPLATE_VERSION,
+        SSM_PARAMETER,
+        INSTANCE,
+        NEWEST,
+        WITHIN_KEEP,
+        PARENT,
+        OTHER_PROJECT,
+        NO_PROJECT,
+        BEYOND_KEEP,
+    ];
+}
+
+/// AMI → the reasons found for it outside its group (use, publication, current stacks).
+pub type Uses = BTreeMap<String, Vec<Reason>>;
+
+fn add(uses: &mut Uses, ami: &str, kind: &'static str, text: String) {
+    let r = uses.entry(ami.to_string()).or_default();
+    let reason = Reason { kind, text };
+    if !r.contains(&reason) {
+        r.push(reason);
+    }
 }
 
 /// Group of an AMI: `image debian12` for base layers, `stack debian12/web` for stack layers.
@@ -36,13 +99,14 @@ fn group(a: &Ami) -> String {
     }
 }
 
-/// Pure: decides, for the AMIs of one region, which stay and why.
-pub fn decide(
-    amis: &[Ami],
-    keep: usize,
-    in_use: &BTreeMap<String, String>,
-) -> BTreeMap<String, (bool, String)> {
-    let mut decisions: BTreeMap<String, (bool, String)> = BTreeMap::new();
+/// Pure: decides, for one project's AMIs of one region, which stay and why (every reason,
+/// in [`kind::ORDER`]).
+pub fn decide(amis: &[Ami], keep: usize, uses: &Uses) -> BTreeMap<String, (bool, Vec<Reason>)> {
+    let mut reasons: Uses = uses
+        .iter()
+        .filter(|(id, _)| amis.iter().any(|a| &a.id == *id))
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .collect();
     let mut groups: BTreeMap<String, Vec<&Ami>> = BTreeMap::new();
     for a in amis {
         groups.entry(group(a)).or_default().push(a);
@@ -59,16 +123,21 @@ pub fn decide(
             ))
         });
         for (rank, a) in ordered.iter().enumerate() {
-            let d = if Some(&a.id) == newest_id.as_ref() {
-                (true, format!("newest available AMI of {g}"))
+            if Some(&a.id) == newest_id.as_ref() {
+                add(
+                    &mut reasons,
+                    &a.id,
+                    kind::NEWEST,
+                    format!("newest available AMI of {g}"),
+                );
             } else if rank < keep {
-                (true, format!("one of the {keep} newest of {g}"))
-            } else if let Some(why) = in_use.get(&a.id) {
-                (true, why.clone())
-            } else {
-                (false, format!("older than the {keep} newest of {g}"))
-            };
-            decisions.insert(a.id.clone(), d);
+                add(
+                    &mut reasons,
+                    &a.id,
+                    kind::WITHIN_KEEP,
+                    format!("one of the {keep} newest of {g}"),
+                );
+            }
         }
     }
     // parents of kept AMIs stay, transitively
@@ -76,52 +145,93 @@ pub fn decide(
         .iter()
         .filter_map(|a| Some((a.id.as_str(), a.tags.get("parbake:parent-ami")?.as_str())))
         .collect();
-    loop {
-        let mut changed = false;
-        let kept: Vec<String> = decisions
-            .iter()
-            .filter(|(_, d)| d.0)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in kept {
-            if let Some(p) = parent.get(id.as_str()) {
-                if let Some(d) = decisions.get_mut(*p) {
-                    if !d.0 {
-                        *d = (true, format!("parent of kept AMI {id}"));
-                        changed = true;
-                    }
-                }
-            }
+    let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut todo: Vec<String> = reasons.keys().cloned().collect();
+    while let Some(id) = todo.pop() {
+        let Some(p) = parent
+            .get(id.as_str())
+            .filter(|p| amis.iter().any(|a| a.id == **p))
+        else {
+            continue;
+        };
+        let kids = children.entry(p.to_string()).or_default();
+        if !kids.contains(&id) {
+            kids.push(id.clone());
         }
-        if !changed {
-            break;
+        if !reasons.contains_key(*p) && !todo.iter().any(|t| t == p) {
+            reasons.insert(p.to_string(), Vec::new());
+            todo.push(p.to_string());
         }
     }
-    decisions
+    for (p, mut kids) in children {
+        kids.sort();
+        let text = match kids.as_slice() {
+            [one] => format!("parent of kept AMI {one}"),
+            many => format!("parent of kept AMIs {}", many.join(", ")),
+        };
+        add(&mut reasons, &p, kind::PARENT, text);
+    }
+    amis.iter()
+        .map(|a| {
+            let mut r = reasons.remove(&a.id).unwrap_or_default();
+            if r.is_empty() {
+                let text = format!("older than the {keep} newest of {}", group(a));
+                return (
+                    a.id.clone(),
+                    (
+                        false,
+                        vec![Reason {
+                            kind: kind::BEYOND_KEEP,
+                            text,
+                        }],
+                    ),
+                );
+            }
+            r.sort_by_key(|x| kind::ORDER.iter().position(|k| *k == x.kind));
+            (a.id.clone(), (true, r))
+        })
+        .collect()
 }
 
-/// Prunes each region in turn; the decisions for every parbake AMI, in region order.
+/// Why an AMI of no concern to this project stays, or None when it is this project's.
+fn not_ours(scope: &Scope, ami: &Ami) -> Option<Reason> {
+    match scope.owner(ami) {
+        Owner::Ours => None,
+        Owner::Other(id) => Some(Reason {
+            kind: kind::OTHER_PROJECT,
+            text: format!("another project's (parbake:project = {id}): neither counted nor removed"),
+        }),
+        Owner::Untagged => Some(Reason {
+            kind: kind::NO_PROJECT,
+            text: "no parbake:project tag (baked before project ids, or by a project without one): never removed by prune; tag it with this project's id to let prune manage it, or deregister it by hand".into(),
+        }),
+    }
+}
+
+/// Prunes each region in turn; the decisions for every parbake AMI, in region order. Only the
+/// project's own AMIs are counted and removed, so it needs a project id.
 pub fn prune(
     project: &crate::config::Project,
     regions: &[String],
     keep: usize,
     dry_run: bool,
 ) -> Result<Vec<Decision>> {
+    let scope = Scope::of(project);
+    scope.id("prune")?;
     let rt = runtime(Threads::Current)?;
     let mut out = Vec::new();
     for region in regions {
-        let params = super::publish::parameters_in(project, region);
-        out.extend(rt.block_on(prune_region(project, region, &params, keep, dry_run))?);
+        out.extend(rt.block_on(prune_region(project, &scope, region, keep, dry_run))?);
     }
     Ok(out)
 }
 
 /// One region: its available parbake AMIs, what uses them, the decisions, and (unless a dry
-/// run) the removals. `params`: the SSM parameters the project's stacks publish to there.
+/// run) the removals of this project's AMIs that nothing holds.
 async fn prune_region(
     project: &crate::config::Project,
+    scope: &Scope,
     region: &str,
-    params: &[String],
     keep: usize,
     dry_run: bool,
 ) -> Result<Vec<Decision>> {
@@ -132,27 +242,44 @@ async fn prune_region(
         .into_iter()
         .filter(|a| a.state == "available")
         .collect();
-    let mut used = in_use(&ec2, &amis).await?;
-    used.extend(current_tops(project, &ec2, region, &amis).await?);
+    let ours: Vec<Ami> = amis.iter().filter(|a| scope.holds(a)).cloned().collect();
+    let mut uses = in_use(project, &ec2, region, &ours).await?;
+    for (ami, r) in current_tops(project, &ec2, region, &ours).await? {
+        add(&mut uses, &ami, r.kind, r.text);
+    }
+    let params = super::publish::parameters_in(project, region);
     if !params.is_empty() {
         let ssm = super::ssm::Ssm::connect(region, &Endpoint::from_env()).await;
         for name in params {
-            if let Some(ami) = ssm.get(name).await? {
-                used.insert(ami, format!("named by SSM parameter {name}"));
+            if let Some(ami) = ssm.get(&name).await? {
+                add(
+                    &mut uses,
+                    &ami,
+                    kind::SSM_PARAMETER,
+                    format!("named by SSM parameter {name}"),
+                );
             }
         }
     }
-    let decisions = decide(&amis, keep, &used);
+    let decisions = decide(&ours, keep, &uses);
     let mut out = Vec::new();
     for a in &amis {
-        let (kept, why) = decisions[&a.id].clone();
+        let (kept, reasons) = match not_ours(scope, a) {
+            Some(r) => (true, vec![r]),
+            None => decisions[&a.id].clone(),
+        };
         let mut d = Decision {
             region: region.to_string(),
             ami: a.id.clone(),
             name: a.name.clone(),
             group: group(a),
             action: if kept { "keep".into() } else { "remove".into() },
-            why,
+            why: reasons
+                .iter()
+                .map(|r| r.text.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            reasons,
             snapshots: ec2.snapshots_of(&a.id).await?,
         };
         if !kept && !dry_run {
@@ -164,23 +291,78 @@ async fn prune_region(
     Ok(out)
 }
 
-/// AMI → why it is in use: an instance launched from it, or a launch template version that
-/// names it (the last found wins).
-async fn in_use(ec2: &Ec2, amis: &[Ami]) -> Result<BTreeMap<String, String>> {
+/// The reasons of use: an instance launched from the AMI, a launch template version that
+/// names it (the default, the version a stack's `rollback` would make the default, or another).
+async fn in_use(
+    project: &crate::config::Project,
+    ec2: &Ec2,
+    region: &str,
+    amis: &[Ami],
+) -> Result<Uses> {
     let ids: BTreeSet<String> = amis.iter().map(|a| a.id.clone()).collect();
-    let mut in_use = BTreeMap::new();
+    let mut uses = Uses::new();
     for u in ec2.instances_using(&ids).await? {
         let why = format!("used by instance {} ({})", u.instance_id, u.state);
-        in_use.insert(u.ami, why);
+        add(&mut uses, &u.ami, kind::INSTANCE, why);
     }
+    let rollback = rollback_targets(project, ec2, region).await?;
     for r in ec2.launch_template_refs(&ids).await? {
-        let why = format!(
-            "referenced by launch template {} version {}",
-            r.template, r.version
-        );
-        in_use.insert(r.ami, why);
+        let (kind, why) = if r.default {
+            (
+                kind::TEMPLATE_DEFAULT,
+                format!(
+                    "default version {} of launch template {}",
+                    r.version, r.template
+                ),
+            )
+        } else if let Some(stack) = rollback.get(&(r.template.clone(), r.version)) {
+            (
+                kind::ROLLBACK_TARGET,
+                format!(
+                    "rollback target of stack {stack}: launch template {} version {}",
+                    r.template, r.version
+                ),
+            )
+        } else {
+            (
+                kind::TEMPLATE_VERSION,
+                format!(
+                    "referenced by launch template {} version {}",
+                    r.template, r.version
+                ),
+            )
+        };
+        add(&mut uses, &r.ami, kind, why);
     }
-    Ok(in_use)
+    Ok(uses)
+}
+
+/// (launch template, version) → the stack whose `rollback` would make it the default, for
+/// the project's stacks that publish to a launch template in `region`.
+async fn rollback_targets(
+    project: &crate::config::Project,
+    ec2: &Ec2,
+    region: &str,
+) -> Result<BTreeMap<(String, i64), String>> {
+    let mut out = BTreeMap::new();
+    for stack in project.stacks.values() {
+        let in_region = project.images[&stack.def.image]
+            .def
+            .sources
+            .aws
+            .as_ref()
+            .is_some_and(|a| a.region == region);
+        let Some(publish) = stack.def.publish.as_ref().filter(|_| in_region) else {
+            continue;
+        };
+        let Some(t) = ec2.launch_template(&publish.launch_template).await? else {
+            continue;
+        };
+        if let Some(v) = super::publish::rollback_target(&t, &stack.name) {
+            out.insert((t.name.clone(), v.number), stack.name.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// AMI → why: the AMI each stack launches today, resolved as `bake` and `userdata` resolve it
@@ -192,9 +374,9 @@ async fn current_tops(
     ec2: &Ec2,
     region: &str,
     amis: &[Ami],
-) -> Result<BTreeMap<String, String>> {
+) -> Result<Vec<(String, Reason)>> {
     let sources = super::images::sources_in(project, ec2, region).await?;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for stack in project.stacks.values() {
         let Some(source) = sources.get(&stack.def.image) else {
             continue;
@@ -215,18 +397,26 @@ async fn current_tops(
         };
         let layer = format!("layer {} {} ({})", top.index, top.name, top.short_hash());
         if let Some(a) = newest(&tagged("parbake:layer-hash", &top.hash)) {
-            out.insert(
+            let text = format!("current AMI of stack {} ({layer})", stack.name);
+            out.push((
                 a.id.clone(),
-                format!("current AMI of stack {} ({layer})", stack.name),
-            );
+                Reason {
+                    kind: kind::CURRENT,
+                    text,
+                },
+            ));
         } else if let Some(a) = newest(&tagged("parbake:run-hash", &top.run_hash)) {
-            out.insert(
-                a.id.clone(),
-                format!(
-                    "run AMI of stack {}'s current {layer}, which a bake refreshes",
-                    stack.name
-                ),
+            let text = format!(
+                "run AMI of stack {}'s current {layer}, which a bake refreshes",
+                stack.name
             );
+            out.push((
+                a.id.clone(),
+                Reason {
+                    kind: kind::CURRENT_RUN,
+                    text,
+                },
+            ));
         }
     }
     Ok(out)
@@ -295,10 +485,13 @@ mod tests {
                 ],
             ),
         ];
-        let d = decide(&amis, 1, &BTreeMap::new());
+        let d = decide(&amis, 1, &Uses::new());
         let kept = |id: &str| d[id].0;
         assert!(kept("ami-web-refresh") && kept("ami-base-refresh"));
-        assert_eq!(d["ami-web-run"].1, "parent of kept AMI ami-web-refresh");
+        assert_eq!(
+            d["ami-web-run"].1[0].text,
+            "parent of kept AMI ami-web-refresh"
+        );
         assert!(kept("ami-base-run"), "{:?}", d["ami-base-run"]);
         assert!(!kept("ami-base-old"), "{:?}", d["ami-base-old"]);
     }
