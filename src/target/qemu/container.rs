@@ -79,13 +79,19 @@ impl Drop for Native {
         if let Some(h) = self.handle.take() {
             halt(&h);
         }
-        if self.mounted {
-            unmount(&self.root);
-        }
         if let Some(l) = &self.netns {
-            let _ = Cmd::new("delete the container's network namespace", "ip")
+            Cmd::new("delete the container's network namespace", "ip")
                 .args(["netns", "del", &l.netns])
-                .run_checked();
+                .run_cleanup();
+        }
+        if self.mounted && !unmount(&self.root) {
+            // never a recursive delete into a root still mounted
+            eprintln!(
+                "parbake: warning: {} could not be unmounted; remove {} once it is",
+                self.root.display(),
+                self.dir.display()
+            );
+            return;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -113,25 +119,29 @@ fn halt(h: &duct::Handle) {
     }
 }
 
-/// Unmounts the container's root; lazily when something still holds it.
-fn unmount(root: &Path) {
-    let done = Cmd::new("unmount the container's root", "umount")
+/// Unmounts the container's root (the loop device, set to clear itself, is detached with it);
+/// lazily when something still holds it. Runs after Ctrl-C too.
+fn unmount(root: &Path) -> bool {
+    Cmd::new("unmount the container's root", "umount")
         .arg(root)
-        .run_checked()
-        .is_ok();
-    if !done {
-        let _ = Cmd::new("unmount the container's root (lazily)", "umount")
+        .run_cleanup()
+        || Cmd::new("unmount the container's root (lazily)", "umount")
             .arg("-l")
             .arg(root)
-            .run_checked();
-    }
+            .run_cleanup()
 }
 
-/// The container's PID 1 as the host sees it: systemd-nspawn's child.
+/// The container's PID 1 as the host sees it: systemd-nspawn's child that is PID 1 in its own
+/// PID namespace (before that, the child is nspawn's own helper).
 fn leader_pid(nspawn: u32) -> Option<u32> {
-    // reading rule exception (src/fsread.rs): procfs, a small kernel-made file
+    // reading rule exception (src/fsread.rs): procfs, small kernel-made files
     let text = std::fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).ok()?;
-    text.split_whitespace().next()?.parse().ok()
+    text.split_whitespace().find_map(|child| {
+        let status = std::fs::read_to_string(format!("/proc/{child}/status")).ok()?;
+        let ns = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+        let ids: Vec<&str> = ns.split_whitespace().collect();
+        (ids.len() > 1 && ids.last() == Some(&"1")).then(|| child.parse().ok())?
+    })
 }
 
 /// Boots `boot` in a container and follows it until the runner reports.
