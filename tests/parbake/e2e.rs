@@ -922,6 +922,9 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
             let t = Instant::now();
             native::verify_publish_launch_published_and_rollback(&tier);
             step("native: verify, publish, launch --published, rollback", t);
+            let t = Instant::now();
+            native::interrupt_a_native_launch(&tier);
+            step("native: Ctrl-C in a launch", t);
             (fewer, all)
         });
         let bakes = s.spawn(|| {

@@ -26,6 +26,8 @@ const REBOOT_EXIT: i32 = 133;
 /// The runner's status in the container's root.
 const STATUS_JSON: &str = "var/lib/parbake/status.json";
 const MAX_STATUS_BYTES: u64 = 4 << 20;
+/// How long the runner's console status line may follow its final status.json.
+const CONSOLE_GRACE: Duration = Duration::from_secs(5);
 
 /// What a native launch came to: booted (its report, and the error of a failed launch), or
 /// not possible here, with why (the caller falls back to the VM).
@@ -450,6 +452,7 @@ fn follow(
     let console = n.dir.join("console.log");
     let (mut offset, mut partial) = (0u64, String::new());
     let mut timings = Timings::default();
+    let mut final_at: Option<Instant> = None;
     loop {
         if crate::interrupt::interrupted() {
             return Err(Error::Interrupted);
@@ -466,8 +469,12 @@ fn follow(
                 return Ok(s);
             }
         }
-        if let Some(s) = final_status(&n.root) {
-            return Ok(s);
+        // the console line is what a VM gives (parbake's sentences, no role output); the
+        // runner writes status.json just before it, so it gets a few seconds to come
+        match (final_status(&n.root), final_at) {
+            (Some(_), None) => final_at = Some(Instant::now()),
+            (Some(s), Some(t)) if t.elapsed() > CONSOLE_GRACE => return Ok(public(s)),
+            _ => {}
         }
         exited(n, progress)?;
         if started.elapsed() > timeout {
@@ -498,6 +505,21 @@ fn exited(n: &mut Native, progress: &mut Progress) -> Result<()> {
     Err(Error::user(format!(
         "systemd-nspawn exited ({status}) before the launch finished"
     )))
+}
+
+/// status.json as the console line would carry it: without the roles' own messages, which
+/// may hold role output (redacted, but the console never shows any).
+fn public(mut s: BootStatus) -> BootStatus {
+    if s.state == "failed" {
+        let at = s.failed_at();
+        s.error = Some(format!(
+            "the launch failed{at}; its output is in /var/log/parbake/launch.log (root only)"
+        ));
+    }
+    for r in &mut s.roles {
+        r.error = None;
+    }
+    s
 }
 
 /// The runner's status.json once it is final (`done` or `failed`).

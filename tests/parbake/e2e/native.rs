@@ -434,3 +434,59 @@ pub(super) fn verify_publish_launch_published_and_rollback(tier: &Tier) {
     );
     launched(&v1);
 }
+
+/// Ctrl-C during a native launch: exit 130, the container halted, its root unmounted (the loop
+/// device detached with it), its copy and run dir removed. The other thread may run its own
+/// native launch meanwhile, so only this launch's run dir counts.
+pub(super) fn interrupt_a_native_launch(tier: &Tier) {
+    let mut child = tier
+        .cmd(&[
+            "launch",
+            "reboot",
+            "--container",
+            "--timeout",
+            NATIVE_TIMEOUT,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            // `launching reboot natively (systemd-nspawn) from layer … as i-…: …`
+            if let Some(id) = line.split(" as ").nth(1).and_then(|r| r.split(':').next()) {
+                if line.starts_with("launching reboot natively") {
+                    let _ = tx.send(Some(id.to_string()));
+                }
+            }
+            if line.contains("role tick") {
+                let _ = tx.send(None);
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let id = rx
+        .recv_timeout(Duration::from_secs(300))
+        .unwrap()
+        .expect("the launch names its instance first");
+    let run = tier.store.path().join(format!("runs/reboot-{id}"));
+    assert!(run.join("root/etc").is_dir(), "the root is mounted");
+    rx.recv_timeout(Duration::from_secs(300))
+        .expect("role tick started");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", lines.join("\n"));
+    assert!(!run.exists(), "the run dir is left: {}", run.display());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(run.to_str().unwrap()), "{mounts}");
+    let loops = Command::new("losetup").arg("-a").output().unwrap();
+    let loops = String::from_utf8_lossy(&loops.stdout);
+    assert!(!loops.contains(run.to_str().unwrap()), "{loops}");
+}
