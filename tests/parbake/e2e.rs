@@ -854,6 +854,38 @@ fn bake_all_twice_at_once(tier: &Tier) -> tempfile::TempDir {
     copy
 }
 
+/// One step's time, for the tier's figures (docs/testing.md).
+fn step(name: &str, t: Instant) {
+    eprintln!("e2e step: {name}: {:.1}s", t.elapsed().as_secs_f64());
+}
+
+/// The native tier's steps in order (native.rs); returns the roles the nothing-promoted web
+/// launch ran at boot.
+fn native_tier(tier: &Tier) -> Vec<String> {
+    let t = Instant::now();
+    let all = native::launch_nothing_promoted(tier);
+    step("native: launch web, nothing promoted, HTTP", t);
+    let t = Instant::now();
+    native::reboot_mid_role(tier);
+    step("native: reboot mid-role", t);
+    let t = Instant::now();
+    native::check_pass_and_fail(tier);
+    step("native: check pass and fail", t);
+    let t = Instant::now();
+    native::launch_timeout_names_its_role(tier);
+    step("native: launch timeout", t);
+    let t = Instant::now();
+    native::failed_role_redacts_its_secret(tier);
+    step("native: failed role, secret redacted", t);
+    let t = Instant::now();
+    native::verify_publish_launch_published_and_rollback(tier);
+    step("native: verify, publish, launch --published, rollback", t);
+    let t = Instant::now();
+    native::interrupt_a_native_launch(tier);
+    step("native: Ctrl-C in a launch", t);
+    all
+}
+
 #[test]
 fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     if !enabled() {
@@ -888,46 +920,23 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
 
     // 2-5. two threads, one per core; bakes and launches share the store:
     //      - the web stack's layer bakes (Packer, an overlay) and launches in a real VM, with
-    //        HTTP through the port forward; then the native tier (native.rs) on the base layer:
-    //        the web stack with nothing promoted (every role at boot, offline, HTTP from the
-    //        host), a reboot mid-role, check pass and fail, the launch timeout, a failed role's
-    //        secret, verify, publish, `launch --published` and rollback;
-    //      - the bakes only a VM shows: an interrupted bake, two concurrent `bake --all
-    //        --verify` runs, and a launch role edited: a payload refresh (Packer), then verified
-    //        natively on it
+    //        HTTP through the port forward;
+    //      - the native tier (native.rs) on the base layer: the web stack with nothing
+    //        promoted (every role at boot, offline, HTTP from the host), a reboot mid-role,
+    //        check pass and fail, the launch timeout, a failed role's secret, verify,
+    //        publish, `launch --published` and rollback, Ctrl-C in a launch; then the bakes
+    //        only a VM shows: an interrupted bake, two concurrent `bake --all --verify` runs,
+    //        and a launch role edited: a payload refresh (Packer), verified natively on it
     let started = Instant::now();
-    let step = |name: &str, t: Instant| {
-        eprintln!("e2e step: {name}: {:.1}s", t.elapsed().as_secs_f64());
-    };
-    let (fewer, all, copy) = std::thread::scope(|s| {
+    let (fewer, (all, copy)) = std::thread::scope(|s| {
         let web = s.spawn(|| {
             let t = Instant::now();
             let fewer = bake_and_launch_promoted(&tier);
             step("bake the stack layer and launch it promoted (VM)", t);
-            let t = Instant::now();
-            let all = native::launch_nothing_promoted(&tier);
-            step("native: launch web, nothing promoted, HTTP", t);
-            let t = Instant::now();
-            native::reboot_mid_role(&tier);
-            step("native: reboot mid-role", t);
-            let t = Instant::now();
-            native::check_pass_and_fail(&tier);
-            step("native: check pass and fail", t);
-            let t = Instant::now();
-            native::launch_timeout_names_its_role(&tier);
-            step("native: launch timeout", t);
-            let t = Instant::now();
-            native::failed_role_redacts_its_secret(&tier);
-            step("native: failed role, secret redacted", t);
-            let t = Instant::now();
-            native::verify_publish_launch_published_and_rollback(&tier);
-            step("native: verify, publish, launch --published, rollback", t);
-            let t = Instant::now();
-            native::interrupt_a_native_launch(&tier);
-            step("native: Ctrl-C in a launch", t);
-            (fewer, all)
+            fewer
         });
-        let bakes = s.spawn(|| {
+        let rest = s.spawn(|| {
+            let all = native_tier(&tier);
             let t = Instant::now();
             interrupt_a_bake(&tier);
             step("interrupt a bake (VM)", t);
@@ -937,10 +946,9 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
             let t = Instant::now();
             refresh_after_a_launch_role_edit(&tier);
             step("payload refresh (VM) and its native verify", t);
-            copy
+            (all, copy)
         });
-        let (fewer, all) = join(web);
-        (fewer, all, join(bakes))
+        (join(web), join(rest))
     });
     assert!(fewer.len() < all.len(), "{fewer:?} {all:?}");
     eprintln!(
@@ -1030,4 +1038,39 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         .flat_map(|n| n["published"].as_array().cloned().unwrap_or_default())
         .collect::<Vec<_>>();
     assert!(published.iter().any(|p| p == "mini v1 default"), "{images}");
+}
+
+/// The native tier alone, on copies of a store and a project `make e2e` baked (the base layer
+/// is all it boots): `PARBAKE_E2E_NATIVE_FROM=STORE:PROJECT`, for a quick loop while working
+/// on `launch --container` or the launch mechanics. Does nothing without it.
+#[test]
+fn e2e_native_tier_on_a_baked_store() {
+    let Ok(from) = std::env::var("PARBAKE_E2E_NATIVE_FROM") else {
+        eprintln!("e2e native: skipped (set PARBAKE_E2E_NATIVE_FROM=STORE:PROJECT)");
+        return;
+    };
+    let (store, project) = from.split_once(':').expect("STORE:PROJECT");
+    let tier = Tier {
+        store: tempfile::Builder::new()
+            .prefix("parbake-e2e-")
+            .tempdir_in(repo().join("target"))
+            .unwrap(),
+        project: tempfile::Builder::new()
+            .prefix("parbake-e2e-project-")
+            .tempdir_in(repo().join("target"))
+            .unwrap(),
+    };
+    for (from, to) in [(store, tier.store.path()), (project, tier.project.path())] {
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{from}/."))
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(cp.success());
+    }
+    let started = Instant::now();
+    native_tier(&tier);
+    step("the native tier", started);
+    native::assert_nothing_left(&tier);
 }

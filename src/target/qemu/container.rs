@@ -271,6 +271,8 @@ fn write_seed(root: &Path, boot: &Boot, instance_id: &str, net: ContainerNet) ->
     let seed = Path::new("var/lib/cloud/seed/nocloud");
     write_inside(root, &seed.join("user-data"), &boot.user_data)?;
     write_inside(root, &seed.join("meta-data"), meta.as_bytes())?;
+    // no login prompt on the console the launch is read from (it can start a runner's line)
+    mask_unit(root, "console-getty.service")?;
     if net == ContainerNet::HostLink {
         write_inside(
             root,
@@ -281,12 +283,20 @@ fn write_seed(root: &Path, boot: &Boot, instance_id: &str, net: ContainerNet) ->
     Ok(())
 }
 
-/// Writes `rel` under `root`, creating its directories; a symlink on the way (the image's
-/// own, which could point at the host) is refused.
-fn write_inside(root: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
+/// Masks a unit in the root (a link to /dev/null in /etc/systemd/system).
+fn mask_unit(root: &Path, unit: &str) -> Result<()> {
+    let link = dirs_inside(root, Path::new("etc/systemd/system"))?.join(unit);
+    match std::os::unix::fs::symlink("/dev/null", &link) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(Error::io("mask", link, e)),
+        _ => Ok(()),
+    }
+}
+
+/// `rel` under `root` as a directory, made where missing; a symlink or other file on the way
+/// (the image's own, which could point at the host) is refused.
+fn dirs_inside(root: &Path, rel: &Path) -> Result<PathBuf> {
     let mut at = root.to_path_buf();
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    for part in parent.components() {
+    for part in rel.components() {
         at.push(part);
         match std::fs::symlink_metadata(&at) {
             Ok(m) if m.is_dir() => {}
@@ -295,11 +305,18 @@ fn write_inside(root: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
                     "{} in the layer's root is not a directory",
                     at.display()
                 ))
-                .with_hint("the image's cloud-init seed path must be plain directories"))
+                .with_hint("the paths parbake writes in the root (the cloud-init seed, /etc/systemd/system) must be plain directories"))
             }
             Err(_) => std::fs::create_dir(&at).map_err(|e| Error::io("create", &at, e))?,
         }
     }
+    Ok(at)
+}
+
+/// Writes `rel` under `root`, creating its directories; a symlink on the way (the image's
+/// own, which could point at the host) is refused.
+fn write_inside(root: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
+    dirs_inside(root, rel.parent().unwrap_or(Path::new("")))?;
     let path = root.join(rel);
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

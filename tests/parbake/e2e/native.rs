@@ -165,7 +165,8 @@ pub(super) fn launch_nothing_promoted(tier: &Tier) -> Vec<String> {
 /// Boots the minimal stack natively (no network), reboots the container while role `tick`
 /// runs, and checks that the unit resumed the launch: `tick` ran on both boots (nspawn gives
 /// each start its own boot id), the launch is done, ready is reached. The stack `reboot` makes
-/// tick's first run wait 40 minutes, so the reboot always lands mid-role.
+/// tick's first run wait 40 minutes, so the reboot always lands mid-role once tick wrote its
+/// boot line.
 pub(super) fn reboot_mid_role(tier: &Tier) {
     let started = Instant::now();
     let out_path = tier.store.path().join("reboot-native.json");
@@ -188,17 +189,11 @@ pub(super) fn reboot_mid_role(tier: &Tier) {
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
-        let mut entry: Option<(String, String)> = None;
         for line in stderr.lines().map_while(Result::ok) {
             eprintln!("{line}");
             if let Some(rest) = line.split("container started: ").nth(1) {
                 let (enter, root) = rest.split_once(" ; root ").unwrap();
-                entry = Some((enter.to_string(), root.to_string()));
-            }
-            if line.contains("role tick") {
-                if let Some(e) = entry.take() {
-                    let _ = tx.send(e);
-                }
+                let _ = tx.send((enter.to_string(), root.to_string()));
             }
             lines.push(line);
         }
@@ -206,9 +201,10 @@ pub(super) fn reboot_mid_role(tier: &Tier) {
     });
     let (enter, root) = rx
         .recv_timeout(Duration::from_secs(600))
-        .expect("role tick started");
+        .expect("the container started");
+    // tick has started once it wrote its boot line (read from the host)
     let boots = Path::new(&root).join("var/lib/tick.boots");
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(600);
     while std::fs::read_to_string(&boots).map_or(true, |s| s.trim().is_empty()) {
         assert!(Instant::now() < deadline, "tick never wrote its boot line");
         std::thread::sleep(Duration::from_millis(500));
