@@ -8,15 +8,14 @@ export PARBAKE_ANSIBLE_PLAYBOOK ?= $(CURDIR)/.venv/bin/ansible-playbook
 export PARBAKE_ANSIBLE_GALAXY ?= $(CURDIR)/.venv/bin/ansible-galaxy
 export PARBAKE_CLOUD_INIT ?= $(CURDIR)/.tools/bin/cloud-init
 
-.PHONY: help setup build test test-fast test-roles e2e e2e-full bench bench-scale bench-refresh bench-vendor demo base-image lint fmt ci
+.PHONY: help setup build test test-fast test-roles e2e bench bench-scale bench-refresh bench-vendor demo base-image lint fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
 	@echo "make demo        set up, then bake and launch the web stack in a local VM and ask it over HTTP"
 	@echo "make setup       install packer, ansible-core (.venv), cloud-init (.tools), qemu, mmdebstrap"
 	@echo "make test-fast   cargo tests only (no chroot role run)"
-	@echo "make e2e         bake and launch the web stack in real VMs (slow under TCG: ~30 min)"
-	@echo "make e2e-full    make e2e plus the offline nothing-promoted web launch (before a release)"
+	@echo "make e2e         real bakes in VMs, one VM launch, the launch mechanics natively (nspawn)"
 	@echo "make bench       boot-to-ready and bake times on the local VM, medians and ratios (slow)"
 	@echo "make bench-vendor  plan time with large vendored collections, cold and warm"
 	@echo "make bench-scale plan, bake --all --dry-run and no-op bake --all on 200 roles, 50 stacks"
@@ -45,17 +44,11 @@ test-fast:
 test-roles: setup build
 	bash scripts/chroot-roles.sh all
 
-# Real bakes and launches on the local VM target, in a store under target/ removed afterwards.
+# Real bakes on the local VM target, one real VM launch, and the launch mechanics booted
+# natively in systemd-nspawn (root), in a store under target/ removed afterwards.
 e2e: setup
 	bash scripts/base-image.sh >/dev/null
 	PARBAKE_E2E=1 cargo test --test parbake e2e -- --nocapture
-
-# The VM tier plus what CI leaves out for time: the web stack launched offline with nothing
-# promoted (every role at boot), and a launch role edited (a payload refresh, verified).
-# Run before each release.
-e2e-full: setup
-	bash scripts/base-image.sh >/dev/null
-	PARBAKE_E2E=1 PARBAKE_E2E_FULL=1 cargo test --test parbake e2e -- --nocapture
 
 # Boot-to-ready and bake times with ratios, medians of BENCH_RUNS (default 3). Not a test.
 bench: setup build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything parbake drives, on a fresh Debian 12 machine. Idempotent.
-#   - Debian: packer (1.6.6), mmdebstrap, debootstrap, cloud-image-utils, e2fsprogs, python3-venv
+#   - Debian: packer (1.6.6), mmdebstrap, debootstrap, cloud-image-utils, e2fsprogs, python3-venv,
+#     systemd-container (systemd-nspawn: the native boot tier, `launch --container`), iproute2
 #   - qemu-system-x86 from bookworm-backports, matching the backports qemu-utils
 #   - cloud-init from Debian, unpacked with dpkg -x into .tools/cloud-init (no boot services on the host)
 #   - Debian's ansible collections, unpacked with dpkg -x into .tools/ansible-collections (test fixtures)
@@ -22,7 +23,7 @@ have_pkgs() { for p in "$@"; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null 
 
 APT_PKGS=(packer mmdebstrap debootstrap cloud-image-utils e2fsprogs python3-venv python3-yaml python3-jinja2
           python3-jsonschema python3-jsonpatch python3-configobj python3-requests python3-netifaces
-          openssh-client xorriso curl ca-certificates make)
+          openssh-client xorriso curl ca-certificates make systemd-container iproute2)
 if ! have_pkgs "${APT_PKGS[@]}"; then
   say "installing Debian packages: ${APT_PKGS[*]}"
   $SUDO apt-get update -qq

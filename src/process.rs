@@ -285,6 +285,25 @@ impl Cmd {
         }
     }
 
+    /// A clean-up step (unmount, delete a namespace): runs to completion even after Ctrl-C,
+    /// which is not forwarded to it, its output discarded. True when it succeeded.
+    pub fn run_cleanup(&self) -> bool {
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new(&self.program);
+        c.args(&self.args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        for (k, v) in &self.envs {
+            c.env(k, v);
+        }
+        if let Some(d) = &self.cwd {
+            c.current_dir(d);
+        }
+        c.status().is_ok_and(|s| s.success())
+    }
+
     pub fn failed(&self, out: &Output, log: Option<PathBuf>) -> ProcessError {
         ProcessError::Failed {
             purpose: self.purpose.clone(),

@@ -193,6 +193,7 @@ fn verify_qemu(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()>
         timeout: VERIFY_TIMEOUT,
         quiet: ctx.printer.quiet,
         verbose: ctx.printer.verbose,
+        container: None,
     };
     let (launch, failed) =
         crate::target::qemu::launch::launch_qemu_outcome(&ctx.project, req, &opts)?;

@@ -40,6 +40,45 @@ pub struct LaunchArgs {
     /// layer and its user-data, whatever the project says now (local target).
     #[arg(long, conflicts_with_all = ["promote", "no_roles"])]
     pub published: bool,
+    #[command(flatten)]
+    pub native: NativeArgs,
+}
+
+/// A native launch on the local target: the layer booted in systemd-nspawn, not a VM.
+#[derive(Debug, clap::Args)]
+pub struct NativeArgs {
+    /// Boot the stack's baked layer natively in systemd-nspawn (root; Debian's
+    /// systemd-container), in seconds instead of minutes: the layer's own systemd,
+    /// cloud-init and launch runner on a throwaway copy, with no network (local target). Falls
+    /// back to a VM, saying why, where nspawn cannot run.
+    #[arg(long)]
+    pub container: bool,
+    /// With --container: a private link to the host and nothing beyond it, so the host can
+    /// reach the container's ports (the report's `kept.http` with --keep).
+    #[arg(long, requires = "container")]
+    pub host_link: bool,
+}
+
+impl NativeArgs {
+    /// The container network asked for, or None for a VM.
+    pub fn net(&self) -> Option<crate::target::launch::ContainerNet> {
+        use crate::target::launch::ContainerNet;
+        self.container.then_some(if self.host_link {
+            ContainerNet::HostLink
+        } else {
+            ContainerNet::Off
+        })
+    }
+
+    /// `--container` is the local target's: refused elsewhere.
+    pub fn refuse_on(&self, target: Target) -> Result<()> {
+        refuse_flag(
+            self.container,
+            "--container",
+            target,
+            "a native boot (systemd-nspawn) runs a layer from the local store; bake and launch the stack with --target qemu",
+        )
+    }
 }
 
 pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
@@ -66,6 +105,7 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
                 timeout,
                 quiet: ctx.printer.quiet,
                 verbose: ctx.printer.verbose,
+                container: args.native.net(),
             };
             use crate::target::qemu::launch;
             let report = if args.published {
@@ -74,7 +114,7 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
                     "launching published version {version} of {}",
                     req.stack
                 ));
-                match launch::boot_qemu(&ctx.project, &boot, &opts)? {
+                match launch::boot_local(&ctx.project, &boot, &opts)? {
                     (report, None) => report,
                     (_, Some(failed)) => return Err(failed),
                 }
@@ -84,6 +124,7 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
             ctx.printer.data(&report, launch_summary)
         }
         Target::Aws => {
+            args.native.refuse_on(Target::Aws)?;
             refuse_flag(
                 args.published,
                 "--published",
@@ -186,10 +227,15 @@ pub fn launch_summary(r: &LaunchReport) -> String {
         let _ = writeln!(s, "where the time went: {}", t.text());
     }
     if let Some(k) = &r.kept {
-        let _ = writeln!(s, "the VM is still running (pid {}):", k.pid);
+        let what = if k.stop.is_some() { "container" } else { "VM" };
+        let _ = writeln!(s, "the {what} is still running (pid {}):", k.pid);
         let _ = writeln!(s, "  ssh:  {}", k.ssh);
         let _ = writeln!(s, "  http: {}", k.http);
-        let _ = writeln!(s, "  stop: kill {} && rm -rf {}", k.pid, k.dir.display());
+        match &k.stop {
+            Some(stop) => writeln!(s, "  stop: {stop}"),
+            None => writeln!(s, "  stop: kill {} && rm -rf {}", k.pid, k.dir.display()),
+        }
+        .ok();
     }
     let _ = writeln!(s, "console log: {}", r.serial_log.display());
     s

@@ -25,6 +25,8 @@ pub struct VerifyArgs {
     /// Seconds to wait for the launch to report (software emulation is slow).
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
+    #[command(flatten)]
+    pub native: super::launch::NativeArgs,
 }
 
 /// What `verify` prints: the verdict and where it was recorded.
@@ -39,6 +41,7 @@ pub struct VerifyReport {
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     let req = args.stack.request();
     if req.target == Target::Aws {
+        args.native.refuse_on(Target::Aws)?;
         refuse_flag(
             args.offline,
             "--offline",
@@ -70,6 +73,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
             timeout: Duration::from_secs(args.timeout),
             quiet: ctx.printer.quiet,
             verbose: ctx.printer.verbose,
+            container: args.native.net(),
         },
     )?;
     let verification = verdict(&launch, failed.as_ref());

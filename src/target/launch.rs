@@ -71,7 +71,7 @@ pub struct LaunchReport {
     pub layer_hash: String,
     pub accelerator: String,
     pub instance_id: String,
-    /// From starting qemu to the runner's final status line.
+    /// From starting qemu (or systemd-nspawn) to the runner's final status.
     pub boot_to_ready_s: f64,
     /// sha256 of the exact user-data the instance booted with (what `verify` records).
     pub userdata_sha256: String,
@@ -89,6 +89,10 @@ pub struct KeptVm {
     pub dir: PathBuf,
     pub ssh: String,
     pub http: String,
+    /// How to stop it and remove what it holds, when `kill PID && rm -rf DIR` is not all (a
+    /// container: its root is unmounted, its network namespace deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
 }
 
 pub struct LaunchOptions {
@@ -100,4 +104,16 @@ pub struct LaunchOptions {
     pub timeout: Duration,
     pub quiet: bool,
     pub verbose: bool,
+    /// Local target: boot the layer's root in systemd-nspawn instead of a VM (`--container`).
+    pub container: Option<ContainerNet>,
+}
+
+/// The network of a native (systemd-nspawn) launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerNet {
+    /// Loopback only: proves the launch needs no network.
+    Off,
+    /// A private link to the host and nothing beyond it: the host reaches the container's
+    /// ports (`--host-link`).
+    HostLink,
 }

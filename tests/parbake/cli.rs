@@ -16,7 +16,8 @@ fn refused(f: &Fixture, args: &[&str], needle: &str) {
 #[test]
 fn every_launch_flag_is_honoured_or_refused_on_each_target() {
     let f = Fixture::example();
-    // qemu honours --keep, --no-roles, --offline and --timeout (e2e.rs, scripts/bench.py);
+    // qemu honours --keep, --no-roles, --offline, --timeout, --container and --host-link
+    // (e2e.rs, scripts/bench.py);
     // refuses these:
     refused(
         &f,
@@ -44,6 +45,21 @@ fn every_launch_flag_is_honoured_or_refused_on_each_target() {
         &["launch", "web", "--target", "aws", "--offline"],
         "--offline does not apply to --target aws",
     );
+    // --container (a native boot of a layer in the local store, e2e.rs) is the local target's
+    refused(
+        &f,
+        &["launch", "web", "--target", "aws", "--container"],
+        "--container does not apply to --target aws",
+    );
+    refused(
+        &f,
+        &["verify", "web", "--target", "aws", "--container"],
+        "--container does not apply to --target aws",
+    );
+    // --host-link is --container's network
+    let r = f.run(&["launch", "web", "--host-link"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--container"), "{}", r.stderr);
     // userdata --ami is for AMIs only
     refused(
         &f,

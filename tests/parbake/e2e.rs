@@ -1,7 +1,18 @@
-//! The end-to-end tier on the local VM target (`make e2e`, run by CI): real base disk, real
-//! Packer bakes, real VMs launched with the generated user-data, the web app asked over HTTP.
+//! The end-to-end tier on the local target (`make e2e`, run by CI): a real base disk, real
+//! Packer bakes and launches with the generated user-data. Two tiers in one test, since the
+//! native one boots what the VM one bakes:
+//! - the VM tier keeps what needs a kernel: the Packer bakes (the base layer, one overlay stack
+//!   layer, a payload refresh), Ctrl-C in a bake (Packer's builder VM must stop), two
+//!   concurrent `bake --all` (real builder VMs racing for one layer's lock; their `--verify`
+//!   boots a VM, as `bake --all --verify` does), and one real qemu launch of a promoted stack
+//!   with HTTP through the port forward (kernel, initramfs, NIC, DHCP, the live sysctls);
+//! - the native tier (`native.rs`, `launch --container`: the layer's own systemd, cloud-init
+//!   and runner in systemd-nspawn) proves the launch mechanics at native speed.
+//!
 //! Runs only with PARBAKE_E2E=1; without it the test says why and does nothing. With it, a
-//! missing qemu or packer fails the test.
+//! missing qemu, packer or systemd-nspawn fails the test.
+
+mod native;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,15 +23,15 @@ use serde_json::Value;
 
 use crate::util::repo;
 
-/// `make e2e-full` (before a release): also launches the web stack offline with nothing
-/// promoted, every role at boot. `make demo` launches it that way too (with its network).
-fn full() -> bool {
-    std::env::var("PARBAKE_E2E_FULL").as_deref() == Ok("1")
-}
-
 fn enabled() -> bool {
     if std::env::var("PARBAKE_E2E").as_deref() == Ok("1") {
-        for tool in ["qemu-system-x86_64", "packer", "cloud-localds", "qemu-img"] {
+        for tool in [
+            "qemu-system-x86_64",
+            "packer",
+            "cloud-localds",
+            "qemu-img",
+            "systemd-nspawn",
+        ] {
             let found = Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
                 .output()
@@ -171,6 +182,7 @@ fn project() -> tempfile::TempDir {
         "image: debian12\nroles: [tick]\npromote: []\nvars:\n  tick_first_boot_sleep: 2400\n  tick_sleep: 5\n",
     )
     .unwrap();
+    native_stacks(copy.path());
     let out = Command::new(env!("CARGO_BIN_EXE_parbake"))
         .arg("vendor")
         .current_dir(copy.path())
@@ -189,6 +201,38 @@ fn project() -> tempfile::TempDir {
     copy
 }
 
+/// The native tier's stacks on the base layer (nothing promoted, so no bake of their own):
+/// `checked` (a check that passes and one that cannot), `slow` (a launch_timeout that passes
+/// while tick runs) and `leaky` (role `leak` fails with a secret in its message).
+fn native_stacks(project: &Path) {
+    let stacks = project.join("images/stacks");
+    std::fs::write(
+        stacks.join("checked.yml"),
+        "image: debian12\nroles: [tick]\npromote: []\nlaunch_vars:\n  tick_sleep: 1\n\
+         checks:\n  - file: /var/lib/tick.done\n    contains: done\n\
+         \x20 - file: /var/lib/never-written\n    timeout: 2s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        stacks.join("slow.yml"),
+        "image: debian12\nroles: [tick]\npromote: []\nlaunch_vars:\n  tick_sleep: 3600\n\
+         launch_timeout: 1m\n",
+    )
+    .unwrap();
+    let leak = project.join("roles/leak/tasks");
+    std::fs::create_dir_all(&leak).unwrap();
+    std::fs::write(
+        leak.join("main.yml"),
+        "- name: connect with the password\n  ansible.builtin.fail:\n    msg: \"ROLE-SAYS {{ db_password }}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        stacks.join("leaky.yml"),
+        "image: debian12\nroles: [leak]\npromote: []\nlaunch_vars:\n  db_password: !secret file:/etc/machine-id\n",
+    )
+    .unwrap();
+}
+
 /// `command` run over SSH on a VM kept by `launch --keep`: the SSH command line and its output.
 fn ssh_output(vm: &Value, command: &str) -> (String, std::io::Result<std::process::Output>) {
     let ssh = vm["kept"]["ssh"].as_str().unwrap().replacen(
@@ -201,15 +245,6 @@ fn ssh_output(vm: &Value, command: &str) -> (String, std::io::Result<std::proces
         .arg(format!("{ssh} {command}"))
         .output();
     (ssh, out)
-}
-
-/// The output of `command` run over SSH on a VM kept by `launch --keep`, or `None` when SSH or
-/// the command failed.
-fn try_ssh(vm: &Value, command: &str) -> Option<String> {
-    let out = ssh_output(vm, command).1.ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The output of `command` run over SSH on a VM kept by `launch --keep`.
@@ -277,88 +312,16 @@ fn watch_stderr<T: Send + 'static>(
     (rx, reader)
 }
 
-/// Launches the minimal stack offline (no network but the port forwards), reboots its VM while
-/// role `tick` runs, and checks that the unit resumed the launch: `tick` ran on both boots, the
-/// launch is done, ready is reached. The stack `reboot` makes tick's first run wait 40 minutes,
-/// so the reboot lands mid-role on any host; the test confirms the role has started (its boot
-/// line is written) before rebooting, and that the boot id changed after.
-fn reboot_mid_role(tier: &Tier) {
-    let started = Instant::now();
-    let out_path = tier.store.path().join("reboot.json");
-    let mut child = tier
-        .cmd(&[
-            "launch",
-            "reboot",
-            "--keep",
-            "--offline",
-            "--timeout",
-            LAUNCH_TIMEOUT,
-            "--json",
-        ])
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reach = None;
-    let (rx, reader) = watch_stderr(&mut child, true, move |line| {
-        if let Some(at) = line.find("VM started: ") {
-            let rest = &line[at + "VM started: ".len()..];
-            reach = rest.split(" ; ").next().map(str::to_string);
-        }
-        if line.contains("role tick") {
-            reach.take()
-        } else {
-            None
-        }
-    });
-    let ssh_cmd = rx
-        .recv_timeout(Duration::from_secs(1800))
-        .expect("role tick started");
-    let vm = serde_json::json!({"kept": {"ssh": ssh_cmd}});
-    let deadline = Instant::now() + Duration::from_secs(900);
-    let first_boot = loop {
-        match try_ssh(&vm, "cat /var/lib/tick.boots") {
-            Some(id) if !id.is_empty() => break id,
-            _ if Instant::now() > deadline => panic!("tick never wrote its boot line"),
-            _ => std::thread::sleep(Duration::from_secs(5)),
-        }
-    };
-    // the connection drops as the machine goes down; ask again if it is still up on that boot
-    for _ in 0..3 {
-        let _ = try_ssh(&vm, "sudo systemctl reboot");
-        std::thread::sleep(Duration::from_secs(60));
-        match try_ssh(&vm, "cat /proc/sys/kernel/random/boot_id") {
-            Some(id) if id == first_boot => continue,
-            _ => break,
-        }
-    }
-    let status = child.wait().unwrap();
-    let lines = reader.join().unwrap();
-    assert!(status.success(), "{}", lines.join("\n"));
-    let report = Vm(serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap());
-    eprintln!(
-        "e2e: launch reboot (offline) with a reboot mid-role took {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    assert_eq!(report.0["status"]["state"], "done");
-    let boots = ssh(&vm, "cat /var/lib/tick.boots");
-    assert_eq!(boots.lines().count(), 2, "tick ran on both boots: {boots}");
-    assert_eq!(ssh(&vm, "cat /var/lib/tick.done"), "done");
-    let status: Value =
-        serde_json::from_str(&ssh(&vm, "sudo cat /var/lib/parbake/status.json")).unwrap();
-    assert_eq!(status["resumed"], 1, "{status}");
-    assert_eq!(status["state"], "done", "{status}");
-    assert_eq!(
-        ssh(&vm, "systemctl is-active parbake-ready.target"),
-        "active"
-    );
+fn http_get(port: u64) -> String {
+    http_get_at("127.0.0.1", port)
 }
 
-fn http_get(port: u64) -> String {
+/// `GET /` on `host:port` until it answers 200 (60 s at most).
+fn http_get_at(host: &str, port: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let attempt = (|| -> std::io::Result<String> {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port as u16))?;
+            let mut s = std::net::TcpStream::connect((host, port as u16))?;
             s.set_read_timeout(Some(Duration::from_secs(20)))?;
             s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
             let mut body = String::new();
@@ -367,7 +330,9 @@ fn http_get(port: u64) -> String {
         })();
         match attempt {
             Ok(b) if b.starts_with("HTTP/1.1 200") || b.starts_with("HTTP/1.0 200") => return b,
-            other if Instant::now() > deadline => panic!("no HTTP 200 on port {port}: {other:?}"),
+            other if Instant::now() > deadline => {
+                panic!("no HTTP 200 on {host}:{port}: {other:?}")
+            }
             _ => std::thread::sleep(Duration::from_secs(2)),
         }
     }
@@ -422,45 +387,6 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
     handle
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
-/// Launches the web stack from layer 1 with no network but the port forwards: every remaining
-/// role runs at boot from what the bake staged (packages, wheels, vendored role and
-/// collection), and the Django app answers. Returns the roles that ran at launch.
-fn launch_nothing_promoted(tier: &Tier) -> Vec<String> {
-    let vm = Vm(tier.json(&[
-        "launch",
-        "web",
-        "--keep",
-        "--offline",
-        "--timeout",
-        LAUNCH_TIMEOUT,
-        "--json",
-    ]));
-    assert_eq!(vm.0["status"]["state"], "done");
-    let all = launched_roles(&vm.0);
-    assert_eq!(
-        all,
-        ["acme.tuning", "nginx", "python", "webapp", "identity"]
-    );
-    // the vendored namespaced role and its collection module ran at launch
-    assert_tuned(&vm.0);
-    assert_web_checks(&vm.0);
-    assert_eq!(
-        ssh(&vm.0, "systemctl is-active parbake-ready.target"),
-        "active"
-    );
-    let body = http_get(vm.0["http_port"].as_u64().unwrap());
-    let instance = vm.0["instance_id"].as_str().unwrap();
-    assert!(
-        body.contains("stack=web") && body.contains(instance),
-        "{body}"
-    );
-    eprintln!(
-        "e2e: nothing promoted: boot-to-ready {}s",
-        vm.0["boot_to_ready_s"]
-    );
-    all
 }
 
 /// Promotes nginx and webapp: layer 1 is cached, layer 2 bakes on top of it and runs only the
@@ -557,14 +483,17 @@ fn assert_overlay_on_layer_1(bake: &Value) {
     );
 }
 
-/// `verify` boots the minimal stack's top image with its user-data, waits for the contract,
-/// tears the VM down and records a passed verdict under the exact user-data's digest; then
-/// `publish` points the stack at it, keeping that user-data.
-fn verify_and_publish_the_minimal_stack(tier: &Tier) {
+/// `verify` (with `how`: `--container`, natively) boots the minimal stack's top image with its
+/// user-data, waits for the contract, tears the instance down and records a passed verdict
+/// under the exact user-data's digest; then `publish` points the stack at it, keeping that
+/// user-data. Returns the digest.
+fn verify_and_publish_the_minimal_stack(tier: &Tier, how: &[&str]) -> String {
     let out = tier.cmd(&["userdata", "mini"]).output().unwrap();
     assert!(out.status.success());
     let digest = parbake::plan::sha256_hex(&out.stdout);
-    let report = tier.json(&["verify", "mini", "--timeout", LAUNCH_TIMEOUT, "--json"]);
+    let mut args = vec!["verify", "mini", "--timeout", LAUNCH_TIMEOUT, "--json"];
+    args.extend_from_slice(how);
+    let report = tier.json(&args);
     let v = &report["verification"];
     assert_eq!(v["passed"], true, "{report}");
     assert_eq!(v["userdata_sha256"], digest.as_str(), "{report}");
@@ -576,20 +505,21 @@ fn verify_and_publish_the_minimal_stack(tier: &Tier) {
     let on_disk: Value =
         serde_json::from_str(&std::fs::read_to_string(&recorded).unwrap()).unwrap();
     assert_eq!(&on_disk, v);
-    // the VM is gone: verify never keeps one (the other thread may have its own mini VM)
+    // the instance is gone: verify never keeps one (the other thread may have its own mini)
     let instance = report["launch"]["instance_id"].as_str().unwrap();
     let run = tier.store.path().join(format!("runs/mini-{instance}"));
     assert!(!run.exists(), "verify left its run dir {}", run.display());
     let published = tier.json(&["publish", "mini", "--json"]);
     assert_eq!(published["published"]["verified"], true, "{published}");
     assert_eq!(published["published"]["userdata_sha256"], digest.as_str());
-    // the published user-data is kept byte for byte, for `launch --published` (booting it is
-    // one more VM; the fast tier covers its refusals, and the store record is checked here)
+    // the published user-data is kept byte for byte, for `launch --published` (native.rs
+    // boots it)
     let store = tier.store.path().join("published/mini");
     assert_eq!(
         std::fs::read(store.join(format!("{digest}.user-data"))).unwrap(),
         out.stdout
     );
+    digest
 }
 
 /// Ctrl-C during a bake: Packer cleans up, parbake removes its build dir, exits 130. Another
@@ -669,9 +599,10 @@ fn project_copy(tier: &Tier) -> tempfile::TempDir {
 }
 
 /// A launch role edited: the base layer's run is cached, so `bake --all` refreshes its payload
-/// (no role runs) instead of rebaking it, and the stack launched on the refresh runs the edited
-/// role (its check reads what only the edit writes). The refresh's disk is an overlay on the
-/// base layer's. A copy of the project with one stack (tick at launch), so one small VM boots.
+/// (no role runs; a Packer build, VM tier) instead of rebaking it, and the stack verified on
+/// the refresh natively (`verify --container`) runs the edited role (its check reads what only
+/// the edit writes). The refresh's disk is an overlay on the base layer's. A copy of the
+/// project with one stack (tick at launch).
 fn refresh_after_a_launch_role_edit(tier: &Tier) {
     let copy = project_copy(tier);
     for e in std::fs::read_dir(copy.path().join("images/stacks")).unwrap() {
@@ -713,16 +644,31 @@ fn refresh_after_a_launch_role_edit(tier: &Tier) {
     assert_eq!(dry.layers.len(), 1, "{dry:?}");
     assert_eq!(dry.layers[0].outcome, Outcome::ToRefresh, "{dry:?}");
     assert_eq!(dry.layers[0].why, ["payload changed: role tick"]);
-    let r = run(&["bake", "--all", "--verify", "--json"]);
+    let r = run(&["bake", "--all", "--json"]);
     eprintln!("{}", parbake::bake::all::summary_text(&r));
     assert_eq!(r.layers[0].outcome, Outcome::Refreshed, "{r:?}");
     assert!(r.layers[0].roles.is_empty(), "a refresh ran roles: {r:?}");
-    assert_eq!(r.verified.len(), 1, "{r:?}");
+    // the launch on the refresh, natively: the edited role ran (the check reads its edit)
+    let started = Instant::now();
+    let out = tier
+        .cmd(&["verify", "fresh", "--container", "--json"])
+        .current_dir(copy.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "e2e native: verify fresh --container (on the refresh) took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verification"]["passed"], true, "{v}");
+    assert_eq!(v["launch"]["accelerator"], "nspawn", "{v}");
+    assert_eq!(v["launch"]["layer_hash"], r.layers[0].hash.as_str(), "{v}");
     assert_eq!(
-        (r.verified[0].stack.as_str(), r.verified[0].outcome.as_str()),
-        ("fresh", "passed"),
-        "{:?}",
-        r.verified
+        v["verification"]["checks"],
+        serde_json::json!(["file /var/lib/tick.done"]),
+        "{v}"
     );
     // the refresh reads through the base layer's disk, which ran the roles
     let dir = tier.store.path().join("images").join(&r.layers[0].hash);
@@ -908,6 +854,38 @@ fn bake_all_twice_at_once(tier: &Tier) -> tempfile::TempDir {
     copy
 }
 
+/// One step's time, for the tier's figures (docs/testing.md).
+fn step(name: &str, t: Instant) {
+    eprintln!("e2e step: {name}: {:.1}s", t.elapsed().as_secs_f64());
+}
+
+/// The native tier's steps in order (native.rs); returns the roles the nothing-promoted web
+/// launch ran at boot.
+fn native_tier(tier: &Tier) -> Vec<String> {
+    let t = Instant::now();
+    let all = native::launch_nothing_promoted(tier);
+    step("native: launch web, nothing promoted, HTTP", t);
+    let t = Instant::now();
+    native::reboot_mid_role(tier);
+    step("native: reboot mid-role", t);
+    let t = Instant::now();
+    native::check_pass_and_fail(tier);
+    step("native: check pass and fail", t);
+    let t = Instant::now();
+    native::launch_timeout_names_its_role(tier);
+    step("native: launch timeout", t);
+    let t = Instant::now();
+    native::failed_role_redacts_its_secret(tier);
+    step("native: failed role, secret redacted", t);
+    let t = Instant::now();
+    native::verify_publish_launch_published_and_rollback(tier);
+    step("native: verify, publish, launch --published, rollback", t);
+    let t = Instant::now();
+    native::interrupt_a_native_launch(tier);
+    step("native: Ctrl-C in a launch", t);
+    all
+}
+
 #[test]
 fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     if !enabled() {
@@ -922,7 +900,12 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     };
 
     // 1. bake the web stack's base: every later step starts from it
+    let t = Instant::now();
     let bake = tier.json(&["bake", "web", "--json"]);
+    eprintln!(
+        "e2e step: bake the base layer (VM): {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(bake["layers"][0]["outcome"], "baked");
     let roles: Vec<&str> = bake["layers"][0]["roles"]
         .as_array()
@@ -936,38 +919,43 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     );
 
     // 2-5. two threads, one per core; bakes and launches share the store:
-    //      - the web stack's layer bakes and launches (the full web path), and with
-    //        PARBAKE_E2E_FULL=1 the web stack launches offline with nothing promoted;
-    //      - the minimal stack's mechanics: a reboot mid-role (offline), verify and publish,
-    //        an interrupted bake, two concurrent `bake --all --verify` runs, and with
-    //        PARBAKE_E2E_FULL=1 a launch role edited: a payload refresh, verified (left out of
-    //        CI for time until the native boot tier carries it)
+    //      - the web stack's layer bakes (Packer, an overlay) and launches in a real VM, with
+    //        HTTP through the port forward;
+    //      - the native tier (native.rs) on the base layer: the web stack with nothing
+    //        promoted (every role at boot, offline, HTTP from the host), a reboot mid-role,
+    //        check pass and fail, the launch timeout, a failed role's secret, verify,
+    //        publish, `launch --published` and rollback, Ctrl-C in a launch; then the bakes
+    //        only a VM shows: an interrupted bake, two concurrent `bake --all --verify` runs,
+    //        and a launch role edited: a payload refresh (Packer), verified natively on it
     let started = Instant::now();
-    let copy = std::thread::scope(|s| {
+    let (fewer, (all, copy)) = std::thread::scope(|s| {
         let web = s.spawn(|| {
+            let t = Instant::now();
             let fewer = bake_and_launch_promoted(&tier);
-            if full() {
-                let all = launch_nothing_promoted(&tier);
-                assert!(fewer.len() < all.len(), "{fewer:?} {all:?}");
-            }
+            step("bake the stack layer and launch it promoted (VM)", t);
+            fewer
         });
-        let mechanics = s.spawn(|| {
-            reboot_mid_role(&tier);
-            verify_and_publish_the_minimal_stack(&tier);
+        let rest = s.spawn(|| {
+            let all = native_tier(&tier);
+            let t = Instant::now();
             interrupt_a_bake(&tier);
+            step("interrupt a bake (VM)", t);
+            let t = Instant::now();
             let copy = bake_all_twice_at_once(&tier);
-            if full() {
-                refresh_after_a_launch_role_edit(&tier);
-            }
-            copy
+            step("two concurrent bake --all (VM)", t);
+            let t = Instant::now();
+            refresh_after_a_launch_role_edit(&tier);
+            step("payload refresh (VM) and its native verify", t);
+            (all, copy)
         });
-        join(web);
-        join(mechanics)
+        (join(web), join(rest))
     });
+    assert!(fewer.len() < all.len(), "{fewer:?} {all:?}");
     eprintln!(
-        "e2e: the two VM threads took {:.1}s",
+        "e2e: the two threads took {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    native::assert_nothing_left(&tier);
     let runs: Vec<PathBuf> = std::fs::read_dir(tier.store.path().join("runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1050,4 +1038,39 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
         .flat_map(|n| n["published"].as_array().cloned().unwrap_or_default())
         .collect::<Vec<_>>();
     assert!(published.iter().any(|p| p == "mini v1 default"), "{images}");
+}
+
+/// The native tier alone, on copies of a store and a project `make e2e` baked (the base layer
+/// is all it boots): `PARBAKE_E2E_NATIVE_FROM=STORE:PROJECT`, for a quick loop while working
+/// on `launch --container` or the launch mechanics. Does nothing without it.
+#[test]
+fn e2e_native_tier_on_a_baked_store() {
+    let Ok(from) = std::env::var("PARBAKE_E2E_NATIVE_FROM") else {
+        eprintln!("e2e native: skipped (set PARBAKE_E2E_NATIVE_FROM=STORE:PROJECT)");
+        return;
+    };
+    let (store, project) = from.split_once(':').expect("STORE:PROJECT");
+    let tier = Tier {
+        store: tempfile::Builder::new()
+            .prefix("parbake-e2e-")
+            .tempdir_in(repo().join("target"))
+            .unwrap(),
+        project: tempfile::Builder::new()
+            .prefix("parbake-e2e-project-")
+            .tempdir_in(repo().join("target"))
+            .unwrap(),
+    };
+    for (from, to) in [(store, tier.store.path()), (project, tier.project.path())] {
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{from}/."))
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(cp.success());
+    }
+    let started = Instant::now();
+    native_tier(&tier);
+    step("the native tier", started);
+    native::assert_nothing_left(&tier);
 }

@@ -212,6 +212,39 @@ fn rollback_moves_the_default_back_and_launch_published_needs_the_layer() {
     assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
 }
 
+/// `launch --container` where systemd-nspawn is missing: said once on stderr, then the VM
+/// launch goes on (here it stops at the fixture's empty disk, with the VM path's own error,
+/// exit 2 as an I/O error is).
+#[test]
+fn launch_container_without_nspawn_says_why_once_and_boots_the_vm() {
+    let (f, _store, _hash) = fixture();
+    // PATH: every program of /usr/bin and /usr/sbin but systemd-nspawn
+    let bin = f.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for dir in ["/usr/bin", "/usr/sbin"] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name();
+            if name != "systemd-nspawn" && !bin.join(&name).exists() {
+                std::os::unix::fs::symlink(e.path(), bin.join(&name)).unwrap();
+            }
+        }
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parbake"))
+        .args(["launch", "web", "--container", "--json"])
+        .current_dir(f.root())
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said = "parbake: --container: systemd-nspawn is not installed (Debian's systemd-container; `make setup` installs it); launching in a VM instead";
+    assert_eq!(err.matches(said).count(), 1, "{err}");
+    // the VM path's own check of the layer's (empty) disk
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("read the qcow2 header"), "{err}");
+    assert!(!err.contains("natively"), "{err}");
+}
+
 /// A layer record like the fixture's, for an older bake of the same base layer.
 fn older_base(store: &Store, current: &str, hash: &str, at: u64) {
     let mut r = store.layer(current).unwrap();

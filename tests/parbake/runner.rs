@@ -288,6 +288,38 @@ fn runs_launch_roles_in_order_and_never_reruns_a_baked_dependency() {
     assert!(text.contains("facts ") && text.contains("roles "), "{text}");
 }
 
+/// In a container (systemd-nspawn) /proc/uptime is the host's: the boot up to the runner is
+/// counted from the container's PID 1 start (issue 22: it read 1,791 s natively).
+#[test]
+fn boot_to_runner_in_a_container_counts_from_its_pid_1_not_the_hosts_boot() {
+    let img = standard();
+    let out = img.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(img.path("proc/1")).unwrap();
+    std::fs::create_dir_all(img.path("run/systemd")).unwrap();
+    std::fs::write(img.path("proc/uptime"), "1800.50 3000.00\n").unwrap();
+    // PID 1 started 1,780 s after the host booted (field 22, in clock ticks)
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let mut stat = vec!["1".to_string(), "(sys temd)".into(), "S".into()];
+    stat.extend((4..22).map(|i| i.to_string()));
+    stat.push((1780 * hz).to_string());
+    stat.extend((23..=52).map(|i| i.to_string()));
+    std::fs::write(img.path("proc/1/stat"), stat.join(" ") + "\n").unwrap();
+    let spec = img.spec(&["nginx"], &["base"], json!({"out_dir": out}), json!({}));
+    let run = |img: &Image| {
+        let (code, stdout) = img.run(&spec, &["--force"]);
+        assert_eq!(code, 0, "{stdout}");
+        img.status()["timing"]["boot_to_runner_s"].as_f64()
+    };
+    assert_eq!(run(&img), Some(1800.5), "a VM: the kernel's uptime");
+    std::fs::write(img.path("run/systemd/container"), "systemd-nspawn\n").unwrap();
+    assert_eq!(
+        run(&img),
+        Some(20.5),
+        "a container: since its PID 1 started"
+    );
+}
+
 #[test]
 fn a_run_after_success_does_nothing_fast_and_force_runs_the_roles_again() {
     let img = standard();

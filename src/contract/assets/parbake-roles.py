@@ -514,10 +514,27 @@ def resolve_secret(name, ref):
 
 
 def uptime():
-    """Seconds since the kernel booted (None where /proc/uptime cannot be read)."""
+    """Seconds since the machine booted (None where /proc/uptime cannot be read). In a
+    container (systemd writes /run/systemd/container) /proc/uptime is the host's: the
+    container booted when its PID 1 started, so that start is taken off."""
     try:
         with open(os.path.join(ROOT, "proc/uptime")) as f:
-            return float(f.read().split()[0])
+            up = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if not os.path.exists(os.path.join(ROOT, "run/systemd/container")):
+        return up
+    started = pid1_start()
+    return None if started is None else max(0.0, up - started)
+
+
+def pid1_start():
+    """When PID 1 started, in seconds since the host booted (field 22 of /proc/1/stat, after
+    the command name in parentheses), or None."""
+    try:
+        with open(os.path.join(ROOT, "proc/1/stat")) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
 

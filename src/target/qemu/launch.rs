@@ -49,7 +49,7 @@ impl Drop for RunGuard {
     }
 }
 
-fn random_hex(n: usize) -> String {
+pub(super) fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     // reading rule exception (src/fsread.rs): the kernel's random device, a fixed-size read
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
@@ -138,7 +138,7 @@ impl Boot {
         Ok((boot, p.version))
     }
 
-    fn short_hash(&self) -> &str {
+    pub(super) fn short_hash(&self) -> &str {
         &self.layer_hash[..12.min(self.layer_hash.len())]
     }
 }
@@ -152,7 +152,28 @@ pub fn launch_qemu_outcome(
     opts: &LaunchOptions,
 ) -> Result<(LaunchReport, Option<Error>)> {
     let boot = Boot::planned(project, req, opts.no_roles)?;
-    boot_qemu(project, &boot, opts)
+    boot_local(project, &boot, opts)
+}
+
+/// Boots `boot` natively with `--container` (systemd-nspawn), or in a VM: also when a native
+/// boot cannot run here, which is said once on stderr.
+pub fn boot_local(
+    project: &Project,
+    boot: &Boot,
+    opts: &LaunchOptions,
+) -> Result<(LaunchReport, Option<Error>)> {
+    let Some(net) = opts.container else {
+        return boot_qemu(project, boot, opts);
+    };
+    let why = match super::container::unavailable() {
+        Some(why) => why,
+        None => match super::container::boot_container(project, boot, opts, net)? {
+            super::container::Outcome::Booted(report, failed) => return Ok((*report, failed)),
+            super::container::Outcome::Fallback(why) => why,
+        },
+    };
+    eprintln!("parbake: --container: {why}; launching in a VM instead");
+    boot_qemu(project, boot, opts)
 }
 
 /// Boots `boot` and follows its console until the runner reports.
@@ -255,7 +276,7 @@ fn user_data(plan: &Plan, no_roles: bool) -> Result<render::UserData> {
 }
 
 /// Adds the launch to the timing ledger and to the booted layer's own launches.
-fn record_in_ledger(store: &Store, boot: &Boot, report: &LaunchReport, no_roles: bool) {
+pub(super) fn record_in_ledger(store: &Store, boot: &Boot, report: &LaunchReport, no_roles: bool) {
     record_launch(&LaunchRecord {
         store_root: &store.root,
         layer_dir: Some(store.layer_dir(&boot.layer_hash)),
@@ -518,12 +539,17 @@ fn kept_vm(pid: u32, dir: &std::path::Path, vm: &Vm, user: &str) -> KeptVm {
             vm.ssh_port
         ),
         http: format!("http://127.0.0.1:{}/", vm.http_port),
+        stop: None,
     }
 }
 
 /// The error for a launch whose runner reported a failure: the role, the runner's error, the
 /// log tail, how to reach a kept VM, and where the console log is.
-fn launch_failed(report: &LaunchReport, log_tail: &[String], kept_log: &std::path::Path) -> Error {
+pub(super) fn launch_failed(
+    report: &LaunchReport,
+    log_tail: &[String],
+    kept_log: &std::path::Path,
+) -> Error {
     let mut e = Error::user(format!(
         "launch of {} failed{}: {}",
         report.stack,
@@ -537,11 +563,13 @@ fn launch_failed(report: &LaunchReport, log_tail: &[String], kept_log: &std::pat
         ));
     }
     if let Some(k) = &report.kept {
+        let stop = k
+            .stop
+            .clone()
+            .unwrap_or_else(|| format!("kill {} && rm -rf {}", k.pid, k.dir.display()));
         e = e.with_hint(format!(
-            "the VM is still running (--keep) to look into: {}; stop it with: kill {} && rm -rf {}",
-            k.ssh,
-            k.pid,
-            k.dir.display()
+            "the instance is still running (--keep) to look into: {}; stop it with: {stop}",
+            k.ssh
         ));
     }
     e.with_hint(format!("the console log is {}", kept_log.display()))
