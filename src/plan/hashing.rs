@@ -261,3 +261,23 @@ impl LayerHasher {
         (hash, summary)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{json_digest16, sha256_hex};
+
+    #[test]
+    fn sha256_hex_is_lowercase_hex() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn json_digest16_is_the_prefix_of_the_json_hash() {
+        let v = serde_json::json!({"b": 1, "a": [2]});
+        let json = serde_json::to_vec(&v).unwrap();
+        assert_eq!(json_digest16(&v), sha256_hex(&json)[..16]);
+    }
+}

@@ -162,3 +162,19 @@ pub(super) fn chain(project: &Project, from: &str, to: &str) -> Option<Vec<Strin
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::show_chain;
+
+    #[test]
+    fn a_short_chain_is_shown_whole() {
+        assert_eq!(show_chain(&["a", "b", "c"]), "a → b → c");
+    }
+
+    #[test]
+    fn a_long_chain_keeps_three_at_each_end() {
+        let chain = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        assert_eq!(show_chain(&chain), "a → b → c → … → g → h → i");
+    }
+}

@@ -22,3 +22,26 @@ pub fn aws_declared(a: &SourceAmi) -> String {
         a.architecture
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aws_identity_names_region_and_ami() {
+        assert_eq!(aws("eu-west-1", "ami-0abc"), "aws:eu-west-1:ami-0abc");
+    }
+
+    #[test]
+    fn a_declared_ami_lists_owners_name_and_arch() {
+        let a = SourceAmi {
+            owners: vec!["136693071363".into(), "self".into()],
+            name: "debian-12-amd64-*".into(),
+            architecture: "x86_64".into(),
+        };
+        assert_eq!(
+            aws_declared(&a),
+            "aws:owners=136693071363,self;name=debian-12-amd64-*;arch=x86_64"
+        );
+    }
+}
