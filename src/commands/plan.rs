@@ -321,7 +321,16 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
         // plan makes no cloud calls; the cost says the AMIs were not looked up
         Target::Aws => &|_| Held::Unknown,
     };
-    let report = crate::plan::budget::recommend(&ctx.project, &req, &stats, budget_s, held)?;
+    let user_data_bytes =
+        |p: &crate::plan::Plan| Ok(crate::render::userdata::render(p)?.bytes.len());
+    let report = crate::plan::budget::recommend(
+        &ctx.project,
+        &req,
+        &stats,
+        budget_s,
+        held,
+        &user_data_bytes,
+    )?;
     ctx.printer.data(&report, budget_text)?;
     if !report.met() {
         return Err(Error::user(format!(

@@ -193,10 +193,10 @@ pub struct StackFile {
     #[serde(default, skip_serializing)]
     pub launch_facts: Option<serde_yaml::Value>,
     /// Health checks run on the instance after the launch roles (`http`, `unit`, `port`,
-    /// `command`, `file`; see config::checks). Launch-time only: in the launch spec, not in any
+    /// `command`, `file`; see config::health_checks). Launch-time only: in the launch spec, not in any
     /// layer hash.
     #[serde(default, skip_serializing)]
-    pub checks: Vec<super::checks::CheckDef>,
+    pub checks: Vec<super::health_checks::CheckDef>,
     /// Where `parbake publish --target aws` points the fleet: a launch template's new default
     /// version. Not in any layer hash.
     #[serde(default, skip_serializing)]

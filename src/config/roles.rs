@@ -233,7 +233,7 @@ fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, 
         Some(f) => {
             let file = SourceFile::new(format!("{rel}/{name}/meta/parbake.yml"), read(f)?);
             let meta: RoleMetaFile = file.parse()?;
-            super::check_role_meta(&file, &meta)?;
+            super::file_checks::check_role_meta(&file, &meta)?;
             meta
         }
         None => RoleMetaFile::default(),

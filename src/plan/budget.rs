@@ -18,6 +18,10 @@ pub const GUESS_LAYER_OVERHEAD_S: f64 = 90.0;
 /// A payload refresh with no data: boot the run layer, replace `/opt/parbake`, clean up and
 /// compress (95-120 s measured under TCG on that host).
 pub const GUESS_REFRESH_S: f64 = 120.0;
+/// The size in bytes of a plan's user-data. The caller renders it, so the budget (like the rest
+/// of plan) does not depend on render.
+pub type UserDataBytes<'a> = &'a dyn Fn(&Plan) -> Result<usize, crate::error::Error>;
+
 /// Beyond this many promotable roles the search is greedy instead of exhaustive.
 const EXHAUSTIVE_MAX: usize = 14;
 
@@ -205,7 +209,8 @@ fn option_of(
     plan: &Plan,
     extra: &[String],
     stats: &Stats,
-) -> Result<Choice, crate::render::RenderError> {
+    user_data_bytes: UserDataBytes,
+) -> Result<Choice, crate::error::Error> {
     let floor = floor(stats);
     let launch: Vec<(String, Figure)> = plan
         .launch
@@ -223,7 +228,7 @@ fn option_of(
         launch,
         floor,
         estimate_s,
-        user_data_bytes: crate::render::userdata::render(plan)?.bytes.len(),
+        user_data_bytes: user_data_bytes(plan)?,
         guessed,
     })
 }
@@ -266,6 +271,7 @@ fn options(
     req: &PlanRequest,
     stats: &Stats,
     candidates: Vec<Vec<String>>,
+    user_data_bytes: UserDataBytes,
     notes: &mut Vec<String>,
 ) -> Vec<(Choice, Plan)> {
     let mut seen: BTreeMap<Vec<String>, (Choice, Plan)> = BTreeMap::new();
@@ -276,7 +282,7 @@ fn options(
             Ok(p) => {
                 let key: Vec<String> = p.layers.get(1).map(|l| l.runs.clone()).unwrap_or_default();
                 if let std::collections::btree_map::Entry::Vacant(v) = seen.entry(key) {
-                    if let Ok(o) = option_of(&p, &extra, stats) {
+                    if let Ok(o) = option_of(&p, &extra, stats, user_data_bytes) {
                         v.insert((o, p));
                     }
                 }
@@ -304,16 +310,18 @@ fn smallest_within(options: &[(Choice, Plan)], budget_s: f64) -> Option<(Choice,
 /// Recommends the smallest promotion (fewest roles baked in the stack layer; then the lowest
 /// estimate) whose estimated boot-to-ready is within `budget_s`. `req` is the stack as it is
 /// planned now (its `promote:` list plus any flags), with the source identity resolved.
-/// `held` says what the target already has of a layer, for the cost of building it now.
+/// `held` says what the target already has of a layer, for the cost of building it now;
+/// `user_data_bytes` is the size of a plan's user-data (the caller renders it).
 pub fn recommend(
     project: &Project,
     req: &PlanRequest,
     stats: &Stats,
     budget_s: f64,
     held: &dyn Fn(&plan::Layer) -> Held,
+    user_data_bytes: UserDataBytes,
 ) -> Result<BudgetReport, crate::error::Error> {
     let now = plan::plan(project, req)?;
-    let current = option_of(&now, &[], stats)?;
+    let current = option_of(&now, &[], stats, user_data_bytes)?;
     let promotable: Vec<String> = now
         .launch
         .iter()
@@ -322,7 +330,7 @@ pub fn recommend(
         .collect();
     let mut notes = Vec::new();
     let candidates = candidates(&promotable, stats, &mut notes);
-    let options = options(project, req, stats, candidates, &mut notes);
+    let options = options(project, req, stats, candidates, user_data_bytes, &mut notes);
     notes.sort();
     notes.dedup();
     let fastest = options

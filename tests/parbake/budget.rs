@@ -97,6 +97,7 @@ fn rec_held(
         stats,
         budget,
         held,
+        &|p| Ok(parbake::render::userdata::render(p)?.bytes.len()),
     )
     .unwrap()
 }

@@ -649,7 +649,8 @@ fn both_sides_hold_each_check_field_to_one_rule_on_the_golden_examples() {
     }
     let runner = runner_field_verdicts(&pairs);
     for (((field, value), ok), runner_ok) in pairs.iter().zip(&want).zip(&runner) {
-        let rule = parbake::config::checks::field_rule(field).expect("a field both sides know");
+        let rule =
+            parbake::config::health_checks::field_rule(field).expect("a field both sides know");
         assert_eq!(rule(value), *ok, "parbake on {field} {value:?}");
         assert_eq!(runner_ok, ok, "the runner on {field} {value:?}");
     }

@@ -537,7 +537,7 @@ fn parbake_and_the_runner_agree_on_every_check_field_value() {
     let runner = crate::contract::runner_field_verdicts(&pairs);
     let mut accepted = 0;
     for ((field, value), runner_ok) in pairs.iter().zip(&runner) {
-        let ok = parbake::config::checks::field_rule(field).unwrap()(value);
+        let ok = parbake::config::health_checks::field_rule(field).unwrap()(value);
         assert_eq!(
             ok, *runner_ok,
             "{field} {value:?}: parbake {ok}, runner {runner_ok}"

@@ -383,7 +383,10 @@ fn text(field: &'static str, value: &str) -> Result<(), Problem> {
 
 /// A duration with units within [min, max] seconds.
 fn duration(v: &serde_yaml::Value, min: u64, max: u64) -> Result<u64, String> {
-    match v.as_str().map(|s| (s, super::parse_duration(s))) {
+    match v
+        .as_str()
+        .map(|s| (s, super::file_checks::parse_duration(s)))
+    {
         Some((_, Some(s))) if (min..=max).contains(&s) => Ok(s),
         Some((t, Some(_))) => Err(format!("{t:?} is out of range")),
         Some((t, None)) => Err(format!("{t:?} is not a duration")),

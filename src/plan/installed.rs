@@ -1,0 +1,176 @@
+//! Installed roles: every role a stack needs or includes is installed on the image, and each
+//! vendored collection admits the image's ansible-core.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{Located, Project};
+
+use super::order::{chain, role, show_chain};
+use super::PlanError;
+
+/// Every role the stack needs must be installed on the image: otherwise the bake fails to
+/// find it, or the runner rejects the plan at boot. Located at the image's `installed` list,
+/// naming the chain from the basic or stack role that needs it.
+/// Every role that a role of the stack includes or imports by a literal name must be a role
+/// of the project and installed on the image: Ansible would fail at that task otherwise. Roles
+/// of collections (`ns.collection.role`) come with their collection.
+pub(super) fn check_includes(
+    project: &Project,
+    image: &crate::config::Image,
+    runs: &[String],
+) -> Result<(), PlanError> {
+    let installed: BTreeSet<&str> = image.installed.iter().map(String::as_str).collect();
+    for name in runs {
+        for inc in role(project, name)?
+            .refs
+            .roles
+            .iter()
+            .filter(|i| !i.in_collection())
+        {
+            let problem = if !project.roles.contains_key(&inc.role) {
+                let known: Vec<String> = project.roles.keys().cloned().collect();
+                Some((
+                    format!("{} of unknown role `{}`", inc.how, inc.role),
+                    crate::config::did_you_mean(&inc.role, &known, "role"),
+                ))
+            } else if !installed.contains(inc.role.as_str()) {
+                Some((
+                    format!(
+                        "{} of role `{}`, which is not installed on image `{}`",
+                        inc.how, inc.role, image.name
+                    ),
+                    vec![format!(
+                        "add `{}` to `installed` in {}, or omit `installed` to install every role",
+                        inc.role, image.file.display
+                    )],
+                ))
+            } else {
+                None
+            };
+            if let Some((message, hints)) = problem {
+                return Err(PlanError::BadInclude(Box::new(include_error(
+                    inc, message, hints,
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `namespace.name` → version of every vendored collection.
+pub(super) fn vendored_collections(project: &Project) -> BTreeMap<String, String> {
+    project
+        .vendored
+        .iter()
+        .flat_map(|v| v.collections().values())
+        .map(|c| (c.name.clone(), c.version.clone()))
+        .collect()
+}
+
+/// Every vendored collection's `requires_ansible` must admit the ansible-core the image runs:
+/// its pin, or the distribution's.
+pub(super) fn check_requires_ansible(
+    project: &Project,
+    image: &crate::config::Image,
+) -> Result<(), PlanError> {
+    use crate::config::ansible_version::{satisfies, Version, DISTRIBUTION_ANSIBLE_CORE};
+    let Some(v) = &project.vendored else {
+        return Ok(());
+    };
+    let (core, whose) = match &image.def.ansible {
+        Some(a) => (a.core.as_str(), "pinned in `ansible.core`"),
+        None => (
+            DISTRIBUTION_ANSIBLE_CORE,
+            "the distribution's, as no `ansible.core` is pinned",
+        ),
+    };
+    let version = Version::parse(core).expect("a checked version");
+    for c in v.collections().values() {
+        let Some(spec) = &c.requires_ansible else {
+            continue;
+        };
+        let problem = match satisfies(&version, spec) {
+            Ok(true) => continue,
+            Ok(false) => format!(
+                "collection {} {} requires ansible-core {spec}, but image `{}` runs ansible-core {core} ({whose})",
+                c.name, c.version, image.name
+            ),
+            Err(clause) => format!(
+                "collection {} {}: cannot read `{clause}` in its requires_ansible `{spec}`",
+                c.name, c.version
+            ),
+        };
+        return Err(PlanError::Ansible {
+            message: problem,
+            hint: format!(
+                "pin an ansible-core the collection supports in {} (`ansible: {{core: \"X.Y.Z\"}}`), or pin an older {} in requirements.yml and run `parbake vendor`",
+                image.file.display, c.name
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A located error at an include task.
+pub(super) fn include_error(
+    inc: &crate::config::role_refs::RoleRef,
+    message: String,
+    hints: Vec<String>,
+) -> Located {
+    let column = inc.line_text.len() - inc.line_text.trim_start().len() + 1;
+    Located {
+        file: inc.file.clone(),
+        line: inc.line.unwrap_or(1),
+        column,
+        field: None,
+        message,
+        line_text: inc.line_text.clone(),
+        hints,
+    }
+}
+
+pub(super) fn check_installed(
+    project: &Project,
+    image: &crate::config::Image,
+    stack: &crate::config::Stack,
+    needed: &[String],
+) -> Result<(), PlanError> {
+    let installed: BTreeSet<&str> = image.installed.iter().map(String::as_str).collect();
+    let Some(missing) = needed.iter().find(|r| !installed.contains(r.as_str())) else {
+        return Ok(());
+    };
+    let from_basic = image.def.basic.iter().map(|r| (r, "basic role"));
+    let from_stack = stack.def.roles.iter().map(|r| (r, "stack role"));
+    let (root, what, path) = from_basic
+        .chain(from_stack)
+        .find_map(|(root, what)| Some((root, what, chain(project, root, missing)?)))
+        .unwrap_or((missing, "role", vec![missing.clone()]));
+    let needs = if path.len() > 1 {
+        format!(
+            ", but {what} `{root}` needs it: {}",
+            show_chain(&path.iter().map(String::as_str).collect::<Vec<_>>())
+        )
+    } else {
+        String::new()
+    };
+    let mut at = image
+        .file
+        .error_for(
+            "installed",
+            None,
+            format!(
+                "role `{missing}` is not installed on image `{}`{needs} (stack `{}`)",
+                image.name, stack.name
+            ),
+        )
+        .with_hint(format!(
+            "add `{missing}` to `installed` in {}, or omit `installed` to install every role",
+            image.file.display
+        ));
+    if let Some(dependent) = path.len().checked_sub(2).map(|i| &path[i]) {
+        at = at.with_hint(format!(
+            "`{dependent}` depends on `{missing}` in roles/{dependent}/meta/main.yml"
+        ));
+    }
+    Err(PlanError::NotInstalled(Box::new(at)))
+}

@@ -1,0 +1,47 @@
+//! The identity of a source image: an input of the base layer's hash, so its format is written
+//! here only. A change of format changes every base layer's hash.
+
+use crate::config::{QemuSource, SourceAmi};
+
+/// A local disk: as declared (`parbake:debian-12`, a path or URL) with its checksum.
+pub fn qemu(q: &QemuSource) -> String {
+    format!("qemu:{}@{}", q.disk_image, q.checksum)
+}
+
+/// A resolved source AMI in its region.
+pub fn aws(region: &str, ami_id: &str) -> String {
+    format!("aws:{region}:{ami_id}")
+}
+
+/// The declared source AMI, standing in for its identity before it is resolved.
+pub fn aws_declared(a: &SourceAmi) -> String {
+    format!(
+        "aws:owners={};name={};arch={}",
+        a.owners.join(","),
+        a.name,
+        a.architecture
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aws_identity_names_region_and_ami() {
+        assert_eq!(aws("eu-west-1", "ami-0abc"), "aws:eu-west-1:ami-0abc");
+    }
+
+    #[test]
+    fn a_declared_ami_lists_owners_name_and_arch() {
+        let a = SourceAmi {
+            owners: vec!["136693071363".into(), "self".into()],
+            name: "debian-12-amd64-*".into(),
+            architecture: "x86_64".into(),
+        };
+        assert_eq!(
+            aws_declared(&a),
+            "aws:owners=136693071363,self;name=debian-12-amd64-*;arch=x86_64"
+        );
+    }
+}
