@@ -666,7 +666,7 @@ def read_spec(path):
 
 
 CHECK_KINDS = ("http", "unit", "port", "command", "file")
-# One rule per field, the same as parbake's (src/config/checks.rs): tests/fixtures/contract/
+# One rule per field, the same as parbake's (src/config/health_checks.rs): tests/fixtures/contract/
 # names.json holds examples each side must accept or refuse, and a property test sends the
 # same random values through both. A hand-edited spec is held to them.
 MAX_CHECKS = 64
