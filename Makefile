@@ -8,7 +8,7 @@ export PARBAKE_ANSIBLE_PLAYBOOK ?= $(CURDIR)/.venv/bin/ansible-playbook
 export PARBAKE_ANSIBLE_GALAXY ?= $(CURDIR)/.venv/bin/ansible-galaxy
 export PARBAKE_CLOUD_INIT ?= $(CURDIR)/.tools/bin/cloud-init
 
-.PHONY: help setup build test test-fast test-roles e2e bench bench-scale bench-refresh bench-vendor demo base-image lint fmt ci
+.PHONY: help setup build test test-fast test-roles e2e bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
@@ -16,7 +16,8 @@ help:
 	@echo "make setup       install packer, ansible-core (.venv), cloud-init (.tools), qemu, mmdebstrap"
 	@echo "make test-fast   cargo tests only (no chroot role run)"
 	@echo "make e2e         real bakes in VMs, one VM launch, the launch mechanics natively (nspawn)"
-	@echo "make bench       boot-to-ready and bake times on the local VM, medians and ratios (slow)"
+	@echo "make bench       boot-to-ready natively (systemd-nspawn), then on the local VM with bake times (slow)"
+	@echo "make bench-native  only the native boot-to-ready table (minutes; bakes what is missing)"
 	@echo "make bench-vendor  plan time with large vendored collections, cold and warm"
 	@echo "make bench-scale plan, bake --all --dry-run and no-op bake --all on 200 roles, 50 stacks"
 	@echo "make bench-refresh  what a role edit costs bake --all: rebake vs refresh, on a project copy (slow)"
@@ -58,6 +59,10 @@ bench: setup build
 	cargo build --release
 	python3 scripts/bench_scale.py
 	python3 scripts/bench_refresh.py
+
+# The native part of `make bench` only: boot-to-ready in systemd-nspawn, medians of BENCH_RUNS.
+bench-native: setup build
+	BENCH_ONLY=native python3 scripts/bench.py
 
 # what a role edit costs bake --all: a full rebake, a run role's edit, a launch-only role's edit
 # (real qemu bakes and refreshes on a project copy; about 45 min under TCG).
