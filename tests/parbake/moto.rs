@@ -1893,18 +1893,7 @@ fn the_nightly_example_publishes_a_verified_launch_template_version_and_rollback
         &format!("{web}publish:\n  launch_template: nightly-fleet-test\n"),
     );
     // what the stack's runner prints on the console when its launch is done
-    let mut status: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
-    )
-    .unwrap();
-    status["state"] = "done".into();
-    status["stack"] = "nightly".into();
-    status["error"] = serde_json::Value::Null;
-    std::fs::write(
-        moto().console_file(REGION, "nightly"),
-        format!("parbake-status {status}\n"),
-    )
-    .unwrap();
+    console_says(REGION, "nightly", &done_status("nightly"));
     let store = tempfile::tempdir().unwrap();
     let reports = store.path().join("reports");
     let nightly = || nightly_sh(f.root(), store.path(), &reports);
@@ -3070,18 +3059,7 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
     );
     f.write("images/stacks/beta.yml", &worker);
     for s in ["alpha", "beta"] {
-        let mut status: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
-        )
-        .unwrap();
-        status["state"] = "done".into();
-        status["stack"] = s.into();
-        status["error"] = serde_json::Value::Null;
-        std::fs::write(
-            moto().console_file(REGION, s),
-            format!("parbake-status {status}\n"),
-        )
-        .unwrap();
+        console_says(REGION, s, &done_status(s));
     }
     let store = tempfile::tempdir().unwrap();
     let a = aws_json(
@@ -3154,20 +3132,10 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
 
     // a `done` line for another launch spec is not this launch's status: verify waits on,
     // says why, and times out
-    let mut status: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
-    )
-    .unwrap();
-    status["state"] = "done".into();
-    status["stack"] = "gamma".into();
-    status["error"] = serde_json::Value::Null;
+    let mut status = done_status("gamma");
     status["spec_digest"] = "0".repeat(64).into();
     status["parbake_test_keep_digest"] = true.into();
-    std::fs::write(
-        moto().console_file(REGION, "gamma"),
-        format!("parbake-status {status}\n"),
-    )
-    .unwrap();
+    console_says(REGION, "gamma", &status);
     f.write("images/stacks/gamma.yml", &worker);
     let err = parbake_aws_fails_in(
         f.root(),
@@ -4027,18 +3995,7 @@ fn the_nightly_example_runs_end_to_end_on_the_example_project_after_a_role_edit(
             ),
         )
         .unwrap();
-        let mut status: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
-        )
-        .unwrap();
-        status["state"] = "done".into();
-        status["stack"] = s.into();
-        status["error"] = serde_json::Value::Null;
-        std::fs::write(
-            moto().console_file(REGION, s),
-            format!("parbake-status {status}\n"),
-        )
-        .unwrap();
+        console_says(REGION, s, &done_status(s));
     }
     let store = tempfile::tempdir().unwrap();
     let reports = store.path().join("reports");
@@ -4352,4 +4309,26 @@ fn an_ami_name_too_long_with_the_project_id_is_refused_before_packer() {
             .unwrap();
         assert!(amis.is_empty(), "{amis:?}");
     });
+}
+
+/// The fixture's status line with `state: done` for `stack`, and the runner's console line
+/// that carries it (the moto console switch serves it as the instance's console output).
+fn done_status(stack: &str) -> serde_json::Value {
+    let mut status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/contract/status.json")).unwrap(),
+    )
+    .unwrap();
+    status["state"] = "done".into();
+    status["stack"] = stack.into();
+    status["error"] = serde_json::Value::Null;
+    status
+}
+
+/// Writes `status` as the console of `stack`'s instances in `region`.
+fn console_says(region: &str, stack: &str, status: &serde_json::Value) {
+    std::fs::write(
+        moto().console_file(region, stack),
+        format!("parbake-status {status}\n"),
+    )
+    .unwrap();
 }

@@ -730,17 +730,24 @@ fn manifest_copies(path: &std::path::Path, region: &str) -> Vec<(String, String)
         return Vec::new();
     };
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let artifact = v["builds"]
-        .as_array()
-        .and_then(|b| b.last())
-        .and_then(|b| b["artifact_id"].as_str())
-        .unwrap_or_default();
-    artifact
-        .split(',')
-        .filter_map(|p| p.split_once(':'))
+    artifact_amis(last_artifact(&v))
         .filter(|(r, _)| *r != region)
         .map(|(r, a)| (r.to_string(), a.to_string()))
         .collect()
+}
+
+/// The artifact id of the last build in Packer's manifest (`region:ami,region2:ami2`).
+fn last_artifact(manifest: &serde_json::Value) -> &str {
+    manifest["builds"]
+        .as_array()
+        .and_then(|b| b.last())
+        .and_then(|b| b["artifact_id"].as_str())
+        .unwrap_or_default()
+}
+
+/// The `(region, ami)` pairs of an artifact id.
+fn artifact_amis(artifact: &str) -> impl Iterator<Item = (&str, &str)> {
+    artifact.split(',').filter_map(|p| p.split_once(':'))
 }
 
 /// The AMI id in `region` from Packer's manifest post-processor (`region:ami,region2:ami2`).
@@ -753,19 +760,13 @@ pub fn manifest_ami(path: &std::path::Path, region: &str) -> Result<String> {
     })?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Internal(format!("Packer manifest {}: {e}", path.display())))?;
-    let artifact = v["builds"]
-        .as_array()
-        .and_then(|b| b.last())
-        .and_then(|b| b["artifact_id"].as_str())
-        .unwrap_or_default();
-    artifact
-        .split(',')
-        .filter_map(|p| p.split_once(':'))
+    let artifact = last_artifact(&v);
+    let found = artifact_amis(artifact)
         .find(|(r, _)| *r == region)
-        .map(|(_, ami)| ami.to_string())
-        .ok_or_else(|| {
-            Error::user(format!(
-                "Packer's manifest names no AMI in {region} (artifact `{artifact}`)"
-            ))
-        })
+        .map(|(_, ami)| ami.to_string());
+    found.ok_or_else(|| {
+        Error::user(format!(
+            "Packer's manifest names no AMI in {region} (artifact `{artifact}`)"
+        ))
+    })
 }

@@ -9,14 +9,13 @@
 //! A container's /proc/sys is the host's (read-only): sysctl values set by a role are checked
 //! live in the VM tier only; here the persisted settings are.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{launched_roles, Tier};
+use super::{launched_roles, watch_stderr, Tier};
 
 /// How long a native launch may take to report on a loaded 2-core host (a VM bake beside it).
 pub(super) const NATIVE_TIMEOUT: &str = "900";
@@ -185,19 +184,10 @@ pub(super) fn reboot_mid_role(tier: &Tier) {
         .spawn()
         .unwrap();
     // the progress line of each start: `container started: nsenter --target PID --all ; root R`
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in stderr.lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            if let Some(rest) = line.split("container started: ").nth(1) {
-                let (enter, root) = rest.split_once(" ; root ").unwrap();
-                let _ = tx.send((enter.to_string(), root.to_string()));
-            }
-            lines.push(line);
-        }
-        lines
+    let (rx, reader) = watch_stderr(&mut child, true, |line| {
+        let rest = line.split("container started: ").nth(1)?;
+        let (enter, root) = rest.split_once(" ; root ").unwrap();
+        Some((enter.to_string(), root.to_string()))
     });
     let (enter, root) = rx
         .recv_timeout(Duration::from_secs(600))
@@ -447,23 +437,15 @@ pub(super) fn interrupt_a_native_launch(tier: &Tier) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in stderr.lines().map_while(Result::ok) {
-            // `launching reboot natively (systemd-nspawn) from layer … as i-…: …`
-            if let Some(id) = line.split(" as ").nth(1).and_then(|r| r.split(':').next()) {
-                if line.starts_with("launching reboot natively") {
-                    let _ = tx.send(Some(id.to_string()));
-                }
+    let (rx, reader) = watch_stderr(&mut child, false, |line| {
+        // `launching reboot natively (systemd-nspawn) from layer … as i-…: …`
+        if line.starts_with("launching reboot natively") {
+            let id = line.split(" as ").nth(1).and_then(|r| r.split(':').next());
+            if let Some(id) = id {
+                return Some(Some(id.to_string()));
             }
-            if line.contains("role tick") {
-                let _ = tx.send(None);
-            }
-            lines.push(line);
         }
-        lines
+        line.contains("role tick").then_some(None)
     });
     let id = rx
         .recv_timeout(Duration::from_secs(300))
