@@ -739,18 +739,7 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
         use aws_sdk_ec2::types::Tag;
         let ec2 = ec2(REGION).await;
         let c = ec2.sdk();
-        let builder = c
-            .run_instances()
-            .image_id("ami-0de0b12a7f3c000b2")
-            .min_count(1)
-            .max_count(1)
-            .send()
-            .await
-            .unwrap()
-            .instances()[0]
-            .instance_id()
-            .unwrap()
-            .to_string();
+        let builder = debian_instance(c).await;
         let mut ids: BTreeMap<&str, String> = BTreeMap::new();
         // (key, AMI name: higher sorts newer on CreationDate ties, stack, parent key)
         let layout = [
@@ -3787,18 +3776,7 @@ fn two_projects_with_the_same_image_names_share_no_cache_and_never_prune_each_ot
     let legacy = rt().block_on(async {
         use aws_sdk_ec2::types::Tag;
         let c = ec2(REGION).await.sdk().clone();
-        let builder = c
-            .run_instances()
-            .image_id("ami-0de0b12a7f3c000b2")
-            .min_count(1)
-            .max_count(1)
-            .send()
-            .await
-            .unwrap()
-            .instances()[0]
-            .instance_id()
-            .unwrap()
-            .to_string();
+        let builder = debian_instance(&c).await;
         let ami = c
             .create_image()
             .instance_id(&builder)
@@ -4132,18 +4110,7 @@ fn ghost_stack_amis(region: &str) -> (String, String) {
     rt().block_on(async {
         use aws_sdk_ec2::types::Tag;
         let c = ec2(region).await.sdk().clone();
-        let builder = c
-            .run_instances()
-            .image_id("ami-0de0b12a7f3c000b2")
-            .min_count(1)
-            .max_count(1)
-            .send()
-            .await
-            .unwrap()
-            .instances()[0]
-            .instance_id()
-            .unwrap()
-            .to_string();
+        let builder = debian_instance(&c).await;
         let mut ids = Vec::new();
         for name in ["pb-ghost-1", "pb-ghost-2"] {
             let ami = c
@@ -4331,4 +4298,19 @@ fn console_says(region: &str, stack: &str, status: &serde_json::Value) {
         format!("parbake-status {status}\n"),
     )
     .unwrap();
+}
+
+/// An instance of the fixture's Debian AMI (for an AMI made by hand from it), its id.
+async fn debian_instance(c: &aws_sdk_ec2::Client) -> String {
+    c.run_instances()
+        .image_id("ami-0de0b12a7f3c000b2")
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string()
 }
