@@ -199,8 +199,8 @@ impl Ec2 {
         })
     }
 
-    /// One AMI by id, with its tags.
-    pub async fn image(&self, id: &str) -> Result<Ami> {
+    /// DescribeImages of one AMI id: None when it does not exist.
+    async fn described_image(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Image>> {
         let resp = self
             .client
             .describe_images()
@@ -208,23 +208,26 @@ impl Ec2 {
             .send()
             .await
             .map_err(|e| self.error("DescribeImages", e))?;
-        resp.images().first().map(ami_of).ok_or_else(|| {
-            Error::user(format!("AMI {id} does not exist in {}", self.region))
-                .with_hint("check the AMI id and the region of the image file's aws source")
-        })
+        Ok(resp.images().first().cloned())
+    }
+
+    /// One AMI by id, with its tags.
+    pub async fn image(&self, id: &str) -> Result<Ami> {
+        self.described_image(id)
+            .await?
+            .as_ref()
+            .map(ami_of)
+            .ok_or_else(|| {
+                Error::user(format!("AMI {id} does not exist in {}", self.region))
+                    .with_hint("check the AMI id and the region of the image file's aws source")
+            })
     }
 
     /// The EBS snapshots behind an AMI.
     pub async fn snapshots_of(&self, ami: &str) -> Result<Vec<String>> {
-        let resp = self
-            .client
-            .describe_images()
-            .image_ids(ami)
-            .send()
-            .await
-            .map_err(|e| self.error("DescribeImages", e))?;
-        Ok(resp
-            .images()
+        Ok(self
+            .described_image(ami)
+            .await?
             .iter()
             .flat_map(|i| i.block_device_mappings())
             .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(String::from))
@@ -849,14 +852,8 @@ impl Ec2 {
     /// The root device name of an AMI (`/dev/xvda`), and whether it requires IMDSv2
     /// (`ImdsSupport` is `v2.0`).
     pub async fn root_device_and_imds(&self, ami: &str) -> Result<(String, bool)> {
-        let resp = self
-            .client
-            .describe_images()
-            .image_ids(ami)
-            .send()
-            .await
-            .map_err(|e| self.error("DescribeImages", e))?;
-        let image = resp.images().first().ok_or_else(|| {
+        let described = self.described_image(ami).await?;
+        let image = described.as_ref().ok_or_else(|| {
             Error::user(format!("AMI {ami} does not exist in {}", self.region))
                 .with_hint("it was deregistered since this run looked: run the bake again")
         })?;
