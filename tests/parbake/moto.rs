@@ -2921,16 +2921,7 @@ fn publish_keeps_the_fleets_launch_settings_of_a_hand_made_default() {
     );
     assert_eq!(rep["published"]["version"], 2, "{rep}");
     rt().block_on(async {
-        let d = ec2(REGION)
-            .await
-            .sdk()
-            .describe_launch_template_versions()
-            .launch_template_name("worker-handmade")
-            .versions("$Default")
-            .send()
-            .await
-            .unwrap();
-        let v = &d.launch_template_versions()[0];
+        let v = &template_version(REGION, "worker-handmade", "$Default").await;
         assert_eq!(v.version_number(), Some(2));
         let data = v.launch_template_data().unwrap();
         assert_eq!(data.image_id(), Some(ami.as_str()));
@@ -3099,18 +3090,8 @@ fn stacks_sharing_an_ami_each_keep_their_verify_verdict() {
     );
     // the template parbake created asks for IMDSv2 only
     rt().block_on(async {
-        let d = ec2(REGION)
-            .await
-            .sdk()
-            .describe_launch_template_versions()
-            .launch_template_name("alpha-fleet-test")
-            .versions("1")
-            .send()
-            .await
-            .unwrap();
-        let data = d.launch_template_versions()[0]
-            .launch_template_data()
-            .unwrap();
+        let v = template_version(REGION, "alpha-fleet-test", "1").await;
+        let data = v.launch_template_data().unwrap();
         assert_eq!(
             data.metadata_options()
                 .and_then(|m| m.http_tokens())
@@ -3209,17 +3190,8 @@ fn the_instance_profile_reaches_launched_instances_and_a_created_template() {
             .unwrap_or_default()
             .to_string();
         assert!(arn.ends_with("instance-profile/parbake-fleet"), "{arn}");
-        let v = c
-            .sdk()
-            .describe_launch_template_versions()
-            .launch_template_name("profile-fleet-test")
-            .versions("1")
-            .send()
-            .await
-            .unwrap();
-        let data = v.launch_template_versions()[0]
-            .launch_template_data()
-            .unwrap();
+        let v = template_version(REGION, "profile-fleet-test", "1").await;
+        let data = v.launch_template_data().unwrap();
         assert_eq!(
             data.iam_instance_profile().and_then(|p| p.name()),
             Some("parbake-fleet")
@@ -3573,19 +3545,8 @@ fn production_settings_reach_the_builder_the_amis_their_snapshots_and_instances(
         assert_eq!(tags["service"], "web");
         assert_eq!(tags["parbake:stack"], "web");
         // and on what it launches: instances and volumes
-        let v = ec2(REGION)
-            .await
-            .sdk()
-            .describe_launch_template_versions()
-            .launch_template_name("settings-fleet-test")
-            .versions("1")
-            .send()
-            .await
-            .unwrap();
-        let specs = v.launch_template_versions()[0]
-            .launch_template_data()
-            .unwrap()
-            .tag_specifications();
+        let v = template_version(REGION, "settings-fleet-test", "1").await;
+        let specs = v.launch_template_data().unwrap().tag_specifications();
         let kinds: Vec<&str> = specs
             .iter()
             .filter_map(|s| s.resource_type().map(|r| r.as_str()))
@@ -4313,4 +4274,23 @@ async fn debian_instance(c: &aws_sdk_ec2::Client) -> String {
         .instance_id()
         .unwrap()
         .to_string()
+}
+
+/// One version (`"1"`, `"$Default"`) of a launch template, by name.
+async fn template_version(
+    region: &str,
+    name: &str,
+    version: &str,
+) -> aws_sdk_ec2::types::LaunchTemplateVersion {
+    ec2(region)
+        .await
+        .sdk()
+        .describe_launch_template_versions()
+        .launch_template_name(name)
+        .versions(version)
+        .send()
+        .await
+        .unwrap()
+        .launch_template_versions()[0]
+        .clone()
 }
