@@ -22,11 +22,11 @@ pub mod published;
 pub mod render;
 pub mod runtime;
 pub mod store;
-pub mod target;
+pub mod targets;
 pub mod testing;
 pub mod tools;
 pub mod validate;
-pub mod vendor;
+pub mod vendoring;
 pub mod write;
 
 use std::process::ExitCode;

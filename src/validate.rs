@@ -289,7 +289,7 @@ fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path
         .env("ANSIBLE_HOME", base.join("ansible-home"))
         .env(
             "ANSIBLE_COLLECTIONS_PATH",
-            crate::vendor::collections_dir(&project.root),
+            crate::vendoring::collections_dir(&project.root),
         )
         .cwd(base))
 }

@@ -377,7 +377,7 @@ fn write_build_dir(
 /// thousands of files), after every byte of them is checked against the lock: the image gets
 /// what the layer hash covers.
 fn pack_collections(project: &Project, to: &std::path::Path) -> Result<()> {
-    let vendored = crate::vendor::Vendored::verify(&project.root)?
+    let vendored = crate::vendoring::Vendored::verify(&project.root)?
         .ok_or_else(|| Error::Internal("collections planned without requirements.yml".into()))?;
     // exactly the files the lock hashes (not all of vendor/collections)
     vendored.pack_collections(to)

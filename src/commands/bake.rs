@@ -59,8 +59,8 @@ pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
         verbose: ctx.printer.verbose,
     };
     let report = match req.target {
-        Target::Qemu => crate::target::qemu::bake::bake_qemu(&ctx.project, &req, &opts)?,
-        Target::Aws => crate::target::aws::bake::bake_aws(&ctx.project, &req, &opts)?,
+        Target::Qemu => crate::targets::qemu::bake::bake_qemu(&ctx.project, &req, &opts)?,
+        Target::Aws => crate::targets::aws::bake::bake_aws(&ctx.project, &req, &opts)?,
     };
     ctx.printer.data(&report, bake_summary)
 }
@@ -186,7 +186,7 @@ const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800)
 
 /// One stack verified on the local target, its verdict recorded in the store.
 fn verify_qemu(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
-    let opts = crate::target::launch::LaunchOptions {
+    let opts = crate::targets::launch::LaunchOptions {
         keep: false,
         no_roles: false,
         offline: false,
@@ -196,7 +196,7 @@ fn verify_qemu(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()>
         container: None,
     };
     let (launch, failed) =
-        crate::target::qemu::launch::launch_qemu_outcome(&ctx.project, req, &opts)?;
+        crate::targets::qemu::launch::launch_qemu_outcome(&ctx.project, req, &opts)?;
     let verdict = super::verify::verdict(&launch, failed.as_ref());
     crate::store::Store::for_project(&ctx.project.root).record_verification(&verdict)?;
     v.outcome = if verdict.passed { "passed" } else { "failed" }.into();
@@ -208,7 +208,7 @@ fn verify_qemu(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()>
 
 /// One stack verified on EC2, its verdict tagged on the AMI.
 fn verify_on_aws(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
-    let (r, failed) = crate::target::aws::launch::verify_aws(
+    let (r, failed) = crate::targets::aws::launch::verify_aws(
         &ctx.project,
         req,
         VERIFY_TIMEOUT,
@@ -240,14 +240,14 @@ fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
     let (baker, plans): (Arc<dyn LayerBaker>, Vec<Plan>) = match args.target {
         Target::Qemu if args.dry_run => {
             // plans on the cached base disk's identity; builds nothing, creates no store
-            let b = crate::target::qemu::bake::QemuBaker::peek(project, args.force);
+            let b = crate::targets::qemu::bake::QemuBaker::peek(project, args.force);
             let plans = requests
                 .map(|r| b.plan_peek(&r, &progress))
                 .collect::<Result<_>>()?;
             (Arc::new(b), plans)
         }
         Target::Qemu => {
-            let b = crate::target::qemu::bake::QemuBaker::new(project, args.force)?;
+            let b = crate::targets::qemu::bake::QemuBaker::new(project, args.force)?;
             let plans = requests
                 .map(|r| b.plan(&r, &progress))
                 .collect::<Result<_>>()?;
@@ -256,9 +256,9 @@ fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
         Target::Aws => {
             // a dry run reads EC2 and creates no store
             let b = if args.dry_run {
-                crate::target::aws::bake::AwsBaker::peek(project, args.force, &progress)?
+                crate::targets::aws::bake::AwsBaker::peek(project, args.force, &progress)?
             } else {
-                crate::target::aws::bake::AwsBaker::new(project, args.force, &progress)?
+                crate::targets::aws::bake::AwsBaker::new(project, args.force, &progress)?
             };
             let plans = requests
                 .map(|r| b.plan(&r, &mut progress))

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::Ctx;
 use crate::error::Result;
-use crate::target::aws::gc::Leftover;
+use crate::targets::aws::gc::Leftover;
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
@@ -15,7 +15,7 @@ pub struct GcArgs {
 }
 
 pub fn run(ctx: &Ctx, args: GcArgs) -> Result<()> {
-    let left = crate::target::aws::gc::gc(&ctx.project, args.dry_run)?;
+    let left = crate::targets::aws::gc::gc(&ctx.project, args.dry_run)?;
     ctx.printer.data(&left, |l| text(l))
 }
 

@@ -15,12 +15,12 @@ pub struct ImagesArgs {
 pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<()> {
     match args.target {
         Target::Aws => {
-            let regions = crate::target::aws::images::list(&ctx.project)?;
+            let regions = crate::targets::aws::images::list(&ctx.project)?;
             ctx.printer
-                .data(&regions, |r| crate::target::aws::images::tree_text(r))
+                .data(&regions, |r| crate::targets::aws::images::tree_text(r))
         }
         Target::Qemu => {
-            use crate::target::qemu::store_images;
+            use crate::targets::qemu::store_images;
             let store = crate::store::Store::for_project(&ctx.project.root);
             let roots = store_images::list(&ctx.project, &store)?;
             ctx.printer.data(&roots, |r| store_images::tree_text(r))

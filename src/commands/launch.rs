@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::{refuse_flag, Ctx, StackArgs};
 use crate::error::Result;
 use crate::plan::Target;
-use crate::target::aws::launch::AwsLaunchReport;
-use crate::target::launch::{LaunchOptions, LaunchReport};
+use crate::targets::aws::launch::AwsLaunchReport;
+use crate::targets::launch::{LaunchOptions, LaunchReport};
 
 #[derive(Debug, clap::Args)]
 pub struct LaunchArgs {
@@ -61,8 +61,8 @@ pub struct NativeArgs {
 
 impl NativeArgs {
     /// The container network asked for, or None for a VM.
-    pub fn net(&self) -> Option<crate::target::launch::ContainerNet> {
-        use crate::target::launch::ContainerNet;
+    pub fn net(&self) -> Option<crate::targets::launch::ContainerNet> {
+        use crate::targets::launch::ContainerNet;
         self.container.then_some(if self.host_link {
             ContainerNet::HostLink
         } else {
@@ -107,7 +107,7 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
                 verbose: ctx.printer.verbose,
                 container: args.native.net(),
             };
-            use crate::target::qemu::launch;
+            use crate::targets::qemu::launch;
             let report = if args.published {
                 let (boot, version) = launch::Boot::published(&ctx.project, &req.stack)?;
                 ctx.printer.note(format!(
@@ -144,7 +144,7 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
                 Target::Aws,
                 "an instance's network is its subnet's; prove a launch offline on the local target",
             )?;
-            let report = crate::target::aws::launch::launch_aws(
+            let report = crate::targets::aws::launch::launch_aws(
                 &ctx.project,
                 &req,
                 args.ami.as_deref(),

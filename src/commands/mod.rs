@@ -81,11 +81,11 @@ impl StackArgs {
         };
         let why_not = match self.target {
             Target::Qemu if image.def.sources.qemu.is_some() => {
-                req.source_identity = crate::target::qemu::peek_identity(project, image);
+                req.source_identity = crate::targets::qemu::peek_identity(project, image);
                 None
             }
             Target::Aws if image.def.sources.aws.is_some() => {
-                match crate::target::aws::consistency::peek_identity(image) {
+                match crate::targets::aws::consistency::peek_identity(image) {
                     Ok(id) => {
                         req.source_identity = Some(id);
                         None

@@ -6,8 +6,8 @@ use std::fmt::Write;
 use super::{refuse_flag, Ctx};
 use crate::error::Result;
 use crate::plan::Target;
-use crate::target::aws::prune::Decision;
-use crate::target::qemu::store_images::{self, LocalDecision};
+use crate::targets::aws::prune::Decision;
+use crate::targets::qemu::store_images::{self, LocalDecision};
 
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
@@ -40,12 +40,12 @@ pub fn run(ctx: &Ctx, args: PruneArgs) -> Result<()> {
             .data(&decisions, |d| local_text(d, args.dry_run));
     }
     let regions = if args.regions.is_empty() {
-        crate::target::aws::gc::regions(&ctx.project)
+        crate::targets::aws::gc::regions(&ctx.project)
     } else {
         args.regions.clone()
     };
     let decisions =
-        crate::target::aws::prune::prune(&ctx.project, &regions, args.keep, args.dry_run)?;
+        crate::targets::aws::prune::prune(&ctx.project, &regions, args.keep, args.dry_run)?;
     ctx.printer.data(&decisions, |d| text(d, args.dry_run))
 }
 
@@ -109,7 +109,7 @@ fn text(decisions: &[Decision], dry_run: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::aws::prune::{kind, Reason};
+    use crate::targets::aws::prune::{kind, Reason};
 
     #[test]
     fn each_reason_on_its_own_line_under_its_ami() {

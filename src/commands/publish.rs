@@ -1,7 +1,7 @@
 //! `parbake publish STACK` and `parbake rollback STACK`: point the stack at its current top
 //! image and exact user-data (a new version, made the default), or move the default back. On
 //! the local target the pointer is in the store and `launch STACK --published` boots it; on
-//! aws it is the stack's launch template (`target::aws::publish`). Publishing asks for a passed
+//! aws it is the stack's launch template (`targets::aws::publish`). Publishing asks for a passed
 //! `verify` with exactly that user-data, unless `--unverified`, which is recorded.
 
 use std::fmt::Write;
@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::published::Publication;
 use crate::store::Store;
-use crate::target::aws::publish::{AwsPublishReport, AwsRollbackReport, AwsVersion};
-use crate::target::qemu::launch::Boot;
+use crate::targets::aws::publish::{AwsPublishReport, AwsRollbackReport, AwsVersion};
+use crate::targets::qemu::launch::Boot;
 
 #[derive(Debug, clap::Args)]
 pub struct PublishArgs {
@@ -56,7 +56,7 @@ pub struct RollbackReport {
 pub fn run_publish(ctx: &Ctx, args: PublishArgs) -> Result<()> {
     let req = args.stack.request();
     if req.target == Target::Aws {
-        let report = crate::target::aws::publish::publish(&ctx.project, &req, args.unverified)?;
+        let report = crate::targets::aws::publish::publish(&ctx.project, &req, args.unverified)?;
         return ctx.printer.data(&report, aws_publish_text);
     }
     let boot = Boot::planned(&ctx.project, &req, false)?;
@@ -133,7 +133,7 @@ pub fn run_rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     }
     if args.target == Target::Aws {
         let report =
-            crate::target::aws::publish::rollback(&ctx.project, &args.stack, args.unverified)?;
+            crate::targets::aws::publish::rollback(&ctx.project, &args.stack, args.unverified)?;
         return ctx.printer.data(&report, aws_rollback_text);
     }
     let store = Store::for_project(&ctx.project.root);

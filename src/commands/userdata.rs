@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, args: UserdataArgs) -> Result<()> {
 fn plan_for(ctx: &Ctx, args: &UserdataArgs) -> Result<Plan> {
     match args.stack.target {
         Target::Aws => {
-            let (plan, id) = crate::target::aws::consistency::plan_for_target(
+            let (plan, id) = crate::targets::aws::consistency::plan_for_target(
                 &ctx.project,
                 &args.stack.request(),
                 args.ami.as_deref(),

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::printer::Printer;
-use crate::vendor::{self, Lock};
+use crate::vendoring::{self, Lock};
 
 #[derive(Debug, clap::Args)]
 pub struct VendorArgs {
@@ -28,11 +28,11 @@ pub fn run(root: &Path, printer: Printer, args: &VendorArgs) -> Result<()> {
     let galaxy = ansible_galaxy(root);
     printer.note(format!(
         "vendoring {} into {}/ with {}",
-        vendor::REQUIREMENTS_FILE,
-        vendor::VENDOR_DIR,
+        vendoring::REQUIREMENTS_FILE,
+        vendoring::VENDOR_DIR,
         galaxy.display()
     ));
-    let outcome = vendor::install::vendor(root, &galaxy, args.force, |line| {
+    let outcome = vendoring::install::vendor(root, &galaxy, args.force, |line| {
         printer.note(format!("  | {line}"));
     })?;
     let report = VendorReport {
@@ -70,7 +70,7 @@ fn text(r: &VendorReport) -> String {
         },
         lock.roles.len(),
         lock.collections.len(),
-        vendor::LOCK_FILE
+        vendoring::LOCK_FILE
     );
     let short = |h: &str| {
         h.trim_start_matches("sha256:")
@@ -78,7 +78,7 @@ fn text(r: &VendorReport) -> String {
             .take(12)
             .collect::<String>()
     };
-    let from = |req: &Option<vendor::Requested>| match req {
+    let from = |req: &Option<vendoring::Requested>| match req {
         Some(q) => format!("{} {}", q.source, q.src),
         None => "dependency".to_string(),
     };

@@ -12,7 +12,7 @@ use super::{refuse_flag, Ctx, StackArgs};
 use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::store::{Store, Verification};
-use crate::target::launch::{LaunchOptions, LaunchReport};
+use crate::targets::launch::{LaunchOptions, LaunchReport};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -48,7 +48,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
             Target::Aws,
             "an instance's network is its subnet's; prove a launch offline on the local target",
         )?;
-        let (report, failed) = crate::target::aws::launch::verify_aws(
+        let (report, failed) = crate::targets::aws::launch::verify_aws(
             &ctx.project,
             &req,
             Duration::from_secs(args.timeout),
@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
             ))),
         };
     }
-    let (launch, failed) = crate::target::qemu::launch::launch_qemu_outcome(
+    let (launch, failed) = crate::targets::qemu::launch::launch_qemu_outcome(
         &ctx.project,
         &req,
         &LaunchOptions {
@@ -152,7 +152,7 @@ pub fn verify_summary(r: &VerifyReport) -> String {
     s
 }
 
-fn aws_verify_summary(r: &crate::target::aws::launch::AwsVerifyReport) -> String {
+fn aws_verify_summary(r: &crate::targets::aws::launch::AwsVerifyReport) -> String {
     format!(
         "verify {} on {} in {} (instance {}, terminated): {} in {:.1}s; user-data sha256 {}; tagged {}\n",
         r.stack,

@@ -243,7 +243,7 @@ pub struct Project {
     pub group_vars: group_vars::GroupVars,
     /// The roles and collections of `requirements.yml`, as `parbake vendor` installed them
     /// (None without a `requirements.yml`). Their roles are in `roles` too.
-    pub vendored: Option<crate::vendor::Vendored>,
+    pub vendored: Option<crate::vendoring::Vendored>,
     /// `project:` in `parbake.yml`: the id that scopes the project's AMIs (`parbake:project`).
     pub id: Option<String>,
 }
@@ -265,7 +265,7 @@ impl Project {
 
     pub fn load(root: &Path) -> Result<Project, ConfigError> {
         let vendored =
-            crate::vendor::Vendored::load(root).map_err(|e| ConfigError::Vendor(Box::new(e)))?;
+            crate::vendoring::Vendored::load(root).map_err(|e| ConfigError::Vendor(Box::new(e)))?;
         let roles = all_roles(root, vendored.as_ref())?;
         let templates = Templates {
             qemu: read(root, "packer/qemu.pkr.hcl")?,
@@ -336,7 +336,7 @@ impl Project {
 /// The project's roles and the vendored ones, under one namespace: a name in both is refused.
 fn all_roles(
     root: &Path,
-    vendored: Option<&crate::vendor::Vendored>,
+    vendored: Option<&crate::vendoring::Vendored>,
 ) -> Result<BTreeMap<String, Role>, ConfigError> {
     let mut roles = roles::load_roles(root)?;
     let Some(v) = vendored else {
@@ -346,7 +346,7 @@ fn all_roles(
     if names.is_empty() {
         return Ok(roles);
     }
-    let rel = format!("{}/roles", crate::vendor::VENDOR_DIR);
+    let rel = format!("{}/roles", crate::vendoring::VENDOR_DIR);
     for (name, role) in roles::load_roles_in(root, &rel, Some(&names))? {
         if roles.contains_key(&name) {
             return Err(ConfigError::Role {

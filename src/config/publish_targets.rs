@@ -1,7 +1,7 @@
 //! A publish target belongs to one stack: two stack files that name one launch template (or
 //! one SSM parameter) are refused, because `publish` and `rollback` move the template's
 //! default among one stack's versions and would otherwise land on the other stack's. The
-//! same rule is checked on EC2 at publish and rollback time (`target::aws::publish`), for
+//! same rule is checked on EC2 at publish and rollback time (`targets::aws::publish`), for
 //! stacks that live in different projects.
 
 use std::collections::BTreeMap;

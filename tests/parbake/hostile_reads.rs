@@ -138,11 +138,11 @@ fn a_fifo_hash_cache_is_no_cache_and_no_hang() {
     let cache = dir
         .path()
         .join("vendor")
-        .join(parbake::vendor::hash::CACHE_FILE);
+        .join(parbake::vendoring::hash::CACHE_FILE);
     mkfifo(&cache);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let c = parbake::vendor::hash::HashCache::open(&cache);
+        let c = parbake::vendoring::hash::HashCache::open(&cache);
         tx.send(format!("{c:?}")).unwrap();
     });
     let opened = rx

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use parbake::target::aws::ec2::{Ec2, Endpoint};
-use parbake::target::aws::scope::Scope;
+use parbake::targets::aws::ec2::{Ec2, Endpoint};
+use parbake::targets::aws::scope::Scope;
 
 use crate::util::launch_spec;
 use parbake::config::SourceAmi;
@@ -153,11 +153,11 @@ async fn instances_of(region: &str, owner: &str, state: &str) -> usize {
         .await
         .sdk()
         .describe_instances()
-        .filters(parbake::target::aws::ec2::filter(
+        .filters(parbake::targets::aws::ec2::filter(
             "tag:parbake:owner",
             owner,
         ))
-        .filters(parbake::target::aws::ec2::filter(
+        .filters(parbake::targets::aws::ec2::filter(
             "instance-state-name",
             state,
         ))
@@ -381,7 +381,7 @@ fn aws_bake_with_real_packer_tags_the_ami_caches_and_bakes_a_stack_layer_on_it()
         let inst = ec2
             .sdk()
             .describe_instances()
-            .filters(parbake::target::aws::ec2::filter(
+            .filters(parbake::targets::aws::ec2::filter(
                 "tag:parbake:layer-hash",
                 l1["hash"].as_str().unwrap(),
             ))
@@ -898,7 +898,7 @@ fn prune_keeps_newest_parents_used_and_referenced_amis_and_removes_the_rest_with
         let left = ec2
             .describe_images(
                 &["self".to_string()],
-                vec![parbake::target::aws::ec2::filter(
+                vec![parbake::targets::aws::ec2::filter(
                     "tag-key",
                     "parbake:layer-hash",
                 )],
@@ -1173,11 +1173,11 @@ fn bake_all_on_aws_waits_for_another_machines_builder_and_says_what_changed() {
             let resp = ec2
                 .sdk()
                 .describe_instances()
-                .filters(parbake::target::aws::ec2::filter(
+                .filters(parbake::targets::aws::ec2::filter(
                     "tag-key",
                     "parbake:building",
                 ))
-                .filters(parbake::target::aws::ec2::filter(
+                .filters(parbake::targets::aws::ec2::filter(
                     "instance-state-name",
                     "running",
                 ))
@@ -1388,7 +1388,7 @@ fn publish_to_a_launch_template_asks_for_a_verified_ami_and_rollback_moves_the_d
             .unwrap();
     });
     let ssm = || async {
-        parbake::target::aws::ssm::Ssm::connect(
+        parbake::targets::aws::ssm::Ssm::connect(
             "us-east-1",
             &Endpoint {
                 url: Some(moto().url.clone()),
@@ -1848,7 +1848,7 @@ fn gc_after_a_sigkilled_aws_bake_leaves_nothing_of_it_and_nothing_else_is_touche
         let volumes = c
             .sdk()
             .describe_volumes()
-            .filters(parbake::target::aws::ec2::filter(
+            .filters(parbake::targets::aws::ec2::filter(
                 "tag:parbake:owner",
                 &owner,
             ))
@@ -2246,7 +2246,7 @@ fn ctrl_c_in_an_aws_verify_terminates_its_instance_and_exits_130() {
             .await
             .sdk()
             .describe_instances()
-            .filters(parbake::target::aws::ec2::filter(
+            .filters(parbake::targets::aws::ec2::filter(
                 "tag:parbake:purpose",
                 "verify",
             ))
@@ -2729,7 +2729,7 @@ fn aws_errors_show_code_and_message_never_the_raw_answer_or_key_material() {
     let text = |e: parbake::error::Error| parbake::error::Report(&e).to_string();
     let shown = rt().block_on(async {
         let ec2 = Ec2::connect("us-east-1", &endpoint).await;
-        let ssm = parbake::target::aws::ssm::Ssm::connect("us-east-1", &endpoint).await;
+        let ssm = parbake::targets::aws::ssm::Ssm::connect("us-east-1", &endpoint).await;
         vec![
             text(ec2.try_claim("parbake-lock-x", &[]).await.unwrap_err()),
             text(ec2.claim_tags("parbake-lock-body").await.unwrap_err()),
@@ -2800,7 +2800,7 @@ fn aws_errors_show_code_and_message_never_the_raw_answer_or_key_material() {
 /// ModifyLaunchTemplate and DeleteLaunchTemplate.
 #[test]
 fn an_undo_that_fails_says_what_moved_and_the_commands_that_revert_or_finish_it() {
-    use parbake::target::aws::undo::{put_parameter_command, Moved};
+    use parbake::targets::aws::undo::{put_parameter_command, Moved};
     let refused = || {
         ec2_error(
             "UnauthorizedOperation",
@@ -3264,11 +3264,11 @@ fn running_builder(region: &str, owner: &str) -> aws_sdk_ec2::types::Instance {
                 .await
                 .sdk()
                 .describe_instances()
-                .filters(parbake::target::aws::ec2::filter(
+                .filters(parbake::targets::aws::ec2::filter(
                     "tag:parbake:owner",
                     owner,
                 ))
-                .filters(parbake::target::aws::ec2::filter(
+                .filters(parbake::targets::aws::ec2::filter(
                     "instance-state-name",
                     "running",
                 ))
@@ -3320,7 +3320,7 @@ fn production_settings_reach_the_builder_the_amis_their_snapshots_and_instances(
         let vpcs = c
             .sdk()
             .describe_vpcs()
-            .filters(parbake::target::aws::ec2::filter("isDefault", "true"))
+            .filters(parbake::targets::aws::ec2::filter("isDefault", "true"))
             .send()
             .await
             .unwrap();
@@ -4231,7 +4231,10 @@ fn an_ami_name_too_long_with_the_project_id_is_refused_before_packer() {
             .await
             .describe_images(
                 &["self".to_string()],
-                vec![parbake::target::aws::ec2::filter("tag:parbake:project", id)],
+                vec![parbake::targets::aws::ec2::filter(
+                    "tag:parbake:project",
+                    id,
+                )],
             )
             .await
             .unwrap();

@@ -185,7 +185,7 @@ fn bakes_parents_first_within_the_job_bound_then_caches_everything() {
         assert!(Path::new(id).is_file(), "{id}");
         // a base layer's disk is whole; a stack layer's is an overlay of its parent's, named
         // relative to it
-        let backing = parbake::target::qemu::disk::backing_file(Path::new(id)).unwrap();
+        let backing = parbake::targets::qemu::disk::backing_file(Path::new(id)).unwrap();
         let parent = r
             .layers
             .iter()

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use parbake::store::Store;
-use parbake::target::qemu::disk;
+use parbake::targets::qemu::disk;
 
 fn qemu_img(args: &[&str], cwd: &Path) {
     let out = Command::new("qemu-img")

@@ -3,7 +3,7 @@
 
 use parbake::plan::{self, Target};
 use parbake::render::packer::ami_tags;
-use parbake::target::aws::ami::manifest_from_tags;
+use parbake::targets::aws::ami::manifest_from_tags;
 
 use crate::util::{request, Fixture};
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use parbake::vendor::{self, Lock, SourceKind, Vendored};
+use parbake::vendoring::{self, Lock, SourceKind, Vendored};
 
 use crate::util::{repo, Fixture};
 
@@ -151,7 +151,7 @@ fn vendor_installs_a_tagged_git_role_and_a_built_collection_and_locks_them() {
     assert!(coll.join("plugins/filter/shout.py").is_file());
 
     let lock = lock_of(root);
-    assert_eq!(lock.format, vendor::lock::LOCK_FORMAT);
+    assert_eq!(lock.format, vendoring::lock::LOCK_FORMAT);
     assert_eq!(lock.roles.len(), 1);
     let r = &lock.roles[0];
     assert_eq!(
@@ -449,7 +449,7 @@ fn vendored_load_speed_on_community_general() {
     let files = snapshot(&root.join("vendor/collections")).len();
     // past the cache's racy window, so that the cold load fills the cache
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let cache = root.join("vendor").join(vendor::hash::CACHE_FILE);
+    let cache = root.join("vendor").join(vendoring::hash::CACHE_FILE);
     let _ = std::fs::remove_file(&cache);
     let time = |label: &str, f: &dyn Fn() -> Option<Vendored>| {
         let t = std::time::Instant::now();

@@ -14,8 +14,8 @@ use crate::process::Cmd;
 use crate::progress::Progress;
 use crate::render;
 use crate::store::{now_epoch, LayerRecord, Store};
-use crate::target::launch::{record_launch, KeptVm, LaunchOptions, LaunchRecord, LaunchReport};
-use crate::target::qemu;
+use crate::targets::launch::{record_launch, KeptVm, LaunchOptions, LaunchRecord, LaunchReport};
+use crate::targets::qemu;
 
 /// Kills the VM and removes its run directory unless kept.
 struct RunGuard {
@@ -294,7 +294,7 @@ pub(super) fn record_in_ledger(store: &Store, boot: &Boot, report: &LaunchReport
 
 /// The plan with the real base-disk identity, and the store's record of its top layer.
 fn baked_plan(project: &Project, req: &PlanRequest, store: &Store) -> Result<(Plan, LayerRecord)> {
-    let plan = crate::target::plan_for(project, req, |image| {
+    let plan = crate::targets::plan_for(project, req, |image| {
         qemu::peek_identity(project, image).ok_or_else(|| {
             Error::user("the base disk image is not built yet")
                 .with_hint(format!("bake first: {}", req.bake_command()))

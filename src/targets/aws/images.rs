@@ -73,7 +73,7 @@ fn current_hash(
     let source = sources
         .get(&image.name)
         .ok_or_else(|| format!("image `{}` has no aws source", image.name))?;
-    let base = crate::target::plan_for(
+    let base = crate::targets::plan_for(
         project,
         &PlanRequest {
             stack: stack.name.clone(),
@@ -94,7 +94,7 @@ fn current_hash(
         .filter(|r| !basic.contains(r))
         .cloned()
         .collect();
-    let p = crate::target::plan_for(
+    let p = crate::targets::plan_for(
         project,
         &PlanRequest {
             stack: stack.name.clone(),

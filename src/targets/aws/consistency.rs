@@ -46,7 +46,7 @@ pub fn plan_for_target(
 ) -> Result<(Plan, String)> {
     let rt = runtime(Threads::Current)?;
     let mut conn = None;
-    let plan = crate::target::plan_for(project, req, |image| {
+    let plan = crate::targets::plan_for(project, req, |image| {
         let src = image
             .def
             .sources

@@ -440,7 +440,7 @@ impl<'a> Launch<'a> {
     fn record(&self, status: &BootStatus, boot_to_ready_s: f64) {
         let store = crate::store::Store::for_project(&self.project.root);
         let plan = self.plan;
-        crate::target::launch::record_launch(&crate::target::launch::LaunchRecord {
+        crate::targets::launch::record_launch(&crate::targets::launch::LaunchRecord {
             store_root: &store.root,
             layer_dir: None,
             target: crate::plan::Target::Aws,

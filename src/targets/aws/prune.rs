@@ -387,7 +387,7 @@ async fn current_tops(
             target: crate::plan::Target::Aws,
             source_identity: None,
         };
-        let plan = crate::target::plan_for(project, &req, |_| Ok(source.clone()))?;
+        let plan = crate::targets::plan_for(project, &req, |_| Ok(source.clone()))?;
         let top = plan.top();
         let tagged = |key: &str, value: &str| -> Vec<Ami> {
             amis.iter()

@@ -17,7 +17,7 @@ use crate::plan::Target;
 use crate::process::Cmd;
 use crate::progress::Progress;
 use crate::store::Store;
-use crate::target::launch::{ContainerNet, KeptVm, LaunchOptions, LaunchReport};
+use crate::targets::launch::{ContainerNet, KeptVm, LaunchOptions, LaunchReport};
 
 use super::launch::{launch_failed, random_hex, record_in_ledger, Boot};
 

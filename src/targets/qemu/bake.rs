@@ -16,7 +16,7 @@ use crate::plan::{Layer, Plan, PlanRequest};
 use crate::progress::Progress;
 use crate::render::RenderOptions;
 use crate::store::{now_epoch, LayerRecord, Store};
-use crate::target::qemu;
+use crate::targets::qemu;
 use crate::tools::Tools;
 
 /// Bakes on the local VM target; one per run, shared by concurrent layer bakes.
@@ -63,7 +63,7 @@ impl QemuBaker {
     /// base disk is not built yet, its layers are planned without it (their hashes change
     /// once it is built, and they are not in the store).
     pub fn plan_peek(&self, req: &PlanRequest, progress: &Progress) -> Result<Plan> {
-        crate::target::plan_for(&self.project, req, |image| {
+        crate::targets::plan_for(&self.project, req, |image| {
             let mut peeked = self.peeked.lock().expect("peeked");
             if let Some(id) = peeked.get(&image.name) {
                 return Ok(id.clone());
@@ -82,7 +82,7 @@ impl QemuBaker {
 
     /// The plan for a stack with the real base-disk identity, building the base disk if needed.
     pub fn plan(&self, req: &PlanRequest, progress: &Progress) -> Result<Plan> {
-        crate::target::plan_for(&self.project, req, |image| {
+        crate::targets::plan_for(&self.project, req, |image| {
             let mut bases = self.bases.lock().expect("bases");
             if let Some(b) = bases.get(&image.name) {
                 return Ok(b.identity.clone());

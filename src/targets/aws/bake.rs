@@ -121,7 +121,7 @@ impl AwsBaker {
 
     /// The plan with the resolved source AMI as layer 1's source identity.
     pub fn plan(&self, req: &PlanRequest, progress: &mut Progress) -> Result<Plan> {
-        crate::target::plan_for(&self.project, req, |image| {
+        crate::targets::plan_for(&self.project, req, |image| {
             let src = self.source(&image.name)?;
             if let Ok(a) = self.resolved_source(&image.name) {
                 return Ok(crate::plan::source_identity::aws(&src.region, &a.id));
