@@ -161,11 +161,7 @@ fn check_render(
     let mut checks = Vec::new();
     for layer in &plan.layers {
         let ldir = dir.join(render::layer_dir(layer));
-        if plan.target == Target::Qemu {
-            // Packer checks that the SSH key file exists; bakes make a one-time key the same way
-            std::fs::create_dir_all(ldir.join("ssh")).map_err(|e| Error::io("create", &ldir, e))?;
-            crate::process::ssh_keygen(&ldir.join("ssh/id_ed25519"), "parbake-validate")?;
-        }
+        crate::targets::backend(plan.target).prepare_validate(&ldir)?;
         checks.push(outcome(
             "packer validate",
             format!("{subject} layer {} {}", layer.index, layer.name),

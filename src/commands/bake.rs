@@ -2,15 +2,16 @@
 //! (or every stack's changed layers), on the local VM or EC2.
 
 use std::fmt::Write;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::Ctx;
 use crate::bake::all::{AllOptions, AllReport, StackVerdict};
 use crate::bake::Outcome;
-use crate::bake::{BakeOptions, BakeReport, LayerBaker};
+use crate::bake::{BakeOptions, BakeReport};
 use crate::error::{Error, Result};
-use crate::plan::{Plan, PlanRequest, Target};
+use crate::plan::{PlanRequest, Target};
+use crate::targets::backend;
+use crate::targets::interface::VerifyRequest;
 
 #[derive(Debug, clap::Args)]
 pub struct BakeArgs {
@@ -21,7 +22,7 @@ pub struct BakeArgs {
     #[arg(long = "promote", value_name = "ROLE", conflicts_with = "all")]
     pub promote: Vec<String>,
     /// Where images are baked: the local VM (qemu) or EC2 (aws).
-    #[arg(long, default_value_t = Target::Qemu, value_parser = super::target_parser())]
+    #[arg(long, default_value = "qemu", value_parser = super::target_parser())]
     pub target: Target,
     /// Every image and stack (each stack with its file's `promote:` list); only layers whose
     /// hash changed are baked, parents first; a failed layer's children are skipped.
@@ -58,10 +59,7 @@ pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
         quiet: ctx.printer.quiet,
         verbose: ctx.printer.verbose,
     };
-    let report = match req.target {
-        Target::Qemu => crate::targets::qemu::bake::bake_qemu(&ctx.project, &req, &opts)?,
-        Target::Aws => crate::targets::aws::bake::bake_aws(&ctx.project, &req, &opts)?,
-    };
+    let report = backend(req.target).bake(&ctx.project, &req, &opts)?;
     ctx.printer.data(&report, bake_summary)
 }
 
@@ -167,11 +165,7 @@ fn verify_baked(ctx: &Ctx, args: &BakeArgs, report: &AllReport) -> Result<Vec<St
             target: args.target,
             source_identity: None,
         };
-        let verified = match args.target {
-            Target::Qemu => verify_qemu(ctx, &req, &mut v),
-            Target::Aws => verify_on_aws(ctx, &req, &mut v),
-        };
-        if let Err(e) = verified {
+        if let Err(e) = verify_one(ctx, &req, &mut v) {
             v.outcome = "failed".into();
             v.error = Some(e.to_string());
         }
@@ -184,40 +178,18 @@ fn verify_baked(ctx: &Ctx, args: &BakeArgs, report: &AllReport) -> Result<Vec<St
 /// minutes for a launch that runs every role).
 const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
 
-/// One stack verified on the local target, its verdict recorded in the store.
-fn verify_qemu(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
-    let opts = crate::targets::launch::LaunchOptions {
-        keep: false,
-        no_roles: false,
+/// One stack verified on its target, its verdict recorded there (the store, AMI tags).
+fn verify_one(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
+    let verify = VerifyRequest {
         offline: false,
         timeout: VERIFY_TIMEOUT,
-        quiet: ctx.printer.quiet,
-        verbose: ctx.printer.verbose,
         container: None,
     };
-    let (launch, failed) =
-        crate::targets::qemu::launch::launch_qemu_outcome(&ctx.project, req, &opts)?;
-    let verdict = super::verify::verdict(&launch, failed.as_ref());
-    crate::store::Store::for_project(&ctx.project.root).record_verification(&verdict)?;
-    v.outcome = if verdict.passed { "passed" } else { "failed" }.into();
-    v.boot_to_ready_s = Some(verdict.boot_to_ready_s);
-    v.userdata_sha256 = Some(verdict.userdata_sha256);
-    v.error = failed.map(|e| e.to_string());
-    Ok(())
-}
-
-/// One stack verified on EC2, its verdict tagged on the AMI.
-fn verify_on_aws(ctx: &Ctx, req: &PlanRequest, v: &mut StackVerdict) -> Result<()> {
-    let (r, failed) = crate::targets::aws::launch::verify_aws(
-        &ctx.project,
-        req,
-        VERIFY_TIMEOUT,
-        ctx.printer.quiet,
-    )?;
-    v.outcome = if r.passed { "passed" } else { "failed" }.into();
-    v.boot_to_ready_s = Some(r.seconds_to_ready);
-    v.userdata_sha256 = Some(r.userdata_sha256);
-    v.error = failed.map(|e| e.to_string());
+    let verified = backend(req.target).verify(&ctx.project, req, &verify, &ctx.printer)?;
+    v.outcome = if verified.passed { "passed" } else { "failed" }.into();
+    v.boot_to_ready_s = Some(verified.boot_to_ready_s);
+    v.userdata_sha256 = Some(verified.userdata_sha256);
+    v.error = verified.failed.map(|e| e.to_string());
     Ok(())
 }
 
@@ -231,41 +203,23 @@ fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
         return Err(Error::user("no stacks to bake")
             .with_hint("add a stack file under images/stacks/ (see images/stacks/web.yml)"));
     }
-    let requests = project.stacks.keys().map(|s| PlanRequest {
-        stack: s.clone(),
-        promote: Vec::new(),
-        target: args.target,
-        source_identity: None,
-    });
-    let (baker, plans): (Arc<dyn LayerBaker>, Vec<Plan>) = match args.target {
-        Target::Qemu if args.dry_run => {
-            // plans on the cached base disk's identity; builds nothing, creates no store
-            let b = crate::targets::qemu::bake::QemuBaker::peek(project, args.force);
-            let plans = requests
-                .map(|r| b.plan_peek(&r, &progress))
-                .collect::<Result<_>>()?;
-            (Arc::new(b), plans)
-        }
-        Target::Qemu => {
-            let b = crate::targets::qemu::bake::QemuBaker::new(project, args.force)?;
-            let plans = requests
-                .map(|r| b.plan(&r, &progress))
-                .collect::<Result<_>>()?;
-            (Arc::new(b), plans)
-        }
-        Target::Aws => {
-            // a dry run reads EC2 and creates no store
-            let b = if args.dry_run {
-                crate::targets::aws::bake::AwsBaker::peek(project, args.force, &progress)?
-            } else {
-                crate::targets::aws::bake::AwsBaker::new(project, args.force, &progress)?
-            };
-            let plans = requests
-                .map(|r| b.plan(&r, &mut progress))
-                .collect::<Result<_>>()?;
-            (Arc::new(b), plans)
-        }
-    };
+    let requests = project
+        .stacks
+        .keys()
+        .map(|s| PlanRequest {
+            stack: s.clone(),
+            promote: Vec::new(),
+            target: args.target,
+            source_identity: None,
+        })
+        .collect();
+    let (baker, plans) = backend(args.target).bake_all(
+        project,
+        requests,
+        args.force,
+        args.dry_run,
+        &mut progress,
+    )?;
     progress.finish();
     let nodes = crate::bake::all::graph(&plans);
     let opts = AllOptions {

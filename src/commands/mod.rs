@@ -51,7 +51,7 @@ pub struct StackArgs {
     #[arg(long = "promote", value_name = "ROLE")]
     pub promote: Vec<String>,
     /// Where images are baked: the local VM (qemu) or EC2 (aws).
-    #[arg(long, default_value_t = Target::Qemu, value_parser = target_parser())]
+    #[arg(long, default_value = "qemu", value_parser = target_parser())]
     pub target: Target,
 }
 
@@ -66,43 +66,9 @@ impl StackArgs {
     }
 
     /// A request whose source identity is the one a bake would use, when it can be known
-    /// without building anything (the cached base disk's recipe; the source AMI, resolved
-    /// read-only), so `plan`, `render` and `userdata` show the same hashes and user-data as
-    /// `bake` and `launch`. When it cannot, the plan says its hashes are provisional.
+    /// without building anything (`targets::interface::resolved_request`).
     pub fn resolved_request(&self, ctx: &Ctx) -> PlanRequest {
-        let mut req = self.request();
-        let project = &ctx.project;
-        let Some(image) = project
-            .stacks
-            .get(&self.stack)
-            .and_then(|st| project.images.get(&st.def.image))
-        else {
-            return req;
-        };
-        let why_not = match self.target {
-            Target::Qemu if image.def.sources.qemu.is_some() => {
-                req.source_identity = crate::targets::qemu::peek_identity(project, image);
-                None
-            }
-            Target::Aws if image.def.sources.aws.is_some() => {
-                match crate::targets::aws::consistency::peek_identity(image) {
-                    Ok(id) => {
-                        req.source_identity = Some(id);
-                        None
-                    }
-                    Err(why) => Some(why),
-                }
-            }
-            _ => return req,
-        };
-        if req.source_identity.is_none() {
-            let why = why_not.map(|w| format!(" ({w})")).unwrap_or_default();
-            ctx.printer.note(format!(
-                "note: {}{why}",
-                crate::plan::provisional_sentence(self.target)
-            ));
-        }
-        req
+        crate::targets::resolved_request(&ctx.project, &self.request(), &ctx.printer)
     }
 }
 
@@ -111,17 +77,6 @@ pub fn target_parser() -> impl clap::builder::TypedValueParser<Value = Target> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(["qemu", "aws"])
         .map(|s| s.parse::<Target>().expect("one of the possible values"))
-}
-
-/// A flag that does not apply to the chosen target is an error, never silently ignored.
-pub fn refuse_flag(set: bool, flag: &str, target: Target, hint: &str) -> crate::Result<()> {
-    if set {
-        return Err(
-            crate::Error::user(format!("{flag} does not apply to --target {target}"))
-                .with_hint(hint.to_string()),
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::plan::budget::{BudgetReport, Build, Choice, Cost, Figure, Held};
-use crate::plan::{LayerKind, Plan, Target};
+use crate::plan::budget::{BudgetReport, Build, Choice, Cost, Figure};
+use crate::plan::{LayerKind, Plan};
 use crate::render::{RenderError, UserData};
 
 /// Whether the user-data fits EC2's limit.
@@ -315,12 +315,9 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
     let entries = crate::ledger::Ledger::in_store(&store.root).load()?;
     let image = &ctx.project.stack(&stack.stack)?.def.image;
     let stats = crate::ledger::Stats::from_entries(&entries, &stack.target.to_string(), image);
-    let held = |layer: &crate::plan::Layer| held_locally(&store, layer);
-    let held: &dyn Fn(&crate::plan::Layer) -> Held = match stack.target {
-        Target::Qemu => &held,
-        // plan makes no cloud calls; the cost says the AMIs were not looked up
-        Target::Aws => &|_| Held::Unknown,
-    };
+    // on aws plan makes no cloud calls: the cost says the AMIs were not looked up
+    let target = crate::targets::backend(stack.target);
+    let held = |layer: &crate::plan::Layer| target.held(&ctx.project, layer);
     let user_data_bytes =
         |p: &crate::plan::Plan| Ok(crate::render::userdata::render(p)?.bytes.len());
     let report = crate::plan::budget::recommend(
@@ -328,7 +325,7 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
         &req,
         &stats,
         budget_s,
-        held,
+        &held,
         &user_data_bytes,
     )?;
     ctx.printer.data(&report, budget_text)?;
@@ -340,17 +337,6 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
         .with_hint("raise the budget, or make the launch-only roles faster; the estimate per role is above"));
     }
     Ok(())
-}
-
-/// What the local store holds of a layer: the exact disk, or its run layer to refresh.
-fn held_locally(store: &crate::store::Store, layer: &crate::plan::Layer) -> Held {
-    if store.layer(&layer.hash).is_some() {
-        Held::Exact
-    } else if let Some(run) = store.run_layer(&layer.run_hash) {
-        Held::RunLayer(run.hash)
-    } else {
-        Held::Nothing
-    }
 }
 
 fn figure_text(f: &Figure) -> String {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use super::{Ctx, StackArgs};
 use crate::error::{Error, Result};
-use crate::plan::{Plan, Target};
+use crate::plan::Plan;
+use crate::targets::backend;
 
 #[derive(Debug, clap::Args)]
 pub struct UserdataArgs {
@@ -65,30 +66,10 @@ pub fn run(ctx: &Ctx, args: UserdataArgs) -> Result<()> {
 
 /// The plan the user-data is for: on AWS, the one that fits the AMI's tags.
 fn plan_for(ctx: &Ctx, args: &UserdataArgs) -> Result<Plan> {
-    match args.stack.target {
-        Target::Aws => {
-            let (plan, id) = crate::targets::aws::consistency::plan_for_target(
-                &ctx.project,
-                &args.stack.request(),
-                args.ami.as_deref(),
-            )?;
-            ctx.printer.note(format!(
-                "for AMI {id}: it baked {}",
-                plan.top().baked.join(", ")
-            ));
-            Ok(plan)
-        }
-        Target::Qemu => {
-            super::refuse_flag(
-                args.ami.is_some(),
-                "--ami",
-                Target::Qemu,
-                "on the local target the stack's baked layer is used",
-            )?;
-            Ok(crate::plan::plan(
-                &ctx.project,
-                &args.stack.resolved_request(ctx),
-            )?)
-        }
-    }
+    backend(args.stack.target).userdata_plan(
+        &ctx.project,
+        &args.stack.request(),
+        args.ami.as_deref(),
+        &ctx.printer,
+    )
 }

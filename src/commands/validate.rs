@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<()> {
         }
     }
     let targets = if args.target.is_empty() {
-        vec![Target::Qemu, Target::Aws]
+        Target::ALL.to_vec()
     } else {
         args.target.clone()
     };

@@ -1,5 +1,6 @@
 //! What both targets share after a launch: the report, and the timing record a launch adds.
 
+use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -116,4 +117,68 @@ pub enum ContainerNet {
     /// A private link to the host and nothing beyond it: the host reaches the container's
     /// ports (`--host-link`).
     HostLink,
+}
+
+/// One line per launch role and per check of a runner's status, with its state and time.
+pub fn status_lines(s: &mut String, status: &BootStatus) {
+    for role in &status.roles {
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<8} {}",
+            role.name,
+            role.status,
+            role.duration_s
+                .map(|d| format!("{d:.1}s"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    for check in &status.checks {
+        let _ = writeln!(
+            s,
+            "  check {:<24} {:<8} {}{}",
+            check.name,
+            check.status,
+            check
+                .duration_s
+                .map(|d| format!("{d:.1}s"))
+                .unwrap_or_else(|| "-".into()),
+            check
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+pub fn launch_summary(r: &LaunchReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "stack {} launched from layer {} ({}) on {} as {}: {} in {:.1}s boot-to-ready",
+        r.stack,
+        r.layer,
+        &r.layer_hash[..12],
+        r.accelerator,
+        r.instance_id,
+        r.status.state,
+        r.boot_to_ready_s
+    );
+    status_lines(&mut s, &r.status);
+    if let Some(t) = &r.status.timing {
+        let _ = writeln!(s, "where the time went: {}", t.text());
+    }
+    if let Some(k) = &r.kept {
+        let what = if k.stop.is_some() { "container" } else { "VM" };
+        let _ = writeln!(s, "the {what} is still running (pid {}):", k.pid);
+        let _ = writeln!(s, "  ssh:  {}", k.ssh);
+        let _ = writeln!(s, "  http: {}", k.http);
+        match &k.stop {
+            Some(stop) => writeln!(s, "  stop: {stop}"),
+            None => writeln!(s, "  stop: kill {} && rm -rf {}", k.pid, k.dir.display()),
+        }
+        .ok();
+    }
+    let _ = writeln!(s, "console log: {}", r.serial_log.display());
+    s
 }

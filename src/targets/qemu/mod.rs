@@ -5,7 +5,11 @@ pub mod bake;
 pub mod container;
 pub mod disk;
 pub mod launch;
+pub mod ops;
+pub mod publish;
 pub mod store_images;
+pub mod text;
+pub mod verify;
 
 use std::io::Read;
 use std::net::TcpListener;
