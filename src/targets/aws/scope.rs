@@ -8,7 +8,6 @@
 use aws_sdk_ec2::types::Filter;
 
 use super::ami::Ami;
-use super::ec2::filter;
 use crate::config::Project;
 use crate::error::{Error, Result};
 
@@ -59,7 +58,10 @@ impl Scope {
     /// filter on a missing tag, so [`Scope::holds`] does).
     pub fn filters(&self) -> Vec<Filter> {
         match self {
-            Scope::Project(id) => vec![filter(&format!("tag:{PROJECT_TAG}"), id)],
+            Scope::Project(id) => vec![Filter::builder()
+                .name(format!("tag:{PROJECT_TAG}"))
+                .values(id)
+                .build()],
             Scope::Unscoped => Vec::new(),
         }
     }

@@ -59,17 +59,6 @@ pub(super) fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
-pub fn launch_qemu(
-    project: &Project,
-    req: &PlanRequest,
-    opts: &LaunchOptions,
-) -> Result<LaunchReport> {
-    match launch_qemu_outcome(project, req, opts)? {
-        (report, None) => Ok(report),
-        (_, Some(failed)) => Err(failed),
-    }
-}
-
 /// What one local launch boots: a stack's top layer from the store and the exact user-data.
 /// Planned from the project (`launch`, `verify`), or read from a publish record
 /// (`launch --published`), which pins both.
@@ -141,39 +130,6 @@ impl Boot {
     pub(super) fn short_hash(&self) -> &str {
         &self.layer_hash[..12.min(self.layer_hash.len())]
     }
-}
-
-/// A launch that booted and reported: the report, and when the runner reported a failure the
-/// error for it (the role or check, the log tail, where the console log is). An error before
-/// the runner reported (no baked layer, qemu would not start, the timeout) is the `Err`.
-pub fn launch_qemu_outcome(
-    project: &Project,
-    req: &PlanRequest,
-    opts: &LaunchOptions,
-) -> Result<(LaunchReport, Option<Error>)> {
-    let boot = Boot::planned(project, req, opts.no_roles)?;
-    boot_local(project, &boot, opts)
-}
-
-/// Boots `boot` natively with `--container` (systemd-nspawn), or in a VM: also when a native
-/// boot cannot run here, which is said once on stderr.
-pub fn boot_local(
-    project: &Project,
-    boot: &Boot,
-    opts: &LaunchOptions,
-) -> Result<(LaunchReport, Option<Error>)> {
-    let Some(net) = opts.container else {
-        return boot_qemu(project, boot, opts);
-    };
-    let why = match super::container::unavailable() {
-        Some(why) => why,
-        None => match super::container::boot_container(project, boot, opts, net)? {
-            super::container::Outcome::Booted(report, failed) => return Ok((*report, failed)),
-            super::container::Outcome::Fallback(why) => why,
-        },
-    };
-    eprintln!("parbake: --container: {why}; launching in a VM instead");
-    boot_qemu(project, boot, opts)
 }
 
 /// Boots `boot` and follows its console until the runner reports.

@@ -2,6 +2,7 @@
 //! and running a VM from a layer disk with a NoCloud seed.
 
 pub mod bake;
+pub mod boot;
 pub mod container;
 pub mod disk;
 pub mod launch;

@@ -18,7 +18,8 @@ use crate::targets::interface::{
 use crate::targets::launch::{launch_summary, LaunchOptions};
 
 use super::bake::QemuBaker;
-use super::launch::{boot_local, launch_qemu, Boot};
+use super::boot::{boot_local, launch_qemu};
+use super::launch::Boot;
 use super::{publish, store_images, text, verify};
 
 /// The local target: Packer's qemu builder, the store of layer disks, NoCloud launches in a

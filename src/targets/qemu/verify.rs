@@ -29,7 +29,7 @@ pub fn verify(
     verify: &VerifyRequest,
     printer: &Printer,
 ) -> Result<Verified> {
-    let (launch, failed) = super::launch::launch_qemu_outcome(
+    let (launch, failed) = super::boot::launch_qemu_outcome(
         project,
         req,
         &LaunchOptions {
