@@ -331,6 +331,51 @@ pub fn ssh_keygen(key: &Path, comment: &str) -> crate::error::Result<String> {
         .map_err(|e| crate::error::Error::io("read", public, e))
 }
 
+/// A program parbake starts and does not wait for (a VM, a container): in its own process
+/// group, stdin closed, both output streams into one file. With [`Cmd`], the only way parbake
+/// starts a program.
+pub struct Background(duct::Handle);
+
+impl Background {
+    pub fn start(
+        program: &str,
+        args: Vec<OsString>,
+        dir: &Path,
+        output: std::fs::File,
+    ) -> std::io::Result<Background> {
+        duct::cmd(program, args)
+            .dir(dir)
+            .stdin_null()
+            // duct applies the outer redirect first: join stderr to stdout, then point stdout
+            // at the file, so neither stream holds on to parbake's own stdout
+            .stderr_to_stdout()
+            .stdout_file(output)
+            .unchecked()
+            .before_spawn(|c| {
+                use std::os::unix::process::CommandExt;
+                c.process_group(0);
+                Ok(())
+            })
+            .start()
+            .map(Background)
+    }
+
+    /// The program's process id (and so its process group's).
+    pub fn pid(&self) -> Option<u32> {
+        self.0.pids().first().copied()
+    }
+
+    /// Its exit status, once it has exited.
+    pub fn try_wait(&self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        Ok(self.0.try_wait()?.map(|out| out.status))
+    }
+
+    /// Waits for it to exit.
+    pub fn wait(&self) -> std::io::Result<std::process::ExitStatus> {
+        Ok(self.0.wait()?.status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use crate::contract::events::{Event, Timings};
 use crate::contract::status::{parse_status_line, BootStatus};
 use crate::error::{Error, Result};
 use crate::plan::Target;
-use crate::process::Cmd;
+use crate::process::{Background, Cmd};
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::targets::launch::{ContainerNet, KeptVm, LaunchOptions, LaunchReport};
@@ -59,7 +59,7 @@ struct Native {
     root: PathBuf,
     mounted: bool,
     netns: Option<Link>,
-    handle: Option<duct::Handle>,
+    handle: Option<Background>,
     keep: bool,
     /// With --keep: say how to enter the container each time it starts.
     announce: bool,
@@ -101,8 +101,8 @@ impl Drop for Native {
 
 /// SIGTERM to systemd-nspawn halts the container cleanly; after 30 s its PID 1 (and so its
 /// PID namespace) and nspawn are killed.
-fn halt(h: &duct::Handle) {
-    let Some(&pid) = h.pids().first() else { return };
+fn halt(h: &Background) {
+    let Some(pid) = h.pid() else { return };
     let leader = leader_pid(pid);
     // SAFETY: signals to a systemd-nspawn we started and to the container it started
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
@@ -409,19 +409,13 @@ fn start(n: &mut Native) -> Result<()> {
         None => args.push("--private-network".into()),
         Some(l) => args.push(format!("--network-namespace-path=/run/netns/{}", l.netns).into()),
     }
-    let handle = duct::cmd("systemd-nspawn", args)
-        .dir(&n.dir)
-        .stdin_null()
-        .stderr_to_stdout()
-        .stdout_file(append(&n.dir.join("console.log"))?)
-        .unchecked()
-        .before_spawn(|c| {
-            use std::os::unix::process::CommandExt;
-            c.process_group(0);
-            Ok(())
-        })
-        .start()
-        .map_err(|e| Error::io("start systemd-nspawn", &n.dir, e))?;
+    let handle = Background::start(
+        "systemd-nspawn",
+        args,
+        &n.dir,
+        append(&n.dir.join("console.log"))?,
+    )
+    .map_err(|e| Error::io("start systemd-nspawn", &n.dir, e))?;
     n.handle = Some(handle);
     Ok(())
 }
@@ -429,7 +423,7 @@ fn start(n: &mut Native) -> Result<()> {
 /// With --keep, how to enter the container just started (a test reboots it this way): its PID 1
 /// is systemd-nspawn's child, there within a few seconds.
 fn announce(n: &Native, progress: &Progress) {
-    let Some(pid) = n.handle.as_ref().and_then(|h| h.pids().first().copied()) else {
+    let Some(pid) = n.handle.as_ref().and_then(|h| h.pid()) else {
         return;
     };
     if !n.announce {
@@ -508,16 +502,15 @@ fn follow(
 /// A container that exited: restarted when it asked for a reboot, an error otherwise.
 fn exited(n: &mut Native, progress: &mut Progress) -> Result<()> {
     let Some(h) = &n.handle else { return Ok(()) };
-    let Ok(Some(out)) = h.try_wait() else {
+    let Ok(Some(status)) = h.try_wait() else {
         return Ok(());
     };
-    if out.status.code() == Some(REBOOT_EXIT) {
+    if status.code() == Some(REBOOT_EXIT) {
         progress.line("the container rebooted: starting it again on the same root");
         start(n)?;
         announce(n, progress);
         return Ok(());
     }
-    let status = out.status;
     n.handle = None;
     Err(Error::user(format!(
         "systemd-nspawn exited ({status}) before the launch finished"
@@ -549,7 +542,7 @@ fn final_status(root: &Path) -> Option<BootStatus> {
 /// How to reach a container left running with `--keep`, and how to stop it.
 fn kept_container(n: &mut Native) -> KeptVm {
     n.keep = true;
-    let pid = n.handle.as_ref().and_then(|h| h.pids().first().copied());
+    let pid = n.handle.as_ref().and_then(|h| h.pid());
     let pid = pid.unwrap_or(0);
     let dir = n.dir.display().to_string();
     let q = |s: &str| shell_escape::escape(s.into()).into_owned();

@@ -10,7 +10,7 @@ use crate::contract::events::{Event, Timings};
 use crate::contract::status::{after_marker, parse_status_line, BootStatus, LOG_LINE_PREFIX};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanRequest, Target};
-use crate::process::Cmd;
+use crate::process::{Background, Cmd};
 use crate::progress::Progress;
 use crate::render;
 use crate::store::{now_epoch, LayerRecord, Store};
@@ -166,10 +166,16 @@ pub fn boot_qemu(
         .images
         .get(&boot.image)
         .and_then(|i| i.def.sources.qemu.as_ref());
-    let handle = qemu_command(&run.dir, record, source, &vm)
-        .start()
-        .map_err(|e| Error::io("start qemu-system-x86_64", &run.dir, e))?;
-    let pid = handle.pids()[0];
+    let output = std::fs::File::create(run.dir.join("qemu.out"))
+        .map_err(|e| Error::io("create", run.dir.join("qemu.out"), e))?;
+    let handle = Background::start(
+        "qemu-system-x86_64",
+        qemu_args(record, source, &vm),
+        &run.dir,
+        output,
+    )
+    .map_err(|e| Error::io("start qemu-system-x86_64", &run.dir, e))?;
+    let pid = handle.pid().unwrap_or(0);
     run.guard.pid = Some(pid);
     let user = source.map(|q| q.ssh_user.as_str()).unwrap_or("debian");
     announce_vm(&mut progress, opts, &kept_vm(pid, &run.dir, &vm, user));
@@ -341,14 +347,13 @@ struct Vm {
     offline: bool,
 }
 
-/// qemu-system-x86_64 on the overlay and the seed, sized as the image's qemu source says,
-/// in its own process group, with SSH and HTTP forwarded to loopback.
-fn qemu_command(
-    dir: &std::path::Path,
+/// qemu-system-x86_64's arguments: the overlay and the seed, sized as the image's qemu
+/// source says, with SSH and HTTP forwarded to loopback.
+fn qemu_args(
     record: &LayerRecord,
     source: Option<&crate::config::QemuSource>,
     vm: &Vm,
-) -> duct::Expression {
+) -> Vec<std::ffi::OsString> {
     let (accel_arg, cpu) = if vm.accel == "kvm" {
         ("kvm", "host")
     } else {
@@ -392,19 +397,7 @@ fn qemu_command(
         "-serial".into(),
         format!("file:{}", vm.serial.display()),
     ];
-    duct::cmd("qemu-system-x86_64", args)
-        .dir(dir)
-        .stdin_null()
-        // duct applies the outer redirect first: join stderr to stdout, then point stdout at
-        // the file, so neither stream holds on to parbake's own stdout
-        .stderr_to_stdout()
-        .stdout_path(dir.join("qemu.out"))
-        .unchecked()
-        .before_spawn(|c| {
-            use std::os::unix::process::CommandExt;
-            c.process_group(0);
-            Ok(())
-        })
+    args.into_iter().map(Into::into).collect()
 }
 
 /// What following one launch's console needs.
@@ -421,7 +414,7 @@ struct Watch<'a> {
 /// Follows the serial console until the runner's `parbake-status` line: progress from its
 /// events, the log tail it prints on failure. Fails if qemu exits, on timeout or Ctrl-C.
 fn follow_console(
-    handle: &duct::Handle,
+    handle: &Background,
     w: &Watch<'_>,
     progress: &mut Progress,
 ) -> Result<(BootStatus, Vec<String>)> {
@@ -455,12 +448,12 @@ fn follow_console(
                 progress.step(label, "booting");
             }
         }
-        if let Ok(Some(out)) = handle.try_wait() {
+        if let Ok(Some(status)) = handle.try_wait() {
             // reading rule exception (src/fsread.rs): qemu's output in parbake's private run dir
             let text = std::fs::read_to_string(w.run.dir.join("qemu.out")).unwrap_or_default();
             return Err(Error::user(format!(
                 "qemu exited ({}) before the launch finished: {}",
-                out.status,
+                status,
                 text.trim()
             ))
             .with_hint(format!("the console log is {}", vm.serial.display())));
