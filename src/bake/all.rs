@@ -285,6 +285,61 @@ pub struct AllOptions {
     pub verbose: bool,
 }
 
+/// One layer's bake on the blocking pool, and what it needs there.
+struct BakeJob {
+    baker: Arc<dyn LayerBaker>,
+    nodes: Arc<Vec<Node>>,
+    i: usize,
+    parent: Option<LayerResult>,
+    quiet: bool,
+    verbose: bool,
+    /// One spinner cannot show concurrent bakes: with -j > 1 each bake prints plain lines.
+    plain: bool,
+}
+
+impl BakeJob {
+    /// Bakes the layer: its index, its result, and how long it took.
+    fn run(self) -> (usize, Result<LayerResult>, f64) {
+        let t = Instant::now();
+        let mut progress = if self.plain {
+            Progress::lines(self.quiet, self.verbose)
+        } else {
+            Progress::new(self.quiet, self.verbose)
+        };
+        let n = &self.nodes[self.i];
+        let r = self
+            .baker
+            .bake(&n.plan, &n.layer, self.parent.as_ref(), &mut progress);
+        progress.finish();
+        (self.i, r, t.elapsed().as_secs_f64())
+    }
+}
+
+/// After a layer's bake: a failed layer's children are skipped, and after Ctrl-C every layer
+/// still waiting is.
+fn settle(
+    sched: &mut Schedule,
+    nodes: &[Node],
+    i: usize,
+    ok: bool,
+    progress: &Progress,
+    outcomes: &mut [LayerOutcome],
+) {
+    for c in sched.finish(i, ok) {
+        progress.line(&format!(
+            "{}: skipped, its parent layer {} failed",
+            layer_label(&nodes[c].layer),
+            nodes[i].layer.name
+        ));
+        outcomes[c].error = Some(format!("parent layer {} failed", nodes[i].layer.name));
+    }
+    if crate::interrupt::interrupted() {
+        for c in sched.skip_waiting() {
+            outcomes[c].error = Some("interrupted before it started".into());
+        }
+    }
+}
+
 /// Bakes every node that is not cached, at most `opts.jobs` at a time, on tokio.
 pub fn run(
     baker: Arc<dyn LayerBaker>,
@@ -312,30 +367,24 @@ pub fn run(
     let mut sched = Schedule::new(nodes.iter().map(|n| n.parent).collect(), &cached);
     let nodes = Arc::new(nodes);
     let rt = crate::runtime::runtime(crate::runtime::Threads::Pool { blocking: jobs })?;
-    let (quiet, verbose) = (opts.quiet, opts.verbose);
-    // one spinner cannot show concurrent bakes: with -j > 1 each bake prints plain lines
-    let plain = jobs > 1;
+    let (quiet, verbose, plain) = (opts.quiet, opts.verbose, jobs > 1);
     rt.block_on(async {
         let mut set: tokio::task::JoinSet<(usize, Result<LayerResult>, f64)> =
             tokio::task::JoinSet::new();
         loop {
             while !crate::interrupt::interrupted() && sched.running() < jobs {
                 let Some(i) = sched.next_ready() else { break };
-                let baker = baker.clone();
-                let nodes = nodes.clone();
                 let parent = nodes[i].parent.and_then(|p| results[p].clone());
-                set.spawn_blocking(move || {
-                    let t = Instant::now();
-                    let mut progress = if plain {
-                        Progress::lines(quiet, verbose)
-                    } else {
-                        Progress::new(quiet, verbose)
-                    };
-                    let n = &nodes[i];
-                    let r = baker.bake(&n.plan, &n.layer, parent.as_ref(), &mut progress);
-                    progress.finish();
-                    (i, r, t.elapsed().as_secs_f64())
-                });
+                let job = BakeJob {
+                    baker: baker.clone(),
+                    nodes: nodes.clone(),
+                    i,
+                    parent,
+                    quiet,
+                    verbose,
+                    plain,
+                };
+                set.spawn_blocking(move || job.run());
             }
             let Some(joined) = set.join_next().await else {
                 break;
@@ -349,19 +398,7 @@ pub fn run(
                 &mut outcomes[i],
                 &mut results[i],
             );
-            for c in sched.finish(i, ok) {
-                progress.line(&format!(
-                    "{}: skipped, its parent layer {} failed",
-                    layer_label(&nodes[c].layer),
-                    nodes[i].layer.name
-                ));
-                outcomes[c].error = Some(format!("parent layer {} failed", nodes[i].layer.name));
-            }
-            if crate::interrupt::interrupted() {
-                for c in sched.skip_waiting() {
-                    outcomes[c].error = Some("interrupted before it started".into());
-                }
-            }
+            settle(&mut sched, &nodes, i, ok, progress, &mut outcomes);
         }
         Ok::<(), Error>(())
     })?;
@@ -646,62 +683,10 @@ fn count(outcomes: &[LayerOutcome]) -> Counts {
     counts
 }
 
-/// The summary table: one line per layer, then the counts.
+/// The summary table: the counts, then one line per layer and per verified stack.
 pub fn summary_text(r: &AllReport) -> String {
-    let mut s = if r.dry_run {
-        format!(
-            "bake --all --dry-run on {}: {} to bake, {} to refresh, {} cached (nothing was baked)\n",
-            r.target, r.counts.to_bake, r.counts.to_refresh, r.counts.cached
-        )
-    } else {
-        format!(
-            "bake --all on {} ({}), -j {}: {} baked, {} refreshed, {} cached, {} failed, {} skipped in {:.1}s\n",
-            r.target,
-            r.accelerator,
-            r.jobs,
-            r.counts.baked,
-            r.counts.refreshed,
-            r.counts.cached,
-            r.counts.failed,
-            r.counts.skipped,
-            r.duration_s
-        )
-    };
+    let mut s = summary_head(r);
     for l in &r.layers {
-        let id = l
-            .image_id
-            .as_deref()
-            .map(|i| {
-                // a store path is long; its layer directory says it all
-                std::path::Path::new(i)
-                    .parent()
-                    .and_then(|p| p.file_name())
-                    .filter(|_| i.ends_with(".qcow2"))
-                    .map(|d| format!("store:{}", &d.to_string_lossy()[..12.min(d.len())]))
-                    .unwrap_or_else(|| i.to_string())
-            })
-            .unwrap_or_else(|| "-".into());
-        let detail = match l.outcome {
-            Outcome::Cached
-            | Outcome::Baked
-            | Outcome::ToBake
-            | Outcome::Refreshed
-            | Outcome::ToRefresh => l.why.join("; "),
-            Outcome::Failed | Outcome::Skipped => {
-                // the first line of the error, without the command line (the JSON has it all)
-                let full = l.error.clone().unwrap_or_default();
-                let mut d = full
-                    .split(" failed: `")
-                    .next()
-                    .unwrap_or(&full)
-                    .trim_end_matches(':')
-                    .to_string();
-                if !l.why.is_empty() {
-                    d.push_str(&format!(" (to bake: {})", l.why.join("; ")));
-                }
-                d
-            }
-        };
         let took = match l.outcome {
             Outcome::ToBake | Outcome::ToRefresh => "-".to_string(),
             _ => format!("{:.1}s", l.duration_s),
@@ -712,8 +697,8 @@ pub fn summary_text(r: &AllReport) -> String {
             l.name,
             &l.hash[..12],
             took,
-            id,
-            detail
+            short_image_id(l.image_id.as_deref()),
+            layer_detail(l)
         ));
     }
     for v in &r.verified {
@@ -733,6 +718,66 @@ pub fn summary_text(r: &AllReport) -> String {
         ));
     }
     s
+}
+
+/// The summary's first line: what ran where, and the counts.
+fn summary_head(r: &AllReport) -> String {
+    if r.dry_run {
+        return format!(
+            "bake --all --dry-run on {}: {} to bake, {} to refresh, {} cached (nothing was baked)\n",
+            r.target, r.counts.to_bake, r.counts.to_refresh, r.counts.cached
+        );
+    }
+    format!(
+        "bake --all on {} ({}), -j {}: {} baked, {} refreshed, {} cached, {} failed, {} skipped in {:.1}s\n",
+        r.target,
+        r.accelerator,
+        r.jobs,
+        r.counts.baked,
+        r.counts.refreshed,
+        r.counts.cached,
+        r.counts.failed,
+        r.counts.skipped,
+        r.duration_s
+    )
+}
+
+/// An image id as the table shows it: a store path by its layer directory, which says it all.
+fn short_image_id(id: Option<&str>) -> String {
+    id.map(|i| {
+        std::path::Path::new(i)
+            .parent()
+            .and_then(|p| p.file_name())
+            .filter(|_| i.ends_with(".qcow2"))
+            .map(|d| format!("store:{}", &d.to_string_lossy()[..12.min(d.len())]))
+            .unwrap_or_else(|| i.to_string())
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+/// Why a layer baked or is cached; for a failure, the first line of the error without the
+/// command line (the JSON has it all).
+fn layer_detail(l: &LayerOutcome) -> String {
+    match l.outcome {
+        Outcome::Cached
+        | Outcome::Baked
+        | Outcome::ToBake
+        | Outcome::Refreshed
+        | Outcome::ToRefresh => l.why.join("; "),
+        Outcome::Failed | Outcome::Skipped => {
+            let full = l.error.clone().unwrap_or_default();
+            let mut d = full
+                .split(" failed: `")
+                .next()
+                .unwrap_or(&full)
+                .trim_end_matches(':')
+                .to_string();
+            if !l.why.is_empty() {
+                d.push_str(&format!(" (to bake: {})", l.why.join("; ")));
+            }
+            d
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::ec2::{Ec2, Endpoint};
+use super::ec2::{BuilderInstance, Ec2, Endpoint};
 use crate::config::Project;
 use crate::error::Result;
 use crate::runtime::{runtime, Threads};
@@ -69,62 +69,14 @@ pub fn gc(project: &Project, dry_run: bool) -> Result<Vec<Leftover>> {
 /// group deleted), expired builder volumes and expired claims, unless a dry run.
 async fn gc_region(region: &str, now: u64, dry_run: bool) -> Result<Vec<Leftover>> {
     let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
-    let item = |kind: &str, id: &str, instance: &str, owner: &str, run: &str, at: u64| Leftover {
-        kind: kind.into(),
-        id: id.into(),
-        region: region.to_string(),
-        instance_id: instance.into(),
-        state: String::new(),
-        owner: owner.into(),
-        run_id: run.into(),
-        expired_s_ago: now.saturating_sub(at),
-        terminated: false,
-        removed: false,
-        note: None,
-    };
+    let found = Found { region, now };
     let builders = ec2.expired_builders(now).await?;
-    let mut out = Vec::new();
-    for b in &builders {
-        let mut i = item(
-            "instance",
-            &b.instance_id,
-            &b.instance_id,
-            &b.owner,
-            &b.run_id,
-            b.expires_at,
-        );
-        i.state = b.state.clone();
-        out.push(i);
-        if let Some(k) = b.key_name.as_deref().filter(|k| packer_temporary(k)) {
-            out.push(item(
-                "key-pair",
-                k,
-                &b.instance_id,
-                &b.owner,
-                &b.run_id,
-                b.expires_at,
-            ));
-        }
-        for (id, _) in b
-            .security_groups
-            .iter()
-            .filter(|(_, n)| packer_temporary(n))
-        {
-            out.push(item(
-                "security-group",
-                id,
-                &b.instance_id,
-                &b.owner,
-                &b.run_id,
-                b.expires_at,
-            ));
-        }
-    }
+    let mut out: Vec<Leftover> = builders.iter().flat_map(|b| found.builder(b)).collect();
     for v in ec2.expired_volumes(now).await? {
-        out.push(item("volume", &v.id, "", &v.owner, &v.run_id, v.expires_at));
+        out.push(found.item("volume", &v.id, "", &v.owner, &v.run_id, v.expires_at));
     }
     for c in ec2.expired_claims(now).await? {
-        out.push(item("claim", &c.id, "", &c.owner, &c.run_id, c.expires_at));
+        out.push(found.item("claim", &c.id, "", &c.owner, &c.run_id, c.expires_at));
     }
     if dry_run {
         return Ok(out);
@@ -133,8 +85,68 @@ async fn gc_region(region: &str, now: u64, dry_run: bool) -> Result<Vec<Leftover
     if !ids.is_empty() {
         ec2.terminate(&ids).await?;
     }
-    // instances first: their key pairs and groups are free once they are gone
-    for l in &mut out {
+    remove(&ec2, &mut out).await;
+    Ok(out)
+}
+
+/// Where and when leftovers are found: each one's region, and its age against `now`.
+struct Found<'a> {
+    region: &'a str,
+    now: u64,
+}
+
+impl Found<'_> {
+    /// One leftover of an expired run, not yet removed.
+    fn item(
+        &self,
+        kind: &str,
+        id: &str,
+        instance: &str,
+        owner: &str,
+        run: &str,
+        at: u64,
+    ) -> Leftover {
+        Leftover {
+            kind: kind.into(),
+            id: id.into(),
+            region: self.region.to_string(),
+            instance_id: instance.into(),
+            state: String::new(),
+            owner: owner.into(),
+            run_id: run.into(),
+            expired_s_ago: self.now.saturating_sub(at),
+            terminated: false,
+            removed: false,
+            note: None,
+        }
+    }
+
+    /// An expired builder instance, and the Packer key pair and security groups it holds.
+    fn builder(&self, b: &BuilderInstance) -> Vec<Leftover> {
+        let of = |kind: &str, id: &str| {
+            self.item(kind, id, &b.instance_id, &b.owner, &b.run_id, b.expires_at)
+        };
+        let mut instance = of("instance", &b.instance_id);
+        instance.state = b.state.clone();
+        let mut out = vec![instance];
+        if let Some(k) = b.key_name.as_deref().filter(|k| packer_temporary(k)) {
+            out.push(of("key-pair", k));
+        }
+        for (id, _) in b
+            .security_groups
+            .iter()
+            .filter(|(_, n)| packer_temporary(n))
+        {
+            out.push(of("security-group", id));
+        }
+        out
+    }
+}
+
+/// Removes each leftover, instances first (their key pairs and groups are free once they are
+/// gone); one that cannot be removed yet says why, and the next gc retries.
+async fn remove(ec2: &Ec2, out: &mut [Leftover]) {
+    for l in out {
         let done = match l.kind.as_str() {
             "instance" => {
                 l.terminated = true;
@@ -149,5 +161,4 @@ async fn gc_region(region: &str, now: u64, dry_run: bool) -> Result<Vec<Leftover
             Err(e) => l.note = Some(format!("not removed yet ({e}); the next gc retries")),
         }
     }
-    Ok(out)
 }

@@ -107,6 +107,15 @@ pub fn decide(amis: &[Ami], keep: usize, uses: &Uses) -> BTreeMap<String, (bool,
         .filter(|(id, _)| amis.iter().any(|a| &a.id == *id))
         .map(|(id, r)| (id.clone(), r.clone()))
         .collect();
+    keep_newest(amis, keep, &mut reasons);
+    keep_parents(amis, &mut reasons);
+    amis.iter()
+        .map(|a| (a.id.clone(), verdict(a, keep, reasons.remove(&a.id))))
+        .collect()
+}
+
+/// Per group (an image, or a stack), the newest available AMI and the `keep` newest stay.
+fn keep_newest(amis: &[Ami], keep: usize, reasons: &mut Uses) {
     let mut groups: BTreeMap<String, Vec<&Ami>> = BTreeMap::new();
     for a in amis {
         groups.entry(group(a)).or_default().push(a);
@@ -124,23 +133,18 @@ pub fn decide(amis: &[Ami], keep: usize, uses: &Uses) -> BTreeMap<String, (bool,
         });
         for (rank, a) in ordered.iter().enumerate() {
             if Some(&a.id) == newest_id.as_ref() {
-                add(
-                    &mut reasons,
-                    &a.id,
-                    kind::NEWEST,
-                    format!("newest available AMI of {g}"),
-                );
+                let text = format!("newest available AMI of {g}");
+                add(reasons, &a.id, kind::NEWEST, text);
             } else if rank < keep {
-                add(
-                    &mut reasons,
-                    &a.id,
-                    kind::WITHIN_KEEP,
-                    format!("one of the {keep} newest of {g}"),
-                );
+                let text = format!("one of the {keep} newest of {g}");
+                add(reasons, &a.id, kind::WITHIN_KEEP, text);
             }
         }
     }
-    // parents of kept AMIs stay, transitively
+}
+
+/// The parents of kept AMIs stay, transitively, each naming the kept children it is for.
+fn keep_parents(amis: &[Ami], reasons: &mut Uses) {
     let parent: BTreeMap<&str, &str> = amis
         .iter()
         .filter_map(|a| Some((a.id.as_str(), a.tags.get("parbake:parent-ami")?.as_str())))
@@ -169,28 +173,25 @@ pub fn decide(amis: &[Ami], keep: usize, uses: &Uses) -> BTreeMap<String, (bool,
             [one] => format!("parent of kept AMI {one}"),
             many => format!("parent of kept AMIs {}", many.join(", ")),
         };
-        add(&mut reasons, &p, kind::PARENT, text);
+        add(reasons, &p, kind::PARENT, text);
     }
-    amis.iter()
-        .map(|a| {
-            let mut r = reasons.remove(&a.id).unwrap_or_default();
-            if r.is_empty() {
-                let text = format!("older than the {keep} newest of {}", group(a));
-                return (
-                    a.id.clone(),
-                    (
-                        false,
-                        vec![Reason {
-                            kind: kind::BEYOND_KEEP,
-                            text,
-                        }],
-                    ),
-                );
-            }
-            r.sort_by_key(|x| kind::ORDER.iter().position(|k| *k == x.kind));
-            (a.id.clone(), (true, r))
-        })
-        .collect()
+}
+
+/// An AMI with no reason to stay goes; one with reasons stays, its reasons in order.
+fn verdict(a: &Ami, keep: usize, reasons: Option<Vec<Reason>>) -> (bool, Vec<Reason>) {
+    let mut r = reasons.unwrap_or_default();
+    if r.is_empty() {
+        let text = format!("older than the {keep} newest of {}", group(a));
+        return (
+            false,
+            vec![Reason {
+                kind: kind::BEYOND_KEEP,
+                text,
+            }],
+        );
+    }
+    r.sort_by_key(|x| kind::ORDER.iter().position(|k| *k == x.kind));
+    (true, r)
 }
 
 /// Why an AMI of no concern to this project stays, or None when it is this project's.

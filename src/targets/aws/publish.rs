@@ -21,7 +21,7 @@ use super::ssm::Ssm;
 use super::undo::{put_parameter_command, Moved};
 use crate::config::Project;
 use crate::error::{Error, Result};
-use crate::plan::PlanRequest;
+use crate::plan::{Plan, PlanRequest};
 use crate::runtime::{runtime, Threads};
 
 /// The AMI tag `verify` sets: the sha256 of the user-data it passed with.
@@ -229,133 +229,198 @@ fn is_parbake(v: &TemplateVersion) -> bool {
 
 pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result<AwsPublishReport> {
     let target = publish_target(project, &req.stack)?;
-    let (template, region, instance_type) =
-        (&target.template, &target.region, &target.instance_type);
     let (plan, ami_id) = plan_for_target(project, req, None)?;
     let user_data = crate::render::userdata::render(&plan)?.bytes;
     let sha = crate::plan::sha256_hex(&user_data);
-    let top = plan.top();
     runtime(Threads::Current)?.block_on(async {
-        let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+        let ec2 = Ec2::connect(&target.region, &Endpoint::from_env()).await;
         let ami = ec2.image(&ami_id).await?;
         let verified = verified_with(&ami.tags, &sha);
         if !verified && !unverified {
-            let mut e = Error::user(format!(
-                "{ami_id} (layer {} {}) has not passed `verify` with the user-data stack {} would publish (sha256 {})",
-                top.name,
-                &top.hash[..12],
-                plan.stack,
-                &sha[..12]
-            ));
-            if let Some(other) = ami.tags.get(VERIFIED_USERDATA_TAG) {
-                e = e.with_hint(format!(
-                    "it was verified with other user-data (sha256 {}): the stack's launch settings changed since",
-                    &other[..12.min(other.len())]
-                ));
-            }
-            return Err(e.with_hint(
-                "verify it first, or publish it anyway with --unverified (the version's description says so)",
-            ));
+            return Err(not_verified(&plan, &ami_id, &sha, &ami.tags));
         }
-        let before = ec2.launch_template(template).await?;
-        let desc = description(&plan.stack, &top.hash, &sha, verified);
-        let user_tags: Vec<(String, String)> =
-            crate::config::aws_settings::user_tags(project, &plan.image, Some(&plan.stack))
-                .into_iter()
-                .collect();
-        let version = NewTemplateVersion {
-            image_id: &ami_id,
-            instance_type,
+        let p = Publishing {
+            project,
+            target: &target,
+            plan: &plan,
+            ami_id: &ami_id,
             user_data: &user_data,
-            description: &desc,
-            http_tokens: target.http_tokens,
-            instance_profile: target.instance_profile.as_deref(),
-            tags: &user_tags,
+            sha: &sha,
+            verified,
+            description: description(&plan.stack, &plan.top().hash, &sha, verified),
         };
-        // everything that can be checked, before anything moves
+        p.run(&ec2).await
+    })
+}
+
+/// Why the stack's top AMI cannot be published yet.
+fn not_verified(plan: &Plan, ami_id: &str, sha: &str, tags: &BTreeMap<String, String>) -> Error {
+    let top = plan.top();
+    let mut e = Error::user(format!(
+        "{ami_id} (layer {} {}) has not passed `verify` with the user-data stack {} would publish (sha256 {})",
+        top.name,
+        &top.hash[..12],
+        plan.stack,
+        &sha[..12]
+    ));
+    if let Some(other) = tags.get(VERIFIED_USERDATA_TAG) {
+        e = e.with_hint(format!(
+            "it was verified with other user-data (sha256 {}): the stack's launch settings changed since",
+            &other[..12.min(other.len())]
+        ));
+    }
+    e.with_hint(
+        "verify it first, or publish it anyway with --unverified (the version's description says so)",
+    )
+}
+
+/// One publish: what goes into the stack's launch template.
+struct Publishing<'a> {
+    project: &'a Project,
+    target: &'a PublishTarget,
+    plan: &'a Plan,
+    ami_id: &'a str,
+    user_data: &'a [u8],
+    sha: &'a str,
+    verified: bool,
+    description: String,
+}
+
+impl Publishing<'_> {
+    /// Checks everything that can be checked before anything moves, then adds the version
+    /// and makes it the default (and sets the SSM parameter); a failure after the version is
+    /// added puts back what moved.
+    async fn run(&self, ec2: &Ec2) -> Result<AwsPublishReport> {
+        let before = ec2.launch_template(&self.target.template).await?;
+        let user_tags: Vec<(String, String)> = crate::config::aws_settings::user_tags(
+            self.project,
+            &self.plan.image,
+            Some(&self.plan.stack),
+        )
+        .into_iter()
+        .collect();
+        let version = self.new_version(&user_tags);
         if let Some(t) = &before {
-            check_owner(t, &plan.stack, region)?;
-            if let Some(current) = t
-                .versions
-                .iter()
-                .find(|v| v.number == t.default_version && v.image_id.as_deref() == Some(&ami_id) && v.description == desc)
-            {
-                return Ok(AwsPublishReport {
-                    stack: plan.stack.clone(),
-                    region: region.clone(),
-                    launch_template: template.clone(),
-                    launch_template_id: t.id.clone(),
-                    published: version_of(current),
-                    previous_default: None,
-                    layer_hash: top.hash.clone(),
-                    userdata_sha256: sha,
-                    verified,
-                    ssm_parameter: None,
-                    unchanged: true,
-                });
+            check_owner(t, &self.plan.stack, &self.target.region)?;
+            if let Some(current) = self.already_default(t) {
+                return Ok(self.report(t.id.clone(), version_of(current), None, None, true));
             }
         }
-        ec2.check_publish(template, before.as_ref(), &version).await?;
-        check_parameter(&target).await?;
+        ec2.check_publish(&self.target.template, before.as_ref(), &version)
+            .await?;
+        check_parameter(self.target).await?;
         let previous_default = before.as_ref().and_then(|t| {
             t.versions
                 .iter()
                 .find(|v| v.number == t.default_version)
                 .map(version_of)
         });
+        let (id, number, ssm) = self
+            .add_default(ec2, before.as_ref(), &version, &user_tags)
+            .await?;
+        let published = AwsVersion {
+            version: number,
+            ami: Some(self.ami_id.to_string()),
+            description: self.description.clone(),
+        };
+        Ok(self.report(id, published, previous_default, ssm, false))
+    }
+
+    fn new_version<'v>(&'v self, user_tags: &'v [(String, String)]) -> NewTemplateVersion<'v> {
+        NewTemplateVersion {
+            image_id: self.ami_id,
+            instance_type: &self.target.instance_type,
+            user_data: self.user_data,
+            description: &self.description,
+            http_tokens: self.target.http_tokens,
+            instance_profile: self.target.instance_profile.as_deref(),
+            tags: user_tags,
+        }
+    }
+
+    /// The template's default version when it already is this publish (nothing to change).
+    fn already_default<'t>(&self, t: &'t LaunchTemplate) -> Option<&'t TemplateVersion> {
+        t.versions.iter().find(|v| {
+            v.number == t.default_version
+                && v.image_id.as_deref() == Some(self.ami_id)
+                && v.description == self.description
+        })
+    }
+
+    /// Adds the version (creating the template if there is none), makes it the default, and
+    /// sets the SSM parameter; a failure after the version is added puts back what moved.
+    async fn add_default(
+        &self,
+        ec2: &Ec2,
+        before: Option<&LaunchTemplate>,
+        version: &NewTemplateVersion<'_>,
+        user_tags: &[(String, String)],
+    ) -> Result<(String, i64, Option<ParameterSet>)> {
         let mut tags = vec![
-            ("parbake:stack".to_string(), plan.stack.clone()),
-            ("parbake:image".to_string(), plan.image.clone()),
+            ("parbake:stack".to_string(), self.plan.stack.clone()),
+            ("parbake:image".to_string(), self.plan.image.clone()),
         ];
         // the user's tags on a template parbake creates (a version of an existing one keeps it)
         tags.extend(user_tags.iter().cloned());
         let (id, number) = ec2
-            .add_launch_template_version(template, before.as_ref(), &version, &tags)
+            .add_launch_template_version(&self.target.template, before, version, &tags)
             .await?;
-        // from here on, a failure puts back what moved
-        let mut moved = Moved {
-            command: "publish",
-            stack: plan.stack.clone(),
-            region: region.clone(),
-            template: template.clone(),
-            template_id: id.clone(),
-            created_template: before.is_none(),
-            created_version: Some(number),
-            default_now: before.as_ref().map_or(number, |t| t.default_version),
-            default_before: before.as_ref().map(|t| t.default_version),
-            finish: target
-                .ssm_parameter
-                .as_deref()
-                .map(|name| put_parameter_command(region, name, &ami_id)),
-        };
+        let mut moved = self.moved(&id, number, before);
         if before.is_some() {
             if let Err(e) = ec2.set_default_version(&id, number).await {
-                return Err(moved.undo(&ec2, e).await);
+                return Err(moved.undo(ec2, e).await);
             }
             moved.default_now = number;
         }
-        let ssm_parameter = match set_parameter(&target, Some(&ami_id)).await {
-            Ok(p) => p,
-            Err(e) => return Err(moved.undo(&ec2, e).await),
-        };
-        Ok(AwsPublishReport {
-            stack: plan.stack.clone(),
+        match set_parameter(self.target, Some(self.ami_id)).await {
+            Ok(p) => Ok((id, number, p)),
+            Err(e) => Err(moved.undo(ec2, e).await),
+        }
+    }
+
+    /// What has moved once the version is added: what a failure from here on puts back.
+    fn moved(&self, id: &str, number: i64, before: Option<&LaunchTemplate>) -> Moved {
+        let region = &self.target.region;
+        Moved {
+            command: "publish",
+            stack: self.plan.stack.clone(),
             region: region.clone(),
-            launch_template: template.clone(),
-            launch_template_id: id,
-            published: AwsVersion {
-                version: number,
-                ami: Some(ami_id.clone()),
-                description: desc,
-            },
+            template: self.target.template.clone(),
+            template_id: id.to_string(),
+            created_template: before.is_none(),
+            created_version: Some(number),
+            default_now: before.map_or(number, |t| t.default_version),
+            default_before: before.map(|t| t.default_version),
+            finish: self
+                .target
+                .ssm_parameter
+                .as_deref()
+                .map(|name| put_parameter_command(region, name, self.ami_id)),
+        }
+    }
+
+    fn report(
+        &self,
+        launch_template_id: String,
+        published: AwsVersion,
+        previous_default: Option<AwsVersion>,
+        ssm_parameter: Option<ParameterSet>,
+        unchanged: bool,
+    ) -> AwsPublishReport {
+        AwsPublishReport {
+            stack: self.plan.stack.clone(),
+            region: self.target.region.clone(),
+            launch_template: self.target.template.clone(),
+            launch_template_id,
+            published,
             previous_default,
-            layer_hash: top.hash.clone(),
-            userdata_sha256: sha,
-            verified,
+            layer_hash: self.plan.top().hash.clone(),
+            userdata_sha256: self.sha.to_string(),
+            verified: self.verified,
             ssm_parameter,
-            unchanged: false,
-        })
-    })
+            unchanged,
+        }
+    }
 }
 
 /// The stack a parbake version was published for (its description's `stack=`).

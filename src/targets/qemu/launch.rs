@@ -132,6 +132,27 @@ impl Boot {
     }
 }
 
+/// Starts qemu in the run directory, its output in `qemu.out`; the run's guard kills it.
+fn start_vm(
+    run: &mut Run,
+    record: &LayerRecord,
+    source: Option<&crate::config::QemuSource>,
+    vm: &Vm,
+) -> Result<(Background, u32)> {
+    let out = run.dir.join("qemu.out");
+    let output = std::fs::File::create(&out).map_err(|e| Error::io("create", &out, e))?;
+    let handle = Background::start(
+        "qemu-system-x86_64",
+        qemu_args(record, source, vm),
+        &run.dir,
+        output,
+    )
+    .map_err(|e| Error::io("start qemu-system-x86_64", &run.dir, e))?;
+    let pid = handle.pid().unwrap_or(0);
+    run.guard.pid = Some(pid);
+    Ok((handle, pid))
+}
+
 /// Boots `boot` and follows its console until the runner reports.
 pub fn boot_qemu(
     project: &Project,
@@ -145,13 +166,7 @@ pub fn boot_qemu(
     let mut run = prepare_run(&store, boot)?;
     let (accel, why) = qemu::accelerator(&store.root, &record.kernel, &record.initrd);
     progress.line(&format!("accelerator: {why}"));
-    let vm = Vm {
-        ssh_port: qemu::free_port()?,
-        http_port: qemu::free_port()?,
-        serial: run.dir.join("serial.log"),
-        accel,
-        offline: opts.offline,
-    };
+    let vm = Vm::new(&run, accel, opts.offline)?;
     progress.line(&format!(
         "launching {} from layer {} {} ({}) as {}: {} launch role(s)",
         boot.stack,
@@ -166,17 +181,7 @@ pub fn boot_qemu(
         .images
         .get(&boot.image)
         .and_then(|i| i.def.sources.qemu.as_ref());
-    let output = std::fs::File::create(run.dir.join("qemu.out"))
-        .map_err(|e| Error::io("create", run.dir.join("qemu.out"), e))?;
-    let handle = Background::start(
-        "qemu-system-x86_64",
-        qemu_args(record, source, &vm),
-        &run.dir,
-        output,
-    )
-    .map_err(|e| Error::io("start qemu-system-x86_64", &run.dir, e))?;
-    let pid = handle.pid().unwrap_or(0);
-    run.guard.pid = Some(pid);
+    let (handle, pid) = start_vm(&mut run, record, source, &vm)?;
     let user = source.map(|q| q.ssh_user.as_str()).unwrap_or("debian");
     announce_vm(&mut progress, opts, &kept_vm(pid, &run.dir, &vm, user));
     let label = format!("{} {}", boot.stack, run.instance_id);
@@ -345,6 +350,19 @@ struct Vm {
     accel: String,
     /// qemu's `restrict=on`: the guest reaches nothing but the host's port forwards.
     offline: bool,
+}
+
+impl Vm {
+    /// A VM for the run: two free loopback ports, the console log in the run directory.
+    fn new(run: &Run, accel: String, offline: bool) -> Result<Vm> {
+        Ok(Vm {
+            ssh_port: qemu::free_port()?,
+            http_port: qemu::free_port()?,
+            serial: run.dir.join("serial.log"),
+            accel,
+            offline,
+        })
+    }
 }
 
 /// qemu-system-x86_64's arguments: the overlay and the seed, sized as the image's qemu
