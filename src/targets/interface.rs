@@ -92,7 +92,7 @@ pub trait Backend: Sync {
 
     /// The identity of the image's source when it can be known without building or changing
     /// anything; `Err` carries why not, when the target can say.
-    fn peek_identity(&self, project: &Project, image: &Image) -> Result<String, Option<String>>;
+    fn peek_identity(&self, image: &Image) -> Result<String, Option<String>>;
 
     /// The plan whose user-data `userdata` prints: on a target whose images carry what they
     /// baked, the plan that fits the image to launch (`--ami`).

@@ -71,7 +71,7 @@ pub fn resolved_request(project: &Project, req: &PlanRequest, printer: &Printer)
     if !target.has_source(image) {
         return req;
     }
-    match target.peek_identity(project, image) {
+    match target.peek_identity(image) {
         Ok(id) => req.source_identity = Some(id),
         Err(why) => {
             let why = why.map(|w| format!(" ({w})")).unwrap_or_default();

@@ -33,11 +33,7 @@ impl Backend for Ec2Target {
         image.def.sources.aws.is_some()
     }
 
-    fn peek_identity(
-        &self,
-        _project: &Project,
-        image: &Image,
-    ) -> std::result::Result<String, Option<String>> {
+    fn peek_identity(&self, image: &Image) -> std::result::Result<String, Option<String>> {
         consistency::peek_identity(image).map_err(Some)
     }
 

@@ -68,7 +68,7 @@ impl QemuBaker {
             if let Some(id) = peeked.get(&image.name) {
                 return Ok(id.clone());
             }
-            let id = qemu::peek_identity(&self.project, image).unwrap_or_else(|| {
+            let id = qemu::peek_identity(image).unwrap_or_else(|| {
                 progress.line(&format!(
                     "note: image {}'s base disk is not built yet: a bake builds it first",
                     image.name

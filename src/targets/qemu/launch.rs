@@ -262,7 +262,7 @@ pub(super) fn record_in_ledger(store: &Store, boot: &Boot, report: &LaunchReport
 /// The plan with the real base-disk identity, and the store's record of its top layer.
 fn baked_plan(project: &Project, req: &PlanRequest, store: &Store) -> Result<(Plan, LayerRecord)> {
     let plan = crate::targets::plan_for(project, req, |image| {
-        qemu::peek_identity(project, image).ok_or_else(|| {
+        qemu::peek_identity(image).ok_or_else(|| {
             Error::user("the base disk image is not built yet")
                 .with_hint(format!("bake first: {}", req.bake_command()))
         })

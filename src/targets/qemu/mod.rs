@@ -31,16 +31,30 @@ pub struct BaseDisk {
 
 pub const PARBAKE_PREFIX: &str = "parbake:";
 
-fn base_image_script(project: &Project) -> PathBuf {
-    project.root.join("scripts/base-image.sh")
+/// parbake's base-disk recipe, embedded so that a bake needs nothing from the project; the
+/// script keys its cache by the hash of its own recipe section, wherever it runs from.
+const BASE_IMAGE_RECIPE: &str = include_str!("../../../scripts/base-image.sh");
+
+/// The embedded recipe in a private temporary file (removed when dropped), for bash to run.
+fn base_image_script() -> Result<tempfile::TempPath> {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new()
+        .prefix("parbake-base-image-")
+        .suffix(".sh")
+        .tempfile()
+        .map_err(|e| Error::io("create a temporary file in", std::env::temp_dir(), e))?;
+    f.write_all(BASE_IMAGE_RECIPE.as_bytes())
+        .map_err(|e| Error::io("write", f.path().to_path_buf(), e))?;
+    Ok(f.into_temp_path())
 }
 
 /// The identity of the base disk without building anything (None if it is not built yet).
-pub fn peek_identity(project: &Project, image: &Image) -> Option<String> {
+pub fn peek_identity(image: &Image) -> Option<String> {
     let q = image.def.sources.qemu.as_ref()?;
     if q.disk_image.starts_with(PARBAKE_PREFIX) {
+        let script = base_image_script().ok()?;
         let out = Cmd::new("find the cached base image", "bash")
-            .arg(base_image_script(project))
+            .arg(&script)
             .arg("--print-path")
             .run_checked()
             .ok()?;
@@ -75,8 +89,8 @@ pub fn base_disk(
             return Err(Error::user(format!("unknown parbake base image `{}`", q.disk_image))
                 .with_hint("parbake builds `parbake:debian-12`; or give a path to a qcow2 with vmlinuz and initrd.img beside it"));
         }
-        let cmd =
-            Cmd::new("build the Debian 12 base disk image", "bash").arg(base_image_script(project));
+        let script = base_image_script()?;
+        let cmd = Cmd::new("build the Debian 12 base disk image", "bash").arg(&script);
         let out = cmd.run_streaming(&mut on_line)?;
         if !out.success() {
             return Err(cmd.failed(&out, None).into());

@@ -35,12 +35,8 @@ impl Backend for Local {
         image.def.sources.qemu.is_some()
     }
 
-    fn peek_identity(
-        &self,
-        project: &Project,
-        image: &Image,
-    ) -> std::result::Result<String, Option<String>> {
-        super::peek_identity(project, image).ok_or(None)
+    fn peek_identity(&self, image: &Image) -> std::result::Result<String, Option<String>> {
+        super::peek_identity(image).ok_or(None)
     }
 
     fn userdata_plan(

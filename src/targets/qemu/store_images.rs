@@ -287,7 +287,7 @@ pub fn list(project: &Project, store: &Store) -> Result<Vec<LocalImage>> {
     let identities: BTreeMap<String, Option<String>> = project
         .images
         .values()
-        .map(|i| (i.name.clone(), super::peek_identity(project, i)))
+        .map(|i| (i.name.clone(), super::peek_identity(i)))
         .collect();
     let mut marks = pins_by(&published, |stack, version, role| {
         format!("{stack} v{version} {role}")
