@@ -66,6 +66,9 @@ pub enum Command {
     Gc(commands::gc::GcArgs),
     /// Run the real validators (packer, ansible-playbook, cloud-init) on everything rendered.
     Validate(commands::validate::ValidateArgs),
+    /// Check what the target's commands need (Packer, qemu or AWS credentials, ansible-core,
+    /// cloud-init, disk) and say how to install what is missing.
+    Doctor(commands::doctor::DoctorArgs),
     /// Install requirements.yml's roles and collections into vendor/ with ansible-galaxy, and
     /// write requirements.lock.json.
     Vendor(commands::vendor::VendorArgs),
@@ -89,6 +92,11 @@ pub fn run(cli: Cli) -> Result<()> {
             std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?
         }
     };
+    // doctor runs anywhere: it says when there is no project
+    if let Command::Doctor(a) = &cli.command {
+        let root = Project::discover(&start).ok();
+        return commands::doctor::run(root.as_deref(), cli.printer(), a);
+    }
     let root = Project::discover(&start)?;
     // vendor repairs what loading the project may refuse (a stale vendor/), so it runs first
     if let Command::Vendor(a) = &cli.command {
@@ -112,5 +120,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Gc(a) => commands::gc::run(&ctx, a),
         Command::Validate(a) => commands::validate::run(&ctx, a),
         Command::Vendor(a) => commands::vendor::run(&root, ctx.printer, &a),
+        Command::Doctor(a) => commands::doctor::run(Some(&root), ctx.printer, &a),
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod contract;
+pub mod doctor;
 pub mod error;
 pub mod fsread;
 pub mod interrupt;

@@ -2,6 +2,7 @@
 //! rendering of its report. Each takes a [`Ctx`] and prints only through its printer.
 
 pub mod bake;
+pub mod doctor;
 pub mod gc;
 pub mod images;
 pub mod launch;

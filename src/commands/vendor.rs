@@ -45,7 +45,7 @@ pub fn run(root: &Path, printer: Printer, args: &VendorArgs) -> Result<()> {
 /// `ansible-galaxy`: PARBAKE_ANSIBLE_GALAXY; the project's .venv only with
 /// PARBAKE_PROJECT_TOOLS=1; the one beside an ansible-playbook named by
 /// PARBAKE_ANSIBLE_PLAYBOOK; then PATH and the parbake binary's directory.
-fn ansible_galaxy(root: &Path) -> PathBuf {
+pub(crate) fn ansible_galaxy(root: &Path) -> PathBuf {
     if let Some(v) = std::env::var_os("PARBAKE_ANSIBLE_GALAXY").filter(|v| !v.is_empty()) {
         return PathBuf::from(v);
     }

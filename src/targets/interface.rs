@@ -11,14 +11,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use std::path::Path;
+
 use crate::bake::{BakeOptions, BakeReport, LayerBaker};
 use crate::config::{Image, Project};
+use crate::doctor::{program, Finding};
 use crate::error::{Error, Result};
 use crate::plan::budget::Held;
 use crate::plan::{Layer, Plan, PlanRequest, Target};
 use crate::printer::Printer;
 use crate::progress::Progress;
 use crate::targets::launch::ContainerNet;
+use crate::tools::Tools;
 
 /// A command's result, ready for the printer: JSON with `--format json`, else its text.
 pub trait Report {
@@ -213,10 +217,63 @@ pub trait Backend: Sync {
         Err(unsupported(self.target(), "gc", "use another --target"))
     }
 
+    /// What `doctor` checks for this target, beyond what every target needs; `bake` and
+    /// `launch` stop early on the first that is missing, with the same words.
+    fn doctor(&self, tools: &Tools, store_root: &Path) -> Vec<Finding> {
+        let _ = (tools, store_root);
+        Vec::new()
+    }
+
     /// Prepares a layer's rendered directory for `packer validate` (what a bake would add).
     fn prepare_validate(&self, layer_dir: &std::path::Path) -> Result<()> {
         let _ = layer_dir;
         Ok(())
+    }
+}
+
+/// Packer, which bakes on every target.
+pub fn packer_finding(tools: &Tools) -> Finding {
+    match program("packer", &tools.packer, "version") {
+        Ok(found) => Finding::ok("packer", found, "bake, validate"),
+        Err(problem) => Finding::failed(
+            "packer",
+            true,
+            problem,
+            "apt-get install packer (Debian 12 ships 1.6.6), or Packer's own release; or set PARBAKE_PACKER",
+            "bake, validate",
+        ),
+    }
+}
+
+/// Packer's builder plugin: built into 1.6, installed by `packer init` (at bake) from 1.7 on.
+pub fn packer_plugin_finding(tools: &Tools, plugin: &str) -> Finding {
+    let check = format!("packer {plugin} plugin");
+    let Ok(version) = tools.packer_version() else {
+        return Finding::failed(
+            &check,
+            false,
+            "Packer's version cannot be read",
+            "install Packer",
+            "bake",
+        );
+    };
+    if !version.needs_init() {
+        return Finding::ok(&check, format!("built into Packer {version}"), "bake");
+    }
+    let installed = crate::process::Cmd::new("list the Packer plugins", &tools.packer)
+        .args(["plugins", "installed"])
+        .run_checked()
+        .map(|o| o.text())
+        .unwrap_or_default();
+    match installed.lines().find(|l| l.contains(&format!("packer-plugin-{plugin}"))) {
+        Some(path) => Finding::ok(&check, path.trim().to_string(), "bake"),
+        None => Finding::failed(
+            &check,
+            false,
+            format!("not installed yet: Packer {version} installs it with `packer init` at the first bake"),
+            "let the first bake install it (needs github.com), or see docs on PACKER_PLUGIN_PATH for an offline install",
+            "bake",
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ mod bake_script;
 mod budget;
 mod cli;
 mod contract;
+mod doctor;
 mod e2e;
 mod errors;
 mod examples;

@@ -5,6 +5,7 @@
 pub mod ami;
 pub mod bake;
 pub mod consistency;
+pub mod doctor;
 pub mod ec2;
 pub mod gc;
 pub mod images;

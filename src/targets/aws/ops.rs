@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::bake::{BakeOptions, BakeReport, LayerBaker};
 use crate::config::{Image, Project};
+use crate::doctor::Finding;
 use crate::error::Result;
 use crate::plan::{Plan, PlanRequest, Target};
 use crate::printer::Printer;
@@ -50,6 +51,10 @@ impl Backend for Ec2Target {
             plan.top().baked.join(", ")
         ));
         Ok(plan)
+    }
+
+    fn doctor(&self, tools: &crate::tools::Tools, store_root: &std::path::Path) -> Vec<Finding> {
+        super::doctor::checks(tools, store_root)
     }
 
     fn bake(&self, project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {

@@ -5,6 +5,7 @@ pub mod bake;
 pub mod boot;
 pub mod container;
 pub mod disk;
+pub mod doctor;
 pub mod launch;
 pub mod ops;
 pub mod publish;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::bake::{BakeOptions, BakeReport, LayerBaker};
 use crate::config::{Image, Project};
+use crate::doctor::Finding;
 use crate::error::Result;
 use crate::plan::budget::Held;
 use crate::plan::{Layer, Plan, PlanRequest, Target};
@@ -65,6 +66,10 @@ impl Backend for Local {
         } else {
             Held::Nothing
         }
+    }
+
+    fn doctor(&self, tools: &crate::tools::Tools, store_root: &std::path::Path) -> Vec<Finding> {
+        super::doctor::checks(tools, store_root)
     }
 
     fn bake(&self, project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {

@@ -1,0 +1,109 @@
+//! `parbake doctor [--target T]`: checks everything the target's commands will need and says,
+//! for each, what it found or what is missing and how to install it. Exit 0 when the target
+//! can run, 1 otherwise. Runs without a project too (it says so).
+
+use std::path::{Path, PathBuf};
+
+use crate::doctor::{program_finding, DoctorReport, Finding};
+use crate::error::{Error, Result};
+use crate::plan::Target;
+use crate::printer::Printer;
+use crate::store::Store;
+use crate::targets::backend;
+use crate::tools::Tools;
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// The target to check: the local VM (qemu) or EC2 (aws).
+    #[arg(long, default_value = "qemu", value_parser = super::target_parser())]
+    pub target: Target,
+}
+
+/// `root` is the project, when one was found from the working directory or `--project`.
+pub fn run(root: Option<&Path>, printer: Printer, args: &DoctorArgs) -> Result<()> {
+    let report = report(root, args.target);
+    printer.data(&report, crate::doctor::text)?;
+    match report.first_missing() {
+        None => Ok(()),
+        Some(f) => Err(missing(args.target, f)),
+    }
+}
+
+/// Every check: the project, the programs every target's commands use, then the target's own.
+pub fn report(root: Option<&Path>, target: Target) -> DoctorReport {
+    let here = root
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let tools = Tools::locate(&here);
+    let store = Store::for_project(&here);
+    let mut findings = vec![project(root)];
+    findings.extend(common(&tools, &here));
+    findings.extend(backend(target).doctor(&tools, &store.root));
+    DoctorReport::new(target, findings)
+}
+
+/// The error `doctor` (and a command that checks first) exits with: the first missing thing.
+pub fn missing(target: Target, f: &Finding) -> Error {
+    Error::user(format!(
+        "--target {target} cannot run: {} ({})",
+        f.check,
+        f.problem.as_deref().unwrap_or("missing")
+    ))
+    .with_hint(f.fix.clone().unwrap_or_default())
+}
+
+fn project(root: Option<&Path>) -> Finding {
+    match root {
+        Some(r) => Finding::ok(
+            "project",
+            r.display().to_string(),
+            "every command but doctor",
+        ),
+        None => Finding::failed(
+            "project",
+            false,
+            "no project here: no directory with images/ and roles/ from here up",
+            "cd into your Ansible repository (or pass --project DIR)",
+            "every command but doctor",
+        ),
+    }
+}
+
+/// The programs of `validate`, `vendor` and the shim builder, whatever the target.
+fn common(tools: &Tools, root: &Path) -> Vec<Finding> {
+    vec![
+        program_finding(
+            "python3",
+            &tools.python3,
+            "--version",
+            true,
+            "apt-get install python3",
+            "bake, validate (the runner's shim builder)",
+        ),
+        program_finding(
+            "ansible-playbook",
+            &tools.ansible_playbook,
+            "--version",
+            false,
+            "pip install ansible-core (make setup pins one), or set PARBAKE_ANSIBLE_PLAYBOOK",
+            "validate (syntax checks)",
+        ),
+        program_finding(
+            "ansible-galaxy",
+            &super::vendor::ansible_galaxy(root),
+            "--version",
+            false,
+            "it comes with ansible-core; or set PARBAKE_ANSIBLE_GALAXY",
+            "vendor",
+        ),
+        program_finding(
+            "cloud-init",
+            &tools.cloud_init,
+            "--version",
+            false,
+            "apt-get install cloud-init (make setup installs Debian's without enabling it)",
+            "validate (cloud-init schema)",
+        ),
+    ]
+}

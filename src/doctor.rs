@@ -1,0 +1,265 @@
+//! `parbake doctor`'s findings: for each thing a command will need, what was found (a path, a
+//! version) or what is missing and the command that installs it. The checks every target
+//! shares are here; each target adds its own (`Backend::doctor`).
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::process::Cmd;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// Missing or unusable, and a command of the target needs it: the target cannot run.
+    Missing,
+    /// Missing or unusable, but only some commands need it (named in `needed_by`).
+    Warn,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub check: String,
+    pub status: Status,
+    /// What was found: a path and version, a directory, a size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    /// What is wrong, when the check did not pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// The commands that need it.
+    pub needed_by: String,
+}
+
+impl Finding {
+    pub fn ok(check: &str, found: impl Into<String>, needed_by: &str) -> Finding {
+        Finding {
+            check: check.into(),
+            status: Status::Ok,
+            found: Some(found.into()),
+            problem: None,
+            fix: None,
+            needed_by: needed_by.into(),
+        }
+    }
+
+    /// A check that did not pass: `required` says whether the target cannot run without it.
+    pub fn failed(
+        check: &str,
+        required: bool,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+        needed_by: &str,
+    ) -> Finding {
+        Finding {
+            check: check.into(),
+            status: if required {
+                Status::Missing
+            } else {
+                Status::Warn
+            },
+            found: None,
+            problem: Some(problem.into()),
+            fix: Some(fix.into()),
+            needed_by: needed_by.into(),
+        }
+    }
+}
+
+/// What `doctor` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorReport {
+    pub target: crate::plan::Target,
+    /// Whether the target can run: no finding is `missing`.
+    pub ok: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl DoctorReport {
+    pub fn new(target: crate::plan::Target, findings: Vec<Finding>) -> DoctorReport {
+        DoctorReport {
+            target,
+            ok: findings.iter().all(|f| f.status != Status::Missing),
+            findings,
+        }
+    }
+
+    /// The first finding the target cannot run without.
+    pub fn first_missing(&self) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.status == Status::Missing)
+    }
+}
+
+/// A program and the first line of its version output, or why it cannot be run.
+pub fn program(check: &str, path: &Path, version_arg: &str) -> Result<String, String> {
+    let out = Cmd::new(format!("read the {check} version"), path)
+        .arg(version_arg)
+        .run_checked()
+        .map_err(|e| match e.is_missing_program() {
+            true => format!("{} is not installed (not on PATH)", path.display()),
+            false => format!("{} does not run: {e}", path.display()),
+        })?;
+    let version = out
+        .lines
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string();
+    Ok(format!("{} ({version})", path.display()))
+}
+
+/// A program check: found with its version, or missing with the install command.
+pub fn program_finding(
+    check: &str,
+    path: &Path,
+    version_arg: &str,
+    required: bool,
+    install: &str,
+    needed_by: &str,
+) -> Finding {
+    match program(check, path, version_arg) {
+        Ok(found) => Finding::ok(check, found, needed_by),
+        Err(problem) => Finding::failed(check, required, problem, install, needed_by),
+    }
+}
+
+/// Free space on the filesystem that holds `dir` (or its nearest existing parent).
+pub fn free_disk(dir: &Path, needed_gib: u64, needed_by: &str) -> Finding {
+    let Some(at) = dir.ancestors().find(|d| d.exists()) else {
+        return Finding::failed(
+            "free disk",
+            false,
+            format!("no part of {} exists", dir.display()),
+            "set PARBAKE_STORE to a directory on a disk with room",
+            needed_by,
+        );
+    };
+    match free_bytes(at) {
+        Some(b) if b >= needed_gib << 30 => Finding::ok(
+            "free disk",
+            format!("{} free at {}", gib(b), at.display()),
+            needed_by,
+        ),
+        Some(b) => Finding::failed(
+            "free disk",
+            true,
+            format!(
+                "{} free at {}; a bake needs about {needed_gib} GiB",
+                gib(b),
+                at.display()
+            ),
+            "free space there, or set PARBAKE_STORE to a directory on a larger disk",
+            needed_by,
+        ),
+        None => Finding::failed(
+            "free disk",
+            false,
+            format!("cannot read the free space of {}", at.display()),
+            "check the path",
+            needed_by,
+        ),
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Bytes available to an unprivileged writer on the filesystem of `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a valid NUL-terminated path and a statvfs buffer the call fills on success
+    let rc = unsafe { libc::statvfs(c.as_ptr(), s.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled the buffer
+    let s = unsafe { s.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between libc targets
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// One line per finding, then the verdict.
+pub fn text(r: &DoctorReport) -> String {
+    let mut s = String::new();
+    for f in &r.findings {
+        let mark = match f.status {
+            Status::Ok => "ok     ",
+            Status::Missing => "MISSING",
+            Status::Warn => "warn   ",
+        };
+        let what = f.found.as_deref().or(f.problem.as_deref()).unwrap_or("");
+        let _ = writeln!(s, "{mark} {:<20} {what}", f.check);
+        if let Some(fix) = &f.fix {
+            let _ = writeln!(
+                s,
+                "        {:<20} fix: {fix} (needed by {})",
+                "", f.needed_by
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{}",
+        if r.ok {
+            format!("--target {} can run", r.target)
+        } else {
+            format!(
+                "--target {} cannot run: fix what is MISSING above",
+                r.target
+            )
+        }
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Target;
+
+    #[test]
+    fn a_missing_program_names_itself_and_its_install() {
+        let f = program_finding(
+            "packer",
+            Path::new("/nonexistent/packer"),
+            "version",
+            true,
+            "apt-get install packer",
+            "bake",
+        );
+        assert_eq!(f.status, Status::Missing);
+        assert!(f.problem.unwrap().contains("/nonexistent/packer"));
+        assert_eq!(f.fix.as_deref(), Some("apt-get install packer"));
+    }
+
+    #[test]
+    fn the_report_fails_only_on_what_the_target_needs() {
+        let warn = Finding::failed("cloud-init", false, "absent", "install it", "validate");
+        let r = DoctorReport::new(Target::Qemu, vec![warn.clone()]);
+        assert!(r.ok);
+        let missing = Finding::failed("packer", true, "absent", "install it", "bake");
+        let r = DoctorReport::new(Target::Qemu, vec![warn, missing]);
+        assert!(!r.ok);
+        assert_eq!(r.first_missing().unwrap().check, "packer");
+        assert!(text(&r).contains("MISSING packer"));
+    }
+
+    #[test]
+    fn free_disk_reads_the_filesystem_of_the_nearest_existing_parent() {
+        let f = free_disk(Path::new("/tmp/no/such/dir"), 0, "bake");
+        assert_eq!(f.status, Status::Ok, "{f:?}");
+        assert!(f.found.unwrap().contains("free at /tmp"));
+        let f = free_disk(Path::new("/tmp"), u64::MAX >> 30, "bake");
+        assert_eq!(f.status, Status::Missing);
+    }
+}
