@@ -38,7 +38,7 @@ impl Printer {
 
     /// A warning: on stderr even with `-q`.
     pub fn warn(&self, line: impl AsRef<str>) {
-        eprintln!("warning: {}", line.as_ref());
+        warning(line);
     }
 
     /// A progress display for long work (a bar on a terminal, lines otherwise), on stderr
@@ -85,6 +85,19 @@ impl Printer {
         }
         Ok(())
     }
+}
+
+/// One line on stderr, whatever `-q` says: for the writers that hold no [`Printer`] and have
+/// already decided to speak (progress, the Ctrl-C handler, a test pause). Everything parbake
+/// writes to the terminal goes through this file.
+pub fn stderr_line(line: impl AsRef<str>) {
+    eprintln!("{}", line.as_ref());
+}
+
+/// A warning on stderr (`warning: ...`), even with `-q`: something went wrong that does not
+/// stop the command (a ledger that could not be written).
+pub fn warning(line: impl AsRef<str>) {
+    eprintln!("warning: {}", line.as_ref());
 }
 
 /// A reader that stopped early (`| head`) is not an error.

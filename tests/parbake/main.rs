@@ -22,6 +22,7 @@ mod pipeline;
 mod planner;
 mod properties;
 mod publish;
+mod quiet;
 mod run_hashes;
 mod runner;
 mod runner_checks;
