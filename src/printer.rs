@@ -1,6 +1,7 @@
 //! The one printer: data on stdout (text or JSON, as `--format` says), progress and notes on
 //! stderr (silenced by `-q`). Commands print through it and nothing else; long-running work
-//! gets a [`Progress`] from it, configured the same way.
+//! gets a [`Progress`] from it, configured the same way. Every line parbake writes to stderr
+//! goes out through [`stderr`].
 
 use std::io::Write;
 
@@ -9,6 +10,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::interrupt::{checkpoint, point};
 use crate::progress::Progress;
+
+pub mod stderr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -32,13 +35,13 @@ impl Printer {
     /// A line of progress or a note, on stderr, unless `-q`.
     pub fn note(&self, line: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", line.as_ref());
+            stderr::line(line);
         }
     }
 
     /// A warning: on stderr even with `-q`.
     pub fn warn(&self, line: impl AsRef<str>) {
-        warning(line);
+        stderr::warning(line);
     }
 
     /// A progress display for long work (a bar on a terminal, lines otherwise), on stderr
@@ -85,19 +88,6 @@ impl Printer {
         }
         Ok(())
     }
-}
-
-/// One line on stderr, whatever `-q` says: for the writers that hold no [`Printer`] and have
-/// already decided to speak (progress, the Ctrl-C handler, a test pause). Everything parbake
-/// writes to the terminal goes through this file.
-pub fn stderr_line(line: impl AsRef<str>) {
-    eprintln!("{}", line.as_ref());
-}
-
-/// A warning on stderr (`warning: ...`), even with `-q`: something went wrong that does not
-/// stop the command (a ledger that could not be written).
-pub fn warning(line: impl AsRef<str>) {
-    eprintln!("warning: {}", line.as_ref());
 }
 
 /// A reader that stopped early (`| head`) is not an error.

@@ -1,6 +1,6 @@
 //! Progress on stderr: an indicatif spinner with the layer, role, task and elapsed time when
 //! stderr is a terminal; plain lines otherwise; the raw program output with -v. Plain lines
-//! go out through the printer's [`stderr_line`]; a [`Progress`] comes from
+//! go out through the printer's [`stderr::line`]; a [`Progress`] comes from
 //! [`Printer::progress`](crate::printer::Printer::progress).
 
 use std::io::IsTerminal;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::printer::stderr_line;
+use crate::printer::stderr;
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -57,7 +57,7 @@ impl Progress {
         }
         match &self.bar {
             Some(b) => b.println(msg),
-            None => stderr_line(msg),
+            None => stderr::line(msg),
         }
     }
 
@@ -76,7 +76,7 @@ impl Progress {
                 let key = format!("{prefix} {}", msg.split(" | ").next().unwrap_or(msg));
                 if key != self.last_plain {
                     let secs = self.started.elapsed().as_secs_f64();
-                    stderr_line(format!("[{secs:>5.0}s] {key}"));
+                    stderr::line(format!("[{secs:>5.0}s] {key}"));
                     self.last_plain = key;
                 }
             }
@@ -86,7 +86,7 @@ impl Progress {
     /// Raw output of a child program, shown with -v.
     pub fn raw(&self, line: &str) {
         if self.verbose && !self.quiet {
-            stderr_line(line);
+            stderr::line(line);
         }
     }
 

@@ -221,7 +221,7 @@ impl Store {
     /// saying so on stderr whatever `-q` says. A caller with a printer or a progress uses
     /// [`Store::lock_layer_then`] instead.
     pub fn lock_layer(&self, hash: &str) -> Result<std::fs::File> {
-        self.lock_layer_then(hash, |line| crate::printer::stderr_line(line))
+        self.lock_layer_then(hash, |line| crate::printer::stderr::line(line))
     }
 
     /// [`Store::lock_layer`], telling `waiting` why it waits (a progress line, which `-q`

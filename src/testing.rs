@@ -69,7 +69,7 @@ pub fn pause_at(point: &str) {
     if at != point {
         return;
     }
-    crate::printer::stderr_line(format!(
+    crate::printer::stderr::line(format!(
         "parbake: test pause at {point} for {seconds}s ({PAUSE_AT})"
     ));
     let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds.into());

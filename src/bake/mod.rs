@@ -266,7 +266,7 @@ pub(crate) fn record_bake(
         timing: None,
     };
     if let Err(e) = crate::ledger::Ledger::in_store(&store.root).append(&entry) {
-        crate::printer::warning(format!("the timing ledger was not updated: {e}"));
+        crate::printer::stderr::warning(format!("the timing ledger was not updated: {e}"));
     }
 }
 
