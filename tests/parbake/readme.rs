@@ -10,6 +10,7 @@
 //! - The `yaml` block for "your own repository" is written into an empty project (its files
 //!   named by their `# path:` comments, with `packer/` and `scripts/` copied as the README says
 //!   and a one-task role for each role it names) and each stack in it plans.
+//! - Every relative link of the README and docs/*.md leads to a file, and to a heading there.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -235,4 +236,64 @@ fn the_readmes_own_repository_example_plans() {
             "{stdout}"
         );
     }
+}
+
+/// A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The relative links of a Markdown text outside its code blocks: `[text](target)`.
+fn links(text: &str) -> Vec<String> {
+    text.split("```")
+        .step_by(2)
+        .flat_map(|prose| prose.split("](").skip(1))
+        .filter_map(|rest| rest.split_once(')').map(|(link, _)| link.to_string()))
+        .filter(|l| !l.starts_with("http") && !l.contains(' '))
+        .collect()
+}
+
+#[test]
+fn every_link_of_the_readme_and_docs_resolves() {
+    let mut pages = vec![repo().join("README.md")];
+    for e in std::fs::read_dir(repo().join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            pages.push(p);
+        }
+    }
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for link in links(&text) {
+            let (file, frag) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap().join(file)
+            };
+            let headings = std::fs::read_to_string(&target).unwrap_or_default();
+            let ok = target.exists()
+                && (frag.is_empty()
+                    || headings
+                        .lines()
+                        .filter(|l| l.starts_with('#'))
+                        .any(|h| anchor(h.trim_start_matches('#')) == frag));
+            if !ok {
+                broken.push(format!("{}: {link}", page.display()));
+            }
+        }
+    }
+    assert!(pages.len() > 10, "{pages:?}");
+    assert!(
+        broken.is_empty(),
+        "links that lead nowhere:\n{}",
+        broken.join("\n")
+    );
 }
