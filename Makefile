@@ -23,7 +23,7 @@ help:
 	@echo "make bench-refresh  what a role edit costs bake --all: rebake vs refresh, on a project copy (slow)"
 	@echo "make test-roles  apply every example role for real in a throwaway Debian chroot"
 	@echo "make base-image  build (or reuse) the cached Debian 12 qcow2 for the local VM target"
-	@echo "make lint        cargo fmt --check and clippy -D warnings"
+	@echo "make lint        cargo fmt --check, clippy -D warnings, scripts/check-architecture.py"
 
 setup:
 	bash scripts/setup.sh
@@ -89,6 +89,7 @@ demo: setup build
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	python3 scripts/check-architecture.py
 
 fmt:
 	cargo fmt

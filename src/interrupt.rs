@@ -50,13 +50,13 @@ pub fn install() {
                         }
                         let first = !INTERRUPTED.swap(true, Ordering::SeqCst);
                         if first {
-                            eprintln!("\nparbake: interrupted; letting running programs clean up (Ctrl-C again to stop waiting)");
+                            crate::printer::stderr::line("\nparbake: interrupted; letting running programs clean up (Ctrl-C again to stop waiting)");
                             let pids = CHILDREN.lock().unwrap().clone();
                             forward(&pids);
                         } else {
-                            eprintln!("parbake: interrupted twice; exiting now, clean-up may be incomplete");
+                            crate::printer::stderr::line("parbake: interrupted twice; exiting now, clean-up may be incomplete");
                             for held in HELD.lock().unwrap().iter() {
-                                eprintln!("parbake: left behind: {held}");
+                                crate::printer::stderr::line(format!("parbake: left behind: {held}"));
                             }
                             std::process::exit(130);
                         }

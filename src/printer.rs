@@ -1,6 +1,7 @@
 //! The one printer: data on stdout (text or JSON, as `--format` says), progress and notes on
 //! stderr (silenced by `-q`). Commands print through it and nothing else; long-running work
-//! gets a [`Progress`] from it, configured the same way.
+//! gets a [`Progress`] from it, configured the same way. Every line parbake writes to stderr
+//! goes out through [`stderr`].
 
 use std::io::Write;
 
@@ -9,6 +10,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::interrupt::{checkpoint, point};
 use crate::progress::Progress;
+
+pub mod stderr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -32,13 +35,13 @@ impl Printer {
     /// A line of progress or a note, on stderr, unless `-q`.
     pub fn note(&self, line: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", line.as_ref());
+            stderr::line(line);
         }
     }
 
     /// A warning: on stderr even with `-q`.
     pub fn warn(&self, line: impl AsRef<str>) {
-        eprintln!("warning: {}", line.as_ref());
+        stderr::warning(line);
     }
 
     /// A progress display for long work (a bar on a terminal, lines otherwise), on stderr

@@ -1,10 +1,14 @@
 //! Progress on stderr: an indicatif spinner with the layer, role, task and elapsed time when
-//! stderr is a terminal; plain lines otherwise; the raw program output with -v.
+//! stderr is a terminal; plain lines otherwise; the raw program output with -v. Plain lines
+//! go out through the printer's [`stderr::line`]; a [`Progress`] comes from
+//! [`Printer::progress`](crate::printer::Printer::progress).
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::printer::stderr;
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -53,7 +57,7 @@ impl Progress {
         }
         match &self.bar {
             Some(b) => b.println(msg),
-            None => eprintln!("{msg}"),
+            None => stderr::line(msg),
         }
     }
 
@@ -71,7 +75,8 @@ impl Progress {
             None => {
                 let key = format!("{prefix} {}", msg.split(" | ").next().unwrap_or(msg));
                 if key != self.last_plain {
-                    eprintln!("[{:>5.0}s] {key}", self.started.elapsed().as_secs_f64());
+                    let secs = self.started.elapsed().as_secs_f64();
+                    stderr::line(format!("[{secs:>5.0}s] {key}"));
                     self.last_plain = key;
                 }
             }
@@ -81,7 +86,7 @@ impl Progress {
     /// Raw output of a child program, shown with -v.
     pub fn raw(&self, line: &str) {
         if self.verbose && !self.quiet {
-            eprintln!("{line}");
+            stderr::line(line);
         }
     }
 

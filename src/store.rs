@@ -217,8 +217,16 @@ impl Store {
         Ok(dest)
     }
 
-    /// An exclusive lock on one layer, so two runs never bake it at once; the second waits.
+    /// An exclusive lock on one layer, so two runs never bake it at once; the second waits,
+    /// saying so on stderr whatever `-q` says. A caller with a printer or a progress uses
+    /// [`Store::lock_layer_then`] instead.
     pub fn lock_layer(&self, hash: &str) -> Result<std::fs::File> {
+        self.lock_layer_then(hash, |line| crate::printer::stderr::line(line))
+    }
+
+    /// [`Store::lock_layer`], telling `waiting` why it waits (a progress line, which `-q`
+    /// silences) before it blocks.
+    pub fn lock_layer_then(&self, hash: &str, waiting: impl FnOnce(&str)) -> Result<std::fs::File> {
         let dir = self.root.join("locks");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
         let path = dir.join(format!("{hash}.lock"));
@@ -226,10 +234,10 @@ impl Store {
         match f.try_lock() {
             Ok(()) => Ok(f),
             Err(std::fs::TryLockError::WouldBlock) => {
-                eprintln!(
+                waiting(&format!(
                     "parbake: layer {} is being baked by another run; waiting for it",
                     &hash[..12]
-                );
+                ));
                 f.lock().map_err(|e| Error::io("lock", &path, e))?;
                 Ok(f)
             }

@@ -69,7 +69,9 @@ pub fn pause_at(point: &str) {
     if at != point {
         return;
     }
-    eprintln!("parbake: test pause at {point} for {seconds}s ({PAUSE_AT})");
+    crate::printer::stderr::line(format!(
+        "parbake: test pause at {point} for {seconds}s ({PAUSE_AT})"
+    ));
     let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds.into());
     while !crate::interrupt::interrupted() && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(20));

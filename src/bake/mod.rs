@@ -155,7 +155,7 @@ pub(crate) fn lock_unless_cached(
         progress.line(&cached_line(layer, &hit));
         return Ok(Err(hit));
     }
-    let lock = store.lock_layer(&layer.hash)?;
+    let lock = store.lock_layer_then(&layer.hash, |waiting| progress.line(waiting))?;
     if let Some(hit) = baker.cached(plan, layer)? {
         progress.line(&format!(
             "{label}: cached{} (baked by another run meanwhile)",
@@ -266,7 +266,7 @@ pub(crate) fn record_bake(
         timing: None,
     };
     if let Err(e) = crate::ledger::Ledger::in_store(&store.root).append(&entry) {
-        eprintln!("warning: the timing ledger was not updated: {e}");
+        crate::printer::stderr::warning(format!("the timing ledger was not updated: {e}"));
     }
 }
 

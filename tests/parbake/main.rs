@@ -23,6 +23,8 @@ mod pipeline;
 mod planner;
 mod properties;
 mod publish;
+mod quiet;
+mod readme;
 mod run_hashes;
 mod runner;
 mod runner_checks;
