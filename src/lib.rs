@@ -55,7 +55,7 @@ pub fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::from(error::exit::OK),
         Err(e) => {
-            eprint!("{}", error::Report(&e));
+            printer::stderr::text(error::Report(&e).to_string());
             ExitCode::from(e.exit_code())
         }
     }

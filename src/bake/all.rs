@@ -658,7 +658,7 @@ fn record(
                 "{}: FAILED after {secs:.1}s",
                 layer_label(&node.layer)
             ));
-            eprint!("{}", crate::error::Report(&e));
+            crate::printer::stderr::text(crate::error::Report(&e).to_string());
             o.outcome = Outcome::Failed;
             o.duration_s = round(secs);
             o.error = Some(e.to_string());

@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<()> {
         }
         if !c.ok {
             for l in c.output.lines() {
-                eprintln!("     | {l}");
+                crate::printer::stderr::line(format!("     | {l}"));
             }
         }
     };

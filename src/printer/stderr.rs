@@ -15,3 +15,8 @@ pub fn line(text: impl AsRef<str>) {
 pub fn warning(text: impl AsRef<str>) {
     eprintln!("warning: {}", text.as_ref());
 }
+
+/// Text on stderr as it is (a rendered error report, which ends its own lines).
+pub fn text(text: impl AsRef<str>) {
+    eprint!("{}", text.as_ref());
+}

@@ -59,7 +59,7 @@ pub fn record_launch(r: &LaunchRecord<'_>) {
     }
     for p in paths {
         if let Err(e) = crate::ledger::append_line(&p, &entry) {
-            eprintln!("warning: the timing ledger was not updated: {e}");
+            crate::printer::stderr::warning(format!("the timing ledger was not updated: {e}"));
         }
     }
 }

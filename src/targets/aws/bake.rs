@@ -154,10 +154,10 @@ struct Claim<'a> {
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         if let Err(e) = self.baker.rt.block_on(self.ec2.release_claim(&self.name)) {
-            eprintln!(
-                "warning: could not release the claim {} (it expires by itself): {e}",
+            crate::printer::stderr::warning(format!(
+                "could not release the claim {} (it expires by itself): {e}",
                 self.name
-            );
+            ));
         }
     }
 }

@@ -49,6 +49,8 @@ pub fn boot_local(
             container::Outcome::Fallback(why) => why,
         },
     };
-    eprintln!("parbake: --container: {why}; launching in a VM instead");
+    crate::printer::stderr::line(format!(
+        "parbake: --container: {why}; launching in a VM instead"
+    ));
     boot_qemu(project, boot, opts)
 }

@@ -88,11 +88,11 @@ impl Drop for Native {
         }
         if self.mounted && !unmount(&self.root) {
             // never a recursive delete into a root still mounted
-            eprintln!(
+            crate::printer::stderr::line(format!(
                 "parbake: warning: {} could not be unmounted; remove {} once it is",
                 self.root.display(),
                 self.dir.display()
-            );
+            ));
             return;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
