@@ -66,6 +66,9 @@ pub enum Command {
     Gc(commands::gc::GcArgs),
     /// Run the real validators (packer, ansible-playbook, cloud-init) on everything rendered.
     Validate(commands::validate::ValidateArgs),
+    /// Write images/<base>.yml (and with --from PLAYBOOK one stack per play) in an existing
+    /// Ansible repository, never over a file.
+    Init(commands::init::InitArgs),
     /// Check what the target's commands need (Packer, qemu or AWS credentials, ansible-core,
     /// cloud-init, disk) and say how to install what is missing.
     Doctor(commands::doctor::DoctorArgs),
@@ -92,6 +95,10 @@ pub fn run(cli: Cli) -> Result<()> {
             std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?
         }
     };
+    // init writes the project's first files, so it needs none
+    if let Command::Init(a) = &cli.command {
+        return commands::init::run(&start, cli.printer(), a);
+    }
     // doctor runs anywhere: it says when there is no project
     if let Command::Doctor(a) = &cli.command {
         let root = Project::discover(&start).ok();
@@ -121,5 +128,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Validate(a) => commands::validate::run(&ctx, a),
         Command::Vendor(a) => commands::vendor::run(&root, ctx.printer, &a),
         Command::Doctor(a) => commands::doctor::run(Some(&root), ctx.printer, &a),
+        Command::Init(a) => commands::init::run(&root, ctx.printer, &a),
     }
 }

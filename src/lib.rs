@@ -12,6 +12,7 @@ pub mod contract;
 pub mod doctor;
 pub mod error;
 pub mod fsread;
+pub mod init;
 pub mod interrupt;
 pub mod ledger;
 pub mod packer_version;

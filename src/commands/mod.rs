@@ -5,6 +5,7 @@ pub mod bake;
 pub mod doctor;
 pub mod gc;
 pub mod images;
+pub mod init;
 pub mod launch;
 pub mod plan;
 pub mod prune;
