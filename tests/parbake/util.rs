@@ -178,6 +178,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
 /// Every run has no instance metadata service to reach and no `PARBAKE_PROJECT` from the
 /// caller's environment.
 pub struct Test {
+    program: std::ffi::OsString,
     dir: PathBuf,
     args: Vec<String>,
     env: Vec<(String, Option<std::ffi::OsString>)>,
@@ -197,6 +198,7 @@ impl Test {
     /// `parbake` run in `dir`.
     pub fn new(dir: &Path) -> Test {
         Test {
+            program: env!("CARGO_BIN_EXE_parbake").into(),
             dir: dir.to_path_buf(),
             args: Vec::new(),
             env: Vec::new(),
@@ -216,6 +218,13 @@ impl Test {
             repo().join(".venv/bin/ansible-playbook"),
         )
         .env("PARBAKE_CLOUD_INIT", repo().join(".tools/bin/cloud-init"))
+    }
+
+    /// Another program in parbake's place (a script that runs parbake, say), with the same
+    /// directory, environment and checks.
+    pub fn program(mut self, program: impl AsRef<std::ffi::OsStr>) -> Test {
+        self.program = program.as_ref().to_os_string();
+        self
     }
 
     pub fn args(mut self, args: &[&str]) -> Test {
@@ -275,7 +284,7 @@ impl Test {
 
     /// The command, not yet started.
     pub fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_parbake"));
+        let mut c = Command::new(&self.program);
         c.args(&self.args).current_dir(&self.dir);
         for (k, v) in &self.env {
             match v {
@@ -330,7 +339,8 @@ impl Test {
     fn check(&self, run: Run) -> Run {
         let shown = || {
             format!(
-                "parbake {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                "{} {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.program.to_string_lossy(),
                 self.args.join(" "),
                 run.stdout,
                 run.stderr

@@ -1,7 +1,5 @@
 //! The shipped `examples/nightly.sh` on EC2 (moto).
 
-use std::process::Stdio;
-
 use super::iam_policy::check_iam_policy;
 use super::support::*;
 
@@ -125,23 +123,13 @@ fn both_amis_passed_verify(region: &str, amis: &[&String]) {
 /// The shipped `examples/nightly.sh` in `p` against moto (provisioning skipped), which
 /// must exit 0 within 10 minutes; its stderr.
 fn nightly_sh(p: &AwsProject) -> String {
-    let mut c = Command::new("bash");
-    c.arg(repo().join("examples/nightly.sh"))
-        .current_dir(p.root())
+    let nightly = aws(p.root(), p.store())
+        .program("bash")
+        .args(&[repo().join("examples/nightly.sh").to_str().unwrap()])
         .env("PARBAKE", env!("CARGO_BIN_EXE_parbake"))
         .env("TARGET", "aws")
-        .env("REPORTS", reports(p))
-        .env("PARBAKE_STORE", p.store())
-        .env("PARBAKE_EC2_ENDPOINT", &moto().url)
-        .env("PARBAKE_TEST_SKIP_PROVISIONING", "1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("PARBAKE_PROJECT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
+        .env("REPORTS", reports(p));
+    let child = nightly.spawn();
     let pid = child.id();
     // a watchdog: a verify that never sees the status would wait 30 minutes
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -158,11 +146,9 @@ fn nightly_sh(p: &AwsProject) -> String {
             libc::kill(pid as i32, libc::SIGKILL);
         }
     });
-    let out = child.wait_with_output().unwrap();
+    let out = nightly.finish(child);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "nightly.sh:\n{err}");
-    err
+    out.stderr
 }
 
 /// The verdicts of a bake report, by stack.
