@@ -386,3 +386,27 @@ fn nothing_of_the_bake_is_left_and_the_unrelated_stays(region: &str, owner: &str
         assert!(left.is_empty(), "{left:?}");
     });
 }
+
+/// Every descendant of `pid` (children first found through /proc's parent links).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<i32>().ok());
+            if ppid == Some(p) {
+                out.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    out
+}

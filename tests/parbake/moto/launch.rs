@@ -268,3 +268,33 @@ fn the_instance_profile_reaches_launched_instances_and_a_created_template() {
         );
     });
 }
+
+/// `verify worker --target aws` started, once it says it waits for the runner's status: the
+/// child, and the thread that collects its stderr lines.
+fn verify_waiting(
+    project: &std::path::Path,
+    store: &std::path::Path,
+) -> (std::process::Child, std::thread::JoinHandle<Vec<String>>) {
+    let mut child = aws(project, store)
+        .args(&["verify", "worker", "--target", "aws", "--timeout", "600"])
+        .spawn();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if line.contains("waiting for the runner's status") {
+                let _ = tx.send(());
+            }
+            seen.push(line);
+        }
+        seen
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("verify never said it was waiting for the runner");
+    (child, reader)
+}

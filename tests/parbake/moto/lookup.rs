@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use parbake::config::SourceAmi;
 use parbake::targets::aws::scope::Scope;
 
 use super::support::*;
@@ -88,4 +89,12 @@ fn layer_lookup_finds_only_amis_tagged_with_that_layer_hash() {
             .await
             .unwrap();
     });
+}
+
+fn debian(name: &str, arch: &str) -> SourceAmi {
+    SourceAmi {
+        owners: vec!["136693071363".into()],
+        name: name.into(),
+        architecture: arch.into(),
+    }
 }

@@ -307,3 +307,45 @@ fn rollback_passes_over_a_hand_made_default(p: &AwsProject, region: &str) {
     assert_eq!(r["to"]["version"], 2, "{r}");
     assert_eq!(r["skipped"], serde_json::json!([3]), "{r}");
 }
+
+/// An SSM client on moto, for what parbake never does itself (labels, deletes).
+async fn ssm_sdk(region: &str) -> aws_sdk_ssm::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .load()
+        .await;
+    let conf = aws_sdk_ssm::config::Builder::from(&shared)
+        .endpoint_url(&moto().url)
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    aws_sdk_ssm::Client::from_conf(conf)
+}
+
+/// Makes the next PutParameter on `name` fail, as real SSM does: the parameter holds 100
+/// versions (SSM's limit) and its oldest has a label, so it cannot make room
+/// (ParameterMaxVersionLimitExceeded). GetParameter still answers.
+async fn jam_parameter(region: &str, name: &str, value: &str) {
+    let c = ssm_sdk(region).await;
+    let mut version = 0;
+    for _ in 0..100 {
+        version = c
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap()
+            .version();
+    }
+    c.label_parameter_version()
+        .name(name)
+        .parameter_version(version - 99)
+        .labels("pinned")
+        .send()
+        .await
+        .unwrap();
+}

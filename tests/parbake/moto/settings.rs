@@ -346,3 +346,43 @@ fn ssh_source_cidrs_replace_the_open_world_on_the_builders_temporary_group() {
     );
     bake.finish(child);
 }
+
+/// The first running builder instance of `owner` in `region`, waited for.
+fn running_builder(region: &str, owner: &str) -> aws_sdk_ec2::types::Instance {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let found = rt().block_on(async {
+            ec2(region)
+                .await
+                .sdk()
+                .describe_instances()
+                .filters(parbake::targets::aws::ec2::filter(
+                    "tag:parbake:owner",
+                    owner,
+                ))
+                .filters(parbake::targets::aws::ec2::filter(
+                    "instance-state-name",
+                    "running",
+                ))
+                .send()
+                .await
+                .unwrap()
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .next()
+                .cloned()
+        });
+        if let Some(i) = found {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "the builder instance never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}

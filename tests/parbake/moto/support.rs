@@ -14,8 +14,6 @@ pub use crate::util::{launch_spec, repo, Fixture, Test};
 
 pub use super::server::{actions_dir, moto};
 
-use parbake::config::SourceAmi;
-
 /// The scope of the example project's AMIs (its `parbake.yml`).
 pub fn example_scope() -> Scope {
     Scope::Project("parbake-example".into())
@@ -57,14 +55,6 @@ pub async fn ec2(region: &str) -> Ec2 {
         },
     )
     .await
-}
-
-pub fn debian(name: &str, arch: &str) -> SourceAmi {
-    SourceAmi {
-        owners: vec!["136693071363".into()],
-        name: name.into(),
-        architecture: arch.into(),
-    }
 }
 
 pub fn spec_roles(spec: &serde_json::Value) -> Vec<String> {
@@ -184,102 +174,6 @@ impl AwsProject {
     }
 }
 
-/// Every descendant of `pid` (children first found through /proc's parent links).
-pub fn descendants(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|s| s.parse::<i32>().ok());
-            if ppid == Some(p) {
-                out.push(child);
-                todo.push(child);
-            }
-        }
-    }
-    out
-}
-
-/// `verify worker --target aws` started, once it says it waits for the runner's status: the
-/// child, and the thread that collects its stderr lines.
-pub fn verify_waiting(
-    project: &std::path::Path,
-    store: &std::path::Path,
-) -> (std::process::Child, std::thread::JoinHandle<Vec<String>>) {
-    let mut child = aws(project, store)
-        .args(&["verify", "worker", "--target", "aws", "--timeout", "600"])
-        .spawn();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(|l| l.ok())
-        {
-            if line.contains("waiting for the runner's status") {
-                let _ = tx.send(());
-            }
-            seen.push(line);
-        }
-        seen
-    });
-    rx.recv_timeout(Duration::from_secs(120))
-        .expect("verify never said it was waiting for the runner");
-    (child, reader)
-}
-
-/// An SSM client on moto, for what parbake never does itself (labels, deletes).
-pub async fn ssm_sdk(region: &str) -> aws_sdk_ssm::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .load()
-        .await;
-    let conf = aws_sdk_ssm::config::Builder::from(&shared)
-        .endpoint_url(&moto().url)
-        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .build();
-    aws_sdk_ssm::Client::from_conf(conf)
-}
-
-/// Makes the next PutParameter on `name` fail, as real SSM does: the parameter holds 100
-/// versions (SSM's limit) and its oldest has a label, so it cannot make room
-/// (ParameterMaxVersionLimitExceeded). GetParameter still answers.
-pub async fn jam_parameter(region: &str, name: &str, value: &str) {
-    let c = ssm_sdk(region).await;
-    let mut version = 0;
-    for _ in 0..100 {
-        version = c
-            .put_parameter()
-            .name(name)
-            .value(value)
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await
-            .unwrap()
-            .version();
-    }
-    c.label_parameter_version()
-        .name(name)
-        .parameter_version(version - 99)
-        .labels("pinned")
-        .send()
-        .await
-        .unwrap();
-}
-
 /// The example project in its own region and base layer, its worker stack publishing as
 /// `publish` (YAML) says, and worker baked there: the project and the AMI.
 pub fn baked_worker_publishing(
@@ -318,46 +212,6 @@ pub fn moto_instance_profile(name: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The first running builder instance of `owner` in `region`, waited for.
-pub fn running_builder(region: &str, owner: &str) -> aws_sdk_ec2::types::Instance {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let found = rt().block_on(async {
-            ec2(region)
-                .await
-                .sdk()
-                .describe_instances()
-                .filters(parbake::targets::aws::ec2::filter(
-                    "tag:parbake:owner",
-                    owner,
-                ))
-                .filters(parbake::targets::aws::ec2::filter(
-                    "instance-state-name",
-                    "running",
-                ))
-                .send()
-                .await
-                .unwrap()
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .next()
-                .cloned()
-        });
-        if let Some(i) = found {
-            return i;
-        }
-        assert!(Instant::now() < deadline, "the builder instance never ran");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-pub fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect()
 }
 
 /// The example project copied with its own project id (`parbake.yml`).
