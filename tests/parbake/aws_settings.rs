@@ -284,13 +284,7 @@ fn tag_limits_are_enforced_in_image_and_stack() {
     let f = Fixture::example();
     let many: String = (0..16).map(|i| format!("\n      t{i}: v")).collect();
     set_source(&f, &format!("    instance_type: t3.small\n    tags:{many}"));
-    let r = f.run(&["plan", "web", "--target", "aws"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("16 tags; an AMI takes at most 15"),
-        "{}",
-        r.stderr
-    );
+    plan_refused(&f, &["16 tags; an AMI takes at most 15"]);
 
     let f = Fixture::example();
     let ten: String = (0..10).map(|i| format!("\n      i{i}: v")).collect();
@@ -299,22 +293,20 @@ fn tag_limits_are_enforced_in_image_and_stack() {
     let text = std::fs::read_to_string(&stack).unwrap();
     let six: String = (0..6).map(|i| format!("\n  s{i}: v")).collect();
     std::fs::write(&stack, format!("{text}tags:{six}\n")).unwrap();
-    let r = f.run(&["plan", "web", "--target", "aws"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("images/stacks/web.yml:")
-            && r.stderr.contains("16 tags with the image's"),
-        "{}",
-        r.stderr
-    );
+    plan_refused(&f, &["images/stacks/web.yml:", "16 tags with the image's"]);
     std::fs::write(&stack, format!("{text}tags:\n  \"parbake:stack\": other\n")).unwrap();
-    let r = f.run(&["plan", "web", "--target", "aws"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("images/stacks/web.yml:") && r.stderr.contains("parbake's own"),
-        "{}",
-        r.stderr
-    );
+    plan_refused(&f, &["images/stacks/web.yml:", "parbake's own"]);
+}
+
+/// `plan web --target aws` exits 1 and its stderr holds each of `says`: its stderr.
+fn plan_refused(f: &Fixture, says: &[&str]) -> String {
+    says.iter()
+        .fold(
+            f.parbake(&["plan", "web", "--target", "aws"]).code(1),
+            |t, s| t.stderr_contains(s),
+        )
+        .run()
+        .stderr
 }
 
 fn aws_hashes(f: &Fixture) -> (String, String) {
@@ -371,9 +363,7 @@ fn hostile_keys_are_shown_escaped_in_errors() {
     ] {
         let f = Fixture::example();
         set_source(&f, &format!("    instance_type: t3.small\n{lines}"));
-        let r = f.run(&["plan", "web", "--target", "aws"]);
-        assert_eq!(r.code, 1, "{}", r.stderr);
-        assert!(!r.stderr.contains('\u{1b}'), "{:?}", r.stderr);
-        assert!(r.stderr.contains("\\u{1b}[31mred\\nb"), "{}", r.stderr);
+        let err = plan_refused(&f, &["\\u{1b}[31mred\\nb"]);
+        assert!(!err.contains('\u{1b}'), "{err:?}");
     }
 }

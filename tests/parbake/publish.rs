@@ -80,18 +80,14 @@ fn verdict(f: &Fixture, layer_hash: &str, passed: bool) -> Verification {
 }
 
 fn json(f: &Fixture, args: &[&str]) -> Value {
-    let r = f.run(args);
-    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
-    serde_json::from_str(&r.stdout).unwrap()
+    f.parbake(args).json()
 }
 
 fn refused(f: &Fixture, args: &[&str], says: &[&str]) {
-    let r = f.run(args);
-    assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
-    for s in says {
-        assert!(r.stderr.contains(s), "{s:?} in:\n{}", r.stderr);
-    }
-    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+    says.iter()
+        .fold(f.parbake(args).code(1), |t, s| t.stderr_contains(s))
+        .stderr_contains("hint: ")
+        .run();
 }
 
 #[test]
