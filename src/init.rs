@@ -351,9 +351,7 @@ fn hosts_of(src: &SourceFile, play: &Mapping, line: usize) -> Result<String, Con
 /// The roles of `roles:` (names and `role:` entries), then those that `tasks` include or import
 /// by a literal name, in the order Ansible runs them.
 fn roles_of(play: &Mapping, at: &str, roles: &mut Vec<String>, left: &mut Vec<NotCarried>) {
-    for key in ["pre_tasks"] {
-        included(play, key, roles);
-    }
+    included(play, "pre_tasks", roles);
     if let Some(Value::Sequence(list)) = get(play, "roles") {
         for entry in list {
             role_entry(entry, at, roles, left);
