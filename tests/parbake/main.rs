@@ -16,6 +16,7 @@ mod hostile;
 mod hostile_output;
 mod hostile_reads;
 mod hostile_roles;
+mod init;
 mod moto;
 mod offline;
 mod packer_versions;
