@@ -3,6 +3,7 @@
 
 pub mod ansible_version;
 pub mod aws_settings;
+pub mod duration;
 pub mod file_checks;
 pub mod group_vars;
 pub mod health_checks;
