@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{AwsSource, SshInterface, VolumeType};
+use super::model::{AwsSource, SshInterface, Volume, VolumeType};
 use super::{ConfigError, SourceFile};
 
 /// EC2 allows 50 tags on a resource. parbake keeps up to this many of them for its own on an
@@ -291,38 +291,66 @@ fn check_filters(
 
 /// The AMI's encryption and root volume.
 pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
-    if let Some(k) = a.encrypt.as_ref().and_then(|e| e.kms_key_id.as_ref()) {
-        if !valid_kms_key(k) {
-            return Err(at(
-                file,
-                "sources.aws.encrypt.kms_key_id",
-                format!("{k:?} is not a KMS key"),
-                "a key id (UUID), `alias/NAME`, or the key's or alias's ARN",
-            ));
-        }
-        if !a.copy_to_regions.is_empty() {
-            return Err(at(file, "sources.aws.encrypt.kms_key_id", "a KMS key is regional, and `copy_to_regions` copies the AMI elsewhere".into(), "drop `kms_key_id` to encrypt with each region's default EBS key, or drop `copy_to_regions` (per-region keys are not supported yet)"));
-        }
+    check_encrypt(file, a)?;
+    match &a.volume {
+        Some(v) => check_volume(file, v),
+        None => Ok(()),
     }
-    let Some(v) = &a.volume else {
+}
+
+/// `encrypt.kms_key_id`: a KMS key, and one region's (no `copy_to_regions`).
+fn check_encrypt(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
+    let Some(k) = a.encrypt.as_ref().and_then(|e| e.kms_key_id.as_ref()) else {
         return Ok(());
     };
+    if !valid_kms_key(k) {
+        return Err(at(
+            file,
+            "sources.aws.encrypt.kms_key_id",
+            format!("{k:?} is not a KMS key"),
+            "a key id (UUID), `alias/NAME`, or the key's or alias's ARN",
+        ));
+    }
+    if !a.copy_to_regions.is_empty() {
+        return Err(at(file, "sources.aws.encrypt.kms_key_id", "a KMS key is regional, and `copy_to_regions` copies the AMI elsewhere".into(), "drop `kms_key_id` to encrypt with each region's default EBS key, or drop `copy_to_regions` (per-region keys are not supported yet)"));
+    }
+    Ok(())
+}
+
+/// `volume:` within its type's limits: size, then IOPS, then throughput.
+fn check_volume(file: &SourceFile, v: &Volume) -> Result<(), ConfigError> {
     let l = limits(v.kind);
+    check_volume_size(file, v, &l)?;
+    check_volume_iops(file, v, &l)?;
+    check_volume_throughput(file, v, &l)
+}
+
+fn volume_field(key: &str) -> String {
+    format!("sources.aws.volume.{key}")
+}
+
+fn check_volume_size(file: &SourceFile, v: &Volume, l: &Limits) -> Result<(), ConfigError> {
     let t = v.kind.as_str();
-    let field = |k: &str| format!("sources.aws.volume.{k}");
     if let Some(s) = v.size_gb.filter(|s| !(l.size.0..=l.size.1).contains(s)) {
         return Err(at(
             file,
-            &field("size_gb"),
+            &volume_field("size_gb"),
             format!("{s} GiB is out of range for {t}"),
             &format!("{t} volumes are {} to {} GiB", l.size.0, l.size.1),
         ));
     }
+    Ok(())
+}
+
+/// `iops`: only where the type takes it, within its range, needed by io1 and io2, and at
+/// most the type's IOPS per GiB of the size.
+fn check_volume_iops(file: &SourceFile, v: &Volume, l: &Limits) -> Result<(), ConfigError> {
+    let t = v.kind.as_str();
     match (v.iops, l.iops) {
         (Some(_), None) => {
             return Err(at(
                 file,
-                &field("iops"),
+                &volume_field("iops"),
                 format!("{t} volumes take no provisioned IOPS"),
                 "gp2's IOPS follow its size; use `type: gp3` to set IOPS",
             ))
@@ -330,7 +358,7 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
         (Some(i), Some((lo, hi))) if !(lo..=hi).contains(&i) => {
             return Err(at(
                 file,
-                &field("iops"),
+                &volume_field("iops"),
                 format!("{i} IOPS is out of range for {t}"),
                 &format!("{t} takes {lo} to {hi} IOPS"),
             ))
@@ -345,7 +373,7 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
         }
         _ => {}
     }
-    let (iops, throughput) = v.effective();
+    let (iops, _) = v.effective();
     if let (Some(i), Some(s)) = (iops, v.size_gb) {
         if l.iops_per_gib > 0
             && i > s.saturating_mul(l.iops_per_gib)
@@ -353,7 +381,7 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
         {
             return Err(at(
                 file,
-                &field("iops"),
+                &volume_field("iops"),
                 format!(
                     "{i} IOPS on {s} GiB is more than {t}'s {} IOPS per GiB",
                     l.iops_per_gib
@@ -362,11 +390,17 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// `throughput`: only on gp3, within its range, and at most 0.25 MiB/s per IOPS.
+fn check_volume_throughput(file: &SourceFile, v: &Volume, l: &Limits) -> Result<(), ConfigError> {
+    let t = v.kind.as_str();
     match (v.throughput, l.throughput) {
         (Some(_), None) => {
             return Err(at(
                 file,
-                &field("throughput"),
+                &volume_field("throughput"),
                 format!("{t} volumes take no throughput setting"),
                 "only gp3 sets throughput (MiB/s)",
             ))
@@ -374,19 +408,20 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
         (Some(x), Some((lo, hi))) if !(lo..=hi).contains(&x) => {
             return Err(at(
                 file,
-                &field("throughput"),
+                &volume_field("throughput"),
                 format!("{x} MiB/s is out of range for {t}"),
                 &format!("{t} takes {lo} to {hi} MiB/s"),
             ))
         }
         _ => {}
     }
+    let (iops, throughput) = v.effective();
     if let (Some(x), Some(i)) = (throughput, iops) {
         // EBS: at most 0.25 MiB/s per provisioned IOPS on gp3
         if v.kind == VolumeType::Gp3 && x > 125 && u64::from(x) * 4 > u64::from(i) {
             return Err(at(
                 file,
-                &field("throughput"),
+                &volume_field("throughput"),
                 format!(
                     "{x} MiB/s needs at least {} IOPS on gp3 (0.25 MiB/s per IOPS)",
                     x * 4
