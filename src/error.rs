@@ -256,3 +256,61 @@ fn layers_message(failed: usize, skipped: usize, unverified: usize) -> String {
     }
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(context: &'static str) -> (&'static str, PathBuf, std::io::Error) {
+        let e = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        (context, PathBuf::from("/x"), e)
+    }
+
+    fn report(e: &Error) -> String {
+        Report(e).to_string()
+    }
+
+    /// Each low layer's error becomes the very `Error` those layers built before they had
+    /// their own: same report, same exit code.
+    #[test]
+    fn low_layer_errors_convert_to_the_same_report_and_exit_code() {
+        let (context, path, source) = io("write");
+        let w = Error::from(WriteError::Io {
+            context,
+            path,
+            source,
+        });
+        assert_eq!(report(&w), "error: write: /x\n  caused by: denied\n");
+        assert_eq!(w.exit_code(), exit::INTERNAL);
+        let (context, path, source) = io("read");
+        let p = Error::from(ProcessError::Io {
+            context,
+            path,
+            source,
+        });
+        assert_eq!(report(&p), "error: read: /x\n  caused by: denied\n");
+        assert_eq!(p.exit_code(), exit::INTERNAL);
+        let u = Error::from(VendorError::user("stale").with_hint("run `parbake vendor`"));
+        assert_eq!(report(&u), "error: stale\nhint: run `parbake vendor`\n");
+        assert_eq!(u.exit_code(), exit::USER);
+        assert_eq!(Error::from(Interrupted).exit_code(), exit::INTERRUPTED);
+        assert_eq!(
+            Error::from(WriteError::Interrupted(Interrupted)).to_string(),
+            "interrupted"
+        );
+        let r = Error::from(RuntimeError(std::io::Error::other("no threads")));
+        assert_eq!(r.to_string(), "internal error: tokio runtime: no threads");
+        assert_eq!(r.exit_code(), exit::INTERNAL);
+    }
+
+    /// A vendored check that fails while the project loads prints as its error, exits 1 even
+    /// when it is an I/O error, and shows no detail.
+    #[test]
+    fn a_failed_vendored_check_exits_1_without_detail() {
+        let (context, path, source) = io("resolve");
+        let e = Error::VendorCheck(Box::new(VendorError::io(context, path, source).into()));
+        assert_eq!(report(&e), "error: resolve: /x\n  caused by: denied\n");
+        assert_eq!(e.exit_code(), exit::USER);
+        assert_eq!(e.detail(), None);
+    }
+}

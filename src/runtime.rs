@@ -6,7 +6,7 @@
 /// internal error.
 #[derive(Debug, thiserror::Error)]
 #[error("tokio runtime: {0}")]
-pub struct RuntimeError(std::io::Error);
+pub struct RuntimeError(pub std::io::Error);
 
 /// Which runtime to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
