@@ -110,7 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
         return commands::vendor::run(&root, cli.printer(), a);
     }
     let ctx = Ctx {
-        project: Project::load(&root)?,
+        project: crate::project::load(&root)?,
         printer: cli.printer(),
     };
     match cli.command {

@@ -1,13 +1,20 @@
 //! The top-level error: every module's error converts into it, and it knows
-//! its exit code and the hints to print under the cause chain.
+//! its exit code and the hints to print under the cause chain. The low layers (config, plan,
+//! render, process, write, vendoring, fsread, interrupt, runtime) return their own errors and
+//! never name this one; the commands, targets and records above them use it.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::fsread::ReadError;
+use crate::interrupt::Interrupted;
 use crate::plan::PlanError;
 use crate::process::ProcessError;
 use crate::render::RenderError;
+use crate::runtime::RuntimeError;
+use crate::vendoring::VendorError;
+use crate::write::WriteError;
 
 /// Documented exit codes (README "Exit codes").
 pub mod exit {
@@ -26,7 +33,12 @@ pub enum Error {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
-    Process(#[from] ProcessError),
+    Process(ProcessError),
+    /// The vendored content failed its check while the project loaded
+    /// (`crate::project::load`): printed as that error, but exit 1 and without its detail, as
+    /// a config error.
+    #[error(transparent)]
+    VendorCheck(Box<Error>),
     #[error("{context}: {}", .path.display())]
     Io {
         context: &'static str,
@@ -81,6 +93,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Plan(_) | Error::Render(_) | Error::User { .. } => exit::USER,
+            Error::VendorCheck(_) => exit::USER,
             Error::Validation { .. } | Error::Layers { .. } => exit::USER,
             Error::Process(e) if e.is_interrupted() => exit::INTERRUPTED,
             Error::Process(e) if e.is_missing_program() => exit::USER,
@@ -96,6 +109,7 @@ impl Error {
             Error::Plan(e) => e.hints(),
             Error::Render(e) => e.hints(),
             Error::Process(e) => e.hints(),
+            Error::VendorCheck(e) => e.hints(),
             Error::User { hints, .. } => hints.clone(),
             Error::Validation { .. } => {
                 vec!["each failing check is printed above with the validator's own output".into()]
@@ -154,6 +168,85 @@ impl fmt::Display for Report<'_> {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A program that did not run or failed; a file it wrote that cannot be read back is an
+/// internal I/O error.
+impl From<ProcessError> for Error {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::Io {
+                context,
+                path,
+                source,
+            } => Error::Io {
+                context,
+                path,
+                source,
+            },
+            e => Error::Process(e),
+        }
+    }
+}
+
+/// A file refused by the reading rule is a config error, wherever it was read.
+impl From<ReadError> for Error {
+    fn from(e: ReadError) -> Self {
+        Error::Config(ConfigError::Read(e))
+    }
+}
+
+impl From<Interrupted> for Error {
+    fn from(_: Interrupted) -> Self {
+        Error::Interrupted
+    }
+}
+
+impl From<RuntimeError> for Error {
+    fn from(e: RuntimeError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Io {
+                context,
+                path,
+                source,
+            } => Error::Io {
+                context,
+                path,
+                source,
+            },
+            WriteError::User { message, hints } => Error::User { message, hints },
+            WriteError::Read(e) => e.into(),
+            WriteError::Interrupted(e) => e.into(),
+        }
+    }
+}
+
+impl From<VendorError> for Error {
+    fn from(e: VendorError) -> Self {
+        match e {
+            VendorError::User { message, hints } => Error::User { message, hints },
+            VendorError::Io {
+                context,
+                path,
+                source,
+            } => Error::Io {
+                context,
+                path,
+                source,
+            },
+            VendorError::Config(e) => e.into(),
+            VendorError::Process(e) => e.into(),
+            VendorError::Write(e) => e.into(),
+            VendorError::Interrupted(e) => e.into(),
+            VendorError::Internal(m) => Error::Internal(m),
+        }
+    }
+}
+
 /// `1 layer(s) failed and 2 were skipped`, with `; 1 stack(s) did not pass verify` when some
 /// did not.
 fn layers_message(failed: usize, skipped: usize, unverified: usize) -> String {
@@ -162,4 +255,62 @@ fn layers_message(failed: usize, skipped: usize, unverified: usize) -> String {
         m.push_str(&format!("; {unverified} stack(s) did not pass verify"));
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(context: &'static str) -> (&'static str, PathBuf, std::io::Error) {
+        let e = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        (context, PathBuf::from("/x"), e)
+    }
+
+    fn report(e: &Error) -> String {
+        Report(e).to_string()
+    }
+
+    /// Each low layer's error becomes the very `Error` those layers built before they had
+    /// their own: same report, same exit code.
+    #[test]
+    fn low_layer_errors_convert_to_the_same_report_and_exit_code() {
+        let (context, path, source) = io("write");
+        let w = Error::from(WriteError::Io {
+            context,
+            path,
+            source,
+        });
+        assert_eq!(report(&w), "error: write: /x\n  caused by: denied\n");
+        assert_eq!(w.exit_code(), exit::INTERNAL);
+        let (context, path, source) = io("read");
+        let p = Error::from(ProcessError::Io {
+            context,
+            path,
+            source,
+        });
+        assert_eq!(report(&p), "error: read: /x\n  caused by: denied\n");
+        assert_eq!(p.exit_code(), exit::INTERNAL);
+        let u = Error::from(VendorError::user("stale").with_hint("run `parbake vendor`"));
+        assert_eq!(report(&u), "error: stale\nhint: run `parbake vendor`\n");
+        assert_eq!(u.exit_code(), exit::USER);
+        assert_eq!(Error::from(Interrupted).exit_code(), exit::INTERRUPTED);
+        assert_eq!(
+            Error::from(WriteError::Interrupted(Interrupted)).to_string(),
+            "interrupted"
+        );
+        let r = Error::from(RuntimeError(std::io::Error::other("no threads")));
+        assert_eq!(r.to_string(), "internal error: tokio runtime: no threads");
+        assert_eq!(r.exit_code(), exit::INTERNAL);
+    }
+
+    /// A vendored check that fails while the project loads prints as its error, exits 1 even
+    /// when it is an I/O error, and shows no detail.
+    #[test]
+    fn a_failed_vendored_check_exits_1_without_detail() {
+        let (context, path, source) = io("resolve");
+        let e = Error::VendorCheck(Box::new(VendorError::io(context, path, source).into()));
+        assert_eq!(report(&e), "error: resolve: /x\n  caused by: denied\n");
+        assert_eq!(e.exit_code(), exit::USER);
+        assert_eq!(e.detail(), None);
+    }
 }

@@ -102,13 +102,6 @@ impl ReadError {
     }
 }
 
-/// Converts at the edge of modules that use the top-level error (vendor, the store).
-impl From<ReadError> for crate::error::Error {
-    fn from(e: ReadError) -> Self {
-        crate::error::Error::Config(crate::config::ConfigError::Read(e))
-    }
-}
-
 fn size(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)

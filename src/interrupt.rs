@@ -77,13 +77,18 @@ pub mod point {
     pub const CHECK: &str = "check";
 }
 
-/// A step boundary: fails with [`Error::Interrupted`](crate::error::Error::Interrupted) once
-/// SIGINT or SIGTERM has arrived, so the command stops before its next step and commits
-/// nothing. Tests can hold a command here ([`crate::testing::PAUSE_AT`]).
-pub fn checkpoint(point: &str) -> Result<(), crate::error::Error> {
-    crate::testing::pause_at(point);
+/// SIGINT or SIGTERM arrived: the command stopped at a step boundary (exit 130).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+/// A step boundary: fails with [`Interrupted`] once SIGINT or SIGTERM has arrived, so the
+/// command stops before its next step and commits nothing. Tests can hold a command here
+/// ([`crate::testing::PAUSE_AT`]).
+pub fn checkpoint(point: &str) -> Result<(), Interrupted> {
+    crate::testing::pause_at(point, interrupted);
     if interrupted() {
-        return Err(crate::error::Error::Interrupted);
+        return Err(Interrupted);
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod printer;
 pub mod process;
 pub mod progress;
+pub mod project;
 pub mod published;
 pub mod render;
 pub mod runtime;

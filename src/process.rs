@@ -25,6 +25,14 @@ pub enum ProcessError {
     },
     #[error("{purpose} was interrupted")]
     Interrupted { purpose: String },
+    /// A file the program wrote could not be read back (an internal error).
+    #[error("{context}: {}", .path.display())]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ProcessError {
@@ -319,7 +327,7 @@ impl Cmd {
 }
 
 /// Makes a one-time ed25519 key pair at `key` (and `key.pub`), returning the public key line.
-pub fn ssh_keygen(key: &Path, comment: &str) -> crate::error::Result<String> {
+pub fn ssh_keygen(key: &Path, comment: &str) -> Result<String, ProcessError> {
     Cmd::new("make a one-time SSH key", "ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
         .arg(key)
@@ -328,7 +336,11 @@ pub fn ssh_keygen(key: &Path, comment: &str) -> crate::error::Result<String> {
     // reading rule exception (src/fsread.rs): ssh-keygen's output in a private temp dir
     std::fs::read_to_string(&public)
         .map(|s| s.trim().to_string())
-        .map_err(|e| crate::error::Error::io("read", public, e))
+        .map_err(|source| ProcessError::Io {
+            context: "read",
+            path: public,
+            source,
+        })
 }
 
 /// A program parbake starts and does not wait for (a VM, a container): in its own process

@@ -2,7 +2,11 @@
 //! for the EC2 calls, the signal listener and the `bake --all` scheduler, each of which builds
 //! its runtime here.
 
-use crate::error::{Error, Result};
+/// The runtime could not be built (the host refused a thread or an epoll instance): an
+/// internal error.
+#[derive(Debug, thiserror::Error)]
+#[error("tokio runtime: {0}")]
+pub struct RuntimeError(pub std::io::Error);
 
 /// Which runtime to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +19,7 @@ pub enum Threads {
 }
 
 /// A runtime with I/O and timers enabled.
-pub fn runtime(threads: Threads) -> Result<tokio::runtime::Runtime> {
+pub fn runtime(threads: Threads) -> Result<tokio::runtime::Runtime, RuntimeError> {
     let mut builder = match threads {
         Threads::Current => tokio::runtime::Builder::new_current_thread(),
         Threads::Pool { blocking } => {
@@ -24,8 +28,5 @@ pub fn runtime(threads: Threads) -> Result<tokio::runtime::Runtime> {
             b
         }
     };
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))
+    builder.enable_all().build().map_err(RuntimeError)
 }

@@ -60,8 +60,9 @@ impl Switches {
 }
 
 /// Holds the command at `point` when [`PAUSE_AT`] names it, for [`PAUSE_SECONDS`] or until
-/// SIGINT/SIGTERM arrives.
-pub fn pause_at(point: &str) {
+/// `stop` says SIGINT/SIGTERM arrived (`crate::interrupt::interrupted`, passed in so that this
+/// module imports nothing of parbake's).
+pub fn pause_at(point: &str, stop: impl Fn() -> bool) {
     let s = switches();
     let (Some(at), Some(seconds)) = (s.pause_at.as_deref(), s.pause_seconds) else {
         return;
@@ -73,7 +74,7 @@ pub fn pause_at(point: &str) {
         "parbake: test pause at {point} for {seconds}s ({PAUSE_AT})"
     ));
     let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds.into());
-    while !crate::interrupt::interrupted() && std::time::Instant::now() < until {
+    while !stop() && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

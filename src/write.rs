@@ -12,9 +12,59 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::interrupt::{checkpoint, point};
+use crate::fsread::ReadError;
+use crate::interrupt::{checkpoint, point, Interrupted};
 use crate::render::RenderedFile;
+
+/// Why a write failed. The top-level error keeps each kind's message, hints and exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A path parbake chose could not be written (an internal error, exit 2).
+    #[error("{context}: {}", .path.display())]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output path the user named is refused or cannot be written (exit 1).
+    #[error("{message}")]
+    User { message: String, hints: Vec<String> },
+    /// The marker of an earlier render is refused by the reading rule.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+}
+
+impl WriteError {
+    fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        WriteError::Io {
+            context,
+            path: path.into(),
+            source,
+        }
+    }
+
+    fn user(message: impl Into<String>) -> Self {
+        WriteError::User {
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    fn with_hint(self, hint: impl Into<String>) -> Self {
+        match self {
+            WriteError::User { message, mut hints } => {
+                hints.push(hint.into());
+                WriteError::User { message, hints }
+            }
+            other => other,
+        }
+    }
+}
+
+type Result<T, E = WriteError> = std::result::Result<T, E>;
 
 /// The file a render leaves in its directory, listing what it owns; a later render replaces
 /// the directory only when the marker lists every file in it.
@@ -40,13 +90,13 @@ pub fn write_tree(dir: &Path, files: &[RenderedFile]) -> Result<()> {
         let path = dir.join(&f.path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| Error::io("create directory", parent, e))?;
+                .map_err(|e| WriteError::io("create directory", parent, e))?;
         }
-        std::fs::write(&path, &f.contents).map_err(|e| Error::io("write", &path, e))?;
+        std::fs::write(&path, &f.contents).map_err(|e| WriteError::io("write", &path, e))?;
         if f.executable {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| Error::io("chmod", &path, e))?;
+                .map_err(|e| WriteError::io("chmod", &path, e))?;
         }
     }
     Ok(())
@@ -119,7 +169,7 @@ pub fn replace_tree(dir: &Path, files: &[RenderedFile]) -> Result<()> {
 /// see [`write_output_file`] for `-o FILE`.
 pub fn write_file(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomically(path, contents, |context, path, e| {
-        Error::io(context, path, e)
+        WriteError::io(context, path, e)
     })
 }
 
@@ -136,7 +186,7 @@ pub fn write_output_file(path: &Path, contents: &[u8]) -> Result<()> {
 fn write_atomically(
     path: &Path,
     contents: &[u8],
-    err: fn(&'static str, &Path, std::io::Error) -> Error,
+    err: fn(&'static str, &Path, std::io::Error) -> WriteError,
 ) -> Result<()> {
     let parent = parent_of(path);
     sweep_orphans(&parent);
@@ -152,8 +202,8 @@ fn write_atomically(
     Ok(())
 }
 
-fn user_io(context: &'static str, path: &Path, e: std::io::Error) -> Error {
-    Error::user(format!("cannot {context} {}: {e}", path.display()))
+fn user_io(context: &'static str, path: &Path, e: std::io::Error) -> WriteError {
+    WriteError::user(format!("cannot {context} {}: {e}", path.display()))
         .with_hint("check the -o path: its directory must exist or be creatable, and writable")
 }
 
@@ -168,7 +218,7 @@ fn parent_of(path: &Path) -> PathBuf {
 fn named_target(path: &Path) -> Result<()> {
     match path.components().next_back() {
         Some(Component::Normal(_)) => Ok(()),
-        _ => Err(Error::user(format!(
+        _ => Err(WriteError::user(format!(
             "-o `{}` does not name a file or directory",
             path.display()
         ))
@@ -178,7 +228,7 @@ fn named_target(path: &Path) -> Result<()> {
 
 fn create_parent(parent: &Path) -> Result<()> {
     std::fs::create_dir_all(parent).map_err(|e| {
-        Error::user(format!(
+        WriteError::user(format!(
             "cannot create the directory {}: {e}",
             parent.display()
         ))
@@ -237,7 +287,7 @@ fn check_output_file(path: &Path) -> Result<()> {
     } else {
         "to send the output to a pipe or device, write to stdout (-o - or no -o) and redirect it"
     };
-    Err(Error::user(format!(
+    Err(WriteError::user(format!(
         "{} is {}; -o writes a regular file and replaces it whole",
         path.display(),
         kind(&ft)
@@ -256,7 +306,7 @@ fn check_render_dir(dir: &Path) -> Result<()> {
         } else {
             "render writes a directory: give a new or empty directory, or an earlier render"
         };
-        return Err(Error::user(format!(
+        return Err(WriteError::user(format!(
             "{} is {}, not a directory; not replacing it",
             dir.display(),
             kind(&ft)
@@ -279,7 +329,7 @@ fn check_render_dir(dir: &Path) -> Result<()> {
     } else {
         String::new()
     };
-    Err(Error::user(format!(
+    Err(WriteError::user(format!(
         "{} holds files parbake did not write: {}{more}; not replacing it",
         dir.display(),
         shown.join(", ")
@@ -292,7 +342,7 @@ fn check_render_dir(dir: &Path) -> Result<()> {
 fn read_marker(dir: &Path) -> Result<RenderMarker> {
     let path = dir.join(RENDER_MARKER);
     let not_a_render = |why: String| {
-        Error::user(format!(
+        WriteError::user(format!(
             "{} is not empty and is not an earlier parbake render ({why}); not replacing it",
             dir.display()
         ))
@@ -370,7 +420,7 @@ pub fn refuse_inside(path: &Path, inputs: &[PathBuf]) -> Result<()> {
         };
         if resolved.starts_with(&input) {
             let name = input.file_name().unwrap_or_default().to_string_lossy();
-            return Err(Error::user(format!(
+            return Err(WriteError::user(format!(
                 "-o {} is inside the project's {name}/ ({}); writing there would change the project's inputs (a role's hash, an image or stack file)",
                 path.display(),
                 input.display()
@@ -389,7 +439,7 @@ fn resolve(path: &Path) -> Result<PathBuf> {
     } else {
         std::env::current_dir()
             .and_then(|d| d.canonicalize())
-            .map_err(|e| Error::io("read the current directory", ".", e))?
+            .map_err(|e| WriteError::io("read the current directory", ".", e))?
     };
     let mut exists = true;
     for c in path.components() {
@@ -506,19 +556,23 @@ pub fn process_exists(pid: u32) -> bool {
 
 /// Copies a directory tree (files, directories, symlinks as links; modes kept).
 pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| Error::io("create directory", to, e))?;
-    for entry in std::fs::read_dir(from).map_err(|e| Error::io("read", from, e))? {
-        let entry = entry.map_err(|e| Error::io("read", from, e))?;
+    std::fs::create_dir_all(to).map_err(|e| WriteError::io("create directory", to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| WriteError::io("read", from, e))? {
+        let entry = entry.map_err(|e| WriteError::io("read", from, e))?;
         let src = entry.path();
         let dst = to.join(entry.file_name());
-        let ft = entry.file_type().map_err(|e| Error::io("stat", &src, e))?;
+        let ft = entry
+            .file_type()
+            .map_err(|e| WriteError::io("stat", &src, e))?;
         if ft.is_dir() {
             copy_dir(&src, &dst)?;
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(&src).map_err(|e| Error::io("read link", &src, e))?;
-            std::os::unix::fs::symlink(target, &dst).map_err(|e| Error::io("link", &dst, e))?;
+            let target =
+                std::fs::read_link(&src).map_err(|e| WriteError::io("read link", &src, e))?;
+            std::os::unix::fs::symlink(target, &dst)
+                .map_err(|e| WriteError::io("link", &dst, e))?;
         } else {
-            std::fs::copy(&src, &dst).map_err(|e| Error::io("copy", &src, e))?;
+            std::fs::copy(&src, &dst).map_err(|e| WriteError::io("copy", &src, e))?;
         }
     }
     Ok(())

@@ -380,7 +380,7 @@ fn pack_collections(project: &Project, to: &std::path::Path) -> Result<()> {
     let vendored = crate::vendoring::Vendored::verify(&project.root)?
         .ok_or_else(|| Error::Internal("collections planned without requirements.yml".into()))?;
     // exactly the files the lock hashes (not all of vendor/collections)
-    vendored.pack_collections(to)
+    Ok(vendored.pack_collections(to)?)
 }
 
 /// `packer build -machine-readable` in the build directory, with its cache kept there and its

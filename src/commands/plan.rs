@@ -319,7 +319,7 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
     let target = crate::targets::backend(stack.target);
     let held = |layer: &crate::plan::Layer| target.held(&ctx.project, layer);
     let user_data_bytes =
-        |p: &crate::plan::Plan| Ok(crate::render::userdata::render(p)?.bytes.len());
+        |p: &crate::plan::Plan| Ok::<_, Error>(crate::render::userdata::render(p)?.bytes.len());
     let report = crate::plan::budget::recommend(
         &ctx.project,
         &req,

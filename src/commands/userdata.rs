@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, args: UserdataArgs) -> Result<()> {
         plan.launch.len()
     ));
     match output {
-        Some(path) => crate::write::write_output_file(&path, &ud.bytes),
+        Some(path) => Ok(crate::write::write_output_file(&path, &ud.bytes)?),
         None if args.explain => ctx.printer.bytes(ud.explain().as_bytes()),
         None => {
             if ud.gzipped && std::io::stdout().is_terminal() {

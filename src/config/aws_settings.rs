@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use super::model::AwsSource;
+use super::model::{AwsSource, SshInterface, Volume, VolumeType};
 use super::{ConfigError, SourceFile};
 
 /// EC2 allows 50 tags on a resource. parbake keeps up to this many of them for its own on an
@@ -21,66 +19,6 @@ pub const USER_TAGS_MAX: usize = EC2_TAGS_MAX - PARBAKE_TAGS_RESERVED;
 /// At most this many EC2 filters in a `vpc_filter` or `subnet_filter`.
 const FILTERS_MAX: usize = 10;
 
-/// `ssh_interface:` in an aws source: how Packer reaches the builder.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SshInterface {
-    /// The builder's public IP (needs a public subnet).
-    PublicIp,
-    /// The builder's private IP (Packer runs inside the VPC, or reaches it by VPN).
-    PrivateIp,
-    /// An SSH session through AWS Systems Manager: no inbound port, no public IP. Needs
-    /// `builder_instance_profile` and the session-manager-plugin where Packer runs.
-    SessionManager,
-}
-
-impl SshInterface {
-    /// Packer's `ssh_interface` value.
-    pub fn packer(self) -> &'static str {
-        match self {
-            SshInterface::PublicIp => "public_ip",
-            SshInterface::PrivateIp => "private_ip",
-            SshInterface::SessionManager => "session_manager",
-        }
-    }
-}
-
-/// `encrypt:` in an aws source: the AMI's snapshots are encrypted (Packer's `encrypt_boot`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Encrypt {
-    /// A KMS key id, alias (`alias/…`) or ARN; omitted: the account's default EBS key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-}
-
-/// `volume:` in an aws source: the builder's root volume, which the AMI keeps.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Volume {
-    #[serde(rename = "type")]
-    pub kind: VolumeType,
-    /// GiB; omitted: the source AMI's size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size_gb: Option<u32>,
-    /// Provisioned IOPS (gp3, io1, io2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iops: Option<u32>,
-    /// MiB/s (gp3 only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub throughput: Option<u32>,
-}
-
-/// The EBS volume types a root volume can be.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum VolumeType {
-    Gp3,
-    Gp2,
-    Io1,
-    Io2,
-}
-
 /// A volume type's limits, per the EBS documentation and within what Packer 1.6.6 checks
 /// (`launch_block_device_mappings`): sizes in GiB, IOPS, IOPS per GiB, throughput in MiB/s.
 struct Limits {
@@ -90,57 +28,33 @@ struct Limits {
     throughput: Option<(u32, u32)>,
 }
 
-impl VolumeType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VolumeType::Gp3 => "gp3",
-            VolumeType::Gp2 => "gp2",
-            VolumeType::Io1 => "io1",
-            VolumeType::Io2 => "io2",
-        }
-    }
-
-    fn limits(self) -> Limits {
-        match self {
-            VolumeType::Gp3 => Limits {
-                size: (1, 16_384),
-                iops: Some((3_000, 16_000)),
-                iops_per_gib: 500,
-                throughput: Some((125, 1_000)),
-            },
-            VolumeType::Gp2 => Limits {
-                size: (1, 16_384),
-                iops: None,
-                iops_per_gib: 0,
-                throughput: None,
-            },
-            VolumeType::Io1 => Limits {
-                size: (4, 16_384),
-                iops: Some((100, 64_000)),
-                iops_per_gib: 50,
-                throughput: None,
-            },
-            VolumeType::Io2 => Limits {
-                size: (4, 16_384),
-                iops: Some((100, 64_000)),
-                iops_per_gib: 500,
-                throughput: None,
-            },
-        }
-    }
-}
-
-impl Volume {
-    /// The IOPS and throughput sent to EC2: gp3 gets its baseline (3000 IOPS, 125 MiB/s) when
-    /// omitted, since Packer 1.6.6 refuses a gp3 volume without IOPS.
-    pub fn effective(&self) -> (Option<u32>, Option<u32>) {
-        match self.kind {
-            VolumeType::Gp3 => (
-                Some(self.iops.unwrap_or(3_000)),
-                Some(self.throughput.unwrap_or(125)),
-            ),
-            _ => (self.iops, self.throughput),
-        }
+/// The limits of a volume type.
+fn limits(kind: VolumeType) -> Limits {
+    match kind {
+        VolumeType::Gp3 => Limits {
+            size: (1, 16_384),
+            iops: Some((3_000, 16_000)),
+            iops_per_gib: 500,
+            throughput: Some((125, 1_000)),
+        },
+        VolumeType::Gp2 => Limits {
+            size: (1, 16_384),
+            iops: None,
+            iops_per_gib: 0,
+            throughput: None,
+        },
+        VolumeType::Io1 => Limits {
+            size: (4, 16_384),
+            iops: Some((100, 64_000)),
+            iops_per_gib: 50,
+            throughput: None,
+        },
+        VolumeType::Io2 => Limits {
+            size: (4, 16_384),
+            iops: Some((100, 64_000)),
+            iops_per_gib: 500,
+            throughput: None,
+        },
     }
 }
 
@@ -377,38 +291,66 @@ fn check_filters(
 
 /// The AMI's encryption and root volume.
 pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
-    if let Some(k) = a.encrypt.as_ref().and_then(|e| e.kms_key_id.as_ref()) {
-        if !valid_kms_key(k) {
-            return Err(at(
-                file,
-                "sources.aws.encrypt.kms_key_id",
-                format!("{k:?} is not a KMS key"),
-                "a key id (UUID), `alias/NAME`, or the key's or alias's ARN",
-            ));
-        }
-        if !a.copy_to_regions.is_empty() {
-            return Err(at(file, "sources.aws.encrypt.kms_key_id", "a KMS key is regional, and `copy_to_regions` copies the AMI elsewhere".into(), "drop `kms_key_id` to encrypt with each region's default EBS key, or drop `copy_to_regions` (per-region keys are not supported yet)"));
-        }
+    check_encrypt(file, a)?;
+    match &a.volume {
+        Some(v) => check_volume(file, v),
+        None => Ok(()),
     }
-    let Some(v) = &a.volume else {
+}
+
+/// `encrypt.kms_key_id`: a KMS key, and one region's (no `copy_to_regions`).
+fn check_encrypt(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
+    let Some(k) = a.encrypt.as_ref().and_then(|e| e.kms_key_id.as_ref()) else {
         return Ok(());
     };
-    let l = v.kind.limits();
+    if !valid_kms_key(k) {
+        return Err(at(
+            file,
+            "sources.aws.encrypt.kms_key_id",
+            format!("{k:?} is not a KMS key"),
+            "a key id (UUID), `alias/NAME`, or the key's or alias's ARN",
+        ));
+    }
+    if !a.copy_to_regions.is_empty() {
+        return Err(at(file, "sources.aws.encrypt.kms_key_id", "a KMS key is regional, and `copy_to_regions` copies the AMI elsewhere".into(), "drop `kms_key_id` to encrypt with each region's default EBS key, or drop `copy_to_regions` (per-region keys are not supported yet)"));
+    }
+    Ok(())
+}
+
+/// `volume:` within its type's limits: size, then IOPS, then throughput.
+fn check_volume(file: &SourceFile, v: &Volume) -> Result<(), ConfigError> {
+    let l = limits(v.kind);
+    check_volume_size(file, v, &l)?;
+    check_volume_iops(file, v, &l)?;
+    check_volume_throughput(file, v, &l)
+}
+
+fn volume_field(key: &str) -> String {
+    format!("sources.aws.volume.{key}")
+}
+
+fn check_volume_size(file: &SourceFile, v: &Volume, l: &Limits) -> Result<(), ConfigError> {
     let t = v.kind.as_str();
-    let field = |k: &str| format!("sources.aws.volume.{k}");
     if let Some(s) = v.size_gb.filter(|s| !(l.size.0..=l.size.1).contains(s)) {
         return Err(at(
             file,
-            &field("size_gb"),
+            &volume_field("size_gb"),
             format!("{s} GiB is out of range for {t}"),
             &format!("{t} volumes are {} to {} GiB", l.size.0, l.size.1),
         ));
     }
+    Ok(())
+}
+
+/// `iops`: only where the type takes it, within its range, needed by io1 and io2, and at
+/// most the type's IOPS per GiB of the size.
+fn check_volume_iops(file: &SourceFile, v: &Volume, l: &Limits) -> Result<(), ConfigError> {
+    let t = v.kind.as_str();
     match (v.iops, l.iops) {
         (Some(_), None) => {
             return Err(at(
                 file,
-                &field("iops"),
+                &volume_field("iops"),
                 format!("{t} volumes take no provisioned IOPS"),
                 "gp2's IOPS follow its size; use `type: gp3` to set IOPS",
             ))
@@ -416,7 +358,7 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
         (Some(i), Some((lo, hi))) if !(lo..=hi).contains(&i) => {
             return Err(at(
                 file,
-                &field("iops"),
+                &volume_field("iops"),
                 format!("{i} IOPS is out of range for {t}"),
                 &format!("{t} takes {lo} to {hi} IOPS"),
             ))
@@ -431,7 +373,7 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
         }
         _ => {}
     }
-    let (iops, throughput) = v.effective();
+    let (iops, _) = v.effective();
     if let (Some(i), Some(s)) = (iops, v.size_gb) {
         if l.iops_per_gib > 0
             && i > s.saturating_mul(l.iops_per_gib)
@@ -439,7 +381,7 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
         {
             return Err(at(
                 file,
-                &field("iops"),
+                &volume_field("iops"),
                 format!(
                     "{i} IOPS on {s} GiB is more than {t}'s {} IOPS per GiB",
                     l.iops_per_gib
@@ -448,11 +390,17 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// `throughput`: only on gp3, within its range, and at most 0.25 MiB/s per IOPS.
+fn check_volume_throughput(file: &SourceFile, v: &Volume, l: &Limits) -> Result<(), ConfigError> {
+    let t = v.kind.as_str();
     match (v.throughput, l.throughput) {
         (Some(_), None) => {
             return Err(at(
                 file,
-                &field("throughput"),
+                &volume_field("throughput"),
                 format!("{t} volumes take no throughput setting"),
                 "only gp3 sets throughput (MiB/s)",
             ))
@@ -460,19 +408,20 @@ pub fn check_disk(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError> {
         (Some(x), Some((lo, hi))) if !(lo..=hi).contains(&x) => {
             return Err(at(
                 file,
-                &field("throughput"),
+                &volume_field("throughput"),
                 format!("{x} MiB/s is out of range for {t}"),
                 &format!("{t} takes {lo} to {hi} MiB/s"),
             ))
         }
         _ => {}
     }
+    let (iops, throughput) = v.effective();
     if let (Some(x), Some(i)) = (throughput, iops) {
         // EBS: at most 0.25 MiB/s per provisioned IOPS on gp3
         if v.kind == VolumeType::Gp3 && x > 125 && u64::from(x) * 4 > u64::from(i) {
             return Err(at(
                 file,
-                &field("throughput"),
+                &volume_field("throughput"),
                 format!(
                     "{x} MiB/s needs at least {} IOPS on gp3 (0.25 MiB/s per IOPS)",
                     x * 4

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::model::{self, AwsSource, ImageFile, QemuSource, StackFile};
 use super::{
-    aws_settings, health_checks, names, unknown_at, vars, ConfigError, Image, Role, SourceFile,
-    Stack,
+    aws_settings, duration, health_checks, names, unknown_at, vars, ConfigError, Image, Role,
+    SourceFile, Stack,
 };
 
 fn unknown_role(
@@ -246,7 +246,7 @@ fn check_launch_timeout(
     let Some(value) = value else {
         return Ok(DEFAULT_LAUNCH_TIMEOUT_S);
     };
-    let problem = match value.as_str().map(|s| (s, parse_duration(s))) {
+    let problem = match value.as_str().map(|s| (s, duration::parse_duration(s))) {
         Some((_, Some(s))) if (LAUNCH_TIMEOUT_MIN_S..=LAUNCH_TIMEOUT_MAX_S).contains(&s) => {
             return Ok(s)
         }
@@ -261,28 +261,6 @@ fn check_launch_timeout(
         .error_for("launch_timeout", None, problem)
         .with_hint("write hours, minutes and seconds with their units, e.g. `launch_timeout: 20m` or `1h30m`; omit it for 60m")
         .into())
-}
-
-/// `1h30m` → 5400: whole numbers with `h`, `m` and `s`, each at most once, in that order.
-pub(super) fn parse_duration(text: &str) -> Option<u64> {
-    let mut total = 0u64;
-    let mut rest = text;
-    let mut units = "hms";
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let n: u64 = rest[..digits].parse().ok()?;
-        let unit = rest[digits..].chars().next()?;
-        let at = units.find(unit)?;
-        units = &units[at + 1..];
-        let scale = match unit {
-            'h' => 3600,
-            'm' => 60,
-            _ => 1,
-        };
-        total = total.checked_add(n.checked_mul(scale)?)?;
-        rest = &rest[digits + 1..];
-    }
-    (!text.is_empty()).then_some(total)
 }
 
 /// An image or stack is named by its file name, which reaches comments, paths, layer names and
@@ -552,31 +530,4 @@ pub(crate) fn check_role_meta(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod launch_timeout_tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations_have_units_in_order() {
-        assert_eq!(parse_duration("20m"), Some(1200));
-        assert_eq!(parse_duration("1h30m"), Some(5400));
-        assert_eq!(parse_duration("90s"), Some(90));
-        assert_eq!(parse_duration("1h0m5s"), Some(3605));
-        for bad in [
-            "",
-            "20",
-            "m",
-            "20x",
-            "1m1h",
-            "5m5m",
-            " 5m",
-            "5 m",
-            "-5m",
-            "99999999999999999999h",
-        ] {
-            assert_eq!(parse_duration(bad), None, "{bad:?}");
-        }
-    }
 }

@@ -17,40 +17,11 @@
 //! launch-time only: they travel in the launch spec, never in a layer hash. Their values reach
 //! the spec through serde_json and the runner runs a command's argv without a shell.
 
-use serde::Deserialize;
-
+use super::model::CheckDef;
 use super::yaml::SourceFile;
 use super::ConfigError;
 use super::Located;
 use crate::contract::spec::{Check, CheckKind};
-
-/// One item of `checks:` as written.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CheckDef {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub http: Option<String>,
-    #[serde(default)]
-    pub unit: Option<String>,
-    #[serde(default)]
-    pub port: Option<u64>,
-    #[serde(default)]
-    pub command: Option<Vec<String>>,
-    #[serde(default)]
-    pub file: Option<String>,
-    #[serde(default)]
-    pub status: Option<u64>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub contains: Option<String>,
-    #[serde(default)]
-    pub max_age: Option<serde_yaml::Value>,
-    #[serde(default)]
-    pub timeout: Option<serde_yaml::Value>,
-}
 
 /// The most checks a stack may have: each can wait its timeout at every launch.
 pub const MAX_CHECKS: usize = 64;
@@ -383,10 +354,7 @@ fn text(field: &'static str, value: &str) -> Result<(), Problem> {
 
 /// A duration with units within [min, max] seconds.
 fn duration(v: &serde_yaml::Value, min: u64, max: u64) -> Result<u64, String> {
-    match v
-        .as_str()
-        .map(|s| (s, super::file_checks::parse_duration(s)))
-    {
+    match v.as_str().map(|s| (s, super::duration::parse_duration(s))) {
         Some((_, Some(s))) if (min..=max).contains(&s) => Ok(s),
         Some((t, Some(_))) => Err(format!("{t:?} is out of range")),
         Some((t, None)) => Err(format!("{t:?} is not a duration")),

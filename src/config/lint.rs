@@ -248,91 +248,136 @@ impl Size {
 /// counting as what its anchor holds. The first limit passed is a finding at its place.
 /// A document libyaml cannot parse ends the pass: the deserializer reports the error.
 pub fn limits(text: &str) -> Option<Finding> {
-    let at = |line: usize, column: usize, message: String, hint: String| Finding {
+    if let Some(f) = too_many_bytes(text) {
+        return Some(f);
+    }
+    let mut parser = Parser::new(text)?;
+    let mut expansion = Expansion::default();
+    while let Some((event, line, column)) = parser.next() {
+        if let Some(f) = expansion.count(event, line, column) {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// A finding at libyaml's 0-based `line` and `column`.
+fn finding_at(line: usize, column: usize, message: String, hint: String) -> Finding {
+    Finding {
         line: line + 1,
         column: column + 1,
         message,
         hint,
-    };
-    if text.len() > MAX_BYTES {
-        return Some(at(
-            0,
-            0,
-            format!(
-                "the file is {} bytes, over the limit of {MAX_BYTES} bytes for a YAML file",
-                text.len()
-            ),
-            format!(
-                "split the file: parbake parses YAML files of at most {} MiB",
-                MAX_BYTES >> 20
-            ),
-        ));
     }
-    let mut parser = Parser::new(text)?;
-    // the open collections: each one's anchor and size so far
-    let mut open: Vec<(Option<String>, Size)> = Vec::new();
-    let mut anchors: BTreeMap<String, Size> = BTreeMap::new();
-    let mut total = Size::default();
-    while let Some((event, line, column)) = parser.next() {
-        let node = match event {
+}
+
+/// The file's size, before libyaml reads it.
+fn too_many_bytes(text: &str) -> Option<Finding> {
+    if text.len() <= MAX_BYTES {
+        return None;
+    }
+    Some(finding_at(
+        0,
+        0,
+        format!(
+            "the file is {} bytes, over the limit of {MAX_BYTES} bytes for a YAML file",
+            text.len()
+        ),
+        format!(
+            "split the file: parbake parses YAML files of at most {} MiB",
+            MAX_BYTES >> 20
+        ),
+    ))
+}
+
+/// What the document expands to so far, event by event.
+#[derive(Default)]
+struct Expansion {
+    /// The open collections: each one's anchor and size so far.
+    open: Vec<(Option<String>, Size)>,
+    anchors: BTreeMap<String, Size>,
+    total: Size,
+}
+
+impl Expansion {
+    /// Counts the node `event` starts for every collection it is in and for the document;
+    /// the first limit passed is a finding at its place.
+    fn count(&mut self, event: Event, line: usize, column: usize) -> Option<Finding> {
+        let node = match self.node(event) {
+            Some(node) => node,
+            None => {
+                return Some(finding_at(
+                    line,
+                    column,
+                    format!("YAML nesting is deeper than the limit of {MAX_DEPTH} levels"),
+                    format!("flatten the data: parbake reads YAML nested at most {MAX_DEPTH} sequences and mappings deep"),
+                ))
+            }
+        };
+        for (_, size) in self.open.iter_mut() {
+            size.add(node);
+        }
+        self.total.add(node);
+        self.over_limit(line, column)
+    }
+
+    /// The size of the node `event` starts, with anchors and open collections kept up to
+    /// date; None when it opens a collection deeper than [`MAX_DEPTH`].
+    fn node(&mut self, event: Event) -> Option<Size> {
+        Some(match event {
             Event::Scalar { anchor, value, .. } => {
                 let size = Size {
                     nodes: 1,
                     bytes: value.len() as u64,
                 };
                 if let Some(a) = anchor {
-                    anchors.insert(a, size);
+                    self.anchors.insert(a, size);
                 }
                 size
             }
             // an unknown alias is the deserializer's error to report; it counts as one node
-            Event::Alias { anchor } => anchors
+            Event::Alias { anchor } => self
+                .anchors
                 .get(&anchor)
                 .copied()
                 .unwrap_or(Size { nodes: 1, bytes: 0 }),
             Event::Start { anchor, .. } => {
-                if open.len() >= MAX_DEPTH {
-                    return Some(at(
-                        line,
-                        column,
-                        format!("YAML nesting is deeper than the limit of {MAX_DEPTH} levels"),
-                        format!("flatten the data: parbake reads YAML nested at most {MAX_DEPTH} sequences and mappings deep"),
-                    ));
+                if self.open.len() >= MAX_DEPTH {
+                    return None;
                 }
-                open.push((anchor, Size::default()));
+                self.open.push((anchor, Size::default()));
                 Size { nodes: 1, bytes: 0 }
             }
             Event::End => {
-                if let Some((Some(a), size)) = open.pop() {
-                    anchors.insert(a, size);
+                if let Some((Some(a), size)) = self.open.pop() {
+                    self.anchors.insert(a, size);
                 }
                 Size::default()
             }
             Event::Other => Size::default(),
-        };
-        // the node counts for every collection it is in, and for the document
-        for (_, size) in open.iter_mut() {
-            size.add(node);
-        }
-        total.add(node);
-        if total.nodes > MAX_NODES {
-            return Some(at(
+        })
+    }
+
+    /// The document's expanded size against [`MAX_NODES`] and [`MAX_SCALAR_BYTES`].
+    fn over_limit(&self, line: usize, column: usize) -> Option<Finding> {
+        if self.total.nodes > MAX_NODES {
+            return Some(finding_at(
                 line,
                 column,
                 format!("the YAML document expands to more than the limit of {MAX_NODES} nodes (aliases count as what they repeat)"),
                 format!("write the data out with fewer aliases, or split it: parbake expands at most {MAX_NODES} YAML nodes per file"),
             ));
         }
-        if total.bytes > MAX_SCALAR_BYTES {
-            return Some(at(
+        if self.total.bytes > MAX_SCALAR_BYTES {
+            return Some(finding_at(
                 line,
                 column,
                 format!("the YAML document expands to more than the limit of {} MiB of values (aliases count as what they repeat)", MAX_SCALAR_BYTES >> 20),
                 format!("repeat long values less often: parbake expands at most {} MiB of YAML values per file", MAX_SCALAR_BYTES >> 20),
             ));
         }
+        None
     }
-    None
 }
 
 /// `tag:yaml.org,2002:str` reads better as written: `!!str`.

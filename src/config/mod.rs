@@ -3,6 +3,7 @@
 
 pub mod ansible_version;
 pub mod aws_settings;
+pub mod duration;
 pub mod file_checks;
 pub mod group_vars;
 pub mod health_checks;
@@ -14,6 +15,7 @@ pub mod publish_targets;
 pub mod role_refs;
 pub mod roles;
 pub mod vars;
+pub mod vendored;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -26,6 +28,7 @@ pub use file_checks::{DEFAULT_LAUNCH_TIMEOUT_S, LAUNCH_TIMEOUT_MAX_S};
 pub use model::{AwsSource, ImageFile, QemuSource, SourceAmi, StackFile};
 pub use roles::Role;
 pub use vars::{SecretRef, VarValue, Vars};
+pub use vendored::VendoredContent;
 pub use yaml::SourceFile;
 
 /// An error at a place in a config file.
@@ -83,9 +86,6 @@ pub enum ConfigError {
     /// A file refused by the reading rule (outside its root, not regular, too large).
     #[error(transparent)]
     Read(#[from] crate::fsread::ReadError),
-    /// `requirements.yml`, the lock or the vendored trees disagree (run `parbake vendor`).
-    #[error(transparent)]
-    Vendor(Box<crate::error::Error>),
     #[error("no parbake project in {} or its parents (looked for images/ and roles/)", .start.display())]
     NoProject { start: PathBuf },
 }
@@ -114,7 +114,6 @@ impl ConfigError {
             ],
             ConfigError::Io { .. } => Vec::new(),
             ConfigError::Read(e) => vec![e.hint()],
-            ConfigError::Vendor(e) => e.hints(),
         }
     }
 
@@ -243,7 +242,7 @@ pub struct Project {
     pub group_vars: group_vars::GroupVars,
     /// The roles and collections of `requirements.yml`, as `parbake vendor` installed them
     /// (None without a `requirements.yml`). Their roles are in `roles` too.
-    pub vendored: Option<crate::vendoring::Vendored>,
+    pub vendored: Option<VendoredContent>,
     /// `project:` in `parbake.yml`: the id that scopes the project's AMIs (`parbake:project`).
     pub id: Option<String>,
 }
@@ -263,9 +262,10 @@ impl Project {
         })
     }
 
-    pub fn load(root: &Path) -> Result<Project, ConfigError> {
-        let vendored =
-            crate::vendoring::Vendored::load(root).map_err(|e| ConfigError::Vendor(Box::new(e)))?;
+    /// Loads and checks the project's files at `root`. `vendored` is its vendored content,
+    /// already checked against the lock (`crate::project::load` passes it from
+    /// `crate::vendoring`).
+    pub fn load(root: &Path, vendored: Option<VendoredContent>) -> Result<Project, ConfigError> {
         let roles = all_roles(root, vendored.as_ref())?;
         let templates = Templates {
             qemu: read(root, "packer/qemu.pkr.hcl")?,
@@ -336,7 +336,7 @@ impl Project {
 /// The project's roles and the vendored ones, under one namespace: a name in both is refused.
 fn all_roles(
     root: &Path,
-    vendored: Option<&crate::vendoring::Vendored>,
+    vendored: Option<&VendoredContent>,
 ) -> Result<BTreeMap<String, Role>, ConfigError> {
     let mut roles = roles::load_roles(root)?;
     let Some(v) = vendored else {
@@ -346,7 +346,7 @@ fn all_roles(
     if names.is_empty() {
         return Ok(roles);
     }
-    let rel = format!("{}/roles", crate::vendoring::VENDOR_DIR);
+    let rel = format!("{}/roles", vendored::VENDOR_DIR);
     for (name, role) in roles::load_roles_in(root, &rel, Some(&names))? {
         if roles.contains_key(&name) {
             return Err(ConfigError::Role {

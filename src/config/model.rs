@@ -101,7 +101,7 @@ pub struct AwsSource {
     /// How Packer reaches the builder (`public_ip`, `private_ip`, `session_manager`); omitted:
     /// Packer's choice. Builder networking only: not in the hash.
     #[serde(default, skip_serializing)]
-    pub ssh_interface: Option<super::aws_settings::SshInterface>,
+    pub ssh_interface: Option<SshInterface>,
     /// The builder's IAM instance profile (by name); `ssh_interface: session_manager` needs
     /// one. Not in the hash.
     #[serde(default, skip_serializing)]
@@ -125,11 +125,11 @@ pub struct AwsSource {
     /// Encrypt the AMI's snapshots, with this KMS key or EBS's default one. Changes the AMI:
     /// in the hash (absent: left out, so existing hashes stay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encrypt: Option<super::aws_settings::Encrypt>,
+    pub encrypt: Option<Encrypt>,
     /// The root volume the AMI is built with (type, size, IOPS, throughput). Changes the AMI:
     /// in the hash (absent: left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume: Option<super::aws_settings::Volume>,
+    pub volume: Option<Volume>,
     /// The user's tags on every AMI and snapshot of this image, and on the instances and
     /// launch templates parbake makes for its stacks. Not in the hash: re-applied on a cache hit.
     #[serde(default, skip_serializing)]
@@ -196,7 +196,7 @@ pub struct StackFile {
     /// `command`, `file`; see config::health_checks). Launch-time only: in the launch spec, not in any
     /// layer hash.
     #[serde(default, skip_serializing)]
-    pub checks: Vec<super::health_checks::CheckDef>,
+    pub checks: Vec<CheckDef>,
     /// Where `parbake publish --target aws` points the fleet: a launch template's new default
     /// version. Not in any layer hash.
     #[serde(default, skip_serializing)]
@@ -258,4 +258,117 @@ fn default_arch() -> String {
 }
 fn default_ami_name() -> String {
     "parbake-{image}-{layer}-{hash}".into()
+}
+
+/// `ssh_interface:` in an aws source: how Packer reaches the builder.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SshInterface {
+    /// The builder's public IP (needs a public subnet).
+    PublicIp,
+    /// The builder's private IP (Packer runs inside the VPC, or reaches it by VPN).
+    PrivateIp,
+    /// An SSH session through AWS Systems Manager: no inbound port, no public IP. Needs
+    /// `builder_instance_profile` and the session-manager-plugin where Packer runs.
+    SessionManager,
+}
+
+impl SshInterface {
+    /// Packer's `ssh_interface` value.
+    pub fn packer(self) -> &'static str {
+        match self {
+            SshInterface::PublicIp => "public_ip",
+            SshInterface::PrivateIp => "private_ip",
+            SshInterface::SessionManager => "session_manager",
+        }
+    }
+}
+
+/// `encrypt:` in an aws source: the AMI's snapshots are encrypted (Packer's `encrypt_boot`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Encrypt {
+    /// A KMS key id, alias (`alias/…`) or ARN; omitted: the account's default EBS key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+/// `volume:` in an aws source: the builder's root volume, which the AMI keeps.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    #[serde(rename = "type")]
+    pub kind: VolumeType,
+    /// GiB; omitted: the source AMI's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gb: Option<u32>,
+    /// Provisioned IOPS (gp3, io1, io2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    /// MiB/s (gp3 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<u32>,
+}
+
+/// The EBS volume types a root volume can be.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeType {
+    Gp3,
+    Gp2,
+    Io1,
+    Io2,
+}
+
+impl VolumeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeType::Gp3 => "gp3",
+            VolumeType::Gp2 => "gp2",
+            VolumeType::Io1 => "io1",
+            VolumeType::Io2 => "io2",
+        }
+    }
+}
+
+impl Volume {
+    /// The IOPS and throughput sent to EC2: gp3 gets its baseline (3000 IOPS, 125 MiB/s) when
+    /// omitted, since Packer 1.6.6 refuses a gp3 volume without IOPS.
+    pub fn effective(&self) -> (Option<u32>, Option<u32>) {
+        match self.kind {
+            VolumeType::Gp3 => (
+                Some(self.iops.unwrap_or(3_000)),
+                Some(self.throughput.unwrap_or(125)),
+            ),
+            _ => (self.iops, self.throughput),
+        }
+    }
+}
+
+/// One item of `checks:` as written.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDef {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub http: Option<String>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub port: Option<u64>,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub status: Option<u64>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub contains: Option<String>,
+    #[serde(default)]
+    pub max_age: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub timeout: Option<serde_yaml::Value>,
 }

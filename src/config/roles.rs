@@ -515,17 +515,40 @@ fn followed(
 /// (relative path, canonical source), sorted by relative path. Iterative: no depth limit of
 /// its own beyond [`MAX_TREE_ENTRIES`]. Reads directory entries and metadata only.
 pub fn walk(within: &Path, top: &Path, shown: &Path) -> Result<Vec<(String, PathBuf)>, Refusal> {
-    let mut files = Vec::new();
-    let mut entries_seen = 0usize;
-    let mut pending = vec![(
-        String::new(),
-        Rc::new(Ancestor {
-            dir: top.to_path_buf(),
-            parent: None,
-        }),
-    )];
-    while let Some((rel_dir, here)) = pending.pop() {
-        let shown_dir = shown.join(&rel_dir);
+    let mut walk = Walk {
+        within,
+        shown,
+        files: Vec::new(),
+        entries_seen: 0,
+        pending: vec![(
+            String::new(),
+            Rc::new(Ancestor {
+                dir: top.to_path_buf(),
+                parent: None,
+            }),
+        )],
+    };
+    while let Some((rel_dir, here)) = walk.pending.pop() {
+        walk.read_dir(&rel_dir, &here)?;
+    }
+    let mut files = walk.files;
+    files.sort();
+    Ok(files)
+}
+
+/// A [`walk`] under way: the files found, and the directories still to read.
+struct Walk<'a> {
+    within: &'a Path,
+    shown: &'a Path,
+    files: Vec<(String, PathBuf)>,
+    entries_seen: usize,
+    pending: Vec<(String, Rc<Ancestor>)>,
+}
+
+impl Walk<'_> {
+    /// The entries of the directory `here`, at `rel_dir` under the top, each taken in turn.
+    fn read_dir(&mut self, rel_dir: &str, here: &Rc<Ancestor>) -> Result<(), Refusal> {
+        let shown_dir = self.shown.join(rel_dir);
         let cannot_read = |e: std::io::Error| {
             Refusal::new(
                 &shown_dir,
@@ -546,58 +569,75 @@ pub fn walk(within: &Path, top: &Path, shown: &Path) -> Result<Vec<(String, Path
             if ignored(name) {
                 continue;
             }
-            entries_seen += 1;
-            if entries_seen > MAX_TREE_ENTRIES {
-                return Err(Refusal::new(
-                    shown,
-                    format!(
-                        "holds more than {MAX_TREE_ENTRIES} files and directories (counting \
-                         those reached through symlinks)"
-                    ),
-                    "split the role, or remove symlinks that repeat directories",
-                ));
-            }
+            self.count_entry()?;
             let rel = if rel_dir.is_empty() {
                 name.to_string()
             } else {
                 format!("{rel_dir}/{name}")
             };
-            let shown_path = shown.join(&rel);
-            let path = here.dir.join(name);
-            let lstat = entry.file_type().map_err(|e| {
-                Refusal::new(
-                    &shown_path,
-                    format!("cannot stat: {e}"),
-                    "check the path is readable",
-                )
-            })?;
-            let (real, ft) = if lstat.is_symlink() {
-                followed(within, &path, &shown_path, &here)?
-            } else {
-                (path, lstat)
-            };
-            if ft.is_dir() {
-                pending.push((
-                    rel,
-                    Rc::new(Ancestor {
-                        dir: real,
-                        parent: Some(Rc::clone(&here)),
-                    }),
-                ));
-            } else if ft.is_file() {
-                files.push((rel, real));
-            } else {
-                return Err(Refusal::new(
-                    &shown_path,
-                    format!("is {}, not a regular file or directory", special_kind(&ft)),
-                    "remove it from the role: a role may hold only regular files, directories \
-                     and symlinks to them inside the project",
-                ));
-            }
+            self.take(&entry, rel, here)?;
         }
+        Ok(())
     }
-    files.sort();
-    Ok(files)
+
+    /// One more entry, within [`MAX_TREE_ENTRIES`].
+    fn count_entry(&mut self) -> Result<(), Refusal> {
+        self.entries_seen += 1;
+        if self.entries_seen <= MAX_TREE_ENTRIES {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            self.shown,
+            format!(
+                "holds more than {MAX_TREE_ENTRIES} files and directories (counting \
+                 those reached through symlinks)"
+            ),
+            "split the role, or remove symlinks that repeat directories",
+        ))
+    }
+
+    /// An entry at `rel`: a symlink followed, then a directory queued, a file kept, anything
+    /// else refused.
+    fn take(
+        &mut self,
+        entry: &std::fs::DirEntry,
+        rel: String,
+        here: &Rc<Ancestor>,
+    ) -> Result<(), Refusal> {
+        let shown_path = self.shown.join(&rel);
+        let path = entry.path();
+        let lstat = entry.file_type().map_err(|e| {
+            Refusal::new(
+                &shown_path,
+                format!("cannot stat: {e}"),
+                "check the path is readable",
+            )
+        })?;
+        let (real, ft) = if lstat.is_symlink() {
+            followed(self.within, &path, &shown_path, here)?
+        } else {
+            (path, lstat)
+        };
+        if ft.is_dir() {
+            self.pending.push((
+                rel,
+                Rc::new(Ancestor {
+                    dir: real,
+                    parent: Some(Rc::clone(here)),
+                }),
+            ));
+        } else if ft.is_file() {
+            self.files.push((rel, real));
+        } else {
+            return Err(Refusal::new(
+                &shown_path,
+                format!("is {}, not a regular file or directory", special_kind(&ft)),
+                "remove it from the role: a role may hold only regular files, directories \
+                 and symlinks to them inside the project",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What a non-regular, non-directory file is, in words.
@@ -624,4 +664,51 @@ pub fn read_regular(path: &Path) -> std::io::Result<(Vec<u8>, u32)> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes)?;
     Ok((bytes, meta.permissions().mode() & 0o7777))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small tree, with a link to a directory inside the project, walks to its files.
+    #[test]
+    fn walk_lists_files_through_links_sorted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let within = tmp.path().canonicalize().unwrap();
+        let role = within.join("role");
+        std::fs::create_dir_all(role.join("tasks")).unwrap();
+        std::fs::create_dir_all(within.join("shared")).unwrap();
+        std::fs::write(role.join("tasks/main.yml"), "[]\n").unwrap();
+        std::fs::write(within.join("shared/a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink("../shared", role.join("files")).unwrap();
+        let files = walk(&within, &role, Path::new("roles/r")).unwrap();
+        let rels: Vec<&str> = files.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(rels, ["files/a.txt", "tasks/main.yml"]);
+        assert_eq!(files[0].1, within.join("shared/a.txt"));
+    }
+
+    /// Links that repeat one directory cannot make the walk endless or huge: past
+    /// MAX_TREE_ENTRIES entries the role is refused.
+    #[test]
+    fn walk_refuses_a_tree_past_the_entry_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let within = tmp.path().canonicalize().unwrap();
+        let big = within.join("big");
+        std::fs::create_dir_all(&big).unwrap();
+        for i in 0..1000 {
+            std::fs::write(big.join(i.to_string()), "").unwrap();
+        }
+        let role = within.join("role");
+        std::fs::create_dir_all(&role).unwrap();
+        for i in 0..100 {
+            std::os::unix::fs::symlink("../big", role.join(format!("l{i}"))).unwrap();
+        }
+        let refusal = walk(&within, &role, Path::new("roles/r")).unwrap_err();
+        assert_eq!(refusal.path, Path::new("roles/r"));
+        assert!(
+            refusal.message.starts_with("holds more than 100000 files"),
+            "{}",
+            refusal.message
+        );
+    }
 }

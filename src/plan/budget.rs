@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Project;
 use crate::ledger::{median, Stats};
-use crate::plan::{self, Plan, PlanRequest};
+use crate::plan::{self, Plan, PlanError, PlanRequest};
 
 /// Stand-ins when the ledger has nothing: TCG boot floor as measured on a 2-core host (51 s
 /// bare, plus Ansible start-up), and a middling role.
@@ -19,8 +19,8 @@ pub const GUESS_LAYER_OVERHEAD_S: f64 = 90.0;
 /// compress (95-120 s measured under TCG on that host).
 pub const GUESS_REFRESH_S: f64 = 120.0;
 /// The size in bytes of a plan's user-data. The caller renders it, so the budget (like the rest
-/// of plan) does not depend on render.
-pub type UserDataBytes<'a> = &'a dyn Fn(&Plan) -> Result<usize, crate::error::Error>;
+/// of plan) does not depend on render; its error `E` is the caller's.
+pub type UserDataBytes<'a, E> = &'a dyn Fn(&Plan) -> Result<usize, E>;
 
 /// Beyond this many promotable roles the search is greedy instead of exhaustive.
 const EXHAUSTIVE_MAX: usize = 14;
@@ -205,12 +205,12 @@ impl BudgetReport {
     }
 }
 
-fn option_of(
+fn option_of<E>(
     plan: &Plan,
     extra: &[String],
     stats: &Stats,
-    user_data_bytes: UserDataBytes,
-) -> Result<Choice, crate::error::Error> {
+    user_data_bytes: UserDataBytes<E>,
+) -> Result<Choice, E> {
     let floor = floor(stats);
     let launch: Vec<(String, Figure)> = plan
         .launch
@@ -266,12 +266,12 @@ fn candidates(promotable: &[String], stats: &Stats, notes: &mut Vec<String>) -> 
 
 /// Every distinct stack layer reachable by the candidates (the first candidate to reach one
 /// stands for it), planned and estimated.
-fn options(
+fn options<E>(
     project: &Project,
     req: &PlanRequest,
     stats: &Stats,
     candidates: Vec<Vec<String>>,
-    user_data_bytes: UserDataBytes,
+    user_data_bytes: UserDataBytes<E>,
     notes: &mut Vec<String>,
 ) -> Vec<(Choice, Plan)> {
     let mut seen: BTreeMap<Vec<String>, (Choice, Plan)> = BTreeMap::new();
@@ -312,14 +312,14 @@ fn smallest_within(options: &[(Choice, Plan)], budget_s: f64) -> Option<(Choice,
 /// planned now (its `promote:` list plus any flags), with the source identity resolved.
 /// `held` says what the target already has of a layer, for the cost of building it now;
 /// `user_data_bytes` is the size of a plan's user-data (the caller renders it).
-pub fn recommend(
+pub fn recommend<E: From<PlanError>>(
     project: &Project,
     req: &PlanRequest,
     stats: &Stats,
     budget_s: f64,
     held: &dyn Fn(&plan::Layer) -> Held,
-    user_data_bytes: UserDataBytes,
-) -> Result<BudgetReport, crate::error::Error> {
+    user_data_bytes: UserDataBytes<E>,
+) -> Result<BudgetReport, E> {
     let now = plan::plan(project, req)?;
     let current = option_of(&now, &[], stats, user_data_bytes)?;
     let promotable: Vec<String> = now

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use super::hash::{HashCache, CACHE_FILE};
 use super::lock::{installed_roles, Lock};
 use super::requirements::{Requirements, SourceKind, REQUIREMENTS_FILE};
+use super::VendorError;
 use super::{stale, vendor_dir, Vendored, VENDOR_DIR};
-use crate::error::{Error, Result};
 use crate::interrupt::{checkpoint, point};
 use crate::process::Cmd;
+
+type Result<T, E = VendorError> = std::result::Result<T, E>;
 
 /// Staging and set-aside directories in the project root, followed by `PID-`.
 const STAGING_PREFIX: &str = ".parbake-vendor-";
@@ -35,7 +37,7 @@ pub fn vendor(
     mut on_line: impl FnMut(&str),
 ) -> Result<Outcome> {
     let Some(reqs) = Requirements::load(root)? else {
-        return Err(Error::user(format!("there is no {REQUIREMENTS_FILE} in {}", root.display()))
+        return Err(VendorError::user(format!("there is no {REQUIREMENTS_FILE} in {}", root.display()))
             .with_hint("list the roles and collections to vendor in requirements.yml, in Ansible's format (`roles:` and `collections:`)"));
     };
     if !force {
@@ -50,10 +52,10 @@ pub fn vendor(
     sweep_orphans(root);
     let staging = crate::write::private_temp(&format!("{STAGING_PREFIX}{}-", std::process::id()))
         .tempdir_in(root)
-        .map_err(|e| Error::io("create a staging directory in", root, e))?;
+        .map_err(|e| VendorError::io("create a staging directory in", root, e))?;
     let home = crate::write::private_temp("parbake-galaxy-home-")
         .tempdir()
-        .map_err(|e| Error::io("create a temp dir", std::env::temp_dir(), e))?;
+        .map_err(|e| VendorError::io("create a temp dir", std::env::temp_dir(), e))?;
     super::sources::check_sources(root, &reqs, home.path())?;
     let run = |what: &str, dir: &str, on_line: &mut dyn FnMut(&str)| {
         galaxy_install(
@@ -131,8 +133,8 @@ fn normalise_install_info(staging: &Path) -> Result<()> {
             continue;
         };
         map.remove("install_date");
-        let text = serde_yaml::to_string(&map).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+        let text = serde_yaml::to_string(&map).map_err(|e| VendorError::Internal(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| VendorError::io("write", &path, e))?;
     }
     Ok(())
 }
@@ -158,7 +160,7 @@ fn check_installed(reqs: &Requirements, lock: &Lock) -> Result<()> {
     for r in &reqs.roles {
         let name = r.name.as_deref().unwrap_or(&r.src);
         if !lock.roles.iter().any(|l| l.name == name) {
-            return Err(Error::user(format!(
+            return Err(VendorError::user(format!(
                 "`ansible-galaxy role install` did not install {}",
                 r.describe()
             ))
@@ -175,7 +177,7 @@ fn check_installed(reqs: &Requirements, lock: &Lock) -> Result<()> {
             .iter()
             .any(|c| Some(&c.name) == r.name.as_ref())
         {
-            return Err(Error::user(format!(
+            return Err(VendorError::user(format!(
                 "`ansible-galaxy collection install` did not install {}",
                 r.describe()
             )));
@@ -192,7 +194,7 @@ fn check_installed(reqs: &Requirements, lock: &Lock) -> Result<()> {
         .map(|c| &c.name)
         .find(|n| !super::requirements::valid_collection_name(n));
     if let Some(name) = bad_role.or(bad_collection) {
-        return Err(Error::user(format!(
+        return Err(VendorError::user(format!(
             "`ansible-galaxy` installed {name:?}, which is not a valid role or collection name"
         ))
         .with_hint("give the entry that brings it in a valid `name:`"));
@@ -207,17 +209,17 @@ fn check_vendor_dir(root: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(&dir) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("read", dir, e)),
+        Err(e) => return Err(VendorError::io("read", dir, e)),
     };
     if !meta.is_dir() {
-        return Err(Error::user(format!(
+        return Err(VendorError::user(format!(
             "{VENDOR_DIR}/ is not a directory (a symlink or a file)"
         ))
         .with_hint("parbake vendor replaces vendor/ as a whole; move it away first"));
     }
-    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))?;
+    let entries = std::fs::read_dir(&dir).map_err(|e| VendorError::io("read", &dir, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io("read", &dir, e))?;
+        let entry = entry.map_err(|e| VendorError::io("read", &dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if !["roles", "collections", CACHE_FILE].contains(&name.as_str()) {
             return Err(stale(format!(
@@ -253,12 +255,12 @@ fn swap_in(root: &Path, staged: PathBuf, lock: &Lock) -> Result<()> {
     if had_old {
         std::fs::rename(&vendor, &old).map_err(|e| {
             let _ = std::fs::remove_dir_all(&staged);
-            Error::io("move aside", &vendor, e)
+            VendorError::io("move aside", &vendor, e)
         })?;
     }
     if let Err(e) = std::fs::rename(&staged, &vendor) {
         undo(false);
-        return Err(Error::io("move into place", &vendor, e));
+        return Err(VendorError::io("move into place", &vendor, e));
     }
     if let Err(e) = lock.write(root) {
         undo(true);

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::hash::{Check, HashCache};
 use super::requirements::{Requested, Requirements, SourceKind};
+use super::VendorError;
 use super::{collection_key, role_key, stale};
-use crate::error::{Error, Result};
+
+type Result<T, E = VendorError> = std::result::Result<T, E>;
 
 /// The file name, at the project root.
 pub const LOCK_FILE: &str = "requirements.lock.json";
@@ -91,7 +93,10 @@ impl Lock {
 
     /// Writes `<root>/requirements.lock.json` atomically.
     pub fn write(&self, root: &Path) -> Result<()> {
-        crate::write::write_file(&root.join(LOCK_FILE), self.to_json().as_bytes())
+        Ok(crate::write::write_file(
+            &root.join(LOCK_FILE),
+            self.to_json().as_bytes(),
+        )?)
     }
 
     /// The lock of the trees installed under `vendor` (a vendor directory, possibly staged)
@@ -211,7 +216,7 @@ fn check_lock(text: &str, lock: &Lock) -> Result<()> {
 
 /// `requirements.lock.json:LINE: MESSAGE` at the first line that holds `value` (as JSON
 /// writes it), with the hint that fixes a bad lock.
-fn lock_error(text: &str, value: &str, message: String) -> Error {
+fn lock_error(text: &str, value: &str, message: String) -> VendorError {
     let quoted = serde_json::to_string(value).unwrap_or_default();
     let line = text
         .lines()
@@ -227,7 +232,7 @@ fn metadata_string(what: &str, field: &str, value: String) -> Result<String> {
     if crate::config::names::one_line(&value) {
         return Ok(value);
     }
-    Err(Error::user(format!(
+    Err(VendorError::user(format!(
         "{what}: its {field} {value:?} holds a control character"
     ))
     .with_hint("fix the source's metadata (MANIFEST.json, galaxy.yml, meta/runtime.yml): a version is one line of text"))
@@ -244,7 +249,7 @@ fn tree_hash(
         .tree_hash(root, dir, key, Check::Full)
         .map(|t| t.hash)
         .map_err(|r| {
-            let mut e = Error::user(format!(
+            let mut e = VendorError::user(format!(
                 "vendored `{name}`: {}: {}",
                 r.path.display(),
                 r.message
@@ -261,11 +266,11 @@ fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read the directory", dir, e)),
+        Err(e) => return Err(VendorError::io("read the directory", dir, e)),
     };
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io("read the directory", dir, e))?;
+        let entry = entry.map_err(|e| VendorError::io("read the directory", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.file_type().is_ok_and(|t| t.is_dir()) && !name.starts_with('.') {
             out.push((name, entry.path()));
@@ -322,16 +327,17 @@ struct CollectionInfo {
 fn collection_info(dir: &Path, fqcn: &str) -> Result<CollectionInfo> {
     let path = dir.join("MANIFEST.json");
     let bytes = crate::fsread::read(dir, &path, crate::fsread::CONFIG_LIMIT).map_err(|e| {
-        Error::user(format!(
+        VendorError::user(format!(
             "vendored collection `{fqcn}` has no readable MANIFEST.json: {e}"
         ))
         .with_hint("run `parbake vendor` again; an installed collection always has one")
     })?;
-    let m: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::user(format!("vendored collection `{fqcn}`: MANIFEST.json: {e}")))?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        VendorError::user(format!("vendored collection `{fqcn}`: MANIFEST.json: {e}"))
+    })?;
     let info = m.collection_info;
     if format!("{}.{}", info.namespace, info.name) != fqcn {
-        return Err(Error::user(format!(
+        return Err(VendorError::user(format!(
             "vendored collection `{fqcn}`: MANIFEST.json names it {:?}",
             format!("{}.{}", info.namespace, info.name)
         )));
@@ -347,7 +353,7 @@ fn requires_ansible(dir: &Path, fqcn: &str) -> Result<Option<String>> {
     };
     let text = String::from_utf8_lossy(&bytes);
     let value: serde_yaml::Value = crate::config::yaml::from_str_bounded(&text).map_err(|e| {
-        Error::user(format!(
+        VendorError::user(format!(
             "vendored collection `{fqcn}`: meta/runtime.yml: {e}"
         ))
     })?;

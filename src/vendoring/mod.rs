@@ -15,6 +15,7 @@
 //! vendor directory with an error that names the entry and says to run `parbake vendor`.
 //! `parbake vendor` itself is [`install::vendor`].
 
+pub mod error;
 pub mod hash;
 pub mod install;
 pub mod lock;
@@ -24,17 +25,14 @@ pub mod sources;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
+pub use crate::config::vendored::{VendoredCollection, VendoredRole, VENDOR_DIR};
+use crate::config::VendoredContent;
+pub use error::VendorError;
 pub use hash::Check;
 pub use lock::{Lock, LOCK_FILE};
 pub use requirements::{Requested, Requirements, SourceKind, REQUIREMENTS_FILE};
 
-use crate::error::{Error, Result};
-
-/// The vendor directory's name, at the project root.
-pub const VENDOR_DIR: &str = "vendor";
+type Result<T, E = VendorError> = std::result::Result<T, E>;
 
 /// `<root>/vendor`.
 pub fn vendor_dir(root: &Path) -> PathBuf {
@@ -62,35 +60,10 @@ pub(crate) fn collection_key(fqcn: &str) -> String {
 }
 
 /// An error about the vendor directory or the lock, with the hint that fixes it.
-pub(crate) fn stale(message: impl Into<String>) -> Error {
-    Error::user(message).with_hint(
+pub(crate) fn stale(message: impl Into<String>) -> VendorError {
+    VendorError::user(message).with_hint(
         "run `parbake vendor` to install requirements.yml into vendor/ and write requirements.lock.json",
     )
-}
-
-/// A vendored role.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VendoredRole {
-    /// `name` or `namespace.name`.
-    pub name: String,
-    /// Absolute: `<root>/vendor/roles/<name>`.
-    pub dir: PathBuf,
-    pub version: Option<String>,
-    /// Content hash of the tree (see [`hash`]), as in the lock.
-    pub hash: String,
-}
-
-/// A vendored collection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VendoredCollection {
-    /// `namespace.name`.
-    pub name: String,
-    /// Absolute: `<root>/vendor/collections/ansible_collections/<ns>/<name>`.
-    pub dir: PathBuf,
-    pub version: String,
-    /// `requires_ansible` from `meta/runtime.yml`, as written (e.g. `>=2.15.0`).
-    pub requires_ansible: Option<String>,
-    pub hash: String,
 }
 
 /// The project's vendored roles and collections, checked against the lock.
@@ -98,8 +71,7 @@ pub struct VendoredCollection {
 pub struct Vendored {
     pub root: PathBuf,
     pub lock: Lock,
-    roles: BTreeMap<String, VendoredRole>,
-    collections: BTreeMap<String, VendoredCollection>,
+    content: VendoredContent,
 }
 
 impl Vendored {
@@ -136,19 +108,23 @@ impl Vendored {
         Ok(Some(Vendored {
             root: root.to_path_buf(),
             lock,
-            roles,
-            collections,
+            content: VendoredContent::new(roles, collections),
         }))
+    }
+
+    /// What config and plan read of it.
+    pub fn content(&self) -> &VendoredContent {
+        &self.content
     }
 
     /// Vendored roles by full name.
     pub fn roles(&self) -> &BTreeMap<String, VendoredRole> {
-        &self.roles
+        self.content.roles()
     }
 
     /// Vendored collections by `namespace.name`.
     pub fn collections(&self) -> &BTreeMap<String, VendoredCollection> {
-        &self.collections
+        self.content.collections()
     }
 
     /// `<root>/vendor/collections`, for `ANSIBLE_COLLECTIONS_PATH`.
@@ -161,10 +137,10 @@ impl Vendored {
     /// bake packs, and nothing else (no hidden or `.info` entries beside the trees, no loose
     /// files).
     pub fn collection_files(&self) -> Result<Vec<String>> {
-        let within =
-            std::fs::canonicalize(&self.root).map_err(|e| Error::io("resolve", &self.root, e))?;
+        let within = std::fs::canonicalize(&self.root)
+            .map_err(|e| VendorError::io("resolve", &self.root, e))?;
         let mut out = Vec::new();
-        for c in self.collections.values() {
+        for c in self.collections().values() {
             let files = hash::tree_files(&within, &c.dir).map_err(|r| {
                 stale(format!(
                     "vendored collection `{}`: {}: {}",
@@ -188,14 +164,14 @@ impl Vendored {
         let files = self.collection_files()?;
         let dir = crate::write::private_temp("parbake-pack-")
             .tempdir()
-            .map_err(|e| Error::io("create a temp dir", std::env::temp_dir(), e))?;
+            .map_err(|e| VendorError::io("create a temp dir", std::env::temp_dir(), e))?;
         let list = dir.path().join("files");
         let mut text = Vec::new();
         for f in &files {
             text.extend_from_slice(f.as_bytes());
             text.push(0);
         }
-        std::fs::write(&list, text).map_err(|e| Error::io("write", &list, e))?;
+        std::fs::write(&list, text).map_err(|e| VendorError::io("write", &list, e))?;
         crate::process::Cmd::new("pack the vendored collections", "tar")
             .args(["--create", "--gzip", "--file"])
             .arg(to)
@@ -213,16 +189,9 @@ impl Vendored {
         Ok(())
     }
 
-    /// One hash over every collection (name, version, content hash), for the layer hash:
-    /// `sha256:<hex>` of their canonical JSON, sorted by name.
+    /// One hash over every collection (name, version, content hash), for the layer hash.
     pub fn collections_hash(&self) -> String {
-        let items: Vec<(&str, &str, &str)> = self
-            .collections
-            .values()
-            .map(|c| (c.name.as_str(), c.version.as_str(), c.hash.as_str()))
-            .collect();
-        let json = serde_json::to_vec(&items).expect("strings serialize");
-        format!("sha256:{}", hex::encode(Sha256::digest(json)))
+        self.content.collections_hash()
     }
 }
 

@@ -11,8 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use super::requirements::{Requested, Requirements, SourceKind};
-use crate::error::{Error, Result};
+use super::VendorError;
 use crate::process::Cmd;
+
+type Result<T, E = VendorError> = std::result::Result<T, E>;
 
 /// Most entries a checked tree may hold.
 const MAX_ENTRIES: usize = 500_000;
@@ -28,7 +30,7 @@ pub struct Escape {
 /// before `ansible-galaxy` runs (`type: dir` collections; git collections, cloned into `tmp`)
 /// keeps its symlinks inside itself.
 pub fn check_sources(root: &Path, reqs: &Requirements, tmp: &Path) -> Result<()> {
-    let real_root = std::fs::canonicalize(root).map_err(|e| Error::io("resolve", root, e))?;
+    let real_root = std::fs::canonicalize(root).map_err(|e| VendorError::io("resolve", root, e))?;
     for (list, entries) in [("roles", &reqs.roles), ("collections", &reqs.collections)] {
         for (index, entry) in entries.iter().enumerate() {
             let local = matches!(entry.source, SourceKind::File | SourceKind::Dir);
@@ -62,7 +64,7 @@ fn inside_project(
             // a tarball is a regular file and a `type: dir` source a directory: galaxy would
             // wait forever on a FIFO, and read a device
             let ft = std::fs::metadata(&real)
-                .map_err(|e| Error::io("inspect", &real, e))?
+                .map_err(|e| VendorError::io("inspect", &real, e))?
                 .file_type();
             let want_dir = entry.source == SourceKind::Dir;
             let fits = if want_dir { ft.is_dir() } else { ft.is_file() };
@@ -86,7 +88,7 @@ fn inside_project(
                         }
                     ),
                 );
-                return Err(Error::from(crate::config::ConfigError::from(e.with_hint(
+                return Err(VendorError::from(crate::config::ConfigError::from(e.with_hint(
                     "name a tarball file (type: file) or a collection directory (type: dir) inside the project",
                 ))));
             }
@@ -103,7 +105,7 @@ fn inside_project(
                     root.display()
                 ),
             );
-            Err(Error::from(crate::config::ConfigError::from(e.with_hint(
+            Err(VendorError::from(crate::config::ConfigError::from(e.with_hint(
                 "copy the tarball or directory into the project (e.g. under sources/) and name it by a relative path, or publish it as a git repository or on a Galaxy server",
             ))))
         }
@@ -119,7 +121,7 @@ fn clone_git(root: &Path, entry: &Requested, dir: &Path) -> Result<PathBuf> {
         Some((u, v)) if !u.is_empty() => (u, Some(v)),
         _ => (url, None),
     };
-    super::requirements::check_git_src(url).map_err(Error::user)?;
+    super::requirements::check_git_src(url).map_err(VendorError::user)?;
     Cmd::new(format!("clone {} to check it", entry.describe()), "git")
         .args(["clone", "--quiet", "--"])
         .arg(url)
@@ -141,11 +143,11 @@ fn clone_git(root: &Path, entry: &Requested, dir: &Path) -> Result<PathBuf> {
             .args(["checkout", "--quiet", "--end-of-options", v, "--"])
             .run_checked()?;
     }
-    let base = std::fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
+    let base = std::fs::canonicalize(dir).map_err(|e| VendorError::io("resolve", dir, e))?;
     let tree = base.join(subdir.trim_matches('/'));
-    let real = std::fs::canonicalize(&tree).map_err(|e| Error::io("resolve", &tree, e))?;
+    let real = std::fs::canonicalize(&tree).map_err(|e| VendorError::io("resolve", &tree, e))?;
     if !real.starts_with(&base) {
-        return Err(Error::user(format!(
+        return Err(VendorError::user(format!(
             "{}: `#{subdir}` is outside the repository",
             entry.describe()
         )));
@@ -159,8 +161,8 @@ fn refuse_escapes(entry: &Requested, tree: &Path) -> Result<()> {
 }
 
 /// The error for a tree that links outside itself or holds a special file.
-pub fn escape_error(what: &str, e: &Escape) -> Error {
-    Error::user(format!("{what}: {:?} {}", e.rel, e.message))
+pub fn escape_error(what: &str, e: &Escape) -> VendorError {
+    VendorError::user(format!("{what}: {:?} {}", e.rel, e.message))
         .with_hint("ansible-galaxy copies what a symlink points to: a link out of the collection would put a file of this machine into vendor/ and every image")
         .with_hint("replace the link by the file itself (or a link inside the tree), and remove FIFOs, sockets and devices")
 }

@@ -3,7 +3,6 @@
 //! `packer validate` on it, one located error per bad-input class, and what the layer hash
 //! covers. The moto tests that read them back from EC2 are in moto.rs.
 
-use parbake::config::Project;
 use parbake::plan::{self, Target};
 use parbake::render::{self, RenderOptions};
 
@@ -310,7 +309,7 @@ fn plan_refused(f: &Fixture, says: &[&str]) -> String {
 }
 
 fn aws_hashes(f: &Fixture) -> (String, String) {
-    let project = Project::load(f.root()).unwrap();
+    let project = parbake::project::load(f.root()).unwrap();
     let mut req = request("web", &["nginx"], Target::Aws);
     req.source_identity = Some("aws:us-east-1:ami-0123".into());
     let p = plan::plan(&project, &req).unwrap();

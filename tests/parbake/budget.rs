@@ -97,7 +97,7 @@ fn rec_held(
         stats,
         budget,
         held,
-        &|p| Ok(parbake::render::userdata::render(p)?.bytes.len()),
+        &|p| Ok::<_, parbake::Error>(parbake::render::userdata::render(p)?.bytes.len()),
     )
     .unwrap()
 }

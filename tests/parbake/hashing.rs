@@ -3,7 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use parbake::config::Project;
 use parbake::plan::{self, Target};
 
 use crate::util::{copy_dir, plan_of, request, Fixture};
@@ -120,7 +119,7 @@ fn the_packer_template_and_the_source_identity_count() {
     std::fs::write(&tpl, text).unwrap();
     assert_ne!(a, hashes(&f));
 
-    let project = Project::load(f.root()).unwrap();
+    let project = parbake::project::load(f.root()).unwrap();
     let mut req = request("web", &[], Target::Aws);
     req.source_identity = Some("aws:ami-0123".into());
     let one = plan::plan(&project, &req).unwrap().layers[0].hash.clone();
@@ -155,7 +154,7 @@ fn a_custom_kernel_command_line_reaches_packer_and_the_hash() {
     std::fs::write(&path, text).unwrap();
     let (base2, _) = hashes(&f);
     assert_ne!(base, base2);
-    let project = Project::load(f.root()).unwrap();
+    let project = parbake::project::load(f.root()).unwrap();
     let p = plan_of(&project, "web", &[]);
     let files = parbake::render::render_layer(&project, &p, &p.layers[0], &Default::default());
     let vars = files

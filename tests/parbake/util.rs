@@ -115,8 +115,8 @@ impl Fixture {
     }
 
     pub fn load(&self) -> Project {
-        Project::load(self.root())
-            .unwrap_or_else(|e| panic!("{}", parbake::error::Report(&e.into())))
+        parbake::project::load(self.root())
+            .unwrap_or_else(|e| panic!("{}", parbake::error::Report(&e)))
     }
 
     pub fn plan(&self, stack: &str, promote: &[&str]) -> Plan {

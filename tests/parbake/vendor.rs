@@ -120,7 +120,7 @@ fn lock_of(root: &Path) -> Lock {
 }
 
 fn load_error(root: &Path) -> (String, Vec<String>) {
-    let e = Vendored::load(root).expect_err("a stale vendor dir is refused");
+    let e = parbake::Error::from(Vendored::load(root).expect_err("a stale vendor dir is refused"));
     assert_eq!(e.exit_code(), 1, "{e}");
     (e.to_string(), e.hints())
 }

@@ -22,7 +22,7 @@ pub fn peek_identity(image: &crate::config::Image) -> std::result::Result<String
         .aws
         .as_ref()
         .ok_or_else(|| format!("image {} has no aws source", image.name))?;
-    let rt = runtime(Threads::Current).map_err(|e| e.to_string())?;
+    let rt = runtime(Threads::Current).map_err(|e| crate::error::Error::from(e).to_string())?;
     rt.block_on(async {
         let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;
         match tokio::time::timeout(PEEK_TIMEOUT, ec2.resolve_source_ami(&src.source_ami)).await {
