@@ -54,6 +54,7 @@ pub const RUNNER_PACKAGE: &[(&str, &str)] = &[
         include_str!("assets/parbake_runner/reading.py"),
     ),
     ("resume.py", include_str!("assets/parbake_runner/resume.py")),
+    ("roles.py", include_str!("assets/parbake_runner/roles.py")),
     ("secret.py", include_str!("assets/parbake_runner/secret.py")),
     ("shims.py", include_str!("assets/parbake_runner/shims.py")),
     ("spec.py", include_str!("assets/parbake_runner/spec.py")),

@@ -13,7 +13,7 @@ import time
 from .base import ROOT, now, stop_group
 from .deadline import DEADLINE
 from .reading import MAX_CHECK_READ, PSEUDO_ROOTS, ReadRefused, read_regular
-from .status import duration_text
+from .status import duration_text, progress
 
 
 def probe_http(c, wait, log):
@@ -37,16 +37,7 @@ def probe_http(c, wait, log):
             return None
         body = r.read(MAX_CHECK_READ)
     except (OSError, http.client.HTTPException, ValueError) as e:
-        if late.is_set():
-            return "no complete HTTP answer from %s within %.0fs" % (where, wait)
-        if isinstance(e, OSError) and not isinstance(e, socket.timeout):
-            return "no HTTP answer from %s (%s)" % (where, e.strerror or type(e).__name__)
-        return "no HTTP answer from %s (%s)" % (
-            where,
-            "timed out"
-            if isinstance(e, socket.timeout)
-            else "not an HTTP answer: " + type(e).__name__,
-        )
+        return http_failure(e, late.is_set(), where, wait)
     finally:
         timer.cancel()
         conn.close()
@@ -58,6 +49,18 @@ def probe_http(c, wait, log):
             len(body),
         )
     return None
+
+
+def http_failure(e, late, where, wait):
+    """Why an HTTP probe got no answer, naming no byte the server sent."""
+    if late:
+        return "no complete HTTP answer from %s within %.0fs" % (where, wait)
+    if isinstance(e, OSError) and not isinstance(e, socket.timeout):
+        return "no HTTP answer from %s (%s)" % (where, e.strerror or type(e).__name__)
+    return "no HTTP answer from %s (%s)" % (
+        where,
+        "timed out" if isinstance(e, socket.timeout) else "not an HTTP answer: " + type(e).__name__,
+    )
 
 
 def shut(conn, late):
@@ -200,3 +203,25 @@ def run_check(c, until, log):
     if why is not None:
         result["error"] = why
     return result
+
+
+def run_all(checks, entries, deadline, log, saved):
+    """Each check probed in turn until `deadline` (a check it leaves no time for does not
+    run), its entry in `entries` updated, progress on stdout, and `saved()` after each."""
+    for c, entry in zip(checks, entries, strict=True):
+        if now() >= deadline:
+            entry["status"] = "not-run"
+            continue
+        progress("parbake: check %s running (%s)" % (c["name"], c["kind"]))
+        entry.update(run_check(c, min(now() + c["timeout_s"], deadline), log))
+        progress(
+            "parbake: check %s %s (%d attempts, %.1fs)%s"
+            % (
+                c["name"],
+                entry["status"],
+                entry["attempts"],
+                entry["duration_s"],
+                (": " + entry["error"]) if entry.get("error") else "",
+            )
+        )
+        saved()

@@ -7,19 +7,19 @@ import shutil
 import subprocess
 import time
 
+from . import roles
 from .base import (
     DEFAULT_LAUNCH_TIMEOUT_S,
     HOME,
     LOGS,
     RUN,
     STATE,
-    STATUS_FORMAT,
     Failure,
     now,
     stop_group,
     write_json,
 )
-from .checks import run_check
+from .checks import run_all
 from .deadline import DEADLINE, DeadlinePassed
 from .ec2 import tag_instance
 from .events import EventTail, read_events, role_results
@@ -33,6 +33,7 @@ from .status import (
     breakdown,
     console,
     duration_text,
+    new_status,
     open_log,
     progress,
     public_status,
@@ -92,24 +93,10 @@ class Launch:
 
     def first_status(self, digest):
         """status.json as the run starts: every role pending."""
-        old, spec = self.old, self.spec
-        return {
-            "format": STATUS_FORMAT,
-            "phase": "launch",
-            "stack": spec["stack"],
-            "image": spec["image"],
-            "spec_digest": digest,
-            "state": "running",
-            "started_at": self.started,
-            "finished_at": None,
-            "duration_s": None,
-            "error": None,
-            "log": os.path.join(LOGS, "launch.log"),
-            "launch_timeout_s": self.timeout,
-            "boot_id": boot_id(),
-            "resumed": (old.get("resumed") or 0) + 1 if self.resuming else 0,
-            "roles": [{"name": n, "status": "pending", "duration_s": None} for n in self.names],
-        }
+        resumed = (self.old.get("resumed") or 0) + 1 if self.resuming else 0
+        return new_status(
+            self.spec, digest, self.started, self.timeout, resumed, self.names, boot_id()
+        )
 
     def run(self):
         write_status(self.status)
@@ -123,9 +110,7 @@ class Launch:
                 return self.timed_out()
             return self.run_roles()
         except Failure as e:
-            for r in self.status["roles"]:
-                if r["status"] in ("pending", "running"):
-                    r["status"] = "not-run"
+            roles.not_run(self.status)
             return self.finish("failed", str(e))
         except DeadlinePassed as e:
             return self.blocked_past_deadline(str(e))
@@ -133,18 +118,7 @@ class Launch:
     def blocked_past_deadline(self, doing):
         """A step blocked past the deadline (Deadline's backstop): the role or check it was in
         failed, what had not started did not run."""
-        what = "stopped by the launch timeout (%s)" % doing
-        for r in self.status["roles"]:
-            if r["status"] == "running":
-                r.update(status="failed", error=what)
-            elif r["status"] == "pending":
-                r["status"] = "not-run"
-        pending = [c for c in self.status.get("checks", []) if c["status"] == "pending"]
-        for i, c in enumerate(pending):
-            if i == 0:
-                c.update(status="failed", error=what)
-            else:
-                c.update(status="not-run")
+        roles.blocked(self.status, "stopped by the launch timeout (%s)" % doing)
         return self.finish(
             "failed",
             "launch timeout: %s (launch_timeout) passed since the launch started, while %s"
@@ -267,13 +241,8 @@ class Launch:
 
     def finished_before(self, i, results):
         """The roles from the current one up to the i-th to run have finished."""
-        for n in self.todo[self.current : i]:
+        for n in roles.finished_before(self.todo, self.current, i, results, self.by_name):
             r, entry = results[n], self.by_name[n]
-            entry.update(
-                duration_s=r["duration_s"],
-                tasks=r["tasks"],
-                status="failed" if r["failed"] else "ok",
-            )
             progress(
                 "parbake: role %s %s (%d tasks, %.1fs)"
                 % (n, entry["status"], r["tasks"], r["duration_s"])
@@ -289,40 +258,12 @@ class Launch:
 
     def account(self, code, results):
         """The result of a finished ansible-playbook, per role."""
-        failed_msg = public_msg = None
-        for n in self.todo:
-            r, entry = results[n], self.by_name[n]
-            entry["duration_s"] = r["duration_s"]
-            entry["tasks"] = r["tasks"]
-            if r["failed"]:
-                entry["status"] = "failed"
-                entry["error"] = r["failed"]
-                self.public[n] = "failed at task %s; %s" % (
-                    json.dumps(r["failed_task"]),
-                    self.see_log(),
-                )
-                public_msg = public_msg or "role %s %s" % (n, self.public[n])
-                failed_msg = failed_msg or "role %s failed at %s" % (n, r["failed"])
-            elif code != 0 and failed_msg is not None:
-                entry["status"] = "not-run"
-            elif r["tasks"] > 0 or code == 0:
-                entry["status"] = "ok"
-            else:
-                entry["status"] = "not-run"
+        error, public, self.public = roles.account(
+            self.todo, results, code, self.by_name, self.status["log"]
+        )
         if code == 0:
             return self.done()
-        if failed_msg is None:
-            failed_msg = "ansible-playbook exited %d before any role failed; see %s" % (
-                code,
-                self.status["log"],
-            )
-            for n in self.todo:
-                if self.by_name[n]["status"] == "ok" and results[n]["tasks"] == 0:
-                    self.by_name[n]["status"] = "not-run"
-        return self.finish("failed", failed_msg, public_msg)
-
-    def see_log(self):
-        return "its output is in %s (root only)" % self.status["log"]
+        return self.finish("failed", error, public)
 
     def done(self):
         """The roles succeeded: the spec's checks, in order, decide the result. Each is probed
@@ -351,26 +292,9 @@ class Launch:
         return self.finish("done")
 
     def run_checks(self, checks, entries):
-        """Each check probed in turn, its entry updated and status.json written after each; a
-        check the deadline leaves no time for does not run."""
+        """Each check probed in turn, status.json written after each (checks.run_all)."""
         with open_log(os.path.join(LOGS, "launch.log")) as log:
-            for c, entry in zip(checks, entries, strict=True):
-                if now() >= self.deadline:
-                    entry["status"] = "not-run"
-                    continue
-                progress("parbake: check %s running (%s)" % (c["name"], c["kind"]))
-                entry.update(run_check(c, min(now() + c["timeout_s"], self.deadline), log))
-                progress(
-                    "parbake: check %s %s (%d attempts, %.1fs)%s"
-                    % (
-                        c["name"],
-                        entry["status"],
-                        entry["attempts"],
-                        entry["duration_s"],
-                        (": " + entry["error"]) if entry.get("error") else "",
-                    )
-                )
-                write_status(self.status)
+            run_all(checks, entries, self.deadline, log, lambda: write_status(self.status))
 
     def timed_out(self, results=None):
         """The launch timeout passed: the running role failed, the later ones did not run."""
@@ -380,14 +304,7 @@ class Launch:
             "launch timeout: %s (launch_timeout) passed since the launch started, while role %s "
             "was running%s" % (duration_text(self.timeout), role, at)
         )
-        for i, n in enumerate(self.todo):
-            entry = self.by_name[n]
-            if results is not None and i <= self.current:
-                entry.update(duration_s=results[n]["duration_s"], tasks=results[n]["tasks"])
-            if i == self.current:
-                entry.update(status="failed", error="stopped by the launch timeout" + at)
-            elif i > self.current:
-                entry["status"] = "not-run"
+        roles.timed_out(self.todo, self.current, results, self.by_name, at)
         return self.finish("failed", error)
 
     def finish(self, state, error=None, public=None):
@@ -409,7 +326,7 @@ class Launch:
         announce(
             public_status(status, public, self.public),
             summary,
-            state != "done" and self.see_log(),
+            state != "done" and roles.see_log(self.status["log"]),
         )
         if self.spec.get("status_tag"):
             tag_instance(status)

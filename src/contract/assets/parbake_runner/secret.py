@@ -198,56 +198,56 @@ def resolve_secret(name, ref):
         )
     DEADLINE.doing = "secret %s was being resolved" % name
     if ref.startswith("file:"):
-        try:
-            data = read_regular(no_link_path(ref[5:]), MAX_SECRET_BYTES)
-        except ReadRefused as e:
-            raise Failure(
-                "secret %s: cannot read %s: %s (a file secret is a regular file of at "
-                "most %d KiB, named by a path with no symbolic link)"
-                % (name, ref[5:], e, MAX_SECRET_BYTES >> 10)
-            ) from None
-        value = secret_text(name, ref[5:], data).rstrip("\n")
+        value = file_secret(name, ref[5:])
     elif ref.startswith("ssm:"):
-        aws = shutil.which("aws")
-        if not aws:
-            raise Failure(
-                "secret %s: %s needs the aws CLI on the image to read SSM Parameter Store"
-                % (name, ref)
-            )
-        try:
-            out = subprocess.run(
-                [
-                    aws,
-                    "ssm",
-                    "get-parameter",
-                    "--with-decryption",
-                    "--name",
-                    ref[4:],
-                    "--query",
-                    "Parameter.Value",
-                    "--output",
-                    "text",
-                ],
-                capture_output=True,
-                stdin=subprocess.DEVNULL,
-                timeout=max(1.0, DEADLINE.left()),
-            )
-        except subprocess.TimeoutExpired:
-            raise Failure(
-                "secret %s: aws ssm get-parameter did not answer before the launch timeout" % name
-            ) from None
-        if len(out.stdout) > MAX_SECRET_BYTES:
-            raise Failure(
-                "secret %s: the SSM parameter is larger than %d KiB"
-                % (name, MAX_SECRET_BYTES >> 10)
-            )
-        if out.returncode != 0:
-            raise Failure(
-                "secret %s: aws ssm get-parameter failed: %s"
-                % (name, out.stderr.decode("utf-8", "replace").strip()[-300:])
-            )
-        value = secret_text(name, ref, out.stdout).rstrip("\n")
+        value = ssm_secret(name, ref)
     else:
         raise Failure("secret %s: unknown reference %s" % (name, ref))
     RESOLVED[name] = value
     return value
+
+
+def file_secret(name, path):
+    """A `file:` secret: the file's text less its trailing newlines."""
+    try:
+        data = read_regular(no_link_path(path), MAX_SECRET_BYTES)
+    except ReadRefused as e:
+        raise Failure(
+            "secret %s: cannot read %s: %s (a file secret is a regular file of at "
+            "most %d KiB, named by a path with no symbolic link)"
+            % (name, path, e, MAX_SECRET_BYTES >> 10)
+        ) from None
+    return secret_text(name, path, data).rstrip("\n")
+
+
+def ssm_secret(name, ref):
+    """An `ssm:` secret: the parameter's value (decrypted, by the image's aws CLI, within the
+    launch's deadline) less its trailing newlines."""
+    aws = shutil.which("aws")
+    if not aws:
+        raise Failure(
+            "secret %s: %s needs the aws CLI on the image to read SSM Parameter Store" % (name, ref)
+        )
+    argv = [aws, "ssm", "get-parameter", "--with-decryption", "--name", ref[4:]]
+    argv += ["--query", "Parameter.Value", "--output", "text"]
+    try:
+        out = subprocess.run(
+            argv,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=max(1.0, DEADLINE.left()),
+        )
+    except subprocess.TimeoutExpired:
+        raise Failure(
+            "secret %s: aws ssm get-parameter did not answer before the launch timeout" % name
+        ) from None
+    if len(out.stdout) > MAX_SECRET_BYTES:
+        raise Failure(
+            "secret %s: the SSM parameter is larger than %d KiB" % (name, MAX_SECRET_BYTES >> 10)
+        )
+    if out.returncode != 0:
+        raise Failure(
+            "secret %s: aws ssm get-parameter failed: %s"
+            % (name, out.stderr.decode("utf-8", "replace").strip()[-300:])
+        )
+    return secret_text(name, ref, out.stdout).rstrip("\n")

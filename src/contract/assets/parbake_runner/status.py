@@ -196,3 +196,24 @@ def summary_line(state, stack, roles, status, public):
         status["duration_s"],
         (" error=" + json.dumps(public)) if public else "",
     )
+
+
+def new_status(spec, digest, started, timeout, resumed, names, boot=None):
+    """status.json as a launch run starts: every role pending."""
+    return {
+        "format": STATUS_FORMAT,
+        "phase": "launch",
+        "stack": spec["stack"],
+        "image": spec["image"],
+        "spec_digest": digest,
+        "state": "running",
+        "started_at": started,
+        "finished_at": None,
+        "duration_s": None,
+        "error": None,
+        "log": os.path.join(LOGS, "launch.log"),
+        "launch_timeout_s": timeout,
+        "boot_id": boot,
+        "resumed": resumed,
+        "roles": [{"name": n, "status": "pending", "duration_s": None} for n in names],
+    }
