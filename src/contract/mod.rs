@@ -87,14 +87,17 @@ pub const ANSIBLE_VENV: &str = "/opt/parbake/ansible";
 /// The runtime's digest: the runner, the callback, the units, the install and clean-up
 /// scripts, then every file of the runner's package by its path and its text.
 pub fn digest() -> String {
+    digest_of(
+        &[RUNNER, CALLBACK, LAUNCH_UNIT, READY_TARGET, INSTALL, CLEAN],
+        RUNNER_PACKAGE,
+    )
+}
+
+/// sha256 over each file's text, then each package file's name and text, each with its length.
+fn digest_of(files: &[&str], package: &[(&str, &str)]) -> String {
     let mut h = Sha256::new();
-    let package = RUNNER_PACKAGE
-        .iter()
-        .flat_map(|(name, text)| [*name, *text]);
-    for part in [RUNNER, CALLBACK, LAUNCH_UNIT, READY_TARGET, INSTALL, CLEAN]
-        .into_iter()
-        .chain(package)
-    {
+    let package = package.iter().flat_map(|(name, text)| [*name, *text]);
+    for part in files.iter().copied().chain(package) {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -131,4 +134,31 @@ pub fn install_runtime(home: &std::path::Path) -> std::io::Result<()> {
     }
     std::fs::create_dir_all(home.join("bin"))?;
     std::fs::write(home.join("bin/parbake-roles"), RUNNER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digest_of;
+
+    #[test]
+    fn the_runtime_digest_covers_each_package_file_by_name_and_text() {
+        let files = ["runner", "callback"];
+        let one = digest_of(&files, &[("a.py", "1"), ("b.py", "2")]);
+        assert_eq!(one, digest_of(&files, &[("a.py", "1"), ("b.py", "2")]));
+        for (other, what) in [
+            (vec![("a.py", "1"), ("c.py", "2")], "a module renamed"),
+            (vec![("a.py", "1"), ("b.py", "3")], "a module edited"),
+            (vec![("a.py", "1")], "a module removed"),
+            (
+                vec![("a.py", "12"), ("b.py", "")],
+                "text moved between modules",
+            ),
+        ] {
+            assert_ne!(one, digest_of(&files, &other), "{what}");
+        }
+        assert_ne!(
+            one,
+            digest_of(&["runner", "callback2"], &[("a.py", "1"), ("b.py", "2")])
+        );
+    }
 }

@@ -25,10 +25,10 @@ function.
 The runner is this package, one module per concern: spec (the launch spec and the image
 manifest), shims (roles and shims), secret (secrets and the one redact()), events (the task
 events: the callback's lines and their reading), checks, status (status.json, the console,
-launch.log, timing), resume (locking and resuming), playbook (the launch's ansible-playbook),
-launch (one launch), ec2 (the status tag), reading and deadline (the reading rule and the
-launch's deadline), base (paths and formats) and cli. The image's one entry point,
-/opt/parbake/bin/parbake-roles, imports it from /opt/parbake/lib/parbake_runner/.
+launch.log, timing), resume (locking and resuming), roles (each role's outcome), playbook (the
+launch's ansible-playbook), launch (one launch), ec2 (the status tag), reading and deadline
+(the reading rule and the launch's deadline), base (paths and formats) and cli. The image's
+one entry point, /opt/parbake/bin/parbake-roles, imports it from /opt/parbake/lib/parbake_runner/.
 
 Writes /var/lib/parbake/status.json (per-role status and duration), logs to
 /var/log/parbake/, prints one summary line to the console, exits 1 on failure. The console
