@@ -5,5 +5,7 @@ import os
 import sys
 
 sys.dont_write_bytecode = True
-ASSETS = os.path.join(os.path.dirname(__file__), "..", "..", "src", "contract", "assets")
-sys.path.insert(0, os.path.abspath(ASSETS))
+ASSETS = os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "src", "contract", "assets")
+)
+sys.path.insert(0, ASSETS)
