@@ -10,40 +10,21 @@ import subprocess
 import time
 
 STATUS_FORMAT = 1
-
-
 MANIFEST_FORMAT = 1
-
-
 SPEC_FORMATS = (1, 2)
 
-
+# where things are on the image (under PARBAKE_ROOT in tests)
 ROOT = os.environ.get("PARBAKE_ROOT", "/")
-
-
 HOME = os.path.join(ROOT, "opt/parbake")
-
-
 STATE = os.path.join(ROOT, "var/lib/parbake")
-
-
 LOGS = os.path.join(ROOT, "var/log/parbake")
-
-
 RUN = os.path.join(ROOT, "run/parbake")
-
-
 STATUS_PATH = os.path.join(STATE, "status.json")
-
 
 # The launch timeout when a spec has none (specs before `launch_timeout_s`), and how long
 # ansible-playbook gets to stop after SIGTERM before SIGKILL.
 DEFAULT_LAUNCH_TIMEOUT_S = 3600
-
-
 MAX_LAUNCH_TIMEOUT_S = 86400
-
-
 KILL_GRACE_S = 10
 
 

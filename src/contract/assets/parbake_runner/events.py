@@ -73,8 +73,6 @@ class EventTail:
 
 
 WITHHELD = "<withheld: parbake could not read the secrets to redact>"
-
-
 # fields that name structure (event kinds, role names from the image), never free text
 STRUCTURAL = ("event", "role", "t")
 

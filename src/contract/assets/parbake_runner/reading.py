@@ -14,8 +14,6 @@ import stat
 MAX_SECRET_BYTES = 64 << 10
 MAX_CHECK_READ = 1 << 20
 MAX_DOC_BYTES = 16 << 20
-
-
 # pseudo-filesystems: their files are not data (/proc/kmsg blocks and drains the kernel log,
 # /dev/zero never ends); a secret or a check's `contains` never reads one
 PSEUDO_ROOTS = ("proc", "sys", "dev")

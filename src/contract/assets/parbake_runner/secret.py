@@ -16,31 +16,20 @@ from .reading import MAX_SECRET_BYTES, ReadRefused, no_link_path, read_regular
 # name -> value of every secret resolved in this run; redact() hides them wherever shown
 RESOLVED = {}
 
-
 # --- redaction: the one redact(), for the runner and the Ansible callback alike
 # A secret shorter than SHORT_SECRET characters is never shown in place: a text that holds any
 # form of it is withheld whole, since a marker where it stood would show where, and so what,
 # the short value is. A line of a multi-line secret that short is not looked for on its own.
 SHORT_SECRET = 8
-
-
 SHORT_WITHHELD = "<withheld: it holds a short secret>"
-
-
 # a marker already in a text (from an earlier redaction) is kept as it is, never redacted
 # again, so redacting twice changes nothing
 SECRET_MARKER = re.compile(r"<secret ([A-Za-z0-9_.-]{1,128})>")
-
-
 # nested escapings looked for: JSON escaping alone up to JSON_LEVELS deep; any mixture of the
 # escapings up to MIXED_LEVELS deep, then JSON-escaped up to MIXED_LEVELS more times; at most
 # MAX_FORMS forms per secret
 JSON_LEVELS = 8
-
-
 MIXED_LEVELS = 3
-
-
 MAX_FORMS = 8192
 
 

@@ -11,8 +11,6 @@ from .spec import valid_role_name
 # The entry points Ansible looks for in a role's tasks/ and meta/ (ansible-core's
 # playbook/role/__init__.py, _load_role_yaml): main, main.yml, main.yaml, main.json.
 ROLE_MAIN = ("main", "main.yml", "main.yaml", "main.json")
-
-
 SHIM_TASKS = (
     "# parbake shim: this role already ran in a baked layer; its entry point is a no-op.\n[]\n"
 )

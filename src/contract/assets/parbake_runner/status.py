@@ -11,8 +11,6 @@ from .events import task_results
 from .secret import RESOLVED, redact
 
 CONSOLE = os.environ.get("PARBAKE_CONSOLE", "/dev/console")
-
-
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -130,8 +128,6 @@ def pid1_start():
 
 
 UPTIME_AT_START = uptime()
-
-
 STARTED_AT = time.time()
 
 
