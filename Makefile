@@ -8,13 +8,14 @@ export PARBAKE_ANSIBLE_PLAYBOOK ?= $(CURDIR)/.venv/bin/ansible-playbook
 export PARBAKE_ANSIBLE_GALAXY ?= $(CURDIR)/.venv/bin/ansible-galaxy
 export PARBAKE_CLOUD_INIT ?= $(CURDIR)/.tools/bin/cloud-init
 
-.PHONY: help setup build test test-fast test-roles e2e bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint fmt ci
+.PHONY: help setup build test test-fast test-python test-roles e2e bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint lint-python fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
 	@echo "make demo        set up, then bake and launch the web stack in a local VM and ask it over HTTP"
 	@echo "make setup       install packer, ansible-core (.venv), cloud-init (.tools), qemu, mmdebstrap"
 	@echo "make test-fast   cargo tests only (no chroot role run)"
+	@echo "make test-python the on-image runner's unit tests (pytest, seconds)"
 	@echo "make e2e         real bakes in VMs, one VM launch, the launch mechanics natively (nspawn)"
 	@echo "make bench       boot-to-ready natively (systemd-nspawn), then on the local VM with bake times (slow)"
 	@echo "make bench-native  only the native boot-to-ready table (minutes; bakes what is missing)"
@@ -23,7 +24,7 @@ help:
 	@echo "make bench-refresh  what a role edit costs bake --all: rebake vs refresh, on a project copy (slow)"
 	@echo "make test-roles  apply every example role for real in a throwaway Debian chroot"
 	@echo "make base-image  build (or reuse) the cached Debian 12 qcow2 for the local VM target"
-	@echo "make lint        cargo fmt --check, clippy -D warnings, scripts/check-architecture.py"
+	@echo "make lint        fmt, clippy (and functions of at most 80 lines), the architecture check, ruff"
 
 setup:
 	bash scripts/setup.sh
@@ -35,12 +36,17 @@ build:
 # --syntax-check, cloud-init schema, the launch runner under real ansible-core), then every
 # example role applied for real in a throwaway Debian chroot, twice (the second run must
 # change nothing). The VM tier is `make e2e`.
-test: setup
+test: setup test-python
 	cargo test
 	bash scripts/chroot-roles.sh all
 
 test-fast:
 	cargo test
+
+# The on-image runner's pure parts (tests/python: spec, redaction, events, status, resume),
+# with the pinned pytest in .venv; nothing is compiled into the repository.
+test-python:
+	PYTHONDONTWRITEBYTECODE=1 .venv/bin/pytest -q -p no:cacheprovider tests/python
 
 test-roles: setup build
 	bash scripts/chroot-roles.sh all
@@ -86,10 +92,16 @@ demo: setup build
 	bash scripts/base-image.sh >/dev/null
 	bash scripts/demo.sh
 
-lint:
+lint: lint-python
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib -- -D warnings -W clippy::too_many_lines
 	python3 scripts/check-architecture.py
+
+# ruff (pinned in .venv) over the runner's package and the Python tests: ruff.toml
+lint-python:
+	.venv/bin/ruff check
+	.venv/bin/ruff format --check
 
 fmt:
 	cargo fmt

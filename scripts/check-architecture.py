@@ -55,15 +55,15 @@ def source_violations():
 
 
 def import_cycle_violations():
-    # TODO(lead): enable once the error split and the config/vendoring helpers have removed
-    # the circles (scripts/import-cycles.py counts 4 circles, 19 files, at 121a55f):
-    # out = subprocess.run([sys.executable, str(ROOT / "scripts/import-cycles.py"), "--check"],
-    #                      capture_output=True, text=True, cwd=ROOT)
-    # if out.returncode != 0:
-    #     for line in out.stdout.splitlines():
-    #         if line.startswith("circle"):
-    #             yield ("import-cycle", "src", 0, line)
-    return iter(())
+    """Each import circle among src/'s files (scripts/import-cycles.py)."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/import-cycles.py"), "--check"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    if out.returncode != 0:
+        for line in out.stdout.splitlines():
+            if line.startswith("circle"):
+                yield ("import-cycle", "src", 0, line)
 
 
 def subject_violations():

@@ -97,6 +97,7 @@ py_yaml() {   # any python3 with PyYAML: Debian's (python3-yaml) or the project 
 
 PARBAKE=${PARBAKE:-$REPO/target/debug/parbake}
 CALLBACK=$REPO/src/contract/assets/parbake_events.py
+RUNNER_PACKAGE=$REPO/src/contract/assets/parbake_runner
 RUNNER=$REPO/src/contract/assets/parbake-roles.py
 
 # prints the roles parbake plans for STACK (the repo is the example project), each list on one
@@ -307,9 +308,11 @@ cp -a "$ROLES_SRC" "$R/opt/parbake/roles"
 cp "$FIXTURES/unit-exec.py" "$FIXTURES/webapp-live.sh" "$R/opt/parbake/harness/"
 # what cloud-init would have left at boot (its config dir and instance data), so the roles find an instance id
 cp "$FIXTURES/instance-data.json" "$R/run/cloud-init/instance-data.json"
-# parbake's callback, as on an image: each run's task events say which roles ran
-mkdir -p "$R/opt/parbake/lib/callback_plugins" "$R/opt/parbake/events"
+# parbake's callback, as on an image: each run's task events say which roles ran (it imports
+# the runner's package, beside it in lib/)
+mkdir -p "$R/opt/parbake/lib/callback_plugins" "$R/opt/parbake/lib/parbake_runner" "$R/opt/parbake/events"
 cp "$CALLBACK" "$R/opt/parbake/lib/callback_plugins/"
+cp "$RUNNER_PACKAGE"/*.py "$R/opt/parbake/lib/parbake_runner/"
 write_playbook "$R/opt/parbake/play/site.yml" "${ROLES[@]}"
 LAUNCH_ROLES_PATH=/opt/parbake/roles
 if [ ${#BAKED[@]} -gt 0 ]; then

@@ -5,7 +5,7 @@
 #   - qemu-system-x86 from bookworm-backports, matching the backports qemu-utils
 #   - cloud-init from Debian, unpacked with dpkg -x into .tools/cloud-init (no boot services on the host)
 #   - Debian's ansible collections, unpacked with dpkg -x into .tools/ansible-collections (test fixtures)
-#   - a pinned ansible-core (and later moto) in the project-local .venv
+#   - a pinned ansible-core (and later moto, ruff and pytest) in the project-local .venv
 #   - the newest ansible-core Python 3.11 runs (2.19.x) in .tools/ansible-core-newest, for the runner tier
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,8 @@ TOOLS=$ROOT/.tools
 VENV=$ROOT/.venv
 ANSIBLE_CORE_VERSION=2.14.18   # the same minor as Debian bookworm's ansible-core, which runs on the images
 MOTO_VERSION=5.2.5
+RUFF_VERSION=0.17.6    # `make lint`: the on-image runner and the Python tests (ruff.toml)
+PYTEST_VERSION=9.2.0   # `make test-python`: the runner's unit tests (tests/python)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 SUDO=""
@@ -92,10 +94,11 @@ pinned=$(/usr/bin/python3 scripts/ansible-pin.py .)
 if [ -n "$pinned" ]; then
   ANSIBLE_CORE_VERSION=$pinned
 fi
-want="ansible-core==$ANSIBLE_CORE_VERSION moto[server]==$MOTO_VERSION"
+want="ansible-core==$ANSIBLE_CORE_VERSION moto[server]==$MOTO_VERSION ruff==$RUFF_VERSION pytest==$PYTEST_VERSION"
 if [ "$(cat "$VENV/.parbake-pins" 2>/dev/null)" != "$want" ]; then
   say "installing $want into .venv"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION" "moto[server]==$MOTO_VERSION"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION" "moto[server]==$MOTO_VERSION" \
+    "ruff==$RUFF_VERSION" "pytest==$PYTEST_VERSION"
   echo "$want" > "$VENV/.parbake-pins"
 fi
 

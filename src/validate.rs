@@ -194,11 +194,9 @@ fn check_render(
     // what the runner will run at launch: the launch roles, baked roles shimmed
     let launch_dir = dir.join("launch-check");
     std::fs::create_dir_all(&launch_dir).map_err(|e| Error::io("create", &launch_dir, e))?;
-    let (runner, list) = (
-        launch_dir.join("parbake-roles"),
-        launch_dir.join("shims.json"),
-    );
-    std::fs::write(&runner, crate::contract::RUNNER).map_err(|e| Error::io("write", &runner, e))?;
+    let list = launch_dir.join("shims.json");
+    let runner = crate::contract::write_runner(&launch_dir)
+        .map_err(|e| Error::io("write", &launch_dir, e))?;
     std::fs::write(&list, serde_json::to_string(plan.baked()).unwrap())
         .map_err(|e| Error::io("write", &list, e))?;
     build_shims(tools, project, &runner, &list)?;

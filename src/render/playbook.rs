@@ -84,6 +84,14 @@ pub fn render(plan: &Plan, layer: &Layer, refresh: bool) -> Vec<RenderedFile> {
             runtime::READY_TARGET.to_string(),
         ),
     ]);
+    // the runner's package, outside runtime/ (Ansible's callback_plugins there would load
+    // every module of a subdirectory as a plugin): runtime/parbake-roles finds it in ../lib/
+    files.extend(runtime::RUNNER_PACKAGE.iter().map(|(name, text)| {
+        RenderedFile::text(
+            format!("payload/lib/{}/{name}", runtime::RUNNER_PACKAGE_NAME),
+            text.to_string(),
+        )
+    }));
     files
 }
 

@@ -221,7 +221,8 @@ fn golden_documents_round_trip_through_the_contract_types() {
 fn runner_side(spec: &Path, manifest: &Path, events: &[PathBuf]) -> Value {
     let out = Command::new("python3")
         .arg(repo().join("tests/fixtures/check_contract.py"))
-        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .arg(repo().join("src/contract/assets"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg(spec)
         .arg(manifest)
         .args(events)
@@ -249,13 +250,11 @@ fn the_runner_reads_the_golden_documents_and_shares_parbakes_formats_and_paths()
     assert_eq!(side["paths"]["status"], STATUS_PATH);
     // the console prefixes, which the runner and the callback write as literals; the log
     // tail is no longer printed (issue 21: no role output on the console)
-    assert!(!contract::RUNNER.contains(&format!("\"{LOG_LINE_PREFIX}\"")));
-    for (asset, literal) in [
-        (contract::RUNNER, STATUS_LINE_PREFIX),
-        (contract::CALLBACK, parbake::contract::events::PREFIX),
-    ] {
+    let runtime = runtime_python();
+    assert!(!runtime.contains(&format!("\"{LOG_LINE_PREFIX}\"")));
+    for literal in [STATUS_LINE_PREFIX, parbake::contract::events::PREFIX] {
         assert!(
-            asset.contains(&format!("\"{literal}\"")),
+            runtime.contains(&format!("\"{literal}\"")),
             "the runtime no longer writes {literal:?}"
         );
     }
@@ -403,12 +402,7 @@ fn golden_image(root: &Path) {
         )
         .unwrap();
     }
-    std::fs::create_dir_all(home.join("lib/callback_plugins")).unwrap();
-    std::fs::write(
-        home.join("lib/callback_plugins/parbake_events.py"),
-        contract::CALLBACK,
-    )
-    .unwrap();
+    contract::install_runtime(&home).unwrap();
     std::fs::write(home.join("manifest.json"), read(&golden("manifest.json"))).unwrap();
 }
 
@@ -617,7 +611,8 @@ pub fn runner_field_verdicts(pairs: &[(String, String)]) -> Vec<bool> {
     use std::io::Write;
     let mut child = Command::new("python3")
         .arg(repo().join("tests/fixtures/check_names.py"))
-        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .arg(repo().join("src/contract/assets"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -654,4 +649,159 @@ fn both_sides_hold_each_check_field_to_one_rule_on_the_golden_examples() {
         assert_eq!(rule(value), *ok, "parbake on {field} {value:?}");
         assert_eq!(runner_ok, ok, "the runner on {field} {value:?}");
     }
+}
+
+/// Every Python file of the runtime as one text: the runner's entry point, the callback and
+/// the runner's package.
+fn runtime_python() -> String {
+    let mut all = vec![contract::RUNNER, contract::CALLBACK];
+    all.extend(contract::RUNNER_PACKAGE.iter().map(|(_, text)| *text));
+    all.concat()
+}
+
+#[test]
+fn the_runner_package_embeds_every_file_of_its_directory() {
+    // a module added to assets/parbake_runner/ and not to RUNNER_PACKAGE would be missing on
+    // every image (and from the runtime digest): the list is the directory, file for file
+    let dir = repo()
+        .join("src/contract/assets")
+        .join(contract::RUNNER_PACKAGE_NAME);
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != "__pycache__")
+        .map(|e| {
+            assert!(
+                e.file_type().unwrap().is_file(),
+                "{:?}: a flat package",
+                e.path()
+            );
+            e.file_name().into_string().unwrap()
+        })
+        .collect();
+    on_disk.sort();
+    let mut embedded: Vec<String> = contract::RUNNER_PACKAGE
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    embedded.sort();
+    assert_eq!(embedded, on_disk);
+    for (name, text) in contract::RUNNER_PACKAGE {
+        assert!(name.ends_with(".py"), "{name}");
+        assert_eq!(*text, read(&dir.join(name)), "{name}");
+    }
+}
+
+#[test]
+fn there_is_one_redact_which_the_runner_and_the_callback_share() {
+    // once two verbatim copies (the runner's and the callback's), kept equal by a test; now
+    // one function in the package's secret module, which the callback reaches through events
+    let defs: Vec<&str> = contract::RUNNER_PACKAGE
+        .iter()
+        .filter(|(_, text)| text.contains("def redact("))
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(defs, ["secret.py"]);
+    assert_eq!(runtime_python().matches("def redact(").count(), 1);
+    assert!(contract::CALLBACK.contains("from parbake_runner import events"));
+    let events = contract::RUNNER_PACKAGE
+        .iter()
+        .find(|(name, _)| *name == "events.py")
+        .unwrap()
+        .1;
+    assert!(events.contains("from .secret import redact"));
+}
+
+#[test]
+fn no_runtime_file_uses_the_deprecated_source_loader() {
+    // importable names: the harnesses add the package's parent to sys.path
+    let mut texts = vec![runtime_python()];
+    for entry in std::fs::read_dir(repo().join("tests/fixtures")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "py") {
+            texts.push(read(&path));
+        }
+    }
+    for text in texts {
+        assert!(
+            !text.contains("load_module"),
+            "{}",
+            &text[..80.min(text.len())]
+        );
+    }
+}
+
+/// The payload of the web stack's base layer on disk, as Packer uploads it.
+fn payload_on_disk(dir: &Path) {
+    let f = Fixture::example();
+    let project = f.load();
+    let plan = plan::plan(&project, &request("web", &[], Target::Qemu)).unwrap();
+    let files = parbake::render::render_all(&project, &plan, &Default::default()).unwrap();
+    let layer0 = format!("{}/", parbake::render::layer_dir(&plan.layers[0]));
+    for file in &files {
+        let Some(rel) = file.path.strip_prefix(&layer0) else {
+            continue;
+        };
+        if rel.starts_with("payload/runtime/") || rel.starts_with("payload/lib/") {
+            let to = dir.join(rel);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::write(&to, &file.contents).unwrap();
+        }
+    }
+}
+
+#[test]
+fn in_a_bake_payload_the_runner_and_the_callback_find_the_package() {
+    // the payload's layout: runtime/ (the runner, the callback: Ansible's callback_plugins at
+    // bake) and lib/parbake_runner/, outside runtime/ so that Ansible loads no module of the
+    // package as a plugin of its own
+    let dir = tempfile::tempdir().unwrap();
+    payload_on_disk(dir.path());
+    let payload = dir.path().join("payload");
+    assert!(payload.join("lib/parbake_runner/secret.py").is_file());
+    let roles = dir.path().join("roles");
+    std::fs::create_dir_all(roles.join("base/tasks")).unwrap();
+    std::fs::write(roles.join("base/tasks/main.yml"), "[]\n").unwrap();
+    std::fs::write(dir.path().join("shims.json"), r#"["base"]"#).unwrap();
+    let out = Command::new("python3")
+        .arg(payload.join("runtime/parbake-roles"))
+        .args(["shim", "--roles-dir"])
+        .arg(&roles)
+        .arg("--out")
+        .arg(dir.path().join("shim"))
+        .arg("--list")
+        .arg(dir.path().join("shims.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.path().join("shim/base/tasks/main.yml").is_file());
+    // the bake's Ansible, with the callback where bake.yml's ansible.cfg points
+    let playbook = dir.path().join("play.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - name: hello\n      ansible.builtin.debug:\n        msg: hi\n",
+    )
+    .unwrap();
+    let events = dir.path().join("events.jsonl");
+    let out = Command::new(repo().join(".venv/bin/ansible-playbook"))
+        .args(["-i", "localhost,"])
+        .arg(&playbook)
+        .env("ANSIBLE_CALLBACK_PLUGINS", payload.join("runtime"))
+        .env("ANSIBLE_CALLBACKS_ENABLED", "parbake_events")
+        .env("ANSIBLE_HOME", dir.path().join("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp"))
+        .env("PARBAKE_EVENTS", &events)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains("Skipping plugin"), "{all}");
+    let text = read(&events);
+    assert!(text.contains(r#""task": "hello""#), "{text}");
+    // nothing compiled into the payload: the image's tree stays as installed
+    assert!(!payload.join("lib/parbake_runner/__pycache__").exists());
 }

@@ -33,12 +33,8 @@ impl Image {
             )
             .unwrap();
         }
-        std::fs::create_dir_all(home.join("lib/callback_plugins")).unwrap();
-        std::fs::write(
-            home.join("lib/callback_plugins/parbake_events.py"),
-            parbake::contract::CALLBACK,
-        )
-        .unwrap();
+        // the runtime where the payload install puts it: the callback imports the package
+        parbake::contract::install_runtime(&home).unwrap();
         let installed: serde_json::Map<String, Value> = roles
             .iter()
             .map(|(n, _, _)| (n.to_string(), json!(hash(n))))
@@ -901,22 +897,23 @@ fn the_launch_deadline_interrupts_a_step_that_blocks_past_it() {
                           {"name": "later", "kind": "port", "port": 1, "timeout_s": 1}]}),
     );
     let script = r#"
-import importlib.machinery, os, sys
-r = importlib.machinery.SourceFileLoader("runner", sys.argv[1]).load_module()
-r.Deadline.BACKSTOP_S = 1
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from parbake_runner import base, checks, deadline, launch, spec
+deadline.Deadline.BACKSTOP_S = 1
 def stuck(c, wait, log):
     rfd, wfd = os.pipe()
     os.read(rfd, 1)  # never answers
-r.PROBES["port"] = stuck
-spec, digest = r.read_spec(sys.argv[2])
-for d in (r.STATE, r.LOGS, r.RUN):
+checks.PROBES["port"] = stuck
+launch_spec, digest = spec.read_spec(sys.argv[2])
+for d in (base.STATE, base.LOGS, base.RUN):
     os.makedirs(d, exist_ok=True)
-sys.exit(r.Launch(spec, digest, None).run())
+sys.exit(launch.Launch(launch_spec, digest, None).run())
 "#;
     let started = std::time::Instant::now();
     let out = Command::new("timeout")
-        .args(["-k", "5", "60", "python3", "-c", script])
-        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .args(["-k", "5", "60", "python3", "-B", "-c", script])
+        .arg(repo().join("src/contract/assets"))
         .arg(&spec)
         .env("PARBAKE_ROOT", img.root.path())
         .env("PARBAKE_CONSOLE", img.path("console.log"))
@@ -973,7 +970,7 @@ fn the_launch_unit_has_a_finite_start_timeout_above_any_launch_timeout() {
         "TimeoutStartSec={line}"
     );
     assert!(
-        parbake::contract::RUNNER.contains(&format!("MAX_LAUNCH_TIMEOUT_S = {max}\n")),
+        runner_module("base.py").contains(&format!("MAX_LAUNCH_TIMEOUT_S = {max}\n")),
         "the runner refuses a spec above parbake's maximum"
     );
 }
@@ -983,7 +980,8 @@ fn the_runner_signs_like_botocore() {
     // the SigV4 signer against botocore's (in .venv with moto), an independent implementation
     let out = Command::new(repo().join(".venv/bin/python"))
         .arg(repo().join("tests/fixtures/check_sigv4.py"))
-        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .arg(repo().join("src/contract/assets"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap();
     assert!(
@@ -1418,13 +1416,14 @@ fn a_malformed_spec_is_refused_with_the_field() {
 
 #[test]
 fn redaction_hides_every_shown_form_of_a_secret() {
-    // the runner's and the callback's redact(), on the same cases and on random ones
+    // the one redact() (the runner's, which the callback uses), on fixed cases and random ones
     let cases = std::env::var("PARBAKE_REDACT_CASES").unwrap_or_else(|_| "300".into());
     let out = Command::new(repo().join(".venv/bin/python"))
         .arg(repo().join("tests/fixtures/check_redact.py"))
-        .arg(repo().join("src/contract/assets/parbake-roles.py"))
+        .arg(repo().join("src/contract/assets"))
         .arg(repo().join("src/contract/assets/parbake_events.py"))
         .arg(cases)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap();
     assert!(
@@ -1435,6 +1434,15 @@ fn redaction_hides_every_shown_form_of_a_secret() {
     );
 }
 
+/// A module of the runner's package, by file name.
+fn runner_module(name: &str) -> &'static str {
+    parbake::contract::RUNNER_PACKAGE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no {name} in the runner's package"))
+        .1
+}
+
 #[test]
 fn the_runner_defaults_the_launch_timeout_as_parbake_does() {
     let line = format!(
@@ -1442,7 +1450,7 @@ fn the_runner_defaults_the_launch_timeout_as_parbake_does() {
         parbake::config::DEFAULT_LAUNCH_TIMEOUT_S
     );
     assert!(
-        parbake::contract::RUNNER.contains(&line),
+        runner_module("base.py").contains(&line),
         "the runner's default is not {line}"
     );
 }
@@ -1577,4 +1585,38 @@ fn the_spec_facts_choose_what_the_launch_gathers() {
     let (ran, words) = gathered(json!({"format": 2, "facts": []}));
     assert!(!ran);
     assert_eq!(words, ["absent", "absent", "absent"]);
+}
+
+#[test]
+fn the_installed_runner_finds_its_package_as_on_an_image() {
+    // the image's layout: /opt/parbake/bin/parbake-roles, the one entry point, imports the
+    // package from /opt/parbake/lib/parbake_runner/, where the callback finds it too
+    let img = standard();
+    let out = img.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let spec = img.spec(&["nginx"], &["base"], json!({"out_dir": out}), json!({}));
+    let path = format!(
+        "{}:{}",
+        repo().join(".venv/bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let run = Command::new("python3")
+        .arg(img.path("opt/parbake/bin/parbake-roles"))
+        .arg("launch")
+        .arg(&spec)
+        .env("PARBAKE_ROOT", img.path(""))
+        .env("PARBAKE_CONSOLE", img.path("console.log"))
+        .env("PATH", path)
+        .env("ANSIBLE_HOME", img.path("ansible-home"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{stdout}{run:?}");
+    assert_eq!(img.role_status("nginx"), "ok");
+    assert_eq!(img.roles_with_events(), ["nginx"]);
+    assert!(out.join("nginx").is_file());
+    // nothing compiled on the image: /opt/parbake stays as the payload install left it
+    assert!(!img
+        .path("opt/parbake/lib/parbake_runner/__pycache__")
+        .exists());
 }

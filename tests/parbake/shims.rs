@@ -155,6 +155,15 @@ fn at_bake_a_stack_layer_keeps_a_baked_dependencys_defaults_handlers_and_task_fi
         tmp.join("opt-parbake/manifest.json").is_file(),
         "the whole bake.yml ran: {log}"
     );
+    // install.sh put the runner's package beside the runner, as on an image
+    for (name, text) in parbake::contract::RUNNER_PACKAGE {
+        let installed = tmp.join("opt-parbake/lib/parbake_runner").join(name);
+        assert_eq!(
+            std::fs::read_to_string(&installed).unwrap(),
+            *text,
+            "{name}"
+        );
+    }
 }
 
 fn stack_layer_payload(rendered: &Path) -> PathBuf {

@@ -29,6 +29,15 @@ fn files_text(files: &[render::RenderedFile], target: Target) -> String {
             assert_eq!(file.contents, runtime::CALLBACK.as_bytes());
             continue;
         }
+        let package = format!("payload/lib/{}/", runtime::RUNNER_PACKAGE_NAME);
+        if let Some((_, name)) = file.path.rsplit_once(&package) {
+            let (_, text) = runtime::RUNNER_PACKAGE
+                .iter()
+                .find(|(n, _)| *n == name)
+                .expect("a file of the runner's package");
+            assert_eq!(file.contents, text.as_bytes());
+            continue;
+        }
         if file
             .path
             .ends_with(&format!("runtime/{}", runtime::LAUNCH_UNIT_NAME))

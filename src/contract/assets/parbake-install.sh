@@ -9,6 +9,8 @@ rm -rf /opt/parbake/roles
 mkdir -p /opt/parbake/roles /opt/parbake/bin /opt/parbake/lib/callback_plugins /opt/parbake/layers /etc/systemd/system/multi-user.target.wants
 cp -a --no-preserve=ownership /tmp/parbake-payload/all-roles/. /opt/parbake/roles/
 install -m 0755 /tmp/parbake-payload/runtime/parbake-roles /opt/parbake/bin/parbake-roles
+rm -rf /opt/parbake/lib/parbake_runner
+install -D -m 0644 -t /opt/parbake/lib/parbake_runner /tmp/parbake-payload/lib/parbake_runner/*.py
 install -m 0644 /tmp/parbake-payload/runtime/parbake_events.py /opt/parbake/lib/callback_plugins/parbake_events.py
 for unit in parbake-launch.service parbake-ready.target; do
   install -m 0644 /tmp/parbake-payload/runtime/$unit /etc/systemd/system/$unit

@@ -1,7 +1,14 @@
 # parbake_events: an Ansible callback that records one JSON line per task event, so parbake
 # can report per-role status and durations without scraping Ansible's human output.
-# Installed on every parbake image at /opt/parbake/lib/callback_plugins/.
+# Installed on every parbake image at /opt/parbake/lib/callback_plugins/; what it writes is
+# parbake_runner.events (the runner's package, at /opt/parbake/lib/parbake_runner/), with the
+# runner's one redact().
 from __future__ import annotations
+
+import os
+import sys
+
+from ansible.plugins.callback import CallbackBase
 
 DOCUMENTATION = """
     name: parbake_events
@@ -20,170 +27,27 @@ DOCUMENTATION = """
       - enable it in callbacks_enabled
 """
 
-import base64
-import json
-import os
-import re
-import shlex
-import time
-import urllib.parse
 
-from ansible.plugins.callback import CallbackBase
-
-
-WITHHELD = "<withheld: parbake could not read the secrets to redact>"
-# fields that name structure (event kinds, role names from the image), never free text
-STRUCTURAL = ("event", "role", "t")
+def _package_parent():
+    """The directory that holds the parbake_runner package: beside this file (the repository),
+    in lib/ beside its directory (the bake's payload: runtime/ and lib/), or its parent (the
+    image: lib/callback_plugins/ and lib/parbake_runner/)."""
+    here = os.path.dirname(os.path.realpath(__file__))
+    up = os.path.dirname(here)
+    for d in (here, os.path.join(up, "lib"), up):
+        if os.path.isfile(os.path.join(d, "parbake_runner", "__init__.py")):
+            return d
+    raise ImportError("parbake_events: the parbake_runner package is not beside %s" % here)
 
 
-# --- redaction: begin (the same text in parbake-roles and parbake_events.py;
-# tests/fixtures/check_redact.py keeps the two copies identical)
-# A secret shorter than SHORT_SECRET characters is never shown in place: a text that holds any
-# form of it is withheld whole, since a marker where it stood would show where, and so what,
-# the short value is. A line of a multi-line secret that short is not looked for on its own.
-SHORT_SECRET = 8
-SHORT_WITHHELD = "<withheld: it holds a short secret>"
-# a marker already in a text (from an earlier redaction) is kept as it is, never redacted
-# again, so redacting twice changes nothing
-SECRET_MARKER = re.compile(r"<secret ([A-Za-z0-9_.-]{1,128})>")
-# nested escapings looked for: JSON escaping alone up to JSON_LEVELS deep; any mixture of the
-# escapings up to MIXED_LEVELS deep, then JSON-escaped up to MIXED_LEVELS more times; at most
-# MAX_FORMS forms per secret
-JSON_LEVELS = 8
-MIXED_LEVELS = 3
-MAX_FORMS = 8192
-
-
-def _json_escapes(s):
-    return (json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1])
-
-
-def _escapes(s):
-    """s as it shows after one more escaping: JSON (ASCII or not), a Python repr and ascii()
-    (each with its own choice of quotes, and inside single quotes when the text around it has
-    both kinds), inside shell single quotes and inside shell double quotes."""
-    return _json_escapes(s) + (repr(s)[1:-1], ascii(s)[1:-1], repr(s + '"')[1:-2],
-                               ascii(s + '"')[1:-2], s.replace("'", "'\"'\"'"),
-                               re.sub(r'([\\"$`])', r"\\\1", s))
-
-
-def _nested(bases, step, levels, forms):
-    """forms, plus what `step` makes of bases, then of those, up to `levels` deep (a fixed
-    point ends it earlier), bounded by MAX_FORMS."""
-    level, seen = list(bases), set(bases)
-    for _ in range(levels):
-        nxt = []
-        for f in level:
-            for e in step(f):
-                if e not in seen and len(forms) < MAX_FORMS:
-                    seen.add(e)
-                    forms.add(e)
-                    nxt.append(e)
-        if not nxt:
-            break
-        level = nxt
-    return forms
-
-
-def _base64_forms(value):
-    """The characters of value's base64 (standard and URL-safe) that depend on its bytes only,
-    at each of the three alignments it can have inside a longer base64 text."""
-    data = value.encode("utf-8")
-    forms = set()
-    for k in range(3):
-        end = (k + len(data)) * 8 // 6
-        start = -(-k * 8 // 6)
-        for enc in (base64.b64encode, base64.urlsafe_b64encode):
-            part = enc(b"\0" * k + data).decode()[start:end]
-            if len(part) >= SHORT_SECRET:
-                forms.add(part)
-    return forms
-
-
-def _value_forms(value):
-    """Every form of one secret value that redaction looks for."""
-    bases = {value, shlex.quote(value)}
-    lines = value.splitlines()
-    if len(lines) > 1:
-        bases |= {l for line in lines for l in (line, line.strip()) if len(l.strip()) >= SHORT_SECRET}
-    forms = set(bases)
-    _nested(bases, _json_escapes, JSON_LEVELS, forms)
-    mixed = _nested(bases, _escapes, MIXED_LEVELS, set(bases))
-    forms |= mixed
-    _nested(mixed, _json_escapes, MIXED_LEVELS, forms)
-    # URL-encoded: the value, its lines, and those after one escaping
-    for base in {e for b in bases for e in _escapes(b)} | bases:
-        for q in (urllib.parse.quote(base, safe=""), urllib.parse.quote(base),
-                  urllib.parse.quote_plus(base)):
-            forms.add(q)
-    forms |= _base64_forms(value)
-    return {f for f in forms if f.strip()}
-
-
-_FORMS_CACHE = {}
-
-
-def secret_forms(secrets):
-    """{form: name}: each way a secret value can be shown: the value, its lines (a multi-line
-    one), shell-quoted, under nested JSON, repr and shell escapings and mixtures of them,
-    URL-encoded and in base64."""
-    key = tuple(sorted((n, v) for n, v in secrets.items() if isinstance(v, str)))
-    if key not in _FORMS_CACHE:
-        forms = {}
-        for name, value in key:
-            if value.strip():
-                for form in sorted(_value_forms(value)):
-                    forms.setdefault(form, name)
-        _FORMS_CACHE.clear()
-        _FORMS_CACHE[key] = forms
-    return _FORMS_CACHE[key]
-
-
-def redact(text, secrets):
-    """text with every shown form of each secret replaced by <secret NAME>; a text holding a
-    short secret (SHORT_SECRET) is withheld whole. Overlapping matches (of one secret or
-    several, or of a marker already there) are hidden together, so no part of either remains;
-    a marker already in the text stays as it is."""
-    if not isinstance(text, str) or not secrets or text == SHORT_WITHHELD:
-        return text
-    spans = []
-    short = {n for n, v in secrets.items() if isinstance(v, str) and len(v) < SHORT_SECRET}
-    for form, name in secret_forms(secrets).items():
-        i = text.find(form)
-        if i != -1 and name in short:
-            return SHORT_WITHHELD
-        while i != -1:
-            spans.append((i, i + len(form), name))
-            i = text.find(form, i + 1)
-    if not spans:
-        return text
-    spans += [(m.start(), m.end(), m.group(1)) for m in SECRET_MARKER.finditer(text)]
-    spans.sort()
-    out, pos, cur = [], 0, None
-    for start, end, name in spans + [(len(text) + 1, 0, None)]:
-        if cur is not None and start < cur[1]:
-            cur[1] = max(cur[1], end)
-            if name not in cur[2]:
-                cur[2].append(name)
-            continue
-        if cur is not None:
-            out.append(text[pos:cur[0]])
-            out.append("".join("<secret %s>" % n for n in cur[2]))
-            pos = cur[1]
-        cur = [start, end, [name]]
-    out.append(text[pos:])
-    return "".join(out)
-# --- redaction: end
-
-
-def load_secrets(path):
-    """{name: value} from the runner's secrets file; None when it cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            secrets = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return secrets if isinstance(secrets, dict) else None
+if _package_parent() not in sys.path:
+    sys.path.insert(0, _package_parent())
+_write_bytecode = sys.dont_write_bytecode
+sys.dont_write_bytecode = True  # the image's /opt/parbake stays as the bake installed it
+try:
+    from parbake_runner import events
+finally:
+    sys.dont_write_bytecode = _write_bytecode
 
 
 class CallbackModule(CallbackBase):
@@ -195,38 +59,28 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         path = os.environ.get("PARBAKE_EVENTS")
-        self._fh = open(path, "a", buffering=1) if path else None
+        self._fh = open(path, "a", buffering=1) if path else None  # noqa: SIM115
         self._stdout = os.environ.get("PARBAKE_EVENTS_STDOUT") == "1"
         # a second copy of each line, e.g. /dev/console, so a host can follow a launch
         mirror = os.environ.get("PARBAKE_EVENTS_MIRROR")
         try:
-            self._mirror = open(mirror, "a", buffering=1) if mirror else None
+            self._mirror = open(mirror, "a", buffering=1) if mirror else None  # noqa: SIM115
         except OSError:
             self._mirror = None
         secrets = os.environ.get("PARBAKE_SECRETS")
-        self._secrets = load_secrets(secrets) if secrets else {}
-
-    def _clean(self, key, value):
-        """A field's value with the secrets redacted (withheld if they could not be read)."""
-        if key in STRUCTURAL or not isinstance(value, str):
-            return value
-        if self._secrets is None:
-            return WITHHELD
-        return redact(value, self._secrets)
+        self._secrets = events.load_secrets(secrets) if secrets else {}
 
     def _emit(self, **event):
-        event = {k: self._clean(k, v) for k, v in event.items()}
-        event["t"] = round(time.time(), 3)
-        line = json.dumps(event, sort_keys=True)
+        rec = events.record(event, self._secrets)
+        line = events.line(rec)
         if self._fh:
             self._fh.write(line + "\n")
         if self._stdout:
-            self._display.display("PARBAKE-EVENT " + line)
+            self._display.display(events.PREFIX + line)
         if self._mirror:
             # the console copy carries no role output: a failure's message stays in the file
-            shown = json.dumps({k: v for k, v in event.items() if k != "msg"}, sort_keys=True)
             try:
-                self._mirror.write("PARBAKE-EVENT " + shown + "\n")
+                self._mirror.write(events.console_line(rec) + "\n")
             except OSError:
                 pass
 
@@ -262,7 +116,7 @@ class CallbackModule(CallbackBase):
 
     def _short(self, msg):
         """The first 800 characters, cut after redaction so no secret is cut in two."""
-        return self._clean("msg", msg)[:800]
+        return events.short_msg(msg, self._secrets)
 
     def v2_playbook_on_stats(self, stats):
         self._emit(event="end", failures=sum(stats.failures.values()) + sum(stats.dark.values()))
