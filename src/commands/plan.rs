@@ -97,11 +97,30 @@ pub struct PlanJson<'a> {
     #[serde(flatten)]
     pub plan: &'a Plan,
     pub user_data: &'a UserDataSize,
+    /// The Packer template every layer of the plan bakes with.
+    pub template: TemplateUse,
+}
+
+/// A plan's Packer template: its file, and whether parbake's embedded copy or the project's
+/// own file is used (its text is in each layer's hash either way).
+#[derive(Debug, Serialize)]
+pub struct TemplateUse {
+    pub file: &'static str,
+    /// `embedded`, or the project's file that overrides it.
+    pub origin: String,
+}
+
+fn template_use(ctx: &Ctx, target: crate::plan::Target) -> TemplateUse {
+    let file = crate::targets::backend(target).template();
+    TemplateUse {
+        file,
+        origin: ctx.project.templates.origin(file).to_string(),
+    }
 }
 
 /// `plan` as text: the layer table, what is promoted, what runs at launch, the user-data
 /// verdict, the installed roles and the planner's notes.
-pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
+pub fn plan_table(plan: &Plan, ud: &UserDataSize, template: &TemplateUse) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -109,6 +128,11 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize) -> String {
         plan.stack, plan.image, plan.target, plan.parbake_version
     );
     s.push_str(&layer_table(plan));
+    let from = match template.origin.as_str() {
+        "embedded" => "parbake's own, embedded",
+        _ => "the project's own file",
+    };
+    let _ = writeln!(s, "  template: {} ({from})", template.file);
     s.push('\n');
     s.push_str(&promoted_text(plan));
     s.push_str(&launch_text(plan));
@@ -296,8 +320,9 @@ fn run_plan(ctx: &Ctx, stack: &super::StackArgs) -> Result<()> {
         &PlanJson {
             plan: &plan,
             user_data: &size,
+            template: template_use(ctx, stack.target),
         },
-        |p| plan_table(p.plan, p.user_data),
+        |p| plan_table(p.plan, p.user_data, &p.template),
     )?;
     ud?;
     Ok(())

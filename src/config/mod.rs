@@ -222,13 +222,61 @@ pub struct Stack {
     pub checks: Vec<crate::contract::spec::Check>,
 }
 
-/// The Packer templates shipped in `packer/`, read as text.
+/// The Packer templates: parbake's own, embedded, unless the project carries a file of the
+/// same path under `packer/` to override one. Either way the text is in the layer hash.
 #[derive(Debug, Clone)]
 pub struct Templates {
     pub qemu: String,
     pub amazon_ebs: String,
     /// The `required_plugins` block for Packer 1.7+, kept in its own file because 1.6.6 rejects it.
     pub required_plugins: String,
+    /// The project's files that override an embedded template (their paths under the root).
+    pub overridden: Vec<String>,
+}
+
+/// parbake's templates, by their path in a project that overrides them.
+pub const EMBEDDED_TEMPLATES: [(&str, &str); 3] = [
+    (QEMU_TEMPLATE, include_str!("../../packer/qemu.pkr.hcl")),
+    (
+        AMAZON_EBS_TEMPLATE,
+        include_str!("../../packer/amazon-ebs.pkr.hcl"),
+    ),
+    (
+        PLUGINS_TEMPLATE,
+        include_str!("../../packer/plugins/required_plugins.pkr.hcl"),
+    ),
+];
+pub const QEMU_TEMPLATE: &str = "packer/qemu.pkr.hcl";
+pub const AMAZON_EBS_TEMPLATE: &str = "packer/amazon-ebs.pkr.hcl";
+pub const PLUGINS_TEMPLATE: &str = "packer/plugins/required_plugins.pkr.hcl";
+
+impl Templates {
+    /// Each template from the project where it has the file, else embedded.
+    fn load(root: &Path) -> Result<Templates, ConfigError> {
+        let mut overridden = Vec::new();
+        let mut text = |rel: &str| -> Result<String, ConfigError> {
+            if std::fs::symlink_metadata(root.join(rel)).is_err() {
+                let embedded = EMBEDDED_TEMPLATES.iter().find(|(p, _)| *p == rel);
+                return Ok(embedded.map(|(_, t)| t.to_string()).unwrap_or_default());
+            }
+            overridden.push(rel.to_string());
+            read(root, rel)
+        };
+        Ok(Templates {
+            qemu: text(QEMU_TEMPLATE)?,
+            amazon_ebs: text(AMAZON_EBS_TEMPLATE)?,
+            required_plugins: text(PLUGINS_TEMPLATE)?,
+            overridden,
+        })
+    }
+
+    /// Where a template comes from: `embedded`, or the project's file.
+    pub fn origin(&self, rel: &str) -> &str {
+        match self.overridden.iter().find(|o| *o == rel) {
+            Some(o) => o,
+            None => "embedded",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -267,11 +315,7 @@ impl Project {
     /// `crate::vendoring`).
     pub fn load(root: &Path, vendored: Option<VendoredContent>) -> Result<Project, ConfigError> {
         let roles = all_roles(root, vendored.as_ref())?;
-        let templates = Templates {
-            qemu: read(root, "packer/qemu.pkr.hcl")?,
-            amazon_ebs: read(root, "packer/amazon-ebs.pkr.hcl")?,
-            required_plugins: read(root, "packer/plugins/required_plugins.pkr.hcl")?,
-        };
+        let templates = Templates::load(root)?;
         let mut images = BTreeMap::new();
         for (name, file) in yaml_files(root, "images")? {
             check_file_name(&file, &name, "image")?;

@@ -91,6 +91,9 @@ pub struct PruneRequest {
 pub trait Backend: Sync {
     fn target(&self) -> Target;
 
+    /// The Packer template its bakes use, by its path in a project that overrides it.
+    fn template(&self) -> &'static str;
+
     /// Whether the image has a source for this target.
     fn has_source(&self, image: &Image) -> bool;
 

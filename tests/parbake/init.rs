@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::{copy_dir, repo, Test};
+use crate::util::Test;
 
 /// A small repository in the usual layout: roles/, and a site.yml with two plays.
 fn team_repo() -> tempfile::TempDir {
@@ -92,8 +92,7 @@ fn init_from_a_playbook_writes_an_image_and_a_stack_per_play_that_plan() {
             "site.yml:16 `serial`"
         ]
     );
-    // the Packer templates are not in the binary yet (issue 24): the team copies them
-    copy_dir(&repo().join("packer"), &root.join("packer"));
+    // nothing of parbake's repository is copied: the templates and base recipe are embedded
     for stack in ["web", "workers"] {
         for promote in [&[][..], &["--promote", "common"][..]] {
             let mut args = vec!["plan", stack];
@@ -101,9 +100,11 @@ fn init_from_a_playbook_writes_an_image_and_a_stack_per_play_that_plan() {
             Test::new(root)
                 .args(&args)
                 .stdout_contains("runs at launch")
+                .stdout_contains("template: packer/qemu.pkr.hcl (parbake's own, embedded)")
                 .run();
         }
     }
+    assert!(!root.join("packer").exists() && !root.join("scripts").exists());
 }
 
 #[test]
@@ -173,4 +174,23 @@ fn init_reads_a_playbook_only_inside_the_repository() {
         .code(1)
         .stderr_contains("refused to read")
         .run();
+}
+
+#[test]
+fn a_projects_own_template_overrides_the_embedded_one_and_changes_the_hash() {
+    let repo_dir = team_repo();
+    let root = repo_dir.path();
+    Test::new(root)
+        .args(&["init", "--base", "debian-12", "--from", "site.yml"])
+        .run();
+    let hash = |run: &crate::util::Run| run.json()["layers"][0]["hash"].clone();
+    let embedded = Test::new(root).args(&["plan", "web", "--json"]).run();
+    assert_eq!(embedded.json()["template"]["origin"], "embedded");
+    let mut text = parbake::config::EMBEDDED_TEMPLATES[0].1.to_string();
+    text.push_str("\n# the team's own change\n");
+    std::fs::create_dir_all(root.join("packer")).unwrap();
+    write(root, "packer/qemu.pkr.hcl", &text);
+    let own = Test::new(root).args(&["plan", "web", "--json"]).run();
+    assert_eq!(own.json()["template"]["origin"], "packer/qemu.pkr.hcl");
+    assert_ne!(hash(&own), hash(&embedded));
 }

@@ -30,6 +30,10 @@ impl Backend for Ec2Target {
         Target::Aws
     }
 
+    fn template(&self) -> &'static str {
+        crate::config::AMAZON_EBS_TEMPLATE
+    }
+
     fn has_source(&self, image: &Image) -> bool {
         image.def.sources.aws.is_some()
     }

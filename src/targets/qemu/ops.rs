@@ -32,6 +32,10 @@ impl Backend for Local {
         Target::Qemu
     }
 
+    fn template(&self) -> &'static str {
+        crate::config::QEMU_TEMPLATE
+    }
+
     fn has_source(&self, image: &Image) -> bool {
         image.def.sources.qemu.is_some()
     }
