@@ -113,6 +113,9 @@ pub fn run(cli: Cli) -> Result<()> {
         project: crate::project::load(&root)?,
         printer: cli.printer(),
     };
+    for w in &ctx.project.warnings {
+        ctx.printer.warn(w);
+    }
     match cli.command {
         Command::Plan(a) => commands::plan::run(&ctx, a),
         Command::Render(a) => commands::render::run(&ctx, a),

@@ -71,18 +71,22 @@ pub fn run(root: &Path, printer: Printer, args: &InitArgs) -> Result<()> {
     printer.data(&report, text)
 }
 
-/// The roles under roles/ (a directory per role), sorted.
+/// The roles on the project's roles path (`roles/`, then `ansible.cfg`'s `roles_path`), sorted.
 fn known_roles(root: &Path) -> Result<Vec<String>> {
-    let dir = root.join("roles");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut out: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
+    let mut out = Vec::new();
+    for dir in crate::config::ansible_cfg::roles_path(root)?.dirs {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        out.extend(
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().to_str().map(str::to_string)),
+        );
+    }
     out.sort();
+    out.dedup();
     Ok(out)
 }
 

@@ -1,6 +1,7 @@
 //! config: YAML on disk → a checked, typed [`Project`]. All file I/O of the definitions happens
 //! here; the planner and renderers only see the result.
 
+pub mod ansible_cfg;
 pub mod ansible_version;
 pub mod aws_settings;
 pub mod duration;
@@ -86,7 +87,7 @@ pub enum ConfigError {
     /// A file refused by the reading rule (outside its root, not regular, too large).
     #[error(transparent)]
     Read(#[from] crate::fsread::ReadError),
-    #[error("no parbake project in {} or its parents (looked for images/ and roles/)", .start.display())]
+    #[error("no parbake project in {} or its parents (looked for images/ or parbake.yml)", .start.display())]
     NoProject { start: PathBuf },
 }
 
@@ -293,14 +294,17 @@ pub struct Project {
     pub vendored: Option<VendoredContent>,
     /// `project:` in `parbake.yml`: the id that scopes the project's AMIs (`parbake:project`).
     pub id: Option<String>,
+    /// What loading noticed but does not stop for (a `roles_path` entry that does not exist).
+    pub warnings: Vec<String>,
 }
 
 impl Project {
-    /// Finds the project root: `start` or the nearest parent holding `images/` and `roles/`.
+    /// Finds the project root: `start` or the nearest parent holding `images/` (or a
+    /// `parbake.yml`). Its roles are where `ansible.cfg` says, else in `roles/`.
     pub fn discover(start: &Path) -> Result<PathBuf, ConfigError> {
         let mut dir = Some(start);
         while let Some(d) = dir {
-            if d.join("images").is_dir() && d.join("roles").is_dir() {
+            if d.join("images").is_dir() || d.join("parbake.yml").is_file() {
                 return Ok(d.to_path_buf());
             }
             dir = d.parent();
@@ -357,6 +361,7 @@ impl Project {
             group_vars,
             vendored,
             id,
+            warnings: load_warnings(root)?,
         })
     }
 
@@ -377,12 +382,35 @@ impl Project {
     }
 }
 
+/// What loading notices but does not stop for: `roles_path` entries that do not exist, and a
+/// `host_vars/`, which parbake does not read.
+fn load_warnings(root: &Path) -> Result<Vec<String>, ConfigError> {
+    let mut w = ansible_cfg::roles_path(root)?.warnings;
+    if root.join("host_vars").is_dir() {
+        w.push(
+            "host_vars/ is not read: no host is known at bake; put what a group shares in \
+             group_vars/<stack>, and per-instance values in the stack's launch_vars"
+                .into(),
+        );
+    }
+    Ok(w)
+}
+
 /// The project's roles and the vendored ones, under one namespace: a name in both is refused.
 fn all_roles(
     root: &Path,
     vendored: Option<&VendoredContent>,
 ) -> Result<BTreeMap<String, Role>, ConfigError> {
-    let mut roles = roles::load_roles(root)?;
+    let mut roles = BTreeMap::new();
+    for dir in &ansible_cfg::roles_path(root)?.dirs {
+        if !root.join(dir).is_dir() {
+            continue;
+        }
+        // the first role of a name on the path wins, as in Ansible's search
+        for (name, role) in roles::load_roles_in(root, dir, None)? {
+            roles.entry(name).or_insert(role);
+        }
+    }
     let Some(v) = vendored else {
         return Ok(roles);
     };

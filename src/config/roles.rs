@@ -125,11 +125,6 @@ fn ignored(name: &str) -> bool {
 
 pub use super::names::valid_role_name;
 
-/// The roles under `roles/`.
-pub fn load_roles(root: &Path) -> Result<BTreeMap<String, Role>, ConfigError> {
-    load_roles_in(root, "roles", None)
-}
-
 /// The roles in the directory `rel` of the project (`roles`, or `vendor/roles` for vendored
 /// ones), or only those named in `only`.
 pub fn load_roles_in(

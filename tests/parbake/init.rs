@@ -194,3 +194,37 @@ fn a_projects_own_template_overrides_the_embedded_one_and_changes_the_hash() {
     assert_eq!(own.json()["template"]["origin"], "packer/qemu.pkr.hcl");
     assert_ne!(hash(&own), hash(&embedded));
 }
+
+#[test]
+fn roles_where_ansible_cfg_says_are_found_and_a_missing_entry_is_a_warning() {
+    let repo_dir = team_repo();
+    let root = repo_dir.path();
+    std::fs::rename(root.join("roles"), root.join("team-roles")).unwrap();
+    write(
+        root,
+        "ansible.cfg",
+        "[defaults]\n# the team's roles, then Galaxy's\nroles_path = team-roles:galaxy-roles\n",
+    );
+    Test::new(root)
+        .args(&["init", "--base", "debian-12", "--from", "site.yml"])
+        .stdout_contains("stack web: common, nginx, app")
+        .run();
+    std::fs::create_dir_all(root.join("host_vars")).unwrap();
+    Test::new(root)
+        .args(&["plan", "web"])
+        .stdout_contains("runs at launch (3 roles, in order)")
+        .stderr_contains("warning: ansible.cfg:3: roles_path entry `galaxy-roles` does not exist")
+        .stderr_contains("warning: host_vars/ is not read: no host is known at bake")
+        .run();
+    write(
+        root,
+        "ansible.cfg",
+        "[defaults]\nroles_path = /etc/ansible/roles\n",
+    );
+    Test::new(root)
+        .args(&["plan", "web"])
+        .code(1)
+        .stderr_contains("ansible.cfg:2:1: field `roles_path`: roles_path entry `/etc/ansible/roles` leaves the project")
+        .stderr_contains("hint:")
+        .run();
+}
