@@ -63,7 +63,7 @@ fn project(root: Option<&Path>) -> Finding {
         None => Finding::failed(
             "project",
             false,
-            "no project here: no directory with images/ and roles/ from here up",
+            "no project here: no directory with images/ or parbake.yml from here up",
             "cd into your Ansible repository (or pass --project DIR)",
             "every command but doctor",
         ),

@@ -71,7 +71,8 @@ pub fn run(root: &Path, printer: Printer, args: &InitArgs) -> Result<()> {
     printer.data(&report, text)
 }
 
-/// The roles on the project's roles path (`roles/`, then `ansible.cfg`'s `roles_path`), sorted.
+/// The roles on the project's roles path (`roles/`, then `ansible.cfg`'s `roles_path`) and
+/// those `requirements.yml` names, sorted.
 fn known_roles(root: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for dir in crate::config::ansible_cfg::roles_path(root)?.dirs {
@@ -84,6 +85,10 @@ fn known_roles(root: &Path) -> Result<Vec<String>> {
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .filter_map(|e| e.file_name().to_str().map(str::to_string)),
         );
+    }
+    // the roles requirements.yml asks for, which `parbake vendor` installs
+    if let Some(reqs) = crate::vendoring::Requirements::load(root)? {
+        out.extend(reqs.roles.iter().filter_map(|r| r.name.clone()));
     }
     out.sort();
     out.dedup();

@@ -33,6 +33,7 @@ mod shims;
 mod snapshots;
 mod store_disks;
 mod tags;
+mod team_repo;
 mod unsafe_values;
 mod util;
 mod validators;
