@@ -38,7 +38,7 @@ pub fn vendor(
 ) -> Result<Outcome> {
     let Some(reqs) = Requirements::load(root)? else {
         return Err(VendorError::user(format!("there is no {REQUIREMENTS_FILE} in {}", root.display()))
-            .with_hint("list the roles and collections to vendor in requirements.yml, in Ansible's format (`roles:` and `collections:`)"));
+            .with_hint("list the roles and collections to vendor in requirements.yml (or roles/requirements.yml, or collections/requirements.yml), in Ansible's format (`roles:` and `collections:`)"));
     };
     if !force {
         if let Ok(Some(v)) = Vendored::verify(root) {
@@ -57,17 +57,15 @@ pub fn vendor(
         .tempdir()
         .map_err(|e| VendorError::io("create a temp dir", std::env::temp_dir(), e))?;
     super::sources::check_sources(root, &reqs, home.path())?;
-    let run = |what: &str, dir: &str, on_line: &mut dyn FnMut(&str)| {
-        galaxy_install(
-            root,
-            galaxy,
-            home.path(),
-            staging.path(),
-            what,
-            dir,
-            on_line,
-        )
+    let install = GalaxyInstall {
+        root,
+        file: reqs.path(),
+        galaxy,
+        home: home.path(),
+        staging: staging.path(),
     };
+    let run =
+        |what: &str, dir: &str, on_line: &mut dyn FnMut(&str)| install.run(what, dir, on_line);
     if !reqs.roles.is_empty() {
         run("role", "roles", &mut on_line)?;
     }
@@ -88,36 +86,37 @@ pub fn vendor(
     })
 }
 
-/// `ansible-galaxy {role|collection} install -r <root>/requirements.yml -p <staging>/<dir>`,
-/// in the project root (relative paths in requirements.yml are read from there), with its
-/// own ANSIBLE_HOME (no Galaxy token or cache of the user's is read or written).
-fn galaxy_install(
-    root: &Path,
-    galaxy: &Path,
-    home: &Path,
-    staging: &Path,
-    what: &str,
-    dir: &str,
-    on_line: &mut dyn FnMut(&str),
-) -> Result<()> {
-    let cmd = Cmd::new(
-        format!("install the {what}s of {REQUIREMENTS_FILE}"),
-        galaxy,
-    )
-    .args([what, "install", "-r"])
-    .arg(root.join(REQUIREMENTS_FILE))
-    .arg("-p")
-    .arg(staging.join(dir))
-    .env("ANSIBLE_HOME", home)
-    .env("ANSIBLE_NOCOLOR", "1")
-    .env("ANSIBLE_COLLECTIONS_PATH", staging.join("collections"))
-    .cwd(root);
-    let out = cmd.run_streaming(|l| on_line(l))?;
-    // `ansible-galaxy` reports some failures with status 0 and an ERROR! line
-    if !out.success() || out.lines.iter().any(|l| l.starts_with("ERROR!")) {
-        return Err(cmd.failed(&out, None).into());
+/// What every `ansible-galaxy ... install` of one vendor run shares: it runs in the project
+/// root (relative paths in the requirements file are read from there), with its own
+/// ANSIBLE_HOME (no Galaxy token or cache of the user's is read or written).
+struct GalaxyInstall<'a> {
+    root: &'a Path,
+    /// The requirements file, under the root.
+    file: &'a str,
+    galaxy: &'a Path,
+    home: &'a Path,
+    staging: &'a Path,
+}
+
+impl GalaxyInstall<'_> {
+    /// `ansible-galaxy {role|collection} install -r <file> -p <staging>/<dir>`.
+    fn run(&self, what: &str, dir: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+        let cmd = Cmd::new(format!("install the {what}s of {}", self.file), self.galaxy)
+            .args([what, "install", "-r"])
+            .arg(self.root.join(self.file))
+            .arg("-p")
+            .arg(self.staging.join(dir))
+            .env("ANSIBLE_HOME", self.home)
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_COLLECTIONS_PATH", self.staging.join("collections"))
+            .cwd(self.root);
+        let out = cmd.run_streaming(|l| on_line(l))?;
+        // `ansible-galaxy` reports some failures with status 0 and an ERROR! line
+        if !out.success() || out.lines.iter().any(|l| l.starts_with("ERROR!")) {
+            return Err(cmd.failed(&out, None).into());
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `ansible-galaxy` writes the install time into each role's `meta/.galaxy_install_info`;

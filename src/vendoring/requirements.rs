@@ -17,6 +17,29 @@ use crate::config::{ConfigError, Located, SourceFile};
 /// The file name, at the project root.
 pub const REQUIREMENTS_FILE: &str = "requirements.yml";
 
+/// Where Ansible users keep their requirements, in the order parbake looks.
+pub const REQUIREMENTS_FILES: [&str; 3] = [
+    REQUIREMENTS_FILE,
+    "roles/requirements.yml",
+    "collections/requirements.yml",
+];
+
+/// The one requirements file the project has, if any; two or more are an error naming them.
+pub fn find(root: &Path) -> Result<Option<&'static str>, ConfigError> {
+    let found: Vec<&'static str> = REQUIREMENTS_FILES
+        .into_iter()
+        .filter(|f| std::fs::symlink_metadata(root.join(f)).is_ok())
+        .collect();
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        [first, second, ..] => Err(SourceFile::new(*second, "")
+            .error_at(1, 1, None, format!("a second requirements file beside {first}: parbake vendors from one"))
+            .with_hint(format!("merge them into {first} (its `roles:` and `collections:` lists), then run `parbake vendor`"))
+            .into()),
+    }
+}
+
 /// Longest part of a role or collection name (`namespace` or `name`).
 const PART_MAX: usize = 64;
 
@@ -88,9 +111,13 @@ pub struct Requirements {
 }
 
 impl Requirements {
-    /// Reads `<root>/requirements.yml`; None when there is none.
+    /// Reads the project's requirements file (the one of [`REQUIREMENTS_FILES`] it has); None
+    /// when there is none. Several are refused: parbake vendors from one.
     pub fn load(root: &Path) -> Result<Option<Requirements>, ConfigError> {
-        let path = root.join(REQUIREMENTS_FILE);
+        let Some(rel) = find(root)? else {
+            return Ok(None);
+        };
+        let path = root.join(rel);
         let Some(bytes) = crate::fsread::read_optional(root, &path, crate::fsread::CONFIG_LIMIT)?
         else {
             return Ok(None);
@@ -99,9 +126,15 @@ impl Requirements {
             path: path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
-        let mut reqs = Requirements::parse(SourceFile::new(REQUIREMENTS_FILE, text))?;
+        let mut reqs = Requirements::parse(SourceFile::new(rel, text))?;
         reqs.sha256 = sha256_of(&bytes);
         Ok(Some(reqs))
+    }
+
+    /// The file's path under the project root (`requirements.yml`, `roles/requirements.yml` or
+    /// `collections/requirements.yml`).
+    pub fn path(&self) -> &str {
+        &self.file.display
     }
 
     /// Parses and checks the text of a requirements file.

@@ -1,5 +1,5 @@
 //! parbake on a repository it did not write (`tests/fixtures/team-repo`: `ansible.cfg` with a
-//! `roles_path`, a role from a git repository in `requirements.yml`, `group_vars/`, a
+//! `roles_path`, a role from a git repository in `roles/requirements.yml`, `group_vars/`, a
 //! `site.yml` with two plays), with the binary copied outside the source tree and nothing of
 //! parbake's repository in the project: `init --from`, `vendor`, `plan` with and without a
 //! promotion, `render`, `userdata` through `cloud-init schema`, and `validate`.
@@ -50,7 +50,8 @@ fn team() -> Team {
         "---\nroles:\n  - src: git+file://{}\n    version: v1.0.0\n    name: acme.motd\n",
         motd.display()
     );
-    std::fs::write(root.join("requirements.yml"), reqs).unwrap();
+    // where Ansible users keep their roles' requirements
+    std::fs::write(root.join("roles/requirements.yml"), reqs).unwrap();
     Team {
         bin,
         root,
@@ -120,6 +121,15 @@ fn a_team_repository_goes_from_init_to_validate_with_the_installed_binary() {
     renders(&t);
     t.parbake(&["validate"]).stderr_contains(", 0 failed").run();
     assert!(!t.root.join("packer").exists() && !t.root.join("scripts").exists());
+    // a second requirements file is refused, naming both
+    std::fs::write(t.root.join("requirements.yml"), "collections: []\n").unwrap();
+    t.parbake(&["vendor", "--force"])
+        .code(1)
+        .stderr_contains(
+            "roles/requirements.yml:1:1: a second requirements file beside requirements.yml",
+        )
+        .stderr_contains("hint: merge them into requirements.yml")
+        .run();
 }
 
 /// Each stack plans, with and without a promotion; the missing Galaxy roles directory of
@@ -133,7 +143,11 @@ fn plans(t: &Team) {
             "runs at launch (1 roles, in order)",
         ),
         ("workers", None, "runs at launch (1 roles, in order)"),
-        ("workers", Some("acme.motd"), "nothing: the image has every role of the stack baked"),
+        (
+            "workers",
+            Some("acme.motd"),
+            "nothing: the image has every role of the stack baked",
+        ),
     ] {
         let mut args = vec!["plan", stack];
         args.extend(promote.iter().flat_map(|p| ["--promote", p]));
