@@ -77,13 +77,13 @@ def subject_violations():
               file=sys.stderr)
         return
     log = subprocess.run(
-        ["git", "log", "--format=%h %s", f"{SINCE}..HEAD"],
+        ["git", "log", "--format=%H %s", f"{SINCE}..HEAD"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
     for entry in log.stdout.splitlines():
         commit, _, subject = entry.partition(" ")
         if len(subject) > SUBJECT_MAX:
-            yield ("subject", f"commit {commit}", 0,
+            yield ("subject", f"commit:{commit}", 0,
                    f"{len(subject)} characters (at most {SUBJECT_MAX}): {subject}")
 
 
