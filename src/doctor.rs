@@ -92,7 +92,7 @@ impl DoctorReport {
 
     /// The first finding the target cannot run without.
     pub fn first_missing(&self) -> Option<&Finding> {
-        self.findings.iter().find(|f| f.status == Status::Missing)
+        first_missing(&self.findings)
     }
 }
 
@@ -128,6 +128,48 @@ pub fn program_finding(
         Ok(found) => Finding::ok(check, found, needed_by),
         Err(problem) => Finding::failed(check, required, problem, install, needed_by),
     }
+}
+
+/// A program check that does not run the program (what `bake` and `launch` check first): found
+/// on `PATH` or at its path, or missing in the same words as [`program`].
+pub fn present_finding(
+    check: &str,
+    path: &Path,
+    required: bool,
+    install: &str,
+    needed_by: &str,
+) -> Finding {
+    match resolve(path) {
+        Some(p) => Finding::ok(check, p.display().to_string(), needed_by),
+        None => Finding::failed(
+            check,
+            required,
+            format!("{} is not installed (not on PATH)", path.display()),
+            install,
+            needed_by,
+        ),
+    }
+}
+
+/// `path` itself when it names a directory, else the first executable of that name on `PATH`.
+fn resolve(path: &Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runs = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if path.components().count() > 1 {
+        return runs(path).then(|| path.to_path_buf());
+    }
+    let dirs = std::env::var_os("PATH")?;
+    std::env::split_paths(&dirs)
+        .map(|d| d.join(path))
+        .find(|p| runs(p))
+}
+
+/// The first finding in `findings` that the target cannot run without, as the error `doctor`
+/// exits with.
+pub fn first_missing(findings: &[Finding]) -> Option<&Finding> {
+    findings.iter().find(|f| f.status == Status::Missing)
 }
 
 /// Free space on the filesystem that holds `dir` (or its nearest existing parent).
@@ -252,6 +294,18 @@ mod tests {
         assert!(!r.ok);
         assert_eq!(r.first_missing().unwrap().check, "packer");
         assert!(text(&r).contains("MISSING packer"));
+    }
+
+    #[test]
+    fn presence_is_checked_without_running_the_program() {
+        let f = present_finding("sh", Path::new("sh"), true, "-", "bake");
+        assert_eq!(f.status, Status::Ok, "{f:?}");
+        let f = present_finding("x", Path::new("/nonexistent/x"), true, "install x", "bake");
+        assert_eq!(
+            f.problem.as_deref(),
+            Some("/nonexistent/x is not installed (not on PATH)")
+        );
+        assert_eq!(first_missing(&[f]).unwrap().check, "x");
     }
 
     #[test]

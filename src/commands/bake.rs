@@ -11,7 +11,7 @@ use crate::bake::{BakeOptions, BakeReport};
 use crate::error::{Error, Result};
 use crate::plan::{PlanRequest, Target};
 use crate::targets::backend;
-use crate::targets::interface::VerifyRequest;
+use crate::targets::interface::{Preflight, VerifyRequest};
 
 #[derive(Debug, clap::Args)]
 pub struct BakeArgs {
@@ -45,6 +45,9 @@ pub struct BakeArgs {
 }
 
 pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
+    if !args.dry_run {
+        super::doctor::preflight(ctx.root(), args.target, Preflight::Bake)?;
+    }
     if args.all {
         return run_all(ctx, &args);
     }

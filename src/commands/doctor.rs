@@ -10,6 +10,7 @@ use crate::plan::Target;
 use crate::printer::Printer;
 use crate::store::Store;
 use crate::targets::backend;
+use crate::targets::interface::Preflight;
 use crate::tools::Tools;
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +42,18 @@ pub fn report(root: Option<&Path>, target: Target) -> DoctorReport {
     findings.extend(common(&tools, &here));
     findings.extend(backend(target).doctor(&tools, &store.root));
     DoctorReport::new(target, findings)
+}
+
+/// What `bake`, `launch` and `verify` check before they start, in `doctor`'s words: the first
+/// thing the target cannot run without is the error.
+pub fn preflight(root: &Path, target: Target, command: Preflight) -> Result<()> {
+    let tools = Tools::locate(root);
+    let store = Store::for_project(root);
+    let findings = backend(target).preflight(&tools, &store.root, command);
+    match crate::doctor::first_missing(&findings) {
+        Some(f) => Err(missing(target, f)),
+        None => Ok(()),
+    }
 }
 
 /// The error `doctor` (and a command that checks first) exits with: the first missing thing.

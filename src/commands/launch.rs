@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Ctx, StackArgs};
 use crate::error::Result;
 use crate::targets::backend;
-use crate::targets::interface::LaunchRequest;
+use crate::targets::interface::{LaunchRequest, Preflight};
 use crate::targets::launch::ContainerNet;
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +81,8 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
         published: args.published,
         container: args.native.net(),
     };
+    let container = launch.container.is_some();
+    super::doctor::preflight(ctx.root(), req.target, Preflight::Launch { container })?;
     let report = backend(req.target).launch(&ctx.project, &req, &launch, &ctx.printer)?;
     report.print(&ctx.printer)
 }

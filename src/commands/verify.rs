@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{Ctx, StackArgs};
 use crate::error::Result;
 use crate::targets::backend;
-use crate::targets::interface::VerifyRequest;
+use crate::targets::interface::{Preflight, VerifyRequest};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -32,6 +32,8 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         timeout: Duration::from_secs(args.timeout),
         container: args.native.net(),
     };
+    let container = verify.container.is_some();
+    super::doctor::preflight(ctx.root(), req.target, Preflight::Launch { container })?;
     let verified = backend(req.target).verify(&ctx.project, &req, &verify, &ctx.printer)?;
     // the report on stdout for a pipeline, the failure (role or check) as the error
     verified.report.print(&ctx.printer)?;

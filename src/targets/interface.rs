@@ -77,6 +77,16 @@ pub struct Verified {
     pub failed: Option<Error>,
 }
 
+/// The command a preflight is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preflight {
+    Bake,
+    /// A launch or verify; `container` for a native boot (which falls back to a VM).
+    Launch {
+        container: bool,
+    },
+}
+
 /// What `prune` asks for.
 #[derive(Debug, Clone)]
 pub struct PruneRequest {
@@ -227,6 +237,13 @@ pub trait Backend: Sync {
         Vec::new()
     }
 
+    /// What `bake` or `launch` checks before it starts: the findings of `doctor` that the
+    /// command cannot run without, checked without running any program.
+    fn preflight(&self, tools: &Tools, store_root: &Path, command: Preflight) -> Vec<Finding> {
+        let _ = (tools, store_root, command);
+        Vec::new()
+    }
+
     /// Prepares a layer's rendered directory for `packer validate` (what a bake would add).
     fn prepare_validate(&self, layer_dir: &std::path::Path) -> Result<()> {
         let _ = layer_dir;
@@ -234,18 +251,26 @@ pub trait Backend: Sync {
     }
 }
 
+const PACKER_INSTALL: &str =
+    "apt-get install packer (Debian 12 ships 1.6.6), or Packer's own release; or set PARBAKE_PACKER";
+
 /// Packer, which bakes on every target.
 pub fn packer_finding(tools: &Tools) -> Finding {
     match program("packer", &tools.packer, "version") {
         Ok(found) => Finding::ok("packer", found, "bake, validate"),
-        Err(problem) => Finding::failed(
-            "packer",
-            true,
-            problem,
-            "apt-get install packer (Debian 12 ships 1.6.6), or Packer's own release; or set PARBAKE_PACKER",
-            "bake, validate",
-        ),
+        Err(problem) => Finding::failed("packer", true, problem, PACKER_INSTALL, "bake, validate"),
     }
+}
+
+/// Packer, found without running it (what `bake` checks first).
+pub fn packer_present(tools: &Tools) -> Finding {
+    crate::doctor::present_finding(
+        "packer",
+        &tools.packer,
+        true,
+        PACKER_INSTALL,
+        "bake, validate",
+    )
 }
 
 /// Packer's builder plugin: built into 1.6, installed by `packer init` (at bake) from 1.7 on.

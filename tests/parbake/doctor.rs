@@ -106,3 +106,26 @@ fn doctor_runs_outside_a_project_and_never_prints_a_credential() {
         );
     }
 }
+
+#[test]
+fn bake_checks_first_and_fails_early_in_doctors_words() {
+    let f = Fixture::example();
+    let store = tempfile::tempdir().unwrap();
+    let missing = Path::new("/nonexistent/packer");
+    let doctor_says = doctor(f.root(), missing, &["--target", "qemu"], &[]);
+    let bake = Command::new(env!("CARGO_BIN_EXE_parbake"))
+        .args(["bake", "web"])
+        .current_dir(f.root())
+        .env("PARBAKE_PACKER", missing)
+        .env("PARBAKE_STORE", store.path().join("store"))
+        .output()
+        .unwrap();
+    assert_eq!(bake.status.code(), Some(1));
+    let words = "error: --target qemu cannot run: packer (/nonexistent/packer is not installed (not on PATH))";
+    for out in [&doctor_says, &bake] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words), "{err}");
+    }
+    // nothing was started: no store, no base disk build
+    assert!(!store.path().join("store").exists());
+}

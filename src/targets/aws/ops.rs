@@ -12,7 +12,8 @@ use crate::plan::{Plan, PlanRequest, Target};
 use crate::printer::Printer;
 use crate::progress::Progress;
 use crate::targets::interface::{
-    refuse_flag, shown, Backend, LaunchRequest, PruneRequest, Report, Verified, VerifyRequest,
+    refuse_flag, shown, Backend, LaunchRequest, Preflight, PruneRequest, Report, Verified,
+    VerifyRequest,
 };
 
 use super::bake::AwsBaker;
@@ -59,6 +60,21 @@ impl Backend for Ec2Target {
 
     fn doctor(&self, tools: &crate::tools::Tools, store_root: &std::path::Path) -> Vec<Finding> {
         super::doctor::checks(tools, store_root)
+    }
+
+    fn preflight(
+        &self,
+        tools: &crate::tools::Tools,
+        store_root: &std::path::Path,
+        command: Preflight,
+    ) -> Vec<Finding> {
+        match command {
+            Preflight::Bake => vec![crate::targets::interface::packer_present(tools)],
+            Preflight::Launch { .. } => {
+                let _ = store_root;
+                Vec::new()
+            }
+        }
     }
 
     fn bake(&self, project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {

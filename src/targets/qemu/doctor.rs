@@ -3,12 +3,61 @@
 
 use std::path::Path;
 
-use crate::doctor::{free_disk, program_finding, Finding};
+use crate::doctor::{free_disk, present_finding, program_finding, Finding};
 use crate::process::Cmd;
+use crate::targets::interface::Preflight;
 use crate::tools::Tools;
 
 const BAKE: &str = "bake";
 const LAUNCH: &str = "bake, launch, verify";
+const QEMU_INSTALL: &str = "apt-get install qemu-system-x86 (make setup installs it)";
+const QEMU_IMG_INSTALL: &str = "apt-get install qemu-utils";
+const NSPAWN_INSTALL: &str = "apt-get install systemd-container (make setup installs it)";
+/// What a bake needs free in the store: layer disks, and a base disk when it builds one.
+const BAKE_GIB: u64 = 5;
+
+/// What `bake` and `launch` check first, without running anything: the programs a bake or a
+/// VM needs (a native boot needs systemd-nspawn, or falls back to a VM), and room to bake.
+pub fn preflight(tools: &Tools, store_root: &Path, command: Preflight) -> Vec<Finding> {
+    let vm = || {
+        vec![
+            present_finding(
+                "qemu",
+                Path::new("qemu-system-x86_64"),
+                true,
+                QEMU_INSTALL,
+                LAUNCH,
+            ),
+            present_finding(
+                "qemu-img",
+                Path::new("qemu-img"),
+                true,
+                QEMU_IMG_INSTALL,
+                LAUNCH,
+            ),
+        ]
+    };
+    match command {
+        Preflight::Bake => {
+            let mut out = vec![crate::targets::interface::packer_present(tools)];
+            out.extend(vm());
+            out.push(free_disk(
+                store_root,
+                BAKE_GIB,
+                "bake (layer disks in the store)",
+            ));
+            out
+        }
+        Preflight::Launch { container: true }
+            if present_finding("systemd-nspawn", Path::new("systemd-nspawn"), true, "", "")
+                .found
+                .is_some() =>
+        {
+            Vec::new()
+        }
+        Preflight::Launch { .. } => vm(),
+    }
+}
 
 /// Every check of the local target.
 pub fn checks(tools: &Tools, store_root: &Path) -> Vec<Finding> {
@@ -20,7 +69,7 @@ pub fn checks(tools: &Tools, store_root: &Path) -> Vec<Finding> {
             Path::new("qemu-system-x86_64"),
             "--version",
             true,
-            "apt-get install qemu-system-x86 (make setup installs it)",
+            QEMU_INSTALL,
             LAUNCH,
         ),
         program_finding(
@@ -28,7 +77,7 @@ pub fn checks(tools: &Tools, store_root: &Path) -> Vec<Finding> {
             Path::new("qemu-img"),
             "--version",
             true,
-            "apt-get install qemu-utils",
+            QEMU_IMG_INSTALL,
             LAUNCH,
         ),
         accelerator(),
@@ -39,10 +88,14 @@ pub fn checks(tools: &Tools, store_root: &Path) -> Vec<Finding> {
         Path::new("systemd-nspawn"),
         "--version",
         false,
-        "apt-get install systemd-container (make setup installs it)",
+        NSPAWN_INSTALL,
         "launch --container, verify --container",
     ));
-    out.push(free_disk(store_root, 10, "bake (layer disks in the store)"));
+    out.push(free_disk(
+        store_root,
+        BAKE_GIB,
+        "bake (layer disks in the store)",
+    ));
     out
 }
 

@@ -13,8 +13,8 @@ use crate::printer::Printer;
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::targets::interface::{
-    refuse_flag, shown, unsupported, Backend, LaunchRequest, PruneRequest, Report, Verified,
-    VerifyRequest,
+    refuse_flag, shown, unsupported, Backend, LaunchRequest, Preflight, PruneRequest, Report,
+    Verified, VerifyRequest,
 };
 use crate::targets::launch::{launch_summary, LaunchOptions};
 
@@ -74,6 +74,15 @@ impl Backend for Local {
 
     fn doctor(&self, tools: &crate::tools::Tools, store_root: &std::path::Path) -> Vec<Finding> {
         super::doctor::checks(tools, store_root)
+    }
+
+    fn preflight(
+        &self,
+        tools: &crate::tools::Tools,
+        store_root: &std::path::Path,
+        command: Preflight,
+    ) -> Vec<Finding> {
+        super::doctor::preflight(tools, store_root, command)
     }
 
     fn bake(&self, project: &Project, req: &PlanRequest, opts: &BakeOptions) -> Result<BakeReport> {
