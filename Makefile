@@ -8,7 +8,7 @@ export PARBAKE_ANSIBLE_PLAYBOOK ?= $(CURDIR)/.venv/bin/ansible-playbook
 export PARBAKE_ANSIBLE_GALAXY ?= $(CURDIR)/.venv/bin/ansible-galaxy
 export PARBAKE_CLOUD_INIT ?= $(CURDIR)/.tools/bin/cloud-init
 
-.PHONY: help setup build test test-fast test-python test-roles e2e bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint lint-python fmt ci
+.PHONY: help setup build test test-fast test-python test-roles e2e e2e-debian13 bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint lint-python fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-fast   cargo tests only (no chroot role run)"
 	@echo "make test-python the on-image runner's unit tests (pytest, seconds)"
 	@echo "make e2e         real bakes in VMs, one VM launch, the launch mechanics natively (nspawn)"
+	@echo "make e2e-debian13  Debian 13: build its base disk, bake the web base layer (VM), launch it natively"
 	@echo "make bench       boot-to-ready natively (systemd-nspawn), then on the local VM with bake times (slow)"
 	@echo "make bench-native  only the native boot-to-ready table (minutes; bakes what is missing)"
 	@echo "make bench-vendor  plan time with large vendored collections, cold and warm"
@@ -56,6 +57,12 @@ test-roles: setup build
 e2e: setup
 	bash scripts/base-image.sh >/dev/null
 	PARBAKE_E2E=1 cargo test --test parbake e2e -- --nocapture
+
+# Debian 13 beside Debian 12 (not part of `make e2e`): its base disk, the example web stack's
+# base layer baked on it by Packer (qemu), then launched natively with its checks (root).
+e2e-debian13: setup
+	bash scripts/base-image.sh --base debian-13 >/dev/null
+	PARBAKE_E2E_DEBIAN13=1 cargo test --test parbake debian13 -- --nocapture
 
 # Boot-to-ready and bake times with ratios, medians of BENCH_RUNS (default 3). Not a test.
 bench: setup build

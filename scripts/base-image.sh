@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds a bootable Debian 12 (bookworm) qcow2 from Debian's packages, the local stand-in for a
-# cloud base image, and caches it under ${PARBAKE_CACHE:-/var/cache/parbake}/base/<recipe-hash>/:
+# Builds a bootable Debian 12 (bookworm) or Debian 13 (trixie) qcow2 from Debian's packages, the
+# local stand-in for a cloud base image (`parbake:debian-12`, `parbake:debian-13`), and caches it
+# under ${PARBAKE_CACHE:-/var/cache/parbake}/base/<recipe-hash>/:
 #   disk.qcow2   ext4 root filesystem on the whole disk (/dev/vda, no partition table)
 #   vmlinuz      kernel for direct kernel boot (-kernel)
 #   initrd.img   initramfs with virtio_pci virtio_blk virtio_net ext4 (-initrd)
@@ -8,11 +9,14 @@
 # Boot with: -kernel vmlinuz -initrd initrd.img -append "root=/dev/vda rw console=ttyS0 net.ifnames=0"
 # (the NIC is named eth0 even without net.ifnames=0: 99-default.link is masked in the image).
 #
-# usage: scripts/base-image.sh [--print-path]
+# usage: scripts/base-image.sh [--base debian-12|debian-13] [--print-path]
 #   (no args)     build unless cached; print the image directory on stdout (logs go to stderr)
+#   --base NAME   which Debian (default debian-12)
 #   --print-path  print the directory that would be used; exit 1 if it is not built yet
 # The recipe hash is the sha256 of the recipe section below (between the two marker lines), so
-# any edit of the package list, suites or hooks yields a new directory and a rebuild.
+# any edit of the package list, suites or hooks yields a new directory and a rebuild. Debian 13's
+# recipe is that section plus the debian-13 section after it (its overrides), so its hash changes
+# with either and Debian 12's hash never depends on Debian 13's section.
 # Needs root (mmdebstrap --mode=root, mkfs.ext4 -d keeps ownership), mmdebstrap, e2fsprogs,
 # qemu-utils, python3. Env: PARBAKE_CACHE, PARBAKE_DEBIAN_MIRROR, PARBAKE_DEBIAN_SECURITY_MIRROR
 # (mirrors are not part of the hash).
@@ -21,6 +25,23 @@ set -euo pipefail
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 say() { printf 'base-image: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+BASE=debian-12
+print_only=false
+hook=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --base) [ $# -ge 2 ] || die "--base needs a value (debian-12 or debian-13)"; BASE=$2; shift 2 ;;
+    --print-path) print_only=true; shift ;;
+    --hook) [ $# -ge 3 ] || die "--hook needs a name and a root"; hook=("$2" "$3"); shift 3 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $1 (usage: base-image.sh [--base debian-12|debian-13] [--print-path])" ;;
+  esac
+done
+case "$BASE" in
+  debian-12|debian-13) ;;
+  *) die "unknown base: $BASE (known: debian-12, debian-13)" ;;
+esac
 
 # ---- parbake recipe begin ----
 SUITE=bookworm
@@ -88,27 +109,30 @@ EOF
   rm -rf "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
 }
 # ---- parbake recipe end ----
+# ---- parbake recipe debian-13 begin ----
+# Debian 13 (trixie): the recipe above (hooks included) with these overrides. isc-dhcp-client is
+# deprecated upstream but still in trixie, and ifupdown's dhcp method still drives it.
+if [ "$BASE" = debian-13 ]; then
+  SUITE=trixie
+  SUITES="trixie trixie-updates trixie-security"
+fi
+# ---- parbake recipe debian-13 end ----
 
 LOCAL_CA_DIR=${PARBAKE_LOCAL_CA_DIR:-/usr/local/share/ca-certificates}
 # The recipe: the section above plus the local CAs copied into the image.
 recipe_text() {
   sed -n '/^# ---- parbake recipe begin ----$/,/^# ---- parbake recipe end ----$/p' "$SELF"
+  if [ "$BASE" != debian-12 ]; then
+    sed -n "/^# ---- parbake recipe $BASE begin ----\$/,/^# ---- parbake recipe $BASE end ----\$/p" "$SELF"
+  fi
   if compgen -G "$LOCAL_CA_DIR/*.crt" >/dev/null; then cat "$LOCAL_CA_DIR"/*.crt; fi
 }
 
 # internal: mmdebstrap runs the hooks through this script
-if [ "${1:-}" = "--hook" ]; then
-  "hook_$2" "$3"
+if [ ${#hook[@]} -gt 0 ]; then
+  "hook_${hook[0]}" "${hook[1]}"
   exit 0
 fi
-
-print_only=false
-case "${1:-}" in
-  "") ;;
-  --print-path) print_only=true ;;
-  -h|--help) sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) die "unknown argument: $1 (usage: base-image.sh [--print-path])" ;;
-esac
 
 CACHE=${PARBAKE_CACHE:-/var/cache/parbake}
 HASH=$(recipe_text | sha256sum | cut -d' ' -f1)
@@ -152,7 +176,7 @@ trap 'exit 143' TERM
 trap 'say "failed (line $LINENO)"' ERR
 
 start=$(date +%s)
-say "building $DIR (about 1-2 min)"
+say "building $BASE in $DIR (about 1-3 min)"
 sources=()
 for s in $SUITES; do
   case "$s" in
@@ -162,8 +186,8 @@ for s in $SUITES; do
 done
 mmdebstrap --variant="$VARIANT" --mode=root --quiet \
   --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-  --essential-hook="\"$SELF\" --hook essential \"\$1\"" \
-  --customize-hook="\"$SELF\" --hook customize \"\$1\"" \
+  --essential-hook="\"$SELF\" --base $BASE --hook essential \"\$1\"" \
+  --customize-hook="\"$SELF\" --base $BASE --hook customize \"\$1\"" \
   "$SUITE" "$TMP/rootfs" "${sources[@]}" >&2
 t_debootstrap=$(( $(date +%s) - start ))
 
@@ -180,12 +204,12 @@ qemu-img convert -O qcow2 "$TMP/disk.raw" "$TMP/disk.qcow2"
 rm -f "$TMP/disk.raw"
 secs=$(( $(date +%s) - start ))
 
-python3 - "$TMP/recipe.json" "$HASH" "$SUITES" "$kver" "$secs" "$t_debootstrap" "$DISK_SIZE" \
+python3 - "$TMP/recipe.json" "$BASE" "$HASH" "$SUITES" "$kver" "$secs" "$t_debootstrap" "$DISK_SIZE" \
   "$INITRAMFS_MODULES" "$MIRROR" "$SEC_MIRROR" "${PACKAGES[@]}" <<'EOF'
 import json, sys, datetime
-out, h, suites, kver, secs, tdb, size, mods, mirror, sec, *pkgs = sys.argv[1:]
+out, base, h, suites, kver, secs, tdb, size, mods, mirror, sec, *pkgs = sys.argv[1:]
 json.dump({
-    "hash": h, "suites": suites.split(), "variant": "apt", "packages": pkgs,
+    "base": base, "hash": h, "suites": suites.split(), "variant": "apt", "packages": pkgs,
     "kernel": kver, "initramfs_modules": mods.split(), "disk_size": size,
     "mirrors": [mirror, sec],
     "built_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

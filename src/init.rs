@@ -51,7 +51,11 @@ impl Base {
                 disk_image: "parbake:debian-12",
                 ssh_user: "debian",
             }),
-            Base::Debian13 | Base::Ubuntu2404 => None,
+            Base::Debian13 => Some(QemuOut {
+                disk_image: "parbake:debian-13",
+                ssh_user: "debian",
+            }),
+            Base::Ubuntu2404 => None,
         }
     }
 
@@ -172,7 +176,7 @@ pub fn image_file(base: Base, region: &str, roles: &[String]) -> File {
     );
     if base.qemu().is_none() {
         text.push_str(
-            "# This base is on AWS only: the local target builds Debian 12 (issue 25 adds Debian 13).\n",
+            "# This base is on AWS only: the local target builds `parbake:debian-12` and `parbake:debian-13`.\n",
         );
     }
     text.push_str(&serde_yaml::to_string(&image).unwrap_or_default());
@@ -578,5 +582,17 @@ mod tests {
         assert_eq!(st.path, "images/stacks/web.yml");
         let u = image_file(Base::Ubuntu2404, "us-east-1", &[]);
         assert!(u.text.contains("AWS only") && u.text.contains("none found"));
+        let d13 = image_file(Base::Debian13, "eu-west-1", &[]);
+        let def: crate::config::model::ImageFile = serde_yaml::from_str(&d13.text).unwrap();
+        let q = def.sources.qemu.expect("Debian 13 has a local source");
+        assert_eq!(
+            (q.disk_image.as_str(), q.ssh_user.as_str()),
+            ("parbake:debian-13", "debian")
+        );
+        assert_eq!(
+            def.sources.aws.unwrap().source_ami.name,
+            "debian-13-amd64-*"
+        );
+        assert!(!d13.text.contains("AWS only"), "{}", d13.text);
     }
 }

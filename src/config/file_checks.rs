@@ -361,6 +361,19 @@ fn not_a(file: &SourceFile, field: &str, value: &str, what: &str, hint: &str) ->
         .into()
 }
 
+/// The base disks parbake builds itself (`disk_image: parbake:<name>`; scripts/base-image.sh
+/// `--base <name>`).
+pub const PARBAKE_BASES: &[&str] = &["debian-12", "debian-13"];
+
+/// The known `parbake:` labels, for messages: `parbake:debian-12`, `parbake:debian-13`.
+pub fn parbake_base_labels() -> String {
+    PARBAKE_BASES
+        .iter()
+        .map(|b| format!("`parbake:{b}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn check_qemu_source(file: &SourceFile, q: &QemuSource) -> Result<(), ConfigError> {
     let bad =
         |field: &str, value: &str, what: &str, hint: &str| not_a(file, field, value, what, hint);
@@ -379,6 +392,19 @@ fn check_qemu_source(file: &SourceFile, q: &QemuSource) -> Result<(), ConfigErro
             "a disk image",
             "write `parbake:debian-12`, a path, or an http(s) URL, on one line",
         ));
+    }
+    if let Some(name) = q.disk_image.strip_prefix("parbake:") {
+        if !PARBAKE_BASES.contains(&name) {
+            return Err(bad(
+                "sources.qemu.disk_image",
+                &q.disk_image,
+                "a base disk parbake builds",
+                &format!(
+                    "parbake builds {}; or give a path to a qcow2 with vmlinuz and initrd.img beside it",
+                    parbake_base_labels()
+                ),
+            ));
+        }
     }
     if !names::one_line(&q.kernel_append) {
         return Err(bad(

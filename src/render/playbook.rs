@@ -298,8 +298,15 @@ fn bake_playbook(plan: &Plan, layer: &Layer) -> String {
             ],
         }],
     }));
+    for play in &mut plays {
+        play["vars"] = json!({ "ansible_python_interpreter": PYTHON });
+    }
     header + &serde_yaml::to_string(&name_first(Value::Array(plays))).expect("playbook serializes")
 }
+
+/// The image's Python, named in every play rather than discovered (discovery warns about
+/// `/usr/bin/python3.13` on Debian 13); the bake's vars files still win over play vars.
+const PYTHON: &str = "/usr/bin/python3";
 
 /// The same value for YAML, with `name:` first in every mapping (the rest stay sorted), as
 /// Ansible playbooks are read.

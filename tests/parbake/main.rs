@@ -7,6 +7,7 @@ mod bake_script;
 mod budget;
 mod cli;
 mod contract;
+mod debian13;
 mod doctor;
 mod e2e;
 mod errors;

@@ -39,6 +39,7 @@ def test_the_play_gathers_the_facts_the_spec_names(facts, gather, subset):
     assert play["gather_facts"] is gather
     assert play.get("gather_subset") == subset
     assert play["roles"] == ["a"] and play["vars_files"] == ["/run/vars.json"]
+    assert play["vars"] == {"ansible_python_interpreter": "/usr/bin/python3"}
 
 
 def role(root, name, tasks=("main.yml", "extra.yml"), extra=("defaults", "handlers")):

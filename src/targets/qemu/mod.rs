@@ -52,11 +52,12 @@ fn base_image_script() -> Result<tempfile::TempPath> {
 /// The identity of the base disk without building anything (None if it is not built yet).
 pub fn peek_identity(image: &Image) -> Option<String> {
     let q = image.def.sources.qemu.as_ref()?;
-    if q.disk_image.starts_with(PARBAKE_PREFIX) {
+    if let Some(name) = q.disk_image.strip_prefix(PARBAKE_PREFIX) {
+        known_base(name).ok()?;
         let script = base_image_script().ok()?;
         let out = Cmd::new("find the cached base image", "bash")
             .arg(&script)
-            .arg("--print-path")
+            .args(["--base", name, "--print-path"])
             .run_checked()
             .ok()?;
         let dir = PathBuf::from(out.lines.last()?.trim());
@@ -64,6 +65,20 @@ pub fn peek_identity(image: &Image) -> Option<String> {
     } else {
         Some(crate::plan::source_identity::qemu(q))
     }
+}
+
+/// A base disk parbake builds (config load refuses other `parbake:` labels; this guards the
+/// script's argument all the same).
+fn known_base(name: &str) -> Result<()> {
+    if crate::config::file_checks::PARBAKE_BASES.contains(&name) {
+        return Ok(());
+    }
+    Err(
+        Error::user(format!("unknown parbake base image `parbake:{name}`")).with_hint(format!(
+            "parbake builds {}; or give a path to a qcow2 with vmlinuz and initrd.img beside it",
+            crate::config::file_checks::parbake_base_labels()
+        )),
+    )
 }
 
 fn identity_of_dir(spec: &str, dir: &Path) -> String {
@@ -86,12 +101,11 @@ pub fn base_disk(
             .with_hint(format!("add `sources.qemu` to {}", image.file.display))
     })?;
     if let Some(name) = q.disk_image.strip_prefix(PARBAKE_PREFIX) {
-        if name != "debian-12" {
-            return Err(Error::user(format!("unknown parbake base image `{}`", q.disk_image))
-                .with_hint("parbake builds `parbake:debian-12`; or give a path to a qcow2 with vmlinuz and initrd.img beside it"));
-        }
+        known_base(name)?;
         let script = base_image_script()?;
-        let cmd = Cmd::new("build the Debian 12 base disk image", "bash").arg(&script);
+        let cmd = Cmd::new(format!("build the {name} base disk image"), "bash")
+            .arg(&script)
+            .args(["--base", name]);
         let out = cmd.run_streaming(&mut on_line)?;
         if !out.success() {
             return Err(cmd.failed(&out, None).into());

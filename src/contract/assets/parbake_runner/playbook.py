@@ -69,6 +69,9 @@ def launch_play(spec, vars_path, todo):
         "hosts": "localhost",
         "connection": "local",
         "gather_facts": spec.get("facts") != [],
+        # named, not discovered (discovery warns about /usr/bin/python3.13 on Debian 13); the
+        # stack's own vars files still win over play vars
+        "vars": {"ansible_python_interpreter": "/usr/bin/python3"},
         "vars_files": [vars_path],
         "roles": todo,
     }
