@@ -8,7 +8,7 @@ export PARBAKE_ANSIBLE_PLAYBOOK ?= $(CURDIR)/.venv/bin/ansible-playbook
 export PARBAKE_ANSIBLE_GALAXY ?= $(CURDIR)/.venv/bin/ansible-galaxy
 export PARBAKE_CLOUD_INIT ?= $(CURDIR)/.tools/bin/cloud-init
 
-.PHONY: help setup build test test-fast test-python test-roles e2e e2e-debian13 bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint lint-python fmt ci
+.PHONY: help setup build test test-fast test-python test-roles test-runner test-runner-matrix e2e e2e-debian13 bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint lint-python fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
@@ -16,6 +16,7 @@ help:
 	@echo "make setup       install packer, ansible-core (.venv), cloud-init (.tools), qemu, mmdebstrap"
 	@echo "make test-fast   cargo tests only (no chroot role run)"
 	@echo "make test-python the on-image runner's unit tests (pytest, seconds)"
+	@echo "make test-runner-matrix  the runner tier on every ansible-core (2.14 2.17 2.19 2.20 2.21), timed"
 	@echo "make e2e         real bakes in VMs, one VM launch, the launch mechanics natively (nspawn)"
 	@echo "make e2e-debian13  Debian 13: build its base disk, bake the web base layer (VM), launch it natively"
 	@echo "make bench       boot-to-ready natively (systemd-nspawn), then on the local VM with bake times (slow)"
@@ -39,10 +40,33 @@ build:
 # change nothing). The VM tier is `make e2e`.
 test: setup test-python
 	cargo test
+	$(if $(RUNNER_NEWEST),$(MAKE) --no-print-directory test-runner RUNNER_ANSIBLE=$(RUNNER_NEWEST))
 	bash scripts/chroot-roles.sh all
 
 test-fast:
 	cargo test
+
+# The runner tier: the tests that run the on-image runner (parbake-roles) with a real
+# ansible-core, on the one RUNNER_ANSIBLE names (PARBAKE_TEST_ANSIBLE: a minor of the matrix
+# `make setup` installs, or a directory holding ansible-playbook). `cargo test` runs it on the
+# pinned 2.14; `make test` adds the newest (about 2 min; `make test RUNNER_NEWEST=` skips it);
+# `make test-runner-matrix` runs every version, timed.
+RUNNER_TIER := runner:: runner_checks:: shims:: offline:: unsafe_values::
+RUNNER_MATRIX := 2.14 2.17 2.19 2.20 2.21
+RUNNER_NEWEST := 2.21
+RUNNER_ANSIBLE ?= 2.14
+test-runner:
+	PARBAKE_TEST_ANSIBLE=$(RUNNER_ANSIBLE) cargo test -q --test parbake -- $(RUNNER_TIER)
+
+test-runner-matrix: setup
+	cargo test --test parbake --no-run -q
+	@for v in $(RUNNER_MATRIX); do \
+	  start=$$(date +%s); \
+	  if PARBAKE_TEST_ANSIBLE=$$v cargo test -q --test parbake -- $(RUNNER_TIER) > target/runner-matrix-$$v.log 2>&1; then r=ok; else r=FAILED; fi; \
+	  printf 'runner tier on ansible-core %s: %s, %s, %ds (target/runner-matrix-%s.log)\n' $$v $$r \
+	    "$$(grep -o '[0-9]* passed; [0-9]* failed' target/runner-matrix-$$v.log | tail -1)" $$(( $$(date +%s) - start )) $$v; \
+	  [ $$r = ok ] || fail=1; \
+	done; exit $${fail:-0}
 
 # The on-image runner's pure parts (tests/python: spec, redaction, events, status, resume),
 # with the pinned pytest in .venv; nothing is compiled into the repository.

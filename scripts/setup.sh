@@ -6,7 +6,8 @@
 #   - cloud-init from Debian, unpacked with dpkg -x into .tools/cloud-init (no boot services on the host)
 #   - Debian's ansible collections, unpacked with dpkg -x into .tools/ansible-collections (test fixtures)
 #   - a pinned ansible-core (and later moto, ruff and pytest) in the project-local .venv
-#   - the newest ansible-core Python 3.11 runs (2.19.x) in .tools/ansible-core-newest, for the runner tier
+#   - the runner tier's ansible-core matrix in .tools/ansible-core/<minor> (2.17, 2.19; 2.20 and 2.21
+#     in a Debian 13 root, .tools/debian-13-root, for its Python 3.13)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -102,18 +103,66 @@ if [ "$(cat "$VENV/.parbake-pins" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$VENV/.parbake-pins"
 fi
 
-# The newest ansible-core Debian 12's Python 3.11 runs, in its own venv: the runner tier
-# runs the unsafe-value tests on it as well as on the pinned .venv (2.19 changed how vars
-# files are read). 2.20 and later need Python 3.12.
-ANSIBLE_NEWEST=2.19.14
-NEWEST_VENV=$TOOLS/ansible-core-newest
-if [ "$(cat "$NEWEST_VENV/.parbake-pins" 2>/dev/null)" != "ansible-core==$ANSIBLE_NEWEST" ]; then
-  say "installing ansible-core==$ANSIBLE_NEWEST into .tools/ansible-core-newest"
-  rm -rf "$NEWEST_VENV"
-  /usr/bin/python3 -m venv "$NEWEST_VENV"
-  "$NEWEST_VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_NEWEST"
-  echo "ansible-core==$ANSIBLE_NEWEST" > "$NEWEST_VENV/.parbake-pins"
+# The runner tier's ansible-core matrix (`make test-runner-matrix`, docs/testing.md): one venv
+# per ansible-core under .tools/ansible-core/<minor>; 2.14 is the pinned .venv above. Debian 12's
+# Python 3.11 runs up to 2.19; 2.20 and 2.21 need Python >= 3.12, so their venvs live in a
+# Debian 13 root (python3.13 from Debian's archive, by mmdebstrap) in .tools/debian-13-root, and
+# .tools/ansible-core/<minor>/bin/ansible-playbook is a wrapper that runs it there
+# (scripts/ansible-in-root.sh). Wheels are fetched by the host's pip, for the root's Python.
+ANSIBLE_MATRIX_HOST=(2.17.14 2.19.14)   # latest patch releases; Python 3.11
+ANSIBLE_MATRIX_ROOT=(2.20.10 2.21.5)    # latest patch releases; Python 3.13 (Debian 13)
+MATRIX=$TOOLS/ansible-core
+ROOT13=$TOOLS/debian-13-root
+# python3-packaging: ansible.builtin.pip needs it from 2.21 on (Debian 13's ansible-core depends on it)
+ROOT13_PKGS=python3,python3-venv,python3-packaging,ca-certificates
+ROOT13_RECIPE="trixie $ROOT13_PKGS 2"   # bump the last field to rebuild
+mkdir -p "$MATRIX"
+rm -rf "$TOOLS/ansible-core-newest"   # the 2.19 venv before the matrix: now .tools/ansible-core/2.19
+for v in "${ANSIBLE_MATRIX_HOST[@]}"; do
+  dir=$MATRIX/${v%.*}
+  if [ "$(cat "$dir/.parbake-pins" 2>/dev/null)" != "ansible-core==$v" ]; then
+    say "installing ansible-core==$v into .tools/ansible-core/${v%.*}"
+    rm -rf "$dir"
+    /usr/bin/python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "ansible-core==$v"
+    echo "ansible-core==$v" > "$dir/.parbake-pins"
+  fi
+done
+if [ "$(cat "$ROOT13/.parbake-recipe" 2>/dev/null)" != "$ROOT13_RECIPE" ]; then
+  say "bootstrapping a Debian 13 root (python3.13) into .tools/debian-13-root"
+  rm -rf "$ROOT13" "$ROOT13.tmp"
+  for v in "${ANSIBLE_MATRIX_ROOT[@]}"; do rm -rf "${MATRIX:?}/${v%.*}"; done   # their venvs were in it
+  mmdebstrap --quiet --variant=apt --include="$ROOT13_PKGS" trixie "$ROOT13.tmp" \
+    "${PARBAKE_MIRROR:-http://deb.debian.org/debian}"
+  mv "$ROOT13.tmp" "$ROOT13"
+  echo "$ROOT13_RECIPE" > "$ROOT13/.parbake-recipe"
 fi
+root_py=$(chroot "$ROOT13" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+for v in "${ANSIBLE_MATRIX_ROOT[@]}"; do
+  minor=${v%.*}
+  dir=$MATRIX/$minor
+  if [ "$(cat "$dir/.parbake-pins" 2>/dev/null)" != "ansible-core==$v" ]; then
+    say "installing ansible-core==$v into .tools/debian-13-root/opt/ansible-core/$minor"
+    rm -rf "$dir" "$ROOT13/opt/ansible-core/$minor" "$ROOT13/tmp/wheels"
+    "$VENV/bin/pip" download -q --disable-pip-version-check --only-binary=:all: --implementation cp \
+      --python-version "$root_py" --platform manylinux2014_x86_64 -d "$ROOT13/tmp/wheels" "ansible-core==$v"
+    in_root() { chroot "$ROOT13" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }   # no host PIP_*
+    in_root python3 -m venv "/opt/ansible-core/$minor"
+    in_root "/opt/ansible-core/$minor/bin/pip" install -q --disable-pip-version-check \
+      --no-index --find-links /tmp/wheels "ansible-core==$v"
+    rm -rf "$ROOT13/tmp/wheels"
+    mkdir -p "$dir/bin"
+    cat > "$dir/bin/ansible-playbook" <<WRAP
+#!/bin/sh
+# ansible-core $v on Debian 13's Python $root_py, in $ROOT13 (scripts/ansible-in-root.sh)
+exec "$ROOT/scripts/ansible-in-root.sh" "$ROOT13" "/opt/ansible-core/$minor/bin/ansible-playbook" "\$@"
+WRAP
+    chmod +x "$dir/bin/ansible-playbook"
+    # a test that finds python3 beside ansible-playbook (as in a venv) gets Debian's, not another
+    ln -sf /usr/bin/python3 "$dir/bin/python3"
+    echo "ansible-core==$v" > "$dir/.parbake-pins"
+  fi
+done
 
 say "ok: $(packer version | sed -n 1p), ansible-core $("$VENV/bin/ansible-playbook" --version | sed -n 1p | grep -o '[0-9.]*\]' | tr -d ']'),"\
 " cloud-init $("$TOOLS/bin/cloud-init" --version 2>&1 | awk '{print $2}'), $(qemu-system-x86_64 --version | sed -n 1p)"

@@ -233,7 +233,7 @@ fn run_offline(image: &Image, spec: &Path, env: &[(&str, &str)]) -> (i32, String
     let root = image.path("");
     let path = format!(
         "{}:{}",
-        repo().join(".venv/bin").display(),
+        crate::util::ansible_bin().display(),
         std::env::var("PATH").unwrap()
     );
     let mut cmd = Command::new("unshare");

@@ -69,7 +69,7 @@ pub(crate) fn systemctl_stand_in(dir: &Path, active: &[&str]) -> String {
     format!(
         "{}:{}:{}",
         bin.display(),
-        crate::util::repo().join(".venv/bin").display(),
+        crate::util::ansible_bin().display(),
         std::env::var("PATH").unwrap()
     )
 }

@@ -185,7 +185,7 @@ pub(crate) fn layer_payloads(rendered: &Path) -> Vec<PathBuf> {
 fn venv_path() -> String {
     format!(
         "{}:{}",
-        repo().join(".venv/bin").display(),
+        crate::util::ansible_bin().display(),
         std::env::var("PATH").unwrap()
     )
 }

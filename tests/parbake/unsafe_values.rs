@@ -1,9 +1,9 @@
-//! `!unsafe` literals and secrets on every ansible-core the runner tier has: the pinned
-//! `.venv` (2.14, Debian 12's minor) and the newest one Debian 12's Python runs
-//! (`.tools/ansible-core-newest`, 2.19.x). From 2.19 on, a vars file with one wrapped number,
-//! list or map is re-read as YAML and every wrapper in it is templated, secrets included; the
-//! wrapper must hold strings only. Each value must arrive with its type and bytes, and nothing
-//! that is a literal or a secret may be templated.
+//! `!unsafe` literals and secrets on the pinned `.venv` (2.14, Debian 12's minor) and on a
+//! newer ansible-core: the one `PARBAKE_TEST_ANSIBLE` chooses (util::ansible_bin), else the
+//! newest of the matrix (2.21, in the Debian 13 root `make setup` makes). From 2.19 on, a vars
+//! file with one wrapped number, list or map is re-read as YAML and every wrapper in it is
+//! templated, secrets included; the wrapper must hold strings only. Each value must arrive with
+//! its type and bytes, and nothing that is a literal or a secret may be templated.
 
 use std::path::{Path, PathBuf};
 
@@ -19,15 +19,21 @@ use crate::util::repo;
 /// installed by `make setup`), it never passes silently.
 fn venvs() -> Vec<(&'static str, PathBuf)> {
     let pinned = repo().join(".venv/bin");
-    let newest = repo().join(".tools/ansible-core-newest/bin");
-    for bin in [&pinned, &newest] {
+    let newer = match std::env::var_os("PARBAKE_TEST_ANSIBLE") {
+        Some(_) => crate::util::ansible_bin(),
+        None => repo().join(".tools/ansible-core/2.21/bin"),
+    };
+    for bin in [&pinned, &newer] {
         assert!(
             bin.join("ansible-playbook").exists(),
             "{} is missing: run `make setup`",
             bin.display()
         );
     }
-    vec![("pinned", pinned), ("newest", newest)]
+    if newer == pinned {
+        return vec![("pinned", pinned)];
+    }
+    vec![("pinned", pinned), ("newer", newer)]
 }
 
 /// A role that writes every named var as base64 of its JSON, one file (base64 so that no

@@ -8,6 +8,25 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The directory of the ansible-playbook the runner tier runs (`make test-runner-matrix`):
+/// `PARBAKE_TEST_ANSIBLE` names a minor of the matrix `make setup` installs (2.14 is the pinned
+/// `.venv`, the others `.tools/ansible-core/<minor>`) or a directory holding ansible-playbook;
+/// unset, the pinned `.venv`. A missing one fails the test: it never passes silently.
+pub fn ansible_bin() -> PathBuf {
+    let bin = match std::env::var("PARBAKE_TEST_ANSIBLE") {
+        Err(_) => repo().join(".venv/bin"),
+        Ok(v) if v == "2.14" || v == "pinned" => repo().join(".venv/bin"),
+        Ok(v) if v.contains('/') => PathBuf::from(v),
+        Ok(v) => repo().join(".tools/ansible-core").join(v).join("bin"),
+    };
+    assert!(
+        bin.join("ansible-playbook").exists(),
+        "{} has no ansible-playbook: run `make setup` (PARBAKE_TEST_ANSIBLE: 2.14, 2.17, 2.19, 2.20, 2.21 or a directory)",
+        bin.display()
+    );
+    bin
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
