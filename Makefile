@@ -8,7 +8,7 @@ export PARBAKE_ANSIBLE_PLAYBOOK ?= $(CURDIR)/.venv/bin/ansible-playbook
 export PARBAKE_ANSIBLE_GALAXY ?= $(CURDIR)/.venv/bin/ansible-galaxy
 export PARBAKE_CLOUD_INIT ?= $(CURDIR)/.tools/bin/cloud-init
 
-.PHONY: help setup build test test-fast test-python test-roles test-runner test-runner-matrix e2e e2e-debian13 bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint lint-python fmt ci
+.PHONY: help setup build test test-fast test-python test-roles test-runner test-runner-matrix e2e e2e-debian13 e2e-team bench bench-native bench-scale bench-refresh bench-vendor demo base-image lint lint-python fmt ci
 
 help:
 	@echo "make test        set up (idempotent), then run the tests and the chroot role run"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-runner-matrix  the runner tier on every ansible-core (2.14 2.17 2.19 2.20 2.21), timed"
 	@echo "make e2e         real bakes in VMs, one VM launch, the launch mechanics natively (nspawn)"
 	@echo "make e2e-debian13  Debian 13: build its base disk, bake the web base layer (VM), launch it natively"
+	@echo "make e2e-team    a team's repository: init, vendor, bake on Debian 13 (VM), launch natively with a check"
 	@echo "make bench       boot-to-ready natively (systemd-nspawn), then on the local VM with bake times (slow)"
 	@echo "make bench-native  only the native boot-to-ready table (minutes; bakes what is missing)"
 	@echo "make bench-vendor  plan time with large vendored collections, cold and warm"
@@ -87,6 +88,11 @@ e2e: setup
 e2e-debian13: setup
 	bash scripts/base-image.sh --base debian-13 >/dev/null
 	PARBAKE_E2E_DEBIAN13=1 cargo test --test parbake debian13 -- --nocapture
+
+# a team's repository (tests/fixtures/team-repo) from init to a native launch, on Debian 13
+e2e-team: setup
+	bash scripts/base-image.sh --base debian-13 >/dev/null
+	PARBAKE_E2E_TEAM=1 cargo test --test parbake e2e_team_repo -- --nocapture
 
 # Boot-to-ready and bake times with ratios, medians of BENCH_RUNS (default 3). Not a test.
 bench: setup build
