@@ -209,8 +209,9 @@ fn roles_comment(roles: &[String]) -> String {
     s
 }
 
-/// A stack's file.
-pub fn stack_file(stack: &Stack, image: &str, playbook: &str) -> File {
+/// A stack's file. Its comment names only the stack (a validated group name) and line
+/// numbers: the playbook's path is the user's, and never reaches a generated file.
+pub fn stack_file(stack: &Stack, image: &str) -> File {
     let out = StackOut {
         image,
         roles: &stack.roles,
@@ -218,7 +219,7 @@ pub fn stack_file(stack: &Stack, image: &str, playbook: &str) -> File {
     };
     let lines: Vec<String> = stack.plays_at.iter().map(usize::to_string).collect();
     let text = format!(
-        "# Written by `parbake init` from the play(s) for hosts `{}` in {playbook} (line {}).\n{}",
+        "# Written by `parbake init --from` from the play(s) for hosts `{}` (line {}).\n{}",
         stack.name,
         lines.join(", "),
         serde_yaml::to_string(&out).unwrap_or_default()
@@ -576,7 +577,7 @@ mod tests {
         assert!(img.text.contains("#   common, nginx, app, db"));
         let (stacks, _) =
             parse("- hosts: web\n  roles: [common]\n  vars: {a: '{{ x }}'}\n").unwrap();
-        let st = stack_file(&stacks[0], "debian12", "site.yml");
+        let st = stack_file(&stacks[0], "debian12");
         let def: crate::config::model::StackFile = serde_yaml::from_str(&st.text).unwrap();
         assert_eq!(def.roles, ["common"]);
         assert_eq!(st.path, "images/stacks/web.yml");

@@ -50,16 +50,7 @@ pub fn run(root: &Path, printer: Printer, args: &InitArgs) -> Result<()> {
         Some(p) => playbook_stacks(root, p, &roles)?,
         None => (Vec::new(), Vec::new()),
     };
-    let shown = args
-        .from
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    files.extend(
-        stacks
-            .iter()
-            .map(|s| crate::init::stack_file(s, image, &shown)),
-    );
+    files.extend(stacks.iter().map(|s| crate::init::stack_file(s, image)));
     refuse_existing(root, &files)?;
     write_all(root, &files)?;
     let report = InitReport {

@@ -228,3 +228,21 @@ fn roles_where_ansible_cfg_says_are_found_and_a_missing_entry_is_a_warning() {
         .stderr_contains("hint:")
         .run();
 }
+
+#[test]
+fn a_hostile_playbook_name_never_reaches_a_written_file() {
+    let repo_dir = team_repo();
+    let root = repo_dir.path();
+    let name = "site\nimage: evil\n#.yml";
+    std::fs::write(root.join(name), SITE).unwrap();
+    Test::new(root)
+        .args(&["init", "--base", "debian-12", "--from", name])
+        .run();
+    for stack in ["web", "workers"] {
+        let text =
+            std::fs::read_to_string(root.join(format!("images/stacks/{stack}.yml"))).unwrap();
+        assert!(!text.contains("evil"), "{text}");
+        let def: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(def["image"], "debian12");
+    }
+}
