@@ -18,8 +18,9 @@ help:
 	@echo "make test-python the on-image runner's unit tests (pytest, seconds)"
 	@echo "make test-runner-matrix  the runner tier on every ansible-core (2.14 2.17 2.19 2.20 2.21), timed"
 	@echo "make e2e         real bakes in VMs, one VM launch, the launch mechanics natively (nspawn)"
+	@echo "make e2e-team    the team step of make e2e alone: a team's repository on Debian 13"
 	@echo "make e2e-debian13  Debian 13: build its base disk, bake the web base layer (VM), launch it natively"
-	@echo "make e2e-team    a team's repository: init, vendor, bake on Debian 13 (VM), launch natively with a check"
+	@echo "make    a team's repository: init, vendor, bake on Debian 13 (VM), launch natively with a check"
 	@echo "make bench       boot-to-ready natively (systemd-nspawn), then on the local VM with bake times (slow)"
 	@echo "make bench-native  only the native boot-to-ready table (minutes; bakes what is missing)"
 	@echo "make bench-vendor  plan time with large vendored collections, cold and warm"
@@ -81,6 +82,7 @@ test-roles: setup build
 # natively in systemd-nspawn (root), in a store under target/ removed afterwards.
 e2e: setup
 	bash scripts/base-image.sh >/dev/null
+	bash scripts/base-image.sh --base debian-13 >/dev/null
 	PARBAKE_E2E=1 cargo test --test parbake e2e -- --nocapture
 
 # Debian 13 beside Debian 12 (not part of `make e2e`): its base disk, the example web stack's
@@ -89,10 +91,11 @@ e2e-debian13: setup
 	bash scripts/base-image.sh --base debian-13 >/dev/null
 	PARBAKE_E2E_DEBIAN13=1 cargo test --test parbake debian13 -- --nocapture
 
-# a team's repository (tests/fixtures/team-repo) from init to a native launch, on Debian 13
+# the team step of `make e2e` alone, in its own store: a team's repository (tests/fixtures/
+# team-repo) from init to two concurrent bakes on Debian 13 and a native launch
 e2e-team: setup
 	bash scripts/base-image.sh --base debian-13 >/dev/null
-	PARBAKE_E2E_TEAM=1 cargo test --test parbake e2e_team_repo -- --nocapture
+	PARBAKE_E2E_TEAM=1 cargo test --test parbake e2e_team_repo_alone -- --nocapture
 
 # Boot-to-ready and bake times with ratios, medians of BENCH_RUNS (default 3). Not a test.
 bench: setup build

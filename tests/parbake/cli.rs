@@ -56,6 +56,18 @@ fn every_launch_flag_is_honoured_or_refused_on_each_target() {
         &["verify", "web", "--target", "aws", "--container"],
         "--container does not apply to --target aws",
     );
+    refused(
+        &f,
+        &[
+            "bake",
+            "--all",
+            "--verify",
+            "--container",
+            "--target",
+            "aws",
+        ],
+        "--container does not apply to --target aws",
+    );
     // --host-link is --container's network
     let r = f.run(&["launch", "web", "--host-link"]);
     assert_eq!(r.code, 1, "{}", r.stderr);

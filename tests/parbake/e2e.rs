@@ -2,10 +2,11 @@
 //! Packer bakes and launches with the generated user-data. Two tiers in one test, since the
 //! native one boots what the VM one bakes:
 //! - the VM tier keeps what needs a kernel: the Packer bakes (the base layer, one overlay stack
-//!   layer, a payload refresh), Ctrl-C in a bake (Packer's builder VM must stop), two
-//!   concurrent `bake --all` (real builder VMs racing for one layer's lock; their `--verify`
-//!   boots a VM, as `bake --all --verify` does), and one real qemu launch of a promoted stack
-//!   with HTTP through the port forward (kernel, initramfs, NIC, DHCP, the live sysctls);
+//!   layer, a payload refresh), Ctrl-C in a bake (Packer's builder VM must stop), a team's
+//!   repository on Debian 13 (`init --from site.yml`, then two concurrent `bake --all
+//!   --verify --container`: real builder VMs racing for one layer's lock, verified natively),
+//!   and one real qemu launch of a promoted stack with HTTP through the port forward (kernel,
+//!   initramfs, NIC, DHCP, the live sysctls);
 //! - the native tier (`native.rs`, `launch --container`: the layer's own systemd, cloud-init
 //!   and runner in systemd-nspawn) proves the launch mechanics at native speed.
 //!
@@ -569,16 +570,6 @@ fn interrupt_a_bake(tier: &Tier) {
     assert!(builds.is_empty(), "build dirs left: {builds:?}");
 }
 
-/// `bake --all` on a copy of the project whose minimal stack promotes its role, with a stack
-/// whose role fails, run twice at once in the same store:
-/// - the shared base is a cache hit;
-/// - the minimal stack's layer is baked for real by one run, while the other waits on its lock
-///   and then finds it cached;
-/// - the broken layer fails, naming the role, and does not stop the others; exit 1;
-/// - with --verify, the run that baked the minimal stack's layer verifies that stack, and its
-///   check that cannot pass fails it, named; `publish` refuses it.
-///
-/// Returns the copy, for the no-op run.
 /// A copy of the tier's project (vendored roles and collections included), to change apart.
 fn project_copy(tier: &Tier) -> tempfile::TempDir {
     let copy = tempfile::Builder::new()
@@ -705,153 +696,144 @@ fn refresh_after_a_launch_role_edit(tier: &Tier) {
     );
 }
 
-fn bake_all_twice_at_once(tier: &Tier) -> tempfile::TempDir {
-    let copy = project_copy(tier);
-    let set_promote = |stack: &str, promote: &str| {
-        let p = copy.path().join(format!("images/stacks/{stack}.yml"));
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("promote: []"), "{text}");
-        std::fs::write(
-            &p,
-            text.replace("promote: []", &format!("promote: [{promote}]")),
-        )
-        .unwrap();
+/// A team's repository (tests/fixtures/team-repo) on Debian 13, as a new user brings it:
+/// `init --from site.yml`, `vendor`, then two `bake --all --verify --container` at once in the
+/// tier's store. They race for the one layer both stacks share (the Debian 13 base, baked by
+/// Packer in a VM): exactly one bakes it while the other waits for its lock and then finds it
+/// cached. The baker verifies both stacks natively: web's check passes, workers' check cannot,
+/// and `publish workers` refuses, saying why. Then web launches natively with its roles and
+/// check. Returns the team's repository for the no-op run at the end.
+fn team_repo_bakes_all_twice_at_once(tier: &Tier) -> crate::team_repo::Team {
+    let team = crate::team_repo::team().with_store(tier.store.path());
+    team.parbake(&["init", "--base", "debian-13", "--from", "site.yml"])
+        .run();
+    let edit = |rel: &str, f: &dyn Fn(String) -> String| {
+        let p = team.root.join(rel);
+        std::fs::write(&p, f(std::fs::read_to_string(&p).unwrap())).unwrap();
     };
-    // web keeps its promotions off: the other thread may still be baking its stack layer
-    set_promote("mini", "tick");
-    let mini = copy.path().join("images/stacks/mini.yml");
-    let text = std::fs::read_to_string(&mini).unwrap();
-    // a check that cannot pass: the run that bakes mini's layer fails its verification
-    std::fs::write(
-        &mini,
-        format!("{text}vars:\n  tick_sleep: 1\nchecks:\n  - file: /var/lib/never-written\n    timeout: 2s\n"),
-    )
-    .unwrap();
-    // `sleep never` fails for real, in the role's own task
-    std::fs::write(
-        copy.path().join("images/stacks/broken.yml"),
-        "image: debian12\nroles: [tick]\npromote: [tick]\nvars:\n  tick_sleep: never\n",
-    )
-    .unwrap();
-    let all_cmd = |out: &Path| {
-        let mut c = tier.cmd(&["bake", "--all", "-j", "2", "--verify", "--json"]);
-        c.current_dir(copy.path())
-            .stdout(std::fs::File::create(out).unwrap())
+    edit("images/debian13.yml", &|t| {
+        t.replace("basic: []", "basic: [common]")
+    });
+    // the team's check: the message of the day the launch writes; and one that cannot pass
+    edit("images/stacks/web.yml", &|t| {
+        t + "checks:\n  - file: /etc/motd\n    contains: Managed by the platform team.\n"
+    });
+    edit("images/stacks/workers.yml", &|t| {
+        t + "checks:\n  - file: /var/lib/never-written\n    timeout: 2s\n"
+    });
+    team.parbake(&["vendor"]).run();
+    let all = |out: &Path| {
+        let mut c = team
+            .parbake(&[
+                "bake",
+                "--all",
+                "-j",
+                "2",
+                "--verify",
+                "--container",
+                "--json",
+            ])
+            .command();
+        c.stdout(std::fs::File::create(out).unwrap())
             .stderr(Stdio::piped());
         c
     };
     let started = Instant::now();
     let (out_a, out_b) = (
-        tier.store.path().join("all-a.json"),
-        tier.store.path().join("all-b.json"),
+        tier.store.path().join("team-a.json"),
+        tier.store.path().join("team-b.json"),
     );
-    let a = all_cmd(&out_a).spawn().unwrap();
+    let a = all(&out_a).spawn().unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let b = all_cmd(&out_b).spawn().unwrap();
+    let b = all(&out_b).spawn().unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let (err_a, err_b) = (
         String::from_utf8_lossy(&a.stderr),
         String::from_utf8_lossy(&b.stderr),
     );
     eprintln!(
-        "e2e: two concurrent bake --all took {:.1}s\n--- run A ---\n{err_a}\n--- run B ---\n{err_b}",
+        "e2e: two concurrent bake --all of the team's repository took {:.1}s\n--- run A ---\n{err_a}\n--- run B ---\n{err_b}",
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(a.status.code(), Some(1), "{err_a}");
-    assert_eq!(b.status.code(), Some(1), "{err_b}");
-    let ra: parbake::bake::all::AllReport =
-        serde_json::from_str(&std::fs::read_to_string(&out_a).unwrap()).unwrap();
-    let rb: parbake::bake::all::AllReport =
-        serde_json::from_str(&std::fs::read_to_string(&out_b).unwrap()).unwrap();
+    // workers' verification fails the run that verified it; the other run baked nothing
+    let read = |p: &Path| -> parbake::bake::all::AllReport {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (ra, rb) = (read(&out_a), read(&out_b));
     eprintln!("{}", parbake::bake::all::summary_text(&ra));
     eprintln!("{}", parbake::bake::all::summary_text(&rb));
     use parbake::bake::all::Outcome;
-    let outcome = |r: &parbake::bake::all::AllReport, name: &str| {
-        r.layers.iter().find(|l| l.name == name).unwrap().clone()
+    let base = |r: &parbake::bake::all::AllReport| {
+        assert_eq!(r.layers.len(), 1, "both stacks share the base layer: {r:?}");
+        r.layers[0].clone()
     };
-    for r in [&ra, &rb] {
-        assert_eq!(r.layers.len(), 3, "{r:?}");
-        assert_eq!(outcome(r, "debian12").outcome, Outcome::Cached);
-        let broken = outcome(r, "debian12-broken");
-        assert_eq!(broken.outcome, Outcome::Failed);
-        assert!(
-            broken
-                .error
-                .as_deref()
-                .unwrap_or("")
-                .contains("role `tick` failed"),
-            "{broken:?}"
-        );
-    }
-    // mini: exactly one of the runs baked it; the other waited for the lock, then hit the cache
-    let (wa, wb) = (outcome(&ra, "debian12-mini"), outcome(&rb, "debian12-mini"));
-    let outcomes = [wa.outcome, wb.outcome];
+    let (la, lb) = (base(&ra), base(&rb));
+    assert_eq!(la.name, "debian13");
+    let outcomes = [la.outcome, lb.outcome];
     assert!(
         outcomes.contains(&Outcome::Baked) && outcomes.contains(&Outcome::Cached),
         "{outcomes:?}"
     );
-    let waiter = if wa.outcome == Outcome::Cached {
-        &err_a
+    let (baker, other, baker_out, waiter_err) = if la.outcome == Outcome::Baked {
+        (&ra, &rb, &a, &err_b)
     } else {
-        &err_b
+        (&rb, &ra, &b, &err_a)
     };
     assert!(
-        waiter.contains("is being baked by another run; waiting for it")
-            && waiter.contains("cached (baked by another run meanwhile)"),
-        "{waiter}"
+        waiter_err.contains("is being baked by another run; waiting for it")
+            && waiter_err.contains("cached (baked by another run meanwhile)"),
+        "{waiter_err}"
     );
-    assert_eq!(wa.why, ["first bake of layer debian12-mini"]);
-    // --verify: the run that baked mini's layer verified the stack on it (one more small VM)
-    // and its check failed, named; the broken stack's verification is skipped in both, as its
-    // layer failed
-    let (baker, other) = if wa.outcome == Outcome::Baked {
-        (&ra, &rb)
-    } else {
-        (&rb, &ra)
-    };
-    let verdict = |r: &parbake::bake::all::AllReport, stack: &str| {
-        r.verified
-            .iter()
-            .find(|v| v.stack == stack)
-            .map(|v| v.outcome.clone())
-    };
+    assert_eq!(baker_out.status.code(), Some(1), "workers' check fails");
+    let other_code = if la.outcome == Outcome::Baked { &b } else { &a };
     assert_eq!(
-        verdict(baker, "mini").as_deref(),
-        Some("failed"),
-        "{:?}",
-        baker.verified
+        other_code.status.code(),
+        Some(0),
+        "the waiter verified nothing"
     );
-    let why = baker.verified.iter().find(|v| v.stack == "mini").unwrap();
+    assert!(other.verified.is_empty(), "{:?}", other.verified);
+    let verdict = |stack: &str| baker.verified.iter().find(|v| v.stack == stack).unwrap();
+    assert_eq!(verdict("web").outcome, "passed", "{:?}", baker.verified);
+    let workers = verdict("workers");
+    assert_eq!(workers.outcome, "failed");
     assert!(
-        why.error
+        workers
+            .error
             .as_deref()
             .unwrap_or("")
             .contains("check file /var/lib/never-written failed"),
-        "{why:?}"
+        "{workers:?}"
     );
-    // and publish refuses it, saying why
-    let out = tier
-        .cmd(&["publish", "mini"])
-        .current_dir(copy.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // publish refuses the failed verification, saying why
+    let r = team.parbake(&["publish", "workers"]).code(1).run();
     assert!(
-        err.contains("its last verification failed") && err.contains("never-written"),
-        "{err}"
+        r.stderr.contains("its last verification failed") && r.stderr.contains("never-written"),
+        "{}",
+        r.stderr
     );
-    assert_eq!(verdict(other, "mini"), None, "{:?}", other.verified);
-    for r in [&ra, &rb] {
-        assert_eq!(verdict(r, "broken").as_deref(), Some("skipped"));
-        assert_eq!(
-            verdict(r, "web"),
-            None,
-            "web's layer was cached: {:?}",
-            r.verified
-        );
-    }
-    copy
+    // the launch a user runs: web's launch roles at boot, offline, and its check
+    let t = Instant::now();
+    let launch = team
+        .parbake(&["launch", "web", "--container", "--timeout", "900", "--json"])
+        .json();
+    eprintln!(
+        "e2e: team web launch (native) took {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(launch["accelerator"], "nspawn", "{launch}");
+    assert_eq!(launch["status"]["state"], "done", "{launch}");
+    let ok = |list: &str| -> Vec<String> {
+        launch["status"][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "ok")
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ok("roles"), ["webserver", "acme.motd"], "{launch}");
+    assert_eq!(ok("checks").len(), 1, "{launch}");
+    team
 }
 
 /// One step's time, for the tier's figures (docs/testing.md).
@@ -928,7 +910,7 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     //        only a VM shows: an interrupted bake, two concurrent `bake --all --verify` runs,
     //        and a launch role edited: a payload refresh (Packer), verified natively on it
     let started = Instant::now();
-    let (fewer, (all, copy)) = std::thread::scope(|s| {
+    let (fewer, (all, team)) = std::thread::scope(|s| {
         let web = s.spawn(|| {
             let t = Instant::now();
             let fewer = bake_and_launch_promoted(&tier);
@@ -941,12 +923,12 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
             interrupt_a_bake(&tier);
             step("interrupt a bake (VM)", t);
             let t = Instant::now();
-            let copy = bake_all_twice_at_once(&tier);
-            step("two concurrent bake --all (VM)", t);
+            let team = team_repo_bakes_all_twice_at_once(&tier);
+            step("team repository on Debian 13: two concurrent bake --all --verify --container (VM), native launch", t);
             let t = Instant::now();
             refresh_after_a_launch_role_edit(&tier);
             step("payload refresh (VM) and its native verify", t);
-            (all, copy)
+            (all, team)
         });
         (join(web), join(rest))
     });
@@ -993,23 +975,15 @@ fn e2e_bake_launch_promote_cache_interrupt_and_bake_all_on_the_local_vm() {
     );
     assert!(!marker.exists(), "a cache hit ran Packer");
 
-    // without the broken stack, the unchanged tree is a no-op that never starts Packer
-    std::fs::remove_file(copy.path().join("images/stacks/broken.yml")).unwrap();
+    // the team's unchanged tree is a no-op that never starts Packer
     let started = Instant::now();
-    let out = tier
-        .cmd(&["bake", "--all", "--json"])
-        .current_dir(copy.path())
+    let out = team
+        .parbake(&["bake", "--all", "--json"])
         .env("PARBAKE_PACKER", &fake)
-        .output()
-        .unwrap();
+        .run();
     let took = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: parbake::bake::all::AllReport = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r.counts.cached, 2, "{r:?}");
+    let r: parbake::bake::all::AllReport = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(r.counts.cached, 1, "{r:?}");
     assert!(!marker.exists(), "an unchanged bake --all ran Packer");
     eprintln!(
         "e2e: bake --all on the unchanged tree: {took:.2}s\n{}",
@@ -1073,4 +1047,27 @@ fn e2e_native_tier_on_a_baked_store() {
     native_tier(&tier);
     step("the native tier", started);
     native::assert_nothing_left(&tier);
+}
+
+/// The team step of `make e2e` alone (`make e2e-team`, PARBAKE_E2E_TEAM=1), in a store of
+/// its own: a quick loop while working on `init`, project discovery or Debian 13.
+#[test]
+fn e2e_team_repo_alone() {
+    if std::env::var("PARBAKE_E2E_TEAM").as_deref() != Ok("1") {
+        eprintln!("e2e_team_repo_alone: skipped (set PARBAKE_E2E_TEAM=1, as `make e2e-team` does)");
+        return;
+    }
+    let in_target = |prefix: &str| {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(repo().join("target"))
+            .unwrap()
+    };
+    let tier = Tier {
+        store: in_target("parbake-e2e-"),
+        project: in_target("parbake-e2e-project-"),
+    };
+    let t = Instant::now();
+    team_repo_bakes_all_twice_at_once(&tier);
+    step("team repository on Debian 13", t);
 }

@@ -10,9 +10,10 @@ use std::process::Command;
 use crate::util::{copy_dir, repo, Run, Test};
 
 /// The installed binary, the repository's copy, and the git repository of its Galaxy role.
-struct Team {
+pub(crate) struct Team {
     bin: PathBuf,
-    root: PathBuf,
+    pub(crate) root: PathBuf,
+    store: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -30,7 +31,7 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-fn team() -> Team {
+pub(crate) fn team() -> Team {
     let dir = tempfile::Builder::new()
         .prefix("parbake-team-")
         .tempdir()
@@ -54,13 +55,20 @@ fn team() -> Team {
     std::fs::write(root.join("roles/requirements.yml"), reqs).unwrap();
     Team {
         bin,
+        store: root.join("../store"),
         root,
         _dir: dir,
     }
 }
 
 impl Team {
-    fn parbake(&self, args: &[&str]) -> Test {
+    /// The team's images in another store (the e2e tier's, shared with its other steps).
+    pub(crate) fn with_store(mut self, store: &Path) -> Team {
+        self.store = store.to_path_buf();
+        self
+    }
+
+    pub(crate) fn parbake(&self, args: &[&str]) -> Test {
         Test::new(&self.root)
             .program(&self.bin)
             .args(args)
@@ -69,7 +77,7 @@ impl Team {
                 "PARBAKE_ANSIBLE_GALAXY",
                 repo().join(".venv/bin/ansible-galaxy"),
             )
-            .env("PARBAKE_STORE", self.root.join("../store"))
+            .env("PARBAKE_STORE", &self.store)
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -183,60 +191,5 @@ fn renders(t: &Team) {
         schema.status.success(),
         "{}",
         String::from_utf8_lossy(&schema.stderr)
-    );
-}
-
-/// The named tier `make e2e-team` (PARBAKE_E2E_TEAM=1; not part of `make e2e`): the team's
-/// repository on a Debian 13 base, its `web` stack's base layer baked by Packer (qemu), then
-/// launched natively with its launch roles and a check passing.
-#[test]
-fn e2e_team_repo_on_debian_13_bakes_and_launches() {
-    if std::env::var("PARBAKE_E2E_TEAM").as_deref() != Ok("1") {
-        eprintln!("e2e_team_repo: skipped (set PARBAKE_E2E_TEAM=1, as `make e2e-team` does)");
-        return;
-    }
-    let t = team();
-    t.parbake(&["init", "--base", "debian-13", "--from", "site.yml"])
-        .run();
-    let image = t.root.join("images/debian13.yml");
-    let text = std::fs::read_to_string(&image)
-        .unwrap()
-        .replace("basic: []", "basic: [common]");
-    std::fs::write(&image, text).unwrap();
-    // the team's check: the message of the day the launch writes
-    let stack = t.root.join("images/stacks/web.yml");
-    let mut text = std::fs::read_to_string(&stack).unwrap();
-    text.push_str("checks:\n  - file: /etc/motd\n    contains: Managed by the platform team.\n");
-    std::fs::write(&stack, text).unwrap();
-    t.parbake(&["vendor"]).run();
-    let timed = |args: &[&str]| {
-        let started = std::time::Instant::now();
-        let out = t.parbake(args).json();
-        eprintln!(
-            "e2e_team_repo: parbake {} took {:.1}s",
-            args.join(" "),
-            started.elapsed().as_secs_f64()
-        );
-        out
-    };
-    let bake = timed(&["bake", "web", "--json"]);
-    assert_eq!(bake["layers"][0]["roles"][0]["role"], "common", "{bake}");
-    let launch = timed(&["launch", "web", "--container", "--timeout", "900", "--json"]);
-    assert_eq!(launch["accelerator"], "nspawn", "{launch}");
-    assert_eq!(launch["status"]["state"], "done", "{launch}");
-    let ok = |list: &str| -> Vec<String> {
-        launch["status"][list]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["status"] == "ok")
-            .map(|r| r["name"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(ok("roles"), ["webserver", "acme.motd"], "{launch}");
-    assert_eq!(ok("checks").len(), 1, "{launch}");
-    eprintln!(
-        "e2e_team_repo: boot-to-ready {}s",
-        launch["boot_to_ready_s"]
     );
 }
