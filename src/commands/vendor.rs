@@ -26,9 +26,13 @@ pub struct VendorReport {
 
 pub fn run(root: &Path, printer: Printer, args: &VendorArgs) -> Result<()> {
     let galaxy = ansible_galaxy(root);
+    // the files as found; an error finding them is the vendor run's, below
+    let files = match vendoring::requirements::find(root) {
+        Ok(Some(found)) => found.shown(),
+        _ => vendoring::REQUIREMENTS_FILE.to_string(),
+    };
     printer.note(format!(
-        "vendoring {} into {}/ with {}",
-        vendoring::REQUIREMENTS_FILE,
+        "vendoring {files} into {}/ with {}",
         vendoring::VENDOR_DIR,
         galaxy.display()
     ));

@@ -59,7 +59,7 @@ pub fn vendor(
     super::sources::check_sources(root, &reqs, home.path())?;
     let install = GalaxyInstall {
         root,
-        file: reqs.path(),
+        reqs: &reqs,
         galaxy,
         home: home.path(),
         staging: staging.path(),
@@ -91,8 +91,8 @@ pub fn vendor(
 /// ANSIBLE_HOME (no Galaxy token or cache of the user's is read or written).
 struct GalaxyInstall<'a> {
     root: &'a Path,
-    /// The requirements file, under the root.
-    file: &'a str,
+    /// The requirements, whose file (for each kind) is under the root.
+    reqs: &'a Requirements,
     galaxy: &'a Path,
     home: &'a Path,
     staging: &'a Path,
@@ -101,9 +101,10 @@ struct GalaxyInstall<'a> {
 impl GalaxyInstall<'_> {
     /// `ansible-galaxy {role|collection} install -r <file> -p <staging>/<dir>`.
     fn run(&self, what: &str, dir: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
-        let cmd = Cmd::new(format!("install the {what}s of {}", self.file), self.galaxy)
+        let file = self.reqs.path_of(what);
+        let cmd = Cmd::new(format!("install the {what}s of {file}"), self.galaxy)
             .args([what, "install", "-r"])
-            .arg(self.root.join(self.file))
+            .arg(self.root.join(file))
             .arg("-p")
             .arg(self.staging.join(dir))
             .env("ANSIBLE_HOME", self.home)

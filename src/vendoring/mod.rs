@@ -200,14 +200,16 @@ fn check_entries(reqs: &Requirements, lock: &Lock) -> Result<()> {
     for entry in reqs.entries() {
         if !lock.entries.contains(entry) {
             return Err(stale(format!(
-                "{REQUIREMENTS_FILE}: {} is not in {LOCK_FILE}",
+                "{}: {} is not in {LOCK_FILE}",
+                reqs.shown(),
                 entry.describe()
             )));
         }
     }
     if reqs.sha256 != lock.requirements_sha256 {
         return Err(stale(format!(
-            "{REQUIREMENTS_FILE} changed since {LOCK_FILE} was written"
+            "{} changed since {LOCK_FILE} was written",
+            reqs.shown()
         )));
     }
     Ok(())

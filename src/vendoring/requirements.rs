@@ -24,17 +24,43 @@ pub const REQUIREMENTS_FILES: [&str; 3] = [
     "collections/requirements.yml",
 ];
 
-/// The one requirements file the project has, if any; two or more are an error naming them.
-pub fn find(root: &Path) -> Result<Option<&'static str>, ConfigError> {
+/// The requirements files a project has: one, or the pair AWX and Ansible users keep side by
+/// side (roles in `roles/requirements.yml`, collections in `collections/requirements.yml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    One(&'static str),
+    Pair {
+        roles: &'static str,
+        collections: &'static str,
+    },
+}
+
+impl Found {
+    /// The files, for messages: `requirements.yml`, or both of a pair.
+    pub fn shown(&self) -> String {
+        match self {
+            Found::One(f) => f.to_string(),
+            Found::Pair { roles, collections } => format!("{roles} and {collections}"),
+        }
+    }
+}
+
+/// The project's requirements files, if any. The root's `requirements.yml` beside another is
+/// an error naming both: parbake would not know which one Ansible reads.
+pub fn find(root: &Path) -> Result<Option<Found>, ConfigError> {
     let found: Vec<&'static str> = REQUIREMENTS_FILES
         .into_iter()
         .filter(|f| std::fs::symlink_metadata(root.join(f)).is_ok())
         .collect();
     match found.as_slice() {
         [] => Ok(None),
-        [one] => Ok(Some(one)),
+        [one] => Ok(Some(Found::One(one))),
+        [roles, collections] if *roles == REQUIREMENTS_FILES[1] => Ok(Some(Found::Pair {
+            roles,
+            collections,
+        })),
         [first, second, ..] => Err(SourceFile::new(*second, "")
-            .error_at(1, 1, None, format!("a second requirements file beside {first}: parbake vendors from one"))
+            .error_at(1, 1, None, format!("a second requirements file beside {first}: parbake vendors from {first}, or from roles/requirements.yml with collections/requirements.yml"))
             .with_hint(format!("merge them into {first} (its `roles:` and `collections:` lists), then run `parbake vendor`"))
             .into()),
     }
@@ -100,41 +126,76 @@ impl Requested {
     }
 }
 
-/// `requirements.yml`, parsed and checked.
+/// `requirements.yml`, parsed and checked (or the pair of `roles/requirements.yml` and
+/// `collections/requirements.yml`, as one).
 #[derive(Debug, Clone)]
 pub struct Requirements {
+    /// The file of the roles (and of the collections, when there is one file).
     pub file: SourceFile,
-    /// `sha256:<hex>` of the file's bytes: the lock is stale when it differs.
+    /// `collections/requirements.yml`, when the roles are in `roles/requirements.yml`.
+    pub collections_file: Option<SourceFile>,
+    /// `sha256:<hex>` of the file's bytes (of both files' digests for a pair): the lock is
+    /// stale when it differs.
     pub sha256: String,
     pub roles: Vec<Requested>,
     pub collections: Vec<Requested>,
 }
 
 impl Requirements {
-    /// Reads the project's requirements file (the one of [`REQUIREMENTS_FILES`] it has); None
-    /// when there is none. Several are refused: parbake vendors from one.
+    /// Reads the project's requirements (see [`find`]); None when there are none.
     pub fn load(root: &Path) -> Result<Option<Requirements>, ConfigError> {
-        let Some(rel) = find(root)? else {
-            return Ok(None);
-        };
-        let path = root.join(rel);
-        let Some(bytes) = crate::fsread::read_optional(root, &path, crate::fsread::CONFIG_LIMIT)?
-        else {
-            return Ok(None);
-        };
-        let text = String::from_utf8(bytes.clone()).map_err(|e| ConfigError::Io {
-            path: path.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })?;
-        let mut reqs = Requirements::parse(SourceFile::new(rel, text))?;
-        reqs.sha256 = sha256_of(&bytes);
-        Ok(Some(reqs))
+        match find(root)? {
+            None => Ok(None),
+            Some(Found::One(rel)) => read_one(root, rel),
+            Some(Found::Pair { roles, collections }) => {
+                let (Some(r), Some(c)) = (read_one(root, roles)?, read_one(root, collections)?)
+                else {
+                    return Ok(None);
+                };
+                Requirements::pair(r, c).map(Some)
+            }
+        }
+    }
+
+    /// One list from each file: a pair's roles file lists no collections, its collections
+    /// file no roles (each would be installed twice, or not at all, by the tools that read
+    /// the pair).
+    fn pair(roles: Requirements, collections: Requirements) -> Result<Requirements, ConfigError> {
+        if !roles.collections.is_empty() {
+            return Err(misplaced(&roles.file, "collections", collections.path()));
+        }
+        if !collections.roles.is_empty() {
+            return Err(misplaced(&collections.file, "roles", roles.path()));
+        }
+        Ok(Requirements {
+            sha256: sha256_of(format!("{}\n{}\n", roles.sha256, collections.sha256).as_bytes()),
+            file: roles.file,
+            collections_file: Some(collections.file),
+            roles: roles.roles,
+            collections: collections.collections,
+        })
     }
 
     /// The file's path under the project root (`requirements.yml`, `roles/requirements.yml` or
-    /// `collections/requirements.yml`).
+    /// `collections/requirements.yml`); the roles' file of a pair.
     pub fn path(&self) -> &str {
         &self.file.display
+    }
+
+    /// The file that lists `what` (`role` or `collection`).
+    pub fn path_of(&self, what: &str) -> &str {
+        match (&self.collections_file, what) {
+            (Some(c), "collection") => &c.display,
+            _ => &self.file.display,
+        }
+    }
+
+    /// The files read, for messages: `requirements.yml`, or both of a pair.
+    pub fn shown(&self) -> String {
+        match &self.collections_file {
+            Some(c) => format!("{} and {}", self.file.display, c.display),
+            None => self.file.display.clone(),
+        }
     }
 
     /// Parses and checks the text of a requirements file.
@@ -153,6 +214,7 @@ impl Requirements {
         Ok(Requirements {
             sha256: sha256_of(file.text.as_bytes()),
             file,
+            collections_file: None,
             roles,
             collections,
         })
@@ -167,13 +229,41 @@ impl Requirements {
         value: &str,
         message: String,
     ) -> Located {
-        entry_error(&self.file, list, index, value, message)
+        let file = match (&self.collections_file, list) {
+            (Some(c), "collections") => c,
+            _ => &self.file,
+        };
+        entry_error(file, list, index, value, message)
     }
 
     /// Every entry, roles first, in file order.
     pub fn entries(&self) -> impl Iterator<Item = &Requested> {
         self.roles.iter().chain(&self.collections)
     }
+}
+
+/// One requirements file, parsed and checked; None when it vanished since [`find`].
+fn read_one(root: &Path, rel: &str) -> Result<Option<Requirements>, ConfigError> {
+    let path = root.join(rel);
+    let Some(bytes) = crate::fsread::read_optional(root, &path, crate::fsread::CONFIG_LIMIT)?
+    else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(bytes.clone()).map_err(|e| ConfigError::Io {
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })?;
+    let mut reqs = Requirements::parse(SourceFile::new(rel, text))?;
+    reqs.sha256 = sha256_of(&bytes);
+    Ok(Some(reqs))
+}
+
+/// A list in the wrong file of a pair: `list` belongs in `other`.
+fn misplaced(file: &SourceFile, list: &str, other: &str) -> ConfigError {
+    let (line, column) = crate::config::yaml::locate(&file.text, list, None).unwrap_or((1, 1));
+    file.error_at(line, column, None, format!("`{list}:` here, while {other} is the project's file for them"))
+        .with_hint(format!("move these entries into {other}: with roles/requirements.yml and collections/requirements.yml side by side, roles go in the first and collections in the second"))
+        .into()
 }
 
 /// A serde error about a field gets a hint that lists what each entry takes.

@@ -51,8 +51,23 @@ pub(crate) fn team() -> Team {
         "---\nroles:\n  - src: git+file://{}\n    version: v1.0.0\n    name: acme.motd\n",
         motd.display()
     );
-    // where Ansible users keep their roles' requirements
+    // where Ansible users keep their roles' requirements, and beside it their collections'
+    // (Debian's ansible.posix, as a local directory: the test has no Galaxy server)
     std::fs::write(root.join("roles/requirements.yml"), reqs).unwrap();
+    let posix = repo().join(
+        ".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections/ansible/posix",
+    );
+    assert!(
+        posix.is_dir(),
+        "{} is missing: run `make setup`",
+        posix.display()
+    );
+    copy_dir(&posix, &root.join("collections/src/ansible.posix"));
+    std::fs::write(
+        root.join("collections/requirements.yml"),
+        "---\ncollections:\n  - name: ./collections/src/ansible.posix\n    type: dir\n",
+    )
+    .unwrap();
     Team {
         bin,
         store: root.join("../store"),
@@ -123,7 +138,7 @@ fn a_team_repository_goes_from_init_to_validate_with_the_installed_binary() {
         .replace("basic: []", "basic: [common]");
     std::fs::write(&image, text).unwrap();
     t.parbake(&["vendor"])
-        .stdout_contains("vendored 1 role(s)")
+        .stdout_contains("vendored 1 role(s) and 1 collection(s)")
         .run();
     plans(&t);
     renders(&t);
@@ -137,6 +152,20 @@ fn a_team_repository_goes_from_init_to_validate_with_the_installed_binary() {
             "roles/requirements.yml:1:1: a second requirements file beside requirements.yml",
         )
         .stderr_contains("hint: merge them into requirements.yml")
+        .run();
+    // a pair keeps roles in the first file and collections in the second
+    std::fs::remove_file(t.root.join("requirements.yml")).unwrap();
+    let roles_reqs = t.root.join("roles/requirements.yml");
+    let text = std::fs::read_to_string(&roles_reqs).unwrap();
+    std::fs::write(
+        &roles_reqs,
+        format!("{text}collections:\n  - name: community.general\n"),
+    )
+    .unwrap();
+    t.parbake(&["vendor", "--force"])
+        .code(1)
+        .stderr_contains("roles/requirements.yml:6:1: `collections:` here, while collections/requirements.yml is the project's file for them")
+        .stderr_contains("hint: move these entries into collections/requirements.yml")
         .run();
 }
 
