@@ -235,15 +235,35 @@ fn to_json(
             }
             serde_json::Value::Object(obj)
         }
-        Y::Tagged(t) => {
-            return Err(file
-                .error_for(path, None, format!("unsupported YAML tag `!{}`", t.tag))
-                .with_hint(
-                    "only a whole var can be `!secret` or `!unsafe`; other tags are not supported",
-                )
-                .into())
-        }
+        Y::Tagged(t) => return Err(nested_tag(file, path, &t.tag.to_string()).into()),
     })
+}
+
+/// A tag inside a var's value (a list item, a map value), at the tag's own line: only a whole
+/// var is `!secret` or `!unsafe`. `tag` is as serde_yaml shows it, `!` included.
+fn nested_tag(file: &SourceFile, path: &str, tag: &str) -> crate::config::Located {
+    let name = path.rsplit('.').next().unwrap_or(path);
+    let (line, column) = tag_line(&file.text, path, tag).unwrap_or((1, 1));
+    let at = |message: String| file.error_at(line, column, Some(path.to_string()), message);
+    match tag.trim_start_matches('!') {
+        "secret" => at(format!("`!secret` inside the value of `{name}`: only a whole var can be a secret"))
+            .with_hint(format!("make the secret a launch var of its own and reference it where the structure needs it:\n  launch_vars:\n    {name}_password: !secret ssm:/path/to/it\n    {name}: [{{password: \"{{{{ {name}_password }}}}\"}}]\nthe instance fetches it at launch and Ansible reads it unsafe, never templated")),
+        "unsafe" => at(format!("`!unsafe` inside the value of `{name}`: only a whole var is tagged"))
+            .with_hint(format!("tag the whole var, `{name}: !unsafe ...`: every string inside it is then literal")),
+        _ => at(format!("unsupported YAML tag `{tag}` inside the value of `{name}`"))
+            .with_hint("only a whole var can be `!secret` or `!unsafe`; other tags are not supported"),
+    }
+}
+
+/// The line and column of `tag` (as `!secret`) at or below the var at `path`: the tag's own
+/// line, best effort.
+fn tag_line(text: &str, path: &str, tag: &str) -> Option<(usize, usize)> {
+    let (start, _) = crate::config::yaml::locate(text, path, None)?;
+    text.lines()
+        .enumerate()
+        .skip(start.saturating_sub(1))
+        .find_map(|(i, l)| l.find(tag).map(|c| (i + 1, c + 1)))
+        .or(Some((start, 1)))
 }
 
 #[cfg(test)]

@@ -169,6 +169,42 @@ fn a_literal_secret_is_refused_because_it_would_land_in_user_data() {
     assert!(!e.contains("hunter2\n") || e.contains("db_password: !secret hunter2"));
 }
 
+/// A `!secret` deep in a structure (geerlingguy.postgresql's `postgresql_users[].password`) is
+/// refused at the tag's own line, naming `!secret` and showing the whole-var pattern.
+#[test]
+fn a_secret_inside_a_structure_is_refused_at_its_own_line() {
+    let f = Fixture::example();
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp, identity]\nlaunch_vars:\n  postgresql_users:\n    - name: example_user\n      password: !secret ssm:/db/example_user\n",
+    );
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "images/stacks/web.yml:6:17",
+            "`!secret` inside the value of `postgresql_users`: only a whole var can be a secret",
+            "postgresql_users_password: !secret ssm:",
+            "{{ postgresql_users_password }}",
+        ],
+    );
+    assert!(!e.contains("!!secret"), "{e}");
+    // a nested `!unsafe` likewise (any other tag is refused by the lint, anywhere)
+    f.write(
+        "images/stacks/web.yml",
+        "image: debian12\nroles: [nginx, webapp, identity]\nvars:\n  motd:\n    text: !unsafe '{{ x }}'\n",
+    );
+    let e = fails(&f, &["plan", "web"]);
+    has(
+        &e,
+        &[
+            "images/stacks/web.yml:5:11",
+            "`!unsafe` inside the value of `motd`",
+            "motd: !unsafe",
+        ],
+    );
+}
+
 #[test]
 fn a_secret_in_bake_vars_is_refused() {
     let f = Fixture::example();
