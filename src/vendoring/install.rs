@@ -114,10 +114,33 @@ impl GalaxyInstall<'_> {
         let out = cmd.run_streaming(|l| on_line(l))?;
         // `ansible-galaxy` reports some failures with status 0 and an ERROR! line
         if !out.success() || out.lines.iter().any(|l| l.starts_with("ERROR!")) {
-            return Err(cmd.failed(&out, None).into());
+            let failed = cmd.failed(&out, None);
+            if out.lines.iter().any(|l| unreachable_line(l)) {
+                let tail = failed.output_tail().unwrap_or_default();
+                let message = format!("{failed}\n{}", tail.trim_end());
+                return Err(VendorError::user(message).with_hint(NO_NETWORK_HINT));
+            }
+            return Err(failed.into());
         }
         Ok(())
     }
+}
+
+/// What to do when `ansible-galaxy` could not reach a server.
+const NO_NETWORK_HINT: &str = "ansible-galaxy could not reach its server: Galaxy, URL and remote git sources need the network when vendoring (and only then). Vendor where there is a network and commit vendor/ and requirements.lock.json (every other command reads only those), or use local sources (a tarball or collection directory inside the project, `git+file://`), or name a Galaxy mirror you can reach in ansible.cfg's [galaxy] server_list";
+
+/// A line of `ansible-galaxy`'s output saying a server could not be reached.
+fn unreachable_line(line: &str) -> bool {
+    [
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "Network is unreachable",
+        "No route to host",
+        "Connection refused",
+        "timed out",
+    ]
+    .iter()
+    .any(|p| line.contains(p))
 }
 
 /// `ansible-galaxy` writes the install time into each role's `meta/.galaxy_install_info`;

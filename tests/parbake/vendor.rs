@@ -1086,3 +1086,36 @@ fn vendor_runs_the_projects_own_tools_only_when_asked() {
         "PARBAKE_PROJECT_TOOLS=1 runs the project's own"
     );
 }
+
+/// A Galaxy source with no reachable server (here a local port nothing listens on, named in
+/// the project's ansible.cfg as Ansible users name a mirror): exit 1, ansible-galaxy's lines,
+/// and a hint on vendoring with no network. Nothing is written.
+#[test]
+fn a_galaxy_source_without_a_network_says_what_to_do() {
+    let f = Fixture::bare();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    f.write(
+        "ansible.cfg",
+        &format!("[galaxy]\nserver_list = mirror\n\n[galaxy_server.mirror]\nurl = http://127.0.0.1:{port}/api/\n"),
+    );
+    f.write(
+        "requirements.yml",
+        "roles:\n  - name: geerlingguy.docker\n    version: 8.0.0\n",
+    );
+    let r = f.run(&["vendor"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("hint: ansible-galaxy could not reach its server")
+            && r.stderr
+                .contains("commit vendor/ and requirements.lock.json"),
+        "{}",
+        r.stderr
+    );
+    assert!(!f.root().join("vendor").exists());
+    assert!(!f.root().join("requirements.lock.json").exists());
+}
