@@ -387,6 +387,14 @@ fn a_failed_packer_init_says_when_this_packer_cannot_install_the_pins() {
             cannot,
             "{stderr}"
         );
+        // the example carries its own copy of the pins: the error names it
+        assert!(
+            stderr.contains(
+                "hint: the plugins come from packer/plugins/required_plugins.pkr.hcl, this \
+                 project's own file"
+            ),
+            "{stderr}"
+        );
         let from = if cannot {
             "their GitHub releases"
         } else {
