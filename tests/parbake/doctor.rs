@@ -383,3 +383,36 @@ fn doctor_takes_an_installed_plugin_the_pin_admits_and_the_projects_own_pins() {
         "{lines}"
     );
 }
+
+#[test]
+fn doctor_says_when_the_projects_files_do_not_load_and_checks_every_base() {
+    let f = Fixture::example();
+    f.append("images/debian12.yml", "no_such_field: 1\n");
+    let bin = tempfile::tempdir().unwrap();
+    let cache = BaseCache::with_debian_12_built();
+    let out = doctor(
+        f.root(),
+        &stub_packer(bin.path()),
+        &["--json"],
+        &cache.env(),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    let project = &findings[0];
+    assert_eq!(project["status"], "warn", "{report}");
+    let problem = project["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("its files do not load") && problem.contains("images/debian12.yml"),
+        "{problem}"
+    );
+    assert!(
+        project["fix"].as_str().is_some_and(|f| !f.is_empty()),
+        "{report}"
+    );
+    let bases: Vec<&str> = findings
+        .iter()
+        .filter_map(|f| f["check"].as_str())
+        .filter(|c| c.starts_with("base disk"))
+        .collect();
+    assert_eq!(bases, ["base disk debian-12", "base disk debian-13"]);
+}
