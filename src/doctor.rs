@@ -7,7 +7,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::config::{Project, EMBEDDED_TEMPLATES, PLUGINS_TEMPLATE};
+use crate::packer_version::{self, InitVerdict, RequiredPlugin, Version};
 use crate::process::Cmd;
+use crate::tools::Tools;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -164,6 +167,93 @@ fn resolve(path: &Path) -> Option<std::path::PathBuf> {
     std::env::split_paths(&dirs)
         .map(|d| d.join(path))
         .find(|p| runs(p))
+}
+
+/// Packer's builder plugin `plugin` (`qemu`, `amazon`): built into 1.6; from 1.7 installed
+/// already at a version the project's `required_plugins` admits, or what the first bake's
+/// `packer init` will do, and whether this Packer can do it at all
+/// ([`crate::packer_version::init_verdict`]).
+pub fn packer_plugin_finding(tools: &Tools, plugin: &str, project: Option<&Project>) -> Finding {
+    let check = format!("packer {plugin} plugin");
+    let Ok(version) = tools.packer_version() else {
+        return Finding::failed(
+            &check,
+            false,
+            "Packer's version cannot be read",
+            "install Packer",
+            "bake",
+        );
+    };
+    if !version.needs_init() {
+        return Finding::ok(&check, format!("built into Packer {version}"), "bake");
+    }
+    let required = pinned_plugin(plugin, project);
+    if let Some(path) = installed_plugin(tools, plugin, required.as_ref()) {
+        return Finding::ok(&check, path, "bake");
+    }
+    let Some(required) = required else {
+        return not_installed_yet(&check, version, "its source");
+    };
+    match packer_version::init_verdict(version, &required) {
+        InitVerdict::NotOnGitHub { since } => {
+            let (problem, fix) = packer_version::cannot_install(version, &required, since);
+            Finding::failed(&check, true, problem, fix, "bake")
+        }
+        _ => not_installed_yet(
+            &check,
+            version,
+            if version >= packer_version::RELEASES_SITE_FROM {
+                "releases.hashicorp.com"
+            } else {
+                "github.com"
+            },
+        ),
+    }
+}
+
+/// The plugin as the project's `required_plugins` pins it (parbake's embedded file without a
+/// project, or when the project does not override it).
+fn pinned_plugin(plugin: &str, project: Option<&Project>) -> Option<RequiredPlugin> {
+    let embedded = EMBEDDED_TEMPLATES
+        .iter()
+        .find(|(p, _)| *p == PLUGINS_TEMPLATE)
+        .map_or("", |(_, t)| *t);
+    let hcl = project.map_or(embedded, |p| p.templates.required_plugins.as_str());
+    packer_version::required_plugins(hcl)
+        .into_iter()
+        .find(|r| r.name == plugin)
+}
+
+/// The path of an installed `packer-plugin-<plugin>` (`packer plugins installed`) whose version
+/// the pin admits (any, when the pin cannot be read).
+fn installed_plugin(tools: &Tools, plugin: &str, pin: Option<&RequiredPlugin>) -> Option<String> {
+    let installed = Cmd::new("list the Packer plugins", &tools.packer)
+        .args(["plugins", "installed"])
+        .run_checked()
+        .map(|o| o.text())
+        .unwrap_or_default();
+    let constraint = pin.and_then(|p| packer_version::Constraint::parse(&p.version));
+    installed
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains(&format!("packer-plugin-{plugin}")))
+        .find(
+            |l| match (&constraint, packer_version::installed_plugin_version(l)) {
+                (Some(c), Some(v)) => c.allows(v),
+                _ => true,
+            },
+        )
+        .map(str::to_string)
+}
+
+fn not_installed_yet(check: &str, version: Version, from: &str) -> Finding {
+    Finding::failed(
+        check,
+        false,
+        format!("not installed yet: Packer {version} installs it with `packer init` at the first bake"),
+        format!("let the first bake install it (needs {from}), or see docs/setup.md for an offline install"),
+        "bake",
+    )
 }
 
 /// The first finding in `findings` that the target cannot run without, as the error `doctor`

@@ -129,12 +129,22 @@ impl Tools {
             message.push_str("\n  | ");
             message.push_str(&l);
         }
-        Err(Error::user(message)
-            .with_hint(format!(
-                "Packer {version} runs the qemu and amazon builders as plugins; `packer init` installs the versions packer/plugins/required_plugins.pkr.hcl names, from github.com/hashicorp/qemu and github.com/hashicorp/amazon"
-            ))
-            .with_hint(
-                "without access to GitHub: on a machine that has it, install the plugins into a directory (`PACKER_PLUGIN_PATH=DIR packer plugins install github.com/hashicorp/qemu VERSION`, and the same for amazon), copy DIR here and set PACKER_PLUGIN_PATH=DIR; README \"Packer versions\" names the versions",
-            ))
+        let mut err = Error::user(message).with_hint(format!(
+            "Packer {version} runs the qemu and amazon builders as plugins; `packer init` installs the versions required_plugins.pkr.hcl names, from {}",
+            crate::packer_version::official_plugins_from(version)
+        ));
+        for hint in crate::packer_version::init_hints(version, &rendered_plugins(dir)) {
+            err = err.with_hint(hint);
+        }
+        Err(err.with_hint(
+            "without access to it: on a machine that has it, install the plugins into a directory (`PACKER_PLUGIN_PATH=DIR packer plugins install github.com/hashicorp/qemu VERSION`, and the same for amazon), copy DIR here and set PACKER_PLUGIN_PATH=DIR; docs/setup.md has the steps",
+        ))
     }
+}
+
+/// The `required_plugins.pkr.hcl` parbake rendered in `dir` (empty if it cannot be read: the
+/// hints that need it are then left out).
+fn rendered_plugins(dir: &Path) -> String {
+    let file = dir.join(crate::render::packer::PLUGINS_FILE);
+    crate::fsread::read_text(dir, &file, 64 * 1024).unwrap_or_default()
 }

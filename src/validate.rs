@@ -21,6 +21,27 @@ pub struct Check {
     pub subject: String,
     pub ok: bool,
     pub output: String,
+    /// A failed `packer validate` of the project's own template (its path under the project),
+    /// which overrides parbake's embedded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_template: Option<String>,
+}
+
+impl Check {
+    /// The first failed check of a template the project overrides.
+    pub fn refused_project_template(checks: &[Check]) -> Option<&str> {
+        checks
+            .iter()
+            .filter(|c| !c.ok)
+            .find_map(|c| c.project_template.as_deref())
+    }
+}
+
+/// The project's own file for the target's Packer template, when it overrides the embedded one.
+fn project_template(project: &Project, target: Target) -> Option<String> {
+    let rel = crate::targets::backend(target).template();
+    let origin = project.templates.origin(rel);
+    (origin != "embedded").then(|| origin.to_string())
 }
 
 /// The promotion variants each stack is validated with.
@@ -105,7 +126,7 @@ pub fn run(
                         .layers
                         .first()
                         .map_or(dir.clone(), |l| dir.join(render::layer_dir(l)));
-                    let c = init_plugins(tools, packer, &first)?;
+                    let c = init_plugins(project, tools, packer, &first)?;
                     progress(&c);
                     checks.push(c);
                     plugins_ready = true;
@@ -124,17 +145,27 @@ pub fn run(
 /// `packer init` in a rendered layer directory, as a check that passed; a failure stops the run
 /// with the error that says how to install the plugins without GitHub.
 fn init_plugins(
+    project: &Project,
     tools: &Tools,
     packer: crate::packer_version::Version,
     dir: &Path,
 ) -> Result<Check> {
     checkpoint(point::CHECK)?;
-    let output = tools.packer_init(dir, packer, |_| {})?;
+    let output = tools.packer_init(dir, packer, |_| {}).map_err(|e| {
+        match project.templates.origin(crate::config::PLUGINS_TEMPLATE) {
+            "embedded" => e,
+            own => e.with_hint(format!(
+                "the plugins come from {own}, this project's own file, which overrides \
+                 parbake's embedded one: fix it, or remove it to use the embedded pins"
+            )),
+        }
+    })?;
     Ok(Check {
         validator: "packer init".into(),
         subject: format!("Packer {packer} plugins"),
         ok: true,
         output,
+        project_template: None,
     })
 }
 
@@ -148,6 +179,7 @@ fn outcome(validator: &str, subject: String, cmd: Cmd) -> Result<Check> {
         subject,
         ok: out.success(),
         output: out.text(),
+        project_template: None,
     })
 }
 
@@ -162,7 +194,7 @@ fn check_render(
     for layer in &plan.layers {
         let ldir = dir.join(render::layer_dir(layer));
         crate::targets::backend(plan.target).prepare_validate(&ldir)?;
-        checks.push(outcome(
+        let mut packer = outcome(
             "packer validate",
             format!("{subject} layer {} {}", layer.index, layer.name),
             Cmd::new("validate a Packer template", &tools.packer)
@@ -172,7 +204,11 @@ fn check_render(
                     ".",
                 ])
                 .cwd(&ldir),
-        )?);
+        )?;
+        if !packer.ok {
+            packer.project_template = project_template(project, plan.target);
+        }
+        checks.push(packer);
         let payload = ldir.join("payload");
         build_shims(
             tools,

@@ -38,9 +38,11 @@ pub fn report(root: Option<&Path>, target: Target) -> DoctorReport {
         .unwrap_or_else(|| PathBuf::from("."));
     let tools = Tools::locate(&here);
     let store = Store::for_project(&here);
-    let mut findings = vec![project(root)];
+    let loaded = root.map(crate::project::load);
+    let mut findings = vec![project(root, loaded.as_ref())];
     findings.extend(common(&tools, &here));
-    findings.extend(backend(target).doctor(&tools, &store.root));
+    let project = loaded.as_ref().and_then(|l| l.as_ref().ok());
+    findings.extend(backend(target).doctor(&tools, &store.root, project));
     DoctorReport::new(target, findings)
 }
 
@@ -66,19 +68,28 @@ pub fn missing(target: Target, f: &Finding) -> Error {
     .with_hint(f.fix.clone().unwrap_or_default())
 }
 
-fn project(root: Option<&Path>) -> Finding {
-    match root {
-        Some(r) => Finding::ok(
+/// The project: found and loaded, or where it was found and why its files do not load (a
+/// warning: doctor then checks every base parbake builds, and the embedded plugin pins).
+fn project(root: Option<&Path>, loaded: Option<&Result<crate::config::Project>>) -> Finding {
+    const NEEDED_BY: &str = "every command but doctor";
+    match (root, loaded) {
+        (Some(r), Some(Err(e))) => Finding::failed(
             "project",
-            r.display().to_string(),
-            "every command but doctor",
+            false,
+            format!("{}: its files do not load: {e}", r.display()),
+            e.hints()
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "run `parbake plan` for the whole error".into()),
+            NEEDED_BY,
         ),
-        None => Finding::failed(
+        (Some(r), _) => Finding::ok("project", r.display().to_string(), NEEDED_BY),
+        (None, _) => Finding::failed(
             "project",
             false,
             "no project here: no directory with images/ or parbake.yml from here up",
             "cd into your Ansible repository (or pass --project DIR)",
-            "every command but doctor",
+            NEEDED_BY,
         ),
     }
 }

@@ -41,6 +41,13 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<()> {
             for l in c.output.lines() {
                 crate::printer::stderr::line(format!("     | {l}"));
             }
+            if let Some(own) = &c.project_template {
+                crate::printer::stderr::line(format!(
+                    "     (the template is {own}, this project's own, not parbake's embedded one; \
+                     Packer's {} is a copy of it, so its line numbers are {own}'s)",
+                    crate::render::packer::TEMPLATE_FILE
+                ));
+            }
         }
     };
     let checks = crate::validate::run(&ctx.project, &tools, &args.stacks, &targets, each)?;
@@ -52,8 +59,23 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<()> {
         ctx.printer
             .note(format!("{} checks, {} failed", checks.len(), failed));
     }
+    if let Some(own) = crate::validate::Check::refused_project_template(&checks) {
+        return Err(refused_template(own, failed));
+    }
     if failed > 0 {
         return Err(Error::Validation { count: failed });
     }
     Ok(())
+}
+
+/// Packer refused the project's own template: name it, and the two ways out.
+fn refused_template(own: &str, failed: usize) -> Error {
+    Error::user(format!(
+        "{failed} validation check(s) failed: Packer refused {own}, this project's own \
+         template, which overrides parbake's embedded one"
+    ))
+    .with_hint(format!(
+        "fix {own} (Packer's message is above), or remove it to bake with parbake's embedded \
+         template (`parbake plan` says which template each stack uses)"
+    ))
 }

@@ -374,6 +374,15 @@ pub fn parbake_base_labels() -> String {
         .join(", ")
 }
 
+/// How to build a parbake base disk before a first bake does (the recipe is a script in
+/// parbake's repository): `make base-image` for Debian 12, the script with `--base` otherwise.
+pub fn base_build_command(base: &str) -> String {
+    match base {
+        "debian-12" => "make base-image".to_string(),
+        _ => format!("bash scripts/base-image.sh --base {base}"),
+    }
+}
+
 fn check_qemu_source(file: &SourceFile, q: &QemuSource) -> Result<(), ConfigError> {
     let bad =
         |field: &str, value: &str, what: &str, hint: &str| not_a(file, field, value, what, hint);

@@ -318,7 +318,9 @@ impl Project {
     /// already checked against the lock (`crate::project::load` passes it from
     /// `crate::vendoring`).
     pub fn load(root: &Path, vendored: Option<VendoredContent>) -> Result<Project, ConfigError> {
-        let roles = all_roles(root, vendored.as_ref())?;
+        // read once: where the roles are, and the warnings about it
+        let roles_path = ansible_cfg::roles_path(root)?;
+        let roles = all_roles(root, &roles_path.dirs, vendored.as_ref())?;
         let templates = Templates::load(root)?;
         let mut images = BTreeMap::new();
         for (name, file) in yaml_files(root, "images")? {
@@ -361,7 +363,7 @@ impl Project {
             group_vars,
             vendored,
             id,
-            warnings: load_warnings(root)?,
+            warnings: load_warnings(root, roles_path.warnings),
         })
     }
 
@@ -384,8 +386,8 @@ impl Project {
 
 /// What loading notices but does not stop for: `roles_path` entries that do not exist, and a
 /// `host_vars/`, which parbake does not read.
-fn load_warnings(root: &Path) -> Result<Vec<String>, ConfigError> {
-    let mut w = ansible_cfg::roles_path(root)?.warnings;
+fn load_warnings(root: &Path, roles_path_warnings: Vec<String>) -> Vec<String> {
+    let mut w = roles_path_warnings;
     if root.join("host_vars").is_dir() {
         w.push(
             "host_vars/ is not read: no host is known at bake; put what a group shares in \
@@ -393,16 +395,17 @@ fn load_warnings(root: &Path) -> Result<Vec<String>, ConfigError> {
                 .into(),
         );
     }
-    Ok(w)
+    w
 }
 
 /// The project's roles and the vendored ones, under one namespace: a name in both is refused.
 fn all_roles(
     root: &Path,
+    roles_path: &[String],
     vendored: Option<&VendoredContent>,
 ) -> Result<BTreeMap<String, Role>, ConfigError> {
     let mut roles = BTreeMap::new();
-    for dir in &ansible_cfg::roles_path(root)?.dirs {
+    for dir in roles_path {
         if !root.join(dir).is_dir() {
             continue;
         }

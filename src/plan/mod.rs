@@ -412,16 +412,33 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         provisional: req
             .source_identity
             .is_none()
-            .then(|| provisional_sentence(req.target)),
+            .then(|| provisional_sentence(req.target, image)),
     })
 }
 
 /// Why a plan's layer hashes are provisional: its source's identity stood in as declared.
-pub fn provisional_sentence(target: Target) -> String {
+/// On qemu it names the image's own base disk and how it gets built.
+pub fn provisional_sentence(target: Target, image: &crate::config::Image) -> String {
     match target {
-        Target::Qemu => "layer hashes are provisional: the base disk image is not built yet, and \
-                         they change once it is (make base-image)"
-            .to_string(),
+        Target::Qemu => {
+            let disk = image
+                .def
+                .sources
+                .qemu
+                .as_ref()
+                .map(|q| q.disk_image.as_str());
+            match disk.and_then(|d| d.strip_prefix("parbake:")) {
+                Some(base) => format!(
+                    "layer hashes are provisional: the parbake:{base} base disk image is not \
+                     built yet, and they change once it is (the first bake builds it; or `{}` \
+                     in parbake's repository)",
+                    crate::config::file_checks::base_build_command(base)
+                ),
+                None => "layer hashes are provisional: the base disk image was not read, so \
+                         its path stands in for it"
+                    .to_string(),
+            }
+        }
         Target::Aws => "layer hashes are provisional: the source AMI was not resolved (no EC2 \
                         access), so the declared name pattern stands in for it; bake, userdata \
                         and images resolve it and may show other hashes"

@@ -231,9 +231,10 @@ pub trait Backend: Sync {
     }
 
     /// What `doctor` checks for this target, beyond what every target needs; `bake` and
-    /// `launch` stop early on the first that is missing, with the same words.
-    fn doctor(&self, tools: &Tools, store_root: &Path) -> Vec<Finding> {
-        let _ = (tools, store_root);
+    /// `launch` stop early on the first that is missing, with the same words. `project` is the
+    /// project's checked files, when there is one and it loads (its base disks, its plugins).
+    fn doctor(&self, tools: &Tools, store_root: &Path, project: Option<&Project>) -> Vec<Finding> {
+        let _ = (tools, store_root, project);
         Vec::new()
     }
 
@@ -271,38 +272,6 @@ pub fn packer_present(tools: &Tools) -> Finding {
         PACKER_INSTALL,
         "bake, validate",
     )
-}
-
-/// Packer's builder plugin: built into 1.6, installed by `packer init` (at bake) from 1.7 on.
-pub fn packer_plugin_finding(tools: &Tools, plugin: &str) -> Finding {
-    let check = format!("packer {plugin} plugin");
-    let Ok(version) = tools.packer_version() else {
-        return Finding::failed(
-            &check,
-            false,
-            "Packer's version cannot be read",
-            "install Packer",
-            "bake",
-        );
-    };
-    if !version.needs_init() {
-        return Finding::ok(&check, format!("built into Packer {version}"), "bake");
-    }
-    let installed = crate::process::Cmd::new("list the Packer plugins", &tools.packer)
-        .args(["plugins", "installed"])
-        .run_checked()
-        .map(|o| o.text())
-        .unwrap_or_default();
-    match installed.lines().find(|l| l.contains(&format!("packer-plugin-{plugin}"))) {
-        Some(path) => Finding::ok(&check, path.trim().to_string(), "bake"),
-        None => Finding::failed(
-            &check,
-            false,
-            format!("not installed yet: Packer {version} installs it with `packer init` at the first bake"),
-            "let the first bake install it (needs github.com), or see docs on PACKER_PLUGIN_PATH for an offline install",
-            "bake",
-        ),
-    }
 }
 
 /// The one error for an operation a target does not have.

@@ -77,7 +77,7 @@ pub fn resolved_request(project: &Project, req: &PlanRequest, printer: &Printer)
             let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
             printer.note(format!(
                 "note: {}{why}",
-                crate::plan::provisional_sentence(req.target)
+                crate::plan::provisional_sentence(req.target, image)
             ));
         }
     }

@@ -366,6 +366,44 @@ fn validate_without_the_plugin_source_fails_with_a_hint_for_offline_machines() {
     );
 }
 
+/// Issue 25: Packer 1.7 to 1.13 cannot install the pinned plugins at all (their releases are
+/// not on GitHub); a failed `packer init` there says so and names Packer 1.14, while on 1.14+
+/// it says where the plugins come from instead.
+#[test]
+fn a_failed_packer_init_says_when_this_packer_cannot_install_the_pins() {
+    let f = Fixture::example();
+    for (version, cannot) in [("1.10.0", true), ("1.14.3", false)] {
+        let fake = FakePacker::new(version);
+        let mut c = fake.parbake(f.root(), &["validate", "worker", "--target", "qemu"]);
+        c.env("FAKE_PACKER_INIT_FAIL", "1");
+        let (code, _, stderr) = output(c);
+        assert_eq!(code, 1, "{stderr}");
+        let said = stderr.contains(&format!(
+            "hint: Packer {version} cannot install github.com/hashicorp/qemu `~> 1.1.4`"
+        ));
+        assert_eq!(said, cannot, "Packer {version}: {stderr}");
+        assert_eq!(
+            stderr.contains("install Packer 1.14.0 or newer (docs/setup.md)"),
+            cannot,
+            "{stderr}"
+        );
+        // the example carries its own copy of the pins: the error names it
+        assert!(
+            stderr.contains(
+                "hint: the plugins come from packer/plugins/required_plugins.pkr.hcl, this \
+                 project's own file"
+            ),
+            "{stderr}"
+        );
+        let from = if cannot {
+            "their GitHub releases"
+        } else {
+            "releases.hashicorp.com"
+        };
+        assert!(stderr.contains(from), "Packer {version}: {stderr}");
+    }
+}
+
 /// One image on a fake local base disk, and a stack that promotes its role: two layers.
 fn qemu_project() -> Fixture {
     let f = Fixture::bare();

@@ -620,8 +620,9 @@ fn the_launch_timeout_fails_the_launch_naming_the_running_role_and_stops_ansible
     assert!(!out.join("identity").exists());
 }
 
-#[test]
-fn a_resume_after_the_deadline_fails_at_once_naming_the_interrupted_role() {
+/// An image whose launch was interrupted in webapp two minutes ago, with a one-minute
+/// launch timeout (the machine was down since): its spec, and the roles' output directory.
+fn resumed_after_the_deadline() -> (Image, PathBuf, PathBuf) {
     let img = Image::new(
         &[
             ("nginx", &[], &touch("nginx")),
@@ -638,7 +639,6 @@ fn a_resume_after_the_deadline_fails_at_once_naming_the_interrupted_role() {
         json!({"launch_timeout_s": 60}),
     );
     let digest = sha256_hex(&std::fs::read(&spec).unwrap());
-    // a launch interrupted in webapp two minutes ago (the machine was down since)
     let then = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -654,7 +654,11 @@ fn a_resume_after_the_deadline_fails_at_once_naming_the_interrupted_role() {
         .to_string(),
     )
     .unwrap();
-    let (code, stdout) = img.run(&spec, &[]);
+    (img, spec, out)
+}
+
+/// The resumed launch failed at once, naming the role it was interrupted in; nothing ran.
+fn failed_naming_the_interrupted_role(img: &Image, out: &Path, code: i32, stdout: &str) {
     assert_eq!(code, 1, "{stdout}");
     let st = img.status();
     assert!(
@@ -677,6 +681,45 @@ fn a_resume_after_the_deadline_fails_at_once_naming_the_interrupted_role() {
         "a role ran after the deadline"
     );
     assert!(stdout.contains("failed_role=webapp"), "{stdout}");
+}
+
+#[test]
+fn a_resume_after_the_deadline_fails_at_once_naming_the_interrupted_role() {
+    let (img, spec, out) = resumed_after_the_deadline();
+    let (code, stdout) = img.run(&spec, &[]);
+    failed_naming_the_interrupted_role(&img, &out, code, &stdout);
+}
+
+/// The race that made the test above flaky, made certain: the deadline's backstop was armed
+/// for 10 ms when the deadline had passed already, so a start slower than that (here reading
+/// the manifest takes 0.3 s) was cut short as "while starting". A resume past its deadline
+/// arms no alarm: it only plans its roles from local files and fails naming the role.
+#[test]
+fn a_resume_after_the_deadline_names_the_role_however_slow_its_start() {
+    let (img, spec, out) = resumed_after_the_deadline();
+    let script = r#"
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from parbake_runner import cli, launch
+slow = launch.read_manifest
+def read_manifest(*args):
+    time.sleep(0.3)
+    return slow(*args)
+launch.read_manifest = read_manifest
+sys.exit(cli.main(["launch", sys.argv[2]]))
+"#;
+    let out_ = Command::new("timeout")
+        .args(["-k", "5", "60", "python3", "-B", "-c", script])
+        .arg(repo().join("src/contract/assets"))
+        .arg(&spec)
+        .env("PARBAKE_ROOT", img.root.path())
+        .env("PARBAKE_CONSOLE", img.path("console.log"))
+        .env("ANSIBLE_HOME", img.path("ansible-home"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out_.stdout).into_owned();
+    let code = out_.status.code().unwrap_or(-1);
+    failed_naming_the_interrupted_role(&img, &out, code, &stdout);
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -117,3 +117,61 @@ fn validate_uses_no_fixed_shared_path_under_tmpdir() {
     );
     assert!(stderr.contains("using ansible-playbook "), "{stderr}");
 }
+
+/// Issue 24, bad input: a project template that Packer refuses. The error names the project's
+/// file (the template is its own, overriding parbake's embedded one) with the two ways out;
+/// removing the file bakes with the embedded template, which validates.
+#[test]
+fn validate_names_the_projects_own_template_when_packer_refuses_it() {
+    let f = Fixture::example();
+    f.replace(
+        "packer/qemu.pkr.hcl",
+        "  skip_resize_disk = true\n",
+        "  skip_resize_disk = true\n  no_such_argument = true\n",
+    );
+    let r = f.run(&["validate", "web", "--target", "qemu"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no_such_argument"),
+        "Packer's own words: {}",
+        r.stderr
+    );
+    // Packer names its copy and the line: the note says whose lines they are
+    let line = 1 + f
+        .read("packer/qemu.pkr.hcl")
+        .lines()
+        .position(|l| l.contains("no_such_argument"))
+        .unwrap();
+    let at = format!("template.pkr.hcl line {line}");
+    assert!(r.stderr.contains(&at), "{at}: {}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("so its line numbers are packer/qemu.pkr.hcl's"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            "validation check(s) failed: Packer refused packer/qemu.pkr.hcl, this project's own \
+             template, which overrides parbake's embedded one"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: fix packer/qemu.pkr.hcl")
+            && r.stderr
+                .contains("or remove it to bake with parbake's embedded template"),
+        "{}",
+        r.stderr
+    );
+    let json = f.run(&["validate", "web", "--target", "qemu", "--json"]);
+    let checks: Vec<serde_json::Value> = serde_json::from_str(&json.stdout).unwrap();
+    assert!(checks
+        .iter()
+        .any(|c| c["ok"] == false && c["project_template"] == "packer/qemu.pkr.hcl"));
+    // the embedded template: nothing of the project's is named, and it validates
+    std::fs::remove_file(f.root().join("packer/qemu.pkr.hcl")).unwrap();
+    let r = f.run(&["validate", "web", "--target", "qemu"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -3,16 +3,17 @@
 
 use std::path::Path;
 
+use crate::config::Project;
 use crate::doctor::{free_disk, Finding};
 use crate::tools::Tools;
 
 const EC2: &str = "bake, launch, verify, publish, images, prune, gc";
 
 /// Every check of the aws target.
-pub fn checks(tools: &Tools, store_root: &Path) -> Vec<Finding> {
+pub fn checks(tools: &Tools, store_root: &Path, project: Option<&Project>) -> Vec<Finding> {
     vec![
         crate::targets::interface::packer_finding(tools),
-        crate::targets::interface::packer_plugin_finding(tools, "amazon"),
+        crate::doctor::packer_plugin_finding(tools, "amazon", project),
         credentials(),
         region(),
         endpoint(),

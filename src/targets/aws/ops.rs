@@ -58,8 +58,13 @@ impl Backend for Ec2Target {
         Ok(plan)
     }
 
-    fn doctor(&self, tools: &crate::tools::Tools, store_root: &std::path::Path) -> Vec<Finding> {
-        super::doctor::checks(tools, store_root)
+    fn doctor(
+        &self,
+        tools: &crate::tools::Tools,
+        store_root: &std::path::Path,
+        project: Option<&Project>,
+    ) -> Vec<Finding> {
+        super::doctor::checks(tools, store_root, project)
     }
 
     fn preflight(

@@ -1,10 +1,13 @@
 //! `doctor --target qemu`: Packer (and its qemu plugin), qemu, the accelerator, the base-disk
 //! recipe's tools and cache, systemd-nspawn, and room in the store.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::doctor::{free_disk, present_finding, program_finding, Finding};
-use crate::process::Cmd;
+use super::CachedBase;
+use crate::config::file_checks::{base_build_command, PARBAKE_BASES};
+use crate::config::Project;
+use crate::doctor::{free_disk, present_finding, program_finding, Finding, Status};
 use crate::targets::interface::Preflight;
 use crate::tools::Tools;
 
@@ -60,10 +63,10 @@ pub fn preflight(tools: &Tools, store_root: &Path, command: Preflight) -> Vec<Fi
 }
 
 /// Every check of the local target.
-pub fn checks(tools: &Tools, store_root: &Path) -> Vec<Finding> {
+pub fn checks(tools: &Tools, store_root: &Path, project: Option<&Project>) -> Vec<Finding> {
     let mut out = vec![
         crate::targets::interface::packer_finding(tools),
-        crate::targets::interface::packer_plugin_finding(tools, "qemu"),
+        crate::doctor::packer_plugin_finding(tools, "qemu", project),
         program_finding(
             "qemu",
             Path::new("qemu-system-x86_64"),
@@ -82,7 +85,7 @@ pub fn checks(tools: &Tools, store_root: &Path) -> Vec<Finding> {
         ),
         accelerator(),
     ];
-    out.extend(base_disk());
+    out.extend(base_disks(project));
     out.push(program_finding(
         "systemd-nspawn",
         Path::new("systemd-nspawn"),
@@ -122,37 +125,60 @@ fn accelerator() -> Finding {
     )
 }
 
-/// The base disk: built already (the cache directory), or the tools that build it.
-fn base_disk() -> Vec<Finding> {
-    if let Some(dir) = cached_base_disk() {
-        return vec![Finding::ok("base disk", dir, BAKE)];
-    }
-    vec![
-        Finding::failed(
-            "base disk",
-            false,
-            "not built yet: the first bake builds it from Debian's packages (minutes)",
-            "nothing, or build it now with `make base-image` in parbake's repository",
-            BAKE,
-        ),
-        program_finding(
+/// Each base disk the project's images are built on (every base parbake builds, without a
+/// project): built already (its cache directory), or not yet, with the command that builds it
+/// and the tools the build needs.
+fn base_disks(project: Option<&Project>) -> Vec<Finding> {
+    let bases: BTreeSet<&str> = match project {
+        Some(p) => p
+            .images
+            .values()
+            .filter_map(|i| i.def.sources.qemu.as_ref())
+            .filter_map(|q| q.disk_image.strip_prefix(super::PARBAKE_PREFIX))
+            .collect(),
+        None => PARBAKE_BASES.iter().copied().collect(),
+    };
+    let mut out: Vec<Finding> = bases.iter().map(|b| base_disk(b)).collect();
+    if out.iter().any(|f| f.status != Status::Ok) {
+        out.push(program_finding(
             "mmdebstrap",
             Path::new("mmdebstrap"),
             "--version",
             true,
             "apt-get install mmdebstrap e2fsprogs (make setup installs them)",
             "bake (the first one builds the base disk)",
-        ),
-    ]
+        ));
+    }
+    out
 }
 
-/// The directory of the cached base disk, if it is built.
-fn cached_base_disk() -> Option<String> {
-    let script = super::base_image_script().ok()?;
-    let out = Cmd::new("find the cached base image", "bash")
-        .arg(&script)
-        .arg("--print-path")
-        .run_checked()
-        .ok()?;
-    Some(out.lines.last()?.trim().to_string())
+/// One base disk, as the embedded recipe finds it in its cache.
+fn base_disk(base: &str) -> Finding {
+    let check = format!("base disk {base}");
+    match super::cached_base(base) {
+        Some(CachedBase { dir, built: true }) => {
+            Finding::ok(&check, dir.display().to_string(), BAKE)
+        }
+        Some(CachedBase { dir, built: false }) => Finding::failed(
+            &check,
+            false,
+            format!(
+                "not built yet (its cache: {}): the first bake of an image on parbake:{base} \
+                 builds it from Debian's packages (minutes, as root)",
+                dir.display()
+            ),
+            format!(
+                "nothing, or build it now with `{}` in parbake's repository",
+                base_build_command(base)
+            ),
+            BAKE,
+        ),
+        None => Finding::failed(
+            &check,
+            false,
+            "its cache cannot be looked up: the embedded base-image recipe did not run",
+            "install bash, and check that TMPDIR is writable",
+            BAKE,
+        ),
+    }
 }

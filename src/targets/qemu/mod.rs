@@ -53,17 +53,45 @@ fn base_image_script() -> Result<tempfile::TempPath> {
 pub fn peek_identity(image: &Image) -> Option<String> {
     let q = image.def.sources.qemu.as_ref()?;
     if let Some(name) = q.disk_image.strip_prefix(PARBAKE_PREFIX) {
-        known_base(name).ok()?;
-        let script = base_image_script().ok()?;
-        let out = Cmd::new("find the cached base image", "bash")
-            .arg(&script)
-            .args(["--base", name, "--print-path"])
-            .run_checked()
-            .ok()?;
-        let dir = PathBuf::from(out.lines.last()?.trim());
-        Some(identity_of_dir(&q.disk_image, &dir))
+        let cached = cached_base(name)?;
+        cached
+            .built
+            .then(|| identity_of_dir(&q.disk_image, &cached.dir))
     } else {
         Some(crate::plan::source_identity::qemu(q))
+    }
+}
+
+/// Where the embedded recipe keeps a base disk parbake builds, and whether it is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedBase {
+    /// `<cache>/base/<recipe hash>`: the recipe's own cache key for this base.
+    pub dir: PathBuf,
+    /// Whether `disk.qcow2` is there.
+    pub built: bool,
+}
+
+/// The base disk `parbake:<base>` names, as the embedded recipe's `--print-path` says without
+/// building anything (the one place that asks it: the plan's source identity and `doctor`).
+/// None for a base parbake does not build, or when the recipe cannot run.
+pub fn cached_base(base: &str) -> Option<CachedBase> {
+    known_base(base).ok()?;
+    let script = base_image_script().ok()?;
+    let out = Cmd::new(format!("find the cached {base} base disk"), "bash")
+        .arg(&script)
+        .args(["--base", base, "--print-path"])
+        .run_streaming(|_| {})
+        .ok()?;
+    // it prints the directory, then exits 0 when the disk is there and 1 when it is not
+    let last = out.lines.last()?.trim();
+    if last.is_empty() || last.starts_with("base-image:") {
+        return None; // the recipe's own error, not a directory
+    }
+    let dir = PathBuf::from(last);
+    match out.code {
+        Some(0) => Some(CachedBase { dir, built: true }),
+        Some(1) => Some(CachedBase { dir, built: false }),
+        _ => None,
     }
 }
 

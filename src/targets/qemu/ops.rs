@@ -72,8 +72,13 @@ impl Backend for Local {
         }
     }
 
-    fn doctor(&self, tools: &crate::tools::Tools, store_root: &std::path::Path) -> Vec<Finding> {
-        super::doctor::checks(tools, store_root)
+    fn doctor(
+        &self,
+        tools: &crate::tools::Tools,
+        store_root: &std::path::Path,
+        project: Option<&Project>,
+    ) -> Vec<Finding> {
+        super::doctor::checks(tools, store_root, project)
     }
 
     fn preflight(

@@ -25,9 +25,16 @@ class Deadline:
         return DEFAULT_LAUNCH_TIMEOUT_S if self.at is None else self.at - time.time()
 
     def arm(self, at):
+        """The backstop, BACKSTOP_S after the deadline `at`. A resume that starts after the
+        deadline arms none: it runs nothing, only plans its roles from local files (bounded by
+        the reading rule) and fails naming the interrupted one, and an alarm already due would
+        cut that short at random ("while starting")."""
         self.at = at
+        left = at - time.time()
+        if left <= 0:
+            return
         signal.signal(signal.SIGALRM, self.fire)
-        signal.setitimer(signal.ITIMER_REAL, max(0.01, at + self.BACKSTOP_S - time.time()))
+        signal.setitimer(signal.ITIMER_REAL, left + self.BACKSTOP_S)
 
     def disarm(self):
         signal.setitimer(signal.ITIMER_REAL, 0)
