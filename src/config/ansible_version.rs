@@ -83,6 +83,14 @@ impl PartialEq for Version {
 impl Eq for Version {}
 
 impl Version {
+    /// The minor version when the major is `major` (`2.19.4` → 19 for 2).
+    pub fn minor_of(&self, major: u64) -> Option<u64> {
+        match self.0.as_slice() {
+            [m, minor, ..] if *m == major => Some(*minor),
+            _ => None,
+        }
+    }
+
     /// A dotted numeric version; a pre-release or local suffix on the last part is dropped.
     pub fn parse(s: &str) -> Option<Version> {
         let s = s.trim();
