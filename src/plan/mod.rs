@@ -380,6 +380,13 @@ impl Plan {
     pub fn baked(&self) -> &[String] {
         &self.top().baked
     }
+    /// Whether the image installs a role of a collection (`ns.collection.role`): then its
+    /// shims include an overlay of that collection, found before the vendored one.
+    pub fn installs_collection_roles(&self) -> bool {
+        self.installed
+            .keys()
+            .any(|r| crate::config::names::valid_collection_role(r))
+    }
 }
 
 pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
