@@ -25,7 +25,7 @@ pub(super) fn check_includes(
             let problem = if inc.in_collection() {
                 // a collection's role comes with its collection: it must resolve, installed
                 // or not (the overlay links it from the collection when it is not)
-                collection_include_problem(project, inc)
+                collection_include_problem(project, name, inc)
             } else if !project.roles.contains_key(&inc.role) {
                 let known: Vec<String> = project.roles.keys().cloned().collect();
                 Some((
@@ -58,11 +58,17 @@ pub(super) fn check_includes(
 
 /// Why an include of a collection's role (`ns.collection.role`) does not resolve: a malformed
 /// name, its collection not vendored, or the collection without that role.
+/// A collection's role including one of its own collection is left to the collection, which
+/// ships whole (its hash is in every layer hash): Ansible also resolves names parbake does
+/// not plan, such as nested roles (`ovirt.ovirt.infra.roles.mac_pools`).
 fn collection_include_problem(
     project: &Project,
+    includer: &str,
     inc: &crate::config::role_refs::RoleRef,
 ) -> Option<(String, Vec<String>)> {
-    if project.roles.contains_key(&inc.role) {
+    let own = crate::config::names::split_collection_role(includer)
+        .is_some_and(|(collection, _)| inc.role.starts_with(&format!("{collection}.")));
+    if own || project.roles.contains_key(&inc.role) {
         return None;
     }
     crate::config::vendored::collection_role_problem(&inc.role, project.vendored.as_ref())

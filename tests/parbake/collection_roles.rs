@@ -616,14 +616,13 @@ const SHIM_TASKS: &str =
 
 // ---- a real collection's role ---------------------------------------------------------------
 
-/// Debian's `sensu.sensu_go` (from its `ansible` package, unpacked by scripts/setup.sh into
-/// .tools/ansible-collections, never committed), vendored as a directory. Its role `agent`
-/// has a handler and includes the collection's `install` by its bare name, which Ansible
-/// resolves inside the collection. None (with a SKIP line) without the unpacked package.
-fn sensu_project() -> Option<Fixture> {
-    let dir = repo().join(
-        ".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections/sensu/sensu_go",
-    );
+/// One of Debian's collections (`ns/name`, from its `ansible` package, unpacked by
+/// scripts/setup.sh into .tools/ansible-collections, never committed), vendored as a
+/// directory into a bare project. None (with a SKIP line) without the unpacked package.
+fn debian_project(which: &str) -> Option<Fixture> {
+    let dir = repo()
+        .join(".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections")
+        .join(which);
     if !dir.is_dir() {
         eprintln!(
             "SKIP: {} is missing; run scripts/setup.sh (it unpacks Debian's ansible package)",
@@ -632,14 +631,20 @@ fn sensu_project() -> Option<Fixture> {
         return None;
     }
     let f = Fixture::bare();
-    crate::util::copy_dir(&dir, &f.root().join("sources/sensu/sensu_go"));
+    crate::util::copy_dir(&dir, &f.root().join("sources").join(which));
     f.write(
         "requirements.yml",
-        "collections:\n  - name: ./sources/sensu/sensu_go\n    type: dir\n",
+        &format!("collections:\n  - name: ./sources/{which}\n    type: dir\n"),
     );
     let r = f.run(&["vendor"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     Some(f)
+}
+
+/// Debian's `sensu.sensu_go`: its role `agent` has a handler and includes the collection's
+/// `install` by its bare name, which Ansible resolves inside the collection.
+fn sensu_project() -> Option<Fixture> {
+    debian_project("sensu/sensu_go")
 }
 
 #[test]
@@ -683,6 +688,23 @@ fn a_real_collection_role_from_debian_plans_renders_and_validates() {
         std::fs::read_to_string(crate::shims::layer_payloads(&dir)[1].join("bake.yml")).unwrap();
     assert!(bake.contains("- sensu.sensu_go.agent"), "{bake}");
     // the real syntax check resolves the FQCN through the overlay, promoted and at launch
+    let r = f.run(&["validate", "s", "--target", "qemu"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Debian's `ovirt.ovirt.infra` imports nested roles of its own collection
+/// (`ovirt.ovirt.infra.roles.mac_pools`), which Ansible resolves and parbake does not plan:
+/// they ship with the collection, so the plan takes them and the syntax check resolves them.
+#[test]
+fn a_real_collection_role_importing_its_collections_nested_roles_plans_and_validates() {
+    let Some(f) = debian_project("ovirt/ovirt") else {
+        return;
+    };
+    f.image("img", &[], &[])
+        .stack("s", "img", &["ovirt.ovirt.infra"]);
+    let p = f.plan("s", &[]);
+    let launch: Vec<&str> = p.launch.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(launch, ["ovirt.ovirt.infra"]);
     let r = f.run(&["validate", "s", "--target", "qemu"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
