@@ -143,6 +143,7 @@ fn a_collection_role_in_a_stack_resolves_with_its_dependency_and_content_hash() 
     assert!(p.installed.contains_key(BASE), "{:?}", p.installed);
     let launch: Vec<&str> = p.launch.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(launch, [BASE, WEB]);
+    assert_eq!(p.launch[1].collections, ["acme.kit"]);
     assert_eq!(p.collections["acme.kit"], "1.0.0");
 
     // the role's content hash is among the inputs of the layer that installs it
