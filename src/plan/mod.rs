@@ -117,6 +117,10 @@ pub enum PlanError {
     },
     #[error("unknown role `{role}`")]
     UnknownRole { role: String, known: Vec<String> },
+    /// A collection's role (`--promote ns.collection.role`) that does not resolve: its
+    /// collection not vendored, the collection without it, or a malformed name.
+    #[error("{message}")]
+    CollectionRole { message: String, hints: Vec<String> },
     /// `include_role`/`import_role` of a role that is not in the project, or not installed
     /// on the image, located at the task.
     #[error("{0}")]
@@ -155,6 +159,7 @@ impl PlanError {
             PlanError::UnknownRole { role, known } => {
                 crate::config::did_you_mean(role, known, "role")
             }
+            PlanError::CollectionRole { hints, .. } => hints.clone(),
             PlanError::Config(e) => e.hints(),
             PlanError::Ansible { hint, .. } => vec![hint.clone()],
             PlanError::NoSource { image, target } => vec![format!(

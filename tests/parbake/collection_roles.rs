@@ -283,6 +283,24 @@ fn a_collection_that_is_not_vendored_is_named_with_a_requirements_hint() {
 }
 
 #[test]
+fn a_promoted_collection_role_that_does_not_resolve_says_why() {
+    let f = kit_project();
+    f.image("img", &[], &[]).stack("s", "img", &[WEB]);
+    for (role, says) in [
+        (
+            "devsec.hardening.os_hardening",
+            "cannot promote `devsec.hardening.os_hardening`: role `devsec.hardening.os_hardening` is in collection `devsec.hardening`, which is not vendored",
+        ),
+        ("acme.kit.db", "collection `acme.kit` 1.0.0 has no role `db`"),
+        ("acme.kit.web.x", "`acme.kit.web.x` is not a valid role name"),
+    ] {
+        let r = f.run(&["plan", "s", "--promote", role]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains(says) && r.stderr.contains("hint: "), "{}", r.stderr);
+    }
+}
+
+#[test]
 fn a_collection_without_that_role_lists_its_roles() {
     let f = kit_project();
     f.image("img", &[], &[]).stack("s", "img", &["acme.kit.db"]);
