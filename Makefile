@@ -53,7 +53,7 @@ test-fast:
 # `make setup` installs, or a directory holding ansible-playbook). `cargo test` runs it on the
 # pinned 2.14; `make test` adds the newest (about 2 min; `make test RUNNER_NEWEST=` skips it);
 # `make test-runner-matrix` runs every version, timed.
-RUNNER_TIER := runner:: runner_checks:: shims:: offline:: unsafe_values::
+RUNNER_TIER := runner:: runner_checks:: shims:: offline:: unsafe_values:: collection_roles::at_
 RUNNER_MATRIX := 2.14 2.17 2.19 2.20 2.21
 RUNNER_NEWEST := 2.21
 RUNNER_ANSIBLE ?= 2.14

@@ -272,15 +272,20 @@ fn check_render(
 fn build_shims(tools: &Tools, project: &Project, runner: &Path, list: &Path) -> Result<()> {
     let dir = list.parent().unwrap_or(Path::new("."));
     checkpoint(point::CHECK)?;
-    Cmd::new("build the shims of baked roles", &tools.python3)
+    let mut cmd = Cmd::new("build the shims of baked roles", &tools.python3)
         .arg(runner)
         .args(["shim", "--roles-dir"])
         .arg(roles_dir(project, dir)?)
         .arg("--out")
         .arg(dir.join("shim"))
         .arg("--list")
-        .arg(list)
-        .run_checked()?;
+        .arg(list);
+    let collections = crate::vendoring::collections_dir(&project.root);
+    if collections.is_dir() {
+        // the roles of collections resolve through their overlay, as on the image
+        cmd = cmd.arg("--collections-dir").arg(collections);
+    }
+    cmd.run_checked()?;
     Ok(())
 }
 
@@ -319,7 +324,13 @@ fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path
         .env("ANSIBLE_HOME", base.join("ansible-home"))
         .env(
             "ANSIBLE_COLLECTIONS_PATH",
-            crate::vendoring::collections_dir(&project.root),
+            format!(
+                "{}:{}",
+                base.join("shim")
+                    .join(crate::render::playbook::SHIM_COLLECTIONS)
+                    .display(),
+                crate::vendoring::collections_dir(&project.root).display()
+            ),
         )
         .cwd(base))
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::model::{self, AwsSource, ImageFile, QemuSource, StackFile};
 use super::{
     aws_settings, duration, health_checks, names, unknown_at, vars, ConfigError, Image, Role,
-    SourceFile, Stack,
+    SourceFile, Stack, VendoredContent,
 };
 
 fn unknown_role(
@@ -14,7 +14,13 @@ fn unknown_role(
     field: &str,
     role: &str,
     roles: &BTreeMap<String, Role>,
+    vendored: Option<&VendoredContent>,
 ) -> ConfigError {
+    if let Some((message, hints)) = super::vendored::collection_role_problem(role, vendored) {
+        let mut err = file.error_for(field, Some(role), message);
+        err.hints = hints;
+        return err.into();
+    }
     let known: Vec<String> = roles.keys().cloned().collect();
     let err = file.error_for(field, Some(role), format!("unknown role `{role}`"));
     unknown_at(err, role, &known, "role")
@@ -25,6 +31,7 @@ pub(super) fn check_image(
     file: SourceFile,
     def: ImageFile,
     roles: &BTreeMap<String, Role>,
+    vendored: Option<&VendoredContent>,
 ) -> Result<Image, ConfigError> {
     for (field, list) in [
         ("basic", &def.basic),
@@ -33,7 +40,7 @@ pub(super) fn check_image(
     ] {
         for role in list {
             if !roles.contains_key(role) {
-                return Err(unknown_role(&file, field, role, roles));
+                return Err(unknown_role(&file, field, role, roles, vendored));
             }
         }
     }
@@ -103,6 +110,7 @@ pub(super) fn check_stack(
     def: StackFile,
     images: &BTreeMap<String, Image>,
     roles: &BTreeMap<String, Role>,
+    vendored: Option<&VendoredContent>,
 ) -> Result<Stack, ConfigError> {
     let Some(image) = images.get(&def.image) else {
         let known: Vec<String> = images.keys().cloned().collect();
@@ -112,7 +120,7 @@ pub(super) fn check_stack(
     for (field, list) in [("roles", &def.roles), ("promote", &def.promote)] {
         for role in list {
             if !roles.contains_key(role) {
-                return Err(unknown_role(&file, field, role, roles));
+                return Err(unknown_role(&file, field, role, roles, vendored));
             }
             if !image.installed.contains(role) {
                 return Err(file

@@ -391,7 +391,7 @@ pub fn field_rule(field: &str) -> Option<fn(&str) -> bool> {
         "unit" => valid_unit,
         "text" => valid_text,
         "file" => valid_file_path,
-        "role" => super::names::valid_role_name,
+        "role" => super::names::valid_role_ref,
         _ => return None,
     })
 }

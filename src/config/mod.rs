@@ -321,38 +321,36 @@ impl Project {
     pub fn load(root: &Path, vendored: Option<VendoredContent>) -> Result<Project, ConfigError> {
         // read once: where the roles are, and the warnings about it
         let roles_path = ansible_cfg::roles_path(root)?;
-        let roles = all_roles(root, &roles_path.dirs, vendored.as_ref())?;
+        let mut roles = all_roles(root, &roles_path.dirs, vendored.as_ref())?;
         let templates = Templates::load(root)?;
-        let mut images = BTreeMap::new();
+        let mut image_files = Vec::new();
         for (name, file) in yaml_files(root, "images")? {
             check_file_name(&file, &name, "image")?;
             let def: ImageFile = file.parse()?;
-            images.insert(name.clone(), check_image(name, file, def, &roles)?);
+            image_files.push((name, file, def));
         }
-        let mut stacks = BTreeMap::new();
+        let mut stack_files = Vec::new();
         for (name, file) in yaml_files(root, "images/stacks")? {
             check_file_name(&file, &name, "stack")?;
             let def: StackFile = file.parse()?;
-            stacks.insert(name.clone(), check_stack(name, file, def, &images, &roles)?);
+            stack_files.push((name, file, def));
+        }
+        if let Some(v) = &vendored {
+            let wanted = collection_roles_named(&roles, &image_files, &stack_files);
+            roles.extend(roles::load_collection_roles(root, v, wanted)?);
+        }
+        let v = vendored.as_ref();
+        let mut images = BTreeMap::new();
+        for (name, file, def) in image_files {
+            images.insert(name.clone(), check_image(name, file, def, &roles, v)?);
+        }
+        let mut stacks = BTreeMap::new();
+        for (name, file, def) in stack_files {
+            let stack = check_stack(name.clone(), file, def, &images, &roles, v)?;
+            stacks.insert(name, stack);
         }
         publish_targets::check(&stacks)?;
-        for role in roles.values() {
-            for dep in &role.deps {
-                if !roles.contains_key(dep) {
-                    let file = role
-                        .meta_file
-                        .as_ref()
-                        .expect("deps come from meta/main.yml");
-                    let known: Vec<String> = roles.keys().cloned().collect();
-                    let err = file.error_for(
-                        "dependencies",
-                        Some(dep),
-                        format!("role `{}` depends on unknown role `{dep}`", role.name),
-                    );
-                    return Err(unknown_at(err, dep, &known, "role"));
-                }
-            }
-        }
+        check_dependencies(&roles, v)?;
         let group_vars = group_vars::load(root, stacks.keys())?;
         let id = project_file::load_id(root)?;
         Ok(Project {
@@ -383,6 +381,64 @@ impl Project {
             known: self.images.keys().cloned().collect(),
         })
     }
+}
+
+/// Every collection role (`ns.collection.role`) the images, the stacks and the loaded roles
+/// name: what [`roles::load_collection_roles`] starts from.
+fn collection_roles_named(
+    roles: &BTreeMap<String, Role>,
+    images: &[(String, SourceFile, ImageFile)],
+    stacks: &[(String, SourceFile, StackFile)],
+) -> Vec<String> {
+    let from_images = images.iter().flat_map(|(_, _, d)| {
+        d.basic
+            .iter()
+            .chain(&d.launch_only)
+            .chain(d.installed.iter().flatten())
+    });
+    let from_stacks = stacks
+        .iter()
+        .flat_map(|(_, _, d)| d.roles.iter().chain(&d.promote));
+    let from_roles = roles
+        .values()
+        .flat_map(|r| r.deps.iter().chain(r.refs.roles.iter().map(|i| &i.role)));
+    from_images
+        .chain(from_stacks)
+        .chain(from_roles)
+        .filter(|n| names::names_collection_role(n))
+        .cloned()
+        .collect()
+}
+
+/// Every role's meta dependencies name a loaded role; a collection's role that is not one
+/// says why (its collection not vendored, or without that role).
+fn check_dependencies(
+    roles: &BTreeMap<String, Role>,
+    vendored: Option<&VendoredContent>,
+) -> Result<(), ConfigError> {
+    let missing = roles
+        .values()
+        .find_map(|r| Some((r, r.deps.iter().find(|d| !roles.contains_key(*d))?)));
+    let Some((role, dep)) = missing else {
+        return Ok(());
+    };
+    let file = role
+        .meta_file
+        .as_ref()
+        .expect("deps come from meta/main.yml");
+    if let Some((message, hints)) = vendored::collection_role_problem(dep, vendored) {
+        let message = format!("role `{}` depends on `{dep}`: {message}", role.name);
+        let mut err = file.error_for("dependencies", Some(dep), message);
+        err.hints = hints;
+        return Err(err.into());
+    }
+    let known: Vec<String> = roles.keys().cloned().collect();
+    let err = file.error_for(
+        "dependencies",
+        Some(dep),
+        format!("role `{}` depends on unknown role `{dep}`", role.name),
+    );
+    Err(unknown_at(err, dep, &known, "role"))
 }
 
 /// What loading notices but does not stop for: `roles_path` entries that do not exist, and a

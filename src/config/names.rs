@@ -26,6 +26,42 @@ pub fn valid_role_name(name: &str) -> bool {
         }
 }
 
+/// A role inside a vendored collection, by its fully qualified name
+/// `namespace.collection.role`: exactly three parts, each a lowercase letter then lowercase
+/// letters, digits and `_` (Galaxy's rule for namespaces and collection names, and
+/// ansible-core's for a collection's roles), at most [`NAME_MAX`] characters in all.
+pub fn valid_collection_role(name: &str) -> bool {
+    let part = |p: &str| {
+        p.starts_with(|c: char| c.is_ascii_lowercase())
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    name.len() <= NAME_MAX && parts.len() == 3 && parts.iter().all(|p| part(p))
+}
+
+/// A name written as a collection's role: two dots or more (`ns.collection.role`), where a
+/// role directory's name has at most one.
+pub fn names_collection_role(name: &str) -> bool {
+    name.matches('.').count() >= 2
+}
+
+/// `(namespace.collection, role)` of a valid collection role name.
+pub fn split_collection_role(name: &str) -> Option<(&str, &str)> {
+    valid_collection_role(name)
+        .then(|| name.rsplit_once('.'))
+        .flatten()
+}
+
+/// Any name a role may be named by: a role directory's ([`valid_role_name`]) or a
+/// collection's role ([`valid_collection_role`]).
+pub fn valid_role_ref(name: &str) -> bool {
+    valid_role_name(name) || valid_collection_role(name)
+}
+
+/// What a refused collection role name is told.
+pub const COLLECTION_ROLE_RULE: &str = "a role of a collection is named `namespace.collection.role`: exactly three parts, each a lowercase letter then lowercase letters, digits and `_`, at most 64 characters in all";
+
 /// What a refused role name is told.
 pub const ROLE_NAME_RULE: &str = "a role name is `name` or `namespace.name` (as ansible-galaxy installs them): letters, digits, `_` and `-` in each part, not starting with `-`, at most 64 characters";
 
@@ -298,6 +334,37 @@ mod tests {
         ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn collection_role_names() {
+        for ok in ["acme.kit.web", "community.zabbix.zabbix_agent", "a1.b_2.c3"] {
+            assert!(valid_collection_role(ok), "{ok}");
+            assert!(valid_role_ref(ok), "{ok}");
+        }
+        assert_eq!(
+            split_collection_role("acme.kit.web"),
+            Some(("acme.kit", "web"))
+        );
+        let long = format!("a.b.{}", "x".repeat(61));
+        for bad in [
+            "acme..web",
+            ".kit.web",
+            "acme.kit.",
+            "acme.kit.web.extra",
+            "Acme.kit.web",
+            "acme.kit.Web",
+            "acme.kit.we-b",
+            "acme.1kit.web",
+            "acme.kit._web",
+            "acme.kit.web\n",
+            "acme.kit",
+            &long,
+        ] {
+            assert!(!valid_collection_role(bad), "{bad:?}");
+        }
+        assert!(valid_role_ref("geerlingguy.nginx") && valid_role_ref("web"));
+        assert!(names_collection_role("a..b") && !names_collection_role("ns.role"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::RoleMetaFile;
 use super::role_refs::{self, RoleRefs};
+use super::vendored::VendoredContent;
 use super::yaml::{self, SourceFile};
 use super::{ConfigError, Located};
 
@@ -161,6 +162,94 @@ pub fn load_roles_in(
         roles.insert(name, role);
     }
     Ok(roles)
+}
+
+/// The roles of vendored collections named by their FQCN (`namespace.collection.role`) in
+/// `wanted`, and every collection role those name in turn (meta dependencies,
+/// `include_role`/`import_role`), keyed by FQCN. Each is read like any role: its tree walked
+/// inside the project, regular files only, bounded. Inside one, a dependency or include by a
+/// bare name that its own collection has as a role means that role, as Ansible resolves it
+/// (the role's collection is searched first). A name whose collection is not vendored, or
+/// that the collection lacks, is left out: the check that meets it reports it at its place.
+pub fn load_collection_roles(
+    root: &Path,
+    vendored: &VendoredContent,
+    wanted: impl IntoIterator<Item = String>,
+) -> Result<BTreeMap<String, Role>, ConfigError> {
+    let within = std::fs::canonicalize(root).map_err(|source| ConfigError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let mut roles = BTreeMap::new();
+    let mut todo: Vec<String> = wanted.into_iter().collect();
+    while let Some(fqcn) = todo.pop() {
+        if roles.contains_key(&fqcn) {
+            continue;
+        }
+        let Some(role) = load_collection_role(root, &within, vendored, &fqcn)? else {
+            continue;
+        };
+        todo.extend(role.deps.iter().cloned());
+        todo.extend(role.refs.roles.iter().map(|r| r.role.clone()));
+        roles.insert(fqcn, role);
+    }
+    Ok(roles)
+}
+
+/// `<collection>/roles/<role>` of a collection role name, when the collection is vendored and
+/// has that entry (a directory, or a link the walk then checks); None otherwise.
+pub fn collection_role_dir(vendored: &VendoredContent, fqcn: &str) -> Option<PathBuf> {
+    let (collection, role) = super::names::split_collection_role(fqcn)?;
+    let dir = vendored.collections().get(collection)?.dir.join("roles");
+    std::fs::symlink_metadata(dir.join(role))
+        .is_ok()
+        .then(|| dir.join(role))
+}
+
+/// One collection role, keyed and named by its FQCN, its bare names of sibling roles made
+/// fully qualified; None when [`collection_role_dir`] finds none.
+fn load_collection_role(
+    root: &Path,
+    within: &Path,
+    vendored: &VendoredContent,
+    fqcn: &str,
+) -> Result<Option<Role>, ConfigError> {
+    let Some(dir) = collection_role_dir(vendored, fqcn) else {
+        return Ok(None);
+    };
+    let (collection, bare) = super::names::split_collection_role(fqcn).expect("a valid name");
+    let roles_dir = dir.parent().expect("roles/<role>");
+    let rel = roles_dir
+        .strip_prefix(root)
+        .unwrap_or(roles_dir)
+        .to_string_lossy()
+        .into_owned();
+    let mut role = load_role(root, &rel, within, bare).map_err(|e| match e {
+        ConfigError::Role {
+            path,
+            message,
+            hints,
+            ..
+        } => ConfigError::Role {
+            role: fqcn.to_string(),
+            path,
+            message,
+            hints,
+        },
+        other => other,
+    })?;
+    let sibling = |name: &mut String| {
+        if !name.contains('.') && roles_dir.join(name.as_str()).is_dir() {
+            *name = format!("{collection}.{name}");
+        }
+    };
+    role.deps.iter_mut().for_each(sibling);
+    role.refs
+        .roles
+        .iter_mut()
+        .for_each(|r| sibling(&mut r.role));
+    role.name = fqcn.to_string();
+    Ok(Some(role))
 }
 
 /// Loads one role from `<root>/<rel>/<name>`; `within` is the canonical project root its

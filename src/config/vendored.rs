@@ -4,7 +4,7 @@
 //! vendoring depends on config, and config never names vendoring.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -73,4 +73,67 @@ impl VendoredContent {
         let json = serde_json::to_vec(&items).expect("strings serialize");
         format!("sha256:{}", hex::encode(Sha256::digest(json)))
     }
+}
+
+/// What is wrong with a role named `name` that no loaded role has, when the name is written
+/// as a collection's role: (message, hints). None for any other name (an unknown role).
+pub fn collection_role_problem(
+    name: &str,
+    vendored: Option<&VendoredContent>,
+) -> Option<(String, Vec<String>)> {
+    if !super::names::names_collection_role(name) {
+        return None;
+    }
+    let Some((collection, role)) = super::names::split_collection_role(name) else {
+        return Some((
+            format!("`{name}` is not a valid role name"),
+            vec![
+                super::names::COLLECTION_ROLE_RULE.into(),
+                super::names::ROLE_NAME_RULE.into(),
+            ],
+        ));
+    };
+    let found = vendored.and_then(|v| v.collections().get(collection));
+    let Some(c) = found else {
+        return Some((
+            format!("role `{name}` is in collection `{collection}`, which is not vendored"),
+            vec![format!(
+                "add the collection to requirements.yml (`collections: [{{name: {collection}}}]`, \
+                 or a local `type: file` tarball), then run `parbake vendor`"
+            )],
+        ));
+    };
+    let known = collection_roles(&c.dir);
+    Some((
+        format!(
+            "collection `{collection}` {} has no role `{role}`",
+            c.version
+        ),
+        vec![if known.is_empty() {
+            format!("`{collection}` has no roles/ directory: name a role of another collection")
+        } else {
+            format!(
+                "roles of `{collection}`: {}",
+                known
+                    .iter()
+                    .map(|r| format!("{collection}.{r}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }],
+    ))
+}
+
+/// The role directories' names under a collection's `roles/`, sorted.
+fn collection_roles(collection: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(collection.join("roles"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
 }

@@ -21,13 +21,12 @@ pub(super) fn check_includes(
 ) -> Result<(), PlanError> {
     let installed: BTreeSet<&str> = image.installed.iter().map(String::as_str).collect();
     for name in runs {
-        for inc in role(project, name)?
-            .refs
-            .roles
-            .iter()
-            .filter(|i| !i.in_collection())
-        {
-            let problem = if !project.roles.contains_key(&inc.role) {
+        for inc in role(project, name)?.refs.roles.iter() {
+            let problem = if inc.in_collection() {
+                // a collection's role comes with its collection: it must resolve, installed
+                // or not (the overlay links it from the collection when it is not)
+                collection_include_problem(project, name, inc)
+            } else if !project.roles.contains_key(&inc.role) {
                 let known: Vec<String> = project.roles.keys().cloned().collect();
                 Some((
                     format!("{} of unknown role `{}`", inc.how, inc.role),
@@ -55,6 +54,25 @@ pub(super) fn check_includes(
         }
     }
     Ok(())
+}
+
+/// Why an include of a collection's role (`ns.collection.role`) does not resolve: a malformed
+/// name, its collection not vendored, or the collection without that role.
+/// A collection's role including one of its own collection is left to the collection, which
+/// ships whole (its hash is in every layer hash): Ansible also resolves names parbake does
+/// not plan, such as nested roles (`ovirt.ovirt.infra.roles.mac_pools`).
+fn collection_include_problem(
+    project: &Project,
+    includer: &str,
+    inc: &crate::config::role_refs::RoleRef,
+) -> Option<(String, Vec<String>)> {
+    let own = crate::config::names::split_collection_role(includer)
+        .is_some_and(|(collection, _)| inc.role.starts_with(&format!("{collection}.")));
+    if own || project.roles.contains_key(&inc.role) {
+        return None;
+    }
+    crate::config::vendored::collection_role_problem(&inc.role, project.vendored.as_ref())
+        .map(|(message, hints)| (format!("{} of `{}`: {message}", inc.how, inc.role), hints))
 }
 
 /// `namespace.name` → version of every vendored collection.

@@ -36,8 +36,17 @@ pub fn launch_role(role: &Role, launch_only: bool) -> LaunchRole {
         staged_pip: role.meta.stage_pip.clone(),
         offline,
         offline_reason,
-        collections: role.refs.collections.iter().cloned().collect(),
+        collections: collections_of(role),
     }
+}
+
+/// The collections a role's modules come from, and a collection's role's own collection.
+fn collections_of(role: &Role) -> Vec<String> {
+    let mut all = role.refs.collections.clone();
+    if let Some((collection, _)) = crate::config::names::split_collection_role(&role.name) {
+        all.insert(collection.to_string());
+    }
+    all.into_iter().collect()
 }
 
 /// Modules that download at run time whatever a role stages.

@@ -117,6 +117,10 @@ pub enum PlanError {
     },
     #[error("unknown role `{role}`")]
     UnknownRole { role: String, known: Vec<String> },
+    /// A collection's role (`--promote ns.collection.role`) that does not resolve: its
+    /// collection not vendored, the collection without it, or a malformed name.
+    #[error("{message}")]
+    CollectionRole { message: String, hints: Vec<String> },
     /// `include_role`/`import_role` of a role that is not in the project, or not installed
     /// on the image, located at the task.
     #[error("{0}")]
@@ -155,6 +159,7 @@ impl PlanError {
             PlanError::UnknownRole { role, known } => {
                 crate::config::did_you_mean(role, known, "role")
             }
+            PlanError::CollectionRole { hints, .. } => hints.clone(),
             PlanError::Config(e) => e.hints(),
             PlanError::Ansible { hint, .. } => vec![hint.clone()],
             PlanError::NoSource { image, target } => vec![format!(
@@ -379,6 +384,13 @@ impl Plan {
     }
     pub fn baked(&self) -> &[String] {
         &self.top().baked
+    }
+    /// Whether the image installs a role of a collection (`ns.collection.role`): then its
+    /// shims include an overlay of that collection, found before the vendored one.
+    pub fn installs_collection_roles(&self) -> bool {
+        self.installed
+            .keys()
+            .any(|r| crate::config::names::valid_collection_role(r))
     }
 }
 

@@ -137,6 +137,16 @@ pub(super) fn promotions(scope: &Scope<'_>) -> Result<Promoted, PlanError> {
 
 /// A role named for promotion must exist, be part of the stack, and not be launch-only.
 pub(super) fn check_promotable(scope: &Scope<'_>, p: &str) -> Result<(), PlanError> {
+    let vendored = scope.project.vendored.as_ref();
+    if let Some((message, hints)) = (!scope.project.roles.contains_key(p))
+        .then(|| crate::config::vendored::collection_role_problem(p, vendored))
+        .flatten()
+    {
+        return Err(PlanError::CollectionRole {
+            message: format!("cannot promote `{p}`: {message}"),
+            hints,
+        });
+    }
     if !scope.project.roles.contains_key(p) {
         return Err(PlanError::UnknownRole {
             role: p.to_string(),

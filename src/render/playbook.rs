@@ -114,7 +114,14 @@ fn ansible_cfg(plan: &Plan, layer: &Layer) -> String {
         index = layer.index,
         name = layer.name,
     );
-    if !plan.collections.is_empty() {
+    if plan.installs_collection_roles() {
+        cfg.push_str(&format!(
+            "# the roles of collections this image installs resolve through an overlay of\n\
+             # their collection first: the installed copy, or the shim of a baked one\n\
+             collections_path = {PAYLOAD}/shim/{SHIM_COLLECTIONS}:{}\n",
+            runtime::COLLECTIONS_DIR
+        ));
+    } else if !plan.collections.is_empty() {
         cfg.push_str(&format!(
             "collections_path = {}\n",
             runtime::COLLECTIONS_DIR
@@ -122,6 +129,10 @@ fn ansible_cfg(plan: &Plan, layer: &Layer) -> String {
     }
     cfg
 }
+
+/// The overlay of the collections whose roles are installed, inside the shim directory
+/// (`parbake-roles shim --collections-dir`): not a role name, so never a role on the path.
+pub const SHIM_COLLECTIONS: &str = ".collections";
 
 /// The bake driver: Ansible ready (the pinned ansible-core in its venv, or the
 /// distribution's), the vendored collections in place (base layer), the shims, the playbook.
@@ -173,11 +184,16 @@ fn bake_sh(plan: &Plan, layer: &Layer, tag: &str, refresh: bool) -> String {
         "# roles baked by earlier layers: everything but their tasks/main.yml and meta\n\
          # dependencies, which become no-ops (parbake-roles shim)\n\
          python3 {PAYLOAD}/runtime/parbake-roles shim --roles-dir {PAYLOAD}/all-roles \\\n\
-         \x20 --out {PAYLOAD}/shim --list {PAYLOAD}/shims.json\n\
+         \x20 --out {PAYLOAD}/shim --list {PAYLOAD}/shims.json{overlay}\n\
          export ANSIBLE_CONFIG={PAYLOAD}/ansible.cfg\n\
          export PARBAKE_EVENTS=/var/lib/parbake/bake-{tag}.jsonl PARBAKE_EVENTS_STDOUT=1\n\
          cd {PAYLOAD}\n\
-         ansible-playbook -i localhost, -c local bake.yml 2>&1 | tee /var/log/parbake/bake-{tag}.log\n"
+         ansible-playbook -i localhost, -c local bake.yml 2>&1 | tee /var/log/parbake/bake-{tag}.log\n",
+        overlay = if plan.installs_collection_roles() {
+            format!(" \\\n  --collections-dir {}", runtime::COLLECTIONS_DIR)
+        } else {
+            String::new()
+        },
     ));
     sh
 }

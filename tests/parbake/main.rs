@@ -6,6 +6,7 @@ mod aws_settings;
 mod bake_script;
 mod budget;
 mod cli;
+mod collection_roles;
 mod contract;
 mod debian13;
 mod doctor;

@@ -549,3 +549,44 @@ fn parbake_and_the_runner_agree_on_every_check_field_value() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A role name or something close to one: one to five dot-separated parts of letters (both
+/// cases), digits, `_` and `-`, some empty, some long, so the collection rule's edges
+/// (`ns.collection.role`, three lowercase parts, 64 characters) are hit often.
+fn role_name_like() -> impl Strategy<Value = String> {
+    let part = prop_oneof![
+        6 => "[a-z][a-z0-9_]{0,9}",
+        2 => "[A-Za-z0-9_-]{0,6}",
+        1 => "[a-z]{20,30}",
+        1 => proptest::sample::select(NASTY).prop_map(String::from),
+    ];
+    proptest::collection::vec(part, 1..6).prop_map(|v| v.join("."))
+}
+
+#[test]
+fn parbake_and_the_runner_agree_on_every_role_name() {
+    // a role name (a spec's role, a shim list's entry) that parbake plans must be one the
+    // runner takes, and the reverse: the FQCN of a collection's role above all
+    let n = cases("PARBAKE_PROPTEST_CASES", 256) * 4;
+    let started = std::time::Instant::now();
+    let pairs: Vec<(String, String)> = generate(role_name_like(), n, seed())
+        .into_iter()
+        .map(|v| ("role".to_string(), v))
+        .collect();
+    let runner = crate::contract::runner_field_verdicts(&pairs);
+    let (mut accepted, mut fqcn) = (0, 0);
+    for ((_, value), runner_ok) in pairs.iter().zip(&runner) {
+        let ok = parbake::config::names::valid_role_ref(value);
+        assert_eq!(
+            ok, *runner_ok,
+            "{value:?}: parbake {ok}, runner {runner_ok}"
+        );
+        accepted += ok as usize;
+        fqcn += parbake::config::names::valid_collection_role(value) as usize;
+    }
+    assert!(fqcn > 0, "no collection role name was generated");
+    eprintln!(
+        "role name tier: {n} values, {accepted} accepted by both ({fqcn} collection roles), {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}

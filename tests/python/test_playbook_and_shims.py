@@ -71,7 +71,11 @@ def test_a_shim_keeps_everything_but_the_entry_point_and_dependencies(tmp_path):
 
 @pytest.mark.parametrize(
     "names, needle",
-    [(["../x"], "not a role name"), (["absent"], "it is not installed")],
+    [
+        (["../x"], "not a role name"),
+        (["a.b.c.d"], "not a role name"),
+        (["absent"], "it is not installed"),
+    ],
 )
 def test_a_bad_shim_list_is_refused(tmp_path, names, needle):
     with pytest.raises(Failure, match=needle):
@@ -86,3 +90,49 @@ def test_shims_are_built_only_into_an_empty_directory(tmp_path):
     (out / "x").write_text("")
     with pytest.raises(Failure, match="exists and is not an empty directory"):
         shims.build_shims(str(roles), str(out), ["dep"])
+
+
+def collection(root, ns, name, roles):
+    top = root / "ansible_collections" / ns / name
+    (top / "plugins" / "modules").mkdir(parents=True)
+    (top / "MANIFEST.json").write_text("{}")
+    for r in roles:
+        role(top / "roles", r)
+    return top
+
+
+def test_a_collection_with_installed_roles_is_overlaid(tmp_path):
+    """The overlay of acme.kit: its other entries linked, `web` (installed, not baked) is the
+    installed copy, `base` (baked) a shim of the installed copy, `db` (not installed) the
+    collection's own."""
+    real = collection(tmp_path / "collections", "acme", "kit", ["web", "base", "db"])
+    roles = tmp_path / "roles"
+    role(roles, "acme.kit.web")
+    role(roles, "acme.kit.base")
+    role(roles, "plain")
+    out = tmp_path / "shim"
+    shims.build_shims(
+        str(roles), str(out), ["acme.kit.base", "plain"], str(tmp_path / "collections")
+    )
+    top = out / shims.OVERLAY / "ansible_collections" / "acme" / "kit"
+    assert (top / "MANIFEST.json").is_symlink() and (top / "plugins").is_symlink()
+    assert not os.path.isabs(os.readlink(top / "plugins"))
+    assert (top / "roles" / "web").resolve() == (roles / "acme.kit.web").resolve()
+    assert (top / "roles" / "db").resolve() == (real / "roles" / "db").resolve()
+    base = top / "roles" / "base"
+    assert (base / "tasks" / "main.yml").read_text() == shims.SHIM_TASKS
+    assert (base / "handlers").resolve() == (roles / "acme.kit.base" / "handlers").resolve()
+    # a collection role is shimmed only in the overlay, a plain one on the roles path
+    assert (out / "plain" / "tasks" / "main.yml").read_text() == shims.SHIM_TASKS
+    assert not (out / "acme.kit.base").exists()
+
+
+def test_a_collection_role_needs_the_collections_to_be_shimmed(tmp_path):
+    roles = tmp_path / "roles"
+    role(roles, "acme.kit.base")
+    with pytest.raises(Failure, match="--collections-dir"):
+        shims.build_shims(str(roles), str(tmp_path / "out"), ["acme.kit.base"])
+    with pytest.raises(Failure, match="cannot overlay collection acme.kit"):
+        shims.build_shims(
+            str(roles), str(tmp_path / "out2"), ["acme.kit.base"], str(tmp_path / "none")
+        )

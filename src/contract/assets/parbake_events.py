@@ -87,7 +87,9 @@ class CallbackModule(CallbackBase):
     @staticmethod
     def _role(task):
         role = getattr(task, "_role", None)
-        return role.get_name(include_role_fqcn=False) if role else None
+        # a collection's role by its FQCN (`ns.collection.role`), as the plan names it; any
+        # other role by its directory's name (`web`, `ns.name`)
+        return role.get_name(include_role_fqcn=True) if role else None
 
     def v2_playbook_on_play_start(self, play):
         self._emit(event="play", name=play.get_name())

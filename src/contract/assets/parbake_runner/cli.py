@@ -24,6 +24,10 @@ def main(argv=None):
     m.add_argument("--roles-dir", required=True, help="where the real roles are")
     m.add_argument("--out", required=True, help="the shim directory to make (absent or empty)")
     m.add_argument("--list", required=True, help="a JSON file: an array of the role names to shim")
+    m.add_argument(
+        "--collections-dir",
+        help="the vendored collections: overlay those with a role installed (ns.collection.role)",
+    )
     args = p.parse_args(argv)
     if args.cmd == "shim":
         return shim(args)

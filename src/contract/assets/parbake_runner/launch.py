@@ -166,7 +166,13 @@ class Launch:
         shutil.rmtree(shim, ignore_errors=True)
         skip = [n for n in self.names if n not in self.todo]
         manifest = read_manifest()
-        build_shims(os.path.join(HOME, "roles"), shim, set(manifest.get("baked", {})) | set(skip))
+        collections = os.path.join(HOME, "collections")
+        build_shims(
+            os.path.join(HOME, "roles"),
+            shim,
+            set(manifest.get("baked", {})) | set(skip),
+            collections if os.path.isdir(collections) else None,
+        )
         playbook = os.path.join(RUN, "launch.yml")
         with open(playbook, "w") as f:
             json.dump([launch_play(self.spec, VARS_PATH, self.todo)], f, indent=2)

@@ -5,6 +5,7 @@ import os
 
 from .base import HOME, ROOT, RUN
 from .secret import resolve_secret
+from .shims import OVERLAY
 from .status import CONSOLE
 
 
@@ -103,6 +104,10 @@ def launch_env(shim, events, secrets_path):
     collections = os.path.join(HOME, "collections")
     if os.path.isdir(collections):
         env["ANSIBLE_COLLECTIONS_PATH"] = collections
+    # the collections whose roles are installed, overlaid (shims.build_overlay): found first
+    overlay = os.path.join(shim, OVERLAY)
+    if os.path.isdir(overlay):
+        env["ANSIBLE_COLLECTIONS_PATH"] = overlay + ":" + collections
     # wheels staged at bake (stage_pip): every pip of the launch uses them, no index
     if os.path.isfile(os.path.join(HOME, "pip.conf")):
         env["PIP_CONFIG_FILE"] = os.path.join(HOME, "pip.conf")

@@ -273,10 +273,21 @@ def ansible_json_tag(value):
 ROLE_NAME = re.compile(
     r"(?=.{1,64}\Z)[A-Za-z0-9_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_][A-Za-z0-9_-]*)?\Z"
 )
+# A role of a collection by its FQCN, `namespace.collection.role` (names.rs,
+# valid_collection_role): three parts, each a lowercase letter then lowercase letters, digits
+# and `_`, at most 64 characters in all. Installed under that name like any role; Ansible finds
+# it through the collection overlay the shims build (shims.build_overlay).
+COLLECTION_ROLE = re.compile(r"(?=.{1,64}\Z)[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\Z")
+
+
+def valid_collection_role(v):
+    return isinstance(v, str) and COLLECTION_ROLE.match(v) is not None
 
 
 def valid_role_name(v):
-    return isinstance(v, str) and ROLE_NAME.match(v) is not None
+    return isinstance(v, str) and (
+        ROLE_NAME.match(v) is not None or COLLECTION_ROLE.match(v) is not None
+    )
 
 
 def read_manifest():
