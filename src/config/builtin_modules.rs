@@ -63,7 +63,12 @@ mod tests {
 
     #[test]
     fn every_other_module_runs_everywhere() {
-        for m in ["apt", "ansible.builtin.copy", "community.general.ufw", "template"] {
+        for m in [
+            "apt",
+            "ansible.builtin.copy",
+            "community.general.ufw",
+            "template",
+        ] {
             assert_eq!(missing_in(m, &v("2.14.0")), None, "{m}");
             assert_eq!(missing_in(m, &v("2.21.5")), None, "{m}");
         }

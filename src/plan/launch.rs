@@ -18,16 +18,26 @@ pub(super) fn launch_roles(scope: &Scope<'_>, top: &Layer) -> Result<Vec<LaunchR
         .filter(|r| !baked.contains(r.as_str()))
         .map(|r| {
             Ok(launch_role(
+                scope.project,
                 role(scope.project, r)?,
                 scope.launch_only.contains(r.as_str()),
+                &baked,
             ))
         })
         .collect()
 }
 
-/// A role as the launch runs it.
-pub fn launch_role(role: &Role, launch_only: bool) -> LaunchRole {
-    let (offline, offline_reason) = offline_verdict(role);
+/// A role as the launch runs it: with the roles it reaches by `include_role` and
+/// `import_role` (and their meta dependencies) that `baked` did not bake, since those run
+/// within it at launch.
+pub fn launch_role(
+    project: &Project,
+    role: &Role,
+    launch_only: bool,
+    baked: &BTreeSet<&str>,
+) -> LaunchRole {
+    let reached = reached_at_launch(project, role, baked);
+    let (offline, offline_reason) = offline_verdict(&reached);
     LaunchRole {
         name: role.name.clone(),
         hash: role.hash.clone(),
@@ -36,15 +46,55 @@ pub fn launch_role(role: &Role, launch_only: bool) -> LaunchRole {
         staged_pip: role.meta.stage_pip.clone(),
         offline,
         offline_reason,
-        collections: collections_of(role),
+        collections: collections_of(&reached),
     }
 }
 
-/// The collections a role's modules come from, and a collection's role's own collection.
-fn collections_of(role: &Role) -> Vec<String> {
-    let mut all = role.refs.collections.clone();
-    if let Some((collection, _)) = crate::config::names::split_collection_role(&role.name) {
-        all.insert(collection.to_string());
+/// `role`, then every role it reaches by include or import, and their meta dependencies, that
+/// runs at launch (not in `baked`: a baked role is a shim with no tasks), each once. A role
+/// the project did not read (a collection's nested role) is left out: its collection ships
+/// whole.
+pub fn reached_at_launch<'a>(
+    project: &'a Project,
+    role: &'a Role,
+    baked: &BTreeSet<&str>,
+) -> Vec<&'a Role> {
+    let mut out = vec![role];
+    let mut seen: BTreeSet<&str> = BTreeSet::from([role.name.as_str()]);
+    let mut i = 0;
+    while i < out.len() {
+        let next: Vec<&str> = out[i]
+            .refs
+            .roles
+            .iter()
+            .map(|r| r.role.as_str())
+            .chain(if i == 0 {
+                Vec::new()
+            } else {
+                out[i].deps.iter().map(String::as_str).collect()
+            })
+            .collect();
+        for name in next {
+            if baked.contains(name) || !seen.insert(name) {
+                continue;
+            }
+            if let Some(r) = project.roles.get(name) {
+                out.push(r);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The collections the roles' modules come from, and a collection's role's own collection.
+fn collections_of(roles: &[&Role]) -> Vec<String> {
+    let mut all = BTreeSet::new();
+    for role in roles {
+        all.extend(role.refs.collections.iter().cloned());
+        if let Some((collection, _)) = crate::config::names::split_collection_role(&role.name) {
+            all.insert(collection.to_string());
+        }
     }
     all.into_iter().collect()
 }
@@ -60,16 +110,46 @@ pub(super) const NETWORK_MODULES: [&str; 6] = [
 ];
 
 /// Whether a role can run at launch with no network, and why: a static look at the modules of
-/// its task files (`command` and `shell` are not read) against what its meta/parbake.yml
-/// stages. apt with `update_cache` and `cache_valid_time` runs offline when its packages are
-/// staged (the runner makes the staged lists count as fresh); without `cache_valid_time` it
-/// refreshes on every run. pip runs offline when its wheels are staged (the runner points
-/// pip at them, with no index).
-pub fn offline_verdict(role: &Role) -> (bool, String) {
-    let (refs, meta) = (&role.refs, &role.meta);
+/// its task files and of the roles it reaches (`reached[0]` is the role; see
+/// [`reached_at_launch`]; `command` and `shell` are not read) against what they stage (a
+/// role's staging covers the roles it includes). apt with `update_cache` and
+/// `cache_valid_time` runs offline when packages are staged (the runner makes the staged lists
+/// count as fresh); without `cache_valid_time` it refreshes on every run. pip runs offline
+/// when wheels are staged (the runner points pip at them, with no index).
+pub fn offline_verdict(reached: &[&Role]) -> (bool, String) {
+    let stages_apt = reached.iter().any(|r| !r.meta.stage_apt.is_empty());
+    let stages_pip = reached.iter().any(|r| !r.meta.stage_pip.is_empty());
+    let mut needs = Vec::new();
+    for (i, role) in reached.iter().enumerate() {
+        let within = match i {
+            0 => String::new(),
+            _ => format!(" (in {}, which it includes)", role.name),
+        };
+        needs.extend(
+            role_needs(role, stages_apt, stages_pip)
+                .into_iter()
+                .map(|n| format!("{n}{within}")),
+        );
+    }
+    if !needs.is_empty() {
+        return (false, format!("needs the network: {}", needs.join("; ")));
+    }
+    let staged = match (stages_apt, stages_pip) {
+        (true, true) => "packages and wheels staged",
+        (true, false) => "packages staged",
+        (false, true) => "wheels staged",
+        (false, false) => "none of its modules reaches the network",
+    };
+    (true, format!("offline: {staged}"))
+}
+
+/// What in one role's own task files reaches the network, given whether the launch role
+/// stages packages and wheels.
+fn role_needs(role: &Role, stages_apt: bool, stages_pip: bool) -> Vec<String> {
+    let refs = &role.refs;
     let uses = |m: &str| refs.modules.contains(m);
     let mut needs = Vec::new();
-    if (uses("apt") || uses("package")) && meta.stage_apt.is_empty() {
+    if (uses("apt") || uses("package")) && !stages_apt {
         needs.push("installs packages and stages none".to_string());
     }
     if !refs.apt_refresh_always.is_empty() {
@@ -82,23 +162,14 @@ pub fn offline_verdict(role: &Role) -> (bool, String) {
                 .join(", ")
         ));
     }
-    if uses("pip") && meta.stage_pip.is_empty() {
+    if uses("pip") && !stages_pip {
         needs.push("installs with pip and stages no wheels".to_string());
     }
     let fetches: Vec<&str> = NETWORK_MODULES.into_iter().filter(|m| uses(m)).collect();
     if !fetches.is_empty() {
         needs.push(format!("downloads at launch ({})", fetches.join(", ")));
     }
-    if !needs.is_empty() {
-        return (false, format!("needs the network: {}", needs.join("; ")));
-    }
-    let staged = match (meta.stage_apt.is_empty(), meta.stage_pip.is_empty()) {
-        (false, false) => "packages and wheels staged",
-        (false, true) => "packages staged",
-        (true, false) => "wheels staged",
-        (true, true) => "none of its modules reaches the network",
-    };
-    (true, format!("offline: {staged}"))
+    needs
 }
 
 /// Every var a launch sees: the stack's group vars, bake-time vars (image, then stack), then

@@ -164,6 +164,59 @@ fn plan_says_per_launch_role_whether_it_runs_offline_and_why_not() {
     );
 }
 
+/// A wrapper role is judged with the roles it includes or imports (and their dependencies):
+/// devsec's os_hardening behind a wrapper installed auditd at launch while plan said "offline".
+/// A role's staging covers the roles it includes; an included role baked in the layer is a
+/// shim at launch and needs nothing.
+#[test]
+fn a_wrapper_is_offline_only_when_the_roles_it_includes_are() {
+    let f = Fixture::bare();
+    f.role("base", &[]);
+    let apt = "- ansible.builtin.apt: {name: auditd, update_cache: true, cache_valid_time: 3600}\n";
+    role(&f, "hardening", apt, "");
+    role(
+        &f,
+        "fetcher",
+        "- get_url: {url: 'https://x', dest: /x}\n",
+        "",
+    );
+    f.write("roles/hardening/meta/main.yml", "dependencies: [fetcher]\n");
+    let include = |what: &str, r: &str| format!("- ansible.builtin.{what}: {{name: {r}}}\n");
+    role(&f, "wrapper", &include("include_role", "hardening"), "");
+    role(
+        &f,
+        "staged",
+        &include("import_role", "hardening"),
+        "stage_apt: [auditd]\n",
+    );
+    f.image("img", &["base"], &[])
+        .stack("s", "img", &["wrapper"])
+        .stack("t", "img", &["staged"]);
+    let verdict = |stack: &str, promote: &[&str]| {
+        let plan = f.plan(stack, promote);
+        let r = plan
+            .launch
+            .iter()
+            .find(|r| r.name != "fetcher" && r.name != "hardening")
+            .unwrap()
+            .clone();
+        (r.offline, r.offline_reason)
+    };
+    assert_eq!(
+        verdict("s", &[]),
+        (false, "needs the network: installs packages and stages none (in hardening, which it includes); downloads at launch (get_url) (in fetcher, which it includes)".into())
+    );
+    // the wrapper's staging covers what it includes; the dependency still downloads
+    assert_eq!(
+        verdict("t", &[]),
+        (
+            false,
+            "needs the network: downloads at launch (get_url) (in fetcher, which it includes)"
+                .into()
+        )
+    );
+}
+
 #[test]
 fn the_example_web_stack_runs_offline_except_what_it_cannot_stage() {
     let plan = Fixture::example().plan("web", &[]);

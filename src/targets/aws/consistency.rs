@@ -108,9 +108,13 @@ pub fn plan_for_ami(project: &Project, plan: &Plan, ami_id: &str, m: &TagManifes
     check_installed(plan, ami_id, m, &closure)?;
     let (baked, unbaked): (Vec<String>, Vec<String>) =
         closure.into_iter().partition(|r| m.baked.contains(r));
+    let baked_names: std::collections::BTreeSet<&str> = baked.iter().map(String::as_str).collect();
     let launch = unbaked
         .into_iter()
-        .map(|r| plan::launch_role(&project.roles[&r], image.def.launch_only.contains(&r)))
+        .map(|r| {
+            let launch_only = image.def.launch_only.contains(&r);
+            plan::launch_role(project, &project.roles[&r], launch_only, &baked_names)
+        })
         .collect();
     let top = ami_layer(m, baked);
     let mut out = plan.clone();
