@@ -11,12 +11,13 @@
 //! (the template belongs to this stack, DryRun calls, the parameter reads), and what moved is
 //! put back when a later step fails ([`super::undo`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::consistency::plan_for_target;
 use super::ec2::{Ec2, Endpoint, LaunchTemplate, NewTemplateVersion, TemplateVersion};
+use super::lifecycle;
 use super::ssm::Ssm;
 use super::undo::{put_parameter_command, Moved};
 use crate::config::Project;
@@ -112,6 +113,19 @@ pub struct AwsPublishReport {
     /// The default already was exactly this AMI and user-data: nothing was added or moved.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unchanged: bool,
+    pub protection: Protection,
+}
+
+/// Deregistration protection as a publish or rollback moved it (see [`move_protection`]).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Protection {
+    /// The AMIs the template holds now (its default's and its rollback target's): protected.
+    pub protected: Vec<String>,
+    /// The AMIs it held before and no longer does: protection removed.
+    pub unprotected: Vec<String>,
+    /// What could not be done (the template has moved all the same): one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +141,49 @@ pub struct AwsRollbackReport {
     pub skipped: Vec<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssm_parameter: Option<ParameterSet>,
+    pub protection: Protection,
+}
+
+/// After a publish or rollback (or a publish that changed nothing): EC2's deregistration
+/// protection on what stack's launch template `template` holds now, and off what it held
+/// before (`before`, [`lifecycle::held_amis`]) and no longer does. The template has moved
+/// already, so a failure here is reported, not undone: publish again to finish it.
+async fn move_protection(
+    ec2: &Ec2,
+    template: &str,
+    stack: &str,
+    before: &BTreeSet<String>,
+) -> Protection {
+    let mut p = Protection::default();
+    let after = match ec2.launch_template(template).await {
+        Ok(Some(t)) => lifecycle::held_amis(&t, stack),
+        Ok(None) => BTreeSet::new(),
+        Err(e) => {
+            p.failed
+                .push(format!("protection not moved: {}", first_line(&e)));
+            return p;
+        }
+    };
+    let (protect, unprotect) = lifecycle::moves(before, &after);
+    for ami in protect {
+        match ec2.protect(&ami).await {
+            Ok(()) => p.protected.push(ami),
+            Err(e) => p.failed.push(first_line(&e)),
+        }
+    }
+    for ami in unprotect {
+        match ec2.unprotect(&ami).await {
+            Ok(()) => p.unprotected.push(ami),
+            Err(e) => p.failed.push(first_line(&e)),
+        }
+    }
+    p
+}
+
+fn first_line(e: &Error) -> String {
+    let text = crate::error::Report(e).to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 fn version_of(v: &TemplateVersion) -> AwsVersion {
@@ -300,10 +357,17 @@ impl Publishing<'_> {
         .into_iter()
         .collect();
         let version = self.new_version(&user_tags);
+        let stack = &self.plan.stack;
+        let held = before
+            .as_ref()
+            .map(|t| lifecycle::held_amis(t, stack))
+            .unwrap_or_default();
         if let Some(t) = &before {
-            check_owner(t, &self.plan.stack, &self.target.region)?;
+            check_owner(t, stack, &self.target.region)?;
             if let Some(current) = self.already_default(t) {
-                return Ok(self.report(t.id.clone(), version_of(current), None, None, true));
+                let mut r = self.report(t.id.clone(), version_of(current), None, None, true);
+                r.protection = move_protection(ec2, &self.target.template, stack, &held).await;
+                return Ok(r);
             }
         }
         ec2.check_publish(&self.target.template, before.as_ref(), &version)
@@ -323,7 +387,9 @@ impl Publishing<'_> {
             ami: Some(self.ami_id.to_string()),
             description: self.description.clone(),
         };
-        Ok(self.report(id, published, previous_default, ssm, false))
+        let mut r = self.report(id, published, previous_default, ssm, false);
+        r.protection = move_protection(ec2, &self.target.template, stack, &held).await;
+        Ok(r)
     }
 
     fn new_version<'v>(&'v self, user_tags: &'v [(String, String)]) -> NewTemplateVersion<'v> {
@@ -419,6 +485,7 @@ impl Publishing<'_> {
             verified: self.verified,
             ssm_parameter,
             unchanged,
+            protection: Protection::default(),
         }
     }
 }
@@ -496,6 +563,7 @@ pub fn rollback(project: &Project, stack: &str, unverified: bool) -> Result<AwsR
             .with_hint(format!("publish it first: parbake publish {stack} --target aws"))
         })?;
         check_owner(&t, stack, region)?;
+        let held = lifecycle::held_amis(&t, stack);
         let from = t
             .versions
             .iter()
@@ -544,6 +612,7 @@ pub fn rollback(project: &Project, stack: &str, unverified: bool) -> Result<AwsR
             Ok(p) => p,
             Err(e) => return Err(moved.undo(&ec2, e).await),
         };
+        let protection = move_protection(&ec2, template, stack, &held).await;
         Ok(AwsRollbackReport {
             stack: stack.to_string(),
             region: region.clone(),
@@ -552,6 +621,7 @@ pub fn rollback(project: &Project, stack: &str, unverified: bool) -> Result<AwsR
             to,
             skipped,
             ssm_parameter,
+            protection,
         })
     })
 }
