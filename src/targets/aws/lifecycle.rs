@@ -224,7 +224,8 @@ mod tests {
 
     #[test]
     fn deprecation_is_rounded_up_to_the_minute() {
-        assert_eq!(deprecate_at(1_000_000_020, 90 * 86_400), 1_007_776_080);
+        assert_eq!(deprecate_at(1_000_000_001, 90 * 86_400), 1_007_776_020);
+        assert_eq!(deprecate_at(1_000_000_020, 90 * 86_400), 1_007_776_020);
         assert_eq!(deprecate_at(60, 60), 120);
     }
 

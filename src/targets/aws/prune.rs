@@ -480,14 +480,16 @@ async fn remove(ec2: &Ec2, d: &Decision) -> Result<()> {
         match reported.get(s).map(String::as_str) {
             None => ec2.delete_snapshot(s).await?,
             Some("success") => {}
-            Some(code) => return Err(crate::error::Error::user(format!(
-                "EC2 deregistered AMI {} in {} but did not delete its snapshot {s}: {code}",
-                d.ami, d.region
-            ))
-            .with_hint(format!(
+            Some(code) => {
+                return Err(crate::error::Error::user(format!(
+                    "EC2 deregistered AMI {} in {} but did not delete its snapshot {s}: {code}",
+                    d.ami, d.region
+                ))
+                .with_hint(format!(
                 "once no other AMI uses it: aws ec2 delete-snapshot --region {} --snapshot-id {s}",
                 d.region
-            ))),
+            )))
+            }
         }
     }
     Ok(())
