@@ -331,3 +331,151 @@ fn deprecate_after_is_not_in_the_layer_hash() {
     std::fs::write(&stack, format!("{text}deprecate_after: 30d\n")).unwrap();
     assert_eq!(hashes(&f), base);
 }
+
+/// Prune against moto: a protected AMI is never deregistered (it says why), and with
+/// `--unused-for` an AMI launched within the window stays though nothing uses it now. Base
+/// AMIs Bz, Ba, Bb (newest) of the example project made by hand in their own region; Bz
+/// protected, Ba launched once (its instance terminated). moto_server.py stand-ins 7 and 9.
+#[test]
+fn prune_skips_protected_amis_and_keeps_what_was_launched_within_unused_for() {
+    const REGION: &str = "ap-south-2";
+    let ids = three_base_amis(REGION);
+    let store = tempfile::tempdir().unwrap();
+    let decide = |extra: &[&str]| -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut args = vec!["prune", "--keep", "1", "--region", REGION, "--json"];
+        args.extend_from_slice(extra);
+        let rep = in_repo(store.path()).args(&args).json();
+        rep.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["ami"].as_str().unwrap().to_string(), d.clone()))
+            .collect()
+    };
+    let kinds = |d: &serde_json::Value| -> Vec<String> {
+        d["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let dry = decide(&["--dry-run"]);
+    assert_eq!(dry[&ids[0]]["action"], "keep", "{}", dry[&ids[0]]);
+    assert_eq!(kinds(&dry[&ids[0]]), ["protected"]);
+    assert!(dry[&ids[0]]["why"]
+        .as_str()
+        .unwrap()
+        .contains("deregistration protection is on (enabled-without-cooldown)"));
+    assert_eq!(dry[&ids[1]]["action"], "remove", "{}", dry[&ids[1]]);
+    let within = decide(&["--dry-run", "--unused-for", "30d"]);
+    assert_eq!(within[&ids[1]]["action"], "keep", "{}", within[&ids[1]]);
+    assert_eq!(kinds(&within[&ids[1]]), ["launched-recently"]);
+    // for real, with --unused-for: nothing goes; without: Ba goes, protected Bz stays
+    let kept = decide(&["--unused-for", "30d"]);
+    assert!(kept.values().all(|d| d["action"] == "keep"), "{kept:?}");
+    let done = decide(&[]);
+    assert_eq!(done[&ids[1]]["action"], "removed");
+    assert_eq!(done[&ids[0]]["action"], "keep");
+    rt().block_on(async {
+        let ec2 = ec2(REGION).await;
+        assert!(ec2.image(&ids[0]).await.unwrap().lifecycle.protected());
+        assert!(ec2.image(&ids[1]).await.is_err(), "Ba is deregistered");
+    });
+}
+
+/// Bz (protected), Ba (launched once, terminated), Bb: base AMIs of the example project in
+/// `region`, oldest first.
+fn three_base_amis(region: &str) -> Vec<String> {
+    use aws_sdk_ec2::types::Tag;
+    rt().block_on(async {
+        let ec2 = ec2(region).await;
+        let c = ec2.sdk();
+        let builder = debian_instance(c).await;
+        let mut ids = Vec::new();
+        for (i, name) in ["pl-base-1", "pl-base-2", "pl-base-3"].iter().enumerate() {
+            let ami = c
+                .create_image()
+                .instance_id(&builder)
+                .name(*name)
+                .send()
+                .await
+                .unwrap()
+                .image_id()
+                .unwrap()
+                .to_string();
+            c.create_tags()
+                .resources(&ami)
+                .tags(
+                    Tag::builder()
+                        .key("parbake:layer-hash")
+                        .value(format!("{i:0>64}"))
+                        .build(),
+                )
+                .tags(
+                    Tag::builder()
+                        .key("parbake:image")
+                        .value("debian12")
+                        .build(),
+                )
+                .tags(
+                    Tag::builder()
+                        .key("parbake:project")
+                        .value("parbake-example")
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            ids.push(ami);
+        }
+        ec2.protect(&ids[0]).await.unwrap();
+        let launched = c
+            .run_instances()
+            .image_id(&ids[1])
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .unwrap();
+        let id = launched.instances()[0].instance_id().unwrap();
+        c.terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+        ids
+    })
+}
+
+/// `--unused-for` that is not a duration, or under a day (EC2 updates the last launch time
+/// within 24 hours), is refused before anything is read; so is the flag on the local target.
+#[test]
+fn unused_for_below_a_day_or_on_the_local_target_is_refused() {
+    let f = crate::util::Fixture::example();
+    for (value, says) in [
+        (
+            "12h",
+            "at least 1d: EC2 updates an AMI's last launch time within 24 hours",
+        ),
+        ("3x", "a duration such as `30d`"),
+    ] {
+        f.parbake(&["prune", "--keep", "1", "--unused-for", value])
+            .code(1)
+            .stderr_contains(says)
+            .run();
+    }
+    let args = [
+        "prune",
+        "--keep",
+        "1",
+        "--target",
+        "qemu",
+        "--unused-for",
+        "30d",
+    ];
+    f.parbake(&args)
+        .code(1)
+        .stderr_contains("--unused-for does not apply to --target qemu")
+        .stderr_contains("hint: ")
+        .run();
+}
