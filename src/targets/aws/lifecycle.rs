@@ -125,11 +125,9 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 /// product code cannot be checked from here, so a criterion that needs one does not count.
 fn admits(c: &Criterion, a: &Candidate<'_>, now: u64) -> bool {
     let provider = c.providers.is_empty()
-        || c.providers.iter().any(|p| {
-            p == a.owner
-                || Some(p.as_str()) == a.owner_alias
-                || (p == "amazon" && a.owner_alias == Some("amazon"))
-        });
+        || c.providers
+            .iter()
+            .any(|p| p == a.owner || Some(p.as_str()) == a.owner_alias);
     let name = c.names.is_empty() || c.names.iter().any(|n| wildcard(n, a.name));
     let days = |t: u64| now.saturating_sub(t) / 86_400;
     let created = c

@@ -479,3 +479,98 @@ fn unused_for_below_a_day_or_on_the_local_target_is_refused() {
         .stderr_contains("hint: ")
         .run();
 }
+
+/// A bake with `deprecate_after` (real Packer amazon-ebs against moto): the base layer's AMI is
+/// deprecated the image's 90 days after its bake, the stack layer's the stack's 30 days; the
+/// layer hashes are those of the same project without it. moto_server.py stand-in 10.
+#[test]
+fn a_bake_deprecates_each_ami_as_its_image_or_stack_says() {
+    const REGION: &str = "me-south-1";
+    let p = AwsProject::example(REGION, "Asia/Bahrain");
+    let plain = p.json(&["plan", "web", "--target", "aws", "--json"]);
+    p.f.replace(
+        "images/debian12.yml",
+        "    instance_type: t3.small",
+        "    instance_type: t3.small\n    deprecate_after: 90d",
+    );
+    p.f.append("images/stacks/web.yml", "deprecate_after: 30d\n");
+    let planned = p.json(&["plan", "web", "--target", "aws", "--json"]);
+    assert_eq!(plain["layers"], planned["layers"], "not in the layer hash");
+    let started = now();
+    let bake = p.json(&[
+        "bake",
+        "web",
+        "--target",
+        "aws",
+        "--promote",
+        "nginx",
+        "--json",
+    ]);
+    let layers = bake["layers"].as_array().unwrap();
+    assert!(layers.len() >= 2, "{bake}");
+    let deprecation = |ami: &str| -> u64 {
+        rt().block_on(async {
+            let a = ec2(REGION).await.image(ami).await.unwrap();
+            let t = a.lifecycle.deprecation_time.expect("a deprecation time");
+            parbake::targets::aws::ami::epoch_of(&t).unwrap()
+        })
+    };
+    let base = deprecation(layers[0]["image"].as_str().unwrap());
+    let stack = deprecation(layers.last().unwrap()["image"].as_str().unwrap());
+    let done = now();
+    let within =
+        |t: u64, days: u64| (started + days * 86_400..=done + days * 86_400 + 60).contains(&t);
+    assert!(
+        within(base, 90),
+        "base layer: {base}, baked {started}..{done}"
+    );
+    assert!(
+        within(stack, 30),
+        "stack layer: {stack}, baked {started}..{done}"
+    );
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The Allowed AMIs preflight against moto (stand-in 8 answering this region's settings):
+/// enabled criteria that admit only another account's AMIs refuse the Debian source before Packer
+/// starts, with a hint; in audit mode the bake goes on with a warning (`--dry-run` here).
+#[test]
+fn a_source_ami_the_allowed_amis_settings_refuse_stops_the_bake_before_packer() {
+    const REGION: &str = "af-south-1";
+    let p = AwsProject::example(REGION, "Africa/Johannesburg");
+    let settings = |state: &str| {
+        let dir = moto().console_dir.join(REGION);
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = serde_json::json!({
+            "State": state,
+            "ImageCriteria": [{"ImageProviders": ["111122223333"]}],
+            "ManagedBy": "account",
+        });
+        std::fs::write(dir.join("allowed-images.json"), json.to_string()).unwrap();
+    };
+    settings("enabled");
+    let stderr = p.fails(&["bake", "web", "--target", "aws"]);
+    for want in [
+        "(owner 136693071363) matches none of the account's Allowed AMIs criteria",
+        "EC2 refuses to launch it",
+        "hint: add a criterion that admits it (e.g. its owner 136693071363 as an image provider)",
+    ] {
+        assert!(stderr.contains(want), "{want:?} not in {stderr}");
+    }
+    assert!(!stderr.contains("packer"), "Packer never ran: {stderr}");
+    rt().block_on(async {
+        let amis = ec2(REGION).await.parbake_amis().await.unwrap();
+        assert!(amis.is_empty(), "nothing baked: {amis:?}");
+    });
+    settings("audit-mode");
+    p.parbake(&["bake", "--all", "--target", "aws", "--dry-run"])
+        .stderr_contains("warning: source AMI")
+        .stderr_contains("they are in audit mode now")
+        .run();
+}
