@@ -7,8 +7,6 @@ use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::Image;
 
-use super::ec2::LaunchTemplate;
-
 /// What DescribeImages says of an AMI's lifecycle.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageLifecycle {
@@ -40,21 +38,6 @@ impl ImageLifecycle {
 /// `deprecate_after` seconds: EC2's `DeprecateAt`, rounded up to the minute (EC2 keeps minutes).
 pub fn deprecate_at(now: u64, deprecate_after: u64) -> u64 {
     (now + deprecate_after).div_ceil(60) * 60
-}
-
-/// The AMIs a stack's launch template holds for the fleet: its default version's and its
-/// rollback target's (see [`super::publish::rollback_target`]), when parbake published them
-/// for `stack`. These carry deregistration protection.
-pub fn held_amis(t: &LaunchTemplate, stack: &str) -> BTreeSet<String> {
-    let default = t
-        .versions
-        .iter()
-        .find(|v| v.number == t.default_version && v.description.starts_with("parbake stack="));
-    default
-        .into_iter()
-        .chain(super::publish::rollback_target(t, stack))
-        .filter_map(|v| v.image_id.clone())
-        .collect()
 }
 
 /// The protection moves of a publish or rollback: (protect, unprotect). What the template
@@ -169,56 +152,6 @@ pub fn allowed_images_finding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::targets::aws::ec2::TemplateVersion;
-
-    fn v(number: i64, stack: Option<&str>, ami: &str) -> TemplateVersion {
-        TemplateVersion {
-            number,
-            description: match stack {
-                Some(s) => format!("parbake stack={s} layer=x userdata=y verified"),
-                None => "by hand".into(),
-            },
-            image_id: Some(ami.into()),
-        }
-    }
-
-    fn lt(default: i64, versions: Vec<TemplateVersion>) -> LaunchTemplate {
-        LaunchTemplate {
-            id: "lt-1".into(),
-            name: "web-fleet".into(),
-            default_version: default,
-            versions,
-            tags: Default::default(),
-        }
-    }
-
-    fn set(ids: &[&str]) -> BTreeSet<String> {
-        ids.iter().map(|s| s.to_string()).collect()
-    }
-
-    /// Publish 1, 2, 3, then roll back to 2: protection follows the default and the rollback
-    /// target, and what neither holds any more loses it.
-    #[test]
-    fn protection_follows_the_default_and_the_rollback_target() {
-        let vs = vec![
-            v(1, Some("web"), "ami-1"),
-            v(2, Some("web"), "ami-2"),
-            v(3, None, "ami-hand"),
-            v(4, Some("web"), "ami-4"),
-        ];
-        let before = held_amis(&lt(2, vs[..3].to_vec()), "web");
-        assert_eq!(before, set(&["ami-1", "ami-2"]));
-        let after = held_amis(&lt(4, vs.clone()), "web");
-        assert_eq!(after, set(&["ami-2", "ami-4"]));
-        let (protect, unprotect) = moves(&before, &after);
-        assert_eq!(protect, vec!["ami-2", "ami-4"]);
-        assert_eq!(unprotect, vec!["ami-1"]);
-        // rollback from 4 to 2: 1 is the rollback target again, 4 loses it
-        let back = held_amis(&lt(2, vs.clone()), "web");
-        assert_eq!(moves(&after, &back).1, vec!["ami-4"]);
-        // a hand-made default holds nothing for parbake
-        assert_eq!(held_amis(&lt(3, vs), "web"), set(&["ami-2"]));
-    }
 
     #[test]
     fn deprecation_is_rounded_up_to_the_minute() {

@@ -146,7 +146,7 @@ pub struct AwsRollbackReport {
 
 /// After a publish or rollback (or a publish that changed nothing): EC2's deregistration
 /// protection on what stack's launch template `template` holds now, and off what it held
-/// before (`before`, [`lifecycle::held_amis`]) and no longer does. The template has moved
+/// before (`before`, [`held_amis`]) and no longer does. The template has moved
 /// already, so a failure here is reported, not undone: publish again to finish it.
 async fn move_protection(
     ec2: &Ec2,
@@ -156,7 +156,7 @@ async fn move_protection(
 ) -> Protection {
     let mut p = Protection::default();
     let after = match ec2.launch_template(template).await {
-        Ok(Some(t)) => lifecycle::held_amis(&t, stack),
+        Ok(Some(t)) => held_amis(&t, stack),
         Ok(None) => BTreeSet::new(),
         Err(e) => {
             p.failed
@@ -360,7 +360,7 @@ impl Publishing<'_> {
         let stack = &self.plan.stack;
         let held = before
             .as_ref()
-            .map(|t| lifecycle::held_amis(t, stack))
+            .map(|t| held_amis(t, stack))
             .unwrap_or_default();
         if let Some(t) = &before {
             check_owner(t, stack, &self.target.region)?;
@@ -538,6 +538,21 @@ pub fn rollback_target<'a>(t: &'a LaunchTemplate, stack: &str) -> Option<&'a Tem
         .max_by_key(|v| v.number)
 }
 
+/// The AMIs a stack's launch template holds for the fleet: its default version's and its
+/// rollback target's (see [`super::publish::rollback_target`]), when parbake published them
+/// for `stack`. These carry deregistration protection.
+pub fn held_amis(t: &LaunchTemplate, stack: &str) -> BTreeSet<String> {
+    let default = t
+        .versions
+        .iter()
+        .find(|v| v.number == t.default_version && v.description.starts_with("parbake stack="));
+    default
+        .into_iter()
+        .chain(rollback_target(t, stack))
+        .filter_map(|v| v.image_id.clone())
+        .collect()
+}
+
 /// Reads the stack's SSM parameter, if it names one, before anything moves: an unreachable
 /// service, a name SSM refuses or missing read permission stop the publish there. (That a
 /// PutParameter will succeed cannot be known in advance; its failure is undone.)
@@ -563,7 +578,7 @@ pub fn rollback(project: &Project, stack: &str, unverified: bool) -> Result<AwsR
             .with_hint(format!("publish it first: parbake publish {stack} --target aws"))
         })?;
         check_owner(&t, stack, region)?;
-        let held = lifecycle::held_amis(&t, stack);
+        let held = held_amis(&t, stack);
         let from = t
             .versions
             .iter()
@@ -733,5 +748,54 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    fn tv(number: i64, stack: Option<&str>, ami: &str) -> TemplateVersion {
+        TemplateVersion {
+            number,
+            description: match stack {
+                Some(s) => format!("parbake stack={s} layer=x userdata=y verified"),
+                None => "by hand".into(),
+            },
+            image_id: Some(ami.into()),
+        }
+    }
+
+    fn tlt(default: i64, versions: Vec<TemplateVersion>) -> LaunchTemplate {
+        LaunchTemplate {
+            id: "lt-1".into(),
+            name: "web-fleet".into(),
+            default_version: default,
+            versions,
+            tags: Default::default(),
+        }
+    }
+
+    fn set(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Publish 1, 2, 3, then roll back to 2: protection follows the default and the rollback
+    /// target, and what neither holds any more loses it.
+    #[test]
+    fn protection_follows_the_default_and_the_rollback_target() {
+        let vs = vec![
+            tv(1, Some("web"), "ami-1"),
+            tv(2, Some("web"), "ami-2"),
+            tv(3, None, "ami-hand"),
+            tv(4, Some("web"), "ami-4"),
+        ];
+        let before = held_amis(&tlt(2, vs[..3].to_vec()), "web");
+        assert_eq!(before, set(&["ami-1", "ami-2"]));
+        let after = held_amis(&tlt(4, vs.clone()), "web");
+        assert_eq!(after, set(&["ami-2", "ami-4"]));
+        let (protect, unprotect) = lifecycle::moves(&before, &after);
+        assert_eq!(protect, vec!["ami-2", "ami-4"]);
+        assert_eq!(unprotect, vec!["ami-1"]);
+        // rollback from 4 to 2: 1 is the rollback target again, 4 loses it
+        let back = held_amis(&tlt(2, vs.clone()), "web");
+        assert_eq!(lifecycle::moves(&after, &back).1, vec!["ami-4"]);
+        // a hand-made default holds nothing for parbake
+        assert_eq!(held_amis(&tlt(3, vs), "web"), set(&["ami-2"]));
     }
 }
