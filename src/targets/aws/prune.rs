@@ -1,10 +1,12 @@
-//! `parbake prune --keep N`: deregister old parbake AMIs, then delete their snapshots. Never
+//! `parbake prune --keep N`: deregister old parbake AMIs with their snapshots
+//! (`DeleteAssociatedSnapshots`, then any EC2 did not report on). Never
 //! removed: the newest available AMI of each image (base layers) and of each stack (stack
 //! layers), the N newest of each, an AMI that is the parent of a kept AMI, and an AMI used by
 //! an instance, referenced by any launch template version (what `publish` writes, the
 //! rollback target included), or named by a stack's SSM parameter, and the AMI each stack of
 //! the project launches today (its current top layer's), whatever its age. Only this project's
-//! AMIs (see [`super::scope`]) are counted and removed; another project's, and AMIs with no
+//! AMIs (see [`super::scope`]) are counted and removed, never one with deregistration protection
+//! on, nor with `--unused-for` one launched within it; another project's, and AMIs with no
 //! project tag, are listed as kept and why. `--dry-run` lists exactly what would go and every
 //! reason each kept AMI is kept.
 
