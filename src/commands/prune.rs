@@ -21,13 +21,34 @@ pub struct PruneArgs {
     /// EC2's AMIs (aws, the default) or the local store's layers (qemu).
     #[arg(long, default_value = "aws", value_parser = super::target_parser())]
     pub target: Target,
+    /// Also keep any AMI an instance was launched from within this long (`30d`; EC2's
+    /// lastLaunchedTime, updated within 24 hours). aws only.
+    #[arg(long, value_name = "DURATION", value_parser = unused_for_parser)]
+    pub unused_for: Option<u64>,
+}
+
+/// `--unused-for 30d` → seconds: a duration as the config files write them, at least a day
+/// (EC2 updates lastLaunchedTime within 24 hours).
+fn unused_for_parser(text: &str) -> std::result::Result<u64, String> {
+    match crate::config::duration::parse_duration(text) {
+        Some(s) if s >= 86_400 => Ok(s),
+        Some(_) => Err("at least 1d: EC2 updates an AMI's last launch time within 24 hours".into()),
+        None => Err("a duration such as `30d` or `7d12h`".into()),
+    }
 }
 
 pub fn run(ctx: &Ctx, args: PruneArgs) -> Result<()> {
+    crate::targets::interface::refuse_flag(
+        args.unused_for.is_some() && args.target == Target::Qemu,
+        "--unused-for",
+        args.target,
+        "the local store does not record launches; prune it with --keep alone",
+    )?;
     let prune = PruneRequest {
         keep: args.keep,
         dry_run: args.dry_run,
         regions: args.regions,
+        unused_for: args.unused_for,
     };
     let report = backend(args.target).prune(&ctx.project, &prune)?;
     report.print(&ctx.printer)

@@ -507,6 +507,57 @@ pub fn user_tags(
     }
 }
 
+/// The shortest `deprecate_after`: EC2 takes no deprecation time in the past, and a bake's
+/// copies may finish minutes after the AMI itself.
+pub const DEPRECATE_AFTER_MIN_S: u64 = 86_400;
+/// The longest: EC2 takes a deprecation time at most 10 years ahead (3650 days, within EC2's
+/// limit whatever the leap years).
+pub const DEPRECATE_AFTER_MAX_S: u64 = 3650 * 86_400;
+
+/// `deprecate_after:` at `field`: a duration (`90d`, `36h`) from 1 day to 10 years.
+pub fn check_deprecate_after(
+    file: &SourceFile,
+    field: &str,
+    value: Option<&str>,
+) -> Result<(), ConfigError> {
+    let Some(text) = value else {
+        return Ok(());
+    };
+    match super::duration::parse_duration(text) {
+        None => Err(at(
+            file,
+            field,
+            format!("{text:?} is not a duration"),
+            "write whole days, hours, minutes, seconds in that order: `90d`, `1d12h`",
+        )),
+        Some(s) if !(DEPRECATE_AFTER_MIN_S..=DEPRECATE_AFTER_MAX_S).contains(&s) => Err(at(
+            file,
+            field,
+            format!("deprecate_after {text} is out of range: EC2 deprecates an AMI from 1 day to 10 years after its bake"),
+            "write 1d to 3650d, e.g. `deprecate_after: 90d`; leave it out for AMIs that never deprecate",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The `deprecate_after` in seconds of a layer AMI of `image` (a stack layer of `stack`: the
+/// stack's over the image's), None when neither sets one.
+pub fn deprecate_after(project: &super::Project, image: &str, stack: Option<&str>) -> Option<u64> {
+    let from_stack = stack
+        .and_then(|s| project.stacks.get(s))
+        .and_then(|st| st.def.deprecate_after.clone());
+    let from_image = || {
+        project
+            .images
+            .get(image)
+            .and_then(|i| i.def.sources.aws.as_ref())
+            .and_then(|a| a.deprecate_after.clone())
+    };
+    from_stack
+        .or_else(from_image)
+        .and_then(|t| super::duration::parse_duration(&t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,11 @@
-//! The durations of the config files (`launch_timeout: 20m`, a check's `timeout: 1h30m`).
+//! The durations of the config files (`launch_timeout: 20m`, a check's `timeout: 1h30m`,
+//! `deprecate_after: 90d`).
 
-/// `1h30m` → 5400: whole numbers with `h`, `m` and `s`, each at most once, in that order.
+/// `1h30m` → 5400: whole numbers with `d`, `h`, `m` and `s`, each at most once, in that order.
 pub fn parse_duration(text: &str) -> Option<u64> {
     let mut total = 0u64;
     let mut rest = text;
-    let mut units = "hms";
+    let mut units = "dhms";
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         let n: u64 = rest[..digits].parse().ok()?;
@@ -12,6 +13,7 @@ pub fn parse_duration(text: &str) -> Option<u64> {
         let at = units.find(unit)?;
         units = &units[at + 1..];
         let scale = match unit {
+            'd' => 86_400,
             'h' => 3600,
             'm' => 60,
             _ => 1,
@@ -32,6 +34,8 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Some(5400));
         assert_eq!(parse_duration("90s"), Some(90));
         assert_eq!(parse_duration("1h0m5s"), Some(3605));
+        assert_eq!(parse_duration("90d"), Some(90 * 86_400));
+        assert_eq!(parse_duration("1d12h"), Some(129_600));
         for bad in [
             "",
             "20",
@@ -39,6 +43,7 @@ mod tests {
             "20x",
             "1m1h",
             "5m5m",
+            "1h1d",
             " 5m",
             "5 m",
             "-5m",

@@ -157,6 +157,7 @@ pub(super) fn check_stack(
     }
     let image_tags = image.def.sources.aws.as_ref().map(|a| a.tags.clone());
     aws_settings::check_stack_tags(&file, &def.tags, &image_tags.unwrap_or_default())?;
+    aws_settings::check_deprecate_after(&file, "deprecate_after", def.deprecate_after.as_deref())?;
     Ok(Stack {
         name,
         file,
@@ -532,6 +533,8 @@ fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError>
     aws_settings::check_builder(file, a)?;
     aws_settings::check_disk(file, a)?;
     aws_settings::check_tags(file, "sources.aws.tags", &a.tags)?;
+    let deprecate_after = a.deprecate_after.as_deref();
+    aws_settings::check_deprecate_after(file, "sources.aws.deprecate_after", deprecate_after)?;
     Ok(())
 }
 

@@ -134,6 +134,10 @@ pub struct AwsSource {
     /// launch templates parbake makes for its stacks. Not in the hash: re-applied on a cache hit.
     #[serde(default, skip_serializing)]
     pub tags: BTreeMap<String, String>,
+    /// How long after its bake an AMI of this image is deprecated (`90d`; EC2's
+    /// EnableImageDeprecation). Not in the hash: changing it does not rebake.
+    #[serde(default, skip_serializing)]
+    pub deprecate_after: Option<String>,
 }
 
 /// `imds:` in an aws source.
@@ -205,6 +209,9 @@ pub struct StackFile {
     /// parbake creates, over the image's `sources.aws.tags`. Not in any layer hash.
     #[serde(default, skip_serializing)]
     pub tags: BTreeMap<String, String>,
+    /// The stack's layer AMIs' `deprecate_after`, over the image's. Not in any layer hash.
+    #[serde(default, skip_serializing)]
+    pub deprecate_after: Option<String>,
 }
 
 /// `publish:` in a stack file.

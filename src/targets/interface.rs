@@ -94,6 +94,8 @@ pub struct PruneRequest {
     pub dry_run: bool,
     /// Regions to prune (empty: every region the images use).
     pub regions: Vec<String>,
+    /// `--unused-for` in seconds: keep what was launched within it (aws only).
+    pub unused_for: Option<u64>,
 }
 
 /// Everything a command asks of a target. Each operation has a default that says the target

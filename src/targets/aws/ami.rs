@@ -15,6 +15,8 @@ pub struct Ami {
     pub tags: BTreeMap<String, String>,
     /// Sum of the EBS volume sizes in the block device mappings.
     pub size_gib: i64,
+    /// Its deregistration protection, deprecation time and owner alias, as EC2 says them.
+    pub lifecycle: super::lifecycle::ImageLifecycle,
 }
 
 /// Seconds since the Unix epoch of an EC2 timestamp (`2024-03-15T17:20:00.000Z`).
@@ -166,6 +168,7 @@ mod tests {
                 state: v["state"].as_str().unwrap_or("available").into(),
                 tags: BTreeMap::new(),
                 size_gib: 0,
+                lifecycle: Default::default(),
             })
             .collect()
     }

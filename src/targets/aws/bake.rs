@@ -133,6 +133,7 @@ impl AwsBaker {
                 "source AMI in {}: {} ({}, created {})",
                 src.region, a.id, a.name, a.creation_date
             ));
+            self.check_allowed_images(&ec2, &a, progress)?;
             let identity = crate::plan::source_identity::aws(&src.region, &a.id);
             self.sources
                 .lock()
@@ -140,6 +141,51 @@ impl AwsBaker {
                 .insert(image.name.clone(), a);
             Ok(identity)
         })
+    }
+}
+
+impl AwsBaker {
+    /// The preflight of the account's Allowed AMIs settings (GetAllowedImagesSettings): a
+    /// source AMI they refuse stops the bake before Packer starts (its builder could not
+    /// launch); in audit mode, a warning. Settings that cannot be read (no permission, a
+    /// partition without the feature) are said in a note and the bake goes on.
+    fn check_allowed_images(&self, ec2: &Ec2, a: &Ami, progress: &Progress) -> Result<()> {
+        let settings = match self.rt.block_on(ec2.allowed_images()) {
+            Ok(s) => s,
+            Err(e) => {
+                let e = crate::error::Report(&e).to_string();
+                let first = e.lines().next().unwrap_or_default();
+                progress.line(&format!(
+                    "note: the account's Allowed AMIs settings could not be read, so source AMI {} was not checked against them ({first})",
+                    a.id
+                ));
+                return Ok(());
+            }
+        };
+        let candidate = super::lifecycle::Candidate {
+            owner: &a.owner,
+            owner_alias: a.lifecycle.owner_alias.as_deref(),
+            name: &a.name,
+            created: super::ami::epoch_of(&a.creation_date),
+            deprecated: a
+                .lifecycle
+                .deprecation_time
+                .as_deref()
+                .and_then(super::ami::epoch_of),
+        };
+        let Some(finding) =
+            super::lifecycle::allowed_images_finding(&settings, &a.id, &candidate, now_epoch())
+        else {
+            return Ok(());
+        };
+        if settings.state == "audit-mode" {
+            progress.line(&format!("warning: {finding}"));
+            return Ok(());
+        }
+        Err(Error::user(finding).with_hint(format!(
+            "add a criterion that admits it (e.g. its owner {} as an image provider) to the Allowed AMIs settings of {}, or choose a `source_ami` they admit",
+            a.owner, ec2.region
+        )))
     }
 }
 
@@ -438,6 +484,9 @@ impl AwsBaker {
             if let Err(e) = self.settle_baked(plan, &client, ami) {
                 progress.line(&format!("warning: {e}"));
             }
+            if let Err(e) = self.deprecate(plan, layer, &client, ami) {
+                progress.line(&format!("warning: {e}"));
+            }
         }
         let tag = bake_seconds_tag(duration, &baked.roles);
         if let Err(e) = self.rt.block_on(ec2.tag(&baked.ami, &[tag])) {
@@ -516,6 +565,21 @@ impl AwsBaker {
             self.rt.block_on(ec2.require_imdsv2(ami))?;
         }
         Ok(())
+    }
+
+    /// A new AMI (or a copy): its deprecation time, `deprecate_after` from now, when the image
+    /// or (on a stack layer) the stack sets one. Packer 1.6.6 has no `deprecate_at`, so this is
+    /// EC2's EnableImageDeprecation once the AMI exists. Not in the layer hash: a cached AMI
+    /// keeps the time set at its bake.
+    fn deprecate(&self, plan: &Plan, layer: &Layer, ec2: &Ec2, ami: &str) -> Result<()> {
+        let stack = (layer.kind == crate::plan::LayerKind::Stack).then_some(plan.stack.as_str());
+        let Some(after) =
+            crate::config::aws_settings::deprecate_after(&self.project, &plan.image, stack)
+        else {
+            return Ok(());
+        };
+        let at = super::lifecycle::deprecate_at(now_epoch(), after);
+        self.rt.block_on(ec2.deprecate(ami, at))
     }
 
     /// A cached AMI: the user's tags as the files say now (tags are not in the layer hash, so

@@ -918,6 +918,130 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The lifecycle calls (issue 27): deprecation, deregistration protection, deregistering
+/// with the snapshots, last launch time, the Allowed AMIs settings. moto 5.2.5 has none of
+/// them; tests/parbake/moto/lifecycle.rs checks each against EC2's documented shapes.
+impl Ec2 {
+    /// EnableImageDeprecation: from `at` (seconds since the epoch) the AMI is deprecated.
+    pub async fn deprecate(&self, ami: &str, at: u64) -> Result<()> {
+        let at =
+            aws_sdk_ec2::primitives::DateTime::from_secs(i64::try_from(at).unwrap_or(i64::MAX));
+        self.client
+            .enable_image_deprecation()
+            .image_id(ami)
+            .deprecate_at(at)
+            .send()
+            .await
+            .map_err(|e| {
+                self.error("EnableImageDeprecation", e)
+                    .with_hint("parbake needs ec2:EnableImageDeprecation for `deprecate_after`")
+            })?;
+        Ok(())
+    }
+
+    /// EnableImageDeregistrationProtection, without the 24-hour cooldown, so that protection
+    /// can move with the next publish or rollback and prune may remove the AMI afterwards.
+    pub async fn protect(&self, ami: &str) -> Result<()> {
+        self.client
+            .enable_image_deregistration_protection()
+            .image_id(ami)
+            .with_cooldown(false)
+            .send()
+            .await
+            .map_err(|e| {
+                self.error("EnableImageDeregistrationProtection", e).with_hint(
+                    "parbake needs ec2:EnableImageDeregistrationProtection to protect what a stack publishes",
+                )
+            })?;
+        Ok(())
+    }
+
+    /// DisableImageDeregistrationProtection.
+    pub async fn unprotect(&self, ami: &str) -> Result<()> {
+        self.client
+            .disable_image_deregistration_protection()
+            .image_id(ami)
+            .send()
+            .await
+            .map_err(|e| {
+                self.error("DisableImageDeregistrationProtection", e).with_hint(
+                    "parbake needs ec2:DisableImageDeregistrationProtection to move protection off what a stack no longer publishes",
+                )
+            })?;
+        Ok(())
+    }
+
+    /// DeregisterImage with `DeleteAssociatedSnapshots`: snapshot → the return code EC2 reports
+    /// for it (`success`, `skipped`, `missing-permissions`, …). EC2 skips a snapshot another
+    /// AMI also uses; an endpoint without the parameter (moto 5.2.5) reports none.
+    pub async fn deregister_with_snapshots(&self, ami: &str) -> Result<BTreeMap<String, String>> {
+        let out = self
+            .client
+            .deregister_image()
+            .image_id(ami)
+            .delete_associated_snapshots(true)
+            .send()
+            .await
+            .map_err(|e| self.error("DeregisterImage", e))?;
+        Ok(out
+            .delete_snapshot_results()
+            .iter()
+            .filter_map(|r| {
+                let code = r.return_code().map_or("", |c| c.as_str());
+                Some((r.snapshot_id()?.to_string(), code.to_string()))
+            })
+            .collect())
+    }
+
+    /// DescribeImageAttribute `lastLaunchedTime`: when an instance was last launched from the
+    /// AMI (ISO 8601; EC2 updates it within 24 hours), None when never or not recorded.
+    pub async fn last_launched(&self, ami: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_image_attribute()
+            .image_id(ami)
+            .attribute(aws_sdk_ec2::types::ImageAttributeName::LastLaunchedTime)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeImageAttribute (lastLaunchedTime)", e))?;
+        Ok(out
+            .last_launched_time()
+            .and_then(|v| v.value())
+            .filter(|v| !v.is_empty())
+            .map(String::from))
+    }
+
+    /// GetAllowedImagesSettings: the account's Allowed AMIs state and criteria in this region.
+    pub async fn allowed_images(&self) -> Result<super::lifecycle::AllowedImages> {
+        let out = self
+            .client
+            .get_allowed_images_settings()
+            .send()
+            .await
+            .map_err(|e| self.error("GetAllowedImagesSettings", e))?;
+        let criteria = out
+            .image_criteria()
+            .iter()
+            .map(|c| super::lifecycle::Criterion {
+                providers: c.image_providers().to_vec(),
+                names: c.image_names().to_vec(),
+                marketplace_codes: c.marketplace_product_codes().to_vec(),
+                max_days_since_created: c
+                    .creation_date_condition()
+                    .and_then(|d| d.maximum_days_since_created()),
+                max_days_since_deprecated: c
+                    .deprecation_time_condition()
+                    .and_then(|d| d.maximum_days_since_deprecated()),
+            })
+            .collect();
+        Ok(super::lifecycle::AllowedImages {
+            state: out.state().unwrap_or("disabled").to_string(),
+            criteria,
+            managed_by: out.managed_by().map(|m| m.as_str().to_string()),
+        })
+    }
+}
+
 /// A launch template and its versions, oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchTemplate {
@@ -1041,5 +1165,6 @@ fn ami_of(i: &Image) -> Ami {
             .filter_map(|m| m.ebs().and_then(|e| e.volume_size()))
             .map(i64::from)
             .sum(),
+        lifecycle: super::lifecycle::ImageLifecycle::of(i),
     }
 }

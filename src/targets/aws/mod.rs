@@ -10,6 +10,7 @@ pub mod ec2;
 pub mod gc;
 pub mod images;
 pub mod launch;
+pub mod lifecycle;
 pub mod ops;
 pub mod prune;
 pub mod publish;

@@ -172,7 +172,11 @@ impl Backend for Ec2Target {
         } else {
             p.regions.clone()
         };
-        let decisions = prune::prune(project, &regions, p.keep, p.dry_run)?;
+        let keep = prune::Keep {
+            newest: p.keep,
+            unused_for: p.unused_for,
+        };
+        let decisions = prune::prune(project, &regions, keep, p.dry_run)?;
         Ok(if p.dry_run {
             shown(decisions, |d| text::prune_text(d, true))
         } else {

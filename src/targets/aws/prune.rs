@@ -1,10 +1,12 @@
-//! `parbake prune --keep N`: deregister old parbake AMIs, then delete their snapshots. Never
+//! `parbake prune --keep N`: deregister old parbake AMIs with their snapshots
+//! (`DeleteAssociatedSnapshots`, then any EC2 did not report on). Never
 //! removed: the newest available AMI of each image (base layers) and of each stack (stack
 //! layers), the N newest of each, an AMI that is the parent of a kept AMI, and an AMI used by
 //! an instance, referenced by any launch template version (what `publish` writes, the
 //! rollback target included), or named by a stack's SSM parameter, and the AMI each stack of
 //! the project launches today (its current top layer's), whatever its age. Only this project's
-//! AMIs (see [`super::scope`]) are counted and removed; another project's, and AMIs with no
+//! AMIs (see [`super::scope`]) are counted and removed, never one with deregistration protection
+//! on, nor with `--unused-for` one launched within it; another project's, and AMIs with no
 //! project tag, are listed as kept and why. `--dry-run` lists exactly what would go and every
 //! reason each kept AMI is kept.
 
@@ -53,6 +55,11 @@ pub mod kind {
     pub const TEMPLATE_VERSION: &str = "template-version";
     pub const SSM_PARAMETER: &str = "ssm-parameter";
     pub const INSTANCE: &str = "instance";
+    /// EC2's deregistration protection is on (publish and rollback put it on what a stack's
+    /// launch template holds): DeregisterImage would refuse it, so prune never tries.
+    pub const PROTECTED: &str = "protected";
+    /// `--unused-for`: an instance was launched from it within that window.
+    pub const LAUNCHED_RECENTLY: &str = "launched-recently";
     pub const NEWEST: &str = "newest";
     pub const WITHIN_KEEP: &str = "within-keep";
     pub const PARENT: &str = "parent";
@@ -62,7 +69,7 @@ pub mod kind {
     pub const NO_PROJECT: &str = "no-project";
     /// The one reason to remove: beyond `--keep` and nothing above holds it.
     pub const BEYOND_KEEP: &str = "beyond-keep";
-    pub(super) const ORDER: [&str; 13] = [
+    pub(super) const ORDER: [&str; 15] = [
         CURRENT,
         CURRENT_RUN,
         TEMPLATE_DEFAULT,
@@ -70,6 +77,8 @@ pub mod kind {
         TEMPLATE_VERSION,
         SSM_PARAMETER,
         INSTANCE,
+        PROTECTED,
+        LAUNCHED_RECENTLY,
         NEWEST,
         WITHIN_KEEP,
         PARENT,
@@ -214,7 +223,7 @@ fn not_ours(scope: &Scope, ami: &Ami) -> Option<Reason> {
 pub fn prune(
     project: &crate::config::Project,
     regions: &[String],
-    keep: usize,
+    keep: Keep,
     dry_run: bool,
 ) -> Result<Vec<Decision>> {
     let scope = Scope::of(project);
@@ -227,13 +236,52 @@ pub fn prune(
     Ok(out)
 }
 
+/// What prune keeps beyond what is in use: the `--keep` newest of each group, and with
+/// `--unused-for` (seconds) any AMI an instance was launched from within that window.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    pub newest: usize,
+    pub unused_for: Option<u64>,
+}
+
+/// Protected AMIs (EC2's deregistration protection) stay: DeregisterImage would refuse them.
+fn add_protected(uses: &mut Uses, amis: &[Ami]) {
+    for a in amis.iter().filter(|a| a.lifecycle.protected()) {
+        let state = a.lifecycle.protection.as_deref().unwrap_or_default();
+        let text = format!("deregistration protection is on ({state}): publish and rollback move it with a stack's launch template; prune never deregisters a protected AMI");
+        add(uses, &a.id, kind::PROTECTED, text);
+    }
+}
+
+/// With `--unused-for`: of the AMIs `decide` would remove, those launched within the window
+/// (DescribeImageAttribute lastLaunchedTime, which EC2 updates within 24 hours) stay.
+async fn add_launched_recently(ec2: &Ec2, amis: &[Ami], keep: Keep, uses: &mut Uses) -> Result<()> {
+    let Some(window) = keep.unused_for else {
+        return Ok(());
+    };
+    let since = crate::store::now_epoch().saturating_sub(window);
+    for (id, (kept, _)) in decide(amis, keep.newest, uses) {
+        if kept {
+            continue;
+        }
+        let Some(at) = ec2.last_launched(&id).await? else {
+            continue;
+        };
+        if super::ami::epoch_of(&at).is_some_and(|t| t >= since) {
+            let text = format!("launched at {at}, within --unused-for");
+            add(uses, &id, kind::LAUNCHED_RECENTLY, text);
+        }
+    }
+    Ok(())
+}
+
 /// One region: its available parbake AMIs, what uses them, the decisions, and (unless a dry
 /// run) the removals of this project's AMIs that nothing holds.
 async fn prune_region(
     project: &crate::config::Project,
     scope: &Scope,
     region: &str,
-    keep: usize,
+    keep: Keep,
     dry_run: bool,
 ) -> Result<Vec<Decision>> {
     let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
@@ -262,7 +310,9 @@ async fn prune_region(
             }
         }
     }
-    let decisions = decide(&ours, keep, &uses);
+    add_protected(&mut uses, &ours);
+    add_launched_recently(&ec2, &ours, keep, &mut uses).await?;
+    let decisions = decide(&ours, keep.newest, &uses);
     let mut out = Vec::new();
     for a in &amis {
         let (kept, reasons) = match not_ours(scope, a) {
@@ -423,11 +473,26 @@ async fn current_tops(
     Ok(out)
 }
 
-/// Deregisters the AMI, then deletes its snapshots: EC2 refuses to delete a snapshot in use.
+/// Deregisters the AMI with `DeleteAssociatedSnapshots`, then deletes itself the snapshots
+/// EC2 did not report on (an endpoint without the parameter, such as moto 5.2.5). A snapshot
+/// EC2 reports it did not delete (another AMI uses it, a permission) is an error that names it.
 async fn remove(ec2: &Ec2, d: &Decision) -> Result<()> {
-    ec2.deregister_image(&d.ami).await?;
+    let reported = ec2.deregister_with_snapshots(&d.ami).await?;
     for s in &d.snapshots {
-        ec2.delete_snapshot(s).await?;
+        match reported.get(s).map(String::as_str) {
+            None => ec2.delete_snapshot(s).await?,
+            Some("success") => {}
+            Some(code) => {
+                return Err(crate::error::Error::user(format!(
+                    "EC2 deregistered AMI {} in {} but did not delete its snapshot {s}: {code}",
+                    d.ami, d.region
+                ))
+                .with_hint(format!(
+                "once no other AMI uses it: aws ec2 delete-snapshot --region {} --snapshot-id {s}",
+                d.region
+            )))
+            }
+        }
     }
     Ok(())
 }
@@ -449,6 +514,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             size_gib: 8,
+            lifecycle: Default::default(),
         }
     }
 

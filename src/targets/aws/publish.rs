@@ -11,12 +11,13 @@
 //! (the template belongs to this stack, DryRun calls, the parameter reads), and what moved is
 //! put back when a later step fails ([`super::undo`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::consistency::plan_for_target;
 use super::ec2::{Ec2, Endpoint, LaunchTemplate, NewTemplateVersion, TemplateVersion};
+use super::lifecycle;
 use super::ssm::Ssm;
 use super::undo::{put_parameter_command, Moved};
 use crate::config::Project;
@@ -112,6 +113,19 @@ pub struct AwsPublishReport {
     /// The default already was exactly this AMI and user-data: nothing was added or moved.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unchanged: bool,
+    pub protection: Protection,
+}
+
+/// Deregistration protection as a publish or rollback moved it (see [`move_protection`]).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Protection {
+    /// The AMIs the template holds now (its default's and its rollback target's): protected.
+    pub protected: Vec<String>,
+    /// The AMIs it held before and no longer does: protection removed.
+    pub unprotected: Vec<String>,
+    /// What could not be done (the template has moved all the same): one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +141,49 @@ pub struct AwsRollbackReport {
     pub skipped: Vec<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssm_parameter: Option<ParameterSet>,
+    pub protection: Protection,
+}
+
+/// After a publish or rollback (or a publish that changed nothing): EC2's deregistration
+/// protection on what stack's launch template `template` holds now, and off what it held
+/// before (`before`, [`held_amis`]) and no longer does. The template has moved
+/// already, so a failure here is reported, not undone: publish again to finish it.
+async fn move_protection(
+    ec2: &Ec2,
+    template: &str,
+    stack: &str,
+    before: &BTreeSet<String>,
+) -> Protection {
+    let mut p = Protection::default();
+    let after = match ec2.launch_template(template).await {
+        Ok(Some(t)) => held_amis(&t, stack),
+        Ok(None) => BTreeSet::new(),
+        Err(e) => {
+            p.failed
+                .push(format!("protection not moved: {}", first_line(&e)));
+            return p;
+        }
+    };
+    let (protect, unprotect) = lifecycle::moves(before, &after);
+    for ami in protect {
+        match ec2.protect(&ami).await {
+            Ok(()) => p.protected.push(ami),
+            Err(e) => p.failed.push(first_line(&e)),
+        }
+    }
+    for ami in unprotect {
+        match ec2.unprotect(&ami).await {
+            Ok(()) => p.unprotected.push(ami),
+            Err(e) => p.failed.push(first_line(&e)),
+        }
+    }
+    p
+}
+
+fn first_line(e: &Error) -> String {
+    let text = crate::error::Report(e).to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 fn version_of(v: &TemplateVersion) -> AwsVersion {
@@ -300,10 +357,17 @@ impl Publishing<'_> {
         .into_iter()
         .collect();
         let version = self.new_version(&user_tags);
+        let stack = &self.plan.stack;
+        let held = before
+            .as_ref()
+            .map(|t| held_amis(t, stack))
+            .unwrap_or_default();
         if let Some(t) = &before {
-            check_owner(t, &self.plan.stack, &self.target.region)?;
+            check_owner(t, stack, &self.target.region)?;
             if let Some(current) = self.already_default(t) {
-                return Ok(self.report(t.id.clone(), version_of(current), None, None, true));
+                let mut r = self.report(t.id.clone(), version_of(current), None, None, true);
+                r.protection = move_protection(ec2, &self.target.template, stack, &held).await;
+                return Ok(r);
             }
         }
         ec2.check_publish(&self.target.template, before.as_ref(), &version)
@@ -323,7 +387,9 @@ impl Publishing<'_> {
             ami: Some(self.ami_id.to_string()),
             description: self.description.clone(),
         };
-        Ok(self.report(id, published, previous_default, ssm, false))
+        let mut r = self.report(id, published, previous_default, ssm, false);
+        r.protection = move_protection(ec2, &self.target.template, stack, &held).await;
+        Ok(r)
     }
 
     fn new_version<'v>(&'v self, user_tags: &'v [(String, String)]) -> NewTemplateVersion<'v> {
@@ -419,6 +485,7 @@ impl Publishing<'_> {
             verified: self.verified,
             ssm_parameter,
             unchanged,
+            protection: Protection::default(),
         }
     }
 }
@@ -471,6 +538,21 @@ pub fn rollback_target<'a>(t: &'a LaunchTemplate, stack: &str) -> Option<&'a Tem
         .max_by_key(|v| v.number)
 }
 
+/// The AMIs a stack's launch template holds for the fleet: its default version's and its
+/// rollback target's (see [`super::publish::rollback_target`]), when parbake published them
+/// for `stack`. These carry deregistration protection.
+pub fn held_amis(t: &LaunchTemplate, stack: &str) -> BTreeSet<String> {
+    let default = t
+        .versions
+        .iter()
+        .find(|v| v.number == t.default_version && v.description.starts_with("parbake stack="));
+    default
+        .into_iter()
+        .chain(rollback_target(t, stack))
+        .filter_map(|v| v.image_id.clone())
+        .collect()
+}
+
 /// Reads the stack's SSM parameter, if it names one, before anything moves: an unreachable
 /// service, a name SSM refuses or missing read permission stop the publish there. (That a
 /// PutParameter will succeed cannot be known in advance; its failure is undone.)
@@ -496,6 +578,7 @@ pub fn rollback(project: &Project, stack: &str, unverified: bool) -> Result<AwsR
             .with_hint(format!("publish it first: parbake publish {stack} --target aws"))
         })?;
         check_owner(&t, stack, region)?;
+        let held = held_amis(&t, stack);
         let from = t
             .versions
             .iter()
@@ -544,6 +627,7 @@ pub fn rollback(project: &Project, stack: &str, unverified: bool) -> Result<AwsR
             Ok(p) => p,
             Err(e) => return Err(moved.undo(&ec2, e).await),
         };
+        let protection = move_protection(&ec2, template, stack, &held).await;
         Ok(AwsRollbackReport {
             stack: stack.to_string(),
             region: region.clone(),
@@ -552,6 +636,7 @@ pub fn rollback(project: &Project, stack: &str, unverified: bool) -> Result<AwsR
             to,
             skipped,
             ssm_parameter,
+            protection,
         })
     })
 }
@@ -663,5 +748,54 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    fn tv(number: i64, stack: Option<&str>, ami: &str) -> TemplateVersion {
+        TemplateVersion {
+            number,
+            description: match stack {
+                Some(s) => format!("parbake stack={s} layer=x userdata=y verified"),
+                None => "by hand".into(),
+            },
+            image_id: Some(ami.into()),
+        }
+    }
+
+    fn tlt(default: i64, versions: Vec<TemplateVersion>) -> LaunchTemplate {
+        LaunchTemplate {
+            id: "lt-1".into(),
+            name: "web-fleet".into(),
+            default_version: default,
+            versions,
+            tags: Default::default(),
+        }
+    }
+
+    fn set(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Publish 1, 2, 3, then roll back to 2: protection follows the default and the rollback
+    /// target, and what neither holds any more loses it.
+    #[test]
+    fn protection_follows_the_default_and_the_rollback_target() {
+        let vs = vec![
+            tv(1, Some("web"), "ami-1"),
+            tv(2, Some("web"), "ami-2"),
+            tv(3, None, "ami-hand"),
+            tv(4, Some("web"), "ami-4"),
+        ];
+        let before = held_amis(&tlt(2, vs[..3].to_vec()), "web");
+        assert_eq!(before, set(&["ami-1", "ami-2"]));
+        let after = held_amis(&tlt(4, vs.clone()), "web");
+        assert_eq!(after, set(&["ami-2", "ami-4"]));
+        let (protect, unprotect) = lifecycle::moves(&before, &after);
+        assert_eq!(protect, vec!["ami-2", "ami-4"]);
+        assert_eq!(unprotect, vec!["ami-1"]);
+        // rollback from 4 to 2: 1 is the rollback target again, 4 loses it
+        let back = held_amis(&tlt(2, vs.clone()), "web");
+        assert_eq!(lifecycle::moves(&after, &back).1, vec!["ami-4"]);
+        // a hand-made default holds nothing for parbake
+        assert_eq!(held_amis(&tlt(3, vs), "web"), set(&["ami-2"]));
     }
 }

@@ -105,6 +105,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             size_gib: 8,
+            lifecycle: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::gc::Leftover;
 use super::launch::{AwsLaunchReport, AwsVerifyReport};
 use super::prune::Decision;
-use super::publish::{AwsPublishReport, AwsRollbackReport, AwsVersion};
+use super::publish::{AwsPublishReport, AwsRollbackReport, AwsVersion, Protection};
 use crate::targets::launch::status_lines;
 
 pub fn launch_text(r: &AwsLaunchReport) -> String {
@@ -68,6 +68,7 @@ pub fn publish_text(r: &AwsPublishReport) -> String {
             r.region,
             aws_version_text(&r.published)
         );
+        protection_text(&mut s, &r.protection);
         return s;
     }
     let _ = writeln!(
@@ -89,8 +90,30 @@ pub fn publish_text(r: &AwsPublishReport) -> String {
             p.name, p.ami, p.version
         );
     }
+    protection_text(&mut s, &r.protection);
     let _ = writeln!(s, "undo: parbake rollback {} --target aws", r.stack);
     s
+}
+
+/// Where deregistration protection went, and what could not be done (the template moved).
+fn protection_text(s: &mut String, p: &Protection) {
+    if !p.protected.is_empty() {
+        let _ = writeln!(
+            s,
+            "  deregistration protection on: {}",
+            p.protected.join(", ")
+        );
+    }
+    if !p.unprotected.is_empty() {
+        let _ = writeln!(
+            s,
+            "  deregistration protection off: {}",
+            p.unprotected.join(", ")
+        );
+    }
+    for f in &p.failed {
+        let _ = writeln!(s, "  warning: {f} (the launch template moved all the same; run the command again to finish)");
+    }
 }
 
 pub fn rollback_text(r: &AwsRollbackReport) -> String {
@@ -118,6 +141,7 @@ pub fn rollback_text(r: &AwsRollbackReport) -> String {
             r.stack
         );
     }
+    protection_text(&mut s, &r.protection);
     s
 }
 

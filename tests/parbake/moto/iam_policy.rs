@@ -24,6 +24,7 @@ const UNRECORDED: &[(&str, &str)] = &[
     ("ec2:ModifyInstanceAttribute", "Packer, for ENA or SR-IOV support, not set by the template"),
     ("ec2:ModifySnapshotAttribute", "Packer, for snapshot_users, not set by the template"),
     ("ec2:GetPasswordData", "Packer, for Windows builders only"),
+    ("ec2:EnableImageDeprecation", "bake, with deprecate_after, which the example does not set; moto 5.2.5 has no deprecation (stand-in test deprecation_sends_the_ami_and_the_time)"),
     ("ec2:DeleteVolume", "gc, for a volume a killed bake left (moto test gc_removes_what_a_killed_bake_left_and_only_that)"),
     ("ec2:DeleteLaunchTemplate", "publish's undo of a template it created, when a later step fails (moto test publish_that_fails_at_ssm_puts_the_launch_template_back_and_says_so)"),
     ("ec2:DeleteLaunchTemplateVersions", "publish's undo of a version it added, when a later step fails (same test; moto_server.py's stand-in)"),

@@ -8,6 +8,7 @@ mod errors;
 mod gc;
 mod iam_policy;
 mod launch;
+mod lifecycle;
 mod lookup;
 mod nightly;
 mod prune;

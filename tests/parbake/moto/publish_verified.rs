@@ -154,6 +154,16 @@ fn publish_creates_version_1_with_that_ami_and_user_data(p: &AwsProject, ami: &s
     assert_eq!(rep["published"]["ami"], ami);
     assert_eq!(rep["verified"], true);
     assert!(rep["previous_default"].is_null());
+    // the published default carries deregistration protection (moto_server.py stand-in 7)
+    assert_eq!(
+        rep["protection"]["protected"],
+        serde_json::json!([ami]),
+        "{rep}"
+    );
+    rt().block_on(async {
+        let a = ec2(REGION).await.image(ami).await.unwrap();
+        assert!(a.lifecycle.protected(), "{:?}", a.lifecycle);
+    });
     rt().block_on(async {
         let ec2 = ec2(REGION).await;
         let t = ec2.launch_template(TEMPLATE).await.unwrap().unwrap();
@@ -255,6 +265,13 @@ fn dry_prune_of(p: &AwsProject, ami: &str) -> serde_json::Value {
 fn prune_keeps_what_the_template_and_the_parameter_name(p: &AwsProject, ami: &str, older: &str) {
     let d = dry_prune_of(p, ami);
     assert_eq!(d["action"], "keep", "{d}");
+    let kinds: Vec<&str> = d["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"protected"), "{d}");
     let d = dry_prune_of(p, older);
     assert_eq!(d["action"], "remove", "{d}");
     rt().block_on(async {
