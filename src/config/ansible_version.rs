@@ -10,6 +10,48 @@ use std::fmt;
 /// package), which the bake installs when the source image has no ansible-playbook.
 pub const DISTRIBUTION_ANSIBLE_CORE: &str = "2.14.18";
 
+/// The ansible-core package of each Debian release parbake knows as a base: what a bake
+/// installs when the image pins none.
+const DEBIAN_ANSIBLE_CORE: &[(&str, &str)] =
+    &[("12", DISTRIBUTION_ANSIBLE_CORE), ("13", "2.19.11")];
+
+/// The Debian release of an image's base on `target` (`qemu` or `aws`): `parbake:debian-13`,
+/// or an AMI name `debian-13-…`.
+fn base_release<'a>(sources: &'a super::model::Sources, target: &str) -> Option<&'a str> {
+    match target {
+        "qemu" => sources
+            .qemu
+            .as_ref()?
+            .disk_image
+            .strip_prefix("parbake:debian-"),
+        "aws" => {
+            let name = &sources.aws.as_ref()?.source_ami.name;
+            name.strip_prefix("debian-")?.split('-').next()
+        }
+        _ => None,
+    }
+}
+
+/// The ansible-core image `def` runs on `target`, and whose it is: its pin, else its Debian
+/// base's package (Debian 12's when the base is not known).
+pub fn image_core(def: &super::model::ImageFile, target: &str) -> (String, String) {
+    if let Some(a) = &def.ansible {
+        return (a.core.clone(), "pinned in `ansible.core`".into());
+    }
+    let release = base_release(&def.sources, target);
+    let packaged = release.and_then(|r| DEBIAN_ANSIBLE_CORE.iter().find(|(d, _)| *d == r));
+    match packaged {
+        Some((r, core)) => (
+            core.to_string(),
+            format!("Debian {r}'s package, as no `ansible.core` is pinned"),
+        ),
+        None => (
+            DISTRIBUTION_ANSIBLE_CORE.to_string(),
+            "Debian 12's package, as no `ansible.core` is pinned".into(),
+        ),
+    }
+}
+
 /// The oldest ansible-core parbake's runtime works with (its callback and JSON vars).
 pub const OLDEST_ANSIBLE_CORE: &str = "2.14.0";
 

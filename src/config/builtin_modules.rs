@@ -15,6 +15,11 @@ const LIMITED: &[(&str, u64, Option<u64>)] = &[
     ("yum", 0, Some(17)),
 ];
 
+/// The builtin modules only some supported ansible-core versions have.
+pub fn limited() -> impl Iterator<Item = &'static str> {
+    LIMITED.iter().map(|(m, _, _)| *m)
+}
+
 /// Why the builtin `module` does not run on ansible-core `core`, or None when it does (or is
 /// not a builtin module parbake knows to be limited).
 pub fn missing_in(module: &str, core: &Version) -> Option<String> {

@@ -5,7 +5,7 @@
 //! fully qualified module names of its tasks, and the modules themselves (what `plan` reads to
 //! say whether a launch role needs the network).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_yaml::Value;
@@ -71,6 +71,9 @@ pub struct RoleRefs {
     /// Files with an `apt` task that refreshes the lists on every run: `update_cache` without
     /// `cache_valid_time`, which no staged state makes fresh.
     pub apt_refresh_always: BTreeSet<String>,
+    /// Where a builtin module that only some ansible-core versions have is first called
+    /// ([`crate::config::builtin_modules`]): module → (file, 1-based line, the line's text).
+    pub limited_modules: BTreeMap<String, (String, usize, String)>,
 }
 
 /// Task keywords: every other key of a task is its module (playbook keywords, ansible-core 2.14).
@@ -208,6 +211,7 @@ pub fn scan(file: &SourceFile, refs: &mut RoleRefs) -> Result<(), ConfigError> {
     if apt_always {
         refs.apt_refresh_always.insert(file.display.clone());
     }
+    note_limited_modules(file, refs);
     for (how, args) in found {
         let line = lines.next();
         let line_text = line
@@ -263,6 +267,32 @@ fn walk_tasks(
                 *apt_always |= module == "apt" && apt_refreshes_always(v);
                 refs.modules.insert(module);
             }
+        }
+    }
+}
+
+/// The first line calling each version-limited builtin module this file uses: a line whose
+/// key is the module, bare or as `ansible.builtin.`/`ansible.legacy.`.
+fn note_limited_modules(file: &SourceFile, refs: &mut RoleRefs) {
+    for module in crate::config::builtin_modules::limited() {
+        if !refs.modules.contains(module) || refs.limited_modules.contains_key(module) {
+            continue;
+        }
+        let is_key = |l: &str| {
+            let key = l.trim_start().trim_start_matches("- ").trim_start();
+            [
+                String::new(),
+                "ansible.builtin.".into(),
+                "ansible.legacy.".into(),
+            ]
+            .iter()
+            .any(|p| key.starts_with(&format!("{p}{module}:")))
+        };
+        if let Some((i, l)) = file.text.lines().enumerate().find(|(_, l)| is_key(l)) {
+            refs.limited_modules.insert(
+                module.to_string(),
+                (file.display.clone(), i + 1, l.to_string()),
+            );
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Role {
     pub meta_file: Option<SourceFile>,
     /// Roles its tasks include or import, and the collections its modules come from.
     pub refs: RoleRefs,
+    /// `galaxy_info.min_ansible_version` of meta/main.yml, as written, with its line.
+    pub min_ansible: Option<(String, usize)>,
 }
 
 impl Role {
@@ -307,9 +309,11 @@ fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, 
 
     let mut deps = Vec::new();
     let mut meta_file = None;
+    let mut min_ansible = None;
     if let Some(meta) = file_of("meta/main.yml") {
         let file = SourceFile::ansible(format!("{rel}/{name}/meta/main.yml"), read(meta)?);
         deps = dependencies(&file)?;
+        min_ansible = min_ansible_version(&file);
         meta_file = Some(file);
     }
 
@@ -332,7 +336,23 @@ fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, 
         files,
         meta_file,
         refs,
+        min_ansible,
     })
+}
+
+/// `galaxy_info.min_ansible_version` (a string or a number, `2.15` or `"2.15.1"`) and its
+/// line; None when absent or unreadable (Ansible itself never enforces it).
+fn min_ansible_version(file: &SourceFile) -> Option<(String, usize)> {
+    let value: serde_yaml::Value = file.parse().ok()?;
+    let v = value.get("galaxy_info")?.get("min_ansible_version")?;
+    let text = match v {
+        serde_yaml::Value::String(s) => s.trim().to_string(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let line =
+        yaml::locate(&file.text, "galaxy_info.min_ansible_version", None).map_or(1, |(l, _)| l);
+    Some((text, line))
 }
 
 /// Task and handler files, which Ansible reads as task lists.

@@ -85,24 +85,19 @@ pub(super) fn vendored_collections(project: &Project) -> BTreeMap<String, String
         .collect()
 }
 
-/// Every vendored collection's `requires_ansible` must admit the ansible-core the image runs:
-/// its pin, or the distribution's.
+/// Every vendored collection's `requires_ansible` must admit the ansible-core the image runs
+/// on `target`: its pin, or its base's package.
 pub(super) fn check_requires_ansible(
     project: &Project,
     image: &crate::config::Image,
+    target: &str,
 ) -> Result<(), PlanError> {
-    use crate::config::ansible_version::{satisfies, Version, DISTRIBUTION_ANSIBLE_CORE};
+    use crate::config::ansible_version::{image_core, satisfies, Version};
     let Some(v) = &project.vendored else {
         return Ok(());
     };
-    let (core, whose) = match &image.def.ansible {
-        Some(a) => (a.core.as_str(), "pinned in `ansible.core`"),
-        None => (
-            DISTRIBUTION_ANSIBLE_CORE,
-            "the distribution's, as no `ansible.core` is pinned",
-        ),
-    };
-    let version = Version::parse(core).expect("a checked version");
+    let (core, whose) = image_core(&image.def, target);
+    let version = Version::parse(&core).expect("a checked version");
     for c in v.collections().values() {
         let Some(spec) = &c.requires_ansible else {
             continue;
@@ -125,6 +120,93 @@ pub(super) fn check_requires_ansible(
                 image.file.display, c.name
             ),
         });
+    }
+    Ok(())
+}
+
+/// The ansible-core an image runs on a target, for [`check_role_limits`].
+struct ImageCore {
+    image: String,
+    version: crate::config::ansible_version::Version,
+    core: String,
+    whose: String,
+    hint: String,
+}
+
+/// Each role the stack runs (at bake or at launch), with the roles it includes, against the
+/// ansible-core the image runs on `target`: its `galaxy_info.min_ansible_version`, and the
+/// builtin modules it calls that this ansible-core lacks, each at its file and line.
+pub(super) fn check_role_limits(
+    project: &Project,
+    image: &crate::config::Image,
+    target: &str,
+    runs: &[String],
+) -> Result<(), PlanError> {
+    use crate::config::ansible_version::{image_core, Version};
+    let (core, whose) = image_core(&image.def, target);
+    let at = ImageCore {
+        image: image.name.clone(),
+        version: Version::parse(&core).expect("a checked version"),
+        core,
+        whose,
+        hint: format!(
+            "pin an ansible-core that has it in {} (`ansible: {{core: \"X.Y.Z\"}}`), or use a base whose package does",
+            image.file.display
+        ),
+    };
+    let no_baked = BTreeSet::new();
+    let mut checked = BTreeSet::new();
+    for top in runs {
+        let reached = super::launch::reached_at_launch(project, role(project, top)?, &no_baked);
+        for r in reached {
+            if checked.insert(r.name.as_str()) {
+                check_min_ansible(r, &at)?;
+                check_builtin_modules(r, &at)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A role's `galaxy_info.min_ansible_version` against the image's ansible-core.
+fn check_min_ansible(r: &crate::config::Role, at: &ImageCore) -> Result<(), PlanError> {
+    use crate::config::ansible_version::Version;
+    let (Some((min, line)), Some(file)) = (&r.min_ansible, &r.meta_file) else {
+        return Ok(());
+    };
+    if Version::parse(min).is_none_or(|m| at.version >= m) {
+        return Ok(());
+    }
+    let message = format!(
+        "role `{}` needs ansible-core {min} or later; image `{}` runs {} ({})",
+        r.name, at.image, at.core, at.whose
+    );
+    let field = Some("galaxy_info.min_ansible_version".to_string());
+    let located = file
+        .error_at(*line, 1, field, message)
+        .with_hint(at.hint.clone());
+    Err(PlanError::RoleNeedsAnsible(Box::new(located)))
+}
+
+/// The builtin modules a role calls that the image's ansible-core lacks, at the first call.
+fn check_builtin_modules(r: &crate::config::Role, at: &ImageCore) -> Result<(), PlanError> {
+    for (module, (file, line, text)) in &r.refs.limited_modules {
+        let Some(why) = crate::config::builtin_modules::missing_in(module, &at.version) else {
+            continue;
+        };
+        let located = Located {
+            file: file.clone(),
+            line: *line,
+            column: text.len() - text.trim_start().len() + 1,
+            field: None,
+            message: format!(
+                "role `{}` calls {why} ({}, on image `{}`)",
+                r.name, at.whose, at.image
+            ),
+            line_text: text.clone(),
+            hints: vec![at.hint.clone()],
+        };
+        return Err(PlanError::RoleNeedsAnsible(Box::new(located)));
     }
     Ok(())
 }

@@ -128,6 +128,10 @@ pub enum PlanError {
     /// A vendored collection that the image's ansible-core cannot run.
     #[error("{message}")]
     Ansible { message: String, hint: String },
+    /// A role whose `min_ansible_version`, or a builtin module it calls, the image's
+    /// ansible-core does not meet, located at the meta key or the task.
+    #[error("{0}")]
+    RoleNeedsAnsible(Box<Located>),
     /// An unknown stack or image: the same error `config` gives.
     #[error(transparent)]
     Config(Box<crate::config::ConfigError>),
@@ -150,7 +154,10 @@ impl PlanError {
             PlanError::Cycle { .. } => vec![
                 "Ansible would loop or dedupe unpredictably; remove one `dependencies:` entry in the roles' meta/main.yml".into(),
             ],
-            PlanError::TooDeep(at) | PlanError::NotInstalled(at) | PlanError::BadInclude(at) => {
+            PlanError::TooDeep(at)
+            | PlanError::NotInstalled(at)
+            | PlanError::BadInclude(at)
+            | PlanError::RoleNeedsAnsible(at) => {
                 at.hints.clone()
             }
             PlanError::NotInStack { roles, .. } => {
@@ -171,7 +178,10 @@ impl PlanError {
     /// The offending line with a caret, for the errors located in a file.
     pub fn snippet(&self) -> Option<String> {
         match self {
-            PlanError::TooDeep(at) | PlanError::NotInstalled(at) | PlanError::BadInclude(at) => {
+            PlanError::TooDeep(at)
+            | PlanError::NotInstalled(at)
+            | PlanError::BadInclude(at)
+            | PlanError::RoleNeedsAnsible(at) => {
                 crate::config::ConfigError::At(at.clone()).snippet()
             }
             PlanError::Config(e) => e.snippet(),

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use crate::config::Project;
 
-use super::installed::{check_includes, check_installed, check_requires_ansible};
+use super::installed::{
+    check_includes, check_installed, check_requires_ansible, check_role_limits,
+};
 use super::order::chain;
 use super::order::{dependency_order, run_order};
 use super::{PlanError, PlanRequest, Promotion};
@@ -62,7 +64,9 @@ pub(super) fn scope<'p>(
     let stack_all = run_order(project, &stack_roots)?;
     check_installed(project, image, stack, &stack_all)?;
     check_includes(project, image, &stack_all)?;
-    check_requires_ansible(project, image)?;
+    let target = req.target.to_string();
+    check_requires_ansible(project, image, &target)?;
+    check_role_limits(project, image, &target, &stack_all)?;
     Ok(Scope {
         project,
         req,

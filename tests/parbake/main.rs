@@ -1,6 +1,7 @@
 //! parbake's one integration test binary. Each test gets its own temp project and, where it
 //! tests the CLI, runs the real binary.
 
+mod ansible_limits;
 mod ansible_refs;
 mod aws_settings;
 mod bake_script;

@@ -548,7 +548,7 @@ fn a_collection_the_images_ansible_core_cannot_run_is_refused_naming_both_versio
         r.stderr
             .contains("collection acme.tools 1.0.0 requires ansible-core >=2.15.0")
             && r.stderr
-                .contains("runs ansible-core 2.14.18 (the distribution's")
+                .contains("runs ansible-core 2.14.18 (Debian 12's package")
             && r.stderr.contains("ansible: {core:"),
         "{}",
         r.stderr
