@@ -8,7 +8,9 @@ pub const PREFIX: &str = "PARBAKE-EVENT ";
 
 /// One event. `event` is `play` (with `name`), `task` (a task or, with `handler`, a handler
 /// starts), a result (`ok`, `changed`, `skipped`, `failed` with `msg`, `ignored` with `msg`), or
-/// `end` (with `failures`). `role` is null for a task outside any role. `t`: epoch seconds.
+/// `end` (with `failures`). `role` is null for a task outside any role; `chain`, when the task
+/// runs inside other roles (an included role, a meta dependency), lists its roles innermost
+/// first; `at` is where a task starts (`tasks/x.yml:LINE` in its role). `t`: epoch seconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     pub event: String,
@@ -24,6 +26,10 @@ pub struct Event {
     pub handler: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
     pub t: f64,
 }
 

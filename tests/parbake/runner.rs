@@ -1665,3 +1665,88 @@ fn the_installed_runner_finds_its_package_as_on_an_image() {
         .path("opt/parbake/lib/parbake_runner/__pycache__")
         .exists());
 }
+
+/// The runner names what failed (third-party roles reach others through includes and
+/// dependencies): a task of an included role counts toward the planned role that includes it,
+/// and a playbook that stops with no failed task (a parse error in an included file) fails
+/// the role it was in, with where, never `ok`.
+#[test]
+fn a_failure_inside_an_included_role_or_file_is_the_planned_roles_named_with_where() {
+    let img = Image::new(
+        &[
+            ("first", &[], "- ansible.builtin.debug: {msg: first}\n"),
+            (
+                "wrapper",
+                &[],
+                "- name: Harden\n  ansible.builtin.include_role:\n    name: inner\n",
+            ),
+            (
+                "inner",
+                &[],
+                "- ansible.builtin.debug: {msg: inner}\n- name: Install auditd\n  ansible.builtin.fail: {msg: no network}\n",
+            ),
+            (
+                "parsebroken",
+                &[],
+                "- ansible.builtin.debug: {msg: start}\n- name: Setup\n  ansible.builtin.include_tasks: setup.yml\n",
+            ),
+            ("last", &[], "- ansible.builtin.debug: {msg: last}\n"),
+        ],
+        &[],
+    );
+    std::fs::write(
+        img.path("opt/parbake/roles/parsebroken/tasks/setup.yml"),
+        "- name: A module no one has\n  nosuch.collection.module: {x: 1}\n",
+    )
+    .unwrap();
+    let spec = img.spec(&["first", "wrapper", "last"], &[], json!({}), json!({}));
+    let (code, _) = img.run(&spec, &[]);
+    assert_eq!(code, 1);
+    let st = img.status();
+    let entry = |name: &str| {
+        st["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(entry("first")["status"], "ok", "{st}");
+    assert_eq!(entry("wrapper")["status"], "failed", "{st}");
+    assert_eq!(
+        entry("wrapper")["tasks"],
+        3,
+        "the include and inner's two: {st}"
+    );
+    assert!(
+        st["error"]
+            .as_str()
+            .unwrap()
+            .contains("role wrapper failed at inner : Install auditd"),
+        "{st}"
+    );
+    assert_eq!(entry("last")["status"], "not-run", "{st}");
+
+    let spec = img.spec(&["first", "parsebroken", "last"], &[], json!({}), json!({}));
+    let (code, _) = img.run(&spec, &["--force"]);
+    assert_eq!(code, 1);
+    let st = img.status();
+    let entry = |name: &str| {
+        st["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(entry("parsebroken")["status"], "failed", "{st}");
+    let error = entry("parsebroken")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.starts_with("ansible-playbook stopped with exit ")
+            && error.contains(" in parsebroken at tasks/main.yml:2"),
+        "{st}"
+    );
+    assert_eq!(entry("last")["status"], "not-run", "{st}");
+}

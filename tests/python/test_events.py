@@ -60,7 +60,14 @@ def test_role_results_sum_tasks_and_take_the_first_failure():
     got = events.role_results(ran, ["a", "b", "c"])
     assert got["a"]["tasks"] == 2 and got["a"]["duration_s"] == 2.5
     assert got["a"]["failed"] == "two: " and got["a"]["failed_task"] == "two"
-    assert got["b"] == {"tasks": 1, "duration_s": 0.25, "failed": None, "failed_task": None}
+    assert got["b"] == {
+        "tasks": 1,
+        "duration_s": 0.25,
+        "failed": None,
+        "failed_task": None,
+        "started": 1,
+        "last_at": None,
+    }
     assert got["c"]["tasks"] == 0
 
 
@@ -74,3 +81,36 @@ def test_the_tail_returns_whole_lines_only(tmp_path):
         f.write('k"}\nnot json\n')
     assert tail.new_events() == [{"event": "ok"}]
     assert events.read_events(str(tmp_path / "missing")) == []
+
+
+def test_a_task_of_an_included_role_or_a_dependency_counts_toward_the_planned_role():
+    ran = [
+        {"event": "task", "role": "wrapper", "task": "include", "t": 1.0, "at": "tasks/main.yml:1"},
+        {"event": "ok", "role": "wrapper", "task": "include", "t": 1.5},
+        {
+            "event": "task",
+            "role": "inner",
+            "chain": ["inner", "wrapper"],
+            "task": "x",
+            "t": 2.0,
+            "at": "tasks/x.yml:3",
+        },
+        {
+            "event": "failed",
+            "role": "inner",
+            "chain": ["inner", "wrapper"],
+            "task": "x",
+            "t": 2.5,
+            "msg": "boom",
+        },
+    ]
+    got = events.role_results(ran, ["first", "wrapper"])
+    assert got["wrapper"]["tasks"] == 2 and got["wrapper"]["started"] == 2
+    assert got["wrapper"]["failed"] == "x: boom"
+    assert got["wrapper"]["last_at"] == "tasks/x.yml:3"
+    # a role the plan runs itself keeps its own tasks
+    assert (
+        events.owner({"role": "inner", "chain": ["inner", "wrapper"]}, ["inner", "wrapper"])
+        == "inner"
+    )
+    assert events.owner({"role": "other"}, ["wrapper"]) is None

@@ -39,6 +39,31 @@ def test_a_playbook_that_fails_before_any_role_names_its_exit_code():
     assert by_name["a"]["status"] == "not-run"
 
 
+def test_a_playbook_that_stops_inside_a_role_fails_that_role_naming_where():
+    by_name = entries("a", "b", "c")
+    results = {"a": result(), "b": result(4, 2.0), "c": result(0)}
+    results["a"].update(started=1, last_at="tasks/main.yml:2")
+    results["b"].update(started=5, last_at="tasks/setup-Debian.yml:30")
+    error, public, sentences = roles.account(["a", "b", "c"], results, 4, by_name, LOG)
+    assert (
+        error
+        == "ansible-playbook stopped with exit 4 in b at tasks/setup-Debian.yml:30; see %s" % LOG
+    )
+    assert (
+        public == "role b stopped with exit 4 at tasks/setup-Debian.yml:30; "
+        "its output is in %s (root only)" % LOG
+    )
+    assert sentences == {
+        "b": "stopped with exit 4 at tasks/setup-Debian.yml:30; its output is in %s (root only)"
+        % LOG
+    }
+    assert [e["status"] for e in by_name.values()] == ["ok", "failed", "not-run"]
+    assert (
+        by_name["b"]["error"]
+        == "ansible-playbook stopped with exit 4 in b at tasks/setup-Debian.yml:30"
+    )
+
+
 def test_a_timeout_fails_the_running_role_only():
     by_name = entries("a", "b", "c")
     results = {"a": result(), "b": result(3, 9.0), "c": result(0)}

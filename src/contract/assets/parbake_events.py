@@ -91,16 +91,59 @@ class CallbackModule(CallbackBase):
         # other role by its directory's name (`web`, `ns.name`)
         return role.get_name(include_role_fqcn=True) if role else None
 
+    @staticmethod
+    def _chain(task):
+        """The roles a task runs in, innermost first: its own, then the roles that include or
+        import it and those whose meta dependencies brought it in (events.owner picks the
+        first one the plan runs)."""
+        names = []
+
+        def add(role):
+            name = role.get_name(include_role_fqcn=True)
+            if name not in names:
+                names.append(name)
+
+        node = task
+        for _ in range(200):
+            if node is None:
+                break
+            if getattr(node, "_role", None) is not None:
+                add(node._role)
+            for role in reversed(getattr(node, "_dep_chain", None) or []):
+                add(role)
+            node = getattr(node, "_parent", None)
+        return names
+
+    @staticmethod
+    def _where(task):
+        """`tasks/file.yml:LINE` inside its role (or the path Ansible gives), for a failure."""
+        path = task.get_path() or ""
+        for part in ("/tasks/", "/handlers/"):
+            if part in path:
+                return part.lstrip("/") + path.rsplit(part, 1)[1]
+        return path
+
+    def _task_event(self, task, **extra):
+        chain = self._chain(task)
+        if len(chain) > 1:
+            extra["chain"] = chain
+        self._emit(
+            event="task", role=self._role(task), task=task.get_name(), at=self._where(task), **extra
+        )
+
     def v2_playbook_on_play_start(self, play):
         self._emit(event="play", name=play.get_name())
 
     def v2_playbook_on_task_start(self, task, is_conditional):
-        self._emit(event="task", role=self._role(task), task=task.get_name())
+        self._task_event(task)
 
     def v2_playbook_on_handler_task_start(self, task):
-        self._emit(event="task", role=self._role(task), task=task.get_name(), handler=True)
+        self._task_event(task, handler=True)
 
     def _result(self, kind, result, **extra):
+        chain = self._chain(result._task)
+        if len(chain) > 1:
+            extra["chain"] = chain
         self._emit(event=kind, role=self._role(result._task), task=result._task.get_name(), **extra)
 
     def v2_runner_on_ok(self, result):

@@ -31,11 +31,37 @@ def task_results(events):
             started = None
 
 
+def owner(ev, names):
+    """The planned role an event counts toward: the innermost of its roles that the plan runs
+    (a task of an included role or a meta dependency counts toward the role that brought it
+    in), else None."""
+    for name in ev.get("chain") or [ev.get("role")]:
+        if name in names:
+            return name
+    return None
+
+
 def role_results(events, names):
-    """Per-role status and summed task durations from parbake_events lines."""
-    res = {n: {"tasks": 0, "duration_s": 0.0, "failed": None, "failed_task": None} for n in names}
+    """Per-role status and summed task durations from parbake_events lines; `last_at` is
+    where the role's last task started (`tasks/x.yml:LINE`) and `started` how many did."""
+    res = {
+        n: {
+            "tasks": 0,
+            "duration_s": 0.0,
+            "failed": None,
+            "failed_task": None,
+            "started": 0,
+            "last_at": None,
+        }
+        for n in names
+    }
+    for ev in events:
+        if ev.get("event") == "task" and owner(ev, names) is not None:
+            r = res[owner(ev, names)]
+            r["started"] += 1
+            r["last_at"] = ev.get("at") or r["last_at"]
     for started, ev in task_results(events):
-        r = res.get(ev.get("role"))
+        r = res.get(owner(ev, names))
         if r is None:
             continue
         r["tasks"] += 1

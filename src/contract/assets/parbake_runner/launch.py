@@ -22,7 +22,7 @@ from .base import (
 from .checks import run_all
 from .deadline import DEADLINE, DeadlinePassed
 from .ec2 import tag_instance
-from .events import EventTail, read_events, role_results
+from .events import EventTail, owner, read_events, role_results
 from .playbook import ansible_playbook, launch_env, launch_play, mark_apt_lists_fresh, play_vars
 from .resume import already_done, boot_id, plan_roles, previous_status, resume_reason, take_lock
 from .secret import RESOLVED, redact
@@ -238,8 +238,9 @@ class Launch:
         for ev in tail.new_events():
             if ev.get("event") != "task" or ev.get("handler"):
                 continue
-            if ev.get("role") in self.todo:
-                i = self.todo.index(ev["role"])
+            planned = owner(ev, self.todo)
+            if planned is not None:
+                i = self.todo.index(planned)
                 self.task = ev.get("task")
                 if i > self.current:
                     self.finished_before(i, role_results(read_events(tail.path), self.todo))

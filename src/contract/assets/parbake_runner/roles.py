@@ -28,11 +28,29 @@ def account(todo, results, code, by_name, log):
         else:
             entry["status"] = "not-run"
     if code != 0 and failed_msg is None:
-        failed_msg = "ansible-playbook exited %d before any role failed; see %s" % (code, log)
-        for n in todo:
-            if by_name[n]["status"] == "ok" and results[n]["tasks"] == 0:
-                by_name[n]["status"] = "not-run"
+        return stopped(todo, results, code, by_name, log)
     return failed_msg, public_msg, public
+
+
+def stopped(todo, results, code, by_name, log):
+    """ansible-playbook exited `code` with no failed task (a parse error in an included file,
+    an undefined role): the role it was in failed, named with where, never `ok`; the later ones
+    did not run. Before any task started, no role ran."""
+    running = [n for n in todo if results[n].get("started")]
+    for n in todo:
+        if by_name[n]["status"] == "ok" and results[n]["tasks"] == 0 and n not in running:
+            by_name[n]["status"] = "not-run"
+    if not running:
+        return "ansible-playbook exited %d before any role failed; see %s" % (code, log), None, {}
+    n = running[-1]
+    at = results[n].get("last_at")
+    where = " at %s" % at if at else ""
+    sentence = "ansible-playbook stopped with exit %d in %s%s" % (code, n, where)
+    by_name[n].update(status="failed", error=sentence)
+    for later in todo[todo.index(n) + 1 :]:
+        by_name[later]["status"] = "not-run"
+    public = "stopped with exit %d%s; %s" % (code, where, see_log(log))
+    return "%s; see %s" % (sentence, log), "role %s %s" % (n, public), {n: public}
 
 
 def see_log(log):
