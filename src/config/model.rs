@@ -240,6 +240,10 @@ pub struct RoleMetaFile {
     /// /opt/parbake/wheels; at launch pip installs from them with no index.
     #[serde(default)]
     pub stage_pip: Vec<String>,
+    /// Whether `stage_apt` downloads the packages' Recommends too. Unset, it follows the role's
+    /// apt tasks: with them (apt's default), unless every one says `install_recommends: false`.
+    #[serde(default)]
+    pub stage_apt_recommends: Option<bool>,
 }
 
 fn none() -> String {

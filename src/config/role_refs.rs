@@ -71,6 +71,10 @@ pub struct RoleRefs {
     /// Files with an `apt` task that refreshes the lists on every run: `update_cache` without
     /// `cache_valid_time`, which no staged state makes fresh.
     pub apt_refresh_always: BTreeSet<String>,
+    /// The role's apt tasks (`apt`, `package`), and how many of them say
+    /// `install_recommends: false`: staging follows the same policy.
+    pub apt_tasks: usize,
+    pub apt_tasks_without_recommends: usize,
     /// Where a builtin module that only some ansible-core versions have is first called
     /// ([`crate::config::builtin_modules`]): module → (file, 1-based line, the line's text).
     pub limited_modules: BTreeMap<String, (String, usize, String)>,
@@ -138,6 +142,27 @@ fn module_of(key: &str) -> Option<String> {
 /// Whether an `apt` task's arguments refresh the lists on every run: `update_cache` true and
 /// no `cache_valid_time` (the module then treats any age as stale). Both the mapping and the
 /// `key=value` forms; a templated `update_cache` counts as true.
+/// An apt task's `install_recommends: false` (or `no`, in either argument form).
+fn without_recommends(args: &Value) -> bool {
+    let falsy = |v: &str| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "false" | "no" | "0" | "off" | "n"
+        )
+    };
+    match args {
+        Value::Mapping(m) => match m.get("install_recommends") {
+            Some(Value::Bool(b)) => !*b,
+            Some(Value::String(s)) => falsy(s),
+            _ => false,
+        },
+        Value::String(s) => s
+            .split_whitespace()
+            .any(|w| w.strip_prefix("install_recommends=").is_some_and(falsy)),
+        _ => false,
+    }
+}
+
 fn apt_refreshes_always(args: &Value) -> bool {
     let truthy = |v: &str| {
         !matches!(
@@ -265,6 +290,10 @@ fn walk_tasks(
                     refs.collections.insert(c);
                 }
                 *apt_always |= module == "apt" && apt_refreshes_always(v);
+                if module == "apt" || module == "package" {
+                    refs.apt_tasks += 1;
+                    refs.apt_tasks_without_recommends += usize::from(without_recommends(v));
+                }
                 refs.modules.insert(module);
             }
         }

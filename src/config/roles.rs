@@ -38,6 +38,15 @@ pub struct Role {
 }
 
 impl Role {
+    /// Whether `stage_apt` downloads Recommends too: the role's `stage_apt_recommends`, else as
+    /// its apt tasks install (apt's default, unless every one says `install_recommends: false`).
+    pub fn stages_recommends(&self) -> bool {
+        self.meta.stage_apt_recommends.unwrap_or(
+            self.refs.apt_tasks == 0
+                || self.refs.apt_tasks_without_recommends < self.refs.apt_tasks,
+        )
+    }
+
     /// Copies the role's files as they were hashed into `to` (the bake payload): a symlink's
     /// resolved content as a regular file, and only the files the hash covers. Then hashes the
     /// copy: a role edited since it was loaded is an error, so the image gets exactly the bytes

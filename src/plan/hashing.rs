@@ -108,6 +108,8 @@ pub(super) struct LayerHasher {
     /// run. Not hashed on their own: each comes from a role's meta/parbake.yml, which is part of
     /// that role's content hash, and which roles are basic is the layer's `runs`.
     pub(super) stage_apt: BTreeMap<String, Vec<String>>,
+    /// The roles of `stage_apt` staged without Recommends (from their content too).
+    pub(super) stage_apt_without_recommends: std::collections::BTreeSet<String>,
     pub(super) stage_pip: BTreeMap<String, Vec<String>>,
     pub(super) ansible_core: Option<String>,
     pub(super) collections: Option<String>,
@@ -159,6 +161,12 @@ impl LayerHasher {
                 .filter(|r| !scope.is_basic(&r.name))
                 .filter(|r| !r.meta.stage_apt.is_empty())
                 .map(|r| (r.name.clone(), r.meta.stage_apt.clone()))
+                .collect(),
+            stage_apt_without_recommends: installed_roles
+                .iter()
+                .filter(|r| !scope.is_basic(&r.name))
+                .filter(|r| !r.meta.stage_apt.is_empty() && !r.stages_recommends())
+                .map(|r| r.name.clone())
                 .collect(),
             stage_pip: installed_roles
                 .iter()

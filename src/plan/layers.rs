@@ -41,6 +41,7 @@ pub(super) fn layers(
         baked: basic.clone(),
         vars: base_vars,
         stage_apt: hasher.stage_apt.clone(),
+        stage_apt_without_recommends: hasher.stage_apt_without_recommends.clone(),
         stage_pip: hasher.stage_pip.clone(),
     };
     let mut layers = vec![base];
@@ -74,6 +75,7 @@ pub(super) fn layers(
             baked,
             vars,
             stage_apt: BTreeMap::new(),
+            stage_apt_without_recommends: Default::default(),
             stage_pip: BTreeMap::new(),
         });
     }

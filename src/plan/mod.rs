@@ -214,6 +214,10 @@ pub struct Layer {
     pub vars: Vars,
     /// Roles whose packages this layer downloads for later launch (`stage_apt`), with the packages.
     pub stage_apt: BTreeMap<String, Vec<String>>,
+    /// Of those, the roles whose packages are downloaded without their Recommends (the role
+    /// installs with `install_recommends: false`, or says `stage_apt_recommends: false`).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub stage_apt_without_recommends: BTreeSet<String>,
     /// Roles whose wheels this layer downloads for later launch (`stage_pip`), with the
     /// requirements. Like `stage_apt`, part of the hash through the roles' content.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]

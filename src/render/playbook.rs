@@ -361,38 +361,60 @@ fn stage_play(layer: &Layer) -> Option<Value> {
 }
 
 /// The base bake's tasks that download the apt packages of launch roles (`stage_apt`) into
-/// apt's cache; none when no role stages any.
+/// apt's cache, with their Recommends as apt installs them by default, and without for the
+/// roles that install without (`Layer::stage_apt_without_recommends`); none when no role
+/// stages any.
 fn stage_apt_tasks(layer: &Layer) -> Vec<Value> {
+    let (bare, full): (Vec<_>, Vec<_>) = layer
+        .stage_apt
+        .iter()
+        .partition(|(role, _)| layer.stage_apt_without_recommends.contains(*role));
+    let groups = [(full, true), (bare, false)];
     let mut tasks = Vec::new();
-    let mut packages: Vec<&String> = layer.stage_apt.values().flatten().collect();
-    packages.sort();
-    packages.dedup();
-    if !packages.is_empty() {
-        let mut argv: Vec<&str> = vec![
-            "apt-get",
-            "install",
-            "--yes",
-            "--download-only",
-            "--no-install-recommends",
-            "--",
-        ];
-        argv.extend(packages.iter().map(|p| p.as_str()));
-        tasks.push(json!({
-            "name": "Refresh the package lists",
-            "ansible.builtin.apt": {"update_cache": true},
-        }));
-        tasks.push(json!({
-            "name": format!(
-                "Stage packages of launch roles ({}) so launch needs no mirror",
-                layer.stage_apt.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-            "ansible.builtin.command": {"argv": argv},
-            "register": "parbake_stage",
-            "changed_when": "'Download complete' in parbake_stage.stdout or 'Fetched' in parbake_stage.stdout",
-            "environment": {"DEBIAN_FRONTEND": "noninteractive"},
-        }));
+    for (roles, recommends) in groups {
+        if let Some(task) = stage_apt_task(&roles, recommends) {
+            tasks.push(task);
+        }
+    }
+    if !tasks.is_empty() {
+        tasks.insert(
+            0,
+            json!({
+                "name": "Refresh the package lists",
+                "ansible.builtin.apt": {"update_cache": true},
+            }),
+        );
     }
     tasks
+}
+
+/// One `apt-get install --download-only` of the packages of `roles`, with or without their
+/// Recommends; None when they stage none.
+fn stage_apt_task(roles: &[(&String, &Vec<String>)], recommends: bool) -> Option<Value> {
+    let mut packages: Vec<&String> = roles.iter().flat_map(|(_, p)| p.iter()).collect();
+    packages.sort();
+    packages.dedup();
+    if packages.is_empty() {
+        return None;
+    }
+    let mut argv: Vec<&str> = vec!["apt-get", "install", "--yes", "--download-only"];
+    if !recommends {
+        argv.push("--no-install-recommends");
+    }
+    argv.push("--");
+    argv.extend(packages.iter().map(|p| p.as_str()));
+    let names: Vec<&str> = roles.iter().map(|(r, _)| r.as_str()).collect();
+    Some(json!({
+        "name": format!(
+            "Stage packages of launch roles ({}){} so launch needs no mirror",
+            names.join(", "),
+            if recommends { "" } else { " without Recommends" }
+        ),
+        "ansible.builtin.command": {"argv": argv},
+        "register": "parbake_stage",
+        "changed_when": "'Download complete' in parbake_stage.stdout or 'Fetched' in parbake_stage.stdout",
+        "environment": {"DEBIAN_FRONTEND": "noninteractive"},
+    }))
 }
 
 /// The base bake's tasks that stage the wheels of launch roles (`stage_pip`) at

@@ -217,6 +217,64 @@ fn a_wrapper_is_offline_only_when_the_roles_it_includes_are() {
     );
 }
 
+/// Staging downloads what the role's install takes: apt's default is to install Recommends
+/// (geerlingguy.postgresql failed offline on e2fsprogs, logsave, exim4-config: all
+/// Recommends), so a role that installs with them stages with them; one whose apt tasks all say
+/// `install_recommends: false` stages without; `stage_apt_recommends` decides over both.
+#[test]
+fn stage_apt_takes_recommends_as_the_roles_own_install_does() {
+    let f = Fixture::bare();
+    f.role("base", &[]);
+    let apt = |extra: &str| {
+        format!("- ansible.builtin.apt: {{name: postgresql, update_cache: true, cache_valid_time: 3600{extra}}}\n")
+    };
+    role(&f, "db", &apt(""), "stage_apt: [postgresql]\n");
+    role(
+        &f,
+        "lean",
+        &apt(", install_recommends: false"),
+        "stage_apt: [nginx]\n",
+    );
+    role(
+        &f,
+        "mixed",
+        &format!("{}{}", apt(", install_recommends: no"), apt("")),
+        "stage_apt: [redis]\n",
+    );
+    role(
+        &f,
+        "chosen",
+        &apt(""),
+        "stage_apt: [curl]\nstage_apt_recommends: false\n",
+    );
+    f.image("img", &["base"], &[])
+        .stack("s", "img", &["db", "lean", "mixed", "chosen"]);
+    let project = f.load();
+    let plan = parbake::plan::plan(
+        &project,
+        &crate::util::request("s", &[], parbake::plan::Target::Qemu),
+    )
+    .unwrap();
+    let bare: Vec<&String> = plan.layers[0].stage_apt_without_recommends.iter().collect();
+    assert_eq!(bare, ["chosen", "lean"]);
+    let files = parbake::render::render_all(&project, &plan, &Default::default()).unwrap();
+    let bake = files
+        .iter()
+        .find(|f| f.path.ends_with("bake.yml"))
+        .map(|f| String::from_utf8_lossy(&f.contents).into_owned())
+        .unwrap();
+    let with = bake
+        .find("Stage packages of launch roles (db, mixed) so launch")
+        .expect(&bake);
+    let without = bake
+        .find("Stage packages of launch roles (chosen, lean) without Recommends")
+        .expect(&bake);
+    let (first, second) = bake.split_at(without);
+    assert!(with < without);
+    assert!(!first.contains("--no-install-recommends"), "{first}");
+    assert!(second.contains("--no-install-recommends"), "{second}");
+}
+
 #[test]
 fn the_example_web_stack_runs_offline_except_what_it_cannot_stage() {
     let plan = Fixture::example().plan("web", &[]);

@@ -181,6 +181,7 @@ fn ami_layer(m: &TagManifest, baked: Vec<String>) -> Layer {
         baked,
         vars: Default::default(),
         stage_apt: Default::default(),
+        stage_apt_without_recommends: Default::default(),
         stage_pip: Default::default(),
         hash: m.layer_hash.clone(),
         // not tagged yet: the consistency check works on role hashes
