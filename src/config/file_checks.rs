@@ -92,6 +92,7 @@ pub(super) fn check_image(
         }
     }
     check_sources(&file, &def.sources)?;
+    check_staging(&file, &def.staging, &installed, &format!("image `{name}`"))?;
     let vars = vars::check(&file, "vars", &def.vars, false)?;
     let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
     Ok(Image {
@@ -134,6 +135,8 @@ pub(super) fn check_stack(
             }
         }
     }
+    let on = format!("image `{}`", image.name);
+    check_staging(&file, &def.staging, &image.installed, &on)?;
     let vars = vars::check(&file, "vars", &def.vars, false)?;
     let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
     let launch_timeout_s = check_launch_timeout(&file, def.launch_timeout.as_ref())?;
@@ -538,20 +541,18 @@ fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError>
     Ok(())
 }
 
-/// `meta/parbake.yml`: staged packages become apt arguments, so each must be a package name;
-/// staged Python requirements become pip arguments, so each must be an exact pin.
-pub(crate) fn check_role_meta(
+/// Each staged package a Debian package name, each staged requirement an exact pin; `apt` and
+/// `pip` are the fields they are under.
+fn check_stage_lists(
     file: &SourceFile,
     meta: &model::RoleMetaFile,
+    apt: &str,
+    pip: &str,
 ) -> Result<(), ConfigError> {
     for p in &meta.stage_apt {
         if !names::valid_apt_package(p) {
             return Err(file
-                .error_for(
-                    "stage_apt",
-                    Some(p),
-                    format!("{p:?} is not a Debian package name"),
-                )
+                .error_for(apt, Some(p), format!("{p:?} is not a Debian package name"))
                 .with_hint(names::APT_PACKAGE_RULE)
                 .into());
         }
@@ -559,11 +560,55 @@ pub(crate) fn check_role_meta(
     for r in &meta.stage_pip {
         if let Some((message, hint)) = names::pip_requirement_problem(r) {
             return Err(file
-                .error_for("stage_pip", Some(r), message)
+                .error_for(pip, Some(r), message)
                 .with_hint(hint.to_string())
                 .into());
         }
     }
+    Ok(())
+}
+
+/// `staging:` of an image or stack file: each key a role installed on the image (`on`), each
+/// package and requirement under the rules of a role's own `stage_apt` and `stage_pip`.
+fn check_staging(
+    file: &SourceFile,
+    staging: &BTreeMap<String, model::Staging>,
+    installed: &[String],
+    on: &str,
+) -> Result<(), ConfigError> {
+    for (role, s) in staging {
+        // a dotted role name cannot be a located path: point at `staging:` itself
+        let field = match role.contains('.') {
+            true => "staging".to_string(),
+            false => format!("staging.{role}"),
+        };
+        if !installed.contains(role) {
+            return Err(file
+                .error_for(&field, None, format!("`staging` names role `{role}`, which is not installed on {on}"))
+                .with_hint("stage for a role the image installs (a role under your roles path, a vendored role, or a collection's role by its FQCN)")
+                .into());
+        }
+        let meta = model::RoleMetaFile {
+            stage_apt: s.apt.clone(),
+            stage_pip: s.pip.clone(),
+            ..Default::default()
+        };
+        let sub = |list: &str| match role.contains('.') {
+            true => field.clone(),
+            false => format!("{field}.{list}"),
+        };
+        check_stage_lists(file, &meta, &sub("apt"), &sub("pip"))?;
+    }
+    Ok(())
+}
+
+/// `meta/parbake.yml`: staged packages become apt arguments, so each must be a package name;
+/// staged Python requirements become pip arguments, so each must be an exact pin.
+pub(crate) fn check_role_meta(
+    file: &SourceFile,
+    meta: &model::RoleMetaFile,
+) -> Result<(), ConfigError> {
+    check_stage_lists(file, meta, "stage_apt", "stage_pip")?;
     if let Some(d) = &meta.description {
         if !names::one_line(d) {
             return Err(file

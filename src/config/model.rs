@@ -29,6 +29,24 @@ pub struct ImageFile {
     /// venv on the image for bake and launch. Omitted: the distribution's.
     #[serde(default)]
     pub ansible: Option<AnsibleSettings>,
+    /// What the base layer stages for a role, beside the role's own `meta/parbake.yml`: for
+    /// roles the team does not own (vendored ones), keyed by role name.
+    #[serde(default)]
+    pub staging: BTreeMap<String, Staging>,
+}
+
+/// `staging: {ROLE: {apt: [...], pip: [...], apt_recommends: false}}` in an image or stack
+/// file: the same lists and rules as a role's `stage_apt`, `stage_pip` and
+/// `stage_apt_recommends`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Staging {
+    #[serde(default)]
+    pub apt: Vec<String>,
+    #[serde(default)]
+    pub pip: Vec<String>,
+    #[serde(default)]
+    pub apt_recommends: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -201,6 +219,10 @@ pub struct StackFile {
     /// layer hash.
     #[serde(default, skip_serializing)]
     pub checks: Vec<CheckDef>,
+    /// What the image's base layer stages for a role this stack runs (see [`Staging`]); the
+    /// base layer takes the union over every stack of its image.
+    #[serde(default)]
+    pub staging: BTreeMap<String, Staging>,
     /// Where `parbake publish --target aws` points the fleet: a launch template's new default
     /// version. Not in any layer hash.
     #[serde(default, skip_serializing)]

@@ -32,6 +32,10 @@ pub(super) struct HashInputs<'a> {
     /// The content hash of the vendored collections, absent without any.
     #[serde(skip_serializing_if = "Option::is_none")]
     collections: Option<&'a str>,
+    /// `staging:` declared in the image file and its stacks' files (a role's own staging is in
+    /// its content hash), absent without any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    staging: &'a BTreeMap<String, Vec<crate::config::model::Staging>>,
 }
 
 /// What the run hash covers (see [`Layer::run_hash`](super::Layer::run_hash)).
@@ -113,6 +117,9 @@ pub(super) struct LayerHasher {
     pub(super) stage_pip: BTreeMap<String, Vec<String>>,
     pub(super) ansible_core: Option<String>,
     pub(super) collections: Option<String>,
+    /// `staging:` declared for each role in the image file, then in its stacks' files (by
+    /// stack name): part of the base layer's hash, as a role's meta/parbake.yml is.
+    pub(super) declared_staging: BTreeMap<String, Vec<crate::config::model::Staging>>,
 }
 
 impl LayerHasher {
@@ -123,6 +130,12 @@ impl LayerHasher {
             .iter()
             .map(|r| role(project, r))
             .collect::<Result<_, _>>()?;
+        // what the base layer stages: for each installed role it does not run
+        let staged: Vec<(String, super::launch::Staged)> = installed_roles
+            .iter()
+            .filter(|r| !scope.is_basic(&r.name))
+            .map(|r| (r.name.clone(), super::launch::staged_for(project, image, r)))
+            .collect();
         let no_source = || PlanError::NoSource {
             image: image.name.clone(),
             target: req.target,
@@ -156,25 +169,23 @@ impl LayerHasher {
             runtime_digest: runtime::digest(),
             source: source.expect("source settings serialize to JSON"),
             source_identity: req.source_identity.clone().unwrap_or(declared),
-            stage_apt: installed_roles
+            stage_apt: staged
                 .iter()
-                .filter(|r| !scope.is_basic(&r.name))
-                .filter(|r| !r.meta.stage_apt.is_empty())
-                .map(|r| (r.name.clone(), r.meta.stage_apt.clone()))
+                .filter(|(_, s)| !s.apt.is_empty())
+                .map(|(r, s)| (r.clone(), s.apt.clone()))
                 .collect(),
-            stage_apt_without_recommends: installed_roles
+            stage_apt_without_recommends: staged
                 .iter()
-                .filter(|r| !scope.is_basic(&r.name))
-                .filter(|r| !r.meta.stage_apt.is_empty() && !r.stages_recommends())
-                .map(|r| r.name.clone())
+                .filter(|(_, s)| !s.apt.is_empty() && !s.recommends)
+                .map(|(r, _)| r.clone())
                 .collect(),
-            stage_pip: installed_roles
+            stage_pip: staged
                 .iter()
-                .filter(|r| !scope.is_basic(&r.name))
-                .filter(|r| !r.meta.stage_pip.is_empty())
-                .map(|r| (r.name.clone(), r.meta.stage_pip.clone()))
+                .filter(|(_, s)| !s.pip.is_empty())
+                .map(|(r, s)| (r.clone(), s.pip.clone()))
                 .collect(),
             ansible_core: image.def.ansible.as_ref().map(|a| a.core.clone()),
+            declared_staging: declared_staging(project, image),
             collections: project
                 .vendored
                 .as_ref()
@@ -246,6 +257,7 @@ impl LayerHasher {
             source: self.source.clone(),
             ansible_core: self.ansible_core.as_deref(),
             collections: self.collections.as_deref(),
+            staging: &self.declared_staging,
         };
         let hash = sha256_hex(&serde_json::to_vec(&inputs).expect("hash inputs serialize"));
         let mut summary: Inputs = self
@@ -268,6 +280,24 @@ impl LayerHasher {
         summary.insert("source settings".into(), json_digest16(&self.source));
         (hash, summary)
     }
+}
+
+/// Every `staging:` entry for the image: the image file's, then its stacks' in name order.
+fn declared_staging(
+    project: &Project,
+    image: &crate::config::Image,
+) -> BTreeMap<String, Vec<crate::config::model::Staging>> {
+    let stacks = project
+        .stacks
+        .values()
+        .filter(|s| s.def.image == image.name);
+    let mut out: BTreeMap<String, Vec<crate::config::model::Staging>> = BTreeMap::new();
+    for map in std::iter::once(&image.def.staging).chain(stacks.map(|s| &s.def.staging)) {
+        for (role, s) in map {
+            out.entry(role.clone()).or_default().push(s.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

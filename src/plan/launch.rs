@@ -19,6 +19,7 @@ pub(super) fn launch_roles(scope: &Scope<'_>, top: &Layer) -> Result<Vec<LaunchR
         .map(|r| {
             Ok(launch_role(
                 scope.project,
+                scope.image,
                 role(scope.project, r)?,
                 scope.launch_only.contains(r.as_str()),
                 &baked,
@@ -32,18 +33,24 @@ pub(super) fn launch_roles(scope: &Scope<'_>, top: &Layer) -> Result<Vec<LaunchR
 /// within it at launch.
 pub fn launch_role(
     project: &Project,
+    image: &crate::config::Image,
     role: &Role,
     launch_only: bool,
     baked: &BTreeSet<&str>,
 ) -> LaunchRole {
     let reached = reached_at_launch(project, role, baked);
-    let (offline, offline_reason) = offline_verdict(&reached);
+    let staged: Vec<Staged> = reached
+        .iter()
+        .map(|r| staged_for(project, image, r))
+        .collect();
+    let (offline, offline_reason) = offline_verdict(&reached, &staged);
+    let own = &staged[0];
     LaunchRole {
         name: role.name.clone(),
         hash: role.hash.clone(),
         launch_only,
-        staged_apt: role.meta.stage_apt.clone(),
-        staged_pip: role.meta.stage_pip.clone(),
+        staged_apt: own.apt.clone(),
+        staged_pip: own.pip.clone(),
         offline,
         offline_reason,
         collections: collections_of(&reached),
@@ -99,6 +106,46 @@ fn collections_of(roles: &[&Role]) -> Vec<String> {
     all.into_iter().collect()
 }
 
+/// What the base layer of `image` stages for a role: its own `meta/parbake.yml`, then the
+/// image's and every one of the image's stacks' `staging:` for it (the base layer is shared by
+/// those stacks, so it takes the union).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Staged {
+    pub apt: Vec<String>,
+    pub pip: Vec<String>,
+    /// Whether the packages are downloaded with their Recommends.
+    pub recommends: bool,
+}
+
+pub fn staged_for(project: &Project, image: &crate::config::Image, role: &Role) -> Staged {
+    let mut out = Staged {
+        apt: role.meta.stage_apt.clone(),
+        pip: role.meta.stage_pip.clone(),
+        recommends: role.stages_recommends(),
+    };
+    let stacks = project
+        .stacks
+        .values()
+        .filter(|s| s.def.image == image.name);
+    let declared = std::iter::once(&image.def.staging).chain(stacks.map(|s| &s.def.staging));
+    for s in declared.filter_map(|m| m.get(&role.name)) {
+        for p in &s.apt {
+            if !out.apt.contains(p) {
+                out.apt.push(p.clone());
+            }
+        }
+        for r in &s.pip {
+            if !out.pip.contains(r) {
+                out.pip.push(r.clone());
+            }
+        }
+        if let Some(r) = s.apt_recommends {
+            out.recommends = r;
+        }
+    }
+    out
+}
+
 /// Modules that download at run time whatever a role stages.
 pub(super) const NETWORK_MODULES: [&str; 6] = [
     "get_url",
@@ -111,14 +158,14 @@ pub(super) const NETWORK_MODULES: [&str; 6] = [
 
 /// Whether a role can run at launch with no network, and why: a static look at the modules of
 /// its task files and of the roles it reaches (`reached[0]` is the role; see
-/// [`reached_at_launch`]; `command` and `shell` are not read) against what they stage (a
-/// role's staging covers the roles it includes). apt with `update_cache` and
+/// [`reached_at_launch`]; `command` and `shell` are not read) against what is staged for them
+/// (`staged`, one per role, [`staged_for`]; a role's staging covers the roles it includes). apt with `update_cache` and
 /// `cache_valid_time` runs offline when packages are staged (the runner makes the staged lists
 /// count as fresh); without `cache_valid_time` it refreshes on every run. pip runs offline
 /// when wheels are staged (the runner points pip at them, with no index).
-pub fn offline_verdict(reached: &[&Role]) -> (bool, String) {
-    let stages_apt = reached.iter().any(|r| !r.meta.stage_apt.is_empty());
-    let stages_pip = reached.iter().any(|r| !r.meta.stage_pip.is_empty());
+pub fn offline_verdict(reached: &[&Role], staged: &[Staged]) -> (bool, String) {
+    let stages_apt = staged.iter().any(|s| !s.apt.is_empty());
+    let stages_pip = staged.iter().any(|s| !s.pip.is_empty());
     let mut needs = Vec::new();
     for (i, role) in reached.iter().enumerate() {
         let within = match i {

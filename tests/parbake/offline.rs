@@ -275,6 +275,64 @@ fn stage_apt_takes_recommends_as_the_roles_own_install_does() {
     assert!(second.contains("--no-install-recommends"), "{second}");
 }
 
+/// A role the team does not own (a vendored one: editing its meta/parbake.yml makes the vendor
+/// tree stale) gets its staging from the image or stack file: `staging: {ROLE: {apt, pip}}`.
+/// It counts for the offline verdict, the base layer downloads it, and it is in the layer
+/// hash; a bad entry is refused at its line.
+#[test]
+fn an_image_or_stack_file_stages_for_a_role_it_does_not_own() {
+    let f = Fixture::bare();
+    f.role("base", &[]);
+    let apt =
+        "- ansible.builtin.apt: {name: postgresql, update_cache: true, cache_valid_time: 3600}\n";
+    role(&f, "postgresql", apt, "");
+    role(
+        &f,
+        "wrapper",
+        "- ansible.builtin.include_role: {name: postgresql}\n",
+        "",
+    );
+    f.image("img", &["base"], &[])
+        .stack("db", "img", &["wrapper"]);
+    let before = f.plan("db", &[]);
+    assert!(!before.launch[0].offline, "{:?}", before.launch[0]);
+    f.append(
+        "images/stacks/db.yml",
+        "staging:\n  postgresql:\n    apt: [postgresql, postgresql-contrib]\n",
+    );
+    let after = f.plan("db", &[]);
+    assert_eq!(
+        (
+            after.launch[0].offline,
+            after.launch[0].offline_reason.as_str()
+        ),
+        (true, "offline: packages staged")
+    );
+    assert_eq!(
+        after.layers[0].stage_apt["postgresql"],
+        ["postgresql", "postgresql-contrib"]
+    );
+    assert_ne!(before.layers[0].hash, after.layers[0].hash);
+    // the image file can say it too, and says the same base layer for every stack
+    f.write("images/stacks/db.yml", "image: img\nroles: [wrapper]\n");
+    f.append(
+        "images/img.yml",
+        "staging:\n  postgresql: {apt: [postgresql, postgresql-contrib]}\n",
+    );
+    assert!(f.plan("db", &[]).launch[0].offline);
+    // refused at the line: a role not on the image, a package that is not one, an unknown key
+    for (text, needle) in [
+        ("staging:\n  nosuch: {apt: [x]}\n", "images/stacks/db.yml:4:3: field `staging.nosuch`: `staging` names role `nosuch`, which is not installed on image `img`"),
+        ("staging:\n  postgresql:\n    apt: [\"-o=Dpkg::x\"]\n", "images/stacks/db.yml:5:"),
+        ("staging:\n  postgresql: {debs: [x]}\n", "unknown field `debs`"),
+    ] {
+        f.write("images/stacks/db.yml", &format!("image: img\nroles: [wrapper]\n{text}"));
+        let r = f.run(&["plan", "db"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains(needle), "{needle}\n{}", r.stderr);
+    }
+}
+
 #[test]
 fn the_example_web_stack_runs_offline_except_what_it_cannot_stage() {
     let plan = Fixture::example().plan("web", &[]);

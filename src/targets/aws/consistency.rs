@@ -113,7 +113,13 @@ pub fn plan_for_ami(project: &Project, plan: &Plan, ami_id: &str, m: &TagManifes
         .into_iter()
         .map(|r| {
             let launch_only = image.def.launch_only.contains(&r);
-            plan::launch_role(project, &project.roles[&r], launch_only, &baked_names)
+            plan::launch_role(
+                project,
+                image,
+                &project.roles[&r],
+                launch_only,
+                &baked_names,
+            )
         })
         .collect();
     let top = ami_layer(m, baked);
