@@ -120,3 +120,55 @@ pub(super) fn include_warnings(scope: &Scope<'_>, layers: &[Layer]) -> Vec<Strin
     }
     warnings
 }
+
+/// Warnings about a bake-time var that names a launch-only var (`vars: {dsn: "{{ db_password
+/// }}"}` beside `launch_vars: {db_password: !secret ...}`): in a layer that runs roles at bake,
+/// a role reading it templates a var that exists only at launch.
+pub(super) fn launch_var_warnings(scope: &Scope<'_>, layers: &[Layer]) -> Vec<String> {
+    let launch_only: Vec<&String> = scope
+        .image
+        .launch_vars
+        .keys()
+        .chain(scope.stack.launch_vars.keys())
+        .collect();
+    let mut warnings = Vec::new();
+    for layer in layers.iter().filter(|l| !l.runs.is_empty()) {
+        for (name, value) in &layer.vars {
+            let crate::config::VarValue::Plain(v) = value else {
+                continue;
+            };
+            let named: Vec<&&String> = launch_only
+                .iter()
+                .filter(|l| !layer.vars.contains_key(l.as_str()) && templates_name(v, l))
+                .collect();
+            if let Some(launch) = named.first() {
+                warnings.push(format!(
+                    "var `{name}` names launch var `{launch}`, which exists only at launch; layer {} ({}) runs {} at bake, where a role that reads `{name}` finds `{launch}` undefined: move `{name}` to launch_vars, or keep the roles that read it at launch",
+                    layer.index,
+                    layer.name,
+                    layer.runs.join(", ")
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// Whether a string inside `v` has a Jinja expression (`{{ }}` or `{% %}`) naming `var`.
+fn templates_name(v: &serde_json::Value, var: &str) -> bool {
+    match v {
+        serde_json::Value::String(s) => jinja_names(s).any(|n| n == var),
+        serde_json::Value::Array(items) => items.iter().any(|i| templates_name(i, var)),
+        serde_json::Value::Object(m) => m.values().any(|i| templates_name(i, var)),
+        _ => false,
+    }
+}
+
+/// The identifiers inside the `{{ }}` and `{% %}` blocks of a string.
+fn jinja_names(s: &str) -> impl Iterator<Item = &str> {
+    let blocks = s.split("{{").skip(1).chain(s.split("{%").skip(1));
+    blocks
+        .map(|b| b.split(['}', '%']).next().unwrap_or(""))
+        .flat_map(|b| b.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|w| !w.is_empty())
+}

@@ -414,7 +414,8 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let hasher = LayerHasher::new(&scope)?;
     let layers = layers(&scope, &hasher, stack_runs);
     let launch = launch_roles(&scope, layers.last().expect("the base layer"))?;
-    let warnings = include_warnings(&scope, &layers);
+    let mut warnings = include_warnings(&scope, &layers);
+    warnings.extend(layers::launch_var_warnings(&scope, &layers));
     let (stack, image) = (scope.stack, scope.image);
     Ok(Plan {
         parbake_version: PARBAKE_VERSION.to_string(),

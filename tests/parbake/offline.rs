@@ -594,3 +594,34 @@ fn staged_apt_lists_count_as_fresh_for_the_apt_module_at_launch_and_only_then() 
         }
     }
 }
+
+/// A bake-time var that names a launch-only var (the whole-var secret pattern, with the
+/// structure left in `vars`) is warned about once a layer runs roles at bake with it: a baked
+/// role that reads it would template a var that exists only at launch.
+#[test]
+fn a_bake_var_naming_a_launch_var_is_warned_about_when_roles_bake_with_it() {
+    let f = Fixture::bare();
+    f.role("base", &[]).role("db", &[]).role("app", &[]);
+    f.image("img", &["base"], &[]);
+    f.write(
+        "images/stacks/s.yml",
+        "image: img\nroles: [db, app]\nvars:\n  postgresql_users: [{name: app, password: \"{{ db_password }}\"}]\n  greeting: \"{{ motd | default('hi') }}\"\nlaunch_vars:\n  db_password: !secret ssm:/db/app\n",
+    );
+    // nothing promoted: the stack's vars reach only the launch, where db_password exists
+    assert!(f.plan("s", &[]).warnings.is_empty());
+    let plan = f.plan("s", &["db"]);
+    assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+    assert!(
+        plan.warnings[0].starts_with("var `postgresql_users` names launch var `db_password`, which exists only at launch; layer 2 (img-s) runs db at bake"),
+        "{:?}",
+        plan.warnings
+    );
+    let r = f.run(&["plan", "s", "--promote", "db"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("warning: var `postgresql_users` names launch var `db_password`"),
+        "{}",
+        r.stdout
+    );
+}
