@@ -128,6 +128,10 @@ for v in "${ANSIBLE_MATRIX_HOST[@]}"; do
     echo "ansible-core==$v" > "$dir/.parbake-pins"
   fi
 done
+# `parbake validate` checks with the image's ansible-core from a venv per version
+# (PARBAKE_ANSIBLE_CACHE; src/ansible_core.rs): the tests point it here, at the host venvs
+mkdir -p "$TOOLS/ansible-cache"
+for v in "${ANSIBLE_MATRIX_HOST[@]}"; do ln -sfn "../ansible-core/${v%.*}" "$TOOLS/ansible-cache/$v"; done
 if [ "$(cat "$ROOT13/.parbake-recipe" 2>/dev/null)" != "$ROOT13_RECIPE" ]; then
   say "bootstrapping a Debian 13 root (python3.13) into .tools/debian-13-root"
   rm -rf "$ROOT13" "$ROOT13.tmp"

@@ -4,6 +4,7 @@
 //!
 //! config → plan → render → run → record. `plan` and `render` are pure.
 
+pub mod ansible_core;
 pub mod bake;
 pub mod cli;
 pub mod commands;

@@ -96,6 +96,9 @@ pub fn run(
     };
     let mut checks = Vec::new();
     let mut n = 0;
+    let host = crate::ansible_core::host_version(tools);
+    let mut cores: std::collections::BTreeMap<String, crate::ansible_core::Chosen> =
+        Default::default();
     for stack in &stacks {
         for &target in targets {
             let image = &project.images[&project.stacks[stack].def.image];
@@ -132,7 +135,15 @@ pub fn run(
                     plugins_ready = true;
                 }
                 let subject = format!("{stack} ({target}, {variant})");
-                for c in check_render(project, tools, &plan, &dir, &subject)? {
+                let (core, whose) =
+                    crate::config::ansible_version::image_core(&image.def, &target.to_string());
+                if !cores.contains_key(&core) {
+                    let chosen =
+                        crate::ansible_core::choose(tools, host.as_deref(), &core, &whose)?;
+                    cores.insert(core.clone(), chosen);
+                }
+                let ansible = &cores[&core];
+                for c in check_render(project, tools, ansible, &plan, &dir, &subject)? {
                     progress(&c);
                     checks.push(c);
                 }
@@ -186,6 +197,7 @@ fn outcome(validator: &str, subject: String, cmd: Cmd) -> Result<Check> {
 fn check_render(
     project: &Project,
     tools: &Tools,
+    ansible: &crate::ansible_core::Chosen,
     plan: &Plan,
     dir: &Path,
     subject: &str,
@@ -218,9 +230,12 @@ fn check_render(
         )?;
         checks.push(outcome(
             "ansible-playbook --syntax-check",
-            format!("{subject} layer {} bake.yml", layer.index),
+            format!(
+                "{subject} layer {} bake.yml, {}",
+                layer.index, ansible.label
+            ),
             ansible_syntax(
-                tools,
+                &ansible.playbook,
                 project,
                 &ldir.join("payload"),
                 &ldir.join("payload/bake.yml"),
@@ -248,8 +263,8 @@ fn check_render(
     .map_err(|e| Error::io("write", &playbook, e))?;
     checks.push(outcome(
         "ansible-playbook --syntax-check",
-        format!("{subject} launch roles"),
-        ansible_syntax(tools, project, &launch_dir, &playbook)?,
+        format!("{subject} launch roles, {}", ansible.label),
+        ansible_syntax(&ansible.playbook, project, &launch_dir, &playbook)?,
     )?);
     // cloud-init reads the decompressed text
     let ud = if dir.join("user-data.txt").exists() {
@@ -305,11 +320,16 @@ fn roles_dir(project: &Project, base: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn ansible_syntax(tools: &Tools, project: &Project, base: &Path, playbook: &Path) -> Result<Cmd> {
+fn ansible_syntax(
+    ansible_playbook: &Path,
+    project: &Project,
+    base: &Path,
+    playbook: &Path,
+) -> Result<Cmd> {
     let roles: PathBuf = roles_dir(project, base)?;
     // an empty config: the payload's ansible.cfg points at paths on the builder, not here
     let _ = std::fs::write(base.join("ansible-validate.cfg"), "[defaults]\n");
-    Ok(Cmd::new("check playbook syntax", &tools.ansible_playbook)
+    Ok(Cmd::new("check playbook syntax", ansible_playbook)
         .args(["--syntax-check", "-i", "localhost,"])
         .arg(playbook)
         .env(

@@ -37,6 +37,12 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<()> {
                 c.subject
             ));
         }
+        if c.ok && !ctx.printer.json() {
+            // Ansible's own warnings (a collection that does not support this ansible-core)
+            for l in c.output.lines().filter(|l| l.starts_with("[WARNING]")) {
+                crate::printer::stderr::line(format!("     | {l}"));
+            }
+        }
         if !c.ok {
             for l in c.output.lines() {
                 crate::printer::stderr::line(format!("     | {l}"));

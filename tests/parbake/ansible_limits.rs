@@ -82,3 +82,56 @@ fn min_ansible_version_above_the_images_ansible_core_is_refused_at_its_line() {
     let r = f.run(&["plan", "hard"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// `validate` checks with the image's ansible-core (a venv per version, cached), says which,
+/// and shows Ansible's warnings in text mode: konstruktoid.hardening and geerlingguy.docker
+/// validated `ok` on the host's 2.14.18 while the image pinned a newer one.
+#[test]
+fn validate_checks_with_the_images_ansible_core_and_says_which() {
+    let f = Fixture::bare();
+    f.role("base", &[]).role("app", &[]);
+    f.image("img", &["base"], &[]).stack("s", "img", &["app"]);
+    f.replace(
+        "images/img.yml",
+        "basic: [base]",
+        "basic: [base]\nansible: {core: \"2.19.14\"}",
+    );
+    let r = f.run(&["validate", "s", "--target", "qemu"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("layer 1 bake.yml, ansible-core 2.19.14, pinned in `ansible.core`")
+            && r.stderr
+                .contains("launch roles, ansible-core 2.19.14, pinned in `ansible.core`"),
+        "{}",
+        r.stderr
+    );
+    // unpinned on Debian 12: the host's 2.14.18 is the image's, named as Debian 12's package
+    f.replace("images/img.yml", "ansible: {core: \"2.19.14\"}", "");
+    let r = f.run(&["validate", "s", "--target", "qemu"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("ansible-core 2.14.18, Debian 12's package"),
+        "{}",
+        r.stderr
+    );
+    // a version with no venv and a Python that cannot run it: refused, saying what to do
+    f.replace(
+        "images/img.yml",
+        "basic: [base]",
+        "basic: [base]\nansible: {core: \"2.19.13\"}",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let r = f
+        .parbake(&["validate", "s", "--target", "qemu"])
+        .env("PARBAKE_ANSIBLE_CACHE", cache.path())
+        .env("PARBAKE_VALIDATE_ANSIBLE", "host")
+        .run();
+    assert!(
+        r.stderr
+            .contains("the host's ansible-core 2.14.18, not the image's 2.19.13"),
+        "{}",
+        r.stderr
+    );
+}

@@ -237,6 +237,8 @@ impl Test {
             repo().join(".venv/bin/ansible-playbook"),
         )
         .env("PARBAKE_CLOUD_INIT", repo().join(".tools/bin/cloud-init"))
+        // validate's venvs of other ansible-core versions: those `make setup` installed
+        .env("PARBAKE_ANSIBLE_CACHE", repo().join(".tools/ansible-cache"))
     }
 
     /// Another program in parbake's place (a script that runs parbake, say), with the same
