@@ -1235,7 +1235,7 @@ fn failing_role_does_not_leak_secret() {
     // exited with a non-zero return code." from 2.21
     let error = st["error"].as_str().unwrap();
     assert!(
-        error.contains("role leak failed at leak : connect with <secret db_password>: ")
+        error.contains("role leak failed at leak : connect with <secret db_password> (leak/tasks/main.yml:1): ")
             && error.contains("non-zero return code"),
         "{st}"
     );
@@ -1720,10 +1720,9 @@ fn a_failure_inside_an_included_role_or_file_is_the_planned_roles_named_with_whe
         "the include and inner's two: {st}"
     );
     assert!(
-        st["error"]
-            .as_str()
-            .unwrap()
-            .contains("role wrapper failed at inner : Install auditd"),
+        st["error"].as_str().unwrap().contains(
+            "role wrapper failed at inner : Install auditd (inner/tasks/main.yml:2): no network"
+        ),
         "{st}"
     );
     assert_eq!(entry("last")["status"], "not-run", "{st}");

@@ -106,7 +106,7 @@ def test_a_task_of_an_included_role_or_a_dependency_counts_toward_the_planned_ro
     ]
     got = events.role_results(ran, ["first", "wrapper"])
     assert got["wrapper"]["tasks"] == 2 and got["wrapper"]["started"] == 2
-    assert got["wrapper"]["failed"] == "x: boom"
+    assert got["wrapper"]["failed"] == "x (inner/tasks/x.yml:3): boom"
     assert got["wrapper"]["last_at"] == "tasks/x.yml:3"
     # a role the plan runs itself keeps its own tasks
     assert (

@@ -41,6 +41,14 @@ def owner(ev, names):
     return None
 
 
+def failed_where(started, ev):
+    """` (role/tasks/x.yml:LINE)` for a failed task whose start said where, else empty."""
+    at = (started or {}).get("at")
+    if not at:
+        return ""
+    return " (%s/%s)" % (ev.get("role"), at) if ev.get("role") else " (%s)" % at
+
+
 def role_results(events, names):
     """Per-role status and summed task durations from parbake_events lines; `last_at` is
     where the role's last task started (`tasks/x.yml:LINE`) and `started` how many did."""
@@ -68,7 +76,8 @@ def role_results(events, names):
         if started is not None:
             r["duration_s"] = round(r["duration_s"] + ev["t"] - started["t"], 3)
         if ev.get("event") == "failed" and r["failed"] is None:
-            r["failed"] = "%s: %s" % (ev.get("task"), ev.get("msg", ""))
+            where = failed_where(started, ev)
+            r["failed"] = "%s%s: %s" % (ev.get("task"), where, ev.get("msg", ""))
             r["failed_task"] = ev.get("task")
     return res
 
