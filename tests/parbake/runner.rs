@@ -1666,6 +1666,17 @@ fn the_installed_runner_finds_its_package_as_on_an_image() {
         .exists());
 }
 
+/// A role's entry in status.json.
+fn role_entry(status: &Value, name: &str) -> Value {
+    status["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()
+        .clone()
+}
+
 /// The runner names what failed (third-party roles reach others through includes and
 /// dependencies): a task of an included role counts toward the planned role that includes it,
 /// and a playbook that stops with no failed task (a parse error in an included file) fails
@@ -1703,15 +1714,7 @@ fn a_failure_inside_an_included_role_or_file_is_the_planned_roles_named_with_whe
     let (code, _) = img.run(&spec, &[]);
     assert_eq!(code, 1);
     let st = img.status();
-    let entry = |name: &str| {
-        st["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap()
-            .clone()
-    };
+    let entry = |name: &str| role_entry(&st, name);
     assert_eq!(entry("first")["status"], "ok", "{st}");
     assert_eq!(entry("wrapper")["status"], "failed", "{st}");
     assert_eq!(
@@ -1731,15 +1734,7 @@ fn a_failure_inside_an_included_role_or_file_is_the_planned_roles_named_with_whe
     let (code, _) = img.run(&spec, &["--force"]);
     assert_eq!(code, 1);
     let st = img.status();
-    let entry = |name: &str| {
-        st["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap()
-            .clone()
-    };
+    let entry = |name: &str| role_entry(&st, name);
     assert_eq!(entry("parsebroken")["status"], "failed", "{st}");
     let error = entry("parsebroken")["error"].as_str().unwrap().to_string();
     assert!(
