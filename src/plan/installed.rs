@@ -157,7 +157,7 @@ pub(super) fn check_role_limits(
     let no_baked = BTreeSet::new();
     let mut checked = BTreeSet::new();
     for top in runs {
-        let reached = super::launch::reached_at_launch(project, role(project, top)?, &no_baked);
+        let reached = super::order::reached_at_launch(project, role(project, top)?, &no_baked);
         for r in reached {
             if checked.insert(r.name.as_str()) {
                 check_min_ansible(r, &at)?;

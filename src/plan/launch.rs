@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::config::{Project, Role, Vars};
 
-use super::order::role;
+use super::order::{reached_at_launch, role};
 use super::scope::Scope;
 use super::{LaunchRole, Layer, PlanError};
 
@@ -55,43 +55,6 @@ pub fn launch_role(
         offline_reason,
         collections: collections_of(&reached),
     }
-}
-
-/// `role`, then every role it reaches by include or import, and their meta dependencies, that
-/// runs at launch (not in `baked`: a baked role is a shim with no tasks), each once. A role
-/// the project did not read (a collection's nested role) is left out: its collection ships
-/// whole.
-pub fn reached_at_launch<'a>(
-    project: &'a Project,
-    role: &'a Role,
-    baked: &BTreeSet<&str>,
-) -> Vec<&'a Role> {
-    let mut out = vec![role];
-    let mut seen: BTreeSet<&str> = BTreeSet::from([role.name.as_str()]);
-    let mut i = 0;
-    while i < out.len() {
-        let next: Vec<&str> = out[i]
-            .refs
-            .roles
-            .iter()
-            .map(|r| r.role.as_str())
-            .chain(if i == 0 {
-                Vec::new()
-            } else {
-                out[i].deps.iter().map(String::as_str).collect()
-            })
-            .collect();
-        for name in next {
-            if baked.contains(name) || !seen.insert(name) {
-                continue;
-            }
-            if let Some(r) = project.roles.get(name) {
-                out.push(r);
-            }
-        }
-        i += 1;
-    }
-    out
 }
 
 /// The collections the roles' modules come from, and a collection's role's own collection.

@@ -163,6 +163,43 @@ pub(super) fn chain(project: &Project, from: &str, to: &str) -> Option<Vec<Strin
     None
 }
 
+/// `role`, then every role it reaches by include or import, and their meta dependencies, that
+/// runs at launch (not in `baked`: a baked role is a shim with no tasks), each once. A role
+/// the project did not read (a collection's nested role) is left out: its collection ships
+/// whole.
+pub fn reached_at_launch<'a>(
+    project: &'a Project,
+    role: &'a Role,
+    baked: &BTreeSet<&str>,
+) -> Vec<&'a Role> {
+    let mut out = vec![role];
+    let mut seen: BTreeSet<&str> = BTreeSet::from([role.name.as_str()]);
+    let mut i = 0;
+    while i < out.len() {
+        let next: Vec<&str> = out[i]
+            .refs
+            .roles
+            .iter()
+            .map(|r| r.role.as_str())
+            .chain(if i == 0 {
+                Vec::new()
+            } else {
+                out[i].deps.iter().map(String::as_str).collect()
+            })
+            .collect();
+        for name in next {
+            if baked.contains(name) || !seen.insert(name) {
+                continue;
+            }
+            if let Some(r) = project.roles.get(name) {
+                out.push(r);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::show_chain;
