@@ -148,7 +148,7 @@ impl ConfigError {
 /// Where each kind of name is defined, for the list of known names in a hint.
 fn known_place(kind: &str) -> &'static str {
     match kind {
-        "role" => "roles under roles/",
+        "role" => "the project's roles (its roles path, vendor/roles and vendored collections)",
         "stack" => "stacks under images/stacks/",
         "image" => "images under images/",
         _ => "known names",

@@ -35,9 +35,9 @@ pub struct ImageFile {
     pub staging: BTreeMap<String, Staging>,
 }
 
-/// `staging: {ROLE: {apt: [...], pip: [...], apt_recommends: false}}` in an image or stack
-/// file: the same lists and rules as a role's `stage_apt`, `stage_pip` and
-/// `stage_apt_recommends`.
+/// `staging: {ROLE: {apt: [...], pip: [...], apt_recommends: false, offline: true}}` in an
+/// image or stack file: the same lists and rules as a role's `stage_apt`, `stage_pip`,
+/// `stage_apt_recommends` and `offline` in its `meta/parbake.yml`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Staging {
@@ -47,6 +47,11 @@ pub struct Staging {
     pub pip: Vec<String>,
     #[serde(default)]
     pub apt_recommends: Option<bool>,
+    /// `offline: true`: what plan cannot read in the role (command, shell, raw, script,
+    /// expect, a role included by a templated name) needs no network. A claim about the
+    /// launch, not the image: it is not hashed.
+    #[serde(default, skip_serializing)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -266,6 +271,10 @@ pub struct RoleMetaFile {
     /// apt tasks: with them (apt's default), unless every one says `install_recommends: false`.
     #[serde(default)]
     pub stage_apt_recommends: Option<bool>,
+    /// `offline: true`: what plan cannot read in this role's tasks (command, shell, raw,
+    /// script, expect, a role included by a templated name) needs no network.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 fn none() -> String {

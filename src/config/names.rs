@@ -27,17 +27,23 @@ pub fn valid_role_name(name: &str) -> bool {
 }
 
 /// A role inside a vendored collection, by its fully qualified name
-/// `namespace.collection.role`: exactly three parts, each a lowercase letter then lowercase
-/// letters, digits and `_` (Galaxy's rule for namespaces and collection names, and
-/// ansible-core's for a collection's roles), at most [`NAME_MAX`] characters in all.
+/// `namespace.collection.role`: exactly three parts, each lowercase letters, digits and `_`.
+/// The namespace and collection start with a letter (Galaxy's rule); the role may start with
+/// `_`, as internal roles do (`community.sops._install_age`), and ansible-core runs them. At
+/// most [`NAME_MAX`] characters in all.
 pub fn valid_collection_role(name: &str) -> bool {
-    let part = |p: &str| {
-        p.starts_with(|c: char| c.is_ascii_lowercase())
+    let part = |p: &str, first: fn(char) -> bool| {
+        p.starts_with(first)
             && p.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     };
+    let letter = |c: char| c.is_ascii_lowercase();
     let parts: Vec<&str> = name.split('.').collect();
-    name.len() <= NAME_MAX && parts.len() == 3 && parts.iter().all(|p| part(p))
+    name.len() <= NAME_MAX
+        && parts.len() == 3
+        && part(parts[0], letter)
+        && part(parts[1], letter)
+        && part(parts[2], |c| c.is_ascii_lowercase() || c == '_')
 }
 
 /// A name written as a collection's role: two dots or more (`ns.collection.role`), where a
@@ -338,7 +344,12 @@ mod tests {
 
     #[test]
     fn collection_role_names() {
-        for ok in ["acme.kit.web", "community.zabbix.zabbix_agent", "a1.b_2.c3"] {
+        for ok in [
+            "acme.kit.web",
+            "community.zabbix.zabbix_agent",
+            "a1.b_2.c3",
+            "community.sops._install_age",
+        ] {
             assert!(valid_collection_role(ok), "{ok}");
             assert!(valid_role_ref(ok), "{ok}");
         }
@@ -356,7 +367,8 @@ mod tests {
             "acme.kit.Web",
             "acme.kit.we-b",
             "acme.1kit.web",
-            "acme.kit._web",
+            "_acme.kit.web",
+            "acme._kit.web",
             "acme.kit.web\n",
             "acme.kit",
             &long,

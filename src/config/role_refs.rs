@@ -78,7 +78,21 @@ pub struct RoleRefs {
     /// Where a builtin module that only some ansible-core versions have is first called
     /// ([`crate::config::builtin_modules`]): module → (file, 1-based line, the line's text).
     pub limited_modules: BTreeMap<String, (String, usize, String)>,
+    /// Where each module of [`RoleRefs::modules`] is first called: module → `file:line` (or
+    /// the file, when no line is found), for the reasons plan gives.
+    pub called_at: BTreeMap<String, String>,
 }
+
+impl RoleRefs {
+    /// Where `module` is first called, if it is.
+    pub fn at(&self, module: &str) -> Option<&str> {
+        self.called_at.get(module).map(String::as_str)
+    }
+}
+
+/// Modules that run a command line or script: what they reach is in the command, which plan
+/// does not judge, so a role calling one is never called "offline" on plan's word alone.
+pub const OPAQUE_MODULES: [&str; 5] = ["command", "shell", "raw", "script", "expect"];
 
 /// Task keywords: every other key of a task is its module (playbook keywords, ansible-core 2.14).
 const TASK_KEYWORDS: [&str; 42] = [
@@ -140,7 +154,8 @@ fn module_of(key: &str) -> Option<String> {
 }
 
 /// Whether an `apt` task's arguments refresh the lists on every run: `update_cache` true and
-/// no `cache_valid_time` (the module then treats any age as stale). Both the mapping and the
+/// no `cache_valid_time`, or `cache_valid_time: 0` (the module then treats any age as stale;
+/// community.zabbix's agent role says 0). Both the mapping and the
 /// `key=value` forms; a templated `update_cache` counts as true.
 /// An apt task's `install_recommends: false` (or `no`, in either argument form).
 fn without_recommends(args: &Value) -> bool {
@@ -177,14 +192,22 @@ fn apt_refreshes_always(args: &Value) -> bool {
                 Some(Value::String(s)) => truthy(s),
                 Some(_) | None => false,
             };
-            update && !m.contains_key("cache_valid_time")
+            let zero = |v: &Value| match v {
+                Value::Number(n) => n.as_u64() == Some(0),
+                Value::String(s) => s.trim() == "0",
+                _ => false,
+            };
+            update && m.get("cache_valid_time").is_none_or(zero)
         }
         Value::String(s) => {
             let words: Vec<&str> = s.split_whitespace().collect();
             words
                 .iter()
                 .any(|w| w.strip_prefix("update_cache=").is_some_and(truthy))
-                && !words.iter().any(|w| w.starts_with("cache_valid_time="))
+                && !words
+                    .iter()
+                    .filter_map(|w| w.strip_prefix("cache_valid_time="))
+                    .any(|v| v != "0")
         }
         _ => false,
     }
@@ -237,6 +260,7 @@ pub fn scan(file: &SourceFile, refs: &mut RoleRefs) -> Result<(), ConfigError> {
         refs.apt_refresh_always.insert(file.display.clone());
     }
     note_limited_modules(file, refs);
+    note_first_calls(file, &value, refs);
     for (how, args) in found {
         let line = lines.next();
         let line_text = line
@@ -324,6 +348,69 @@ fn note_limited_modules(file: &SourceFile, refs: &mut RoleRefs) {
             );
         }
     }
+}
+
+/// The first task of this file calling each module no earlier file called, by its line.
+fn note_first_calls(file: &SourceFile, value: &Value, refs: &mut RoleRefs) {
+    let mut here = BTreeSet::new();
+    modules_in(value, &mut here);
+    for module in here {
+        if refs.called_at.contains_key(&module) {
+            continue;
+        }
+        let at = match task_key_line(&file.text, &module) {
+            Some(line) => format!("{}:{line}", file.display),
+            None => file.display.clone(),
+        };
+        refs.called_at.insert(module, at);
+    }
+}
+
+/// The modules of one task list's tasks, blocks included.
+fn modules_in(value: &Value, out: &mut BTreeSet<String>) {
+    for map in value
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_mapping)
+    {
+        for (k, v) in map {
+            let Some(key) = k.as_str() else { continue };
+            if BLOCK_KEYS.contains(&key) {
+                modules_in(v, out);
+            } else if let Some(module) = module_of(key) {
+                out.insert(module);
+            }
+        }
+    }
+}
+
+/// The 1-based line where `module` is a task's key (bare, `ansible.builtin.` or
+/// `ansible.legacy.`): a key at the indentation of the list item above it, so that an
+/// argument of the same name (`user: {shell: /bin/sh}`) is not taken for it.
+fn task_key_line(text: &str, module: &str) -> Option<usize> {
+    let names = [
+        format!("{module}:"),
+        format!("ansible.builtin.{module}:"),
+        format!("ansible.legacy.{module}:"),
+    ];
+    let mut item_indent = None;
+    for (i, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let rest = line.trim_start();
+        let (at, key) = match rest.strip_prefix("- ") {
+            Some(r) => {
+                let at = indent + 2 + (r.len() - r.trim_start().len());
+                item_indent = Some(at);
+                (at, r.trim_start())
+            }
+            None => (indent, rest),
+        };
+        if item_indent == Some(at) && names.iter().any(|n| key.starts_with(n.as_str())) {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// The role name and `tasks_from` of an include's arguments, or the expression shown when the
@@ -449,6 +536,8 @@ mod tests {
             "- apt: {update_cache: true}\n",
             "- ansible.builtin.apt: {name: x, update_cache: yes}\n",
             "- apt: name=x update_cache=yes\n",
+            "- apt: {name: x, update_cache: true, cache_valid_time: 0}\n",
+            "- apt: name=x update_cache=yes cache_valid_time=0\n",
         ] {
             assert_eq!(refs_of(always).apt_refresh_always.len(), 1, "{always}");
         }
@@ -459,6 +548,32 @@ mod tests {
         ] {
             assert!(refs_of(not).apt_refresh_always.is_empty(), "{not}");
         }
+    }
+
+    #[test]
+    fn command_like_modules_are_noted_at_their_task_line() {
+        let refs = refs_of(
+            "- name: a user\n  user: {name: x, shell: /bin/sh}\n- user:\n    name: y\n    shell: /bin/sh\n- block:\n    - name: host\n      ansible.builtin.command: hostname x\n- shell: echo\n",
+        );
+        assert_eq!(
+            refs.called_at,
+            BTreeMap::from([
+                ("user".to_string(), "roles/app/tasks/main.yml:2".to_string()),
+                (
+                    "command".to_string(),
+                    "roles/app/tasks/main.yml:8".to_string()
+                ),
+                (
+                    "shell".to_string(),
+                    "roles/app/tasks/main.yml:9".to_string()
+                ),
+            ])
+        );
+        assert_eq!(refs.at("command"), Some("roles/app/tasks/main.yml:8"));
+        assert_eq!(
+            refs_of("- user: {name: x, shell: /bin/sh}\n").at("shell"),
+            None
+        );
     }
 
     #[test]

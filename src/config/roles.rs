@@ -35,6 +35,9 @@ pub struct Role {
     pub refs: RoleRefs,
     /// `galaxy_info.min_ansible_version` of meta/main.yml, as written, with its line.
     pub min_ansible: Option<(String, usize)>,
+    /// Every identifier in its tasks, handlers, defaults, vars, templates and meta: the names
+    /// it may read a var by (plan notes a stack var no role of the stack names).
+    pub words: BTreeSet<String>,
 }
 
 impl Role {
@@ -336,6 +339,7 @@ fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, 
         None => RoleMetaFile::default(),
     };
 
+    let words = words_of(&files);
     Ok(Role {
         name: name.to_string(),
         dir,
@@ -346,7 +350,38 @@ fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, 
         meta_file,
         refs,
         min_ansible,
+        words,
     })
+}
+
+/// The directories of a role whose text can name a var.
+const READS_VARS: [&str; 6] = [
+    "tasks/",
+    "handlers/",
+    "defaults/",
+    "vars/",
+    "templates/",
+    "meta/",
+];
+
+/// The identifiers (`[A-Za-z_][A-Za-z0-9_]*`) of the role's files that can name a var. Best
+/// effort, for a note: a file that cannot be read adds nothing (loading checked them all).
+fn words_of(files: &[RoleFile]) -> BTreeSet<String> {
+    let mut words = BTreeSet::new();
+    for f in files
+        .iter()
+        .filter(|f| READS_VARS.iter().any(|d| f.rel.starts_with(d)))
+    {
+        let Ok((bytes, _)) = read_regular(&f.source) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let idents = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'));
+        words.extend(idents.map(str::to_string));
+    }
+    words
 }
 
 /// `galaxy_info.min_ansible_version` (a string or a number, `2.15` or `"2.15.1"`) and its
@@ -452,7 +487,7 @@ fn dependency_parameter(file: &SourceFile, index: usize, dep: &str, key: &str) -
     )
     .with_hint(format!(
         "list the dependency by name only (`- {dep}` or `- role: {dep}`) and put its values in \
-         roles/{dep}/defaults/main.yml or in the stack's `vars:`"
+         the stack's `vars:` (or, if you own `{dep}`, in its defaults/main.yml)"
     ))
     .with_hint(format!(
         "to run `{dep}` with its own parameters, include it from {role_dir}/tasks with \

@@ -268,9 +268,12 @@ pub(super) fn check_installed(
             image.file.display
         ));
     if let Some(dependent) = path.len().checked_sub(2).map(|i| &path[i]) {
-        at = at.with_hint(format!(
-            "`{dependent}` depends on `{missing}` in roles/{dependent}/meta/main.yml"
-        ));
+        let file = project
+            .roles
+            .get(dependent)
+            .and_then(|r| r.meta_file.as_ref());
+        let place = file.map_or("its meta/main.yml".to_string(), |f| f.display.clone());
+        at = at.with_hint(format!("`{dependent}` depends on `{missing}` in {place}"));
     }
     Err(PlanError::NotInstalled(Box::new(at)))
 }

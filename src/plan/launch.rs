@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::config::role_refs::OPAQUE_MODULES;
 use crate::config::{Project, Role, Vars};
 
 use super::order::{reached_at_launch, role};
@@ -43,7 +44,7 @@ pub fn launch_role(
         .iter()
         .map(|r| staged_for(project, image, r))
         .collect();
-    let (offline, offline_reason) = offline_verdict(&reached, &staged);
+    let (offline_verdict, offline_reason) = offline_verdict(&reached, &staged);
     let own = &staged[0];
     LaunchRole {
         name: role.name.clone(),
@@ -51,7 +52,8 @@ pub fn launch_role(
         launch_only,
         staged_apt: own.apt.clone(),
         staged_pip: own.pip.clone(),
-        offline,
+        offline: offline_verdict == Verdict::Offline,
+        offline_verdict,
         offline_reason,
         collections: collections_of(&reached),
     }
@@ -78,6 +80,9 @@ pub struct Staged {
     pub pip: Vec<String>,
     /// Whether the packages are downloaded with their Recommends.
     pub recommends: bool,
+    /// `offline: true`, in the role's meta/parbake.yml or a `staging:` entry: what plan
+    /// cannot read in the role needs no network.
+    pub declared_offline: bool,
 }
 
 pub fn staged_for(project: &Project, image: &crate::config::Image, role: &Role) -> Staged {
@@ -85,6 +90,7 @@ pub fn staged_for(project: &Project, image: &crate::config::Image, role: &Role) 
         apt: role.meta.stage_apt.clone(),
         pip: role.meta.stage_pip.clone(),
         recommends: role.stages_recommends(),
+        declared_offline: role.meta.offline,
     };
     let stacks = project
         .stacks
@@ -105,6 +111,7 @@ pub fn staged_for(project: &Project, image: &crate::config::Image, role: &Role) 
         if let Some(r) = s.apt_recommends {
             out.recommends = r;
         }
+        out.declared_offline |= s.offline;
     }
     out
 }
@@ -119,52 +126,99 @@ pub(super) const NETWORK_MODULES: [&str; 6] = [
     "deb822_repository",
 ];
 
+/// What plan says of a launch role and the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Nothing it runs reaches the network, or what does is staged.
+    Offline,
+    /// A task it runs reaches the network and nothing staged covers it.
+    Network,
+    /// Nothing plan reads needs the network, but it runs what plan cannot read (a command,
+    /// a role included by a templated name), and no one has said that needs no network.
+    Unknown,
+}
+
 /// Whether a role can run at launch with no network, and why: a static look at the modules of
 /// its task files and of the roles it reaches (`reached[0]` is the role; see
-/// [`reached_at_launch`]; `command` and `shell` are not read) against what is staged for them
-/// (`staged`, one per role, [`staged_for`]; a role's staging covers the roles it includes). apt with `update_cache` and
-/// `cache_valid_time` runs offline when packages are staged (the runner makes the staged lists
-/// count as fresh); without `cache_valid_time` it refreshes on every run. pip runs offline
-/// when wheels are staged (the runner points pip at them, with no index).
-pub fn offline_verdict(reached: &[&Role], staged: &[Staged]) -> (bool, String) {
+/// [`reached_at_launch`]) against what is staged for them (`staged`, one per role,
+/// [`staged_for`]; a role's staging covers the roles it includes). apt with `update_cache` and
+/// a non-zero `cache_valid_time` runs offline when packages are staged (the runner makes the
+/// staged lists count as fresh); otherwise it refreshes on every run. pip runs offline when
+/// wheels are staged (the runner points pip at them, with no index). What plan cannot read
+/// (`command`, `shell` ..., a templated role name) makes the verdict unknown, unless the role
+/// or a `staging:` entry says `offline: true`.
+pub fn offline_verdict(reached: &[&Role], staged: &[Staged]) -> (Verdict, String) {
     let stages_apt = staged.iter().any(|s| !s.apt.is_empty());
     let stages_pip = staged.iter().any(|s| !s.pip.is_empty());
-    let mut needs = Vec::new();
+    let (mut needs, mut unread) = (Vec::new(), Vec::new());
     for (i, role) in reached.iter().enumerate() {
         let within = match i {
             0 => String::new(),
             _ => format!(" (in {}, which it includes)", role.name),
         };
+        let tag = |n: String| format!("{n}{within}");
         needs.extend(
             role_needs(role, stages_apt, stages_pip)
                 .into_iter()
-                .map(|n| format!("{n}{within}")),
+                .map(tag),
         );
+        if !(staged[0].declared_offline || staged[i].declared_offline) {
+            unread.extend(role_unread(role).into_iter().map(tag));
+        }
     }
     if !needs.is_empty() {
-        return (false, format!("needs the network: {}", needs.join("; ")));
+        return (
+            Verdict::Network,
+            format!("needs the network: {}", needs.join("; ")),
+        );
     }
+    if !unread.is_empty() {
+        return (
+            Verdict::Unknown,
+            format!(
+                "unknown: {}, which plan does not read; if that needs no network, say `offline: true` in the role's meta/parbake.yml or in `staging:` for it",
+                unread.join("; ")
+            ),
+        );
+    }
+    let declared = staged.iter().any(|s| s.declared_offline);
     let staged = match (stages_apt, stages_pip) {
         (true, true) => "packages and wheels staged",
         (true, false) => "packages staged",
         (false, true) => "wheels staged",
+        (false, false) if declared => "declared (`offline: true`)",
         (false, false) => "none of its modules reaches the network",
     };
-    (true, format!("offline: {staged}"))
+    (Verdict::Offline, format!("offline: {staged}"))
+}
+
+/// What in one role's own task files plan cannot read: the first call of each command-like
+/// module, and each role included by a templated name.
+fn role_unread(role: &Role) -> Vec<String> {
+    let refs = &role.refs;
+    let commands = OPAQUE_MODULES
+        .iter()
+        .filter_map(|m| refs.at(m).map(|at| format!("runs `{m}` ({at})")));
+    let dynamic = refs.dynamic.iter().map(|d| match d.line {
+        Some(l) => format!("includes a role named `{}` ({}:{l})", d.expression, d.file),
+        None => format!("includes a role named `{}` ({})", d.expression, d.file),
+    });
+    commands.chain(dynamic).collect()
 }
 
 /// What in one role's own task files reaches the network, given whether the launch role
 /// stages packages and wheels.
 fn role_needs(role: &Role, stages_apt: bool, stages_pip: bool) -> Vec<String> {
     let refs = &role.refs;
-    let uses = |m: &str| refs.modules.contains(m);
+    let first = |modules: &[&str]| modules.iter().find_map(|m| refs.at(m)).map(str::to_string);
     let mut needs = Vec::new();
-    if (uses("apt") || uses("package")) && !stages_apt {
-        needs.push("installs packages and stages none".to_string());
+    if let Some(at) = first(&["apt", "package"]).filter(|_| !stages_apt) {
+        needs.push(format!("installs packages ({at}) and stages none"));
     }
     if !refs.apt_refresh_always.is_empty() {
         needs.push(format!(
-            "refreshes the apt lists on every run (update_cache without cache_valid_time in {})",
+            "refreshes the apt lists on every run (update_cache with no cache_valid_time, or 0, in {})",
             refs.apt_refresh_always
                 .iter()
                 .cloned()
@@ -172,10 +226,13 @@ fn role_needs(role: &Role, stages_apt: bool, stages_pip: bool) -> Vec<String> {
                 .join(", ")
         ));
     }
-    if uses("pip") && !stages_pip {
-        needs.push("installs with pip and stages no wheels".to_string());
+    if let Some(at) = first(&["pip"]).filter(|_| !stages_pip) {
+        needs.push(format!("installs with pip ({at}) and stages no wheels"));
     }
-    let fetches: Vec<&str> = NETWORK_MODULES.into_iter().filter(|m| uses(m)).collect();
+    let fetches: Vec<String> = NETWORK_MODULES
+        .into_iter()
+        .filter_map(|m| refs.at(m).map(|at| format!("{m} at {at}")))
+        .collect();
     if !fetches.is_empty() {
         needs.push(format!("downloads at launch ({})", fetches.join(", ")));
     }

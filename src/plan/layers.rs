@@ -155,7 +155,7 @@ pub(super) fn launch_var_warnings(scope: &Scope<'_>, layers: &[Layer]) -> Vec<St
 }
 
 /// Whether a string inside `v` has a Jinja expression (`{{ }}` or `{% %}`) naming `var`.
-fn templates_name(v: &serde_json::Value, var: &str) -> bool {
+pub(super) fn templates_name(v: &serde_json::Value, var: &str) -> bool {
     match v {
         serde_json::Value::String(s) => jinja_names(s).any(|n| n == var),
         serde_json::Value::Array(items) => items.iter().any(|i| templates_name(i, var)),

@@ -9,6 +9,7 @@ mod layers;
 mod order;
 mod scope;
 pub mod source_identity;
+mod var_notes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -18,7 +19,7 @@ use serde::Serialize;
 use crate::config::{Located, Project, Vars};
 
 pub use hashing::sha256_hex;
-pub use launch::{launch_role, offline_verdict};
+pub use launch::{launch_role, offline_verdict, Verdict};
 pub use order::{dependency_order, run_order, MAX_DEPENDENCY_DEPTH};
 
 use hashing::LayerHasher;
@@ -339,9 +340,13 @@ pub struct LaunchRole {
     /// Python requirements whose wheels are staged on the image for this role (`stage_pip`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub staged_pip: Vec<String>,
-    /// Whether it can run with no network, from what it stages and the modules of its tasks.
+    /// Whether it can run with no network, from what it stages and the modules of its tasks:
+    /// true only when the verdict is `offline`.
     pub offline: bool,
-    /// Why: what is staged, or what reaches the network (`offline_verdict`).
+    /// `offline`, `network` or `unknown` (what plan cannot read decides it).
+    pub offline_verdict: Verdict,
+    /// Why: what is staged, what reaches the network, or what plan cannot read
+    /// (`offline_verdict`).
     pub offline_reason: String,
     /// Collections its tasks use (`namespace.collection` of their fully qualified modules).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -410,7 +415,8 @@ impl Plan {
 
 pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let scope = scope(project, req)?;
-    let (promoted, stack_runs, notes) = promotions(&scope)?;
+    let (promoted, stack_runs, mut notes) = promotions(&scope)?;
+    notes.extend(var_notes::unread_stack_vars(&scope));
     let hasher = LayerHasher::new(&scope)?;
     let layers = layers(&scope, &hasher, stack_runs);
     let launch = launch_roles(&scope, layers.last().expect("the base layer"))?;

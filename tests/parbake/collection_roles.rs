@@ -638,7 +638,7 @@ const SHIM_TASKS: &str =
 /// One of Debian's collections (`ns/name`, from its `ansible` package, unpacked by
 /// scripts/setup.sh into .tools/ansible-collections, never committed), vendored as a
 /// directory into a bare project. None (with a SKIP line) without the unpacked package.
-fn debian_project(which: &str) -> Option<Fixture> {
+pub(crate) fn debian_project(which: &str) -> Option<Fixture> {
     let dir = repo()
         .join(".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections")
         .join(which);

@@ -721,7 +721,16 @@ fn team_repo_bakes_all_twice_at_once(tier: &Tier) -> crate::team_repo::Team {
     edit("images/stacks/workers.yml", &|t| {
         t + "checks:\n  - file: /var/lib/never-written\n    timeout: 2s\n"
     });
+    with_a_real_collection_role_staged_by_the_stack(&team);
     team.parbake(&["vendor"]).run();
+    let plan = team.parbake(&["plan", "web", "--json"]).json();
+    let sops = plan["launch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == REAL_ROLE)
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert_eq!(sops["offline_reason"], "offline: packages staged", "{sops}");
     let all = |out: &Path| {
         let mut c = team
             .parbake(&[
@@ -831,9 +840,55 @@ fn team_repo_bakes_all_twice_at_once(tier: &Tier) -> crate::team_repo::Team {
             .map(|r| r["name"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(ok("roles"), ["webserver", "acme.motd"], "{launch}");
-    assert_eq!(ok("checks").len(), 1, "{launch}");
+    assert_eq!(
+        ok("roles"),
+        ["webserver", "acme.motd", REAL_ROLE],
+        "{launch}"
+    );
+    assert_eq!(ok("checks").len(), 2, "{launch}");
     team
+}
+
+/// A role parbake's authors did not write, from a collection Debian's `ansible` package ships:
+/// community.sops's `_install_age` installs `age` with `ansible.builtin.package` (no list
+/// refresh). Of the Debian collections' roles that install Debian packages, it is the one that
+/// needs nothing else from the network (zabbix_agent refreshes the lists on every run).
+const REAL_ROLE: &str = "community.sops._install_age";
+
+/// Vendors Debian's community.sops beside the team's ansible.posix, and adds its role to the
+/// web stack with its staging declared in the stack file only, and a check for what it
+/// installs. The native launch runs with no network (`--private-network`).
+fn with_a_real_collection_role_staged_by_the_stack(team: &crate::team_repo::Team) {
+    let debian =
+        repo().join(".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections");
+    crate::util::copy_dir(
+        &debian.join("community/sops"),
+        &team.root.join("collections/src/community.sops"),
+    );
+    std::fs::write(
+        team.root.join("collections/requirements.yml"),
+        "---\ncollections:\n  - name: ./collections/src/ansible.posix\n    type: dir\n  - name: ./collections/src/community.sops\n    type: dir\n",
+    )
+    .unwrap();
+    let path = team.root.join("images/stacks/web.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut stack: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    stack["roles"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(REAL_ROLE.into());
+    stack["staging"] = serde_yaml::from_str(&format!("{REAL_ROLE}: {{apt: [age]}}")).unwrap();
+    // Debian 12's community.sops 1.6.2 templates `run_once` to `omit` unless this is true,
+    // which ansible-core 2.19 (Debian 13's) refuses; true delegates to the instance itself
+    if !stack["vars"].is_mapping() {
+        stack["vars"] = serde_yaml::Value::Mapping(Default::default());
+    }
+    stack["vars"]["sops_install_on_localhost"] = true.into();
+    stack["checks"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(serde_yaml::from_str("command: [/usr/bin/age, --version]").unwrap());
+    std::fs::write(&path, serde_yaml::to_string(&stack).unwrap()).unwrap();
 }
 
 /// One step's time, for the tier's figures (docs/testing.md).

@@ -400,7 +400,7 @@ fn meta_dependency_with_vars_is_refused_at_its_line() {
             "meta dependency `nginx` sets `vars`",
             "6 |     vars:",
             "hint: list the dependency by name only",
-            "roles/nginx/defaults/main.yml",
+            "in the stack's `vars:` (or, if you own `nginx`, in its defaults/main.yml)",
             "include_role",
         ],
     );

@@ -106,20 +106,28 @@ fn plan_says_per_launch_role_whether_it_runs_offline_and_why_not() {
     let apt = "- ansible.builtin.apt: {name: x, update_cache: true, cache_valid_time: 3600}\n";
     let pip = "- ansible.builtin.pip: {name: [Django==4.2.16], virtualenv: /opt/v}\n";
     #[rustfmt::skip]
-    let table: [(&str, String, &str, bool, &str); 10] = [
+    let table: [(&str, String, &str, bool, &str); 14] = [
         ("plain", "- ansible.builtin.debug: {msg: hi}\n".into(), "", true, "offline: none of its modules reaches the network"),
         ("aptstaged", apt.into(), "stage_apt: [nginx]\n", true, "offline: packages staged"),
-        ("aptbare", apt.into(), "", false, "needs the network: installs packages and stages none"),
-        ("pkgbare", "- package: {name: x}\n".into(), "", false, "needs the network: installs packages and stages none"),
+        ("aptbare", apt.into(), "", false, "needs the network: installs packages (roles/aptbare/tasks/main.yml:1) and stages none"),
+        ("pkgbare", "- package: {name: x}\n".into(), "", false, "needs the network: installs packages (roles/pkgbare/tasks/main.yml:1) and stages none"),
         ("aptalways", "- apt: {name: x, update_cache: yes}\n".into(), "stage_apt: [nginx]\n", false,
-         "needs the network: refreshes the apt lists on every run (update_cache without cache_valid_time in roles/aptalways/tasks/main.yml)"),
+         "needs the network: refreshes the apt lists on every run (update_cache with no cache_valid_time, or 0, in roles/aptalways/tasks/main.yml)"),
+        ("aptzero", "- apt: {name: x, update_cache: yes, cache_valid_time: 0}\n".into(), "stage_apt: [nginx]\n", false,
+         "needs the network: refreshes the apt lists on every run (update_cache with no cache_valid_time, or 0, in roles/aptzero/tasks/main.yml)"),
         ("pipstaged", pip.into(), "stage_pip: [Django==4.2.16]\n", true, "offline: wheels staged"),
-        ("pipbare", pip.into(), "", false, "needs the network: installs with pip and stages no wheels"),
+        ("pipbare", pip.into(), "", false, "needs the network: installs with pip (roles/pipbare/tasks/main.yml:1) and stages no wheels"),
         ("both", format!("{apt}{pip}"), "stage_apt: [python3-venv]\nstage_pip: [Django==4.2.16]\n", true, "offline: packages and wheels staged"),
         ("fetch", "- block:\n    - get_url: {url: 'https://x', dest: /x}\n  rescue:\n    - ansible.builtin.git: {repo: x, dest: /y}\n".into(),
-         "stage_apt: [nginx]\n", false, "needs the network: downloads at launch (get_url, git)"),
+         "stage_apt: [nginx]\n", false, "needs the network: downloads at launch (get_url at roles/fetch/tasks/main.yml:2, git at roles/fetch/tasks/main.yml:4)"),
         ("several", format!("{apt}{pip}- uri: {{url: 'https://x'}}\n"), "", false,
-         "needs the network: installs packages and stages none; installs with pip and stages no wheels; downloads at launch (uri)"),
+         "needs the network: installs packages (roles/several/tasks/main.yml:1) and stages none; installs with pip (roles/several/tasks/main.yml:2) and stages no wheels; downloads at launch (uri at roles/several/tasks/main.yml:3)"),
+        // what plan cannot read is never "offline" on its word: unknown, until someone says
+        ("cmd", "- name: x\n  ansible.builtin.shell: curl -fsS https://x | sh\n".into(), "", false,
+         "unknown: runs `shell` (roles/cmd/tasks/main.yml:2), which plan does not read; if that needs no network, say `offline: true` in the role's meta/parbake.yml or in `staging:` for it"),
+        ("dyn", "- include_role: {name: \"{{ which }}\"}\n".into(), "", false,
+         "unknown: includes a role named `{{ which }}` (roles/dyn/tasks/main.yml:1), which plan does not read; if that needs no network, say `offline: true` in the role's meta/parbake.yml or in `staging:` for it"),
+        ("said", "- command: hostname x\n".into(), "offline: true\n", true, "offline: declared (`offline: true`)"),
     ];
     for (name, tasks, meta, _, _) in &table {
         role(&f, name, tasks, meta);
@@ -160,7 +168,31 @@ fn plan_says_per_launch_role_whether_it_runs_offline_and_why_not() {
     assert_eq!(fetch["offline"], json!(false));
     assert_eq!(
         fetch["offline_reason"],
-        json!("needs the network: downloads at launch (get_url, git)")
+        json!("needs the network: downloads at launch (get_url at roles/fetch/tasks/main.yml:2, git at roles/fetch/tasks/main.yml:4)")
+    );
+    assert_eq!(fetch["offline_verdict"], json!("network"));
+    let verdict = |name: &str| {
+        doc["launch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["offline_verdict"]
+            .clone()
+    };
+    assert_eq!(
+        [
+            verdict("cmd"),
+            verdict("dyn"),
+            verdict("said"),
+            verdict("plain")
+        ],
+        [
+            json!("unknown"),
+            json!("unknown"),
+            json!("offline"),
+            json!("offline")
+        ]
     );
 }
 
@@ -204,14 +236,14 @@ fn a_wrapper_is_offline_only_when_the_roles_it_includes_are() {
     };
     assert_eq!(
         verdict("s", &[]),
-        (false, "needs the network: installs packages and stages none (in hardening, which it includes); downloads at launch (get_url) (in fetcher, which it includes)".into())
+        (false, "needs the network: installs packages (roles/hardening/tasks/main.yml:1) and stages none (in hardening, which it includes); downloads at launch (get_url at roles/fetcher/tasks/main.yml:1) (in fetcher, which it includes)".into())
     );
     // the wrapper's staging covers what it includes; the dependency still downloads
     assert_eq!(
         verdict("t", &[]),
         (
             false,
-            "needs the network: downloads at launch (get_url) (in fetcher, which it includes)"
+            "needs the network: downloads at launch (get_url at roles/fetcher/tasks/main.yml:1) (in fetcher, which it includes)"
                 .into()
         )
     );
@@ -347,11 +379,8 @@ fn the_example_web_stack_runs_offline_except_what_it_cannot_stage() {
             ("nginx", true, "offline: packages staged"),
             ("python", true, "offline: packages staged"),
             ("webapp", true, "offline: wheels staged"),
-            (
-                "identity",
-                true,
-                "offline: none of its modules reaches the network"
-            ),
+            // `hostname NAME`: a command, which the role says needs no network
+            ("identity", true, "offline: declared (`offline: true`)"),
         ]
     );
     assert_eq!(
@@ -623,5 +652,148 @@ fn a_bake_var_naming_a_launch_var_is_warned_about_when_roles_bake_with_it() {
             .contains("warning: var `postgresql_users` names launch var `db_password`"),
         "{}",
         r.stdout
+    );
+}
+
+/// Real roles from collections Debian's `ansible` package ships, judged as a team would meet
+/// them. community.sops's `_install_age` installs `age` with `package`: it needs the network
+/// until the stack file stages it (staging for a role the team does not own), then it is
+/// offline, and the base layer downloads `age`. community.zabbix's `zabbix_agent` refreshes
+/// the apt lists on every run (`cache_valid_time: 0`) and fetches the Zabbix key and
+/// repository: no staging makes it offline, and plan says where.
+#[test]
+fn real_debian_collection_roles_get_the_verdict_their_tasks_earn() {
+    let Some(f) = crate::collection_roles::debian_project("community/sops") else {
+        return;
+    };
+    let sops = "community.sops._install_age";
+    f.role("base", &[]);
+    f.image("img", &["base"], &[]).stack("s", "img", &[sops]);
+    let verdict = |stack: &str| {
+        let plan = f.plan(stack, &[]);
+        let r = plan
+            .launch
+            .iter()
+            .find(|r| r.name != "base")
+            .unwrap()
+            .clone();
+        (
+            r.offline_verdict,
+            r.offline_reason,
+            plan.layers[0].stage_apt.clone(),
+        )
+    };
+    let (v, reason, staged) = verdict("s");
+    assert_eq!(v, parbake::plan::Verdict::Network, "{reason}");
+    assert!(
+        reason.starts_with("needs the network: installs packages (vendor/collections/ansible_collections/community/sops/roles/_install_age/tasks/main.yml:"),
+        "{reason}"
+    );
+    assert!(staged.is_empty(), "{staged:?}");
+    f.append(
+        "images/stacks/s.yml",
+        &format!("staging:\n  {sops}: {{apt: [age]}}\n"),
+    );
+    let (v, reason, staged) = verdict("s");
+    assert_eq!(
+        (v, reason.as_str()),
+        (parbake::plan::Verdict::Offline, "offline: packages staged")
+    );
+    assert_eq!(staged[sops], ["age"]);
+
+    // zabbix_agent's collection needs others from Galaxy; its role directory is read as the
+    // team would vendor it alone (the verdict reads its task files the same way)
+    let z = Fixture::bare();
+    let agent = "zabbix_agent";
+    crate::util::copy_dir(
+        &repo().join(".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections/community/zabbix/roles/zabbix_agent"),
+        &z.root().join("roles/zabbix_agent"),
+    );
+    z.role("base", &[]);
+    z.image("img", &["base"], &[]).stack("z", "img", &[agent]);
+    z.append(
+        "images/stacks/z.yml",
+        &format!("staging:\n  {agent}: {{apt: [zabbix-agent]}}\n"),
+    );
+    let plan = z.plan("z", &[]);
+    let r = plan.launch.iter().find(|r| r.name == agent).unwrap();
+    assert_eq!(
+        r.offline_verdict,
+        parbake::plan::Verdict::Network,
+        "{}",
+        r.offline_reason
+    );
+    for needle in [
+        "refreshes the apt lists on every run (update_cache with no cache_valid_time, or 0, in roles/zabbix_agent/tasks/Debian.yml",
+        "apt_key at roles/zabbix_agent/tasks/Debian.yml:",
+    ] {
+        assert!(r.offline_reason.contains(needle), "{needle}\n{}", r.offline_reason);
+    }
+}
+
+/// Hints name where a role really lives: a role on the roles path of `ansible.cfg` is pointed
+/// at there, not under roles/, and the list of known roles does not claim they are all there.
+#[test]
+fn hints_name_where_a_role_lives() {
+    let f = Fixture::bare();
+    f.role("base", &[])
+        .role("needed", &[])
+        .role("app", &["needed"]);
+    std::fs::rename(f.root().join("roles"), f.root().join("team_roles")).unwrap();
+    f.write("ansible.cfg", "[defaults]\nroles_path = team_roles\n");
+    f.image("img", &["base"], &[])
+        .append("images/img.yml", "installed: [base, app]\n")
+        .stack("s", "img", &["app"]);
+    let r = f.run(&["plan", "s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("hint: `app` depends on `needed` in team_roles/app/meta/main.yml"),
+        "{}",
+        r.stderr
+    );
+    f.stack("t", "img", &["nosuch"]);
+    let r = f.run(&["plan", "t"]);
+    assert!(
+        r.stderr.contains(
+            "hint: the project's roles (its roles path, vendor/roles and vendored collections): app, base, needed"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Stack vars meant for a basic role never reach it (the base layer runs without them), and a
+/// misspelt one is read by no one: plan notes both, and stays quiet about a var another var
+/// names, or one a stack role names.
+#[test]
+fn plan_notes_stack_vars_no_role_of_the_stack_reads() {
+    let f = Fixture::bare();
+    role(&f, "base", "- debug: {msg: \"{{ base_motd }}\"}\n", "");
+    role(
+        &f,
+        "app",
+        "- debug: {msg: \"{{ app_port }} {{ app_url }}\"}\n",
+        "",
+    );
+    f.image("img", &["base"], &[]).stack("s", "img", &["app"]);
+    f.append(
+        "images/stacks/s.yml",
+        "vars:\n  app_port: 8080\n  base_motd: hello\n  app_prot: 8081\n  origin: example.com\nlaunch_vars:\n  app_url: \"https://{{ origin }}\"\n",
+    );
+    let plan = f.plan("s", &[]);
+    let notes: Vec<&String> = plan
+        .notes
+        .iter()
+        .filter(|n| n.starts_with("stack var"))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "stack var `app_prot`: no role of stack `s` names it; check its spelling against the roles' defaults",
+            "stack var `base_motd` is read only by basic role(s) base, which run in the base layer, where stack vars never reach; set it in images/img.yml `vars:` instead",
+        ],
+        "{:?}",
+        plan.notes
     );
 }

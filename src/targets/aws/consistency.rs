@@ -146,7 +146,7 @@ fn check_installed(plan: &Plan, ami_id: &str, m: &TagManifest, closure: &[String
         match m.installed.get(role) {
             None => problems.push(format!("role `{role}` is not installed on it")),
             Some(have) if !current.starts_with(have.as_str()) => problems.push(format!(
-                "role `{role}` differs: the AMI has {have}…, roles/{role} is {}…",
+                "role `{role}` differs: the AMI has {have}…, the project's copy is {}…",
                 &current[..16]
             )),
             Some(_) => {}

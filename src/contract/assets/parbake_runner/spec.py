@@ -274,10 +274,11 @@ ROLE_NAME = re.compile(
     r"(?=.{1,64}\Z)[A-Za-z0-9_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_][A-Za-z0-9_-]*)?\Z"
 )
 # A role of a collection by its FQCN, `namespace.collection.role` (names.rs,
-# valid_collection_role): three parts, each a lowercase letter then lowercase letters, digits
-# and `_`, at most 64 characters in all. Installed under that name like any role; Ansible finds
+# valid_collection_role): three parts of lowercase letters, digits and `_`; the namespace and
+# collection start with a letter, the role with a letter or `_` (community.sops._install_age);
+# at most 64 characters in all. Installed under that name like any role; Ansible finds
 # it through the collection overlay the shims build (shims.build_overlay).
-COLLECTION_ROLE = re.compile(r"(?=.{1,64}\Z)[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\Z")
+COLLECTION_ROLE = re.compile(r"(?=.{1,64}\Z)[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z_][a-z0-9_]*\Z")
 
 
 def valid_collection_role(v):
