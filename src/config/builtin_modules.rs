@@ -15,6 +15,89 @@ const LIMITED: &[(&str, u64, Option<u64>)] = &[
     ("yum", 0, Some(17)),
 ];
 
+/// The modules and actions of ansible.builtin in ansible-core 2.14 (its `ansible/modules/`
+/// and `plugins/action/`), the oldest parbake supports; with [`LIMITED`], every name a task
+/// may call bare without a collection.
+const BUILTIN: &[&str] = &[
+    "add_host",
+    "apt",
+    "apt_key",
+    "apt_repository",
+    "assemble",
+    "assert",
+    "async_status",
+    "blockinfile",
+    "command",
+    "copy",
+    "cron",
+    "debconf",
+    "debug",
+    "dnf",
+    "dpkg_selections",
+    "expect",
+    "fail",
+    "fetch",
+    "file",
+    "find",
+    "gather_facts",
+    "get_url",
+    "getent",
+    "git",
+    "group",
+    "group_by",
+    "hostname",
+    "import_playbook",
+    "import_role",
+    "import_tasks",
+    "include",
+    "include_role",
+    "include_tasks",
+    "include_vars",
+    "iptables",
+    "known_hosts",
+    "lineinfile",
+    "meta",
+    "package",
+    "package_facts",
+    "pause",
+    "ping",
+    "pip",
+    "raw",
+    "reboot",
+    "replace",
+    "rpm_key",
+    "script",
+    "service",
+    "service_facts",
+    "set_fact",
+    "set_stats",
+    "setup",
+    "shell",
+    "slurp",
+    "stat",
+    "subversion",
+    "systemd",
+    "systemd_service",
+    "sysvinit",
+    "tempfile",
+    "template",
+    "unarchive",
+    "uri",
+    "user",
+    "validate_argument_spec",
+    "wait_for",
+    "wait_for_connection",
+    "yum",
+    "yum_repository",
+];
+
+/// Whether a bare module name is one of ansible.builtin's (in some supported version): any
+/// other bare name is a collection's, found through the `collections:` keyword or
+/// ansible-core's routing.
+pub fn is_builtin(short: &str) -> bool {
+    BUILTIN.contains(&short) || LIMITED.iter().any(|(m, _, _)| *m == short)
+}
+
 /// The builtin modules only some supported ansible-core versions have.
 pub fn limited() -> impl Iterator<Item = &'static str> {
     LIMITED.iter().map(|(m, _, _)| *m)

@@ -78,6 +78,11 @@ pub struct RoleRefs {
     /// Where a builtin module that only some ansible-core versions have is first called
     /// ([`crate::config::builtin_modules`]): module → (file, 1-based line, the line's text).
     pub limited_modules: BTreeMap<String, (String, usize, String)>,
+    /// Bare module names that are not ansible.builtin's (`postgresql_user`): a collection's,
+    /// resolved by the `collections:` keyword or by ansible-core's routing.
+    pub bare_collection_modules: BTreeSet<String>,
+    /// Collections named by a `collections:` keyword of its tasks or its meta/main.yml.
+    pub collections_keyword: BTreeSet<String>,
     /// Where each module of [`RoleRefs::modules`] is first called: module → `file:line` (or
     /// the file, when no line is found), for the reasons plan gives.
     pub called_at: BTreeMap<String, String>,
@@ -213,6 +218,21 @@ fn apt_refreshes_always(args: &Value) -> bool {
     }
 }
 
+/// The `namespace.collection` names of a `collections:` keyword's list (others skipped).
+pub fn collection_names(v: &Value) -> Vec<String> {
+    let valid = |c: &&str| {
+        let parts: Vec<&str> = c.split('.').collect();
+        parts.len() == 2 && parts.iter().all(|p| !p.is_empty())
+    };
+    v.as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(valid)
+        .map(str::to_string)
+        .collect()
+}
+
 /// The module names that include or import a role, with the word shown for each.
 fn role_action(key: &str) -> Option<&'static str> {
     let short = key
@@ -307,11 +327,16 @@ fn walk_tasks(
             let Some(key) = k.as_str() else { continue };
             if BLOCK_KEYS.contains(&key) {
                 walk_tasks(v, found, refs, apt_always);
+            } else if key == "collections" {
+                refs.collections_keyword.extend(collection_names(v));
             } else if let Some(how) = role_action(key) {
                 found.push((how, v.clone()));
             } else if let Some(module) = module_of(key) {
                 if let Some(c) = collection_of(key) {
                     refs.collections.insert(c);
+                }
+                if !module.contains('.') && !crate::config::builtin_modules::is_builtin(&module) {
+                    refs.bare_collection_modules.insert(module.clone());
                 }
                 *apt_always |= module == "apt" && apt_refreshes_always(v);
                 if module == "apt" || module == "package" {
@@ -573,6 +598,25 @@ mod tests {
         assert_eq!(
             refs_of("- user: {name: x, shell: /bin/sh}\n").at("shell"),
             None
+        );
+    }
+
+    #[test]
+    fn bare_collection_modules_and_the_collections_keyword() {
+        let refs = refs_of(
+            "- collections: [community.postgresql]\n  block:\n    - postgresql_user: {name: x}\n- locale_gen: {name: C.UTF-8}\n- apt: {name: x}\n- ansible.posix.sysctl: {name: a, value: 1}\n",
+        );
+        assert_eq!(
+            refs.bare_collection_modules.iter().collect::<Vec<_>>(),
+            ["locale_gen", "postgresql_user"]
+        );
+        assert_eq!(
+            refs.collections_keyword.iter().collect::<Vec<_>>(),
+            ["community.postgresql"]
+        );
+        assert_eq!(
+            refs.collections.iter().collect::<Vec<_>>(),
+            ["ansible.posix"]
         );
     }
 

@@ -326,6 +326,7 @@ fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, 
         let file = SourceFile::ansible(format!("{rel}/{name}/meta/main.yml"), read(meta)?);
         deps = dependencies(&file)?;
         min_ansible = min_ansible_version(&file);
+        refs.collections_keyword.extend(meta_collections(&file));
         meta_file = Some(file);
     }
 
@@ -382,6 +383,13 @@ fn words_of(files: &[RoleFile]) -> BTreeSet<String> {
         words.extend(idents.map(str::to_string));
     }
     words
+}
+
+/// The collections of meta/main.yml's `collections:` keyword (its tasks' bare module names
+/// resolve through them).
+fn meta_collections(file: &SourceFile) -> Vec<String> {
+    let meta: serde_yaml::Value = file.parse().unwrap_or_default();
+    role_refs::collection_names(meta.get("collections").unwrap_or(&serde_yaml::Value::Null))
 }
 
 /// `galaxy_info.min_ansible_version` (a string or a number, `2.15` or `"2.15.1"`) and its

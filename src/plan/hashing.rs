@@ -58,8 +58,42 @@ pub(super) struct RunInputs<'a> {
     source: &'a serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     ansible_core: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    collections: Option<&'a str>,
+    /// The vendored collections the run's roles use (`namespace.name` → `version hash`): a
+    /// collection no role of the run names does not change what the run does. Every one, when
+    /// a role calls a module by a bare non-builtin name with no `collections:` keyword.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    collections: BTreeMap<&'a str, String>,
+}
+
+/// The vendored collections the roles of a run closure use: those of their fully qualified
+/// modules, their `collections:` keywords and their own (a collection's role); all of them
+/// when one calls a bare non-builtin module name with no keyword (ansible-core's routing
+/// picks its collection, which plan does not read).
+pub(super) fn run_collections<'p>(
+    project: &'p Project,
+    closure: &BTreeMap<&'p str, &'p str>,
+) -> BTreeMap<&'p str, String> {
+    let Some(vendored) = project.vendored.as_ref() else {
+        return BTreeMap::new();
+    };
+    let roles = || closure.keys().filter_map(|r| project.roles.get(*r));
+    let routed = roles().any(|r| {
+        !r.refs.bare_collection_modules.is_empty() && r.refs.collections_keyword.is_empty()
+    });
+    let mut used = std::collections::BTreeSet::new();
+    for role in roles() {
+        used.extend(role.refs.collections.iter().map(String::as_str));
+        used.extend(role.refs.collections_keyword.iter().map(String::as_str));
+        if let Some((c, _)) = crate::config::names::split_collection_role(&role.name) {
+            used.insert(c);
+        }
+    }
+    vendored
+        .collections()
+        .iter()
+        .filter(|(name, _)| routed || used.contains(name.as_str()))
+        .map(|(name, c)| (name.as_str(), format!("{} {}", c.version, c.hash)))
+        .collect()
 }
 
 /// What the payload hash covers (see [`Layer::payload_hash`](super::Layer::payload_hash)).
@@ -206,6 +240,7 @@ impl LayerHasher {
         stage_apt: &BTreeMap<String, Vec<String>>,
         stage_pip: &BTreeMap<String, Vec<String>>,
     ) -> String {
+        let closure = run_closure(project, runs);
         let inputs = RunInputs {
             parbake_version: PARBAKE_VERSION,
             runtime: &self.runtime_digest,
@@ -213,14 +248,14 @@ impl LayerHasher {
             kind,
             parent,
             runs,
-            roles: run_closure(project, runs),
+            collections: run_collections(project, &closure),
+            roles: closure,
             vars,
             stage_apt,
             stage_pip,
             template: &self.template_digest,
             source: &self.source,
             ansible_core: self.ansible_core.as_deref(),
-            collections: self.collections.as_deref(),
         };
         sha256_hex(&serde_json::to_vec(&inputs).expect("run inputs serialize"))
     }

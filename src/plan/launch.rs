@@ -64,6 +64,7 @@ fn collections_of(roles: &[&Role]) -> Vec<String> {
     let mut all = BTreeSet::new();
     for role in roles {
         all.extend(role.refs.collections.iter().cloned());
+        all.extend(role.refs.collections_keyword.iter().cloned());
         if let Some((collection, _)) = crate::config::names::split_collection_role(&role.name) {
             all.insert(collection.to_string());
         }

@@ -121,6 +121,38 @@ pub(super) fn include_warnings(scope: &Scope<'_>, layers: &[Layer]) -> Vec<Strin
     warnings
 }
 
+/// Warnings about modules a role of the stack calls by a bare name that is not
+/// ansible.builtin's, with no `collections:` keyword: ansible-core's routing finds their
+/// collection (`postgresql_user` → community.postgresql), which parbake does not read, so it
+/// cannot list the collection or check it is vendored.
+pub(super) fn bare_module_warnings(scope: &Scope<'_>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for name in &scope.stack_all {
+        let Some(role) = scope.project.roles.get(name) else {
+            continue;
+        };
+        let refs = &role.refs;
+        if refs.bare_collection_modules.is_empty() || !refs.collections_keyword.is_empty() {
+            continue;
+        }
+        let first = refs
+            .bare_collection_modules
+            .iter()
+            .next()
+            .expect("not empty");
+        let at = refs.at(first).unwrap_or(&role.name);
+        warnings.push(format!(
+            "{at}: role `{name}` calls {} by a bare name that is not ansible.builtin's; ansible-core's routing picks its collection, which plan does not list or check: write each as `namespace.collection.module`, or list the collection in the role's `collections:`",
+            refs.bare_collection_modules
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    warnings
+}
+
 /// Warnings about a bake-time var that names a launch-only var (`vars: {dsn: "{{ db_password
 /// }}"}` beside `launch_vars: {db_password: !secret ...}`): in a layer that runs roles at bake,
 /// a role reading it templates a var that exists only at launch.

@@ -422,6 +422,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
     let launch = launch_roles(&scope, layers.last().expect("the base layer"))?;
     let mut warnings = include_warnings(&scope, &layers);
     warnings.extend(layers::launch_var_warnings(&scope, &layers));
+    warnings.extend(layers::bare_module_warnings(&scope));
     let (stack, image) = (scope.stack, scope.image);
     Ok(Plan {
         parbake_version: PARBAKE_VERSION.to_string(),

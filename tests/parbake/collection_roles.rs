@@ -27,7 +27,9 @@ fn sh(cmd: &mut Command) -> String {
 
 /// `acme.kit` 1.0.0, built by the real `ansible-galaxy collection build` into `dir`: role
 /// `web` (a default, a task that notifies its handler, `dependencies: [acme.kit.base]`) and
-/// role `base`. Each writes a marker file under `out_dir`. Returns the tarball.
+/// role `base`, each writing a marker file under `out_dir`; and role `assets`, which installs
+/// `libjs-jquery` with apt's default Recommends (`javascript-common`), notifies its handler
+/// and says `min_ansible_version`. Returns the tarball.
 pub(crate) fn built_kit(dir: &Path) -> PathBuf {
     let src = dir.join("acme-kit");
     let w = |rel: &str, text: &str| {
@@ -62,6 +64,20 @@ pub(crate) fn built_kit(dir: &Path) -> PathBuf {
         "- name: base writes its mark\n  ansible.builtin.copy:\n    content: base\n    dest: \"{{ out_dir }}/base\"\n    mode: \"0644\"\n",
     );
     w("roles/base/meta/main.yml", "dependencies: []\n");
+    // in the style of the public roles a team vendors: apt's default Recommends, its own
+    // handler, a minimum ansible-core, facts in a condition
+    w(
+        "roles/assets/tasks/main.yml",
+        "- name: Install jQuery for the site\n  ansible.builtin.apt:\n    name: libjs-jquery\n    update_cache: true\n    cache_valid_time: 3600\n  when: ansible_facts.os_family == 'Debian'\n  notify: assets installed\n",
+    );
+    w(
+        "roles/assets/handlers/main.yml",
+        "- name: assets installed\n  ansible.builtin.copy:\n    content: jquery\n    dest: /etc/acme-assets\n    mode: \"0644\"\n",
+    );
+    w(
+        "roles/assets/meta/main.yml",
+        "galaxy_info:\n  author: test\n  min_ansible_version: \"2.14\"\ndependencies: []\n",
+    );
     sh(Command::new(repo().join(".venv/bin/ansible-galaxy"))
         .args(["collection", "build", "--output-path"])
         .arg(dir)
@@ -308,7 +324,7 @@ fn a_collection_without_that_role_lists_its_roles() {
     assert!(
         err.contains("images/stacks/s.yml:2:")
             && err.contains("collection `acme.kit` 1.0.0 has no role `db`")
-            && err.contains("roles of `acme.kit`: acme.kit.base, acme.kit.web"),
+            && err.contains("roles of `acme.kit`: acme.kit.assets, acme.kit.base, acme.kit.web"),
         "{err}"
     );
 }

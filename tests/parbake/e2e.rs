@@ -731,6 +731,16 @@ fn team_repo_bakes_all_twice_at_once(tier: &Tier) -> crate::team_repo::Team {
         .find(|r| r["name"] == REAL_ROLE)
         .unwrap_or_else(|| panic!("{plan}"));
     assert_eq!(sops["offline_reason"], "offline: packages staged", "{sops}");
+    let frontend = plan["launch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "frontend");
+    assert_eq!(
+        frontend.map(|r| r["offline_reason"].clone()),
+        Some("offline: packages staged".into()),
+        "{plan}"
+    );
     let all = |out: &Path| {
         let mut c = team
             .parbake(&[
@@ -842,10 +852,23 @@ fn team_repo_bakes_all_twice_at_once(tier: &Tier) -> crate::team_repo::Team {
     };
     assert_eq!(
         ok("roles"),
-        ["webserver", "acme.motd", REAL_ROLE],
+        ["webserver", "acme.motd", REAL_ROLE, "frontend"],
         "{launch}"
     );
-    assert_eq!(ok("checks").len(), 2, "{launch}");
+    assert_eq!(ok("checks").len(), 4, "{launch}");
+    let took = |name: &str| {
+        launch["status"]["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["duration_s"].clone())
+    };
+    eprintln!(
+        "e2e: offline, {REAL_ROLE} took {:?} s and frontend (acme.kit.assets, Recommends) {:?} s",
+        took(REAL_ROLE),
+        took("frontend")
+    );
     team
 }
 
@@ -855,9 +878,11 @@ fn team_repo_bakes_all_twice_at_once(tier: &Tier) -> crate::team_repo::Team {
 /// needs nothing else from the network (zabbix_agent refreshes the lists on every run).
 const REAL_ROLE: &str = "community.sops._install_age";
 
-/// Vendors Debian's community.sops beside the team's ansible.posix, and adds its role to the
-/// web stack with its staging declared in the stack file only, and a check for what it
-/// installs. The native launch runs with no network (`--private-network`).
+/// Vendors Debian's community.sops and the fixture collection acme.kit beside the team's
+/// ansible.posix, and adds to the web stack community.sops's role and the team's `frontend`
+/// (a wrapper including acme.kit.assets, which installs with apt's default Recommends), with
+/// their staging declared in the stack file only, one package each, and checks for what they
+/// install. The native launch runs with no network (`--private-network`).
 fn with_a_real_collection_role_staged_by_the_stack(team: &crate::team_repo::Team) {
     let debian =
         repo().join(".tools/ansible-collections/usr/lib/python3/dist-packages/ansible_collections");
@@ -865,29 +890,46 @@ fn with_a_real_collection_role_staged_by_the_stack(team: &crate::team_repo::Team
         &debian.join("community/sops"),
         &team.root.join("collections/src/community.sops"),
     );
+    crate::collection_roles::built_kit(&team.root.join("collections/src"));
     std::fs::write(
         team.root.join("collections/requirements.yml"),
-        "---\ncollections:\n  - name: ./collections/src/ansible.posix\n    type: dir\n  - name: ./collections/src/community.sops\n    type: dir\n",
+        "---\ncollections:\n  - name: ./collections/src/ansible.posix\n    type: dir\n  - name: ./collections/src/community.sops\n    type: dir\n  - name: ./collections/src/acme-kit-1.0.0.tar.gz\n    type: file\n",
+    )
+    .unwrap();
+    // the team's own wrapper around the fixture collection's `assets` (apt, Recommends on)
+    let frontend = team.root.join("roles/frontend");
+    std::fs::create_dir_all(frontend.join("tasks")).unwrap();
+    std::fs::write(
+        frontend.join("tasks/main.yml"),
+        "- name: Site assets\n  ansible.builtin.include_role:\n    name: acme.kit.assets\n",
     )
     .unwrap();
     let path = team.root.join("images/stacks/web.yml");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut stack: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    stack["roles"]
-        .as_sequence_mut()
-        .unwrap()
-        .push(REAL_ROLE.into());
-    stack["staging"] = serde_yaml::from_str(&format!("{REAL_ROLE}: {{apt: [age]}}")).unwrap();
+    let roles = stack["roles"].as_sequence_mut().unwrap();
+    roles.push(REAL_ROLE.into());
+    roles.push("frontend".into());
+    // one package each, as the roles name them; staging takes libjs-jquery's Recommends
+    // (javascript-common) because acme.kit.assets installs with apt's default
+    stack["staging"] = serde_yaml::from_str(&format!(
+        "{REAL_ROLE}: {{apt: [age]}}\nacme.kit.assets: {{apt: [libjs-jquery]}}"
+    ))
+    .unwrap();
     // Debian 12's community.sops 1.6.2 templates `run_once` to `omit` unless this is true,
     // which ansible-core 2.19 (Debian 13's) refuses; true delegates to the instance itself
     if !stack["vars"].is_mapping() {
         stack["vars"] = serde_yaml::Value::Mapping(Default::default());
     }
     stack["vars"]["sops_install_on_localhost"] = true.into();
-    stack["checks"]
-        .as_sequence_mut()
-        .unwrap()
-        .push(serde_yaml::from_str("command: [/usr/bin/age, --version]").unwrap());
+    stack["checks"].as_sequence_mut().unwrap().extend(
+        [
+            "command: [/usr/bin/age, --version]",
+            "file: /etc/apache2/conf-available/javascript-common.conf",
+            "file: /etc/acme-assets\ncontains: jquery",
+        ]
+        .map(|c| serde_yaml::from_str::<serde_yaml::Value>(c).unwrap()),
+    );
     std::fs::write(&path, serde_yaml::to_string(&stack).unwrap()).unwrap();
 }
 

@@ -797,3 +797,82 @@ fn plan_notes_stack_vars_no_role_of_the_stack_reads() {
         plan.notes
     );
 }
+
+/// The fixture collection's `assets` (apt with its default Recommends) behind a team's
+/// wrapper: plan follows the include into the collection, names the file and line, and once
+/// the stack file stages the one package the base layer downloads it with its Recommends
+/// (the team step of the e2e tier launches this offline).
+#[test]
+fn a_wrapped_collection_role_stages_with_recommends_from_the_stack_file() {
+    let f = crate::collection_roles::kit_project();
+    f.role("base", &[]);
+    role(
+        &f,
+        "frontend",
+        "- ansible.builtin.include_role: {name: acme.kit.assets}\n",
+        "",
+    );
+    f.image("img", &["base"], &[])
+        .stack("s", "img", &["frontend"]);
+    let verdict = || {
+        let plan = f.plan("s", &[]);
+        let r = plan
+            .launch
+            .iter()
+            .find(|r| r.name == "frontend")
+            .unwrap()
+            .clone();
+        (r.offline_reason, plan.layers[0].clone())
+    };
+    let (reason, _) = verdict();
+    assert_eq!(
+        reason,
+        "needs the network: installs packages (vendor/collections/ansible_collections/acme/kit/roles/assets/tasks/main.yml:2) and stages none (in acme.kit.assets, which it includes)"
+    );
+    f.append(
+        "images/stacks/s.yml",
+        "staging:\n  acme.kit.assets: {apt: [libjs-jquery]}\n",
+    );
+    let (reason, base) = verdict();
+    assert_eq!(reason, "offline: packages staged");
+    assert_eq!(base.stage_apt["acme.kit.assets"], ["libjs-jquery"]);
+    assert!(
+        !base
+            .stage_apt_without_recommends
+            .contains("acme.kit.assets"),
+        "apt installs its Recommends, so staging takes them: {:?}",
+        base.stage_apt_without_recommends
+    );
+}
+
+/// A module called by a bare name that is not ansible.builtin's (geerlingguy.postgresql's
+/// `postgresql_user`) comes from a collection ansible-core's routing picks: plan warns at the
+/// task, since it cannot list or check that collection. With the role's `collections:`
+/// keyword, the collection is listed and there is nothing to warn about.
+#[test]
+fn bare_collection_module_names_are_warned_about_unless_a_keyword_names_the_collection() {
+    let f = Fixture::bare();
+    f.role("base", &[]);
+    role(
+        &f,
+        "db",
+        "- name: user\n  postgresql_user: {name: app}\n- locale_gen: {name: C.UTF-8}\n",
+        "",
+    );
+    f.image("img", &["base"], &[]).stack("s", "img", &["db"]);
+    let plan = f.plan("s", &[]);
+    assert_eq!(
+        plan.warnings,
+        ["roles/db/tasks/main.yml:3: role `db` calls `locale_gen`, `postgresql_user` by a bare name that is not ansible.builtin's; ansible-core's routing picks its collection, which plan does not list or check: write each as `namespace.collection.module`, or list the collection in the role's `collections:`"]
+    );
+    f.write(
+        "roles/db/meta/main.yml",
+        "dependencies: []\ncollections: [community.postgresql, community.general]\n",
+    );
+    let plan = f.plan("s", &[]);
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    assert_eq!(
+        plan.launch[0].collections,
+        ["community.general", "community.postgresql"]
+    );
+}

@@ -186,3 +186,43 @@ fn a_role_a_promoted_role_includes_by_name_counts_as_run() {
     append(&f, "roles/late/tasks/main.yml", "\n");
     assert_eq!(before, run(&f), "a role only run at launch is not");
 }
+
+/// A vendored collection counts in a layer's run hash only when a role the layer runs uses it;
+/// every image carries it, so the payload hash changes with it everywhere. Bumping acme.kit,
+/// which only the stack layer's role comes from, refreshes the base layer and rebakes the
+/// stack layer.
+#[test]
+fn a_collection_counts_in_the_run_hash_of_the_layers_whose_roles_use_it() {
+    let f = crate::collection_roles::kit_project();
+    f.role("base", &[]);
+    f.image("img", &["base"], &[])
+        .stack("s", "img", &["acme.kit.web"]);
+    let before = f.plan("s", &["acme.kit.web"]);
+    let src = f.root().join("sources/acme-kit");
+    std::fs::write(
+        src.join("roles/web/defaults/main.yml"),
+        "web_greeting: bumped\n",
+    )
+    .unwrap();
+    let built = std::process::Command::new(crate::util::repo().join(".venv/bin/ansible-galaxy"))
+        .args(["collection", "build", "--force", "--output-path"])
+        .arg(f.root().join("sources"))
+        .arg(&src)
+        .env("ANSIBLE_HOME", f.root().join("sources/.ansible-home"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let r = f.run(&["vendor", "--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after = f.plan("s", &["acme.kit.web"]);
+    let (b, a) = (&before.layers, &after.layers);
+    assert_eq!(a[0].run_hash, b[0].run_hash, "base runs no collection role");
+    assert_ne!(
+        a[0].payload_hash, b[0].payload_hash,
+        "every image carries it"
+    );
+    assert_ne!(
+        a[1].run_hash, b[1].run_hash,
+        "the stack layer runs acme.kit.web"
+    );
+}
