@@ -166,6 +166,27 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// The error as a JSON document, for `--json` runs that fail before printing their result:
+/// `{"error": {"message", "exit_code", "hints", "report", and "file", "line", "column",
+/// "field" when the error has a place}}`. `report` is the text stderr shows.
+pub fn json_document(e: &Error) -> serde_json::Value {
+    let mut doc = serde_json::json!({
+        "message": e.to_string(),
+        "exit_code": e.exit_code(),
+        "hints": e.hints(),
+        "report": Report(e).to_string(),
+    });
+    if let Error::Config(c) = e {
+        if let Some(l) = c.located() {
+            doc["file"] = l.file.clone().into();
+            doc["line"] = l.line.into();
+            doc["column"] = l.column.into();
+            doc["field"] = l.field.clone().into();
+        }
+    }
+    serde_json::json!({ "error": doc })
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A program that did not run or failed; a file it wrote that cannot be read back is an

@@ -55,10 +55,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let json = cli.printer().json();
     match cli::run(cli) {
         Ok(()) => ExitCode::from(error::exit::OK),
         Err(e) => {
             printer::stderr::text(error::Report(&e).to_string());
+            if json && !printer::stdout_used() {
+                printer::json_error(&e);
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -4,6 +4,7 @@
 //! goes out through [`stderr`].
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -18,6 +19,23 @@ pub enum Format {
     #[default]
     Text,
     Json,
+}
+
+/// Set once anything went to stdout: a failed `--json` run then prints its error document
+/// only when it printed nothing else, so stdout stays one JSON document.
+static STDOUT_USED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process wrote its result (or part of it) to stdout.
+pub fn stdout_used() -> bool {
+    STDOUT_USED.load(Ordering::SeqCst)
+}
+
+/// The error document of a failed `--json` run on stdout ([`crate::error::json_document`]).
+pub fn json_error(e: &Error) {
+    let _ = print_json(
+        &mut std::io::stdout().lock(),
+        &crate::error::json_document(e),
+    );
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +110,7 @@ impl Printer {
 
 /// A reader that stopped early (`| head`) is not an error.
 fn write_out(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
+    STDOUT_USED.store(true, Ordering::SeqCst);
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::io("write", "stdout", e)),
@@ -101,6 +120,7 @@ fn write_out(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
 
 /// Pretty JSON and a newline.
 fn print_json(out: &mut impl Write, value: &impl Serialize) -> Result<()> {
+    STDOUT_USED.store(true, Ordering::SeqCst);
     match serde_json::to_writer_pretty(&mut *out, value) {
         Err(e) if e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe) => return Ok(()),
         Err(e) => return Err(Error::Internal(e.to_string())),

@@ -121,3 +121,43 @@ fn quiet_silences_notes() {
     assert_eq!(r.code, 0);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
 }
+
+/// A `--json` run that fails before printing its result prints the error as one JSON document
+/// on stdout (a pipeline parses stdout), with its place when it has one; the text report still
+/// goes to stderr, and without `--json` stdout stays empty.
+#[test]
+fn a_failed_json_run_prints_its_error_as_json() {
+    let f = Fixture::bare();
+    f.role("base", &[]).image("img", &["base"], &[]);
+    f.write(
+        "images/stacks/s.yml",
+        "image: img\nroles: [base]\nnosuch: 1\n",
+    );
+    let r = f.run(&["plan", "s", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let e = &doc["error"];
+    assert_eq!(
+        (&e["file"], &e["line"], &e["exit_code"]),
+        (&"images/stacks/s.yml".into(), &3.into(), &1.into()),
+        "{doc}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `nosuch`"),
+        "{doc}"
+    );
+    assert!(!e["hints"].as_array().unwrap().is_empty(), "{doc}");
+    assert!(
+        r.stderr.contains("error: images/stacks/s.yml:3:1"),
+        "{}",
+        r.stderr
+    );
+    f.write("images/stacks/s.yml", "image: img\nroles: [base]\n");
+    let r = f.run(&["plan", "nosuch", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["error"]["message"], "unknown stack `nosuch`", "{doc}");
+    assert!(f.run(&["plan", "nosuch"]).stdout.is_empty());
+}

@@ -28,7 +28,8 @@ fn sh(cmd: &mut Command) -> String {
 /// `acme.kit` 1.0.0, built by the real `ansible-galaxy collection build` into `dir`: role
 /// `web` (a default, a task that notifies its handler, `dependencies: [acme.kit.base]`) and
 /// role `base`, each writing a marker file under `out_dir`; and role `assets`, which installs
-/// `libjs-jquery` with apt's default Recommends (`javascript-common`), notifies its handler
+/// `libjs-jquery` (with apt's default Recommends, `javascript-common`) and `tzdata` (whose
+/// postinst replaces /etc/localtime), notifies its handler
 /// and says `min_ansible_version`. Returns the tarball.
 pub(crate) fn built_kit(dir: &Path) -> PathBuf {
     let src = dir.join("acme-kit");
@@ -68,7 +69,7 @@ pub(crate) fn built_kit(dir: &Path) -> PathBuf {
     // handler, a minimum ansible-core, facts in a condition
     w(
         "roles/assets/tasks/main.yml",
-        "- name: Install jQuery for the site\n  ansible.builtin.apt:\n    name: libjs-jquery\n    update_cache: true\n    cache_valid_time: 3600\n  when: ansible_facts.os_family == 'Debian'\n  notify: assets installed\n",
+        "- name: Install jQuery and time zones for the site\n  ansible.builtin.apt:\n    name: [libjs-jquery, tzdata]\n    update_cache: true\n    cache_valid_time: 3600\n  when: ansible_facts.os_family == 'Debian'\n  notify: assets installed\n",
     );
     w(
         "roles/assets/handlers/main.yml",

@@ -855,7 +855,7 @@ fn team_repo_bakes_all_twice_at_once(tier: &Tier) -> crate::team_repo::Team {
         ["webserver", "acme.motd", REAL_ROLE, "frontend"],
         "{launch}"
     );
-    assert_eq!(ok("checks").len(), 4, "{launch}");
+    assert_eq!(ok("checks").len(), 5, "{launch}");
     let took = |name: &str| {
         launch["status"]["roles"]
             .as_array()
@@ -913,7 +913,7 @@ fn with_a_real_collection_role_staged_by_the_stack(team: &crate::team_repo::Team
     // one package each, as the roles name them; staging takes libjs-jquery's Recommends
     // (javascript-common) because acme.kit.assets installs with apt's default
     stack["staging"] = serde_yaml::from_str(&format!(
-        "{REAL_ROLE}: {{apt: [age]}}\nacme.kit.assets: {{apt: [libjs-jquery]}}"
+        "{REAL_ROLE}: {{apt: [age]}}\nacme.kit.assets: {{apt: [libjs-jquery, tzdata]}}"
     ))
     .unwrap();
     // Debian 12's community.sops 1.6.2 templates `run_once` to `omit` unless this is true,
@@ -926,6 +926,7 @@ fn with_a_real_collection_role_staged_by_the_stack(team: &crate::team_repo::Team
         [
             "command: [/usr/bin/age, --version]",
             "file: /etc/apache2/conf-available/javascript-common.conf",
+            "command: [/usr/bin/test, -L, /etc/localtime]",
             "file: /etc/acme-assets\ncontains: jquery",
         ]
         .map(|c| serde_yaml::from_str::<serde_yaml::Value>(c).unwrap()),

@@ -831,11 +831,14 @@ fn a_wrapped_collection_role_stages_with_recommends_from_the_stack_file() {
     );
     f.append(
         "images/stacks/s.yml",
-        "staging:\n  acme.kit.assets: {apt: [libjs-jquery]}\n",
+        "staging:\n  acme.kit.assets: {apt: [libjs-jquery, tzdata]}\n",
     );
     let (reason, base) = verdict();
     assert_eq!(reason, "offline: packages staged");
-    assert_eq!(base.stage_apt["acme.kit.assets"], ["libjs-jquery"]);
+    assert_eq!(
+        base.stage_apt["acme.kit.assets"],
+        ["libjs-jquery", "tzdata"]
+    );
     assert!(
         !base
             .stage_apt_without_recommends

@@ -9,17 +9,6 @@ use crate::targets::launch::{LaunchOptions, LaunchReport};
 use super::container;
 use super::launch::{boot_qemu, Boot};
 
-pub fn launch_qemu(
-    project: &Project,
-    req: &PlanRequest,
-    opts: &LaunchOptions,
-) -> Result<LaunchReport> {
-    match launch_qemu_outcome(project, req, opts)? {
-        (report, None) => Ok(report),
-        (_, Some(failed)) => Err(failed),
-    }
-}
-
 /// A launch that booted and reported: the report, and when the runner reported a failure the
 /// error for it (the role or check, the log tail, where the console log is). An error before
 /// the runner reported (no baked layer, qemu would not start, the timeout) is the `Err`.

@@ -400,6 +400,9 @@ fn start(n: &mut Native) -> Result<()> {
         "--register=no".into(),
         "--keep-unit".into(),
         "--console=read-only".into(),
+        // the image's own /etc/localtime, as on a VM: nspawn's default binds the host's over
+        // it, and tzdata's postinst then cannot replace it ("Device or resource busy")
+        "--timezone=off".into(),
         "-q".into(),
         "-D".into(),
         n.root.clone().into(),

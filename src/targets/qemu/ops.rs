@@ -19,7 +19,7 @@ use crate::targets::interface::{
 use crate::targets::launch::{launch_summary, LaunchOptions};
 
 use super::bake::QemuBaker;
-use super::boot::{boot_local, launch_qemu};
+use super::boot::{boot_local, launch_qemu_outcome};
 use super::launch::Boot;
 use super::{publish, store_images, text, verify};
 
@@ -136,20 +136,27 @@ impl Backend for Local {
             verbose: printer.verbose,
             container: launch.container,
         };
-        let report = if launch.published {
+        let (report, failed) = if launch.published {
             let (boot, version) = Boot::published(project, &req.stack)?;
             printer.note(format!(
                 "launching published version {version} of {}",
                 req.stack
             ));
-            match boot_local(project, &boot, &opts)? {
-                (report, None) => report,
-                (_, Some(failed)) => return Err(failed),
-            }
+            boot_local(project, &boot, &opts)?
         } else {
-            launch_qemu(project, req, &opts)?
+            launch_qemu_outcome(project, req, &opts)?
         };
-        Ok(shown(report, launch_summary))
+        let report = shown(report, launch_summary);
+        match failed {
+            None => Ok(report),
+            Some(failed) => {
+                // a pipeline reading --json gets the instance's status of the failed launch
+                if printer.json() {
+                    report.print(printer)?;
+                }
+                Err(failed)
+            }
+        }
     }
 
     fn verify(

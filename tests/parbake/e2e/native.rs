@@ -310,7 +310,7 @@ fn only_entry(dir: &Path, prefix: &str) -> PathBuf {
 /// status.json show the role and the failed task, never the secret; the launch log on the
 /// instance (root only) holds Ansible's full output; no role output reaches the console.
 pub(super) fn failed_role_redacts_its_secret(tier: &Tier) {
-    let (code, _, err) = run_failing(
+    let (code, report, err) = run_failing(
         tier,
         &[
             "launch",
@@ -338,6 +338,10 @@ pub(super) fn failed_role_redacts_its_secret(tier: &Tier) {
         "{err}"
     );
     assert!(err.contains("/var/log/parbake/launch.log"), "{err}");
+    // --json: the failed launch's report on stdout, with the instance's status
+    assert_eq!(report["status"]["state"], "failed", "{report}");
+    assert_eq!(report["status"]["roles"][0]["name"], "leak", "{report}");
+    let stdout = report.to_string();
     // the secret: a file on the instance, made by its first boot
     let secret = c.exec(&["cat", "/etc/machine-id"]);
     assert_eq!(secret.len(), 32, "{secret}");
@@ -347,6 +351,7 @@ pub(super) fn failed_role_redacts_its_secret(tier: &Tier) {
     let console = std::fs::read_to_string(console).unwrap();
     for (what, text) in [
         ("stderr", err.as_str()),
+        ("stdout", &stdout),
         ("status.json", &status),
         ("the console", &console),
     ] {
