@@ -60,7 +60,9 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::from(error::exit::OK),
         Err(e) => {
             printer::stderr::text(error::Report(&e).to_string());
-            if json && !printer::stdout_used() {
+            // an interrupted run leaves stdout as empty as its outputs
+            let interrupted = e.exit_code() == error::exit::INTERRUPTED;
+            if json && !interrupted && !printer::stdout_used() {
                 printer::json_error(&e);
             }
             ExitCode::from(e.exit_code())

@@ -38,6 +38,10 @@ pub struct Role {
     /// Every identifier in its tasks, handlers, defaults, vars, templates and meta: the names
     /// it may read a var by (plan notes a stack var no role of the stack names).
     pub words: BTreeSet<String>,
+    /// `namespace.collection` of every dotted name of three parts or more in the same files
+    /// (`acme.tools.shout` in a template): the collections whose filters, lookups, tests or
+    /// modules it may use, for the run hash.
+    pub dotted_collections: BTreeSet<String>,
 }
 
 impl Role {
@@ -340,7 +344,7 @@ fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, 
         None => RoleMetaFile::default(),
     };
 
-    let words = words_of(&files);
+    let (words, dotted_collections) = words_of(&files);
     Ok(Role {
         name: name.to_string(),
         dir,
@@ -352,6 +356,7 @@ fn load_role(root: &Path, rel: &str, within: &Path, name: &str) -> Result<Role, 
         refs,
         min_ansible,
         words,
+        dotted_collections,
     })
 }
 
@@ -365,10 +370,12 @@ const READS_VARS: [&str; 6] = [
     "meta/",
 ];
 
-/// The identifiers (`[A-Za-z_][A-Za-z0-9_]*`) of the role's files that can name a var. Best
-/// effort, for a note: a file that cannot be read adds nothing (loading checked them all).
-fn words_of(files: &[RoleFile]) -> BTreeSet<String> {
-    let mut words = BTreeSet::new();
+/// The identifiers (`[A-Za-z_][A-Za-z0-9_]*`) of the role's files that can name a var, and
+/// the `namespace.collection` prefixes of their dotted names of three parts or more. Best
+/// effort, for a note and the run hash: a file that cannot be read adds nothing (loading
+/// checked them all).
+fn words_of(files: &[RoleFile]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut words, mut dotted) = (BTreeSet::new(), BTreeSet::new());
     for f in files
         .iter()
         .filter(|f| READS_VARS.iter().any(|d| f.rel.starts_with(d)))
@@ -377,12 +384,18 @@ fn words_of(files: &[RoleFile]) -> BTreeSet<String> {
             continue;
         };
         let text = String::from_utf8_lossy(&bytes);
-        let idents = text
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'));
-        words.extend(idents.map(str::to_string));
+        for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')) {
+            let parts: Vec<&str> = token.split('.').collect();
+            if parts.len() >= 3 && parts[..2].iter().all(|p| !p.is_empty()) {
+                dotted.insert(format!("{}.{}", parts[0], parts[1]));
+            }
+            let idents = parts
+                .into_iter()
+                .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'));
+            words.extend(idents.map(str::to_string));
+        }
     }
-    words
+    (words, dotted)
 }
 
 /// The collections of meta/main.yml's `collections:` keyword (its tasks' bare module names

@@ -66,7 +66,8 @@ pub(super) struct RunInputs<'a> {
 }
 
 /// The vendored collections the roles of a run closure use: those of their fully qualified
-/// modules, their `collections:` keywords and their own (a collection's role); all of them
+/// modules, their `collections:` keywords, any dotted name in their files (a filter or lookup
+/// like `acme.tools.shout`) and their own (a collection's role); all of them
 /// when one calls a bare non-builtin module name with no keyword (ansible-core's routing
 /// picks its collection, which plan does not read).
 pub(super) fn run_collections<'p>(
@@ -84,6 +85,7 @@ pub(super) fn run_collections<'p>(
     for role in roles() {
         used.extend(role.refs.collections.iter().map(String::as_str));
         used.extend(role.refs.collections_keyword.iter().map(String::as_str));
+        used.extend(role.dotted_collections.iter().map(String::as_str));
         if let Some((c, _)) = crate::config::names::split_collection_role(&role.name) {
             used.insert(c);
         }

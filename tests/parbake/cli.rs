@@ -8,7 +8,16 @@ fn refused(f: &Fixture, args: &[&str], needle: &str) {
     assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
     assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
     assert!(r.stderr.contains("hint: "), "{args:?}: {}", r.stderr);
-    assert!(r.stdout.is_empty());
+    // nothing on stdout but, with --json, the error as JSON
+    if args.contains(&"--json") || args.contains(&"json") {
+        let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert!(
+            doc["error"]["message"].as_str().unwrap().contains(needle) || r.stderr.contains(needle),
+            "{doc}"
+        );
+    } else {
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
 }
 
 /// Each flag of `launch` on each target: honoured (exercised by the e2e, moto and bench

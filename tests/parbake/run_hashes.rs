@@ -225,4 +225,13 @@ fn a_collection_counts_in_the_run_hash_of_the_layers_whose_roles_use_it() {
         a[1].run_hash, b[1].run_hash,
         "the stack layer runs acme.kit.web"
     );
+    // a filter or lookup by its dotted name is a use too
+    f.write(
+        "roles/base/templates/motd.j2",
+        "{{ 'hi' | acme.kit.shout }}\n",
+    );
+    let project = f.load();
+    assert!(project.roles["base"]
+        .dotted_collections
+        .contains("acme.kit"));
 }

@@ -592,9 +592,10 @@ fn a_project_with_only_collections_vendored_plans() {
     assert!(!f.root().join("vendor/roles").exists());
 }
 
-/// Planner table row for vendored collections: any role may call a collection's modules, so a
-/// changed collection changes every layer's run hash, and the payload hash; the roles'
-/// content does not move.
+/// Planner table row for vendored collections: a changed collection changes the run hash of
+/// the layers whose roles use it (here the stack layer's `app` calls acme.tools.ping_file;
+/// the base layer's roles use no collection) and every payload hash; the roles' content does
+/// not move.
 #[test]
 fn a_changed_vendored_collection_changes_every_run_hash_and_the_payload() {
     let v = vendored_stack();
@@ -616,8 +617,16 @@ fn a_changed_vendored_collection_changes_every_run_hash_and_the_payload() {
         before.layers[0].inputs["collections"], after.layers[0].inputs["collections"],
         "the collection was vendored again"
     );
+    let (b, a) = (&before.layers, &after.layers);
+    assert_eq!(
+        a[0].run_hash, b[0].run_hash,
+        "the base layer uses no collection"
+    );
+    assert_ne!(
+        a[1].run_hash, b[1].run_hash,
+        "app calls acme.tools.ping_file"
+    );
     for (a, b) in before.layers.iter().zip(&after.layers) {
-        assert_ne!(a.run_hash, b.run_hash, "{}", a.name);
         assert_ne!(a.payload_hash, b.payload_hash, "{}", a.name);
     }
     assert_eq!(before.installed, after.installed, "no role changed");
