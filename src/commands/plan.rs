@@ -259,11 +259,27 @@ fn launch_text(plan: &Plan) -> String {
         }
         let _ = writeln!(s, "  {:<12} {}", r.name, notes.join("; "));
     }
+    if let Some(hint) = staging_hint(plan) {
+        let _ = writeln!(s, "  {hint}");
+    }
     let _ = writeln!(s, "{}", launch_settings(plan));
     for c in &plan.checks {
         let _ = writeln!(s, "  check {} (within {}s)", c.name, c.timeout_s);
     }
     s
+}
+
+/// How to make the first launch role that installs unstaged packages run offline: the stack
+/// file's `staging:` for it.
+fn staging_hint(plan: &Plan) -> Option<String> {
+    let r = plan.launch.iter().find(|r| {
+        r.offline_verdict == crate::plan::Verdict::Network
+            && r.offline_reason.contains("stages none")
+    })?;
+    Some(format!(
+        "hint: to run {} with no network, name the packages it installs in images/stacks/{}.yml: `staging: {{{}: {{apt: [PACKAGE, ...]}}}}` (their Recommends follow its apt tasks)",
+        r.name, plan.stack, r.name
+    ))
 }
 
 /// `launch timeout 60m; facts: all; 2 checks after the roles:`, the launch's own settings.

@@ -690,6 +690,11 @@ fn real_debian_collection_roles_get_the_verdict_their_tasks_earn() {
         "{reason}"
     );
     assert!(staged.is_empty(), "{staged:?}");
+    let text = f.run(&["plan", "s"]).stdout;
+    assert!(
+        text.contains("hint: to run community.sops._install_age with no network, name the packages it installs in images/stacks/s.yml: `staging: {community.sops._install_age: {apt: [PACKAGE, ...]}}`"),
+        "{text}"
+    );
     f.append(
         "images/stacks/s.yml",
         &format!("staging:\n  {sops}: {{apt: [age]}}\n"),
