@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::config::{Located, Project, Vars};
 
 pub use hashing::sha256_hex;
-pub use launch::{launch_role, offline_verdict, Verdict};
+pub use launch::{launch_role, offline_verdict, Staged, Verdict};
 pub use order::{dependency_order, run_order, MAX_DEPENDENCY_DEPTH};
 
 use hashing::LayerHasher;

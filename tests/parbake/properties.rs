@@ -590,3 +590,162 @@ fn parbake_and_the_runner_agree_on_every_role_name() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// One task of the offline-verdict property: its module, arguments, and what it means for the
+/// network (installs packages, refreshes the lists every run, pip, downloads, or cannot be
+/// read).
+struct VerdictTask {
+    module: &'static str,
+    args: &'static str,
+    installs: bool,
+    refresh: bool,
+    pip: bool,
+    fetch: bool,
+    opaque: bool,
+}
+
+const fn vt(module: &'static str, args: &'static str, f: [bool; 5]) -> VerdictTask {
+    VerdictTask {
+        module,
+        args,
+        installs: f[0],
+        refresh: f[1],
+        pip: f[2],
+        fetch: f[3],
+        opaque: f[4],
+    }
+}
+
+const VERDICT_TASKS: &[VerdictTask] = &[
+    vt("debug", "{msg: hi}", [false; 5]),
+    vt("copy", "{content: x, dest: /x}", [false; 5]),
+    vt("user", "{name: x, shell: /bin/sh}", [false; 5]),
+    vt("apt", "{name: x}", [true, false, false, false, false]),
+    vt(
+        "apt",
+        "{name: x, update_cache: true}",
+        [true, true, false, false, false],
+    ),
+    vt(
+        "apt",
+        "{name: x, update_cache: true, cache_valid_time: 3600}",
+        [true, false, false, false, false],
+    ),
+    vt(
+        "apt",
+        "name=x update_cache=yes cache_valid_time=0",
+        [true, true, false, false, false],
+    ),
+    vt("package", "{name: x}", [true, false, false, false, false]),
+    vt("pip", "{name: [a==1]}", [false, false, true, false, false]),
+    vt(
+        "get_url",
+        "{url: 'https://x', dest: /x}",
+        [false, false, false, true, false],
+    ),
+    vt(
+        "uri",
+        "{url: 'https://x'}",
+        [false, false, false, true, false],
+    ),
+    vt("command", "hostname x", [false, false, false, false, true]),
+    vt("shell", "echo x", [false, false, false, false, true]),
+    vt(
+        "include_role",
+        "{name: \"{{ which }}\"}",
+        [false, false, false, false, true],
+    ),
+];
+
+/// A role's tasks from (task, prefix, nesting) choices, and the role.
+fn verdict_role(name: &str, tasks: &[(usize, usize, usize)]) -> parbake::config::Role {
+    let mut text = String::new();
+    for &(t, prefix, nest) in tasks {
+        let task = &VERDICT_TASKS[t];
+        let key = match prefix {
+            0 => task.module.to_string(),
+            1 => format!("ansible.builtin.{}", task.module),
+            _ => format!("ansible.legacy.{}", task.module),
+        };
+        text += &match nest {
+            0 => format!("- name: t\n  {key}: {}\n", task.args),
+            1 => format!("- block:\n    - {key}: {}\n", task.args),
+            _ => format!(
+                "- block: []\n  rescue:\n    - name: r\n      {key}: {}\n",
+                task.args
+            ),
+        };
+    }
+    let mut refs = parbake::config::role_refs::RoleRefs::default();
+    let file =
+        parbake::config::yaml::SourceFile::ansible(format!("roles/{name}/tasks/main.yml"), text);
+    parbake::config::role_refs::scan(&file, &mut refs).unwrap();
+    parbake::config::Role {
+        name: name.into(),
+        dir: std::path::PathBuf::from("/nonexistent"),
+        deps: vec![],
+        hash: String::new(),
+        meta: Default::default(),
+        files: vec![],
+        meta_file: None,
+        refs,
+        min_ansible: None,
+        words: Default::default(),
+        dotted_collections: Default::default(),
+    }
+}
+
+/// The offline verdict of a launch role and the role it includes, for any mix of tasks (in
+/// any prefix and nesting), staging and `offline: true`: never "offline" while a task reaches
+/// the network unstaged, never "offline" on plan's word while a task cannot be read, and the
+/// verdict agrees with what each task means.
+#[test]
+fn the_offline_verdict_agrees_with_every_task_it_reads() {
+    use parbake::plan::{offline_verdict, Staged, Verdict};
+    let task = (0..VERDICT_TASKS.len(), 0..3usize, 0..3usize);
+    let strategy = (
+        proptest::collection::vec(task.clone(), 0..5),
+        proptest::collection::vec(task, 0..5),
+        any::<[bool; 4]>(),
+    );
+    let n = cases("PARBAKE_PROPTEST_CASES", 256) * 2;
+    let mut counts = BTreeMap::new();
+    for (outer, inner, [apt, pip, declared_outer, declared_inner]) in generate(strategy, n, seed())
+    {
+        let roles = [verdict_role("outer", &outer), verdict_role("inner", &inner)];
+        let staged = [
+            Staged {
+                apt: if apt { vec!["x".into()] } else { vec![] },
+                pip: if pip { vec!["a==1".into()] } else { vec![] },
+                recommends: true,
+                declared_offline: declared_outer,
+            },
+            Staged {
+                declared_offline: declared_inner,
+                ..Staged::default()
+            },
+        ];
+        let (verdict, reason) = offline_verdict(&[&roles[0], &roles[1]], &staged);
+        let tasks = |i: usize| if i == 0 { &outer } else { &inner };
+        let any = |f: &dyn Fn(&VerdictTask) -> bool| {
+            (0..2).any(|i| tasks(i).iter().any(|&(t, _, _)| f(&VERDICT_TASKS[t])))
+        };
+        let network = any(&|t| t.refresh || t.fetch || (t.installs && !apt) || (t.pip && !pip));
+        let unread = (0..2).any(|i| {
+            !(declared_outer || (i == 1 && declared_inner))
+                && tasks(i).iter().any(|&(t, _, _)| VERDICT_TASKS[t].opaque)
+        });
+        let expected = match (network, unread) {
+            (true, _) => Verdict::Network,
+            (false, true) => Verdict::Unknown,
+            (false, false) => Verdict::Offline,
+        };
+        assert_eq!(
+            verdict, expected,
+            "{outer:?} {inner:?} apt={apt} pip={pip}: {reason}"
+        );
+        *counts.entry(format!("{verdict:?}")).or_insert(0) += 1;
+    }
+    eprintln!("offline verdicts over {n} cases: {counts:?}");
+    assert!(counts.len() == 3, "every verdict was reached: {counts:?}");
+}
