@@ -164,7 +164,7 @@ pub struct AwsSource {
 }
 
 /// `distribute:` in an image's aws source or a stack file (see `config::distribute`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Distribute {
     /// Copies of the AMI in other regions (CopyImage), each re-encrypted with its own key.
@@ -183,12 +183,12 @@ pub struct Distribute {
 }
 
 /// One item of `distribute.regions`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DistributeRegion {
     pub region: String,
     /// A customer-managed KMS key in that region the copy is encrypted with.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
 }
 

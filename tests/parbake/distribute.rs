@@ -233,3 +233,28 @@ fn distribute_is_not_in_the_layer_hash() {
     );
     assert_eq!(aws_hashes(&f), base);
 }
+
+/// `plan --target aws` shows where the launched AMI goes (snapshot of that section), and
+/// `--json` carries the block; the stack's `distribute` replaces the image's.
+#[test]
+fn plan_shows_the_distribution() {
+    let f = Fixture::example();
+    set_image(&f, GOOD);
+    let r = f.run(&["plan", "web", "--target", "aws"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let section: String = r
+        .stdout
+        .split("\n\n")
+        .find(|p| p.starts_with("distributes layer"))
+        .unwrap_or_else(|| panic!("no distribution in {}", r.stdout))
+        .to_string();
+    insta::assert_snapshot!(section);
+    set_stack(&f, "launch_vars: {}\ndistribute: {public: true}");
+    let r = f.run(&["plan", "web", "--target", "aws", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["distribute"]["public"], true);
+    assert_eq!(plan["distribute"]["regions"], serde_json::json!([]));
+    let qemu = f.run(&["plan", "web", "--target", "qemu", "--format", "json"]);
+    assert!(!qemu.stdout.contains("distribute"), "{}", qemu.stdout);
+}
