@@ -239,11 +239,15 @@ pub fn prune(
     for region in regions {
         out.extend(rt.block_on(prune_region(project, &scope, region, keep, dry_run))?);
     }
-    let gone: BTreeSet<String> = out
+    let mut gone: BTreeSet<String> = out
         .iter()
         .filter(|d| d.action != "keep")
         .map(|d| d.ami.clone())
         .collect();
+    let decided: BTreeSet<String> = out.iter().map(|d| d.ami.clone()).collect();
+    for region in regions {
+        gone.extend(rt.block_on(sources_gone(region, &decided))?);
+    }
     for region in regions {
         let copies = rt.block_on(prune_copies(project, &scope, region, &gone, dry_run))?;
         out.extend(copies);
@@ -278,6 +282,30 @@ async fn prune_copies(
             d.action = "removed".into();
         }
         out.push(d);
+    }
+    Ok(out)
+}
+
+/// The sources of the copies in `region` that this run did not decide on (their region was
+/// not pruned) and that no longer exist: their copies go as if their source went now.
+async fn sources_gone(region: &str, decided: &BTreeSet<String>) -> Result<Vec<String>> {
+    use super::distribute::{COPY_OF, COPY_SOURCE_REGION};
+    let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+    let mut out = Vec::new();
+    for copy in ec2.parbake_amis().await?.into_iter().filter(is_copy) {
+        let (Some(source), Some(from)) =
+            (copy.tags.get(COPY_OF), copy.tags.get(COPY_SOURCE_REGION))
+        else {
+            continue;
+        };
+        if decided.contains(source) {
+            continue;
+        }
+        let home = Ec2::connect(from, &Endpoint::from_env()).await;
+        let found = home.described_image(source).await?;
+        if found.is_none_or(|i| i.state().is_some_and(|s| s.as_str() == "deregistered")) {
+            out.push(source.clone());
+        }
     }
     Ok(out)
 }
