@@ -51,6 +51,11 @@ impl Progress {
     }
 
     /// A line that stays: "layer 1 debian12: cached".
+    /// Whether `-q` silences this progress's lines.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     pub fn line(&self, msg: &str) {
         if self.quiet {
             return;

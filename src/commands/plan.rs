@@ -136,6 +136,7 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize, template: &TemplateUse) -> Str
     s.push('\n');
     s.push_str(&promoted_text(plan));
     s.push_str(&launch_text(plan));
+    s.push_str(&distribute_text(plan));
     let _ = writeln!(s, "\n{}", ud.text());
     let _ = writeln!(
         s,
@@ -152,6 +153,48 @@ pub fn plan_table(plan: &Plan, ud: &UserDataSize, template: &TemplateUse) -> Str
     }
     for w in &plan.warnings {
         let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// Where the launched AMI goes after its bake (aws `distribute:`), when anywhere.
+fn distribute_text(plan: &Plan) -> String {
+    let mut s = String::new();
+    let Some(d) = &plan.distribute else {
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "\ndistributes layer {} after its bake:",
+        plan.top().index
+    );
+    for r in &d.regions {
+        let key = r
+            .kms_key_id
+            .as_deref()
+            .unwrap_or("the region's default EBS key");
+        let _ = writeln!(s, "  copy to {:<16} encrypted with {key}", r.region);
+    }
+    let list = |v: &[String]| match v.is_empty() {
+        true => "none".to_string(),
+        false => v.join(", "),
+    };
+    let _ = writeln!(
+        s,
+        "  launch permission: accounts {}; OUs {}",
+        list(&d.accounts),
+        list(&d.organizational_units)
+    );
+    let _ = writeln!(
+        s,
+        "  create-volume permission on its snapshots: accounts {}",
+        list(&d.accounts)
+    );
+    if d.public {
+        let _ = writeln!(
+            s,
+            "  public: every AWS account may launch it (public: true)"
+        );
     }
     s
 }

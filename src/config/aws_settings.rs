@@ -60,7 +60,7 @@ fn limits(kind: VolumeType) -> Limits {
 
 /// An error at `path`, or at the nearest enclosing key the file shows (a flow mapping such as
 /// `volume: {type: gp3}` has no line of its own per key).
-fn at(file: &SourceFile, path: &str, message: String, hint: &str) -> ConfigError {
+pub(super) fn at(file: &SourceFile, path: &str, message: String, hint: &str) -> ConfigError {
     let mut p = path;
     let (line, column) = loop {
         if let Some(found) = super::yaml::locate(&file.text, p, None) {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::model::{self, AwsSource, ImageFile, QemuSource, StackFile};
 use super::{
-    aws_settings, duration, health_checks, names, unknown_at, vars, ConfigError, Image, Role,
-    SourceFile, Stack, VendoredContent,
+    aws_settings, distribute, duration, health_checks, names, unknown_at, vars, ConfigError, Image,
+    Role, SourceFile, Stack, VendoredContent,
 };
 
 fn unknown_role(
@@ -95,6 +95,14 @@ pub(super) fn check_image(
     check_staging(&file, &def.staging, &installed, &format!("image `{name}`"))?;
     let vars = vars::check(&file, "vars", &def.vars, false)?;
     let launch_vars = vars::check(&file, "launch_vars", &def.launch_vars, true)?;
+    if let Some((a, d)) = def
+        .sources
+        .aws
+        .as_ref()
+        .and_then(|a| Some((a, a.distribute.as_ref()?)))
+    {
+        distribute::check(&file, "sources.aws.distribute", d, a, &[&launch_vars])?;
+    }
     Ok(Image {
         name,
         file,
@@ -161,6 +169,7 @@ pub(super) fn check_stack(
     let image_tags = image.def.sources.aws.as_ref().map(|a| a.tags.clone());
     aws_settings::check_stack_tags(&file, &def.tags, &image_tags.unwrap_or_default())?;
     aws_settings::check_deprecate_after(&file, "deprecate_after", def.deprecate_after.as_deref())?;
+    check_stack_distribute(&file, &def, image, &launch_vars)?;
     Ok(Stack {
         name,
         file,
@@ -171,6 +180,47 @@ pub(super) fn check_stack(
         launch_facts,
         checks,
     })
+}
+
+/// A stack's `distribute` (its own, or the image's it inherits): an aws image, and no public
+/// share with a secret among the launch vars (the image's and the stack's).
+fn check_stack_distribute(
+    file: &SourceFile,
+    def: &StackFile,
+    image: &Image,
+    launch_vars: &vars::Vars,
+) -> Result<(), ConfigError> {
+    let aws = image.def.sources.aws.as_ref();
+    let all = [&image.launch_vars, launch_vars];
+    match (&def.distribute, aws) {
+        (Some(_), None) => Err(file
+            .error_for("distribute", None, format!("`distribute` needs an aws source, and image `{}` has none", image.name))
+            .with_hint("distribution copies and shares AMIs: add `aws:` to the image's sources, or drop `distribute`")
+            .into()),
+        (Some(d), Some(a)) => distribute::check(file, "distribute", d, a, &all),
+        (None, Some(a)) if a.distribute.as_ref().is_some_and(|d| d.public) => {
+            inherited_public(file, &image.file.display, launch_vars)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The image's `public: true` reaches this stack: none of its own launch vars may be a secret.
+fn inherited_public(
+    file: &SourceFile,
+    image_file: &str,
+    launch_vars: &vars::Vars,
+) -> Result<(), ConfigError> {
+    let secret = launch_vars
+        .iter()
+        .find(|(_, v)| matches!(v, vars::VarValue::Secret(_)));
+    match secret {
+        Some((name, _)) => Err(file
+            .error_for(&format!("launch_vars.{name}"), None, format!("a secret launch var (`{name}`) on a stack whose AMIs are public (`public: true` in {image_file})"))
+            .with_hint("keep secrets off public stacks: give this stack its own `distribute:` without `public: true`, or drop the `!secret`")
+            .into()),
+        None => Ok(()),
+    }
 }
 
 /// Ansible's `gather_subset` names: `all`, `min` and its fact collectors' names (ansible-core

@@ -5,6 +5,7 @@ pub mod ansible_cfg;
 pub mod ansible_version;
 pub mod aws_settings;
 pub mod builtin_modules;
+pub mod distribute;
 pub mod duration;
 pub mod file_checks;
 pub mod group_vars;

@@ -161,6 +161,40 @@ pub struct AwsSource {
     /// EnableImageDeprecation). Not in the hash: changing it does not rebake.
     #[serde(default, skip_serializing)]
     pub deprecate_after: Option<String>,
+    /// Where each AMI of this image goes after its bake: copies in other regions (each with
+    /// its own KMS key), and the accounts and OUs it is shared with. Not in the hash: a cached
+    /// AMI is distributed on the next bake.
+    #[serde(default, skip_serializing)]
+    pub distribute: Option<Distribute>,
+}
+
+/// `distribute:` in an image's aws source or a stack file (see `config::distribute`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Distribute {
+    /// Copies of the AMI in other regions (CopyImage), each re-encrypted with its own key.
+    #[serde(default)]
+    pub regions: Vec<DistributeRegion>,
+    /// 12-digit account ids given launch permission on the AMI and create-volume permission
+    /// on its snapshots.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// AWS Organizations OU ARNs given launch permission on the AMI.
+    #[serde(default)]
+    pub organizational_units: Vec<String>,
+    /// Launch permission for everyone (`Group=all`): only when written out.
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// One item of `distribute.regions`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DistributeRegion {
+    pub region: String,
+    /// A customer-managed KMS key in that region the copy is encrypted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 /// `imds:` in an aws source.
@@ -239,6 +273,9 @@ pub struct StackFile {
     /// The stack's layer AMIs' `deprecate_after`, over the image's. Not in any layer hash.
     #[serde(default, skip_serializing)]
     pub deprecate_after: Option<String>,
+    /// The stack's layer AMIs' `distribute`, instead of the image's. Not in any layer hash.
+    #[serde(default, skip_serializing)]
+    pub distribute: Option<Distribute>,
 }
 
 /// `publish:` in a stack file.

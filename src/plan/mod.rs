@@ -392,6 +392,10 @@ pub struct Plan {
     /// stood in for it): the layer hashes are not the ones a bake will compute.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisional: Option<String>,
+    /// On aws, where the AMI the stack launches goes after its bake (`distribute:`, the
+    /// stack's or its image's). Not in any layer hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribute: Option<crate::config::model::Distribute>,
 }
 
 impl Plan {
@@ -447,6 +451,9 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             .source_identity
             .is_none()
             .then(|| provisional_sentence(req.target, image)),
+        distribute: (req.target == Target::Aws)
+            .then(|| crate::config::distribute::of(project, &image.name, Some(&stack.name)))
+            .flatten(),
     })
 }
 

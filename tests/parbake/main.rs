@@ -10,6 +10,7 @@ mod cli;
 mod collection_roles;
 mod contract;
 mod debian13;
+mod distribute;
 mod doctor;
 mod e2e;
 mod errors;

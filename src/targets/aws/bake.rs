@@ -47,6 +47,8 @@ pub struct AwsBaker {
     settle: bool,
     /// Whose AMIs are cache hits, and the project tag new AMIs carry.
     scope: Scope,
+    /// `-q`: a cache hit's distribution says nothing.
+    quiet: bool,
 }
 
 impl AwsBaker {
@@ -96,6 +98,7 @@ impl AwsBaker {
             owner: crate::config::names::owner_tag_value(std::env::var("USER").ok().as_deref()),
             settle: false,
             scope: Scope::of(project),
+            quiet: progress.is_quiet(),
         })
     }
 
@@ -605,6 +608,70 @@ impl AwsBaker {
     }
 }
 
+/// Distribution (issue 27): the AMI a stack launches (its top layer) goes where the stack's
+/// `distribute:` (or its image's) says, after its bake and on a cache hit.
+impl AwsBaker {
+    fn distribute(&self, plan: &Plan, layer: &Layer, ami: &str, progress: &Progress) -> Result<()> {
+        // the AMI the stack launches, even when that is its image's base layer
+        if layer.hash != plan.top().hash {
+            return Ok(());
+        }
+        let stack = Some(plan.stack.as_str());
+        let Some(d) = crate::config::distribute::of(&self.project, &plan.image, stack) else {
+            return Ok(());
+        };
+        let src = self.source(&plan.image)?;
+        let home = self.ec2(&src.region);
+        let targets: Vec<super::distribute::Target> = d
+            .regions
+            .iter()
+            .map(|r| super::distribute::Target {
+                ec2: self.ec2(&r.region),
+                kms_key_id: r.kms_key_id.clone(),
+            })
+            .collect();
+        let named_key = src.encrypt.as_ref().is_some_and(|e| e.kms_key_id.is_some());
+        let image = self.rt.block_on(home.image(ami))?;
+        let done = self.rt.block_on(super::distribute::distribute(
+            &home, &image, &d, &targets, named_key,
+        ))?;
+        for note in &done.notes {
+            progress.line(&format!("note: {note}"));
+        }
+        for (region, copy) in &done.made {
+            let client = self.ec2(region);
+            for step in [
+                self.settle_baked(plan, &client, copy),
+                self.deprecate(plan, layer, &client, copy),
+            ] {
+                if let Err(e) = step {
+                    progress.line(&format!("warning: {e}"));
+                }
+            }
+        }
+        let said: Vec<String> = done
+            .copies
+            .iter()
+            .map(|(r, a)| format!("{r} {a}"))
+            .collect();
+        if !said.is_empty()
+            || !d.accounts.is_empty()
+            || !d.organizational_units.is_empty()
+            || d.public
+        {
+            progress.line(&format!(
+                "{}: distributed {ami}: copies [{}], shared with {} account(s), {} OU(s){}",
+                layer_label(layer),
+                said.join(", "),
+                d.accounts.len(),
+                d.organizational_units.len(),
+                if d.public { ", everyone" } else { "" }
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What an AMI build starts from.
 enum On {
     /// A bake: the source AMI (None), or the parent's run layer AMI.
@@ -647,6 +714,7 @@ impl LayerBaker for AwsBaker {
         let found = self.rt.block_on(ec2.layer_amis(&self.scope, &layer.hash))?;
         if let Some(ami) = newest(&found).filter(|_| self.settle) {
             self.settle_cached(plan, layer, &ec2, ami)?;
+            self.distribute(plan, layer, &ami.id, &Progress::lines(self.quiet, false))?;
         }
         Ok(newest(&found).map(|ami| LayerResult {
             index: layer.index,
@@ -745,7 +813,9 @@ impl LayerBaker for AwsBaker {
         };
         let baked = self.packer(plan, layer, &on, &region, progress)?;
         let duration = round(started.elapsed().as_secs_f64());
-        Ok(self.record(plan, layer, &region, &on, baked, duration, progress))
+        let result = self.record(plan, layer, &region, &on, baked, duration, progress);
+        self.distribute(plan, layer, &result.image, progress)?;
+        Ok(result)
     }
 
     fn what(&self) -> String {

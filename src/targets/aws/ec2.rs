@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 pub struct Ec2 {
-    client: aws_sdk_ec2::Client,
+    pub(super) client: aws_sdk_ec2::Client,
     pub region: String,
 }
 
@@ -131,7 +131,7 @@ impl Ec2 {
 
     /// The one error for a failed EC2 call: the operation, the region, and the service's error
     /// code and message ([`sdk_error::describe`]: never the raw response), with a hint.
-    fn error<E>(&self, what: &str, e: SdkError<E>) -> Error
+    pub(super) fn error<E>(&self, what: &str, e: SdkError<E>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -200,7 +200,10 @@ impl Ec2 {
     }
 
     /// DescribeImages of one AMI id: None when it does not exist.
-    async fn described_image(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Image>> {
+    pub(super) async fn described_image(
+        &self,
+        id: &str,
+    ) -> Result<Option<aws_sdk_ec2::types::Image>> {
         let resp = self
             .client
             .describe_images()

@@ -52,6 +52,7 @@ pub fn regions(project: &Project) -> Vec<String> {
             r.extend(a.copy_to_regions.iter().cloned());
         }
     }
+    r.extend(crate::config::distribute::regions(project));
     r.into_iter().collect()
 }
 
@@ -59,8 +60,10 @@ pub fn gc(project: &Project, dry_run: bool) -> Result<Vec<Leftover>> {
     let rt = runtime(Threads::Current)?;
     let now = now_epoch();
     let mut out = Vec::new();
+    let scope = super::scope::Scope::of(project);
     for region in regions(project) {
         out.extend(rt.block_on(gc_region(&region, now, dry_run))?);
+        out.extend(rt.block_on(orphan_copies(&scope, &region, dry_run))?);
     }
     Ok(out)
 }
@@ -87,6 +90,61 @@ async fn gc_region(region: &str, now: u64, dry_run: bool) -> Result<Vec<Leftover
     }
     remove(&ec2, &mut out).await;
     Ok(out)
+}
+
+/// This project's `distribute:` copies in `region` whose source AMI is gone (deregistered
+/// by hand, or a prune cut short), or that failed: deregistered with their snapshots, unless a
+/// dry run. A protected copy is listed and left.
+async fn orphan_copies(
+    scope: &super::scope::Scope,
+    region: &str,
+    dry_run: bool,
+) -> Result<Vec<Leftover>> {
+    use super::distribute::{COPY_OF, COPY_SOURCE_REGION};
+    let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+    let mut out = Vec::new();
+    for copy in ec2.parbake_amis().await? {
+        let (Some(source), Some(from)) =
+            (copy.tags.get(COPY_OF), copy.tags.get(COPY_SOURCE_REGION))
+        else {
+            continue;
+        };
+        if !scope.holds(&copy) || !orphaned(&copy, source, from).await? {
+            continue;
+        }
+        let mut l = Found { region, now: 0 }.item("copy", &copy.id, "", "", "", 0);
+        l.state = copy.state.clone();
+        if copy.lifecycle.protected() {
+            l.note = Some("deregistration protection is on: left for its owner".into());
+        } else if !dry_run {
+            match remove_copy(&ec2, &copy.id).await {
+                Ok(()) => l.removed = true,
+                Err(e) => l.note = Some(format!("not removed yet ({e}); the next gc retries")),
+            }
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// A copy is orphaned when it failed, or its source no longer exists in its source region.
+async fn orphaned(copy: &super::ami::Ami, source: &str, from: &str) -> Result<bool> {
+    if copy.state == "failed" {
+        return Ok(true);
+    }
+    let home = Ec2::connect(from, &Endpoint::from_env()).await;
+    let found = home.described_image(source).await?;
+    Ok(found.is_none_or(|i| i.state().is_some_and(|s| s.as_str() == "deregistered")))
+}
+
+/// Deregisters a copy with its snapshots (then deletes any EC2 did not report on).
+async fn remove_copy(ec2: &Ec2, ami: &str) -> Result<()> {
+    let snapshots = ec2.snapshots_of(ami).await?;
+    let reported = ec2.deregister_with_snapshots(ami).await?;
+    for s in snapshots.iter().filter(|s| !reported.contains_key(*s)) {
+        ec2.delete_snapshot(s).await?;
+    }
+    Ok(())
 }
 
 /// Where and when leftovers are found: each one's region, and its age against `now`.

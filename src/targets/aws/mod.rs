@@ -5,8 +5,10 @@
 pub mod ami;
 pub mod bake;
 pub mod consistency;
+pub mod distribute;
 pub mod doctor;
 pub mod ec2;
+pub mod ec2_share;
 pub mod gc;
 pub mod images;
 pub mod launch;

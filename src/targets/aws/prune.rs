@@ -69,7 +69,11 @@ pub mod kind {
     pub const NO_PROJECT: &str = "no-project";
     /// The one reason to remove: beyond `--keep` and nothing above holds it.
     pub const BEYOND_KEEP: &str = "beyond-keep";
-    pub(super) const ORDER: [&str; 15] = [
+    /// A `distribute:` copy whose source AMI stays (or was not pruned in this run).
+    pub const SOURCE_KEPT: &str = "source-kept";
+    /// A `distribute:` copy whose source AMI goes: a copy follows its source.
+    pub const SOURCE_REMOVED: &str = "source-removed";
+    pub(super) const ORDER: [&str; 17] = [
         CURRENT,
         CURRENT_RUN,
         TEMPLATE_DEFAULT,
@@ -84,7 +88,9 @@ pub mod kind {
         PARENT,
         OTHER_PROJECT,
         NO_PROJECT,
+        SOURCE_KEPT,
         BEYOND_KEEP,
+        SOURCE_REMOVED,
     ];
 }
 
@@ -233,7 +239,144 @@ pub fn prune(
     for region in regions {
         out.extend(rt.block_on(prune_region(project, &scope, region, keep, dry_run))?);
     }
+    let mut gone: BTreeSet<String> = out
+        .iter()
+        .filter(|d| d.action != "keep")
+        .map(|d| d.ami.clone())
+        .collect();
+    let decided: BTreeSet<String> = out.iter().map(|d| d.ami.clone()).collect();
+    for region in regions {
+        gone.extend(rt.block_on(sources_gone(region, &decided))?);
+    }
+    for region in regions {
+        let copies = rt.block_on(prune_copies(project, &scope, region, &gone, dry_run))?;
+        out.extend(copies);
+    }
     Ok(out)
+}
+
+/// A region's `distribute:` copies of this project: each follows its source (removed with it,
+/// kept while it stays), unless something in the region uses it or it is protected.
+async fn prune_copies(
+    project: &crate::config::Project,
+    scope: &Scope,
+    region: &str,
+    gone: &BTreeSet<String>,
+    dry_run: bool,
+) -> Result<Vec<Decision>> {
+    let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+    let copies: Vec<Ami> = ec2
+        .parbake_amis()
+        .await?
+        .into_iter()
+        .filter(|a| a.state == "available" && scope.holds(a) && is_copy(a))
+        .collect();
+    let mut uses = in_use(project, &ec2, region, &copies).await?;
+    add_protected(&mut uses, &copies);
+    let mut out = Vec::new();
+    for a in &copies {
+        let (kept, reasons) = copy_verdict(a, gone, uses.remove(&a.id));
+        let mut d = decision(region, a, kept, reasons, ec2.snapshots_of(&a.id).await?);
+        if !kept && !dry_run {
+            remove(&ec2, &d).await?;
+            d.action = "removed".into();
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// The sources of the copies in `region` that this run did not decide on (their region was
+/// not pruned) and that no longer exist: their copies go as if their source went now.
+async fn sources_gone(region: &str, decided: &BTreeSet<String>) -> Result<Vec<String>> {
+    use super::distribute::{COPY_OF, COPY_SOURCE_REGION};
+    let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
+    let mut out = Vec::new();
+    for copy in ec2.parbake_amis().await?.into_iter().filter(is_copy) {
+        let (Some(source), Some(from)) =
+            (copy.tags.get(COPY_OF), copy.tags.get(COPY_SOURCE_REGION))
+        else {
+            continue;
+        };
+        if decided.contains(source) {
+            continue;
+        }
+        let home = Ec2::connect(from, &Endpoint::from_env()).await;
+        let found = home.described_image(source).await?;
+        if found.is_none_or(|i| i.state().is_some_and(|s| s.as_str() == "deregistered")) {
+            out.push(source.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A `distribute:` copy (tagged with the AMI it was copied from).
+fn is_copy(a: &Ami) -> bool {
+    a.tags.contains_key(super::distribute::COPY_OF)
+}
+
+/// Pure: a copy stays while its source stays or while it is used here; it goes with its source.
+fn copy_verdict(
+    a: &Ami,
+    gone: &BTreeSet<String>,
+    used: Option<Vec<Reason>>,
+) -> (bool, Vec<Reason>) {
+    let source = a
+        .tags
+        .get(super::distribute::COPY_OF)
+        .cloned()
+        .unwrap_or_default();
+    let from = a
+        .tags
+        .get(super::distribute::COPY_SOURCE_REGION)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(r) = used.filter(|r| !r.is_empty()) {
+        return (true, r);
+    }
+    if gone.contains(&source) {
+        let text =
+            format!("a copy of {source} ({from}), which prune removes: a copy follows its source");
+        return (
+            false,
+            vec![Reason {
+                kind: kind::SOURCE_REMOVED,
+                text,
+            }],
+        );
+    }
+    let text = format!("a copy of {source} ({from}), which stays");
+    (
+        true,
+        vec![Reason {
+            kind: kind::SOURCE_KEPT,
+            text,
+        }],
+    )
+}
+
+/// One decision as reported.
+fn decision(
+    region: &str,
+    a: &Ami,
+    kept: bool,
+    reasons: Vec<Reason>,
+    snapshots: Vec<String>,
+) -> Decision {
+    Decision {
+        region: region.to_string(),
+        ami: a.id.clone(),
+        name: a.name.clone(),
+        group: group(a),
+        action: if kept { "keep".into() } else { "remove".into() },
+        why: reasons
+            .iter()
+            .map(|r| r.text.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+        reasons,
+        snapshots,
+    }
 }
 
 /// What prune keeps beyond what is in use: the `--keep` newest of each group, and with
@@ -289,7 +432,7 @@ async fn prune_region(
         .parbake_amis()
         .await?
         .into_iter()
-        .filter(|a| a.state == "available")
+        .filter(|a| a.state == "available" && !is_copy(a))
         .collect();
     let ours: Vec<Ami> = amis.iter().filter(|a| scope.holds(a)).cloned().collect();
     let mut uses = in_use(project, &ec2, region, &ours).await?;

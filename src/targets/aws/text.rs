@@ -184,6 +184,15 @@ pub fn gc_text(left: &[Leftover]) -> String {
             (_, true) => "removed".to_string(),
             (_, false) => l.note.clone().unwrap_or_else(|| "would remove".to_string()),
         };
+        if l.kind == "copy" {
+            let why = "a distribute copy whose source is gone, or that failed";
+            let _ = writeln!(
+                out,
+                "{} copy {} {} ({why}): {action}",
+                l.region, l.id, l.state
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "{} {} {}{}{} (owner {}, run {}, expired {}s ago): {action}",

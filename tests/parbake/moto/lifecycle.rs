@@ -15,7 +15,7 @@ const NS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 
 /// A stand-in for EC2: every request's head and body is recorded; one whose body holds the
 /// `Action=` of an entry in `answers` gets that XML body (HTTP 200); anything else a 400.
-fn stand_in(answers: Vec<(&'static str, String)>) -> (String, Arc<Mutex<Vec<String>>>) {
+pub(super) fn stand_in(answers: Vec<(&'static str, String)>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -56,11 +56,11 @@ fn stand_in(answers: Vec<(&'static str, String)>) -> (String, Arc<Mutex<Vec<Stri
 }
 
 /// `<{action}Response>` with EC2's namespace and a request id around `inner`.
-fn answer(action: &str, inner: &str) -> String {
+pub(super) fn answer(action: &str, inner: &str) -> String {
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response xmlns=\"{NS}\"><requestId>59dbff89-35bd-4eac-99ed-be587EXAMPLE</requestId>{inner}</{action}Response>")
 }
 
-fn connect(url: &str) -> Ec2 {
+pub(super) fn connect(url: &str) -> Ec2 {
     let endpoint = Endpoint {
         url: Some(url.to_string()),
         static_credentials: Some(("testing".into(), "testing".into())),
@@ -69,7 +69,7 @@ fn connect(url: &str) -> Ec2 {
 }
 
 /// The one recorded request, as its query parameters.
-fn params(seen: &Arc<Mutex<Vec<String>>>) -> Vec<Vec<(String, String)>> {
+pub(super) fn params(seen: &Arc<Mutex<Vec<String>>>) -> Vec<Vec<(String, String)>> {
     seen.lock()
         .unwrap()
         .iter()
@@ -82,7 +82,7 @@ fn params(seen: &Arc<Mutex<Vec<String>>>) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
-fn has(req: &[(String, String)], key: &str, value: &str) -> bool {
+pub(super) fn has(req: &[(String, String)], key: &str, value: &str) -> bool {
     req.iter().any(|(k, v)| k == key && v == value)
 }
 
