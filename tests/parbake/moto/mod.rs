@@ -4,6 +4,7 @@
 
 mod bake;
 mod bake_all;
+mod emit;
 mod errors;
 mod gc;
 mod iam_policy;
