@@ -55,7 +55,7 @@ pub struct BakeArgs {
     pub emit: Option<crate::emit::Engine>,
     /// Bake exactly this planned layer of `bake --all`'s plan (its full hash, or 12 or more of
     /// its first digits) once its parent is baked; the job an emitted pipeline runs.
-    #[arg(long, value_name = "HASH", conflicts_with_all = ["all", "promote"])]
+    #[arg(long, value_name = "HASH", conflicts_with_all = ["all", "promote", "force"])]
     pub layer: Option<String>,
 }
 

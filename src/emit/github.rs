@@ -236,25 +236,52 @@ mod tests {
         // 300 bases with 2 stack layers each: level 1 has 300 layers, level 2 has 600
         let dag = wide(300, 2);
         let j = jobs(&render(&dag));
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        assert_eq!(j.len(), 2 + 3, "300 in 2 shards, 600 in 3");
+        every_layer_once_with_its_parent(&dag, &j);
         for (id, job) in &j {
+            assert_eq!(job["strategy"]["fail-fast"], Value::Bool(false), "{id:?}");
+        }
+        let level2 = &j["level-2-shard-1"];
+        assert_eq!(level2["if"].as_str(), Some("${{ !cancelled() }}"));
+        assert!(j["level-1-shard-1"].get("if").is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever the DAG's width, every layer is baked by one job, no matrix passes 256,
+        /// and every stack layer's job needs its parent's.
+        #[test]
+        fn any_width_keeps_every_layer_and_edge(bases in 1usize..600, per_base in 0usize..3) {
+            let dag = wide(bases, per_base);
+            every_layer_once_with_its_parent(&dag, &jobs(&render(&dag)));
+        }
+    }
+
+    /// Each layer in exactly one job (its own or a shard's), shards within the limit, and
+    /// each child's job needing its parent's.
+    fn every_layer_once_with_its_parent(dag: &Dag, j: &Mapping) {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (id, job) in j {
             let id = id.as_str().unwrap().to_string();
-            let Some(entries) = job["strategy"]["matrix"]["layer"].as_sequence() else {
-                continue;
-            };
-            assert!(entries.len() <= MATRIX_MAX, "{id}: {}", entries.len());
-            assert_eq!(job["strategy"]["fail-fast"], Value::Bool(false));
-            for e in entries {
-                let h = e["hash"].as_str().unwrap().to_string();
-                assert!(seen.insert(h, id.clone()).is_none(), "a layer twice");
+            match job["strategy"]["matrix"]["layer"].as_sequence() {
+                Some(entries) => {
+                    assert!(entries.len() <= MATRIX_MAX, "{id}: {}", entries.len());
+                    for e in entries {
+                        let h = e["hash"].as_str().unwrap().to_string();
+                        assert!(seen.insert(h, id.clone()).is_none(), "a layer twice");
+                    }
+                }
+                None => {
+                    if let Some(l) = dag.layers.iter().find(|l| l.job == id) {
+                        assert!(seen.insert(l.hash.clone(), id.clone()).is_none());
+                    }
+                }
             }
         }
-        assert_eq!(seen.len(), 900, "every layer once");
-        assert_eq!(j.len(), 2 + 3, "300 in 2 shards, 600 in 3");
-        for l in dag.layers.iter().filter(|l| l.level == 2) {
-            let mine = &j[seen[&l.hash].as_str()];
+        assert_eq!(seen.len(), dag.layers.len(), "every layer once");
+        for l in dag.layers.iter().filter(|l| l.parent.is_some()) {
             let parent_job = &seen[l.parent.as_ref().unwrap()];
-            let needs: Vec<&str> = mine["needs"]
+            let needs: Vec<&str> = j[seen[&l.hash].as_str()]["needs"]
                 .as_sequence()
                 .unwrap()
                 .iter()

@@ -79,11 +79,15 @@ pub struct Facts<'a> {
     pub publishes: &'a dyn Fn(&str) -> bool,
 }
 
+/// The longest job id: `layer-`, the longest layer name (two names of
+/// `config::names::NAME_MAX` joined), `-` and 12 hash digits fit.
+pub const JOB_ID_MAX: usize = 160;
+
 /// A job id both engines accept, made of a validated name: letters, digits, `-` and `_`,
 /// starting with a letter. Anything else is a bug upstream (names are validated at load).
 pub fn job_id(parts: &[&str]) -> Result<String, String> {
     let id = parts.join("-");
-    let ok = id.len() <= 100
+    let ok = id.len() <= JOB_ID_MAX
         && id.starts_with(|c: char| c.is_ascii_alphabetic())
         && id
             .chars()
@@ -273,7 +277,24 @@ pub(crate) mod tests {
             assert!(job_id(&["layer", bad]).is_err(), "{bad}");
         }
         assert!(job_id(&["1layer"]).is_err());
-        assert!(job_id(&[&"a".repeat(101)]).is_err());
+        assert!(job_id(&[&"a".repeat(JOB_ID_MAX + 1)]).is_err());
+        let longest = format!("{0}-{0}", "n".repeat(crate::config::names::NAME_MAX));
+        assert!(job_id(&["layer", &longest, &"f".repeat(12)]).is_ok());
+    }
+
+    proptest::proptest! {
+        /// Whatever a name holds, an accepted job id is plain: safe characters only, and a
+        /// YAML key that reads back as itself.
+        #[test]
+        fn an_accepted_job_id_is_plain(s in "(\\PC{0,30})|([a-zA-Z0-9_:#'\" ${}{}.-]{0,30})") {
+            if let Ok(id) = job_id(&["layer", &s]) {
+                proptest::prop_assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+                let mut m = serde_yaml::Mapping::new();
+                m.insert(serde_yaml::Value::String(id.clone()), serde_yaml::Value::Null);
+                let text = serde_yaml::to_string(&m).unwrap();
+                proptest::prop_assert!(text.starts_with(&format!("{id}:")), "{}", text);
+            }
+        }
     }
 
     #[test]
