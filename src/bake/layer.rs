@@ -86,8 +86,7 @@ pub fn run(
         }
         None => {
             let parent = parent_result(baker, nodes, i)?;
-            let previous = baker.previous_inputs(&n.plan, &n.layer);
-            o.why = crate::bake::all::why(&n.layer, previous.as_ref(), None, false);
+            o.why = why(baker, n)?;
             baker.bake(&n.plan, &n.layer, parent.as_ref(), progress)?
         }
     };
@@ -135,4 +134,20 @@ fn there_already(
         }
     }
     Ok(None)
+}
+
+/// Why the layer is built, as `bake --all` says it: what its payload refresh changes, or what
+/// changed since the newest earlier bake of a layer with its name.
+fn why(baker: &dyn LayerBaker, n: &Node) -> Result<Vec<String>> {
+    if let Some(run) = baker.run_layer(&n.plan, &n.layer)? {
+        let before = baker.inputs_of(&n.plan, &run);
+        return Ok(crate::bake::all::why_refresh(&n.layer, before.as_ref()));
+    }
+    let previous = baker.previous_inputs(&n.plan, &n.layer);
+    Ok(crate::bake::all::why(
+        &n.layer,
+        previous.as_ref(),
+        None,
+        false,
+    ))
 }

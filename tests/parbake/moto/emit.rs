@@ -234,14 +234,22 @@ fn the_emitted_dag_raced_by_two_workers_bakes_every_layer_once_as_bake_all_would
         merged.push(won.layers[0].clone());
     }
     // the jobs' summary is what bake --all said it would do, layer for layer
-    let said: Vec<(String, String, Outcome)> = before
+    type Line = (String, String, Outcome, Vec<String>);
+    let said: Vec<Line> = before
         .layers
         .iter()
-        .map(|l| (l.name.clone(), l.hash.clone(), l.outcome))
+        .map(|l| (l.name.clone(), l.hash.clone(), l.outcome, l.why.clone()))
         .collect();
-    let done: Vec<(String, String, Outcome)> = merged
+    let done: Vec<Line> = merged
         .iter()
-        .map(|l| (l.name.clone(), l.hash.clone(), Outcome::ToBake))
+        .map(|l| {
+            (
+                l.name.clone(),
+                l.hash.clone(),
+                Outcome::ToBake,
+                l.why.clone(),
+            )
+        })
         .collect();
     assert_eq!(said, done);
     assert_eq!(before.counts.to_bake, jobs.len());
