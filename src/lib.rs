@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod contract;
 pub mod doctor;
+pub mod emit;
 pub mod error;
 pub mod fsread;
 pub mod init;

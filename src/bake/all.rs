@@ -453,7 +453,7 @@ pub fn dry_run(
 }
 
 /// A layer's outcome before anything is known: skipped until baked, cached or failed.
-fn initial_outcome(n: &Node) -> LayerOutcome {
+pub(crate) fn initial_outcome(n: &Node) -> LayerOutcome {
     LayerOutcome {
         name: n.layer.name.clone(),
         index: n.layer.index,
@@ -667,7 +667,7 @@ fn record(
     }
 }
 
-fn count(outcomes: &[LayerOutcome]) -> Counts {
+pub(crate) fn count(outcomes: &[LayerOutcome]) -> Counts {
     let mut counts = Counts::default();
     for o in outcomes {
         match o.outcome {

@@ -4,6 +4,7 @@
 //! lines. A layer whose hash is already baked is a cache hit: no Packer runs.
 
 pub mod all;
+pub mod layer;
 pub mod packer_output;
 
 use std::io::Write;

@@ -2,10 +2,12 @@
 //! (or every stack's changed layers), on the local VM or EC2.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Ctx;
-use crate::bake::all::{AllOptions, AllReport, StackVerdict};
+use crate::bake::all::{AllOptions, AllReport, Node, StackVerdict};
+use crate::bake::LayerBaker;
 use crate::bake::Outcome;
 use crate::bake::{BakeOptions, BakeReport};
 use crate::error::{Error, Result};
@@ -17,7 +19,7 @@ use crate::targets::launch::ContainerNet;
 #[derive(Debug, clap::Args)]
 pub struct BakeArgs {
     /// The stack, by file name under images/stacks/ (not with --all).
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(required_unless_present_any = ["all", "layer"], conflicts_with_all = ["all", "layer"])]
     pub stack: Option<String>,
     /// Bake this role (and its dependencies) into the stack layer instead of running it at launch.
     #[arg(long = "promote", value_name = "ROLE", conflicts_with = "all")]
@@ -47,9 +49,20 @@ pub struct BakeArgs {
     /// which stacks would be verified), then stop: nothing is built, baked or launched.
     #[arg(long, requires = "all")]
     pub dry_run: bool,
+    /// With --all: write the layer DAG as ENGINE's pipeline on stdout (one job per layer
+    /// running `bake --layer HASH`, then each stack's verify and publish); nothing is baked.
+    #[arg(long, value_name = "ENGINE", value_enum, requires = "all", conflicts_with_all = ["verify", "dry_run", "force"])]
+    pub emit: Option<crate::emit::Engine>,
+    /// Bake exactly this planned layer of `bake --all`'s plan (its full hash, or 12 or more of
+    /// its first digits) once its parent is baked; the job an emitted pipeline runs.
+    #[arg(long, value_name = "HASH", conflicts_with_all = ["all", "promote", "force"])]
+    pub layer: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
+    if let Some(engine) = args.emit {
+        return run_emit(ctx, &args, engine);
+    }
     if !args.dry_run {
         super::doctor::preflight(ctx.root(), args.target, Preflight::Bake)?;
     }
@@ -61,6 +74,9 @@ pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
     )?;
     if args.all {
         return run_all(ctx, &args);
+    }
+    if let Some(hash) = &args.layer {
+        return run_layer(ctx, &args, hash);
     }
     let req = PlanRequest {
         stack: args.stack.clone().unwrap_or_default(),
@@ -211,31 +227,7 @@ fn verify_one(ctx: &Ctx, req: &PlanRequest, native: bool, v: &mut StackVerdict) 
 /// the distinct layers.
 fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
     let started = Instant::now();
-    let project = &ctx.project;
-    let mut progress = ctx.printer.progress();
-    if project.stacks.is_empty() {
-        return Err(Error::user("no stacks to bake")
-            .with_hint("add a stack file under images/stacks/ (see images/stacks/web.yml)"));
-    }
-    let requests = project
-        .stacks
-        .keys()
-        .map(|s| PlanRequest {
-            stack: s.clone(),
-            promote: Vec::new(),
-            target: args.target,
-            source_identity: None,
-        })
-        .collect();
-    let (baker, plans) = backend(args.target).bake_all(
-        project,
-        requests,
-        args.force,
-        args.dry_run,
-        &mut progress,
-    )?;
-    progress.finish();
-    let nodes = crate::bake::all::graph(&plans);
+    let (baker, nodes) = plan_all(ctx, args.target, args.force, args.dry_run)?;
     let opts = AllOptions {
         target: args.target,
         jobs: args.jobs,
@@ -251,6 +243,76 @@ fn bake_all(ctx: &Ctx, args: &BakeArgs) -> Result<AllReport> {
     // the whole command, planning (base disks, source AMIs, cache lookups) included
     report.duration_s = crate::bake::round(started.elapsed().as_secs_f64());
     Ok(report)
+}
+
+/// `bake --all`'s baker and graph: every stack planned on the target (each with its file's
+/// `promote:` list), the distinct layers parents first. A dry run creates nothing.
+fn plan_all(
+    ctx: &Ctx,
+    target: Target,
+    force: bool,
+    dry_run: bool,
+) -> Result<(Arc<dyn LayerBaker>, Vec<Node>)> {
+    let project = &ctx.project;
+    let mut progress = ctx.printer.progress();
+    if project.stacks.is_empty() {
+        return Err(Error::user("no stacks to bake")
+            .with_hint("add a stack file under images/stacks/ (see images/stacks/web.yml)"));
+    }
+    let requests = project
+        .stacks
+        .keys()
+        .map(|s| PlanRequest {
+            stack: s.clone(),
+            promote: Vec::new(),
+            target,
+            source_identity: None,
+        })
+        .collect();
+    let (baker, plans) =
+        backend(target).bake_all(project, requests, force, dry_run, &mut progress)?;
+    progress.finish();
+    Ok((baker, crate::bake::all::graph(&plans)))
+}
+
+/// `bake --all --emit ENGINE`: the graph as the engine's pipeline on stdout. Planning reads
+/// the target (EC2's source AMIs) and bakes, builds and writes nothing.
+fn run_emit(ctx: &Ctx, args: &BakeArgs, engine: crate::emit::Engine) -> Result<()> {
+    crate::targets::interface::refuse_flag(
+        args.target == Target::Qemu,
+        "--emit",
+        args.target,
+        "the jobs of a CI engine run on different machines, which share EC2's AMIs but not a local store: add --target aws",
+    )?;
+    let (_, nodes) = plan_all(ctx, args.target, false, true)?;
+    let project = &ctx.project;
+    let region = |image: &str| {
+        let img = project.images.get(image)?;
+        img.def.sources.aws.as_ref().map(|a| a.region.clone())
+    };
+    let publishes = |stack: &str| {
+        project
+            .stacks
+            .get(stack)
+            .is_some_and(|s| s.def.publish.is_some())
+    };
+    let facts = crate::emit::Facts {
+        region: &region,
+        publishes: &publishes,
+    };
+    let dag = crate::emit::Dag::from_nodes(&nodes, args.target, &facts).map_err(Error::Internal)?;
+    ctx.printer
+        .bytes(crate::emit::render(&dag, engine).as_bytes())
+}
+
+/// `bake --layer HASH`: one planned layer, once its parent is there; the summary as `bake
+/// --all`'s, with that layer.
+fn run_layer(ctx: &Ctx, args: &BakeArgs, hash: &str) -> Result<()> {
+    let (baker, nodes) = plan_all(ctx, args.target, args.force, false)?;
+    let i = crate::bake::layer::find(&nodes, hash, args.target)?;
+    let mut progress = ctx.printer.progress();
+    let report = crate::bake::layer::run(baker.as_ref(), &nodes, i, args.target, &mut progress)?;
+    ctx.printer.summary(&report, crate::bake::all::summary_text)
 }
 
 pub fn bake_summary(r: &BakeReport) -> String {

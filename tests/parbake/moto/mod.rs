@@ -5,6 +5,7 @@
 mod bake;
 mod bake_all;
 mod distribute;
+mod emit;
 mod errors;
 mod gc;
 mod iam_policy;
