@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml::{Mapping, Value};
 
-use super::{yaml_document, Dag, DagJob, DagLayer, DagStack};
+use super::{list, map, s, yaml_document, Dag, DagJob, DagLayer, DagStack};
 
 /// A level with more layers than this is emitted as matrices.
 pub const WIDE: usize = 32;
@@ -16,22 +16,6 @@ pub const MATRIX_MAX: usize = 256;
 
 /// The shell line of a layer's job: the hash comes in through the environment.
 const BAKE_LINE: &str = "parbake bake --layer \"$PARBAKE_LAYER\" --target \"$PARBAKE_TARGET\"";
-
-fn s(v: &str) -> Value {
-    Value::String(v.to_string())
-}
-
-fn map(pairs: Vec<(&str, Value)>) -> Value {
-    let mut m = Mapping::new();
-    for (k, v) in pairs {
-        m.insert(s(k), v);
-    }
-    Value::Mapping(m)
-}
-
-fn list(items: impl IntoIterator<Item = String>) -> Value {
-    Value::Sequence(items.into_iter().map(Value::String).collect())
-}
 
 pub fn render(dag: &Dag) -> String {
     let mut jobs = Mapping::new();

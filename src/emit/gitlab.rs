@@ -5,29 +5,13 @@
 
 use serde_yaml::{Mapping, Value};
 
-use super::{yaml_document, Dag, DagJob, DagLayer, DagStack};
+use super::{list, map, s, yaml_document, Dag, DagJob, DagLayer, DagStack};
 
 const BAKE_LINE: &str = "parbake bake --layer \"$PARBAKE_LAYER\" --target \"$PARBAKE_TARGET\"";
 const TOKEN_LINES: [&str; 2] = [
     "export AWS_WEB_IDENTITY_TOKEN_FILE=\"$(mktemp)\"",
     "printf '%s' \"$PARBAKE_AWS_ID_TOKEN\" > \"$AWS_WEB_IDENTITY_TOKEN_FILE\"",
 ];
-
-fn s(v: &str) -> Value {
-    Value::String(v.to_string())
-}
-
-fn map(pairs: Vec<(&str, Value)>) -> Value {
-    let mut m = Mapping::new();
-    for (k, v) in pairs {
-        m.insert(s(k), v);
-    }
-    Value::Mapping(m)
-}
-
-fn list(items: impl IntoIterator<Item = String>) -> Value {
-    Value::Sequence(items.into_iter().map(Value::String).collect())
-}
 
 pub fn render(dag: &Dag) -> String {
     let mut doc = Mapping::new();

@@ -221,6 +221,25 @@ pub(crate) fn yaml_document(value: &serde_yaml::Value) -> String {
     )
 }
 
+/// A YAML string.
+fn s(v: &str) -> serde_yaml::Value {
+    serde_yaml::Value::String(v.to_string())
+}
+
+/// A YAML mapping of the pairs, in their order.
+fn map(pairs: Vec<(&str, serde_yaml::Value)>) -> serde_yaml::Value {
+    let mut m = serde_yaml::Mapping::new();
+    for (k, v) in pairs {
+        m.insert(s(k), v);
+    }
+    serde_yaml::Value::Mapping(m)
+}
+
+/// A YAML sequence of strings.
+fn list(items: impl IntoIterator<Item = String>) -> serde_yaml::Value {
+    serde_yaml::Value::Sequence(items.into_iter().map(serde_yaml::Value::String).collect())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -462,20 +462,7 @@ async fn prune_region(
             Some(r) => (true, vec![r]),
             None => decisions[&a.id].clone(),
         };
-        let mut d = Decision {
-            region: region.to_string(),
-            ami: a.id.clone(),
-            name: a.name.clone(),
-            group: group(a),
-            action: if kept { "keep".into() } else { "remove".into() },
-            why: reasons
-                .iter()
-                .map(|r| r.text.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-            reasons,
-            snapshots: ec2.snapshots_of(&a.id).await?,
-        };
+        let mut d = decision(region, a, kept, reasons, ec2.snapshots_of(&a.id).await?);
         if !kept && !dry_run {
             remove(&ec2, &d).await?;
             d.action = "removed".into();
