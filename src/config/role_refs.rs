@@ -93,6 +93,12 @@ impl RoleRefs {
     pub fn at(&self, module: &str) -> Option<&str> {
         self.called_at.get(module).map(String::as_str)
     }
+
+    /// Whether ansible-core's routing, not parbake, picks a collection for it: a bare module
+    /// name that is not ansible.builtin's, with no `collections:` keyword.
+    pub fn routes_collections(&self) -> bool {
+        !self.bare_collection_modules.is_empty() && self.collections_keyword.is_empty()
+    }
 }
 
 /// Modules that run a command line or script: what they reach is in the command, which plan
@@ -280,7 +286,7 @@ pub fn scan(file: &SourceFile, refs: &mut RoleRefs) -> Result<(), ConfigError> {
         refs.apt_refresh_always.insert(file.display.clone());
     }
     note_limited_modules(file, refs);
-    note_first_calls(file, &value, refs);
+    note_first_calls(file, refs);
     for (how, args) in found {
         let line = lines.next();
         let line_text = line
@@ -375,38 +381,21 @@ fn note_limited_modules(file: &SourceFile, refs: &mut RoleRefs) {
     }
 }
 
-/// The first task of this file calling each module no earlier file called, by its line.
-fn note_first_calls(file: &SourceFile, value: &Value, refs: &mut RoleRefs) {
-    let mut here = BTreeSet::new();
-    modules_in(value, &mut here);
-    for module in here {
-        if refs.called_at.contains_key(&module) {
-            continue;
-        }
+/// The first task of this file calling each module no earlier file called, by its line: the
+/// modules [`walk_tasks`] has just added to `refs.modules` are the ones with no place yet.
+fn note_first_calls(file: &SourceFile, refs: &mut RoleRefs) {
+    let new: Vec<String> = refs
+        .modules
+        .iter()
+        .filter(|m| !refs.called_at.contains_key(*m))
+        .cloned()
+        .collect();
+    for module in new {
         let at = match task_key_line(&file.text, &module) {
             Some(line) => format!("{}:{line}", file.display),
             None => file.display.clone(),
         };
         refs.called_at.insert(module, at);
-    }
-}
-
-/// The modules of one task list's tasks, blocks included.
-fn modules_in(value: &Value, out: &mut BTreeSet<String>) {
-    for map in value
-        .as_sequence()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_mapping)
-    {
-        for (k, v) in map {
-            let Some(key) = k.as_str() else { continue };
-            if BLOCK_KEYS.contains(&key) {
-                modules_in(v, out);
-            } else if let Some(module) = module_of(key) {
-                out.insert(module);
-            }
-        }
     }
 }
 

@@ -78,9 +78,7 @@ pub(super) fn run_collections<'p>(
         return BTreeMap::new();
     };
     let roles = || closure.keys().filter_map(|r| project.roles.get(*r));
-    let routed = roles().any(|r| {
-        !r.refs.bare_collection_modules.is_empty() && r.refs.collections_keyword.is_empty()
-    });
+    let routed = roles().any(|r| r.refs.routes_collections());
     let mut used = std::collections::BTreeSet::new();
     for role in roles() {
         used.extend(role.refs.collections.iter().map(String::as_str));

@@ -132,7 +132,7 @@ pub(super) fn bare_module_warnings(scope: &Scope<'_>) -> Vec<String> {
             continue;
         };
         let refs = &role.refs;
-        if refs.bare_collection_modules.is_empty() || !refs.collections_keyword.is_empty() {
+        if !refs.routes_collections() {
             continue;
         }
         let first = refs

@@ -276,12 +276,7 @@ async fn prune_copies(
     let mut out = Vec::new();
     for a in &copies {
         let (kept, reasons) = copy_verdict(a, gone, uses.remove(&a.id));
-        let mut d = decision(region, a, kept, reasons, ec2.snapshots_of(&a.id).await?);
-        if !kept && !dry_run {
-            remove(&ec2, &d).await?;
-            d.action = "removed".into();
-        }
-        out.push(d);
+        out.push(carry_out(&ec2, region, a, (kept, reasons), dry_run).await?);
     }
     Ok(out)
 }
@@ -353,6 +348,23 @@ fn copy_verdict(
             text,
         }],
     )
+}
+
+/// One AMI's decision as reported, carried out: removed (with its snapshots) unless kept or
+/// a dry run.
+async fn carry_out(
+    ec2: &Ec2,
+    region: &str,
+    a: &Ami,
+    (kept, reasons): (bool, Vec<Reason>),
+    dry_run: bool,
+) -> Result<Decision> {
+    let mut d = decision(region, a, kept, reasons, ec2.snapshots_of(&a.id).await?);
+    if !kept && !dry_run {
+        remove(ec2, &d).await?;
+        d.action = "removed".into();
+    }
+    Ok(d)
 }
 
 /// One decision as reported.
@@ -462,12 +474,7 @@ async fn prune_region(
             Some(r) => (true, vec![r]),
             None => decisions[&a.id].clone(),
         };
-        let mut d = decision(region, a, kept, reasons, ec2.snapshots_of(&a.id).await?);
-        if !kept && !dry_run {
-            remove(&ec2, &d).await?;
-            d.action = "removed".into();
-        }
-        out.push(d);
+        out.push(carry_out(&ec2, region, a, (kept, reasons), dry_run).await?);
     }
     Ok(out)
 }
