@@ -109,48 +109,74 @@ pub fn run(
             if !has_source {
                 continue;
             }
-            for (variant, promote) in variants(project, stack) {
-                checkpoint(point::CHECK)?;
-                let plan = plan::plan(
-                    project,
-                    &PlanRequest {
-                        stack: stack.clone(),
-                        promote: promote.clone(),
-                        target,
-                        source_identity: None,
-                    },
-                )?;
-                let files = render::render_all(project, &plan, &opts)?;
-                n += 1;
-                let dir = tmp.path().join(format!("{n}-{stack}-{target}"));
-                write_tree(&dir, &files)?;
-                if !plugins_ready {
-                    let first = plan
-                        .layers
-                        .first()
-                        .map_or(dir.clone(), |l| dir.join(render::layer_dir(l)));
-                    let c = init_plugins(project, tools, packer, &first)?;
-                    progress(&c);
-                    checks.push(c);
-                    plugins_ready = true;
-                }
-                let subject = format!("{stack} ({target}, {variant})");
-                let (core, whose) =
-                    crate::config::ansible_version::image_core(&image.def, &target.to_string());
-                if !cores.contains_key(&core) {
-                    let chosen =
-                        crate::ansible_core::choose(tools, host.as_deref(), &core, &whose)?;
-                    cores.insert(core.clone(), chosen);
-                }
-                let ansible = &cores[&core];
-                for c in check_render(project, tools, ansible, &plan, &dir, &subject)? {
-                    progress(&c);
-                    checks.push(c);
+            for (arch, view) in arch_views(project, image, target) {
+                let project = view.as_ref();
+                for (variant, promote) in variants(project, stack) {
+                    checkpoint(point::CHECK)?;
+                    let plan = plan::plan(
+                        project,
+                        &PlanRequest {
+                            stack: stack.clone(),
+                            promote: promote.clone(),
+                            target,
+                            source_identity: None,
+                        },
+                    )?;
+                    let files = render::render_all(project, &plan, &opts)?;
+                    n += 1;
+                    let dir = tmp.path().join(format!("{n}-{stack}-{target}"));
+                    write_tree(&dir, &files)?;
+                    if !plugins_ready {
+                        let first = plan
+                            .layers
+                            .first()
+                            .map_or(dir.clone(), |l| dir.join(render::layer_dir(l)));
+                        let c = init_plugins(project, tools, packer, &first)?;
+                        progress(&c);
+                        checks.push(c);
+                        plugins_ready = true;
+                    }
+                    let subject = match &arch {
+                        Some(a) => format!("{stack} ({target} {a}, {variant})"),
+                        None => format!("{stack} ({target}, {variant})"),
+                    };
+                    let (core, whose) =
+                        crate::config::ansible_version::image_core(&image.def, &target.to_string());
+                    if !cores.contains_key(&core) {
+                        let chosen =
+                            crate::ansible_core::choose(tools, host.as_deref(), &core, &whose)?;
+                        cores.insert(core.clone(), chosen);
+                    }
+                    let ansible = &cores[&core];
+                    for c in check_render(project, tools, ansible, &plan, &dir, &subject)? {
+                        progress(&c);
+                        checks.push(c);
+                    }
                 }
             }
         }
     }
     Ok(checks)
+}
+
+/// The project as each architecture's chains see it, for an aws source with
+/// `architectures:`; the project as loaded otherwise.
+fn arch_views<'a>(
+    project: &'a Project,
+    image: &crate::config::Image,
+    target: Target,
+) -> Vec<(Option<String>, std::borrow::Cow<'a, Project>)> {
+    match image.def.sources.aws.as_ref() {
+        Some(a) if target == Target::Aws && !a.architectures.is_empty() => a
+            .arches()
+            .into_iter()
+            .map(|arch| {
+                let view = project.for_arch(&arch);
+                (Some(arch), std::borrow::Cow::Owned(view))
+            })
+            .collect(),
+        _ => vec![(None, std::borrow::Cow::Borrowed(project))],
+    }
 }
 
 /// `packer init` in a rendered layer directory, as a check that passed; a failure stops the run

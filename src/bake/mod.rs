@@ -92,6 +92,9 @@ pub struct LayerResult {
 pub struct BakeReport {
     pub stack: String,
     pub target: Target,
+    /// On aws, the architecture the layers were baked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     pub accelerator: String,
     pub layers: Vec<LayerResult>,
     pub duration_s: f64,
@@ -220,6 +223,7 @@ pub(crate) fn bake_plan(
     Ok(BakeReport {
         stack: plan.stack.clone(),
         target: plan.target,
+        arch: plan.arch.clone(),
         accelerator: baker.what(),
         layers,
         duration_s: round(started.elapsed().as_secs_f64()),

@@ -53,6 +53,10 @@ pub struct BakeArgs {
     /// running `bake --layer HASH`, then each stack's verify and publish); nothing is baked.
     #[arg(long, value_name = "ENGINE", value_enum, requires = "all", conflicts_with_all = ["verify", "dry_run", "force"])]
     pub emit: Option<crate::emit::Engine>,
+    /// On aws, one architecture of an image that bakes several (`x86_64`, `arm64`); without
+    /// it, each in turn. Not with --all, which bakes every architecture.
+    #[arg(long, value_name = "ARCH", conflicts_with_all = ["all", "layer"])]
+    pub arch: Option<String>,
     /// Bake exactly this planned layer of `bake --all`'s plan (its full hash, or 12 or more of
     /// its first digits) once its parent is baked; the job an emitted pipeline runs.
     #[arg(long, value_name = "HASH", conflicts_with_all = ["all", "promote", "force"])]
@@ -89,8 +93,18 @@ pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
         quiet: ctx.printer.quiet,
         verbose: ctx.printer.verbose,
     };
-    let report = backend(req.target).bake(&ctx.project, &req, &opts)?;
-    ctx.printer.data(&report, bake_summary)
+    // each architecture the stack's image bakes, in turn
+    let mut reports = Vec::new();
+    for arch in super::arches_of(ctx, &req.stack, req.target, args.arch.as_deref())? {
+        let ctx = ctx.for_arch(arch.as_deref());
+        reports.push(backend(req.target).bake(&ctx.project, &req, &opts)?);
+    }
+    match reports.as_slice() {
+        [one] => ctx.printer.data(one, bake_summary),
+        _ => ctx.printer.data(&reports, |rs| {
+            rs.iter().map(bake_summary).collect::<Vec<_>>().join("\n")
+        }),
+    }
 }
 
 /// `bake --all`: the summary is printed whatever happened (pipelines read it), then the exit
@@ -319,8 +333,12 @@ pub fn bake_summary(r: &BakeReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "stack {} baked on {} ({}) in {:.1}s",
-        r.stack, r.target, r.accelerator, r.duration_s
+        "stack {} baked on {}{} ({}) in {:.1}s",
+        r.stack,
+        r.target,
+        r.arch.as_ref().map(|a| format!(" {a}")).unwrap_or_default(),
+        r.accelerator,
+        r.duration_s
     );
     for l in &r.layers {
         let roles: Vec<String> = l

@@ -83,6 +83,8 @@ pub fn run(ctx: &Ctx, args: LaunchArgs) -> Result<()> {
     };
     let container = launch.container.is_some();
     super::doctor::preflight(ctx.root(), req.target, Preflight::Launch { container })?;
+    let arch = args.stack.one_arch(ctx, "a launch")?;
+    let ctx = ctx.for_arch(arch.as_deref());
     let report = backend(req.target).launch(&ctx.project, &req, &launch, &ctx.printer)?;
     report.print(&ctx.printer)
 }

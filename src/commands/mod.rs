@@ -25,6 +25,7 @@ use crate::plan::{PlanRequest, Target};
 use crate::printer::Printer;
 
 /// What every command gets: the loaded project and the printer.
+#[derive(Clone)]
 pub struct Ctx {
     pub project: Project,
     pub printer: Printer,
@@ -55,6 +56,95 @@ pub struct StackArgs {
     /// Where images are baked: the local VM (qemu) or EC2 (aws).
     #[arg(long, default_value = "qemu", value_parser = target_parser())]
     pub target: Target,
+    /// On aws, one architecture of an image that bakes several (`x86_64`, `arm64`); without
+    /// it, each in turn where that means something (plan, bake, verify, publish).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+}
+
+impl StackArgs {
+    /// The architectures this command runs for, each with the project as its chains see it
+    /// (`None`: the project as loaded, for an image that bakes one without `architectures:`).
+    pub fn arches(&self, ctx: &Ctx) -> crate::error::Result<Vec<Option<String>>> {
+        arches_of(ctx, &self.stack, self.target, self.arch.as_deref())
+    }
+
+    /// [`StackArgs::arches`] for a command that needs exactly one architecture.
+    pub fn one_arch(&self, ctx: &Ctx, command: &str) -> crate::error::Result<Option<String>> {
+        let mut all = self.arches(ctx)?;
+        if all.len() > 1 {
+            let names: Vec<String> = all.iter().flatten().cloned().collect();
+            return Err(crate::error::Error::user(format!(
+                "stack {}'s image bakes {}: {command} needs one",
+                self.stack,
+                names.join(" and ")
+            ))
+            .with_hint(format!("add --arch {}", names.join(" or --arch "))));
+        }
+        Ok(all.pop().flatten())
+    }
+}
+
+/// The architectures a stack command runs for on `target`: on qemu none (the local target
+/// builds x86_64 only, and refuses another); on aws `arch` when given (one the image bakes),
+/// else every one its `architectures:` lists. A stack or image that does not resolve gives
+/// `[None]`, and the command's own planning says why.
+pub fn arches_of(
+    ctx: &Ctx,
+    stack: &str,
+    target: Target,
+    arch: Option<&str>,
+) -> crate::error::Result<Vec<Option<String>>> {
+    use crate::error::Error;
+    if target == Target::Qemu {
+        return match arch {
+            Some(a) if a != "x86_64" => Err(Error::user(format!(
+                "the local target builds x86_64 only, not {a}"
+            ))
+            .with_hint(format!(
+                "bake and launch {a} on EC2: --target aws --arch {a}"
+            ))),
+            _ => Ok(vec![None]),
+        };
+    }
+    let source = ctx
+        .project
+        .stacks
+        .get(stack)
+        .and_then(|s| ctx.project.images.get(&s.def.image))
+        .and_then(|i| i.def.sources.aws.as_ref().map(|a| (i, a)));
+    let Some((image, source)) = source else {
+        return Ok(vec![None]);
+    };
+    let arches = source.arches();
+    match arch {
+        Some(a) if !arches.iter().any(|x| x == a) => Err(Error::user(format!(
+            "image {} bakes {}, not {a}",
+            image.name,
+            arches.join(" and ")
+        ))
+        .with_hint(format!(
+            "list {a} under `sources.aws.architectures` in {} (see docs/aws.md, \"Architectures\")",
+            image.file.display
+        ))),
+        Some(a) if !source.architectures.is_empty() => Ok(vec![Some(a.to_string())]),
+        _ if source.architectures.is_empty() => Ok(vec![None]),
+        _ => Ok(arches.into_iter().map(Some).collect()),
+    }
+}
+
+impl Ctx {
+    /// The context one architecture's chains run in: the project projected
+    /// ([`Project::for_arch`]); `None` keeps it as loaded.
+    pub fn for_arch(&self, arch: Option<&str>) -> std::borrow::Cow<'_, Ctx> {
+        match arch {
+            None => std::borrow::Cow::Borrowed(self),
+            Some(a) => std::borrow::Cow::Owned(Ctx {
+                project: self.project.for_arch(a),
+                printer: self.printer,
+            }),
+        }
+    }
 }
 
 impl StackArgs {

@@ -103,7 +103,7 @@ pub struct PlanJson<'a> {
 
 /// A plan's Packer template: its file, and whether parbake's embedded copy or the project's
 /// own file is used (its text is in each layer's hash either way).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Clone)]
 pub struct TemplateUse {
     pub file: &'static str,
     /// `embedded`, or the project's file that overrides it.
@@ -122,9 +122,14 @@ fn template_use(ctx: &Ctx, target: crate::plan::Target) -> TemplateUse {
 /// verdict, the installed roles and the planner's notes.
 pub fn plan_table(plan: &Plan, ud: &UserDataSize, template: &TemplateUse) -> String {
     let mut s = String::new();
+    let arch = plan
+        .arch
+        .as_ref()
+        .map(|a| format!(", {a}"))
+        .unwrap_or_default();
     let _ = writeln!(
         s,
-        "stack {} on image {} (target {}, parbake {})\n",
+        "stack {} on image {} (target {}{arch}, parbake {})\n",
         plan.stack, plan.image, plan.target, plan.parbake_version
     );
     s.push_str(&layer_table(plan));
@@ -372,19 +377,40 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<()> {
 /// The plan, and one verdict on the user-data for both formats: the size is reported, then
 /// a user-data too large exits 1.
 fn run_plan(ctx: &Ctx, stack: &super::StackArgs) -> Result<()> {
-    let plan = crate::plan::plan(&ctx.project, &stack.resolved_request(ctx))?;
-    let ud = crate::render::userdata::render(&plan);
-    let size = UserDataSize::of(&ud);
-    ctx.printer.data(
-        &PlanJson {
-            plan: &plan,
-            user_data: &size,
-            template: template_use(ctx, stack.target),
-        },
-        |p| plan_table(p.plan, p.user_data, &p.template),
-    )?;
-    ud?;
-    Ok(())
+    let mut plans = Vec::new();
+    for arch in stack.arches(ctx)? {
+        let ctx = ctx.for_arch(arch.as_deref());
+        let plan = crate::plan::plan(&ctx.project, &stack.resolved_request(&ctx))?;
+        let ud = crate::render::userdata::render(&plan);
+        let size = UserDataSize::of(&ud);
+        plans.push((plan, size, ud.err()));
+    }
+    let template = template_use(ctx, stack.target);
+    let docs: Vec<PlanJson> = plans
+        .iter()
+        .map(|(plan, size, _)| PlanJson {
+            plan,
+            user_data: size,
+            template: template.clone(),
+        })
+        .collect();
+    let text = |docs: &Vec<PlanJson>| {
+        docs.iter()
+            .map(|p| plan_table(p.plan, p.user_data, &p.template))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // one architecture: its plan as today; several: an array, one plan per chain
+    match docs.as_slice() {
+        [one] => ctx
+            .printer
+            .data(one, |p| plan_table(p.plan, p.user_data, &p.template))?,
+        _ => ctx.printer.data(&docs, text)?,
+    }
+    match plans.into_iter().find_map(|(_, _, e)| e) {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
@@ -394,6 +420,8 @@ fn run_budget(ctx: &Ctx, stack: &super::StackArgs, budget: &str) -> Result<()> {
         ))
         .with_hint("give a duration such as 45s, 2m or 1m30s (units h, m and s), or a number of seconds such as 90")
     })?;
+    let arch = stack.one_arch(ctx, "a budget")?;
+    let ctx = &*ctx.for_arch(arch.as_deref());
     let req = stack.resolved_request(ctx);
     let store = crate::store::Store::for_project(ctx.root());
     let entries = crate::ledger::Ledger::in_store(&store.root).load()?;

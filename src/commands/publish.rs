@@ -29,12 +29,20 @@ pub struct RollbackArgs {
     /// Land on the version before the default even if it was published unverified.
     #[arg(long)]
     pub unverified: bool,
+    /// On aws, one architecture's launch template of an image that bakes several; without
+    /// it, each in turn.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 pub fn run_publish(ctx: &Ctx, args: PublishArgs) -> Result<()> {
     let req = args.stack.request();
-    let report = backend(req.target).publish(&ctx.project, &req, args.unverified)?;
-    report.print(&ctx.printer)
+    let mut reports = Vec::new();
+    for arch in args.stack.arches(ctx)? {
+        let ctx = ctx.for_arch(arch.as_deref());
+        reports.push(backend(req.target).publish(&ctx.project, &req, args.unverified)?);
+    }
+    crate::targets::interface::print_all(&reports, &ctx.printer)
 }
 
 pub fn run_rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
@@ -46,6 +54,10 @@ pub fn run_rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         }
         return Err(e);
     }
-    let report = backend(args.target).rollback(&ctx.project, &args.stack, args.unverified)?;
-    report.print(&ctx.printer)
+    let mut reports = Vec::new();
+    for arch in super::arches_of(ctx, &args.stack, args.target, args.arch.as_deref())? {
+        let ctx = ctx.for_arch(arch.as_deref());
+        reports.push(backend(args.target).rollback(&ctx.project, &args.stack, args.unverified)?);
+    }
+    crate::targets::interface::print_all(&reports, &ctx.printer)
 }

@@ -31,6 +31,8 @@ pub fn run(ctx: &Ctx, args: RenderArgs) -> Result<()> {
         );
     }
     crate::write::refuse_inside(&args.output, &ctx.inputs())?;
+    let arch = args.stack.one_arch(ctx, "render (one Packer var-file)")?;
+    let ctx = &*ctx.for_arch(arch.as_deref());
     let plan = crate::plan::plan(&ctx.project, &args.stack.resolved_request(ctx))?;
     let modern = Tools::locate(ctx.root())
         .packer_version()
@@ -54,9 +56,10 @@ pub fn run(ctx: &Ctx, args: RenderArgs) -> Result<()> {
     Ok(())
 }
 
-/// The source AMI id in layer 1's parent (`source:aws:REGION:ami-…`), when it was resolved.
+/// The source AMI id in layer 1's parent (`source:aws:REGION:ami-…:ARCH`), when it was
+/// resolved.
 fn resolved_source_ami(plan: &crate::plan::Plan) -> Option<String> {
     let rest = plan.layers.first()?.parent.strip_prefix("source:aws:")?;
-    let (_region, ami) = rest.split_once(':')?;
+    let ami = rest.split(':').nth(1)?;
     ami.starts_with("ami-").then(|| ami.to_string())
 }

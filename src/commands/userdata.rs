@@ -66,6 +66,8 @@ pub fn run(ctx: &Ctx, args: UserdataArgs) -> Result<()> {
 
 /// The plan the user-data is for: on AWS, the one that fits the AMI's tags.
 fn plan_for(ctx: &Ctx, args: &UserdataArgs) -> Result<Plan> {
+    let arch = args.stack.one_arch(ctx, "the user-data of one AMI")?;
+    let ctx = ctx.for_arch(arch.as_deref());
     backend(args.stack.target).userdata_plan(
         &ctx.project,
         &args.stack.request(),

@@ -34,10 +34,17 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     };
     let container = verify.container.is_some();
     super::doctor::preflight(ctx.root(), req.target, Preflight::Launch { container })?;
-    let verified = backend(req.target).verify(&ctx.project, &req, &verify, &ctx.printer)?;
+    // each architecture the image bakes, in turn; the first failure is the error
+    let (mut reports, mut failed) = (Vec::new(), None);
+    for arch in args.stack.arches(ctx)? {
+        let ctx = ctx.for_arch(arch.as_deref());
+        let verified = backend(req.target).verify(&ctx.project, &req, &verify, &ctx.printer)?;
+        reports.push(verified.report);
+        failed = failed.or(verified.failed);
+    }
     // the report on stdout for a pipeline, the failure (role or check) as the error
-    verified.report.print(&ctx.printer)?;
-    match verified.failed {
+    crate::targets::interface::print_all(&reports, &ctx.printer)?;
+    match failed {
         None => Ok(()),
         Some(e) => Err(e),
     }

@@ -583,6 +583,7 @@ fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError>
             "`x86_64` or `arm64`",
         ));
     }
+    super::arch::check(file, a)?;
     aws_settings::check_builder(file, a)?;
     aws_settings::check_disk(file, a)?;
     aws_settings::check_tags(file, "sources.aws.tags", &a.tags)?;

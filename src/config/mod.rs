@@ -3,6 +3,7 @@
 
 pub mod ansible_cfg;
 pub mod ansible_version;
+pub mod arch;
 pub mod aws_settings;
 pub mod builtin_modules;
 pub mod distribute;
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use file_checks::{check_file_name, check_image, check_stack};
 
 pub use file_checks::{DEFAULT_LAUNCH_TIMEOUT_S, LAUNCH_TIMEOUT_MAX_S};
-pub use model::{AwsSource, ImageFile, QemuSource, SourceAmi, StackFile};
+pub use model::{ArchSource, AwsSource, ImageFile, QemuSource, SourceAmi, StackFile};
 pub use roles::Role;
 pub use vars::{SecretRef, VarValue, Vars};
 pub use vendored::VendoredContent;

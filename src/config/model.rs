@@ -166,6 +166,80 @@ pub struct AwsSource {
     /// AMI is distributed on the next bake.
     #[serde(default, skip_serializing)]
     pub distribute: Option<Distribute>,
+    /// One chain of layers per architecture (`x86_64`, `arm64`), each overriding this source's
+    /// `instance_type` and `source_ami` where it must. Empty: one architecture, the source
+    /// AMI's. Not serialized: each chain hashes its own projected source ([`AwsSource::for_arch`]).
+    #[serde(default, skip_serializing)]
+    pub architectures: BTreeMap<String, ArchSource>,
+    /// Set by [`AwsSource::for_arch`] on a source whose file bakes several architectures:
+    /// them all. Its chain's launch templates, SSM parameters and jobs are then named by
+    /// architecture.
+    #[serde(skip)]
+    pub arch_siblings: Vec<String>,
+}
+
+/// One entry of `architectures:` in an aws source.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchSource {
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    #[serde(default)]
+    pub source_ami: Option<ArchSourceAmi>,
+}
+
+/// An architecture's own source AMI: the key names its architecture, so `architecture` may be
+/// left out (and must agree when written).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchSourceAmi {
+    pub owners: Vec<String>,
+    pub name: String,
+    #[serde(default)]
+    pub architecture: Option<String>,
+}
+
+impl AwsSource {
+    /// The architectures this source bakes, sorted: the keys of `architectures:`, or the
+    /// source AMI's one.
+    pub fn arches(&self) -> Vec<String> {
+        if self.architectures.is_empty() {
+            vec![self.source_ami.architecture.clone()]
+        } else {
+            self.architectures.keys().cloned().collect()
+        }
+    }
+
+    /// The architecture a projected chain names its launch templates, parameters and jobs
+    /// with: only when its file bakes several.
+    pub fn arch_suffix(&self) -> Option<&str> {
+        (!self.arch_siblings.is_empty() || self.architectures.len() > 1)
+            .then_some(self.source_ami.architecture.as_str())
+    }
+
+    /// This source as one architecture's chain sees it: its entry's instance type and source
+    /// AMI over the source's own, the source AMI filtered by that architecture, and no
+    /// `architectures:` left. None when the source does not bake `arch`.
+    pub fn for_arch(&self, arch: &str) -> Option<AwsSource> {
+        if self.architectures.is_empty() {
+            return (self.source_ami.architecture == arch).then(|| self.clone());
+        }
+        let entry = self.architectures.get(arch)?;
+        let mut out = self.clone();
+        if self.architectures.len() > 1 {
+            out.arch_siblings = self.arches();
+        }
+        out.architectures = BTreeMap::new();
+        if let Some(t) = &entry.instance_type {
+            out.instance_type = t.clone();
+        }
+        if let Some(s) = &entry.source_ami {
+            out.source_ami.owners = s.owners.clone();
+            out.source_ami.name = s.name.clone();
+        }
+        out.source_ami.architecture = arch.to_string();
+        Some(out)
+    }
 }
 
 /// `distribute:` in an image's aws source or a stack file (see `config::distribute`).

@@ -172,23 +172,22 @@ fn matrix_job(dag: &Dag, shard: &[&DagLayer], job_of: &BTreeMap<String, String>)
 fn stack_job(dag: &Dag, st: &DagStack, j: &DagJob, needs: &str) -> Value {
     let verb = &j.command[1];
     let mut steps = setup_steps(st.region.as_deref().map(s));
+    let mut env = vec![
+        ("PARBAKE_STACK", s(&st.stack)),
+        ("PARBAKE_TARGET", s(&dag.target.to_string())),
+    ];
+    let mut run = format!("parbake {verb} \"$PARBAKE_STACK\" --target \"$PARBAKE_TARGET\"");
+    let mut name = format!("{verb} {}", st.stack);
+    if let Some(a) = &st.arch {
+        env.push(("PARBAKE_ARCH", s(a)));
+        run.push_str(" --arch \"$PARBAKE_ARCH\"");
+        name.push_str(&format!(" {a}"));
+    }
     steps.push(map(vec![
         ("name", s(verb)),
-        (
-            "run",
-            s(&format!(
-                "parbake {verb} \"$PARBAKE_STACK\" --target \"$PARBAKE_TARGET\""
-            )),
-        ),
-        (
-            "env",
-            map(vec![
-                ("PARBAKE_STACK", s(&st.stack)),
-                ("PARBAKE_TARGET", s(&dag.target.to_string())),
-            ]),
-        ),
+        ("run", s(&run)),
+        ("env", map(env)),
     ]));
-    let name = format!("{verb} {}", st.stack);
     job(s(&name), vec![needs.to_string()], steps, vec![])
 }
 

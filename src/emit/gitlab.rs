@@ -72,19 +72,17 @@ fn layer_job(l: &DagLayer) -> Value {
 }
 
 fn stack_job(st: &DagStack, j: &DagJob, verb: &str) -> Value {
+    let mut vars = vec![("PARBAKE_STACK", st.stack.as_str())];
+    let mut script = format!("parbake {verb} \"$PARBAKE_STACK\" --target \"$PARBAKE_TARGET\"");
+    if let Some(a) = &st.arch {
+        vars.push(("PARBAKE_ARCH", a.as_str()));
+        script.push_str(" --arch \"$PARBAKE_ARCH\"");
+    }
     map(vec![
         ("stage", s(verb)),
         ("needs", list(j.needs.clone())),
-        (
-            "variables",
-            variables(vec![("PARBAKE_STACK", &st.stack)], st.region.as_deref()),
-        ),
-        (
-            "script",
-            list([format!(
-                "parbake {verb} \"$PARBAKE_STACK\" --target \"$PARBAKE_TARGET\""
-            )]),
-        ),
+        ("variables", variables(vars, st.region.as_deref())),
+        ("script", list([script])),
     ])
 }
 

@@ -36,6 +36,9 @@ pub struct DagLayer {
     /// The parent layer's hash (a stack layer's base); None for a base layer.
     pub parent: Option<String>,
     pub image: String,
+    /// The architecture it is baked for (aws).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     pub stacks: Vec<String>,
     /// 1 for a layer without a parent, its parent's level + 1 otherwise.
     pub level: usize,
@@ -50,6 +53,9 @@ pub struct DagLayer {
 #[derive(Debug, Clone, Serialize)]
 pub struct DagStack {
     pub stack: String,
+    /// The architecture, when the stack's image bakes several: a verify and publish each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     /// The hash of the stack's top layer, the image verify launches.
     pub top: String,
     pub region: Option<String>,
@@ -106,11 +112,15 @@ fn layer_command(target: Target, hash: &str) -> Vec<String> {
         .to_vec()
 }
 
-fn stack_command(verb: &str, target: Target, stack: &str) -> Vec<String> {
+fn stack_command(verb: &str, target: Target, stack: &str, arch: Option<&str>) -> Vec<String> {
     let t = target.to_string();
-    ["parbake", verb, stack, "--target", &t]
+    let mut c: Vec<String> = ["parbake", verb, stack, "--target", &t]
         .map(String::from)
-        .to_vec()
+        .to_vec();
+    if let Some(a) = arch {
+        c.extend(["--arch".to_string(), a.to_string()]);
+    }
+    c
 }
 
 impl Dag {
@@ -126,6 +136,7 @@ impl Dag {
                 name: n.layer.name.clone(),
                 parent: parent.map(|p| p.hash.clone()),
                 image: n.plan.image.clone(),
+                arch: n.plan.arch.clone(),
                 stacks: n.stacks.clone(),
                 level: parent.map_or(1, |p| p.level + 1),
                 region: (facts.region)(&n.plan.image),
@@ -171,36 +182,60 @@ fn stacks_of(
     names.dedup();
     let mut out = Vec::new();
     for stack in names {
-        let Some(top) = layers
-            .iter()
-            .filter(|l| l.stacks.contains(stack))
-            .max_by_key(|l| l.level)
-        else {
-            continue;
-        };
-        let verify = DagJob {
-            job: job_id(&["verify", stack])?,
-            command: stack_command("verify", target, stack),
-            needs: vec![top.job.clone()],
-        };
-        let publish = (facts.publishes)(stack)
-            .then(|| -> Result<DagJob, String> {
-                Ok(DagJob {
-                    job: job_id(&["publish", stack])?,
-                    command: stack_command("publish", target, stack),
-                    needs: vec![verify.job.clone()],
-                })
-            })
-            .transpose()?;
-        out.push(DagStack {
-            stack: stack.clone(),
-            top: top.hash.clone(),
-            region: top.region.clone(),
-            verify,
-            publish,
-        });
+        let mine: Vec<&DagLayer> = layers.iter().filter(|l| l.stacks.contains(stack)).collect();
+        let mut arches: Vec<Option<&String>> = mine.iter().map(|l| l.arch.as_ref()).collect();
+        arches.sort();
+        arches.dedup();
+        let several = arches.len() > 1;
+        for arch in arches {
+            let Some(top) = mine
+                .iter()
+                .filter(|l| l.arch.as_ref() == arch)
+                .max_by_key(|l| l.level)
+            else {
+                continue;
+            };
+            let arch = arch.filter(|_| several).cloned();
+            out.push(stack_jobs(stack, arch, top, target, facts)?);
+        }
     }
     Ok(out)
+}
+
+/// One stack's (one architecture's) verify job on its top layer, and its publish job.
+fn stack_jobs(
+    stack: &str,
+    arch: Option<String>,
+    top: &DagLayer,
+    target: Target,
+    facts: &Facts,
+) -> Result<DagStack, String> {
+    let id = |verb: &str| match &arch {
+        Some(a) => job_id(&[verb, stack, a]),
+        None => job_id(&[verb, stack]),
+    };
+    let verify = DagJob {
+        job: id("verify")?,
+        command: stack_command("verify", target, stack, arch.as_deref()),
+        needs: vec![top.job.clone()],
+    };
+    let publish = (facts.publishes)(stack)
+        .then(|| -> Result<DagJob, String> {
+            Ok(DagJob {
+                job: id("publish")?,
+                command: stack_command("publish", target, stack, arch.as_deref()),
+                needs: vec![verify.job.clone()],
+            })
+        })
+        .transpose()?;
+    Ok(DagStack {
+        stack: stack.to_string(),
+        arch,
+        top: top.hash.clone(),
+        region: top.region.clone(),
+        verify,
+        publish,
+    })
 }
 
 /// The document for an engine, as text.
@@ -278,6 +313,7 @@ pub(crate) mod tests {
             name: job.into(),
             parent,
             image: "img".into(),
+            arch: None,
             stacks: Vec::new(),
             level,
             region: Some("us-east-1".into()),

@@ -186,6 +186,12 @@ impl LayerHasher {
             }
             Target::Aws => {
                 let aws = image.def.sources.aws.as_ref().ok_or_else(no_source)?;
+                if !aws.architectures.is_empty() {
+                    return Err(PlanError::ArchNotChosen {
+                        image: image.name.clone(),
+                        arches: aws.arches(),
+                    });
+                }
                 (
                     &project.templates.amazon_ebs,
                     serde_json::to_value(aws),

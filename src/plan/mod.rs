@@ -138,6 +138,9 @@ pub enum PlanError {
     Config(Box<crate::config::ConfigError>),
     #[error("image `{image}` has no `{target}` source")]
     NoSource { image: String, target: Target },
+    /// An image whose aws source bakes several architectures, planned without choosing one.
+    #[error("image `{image}` bakes {}: plan one architecture at a time", .arches.join(" and "))]
+    ArchNotChosen { image: String, arches: Vec<String> },
 }
 
 impl PlanError {
@@ -173,6 +176,9 @@ impl PlanError {
             PlanError::NoSource { image, target } => vec![format!(
                 "add `sources.{target}` to images/{image}.yml, or choose another --target"
             )],
+            PlanError::ArchNotChosen { arches, .. } => {
+                vec![format!("pass --arch {}", arches.join(" or --arch "))]
+            }
         }
     }
 
@@ -392,6 +398,9 @@ pub struct Plan {
     /// stood in for it): the layer hashes are not the ones a bake will compute.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisional: Option<String>,
+    /// On aws, the architecture the chain is baked for (`x86_64`, `arm64`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     /// On aws, where the AMI the stack launches goes after its bake (`distribute:`, the
     /// stack's or its image's). Not in any layer hash.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -454,6 +463,10 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
         distribute: (req.target == Target::Aws)
             .then(|| crate::config::distribute::of(project, &image.name, Some(&stack.name)))
             .flatten(),
+        arch: (req.target == Target::Aws)
+            .then(|| image.def.sources.aws.as_ref())
+            .flatten()
+            .map(|a| a.source_ami.architecture.clone()),
     })
 }
 

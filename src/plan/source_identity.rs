@@ -8,9 +8,10 @@ pub fn qemu(q: &QemuSource) -> String {
     format!("qemu:{}@{}", q.disk_image, q.checksum)
 }
 
-/// A resolved source AMI in its region.
-pub fn aws(region: &str, ami_id: &str) -> String {
-    format!("aws:{region}:{ami_id}")
+/// A resolved source AMI in its region, and the architecture its chain bakes (so two
+/// architectures' chains never share a hash, whatever their AMIs).
+pub fn aws(region: &str, ami_id: &str, arch: &str) -> String {
+    format!("aws:{region}:{ami_id}:{arch}")
 }
 
 /// The declared source AMI, standing in for its identity before it is resolved.
@@ -28,8 +29,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_aws_identity_names_region_and_ami() {
-        assert_eq!(aws("eu-west-1", "ami-0abc"), "aws:eu-west-1:ami-0abc");
+    fn an_aws_identity_names_region_ami_and_architecture() {
+        assert_eq!(
+            aws("eu-west-1", "ami-0abc", "arm64"),
+            "aws:eu-west-1:ami-0abc:arm64"
+        );
     }
 
     #[test]

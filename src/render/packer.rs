@@ -113,6 +113,7 @@ fn aws_vars(
     };
     let mut tags = ami_tags(plan, layer, source_ami);
     tags.insert("parbake:source-ami".into(), opts.source_ami.clone());
+    tags.insert("parbake:arch".into(), a.source_ami.architecture.clone());
     if let Some(run) = &opts.refresh_of {
         tags.insert("parbake:refresh-of".into(), run.clone());
     }

@@ -27,6 +27,26 @@ use crate::tools::Tools;
 /// A command's result, ready for the printer: JSON with `--format json`, else its text.
 pub trait Report {
     fn print(&self, printer: &Printer) -> Result<()>;
+    /// The report as JSON (what `print` writes with `--format json`).
+    fn json(&self) -> serde_json::Value;
+    /// The report as text (what `print` writes otherwise).
+    fn text(&self) -> String;
+}
+
+/// Several architectures' reports of one command: one document as a JSON array, or their
+/// texts one after another. A single report prints as itself.
+pub fn print_all(reports: &[Box<dyn Report>], printer: &Printer) -> Result<()> {
+    if let [one] = reports {
+        return one.print(printer);
+    }
+    let docs: Vec<serde_json::Value> = reports.iter().map(|r| r.json()).collect();
+    printer.data(&docs, |_| {
+        reports
+            .iter()
+            .map(|r| r.text())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 /// A report and the function that renders it as text.
@@ -38,6 +58,14 @@ pub struct Shown<T> {
 impl<T: Serialize> Report for Shown<T> {
     fn print(&self, printer: &Printer) -> Result<()> {
         printer.data(&self.value, self.text)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.value).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn text(&self) -> String {
+        (self.text)(&self.value)
     }
 }
 

@@ -74,7 +74,12 @@ pub fn inputs_from_tags(tags: &BTreeMap<String, String>, region: &str) -> crate:
     if let Some(p) = tags.get("parbake:parent-layer") {
         inputs.insert("parent".into(), format!("layer:{p}"));
     } else if let Some(src) = tags.get("parbake:source-ami") {
-        inputs.insert("parent".into(), format!("source:aws:{region}:{src}"));
+        // an AMI baked before `parbake:arch` recorded the identity without it
+        let identity = match tags.get("parbake:arch") {
+            Some(arch) => crate::plan::source_identity::aws(region, src, arch),
+            None => format!("aws:{region}:{src}"),
+        };
+        inputs.insert("parent".into(), format!("source:{identity}"));
     }
     if let Some(v) = tags.get("parbake:version") {
         inputs.insert("parbake".into(), v.clone());

@@ -127,7 +127,11 @@ impl AwsBaker {
         crate::targets::plan_for(&self.project, req, |image| {
             let src = self.source(&image.name)?;
             if let Ok(a) = self.resolved_source(&image.name) {
-                return Ok(crate::plan::source_identity::aws(&src.region, &a.id));
+                return Ok(crate::plan::source_identity::aws(
+                    &src.region,
+                    &a.id,
+                    &src.source_ami.architecture,
+                ));
             }
             progress.step("source AMI", "resolving");
             let ec2 = self.ec2(&src.region);
@@ -137,7 +141,8 @@ impl AwsBaker {
                 src.region, a.id, a.name, a.creation_date
             ));
             self.check_allowed_images(&ec2, &a, progress)?;
-            let identity = crate::plan::source_identity::aws(&src.region, &a.id);
+            let identity =
+                crate::plan::source_identity::aws(&src.region, &a.id, &src.source_ami.architecture);
             self.sources
                 .lock()
                 .expect("sources")

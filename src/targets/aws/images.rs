@@ -25,6 +25,8 @@ pub struct ImageNode {
     pub layer_hash: String,
     pub image: String,
     pub stack: Option<String>,
+    /// The architecture it was baked for (`parbake:arch`, else EC2's).
+    pub arch: String,
     pub state: String,
     pub age_s: u64,
     pub size_gib: i64,
@@ -47,18 +49,37 @@ pub struct RegionImages {
     pub without_project: usize,
 }
 
+/// What an AMI is compared with today, per architecture: the project as that architecture's
+/// chains see it, and the source identity each of its images would bake from in the region.
+pub(super) struct Today {
+    pub(super) views: BTreeMap<String, Project>,
+    /// (image, architecture) → source identity.
+    pub(super) sources: BTreeMap<(String, String), String>,
+}
+
+impl Today {
+    /// The architecture an AMI was baked for: its `parbake:arch` tag, else EC2's own.
+    pub(super) fn arch_of(ami: &Ami) -> String {
+        ami.tags
+            .get("parbake:arch")
+            .cloned()
+            .unwrap_or_else(|| ami.architecture.clone())
+    }
+}
+
 /// The layer hash and run hash the layer an AMI carries would have if baked today, or why they
 /// cannot be known.
-fn current_hash(
-    project: &Project,
-    sources: &BTreeMap<String, String>,
-    ami: &Ami,
-) -> std::result::Result<(String, String), String> {
+fn current_hash(today: &Today, ami: &Ami) -> std::result::Result<(String, String), String> {
     let m = manifest_from_tags(&ami.id, &ami.tags)?;
+    let arch = Today::arch_of(ami);
+    let project = today
+        .views
+        .get(&arch)
+        .ok_or_else(|| format!("no image bakes {arch} any more"))?;
     let image = project
         .images
         .get(&m.image)
-        .ok_or_else(|| format!("image `{}` is no longer defined", m.image))?;
+        .ok_or_else(|| format!("image `{}` is no longer defined for {arch}", m.image))?;
     let stack = match &m.stack {
         Some(s) => project
             .stacks
@@ -70,20 +91,24 @@ fn current_hash(
             .find(|s| s.def.image == image.name)
             .ok_or_else(|| format!("no stack uses image `{}`", image.name))?,
     };
-    let source = sources
-        .get(&image.name)
-        .ok_or_else(|| format!("image `{}` has no aws source", image.name))?;
-    let base = crate::targets::plan_for(
-        project,
-        &PlanRequest {
-            stack: stack.name.clone(),
-            promote: Vec::new(),
-            target: Target::Aws,
-            source_identity: None,
-        },
-        |_| Ok(source.clone()),
-    )
-    .map_err(|e| e.to_string())?;
+    let source = today
+        .sources
+        .get(&(image.name.clone(), arch.clone()))
+        .ok_or_else(|| format!("image `{}` has no aws source for {arch}", image.name))?;
+    let plan_with = |promote: Vec<String>| {
+        crate::targets::plan_for(
+            project,
+            &PlanRequest {
+                stack: stack.name.clone(),
+                promote,
+                target: Target::Aws,
+                source_identity: None,
+            },
+            |_| Ok(source.clone()),
+        )
+        .map_err(|e| e.to_string())
+    };
+    let base = plan_with(Vec::new())?;
     if m.stack.is_none() {
         return Ok((base.layers[0].hash.clone(), base.layers[0].run_hash.clone()));
     }
@@ -94,17 +119,7 @@ fn current_hash(
         .filter(|r| !basic.contains(r))
         .cloned()
         .collect();
-    let p = crate::targets::plan_for(
-        project,
-        &PlanRequest {
-            stack: stack.name.clone(),
-            promote: promote.clone(),
-            target: Target::Aws,
-            source_identity: None,
-        },
-        |_| Ok(source.clone()),
-    )
-    .map_err(|e| e.to_string())?;
+    let p = plan_with(promote)?;
     Ok((p.top().hash.clone(), p.top().run_hash.clone()))
 }
 
@@ -114,7 +129,7 @@ pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
     let now = now_epoch();
     let mut out = Vec::new();
     for region in regions(project) {
-        let (all, sources) = rt.block_on(region_amis(project, &region))?;
+        let (all, today) = rt.block_on(region_amis(project, &region))?;
         let scope = Scope::of(project);
         let (amis, others): (Vec<Ami>, Vec<Ami>) = all.into_iter().partition(|a| scope.holds(a));
         let other_projects = others
@@ -125,7 +140,7 @@ pub fn list(project: &Project) -> Result<Vec<RegionImages>> {
         let nodes = amis
             .iter()
             .map(|ami| {
-                let (parent, mut node) = node_of(project, &sources, ami, now);
+                let (parent, mut node) = node_of(&today, ami, now);
                 node.published = published.get(&ami.id).cloned().unwrap_or_default();
                 (parent, node)
             })
@@ -158,20 +173,33 @@ async fn published_in(region: &str, amis: &[Ami]) -> Result<BTreeMap<String, Vec
     Ok(out)
 }
 
-/// A region's parbake AMIs, and the source identity each image would bake from there today.
-async fn region_amis(
-    project: &Project,
-    region: &str,
-) -> Result<(Vec<Ami>, BTreeMap<String, String>)> {
+/// A region's parbake AMIs, and what each is compared with today.
+async fn region_amis(project: &Project, region: &str) -> Result<(Vec<Ami>, Today)> {
     let ec2 = Ec2::connect(region, &Endpoint::from_env()).await;
     let amis = ec2.parbake_amis().await?;
-    let sources = sources_in(project, &ec2, region).await?;
-    Ok((amis, sources))
+    let today = today_in(project, &ec2, region).await?;
+    Ok((amis, today))
 }
 
-/// The source identity each image with an aws source in `region` would bake from there today
-/// (its source AMI resolved), by image name.
-pub(super) async fn sources_in(
+/// Each architecture's view of the project, and the source identity each image with an aws
+/// source in `region` would bake from there today (its source AMI resolved).
+pub(super) async fn today_in(project: &Project, ec2: &Ec2, region: &str) -> Result<Today> {
+    let mut today = Today {
+        views: BTreeMap::new(),
+        sources: BTreeMap::new(),
+    };
+    for (arch, view) in project.arch_views() {
+        for (image, identity) in sources_in(&view, ec2, region).await? {
+            today.sources.insert((image, arch.clone()), identity);
+        }
+        today.views.insert(arch, view);
+    }
+    Ok(today)
+}
+
+/// The source identity each image of one architecture's view with an aws source in `region`
+/// would bake from there today, by image name.
+async fn sources_in(
     project: &Project,
     ec2: &Ec2,
     region: &str,
@@ -190,21 +218,16 @@ pub(super) async fn sources_in(
         let ami = ec2.resolve_source_ami(&src.source_ami).await?;
         sources.insert(
             image.name.clone(),
-            crate::plan::source_identity::aws(region, &ami.id),
+            crate::plan::source_identity::aws(region, &ami.id, &src.source_ami.architecture),
         );
     }
     Ok(sources)
 }
 
 /// One AMI as a tree node (no children yet) with its parent AMI, marked current or stale.
-fn node_of(
-    project: &Project,
-    sources: &BTreeMap<String, String>,
-    ami: &Ami,
-    now: u64,
-) -> (Option<String>, ImageNode) {
+fn node_of(today: &Today, ami: &Ami, now: u64) -> (Option<String>, ImageNode) {
     let tag = |k: &str| ami.tags.get(k).cloned();
-    let (status, why) = match current_hash(project, sources, ami) {
+    let (status, why) = match current_hash(today, ami) {
         Ok((hash, _)) if Some(&hash) == ami.tags.get("parbake:layer-hash") => (
             "current",
             tag("parbake:refresh-of").map(|run| {
@@ -240,6 +263,7 @@ fn node_of(
         layer_hash: tag("parbake:layer-hash").unwrap_or_default(),
         image: tag("parbake:image").unwrap_or_default(),
         stack: tag("parbake:stack"),
+        arch: Today::arch_of(ami),
         state: ami.state.clone(),
         age_s: epoch_of(&ami.creation_date)
             .map(|t| now.saturating_sub(t))
@@ -321,8 +345,17 @@ pub fn tree_text(regions: &[RegionImages]) -> String {
             r.region,
             count(&r.images)
         ));
-        for n in &r.images {
-            node(&mut out, n, 0);
+        // grouped by architecture when the region holds several
+        let mut arches: Vec<&str> = r.images.iter().map(|n| n.arch.as_str()).collect();
+        arches.sort();
+        arches.dedup();
+        for arch in &arches {
+            if arches.len() > 1 {
+                out.push_str(&format!("  {arch}\n"));
+            }
+            for n in r.images.iter().filter(|n| n.arch == *arch) {
+                node(&mut out, n, 0);
+            }
         }
         if r.other_projects + r.without_project > 0 {
             out.push_str(&format!(
@@ -350,6 +383,7 @@ mod lineage_tests {
             layer_hash: "h".into(),
             image: "debian12".into(),
             stack: stack.map(String::from),
+            arch: "x86_64".into(),
             state: "available".into(),
             age_s: 0,
             size_gib: 8,

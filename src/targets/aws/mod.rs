@@ -3,6 +3,7 @@
 //! steps (bake, launch, images, prune, gc) build on these.
 
 pub mod ami;
+pub mod arch_baker;
 pub mod bake;
 pub mod consistency;
 pub mod distribute;

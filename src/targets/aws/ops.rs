@@ -16,7 +16,6 @@ use crate::targets::interface::{
     VerifyRequest,
 };
 
-use super::bake::AwsBaker;
 use super::{consistency, gc, images, launch, prune, publish, text};
 
 /// EC2: Packer's amazon-ebs builder, AMIs tagged as the registry, EC2 launches.
@@ -94,17 +93,8 @@ impl Backend for Ec2Target {
         dry_run: bool,
         progress: &mut Progress,
     ) -> Result<(Arc<dyn LayerBaker>, Vec<Plan>)> {
-        // a dry run reads EC2 and creates no store
-        let b = if dry_run {
-            AwsBaker::peek(project, force, progress)?
-        } else {
-            AwsBaker::new(project, force, progress)?
-        };
-        let plans = requests
-            .iter()
-            .map(|r| b.plan(r, progress))
-            .collect::<Result<_>>()?;
-        Ok((Arc::new(b), plans))
+        // a dry run reads EC2 and creates no store; each architecture has its own baker
+        super::arch_baker::plan_all(project, &requests, force, dry_run, progress)
     }
 
     fn launch(

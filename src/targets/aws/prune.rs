@@ -563,51 +563,65 @@ async fn current_tops(
     region: &str,
     amis: &[Ami],
 ) -> Result<Vec<(String, Reason)>> {
-    let sources = super::images::sources_in(project, ec2, region).await?;
+    let today = super::images::today_in(project, ec2, region).await?;
     let mut out = Vec::new();
-    for stack in project.stacks.values() {
-        let Some(source) = sources.get(&stack.def.image) else {
-            continue;
-        };
-        let req = crate::plan::PlanRequest {
-            stack: stack.name.clone(),
-            promote: Vec::new(),
-            target: crate::plan::Target::Aws,
-            source_identity: None,
-        };
-        let plan = crate::targets::plan_for(project, &req, |_| Ok(source.clone()))?;
-        let top = plan.top();
-        let tagged = |key: &str, value: &str| -> Vec<Ami> {
-            amis.iter()
-                .filter(|a| a.tags.get(key).map(String::as_str) == Some(value))
-                .cloned()
-                .collect()
-        };
-        let layer = format!("layer {} {} ({})", top.index, top.name, top.short_hash());
-        if let Some(a) = newest(&tagged("parbake:layer-hash", &top.hash)) {
-            let text = format!("current AMI of stack {} ({layer})", stack.name);
-            out.push((
-                a.id.clone(),
-                Reason {
-                    kind: kind::CURRENT,
-                    text,
-                },
-            ));
-        } else if let Some(a) = newest(&tagged("parbake:run-hash", &top.run_hash)) {
-            let text = format!(
-                "run AMI of stack {}'s current {layer}, which a bake refreshes",
-                stack.name
-            );
-            out.push((
-                a.id.clone(),
-                Reason {
-                    kind: kind::CURRENT_RUN,
-                    text,
-                },
-            ));
+    for ((image, arch), source) in &today.sources {
+        let view = &today.views[arch];
+        for stack in view.stacks.values().filter(|s| &s.def.image == image) {
+            out.extend(current_top(view, stack, source, amis)?);
         }
     }
     Ok(out)
+}
+
+/// The AMI a stack of one architecture's view launches today, and why it is kept.
+fn current_top(
+    project: &crate::config::Project,
+    stack: &crate::config::Stack,
+    source: &str,
+    amis: &[Ami],
+) -> Result<Option<(String, Reason)>> {
+    let multi = crate::config::arch::is_multi_arch(&project.images[&stack.def.image].def);
+    let name = match &project.images[&stack.def.image].def.sources.aws {
+        Some(a) if multi => format!("{} ({})", stack.name, a.source_ami.architecture),
+        _ => stack.name.clone(),
+    };
+    let req = crate::plan::PlanRequest {
+        stack: stack.name.clone(),
+        promote: Vec::new(),
+        target: crate::plan::Target::Aws,
+        source_identity: None,
+    };
+    let plan = crate::targets::plan_for(project, &req, |_| Ok(source.to_string()))?;
+    let top = plan.top();
+    let tagged = |key: &str, value: &str| -> Vec<Ami> {
+        amis.iter()
+            .filter(|a| a.tags.get(key).map(String::as_str) == Some(value))
+            .cloned()
+            .collect()
+    };
+    let layer = format!("layer {} {} ({})", top.index, top.name, top.short_hash());
+    if let Some(a) = newest(&tagged("parbake:layer-hash", &top.hash)) {
+        let text = format!("current AMI of stack {name} ({layer})");
+        return Ok(Some((
+            a.id.clone(),
+            Reason {
+                kind: kind::CURRENT,
+                text,
+            },
+        )));
+    }
+    if let Some(a) = newest(&tagged("parbake:run-hash", &top.run_hash)) {
+        let text = format!("run AMI of stack {name}'s current {layer}, which a bake refreshes");
+        return Ok(Some((
+            a.id.clone(),
+            Reason {
+                kind: kind::CURRENT_RUN,
+                text,
+            },
+        )));
+    }
+    Ok(None)
 }
 
 /// Deregisters the AMI with `DeleteAssociatedSnapshots`, then deletes itself the snapshots

@@ -220,21 +220,26 @@ async fn set_parameter(t: &PublishTarget, ami: Option<&str>) -> Result<Option<Pa
     }))
 }
 
-/// The SSM parameters the project's stacks publish to in `region`.
+/// The SSM parameters the project's stacks publish to in `region` (one per architecture of
+/// an image that bakes several).
 pub fn parameters_in(project: &Project, region: &str) -> Vec<String> {
-    project
-        .stacks
-        .values()
-        .filter(|st| {
-            project.images[&st.def.image]
-                .def
-                .sources
-                .aws
-                .as_ref()
-                .is_some_and(|a| a.region == region)
-        })
-        .filter_map(|st| st.def.publish.as_ref()?.ssm_parameter.clone())
-        .collect()
+    let mut out = Vec::new();
+    for st in project.stacks.values() {
+        let Some(src) = project.images[&st.def.image].def.sources.aws.as_ref() else {
+            continue;
+        };
+        let Some(name) = st.def.publish.as_ref().and_then(|p| p.ssm_parameter.as_ref()) else {
+            continue;
+        };
+        if src.region != region {
+            continue;
+        }
+        for arch in src.arches() {
+            let chain = src.for_arch(&arch).expect("a listed architecture projects");
+            out.push(crate::config::arch::arch_named(name, &chain));
+        }
+    }
+    out
 }
 
 /// The stack's launch template, SSM parameter, and its image's region and instance type.
@@ -261,9 +266,12 @@ fn publish_target(project: &Project, stack: &str) -> Result<PublishTarget> {
             Error::user(format!("image {} has no aws source", st.def.image))
                 .with_hint("add `sources.aws` to the image file")
         })?;
+    // one launch template (and parameter) per architecture: a version holds one AMI and one
+    // instance type, and an Auto Scaling group mixes architectures by per-type templates
+    let named = |n: &String| crate::config::arch::arch_named(n, src);
     Ok(PublishTarget {
-        template: publish.launch_template.clone(),
-        ssm_parameter: publish.ssm_parameter.clone(),
+        template: named(&publish.launch_template),
+        ssm_parameter: publish.ssm_parameter.as_ref().map(named),
         region: src.region.clone(),
         instance_type: src.instance_type.clone(),
         http_tokens: src.imds.http_tokens(),
