@@ -2,6 +2,7 @@
 //! (see [`support`]). Each test works in its own region (and, where it bakes, its own base
 //! layer), so the tests run in parallel on one server.
 
+mod arch;
 mod bake;
 mod bake_all;
 mod distribute;
