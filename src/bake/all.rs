@@ -194,6 +194,9 @@ pub struct LayerOutcome {
     pub index: u8,
     pub hash: String,
     pub image: String,
+    /// On aws, the architecture it is baked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     pub stacks: Vec<String>,
     pub outcome: Outcome,
     pub duration_s: f64,
@@ -459,6 +462,7 @@ pub(crate) fn initial_outcome(n: &Node) -> LayerOutcome {
         index: n.layer.index,
         hash: n.layer.hash.clone(),
         image: n.plan.image.clone(),
+        arch: n.plan.arch.clone(),
         stacks: n.stacks.clone(),
         outcome: Outcome::Skipped,
         duration_s: 0.0,
@@ -686,7 +690,13 @@ pub(crate) fn count(outcomes: &[LayerOutcome]) -> Counts {
 /// The summary table: the counts, then one line per layer and per verified stack.
 pub fn summary_text(r: &AllReport) -> String {
     let mut s = summary_head(r);
+    let arches: std::collections::BTreeSet<_> = r.layers.iter().map(|l| &l.arch).collect();
     for l in &r.layers {
+        // the architecture beside the name when the run bakes several
+        let name = match &l.arch {
+            Some(a) if arches.len() > 1 => format!("{} {a}", l.name),
+            _ => l.name.clone(),
+        };
         let took = match l.outcome {
             Outcome::ToBake | Outcome::ToRefresh => "-".to_string(),
             _ => format!("{:.1}s", l.duration_s),
@@ -694,7 +704,7 @@ pub fn summary_text(r: &AllReport) -> String {
         s.push_str(&format!(
             "  {:<10} {:<22} {:<12} {:>8}  {:<22} {}\n",
             l.outcome.to_string(),
-            l.name,
+            name,
             &l.hash[..12],
             took,
             short_image_id(l.image_id.as_deref()),
@@ -809,6 +819,7 @@ mod tests {
             index: 2,
             hash: "ab".repeat(32),
             image: "debian12".into(),
+            arch: None,
             stacks: vec!["web".into()],
             outcome,
             duration_s: 12.34,

@@ -96,6 +96,21 @@ pub fn instance_arch(instance_type: &str) -> Option<&'static str> {
     })
 }
 
+/// An error at the deepest line `path` has in the file: a key inside a flow mapping
+/// (`arm64: {instance_type: t3.large}`) is at its mapping's line. The field is `path`.
+fn at(file: &SourceFile, path: &str, message: String) -> super::Located {
+    let mut shown = path;
+    while super::yaml::locate(&file.text, shown, None).is_none() {
+        match shown.rfind('.') {
+            Some(i) => shown = &shown[..i],
+            None => break,
+        }
+    }
+    let mut err = file.error_for(shown, None, message);
+    err.field = Some(path.to_string());
+    err
+}
+
 /// The checks of `architectures:` and of each architecture's projected source: a known
 /// architecture, its own fields valid, an instance type of that architecture, and a source
 /// AMI name that does not name another one.
@@ -120,11 +135,7 @@ fn check_entry(
 ) -> Result<(), ConfigError> {
     let path = format!("sources.aws.architectures.{arch}");
     if !ARCHES.contains(&arch) {
-        let err = file.error_for(
-            "sources.aws.architectures",
-            Some(arch),
-            format!("unknown architecture `{arch}`"),
-        );
+        let err = at(file, &path, format!("unknown architecture `{arch}`"));
         let hint = match arch {
             "aarch64" | "arm" | "graviton" => "EC2 calls 64-bit ARM `arm64`".to_string(),
             "amd64" | "x64" | "x86-64" => "EC2 calls 64-bit x86 `x86_64`".to_string(),
@@ -134,9 +145,9 @@ fn check_entry(
     }
     if let Some(t) = entry.instance_type.as_deref() {
         if !names::valid_instance_type(t) {
-            let err = file.error_for(
+            let err = at(
+                file,
                 &format!("{path}.instance_type"),
-                None,
                 format!("{t:?} is not an EC2 instance type"),
             );
             return Err(err
@@ -149,9 +160,9 @@ fn check_entry(
     };
     let field = format!("{path}.source_ami");
     if let Some(o) = s.owners.iter().find(|o| !names::valid_owner(o)) {
-        let err = file.error_for(
+        let err = at(
+            file,
             &format!("{field}.owners"),
-            Some(o),
             format!("{o:?} is not an AMI owner"),
         );
         return Err(err
@@ -159,9 +170,9 @@ fn check_entry(
             .into());
     }
     if !names::one_line(&s.name) || s.name.is_empty() || s.name.len() > 128 {
-        let err = file.error_for(
+        let err = at(
+            file,
             &format!("{field}.name"),
-            None,
             format!("{:?} is not an AMI name pattern", s.name),
         );
         return Err(err
@@ -170,9 +181,9 @@ fn check_entry(
     }
     match s.architecture.as_deref() {
         Some(other) if other != arch => {
-            let err = file.error_for(
+            let err = at(
+                file,
                 &format!("{field}.architecture"),
-                None,
                 format!("architecture `{other}` under `architectures.{arch}`"),
             );
             Err(err
@@ -209,13 +220,13 @@ fn check_instance_type(
         "sources.aws.instance_type".to_string()
     };
     let whose = if own { "its" } else { "the source's" };
-    let err = file.error_for(
+    let err = at(
+        file,
         &field,
-        None,
         format!("{arch} builds on {whose} instance type `{instance_type}`, which is {its}"),
     );
     let hint = if arch == "arm64" {
-        format!("give arm64 a Graviton type, e.g. `architectures: {{arm64: {{instance_type: t4g.small}}}}` (a `g` after the generation: t4g, m7g, c7g)")
+        "give arm64 a Graviton type, e.g. `architectures: {arm64: {instance_type: t4g.small}}` (a `g` after the generation: t4g, m7g, c7g)".to_string()
     } else {
         "give x86_64 an x86 type, e.g. `t3.small` or `m7i.large`".to_string()
     };
@@ -243,9 +254,9 @@ fn check_inherited_name(file: &SourceFile, a: &AwsSource, arch: &str) -> Result<
     else {
         return Ok(());
     };
-    let err = file.error_for(
+    let err = at(
+        file,
         &format!("sources.aws.architectures.{arch}"),
-        None,
         format!(
             "{arch} takes the source's `source_ami`, whose name `{}` names {word}",
             a.source_ami.name

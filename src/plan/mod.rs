@@ -464,7 +464,7 @@ pub fn plan(project: &Project, req: &PlanRequest) -> Result<Plan, PlanError> {
             .then(|| crate::config::distribute::of(project, &image.name, Some(&stack.name)))
             .flatten(),
         arch: (req.target == Target::Aws)
-            .then(|| image.def.sources.aws.as_ref())
+            .then_some(image.def.sources.aws.as_ref())
             .flatten()
             .map(|a| a.source_ami.architecture.clone()),
     })

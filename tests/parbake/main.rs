@@ -3,6 +3,7 @@
 
 mod ansible_limits;
 mod ansible_refs;
+mod architectures;
 mod aws_settings;
 mod bake_script;
 mod budget;

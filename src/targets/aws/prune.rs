@@ -105,12 +105,18 @@ fn add(uses: &mut Uses, ami: &str, kind: &'static str, text: String) {
     }
 }
 
-/// Group of an AMI: `image debian12` for base layers, `stack debian12/web` for stack layers.
+/// Group of an AMI: `image debian12` for base layers, `stack debian12/web` for stack layers;
+/// another architecture than x86_64 is its own group (`image debian12 arm64`), so `--keep`
+/// counts each architecture's AMIs apart.
 fn group(a: &Ami) -> String {
     let image = a.tags.get("parbake:image").cloned().unwrap_or_default();
+    let arch = match super::images::Today::arch_of(a) {
+        arch if arch == "x86_64" => String::new(),
+        arch => format!(" {arch}"),
+    };
     match a.tags.get("parbake:stack") {
-        Some(s) => format!("stack {image}/{s}"),
-        None => format!("image {image}"),
+        Some(s) => format!("stack {image}/{s}{arch}"),
+        None => format!("image {image}{arch}"),
     }
 }
 
@@ -667,6 +673,26 @@ mod tests {
             size_gib: 8,
             lifecycle: Default::default(),
         }
+    }
+
+    /// `--keep 1` keeps the newest AMI of each architecture: an arm64 chain baked before the
+    /// newest x86_64 one is not the older of one group.
+    #[test]
+    fn keep_counts_each_architecture_apart() {
+        let x86 = [("parbake:image", "debian12"), ("parbake:arch", "x86_64")];
+        let arm = [("parbake:image", "debian12"), ("parbake:arch", "arm64")];
+        let amis = [
+            ami("ami-arm-old", "2026-01-01T00:00:00.000Z", &arm),
+            ami("ami-arm-new", "2026-01-02T00:00:00.000Z", &arm),
+            ami("ami-x86-old", "2026-01-03T00:00:00.000Z", &x86),
+            ami("ami-x86-new", "2026-01-04T00:00:00.000Z", &x86),
+        ];
+        let d = decide(&amis, 1, &Uses::new());
+        let kept: Vec<&str> = ["ami-arm-old", "ami-arm-new", "ami-x86-old", "ami-x86-new"]
+            .into_iter()
+            .filter(|id| d[*id].0)
+            .collect();
+        assert_eq!(kept, ["ami-arm-new", "ami-x86-new"]);
     }
 
     /// A refresh is the newest AMI of its group; the run AMI it refreshes is older in the same

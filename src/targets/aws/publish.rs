@@ -228,7 +228,12 @@ pub fn parameters_in(project: &Project, region: &str) -> Vec<String> {
         let Some(src) = project.images[&st.def.image].def.sources.aws.as_ref() else {
             continue;
         };
-        let Some(name) = st.def.publish.as_ref().and_then(|p| p.ssm_parameter.as_ref()) else {
+        let Some(name) = st
+            .def
+            .publish
+            .as_ref()
+            .and_then(|p| p.ssm_parameter.as_ref())
+        else {
             continue;
         };
         if src.region != region {

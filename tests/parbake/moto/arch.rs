@@ -1,6 +1,6 @@
 //! arm64 beside x86_64 (issue 27): the real Packer amazon-ebs builder bakes from an arm64
-//! source AMI on a Graviton instance type against moto, with a single-architecture aws source
-//! and today's code.
+//! source AMI on a Graviton instance type against moto, with a single-architecture aws source,
+//! and one image file with `architectures:` bakes, publishes, lists and prunes both chains.
 //!
 //! What moto 5.2.5 records (checked here): DescribeImages' `architecture` filter is honoured;
 //! an instance's architecture is its AMI's, whatever its instance type, and moto never checks
@@ -85,9 +85,9 @@ async fn architecture_of(ec2: &Ec2, ami: &str) -> String {
     d.images()[0].architecture().unwrap().as_str().to_string()
 }
 
-/// The arm64 AMI has the x86 one's parbake:* tags (no tag names the architecture), with the
-/// same values but for what follows from its own source: the source and parent (the arm64
-/// Debian), the hashes, the source settings' digest in `inputs`, and the times.
+/// The arm64 AMI has the x86 one's parbake:* tags, with the same values but for what follows
+/// from its own source: the architecture, the source and parent (the arm64 Debian), the
+/// hashes, the source settings' digest in `inputs`, and the times.
 async fn tags_are_as_for_x86(
     ec2: &Ec2,
     (arm, arm_hash): (&str, &str),
@@ -102,9 +102,12 @@ async fn tags_are_as_for_x86(
     assert_eq!(a["parbake:source-ami"], ARM64_DEBIAN);
     assert_eq!(a["parbake:parent-ami"], ARM64_DEBIAN);
     assert_eq!(x["parbake:source-ami"], X86_DEBIAN);
+    assert_eq!(a["parbake:arch"], "arm64");
+    assert_eq!(x["parbake:arch"], "x86_64");
     assert_eq!(a["parbake:image"], "debian12");
     assert_eq!(a["parbake:baked"], "base,users");
     let varying = [
+        "parbake:arch",
         "parbake:layer-hash",
         "parbake:run-hash",
         "parbake:source-ami",
@@ -217,4 +220,310 @@ async fn moto_runs_an_x86_type_from_an_arm64_ami(ec2: &Ec2) {
         .send()
         .await
         .unwrap();
+}
+
+/// One image file, two architectures: a region and base layer of its own.
+const BOTH_REGION: &str = "us-west-2";
+const BOTH_TIME_ZONE: &str = "America/Phoenix";
+
+/// The example's aws source baking both: x86_64 as the file says, arm64 on t4g.small from its
+/// own source AMI; the web stack publishing to a launch template.
+fn both_architectures(f: &Fixture) {
+    f.replace(
+        "images/debian12.yml",
+        "    copy_to_regions: []\n",
+        "    copy_to_regions: []\n    architectures:\n      x86_64: {instance_type: t3.small}\n      arm64:\n        instance_type: t4g.small\n        source_ami: {owners: [\"136693071363\"], name: debian-12-arm64-*}\n",
+    )
+    .replace("images/stacks/web.yml", "promote: []", "promote: [nginx]")
+    .append("images/stacks/web.yml", "publish: {launch_template: web-fleet}\n");
+}
+
+#[test]
+fn one_image_file_bakes_x86_64_and_arm64_each_with_its_hashes_tags_and_template() {
+    let p = AwsProject::example(BOTH_REGION, BOTH_TIME_ZONE);
+    both_architectures(&p.f);
+    let plans = one_plan_shows_a_chain_per_architecture(&p);
+    let tops = bake_all_bakes_both_chains_tagged_by_architecture(&p, &plans);
+    publish_writes_one_launch_template_per_architecture(&p, &tops);
+    images_groups_by_architecture_and_prune_keeps_both_tops(&p, &tops);
+    commands_of_one_ami_need_one_architecture(&p);
+    let again = p.json(&["bake", "--all", "--target", "aws", "--json"]);
+    assert_eq!(again["counts"]["baked"], 0, "{again}");
+    assert_eq!(
+        again["counts"]["cached"],
+        again["layers"].as_array().unwrap().len()
+    );
+}
+
+/// `plan web --target aws`: two plans, arm64 then x86_64, whose layers all differ in hash and
+/// in nothing else a launch sees (roles run, launch roles, installed role hashes).
+fn one_plan_shows_a_chain_per_architecture(p: &AwsProject) -> Vec<serde_json::Value> {
+    let plans = p.json(&["plan", "web", "--target", "aws", "--json"]);
+    let plans = plans.as_array().expect("one plan per architecture").clone();
+    assert_eq!(plans.len(), 2);
+    let (arm, x86) = (&plans[0], &plans[1]);
+    assert_eq!(
+        (arm["arch"].as_str(), x86["arch"].as_str()),
+        (Some("arm64"), Some("x86_64"))
+    );
+    assert!(
+        arm["provisional"].is_null() && x86["provisional"].is_null(),
+        "{arm}"
+    );
+    let layers = |pl: &serde_json::Value| pl["layers"].as_array().unwrap().clone();
+    assert_eq!(layers(arm).len(), layers(x86).len());
+    for (a, x) in layers(arm).iter().zip(layers(x86).iter()) {
+        assert_ne!(a["hash"], x["hash"]);
+        assert_eq!((&a["runs"], &a["name"]), (&x["runs"], &x["name"]));
+    }
+    assert_eq!(arm["launch"], x86["launch"]);
+    assert_eq!(arm["installed"], x86["installed"]);
+    let text = p.ok(&["plan", "web", "--target", "aws"]);
+    assert!(
+        text.contains("(target aws, arm64,") && text.contains("(target aws, x86_64,"),
+        "{text}"
+    );
+    plans
+}
+
+/// `bake --all`: every layer of both chains baked once, each AMI tagged `parbake:arch` as
+/// EC2 records its architecture, the arm64 one built on t4g.small. The top AMI of web's chain
+/// per architecture.
+fn bake_all_bakes_both_chains_tagged_by_architecture(
+    p: &AwsProject,
+    plans: &[serde_json::Value],
+) -> BTreeMap<String, String> {
+    let rep = p.json(&["bake", "--all", "--target", "aws", "--json"]);
+    let layers = rep["layers"].as_array().unwrap();
+    // per architecture: the base, and web's layer with nginx on it
+    assert_eq!(layers.len(), 4, "{rep}");
+    assert_eq!(rep["counts"]["baked"], 4, "{rep}");
+    let mut tops = BTreeMap::new();
+    rt().block_on(async {
+        let ec2 = ec2(BOTH_REGION).await;
+        for l in layers {
+            let (ami, arch) = (l["image_id"].as_str().unwrap(), l["arch"].as_str().unwrap());
+            let (tags, _) = tags_of_image(&ec2, ami).await;
+            assert_eq!(tags["parbake:arch"], arch, "{l}");
+            assert_eq!(architecture_of(&ec2, ami).await, arch);
+            assert_eq!(tags["parbake:layer-hash"], l["hash"].as_str().unwrap());
+            stack_layers_stand_on_their_own_architecture(&ec2, &tags, arch).await;
+        }
+        for plan in plans {
+            let top = plan["layers"].as_array().unwrap().last().unwrap()["hash"].clone();
+            let l = layers
+                .iter()
+                .find(|l| l["hash"] == top)
+                .expect("web's top baked");
+            let arch = plan["arch"].as_str().unwrap().to_string();
+            tops.insert(arch, l["image_id"].as_str().unwrap().to_string());
+        }
+        let arm_base = &plans[0]["layers"][0]["hash"];
+        the_builder_was_packers_graviton_instance_from(&ec2, arm_base.as_str().unwrap()).await;
+    });
+    tops
+}
+
+/// A stack layer's parent AMI is its own architecture's base.
+async fn stack_layers_stand_on_their_own_architecture(
+    ec2: &Ec2,
+    tags: &BTreeMap<String, String>,
+    arch: &str,
+) {
+    if tags.contains_key("parbake:stack") {
+        let (parent, _) = tags_of_image(ec2, &tags["parbake:parent-ami"]).await;
+        assert_eq!(parent["parbake:arch"], arch);
+        assert!(!parent.contains_key("parbake:stack"));
+    }
+}
+
+/// The arm64 base layer's builder: Packer's, on t4g.small, from the arm64 Debian.
+async fn the_builder_was_packers_graviton_instance_from(ec2: &Ec2, hash: &str) {
+    let d = ec2
+        .sdk()
+        .describe_instances()
+        .filters(parbake::targets::aws::ec2::filter(
+            "tag:parbake:layer-hash",
+            hash,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let i = d.reservations()[0].instances()[0].clone();
+    assert_eq!(i.image_id(), Some(ARM64_DEBIAN));
+    assert_eq!(i.instance_type().map(|t| t.as_str()), Some("t4g.small"));
+}
+
+/// `publish web`: one launch template per architecture (a version holds one AMI and one
+/// instance type), each with its chain's top AMI and instance type.
+fn publish_writes_one_launch_template_per_architecture(
+    p: &AwsProject,
+    tops: &BTreeMap<String, String>,
+) {
+    let reps = p.json(&[
+        "publish",
+        "web",
+        "--target",
+        "aws",
+        "--unverified",
+        "--json",
+    ]);
+    let names: Vec<&str> = reps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["launch_template"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web-fleet-arm64", "web-fleet-x86_64"], "{reps}");
+    for (arch, instance_type) in [("arm64", "t4g.small"), ("x86_64", "t3.small")] {
+        let v = rt().block_on(template_version(
+            BOTH_REGION,
+            &format!("web-fleet-{arch}"),
+            "$Default",
+        ));
+        let data = v.launch_template_data().unwrap();
+        assert_eq!(data.image_id(), Some(tops[arch].as_str()), "{arch}");
+        assert_eq!(
+            data.instance_type().map(|t| t.as_str()),
+            Some(instance_type)
+        );
+    }
+}
+
+/// `images` lists each architecture's AMIs under its own heading, all current; `prune` keeps
+/// both chains' tops.
+fn images_groups_by_architecture_and_prune_keeps_both_tops(
+    p: &AwsProject,
+    tops: &BTreeMap<String, String>,
+) {
+    let text = p.ok(&["images", "--target", "aws"]);
+    let (arm, x86) = (
+        text.find("\n  arm64\n").unwrap(),
+        text.find("\n  x86_64\n").unwrap(),
+    );
+    assert!(arm < x86, "{text}");
+    assert!(text[arm..x86].contains(&tops["arm64"]) && text[x86..].contains(&tops["x86_64"]));
+    let json = p.json(&["images", "--target", "aws", "--json"]);
+    let roots = json[0]["images"].as_array().unwrap();
+    assert!(roots.iter().all(|n| n["status"] == "current"), "{json}");
+    let decisions = prune_decisions(
+        p,
+        &[
+            "prune",
+            "--target",
+            "aws",
+            "--keep",
+            "0",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    for ami in tops.values() {
+        let (action, kinds, why) = &decisions[ami];
+        assert_eq!(action, "keep", "{why}");
+        assert!(kinds.iter().any(|k| k == "current"), "{kinds:?}");
+    }
+}
+
+/// A command about one AMI (userdata, launch, render) needs `--arch`; the local target builds
+/// x86_64 only and says so.
+fn commands_of_one_ami_need_one_architecture(p: &AwsProject) {
+    let err = p.fails(&["userdata", "web", "--target", "aws", "-o", "/dev/null"]);
+    assert!(
+        err.contains("stack web's image bakes arm64 and x86_64"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: add --arch arm64 or --arch x86_64"),
+        "{err}"
+    );
+    p.ok(&[
+        "userdata",
+        "web",
+        "--target",
+        "aws",
+        "--arch",
+        "arm64",
+        "--explain",
+    ]);
+    let err = p.fails(&["plan", "web", "--target", "aws", "--arch", "ppc64"]);
+    assert!(
+        err.contains("image debian12 bakes arm64 and x86_64, not ppc64"),
+        "{err}"
+    );
+    let err = p.fails(&["launch", "web", "--arch", "arm64"]);
+    assert!(
+        err.contains("the local target builds x86_64 only, not arm64"),
+        "{err}"
+    );
+    assert!(err.contains("--target aws --arch arm64"), "{err}");
+}
+
+/// `bake --all --emit`: both chains' layers, and a verify and publish job per architecture
+/// (`--arch` on their command lines); the GitHub workflow passes actionlint and the GitLab
+/// pipeline GitLab's schema.
+#[test]
+fn the_emitted_pipeline_verifies_and_publishes_each_architecture() {
+    let p = AwsProject::example(BOTH_REGION, BOTH_TIME_ZONE);
+    both_architectures(&p.f);
+    let dag = p.json(&["bake", "--all", "--emit", "json", "--target", "aws"]);
+    let layers = dag["layers"].as_array().unwrap();
+    let arches: BTreeSet<&str> = layers.iter().map(|l| l["arch"].as_str().unwrap()).collect();
+    assert_eq!(arches, BTreeSet::from(["arm64", "x86_64"]));
+    let web: Vec<&serde_json::Value> = dag["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["stack"] == "web")
+        .collect();
+    let jobs: Vec<&str> = web
+        .iter()
+        .map(|s| s["verify"]["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["verify-web-arm64", "verify-web-x86_64"], "{dag}");
+    for s in &web {
+        let arch = s["arch"].as_str().unwrap();
+        let top = layers.iter().find(|l| l["hash"] == s["top"]).unwrap();
+        assert_eq!(top["arch"], arch);
+        let publish = s["publish"]["command"].as_array().unwrap();
+        assert_eq!(
+            publish[publish.len() - 2..],
+            [serde_json::json!("--arch"), serde_json::json!(arch)]
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(actionlint) = super::emit::validator("actionlint") {
+        let wf = dir.path().join(".github/workflows/parbake-layers.yml");
+        std::fs::create_dir_all(wf.parent().unwrap()).unwrap();
+        std::fs::write(
+            &wf,
+            p.ok(&[
+                "bake",
+                "--all",
+                "--emit",
+                "github-actions",
+                "--target",
+                "aws",
+            ]),
+        )
+        .unwrap();
+        let action = dir.path().join(".github/actions/parbake-setup/action.yml");
+        std::fs::create_dir_all(action.parent().unwrap()).unwrap();
+        std::fs::write(&action, "name: parbake-setup\ndescription: parbake\nruns:\n  using: composite\n  steps:\n    - run: parbake --version\n      shell: bash\n").unwrap();
+        let mut cmd = std::process::Command::new(actionlint);
+        cmd.current_dir(dir.path()).arg("-no-color").arg(&wf);
+        super::emit::check(cmd);
+    }
+    if let Some(checker) = super::emit::validator("check-jsonschema") {
+        let file = dir.path().join(".gitlab-ci.yml");
+        std::fs::write(
+            &file,
+            p.ok(&["bake", "--all", "--emit", "gitlab", "--target", "aws"]),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new(checker);
+        cmd.args(["--builtin-schema", "vendor.gitlab-ci"])
+            .arg(&file);
+        super::emit::check(cmd);
+    }
 }

@@ -40,7 +40,7 @@ emit_snap!(emit_json, "json");
 
 /// A validator from the project's .venv, or None (with the reason said) when it is missing
 /// outside CI; in CI (`CI` set) a missing validator fails the test.
-fn validator(name: &str) -> Option<std::path::PathBuf> {
+pub(super) fn validator(name: &str) -> Option<std::path::PathBuf> {
     let bin = repo().join(".venv/bin").join(name);
     if bin.exists() {
         return Some(bin);
@@ -53,7 +53,7 @@ fn validator(name: &str) -> Option<std::path::PathBuf> {
     None
 }
 
-fn check(mut cmd: Command) {
+pub(super) fn check(mut cmd: Command) {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
