@@ -247,6 +247,24 @@ fn one_image_file_bakes_x86_64_and_arm64_each_with_its_hashes_tags_and_template(
     publish_writes_one_launch_template_per_architecture(&p, &tops);
     images_groups_by_architecture_and_prune_keeps_both_tops(&p, &tops);
     commands_of_one_ami_need_one_architecture(&p);
+    a_launch_of_arm64_runs_its_chain_on_its_instance_type(&p);
+    let reps = p.json(&["bake", "worker", "--target", "aws", "--json"]);
+    let arches: Vec<&str> = reps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["arch"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        arches,
+        ["arm64", "x86_64"],
+        "bake STACK bakes each architecture: {reps}"
+    );
+    assert!(reps
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["layers"][0]["outcome"] == "cached"));
     let again = p.json(&["bake", "--all", "--target", "aws", "--json"]);
     assert_eq!(again["counts"]["baked"], 0, "{again}");
     assert_eq!(
@@ -423,6 +441,29 @@ fn images_groups_by_architecture_and_prune_keeps_both_tops(
         assert_eq!(action, "keep", "{why}");
         assert!(kinds.iter().any(|k| k == "current"), "{kinds:?}");
     }
+}
+
+/// `launch --arch arm64`: the arm64 chain's AMI on the arm64 instance type, IMDSv2 as ever.
+fn a_launch_of_arm64_runs_its_chain_on_its_instance_type(p: &AwsProject) {
+    let rep = p.json(&[
+        "launch", "worker", "--target", "aws", "--arch", "arm64", "--json",
+    ]);
+    let id = rep["instance_id"].as_str().unwrap().to_string();
+    rt().block_on(async {
+        let ec2 = ec2(BOTH_REGION).await;
+        let d = ec2
+            .sdk()
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .unwrap();
+        let i = d.reservations()[0].instances()[0].clone();
+        assert_eq!(i.instance_type().map(|t| t.as_str()), Some("t4g.small"));
+        let (tags, _) = tags_of_image(&ec2, i.image_id().unwrap()).await;
+        assert_eq!(tags["parbake:arch"], "arm64");
+        assert_eq!(i.architecture().map(|a| a.as_str()), Some("arm64"));
+    });
 }
 
 /// A command about one AMI (userdata, launch, render) needs `--arch`; the local target builds
