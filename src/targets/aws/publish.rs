@@ -114,6 +114,9 @@ pub struct AwsPublishReport {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unchanged: bool,
     pub protection: Protection,
+    /// What the reader should know and parbake did not act on, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Deregistration protection as a publish or rollback moved it (see [`move_protection`]).
@@ -197,6 +200,9 @@ fn version_of(v: &TemplateVersion) -> AwsVersion {
 /// Where a stack publishes on EC2.
 struct PublishTarget {
     template: String,
+    /// The stack file's own name, when the architecture was added to it (an image that
+    /// bakes several).
+    unsuffixed: Option<String>,
     ssm_parameter: Option<String>,
     region: String,
     instance_type: String,
@@ -276,6 +282,7 @@ fn publish_target(project: &Project, stack: &str) -> Result<PublishTarget> {
     let named = |n: &String| crate::config::arch::arch_named(n, src);
     Ok(PublishTarget {
         template: named(&publish.launch_template),
+        unsuffixed: src.arch_suffix().map(|_| publish.launch_template.clone()),
         ssm_parameter: publish.ssm_parameter.as_ref().map(named),
         region: src.region.clone(),
         instance_type: src.instance_type.clone(),
@@ -319,8 +326,24 @@ pub fn publish(project: &Project, req: &PlanRequest, unverified: bool) -> Result
             verified,
             description: description(&plan.stack, &plan.top().hash, &sha, verified),
         };
-        p.run(&ec2).await
+        let mut report = p.run(&ec2).await?;
+        report.notes.extend(left_behind(&ec2, &target).await?);
+        Ok(report)
     })
+}
+
+/// A template under the stack file's own name, which publish no longer moves once its image
+/// bakes several architectures (each has its own): said, so the fleet is pointed at them.
+async fn left_behind(ec2: &Ec2, target: &PublishTarget) -> Result<Option<String>> {
+    let Some(name) = &target.unsuffixed else {
+        return Ok(None);
+    };
+    Ok(ec2.launch_template(name).await?.map(|_| {
+        format!(
+            "launch template {name} is no longer published to: this stack's image bakes several architectures, each to its own template ({} here); point the fleet at them and delete {name} when nothing uses it (docs/aws.md, \"Architectures\")",
+            target.template
+        )
+    }))
 }
 
 /// Why the stack's top AMI cannot be published yet.
@@ -499,6 +522,7 @@ impl Publishing<'_> {
             ssm_parameter,
             unchanged,
             protection: Protection::default(),
+            notes: Vec::new(),
         }
     }
 }

@@ -57,6 +57,14 @@ fn aws_version_text(v: &AwsVersion) -> String {
 }
 
 pub fn publish_text(r: &AwsPublishReport) -> String {
+    let mut s = publish_body(r);
+    for n in &r.notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
+    s
+}
+
+fn publish_body(r: &AwsPublishReport) -> String {
     let mut s = String::new();
     if r.unchanged {
         let _ = writeln!(

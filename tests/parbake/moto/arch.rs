@@ -505,7 +505,8 @@ fn commands_of_one_ami_need_one_architecture(p: &AwsProject) {
 /// pipeline GitLab's schema.
 #[test]
 fn the_emitted_pipeline_verifies_and_publishes_each_architecture() {
-    let p = AwsProject::example(BOTH_REGION, BOTH_TIME_ZONE);
+    // its own region: the job below bakes
+    let p = AwsProject::example("ap-southeast-3", "Asia/Jakarta");
     both_architectures(&p.f);
     let dag = p.json(&["bake", "--all", "--emit", "json", "--target", "aws"]);
     let layers = dag["layers"].as_array().unwrap();
@@ -532,6 +533,19 @@ fn the_emitted_pipeline_verifies_and_publishes_each_architecture() {
             [serde_json::json!("--arch"), serde_json::json!(arch)]
         );
     }
+    // an arm64 layer's job bakes it on its own chain, once
+    let arm_base = layers
+        .iter()
+        .find(|l| l["arch"] == "arm64" && l["parent"].is_null())
+        .unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = ["bake", "--layer", &arm_base, "--target", "aws", "--json"];
+    let first = p.json(&job);
+    assert_eq!(first["counts"]["baked"], 1, "{first}");
+    assert_eq!(first["layers"][0]["arch"], "arm64");
+    assert_eq!(p.json(&job)["counts"]["cached"], 1);
     let dir = tempfile::tempdir().unwrap();
     if let Some(actionlint) = super::emit::validator("actionlint") {
         let wf = dir.path().join(".github/workflows/parbake-layers.yml");
