@@ -217,3 +217,137 @@ fn the_architecture_changes_the_layer_hash_and_nothing_else() {
     let err = plan::plan(&project, &request("web", &[], Target::Aws)).unwrap_err();
     assert_eq!(err.hints(), ["pass --arch arm64 or --arch x86_64"]);
 }
+
+/// One generated `architectures:` entry: its key, instance type and source AMI name (None:
+/// the source's own).
+type Entry = (&'static str, Option<&'static str>, Option<&'static str>);
+
+const KEYS: &[&str] = &["x86_64", "arm64", "aarch64", "amd64", "i386", "riscv64"];
+const TYPES: &[&str] = &[
+    "t3.small",
+    "t4g.small",
+    "m7g.large",
+    "c7gn.xlarge",
+    "m7i-flex.large",
+    "a1.medium",
+    "g5g.xlarge",
+    "g4dn.xlarge",
+    "is4gen.large",
+    "x2iedn.large",
+    "t4g small",
+];
+const NAMES: &[&str] = &["debian-12-arm64-*", "debian-12-amd64-*", "debian-12-*"];
+
+fn entries() -> impl proptest::strategy::Strategy<Value = Vec<Entry>> {
+    let entry = (
+        proptest::sample::select(KEYS),
+        proptest::option::of(proptest::sample::select(TYPES)),
+        proptest::option::of(proptest::sample::select(NAMES)),
+    );
+    proptest::collection::vec(entry, 0..4)
+}
+
+/// The rules, said once more independently of the code: a known key, a valid type of that
+/// architecture, and no inherited name that names the other one.
+fn accepted(entries: &[Entry]) -> bool {
+    let graviton = |t: &str| {
+        let family = t.split('.').next().unwrap();
+        family == "a1"
+            || family
+                .trim_start_matches(char::is_alphabetic)
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .contains('g')
+    };
+    entries.iter().all(|(key, t, name)| {
+        let t = t.unwrap_or("t3.small");
+        let inherited_wrong = name.is_none() && *key == "arm64";
+        ["x86_64", "arm64"].contains(key)
+            && !t.contains(' ')
+            && graviton(t) == (*key == "arm64")
+            && !inherited_wrong
+    })
+}
+
+fn entries_yaml(entries: &[Entry]) -> String {
+    if entries.is_empty() {
+        return "    architectures: {}\n".into();
+    }
+    let mut s = String::from("    architectures:\n");
+    for (key, t, name) in entries {
+        if t.is_none() && name.is_none() {
+            s.push_str(&format!("      {key}: {{}}\n"));
+            continue;
+        }
+        s.push_str(&format!("      {key}:\n"));
+        if let Some(t) = t {
+            s.push_str(&format!("        instance_type: {t:?}\n"));
+        }
+        if let Some(n) = name {
+            s.push_str(&format!(
+                "        source_ami: {{owners: [\"136693071363\"], name: {n:?}}}\n"
+            ));
+        }
+    }
+    s
+}
+
+/// Every generated `architectures:` map is taken exactly when the rules say; a refusal is
+/// located in the image file with a hint; a map taken plans one chain per key, each with its
+/// own hashes, on an instance type of its architecture.
+#[test]
+fn every_architectures_map_is_taken_or_refused_as_the_rules_say() {
+    let n = crate::properties::cases("PARBAKE_PROPTEST_CASES", 256);
+    let started = std::time::Instant::now();
+    let f = Fixture::example();
+    let original = f.read("images/debian12.yml");
+    let (mut taken, mut refused) = (0, 0);
+    for case in crate::properties::generate(entries(), n, crate::properties::seed()) {
+        // a key given twice is YAML's duplicate key, refused by the linter: keep the first
+        let mut seen = std::collections::BTreeSet::new();
+        let case: Vec<Entry> = case.into_iter().filter(|e| seen.insert(e.0)).collect();
+        let text = original.replace(
+            "    instance_type: t3.small\n",
+            &format!("    instance_type: t3.small\n{}", entries_yaml(&case)),
+        );
+        f.write("images/debian12.yml", &text);
+        match parbake::project::load(f.root()) {
+            Err(e) => {
+                refused += 1;
+                assert!(!accepted(&case), "{case:?} refused: {e}");
+                let s = e.to_string();
+                assert!(
+                    s.starts_with("images/debian12.yml:")
+                        && !s.starts_with("images/debian12.yml:1:1"),
+                    "{case:?}: {s}"
+                );
+                assert!(!e.hints().is_empty(), "{case:?}: {s} has no hint");
+            }
+            Ok(project) => {
+                taken += 1;
+                assert!(accepted(&case), "{case:?} taken");
+                chains_are_their_own(&project, &case);
+            }
+        }
+    }
+    assert!(taken > 0 && refused > 0, "taken {taken}, refused {refused}");
+    eprintln!(
+        "architectures tier: {n} maps, {taken} taken, {refused} refused at their line, {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Each key's chain: its arch, an instance type of it, hashes no other chain has.
+fn chains_are_their_own(project: &parbake::config::Project, case: &[Entry]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, _, _) in case {
+        let view = project.for_arch(key);
+        let src = view.images["debian12"].def.sources.aws.as_ref().unwrap();
+        let arch = parbake::config::arch::instance_arch(&src.instance_type);
+        assert_eq!(arch, Some(*key), "{case:?}");
+        let mut req = request("web", &[], Target::Aws);
+        req.source_identity = Some(format!("aws:us-east-1:ami-0123:{key}"));
+        let p = plan::plan(&view, &req).unwrap();
+        assert_eq!(p.arch.as_deref(), Some(*key));
+        assert!(seen.insert(p.layers[0].hash.clone()), "{case:?}");
+    }
+}

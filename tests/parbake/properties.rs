@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::hostile::{assert_only_parbake_keys, cloud_init_views, python_views};
 use crate::util::{repo, Fixture};
 
-fn cases(var: &str, default: usize) -> usize {
+pub(crate) fn cases(var: &str, default: usize) -> usize {
     std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -112,7 +112,7 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-fn generate<S: Strategy>(strategy: S, n: usize, seed: u64) -> Vec<S::Value> {
+pub(crate) fn generate<S: Strategy>(strategy: S, n: usize, seed: u64) -> Vec<S::Value> {
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let mut runner = TestRunner::new_with_rng(
@@ -124,7 +124,7 @@ fn generate<S: Strategy>(strategy: S, n: usize, seed: u64) -> Vec<S::Value> {
         .collect()
 }
 
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     std::env::var("PARBAKE_PROPTEST_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
