@@ -379,14 +379,43 @@ fn publish_writes_one_launch_template_per_architecture(
     p: &AwsProject,
     tops: &BTreeMap<String, String>,
 ) {
-    let reps = p.json(&[
-        "publish",
-        "web",
-        "--target",
-        "aws",
-        "--unverified",
-        "--json",
-    ]);
+    // the fleet's template from before the image baked arm64 too
+    rt().block_on(async {
+        let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .image_id(X86_DEBIAN)
+            .build();
+        ec2(BOTH_REGION)
+            .await
+            .sdk()
+            .create_launch_template()
+            .launch_template_name("web-fleet")
+            .launch_template_data(data)
+            .send()
+            .await
+            .unwrap();
+    });
+    // each architecture verified in turn, its verdict on its own AMI
+    console_says(BOTH_REGION, "web", &done_status("web"));
+    let verified = p.json(&["verify", "web", "--target", "aws", "--json"]);
+    let amis: Vec<&str> = verified
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            assert_eq!(v["passed"], true, "{v}");
+            v["ami"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(amis, [tops["arm64"].as_str(), tops["x86_64"].as_str()]);
+    let reps = p.json(&["publish", "web", "--target", "aws", "--json"]);
+    for r in reps.as_array().unwrap() {
+        assert_eq!(r["verified"], true, "{r}");
+        let note = r["notes"][0].as_str().unwrap_or_default();
+        assert!(
+            note.starts_with("launch template web-fleet is no longer published to"),
+            "{r}"
+        );
+    }
     let names: Vec<&str> = reps
         .as_array()
         .unwrap()
@@ -407,6 +436,22 @@ fn publish_writes_one_launch_template_per_architecture(
             Some(instance_type)
         );
     }
+    // other user-data published to both, then rolled back on both
+    change_a_launch_var(&p.f, "images/stacks/web.yml");
+    p.ok(&["verify", "web", "--target", "aws"]);
+    p.ok(&["publish", "web", "--target", "aws"]);
+    let back = p.json(&["rollback", "web", "--target", "aws", "--json"]);
+    assert_eq!(back.as_array().unwrap().len(), 2, "{back}");
+    for arch in ["arm64", "x86_64"] {
+        let name = format!("web-fleet-{arch}");
+        let v = rt().block_on(template_version(BOTH_REGION, &name, "$Default"));
+        assert_eq!(v.version_number(), Some(1), "{arch}: {back}");
+    }
+    // one architecture alone: arm64's template has nothing before its default now
+    p.parbake(&["rollback", "web", "--target", "aws", "--arch", "arm64"])
+        .code(1)
+        .stderr_contains("web-fleet-arm64")
+        .run();
 }
 
 /// `images` lists each architecture's AMIs under its own heading, all current; `prune` keeps
@@ -479,6 +524,8 @@ fn commands_of_one_ami_need_one_architecture(p: &AwsProject) {
         err.contains("hint: add --arch arm64 or --arch x86_64"),
         "{err}"
     );
+    let err = p.fails(&["launch", "web", "--target", "aws"]);
+    assert!(err.contains("a launch needs one"), "{err}");
     p.ok(&[
         "userdata",
         "web",
