@@ -142,23 +142,9 @@ fn without_source_settings(inputs: &str) -> (Vec<&str>, &str) {
 /// The builder instance of layer `hash`: run by Packer (its temporary key pair) from the arm64
 /// Debian on t4g.small, arm64 as moto records it, and not left running.
 async fn the_builder_was_packers_graviton_instance(ec2: &Ec2, hash: &str) {
-    let d = ec2
-        .sdk()
-        .describe_instances()
-        .filters(parbake::targets::aws::ec2::filter(
-            "tag:parbake:layer-hash",
-            hash,
-        ))
-        .send()
-        .await
-        .unwrap();
-    let instances: Vec<_> = d
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .collect();
+    let instances = instances_tagged(ec2, "parbake:layer-hash", hash).await;
     assert_eq!(instances.len(), 1, "{instances:?}");
-    let i = instances[0];
+    let i = &instances[0];
     assert_eq!(i.image_id(), Some(ARM64_DEBIAN));
     assert_eq!(i.instance_type().map(|t| t.as_str()), Some("t4g.small"));
     assert_eq!(i.architecture().map(|a| a.as_str()), Some("arm64"));
@@ -338,7 +324,7 @@ fn bake_all_bakes_both_chains_tagged_by_architecture(
             tops.insert(arch, l["image_id"].as_str().unwrap().to_string());
         }
         let arm_base = &plans[0]["layers"][0]["hash"];
-        the_builder_was_packers_graviton_instance_from(&ec2, arm_base.as_str().unwrap()).await;
+        the_builder_was_packers_graviton_instance(&ec2, arm_base.as_str().unwrap()).await;
     });
     tops
 }
@@ -354,23 +340,6 @@ async fn stack_layers_stand_on_their_own_architecture(
         assert_eq!(parent["parbake:arch"], arch);
         assert!(!parent.contains_key("parbake:stack"));
     }
-}
-
-/// The arm64 base layer's builder: Packer's, on t4g.small, from the arm64 Debian.
-async fn the_builder_was_packers_graviton_instance_from(ec2: &Ec2, hash: &str) {
-    let d = ec2
-        .sdk()
-        .describe_instances()
-        .filters(parbake::targets::aws::ec2::filter(
-            "tag:parbake:layer-hash",
-            hash,
-        ))
-        .send()
-        .await
-        .unwrap();
-    let i = d.reservations()[0].instances()[0].clone();
-    assert_eq!(i.image_id(), Some(ARM64_DEBIAN));
-    assert_eq!(i.instance_type().map(|t| t.as_str()), Some("t4g.small"));
 }
 
 /// `publish web`: one launch template per architecture (a version holds one AMI and one
@@ -497,14 +466,7 @@ fn a_launch_of_arm64_runs_its_chain_on_its_instance_type(p: &AwsProject) {
     let id = rep["instance_id"].as_str().unwrap().to_string();
     rt().block_on(async {
         let ec2 = ec2(BOTH_REGION).await;
-        let d = ec2
-            .sdk()
-            .describe_instances()
-            .instance_ids(&id)
-            .send()
-            .await
-            .unwrap();
-        let i = d.reservations()[0].instances()[0].clone();
+        let i = instance(&ec2, &id).await;
         assert_eq!(i.instance_type().map(|t| t.as_str()), Some("t4g.small"));
         let (tags, _) = tags_of_image(&ec2, i.image_id().unwrap()).await;
         assert_eq!(tags["parbake:arch"], "arm64");

@@ -70,21 +70,7 @@ fn layer_one_is_baked_with_real_packer(parbake: &impl Fn(&[&str]) -> Test) -> St
 /// The builder instances of layer `hash` were tagged so `gc` can find leftovers, and none is
 /// left running.
 async fn builders_are_tagged_for_gc_and_not_left_running(ec2: &Ec2, hash: &str) {
-    let inst = ec2
-        .sdk()
-        .describe_instances()
-        .filters(parbake::targets::aws::ec2::filter(
-            "tag:parbake:layer-hash",
-            hash,
-        ))
-        .send()
-        .await
-        .unwrap();
-    let instances: Vec<_> = inst
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .collect();
+    let instances = instances_tagged(ec2, "parbake:layer-hash", hash).await;
     assert!(!instances.is_empty());
     for i in instances {
         let keys: Vec<_> = i.tags().iter().filter_map(|t| t.key()).collect();

@@ -46,6 +46,40 @@ pub async fn instances_of(region: &str, owner: &str, state: &str) -> usize {
     d.reservations().iter().map(|r| r.instances().len()).sum()
 }
 
+/// The instances with tag `key` = `value`, whatever their state.
+pub async fn instances_tagged(
+    ec2: &Ec2,
+    key: &str,
+    value: &str,
+) -> Vec<aws_sdk_ec2::types::Instance> {
+    let d = ec2
+        .sdk()
+        .describe_instances()
+        .filters(parbake::targets::aws::ec2::filter(
+            &format!("tag:{key}"),
+            value,
+        ))
+        .send()
+        .await
+        .unwrap();
+    d.reservations()
+        .iter()
+        .flat_map(|r| r.instances().iter().cloned())
+        .collect()
+}
+
+/// One instance, by id.
+pub async fn instance(ec2: &Ec2, id: &str) -> aws_sdk_ec2::types::Instance {
+    let d = ec2
+        .sdk()
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    d.reservations()[0].instances()[0].clone()
+}
+
 pub async fn ec2(region: &str) -> Ec2 {
     Ec2::connect(
         region,
