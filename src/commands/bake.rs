@@ -55,7 +55,7 @@ pub struct BakeArgs {
     pub emit: Option<crate::emit::Engine>,
     /// On aws, one architecture of an image that bakes several (`x86_64`, `arm64`); without
     /// it, each in turn. Not with --all, which bakes every architecture.
-    #[arg(long, value_name = "ARCH", conflicts_with_all = ["all", "layer"])]
+    #[arg(long, value_name = "ARCH", value_parser = super::arch_parser(), conflicts_with_all = ["all", "layer"])]
     pub arch: Option<String>,
     /// Bake exactly this planned layer of `bake --all`'s plan (its full hash, or 12 or more of
     /// its first digits) once its parent is baked; the job an emitted pipeline runs.

@@ -58,7 +58,7 @@ pub struct StackArgs {
     pub target: Target,
     /// On aws, one architecture of an image that bakes several (`x86_64`, `arm64`); without
     /// it, each in turn where that means something (plan, bake, verify, publish).
-    #[arg(long, value_name = "ARCH")]
+    #[arg(long, value_name = "ARCH", value_parser = arch_parser())]
     pub arch: Option<String>,
 }
 
@@ -162,6 +162,11 @@ impl StackArgs {
     pub fn resolved_request(&self, ctx: &Ctx) -> PlanRequest {
         crate::targets::resolved_request(&ctx.project, &self.request(), &ctx.printer)
     }
+}
+
+/// `--arch`: one of the architectures an aws source can bake (`config::arch::ARCHES`).
+pub fn arch_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::config::arch::ARCHES)
 }
 
 /// `--target`: the planner's `Target`, parsed here so that the planner knows nothing of clap.

@@ -31,7 +31,7 @@ pub struct RollbackArgs {
     pub unverified: bool,
     /// On aws, one architecture's launch template of an image that bakes several; without
     /// it, each in turn.
-    #[arg(long, value_name = "ARCH")]
+    #[arg(long, value_name = "ARCH", value_parser = super::arch_parser())]
     pub arch: Option<String>,
 }
 
