@@ -1739,7 +1739,7 @@ fn a_failure_inside_an_included_role_or_file_is_the_planned_roles_named_with_whe
     let error = entry("parsebroken")["error"].as_str().unwrap().to_string();
     assert!(
         error.starts_with("ansible-playbook stopped with exit ")
-            && error.contains(" in parsebroken at tasks/main.yml:2"),
+            && error.contains(" in parsebroken at tasks/setup.yml:1"),
         "{st}"
     );
     assert_eq!(entry("last")["status"], "not-run", "{st}");

@@ -97,3 +97,42 @@ def test_roles_finished_before_a_later_role_started():
     assert done == ["a", "b"]
     assert by_name["a"]["status"] == "ok" and by_name["b"]["status"] == "failed"
     assert by_name["c"]["status"] == "pending"
+
+
+OLD = """ERROR! couldn't resolve module/action 'nosuch.collection.module'.
+
+The error appears to be in '/opt/parbake/roles/pb/tasks/setup.yml': line 1, column 3, but may
+be elsewhere in the file depending on the exact syntax problem.
+"""
+NEW = """[WARNING]: a warning first
+Origin: /opt/parbake/roles/pb/tasks/main.yml:9:3
+
+[ERROR]: couldn't resolve module/action 'nosuch.collection.module'.
+Origin: /opt/parbake/collections/ansible_collections/ns/c/roles/r/tasks/setup.yml:12:3
+
+<<< caused by >>>
+Origin: /opt/parbake/roles/pb/tasks/other.yml:40:1
+"""
+
+
+def test_the_error_origin_is_read_in_both_forms_of_ansible_core():
+    assert roles.error_origin(OLD) == "tasks/setup.yml:1"
+    # 2.19 on: the first Origin after the last error, not a warning's before it
+    assert roles.error_origin(NEW) == "tasks/setup.yml:12"
+    assert roles.error_origin("Origin: /x/tasks/a.yml:3:1\n") is None
+    assert roles.error_origin("PLAY RECAP\nok=1\n") is None
+    assert roles.error_origin("ERROR! no location said\n") is None
+    assert roles.error_origin("[ERROR]: x\nOrigin: /run/parbake/launch.yml:4:3\n") == "launch.yml:4"
+
+
+def test_a_stop_between_tasks_is_named_where_ansible_core_said():
+    by_name = entries("a", "b")
+    results = {"a": result(1, 1.0), "b": result(0)}
+    results["a"].update(started=3, last_at="tasks/main.yml:33")
+    error, public, _ = roles.account(["a", "b"], results, 2, by_name, LOG, "tasks/main.yml:52")
+    assert error == "ansible-playbook stopped with exit 2 in a at tasks/main.yml:52; see %s" % LOG
+    assert public.startswith("role a stopped with exit 2 at tasks/main.yml:52; ")
+    # no origin: where the last task started, as before
+    by_name = entries("a", "b")
+    error, _, _ = roles.account(["a", "b"], results, 2, by_name, LOG)
+    assert " at tasks/main.yml:33;" in error

@@ -265,8 +265,10 @@ class Launch:
 
     def account(self, code, results):
         """The result of a finished ansible-playbook, per role."""
+        log = self.status["log"]
+        origin = roles.error_origin(log_tail(log)) if code else None
         error, public, self.public = roles.account(
-            self.todo, results, code, self.by_name, self.status["log"]
+            self.todo, results, code, self.by_name, log, origin
         )
         if code == 0:
             return self.done()
@@ -338,3 +340,14 @@ class Launch:
         if self.spec.get("status_tag"):
             tag_instance(status)
         return 0 if state == "done" else 1
+
+
+def log_tail(path, size=65536):
+    """The last `size` bytes of the launch log as text ('' when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

@@ -3,12 +3,46 @@ the role's entry in status.json, and the launch's error. Pure: the entries are u
 and nothing is written."""
 
 import json
+import re
+
+# Where ansible-core says its error is: up to 2.18 a sentence, from 2.19 an `Origin:` line.
+ORIGINS = (
+    re.compile(r"The error appears to be in '([^'\n]+)': line (\d+), column \d+"),
+    re.compile(r"^Origin: (\S[^\n]*?):(\d+):\d+[ \t]*$", re.M),
+)
+# The start of an error in ansible-playbook's output (up to 2.18, then from 2.19).
+ERROR_MARKS = ("ERROR! ", "[ERROR]: ")
 
 
-def account(todo, results, code, by_name, log):
+def error_origin(output):
+    """Where ansible-core said the error that stopped it is, as `tasks/x.yml:LINE` (or the
+    file's name when it is not a role's), from the last error in `output`; None when it said
+    none. Only the path and the line are taken: no value of the output."""
+    start = max(output.rfind(m) for m in ERROR_MARKS)
+    if start < 0:
+        return None
+    found = [m for rx in ORIGINS for m in rx.finditer(output, start)]
+    if not found:
+        return None
+    first = min(found, key=lambda m: m.start())
+    return "%s:%s" % (role_relative(first.group(1)), first.group(2))
+
+
+def role_relative(path):
+    """`tasks/x.yml` for a file of a role's tasks, handlers, meta, defaults or vars (the form
+    parbake's events give), else the file's name."""
+    for d in ("/tasks/", "/handlers/", "/meta/", "/defaults/", "/vars/"):
+        i = path.rfind(d)
+        if i >= 0:
+            return path[i + 1 :]
+    return path.rsplit("/", 1)[-1]
+
+
+def account(todo, results, code, by_name, log, origin=None):
     """Each role's entry after ansible-playbook exited `code` (`results`: events.role_results),
     and the launch's error: (the error for status.json, parbake's sentence for the console,
-    {role: parbake's sentence}); both errors None when no role failed and the code is 0."""
+    {role: parbake's sentence}); both errors None when no role failed and the code is 0.
+    `origin` is where ansible-core said its error is (`error_origin`), if it said."""
     failed_msg = public_msg = None
     public = {}
     for n in todo:
@@ -28,14 +62,15 @@ def account(todo, results, code, by_name, log):
         else:
             entry["status"] = "not-run"
     if code != 0 and failed_msg is None:
-        return stopped(todo, results, code, by_name, log)
+        return stopped(todo, results, code, by_name, log, origin)
     return failed_msg, public_msg, public
 
 
-def stopped(todo, results, code, by_name, log):
+def stopped(todo, results, code, by_name, log, origin=None):
     """ansible-playbook exited `code` with no failed task (a parse error in an included file,
-    an undefined role): the role it was in failed, named with where, never `ok`; the later ones
-    did not run. Before any task started, no role ran."""
+    an undefined role, a keyword templated between tasks): the role it was in failed, named
+    with where (where ansible-core said, else where its last task started), never `ok`; the
+    later ones did not run. Before any task started, no role ran."""
     running = [n for n in todo if results[n].get("started")]
     for n in todo:
         if by_name[n]["status"] == "ok" and results[n]["tasks"] == 0 and n not in running:
@@ -43,7 +78,7 @@ def stopped(todo, results, code, by_name, log):
     if not running:
         return "ansible-playbook exited %d before any role failed; see %s" % (code, log), None, {}
     n = running[-1]
-    at = results[n].get("last_at")
+    at = origin or results[n].get("last_at")
     where = " at %s" % at if at else ""
     sentence = "ansible-playbook stopped with exit %d in %s%s" % (code, n, where)
     by_name[n].update(status="failed", error=sentence)
