@@ -207,6 +207,9 @@ pub struct LayerOutcome {
     pub error: Option<String>,
     pub roles: Vec<RoleTiming>,
     pub log: Option<std::path::PathBuf>,
+    /// On aws, the copies `distribute:` keeps of its AMI in other regions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<super::RegionCopy>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -471,6 +474,7 @@ pub(crate) fn initial_outcome(n: &Node) -> LayerOutcome {
         error: None,
         roles: Vec::new(),
         log: None,
+        copies: Vec::new(),
     }
 }
 
@@ -485,6 +489,7 @@ fn cache_hits(
         if let Some(hit) = baker.cached(&n.plan, &n.layer)? {
             outcomes[i].outcome = Outcome::Cached;
             outcomes[i].image_id = Some(hit.image.clone());
+            outcomes[i].copies = hit.copies.clone();
             outcomes[i].roles = hit.roles.clone();
             outcomes[i].log = hit.log.clone();
             results[i] = Some(hit);
@@ -652,6 +657,7 @@ fn record(
             };
             o.duration_s = res.duration_s;
             o.image_id = Some(res.image.clone());
+            o.copies = res.copies.clone();
             o.roles = res.roles.clone();
             o.log = res.log.clone();
             *result = Some(res);
@@ -828,6 +834,7 @@ mod tests {
             error: error.map(String::from),
             roles: Vec::new(),
             log: None,
+            copies: Vec::new(),
         };
         let r = AllReport {
             target: Target::Qemu,

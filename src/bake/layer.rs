@@ -96,6 +96,7 @@ pub fn run(
     };
     o.duration_s = result.duration_s;
     o.image_id = Some(result.image.clone());
+    o.copies = result.copies;
     o.roles = result.roles;
     o.log = result.log;
     progress.finish();

@@ -86,6 +86,16 @@ pub struct LayerResult {
     pub image: String,
     pub roles: Vec<crate::contract::events::RoleTiming>,
     pub log: Option<PathBuf>,
+    /// On aws, the copies `distribute:` keeps of the AMI in other regions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<RegionCopy>,
+}
+
+/// A copy of a layer's image in another region (aws `distribute.regions`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct RegionCopy {
+    pub region: String,
+    pub image: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

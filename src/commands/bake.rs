@@ -357,6 +357,14 @@ pub fn bake_summary(r: &BakeReport) -> String {
             roles.join(", ")
         );
         let _ = writeln!(s, "    image: {}", l.image);
+        if !l.copies.is_empty() {
+            let copies: Vec<String> = l
+                .copies
+                .iter()
+                .map(|c| format!("{} {}", c.region, c.image))
+                .collect();
+            let _ = writeln!(s, "    copies: {}", copies.join(", "));
+        }
         if let Some(log) = &l.log {
             let _ = writeln!(s, "    log:  {}", log.display());
         }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::ami::{newest, Ami};
 use super::ec2::{Ec2, Endpoint};
 use super::scope::Scope;
+use crate::bake::RegionCopy;
 use crate::bake::{
     layer_label, packer_build, round, BakeOptions, BakeReport, LayerBaker, LayerResult, PackerRun,
 };
@@ -526,6 +527,7 @@ impl AwsBaker {
             image: baked.ami,
             roles: baked.roles,
             log: Some(baked.log),
+            copies: Vec::new(),
         }
     }
 }
@@ -616,14 +618,20 @@ impl AwsBaker {
 /// Distribution (issue 27): the AMI a stack launches (its top layer) goes where the stack's
 /// `distribute:` (or its image's) says, after its bake and on a cache hit.
 impl AwsBaker {
-    fn distribute(&self, plan: &Plan, layer: &Layer, ami: &str, progress: &Progress) -> Result<()> {
+    fn distribute(
+        &self,
+        plan: &Plan,
+        layer: &Layer,
+        ami: &str,
+        progress: &Progress,
+    ) -> Result<Vec<RegionCopy>> {
         // the AMI the stack launches, even when that is its image's base layer
         if layer.hash != plan.top().hash {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let stack = Some(plan.stack.as_str());
         let Some(d) = crate::config::distribute::of(&self.project, &plan.image, stack) else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let src = self.source(&plan.image)?;
         let home = self.ec2(&src.region);
@@ -673,7 +681,11 @@ impl AwsBaker {
                 if d.public { ", everyone" } else { "" }
             ));
         }
-        Ok(())
+        Ok(done
+            .copies
+            .into_iter()
+            .map(|(region, image)| RegionCopy { region, image })
+            .collect())
     }
 }
 
@@ -717,9 +729,10 @@ impl LayerBaker for AwsBaker {
         }
         let ec2 = self.ec2(&self.source(&plan.image)?.region);
         let found = self.rt.block_on(ec2.layer_amis(&self.scope, &layer.hash))?;
+        let mut copies = Vec::new();
         if let Some(ami) = newest(&found).filter(|_| self.settle) {
             self.settle_cached(plan, layer, &ec2, ami)?;
-            self.distribute(plan, layer, &ami.id, &Progress::lines(self.quiet, false))?;
+            copies = self.distribute(plan, layer, &ami.id, &Progress::lines(self.quiet, false))?;
         }
         Ok(newest(&found).map(|ami| LayerResult {
             index: layer.index,
@@ -735,6 +748,7 @@ impl LayerBaker for AwsBaker {
             image: ami.id.clone(),
             roles: Vec::new(),
             log: None,
+            copies,
         }))
     }
 
@@ -765,6 +779,7 @@ impl LayerBaker for AwsBaker {
                 image: ami.id.clone(),
                 roles: Vec::new(),
                 log: None,
+                copies: Vec::new(),
             }
         }))
     }
@@ -818,8 +833,8 @@ impl LayerBaker for AwsBaker {
         };
         let baked = self.packer(plan, layer, &on, &region, progress)?;
         let duration = round(started.elapsed().as_secs_f64());
-        let result = self.record(plan, layer, &region, &on, baked, duration, progress);
-        self.distribute(plan, layer, &result.image, progress)?;
+        let mut result = self.record(plan, layer, &region, &on, baked, duration, progress);
+        result.copies = self.distribute(plan, layer, &result.image, progress)?;
         Ok(result)
     }
 

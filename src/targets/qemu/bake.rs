@@ -212,6 +212,7 @@ pub(crate) fn cached(store: &Store, rec: &LayerRecord) -> LayerResult {
             .to_string(),
         roles: rec.roles.clone(),
         log: Some(store.layer_dir(&rec.hash).join("bake.log")),
+        copies: Vec::new(),
     }
 }
 
@@ -317,6 +318,7 @@ impl QemuBaker {
             image: dest.join("disk.qcow2").display().to_string(),
             roles: timings.roles,
             log: Some(dest.join("bake.log")),
+            copies: Vec::new(),
         })
     }
 

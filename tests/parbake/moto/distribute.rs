@@ -129,6 +129,15 @@ fn a_stack_is_copied_with_kms_to_two_regions_and_shared_with_two_accounts() {
             let copies = c.copies_of(&ami).await.unwrap();
             assert_eq!(copies.len(), 1, "one copy in {region}");
             let copy = &copies[0];
+            // the bake's report lists it
+            let listed = rep["layers"].as_array().unwrap().last().unwrap()["copies"].clone();
+            assert!(
+                listed
+                    .as_array()
+                    .unwrap()
+                    .contains(&serde_json::json!({"region": region, "image": copy.id})),
+                "{listed}"
+            );
             assert_eq!(copy.state, "available");
             assert_eq!(
                 copy.tags["parbake:layer-hash"],
