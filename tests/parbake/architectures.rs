@@ -351,3 +351,25 @@ fn chains_are_their_own(project: &parbake::config::Project, case: &[Entry]) {
         assert!(seen.insert(p.layers[0].hash.clone()), "{case:?}");
     }
 }
+
+/// `validate` checks each architecture's chain with the real validators (Packer, ansible-core,
+/// cloud-init), each named.
+#[test]
+fn validate_checks_each_architectures_chain() {
+    let f = both();
+    let out = f
+        .parbake(&["validate", "web", "--target", "aws"])
+        .code(0)
+        .run()
+        .stderr;
+    for arch in ["arm64", "x86_64"] {
+        for check in ["packer validate", "cloud-init schema"] {
+            assert!(
+                out.lines()
+                    .any(|l| l.contains(check)
+                        && l.contains(&format!("(aws {arch}, as configured)"))),
+                "{arch} {check}: {out}"
+            );
+        }
+    }
+}
