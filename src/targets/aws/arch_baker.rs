@@ -36,10 +36,17 @@ pub fn plan_all(
     let mut bakers = BTreeMap::new();
     let mut plans = Vec::new();
     for (arch, view) in project.arch_views() {
-        let b = if dry_run {
-            AwsBaker::peek(&view, force, progress)?
+        // what a baker notes about the project (test mode, no project id) is said once
+        let quiet = Progress::lines(true, false);
+        let said = if bakers.is_empty() {
+            &*progress
         } else {
-            AwsBaker::new(&view, force, progress)?
+            &quiet
+        };
+        let b = if dry_run {
+            AwsBaker::peek(&view, force, said)?
+        } else {
+            AwsBaker::new(&view, force, said)?
         };
         for r in requests
             .iter()
