@@ -109,7 +109,7 @@ pub fn run(
             if !has_source {
                 continue;
             }
-            for (arch, view) in arch_views(project, image, target) {
+            for (arch, view) in arch_views(project, image, target)? {
                 let project = view.as_ref();
                 for (variant, promote) in variants(project, stack) {
                     checkpoint(point::CHECK)?;
@@ -159,24 +159,24 @@ pub fn run(
     Ok(checks)
 }
 
-/// The project as each architecture's chains see it, for an aws source with
-/// `architectures:`; the project as loaded otherwise.
+/// The project as each chain the target bakes of `image` sees it (`Backend::arch_chains`):
+/// one view per architecture an aws source lists, else the project as loaded.
 fn arch_views<'a>(
     project: &'a Project,
     image: &crate::config::Image,
     target: Target,
-) -> Vec<(Option<String>, std::borrow::Cow<'a, Project>)> {
-    match image.def.sources.aws.as_ref() {
-        Some(a) if target == Target::Aws && !a.architectures.is_empty() => a
-            .arches()
-            .into_iter()
-            .map(|arch| {
-                let view = project.for_arch(&arch);
-                (Some(arch), std::borrow::Cow::Owned(view))
-            })
-            .collect(),
-        _ => vec![(None, std::borrow::Cow::Borrowed(project))],
-    }
+) -> Result<Vec<(Option<String>, std::borrow::Cow<'a, Project>)>> {
+    let chains = crate::targets::backend(target).arch_chains(image, None)?;
+    Ok(chains
+        .into_iter()
+        .map(|arch| match arch {
+            Some(a) => {
+                let view = project.for_arch(&a);
+                (Some(a), std::borrow::Cow::Owned(view))
+            }
+            None => (None, std::borrow::Cow::Borrowed(project)),
+        })
+        .collect())
 }
 
 /// `packer init` in a rendered layer directory, as a check that passed; a failure stops the run

@@ -85,51 +85,23 @@ impl StackArgs {
     }
 }
 
-/// The architectures a stack command runs for on `target`: on qemu none (the local target
-/// builds x86_64 only, and refuses another); on aws `arch` when given (one the image bakes),
-/// else every one its `architectures:` lists. A stack or image that does not resolve gives
-/// `[None]`, and the command's own planning says why.
+/// The architectures a stack command runs for on `target` (`arch`: its `--arch`), as the
+/// target says (`Backend::arch_chains`). A stack that does not resolve gives `[None]`, and the
+/// command's own planning says why.
 pub fn arches_of(
     ctx: &Ctx,
     stack: &str,
     target: Target,
     arch: Option<&str>,
 ) -> crate::error::Result<Vec<Option<String>>> {
-    use crate::error::Error;
-    if target == Target::Qemu {
-        return match arch {
-            Some(a) if a != "x86_64" => Err(Error::user(format!(
-                "the local target builds x86_64 only, not {a}"
-            ))
-            .with_hint(format!(
-                "bake and launch {a} on EC2: --target aws --arch {a}"
-            ))),
-            _ => Ok(vec![None]),
-        };
-    }
-    let source = ctx
+    let image = ctx
         .project
         .stacks
         .get(stack)
-        .and_then(|s| ctx.project.images.get(&s.def.image))
-        .and_then(|i| i.def.sources.aws.as_ref().map(|a| (i, a)));
-    let Some((image, source)) = source else {
-        return Ok(vec![None]);
-    };
-    let arches = source.arches();
-    match arch {
-        Some(a) if !arches.iter().any(|x| x == a) => Err(Error::user(format!(
-            "image {} bakes {}, not {a}",
-            image.name,
-            arches.join(" and ")
-        ))
-        .with_hint(format!(
-            "list {a} under `sources.aws.architectures` in {} (see docs/aws.md, \"Architectures\")",
-            image.file.display
-        ))),
-        Some(a) if !source.architectures.is_empty() => Ok(vec![Some(a.to_string())]),
-        _ if source.architectures.is_empty() => Ok(vec![None]),
-        _ => Ok(arches.into_iter().map(Some).collect()),
+        .and_then(|s| ctx.project.images.get(&s.def.image));
+    match image {
+        Some(image) => crate::targets::backend(target).arch_chains(image, arch),
+        None => Ok(vec![None]),
     }
 }
 

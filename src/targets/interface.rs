@@ -137,6 +137,11 @@ pub trait Backend: Sync {
     /// Whether the image has a source for this target.
     fn has_source(&self, image: &Image) -> bool;
 
+    /// The chains of `image` a stack command runs for (`arch`: its `--arch`): one `None` (the
+    /// project as loaded) or each architecture the image's source lists, `Some(arch)`; an
+    /// architecture this target or the image does not bake is refused with a hint.
+    fn arch_chains(&self, image: &Image, arch: Option<&str>) -> Result<Vec<Option<String>>>;
+
     /// The identity of the image's source when it can be known without building or changing
     /// anything; `Err` carries why not, when the target can say.
     fn peek_identity(&self, image: &Image) -> Result<String, Option<String>>;

@@ -1,6 +1,6 @@
-//! `bake --all` on aws across architectures: one [`AwsBaker`] per architecture's view of the
-//! project (its sources projected), and one baker over them that hands each layer to its
-//! plan's architecture.
+//! Architectures on aws: which chains a stack command runs for, and `bake --all` across them:
+//! one [`AwsBaker`] per architecture's view of the project (its sources projected), and one
+//! baker over them that hands each layer to its plan's architecture.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +11,30 @@ use crate::config::Project;
 use crate::error::{Error, Result};
 use crate::plan::{Layer, Plan, PlanRequest};
 use crate::progress::Progress;
+
+/// The chains of `image` a stack command runs for: `arch` when given (one the image bakes),
+/// else every one its `architectures:` lists; `[None]` for a source without that map (the
+/// project as loaded) or an image without an aws source (the planner says why).
+pub fn chains(image: &crate::config::Image, arch: Option<&str>) -> Result<Vec<Option<String>>> {
+    let Some(source) = image.def.sources.aws.as_ref() else {
+        return Ok(vec![None]);
+    };
+    let arches = source.arches();
+    match arch {
+        Some(a) if !arches.iter().any(|x| x == a) => Err(Error::user(format!(
+            "image {} bakes {}, not {a}",
+            image.name,
+            arches.join(" and ")
+        ))
+        .with_hint(format!(
+            "list {a} under `sources.aws.architectures` in {} (see docs/aws.md, \"Architectures\")",
+            image.file.display
+        ))),
+        Some(a) if !source.architectures.is_empty() => Ok(vec![Some(a.to_string())]),
+        _ if source.architectures.is_empty() => Ok(vec![None]),
+        _ => Ok(arches.into_iter().map(Some).collect()),
+    }
+}
 
 /// Each architecture's baker, by architecture.
 pub struct ByArch(BTreeMap<String, AwsBaker>);

@@ -38,6 +38,10 @@ impl Backend for Ec2Target {
         image.def.sources.aws.is_some()
     }
 
+    fn arch_chains(&self, image: &Image, arch: Option<&str>) -> Result<Vec<Option<String>>> {
+        super::arch_baker::chains(image, arch)
+    }
+
     fn peek_identity(&self, image: &Image) -> std::result::Result<String, Option<String>> {
         consistency::peek_identity(image).map_err(Some)
     }

@@ -40,6 +40,19 @@ impl Backend for Local {
         image.def.sources.qemu.is_some()
     }
 
+    /// The local target builds x86_64 only.
+    fn arch_chains(&self, _image: &Image, arch: Option<&str>) -> Result<Vec<Option<String>>> {
+        match arch {
+            Some(a) if a != "x86_64" => Err(crate::error::Error::user(format!(
+                "the local target builds x86_64 only, not {a}"
+            ))
+            .with_hint(format!(
+                "bake and launch {a} on EC2: --target aws --arch {a}"
+            ))),
+            _ => Ok(vec![None]),
+        }
+    }
+
     fn peek_identity(&self, image: &Image) -> std::result::Result<String, Option<String>> {
         super::peek_identity(image).ok_or(None)
     }
