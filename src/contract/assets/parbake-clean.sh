@@ -1,6 +1,10 @@
 #!/bin/sh
 # parbake image clean-up: every instance launched from this image must boot as a new machine.
 set -eu
+# the builder's own first boot may still be in cloud-init (a payload refresh runs no role and
+# so does not wait for it, as a bake does): cleaning under it fails on the files it still
+# writes. Wait, bounded; a cloud-init that reports an error has finished all the same.
+timeout 300 cloud-init status --wait >/dev/null 2>&1 || true
 cloud-init clean --logs
 rm -f /etc/ssh/ssh_host_*
 truncate -s 0 /etc/machine-id
