@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{AwsSource, ImageFile};
+use super::model::AwsSource;
 use super::{names, ConfigError, Image, Project, SourceFile};
 
 /// The architectures an aws source may bake: Packer's amazon-ebs builds either, and EC2 has
@@ -20,15 +20,6 @@ pub fn image_arches(image: &Image) -> Vec<String> {
         .as_ref()
         .map(AwsSource::arches)
         .unwrap_or_default()
-}
-
-/// Whether an image's aws source bakes more than one architecture: then its AMIs, launch
-/// templates and plans are named by architecture.
-pub fn is_multi_arch(def: &ImageFile) -> bool {
-    def.sources
-        .aws
-        .as_ref()
-        .is_some_and(|a| a.architectures.len() > 1 || !a.arch_siblings.is_empty())
 }
 
 /// A name of one architecture's chain: `NAME-ARCH` when its image bakes several, else `NAME`.
@@ -165,19 +156,15 @@ fn check_entry(
             &format!("{field}.owners"),
             format!("{o:?} is not an AMI owner"),
         );
-        return Err(err
-            .with_hint("a 12-digit account id, or `self`, `amazon`, `aws-marketplace`")
-            .into());
+        return Err(err.with_hint(names::OWNER_RULE).into());
     }
-    if !names::one_line(&s.name) || s.name.is_empty() || s.name.len() > 128 {
+    if !names::valid_ami_name_pattern(&s.name) {
         let err = at(
             file,
             &format!("{field}.name"),
             format!("{:?} is not an AMI name pattern", s.name),
         );
-        return Err(err
-            .with_hint("an AMI name with `*` wildcards, on one line")
-            .into());
+        return Err(err.with_hint(names::AMI_NAME_PATTERN_RULE).into());
     }
     match s.architecture.as_deref() {
         Some(other) if other != arch => {

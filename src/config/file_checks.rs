@@ -525,7 +525,7 @@ fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError>
         ("sources.aws.instance_type", &a.instance_type, names::valid_instance_type(&a.instance_type), "an EC2 instance type", "e.g. `t3.micro`"),
         ("sources.aws.ssh_user", &a.ssh_user, names::valid_user(&a.ssh_user), "a valid user name", "use lowercase letters, digits, `_` and `-`, e.g. `admin` on Debian AMIs"),
         ("sources.aws.ami_name", &a.ami_name, names::valid_ami_name(&a.ami_name), "a valid AMI name", "3 to 128 of: letters, digits, ( ) [ ] space . / - ' @ _ and the placeholders {image} {layer} {hash}"),
-        ("sources.aws.source_ami.name", &a.source_ami.name, names::one_line(&a.source_ami.name) && !a.source_ami.name.is_empty() && a.source_ami.name.len() <= 128, "an AMI name pattern", "an AMI name with `*` wildcards, on one line"),
+        ("sources.aws.source_ami.name", &a.source_ami.name, names::valid_ami_name_pattern(&a.source_ami.name), "an AMI name pattern", names::AMI_NAME_PATTERN_RULE),
     ];
     for (field, value, ok, what, hint) in checks {
         if !ok {
@@ -550,7 +550,7 @@ fn check_aws_source(file: &SourceFile, a: &AwsSource) -> Result<(), ConfigError>
             "sources.aws.source_ami.owners",
             o,
             format!("{o:?} is not an AMI owner"),
-            "a 12-digit account id, or `self`, `amazon`, `aws-marketplace`",
+            names::OWNER_RULE,
         ));
     }
     if let Some(s) = a.subnet_id.as_ref().filter(|s| !names::valid_subnet(s)) {

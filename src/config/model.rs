@@ -171,11 +171,10 @@ pub struct AwsSource {
     /// AMI's. Not serialized: each chain hashes its own projected source ([`AwsSource::for_arch`]).
     #[serde(default, skip_serializing)]
     pub architectures: BTreeMap<String, ArchSource>,
-    /// Set by [`AwsSource::for_arch`] on a source whose file bakes several architectures:
-    /// them all. Its chain's launch templates, SSM parameters and jobs are then named by
-    /// architecture.
+    /// Set by [`AwsSource::for_arch`] on a chain of a source whose file bakes several
+    /// architectures: its launch templates and SSM parameters are then named by architecture.
     #[serde(skip)]
-    pub arch_siblings: Vec<String>,
+    pub one_of_several: bool,
 }
 
 /// One entry of `architectures:` in an aws source.
@@ -213,7 +212,7 @@ impl AwsSource {
     /// The architecture a projected chain names its launch templates, parameters and jobs
     /// with: only when its file bakes several.
     pub fn arch_suffix(&self) -> Option<&str> {
-        (!self.arch_siblings.is_empty() || self.architectures.len() > 1)
+        (self.one_of_several || self.architectures.len() > 1)
             .then_some(self.source_ami.architecture.as_str())
     }
 
@@ -226,9 +225,7 @@ impl AwsSource {
         }
         let entry = self.architectures.get(arch)?;
         let mut out = self.clone();
-        if self.architectures.len() > 1 {
-            out.arch_siblings = self.arches();
-        }
+        out.one_of_several = self.architectures.len() > 1;
         out.architectures = BTreeMap::new();
         if let Some(t) = &entry.instance_type {
             out.instance_type = t.clone();

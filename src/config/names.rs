@@ -155,6 +155,17 @@ pub fn valid_owner(o: &str) -> bool {
         || ["self", "amazon", "aws-marketplace"].contains(&o)
 }
 
+/// What [`valid_owner`] takes, for hints.
+pub const OWNER_RULE: &str = "a 12-digit account id, or `self`, `amazon`, `aws-marketplace`";
+
+/// A source AMI's name pattern, as EC2's `name` filter takes it: one line, 1 to 128 characters.
+pub fn valid_ami_name_pattern(p: &str) -> bool {
+    one_line(p) && !p.is_empty() && p.len() <= 128
+}
+
+/// What [`valid_ami_name_pattern`] takes, for hints.
+pub const AMI_NAME_PATTERN_RULE: &str = "an AMI name with `*` wildcards, on one line";
+
 /// Characters EC2 allows in an AMI name (plus `{` `}` for parbake's placeholders), 3 to 128.
 pub fn valid_ami_name(n: &str) -> bool {
     (3..=128).contains(&n.len())

@@ -587,10 +587,10 @@ fn current_top(
     source: &str,
     amis: &[Ami],
 ) -> Result<Option<(String, Reason)>> {
-    let multi = crate::config::arch::is_multi_arch(&project.images[&stack.def.image].def);
-    let name = match &project.images[&stack.def.image].def.sources.aws {
-        Some(a) if multi => format!("{} ({})", stack.name, a.source_ami.architecture),
-        _ => stack.name.clone(),
+    let aws = project.images[&stack.def.image].def.sources.aws.as_ref();
+    let name = match aws.and_then(|a| a.arch_suffix()) {
+        Some(arch) => format!("{} ({arch})", stack.name),
+        None => stack.name.clone(),
     };
     let req = crate::plan::PlanRequest {
         stack: stack.name.clone(),
