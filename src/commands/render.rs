@@ -56,10 +56,9 @@ pub fn run(ctx: &Ctx, args: RenderArgs) -> Result<()> {
     Ok(())
 }
 
-/// The source AMI id in layer 1's parent (`source:aws:REGION:ami-…:ARCH`), when it was
+/// The source AMI id in layer 1's parent (`source:` and its resolved identity), when it was
 /// resolved.
 fn resolved_source_ami(plan: &crate::plan::Plan) -> Option<String> {
-    let rest = plan.layers.first()?.parent.strip_prefix("source:aws:")?;
-    let ami = rest.split(':').nth(1)?;
-    ami.starts_with("ami-").then(|| ami.to_string())
+    let identity = plan.layers.first()?.parent.strip_prefix("source:")?;
+    crate::plan::source_identity::aws_ami(identity).map(String::from)
 }

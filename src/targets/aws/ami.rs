@@ -19,6 +19,16 @@ pub struct Ami {
     pub lifecycle: super::lifecycle::ImageLifecycle,
 }
 
+impl Ami {
+    /// The architecture it was baked for: its `parbake:arch` tag, else EC2's own.
+    pub fn arch(&self) -> String {
+        self.tags
+            .get("parbake:arch")
+            .cloned()
+            .unwrap_or_else(|| self.architecture.clone())
+    }
+}
+
 /// Seconds since the Unix epoch of an EC2 timestamp (`2024-03-15T17:20:00.000Z`).
 pub fn epoch_of(iso: &str) -> Option<u64> {
     let num = |r: std::ops::Range<usize>| iso.get(r)?.parse::<i64>().ok();
@@ -77,7 +87,7 @@ pub fn inputs_from_tags(tags: &BTreeMap<String, String>, region: &str) -> crate:
         // an AMI baked before `parbake:arch` recorded the identity without it
         let identity = match tags.get("parbake:arch") {
             Some(arch) => crate::plan::source_identity::aws(region, src, arch),
-            None => format!("aws:{region}:{src}"),
+            None => crate::plan::source_identity::aws_without_arch(region, src),
         };
         inputs.insert("parent".into(), format!("source:{identity}"));
     }

@@ -128,11 +128,7 @@ impl AwsBaker {
         crate::targets::plan_for(&self.project, req, |image| {
             let src = self.source(&image.name)?;
             if let Ok(a) = self.resolved_source(&image.name) {
-                return Ok(crate::plan::source_identity::aws(
-                    &src.region,
-                    &a.id,
-                    &src.source_ami.architecture,
-                ));
+                return Ok(crate::plan::source_identity::aws_resolved(src, &a.id));
             }
             progress.step("source AMI", "resolving");
             let ec2 = self.ec2(&src.region);
@@ -142,8 +138,7 @@ impl AwsBaker {
                 src.region, a.id, a.name, a.creation_date
             ));
             self.check_allowed_images(&ec2, &a, progress)?;
-            let identity =
-                crate::plan::source_identity::aws(&src.region, &a.id, &src.source_ami.architecture);
+            let identity = crate::plan::source_identity::aws_resolved(src, &a.id);
             self.sources
                 .lock()
                 .expect("sources")

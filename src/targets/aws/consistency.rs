@@ -26,11 +26,7 @@ pub fn peek_identity(image: &crate::config::Image) -> std::result::Result<String
     rt.block_on(async {
         let ec2 = Ec2::connect(&src.region, &Endpoint::from_env()).await;
         match tokio::time::timeout(PEEK_TIMEOUT, ec2.resolve_source_ami(&src.source_ami)).await {
-            Ok(Ok(ami)) => Ok(crate::plan::source_identity::aws(
-                &src.region,
-                &ami.id,
-                &src.source_ami.architecture,
-            )),
+            Ok(Ok(ami)) => Ok(crate::plan::source_identity::aws_resolved(src, &ami.id)),
             Ok(Err(e)) => Err(e.to_string().lines().next().unwrap_or_default().to_string()),
             Err(_) => Err(format!(
                 "EC2 in {} did not answer within {}s",
@@ -60,11 +56,7 @@ pub fn plan_for_target(
         let ec2 = rt.block_on(Ec2::connect(&src.region, &Endpoint::from_env()));
         let source = rt.block_on(ec2.resolve_source_ami(&src.source_ami))?;
         conn = Some((ec2, src.region.clone()));
-        Ok(crate::plan::source_identity::aws(
-            &src.region,
-            &source.id,
-            &src.source_ami.architecture,
-        ))
+        Ok(crate::plan::source_identity::aws_resolved(src, &source.id))
     })?;
     let (ec2, region) = conn.ok_or_else(|| Error::Internal("no EC2 connection".into()))?;
     rt.block_on(async {

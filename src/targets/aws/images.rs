@@ -57,21 +57,11 @@ pub(super) struct Today {
     pub(super) sources: BTreeMap<(String, String), String>,
 }
 
-impl Today {
-    /// The architecture an AMI was baked for: its `parbake:arch` tag, else EC2's own.
-    pub(super) fn arch_of(ami: &Ami) -> String {
-        ami.tags
-            .get("parbake:arch")
-            .cloned()
-            .unwrap_or_else(|| ami.architecture.clone())
-    }
-}
-
 /// The layer hash and run hash the layer an AMI carries would have if baked today, or why they
 /// cannot be known.
 fn current_hash(today: &Today, ami: &Ami) -> std::result::Result<(String, String), String> {
     let m = manifest_from_tags(&ami.id, &ami.tags)?;
-    let arch = Today::arch_of(ami);
+    let arch = ami.arch();
     let project = today
         .views
         .get(&arch)
@@ -218,7 +208,7 @@ async fn sources_in(
         let ami = ec2.resolve_source_ami(&src.source_ami).await?;
         sources.insert(
             image.name.clone(),
-            crate::plan::source_identity::aws(region, &ami.id, &src.source_ami.architecture),
+            crate::plan::source_identity::aws_resolved(src, &ami.id),
         );
     }
     Ok(sources)
@@ -263,7 +253,7 @@ fn node_of(today: &Today, ami: &Ami, now: u64) -> (Option<String>, ImageNode) {
         layer_hash: tag("parbake:layer-hash").unwrap_or_default(),
         image: tag("parbake:image").unwrap_or_default(),
         stack: tag("parbake:stack"),
-        arch: Today::arch_of(ami),
+        arch: ami.arch(),
         state: ami.state.clone(),
         age_s: epoch_of(&ami.creation_date)
             .map(|t| now.saturating_sub(t))

@@ -110,7 +110,7 @@ fn add(uses: &mut Uses, ami: &str, kind: &'static str, text: String) {
 /// counts each architecture's AMIs apart.
 fn group(a: &Ami) -> String {
     let image = a.tags.get("parbake:image").cloned().unwrap_or_default();
-    let arch = match super::images::Today::arch_of(a) {
+    let arch = match a.arch() {
         arch if arch == "x86_64" => String::new(),
         arch => format!(" {arch}"),
     };
