@@ -80,6 +80,18 @@ impl Printer {
         self.summary(value, text)
     }
 
+    /// The results of one command run once per architecture: a single one as
+    /// [`Printer::data`] prints it; several as one JSON array, or their texts one after
+    /// another.
+    pub fn data_each<T: Serialize>(&self, items: &[T], text: impl Fn(&T) -> String) -> Result<()> {
+        match items {
+            [one] => self.data(one, |v| text(v)),
+            _ => self.data(&items, |all| {
+                all.iter().map(&text).collect::<Vec<_>>().join("\n")
+            }),
+        }
+    }
+
     /// Like [`Printer::data`], but printed after an interruption too: a summary of what
     /// happened (`bake --all` stopped by Ctrl-C still says which layers failed or were skipped).
     pub fn summary<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {

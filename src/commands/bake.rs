@@ -99,12 +99,7 @@ pub fn run(ctx: &Ctx, args: BakeArgs) -> Result<()> {
         let ctx = ctx.for_arch(arch.as_deref());
         reports.push(backend(req.target).bake(&ctx.project, &req, &opts)?);
     }
-    match reports.as_slice() {
-        [one] => ctx.printer.data(one, bake_summary),
-        _ => ctx.printer.data(&reports, |rs| {
-            rs.iter().map(bake_summary).collect::<Vec<_>>().join("\n")
-        }),
-    }
+    ctx.printer.data_each(&reports, bake_summary)
 }
 
 /// `bake --all`: the summary is printed whatever happened (pipelines read it), then the exit

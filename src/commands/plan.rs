@@ -394,19 +394,9 @@ fn run_plan(ctx: &Ctx, stack: &super::StackArgs) -> Result<()> {
             template: template.clone(),
         })
         .collect();
-    let text = |docs: &Vec<PlanJson>| {
-        docs.iter()
-            .map(|p| plan_table(p.plan, p.user_data, &p.template))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     // one architecture: its plan as today; several: an array, one plan per chain
-    match docs.as_slice() {
-        [one] => ctx
-            .printer
-            .data(one, |p| plan_table(p.plan, p.user_data, &p.template))?,
-        _ => ctx.printer.data(&docs, text)?,
-    }
+    ctx.printer
+        .data_each(&docs, |p| plan_table(p.plan, p.user_data, &p.template))?;
     match plans.into_iter().find_map(|(_, _, e)| e) {
         Some(e) => Err(e.into()),
         None => Ok(()),

@@ -34,7 +34,9 @@ pub trait Report {
 }
 
 /// Several architectures' reports of one command: one document as a JSON array, or their
-/// texts one after another. A single report prints as itself.
+/// texts one after another. A single report prints as itself. (`Printer::data_each` for
+/// typed results; a report is printed through its own `print`, whose JSON keeps its fields'
+/// order, which its `json()` value does not.)
 pub fn print_all(reports: &[Box<dyn Report>], printer: &Printer) -> Result<()> {
     if let [one] = reports {
         return one.print(printer);
