@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml::{Mapping, Value};
 
-use super::{list, map, s, yaml_document, Dag, DagJob, DagLayer, DagStack};
+use super::{list, map, s, stack_env, stack_line, yaml_document, Dag, DagJob, DagLayer, DagStack};
 
 /// A level with more layers than this is emitted as matrices.
 pub const WIDE: usize = 32;
@@ -172,20 +172,15 @@ fn matrix_job(dag: &Dag, shard: &[&DagLayer], job_of: &BTreeMap<String, String>)
 fn stack_job(dag: &Dag, st: &DagStack, j: &DagJob, needs: &str) -> Value {
     let verb = &j.command[1];
     let mut steps = setup_steps(st.region.as_deref().map(s));
-    let mut env = vec![
-        ("PARBAKE_STACK", s(&st.stack)),
-        ("PARBAKE_TARGET", s(&dag.target.to_string())),
-    ];
-    let mut run = format!("parbake {verb} \"$PARBAKE_STACK\" --target \"$PARBAKE_TARGET\"");
+    let mut env: Vec<(&str, Value)> = stack_env(st).into_iter().map(|(k, v)| (k, s(v))).collect();
+    env.insert(1, ("PARBAKE_TARGET", s(&dag.target.to_string())));
     let mut name = format!("{verb} {}", st.stack);
     if let Some(a) = &st.arch {
-        env.push(("PARBAKE_ARCH", s(a)));
-        run.push_str(" --arch \"$PARBAKE_ARCH\"");
         name.push_str(&format!(" {a}"));
     }
     steps.push(map(vec![
         ("name", s(verb)),
-        ("run", s(&run)),
+        ("run", s(&stack_line(verb, st))),
         ("env", map(env)),
     ]));
     job(s(&name), vec![needs.to_string()], steps, vec![])

@@ -5,7 +5,7 @@
 
 use serde_yaml::{Mapping, Value};
 
-use super::{list, map, s, yaml_document, Dag, DagJob, DagLayer, DagStack};
+use super::{list, map, s, stack_env, stack_line, yaml_document, Dag, DagJob, DagLayer, DagStack};
 
 const BAKE_LINE: &str = "parbake bake --layer \"$PARBAKE_LAYER\" --target \"$PARBAKE_TARGET\"";
 const TOKEN_LINES: [&str; 2] = [
@@ -72,17 +72,11 @@ fn layer_job(l: &DagLayer) -> Value {
 }
 
 fn stack_job(st: &DagStack, j: &DagJob, verb: &str) -> Value {
-    let mut vars = vec![("PARBAKE_STACK", st.stack.as_str())];
-    let mut script = format!("parbake {verb} \"$PARBAKE_STACK\" --target \"$PARBAKE_TARGET\"");
-    if let Some(a) = &st.arch {
-        vars.push(("PARBAKE_ARCH", a.as_str()));
-        script.push_str(" --arch \"$PARBAKE_ARCH\"");
-    }
     map(vec![
         ("stage", s(verb)),
         ("needs", list(j.needs.clone())),
-        ("variables", variables(vars, st.region.as_deref())),
-        ("script", list([script])),
+        ("variables", variables(stack_env(st), st.region.as_deref())),
+        ("script", list([stack_line(verb, st)])),
     ])
 }
 

@@ -256,6 +256,24 @@ pub(crate) fn yaml_document(value: &serde_yaml::Value) -> String {
     )
 }
 
+/// The shell line of a stack's verify or publish job; its values come from the job's
+/// environment ([`stack_env`], and `PARBAKE_TARGET`).
+fn stack_line(verb: &str, st: &DagStack) -> String {
+    let mut line = format!("parbake {verb} \"$PARBAKE_STACK\" --target \"$PARBAKE_TARGET\"");
+    if st.arch.is_some() {
+        line.push_str(" --arch \"$PARBAKE_ARCH\"");
+    }
+    line
+}
+
+/// The environment a stack's job sets for [`stack_line`]: the stack, and its architecture
+/// when it is one architecture's job.
+fn stack_env(st: &DagStack) -> Vec<(&'static str, &str)> {
+    let mut env = vec![("PARBAKE_STACK", st.stack.as_str())];
+    env.extend(st.arch.as_deref().map(|a| ("PARBAKE_ARCH", a)));
+    env
+}
+
 /// A YAML string.
 fn s(v: &str) -> serde_yaml::Value {
     serde_yaml::Value::String(v.to_string())
