@@ -44,6 +44,18 @@ impl Ctx {
             .map(|d| self.project.root.join(d))
             .collect()
     }
+
+    /// The context one architecture's chains run in: the project projected
+    /// ([`Project::for_arch`]); `None` keeps it as loaded.
+    pub fn for_arch(&self, arch: Option<&str>) -> std::borrow::Cow<'_, Ctx> {
+        match arch {
+            None => std::borrow::Cow::Borrowed(self),
+            Some(a) => std::borrow::Cow::Owned(Ctx {
+                project: self.project.for_arch(a),
+                printer: self.printer,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -83,6 +95,21 @@ impl StackArgs {
         }
         Ok(all.pop().flatten())
     }
+
+    pub fn request(&self) -> PlanRequest {
+        PlanRequest {
+            stack: self.stack.clone(),
+            promote: self.promote.clone(),
+            target: self.target,
+            source_identity: None,
+        }
+    }
+
+    /// A request whose source identity is the one a bake would use, when it can be known
+    /// without building anything (`targets::interface::resolved_request`).
+    pub fn resolved_request(&self, ctx: &Ctx) -> PlanRequest {
+        crate::targets::resolved_request(&ctx.project, &self.request(), &ctx.printer)
+    }
 }
 
 /// The architectures a stack command runs for on `target` (`arch`: its `--arch`), as the
@@ -102,37 +129,6 @@ pub fn arches_of(
     match image {
         Some(image) => crate::targets::backend(target).arch_chains(image, arch),
         None => Ok(vec![None]),
-    }
-}
-
-impl Ctx {
-    /// The context one architecture's chains run in: the project projected
-    /// ([`Project::for_arch`]); `None` keeps it as loaded.
-    pub fn for_arch(&self, arch: Option<&str>) -> std::borrow::Cow<'_, Ctx> {
-        match arch {
-            None => std::borrow::Cow::Borrowed(self),
-            Some(a) => std::borrow::Cow::Owned(Ctx {
-                project: self.project.for_arch(a),
-                printer: self.printer,
-            }),
-        }
-    }
-}
-
-impl StackArgs {
-    pub fn request(&self) -> PlanRequest {
-        PlanRequest {
-            stack: self.stack.clone(),
-            promote: self.promote.clone(),
-            target: self.target,
-            source_identity: None,
-        }
-    }
-
-    /// A request whose source identity is the one a bake would use, when it can be known
-    /// without building anything (`targets::interface::resolved_request`).
-    pub fn resolved_request(&self, ctx: &Ctx) -> PlanRequest {
-        crate::targets::resolved_request(&ctx.project, &self.request(), &ctx.printer)
     }
 }
 

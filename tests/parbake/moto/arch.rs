@@ -74,15 +74,9 @@ fn baked_layer(rep: &serde_json::Value) -> (String, String) {
     (s("image"), s("hash"))
 }
 
+/// EC2's Architecture of an AMI (DescribeImages).
 async fn architecture_of(ec2: &Ec2, ami: &str) -> String {
-    let d = ec2
-        .sdk()
-        .describe_images()
-        .image_ids(ami)
-        .send()
-        .await
-        .unwrap();
-    d.images()[0].architecture().unwrap().as_str().to_string()
+    ec2.image(ami).await.unwrap().architecture
 }
 
 /// The arm64 AMI has the x86 one's parbake:* tags, with the same values but for what follows
